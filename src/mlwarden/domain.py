@@ -1,0 +1,170 @@
+"""The concepts of DESIGN.md as typed values shared by every layer.
+
+These are plain pydantic models: the store persists them, the API sends them, the monitor and
+agent read them. They import nothing from the rest of mlwarden.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class FeatureType(StrEnum):
+    NUMERIC = "numeric"
+    INTEGER = "integer"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+
+
+class FindingKind(StrEnum):
+    """The fixed vocabulary of what detectors report."""
+
+    DATA_DRIFT = "data_drift"
+    CONCEPT_DRIFT = "concept_drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    DATA_QUALITY = "data_quality"
+    LATENCY = "latency"
+    ERROR_RATE = "error_rate"
+    FRESHNESS = "freshness"
+    ANOMALY = "anomaly"
+
+
+class ActionKind(StrEnum):
+    """The fixed vocabulary of what the agent can do."""
+
+    NONE = "none"
+    ALERT = "alert"
+    ROLLBACK = "rollback"
+    FALLBACK = "fallback"
+    RETRAIN = "retrain"
+    DISABLE = "disable"
+    CANARY = "canary"
+    SHADOW = "shadow"
+    PROMOTE = "promote"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        order = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+class FeatureSpec(BaseModel):
+    """One input feature of a model: its type and, when known, what values are allowed."""
+
+    name: str = Field(min_length=1)
+    type: FeatureType = FeatureType.NUMERIC
+    categories: list[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = True
+
+    @model_validator(mode="after")
+    def _check_range(self) -> FeatureSpec:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}")
+        return self
+
+
+class ModelSpec(BaseModel):
+    """A monitored model: name, task, feature schema, target and positive class."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    task: Task
+    features: list[FeatureSpec] = Field(min_length=1)
+    target: str | None = None
+    positive_class: str | int | None = None
+    description: str = ""
+
+    @field_validator("features")
+    @classmethod
+    def _unique_names(cls, features: list[FeatureSpec]) -> list[FeatureSpec]:
+        seen: set[str] = set()
+        for feature in features:
+            if feature.name in seen:
+                raise ValueError(f"feature {feature.name!r} is listed twice")
+            seen.add(feature.name)
+        return features
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+class DeploymentState(BaseModel):
+    """The routing of a model: which versions answer, and how. Each change is a new revision."""
+
+    live_version: int | None = None
+    fallback_version: int | None = None
+    canary_version: int | None = None
+    canary_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    shadow_version: int | None = None
+    disabled: bool = False
+    default_response: Any = None
+
+
+class Deployment(DeploymentState):
+    model: str
+    environment: str = "production"
+    revision: int
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+class Record(BaseModel):
+    """One prediction, served by the gateway or logged by a model served elsewhere."""
+
+    id: str
+    model: str
+    version: int | None = None
+    timestamp: datetime
+    features: dict[str, Any]
+    prediction: Any = None
+    scores: dict[str, float] | float | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    served_by: Literal["live", "fallback", "canary", "shadow", "default", "external"] = "external"
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for an int or float that is neither NaN nor infinite (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
+class Finding(BaseModel):
+    """A detector's verdict on one window: what it saw, how strongly, and why it matters."""
+
+    kind: FindingKind
+    detector: str
+    features: list[str] = Field(default_factory=list)
+    statistic: str
+    score: float
+    threshold: float
+    p_value: float | None = None
+    window: int | None = None
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("score", "threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("a finding's score and threshold must be finite numbers")
+        return value
