@@ -23,6 +23,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# None goes in as SQL NULL (not the JSON text 'null'), so "IS NULL" means "absent"
+NULLABLE_JSON = JSON(none_as_null=True)
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -52,11 +55,13 @@ versions = Table(
     Column("kind", String(16), nullable=False),  # "sklearn" | "remote"
     Column("artifact", LargeBinary, nullable=True),  # skops bytes for "sklearn"
     Column("artifact_sha256", String(64), nullable=True),
-    Column("endpoint", JSON, nullable=True),  # url, protocol, remote name, headers for "remote"
+    Column(
+        "endpoint", NULLABLE_JSON, nullable=True
+    ),  # url, protocol, remote name, headers for "remote"
     Column("timeout_ms", Float, nullable=True),
     Column("training_metrics", JSON, nullable=False, default=dict),
-    Column("reference_sample", JSON, nullable=True),  # list of feature dicts (+ target)
-    Column("feature_importance", JSON, nullable=True),
+    Column("reference_sample", NULLABLE_JSON, nullable=True),  # list of feature dicts (+ target)
+    Column("feature_importance", NULLABLE_JSON, nullable=True),
     Column("health", String(16), nullable=False, default="unknown"),  # unknown|healthy|unhealthy
     Column("description", Text, nullable=False, default=""),
     Column("created_by", String(128), nullable=False, default="system"),
@@ -77,7 +82,7 @@ deployment_revisions = Table(
     Column("canary_weight", Float, nullable=False, default=0.0),
     Column("shadow_version", Integer, nullable=True),
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("default_response", JSON, nullable=True),
+    Column("default_response", NULLABLE_JSON, nullable=True),
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -93,8 +98,8 @@ records = Table(
     Column("ts", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("features", JSON, nullable=False),
-    Column("prediction", JSON, nullable=True),
-    Column("scores", JSON, nullable=True),
+    Column("prediction", NULLABLE_JSON, nullable=True),
+    Column("scores", NULLABLE_JSON, nullable=True),
     Column("latency_ms", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("served_by", String(16), nullable=False, default="external"),

@@ -1,0 +1,84 @@
+"""Fixtures shared by every test suite.
+
+- ``database_url``: a fresh, migrated, empty database per test, parametrized over SQLite (a file
+  in ``tmp_path``) and PostgreSQL (one database per test session at 127.0.0.1:5432, created
+  with a random name, emptied between tests and dropped at the end). PostgreSQL cases carry
+  the ``postgres`` marker, so ``-m "not postgres"`` runs SQLite only.
+- ``store``: a ``Store`` opened on ``database_url`` and closed after the test.
+- ``sqlite_store``: a ``Store`` on a SQLite file only, for tests that need just one backend.
+- ``pg_admin_url`` / ``pg_database``: the PostgreSQL server and this session's own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mlwarden.store import Store
+from mlwarden.store.tables import metadata
+
+PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of the maintenance database ``test`` on the shared PostgreSQL server."""
+    return f"{PG_SERVER}/test"
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_admin_url: str) -> Iterator[str]:
+    """URL of a PostgreSQL database owned by this test session, migrated once, dropped after."""
+    name = f"mlw_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_SERVER}/{name}"
+    Store(url).close()  # migrate once; tests then only empty the tables
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh empty database for one test, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlwarden.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated, empty ``Store`` (SQLite and PostgreSQL)."""
+    opened = Store(database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty ``Store`` on a SQLite file."""
+    opened = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    yield opened
+    opened.close()

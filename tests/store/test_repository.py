@@ -1,0 +1,273 @@
+"""The Store against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, text, update
+
+from mlwarden.domain import DeploymentState, FeatureSpec, FeatureType, ModelSpec, Record, Role, Task
+from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.store import Store
+from mlwarden.store import tables as t
+from mlwarden.store.migrations import current_revision
+
+SPEC = ModelSpec(
+    name="churn",
+    task=Task.CLASSIFICATION,
+    features=[
+        FeatureSpec(name="age", type=FeatureType.NUMERIC, minimum=0, maximum=120),
+        FeatureSpec(name="plan", type=FeatureType.CATEGORICAL, categories=["a", "b"]),
+    ],
+    target="churned",
+    positive_class=1,
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _records(n: int, start: int = 0, model: str = "churn") -> list[dict]:
+    return [
+        {
+            "id": f"r{i:06d}",
+            "model": model,
+            "version": 1,
+            "timestamp": T0 + timedelta(seconds=i),
+            "features": {"age": 20 + i % 50, "plan": "ab"[i % 2]},
+            "prediction": i % 2,
+            "scores": {"0": 0.4, "1": 0.6},
+            "latency_ms": 1.5,
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_migrates_to_head_and_creates_every_table(store: Store) -> None:
+    assert current_revision(store.engine) == "0001"
+    names = set(inspect(store.engine).get_table_names())
+    assert {table.name for table in t.metadata.sorted_tables} <= names
+    assert store.ping()
+
+
+def test_reopening_a_migrated_database_keeps_its_data(database_url: str) -> None:
+    first = Store(database_url)
+    first.create_model(SPEC, actor="alice")
+    first.close()
+    second = Store(database_url)
+    assert second.get_model("churn") == SPEC
+    second.close()
+
+
+def test_ping_is_false_when_the_database_is_unreachable() -> None:
+    store = Store("postgresql://postgres@127.0.0.1:1/none", migrate=False)
+    assert store.ping() is False
+
+
+def test_models_round_trip_and_errors(store: Store) -> None:
+    store.create_model(SPEC, actor="alice")
+    assert store.get_model("churn") == SPEC
+    assert [m.name for m in store.list_models()] == ["churn"]
+    with pytest.raises(Conflict, match="already exists"):
+        store.create_model(SPEC)
+    with pytest.raises(NotFound, match="known models: churn"):
+        store.get_model("nope")
+    store.set_monitoring("churn", False)
+    assert not store.is_monitored("churn")
+    assert store.monitored_models() == []
+    kinds = [e["kind"] for e in store.events("churn")]
+    assert kinds == ["config", "register"]
+
+
+def test_versions_number_up_and_keep_their_payload(store: Store) -> None:
+    store.create_model(SPEC)
+    v1 = store.add_version(
+        "churn",
+        kind="sklearn",
+        artifact=b"skops-bytes",
+        training_metrics={"accuracy": 0.9},
+        reference_sample=[{"age": 30, "plan": "a", "churned": 0}],
+        feature_importance={"age": 0.3, "plan": 0.1},
+        actor="bob",
+    )
+    v2 = store.add_version(
+        "churn",
+        kind="remote",
+        endpoint={"url": "http://h/predict", "protocol": "json"},
+        timeout_ms=250,
+    )
+    assert (v1.number, v2.number) == (1, 2)
+    assert v1.has_reference and not v2.has_reference
+    assert v1.training_metrics == {"accuracy": 0.9}
+    assert v1.created_at.tzinfo is not None
+    assert store.load_artifact("churn", 1) == b"skops-bytes"
+    assert store.reference_sample("churn", 1) == [{"age": 30, "plan": "a", "churned": 0}]
+    assert [v.number for v in store.list_versions("churn")] == [1, 2]
+    store.set_version_health("churn", 2, "unhealthy")
+    assert store.get_version("churn", 2).health == "unhealthy"
+    with pytest.raises(NotFound, match=r"no version 7; versions: \[1, 2\]"):
+        store.get_version("churn", 7)
+    with pytest.raises(InvalidInput, match="without an artifact"):
+        store.load_artifact("churn", 2)
+    with pytest.raises(InvalidInput, match="endpoint with a url"):
+        store.add_version("churn", kind="remote", endpoint={})
+
+
+def test_deployment_revisions_and_undo(store: Store) -> None:
+    store.create_model(SPEC)
+    for _ in range(3):
+        store.add_version("churn", kind="sklearn", artifact=b"x")
+    assert store.get_deployment("churn") is None
+    d1 = store.set_deployment("churn", DeploymentState(live_version=1), actor="a", reason="first")
+    d2 = store.set_deployment(
+        "churn",
+        DeploymentState(live_version=2, fallback_version=1, canary_version=3, canary_weight=0.1),
+        actor="b",
+        reason="second",
+    )
+    assert (d1.revision, d2.revision) == (1, 2)
+    assert store.get_deployment("churn") == d2
+    undone = store.undo_deployment("churn", 1, actor="c", reason="back")
+    assert undone.revision == 3
+    assert undone.live_version == 1 and undone.canary_version is None
+    assert [d.revision for d in store.deployment_history("churn")] == [3, 2, 1]
+    # environments are independent
+    staging = store.set_deployment(
+        "churn", DeploymentState(live_version=3), actor="a", environment="staging"
+    )
+    assert staging.revision == 1
+    with pytest.raises(NotFound, match="live version 9 does not exist"):
+        store.set_deployment("churn", DeploymentState(live_version=9), actor="a")
+    with pytest.raises(NotFound, match="no deployment revision 42"):
+        store.undo_deployment("churn", 42, actor="a")
+    with pytest.raises(InvalidInput, match="canary weight needs a canary version"):
+        store.set_deployment("churn", DeploymentState(live_version=1, canary_weight=0.5), actor="a")
+
+
+def test_insert_records_is_idempotent_by_id(store: Store) -> None:
+    store.create_model(SPEC)
+    assert store.insert_records(_records(100)) == 100
+    assert store.insert_records(_records(150, start=50)) == 100  # 50 overlap
+    assert store.count_records("churn") == 200
+    assert store.record_ids_present(["r000000", "r000199", "zzz"]) == {"r000000", "r000199"}
+    assert store.insert_records([]) == 0
+
+
+def test_insert_accepts_domain_records_and_unknown_model_fails(store: Store) -> None:
+    store.create_model(SPEC)
+    record = Record(
+        id="x1",
+        model="churn",
+        timestamp=T0,
+        features={"age": 1, "plan": "a"},
+        prediction=1,
+        served_by="canary",
+    )
+    assert store.insert_records([record]) == 1
+    assert store.fetch_records("churn")[0]["served_by"] == "canary"
+    with pytest.raises(NotFound, match="unknown model 'ghost'"):
+        store.insert_records(_records(1, model="ghost"))
+
+
+def test_fetch_records_orders_filters_pages_and_normalises_time(store: Store) -> None:
+    store.create_model(SPEC)
+    store.insert_records(_records(30))
+    paris = timezone(timedelta(hours=1))
+    rows = store.fetch_records(
+        "churn",
+        since=T0 + timedelta(seconds=10),
+        until=(T0 + timedelta(seconds=20)).astimezone(paris),
+    )
+    assert [r["id"] for r in rows] == [f"r{i:06d}" for i in range(10, 20)]
+    first = rows[0]
+    assert first["timestamp"] == T0 + timedelta(seconds=10)
+    assert first["timestamp"].tzinfo is not None and first["timestamp"].utcoffset() == timedelta(0)
+    assert first["features"] == {"age": 30, "plan": "a"}
+    assert first["scores"] == {"0": 0.4, "1": 0.6}
+    assert first["label"] is None
+    page1 = store.fetch_records("churn", limit=12)
+    page2 = store.fetch_records("churn", limit=100, after_id=page1[-1]["id"])
+    assert [r["id"] for r in page1 + page2] == [f"r{i:06d}" for i in range(30)]
+    assert store.fetch_records("churn", newest_first=True, limit=1)[0]["id"] == "r000029"
+    frame = store.records_frame("churn", limit=5)
+    assert list(frame.columns[-2:]) == ["age", "plan"]
+    assert frame["age"].tolist() == [20, 21, 22, 23, 24]
+
+
+def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
+    store.create_model(SPEC)
+    other = SPEC.model_copy(update={"name": "other"})
+    store.create_model(other)
+    store.insert_records(_records(5))
+    store.insert_records(_records(1, start=100, model="other"))
+    accepted, unknown = store.add_feedback(
+        "churn", [("r000000", 1), ("r000001", 0), ("nope", 1), ("r000100", 1)]
+    )
+    assert accepted == 2
+    assert unknown == ["nope", "r000100"]  # r000100 belongs to another model
+    assert store.add_feedback("churn", [("r000000", 0)]) == (1, [])
+    labels = {r["id"]: r["label"] for r in store.fetch_records("churn")}
+    assert labels == {"r000000": 0, "r000001": 0, "r000002": None, "r000003": None, "r000004": None}
+    assert store.count_feedback("churn") == 2
+
+
+def test_purge_removes_old_records_and_their_labels(store: Store) -> None:
+    store.create_model(SPEC)
+    store.insert_records(_records(10))
+    store.add_feedback("churn", [("r000001", 1), ("r000008", 0)])
+    assert store.purge_records(T0 + timedelta(seconds=5)) == 5
+    assert store.count_records("churn") == 5
+    assert store.count_feedback("churn") == 1
+
+
+def test_audit_chain_verifies_and_detects_tampering(store: Store) -> None:
+    store.audit("alice", "deploy", "churn", {"version": 1, "when": T0})
+    store.audit("bob", "rollback", "churn", {"to": 1})
+    store.create_model(SPEC, actor="carol")  # audited too
+    assert store.verify_audit() == (True, None)
+    entries = store.audit_entries()
+    assert [e["action"] for e in entries] == ["model.register", "rollback", "deploy"]
+    assert entries[1]["prev_hash"] == entries[2]["hash"]
+    assert store.audit_entries(actor="bob")[0]["details"] == {"to": 1}
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(t.audit_log).where(t.audit_log.c.actor == "bob").values(details={"to": 2})
+        )
+    ok, bad = store.verify_audit()
+    assert not ok and bad == entries[1]["id"]
+
+
+def test_audit_detects_a_deleted_entry(store: Store) -> None:
+    for i in range(3):
+        store.audit("a", "x", str(i))
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE target = '1'"))
+    assert store.verify_audit()[0] is False
+
+
+def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
+    token = store.create_token("ci", Role.OPERATOR)
+    assert store.authenticate(token) == ("ci", Role.OPERATOR)
+    assert store.authenticate(token + "x") is None
+    assert store.authenticate("") is None
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalar()
+    assert token not in stored and len(stored) == 64
+    with pytest.raises(Conflict):
+        store.create_token("ci", "admin")
+    store.revoke_token("ci")
+    assert store.authenticate(token) is None
+    with pytest.raises(NotFound):
+        store.revoke_token("ci")
+    again = store.create_token("ci", "admin")
+    assert store.authenticate(again) == ("ci", Role.ADMIN)
+    assert [tok["name"] for tok in store.list_tokens()] == ["ci"]
+
+
+def test_events_are_global_or_per_model(store: Store) -> None:
+    store.create_model(SPEC)
+    store.add_event(None, "maintenance", "ops", {"note": "db upgrade"})
+    store.add_event("churn", "deploy", "alice", {"version": 1})
+    assert [e["kind"] for e in store.events("churn")] == ["deploy", "register"]
+    everything = store.events(None)
+    assert everything[0]["model"] == "churn" and everything[1]["model"] is None
+    assert [e["kind"] for e in store.events(kinds=["maintenance"])] == ["maintenance"]
