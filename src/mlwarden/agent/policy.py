@@ -1,0 +1,353 @@
+"""The agent's policy: what is persistent, how severe, which action, and the limits on acting.
+
+A policy file has ``defaults`` that hold for every model and an optional ``models`` section whose
+entries override the defaults key by key (nested mappings merge, everything else replaces).
+The decision table of DESIGN.md is the default, in ``policies/default.yaml``.
+
+Errors name the line of the offending key: the YAML is composed into nodes (which keep their
+``start_mark``) before it is validated; each pydantic error location is walked back to its node.
+
+>>> text = "defaults:\\n  mode: advisory\\nmodels:\\n  fraud:\\n    mode: autonomous\\n"
+>>> policy = load_policy_text(text)
+>>> policy.for_model("fraud").mode, policy.for_model("other").mode
+('autonomous', 'advisory')
+"""
+
+from __future__ import annotations
+
+import copy
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlwarden.domain import ActionKind, FindingKind
+from mlwarden.errors import InvalidInput
+
+
+class Diagnosis(StrEnum):
+    """The rows of DESIGN.md's decision table: what kind of failure the findings add up to."""
+
+    NOISE = "noise"
+    DATA_QUALITY = "data_quality"
+    REGRESSION_AFTER_DEPLOY = "regression_after_deploy"
+    CONCEPT_DRIFT = "concept_drift"
+    COVARIATE_DRIFT_PERFORMANCE_DROP = "covariate_drift_performance_drop"
+    COVARIATE_DRIFT_STABLE = "covariate_drift_stable"
+    LATENCY_OR_ERRORS = "latency_or_errors"
+    COLLAPSED_PREDICTIONS = "collapsed_predictions"
+    LATE_DATA = "late_data"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PersistenceRule(_Strict):
+    """When a finding stops being a noisy window and becomes a persistent failure.
+
+    ``k_of_n``: at least ``k`` of the last ``n`` windows carry a finding of that kind.
+    ``sprt``: Wald's sequential probability ratio test on the flagged/unflagged sequence, with
+    ``p0`` the false-alarm rate of a healthy model and ``p1`` the flag rate of a broken one.
+    """
+
+    method: Literal["k_of_n", "sprt"] = "k_of_n"
+    k: int = Field(default=3, ge=1)
+    n: int = Field(default=5, ge=1)
+    p0: float = Field(default=0.05, gt=0.0, lt=1.0)
+    p1: float = Field(default=0.6, gt=0.0, lt=1.0)
+    alpha: float = Field(default=0.01, gt=0.0, lt=0.5)
+    beta: float = Field(default=0.05, gt=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PersistenceRule:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) cannot be larger than n ({self.n})")
+        if self.p1 <= self.p0:
+            raise ValueError(f"p1 ({self.p1}) must be larger than p0 ({self.p0})")
+        return self
+
+
+class KindThreshold(_Strict):
+    """A finding only counts when ``score / threshold`` reaches ``min_ratio``."""
+
+    min_ratio: float = Field(default=1.0, ge=0.0)
+
+
+class SeverityLevel(_Strict):
+    """Any one condition met raises the severity to this level."""
+
+    effect_ratio: float | None = Field(default=None, gt=0.0)
+    traffic_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    performance_drop: float | None = Field(default=None, ge=0.0)
+
+
+class SeverityRules(_Strict):
+    medium: SeverityLevel = SeverityLevel(
+        effect_ratio=1.5, traffic_share=0.1, performance_drop=0.02
+    )
+    high: SeverityLevel = SeverityLevel(effect_ratio=3.0, traffic_share=0.3, performance_drop=0.05)
+    critical: SeverityLevel = SeverityLevel(
+        effect_ratio=10.0, traffic_share=0.6, performance_drop=0.15
+    )
+
+
+class RetrainSettings(_Strict):
+    min_labels: int = Field(default=200, ge=10)
+    holdout_fraction: float = Field(default=0.3, gt=0.0, lt=0.9)
+    include_reference: bool = True
+    min_improvement: float = Field(default=0.0, ge=0.0)
+    rollout: Literal["canary", "shadow", "direct"] = "canary"
+    canary_weight: float = Field(default=0.1, gt=0.0, lt=1.0)
+    recent_records: int = Field(default=5000, ge=10)
+
+
+class AlertSettings(_Strict):
+    webhook_url: str | None = None
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0.0)
+    timeout_s: float = Field(default=5.0, gt=0.0)
+
+
+class VerifySettings(_Strict):
+    windows: int = Field(default=2, ge=1)
+    tolerance: float = Field(default=0.05, ge=0.0)
+    max_wait_windows: int = Field(default=6, ge=1)
+
+
+class ModelPolicy(_Strict):
+    """The policy for one model, after the model's overrides are merged over the defaults."""
+
+    mode: Literal["advisory", "autonomous"] = "autonomous"
+    persistence: PersistenceRule = PersistenceRule()
+    thresholds: dict[FindingKind, KindThreshold] = Field(default_factory=dict)
+    severity: SeverityRules = SeverityRules()
+    actions: dict[Diagnosis, list[ActionKind]] = Field(default_factory=dict)
+    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    approval_required: list[ActionKind] = Field(default_factory=list)
+    approval_from_severity: Severity = Severity.CRITICAL
+    approval_expiry_minutes: float = Field(default=24 * 60, gt=0)
+    cooldown_minutes: dict[ActionKind, float] = Field(default_factory=dict)
+    default_cooldown_minutes: float = Field(default=30.0, ge=0.0)
+    max_actions_per_day: int = Field(default=6, ge=0)
+    deploy_window_minutes: float = Field(default=120.0, ge=0.0)
+    retrain: RetrainSettings = RetrainSettings()
+    alert: AlertSettings = AlertSettings()
+    verify: VerifySettings = VerifySettings()
+    disable_without_fallback: bool = True
+
+    def actions_for(self, diagnosis: Diagnosis) -> list[ActionKind]:
+        return list(self.actions.get(diagnosis, DEFAULT_ACTIONS[diagnosis]))
+
+    def min_ratio(self, kind: FindingKind) -> float:
+        return self.thresholds.get(kind, KindThreshold()).min_ratio
+
+    def cooldown(self, action: ActionKind) -> float:
+        return self.cooldown_minutes.get(action, self.default_cooldown_minutes)
+
+
+DEFAULT_ACTIONS: dict[Diagnosis, list[ActionKind]] = {
+    Diagnosis.NOISE: [ActionKind.NONE],
+    Diagnosis.DATA_QUALITY: [ActionKind.FALLBACK, ActionKind.ALERT],
+    Diagnosis.REGRESSION_AFTER_DEPLOY: [ActionKind.ROLLBACK, ActionKind.ALERT],
+    Diagnosis.CONCEPT_DRIFT: [ActionKind.RETRAIN, ActionKind.ALERT],
+    Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP: [ActionKind.RETRAIN, ActionKind.ALERT],
+    Diagnosis.COVARIATE_DRIFT_STABLE: [ActionKind.ALERT],
+    Diagnosis.LATENCY_OR_ERRORS: [ActionKind.FALLBACK, ActionKind.ALERT],
+    Diagnosis.COLLAPSED_PREDICTIONS: [ActionKind.FALLBACK, ActionKind.ALERT],
+    Diagnosis.LATE_DATA: [ActionKind.ALERT],
+}
+
+
+class PolicyFile(_Strict):
+    version: Literal[1] = 1
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Policy:
+    """A validated policy file: ``for_model(name)`` gives the merged ``ModelPolicy``."""
+
+    def __init__(self, raw: dict[str, Any], source: str = "<policy>") -> None:
+        self.raw = raw
+        self.source = source
+        parsed = PolicyFile.model_validate(raw)
+        self.defaults = ModelPolicy.model_validate(parsed.defaults)
+        self._models = {
+            name: ModelPolicy.model_validate(_deep_merge(parsed.defaults, override))
+            for name, override in parsed.models.items()
+        }
+
+    def for_model(self, name: str) -> ModelPolicy:
+        return self._models.get(name, self.defaults)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class PolicyProblem(BaseModel):
+    """One error of a policy file, with the line (1-based) it sits on when known."""
+
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class PolicyError(InvalidInput):
+    """A policy file that cannot be used; ``problems`` lists each error with its line."""
+
+    def __init__(self, source: str, problems: list[PolicyProblem]) -> None:
+        text = "\n".join(f"{source}: {p}" for p in problems)
+        super().__init__(f"invalid policy\n{text}", problems=[p.model_dump() for p in problems])
+        self.problems = problems
+
+
+def _node_at(node: yaml.Node | None, path: tuple[Any, ...]) -> yaml.Node | None:
+    """The node that ``path`` names: a mapping key's own node, so the line is the key's line.
+
+    When part of the path does not exist (a missing required key), the deepest existing node is
+    returned, so the error points at the mapping that lacks the key.
+    """
+    located = node
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    located, node = key_node, value_node
+                    break
+            else:
+                return located
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            located = node = node.value[part]
+        else:
+            return located
+    return located
+
+
+def _problems_from(
+    error: ValidationError, root: yaml.Node | None, prefix: tuple[Any, ...]
+) -> list[PolicyProblem]:
+    problems = []
+    for item in error.errors():
+        # pydantic adds the validator's function name or a union member to the location; drop them
+        loc = tuple(
+            p
+            for p in item["loc"]
+            if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        )
+        path = prefix + loc
+        node = _node_at(root, path)
+        line = node.start_mark.line + 1 if node is not None else None
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(
+            PolicyProblem(line=line, path=".".join(str(p) for p in path), message=message)
+        )
+    return problems
+
+
+def _has_path(data: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return False
+    return True
+
+
+def load_policy_text(text: str, source: str = "<policy>") -> Policy:
+    """Parse and validate a policy from YAML text; raise ``PolicyError`` with line numbers."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(
+            source, [PolicyProblem(line=line, path="", message=f"not valid YAML: {problem}")]
+        ) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PolicyError(
+            source,
+            [
+                PolicyProblem(
+                    line=1,
+                    path="",
+                    message="a policy must be a mapping with 'defaults' and 'models'",
+                )
+            ],
+        )
+    try:
+        parsed = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(source, _problems_from(exc, root, ())) from exc
+    problems: list[PolicyProblem] = []
+    try:
+        ModelPolicy.model_validate(parsed.defaults)
+    except ValidationError as exc:
+        problems += _problems_from(exc, root, ("defaults",))
+    for name, override in parsed.models.items():
+        try:
+            ModelPolicy.model_validate(_deep_merge(parsed.defaults, override))
+        except ValidationError as exc:
+            for problem in _problems_from(exc, root, ("models", name)):
+                # an error inherited from the defaults is already reported at the defaults' line
+                inherited = not _has_path(override, problem.path.split(".")[2:])
+                if not (inherited and any(p.path.startswith("defaults") for p in problems)):
+                    problems.append(problem)
+    if problems:
+        raise PolicyError(source, problems)
+    return Policy(raw, source)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file, or the bundled default policy when ``path`` is None."""
+    if path is None:
+        text = (
+            resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8")
+        )
+        return load_policy_text(text, "default.yaml")
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"policy file {file} does not exist")
+    return load_policy_text(file.read_text("utf-8"), str(file))
+
+
+def validate_policy_file(path: str | Path) -> list[PolicyProblem]:
+    """Every problem of a policy file (empty when valid); used by ``mlwarden policy validate``."""
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        return exc.problems
+    return []

@@ -1,0 +1,88 @@
+"""The policy file: defaults, per-model overrides and errors that name their line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlwarden.agent.policy import (
+    DEFAULT_ACTIONS,
+    Diagnosis,
+    PolicyError,
+    load_policy,
+    load_policy_text,
+)
+from mlwarden.cli.main import app
+from mlwarden.domain import ActionKind
+
+
+def test_default_policy_is_the_decision_table() -> None:
+    policy = load_policy().for_model("any")
+    for diagnosis in Diagnosis:
+        assert policy.actions_for(diagnosis) == DEFAULT_ACTIONS[diagnosis]
+    assert policy.actions_for(Diagnosis.NOISE) == [ActionKind.NONE]
+    assert policy.actions_for(Diagnosis.REGRESSION_AFTER_DEPLOY)[0] is ActionKind.ROLLBACK
+    assert policy.retrain.min_labels == 200
+
+
+def test_model_overrides_merge_over_defaults() -> None:
+    policy = load_policy_text(
+        "defaults:\n  mode: autonomous\n  persistence: {k: 2, n: 4}\n"
+        "models:\n  fraud:\n    mode: advisory\n    persistence: {k: 3}\n"
+    )
+    fraud = policy.for_model("fraud")
+    assert fraud.mode == "advisory"
+    assert (fraud.persistence.k, fraud.persistence.n) == (3, 4)
+    assert policy.for_model("churn").mode == "autonomous"
+
+
+BAD = """version: 1
+defaults:
+  mode: sometimes
+  persistence:
+    k: 9
+    n: 5
+  actions:
+    concept_drift: [retrain, dance]
+models:
+  fraud:
+    max_actions_per_day: -1
+"""
+
+
+def test_errors_carry_their_line() -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text(BAD, "bad.yaml")
+    found = {(p.line, p.path) for p in info.value.problems}
+    assert (3, "defaults.mode") in found
+    assert (4, "defaults.persistence") in found
+    assert (8, "defaults.actions.concept_drift.1") in found
+    assert (11, "models.fraud.max_actions_per_day") in found
+    # errors inherited from the defaults are reported once, at the defaults
+    assert not any(p.path == "models.fraud.mode" for p in info.value.problems)
+
+
+def test_broken_yaml_names_the_line() -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_text("defaults:\n  mode: autonomous\n  k: [1, 2\n", "x.yaml")
+    assert info.value.problems[0].line is not None
+    assert "not valid YAML" in info.value.problems[0].message
+
+
+def test_cli_policy_validate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = tmp_path / "good.yaml"
+    good.write_text("defaults:\n  mode: advisory\n")
+    result = runner.invoke(app, ["policy", "validate", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "valid policy" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    result = runner.invoke(app, ["policy", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "line 3: defaults.mode" in result.output
+    assert "line 11: models.fraud.max_actions_per_day" in result.output
+    missing = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2
