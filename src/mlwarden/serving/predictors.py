@@ -1,0 +1,426 @@
+"""Predictors: the one interface the gateway calls for a version, local or remote.
+
+- :class:`LocalPredictor` wraps a scikit-learn estimator (loaded from its skops artifact). It
+  builds a NumPy array in the model's column order when every feature is numeric (pandas per
+  request costs milliseconds), and a DataFrame only when the model needs strings.
+- :class:`RemotePredictor` calls a model served elsewhere over HTTP: generic JSON
+  (``{"instances": [...]}`` → ``{"predictions": [...]}``) or the KServe / Open Inference
+  Protocol v2 (``POST {url}/v2/models/{name}/infer``).
+
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from mlwarden.domain import FeatureSpec, ModelSpec
+>>> spec = ModelSpec(name="m", task="classification",
+...                  features=[FeatureSpec(name="a"), FeatureSpec(name="b")])
+>>> model = LogisticRegression().fit(np.array([[0, 0], [1, 1], [0, 1], [1, 0]]), [0, 1, 0, 1])
+>>> [p.prediction for p in LocalPredictor(model, spec).predict([{"a": 1, "b": 0.5}])]
+[1]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlwarden.domain import FeatureType, ModelSpec, Task
+from mlwarden.errors import InvalidInput, MlwardenError
+
+__all__ = [
+    "LocalPredictor",
+    "Prediction",
+    "PredictionError",
+    "Predictor",
+    "RemotePredictor",
+    "to_native",
+]
+
+
+class PredictionError(MlwardenError):
+    """A version failed to answer (it raised, returned garbage, or its endpoint failed)."""
+
+    status_code = 502
+
+
+@dataclass(slots=True)
+class Prediction:
+    """What a version said about one instance."""
+
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+    score: float | None = None
+
+    @property
+    def scores(self) -> dict[str, float] | float | None:
+        """What a record stores as its scores: class probabilities, or the regression score."""
+        return self.probabilities if self.probabilities is not None else self.score
+
+
+class Predictor(Protocol):
+    """Anything that turns validated instances into predictions, one per instance."""
+
+    is_remote: bool
+
+    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]: ...
+
+
+def to_native(value: Any) -> Any:
+    """A JSON-friendly Python value for a NumPy scalar or array (others pass through)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+_BOOL_TEXT = {"true": 1.0, "1": 1.0, "false": 0.0, "0": 0.0}
+
+
+def _to_float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return _BOOL_TEXT[text] if text in _BOOL_TEXT else float(text)
+    return float(value)
+
+
+def _to_category(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)
+
+
+# The gateway orders the columns itself, so this warning about a name-less array says nothing.
+_NAMES_WARNING = "X does not have valid feature names"
+_warning_filter_lock = threading.Lock()
+_warning_filter_installed = False
+
+
+def _silence_feature_names_warning() -> None:
+    global _warning_filter_installed
+    with _warning_filter_lock:
+        if not _warning_filter_installed:
+            warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
+            _warning_filter_installed = True
+
+
+class LocalPredictor:
+    """A scikit-learn estimator or pipeline held in memory, called in-process.
+
+    ``predict`` takes validated feature dicts and returns one :class:`Prediction` each: the
+    class and its probabilities (``predict_proba``) for a classifier, the value and score for a
+    regressor. The input layout (array or DataFrame, column order) is decided once, here.
+    """
+
+    is_remote = False
+
+    def __init__(self, estimator: Any, spec: ModelSpec) -> None:
+        if not hasattr(estimator, "predict"):
+            raise InvalidInput(f"{type(estimator).__name__} has no predict method")
+        self.estimator = estimator
+        self.spec = spec
+        types = {f.name: f.type for f in spec.features}
+        fitted_names = getattr(estimator, "feature_names_in_", None)
+        if fitted_names is not None:
+            columns = [str(name) for name in fitted_names]
+            unknown = [name for name in columns if name not in types]
+            if unknown:
+                raise InvalidInput(
+                    f"the model was trained on columns {unknown} that the schema of "
+                    f"{spec.name!r} does not declare",
+                    columns=unknown,
+                )
+        else:
+            columns = spec.feature_names
+        self.columns = columns
+        self._categorical = [types[name] is FeatureType.CATEGORICAL for name in columns]
+        self._numeric_only = not any(self._categorical)
+        if self._numeric_only and fitted_names is not None:
+            _silence_feature_names_warning()
+        self._proba = spec.task is Task.CLASSIFICATION and hasattr(estimator, "predict_proba")
+        classes = getattr(estimator, "classes_", None) if self._proba else None
+        self._classes = [to_native(c) for c in classes] if classes is not None else None
+        self._class_keys = [str(c) for c in self._classes] if self._classes else None
+
+    @classmethod
+    def from_artifact(cls, artifact: bytes, spec: ModelSpec) -> LocalPredictor:
+        """Load a skops artifact (refusing untrusted types) and wrap it."""
+        from mlwarden.registry.artifacts import load_model
+
+        return cls(load_model(artifact), spec)
+
+    def _inputs(self, instances: Sequence[Mapping[str, Any]]) -> Any:
+        if self._numeric_only:
+            return np.array(
+                [[_to_float(row.get(name)) for name in self.columns] for row in instances],
+                dtype=float,
+            )
+        import pandas as pd
+
+        data: dict[str, list[Any]] = {}
+        for name, categorical in zip(self.columns, self._categorical, strict=True):
+            convert = _to_category if categorical else _to_float
+            data[name] = [convert(row.get(name)) for row in instances]
+        return pd.DataFrame(data, columns=self.columns)
+
+    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        if not instances:
+            return []
+        try:
+            inputs = self._inputs(instances)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidInput(f"cannot build the model input: {exc}") from exc
+        try:
+            if self._proba:
+                return self._classify(inputs)
+            values = self.estimator.predict(inputs)
+        except MlwardenError:
+            raise
+        except Exception as exc:
+            raise PredictionError(
+                f"{type(self.estimator).__name__} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        regression = self.spec.task is Task.REGRESSION
+        out = []
+        for value in values:
+            native = to_native(value)
+            numeric = isinstance(native, int | float) and not isinstance(native, bool)
+            out.append(Prediction(native, None, float(native) if regression and numeric else None))
+        return out
+
+    def _classify(self, inputs: Any) -> list[Prediction]:
+        proba = np.asarray(self.estimator.predict_proba(inputs), dtype=float)
+        best = proba.argmax(axis=1)
+        classes, keys = self._classes, self._class_keys
+        assert classes is not None and keys is not None
+        return [
+            Prediction(classes[b], dict(zip(keys, row, strict=True)))
+            for b, row in zip(best.tolist(), proba.tolist(), strict=True)
+        ]
+
+
+# ------------------------------------------------------------------------------------ remote
+
+_V2_TYPES = {
+    FeatureType.NUMERIC: "FP64",
+    FeatureType.INTEGER: "INT64",
+    FeatureType.BOOLEAN: "BOOL",
+    FeatureType.CATEGORICAL: "BYTES",
+}
+
+
+def _parse_one(item: Any) -> Prediction:
+    """One element of a generic JSON ``predictions`` list."""
+    if isinstance(item, Mapping):
+        prediction = next(
+            (item[k] for k in ("prediction", "label", "class", "value") if k in item), None
+        )
+        proba = item.get("probabilities", item.get("scores"))
+        probabilities = None
+        score = None
+        if isinstance(proba, Mapping):
+            probabilities = {str(k): float(v) for k, v in proba.items()}
+        elif isinstance(proba, int | float) and not isinstance(proba, bool):
+            score = float(proba)
+        if "score" in item and isinstance(item["score"], int | float):
+            score = float(item["score"])
+        if prediction is None and probabilities:
+            prediction = max(probabilities, key=probabilities.__getitem__)
+        return Prediction(prediction, probabilities, score)
+    if isinstance(item, list):
+        # a bare list is a probability vector over classes 0..k-1
+        probabilities = {str(i): float(p) for i, p in enumerate(item)}
+        best = max(range(len(item)), key=item.__getitem__) if item else None
+        return Prediction(best, probabilities or None)
+    score = float(item) if isinstance(item, int | float) and not isinstance(item, bool) else None
+    return Prediction(item, None, score)
+
+
+class RemotePredictor:
+    """A version served elsewhere, called over HTTP with a per-call timeout.
+
+    ``endpoint`` is the version's stored endpoint: ``url``, ``protocol`` (``"json"`` — the
+    default — or ``"v2"``/``"kserve"``), for v2 the remote model ``name`` (defaults to the
+    model's name), and optional ``headers``.
+    """
+
+    is_remote = True
+
+    def __init__(
+        self, endpoint: Mapping[str, Any], spec: ModelSpec, *, timeout_s: float = 2.0
+    ) -> None:
+        url = endpoint.get("url")
+        if not url or not isinstance(url, str):
+            raise InvalidInput("a remote version needs an endpoint url")
+        protocol = str(endpoint.get("protocol") or "json").lower()
+        if protocol in {"kserve", "v2", "open-inference", "oip"}:
+            protocol = "v2"
+        elif protocol not in {"json", "generic"}:
+            raise InvalidInput(
+                f"unknown endpoint protocol {protocol!r}; use 'json' or 'v2' (KServe)",
+                protocol=protocol,
+            )
+        else:
+            protocol = "json"
+        self.protocol = protocol
+        self.spec = spec
+        self.timeout_s = timeout_s
+        self.headers = {str(k): str(v) for k, v in (endpoint.get("headers") or {}).items()}
+        remote_name = str(
+            endpoint.get("name") or endpoint.get("model_name") or endpoint.get("remote_name")
+            or spec.name
+        )
+        base = url.rstrip("/")
+        if protocol == "v2" and "/v2/models/" not in base:
+            base = f"{base}/v2/models/{remote_name}/infer"
+        self.url = base
+        self._sync_client: Any = None
+        self._async: tuple[Any, Any] | None = None  # (event loop, httpx.AsyncClient)
+        self._lock = threading.Lock()
+
+    # -- payloads
+
+    def payload(self, instances: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The request body for ``instances`` in this endpoint's protocol."""
+        rows = [dict(row) for row in instances]
+        if self.protocol == "json":
+            return {"instances": rows}
+        inputs = []
+        for feature in self.spec.features:
+            inputs.append(
+                {
+                    "name": feature.name,
+                    "shape": [len(rows)],
+                    "datatype": _V2_TYPES[feature.type],
+                    "data": [row.get(feature.name) for row in rows],
+                }
+            )
+        return {"inputs": inputs}
+
+    def parse(self, body: Any, count: int) -> list[Prediction]:
+        """Predictions from a response body; ``PredictionError`` when it is not well formed."""
+        if not isinstance(body, Mapping):
+            raise PredictionError(f"remote endpoint {self.url} answered with a non-object body")
+        if self.protocol == "json":
+            items = body.get("predictions")
+            if not isinstance(items, list):
+                raise PredictionError(
+                    f"remote endpoint {self.url} answered without a 'predictions' list"
+                )
+            predictions = [_parse_one(item) for item in items]
+        else:
+            predictions = self._parse_v2(body, count)
+        if len(predictions) != count:
+            raise PredictionError(
+                f"remote endpoint {self.url} returned {len(predictions)} predictions "
+                f"for {count} instances"
+            )
+        return predictions
+
+    def _parse_v2(self, body: Mapping[str, Any], count: int) -> list[Prediction]:
+        outputs = body.get("outputs")
+        if not isinstance(outputs, list) or not outputs:
+            raise PredictionError(f"remote endpoint {self.url} answered without 'outputs'")
+        labels = None
+        proba = None
+        for output in outputs:
+            if not isinstance(output, Mapping) or not isinstance(output.get("data"), list):
+                raise PredictionError(f"remote endpoint {self.url}: malformed output {output!r}")
+            name = str(output.get("name", "")).lower()
+            shape = output.get("shape") or [len(output["data"])]
+            if "proba" in name and len(shape) == 2:
+                width = int(shape[1])
+                data = output["data"]
+                proba = [data[i * width : (i + 1) * width] for i in range(int(shape[0]))]
+            elif labels is None:
+                labels = output["data"]
+        if labels is None and proba is not None:
+            return [_parse_one(row) for row in proba]
+        assert labels is not None
+        out = [_parse_one(label) for label in labels]
+        if proba is not None and len(proba) == len(out):
+            for prediction, row in zip(out, proba, strict=True):
+                prediction.probabilities = {str(i): float(p) for i, p in enumerate(row)}
+        return out
+
+    # -- transport
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._sync_client is None:
+                import httpx
+
+                self._sync_client = httpx.Client(headers=self.headers)
+            return self._sync_client
+
+    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """Call the endpoint (blocking); ``PredictionError`` on failure or timeout."""
+        import httpx
+
+        try:
+            response = self._client().post(
+                self.url, json=self.payload(instances), timeout=self.timeout_s
+            )
+        except httpx.TimeoutException as exc:
+            raise PredictionError(
+                f"remote endpoint {self.url} timed out after {self.timeout_s * 1000:.0f} ms"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise PredictionError(f"remote endpoint {self.url} failed: {exc}") from exc
+        return self._answer(response, len(instances))
+
+    async def apredict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """Call the endpoint without blocking the event loop."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            self._async = (loop, httpx.AsyncClient(headers=self.headers))
+        client = self._async[1]
+        try:
+            response = await client.post(
+                self.url, json=self.payload(instances), timeout=self.timeout_s
+            )
+        except httpx.TimeoutException as exc:
+            raise PredictionError(
+                f"remote endpoint {self.url} timed out after {self.timeout_s * 1000:.0f} ms"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise PredictionError(f"remote endpoint {self.url} failed: {exc}") from exc
+        return self._answer(response, len(instances))
+
+    def _answer(self, response: Any, count: int) -> list[Prediction]:
+        if response.status_code >= 400:
+            text = response.text[:200]
+            raise PredictionError(
+                f"remote endpoint {self.url} answered HTTP {response.status_code}: {text}",
+                status=response.status_code,
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise PredictionError(f"remote endpoint {self.url} answered with invalid JSON") from exc
+        return self.parse(body, count)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sync_client is not None:
+                self._sync_client.close()
+                self._sync_client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._async is not None:
+            loop, client = self._async
+            self._async = None
+            if loop is asyncio.get_running_loop():
+                await client.aclose()
