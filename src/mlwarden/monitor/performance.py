@@ -1,0 +1,383 @@
+"""Model performance on labelled records, each metric with a confidence interval.
+
+Classification: accuracy, precision, recall, F1, ROC AUC, log loss and expected calibration
+error (ECE). Regression: RMSE, MAE and R². Proportions (accuracy, precision, recall) get the
+Wilson score interval (Wilson, 1927, "Probable inference, the law of succession, and statistical
+inference", JASA 22); the others a percentile bootstrap (Efron & Tibshirani, 1993, "An
+Introduction to the Bootstrap") with a fixed seed and a bounded number of resamples.
+
+A metric that is undefined on the data (one class present, fewer than two rows, no scores)
+comes back as ``value=None`` with a ``reason``; NaN never leaves this module.
+
+>>> import numpy as np
+>>> m = classification_metrics([1, 0, 1, 1], [1, 0, 0, 1], proba=np.array([.9, .2, .4, .8]))
+>>> round(m["accuracy"].value, 2), m["roc_auc"].value
+(0.75, 1.0)
+>>> classification_metrics([1, 1], [1, 1])["roc_auc"].reason
+'needs at least two rows and two classes among the labels'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
+    "MetricValue",
+    "canonical_label",
+    "classification_metrics",
+    "proba_matrix",
+    "regression_metrics",
+    "wilson_interval",
+]
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+# Metrics where a larger value is better; the others (log loss, ECE, RMSE, MAE) are errors.
+HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
+
+_DEFAULT_RESAMPLES = 200
+# Bootstrapping a 1M-row window 200 times costs 200M index draws; above this size we bootstrap a
+# fixed subsample and shrink the interval by sqrt(m/n) (m-out-of-n bootstrap, Bickel et al. 1997).
+_MAX_BOOTSTRAP_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric on one set of records: value and interval, or None and the reason why."""
+
+    name: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    reason: str | None = None
+    method: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def undefined(cls, name: str, n: int, reason: str) -> MetricValue:
+        return cls(name=name, value=None, n=n, reason=reason)
+
+
+def canonical_label(value: Any) -> str | None:
+    """One spelling per class label, so that 1, 1.0, "1" and True-as-1 compare equal.
+
+    Labels arrive from CSV (ints), JSON (strings) and models (numpy scalars) for the same record.
+    """
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, bool):
+        return str(int(value))
+    text = str(value).strip()
+    if text == "" or text.lower() in {"nan", "none", "null"}:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if math.isfinite(number) and number.is_integer():
+        return str(int(number))
+    return text
+
+
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson, 1927).
+
+    >>> low, high = wilson_interval(90, 100)
+    >>> round(low, 3), round(high, 3)
+    (0.826, 0.945)
+    """
+    if n <= 0:
+        raise ValueError("the Wilson interval needs n > 0")
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _proportion(name: str, successes: float, n: int, confidence: float) -> MetricValue:
+    low, high = wilson_interval(successes, n, confidence)
+    return MetricValue(name, successes / n, low, high, n, method="wilson")
+
+
+def _bootstrap(
+    name: str,
+    statistic: Callable[[np.ndarray], float | None],
+    n: int,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> MetricValue:
+    """Point value on all rows plus a percentile bootstrap interval over row indices."""
+    value = statistic(np.arange(n))
+    if value is None or not math.isfinite(value):
+        return MetricValue.undefined(name, n, "undefined on these rows")
+    rng = np.random.default_rng(seed)
+    base = np.arange(n)
+    shrink = 1.0
+    if n > _MAX_BOOTSTRAP_ROWS:
+        base = np.sort(rng.choice(n, _MAX_BOOTSTRAP_ROWS, replace=False))
+        shrink = math.sqrt(_MAX_BOOTSTRAP_ROWS / n)
+    m = len(base)
+    draws = []
+    for _ in range(resamples):
+        result = statistic(base[rng.integers(0, m, m)])
+        if result is not None and math.isfinite(result):
+            draws.append(result)
+    if len(draws) < max(10, resamples // 2):
+        return MetricValue(name, float(value), None, None, n, method="bootstrap",
+                           reason="too few valid resamples for an interval")
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(np.asarray(draws), [alpha, 1 - alpha])
+    centre = float(np.mean(draws)) if shrink != 1.0 else float(value)
+    if shrink != 1.0:
+        low = value - (centre - low) * shrink
+        high = value + (high - centre) * shrink
+    return MetricValue(name, float(value), float(min(low, value)), float(max(high, value)), n,
+                       method="bootstrap")
+
+
+def proba_matrix(scores: Any, classes: Sequence[str]) -> np.ndarray | None:
+    """Scores as an (n, k) probability matrix over ``classes``.
+
+    A 1-D array is read as the probability of the *last* class (the positive one) of a binary
+    problem. Rows with a missing or out-of-[0, 1] value make the matrix unusable (None).
+    """
+    if scores is None:
+        return None
+    matrix = np.asarray(scores, dtype=float)
+    if matrix.ndim == 1:
+        if len(classes) != 2:
+            return None
+        matrix = np.column_stack([1 - matrix, matrix])
+    if matrix.ndim != 2 or matrix.shape[1] != len(classes) or not np.isfinite(matrix).all():
+        return None
+    if (matrix < -1e-9).any() or (matrix > 1 + 1e-9).any():
+        return None
+    return np.clip(matrix, 0.0, 1.0)
+
+
+def classification_metrics(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    proba: Any = None,
+    classes: Sequence[Any] | None = None,
+    positive: Any = None,
+    confidence: float = 0.95,
+    resamples: int = _DEFAULT_RESAMPLES,
+    seed: int = 0,
+    ece_bins: int = 10,
+) -> dict[str, MetricValue]:
+    """Accuracy, precision, recall, F1, ROC AUC, log loss and ECE, each with an interval.
+
+    Binary problems score precision/recall/F1/AUC for ``positive`` (default: the last class in
+    sorted order, i.e. ``1`` for 0/1 labels); multi-class problems use macro averages.
+    ``proba`` is an (n, k) matrix over ``classes`` or, for binary, the positive-class score.
+    """
+    truth = [canonical_label(v) for v in y_true]
+    pred = [canonical_label(v) for v in y_pred]
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
+    keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
+                    dtype=bool)
+    n = int(keep.sum())
+    if classes is None:
+        classes = sorted({t for t, k in zip(truth, keep, strict=True) if k}
+                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=_sort_key)
+    class_list = [canonical_label(c) for c in classes]
+    if positive is not None:
+        pos = canonical_label(positive)
+        if pos in class_list and len(class_list) == 2:
+            class_list = [c for c in class_list if c != pos] + [pos]
+    probs = proba_matrix(proba, class_list) if proba is not None else None
+    if probs is not None:
+        probs = probs[keep]
+
+    if n == 0:
+        return {name: MetricValue.undefined(name, 0, "no labelled rows") for name in
+                CLASSIFICATION_METRICS}
+
+    index = {c: i for i, c in enumerate(class_list)}
+    t = np.array([index.get(v, -1) for v, k in zip(truth, keep, strict=True) if k])
+    p = np.array([index.get(v, -1) for v, k in zip(pred, keep, strict=True) if k])
+    k = len(class_list)
+    binary = k == 2
+    out: dict[str, MetricValue] = {}
+
+    out["accuracy"] = _proportion("accuracy", float((t == p).sum()), n, confidence)
+    if binary:
+        pos_i = 1
+        predicted_pos = int((p == pos_i).sum())
+        actual_pos = int((t == pos_i).sum())
+        tp = int(((p == pos_i) & (t == pos_i)).sum())
+        out["precision"] = (_proportion("precision", tp, predicted_pos, confidence)
+                            if predicted_pos else
+                            MetricValue.undefined("precision", n, "no positive predictions"))
+        out["recall"] = (_proportion("recall", tp, actual_pos, confidence) if actual_pos else
+                         MetricValue.undefined("recall", n, "no positive labels"))
+    else:
+        out["precision"] = _bootstrap("precision", lambda ix: _macro(t[ix], p[ix], k, "precision"),
+                                      n, confidence, resamples, seed)
+        out["recall"] = _bootstrap("recall", lambda ix: _macro(t[ix], p[ix], k, "recall"),
+                                   n, confidence, resamples, seed)
+    out["f1"] = _bootstrap("f1", lambda ix: _f1(t[ix], p[ix], k), n, confidence, resamples, seed)
+    if out["f1"].value is None:
+        out["f1"] = MetricValue.undefined("f1", n, "no positive labels or predictions")
+
+    distinct = len(set(t.tolist()) - {-1})
+    if probs is None:
+        reason = "no usable probability scores"
+        for name in ("roc_auc", "log_loss", "ece"):
+            out[name] = MetricValue.undefined(name, n, reason)
+        return out
+    if n < 2 or distinct < 2:
+        out["roc_auc"] = MetricValue.undefined(
+            "roc_auc", n, "needs at least two rows and two classes among the labels")
+    else:
+        out["roc_auc"] = _bootstrap("roc_auc", lambda ix: _auc(t[ix], probs[ix]), n, confidence,
+                                    resamples, seed)
+    if (t == -1).any():
+        out["log_loss"] = MetricValue.undefined("log_loss", n, "labels outside the scored classes")
+    else:
+        out["log_loss"] = _bootstrap("log_loss", lambda ix: _log_loss(t[ix], probs[ix]), n,
+                                     confidence, resamples, seed)
+    out["ece"] = _bootstrap("ece", lambda ix: _ece(t[ix], probs[ix], ece_bins), n, confidence,
+                            resamples, seed)
+    return out
+
+
+def regression_metrics(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    confidence: float = 0.95,
+    resamples: int = _DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, MetricValue]:
+    """RMSE, MAE and R², each with a percentile bootstrap interval; non-numeric rows dropped."""
+    truth = _to_float(y_true)
+    pred = _to_float(y_pred)
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
+    keep = np.isfinite(truth) & np.isfinite(pred)
+    y, f = truth[keep], pred[keep]
+    n = len(y)
+    if n == 0:
+        return {name: MetricValue.undefined(name, 0, "no labelled rows") for name in
+                REGRESSION_METRICS}
+    err = y - f
+    out = {
+        "rmse": _bootstrap("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2))), n,
+                           confidence, resamples, seed),
+        "mae": _bootstrap("mae", lambda ix: float(np.mean(np.abs(err[ix]))), n, confidence,
+                          resamples, seed),
+    }
+    if n < 2 or np.var(y) == 0:
+        out["r2"] = MetricValue.undefined("r2", n, "needs at least two distinct labels")
+    else:
+        out["r2"] = _bootstrap("r2", lambda ix: _r2(y[ix], f[ix]), n, confidence, resamples, seed)
+    return out
+
+
+def _to_float(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=float)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v) if v is not None and not isinstance(v, bool) else np.nan
+        except (TypeError, ValueError):
+            out[i] = np.nan
+    return out
+
+
+def _sort_key(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _f1(t: np.ndarray, p: np.ndarray, k: int) -> float | None:
+    if k == 2:
+        tp = float(((p == 1) & (t == 1)).sum())
+        denom = float((p == 1).sum() + (t == 1).sum())
+        return 2 * tp / denom if denom else None
+    return _macro(t, p, k, "f1")
+
+
+def _macro(t: np.ndarray, p: np.ndarray, k: int, which: str) -> float | None:
+    """Macro average over the classes present in labels or predictions (sklearn's convention)."""
+    values = []
+    for c in range(k):
+        tp = float(((p == c) & (t == c)).sum())
+        pp, ap = float((p == c).sum()), float((t == c).sum())
+        if pp == 0 and ap == 0:
+            continue
+        precision = tp / pp if pp else 0.0
+        recall = tp / ap if ap else 0.0
+        if which == "precision":
+            values.append(precision)
+        elif which == "recall":
+            values.append(recall)
+        else:
+            values.append(2 * tp / (pp + ap))
+    return float(np.mean(values)) if values else None
+
+
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC AUC as the Mann-Whitney U statistic with mid-ranks for ties."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = stats.rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:
+    if probs.shape[1] == 2:
+        return _binary_auc(t == 1, probs[:, 1])
+    values = [a for c in range(probs.shape[1])
+              if (a := _binary_auc(t == c, probs[:, c])) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _log_loss(t: np.ndarray, probs: np.ndarray) -> float:
+    eps = 1e-15
+    rows = probs / np.clip(probs.sum(axis=1, keepdims=True), eps, None)
+    return float(-np.mean(np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))))
+
+
+def _ece(t: np.ndarray, probs: np.ndarray, bins: int) -> float:
+    """Expected calibration error of the top-label confidence (Guo et al., 2017), equal bins."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == t).astype(float)
+    edges = np.minimum((confidence * bins).astype(int), bins - 1)
+    conf_sum = np.bincount(edges, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(edges, weights=correct, minlength=bins)
+    return float(np.abs(conf_sum - acc_sum).sum() / len(t))
+
+
+def _r2(y: np.ndarray, f: np.ndarray) -> float | None:
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total == 0:
+        return None
+    return 1.0 - float(np.sum((y - f) ** 2)) / total
