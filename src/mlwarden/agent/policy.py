@@ -129,6 +129,15 @@ class VerifySettings(_Strict):
     max_wait_windows: int = Field(default=6, ge=1)
 
 
+class ApprovalSettings(_Strict):
+    """Which actions wait for an operator in autonomous mode (advisory mode: every remedy)."""
+
+    always: list[ActionKind] = Field(default_factory=list)
+    from_severity: Severity = Severity.CRITICAL
+    from_severity_actions: list[ActionKind] = Field(default_factory=lambda: [ActionKind.RETRAIN])
+    expiry_minutes: float = Field(default=24 * 60, gt=0)
+
+
 class ModelPolicy(_Strict):
     """The policy for one model, after the model's overrides are merged over the defaults."""
 
@@ -138,9 +147,7 @@ class ModelPolicy(_Strict):
     severity: SeverityRules = SeverityRules()
     actions: dict[Diagnosis, list[ActionKind]] = Field(default_factory=dict)
     min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
-    approval_required: list[ActionKind] = Field(default_factory=list)
-    approval_from_severity: Severity = Severity.CRITICAL
-    approval_expiry_minutes: float = Field(default=24 * 60, gt=0)
+    approval: ApprovalSettings = ApprovalSettings()
     cooldown_minutes: dict[ActionKind, float] = Field(default_factory=dict)
     default_cooldown_minutes: float = Field(default=30.0, ge=0.0)
     max_actions_per_day: int = Field(default=6, ge=0)

@@ -1,0 +1,301 @@
+"""``decide``: from a model's recent windows to one Decision, following the policy and the guards.
+
+The steps, in order, each leaving its sentence in the rationale:
+
+1. another action in flight on the model → wait (no two actions on one model at once);
+2. persistence rule per finding kind → nothing persistent is **noise** (monitor more);
+3. the persistent kinds and the context give the **diagnosis** (a row of DESIGN.md's table);
+4. severity from effect size, share of traffic and performance impact;
+5. the policy's action for the diagnosis (failure memory may prefer the action that worked);
+6. guards may refuse it, and the next alternative is tried (rollback → fallback → disable →
+   alert; retrain → alert); everything refused is kept as an alternative with its reason;
+7. low confidence, cooldowns and the daily limit reduce a remedy to an alert;
+8. advisory mode, or the approval rules of autonomous mode, make the remedy wait for approval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mlwarden.agent import guards as g
+from mlwarden.agent.incidents import (
+    Persistence,
+    WindowView,
+    assess_severity,
+    effect_ratio,
+    is_collapse,
+    kinds_persistence,
+    qualifying,
+)
+from mlwarden.agent.policy import Diagnosis, ModelPolicy, Severity
+from mlwarden.domain import ActionKind, Finding, FindingKind
+
+
+class Alternative(BaseModel):
+    """An action the agent considered and did not choose, and why."""
+
+    action: ActionKind
+    reason: str
+
+
+class Decision(BaseModel):
+    """What the agent chose for a model, why, and how sure it is."""
+
+    model: str
+    diagnosis: Diagnosis
+    action: ActionKind
+    notify: bool = False  # send an alert along with the action
+    params: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity = Severity.LOW
+    confidence: float = 0.0
+    persistent: bool = False
+    needs_approval: bool = False
+    mode: str = "autonomous"
+    alternatives: list[Alternative] = Field(default_factory=list)
+    rationale: str = ""
+    kinds: list[FindingKind] = Field(default_factory=list)
+    features: list[str] = Field(default_factory=list)
+
+    @property
+    def acts(self) -> bool:
+        return self.action is not ActionKind.NONE
+
+
+_PERFORMANCE = {FindingKind.CONCEPT_DRIFT}
+_SERVICE = {FindingKind.LATENCY, FindingKind.ERROR_RATE}
+_INPUT = {FindingKind.DATA_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.ANOMALY}
+
+
+def classify(
+    persistent: set[FindingKind],
+    findings: Sequence[Finding],
+    ctx: g.ModelContext,
+    policy: ModelPolicy,
+) -> tuple[Diagnosis, str]:
+    """Map the persistent finding kinds (and the deployment history) to a row of the table."""
+    if not persistent:
+        return Diagnosis.NOISE, "no finding kind persisted"
+    kinds = ", ".join(sorted(k.value for k in persistent))
+    if FindingKind.DATA_QUALITY in persistent:
+        return Diagnosis.DATA_QUALITY, f"data-quality checks keep failing ({kinds})"
+    if any(is_collapse(f) for f in findings if f.kind in persistent):
+        return Diagnosis.COLLAPSED_PREDICTIONS, "predictions collapsed onto a constant"
+    changed = ctx.live_changed_at
+    recent_deploy = changed is not None and ctx.now - changed <= timedelta(
+        minutes=policy.deploy_window_minutes
+    )
+    if recent_deploy and persistent & (_PERFORMANCE | _SERVICE) and ctx.rollback_target():
+        minutes = (ctx.now - changed).total_seconds() / 60 if changed else 0.0
+        live = ctx.deployment.live_version if ctx.deployment else None
+        return Diagnosis.REGRESSION_AFTER_DEPLOY, (
+            f"{kinds} began after version {live} went live {minutes:.0f} min ago"
+        )
+    if persistent & _SERVICE:
+        return Diagnosis.LATENCY_OR_ERRORS, f"{kinds} not tied to a recent version change"
+    if FindingKind.CONCEPT_DRIFT in persistent:
+        if persistent & {FindingKind.DATA_DRIFT}:
+            return Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP, (
+                "inputs drifted and performance dropped"
+            )
+        return Diagnosis.CONCEPT_DRIFT, "performance dropped while the inputs stayed stable"
+    if persistent & _INPUT:
+        return Diagnosis.COVARIATE_DRIFT_STABLE, "inputs drifted while performance held"
+    if FindingKind.FRESHNESS in persistent:
+        return Diagnosis.LATE_DATA, "data is arriving late"
+    return Diagnosis.COVARIATE_DRIFT_STABLE, f"{kinds} persisted"
+
+
+def confidence_of(persistence: Sequence[Persistence], findings: Sequence[Finding]) -> float:
+    """0.6 x how persistent + 0.4 x how large the effect (score/threshold of 3 counts as 1).
+
+    Effect strength is ``log(ratio) / log(3)`` clipped to [0, 1]: a finding on its threshold adds
+    nothing, one three times past it adds the full 0.4.
+    """
+    strength = max([0.0, *(p.strength for p in persistence)])
+    ratios = [effect_ratio(f) for f in findings]
+    ratio = max([1.0, *(r for r in ratios if math.isfinite(r))], default=1.0)
+    if any(not math.isfinite(r) for r in ratios):
+        ratio = 3.0
+    effect = min(1.0, max(0.0, math.log(ratio) / math.log(3.0)))
+    return round(0.6 * strength + 0.4 * effect, 3)
+
+
+def _substitutes(action: ActionKind, policy: ModelPolicy) -> list[ActionKind]:
+    if action is ActionKind.ROLLBACK:
+        return [ActionKind.FALLBACK, ActionKind.DISABLE, ActionKind.ALERT]
+    if action is ActionKind.FALLBACK:
+        return (
+            [ActionKind.DISABLE, ActionKind.ALERT]
+            if policy.disable_without_fallback
+            else [ActionKind.ALERT]
+        )
+    return [ActionKind.ALERT]
+
+
+def _guard(
+    action: ActionKind,
+    diagnosis: Diagnosis,
+    windows: Sequence[WindowView],
+    ctx: g.ModelContext,
+    policy: ModelPolicy,
+) -> tuple[str | None, dict[str, Any]]:
+    """The reason ``action`` is refused (or None) and the parameters it would run with."""
+    if action is ActionKind.ROLLBACK:
+        reason = g.rollback_target_healthy(ctx)
+        return reason, {"to_version": ctx.rollback_target()}
+    if action is ActionKind.RETRAIN:
+        recent = list(windows)[-policy.persistence.n :]
+        reason = g.no_retrain_on_broken_data(recent) or g.enough_labels(
+            ctx, policy.retrain.min_labels
+        )
+        return reason, policy.retrain.model_dump()
+    if action is ActionKind.FALLBACK:
+        dep = ctx.deployment
+        if dep is None or dep.fallback_version is None:
+            return "no fallback version is configured", {}
+        if ctx.version_health.get(dep.fallback_version) == "unhealthy":
+            return f"fallback version {dep.fallback_version} is unhealthy", {}
+        if dep.live_version == dep.fallback_version:
+            return f"version {dep.fallback_version} already serves as live", {}
+        return None, {"to_version": dep.fallback_version}
+    if action is ActionKind.DISABLE:
+        if ctx.deployment is None or ctx.deployment.disabled:
+            return "the model is not deployed or already disabled", {}
+        return None, {}
+    if action in (ActionKind.CANARY, ActionKind.SHADOW, ActionKind.PROMOTE):
+        return f"{action.value} is chosen by the retrain action, not directly for {diagnosis}", {}
+    return None, {}
+
+
+def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPolicy) -> Decision:
+    """Choose what to do about a model from its recent windows (oldest first)."""
+    notes: list[str] = []
+    alternatives: list[Alternative] = []
+    busy = g.no_concurrent_action(ctx)
+    base = {"model": ctx.model, "mode": policy.mode}
+    persistence = kinds_persistence(windows, policy)
+    persistent = {k for k, p in persistence.items() if p.persistent}
+    recent = list(windows)[-policy.persistence.n :]
+    findings = [f for w in recent for f in qualifying(w.findings, policy) if f.kind in persistent]
+    for kind, verdict in persistence.items():
+        notes.append(f"{kind.value}: {verdict.explanation}")
+    diagnosis, why = classify(persistent, findings, ctx, policy)
+    features = sorted({name for f in findings for name in f.features})
+    if diagnosis is Diagnosis.NOISE:
+        seen = ", ".join(notes) if notes else "no findings"
+        return Decision(
+            **base,
+            diagnosis=diagnosis,
+            action=ActionKind.NONE,
+            confidence=round(1.0 - max([0.0, *(p.strength for p in persistence.values())]), 3),
+            rationale=f"Noise, not a persistent failure: {seen}. Monitoring more windows.",
+            kinds=sorted(persistence),
+        )
+    severity, severity_why = assess_severity(findings, policy)
+    confidence = confidence_of([persistence[k] for k in persistent], findings)
+    notes.append(f"diagnosis {diagnosis.value}: {why}")
+    notes.append(f"severity {severity_why}")
+    notes.append(f"confidence {confidence:.2f}")
+    planned = policy.actions_for(diagnosis)
+    notify = ActionKind.ALERT in planned
+    remedies = [a for a in planned if a not in (ActionKind.ALERT, ActionKind.NONE)]
+    if ctx.memory_hint:
+        notes.append(ctx.memory_hint)
+        if ctx.memory_action in remedies:
+            remedies.remove(ctx.memory_action)
+            remedies.insert(0, ctx.memory_action)
+    if busy:
+        return Decision(
+            **base,
+            diagnosis=diagnosis,
+            action=ActionKind.NONE,
+            severity=severity,
+            confidence=confidence,
+            persistent=True,
+            rationale=f"Waiting: {busy}. " + "; ".join(notes) + ".",
+            kinds=sorted(persistent),
+            features=features,
+        )
+    chosen = ActionKind.ALERT if notify or not remedies else ActionKind.NONE
+    params: dict[str, Any] = {}
+    queue = list(remedies)
+    tried: set[ActionKind] = set()
+    while queue:
+        action = queue.pop(0)
+        if action in tried:
+            continue
+        tried.add(action)
+        if action is ActionKind.ALERT:
+            chosen = ActionKind.ALERT
+            break
+        reason, action_params = _guard(action, diagnosis, windows, ctx, policy)
+        if reason is None:
+            chosen, params = action, action_params
+            break
+        alternatives.append(Alternative(action=action, reason=f"refused by a guard: {reason}"))
+        queue = _substitutes(action, policy) + queue
+    if chosen in g.REMEDIES and confidence < policy.min_confidence:
+        alternatives.append(
+            Alternative(
+                action=chosen,
+                reason=f"confidence {confidence:.2f} is below {policy.min_confidence:g}",
+            )
+        )
+        chosen, params = ActionKind.ALERT, {}
+    if chosen in g.REMEDIES:
+        limit = g.in_cooldown(ctx, chosen, policy.cooldown(chosen)) or g.daily_limit_reached(
+            ctx, policy.max_actions_per_day
+        )
+        if limit:
+            alternatives.append(Alternative(action=chosen, reason=limit))
+            chosen, params = ActionKind.ALERT, {}
+    if chosen is not ActionKind.ALERT:
+        for other in remedies:
+            if other is not chosen and all(a.action is not other for a in alternatives):
+                alternatives.append(Alternative(action=other, reason="lower in the policy's order"))
+    if chosen in (ActionKind.ALERT, ActionKind.NONE) or not notify:
+        if chosen is ActionKind.ALERT:
+            cooling = g.in_cooldown(ctx, ActionKind.ALERT, policy.cooldown(ActionKind.ALERT))
+            if cooling:
+                alternatives.append(Alternative(action=ActionKind.ALERT, reason=cooling))
+                chosen = ActionKind.NONE
+        notify = False
+    needs_approval = False
+    if chosen in g.REMEDIES:
+        if policy.mode == "advisory":
+            needs_approval = True
+            notes.append("advisory mode: recommending and waiting for an operator's approval")
+        elif chosen in policy.approval.always or (
+            chosen in policy.approval.from_severity_actions
+            and severity.rank >= policy.approval.from_severity.rank
+        ):
+            needs_approval = True
+            notes.append(f"{chosen.value} at {severity.value} severity needs approval")
+    verb = {
+        ActionKind.NONE: "No action now",
+        ActionKind.ALERT: "Alert the people on call",
+    }.get(chosen, f"Act: {chosen.value}" + (" and alert" if notify else ""))
+    refused = "".join(f" Not {a.action.value}: {a.reason}." for a in alternatives)
+    return Decision(
+        **base,
+        diagnosis=diagnosis,
+        action=chosen,
+        notify=notify,
+        params=params,
+        severity=severity,
+        confidence=confidence,
+        persistent=True,
+        needs_approval=needs_approval,
+        alternatives=alternatives,
+        rationale=f"{verb}. " + "; ".join(notes) + "." + refused,
+        kinds=sorted(persistent),
+        features=features,
+    )
+
+
+__all__ = ["Alternative", "Decision", "classify", "confidence_of", "decide"]

@@ -1,0 +1,146 @@
+"""Guards: checks that hold whatever the policy says.
+
+Each guard returns ``None`` when the action may go ahead, or the reason (a plain sentence with
+the numbers) it must not. The policy chooses actions; the guards can only say no.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mlwarden.agent.incidents import WindowView
+from mlwarden.domain import ActionKind, Deployment, FindingKind
+
+REMEDIES = frozenset(
+    {
+        ActionKind.ROLLBACK,
+        ActionKind.FALLBACK,
+        ActionKind.RETRAIN,
+        ActionKind.DISABLE,
+        ActionKind.CANARY,
+        ActionKind.SHADOW,
+        ActionKind.PROMOTE,
+    }
+)
+
+
+@dataclass
+class PastAction:
+    """An action already taken on the model (for cooldowns and the daily limit)."""
+
+    kind: ActionKind
+    at: datetime
+    state: str
+
+
+@dataclass
+class ModelContext:
+    """What the agent knows about a model besides its findings when it decides."""
+
+    model: str
+    now: datetime
+    deployment: Deployment | None = None
+    version_health: dict[int, str] = field(default_factory=dict)
+    live_history: list[tuple[int, datetime]] = field(default_factory=list)  # newest first
+    labels_available: int = 0
+    past_actions: list[PastAction] = field(default_factory=list)
+    action_in_flight: bool = False
+    memory_hint: str | None = None
+    memory_action: ActionKind | None = None
+
+    @property
+    def live_changed_at(self) -> datetime | None:
+        """When the current live version went live (None when unknown)."""
+        return self.live_history[0][1] if self.live_history else None
+
+    def rollback_target(self) -> int | None:
+        """The newest earlier live version that is not the current one (healthy or not)."""
+        live = self.deployment.live_version if self.deployment else None
+        for number, _ in self.live_history:
+            if number != live:
+                return number
+        return None
+
+
+def no_concurrent_action(ctx: ModelContext) -> str | None:
+    """Never run two actions on one model at once."""
+    if ctx.action_in_flight:
+        return f"another action on {ctx.model} is still pending or running"
+    return None
+
+
+def no_retrain_on_broken_data(windows: Sequence[WindowView]) -> str | None:
+    """Never retrain on data that failed quality checks (in the windows it would train on)."""
+    bad = [w.window for w in windows if any(f.kind is FindingKind.DATA_QUALITY for f in w.findings)]
+    if bad:
+        return f"data quality checks failed in window(s) {bad}: retraining would learn broken data"
+    return None
+
+
+def enough_labels(ctx: ModelContext, minimum: int) -> str | None:
+    """Never retrain without enough labels."""
+    if ctx.labels_available < minimum:
+        return f"only {ctx.labels_available} labelled records, {minimum} needed to retrain"
+    return None
+
+
+def rollback_target_healthy(ctx: ModelContext) -> str | None:
+    """Never roll back to a version that was itself unhealthy (it must be known healthy)."""
+    target = ctx.rollback_target()
+    if target is None:
+        return "no earlier live version to roll back to"
+    health = ctx.version_health.get(target, "unknown")
+    if health != "healthy":
+        return f"version {target} (the previous live version) is {health}, not known healthy"
+    return None
+
+
+def candidate_better(
+    candidate: float, champion: float, min_improvement: float, metric: str
+) -> str | None:
+    """Never promote a candidate that is not better than the champion on held-out recent data."""
+    if not candidate > champion + min_improvement:
+        return (
+            f"candidate {metric} {candidate:.4f} is not better than the champion's "
+            f"{champion:.4f} (+{min_improvement:g} required) on held-out recent data"
+        )
+    return None
+
+
+def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | None:
+    """The same action ran on this model less than ``minutes`` ago."""
+    for past in ctx.past_actions:
+        recent = ctx.now - past.at < timedelta(minutes=minutes)
+        if past.kind is action and past.state != "failed" and recent:
+            ago = (ctx.now - past.at).total_seconds() / 60
+            return f"{action.value} ran {ago:.0f} min ago; cooldown is {minutes:g} min"
+    return None
+
+
+def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
+    """At most ``limit`` remedies (deployment changes, retrains) per model per 24 hours."""
+    day_ago = ctx.now - timedelta(days=1)
+    count = sum(
+        1
+        for p in ctx.past_actions
+        if p.kind in REMEDIES and p.at >= day_ago and p.state not in ("failed",)
+    )
+    if count >= limit:
+        return f"{count} actions on {ctx.model} in the last 24 h; the daily limit is {limit}"
+    return None
+
+
+__all__ = [
+    "REMEDIES",
+    "ModelContext",
+    "PastAction",
+    "candidate_better",
+    "daily_limit_reached",
+    "enough_labels",
+    "in_cooldown",
+    "no_concurrent_action",
+    "no_retrain_on_broken_data",
+    "rollback_target_healthy",
+]

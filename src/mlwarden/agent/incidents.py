@@ -1,0 +1,176 @@
+"""Noise or persistent failure, and how bad: the judgement the agent makes before choosing.
+
+Two persistence rules separate a noisy window from a failure that stays:
+
+* **k of the last n windows** carry a finding of the kind;
+* **Wald's sequential probability ratio test** (A. Wald, "Sequential tests of statistical
+  hypotheses", Annals of Mathematical Statistics 16(2), 1945) on the sequence "window flagged /
+  not flagged": H0 says windows are flagged at the false-alarm rate ``p0`` of a healthy model,
+  H1 at the rate ``p1`` of a broken one. The log-likelihood ratio adds ``log(p1/p0)`` per
+  flagged window and ``log((1-p1)/(1-p0))`` per clean one; crossing ``log((1-beta)/alpha)``
+  accepts H1 (persistent), crossing ``log(beta/(1-alpha))`` accepts H0 and restarts the test.
+
+>>> from mlwarden.agent.policy import PersistenceRule
+>>> flags = [False, True, False, False, False]
+>>> evaluate_persistence(flags, PersistenceRule(k=3, n=5)).persistent
+False
+>>> evaluate_persistence([True, True, False, True, True], PersistenceRule(k=3, n=5)).persistent
+True
+>>> evaluate_persistence([True, True, True], PersistenceRule(method="sprt")).persistent
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mlwarden.agent.policy import ModelPolicy, PersistenceRule, Severity
+from mlwarden.domain import Finding, FindingKind
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """The verdict of a persistence rule, with the numbers that explain it."""
+
+    persistent: bool
+    flagged: int
+    considered: int
+    strength: float  # 0..1: how far towards "persistent" the evidence has gone
+    explanation: str
+
+
+def evaluate_persistence(flags: Sequence[bool], rule: PersistenceRule) -> Persistence:
+    """Judge a chronological sequence of window flags (oldest first) with ``rule``."""
+    if rule.method == "k_of_n":
+        recent = list(flags)[-rule.n :]
+        flagged = sum(recent)
+        persistent = flagged >= rule.k
+        return Persistence(
+            persistent,
+            flagged,
+            len(recent),
+            min(1.0, flagged / rule.k),
+            f"{flagged} of the last {len(recent)} windows flagged (rule: {rule.k} of {rule.n})",
+        )
+    upper = math.log((1 - rule.beta) / rule.alpha)
+    lower = math.log(rule.beta / (1 - rule.alpha))
+    step_flag = math.log(rule.p1 / rule.p0)
+    step_clean = math.log((1 - rule.p1) / (1 - rule.p0))
+    llr, flagged, considered = 0.0, 0, 0
+    persistent = False
+    for flag in flags:
+        llr += step_flag if flag else step_clean
+        considered += 1
+        flagged += int(flag)
+        if llr >= upper:
+            persistent = True
+            break
+        if llr <= lower:
+            # H0 accepted: the model looked healthy; start a fresh test from here
+            llr, flagged, considered = 0.0, 0, 0
+    strength = 1.0 if persistent else max(0.0, llr / upper)
+    return Persistence(
+        persistent,
+        flagged,
+        considered,
+        strength,
+        f"sequential test (Wald SPRT): log-likelihood ratio {llr:.2f} against bound {upper:.2f} "
+        f"after {considered} windows, {flagged} flagged",
+    )
+
+
+@dataclass
+class WindowView:
+    """One closed window of a model as the agent sees it: its findings and signals."""
+
+    window: int
+    findings: list[Finding] = field(default_factory=list)
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+def qualifying(findings: Sequence[Finding], policy: ModelPolicy) -> list[Finding]:
+    """The findings whose score reaches the policy's ratio over the detector's threshold."""
+    return [f for f in findings if effect_ratio(f) >= policy.min_ratio(f.kind)]
+
+
+def effect_ratio(finding: Finding) -> float:
+    """How far past its threshold a finding is (score / threshold; 1 = on the threshold)."""
+    if finding.threshold == 0:
+        return math.inf if finding.score > 0 else 1.0
+    return abs(finding.score) / abs(finding.threshold)
+
+
+def kinds_persistence(
+    windows: Sequence[WindowView], policy: ModelPolicy
+) -> dict[FindingKind, Persistence]:
+    """The persistence verdict of each finding kind seen in ``windows`` (oldest first)."""
+    kinds = {f.kind for w in windows for f in qualifying(w.findings, policy)}
+    out = {}
+    for kind in sorted(kinds):
+        flags = [any(f.kind == kind for f in qualifying(w.findings, policy)) for w in windows]
+        out[kind] = evaluate_persistence(flags, policy.persistence)
+    return out
+
+
+def performance_drop(findings: Sequence[Finding]) -> float:
+    """The largest performance drop the findings report in ``evidence['performance_drop']``."""
+    drops = [float(f.evidence.get("performance_drop", 0.0) or 0.0) for f in findings]
+    return max([0.0, *drops])
+
+
+def traffic_share(findings: Sequence[Finding]) -> float:
+    """The largest share of records affected that the findings report."""
+    shares = [float(f.evidence.get("traffic_share", 0.0) or 0.0) for f in findings]
+    return max([0.0, *shares])
+
+
+def is_collapse(finding: Finding) -> bool:
+    """A finding that says predictions became constant or collapsed onto few values."""
+    if finding.evidence.get("collapsed") or finding.evidence.get("constant"):
+        return True
+    name = f"{finding.detector} {finding.statistic}".lower()
+    return finding.kind is FindingKind.PREDICTION_DRIFT and (
+        "collapse" in name or "constant" in name
+    )
+
+
+def assess_severity(findings: Sequence[Finding], policy: ModelPolicy) -> tuple[Severity, str]:
+    """Severity from the effect size, the share of traffic and the performance impact.
+
+    The highest level with any condition met wins; collapsed predictions are always critical.
+    Returns the level and the sentence that explains it.
+    """
+    if any(is_collapse(f) for f in findings):
+        return Severity.CRITICAL, "predictions collapsed onto a constant"
+    ratio = max([0.0, *(effect_ratio(f) for f in findings if math.isfinite(effect_ratio(f)))])
+    share = traffic_share(findings)
+    drop = performance_drop(findings)
+    measured = {"effect_ratio": ratio, "traffic_share": share, "performance_drop": drop}
+    for level in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM):
+        rules = getattr(policy.severity, level.value)
+        hits = [
+            f"{name.replace('_', ' ')} {measured[name]:.3g} >= {limit:g}"
+            for name, limit in rules.model_dump().items()
+            if limit is not None and measured[name] >= limit
+        ]
+        if hits:
+            return level, f"{level.value}: " + ", ".join(hits)
+    return Severity.LOW, (
+        f"low: effect ratio {ratio:.3g}, traffic share {share:.3g}, performance drop {drop:.3g}"
+    )
+
+
+__all__ = [
+    "Persistence",
+    "WindowView",
+    "assess_severity",
+    "effect_ratio",
+    "evaluate_persistence",
+    "is_collapse",
+    "kinds_persistence",
+    "performance_drop",
+    "qualifying",
+    "traffic_share",
+]

@@ -1,0 +1,209 @@
+"""decide(): every row of the decision table, the guards, confidence, modes, cooldowns, limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mlwarden.agent.decide import decide
+from mlwarden.agent.guards import ModelContext, PastAction
+from mlwarden.agent.incidents import WindowView, evaluate_persistence
+from mlwarden.agent.policy import Diagnosis, PersistenceRule, Severity, load_policy_text
+from mlwarden.domain import ActionKind, Deployment, Finding, FindingKind
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+POLICY = load_policy_text("defaults: {}").for_model("m")
+
+
+def finding(kind: FindingKind, ratio: float = 4.0, **evidence: object) -> Finding:
+    return Finding(
+        kind=kind,
+        detector="test",
+        features=["nswprice"],
+        statistic="s",
+        score=ratio * 0.1,
+        threshold=0.1,
+        message=f"{kind} seen",
+        evidence=dict(evidence),
+    )
+
+
+def windows(*per_window: list[Finding]) -> list[WindowView]:
+    return [WindowView(window=i, findings=list(f)) for i, f in enumerate(per_window)]
+
+
+def persistent(*kinds_findings: Finding, n: int = 4) -> list[WindowView]:
+    return windows([], *([list(kinds_findings)] * n))
+
+
+def ctx(**kw: object) -> ModelContext:
+    deployment = Deployment(
+        model="m",
+        revision=3,
+        live_version=2,
+        fallback_version=1,
+        actor="t",
+        reason="",
+        created_at=NOW - timedelta(days=3),
+    )
+    base: dict[str, object] = {
+        "model": "m",
+        "now": NOW,
+        "deployment": deployment,
+        "version_health": {1: "healthy", 2: "healthy"},
+        "live_history": [(2, NOW - timedelta(days=3)), (1, NOW - timedelta(days=9))],
+        "labels_available": 1000,
+    }
+    base.update(kw)
+    return ModelContext(**base)  # type: ignore[arg-type]
+
+
+def test_one_noisy_window_is_noise() -> None:
+    d = decide(windows([], [finding(FindingKind.DATA_DRIFT, 20)], [], []), ctx(), POLICY)
+    assert d.diagnosis is Diagnosis.NOISE and d.action is ActionKind.NONE
+    assert "1 of the last 4 windows" in d.rationale
+
+
+def test_data_quality_falls_back_never_retrains() -> None:
+    w = persistent(
+        finding(FindingKind.DATA_QUALITY, 5, traffic_share=0.4),
+        finding(FindingKind.CONCEPT_DRIFT, 3, performance_drop=0.2),
+    )
+    d = decide(w, ctx(), POLICY)
+    assert d.diagnosis is Diagnosis.DATA_QUALITY
+    assert d.action is ActionKind.FALLBACK and d.notify
+    assert d.params == {"to_version": 1}
+
+
+def test_data_quality_without_fallback_disables() -> None:
+    dep = ctx().deployment.model_copy(update={"fallback_version": None})  # type: ignore[union-attr]
+    d = decide(persistent(finding(FindingKind.DATA_QUALITY, 5)), ctx(deployment=dep), POLICY)
+    assert d.action is ActionKind.DISABLE
+    assert any(a.action is ActionKind.FALLBACK for a in d.alternatives)
+
+
+def test_policy_cannot_make_retrain_on_broken_data() -> None:
+    policy = load_policy_text("defaults: {actions: {data_quality: [retrain]}}").for_model("m")
+    d = decide(persistent(finding(FindingKind.DATA_QUALITY, 5)), ctx(), policy)
+    assert d.action is ActionKind.ALERT
+    assert "retraining would learn broken data" in d.alternatives[0].reason
+
+
+def test_regression_after_deploy_rolls_back_to_healthy_version() -> None:
+    c = ctx(live_history=[(2, NOW - timedelta(minutes=20)), (1, NOW - timedelta(days=9))])
+    d = decide(persistent(finding(FindingKind.ERROR_RATE, 6, traffic_share=0.5)), c, POLICY)
+    assert d.diagnosis is Diagnosis.REGRESSION_AFTER_DEPLOY
+    assert d.action is ActionKind.ROLLBACK and d.params == {"to_version": 1}
+    assert d.severity is Severity.HIGH
+
+
+def test_never_roll_back_to_an_unhealthy_version() -> None:
+    c = ctx(
+        live_history=[(2, NOW - timedelta(minutes=20)), (1, NOW - timedelta(days=9))],
+        version_health={1: "unhealthy", 2: "unknown"},
+    )
+    d = decide(persistent(finding(FindingKind.LATENCY, 6)), c, POLICY)
+    assert d.action is not ActionKind.ROLLBACK
+    assert d.action is ActionKind.DISABLE  # fallback is version 1 too, which is unhealthy
+    reasons = " ".join(a.reason for a in d.alternatives)
+    assert "version 1 (the previous live version) is unhealthy" in reasons
+
+
+def test_concept_drift_retrains_with_enough_labels() -> None:
+    d = decide(
+        persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08)), ctx(), POLICY
+    )
+    assert d.diagnosis is Diagnosis.CONCEPT_DRIFT
+    assert d.action is ActionKind.RETRAIN and not d.needs_approval
+    assert d.params["min_labels"] == 200
+
+
+def test_no_retrain_without_enough_labels() -> None:
+    d = decide(persistent(finding(FindingKind.CONCEPT_DRIFT, 4)), ctx(labels_available=50), POLICY)
+    assert d.action is ActionKind.ALERT
+    assert "only 50 labelled records, 200 needed" in d.rationale
+
+
+def test_critical_retrain_needs_approval() -> None:
+    f = finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.3)
+    d = decide(persistent(f), ctx(), POLICY)
+    assert d.severity is Severity.CRITICAL and d.action is ActionKind.RETRAIN
+    assert d.needs_approval
+
+
+def test_covariate_drift_with_drop_retrains_without_drop_alerts() -> None:
+    both = persistent(finding(FindingKind.DATA_DRIFT, 4), finding(FindingKind.CONCEPT_DRIFT, 4))
+    assert decide(both, ctx(), POLICY).diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP
+    assert decide(both, ctx(), POLICY).action is ActionKind.RETRAIN
+    drift = decide(persistent(finding(FindingKind.DATA_DRIFT, 4)), ctx(), POLICY)
+    assert drift.diagnosis is Diagnosis.COVARIATE_DRIFT_STABLE
+    assert drift.action is ActionKind.ALERT
+    assert drift.severity is Severity.HIGH
+
+
+def test_latency_not_tied_to_deploy_falls_back() -> None:
+    d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(), POLICY)
+    assert d.diagnosis is Diagnosis.LATENCY_OR_ERRORS
+    assert d.action is ActionKind.FALLBACK and d.notify
+
+
+def test_collapsed_predictions_are_critical_and_fall_back() -> None:
+    d = decide(persistent(finding(FindingKind.PREDICTION_DRIFT, 5, collapsed=True)), ctx(), POLICY)
+    assert d.diagnosis is Diagnosis.COLLAPSED_PREDICTIONS
+    assert d.severity is Severity.CRITICAL and d.action is ActionKind.FALLBACK
+
+
+def test_late_data_alerts() -> None:
+    d = decide(persistent(finding(FindingKind.FRESHNESS, 3)), ctx(), POLICY)
+    assert d.diagnosis is Diagnosis.LATE_DATA and d.action is ActionKind.ALERT
+
+
+def test_low_confidence_only_alerts() -> None:
+    policy = load_policy_text("defaults: {min_confidence: 0.95}").for_model("m")
+    d = decide(persistent(finding(FindingKind.LATENCY, 1.2), n=3), ctx(), policy)
+    assert d.action is ActionKind.ALERT
+    assert "below 0.95" in d.alternatives[0].reason
+
+
+def test_advisory_mode_waits_for_approval() -> None:
+    policy = load_policy_text("defaults: {mode: advisory}").for_model("m")
+    d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(), policy)
+    assert d.action is ActionKind.FALLBACK and d.needs_approval
+
+
+def test_cooldown_and_daily_limit() -> None:
+    recent = [PastAction(ActionKind.FALLBACK, NOW - timedelta(minutes=5), "done")]
+    d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(past_actions=recent), POLICY)
+    assert d.action is ActionKind.ALERT
+    assert "cooldown is 30 min" in d.rationale
+    many = [PastAction(ActionKind.ROLLBACK, NOW - timedelta(hours=h + 2), "done") for h in range(6)]
+    d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(past_actions=many), POLICY)
+    assert d.action is ActionKind.ALERT
+    assert "daily limit is 6" in d.rationale
+
+
+def test_never_two_actions_at_once() -> None:
+    d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(action_in_flight=True), POLICY)
+    assert d.action is ActionKind.NONE and "still pending or running" in d.rationale
+
+
+def test_memory_prefers_the_action_that_worked() -> None:
+    policy = load_policy_text(
+        "defaults: {actions: {latency_or_errors: [fallback, disable, alert]}}"
+    ).for_model("m")
+    d = decide(
+        persistent(finding(FindingKind.LATENCY, 5)),
+        ctx(memory_action=ActionKind.DISABLE, memory_hint="resembles incident 4: disable worked"),
+        policy,
+    )
+    assert d.action is ActionKind.DISABLE
+    assert "resembles incident 4" in d.rationale
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [([True, False, False, False, False, False], False), ([True] * 3, True), ([False] * 9, False)],
+)
+def test_sprt(flags: list[bool], expected: bool) -> None:
+    assert evaluate_persistence(flags, PersistenceRule(method="sprt")).persistent is expected
