@@ -1,0 +1,272 @@
+"""Datasets of the assistant: stored as Parquet in the data directory, versioned in the database.
+
+Every change makes a new version (upload → 1, clean → 2 with parent 1 …); nothing is
+overwritten, so an experiment always points at the exact data it was trained on.
+
+>>> import tempfile
+>>> from mlwarden.store import Store
+>>> store = DatasetStore(Store("sqlite://").engine, tempfile.mkdtemp())
+>>> first = store.add_example("titanic")
+>>> (first.name, first.version, first.rows, len(first.columns))
+('titanic', 1, 891, 12)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from mlwarden.datasets import DATASETS
+from mlwarden.datasets import load as load_bundled
+from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.store.assistant_tables import datasets as table
+from mlwarden.store.repository import as_utc, utcnow
+
+READABLE = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+READABLE |= {".json": "json", ".jsonl": "jsonl"}
+FORMATS = ("csv", "parquet")
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One stored version of a dataset."""
+
+    name: str
+    version: int
+    path: Path
+    rows: int
+    columns: list[str]
+    parent_version: int | None
+    description: str
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "parent_version": self.parent_version,
+            "description": self.description,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON (lines) file, with a clear error for a bad one."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise NotFound(f"file not found: {path}", path=str(path))
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder, not a data file", path=str(path))
+    kind = READABLE.get(path.suffix.lower())
+    if kind is None:
+        known = ", ".join(sorted(READABLE))
+        raise InvalidInput(f"cannot read {path.name}: use one of {known}", path=str(path))
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path)
+        elif kind == "tsv":
+            frame = pd.read_csv(path, sep="\t")
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=kind == "jsonl")
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path.name} as {kind}: {exc}", path=str(path)) from exc
+    return check_frame(frame, path.name)
+
+
+def check_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A frame fit to store: some rows, some columns, unique string column names."""
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise InvalidInput(
+            f"{source} has no data ({frame.shape[0]} rows, {frame.shape[1]} columns)"
+        )
+    frame = frame.rename(columns=str)
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise InvalidInput(f"{source} has duplicated column names: {duplicated}")
+    return frame
+
+
+class DatasetStore:
+    """Versioned datasets: Parquet files under ``data_dir/datasets`` and rows in ``datasets``."""
+
+    def __init__(self, engine: Engine, data_dir: str | Path) -> None:
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+
+    # ----------------------------------------------------------------------------- writing
+
+    def upload(self, path: str | Path, name: str | None = None) -> DatasetVersion:
+        """Store the file at ``path`` as a new version of ``name`` (default: the file's stem)."""
+        frame = read_table(path)
+        name = name or Path(path).stem
+        return self.add_frame(name, frame, description=f"uploaded from {Path(path).name}")
+
+    def add_example(self, example: str, name: str | None = None) -> DatasetVersion:
+        """Store one of the datasets bundled with mlwarden (titanic, electricity, bike_sharing)."""
+        if example not in DATASETS:
+            known = ", ".join(sorted(DATASETS))
+            raise NotFound(f"no bundled example {example!r}; examples are: {known}")
+        frame = load_bundled(example)
+        return self.add_frame(
+            name or example,
+            frame,
+            description=f"bundled example {example}: {DATASETS[example].description}",
+        )
+
+    def add_frame(
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        *,
+        parent_version: int | None = None,
+        description: str = "",
+    ) -> DatasetVersion:
+        """Write ``frame`` as the next version of ``name``."""
+        frame = check_frame(frame, name)
+        for _attempt in range(5):
+            number = self._next_version(name)
+            relative = Path("datasets") / name / f"v{number}.parquet"
+            target = self.data_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Parquet keeps dtypes; mixed-type object columns are stored as text so they load
+            # back the same way instead of failing in pyarrow.
+            frame.pipe(_parquet_safe).to_parquet(target, index=False)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(table).values(
+                            name=name,
+                            version=number,
+                            path=relative.as_posix(),
+                            rows=int(frame.shape[0]),
+                            columns=[str(c) for c in frame.columns],
+                            parent_version=parent_version,
+                            description=description,
+                            created_at=utcnow(),
+                        )
+                    )
+                return self.get(name, number)
+            except IntegrityError:
+                continue  # another writer took this number; the file is rewritten under the next
+        raise Conflict(f"could not allocate a version number for dataset {name!r}")
+
+    def _next_version(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(func.max(table.c.version)).where(table.c.name == name)
+            ).scalar()
+        return 1 + (newest or 0)
+
+    # ----------------------------------------------------------------------------- reading
+
+    def _row(self, row: object) -> DatasetVersion:
+        columns = row.columns  # type: ignore[attr-defined]
+        return DatasetVersion(
+            name=row.name,  # type: ignore[attr-defined]
+            version=row.version,  # type: ignore[attr-defined]
+            path=self.data_dir / row.path,  # type: ignore[attr-defined]
+            rows=row.rows,  # type: ignore[attr-defined]
+            columns=json.loads(columns) if isinstance(columns, str) else list(columns),
+            parent_version=row.parent_version,  # type: ignore[attr-defined]
+            description=row.description,  # type: ignore[attr-defined]
+            created_at=as_utc(row.created_at),  # type: ignore[attr-defined]
+        )
+
+    def versions(self, name: str | None = None) -> list[DatasetVersion]:
+        """Every stored version (of ``name`` when given), oldest first."""
+        query = select(table).order_by(table.c.id)
+        if name is not None:
+            query = query.where(table.c.name == name)
+        with self.engine.connect() as conn:
+            return [self._row(row) for row in conn.execute(query)]
+
+    def names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(table.c.name).distinct().order_by(table.c.name)).scalars()
+            )
+
+    def get(self, name: str, version: int | None = None) -> DatasetVersion:
+        """Version ``version`` of ``name``, or its newest version."""
+        versions = self.versions(name)
+        if not versions:
+            known = ", ".join(self.names()) or "none yet"
+            raise NotFound(f"no dataset named {name!r}; datasets: {known}", dataset=name)
+        if version is None:
+            return versions[-1]
+        for candidate in versions:
+            if candidate.version == version:
+                return candidate
+        numbers = [v.version for v in versions]
+        raise NotFound(f"dataset {name!r} has no version {version}; versions: {numbers}")
+
+    def latest_cleaned(self, name: str) -> DatasetVersion:
+        """The newest version derived from another one (what "the cleaned titanic" means)."""
+        derived = [v for v in self.versions(name) if v.parent_version is not None]
+        if not derived:
+            self.get(name)  # a clear "no such dataset" first
+            raise NotFound(
+                f"dataset {name!r} has no cleaned version yet; ask to clean {name} first"
+            )
+        return derived[-1]
+
+    def last(self) -> DatasetVersion | None:
+        """The most recently stored version of any dataset (what "it" refers to)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).order_by(table.c.id.desc()).limit(1)).first()
+        return None if row is None else self._row(row)
+
+    def frame(self, name: str, version: int | None = None) -> pd.DataFrame:
+        """The data of a stored version."""
+        info = self.get(name, version)
+        if not info.path.exists():
+            raise NotFound(
+                f"the file of {info.label} is missing from the data directory: {info.path}"
+            )
+        return pd.read_parquet(info.path)
+
+    def export(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        output: str | Path | None = None,
+        fmt: str = "csv",
+        cleaned: bool = False,
+    ) -> tuple[DatasetVersion, Path]:
+        """Write a stored version to ``output`` as CSV or Parquet; returns it and the file."""
+        if fmt not in FORMATS:
+            raise InvalidInput(f"format must be one of {FORMATS}, got {fmt!r}")
+        info = self.latest_cleaned(name) if cleaned and version is None else self.get(name, version)
+        path = Path(output) if output else Path(f"{info.name}-v{info.version}.{fmt}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.read_parquet(info.path)
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+        return info, path
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            values = out[column].dropna()
+            if not values.map(type).eq(str).all():
+                out[column] = out[column].map(lambda v: v if pd.isna(v) else str(v))
+    return out
