@@ -6,6 +6,7 @@
   the ``postgres`` marker, so ``-m "not postgres"`` runs SQLite only.
 - ``store``: a ``Store`` opened on ``database_url`` and closed after the test.
 - ``sqlite_store``: a ``Store`` on a SQLite file only, for tests that need just one backend.
+- ``pg_url``: this session's PostgreSQL database, emptied, for PostgreSQL-only tests.
 - ``pg_admin_url`` / ``pg_database``: the PostgreSQL server and this session's own database.
 """
 
@@ -17,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from mlwarden.store import Store
-from mlwarden.store.tables import metadata
 
 PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -49,11 +49,21 @@ def pg_database(pg_admin_url: str) -> Iterator[str]:
 
 
 def _empty_postgres(url: str) -> None:
+    """Empty every table (the schema of every layer, not only ours) but Alembic's own."""
     engine = create_engine(url)
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    names = [n for n in inspect(engine).get_table_names() if n != "alembic_version"]
+    if names:
+        with engine.begin() as conn:
+            quoted = ", ".join(f'"{name}"' for name in names)
+            conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """This session's PostgreSQL database, emptied for one test (PostgreSQL-only tests)."""
+    _empty_postgres(pg_database)
+    return pg_database
 
 
 @pytest.fixture(

@@ -20,15 +20,26 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema of ``engine``'s database up to ``revision`` (default: the newest)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema of ``engine``'s database up to ``revision`` (default: the newest).
+
+    "heads" rather than "head": layers add their own revisions, and should two of them branch
+    from the same parent the database still gets every one of them.
+    """
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None for a database Alembic never touched."""
+def current_heads(engine: Engine) -> set[str]:
+    """The revisions the database is at (empty for a database Alembic never touched)."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def script_heads() -> set[str]:
+    """The newest revisions shipped with this package."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())

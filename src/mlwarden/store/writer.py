@@ -1,0 +1,419 @@
+"""Batched, crash-safe writing of prediction records.
+
+``RecordWriter.submit`` only appends to an in-memory queue; a background thread writes batches
+with ``Store.insert_records``. When the database is unreachable a batch is appended to a local
+journal instead (JSON lines, fsync'd, rolled into segments) and every later batch follows it
+there, so order is kept; once the database answers again the segments are replayed oldest first
+and deleted. Replay is idempotent because the store skips record ids it already holds — a batch
+whose commit reached the server just before the connection died is replayed without being
+stored twice. A journal left by a crashed process is replayed when the next writer starts.
+
+>>> import tempfile
+>>> from mlwarden.domain import FeatureSpec, ModelSpec, Task
+>>> store = Store("sqlite://")
+>>> store.create_model(ModelSpec(name="m", task=Task.REGRESSION, features=[FeatureSpec(name="x")]))
+>>> writer = RecordWriter(store, batch_size=100, journal_dir=tempfile.mkdtemp())
+>>> writer.submit([{"id": str(i), "model": "m", "features": {"x": i}} for i in range(250)])
+>>> writer.close()
+>>> store.count_records("m"), writer.stats.written
+(250, 250)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from mlwarden.errors import Conflict, MlwardenError, ServiceUnavailable
+from mlwarden.store.repository import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+_TIME_KEYS = ("timestamp", "ts", "received_at")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` means "the database is not answering" (retry later), not "bad data"."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to the record journal")
+
+
+def _decode_row(line: str) -> dict[str, Any]:
+    row: dict[str, Any] = json.loads(line)
+    for key in _TIME_KEYS:
+        value = row.get(key)
+        if isinstance(value, str):
+            row[key] = datetime.fromisoformat(value)
+    return row
+
+
+class Journal:
+    """Append-only spill files in one folder: ``<sequence>.jsonl`` segments, oldest first.
+
+    Each append is flushed and fsync'd before it returns, so a record that reached the journal
+    survives a crash. A torn last line (a crash in the middle of a write) is skipped on read.
+    One process owns a folder at a time (an exclusive lock on ``.lock``).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, segment_rows: int = 50_000) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segment_rows = segment_rows
+        self._lock_file = open(self.directory / ".lock", "w")  # noqa: SIM115 - held until close
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            raise Conflict(
+                f"the record journal {self.directory} is used by another writer",
+                path=str(directory),
+            ) from exc
+        self._current: IO[str] | None = None
+        self._current_rows = 0
+        existing = self.segments()
+        self._next_seq = 1 + (int(existing[-1].stem) if existing else 0)
+        self.rows = sum(self._count(path) for path in existing)
+
+    @staticmethod
+    def _count(path: Path) -> int:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def segments(self) -> list[Path]:
+        """Segment files, oldest first."""
+        return sorted(self.directory.glob("*.jsonl"), key=lambda p: int(p.stem))
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if self._current is None or self._current_rows >= self.segment_rows:
+            self.rotate()
+            path = self.directory / f"{self._next_seq:012d}.jsonl"
+            self._next_seq += 1
+            self._current = path.open("a", encoding="utf-8")
+            self._current_rows = 0
+        payload = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
+        self._current.write(payload)
+        self._current.flush()
+        os.fsync(self._current.fileno())
+        self._current_rows += len(rows)
+        self.rows += len(rows)
+
+    def rotate(self) -> None:
+        """Close the segment being written so it can be replayed."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        rows = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(_decode_row(line))
+                except ValueError:
+                    log.warning("skipping a torn line %d of journal segment %s", number, path)
+        return rows
+
+    def remove(self, path: Path) -> None:
+        """Delete a segment whose rows are all stored."""
+        rows = self._count(path)
+        path.unlink()
+        self.rows -= rows
+
+    def close(self) -> None:
+        self.rotate()
+        self._lock_file.close()
+
+
+@dataclass
+class WriterStats:
+    """Counters of a ``RecordWriter`` (rows, not batches)."""
+
+    submitted: int = 0
+    written: int = 0  # new rows stored
+    duplicates: int = 0  # rows whose id was already stored (retries, replays)
+    journaled: int = 0  # rows ever spilled to the journal
+    replayed: int = 0  # rows read back from the journal and handed to the store
+    rejected: int = 0  # rows the database refused (unknown model, bad values); kept in rejected/
+    pending: int = 0  # rows queued in memory, not yet written or journaled
+    spilled: int = 0  # rows in the journal now, waiting for the database
+
+
+class RecordWriter:
+    """Buffer records in memory and write them in batches from a background thread.
+
+    ``submit`` never waits for I/O; ``flush`` waits until everything submitted so far is stored
+    or journaled; ``close`` flushes, tries a last replay of the journal, and stops the thread.
+    Rows the database refuses outright (an unknown model, a value it cannot store) are not
+    retried forever: they are written to ``<journal_dir>/rejected/`` and counted.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        journal_dir: str | os.PathLike[str],
+        batch_size: int = 2_000,
+        flush_interval_s: float = 0.5,
+        queue_limit: int = 1_000_000,
+        retry_interval_s: float = 1.0,
+        segment_rows: int = 50_000,
+    ) -> None:
+        if batch_size < 1 or queue_limit < 1:
+            raise ValueError("batch_size and queue_limit must be at least 1")
+        self.store = store
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.queue_limit = queue_limit
+        self.retry_interval_s = retry_interval_s
+        self.journal = Journal(journal_dir, segment_rows=segment_rows)
+        self._queue: deque[dict[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._stats = WriterStats(spilled=self.journal.rows)
+        self._processed = 0  # rows written, journaled or rejected: flush() waits on this
+        self._stop = False
+        self._closed = False
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._oldest = time.monotonic()  # when the oldest queued row arrived (roughly)
+        self._next_retry = 0.0  # replay a journal left by an earlier process right away
+        self._thread = threading.Thread(
+            target=self._run, name="mlwarden-record-writer", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Any) -> RecordWriter:
+        return cls(
+            store,
+            journal_dir=settings.journal_dir,
+            batch_size=settings.write_batch_size,
+            flush_interval_s=settings.write_flush_interval_s,
+            queue_limit=settings.write_queue_limit,
+        )
+
+    # ------------------------------------------------------------------ caller side
+
+    def submit(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> None:
+        """Queue records (see ``Store.insert_records`` for their keys). Never waits for I/O.
+
+        ``received_at`` (and a missing ``timestamp``) is stamped now, so a record that spends
+        time in the journal keeps the time it really arrived. Raises ``ServiceUnavailable``
+        when the writer is closed or the queue holds ``queue_limit`` rows already.
+        """
+        now = utcnow()
+        prepared = []
+        for raw in rows:
+            row = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw)
+            if row.get("received_at") is None:
+                row["received_at"] = now
+            if row.get("timestamp") is None and row.get("ts") is None:
+                row["timestamp"] = now
+            prepared.append(row)
+        if not prepared:
+            return
+        with self._cond:
+            if self._closed:
+                raise ServiceUnavailable("the record writer is closed")
+            if len(self._queue) + len(prepared) > self.queue_limit:
+                raise ServiceUnavailable(
+                    f"the record queue is full ({len(self._queue)} rows waiting); retry later",
+                    queue_limit=self.queue_limit,
+                )
+            if not self._queue:
+                self._oldest = time.monotonic()
+            self._queue.extend(prepared)
+            self._stats.submitted += len(prepared)
+            if len(self._queue) >= self.batch_size:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row submitted so far is stored or journaled (and, when the
+        database answers, the journal replayed). False when ``timeout`` ran out first."""
+        with self._cond:
+            self._flush_requested += 1
+            ticket = self._flush_requested
+            self._cond.notify_all()
+            return self._cond.wait_for(
+                lambda: self._flush_done >= ticket or not self._thread.is_alive(), timeout
+            )
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Flush, try a last replay, stop the thread. Rows the database could not take stay in
+        the journal and are replayed by the next writer on the same folder."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.journal.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> WriterStats:
+        with self._cond:
+            snapshot = WriterStats(**vars(self._stats))
+            snapshot.pending = self._stats.submitted - self._processed
+            snapshot.spilled = self.journal.rows
+            return snapshot
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: (
+                        self._stop
+                        or len(self._queue) >= self.batch_size
+                        or self._flush_requested > self._flush_done
+                    ),
+                    max(0.0, self._oldest + self.flush_interval_s - time.monotonic())
+                    if self._queue
+                    else self.flush_interval_s,
+                )
+                stop = self._stop
+                flush_ticket = self._flush_requested
+                # a partial batch waits for the flush interval, unless someone asks for it now
+                take_all = (
+                    stop
+                    or flush_ticket > self._flush_done
+                    or time.monotonic() >= self._oldest + self.flush_interval_s
+                )
+                batches = []
+                while len(self._queue) >= self.batch_size or (take_all and self._queue):
+                    take = min(self.batch_size, len(self._queue))
+                    batches.append([self._queue.popleft() for _ in range(take)])
+                self._oldest = time.monotonic()
+            try:
+                for batch in batches:
+                    self._write(batch)
+                if self.journal.rows and (
+                    stop or flush_ticket > self._flush_done or time.monotonic() >= self._next_retry
+                ):
+                    self._replay()
+            except Exception:  # the thread must survive anything; rows stay journaled
+                log.exception("record writer: unexpected error")
+            with self._cond:
+                self._flush_done = flush_ticket
+                self._cond.notify_all()
+                if stop and not self._queue:
+                    return
+
+    def _done(self, rows: int, **counters: int) -> None:
+        with self._cond:
+            self._processed += rows
+            for name, value in counters.items():
+                setattr(self._stats, name, getattr(self._stats, name) + value)
+
+    def _spill(self, batch: list[dict[str, Any]]) -> None:
+        self.journal.append(batch)
+        self._done(len(batch), journaled=len(batch))
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if self.journal.rows:
+            self._spill(batch)  # older rows are waiting in the journal: keep the order
+            return
+        try:
+            inserted = self.store.insert_records(batch)
+        except Exception as exc:
+            if is_unreachable(exc):
+                log.warning("database unreachable, spilling %d records to the journal", len(batch))
+                self._next_retry = time.monotonic() + self.retry_interval_s
+                self._spill(batch)
+                return
+            self._isolate(batch, journal_on_outage=True)
+            return
+        self._done(len(batch), written=inserted, duplicates=len(batch) - inserted)
+
+    def _isolate(self, batch: list[dict[str, Any]], *, journal_on_outage: bool) -> bool:
+        """Write a refused batch row by row, setting aside only the rows that are refused.
+
+        ``journal_on_outage`` is True for fresh rows (they count as processed here, and go to
+        the journal if the database drops meanwhile) and False for rows replayed from a segment
+        (already counted; the segment stays). Returns False when the database went away."""
+        for index, row in enumerate(batch):
+            try:
+                inserted = self.store.insert_records([row])
+            except Exception as exc:
+                if is_unreachable(exc):
+                    self._next_retry = time.monotonic() + self.retry_interval_s
+                    if journal_on_outage:
+                        self._spill(batch[index:])
+                    return False
+                if not isinstance(exc, MlwardenError | DBAPIError | ValueError | TypeError):
+                    raise
+                self._reject(row, exc)
+                self._done(int(journal_on_outage), rejected=1)
+                continue
+            self._done(int(journal_on_outage), written=inserted, duplicates=1 - inserted)
+        return True
+
+    def _reject(self, row: dict[str, Any], exc: BaseException) -> None:
+        folder = self.journal.directory / "rejected"
+        folder.mkdir(exist_ok=True)
+        reason = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        log.error("record %s refused by the database: %s", row.get("id"), reason)
+        with (folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl").open("a") as handle:
+            handle.write(json.dumps({"reason": reason, "row": row}, default=_json_default) + "\n")
+
+    def _replay(self) -> None:
+        """Hand journal segments to the store, oldest first; delete each once stored."""
+        self.journal.rotate()
+        for path in self.journal.segments():
+            rows = self.journal.read(path)
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                try:
+                    inserted = self.store.insert_records(chunk)
+                except Exception as exc:
+                    if is_unreachable(exc):
+                        self._next_retry = time.monotonic() + self.retry_interval_s
+                        return  # the segment stays; chunks already in are skipped next time
+                    if not self._isolate(chunk, journal_on_outage=False):
+                        return
+                    self._done(0, replayed=len(chunk))
+                    continue
+                self._done(
+                    0, replayed=len(chunk), written=inserted, duplicates=len(chunk) - inserted
+                )
+            self.journal.remove(path)
+            log.info("replayed journal segment %s (%d records)", path.name, len(rows))
+
+
+__all__ = ["Journal", "RecordWriter", "WriterStats", "is_unreachable"]

@@ -1,0 +1,181 @@
+"""RecordWriter: batching, flush on close, journal spill and replay, a real database outage."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pg_proxy import TcpProxy
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from mlwarden.domain import FeatureSpec, ModelSpec, Task
+from mlwarden.errors import Conflict, ServiceUnavailable
+from mlwarden.store import Store
+from mlwarden.store import tables as t
+from mlwarden.store.writer import Journal, RecordWriter
+
+SPEC = ModelSpec(name="m", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+
+
+def rows(start: int, n: int, model: str = "m") -> list[dict]:
+    return [
+        {"id": f"id{i:07d}", "model": model, "features": {"x": float(i)}, "prediction": i}
+        for i in range(start, start + n)
+    ]
+
+
+def distinct_ids(store: Store) -> tuple[int, int]:
+    with store.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(t.records)).scalar()
+        distinct = conn.execute(select(func.count(func.distinct(t.records.c.id)))).scalar()
+    return int(total or 0), int(distinct or 0)
+
+
+def test_writes_in_batches_and_close_flushes(store: Store, tmp_path: Path) -> None:
+    store.create_model(SPEC)
+    writer = RecordWriter(store, batch_size=100, flush_interval_s=60, journal_dir=tmp_path / "j")
+    writer.submit(rows(0, 250))
+    # two full batches go out without waiting for the (long) flush interval
+    deadline = time.monotonic() + 10
+    while writer.stats.written < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.stats.written == 200
+    assert writer.stats.pending == 50
+    writer.close()
+    assert store.count_records("m") == 250
+    stats = writer.stats
+    assert (stats.submitted, stats.written, stats.pending, stats.journaled) == (250, 250, 0, 0)
+    with pytest.raises(ServiceUnavailable, match="closed"):
+        writer.submit(rows(0, 1))
+
+
+def test_flush_waits_and_resubmitted_ids_are_not_stored_twice(store: Store, tmp_path: Path) -> None:
+    store.create_model(SPEC)
+    with RecordWriter(store, batch_size=64, journal_dir=tmp_path / "j") as writer:
+        writer.submit(rows(0, 100))
+        assert writer.flush(timeout=10)
+        assert store.count_records("m") == 100
+        writer.submit(rows(50, 100))  # half already stored
+        assert writer.flush(timeout=10)
+        assert writer.stats.duplicates == 50
+    assert distinct_ids(store) == (150, 150)
+
+
+def test_received_at_is_stamped_at_submit(sqlite_store: Store, tmp_path: Path) -> None:
+    sqlite_store.create_model(SPEC)
+    before = datetime.now(UTC)
+    with RecordWriter(sqlite_store, journal_dir=tmp_path / "j") as writer:
+        writer.submit(rows(0, 1))
+    record = sqlite_store.fetch_records("m")[0]
+    assert record["received_at"] >= before and record["timestamp"] >= before
+
+
+def test_queue_limit_refuses_instead_of_growing(sqlite_store: Store, tmp_path: Path) -> None:
+    sqlite_store.create_model(SPEC)
+    with RecordWriter(
+        sqlite_store,
+        batch_size=10_000,
+        flush_interval_s=60,
+        queue_limit=100,
+        journal_dir=tmp_path / "j",
+    ) as writer:
+        writer.submit(rows(0, 100))
+        with pytest.raises(ServiceUnavailable, match="queue is full"):
+            writer.submit(rows(100, 1))
+
+
+def test_unreachable_database_spills_then_next_writer_replays(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    down = Store(UNREACHABLE, migrate=False)
+    writer = RecordWriter(down, batch_size=40, journal_dir=journal, retry_interval_s=0.05)
+    writer.submit(rows(0, 100))
+    writer.close(timeout=30)
+    assert writer.stats.journaled == 100 and writer.stats.spilled == 100
+    lines = [json.loads(line) for p in sorted(journal.glob("*.jsonl")) for line in p.open()]
+    assert [row["id"] for row in lines] == [f"id{i:07d}" for i in range(100)]
+    # a crash leaves a torn last line behind; it must not break the replay
+    with sorted(journal.glob("*.jsonl"))[-1].open("a") as handle:
+        handle.write('{"id": "torn", "mod')
+
+    up = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    up.create_model(SPEC)
+    with RecordWriter(up, journal_dir=journal) as replayer:
+        assert replayer.flush(timeout=30)
+        assert replayer.stats.spilled == 0
+        assert replayer.stats.replayed == 100
+    assert up.count_records("m") == 100
+    assert not list(journal.glob("*.jsonl"))
+
+
+def test_rows_the_database_refuses_are_set_aside(sqlite_store: Store, tmp_path: Path) -> None:
+    sqlite_store.create_model(SPEC)
+    batch = rows(0, 5) + rows(5, 1, model="ghost") + rows(6, 4)
+    with RecordWriter(sqlite_store, journal_dir=tmp_path / "j") as writer:
+        writer.submit(batch)
+        assert writer.flush(timeout=10)
+        assert (writer.stats.written, writer.stats.rejected) == (9, 1)
+    assert sqlite_store.count_records("m") == 9
+    (rejected,) = list((tmp_path / "j" / "rejected").glob("*.jsonl"))
+    entry = json.loads(rejected.read_text())
+    assert entry["row"]["id"] == "id0000005" and "ghost" in entry["reason"]
+
+
+def test_one_journal_folder_has_one_writer(sqlite_store: Store, tmp_path: Path) -> None:
+    with RecordWriter(sqlite_store, journal_dir=tmp_path / "j"), pytest.raises(Conflict):
+        Journal(tmp_path / "j")
+
+
+@pytest.mark.postgres
+def test_database_outage_mid_stream_loses_nothing_and_stores_nothing_twice(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Stop the database (for this client: a proxy is killed) while records keep flowing."""
+    direct = Store(pg_url)
+    direct.create_model(SPEC)
+
+    url = make_url(pg_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    proxied = Store(url.set(port=proxy.port).render_as_string(hide_password=False), migrate=False)
+    writer = RecordWriter(
+        proxied,
+        batch_size=250,
+        flush_interval_s=0.02,
+        journal_dir=tmp_path / "journal",
+        retry_interval_s=0.1,
+    )
+    total, chunk = 30_000, 100
+    outage_started = threading.Event()
+
+    def produce() -> None:
+        for start in range(0, total, chunk):
+            writer.submit(rows(start, chunk))
+            if start == total // 3:
+                proxy.kill()
+                outage_started.set()
+            time.sleep(0.001)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert outage_started.wait(60)
+    time.sleep(1.0)  # records keep coming while the database is away
+    spilled_during_outage = writer.stats.journaled
+    proxy.start()  # the database is back
+    producer.join(120)
+    writer.close(timeout=120)
+    proxy.kill()
+
+    assert spilled_during_outage > 0
+    stats = writer.stats
+    assert stats.submitted == total and stats.pending == 0 and stats.spilled == 0
+    assert stats.replayed >= spilled_during_outage
+    assert distinct_ids(direct) == (total, total)
+    assert direct.count_records("m") == total
+    proxied.close()
+    direct.close()
