@@ -1,0 +1,384 @@
+"""Data quality from profiles: null bursts, out-of-range values, unit changes, unseen categories,
+schema breaks (missing, unknown or retyped columns) and constant features.
+
+Each check compares a window's profile with the reference profile (and, when given, the model's
+schema) and reports a ``data_quality`` finding naming the feature and, in ``evidence["check"]``,
+the sub-kind: ``null_burst``, ``non_finite``, ``out_of_range``, ``schema_range``,
+``unit_change``, ``unseen_category``, ``missing_feature``, ``unknown_column``,
+``not_in_reference``, ``retyped``, ``type_violation``, ``constant``.
+
+Rates are judged with a one-sided exact binomial test against the reference rate (Clopper &
+Pearson, Biometrika 1934; ``scipy.stats.binomtest``) *and* a minimum size of change, for the
+same reason as drift: on a big window a 0.1 % rise is significant and harmless. Defaults:
+
+* ``alpha = 1e-3`` per check: there are up to a dozen checks per feature, and a quality finding
+  triggers a fallback, so each must be strong evidence on its own.
+* null burst: the null rate rose by at least 5 points and to at least twice the reference rate.
+* out of range: at least 1 % of values outside the reference [min, max]; under no change a new
+  value lands outside the range of n reference values with probability 2/(n+1).
+* unit change: the ratio of standard deviations (and of means, when the mean is informative)
+  within a factor 10^±0.15 of 10, 100 or 1000 (or their inverses): a unit conversion such as
+  m -> cm, kg -> g or a fraction turned into a percentage (Ratio rule; no distribution test
+  can tell "scaled" from "shifted", this one can).
+* unseen categories: at least 1 % of the window and at least 5 rows.
+* retyped: at least half of the non-null values of a numeric feature are not numbers; below
+  that, any significant share is a ``type_violation``.
+* constant: the reference varied and the window (with at least ``min_rows`` values) does not.
+
+>>> import numpy as np, pandas as pd
+>>> from mlwarden.monitor.profile import Profile, ProfileLayout
+>>> rng = np.random.default_rng(0)
+>>> ref = pd.DataFrame({"price": rng.gamma(2.0, 10.0, 5000)})
+>>> layout = ProfileLayout.fit(ref)
+>>> window = pd.DataFrame({"price": rng.gamma(2.0, 10.0, 1000) * 100})
+>>> findings = QualityDetector().detect(Profile.from_data(ref, layout),
+...                                     Profile.from_data(window, layout))
+>>> [(f.features, f.evidence["check"], f.evidence["factor"]) for f in findings]
+[(['price'], 'unit_change', 100.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from scipy import stats
+
+from mlwarden.detect.base import Detector, fmt_p, fmt_rows
+from mlwarden.domain import Finding, FindingKind, ModelSpec
+from mlwarden.errors import InvalidInput
+from mlwarden.monitor.profile import CategoricalStats, NumericStats, Profile
+
+__all__ = ["QualityDetector", "QualityThresholds"]
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Decision thresholds; the module docstring gives the reason for each default."""
+
+    alpha: float = 1e-3
+    null_increase: float = 0.05
+    null_ratio: float = 2.0
+    out_of_range_rate: float = 0.01
+    unit_tolerance_log10: float = 0.15
+    unseen_rate: float = 0.01
+    unseen_min_rows: int = 5
+    retyped_share: float = 0.5
+    min_rows: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise InvalidInput("alpha must be in (0, 1)")
+
+
+def _binom_p(k: int, n: int, p0: float) -> float:
+    """One-sided P(X >= k) for X ~ Binomial(n, p0); 1.0 when there is nothing to test."""
+    if n <= 0 or k <= 0:
+        return 1.0
+    p0 = min(max(p0, 1e-9), 1.0 - 1e-12)
+    p = float(stats.binom.sf(k - 1, n, p0))
+    return p if math.isfinite(p) else 1.0
+
+
+class QualityDetector(Detector):
+    """Data-quality checks of a window's profile against the reference (and the schema)."""
+
+    name = "data_quality"
+    kind = FindingKind.DATA_QUALITY
+
+    def __init__(
+        self, spec: ModelSpec | None = None, thresholds: QualityThresholds | None = None
+    ) -> None:
+        self.spec = spec
+        self.t = thresholds or QualityThresholds()
+
+    def detect(
+        self, reference: Profile, window: Profile, *, window_index: int | None = None
+    ) -> list[Finding]:
+        if window.rows == 0:
+            # No rows is not broken data; throughput and freshness detectors report silence.
+            return []
+        out: list[Finding] = []
+
+        def add(
+            features: list[str],
+            check: str,
+            statistic: str,
+            score: float,
+            threshold: float,
+            message: str,
+            p_value: float | None = None,
+            **evidence: Any,
+        ) -> None:
+            out.append(
+                Finding(
+                    kind=FindingKind.DATA_QUALITY,
+                    detector=self.name,
+                    features=features,
+                    statistic=statistic,
+                    score=float(score),
+                    threshold=float(threshold),
+                    p_value=p_value,
+                    window=window_index,
+                    message=message,
+                    evidence={"check": check, **evidence},
+                )
+            )
+
+        missing = [name for name, s in window.features.items() if s.absent and s.absent == s.rows]
+        for name in missing:
+            add(
+                [name],
+                "missing_feature",
+                "missing_share",
+                1.0,
+                0.0,
+                f"{name} is missing from all {fmt_rows(window.rows)} of the window "
+                "(schema break: column dropped or renamed)",
+            )
+        for name, rows in window.extra_columns.items():
+            hint = f" (renamed from {', '.join(missing)}?)" if missing else ""
+            add(
+                [name],
+                "unknown_column",
+                "rows",
+                rows,
+                0.0,
+                f"unknown column {name!r} in {fmt_rows(rows)}, not in the reference{hint}",
+            )
+        if self.spec is not None:
+            for feature in self.spec.features:
+                if feature.name not in reference.features:
+                    add(
+                        [feature.name],
+                        "not_in_reference",
+                        "rows",
+                        window.rows,
+                        0.0,
+                        f"{feature.name} is in the schema but not in the reference profile: "
+                        "it cannot be checked for drift until the reference is rebuilt",
+                    )
+
+        for name, win in window.features.items():
+            ref = reference.features.get(name)
+            if ref is None or name in missing:
+                continue
+            if isinstance(win, NumericStats) and isinstance(ref, NumericStats):
+                self._numeric(name, ref, win, add)
+            elif isinstance(win, CategoricalStats) and isinstance(ref, CategoricalStats):
+                self._categorical(name, ref, win, add)
+        return out
+
+    # -- shared
+
+    def _rate_rise(
+        self, name: str, check: str, what: str, k: int, n: int, k_ref: int, n_ref: int, add: Any
+    ) -> None:
+        """A rate (nulls, non-finite values) that rose past the size and significance bars."""
+        if n <= 0:
+            return
+        rate = k / n
+        ref_rate = k_ref / n_ref if n_ref > 0 else 0.0
+        if rate - ref_rate < self.t.null_increase or rate < self.t.null_ratio * ref_rate:
+            return
+        # The reference rate is an estimate too: a small floor keeps a clean reference from
+        # making any single null "impossible".
+        p = _binom_p(k, n, max(ref_rate, 1.0 / (n_ref + 1) if n_ref else 1e-3))
+        if p >= self.t.alpha:
+            return
+        add(
+            [name],
+            check,
+            f"{what}_rate",
+            rate,
+            ref_rate + self.t.null_increase,
+            f"{name}: {what} rate {rate:.1%} vs {ref_rate:.1%} in the reference "
+            f"({k:,} of {fmt_rows(n)}, {fmt_p(p)})",
+            p,
+            **{f"{what}_rate": rate, f"reference_{what}_rate": ref_rate, "rows": n},
+        )
+
+    # -- numeric
+
+    def _numeric(self, name: str, ref: NumericStats, win: NumericStats, add: Any) -> None:
+        t = self.t
+        n_present = win.rows - win.absent
+        ref_present = ref.rows - ref.absent
+        self._rate_rise(
+            name, "null_burst", "null", win.nulls, n_present, ref.nulls, ref_present, add
+        )
+        self._rate_rise(
+            name,
+            "non_finite",
+            "non_finite",
+            win.non_finite,
+            n_present,
+            ref.non_finite,
+            ref_present,
+            add,
+        )
+        non_null = win.count + win.invalid + win.non_finite
+        if win.invalid and non_null:
+            share = win.invalid / non_null
+            if share >= t.retyped_share:
+                add(
+                    [name],
+                    "retyped",
+                    "invalid_share",
+                    share,
+                    t.retyped_share,
+                    f"{name} arrives as text: {share:.0%} of {fmt_rows(non_null)} are not "
+                    "numbers (schema break: retyped feature)",
+                    invalid=win.invalid,
+                )
+            else:
+                ref_share = ref.invalid / max(ref.count + ref.invalid, 1)
+                p = _binom_p(win.invalid, non_null, max(ref_share, 1e-4))
+                if p < t.alpha:
+                    add(
+                        [name],
+                        "type_violation",
+                        "invalid_share",
+                        share,
+                        ref_share,
+                        f"{name}: {win.invalid:,} non-numeric values ({share:.1%}) in a numeric "
+                        f"feature ({fmt_p(p)})",
+                        p,
+                        invalid=win.invalid,
+                    )
+        if win.count < t.min_rows or ref.count < 2:
+            return
+        if self._unit_change(name, ref, win, add):
+            return
+        if ref.std > 0 and win.std <= 1e-9 * ref.std:
+            add(
+                [name],
+                "constant",
+                "std_ratio",
+                0.0,
+                0.0,
+                f"{name} is constant ({win.mean:.6g}) over {fmt_rows(win.count)}; "
+                f"the reference std is {ref.std:.4g}",
+                value=win.mean,
+            )
+        outside = int(win.hist[0] + win.hist[-1])
+        rate = outside / win.count
+        if rate >= t.out_of_range_rate:
+            p = _binom_p(outside, win.count, 2.0 / (ref.count + 1))
+            if p < t.alpha:
+                add(
+                    [name],
+                    "out_of_range",
+                    "out_of_range_rate",
+                    rate,
+                    t.out_of_range_rate,
+                    f"{name}: {rate:.1%} of {fmt_rows(win.count)} outside the reference range "
+                    f"[{ref.min:.4g}, {ref.max:.4g}] (window {win.min:.4g}..{win.max:.4g}, "
+                    f"{fmt_p(p)})",
+                    p,
+                    out_of_range_rate=rate,
+                    below=int(win.hist[0]),
+                    above=int(win.hist[-1]),
+                )
+        spec = self._spec_feature(name)
+        if spec is not None:
+            low = spec.minimum is not None and win.min < spec.minimum
+            high = spec.maximum is not None and win.max > spec.maximum
+            if low or high:
+                bound = f"[{spec.minimum}, {spec.maximum}]"
+                add(
+                    [name],
+                    "schema_range",
+                    "extreme",
+                    win.min if low else win.max,
+                    spec.minimum if low else spec.maximum,  # type: ignore[arg-type]
+                    f"{name}: values {win.min:.4g}..{win.max:.4g} break the schema range {bound}",
+                    minimum=spec.minimum,
+                    maximum=spec.maximum,
+                )
+
+    def _unit_change(self, name: str, ref: NumericStats, win: NumericStats, add: Any) -> bool:
+        if ref.std <= 0 or win.std <= 0:
+            return False
+        ratio_std = win.std / ref.std
+        log_std = math.log10(ratio_std)
+        k = round(log_std)
+        tol = self.t.unit_tolerance_log10
+        if k == 0 or abs(k) > 3 or abs(log_std - k) > tol:
+            return False
+        ratio_mean = None
+        if abs(ref.mean) >= 0.5 * ref.std:
+            # When the mean is well away from zero, a rescale moves it by the same factor.
+            if ref.mean * win.mean <= 0:
+                return False
+            ratio_mean = win.mean / ref.mean
+            if abs(math.log10(ratio_mean) - k) > tol:
+                return False
+        factor = 10.0**k
+        add(
+            [name],
+            "unit_change",
+            "scale_ratio",
+            ratio_std,
+            factor,
+            f"{name} looks rescaled by {factor:g}: std {ref.std:.4g} -> {win.std:.4g}, "
+            f"mean {ref.mean:.4g} -> {win.mean:.4g} on {fmt_rows(win.count)} (unit change?)",
+            factor=factor,
+            ratio_std=ratio_std,
+            ratio_mean=ratio_mean,
+        )
+        return True
+
+    def _spec_feature(self, name: str) -> Any:
+        if self.spec is None:
+            return None
+        return next((f for f in self.spec.features if f.name == name), None)
+
+    # -- categorical
+
+    def _categorical(
+        self, name: str, ref: CategoricalStats, win: CategoricalStats, add: Any
+    ) -> None:
+        t = self.t
+        self._rate_rise(
+            name,
+            "null_burst",
+            "null",
+            win.nulls,
+            win.rows - win.absent,
+            ref.nulls,
+            ref.rows - ref.absent,
+            add,
+        )
+        if win.count == 0:
+            return
+        unseen = win.unseen_count
+        rate = unseen / win.count
+        if unseen >= t.unseen_min_rows and rate >= t.unseen_rate:
+            top = sorted(win.unseen.items(), key=lambda kv: -kv[1])[:5]
+            names = ", ".join(f"{k!r} ({v:,})" for k, v in top)
+            add(
+                [name],
+                "unseen_category",
+                "unseen_rate",
+                rate,
+                t.unseen_rate,
+                f"{name}: {unseen:,} of {fmt_rows(win.count)} ({rate:.1%}) in categories the "
+                f"reference never saw: {names}",
+                unseen=dict(top),
+                unseen_rate=rate,
+            )
+        if win.count >= t.min_rows and ref.count:
+            ref_top = int(max(ref.counts.max(initial=0), ref.other)) / ref.count
+            levels_seen = int((win.counts > 0).sum()) + (1 if win.other else 0) + len(win.unseen)
+            if levels_seen == 1 and ref_top < 0.99 and not win.unseen_other:
+                add(
+                    [name],
+                    "constant",
+                    "levels",
+                    1.0,
+                    1.0,
+                    f"{name} takes a single value over {fmt_rows(win.count)}; the reference's "
+                    f"most common level held only {ref_top:.0%}",
+                )
