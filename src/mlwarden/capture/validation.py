@@ -39,6 +39,7 @@ __all__ = [
     "check_batch",
     "errors_detail",
     "parse_json",
+    "printable",
     "validate_batch",
     "validate_instance",
 ]
@@ -63,7 +64,7 @@ class FieldError:
             "row": self.row,
             "field": self.field,
             "expected": self.expected,
-            "received": _printable(self.received),
+            "received": printable(self.received),
             "message": self.message,
         }
 
@@ -76,7 +77,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-def _printable(value: Any) -> Any:
+def printable(value: Any) -> Any:
     """A JSON-safe, bounded rendering of a received value."""
     if value is MISSING:
         return None
@@ -239,7 +240,7 @@ class SchemaValidator:
                 found.append(
                     FieldError(
                         row, name, expected, value,
-                        f"feature {name!r}: expected {expected}, received {_printable(value)!r}",
+                        f"feature {name!r}: expected {expected}, received {printable(value)!r}",
                     )
                 )
         if len(instance) > len(self._checks) or found:

@@ -1,0 +1,198 @@
+"""The FastAPI application: ``create_app(settings, store)``.
+
+The lifespan starts the record writer, the gateway and the probe manager, and on shutdown
+stops probes, lets shadow copies finish and flushes the writer, so no record is lost. Every
+:class:`~mlwarden.errors.MlwardenError` becomes ``{"error": message, "detail": {...}}`` with the
+error family's HTTP status; so do FastAPI's own validation errors and oversized bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlwarden import __version__
+from mlwarden.api.deps import ServerState, TokenCache
+from mlwarden.capture.validation import printable
+from mlwarden.errors import MlwardenError
+from mlwarden.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, message: str, detail: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail or {}}, status_code=status)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies above ``limit`` bytes while reading them (413), not after buffering.
+
+    A declared ``Content-Length`` above the limit is refused before reading anything; a body
+    sent in chunks is counted as it arrives and cut off as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _too_large(self) -> JSONResponse:
+        mib = self.limit / (1024 * 1024)
+        return error_response(
+            413,
+            f"request body too large: the limit is {self.limit} bytes ({mib:.1f} MiB); "
+            "send smaller batches",
+            {"limit_bytes": self.limit},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._too_large()(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large()(scope, receive, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MlwardenError)
+    async def _mlwarden_error(request: Request, exc: MlwardenError) -> JSONResponse:
+        state: ServerState | None = getattr(request.app.state, "mlwarden", None)
+        if state is not None:
+            state.metrics.http_errors.labels(str(exc.status_code)).inc()
+        detail = {k: v for k, v in exc.detail.items()}
+        response = error_response(exc.status_code, exc.message, detail)
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            errors.append(
+                {
+                    "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                    "message": err.get("msg", ""),
+                    "received": printable(err.get("input")),
+                }
+            )
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        message = f"invalid request: {first['field'] or 'body'}: {first['message']}"
+        return error_response(422, message, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
+    """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
+    from mlwarden.api import (
+        routes_capture,
+        routes_deploy,
+        routes_models,
+        routes_predict,
+        routes_system,
+    )
+    from mlwarden.capture.probe import ProbeManager
+    from mlwarden.serving.gateway import Gateway
+    from mlwarden.serving.metrics import ServerMetrics
+    from mlwarden.store import Store
+    from mlwarden.store.writer import RecordWriter
+
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_store = store is None
+        opened = Store.from_settings(settings) if store is None else store
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        writer = RecordWriter.from_settings(opened, settings)
+        metrics = ServerMetrics()
+        gateway = Gateway(opened, writer, settings, metrics=metrics)
+        probes = ProbeManager(opened, writer, settings, metrics=metrics)
+        app.state.mlwarden = ServerState(
+            settings=settings,
+            store=opened,
+            writer=writer,
+            gateway=gateway,
+            metrics=metrics,
+            tokens=TokenCache(),
+            probes=probes,
+            auth_required=settings.requires_auth(),
+        )
+        if settings.bootstrap_admin_token:
+            routes_system.ensure_token(opened, "bootstrap-admin", settings.bootstrap_admin_token)
+        try:
+            yield
+        finally:
+            probes.stop_all()
+            await gateway.aclose()
+            writer.close()
+            if owns_store:
+                opened.close()
+
+    app = FastAPI(
+        title="mlwarden",
+        version=__version__,
+        description="Serve, watch and heal machine-learning models in production.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    for module in (routes_system, routes_models, routes_deploy, routes_predict, routes_capture):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    return app

@@ -1,0 +1,180 @@
+"""Capture from models served elsewhere: bulk records, delayed labels, probing.
+
+``POST /v1/models/{name}/records`` takes JSON lines, CSV or Parquet (by ``Content-Type``). Any
+bad row rejects the whole batch with the list of bad rows, and nothing is stored, unless the
+caller asks ``?partial=true``: then the good rows are stored and the bad ones reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.routes_models import pydantic_error
+from mlwarden.capture.validation import errors_detail, parse_json
+from mlwarden.domain import Role
+from mlwarden.errors import InvalidInput
+
+router = APIRouter(tags=["capture"])
+
+
+def _format(content_type: str) -> str:
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in {"application/x-ndjson", "application/jsonl", "application/json-lines",
+                "application/x-jsonlines", "application/jsonlines", "application/json"}:
+        return "jsonl"
+    if kind in {"text/csv", "application/csv"}:
+        return "csv"
+    if kind in {"application/vnd.apache.parquet", "application/parquet",
+                "application/x-parquet", "application/octet-stream"}:
+        return "parquet"
+    raise InvalidInput(
+        f"unsupported Content-Type {kind or '(none)'!r} for records; use application/x-ndjson "
+        "(JSON lines), text/csv or application/vnd.apache.parquet",
+        content_type=kind,
+    )
+
+
+@router.post("/v1/models/{name}/records", summary="Bulk prediction records (JSONL, CSV, Parquet)")
+async def ingest_records(
+    name: str,
+    request: Request,
+    partial: bool = False,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    fmt = _format(request.headers.get("content-type", ""))
+    body = await request.body()
+    if not body.strip():
+        raise InvalidInput("the request body is empty; send records")
+
+    def run() -> dict[str, Any]:
+        from mlwarden.capture.ingest import parse_records
+
+        spec = state.store.get_model(name)
+        rows, errors = parse_records(spec, body, fmt)
+        if errors and not partial:
+            bad = len({e.row for e in errors})
+            first = errors[0]
+            raise InvalidInput(
+                f"{bad} bad rows; nothing stored (send ?partial=true to store the good rows). "
+                f"First: row {first.row}: {first.message}",
+                **errors_detail(errors),
+            )
+        stored = state.store.insert_records(rows) if rows else 0
+        return {
+            "received": len(rows) + len({e.row for e in errors}),
+            "stored": stored,
+            "duplicates": len(rows) - stored,
+            "rejected": len({e.row for e in errors}),
+            **({"errors": errors_detail(errors)} if errors else {}),
+        }
+
+    result = await run_in_threadpool(run)
+    state.metrics.records_ingested.labels(name).inc(result["stored"])
+    return JSONResponse(result)
+
+
+def _labels(body: Any) -> list[tuple[str, Any]]:
+    items: Any
+    if isinstance(body, dict) and "labels" in body:
+        items = body["labels"]
+    elif isinstance(body, dict):
+        items = [body]
+    else:
+        items = body
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(
+            "feedback must be {'id': ..., 'label': ...}, a list of them, or {'labels': [...]}"
+        )
+    out = []
+    for row, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"feedback row {row} is not an object", row=row)
+        record_id = item.get("id", item.get("record_id"))
+        if not isinstance(record_id, str | int) or isinstance(record_id, bool) or record_id == "":
+            raise InvalidInput(f"feedback row {row} needs an 'id' (the record id)", row=row)
+        if "label" not in item or item["label"] is None:
+            raise InvalidInput(f"feedback row {row} needs a 'label'", row=row)
+        label = item["label"]
+        if not isinstance(label, str | int | float | bool):
+            raise InvalidInput(
+                f"feedback row {row}: a label must be a string, number or boolean", row=row
+            )
+        out.append((str(record_id), label))
+    return out
+
+
+@router.post("/v1/models/{name}/feedback", summary="Ground-truth labels for record ids")
+async def feedback(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in {"application/x-ndjson", "application/jsonl", "application/jsonlines"}:
+        raw = await request.body()
+        body: Any = [
+            parse_json(line) for line in raw.splitlines() if line.strip()
+        ]
+    else:
+        body = await json_body(request)
+    labels = _labels(body)
+    accepted, unknown = await run_in_threadpool(state.store.add_feedback, name, labels)
+    state.metrics.feedback.labels(name).inc(accepted)
+    return JSONResponse({"accepted": accepted, "unknown_ids": unknown})
+
+
+class ProbeRequest(BaseModel):
+    version: int | None = None
+    rate_per_s: float = Field(default=1.0, gt=0, le=1000)
+    max_requests: int | None = Field(default=None, gt=0)
+
+
+@router.post("/v1/models/{name}/probe", summary="Start probing a remote version")
+async def start_probe(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    raw = await request.body()
+    values = as_object(parse_json(raw), "a probe request") if raw.strip() else {}
+    try:
+        body = ProbeRequest.model_validate(values)
+    except ValidationError as exc:
+        raise pydantic_error(exc, "probe request") from None
+    status = await run_in_threadpool(
+        lambda: state.probes.start(
+            name, version=body.version, rate_per_s=body.rate_per_s,
+            max_requests=body.max_requests,
+        )
+    )
+    await run_in_threadpool(
+        state.store.audit, principal.name, "probe.start", name, status.as_dict()
+    )
+    return JSONResponse(status.as_dict(), status_code=201)
+
+
+@router.get("/v1/models/{name}/probe", summary="Probing status")
+async def probe_status(
+    name: str, _: Principal = Depends(require(Role.VIEWER)), state: ServerState = Depends(server)
+) -> JSONResponse:
+    return JSONResponse(state.probes.status(name).as_dict())
+
+
+@router.delete("/v1/models/{name}/probe", summary="Stop probing")
+async def stop_probe(
+    name: str,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    status = await run_in_threadpool(state.probes.stop, name)
+    await run_in_threadpool(state.store.audit, principal.name, "probe.stop", name, {})
+    return JSONResponse(status.as_dict())

@@ -1,0 +1,199 @@
+"""A model's deployment: read it, change it (each change a new revision), undo, roll back.
+
+Every change names its actor (the token's name) and a reason, lands on the model's timeline
+as an event, and is audited. The gateway forgets its cached route at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.routes_models import pydantic_error
+from mlwarden.domain import Deployment, DeploymentState, Role
+from mlwarden.errors import Conflict, InvalidInput
+
+router = APIRouter(tags=["deployment"])
+
+_STATE_FIELDS = set(DeploymentState.model_fields)
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.pop("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidInput("'reason' must be a string")
+    return reason
+
+
+def _state(values: dict[str, Any]) -> DeploymentState:
+    unknown = sorted(set(values) - _STATE_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown deployment fields {unknown}; known: {sorted(_STATE_FIELDS)} and 'reason'",
+            fields=unknown,
+        )
+    try:
+        return DeploymentState.model_validate(values)
+    except ValidationError as exc:
+        raise pydantic_error(exc, "deployment") from None
+
+
+def _event_kind(before: Deployment | None, after: DeploymentState) -> str:
+    if before is None or before.live_version != after.live_version:
+        return "deploy"
+    if before.disabled != after.disabled:
+        return "disable" if after.disabled else "enable"
+    return "deployment"
+
+
+def _apply(
+    state: ServerState, name: str, new: DeploymentState, principal: Principal, reason: str,
+    kind: str | None = None,
+) -> Deployment:
+    before = state.store.get_deployment(name)
+    after = state.store.set_deployment(name, new, actor=principal.name, reason=reason)
+    changes = {
+        field: {
+            "from": None if before is None else getattr(before, field),
+            "to": getattr(after, field),
+        }
+        for field in sorted(_STATE_FIELDS)
+        if before is None or getattr(before, field) != getattr(after, field)
+    }
+    event = kind or _event_kind(before, new)
+    details = {"revision": after.revision, "reason": reason, "changes": changes}
+    state.store.add_event(name, event, principal.name, details)
+    state.store.audit(principal.name, f"deployment.{event}", name, details)
+    state.gateway.invalidate(name)
+    return after
+
+
+@router.get("/v1/models/{name}/deployment", summary="The current deployment")
+async def current(
+    name: str, _: Principal = Depends(require(Role.VIEWER)), state: ServerState = Depends(server)
+) -> JSONResponse:
+    deployment = await run_in_threadpool(state.store.get_deployment, name)
+    return JSONResponse(None if deployment is None else deployment.model_dump(mode="json"))
+
+
+@router.get("/v1/models/{name}/deployment/history", summary="Every revision, newest first")
+async def history(
+    name: str,
+    limit: int | None = None,
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    found = await run_in_threadpool(lambda: state.store.deployment_history(name, limit=limit))
+    return JSONResponse([d.model_dump(mode="json") for d in found])
+
+
+@router.put("/v1/models/{name}/deployment", summary="Replace the deployment (new revision)")
+async def replace(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    body = as_object(await json_body(request), "a deployment")
+    reason = _reason(body)
+    new = _state(body)
+    after = await run_in_threadpool(_apply, state, name, new, principal, reason)
+    return JSONResponse(after.model_dump(mode="json"))
+
+
+@router.patch("/v1/models/{name}/deployment", summary="Change some fields (new revision)")
+async def patch(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    body = as_object(await json_body(request), "a deployment change")
+    reason = _reason(body)
+    _state(body)  # refuse unknown fields and bad values before reading anything
+
+    def change() -> Deployment:
+        current = state.store.get_deployment(name)
+        base = (
+            current.model_dump(include=_STATE_FIELDS) if current is not None else {}
+        )
+        merged = {**base, **body}
+        if body.get("canary_version", 0) is None:
+            merged["canary_weight"] = 0.0  # removing the canary removes its share
+        return _apply(state, name, _state(merged), principal, reason)
+
+    after = await run_in_threadpool(change)
+    return JSONResponse(after.model_dump(mode="json"))
+
+
+class UndoRequest(BaseModel):
+    revision: int
+    reason: str = ""
+
+
+@router.post("/v1/models/{name}/deployment/undo", summary="Restore an earlier revision")
+async def undo(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    try:
+        body = UndoRequest.model_validate(as_object(await json_body(request), "an undo request"))
+    except ValidationError as exc:
+        raise pydantic_error(exc, "undo request") from None
+
+    def restore() -> Deployment:
+        old = state.store.get_deployment_revision(name, body.revision)
+        new = DeploymentState.model_validate(old.model_dump(include=_STATE_FIELDS))
+        reason = body.reason or f"undo to revision {body.revision}"
+        return _apply(state, name, new, principal, reason, kind="undo")
+
+    after = await run_in_threadpool(restore)
+    return JSONResponse(after.model_dump(mode="json"))
+
+
+@router.post(
+    "/v1/models/{name}/deployment/rollback",
+    summary="Make the previous live version live again",
+)
+async def rollback(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    raw = await request.body()
+    body = as_object(await json_body(request), "a rollback request") if raw.strip() else {}
+    reason = _reason(dict(body)) or "rollback"
+
+    def roll() -> Deployment:
+        revisions = state.store.deployment_history(name)
+        if not revisions:
+            raise Conflict(f"model {name!r} has never been deployed; nothing to roll back")
+        current = revisions[0]
+        previous = next(
+            (
+                r.live_version
+                for r in revisions[1:]
+                if r.live_version is not None and r.live_version != current.live_version
+            ),
+            None,
+        )
+        if previous is None:
+            raise Conflict(
+                f"model {name!r} has no earlier live version to roll back to "
+                f"(live is {current.live_version})"
+            )
+        new = DeploymentState.model_validate(
+            {**current.model_dump(include=_STATE_FIELDS), "live_version": previous}
+        )
+        return _apply(state, name, new, principal, reason, kind="rollback")
+
+    after = await run_in_threadpool(roll)
+    return JSONResponse(after.model_dump(mode="json"))

@@ -1,0 +1,74 @@
+"""``POST /v1/models/{name}/predict``: the gateway's front door.
+
+Body: ``{"instances": {...}}`` for one instance or ``{"instances": [{...}, ...]}`` for a batch,
+and an optional ``"key"`` that keeps a caller on the same side of a canary split. The body is
+parsed by hand (no pydantic model) because this is the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from mlwarden.api.deps import Principal, ServerState, json_body, require, server
+from mlwarden.domain import Role
+from mlwarden.errors import InvalidInput
+
+router = APIRouter(tags=["predict"])
+
+_EXAMPLE = {"instances": {"feature": 1.0}, "key": "optional-sticky-key"}
+
+
+def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
+    """(instances, key, single) from a predict body; ``InvalidInput`` explaining the shape."""
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"the body must be a JSON object like {_EXAMPLE}, received {type(body).__name__}"
+        )
+    unknown = sorted(set(body) - {"instances", "key"})
+    if unknown:
+        raise InvalidInput(
+            f"unknown fields {unknown} in the predict body; expected 'instances' and "
+            "optionally 'key'",
+            fields=unknown,
+        )
+    if "instances" not in body:
+        raise InvalidInput(f"the body needs 'instances': one object or a list, e.g. {_EXAMPLE}")
+    instances = body["instances"]
+    key = body.get("key")
+    if key is not None and not isinstance(key, str | int):
+        raise InvalidInput(f"'key' must be a string, received {type(key).__name__}")
+    single = isinstance(instances, dict)
+    if single:
+        instances = [instances]
+    elif not isinstance(instances, list):
+        raise InvalidInput(
+            f"'instances' must be an object or a list of objects, received "
+            f"{type(instances).__name__}"
+        )
+    return instances, None if key is None else str(key), single
+
+
+@router.post(
+    "/v1/models/{name}/predict",
+    summary="Predict one instance or a batch",
+    description=(
+        "Validates the instances against the model's schema, routes to the live version "
+        "(canary by weight, sticky by `key`), copies to the shadow version in the background, "
+        "falls back on error or timeout, and records every prediction. Each answer carries its "
+        "record id (for feedback), the version that answered and `served_by`."
+    ),
+)
+async def predict(
+    name: str,
+    request: Request,
+    _: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    instances, key, single = parse_predict_body(await json_body(request))
+    answers = await state.gateway.predict(name, instances, key)
+    if single:
+        return JSONResponse({"model": name, **answers[0], "predictions": answers})
+    return JSONResponse({"model": name, "predictions": answers})

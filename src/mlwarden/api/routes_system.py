@@ -1,0 +1,125 @@
+"""Health, Prometheus metrics, API tokens and model timelines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import insert
+from starlette.concurrency import run_in_threadpool
+
+from mlwarden import __version__
+from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.domain import Role
+from mlwarden.errors import InvalidInput
+from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter()
+
+
+def ensure_token(store: Any, name: str, token: str) -> None:
+    """Make ``token`` a valid admin token named ``name`` (the bootstrap token of the settings).
+
+    The store only creates random tokens, so this writes the hashed row itself.
+    """
+    from mlwarden.store import tables
+    from mlwarden.store.repository import hash_token, utcnow
+
+    if store.authenticate(token) is not None:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(tables.api_tokens).values(
+                name=f"{name}-{hash_token(token)[:8]}",
+                token_hash=hash_token(token),
+                role=Role.ADMIN.value,
+                created_at=utcnow(),
+                revoked=False,
+            )
+        )
+    store.audit("system", "token.create", name, {"role": Role.ADMIN.value, "bootstrap": True})
+
+
+@router.get("/health", tags=["system"], summary="Liveness and database check")
+async def health(request: Request) -> JSONResponse:
+    state: ServerState = request.app.state.mlwarden
+    database_ok = await run_in_threadpool(state.store.ping)
+    body: dict[str, Any] = {
+        "status": "ok" if database_ok else "degraded",
+        "database": "ok" if database_ok else "unreachable",
+        "version": __version__,
+        "auth": "required" if state.auth_required else "disabled (loopback only)",
+    }
+    stats = state.writer.stats
+    body["records"] = {"pending": stats.pending, "spilled_to_journal": stats.spilled}
+    return JSONResponse(body, status_code=200 if database_ok else 503)
+
+
+@router.get("/metrics", tags=["system"], summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    state: ServerState = request.app.state.mlwarden
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    role: Role = Role.VIEWER
+
+
+@router.post("/v1/tokens", tags=["access"], status_code=201, summary="Create an API token")
+async def create_token(
+    request: Request,
+    principal: Principal = Depends(require(Role.ADMIN)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    body = TokenRequest.model_validate(as_object(await json_body(request), "a token request"))
+    token = await run_in_threadpool(state.store.create_token, body.name, body.role, principal.name)
+    return JSONResponse(
+        {"name": body.name, "role": body.role.value, "token": token,
+         "note": "store this token now: it is shown only once"},
+        status_code=201,
+    )
+
+
+@router.get("/v1/tokens", tags=["access"], summary="List API tokens (never their value)")
+async def list_tokens(
+    _: Principal = Depends(require(Role.ADMIN)), state: ServerState = Depends(server)
+) -> JSONResponse:
+    tokens = await run_in_threadpool(state.store.list_tokens)
+    return JSONResponse(
+        [{**t, "created_at": t["created_at"].isoformat()} for t in tokens]
+    )
+
+
+@router.delete("/v1/tokens/{name}", tags=["access"], summary="Revoke an API token")
+async def revoke_token(
+    name: str,
+    principal: Principal = Depends(require(Role.ADMIN)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    await run_in_threadpool(state.store.revoke_token, name, principal.name)
+    state.tokens.clear()
+    return JSONResponse({"name": name, "revoked": True})
+
+
+@router.get("/v1/models/{name}/events", tags=["models"], summary="The model's timeline")
+async def events(
+    name: str,
+    limit: int = 100,
+    since: datetime | None = None,
+    kind: str | None = None,
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    if not 1 <= limit <= 10_000:
+        raise InvalidInput(f"limit must be between 1 and 10000, got {limit}")
+    kinds = [k for k in kind.split(",") if k] if kind else None
+    found = await run_in_threadpool(
+        lambda: state.store.events(name, limit, kinds=kinds, since=since)
+    )
+    return JSONResponse(
+        [{**e, "ts": e["ts"].isoformat()} for e in found]
+    )

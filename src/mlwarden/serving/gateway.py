@@ -1,0 +1,477 @@
+"""The serving gateway: route each prediction to the right version and record it.
+
+Per request the gateway does no database work: the model's spec, its deployment and the loaded
+versions are cached in memory, and the deployment is re-read at most every ``refresh_s``
+seconds (or at once after :meth:`Gateway.invalidate`, which the API calls on every change it
+makes). Routing:
+
+- the **live** version answers; a **canary** takes a share of requests equal to its weight,
+  sticky by the request key when one is given (same key, same version);
+- a **shadow** version gets a copy in the background; its answer is recorded, never returned,
+  and the caller never waits for it;
+- a version that fails or exceeds its timeout (the version's ``timeout_ms`` or the
+  ``predict_timeout_ms`` setting) hands over to the **fallback** version, and the answer says
+  ``served_by: "fallback"`` with the reason;
+- a **disabled** model answers 503, or its configured default response.
+
+Every attempt (answers, failures, shadow copies, defaults) becomes a record for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from mlwarden.capture.validation import SchemaValidator, check_batch
+from mlwarden.domain import Deployment, ModelSpec
+from mlwarden.errors import InvalidInput, MlwardenError, ServiceUnavailable
+from mlwarden.serving.metrics import ServerMetrics
+from mlwarden.serving.predictors import (
+    LocalPredictor,
+    Prediction,
+    PredictionError,
+    Predictor,
+    RemotePredictor,
+)
+from mlwarden.settings import Settings
+
+__all__ = ["Gateway", "RecordSink", "canary_share", "new_record_id"]
+
+log = logging.getLogger(__name__)
+
+
+class RecordSink(Protocol):
+    """Where records go: the store's batched writer (or anything with ``submit``)."""
+
+    def submit(self, records: Iterable[Mapping[str, Any]]) -> Any: ...
+
+
+class VersionStore(Protocol):
+    """What the gateway reads from the store (``mlwarden.store.Store`` satisfies it)."""
+
+    def get_model(self, name: str) -> ModelSpec: ...
+    def get_deployment(self, model: str, environment: str = ...) -> Deployment | None: ...
+    def get_version(self, model: str, number: int) -> Any: ...
+    def load_artifact(self, model: str, number: int) -> bytes: ...
+
+
+def new_record_id() -> str:
+    """A fresh record id (uuid4, hex)."""
+    return uuid.uuid4().hex
+
+
+def canary_share(key: str) -> float:
+    """A stable number in [0, 1) for a request key: the same key always lands the same side.
+
+    >>> canary_share("user-42") == canary_share("user-42")
+    True
+    >>> 0.0 <= canary_share("anything") < 1.0
+    True
+    """
+    return zlib.crc32(key.encode()) / 4294967296.0
+
+
+@dataclass
+class _Loaded:
+    predictor: Predictor
+    timeout_s: float
+
+
+@dataclass
+class _Route:
+    spec: ModelSpec
+    validator: SchemaValidator
+    deployment: Deployment | None
+    checked_at: float
+    versions: dict[int, _Loaded] = field(default_factory=dict)
+
+
+class Gateway:
+    """Routes predictions of every model and records each attempt.
+
+    ``await gateway.predict("titanic", [{"Age": 22, ...}], key="user-1")`` returns a list of
+    per-instance answers (record id, version, served_by, prediction, probabilities or score).
+    Errors: :class:`~mlwarden.errors.NotFound` for an unknown model, ``InvalidInput`` for bad
+    instances, ``ServiceUnavailable`` when disabled or no version can answer.
+    """
+
+    def __init__(
+        self,
+        store: VersionStore,
+        sink: RecordSink,
+        settings: Settings | None = None,
+        *,
+        metrics: ServerMetrics | None = None,
+        refresh_s: float = 1.0,
+        predict_workers: int = 4,
+        shadow_workers: int = 1,
+        shadow_queue_limit: int = 256,
+        environment: str = "production",
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.settings = settings or Settings()
+        self.metrics = metrics or ServerMetrics()
+        self.refresh_s = refresh_s
+        self.environment = environment
+        self._routes: dict[str, _Route] = {}
+        self._route_locks: dict[str, asyncio.Lock] = {}
+        self._load_lock = threading.Lock()
+        self._predict_pool = ThreadPoolExecutor(predict_workers, thread_name_prefix="mlw-predict")
+        self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mlw-shadow")
+        self._shadow_pending = 0
+        self._shadow_limit = shadow_queue_limit
+        self._shadow_tasks: set[asyncio.Task[Any]] = set()
+        self._random = random.Random()
+
+    # ------------------------------------------------------------------------ cache
+
+    def invalidate(self, model: str | None = None) -> None:
+        """Forget the cached route of ``model`` (of every model when None)."""
+        if model is None:
+            self._routes.clear()
+        else:
+            self._routes.pop(model, None)
+
+    def _load_route(self, model: str, previous: _Route | None) -> _Route:
+        spec = self.store.get_model(model)
+        deployment = self.store.get_deployment(model, self.environment)
+        if previous is not None and previous.spec == spec:
+            validator = previous.validator
+            versions = previous.versions  # versions never change once stored
+        else:
+            validator = SchemaValidator(spec)
+            versions = {}
+        return _Route(spec, validator, deployment, time.monotonic(), versions)
+
+    async def _route(self, model: str) -> _Route:
+        route = self._routes.get(model)
+        if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
+            return route
+        lock = self._route_locks.setdefault(model, asyncio.Lock())
+        async with lock:
+            route = self._routes.get(model)
+            if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
+                return route
+            fresh = await asyncio.to_thread(self._load_route, model, route)
+            self._routes[model] = fresh
+            return fresh
+
+    def _load_version(self, route: _Route, number: int) -> _Loaded:
+        with self._load_lock:
+            loaded = route.versions.get(number)
+            if loaded is not None:
+                return loaded
+            info = self.store.get_version(route.spec.name, number)
+            timeout_ms = info.timeout_ms or self.settings.predict_timeout_ms
+            timeout_s = float(timeout_ms) / 1000.0
+            predictor: Predictor
+            if info.kind == "remote":
+                predictor = RemotePredictor(info.endpoint or {}, route.spec, timeout_s=timeout_s)
+            else:
+                artifact = self.store.load_artifact(route.spec.name, number)
+                predictor = LocalPredictor.from_artifact(artifact, route.spec)
+            loaded = _Loaded(predictor, timeout_s)
+            route.versions[number] = loaded
+            return loaded
+
+    async def _version(self, route: _Route, number: int) -> _Loaded:
+        loaded = route.versions.get(number)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self._load_version, route, number)
+        return loaded
+
+    async def warm(self, model: str) -> None:
+        """Load the model's routed versions now instead of on the first request."""
+        route = await self._route(model)
+        deployment = route.deployment
+        if deployment is None:
+            return
+        for number in (
+            deployment.live_version,
+            deployment.canary_version,
+            deployment.fallback_version,
+            deployment.shadow_version,
+        ):
+            if number is not None:
+                await self._version(route, number)
+
+    # ------------------------------------------------------------------------ calls
+
+    async def _call(
+        self, loaded: _Loaded, instances: Sequence[Mapping[str, Any]]
+    ) -> list[Prediction]:
+        predictor = loaded.predictor
+        if isinstance(predictor, RemotePredictor):
+            # httpx enforces the timeout itself; wait_for is a guard against a stuck body
+            return await asyncio.wait_for(predictor.apredict(instances), loaded.timeout_s + 1.0)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._predict_pool, predictor.predict, instances)
+        try:
+            return await asyncio.wait_for(future, loaded.timeout_s)
+        except TimeoutError:
+            raise PredictionError(
+                f"the model did not answer within {loaded.timeout_s * 1000:.0f} ms"
+            ) from None
+
+    def _records(
+        self,
+        model: str,
+        version: int | None,
+        served_by: str,
+        instances: Sequence[Mapping[str, Any]],
+        predictions: Sequence[Prediction] | None,
+        latency_ms: float,
+        error: str | None,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        out = []
+        for i, features in enumerate(instances):
+            prediction = predictions[i] if predictions is not None else None
+            out.append(
+                {
+                    "id": new_record_id(),
+                    "model": model,
+                    "version": version,
+                    "timestamp": now,
+                    "features": features,
+                    "prediction": None if prediction is None else prediction.prediction,
+                    "scores": None if prediction is None else prediction.scores,
+                    "latency_ms": latency_ms,
+                    "error": error,
+                    "served_by": served_by,
+                }
+            )
+        return out
+
+    def _count(self, model: str, version: int | None, served_by: str, n: int) -> None:
+        self.metrics.predictions.labels(model, str(version), served_by).inc(n)
+
+    async def _attempt(
+        self,
+        route: _Route,
+        number: int,
+        served_by: str,
+        instances: Sequence[Mapping[str, Any]],
+    ) -> tuple[list[dict[str, Any]], list[Prediction] | None, str | None]:
+        """Call one version; returns its records, predictions (None on failure) and error."""
+        model = route.spec.name
+        start = time.perf_counter()
+        error: str | None = None
+        predictions: list[Prediction] | None = None
+        try:
+            loaded = await self._version(route, number)
+            predictions = await self._call(loaded, instances)
+        except InvalidInput:
+            raise
+        except MlwardenError as exc:
+            error = exc.message
+        except TimeoutError:
+            error = "the remote model did not answer in time"
+        except Exception as exc:  # a broken version must never take the gateway down
+            log.exception("version %s of %s failed", number, model)
+            error = f"{type(exc).__name__}: {exc}"
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        self.metrics.latency.labels(model, served_by).observe(latency_ms / 1000.0)
+        self._count(model, number, served_by, len(instances))
+        if error is not None:
+            self.metrics.prediction_errors.labels(model, str(number), served_by).inc(len(instances))
+        records = self._records(
+            model, number, served_by, instances, predictions, latency_ms, error,
+            datetime.now(UTC),
+        )
+        return records, predictions, error
+
+    # ------------------------------------------------------------------------ predict
+
+    async def predict(
+        self,
+        model: str,
+        instances: Sequence[Mapping[str, Any]],
+        key: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Answer ``instances`` of ``model``; one dict per instance, in order."""
+        if not instances:
+            raise InvalidInput("no instances to predict: send one object or a non-empty list")
+        limit = self.settings.max_batch_instances
+        if len(instances) > limit:
+            raise InvalidInput(
+                f"a batch of {len(instances)} instances exceeds the limit of {limit}",
+                limit=limit,
+                received=len(instances),
+            )
+        route = await self._route(model)
+        check_batch(route.validator, instances)
+        deployment = route.deployment
+        if deployment is None or (deployment.live_version is None and not deployment.disabled):
+            raise ServiceUnavailable(
+                f"model {model!r} has no live version; deploy one first", model=model
+            )
+        if deployment.disabled:
+            return self._disabled(route, deployment, instances)
+
+        plan: list[tuple[int, str]] = []
+        if deployment.canary_version is not None and deployment.canary_weight > 0:
+            share = canary_share(key) if key is not None else self._random.random()
+            if share < deployment.canary_weight:
+                plan.append((deployment.canary_version, "canary"))
+        if deployment.live_version is not None:
+            plan.append((deployment.live_version, "live"))
+        if deployment.fallback_version is not None:
+            plan.append((deployment.fallback_version, "fallback"))
+
+        records: list[dict[str, Any]] = []
+        failures: list[str] = []
+        answered: tuple[int, str, list[dict[str, Any]]] | None = None
+        tried: set[int] = set()
+        for number, served_by in plan:
+            if number in tried:
+                continue
+            tried.add(number)
+            attempt_records, predictions, error = await self._attempt(
+                route, number, served_by, instances
+            )
+            records.extend(attempt_records)
+            if predictions is not None:
+                answered = (number, served_by, attempt_records)
+                break
+            failures.append(f"{served_by} version {number}: {error}")
+
+        shadow = deployment.shadow_version
+        if shadow is not None and (answered is None or shadow != answered[0]):
+            self._start_shadow(route, shadow, instances)
+        self.sink.submit(records)
+        if answered is None:
+            raise ServiceUnavailable(
+                f"model {model!r} could not answer: " + "; ".join(failures),
+                model=model,
+                failures=failures,
+            )
+        number, served_by, answer_records = answered
+        reason = "; ".join(failures) if failures else None
+        out = []
+        for record in answer_records:
+            item: dict[str, Any] = {
+                "id": record["id"],
+                "version": number,
+                "served_by": served_by,
+                "prediction": record["prediction"],
+            }
+            scores = record["scores"]
+            if isinstance(scores, dict):
+                item["probabilities"] = scores
+            elif scores is not None:
+                item["score"] = scores
+            if reason:
+                item["reason"] = reason
+            out.append(item)
+        return out
+
+    def _disabled(
+        self, route: _Route, deployment: Deployment, instances: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        model = route.spec.name
+        if deployment.default_response is None:
+            why = f" ({deployment.reason})" if deployment.reason else ""
+            raise ServiceUnavailable(
+                f"model {model!r} is disabled{why}; no default response is configured",
+                model=model,
+                revision=deployment.revision,
+            )
+        default = deployment.default_response
+        records = self._records(
+            model, None, "default", instances, [Prediction(default)] * len(instances), 0.0,
+            None, datetime.now(UTC),
+        )
+        self._count(model, None, "default", len(instances))
+        self.sink.submit(records)
+        return [
+            {
+                "id": r["id"],
+                "version": None,
+                "served_by": "default",
+                "prediction": default,
+                "reason": f"model {model!r} is disabled; this is its default response",
+            }
+            for r in records
+        ]
+
+    # ------------------------------------------------------------------------ shadow
+
+    def _start_shadow(
+        self, route: _Route, number: int, instances: Sequence[Mapping[str, Any]]
+    ) -> None:
+        model = route.spec.name
+        if self._shadow_pending >= self._shadow_limit:
+            self.metrics.shadow_dropped.labels(model).inc()
+            return
+        self._shadow_pending += 1
+        task = asyncio.get_running_loop().create_task(self._shadow(route, number, instances))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, task: asyncio.Task[Any]) -> None:
+        self._shadow_tasks.discard(task)
+        self._shadow_pending -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shadow prediction failed: %s", task.exception())
+
+    async def _shadow(
+        self, route: _Route, number: int, instances: Sequence[Mapping[str, Any]]
+    ) -> None:
+        # give the answer a head start: the shadow begins after the response is on its way
+        await asyncio.sleep(0)
+        model = route.spec.name
+        start = time.perf_counter()
+        predictions: list[Prediction] | None = None
+        error: str | None = None
+        try:
+            loaded = await self._version(route, number)
+            if isinstance(loaded.predictor, RemotePredictor):
+                predictions = await asyncio.wait_for(
+                    loaded.predictor.apredict(instances), loaded.timeout_s + 1.0
+                )
+            else:
+                loop = asyncio.get_running_loop()
+                predictions = await loop.run_in_executor(
+                    self._shadow_pool, loaded.predictor.predict, instances
+                )
+        except MlwardenError as exc:
+            error = exc.message
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        self._count(model, number, "shadow", len(instances))
+        self.metrics.latency.labels(model, "shadow").observe(latency_ms / 1000.0)
+        self.sink.submit(
+            self._records(
+                model, number, "shadow", instances, predictions, latency_ms, error,
+                datetime.now(UTC),
+            )
+        )
+
+    async def drain_shadows(self, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) for running shadow copies, so their records are not lost on stop."""
+        if self._shadow_tasks:
+            await asyncio.wait(set(self._shadow_tasks), timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        """Finish shadow copies, close remote clients and the worker threads."""
+        await self.drain_shadows()
+        for route in list(self._routes.values()):
+            for loaded in route.versions.values():
+                if isinstance(loaded.predictor, RemotePredictor):
+                    await loaded.predictor.aclose()
+        self._routes.clear()
+        self._predict_pool.shutdown(wait=False, cancel_futures=True)
+        self._shadow_pool.shutdown(wait=False, cancel_futures=True)
