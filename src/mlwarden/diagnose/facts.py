@@ -47,7 +47,7 @@ _ALL = re.compile(rf"\b(all|every|literally every|100%\s+of)\s+(?:the\s+|our\s+)
 _DEPLOY = re.compile(r"after (?:the |we |our |a )?(?:deploy|release|rollout|roll ?out|promot|ship)|"
                      r"since (?:the )?(?:deploy|release)|rolled out|\bnew (?:model )?version\b|"
                      r"\bdeploy(?:ed|ment)?\b|\bpromoted\b|\bv\d+\b")
-_SINCE = re.compile(r"\b(?:since|at|from|started at|around)\s+((?:[01]?\d|2[0-3]):[0-5]\d|(?:1[0-2]|0?[1-9])\s?(?:am|pm)|noon|midnight|yesterday|this morning|last night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
+_SINCE = re.compile(r"\b(?:since|at|from|after|started at|around)\s+(?:the\s+)?((?:[01]?\d|2[0-3]):[0-5]\d|(?:1[0-2]|0?[1-9])\s?(?:am|pm)|noon|midnight|yesterday|this morning|last night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
 _DURATION = re.compile(r"\b(?:for|over|last|at|by|of|past)\s+(?:about\s+|~)?(\d+(?:\.\d+)?)\s*(mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b")
 _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|%|x|pp|points?|gb|mb|kb|hours?|h|mins?|minutes?|days?|weeks?)\b")
 _BACKTICK = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
