@@ -20,7 +20,9 @@ from mlwarden.diagnose.assistant import (
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.errors import MlwardenError
 
-_SEVERITY_STYLE = {"low": "green", "medium": "yellow", "high": "red", "critical": "bold white on red"}
+_SEVERITY_STYLE = {
+    "low": "green", "medium": "yellow", "high": "red", "critical": "bold white on red",
+}
 
 
 @app.command()
@@ -101,4 +103,5 @@ def _print_answer(console: Console, answer: TextDiagnosis) -> None:
         actions = "\n".join(f"- [bold]{a['action']}[/]: {a['description']}" for a in match.actions)
         console.print(Panel.fit(head, title=f"#{rank} {match.title}", border_style="cyan"))
         console.print(checks)
-        console.print(f"[bold]Likely causes[/]\n{causes}\n[bold]Recommended actions[/]\n{actions}\n")
+        console.print(f"[bold]Likely causes[/]\n{causes}")
+        console.print(f"[bold]Recommended actions[/]\n{actions}\n")
