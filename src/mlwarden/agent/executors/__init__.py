@@ -1,0 +1,220 @@
+"""Action executors: each journaled before it runs, idempotent, undoable, and audited.
+
+``run_action(env, action_id)`` is the one entry point: it moves a journaled action through
+``pending → running → done`` (or ``failed``), records the deployment revision before and after,
+and, when the executor raises, puts the deployment back as it was. Running it again on an action
+that crashed half-way finishes it without repeating what already took effect (see
+``journal.marker``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlwarden.agent.journal import Journal, marker
+from mlwarden.agent.policy import ModelPolicy
+from mlwarden.domain import ActionKind, Deployment, DeploymentState
+from mlwarden.errors import Conflict, InvalidInput, MlwardenError
+from mlwarden.store.repository import Store
+
+CRASH_ENV = "MLWARDEN_AGENT_CRASH_AT"
+
+
+def crashpoint(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process at the named step.
+
+    Only active when the environment variable ``MLWARDEN_AGENT_CRASH_AT`` equals ``name``; the
+    steps are ``journaled``, ``started``, ``changed`` and ``done``.
+    """
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class ExecEnv:
+    """What an executor needs: the store, the journal, the model's policy and who acts."""
+
+    store: Store
+    journal: Journal
+    policy: ModelPolicy
+    actor: str = "agent"
+    story: dict[str, Any] = field(default_factory=dict)  # context for alerts
+
+
+def current_revision(store: Store, model: str) -> int | None:
+    deployment = store.get_deployment(model)
+    return None if deployment is None else deployment.revision
+
+
+def change_deployment(
+    env: ExecEnv,
+    action: dict[str, Any],
+    step: str,
+    mutate: Callable[[DeploymentState], DeploymentState],
+    reason: str,
+) -> Deployment:
+    """Apply one deployment change of an action exactly once.
+
+    When a revision tagged ``[action N] step`` exists after the action's ``before_revision``,
+    an earlier attempt already made this change (the agent died before marking it done), and
+    that revision is returned instead of writing a second one.
+    """
+    model = action["model"]
+    tag = f"{marker(action['id'])} {step}"
+    before = action.get("before_revision") or 0
+    for revision in env.store.deployment_history(model, limit=50):
+        if revision.revision <= before:
+            break
+        if revision.reason.startswith(tag):
+            return revision
+    current = env.store.get_deployment(model)
+    if current is None:
+        raise InvalidInput(f"model {model!r} is not deployed; nothing to {step}")
+    state = DeploymentState.model_validate(
+        current.model_dump(include=set(DeploymentState.model_fields))
+    )
+    new = mutate(state)
+    deployment = env.store.set_deployment(model, new, actor=env.actor, reason=f"{tag}: {reason}")
+    env.store.audit(
+        env.actor,
+        f"deployment.{step}",
+        model,
+        {"action": action["id"], "revision": deployment.revision, "reason": reason},
+    )
+    return deployment
+
+
+Executor = Callable[[ExecEnv, dict[str, Any]], dict[str, Any]]
+
+
+def _registry() -> dict[ActionKind, Executor]:
+    from mlwarden.agent.executors.alert import run_alert
+    from mlwarden.agent.executors.deploy import (
+        run_canary,
+        run_disable,
+        run_fallback,
+        run_promote,
+        run_rollback,
+        run_shadow,
+    )
+    from mlwarden.agent.executors.retrain import run_retrain
+
+    return {
+        ActionKind.ALERT: run_alert,
+        ActionKind.ROLLBACK: run_rollback,
+        ActionKind.FALLBACK: run_fallback,
+        ActionKind.DISABLE: run_disable,
+        ActionKind.CANARY: run_canary,
+        ActionKind.SHADOW: run_shadow,
+        ActionKind.PROMOTE: run_promote,
+        ActionKind.RETRAIN: run_retrain,
+    }
+
+
+def run_action(env: ExecEnv, action_id: int) -> dict[str, Any]:
+    """Run (or resume) a journaled action; returns its final journal row.
+
+    A done, failed or undone action is returned as it is: running an action twice is a no-op.
+    """
+    action = env.journal.get(action_id)
+    if action["state"] not in ("pending", "running"):
+        return action
+    model = action["model"]
+    kind = ActionKind(action["kind"])
+    env.journal.start(action_id, current_revision(env.store, model))
+    crashpoint("started")
+    action = env.journal.get(action_id)
+    try:
+        if kind is ActionKind.NONE:
+            result: dict[str, Any] = {}
+        else:
+            result = _registry()[kind](env, action)
+    except Exception as exc:  # any failure must leave the deployment as it was
+        restored = _restore(env, action)
+        message = exc.message if isinstance(exc, MlwardenError) else f"{type(exc).__name__}: {exc}"
+        env.journal.fail(action_id, message, after_revision=restored)
+        env.store.audit(
+            env.actor, "action.failed", f"{model}/action/{action_id}", {"error": message}
+        )
+        return env.journal.get(action_id)
+    crashpoint("changed")
+    env.journal.finish(action_id, current_revision(env.store, model), **result)
+    env.store.audit(
+        env.actor,
+        "action.done",
+        f"{model}/action/{action_id}",
+        {"kind": kind.value, "result": result},
+    )
+    crashpoint("done")
+    return env.journal.get(action_id)
+
+
+def _restore(env: ExecEnv, action: dict[str, Any]) -> int | None:
+    """Put the deployment back at the action's ``before_revision`` if the action changed it."""
+    before = action.get("before_revision")
+    now = current_revision(env.store, action["model"])
+    if before is None or now == before:
+        return now
+    restored = env.store.undo_deployment(
+        action["model"],
+        before,
+        actor=env.actor,
+        reason=f"{marker(action['id'])} restore: the action failed",
+    )
+    return restored.revision
+
+
+def _same_routing(store: Store, model: str, a: int | None, b: int | None) -> bool:
+    """True when revisions ``a`` and ``b`` route traffic the same way (an undo of a later change
+    writes a new revision equal to an older one)."""
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    fields = set(DeploymentState.model_fields)
+    first = store.get_deployment_revision(model, a).model_dump(include=fields)
+    return first == store.get_deployment_revision(model, b).model_dump(include=fields)
+
+
+def undo_action(env: ExecEnv, action_id: int, *, force: bool = False) -> dict[str, Any]:
+    """Undo a done action: the deployment goes back to its ``before_revision``.
+
+    Refused (``Conflict``) when the deployment changed since the action, unless ``force``.
+    """
+    action = env.journal.get(action_id)
+    if action["state"] == "undone":
+        return action
+    if action["state"] != "done":
+        raise Conflict(f"action {action_id} is {action['state']}; only a done action can be undone")
+    model = action["model"]
+    before, after = action["before_revision"], action["after_revision"]
+    revision = current_revision(env.store, model)
+    if before is None or before == after:
+        env.journal.mark_undone(action_id, revision)
+    else:
+        if not force and not _same_routing(env.store, model, revision, after):
+            raise Conflict(
+                f"the deployment of {model!r} changed since action {action_id} "
+                f"(now revision {revision}, the action left {after}); undo with force to override"
+            )
+        restored = env.store.undo_deployment(
+            model, before, actor=env.actor, reason=f"undo {marker(action_id)}"
+        )
+        env.journal.mark_undone(action_id, restored.revision)
+    env.store.audit(env.actor, "action.undo", f"{model}/action/{action_id}", {"to": before})
+    return env.journal.get(action_id)
+
+
+__all__ = [
+    "CRASH_ENV",
+    "ExecEnv",
+    "change_deployment",
+    "crashpoint",
+    "current_revision",
+    "run_action",
+    "undo_action",
+]

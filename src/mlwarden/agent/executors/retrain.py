@@ -1,0 +1,173 @@
+"""The ``retrain`` action: candidate from the champion's recipe, validated, rolled out, promoted.
+
+Steps (each recorded as progress in the journal, each safe to repeat after a crash):
+
+1. **train**: clone the live version's estimator (``sklearn.base.clone``: same pipeline and
+   hyper-parameters) and fit it on recent labelled records, plus the reference sample when
+   the policy says so. The newest ``holdout_fraction`` of the labelled records is held out.
+2. **validate**: candidate and champion are scored on the held-out recent records; the guard
+   ``candidate_better`` refuses a candidate that is not better. A refused candidate is
+   registered nowhere and the deployment does not change.
+3. **register** the candidate as a new version (found again by its ``[action N]`` tag).
+4. **roll out** as canary (or shadow), then **promote** to live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwarden.agent.executors import ExecEnv, change_deployment, crashpoint
+from mlwarden.agent.guards import candidate_better
+from mlwarden.agent.journal import marker
+from mlwarden.domain import DeploymentState, Task
+from mlwarden.errors import Conflict, InvalidInput
+
+
+def load_estimator(blob: bytes) -> Any:
+    """A skops artifact as an estimator (through the registry's loader when it exists)."""
+    try:
+        from mlwarden.registry.artifacts import load_model  # type: ignore[attr-defined]
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        return load_model(blob)
+    import skops.io as sio
+
+    return sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+
+
+def dump_estimator(estimator: Any) -> bytes:
+    try:
+        from mlwarden.registry.artifacts import dump_model  # type: ignore[attr-defined]
+    except ImportError:
+        dump_model = None
+    if dump_model is not None:
+        return dump_model(estimator)
+    import skops.io as sio
+
+    return sio.dumps(estimator)
+
+
+def _score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float]:
+    if task is Task.CLASSIFICATION:
+        return "accuracy", float(np.mean(y_true.astype(str) == y_pred.astype(str)))
+    return "neg_mae", -float(np.mean(np.abs(y_true.astype(float) - y_pred.astype(float))))
+
+
+def _labelled(env: ExecEnv, model: str, limit: int) -> pd.DataFrame:
+    names = env.store.get_model(model).feature_names
+    rows = env.store.fetch_records(model, newest_first=True, limit=limit * 3)
+    rows = [r for r in rows if r["label"] is not None and not r["error"]][:limit]
+    rows.reverse()  # oldest first: the newest part is held out
+    frame = pd.DataFrame([r["features"] for r in rows], columns=names)
+    frame["__label__"] = [r["label"] for r in rows]
+    # rows with missing inputs would teach the candidate nothing good; quality is guarded earlier
+    return frame.dropna()
+
+
+def _candidate_version(env: ExecEnv, model: str, action_id: int) -> int | None:
+    tag = marker(action_id)
+    for version in env.store.list_versions(model):
+        if version.description.startswith(tag):
+            return version.number
+    return None
+
+
+def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    model = action["model"]
+    settings = env.policy.retrain
+    spec = env.store.get_model(model)
+    deployment = env.store.get_deployment(model)
+    if deployment is None or deployment.live_version is None:
+        raise InvalidInput(f"model {model!r} has no live version to retrain from")
+    champion_version = action["result"].get("champion_version") or deployment.live_version
+    candidate_number = _candidate_version(env, model, action["id"])
+    result: dict[str, Any] = dict(action["result"])
+    if candidate_number is None:
+        data = _labelled(env, model, settings.recent_records)
+        if len(data) < settings.min_labels:
+            raise Conflict(
+                f"only {len(data)} usable labelled records, {settings.min_labels} needed to retrain"
+            )
+        cut = int(len(data) * (1 - settings.holdout_fraction))
+        train, held = data.iloc[:cut], data.iloc[cut:]
+        x_train, y_train = train[spec.feature_names], train["__label__"].to_numpy()
+        reference_rows = 0
+        if settings.include_reference:
+            sample = env.store.reference_sample(model, champion_version) or []
+            target = spec.target or "target"
+            ref = pd.DataFrame([r for r in sample if r.get(target) is not None])
+            if len(ref) and set(spec.feature_names) <= set(ref.columns):
+                ref = ref.dropna(subset=[*spec.feature_names, target])
+                x_train = pd.concat([ref[spec.feature_names], x_train], ignore_index=True)
+                y_train = np.concatenate([ref[target].to_numpy(), y_train])
+                reference_rows = len(ref)
+        from sklearn.base import clone
+
+        champion = load_estimator(env.store.load_artifact(model, champion_version))
+        if spec.task is Task.CLASSIFICATION:
+            # labels arrive as JSON; train on the champion's own class type
+            y_train = np.asarray(y_train).astype(champion.classes_.dtype)
+        candidate = clone(champion).fit(x_train, y_train)
+        x_held, y_held = held[spec.feature_names], held["__label__"].to_numpy()
+        metric, champion_score = _score(spec.task, y_held, champion.predict(x_held))
+        _, candidate_score = _score(spec.task, y_held, candidate.predict(x_held))
+        result |= {
+            "champion_version": champion_version,
+            "metric": metric,
+            "champion_score": champion_score,
+            "candidate_score": candidate_score,
+            "train_rows": len(x_train),
+            "reference_rows": reference_rows,
+            "holdout_rows": len(held),
+        }
+        refusal = candidate_better(
+            candidate_score, champion_score, settings.min_improvement, metric
+        )
+        if refusal:
+            result |= {"promoted": False, "discarded": refusal}
+            return result
+        info = env.store.add_version(
+            model,
+            kind="sklearn",
+            artifact=dump_estimator(candidate),
+            training_metrics={metric: candidate_score, "holdout_rows": len(held)},
+            description=f"{marker(action['id'])} retrained from version {champion_version}",
+            actor=env.actor,
+        )
+        candidate_number = info.number
+        env.journal.progress(action["id"], **result, candidate_version=candidate_number)
+    result["candidate_version"] = candidate_number
+    crashpoint("registered")
+    if settings.rollout != "direct":
+        step = settings.rollout
+
+        def stage(state: DeploymentState) -> DeploymentState:
+            if step == "canary":
+                return state.model_copy(
+                    update={
+                        "canary_version": candidate_number,
+                        "canary_weight": settings.canary_weight,
+                    }
+                )
+            return state.model_copy(update={"shadow_version": candidate_number})
+
+        change_deployment(env, action, step, stage, f"{step} candidate version {candidate_number}")
+        crashpoint("staged")
+
+    def promote(state: DeploymentState) -> DeploymentState:
+        update: dict[str, Any] = {"live_version": candidate_number}
+        if state.canary_version == candidate_number:
+            update |= {"canary_version": None, "canary_weight": 0.0}
+        if state.shadow_version == candidate_number:
+            update["shadow_version"] = None
+        return state.model_copy(update=update)
+
+    deployment = change_deployment(
+        env, action, "promote", promote, f"promote retrained version {candidate_number}"
+    )
+    result |= {"promoted": True, "revision": deployment.revision}
+    return result

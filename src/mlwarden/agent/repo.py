@@ -1,0 +1,347 @@
+"""Persistence of what the agent sees and concludes: windows (signals + findings), incidents,
+decisions and verifications. The action journal is in ``journal.py``, approvals in
+``approvals.py``. Everything goes through the shared ``Store``'s engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from mlwarden.agent.decide import Decision
+from mlwarden.agent.incidents import WindowView
+from mlwarden.domain import Finding
+from mlwarden.errors import NotFound
+from mlwarden.store import agent_tables as at
+from mlwarden.store.repository import Store, as_utc, canonical_json, utcnow
+
+OPEN_STATES = ("open", "acting", "verifying")
+CLOSED_STATES = ("resolved", "escalated", "dismissed")
+
+
+def _json(value: Any) -> Any:
+    import json
+
+    return json.loads(canonical_json(value))
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key, value in out.items():
+        if isinstance(value, datetime):
+            out[key] = as_utc(value)
+    return out
+
+
+class AgentRepo:
+    """Reads and writes the agent's tables for one ``Store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # ------------------------------------------------------------------ windows
+
+    def save_window(
+        self,
+        model: str,
+        window: int,
+        ts: datetime,
+        signals: Mapping[str, float | None],
+        findings: Sequence[Finding],
+    ) -> bool:
+        """Store one closed window; False (and nothing written) when it was stored already."""
+        model_id = self.store.model_id(model)
+        with self.engine.begin() as conn:
+            seen = conn.execute(
+                select(func.count())
+                .select_from(at.signals)
+                .where(at.signals.c.model_id == model_id, at.signals.c.window == window)
+            ).scalar()
+            if seen:
+                return False
+            values = {**{k: v for k, v in signals.items()}, "window.closed": 1.0}
+            conn.execute(
+                insert(at.signals),
+                [
+                    {
+                        "model_id": model_id,
+                        "window": window,
+                        "ts": as_utc(ts),
+                        "name": name,
+                        "value": None if value is None else float(value),
+                    }
+                    for name, value in values.items()
+                ],
+            )
+            if findings:
+                conn.execute(
+                    insert(at.findings),
+                    [
+                        {
+                            "model_id": model_id,
+                            "window": window,
+                            "ts": as_utc(ts),
+                            "kind": f.kind.value,
+                            "detector": f.detector,
+                            "features": list(f.features),
+                            "statistic": f.statistic,
+                            "score": f.score,
+                            "threshold": f.threshold,
+                            "p_value": f.p_value,
+                            "message": f.message,
+                            "evidence": _json(f.evidence),
+                        }
+                        for f in findings
+                    ],
+                )
+        return True
+
+    def last_window(self, model: str) -> int | None:
+        model_id = self.store.model_id(model)
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(at.signals.c.window)).where(at.signals.c.model_id == model_id)
+            ).scalar()
+
+    def recent_windows(self, model: str, count: int, after: int | None = None) -> list[WindowView]:
+        """The last ``count`` stored windows (or those after ``after``), oldest first."""
+        model_id = self.store.model_id(model)
+        s, f = at.signals, at.findings
+        with self.engine.connect() as conn:
+            query = select(s.c.window).where(s.c.model_id == model_id).distinct()
+            if after is not None:
+                query = query.where(s.c.window > after)
+            numbers = sorted(conn.execute(query.order_by(s.c.window.desc()).limit(count)).scalars())
+            if not numbers:
+                return []
+            views = {n: WindowView(window=n) for n in numbers}
+            for row in conn.execute(
+                select(s.c.window, s.c.name, s.c.value).where(
+                    s.c.model_id == model_id, s.c.window.in_(numbers)
+                )
+            ):
+                views[row.window].signals[row.name] = row.value
+            for row in conn.execute(
+                select(f).where(f.c.model_id == model_id, f.c.window.in_(numbers))
+            ):
+                views[row.window].findings.append(
+                    Finding(
+                        kind=row.kind,
+                        detector=row.detector,
+                        features=row.features or [],
+                        statistic=row.statistic,
+                        score=row.score,
+                        threshold=row.threshold,
+                        p_value=row.p_value,
+                        window=row.window,
+                        message=row.message,
+                        evidence=row.evidence or {},
+                    )
+                )
+        return [views[n] for n in numbers]
+
+    def signals(
+        self, model: str, name: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Signal values newest first (one row per window and name)."""
+        model_id = self.store.model_id(model)
+        s = at.signals
+        query = select(s.c.window, s.c.ts, s.c.name, s.c.value).where(s.c.model_id == model_id)
+        if name is not None:
+            query = query.where(s.c.name == name)
+        query = query.order_by(s.c.window.desc(), s.c.name).limit(limit)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def findings(self, model: str, limit: int = 200) -> list[dict[str, Any]]:
+        model_id = self.store.model_id(model)
+        f = at.findings
+        query = (
+            select(f)
+            .where(f.c.model_id == model_id)
+            .order_by(f.c.window.desc(), f.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    # ------------------------------------------------------------------ incidents
+
+    def open_incident(self, model: str) -> dict[str, Any] | None:
+        model_id = self.store.model_id(model)
+        i = at.incidents
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(i)
+                .where(i.c.model_id == model_id, i.c.state.in_(OPEN_STATES))
+                .order_by(i.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else self._incident(row)
+
+    def create_incident(
+        self, model: str, window: int, baseline: Mapping[str, float | None], text: str
+    ) -> int:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(at.incidents).values(
+                        model_id=self.store.model_id(model),
+                        state="open",
+                        severity="low",
+                        kinds=[],
+                        features=[],
+                        first_window=window,
+                        last_window=window,
+                        baseline=_json(dict(baseline)),
+                        timeline=[{"ts": now.isoformat(), "event": "opened", "text": text}],
+                        summary=text,
+                        opened_at=now,
+                        updated_at=now,
+                    )
+                ).inserted_primary_key[0]
+            )
+
+    def update_incident(
+        self, incident_id: int, *, event: str | None = None, text: str = "", **values: Any
+    ) -> None:
+        """Change an incident's fields and, with ``event``, append to its timeline."""
+        now = utcnow()
+        i = at.incidents
+        with self.engine.begin() as conn:
+            row = conn.execute(select(i.c.timeline).where(i.c.id == incident_id)).first()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}", incident=incident_id)
+            if event is not None:
+                timeline = [
+                    *(row.timeline or []),
+                    {"ts": now.isoformat(), "event": event, "text": text},
+                ]
+                values["timeline"] = timeline
+            if values.get("state") in CLOSED_STATES:
+                values.setdefault("closed_at", now)
+            conn.execute(
+                update(i).where(i.c.id == incident_id).values(updated_at=now, **_jsonable(values))
+            )
+
+    def _incident(self, row: Any) -> dict[str, Any]:
+        out = _row(row)
+        out["model"] = self._model_name(out.pop("model_id"))
+        return out
+
+    def _model_name(self, model_id: int) -> str:
+        from mlwarden.store import tables as t
+
+        with self.engine.connect() as conn:
+            return str(
+                conn.execute(select(t.models.c.name).where(t.models.c.id == model_id)).scalar()
+            )
+
+    def get_incident(self, incident_id: int) -> dict[str, Any]:
+        """An incident with its decisions, actions and verifications."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(at.incidents).where(at.incidents.c.id == incident_id)).first()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}", incident=incident_id)
+            out = self._incident(row)
+            for key, table in (
+                ("decisions", at.decisions),
+                ("actions", at.actions),
+                ("verifications", at.verifications),
+            ):
+                rows = conn.execute(
+                    select(table).where(table.c.incident_id == incident_id).order_by(table.c.id)
+                )
+                out[key] = [_row(r) for r in rows]
+        return out
+
+    def list_incidents(
+        self, model: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        i = at.incidents
+        query = select(i)
+        if model is not None:
+            query = query.where(i.c.model_id == self.store.model_id(model))
+        if state is not None:
+            query = query.where(i.c.state == state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(i.c.id.desc()).limit(limit)).all()
+        return [self._incident(r) for r in rows]
+
+    # ------------------------------------------------------------------ decisions
+
+    def add_decision(self, incident_id: int | None, decision: Decision) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(at.decisions).values(
+                        model_id=self.store.model_id(decision.model),
+                        incident_id=incident_id,
+                        ts=utcnow(),
+                        diagnosis=decision.diagnosis.value,
+                        action=decision.action.value,
+                        notify=decision.notify,
+                        params=_json(decision.params),
+                        severity=decision.severity.value,
+                        confidence=decision.confidence,
+                        needs_approval=decision.needs_approval,
+                        mode=decision.mode,
+                        alternatives=_json(
+                            [a.model_dump(mode="json") for a in decision.alternatives]
+                        ),
+                        rationale=decision.rationale,
+                    )
+                ).inserted_primary_key[0]
+            )
+
+    def get_decision(self, decision_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(at.decisions).where(at.decisions.c.id == decision_id)).first()
+        if row is None:
+            raise NotFound(f"no decision {decision_id}", decision=decision_id)
+        return _row(row)
+
+    # ------------------------------------------------------------------ verifications
+
+    def add_verification(
+        self,
+        model: str,
+        incident_id: int | None,
+        action_id: int | None,
+        verdict: str,
+        windows: list[int],
+        baseline: Mapping[str, Any],
+        observed: Mapping[str, Any],
+        details: str,
+    ) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(at.verifications).values(
+                        model_id=self.store.model_id(model),
+                        incident_id=incident_id,
+                        action_id=action_id,
+                        ts=utcnow(),
+                        verdict=verdict,
+                        windows=windows,
+                        baseline=_json(dict(baseline)),
+                        observed=_json(dict(observed)),
+                        details=details,
+                    )
+                ).inserted_primary_key[0]
+            )
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (_json(v) if isinstance(v, dict | list) else getattr(v, "value", v))
+        for k, v in values.items()
+    }
+
+
+__all__ = ["CLOSED_STATES", "OPEN_STATES", "AgentRepo"]

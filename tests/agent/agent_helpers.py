@@ -1,0 +1,126 @@
+"""Helpers of the agent tests: a real scikit-learn model trained on the bundled electricity data,
+real records, and a tiny local webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+
+from mlwarden.agent.executors.retrain import dump_estimator
+from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec, Task
+from mlwarden.store.repository import Store
+
+FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+MODEL = "elec"
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def train(frame: pd.DataFrame, **params: Any) -> DecisionTreeClassifier:
+    return DecisionTreeClassifier(max_depth=6, random_state=0, **params).fit(
+        frame[FEATURES], frame["target"]
+    )
+
+
+def add_version(store: Store, estimator: Any, frame: pd.DataFrame, health: str) -> int:
+    sample = frame.sample(min(300, len(frame)), random_state=0)[[*FEATURES, "target"]]
+    info = store.add_version(
+        MODEL,
+        kind="sklearn",
+        artifact=dump_estimator(estimator),
+        training_metrics={"accuracy": float(estimator.score(frame[FEATURES], frame["target"]))},
+        reference_sample=sample.to_dict(orient="records"),
+    )
+    store.set_version_health(MODEL, info.number, health)  # type: ignore[arg-type]
+    return info.number
+
+
+def send_records(
+    store: Store,
+    frame: pd.DataFrame,
+    *,
+    version: int,
+    start: datetime = START,
+    labels: bool = True,
+    prefix: str = "r",
+    predictions: np.ndarray | None = None,
+) -> int:
+    """Store ``frame``'s rows as prediction records of ``elec`` (and their labels)."""
+    rows = []
+    for i, (index, row) in enumerate(frame.iterrows()):
+        features = {f: (None if pd.isna(row[f]) else float(row[f])) for f in FEATURES}
+        rows.append(
+            {
+                "id": f"{prefix}{index}",
+                "model": MODEL,
+                "version": version,
+                "timestamp": start + timedelta(minutes=30 * i),
+                "features": features,
+                "prediction": None if predictions is None else int(predictions[i]),
+                "latency_ms": 5.0,
+            }
+        )
+    store.insert_records(rows)
+    if labels:
+        store.add_feedback(MODEL, [(f"{prefix}{i}", int(t)) for i, t in frame["target"].items()])
+    return len(rows)
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that fails the first ``fail`` requests with HTTP 503."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.bodies: list[dict[str, Any]] = []
+        self.calls = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.calls += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.calls <= receiver.fail:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.bodies.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def setup_deployed(store: Store, elec: pd.DataFrame) -> dict[str, Any]:
+    """Model ``elec``: v1 (healthy, fallback) and v2 (healthy, live), both trained on old data."""
+    spec = ModelSpec(
+        name=MODEL,
+        task=Task.CLASSIFICATION,
+        features=[FeatureSpec(name=f) for f in FEATURES],
+        target="target",
+        positive_class=1,
+    )
+    store.create_model(spec)
+    old = elec.iloc[:2000]
+    v1 = add_version(store, train(old, min_samples_leaf=20), old, "healthy")
+    v2 = add_version(store, train(old), old, "healthy")
+    store.set_deployment(MODEL, DeploymentState(live_version=v1), actor="test", reason="first")
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="test", reason="v2"
+    )
+    return {"v1": v1, "v2": v2, "spec": spec}

@@ -1,0 +1,161 @@
+"""Executors on a real store: journaled, idempotent, undoable, failure leaves the deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from agent_helpers import MODEL, Receiver, send_records
+
+from mlwarden.agent.executors import ExecEnv, run_action, undo_action
+from mlwarden.agent.journal import Journal
+from mlwarden.agent.policy import load_policy_text
+from mlwarden.domain import ActionKind
+from mlwarden.errors import Conflict
+from mlwarden.store.repository import Store
+
+
+def env_for(store: Store, policy_yaml: str = "defaults: {}") -> ExecEnv:
+    return ExecEnv(store, Journal(store), load_policy_text(policy_yaml).for_model(MODEL))
+
+
+def test_rollback_is_journaled_with_revisions_and_undoable(
+    store: Store, deployed: dict[str, Any]
+) -> None:
+    env = env_for(store)
+    action_id = env.journal.create(MODEL, ActionKind.ROLLBACK, {"to_version": deployed["v1"]})
+    assert env.journal.get(action_id)["state"] == "pending"
+    row = run_action(env, action_id)
+    assert row["state"] == "done"
+    assert (row["before_revision"], row["after_revision"]) == (2, 3)
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.live_version == deployed["v1"]
+    assert store.get_version(MODEL, deployed["v2"]).health == "unhealthy"
+    # running it again does nothing
+    assert run_action(env, action_id)["after_revision"] == 3
+    assert len(store.deployment_history(MODEL)) == 3
+    undone = undo_action(env, action_id)
+    assert undone["state"] == "undone"
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.live_version == deployed["v2"] and dep.revision == 4
+    actions = [e["action"] for e in store.audit_entries(limit=20)]
+    assert {"action.journal", "action.done", "action.undo"} <= set(actions)
+    assert store.verify_audit() == (True, None)
+
+
+def test_rollback_refuses_unhealthy_target_and_leaves_deployment(
+    store: Store, deployed: dict[str, Any]
+) -> None:
+    store.set_version_health(MODEL, deployed["v1"], "unhealthy")
+    env = env_for(store)
+    action_id = env.journal.create(MODEL, ActionKind.ROLLBACK, {"to_version": deployed["v1"]})
+    row = run_action(env, action_id)
+    assert row["state"] == "failed" and "unhealthy" in row["error"]
+    assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
+
+
+def test_failed_multi_step_action_restores_the_deployment(
+    store: Store, deployed: dict[str, Any]
+) -> None:
+    env = env_for(store)
+    # promote without validation evidence is refused; fallback to a non-fallback version too
+    promote = env.journal.create(MODEL, ActionKind.PROMOTE, {"version": deployed["v1"]})
+    assert run_action(env, promote)["state"] == "failed"
+    fallback = env.journal.create(MODEL, ActionKind.FALLBACK, {"to_version": deployed["v2"]})
+    assert run_action(env, fallback)["state"] == "failed"
+    assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
+
+
+def test_fallback_disable_and_undo_refused_after_later_change(
+    store: Store, deployed: dict[str, Any]
+) -> None:
+    env = env_for(store)
+    fb = run_action(
+        env, env.journal.create(MODEL, ActionKind.FALLBACK, {"to_version": deployed["v1"]})
+    )
+    assert store.get_deployment(MODEL).live_version == deployed["v1"]  # type: ignore[union-attr]
+    off = run_action(env, env.journal.create(MODEL, ActionKind.DISABLE, {}))
+    assert store.get_deployment(MODEL).disabled  # type: ignore[union-attr]
+    with pytest.raises(Conflict, match="changed since action"):
+        undo_action(env, fb["id"])
+    undo_action(env, off["id"])
+    undo_action(env, fb["id"])
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and not dep.disabled and dep.live_version == deployed["v2"]
+
+
+def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, Any]) -> None:
+    receiver = Receiver(fail=2)
+    try:
+        env = env_for(
+            store, f"defaults: {{alert: {{webhook_url: '{receiver.url}', backoff_s: 0.01}}}}"
+        )
+        params = {"severity": "high", "diagnosis": "latency_or_errors", "rationale": "p99 up"}
+        row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, params))
+        assert row["state"] == "done"
+        assert row["result"] == {"delivered": True, "webhook": True, "status": 200, "attempts": 3}
+        body = receiver.bodies[0]
+        assert body["model"] == MODEL and body["severity"] == "high"
+        assert "[HIGH]" in body["text"] and "p99 up" in body["text"]
+        assert store.events(MODEL, kinds=["alert"])[0]["details"]["delivered"] is True
+    finally:
+        receiver.close()
+
+
+def test_alert_that_never_arrives_fails_but_is_logged(
+    store: Store, deployed: dict[str, Any]
+) -> None:
+    receiver = Receiver(fail=100)
+    try:
+        env = env_for(
+            store,
+            f"defaults: {{alert: {{webhook_url: '{receiver.url}', retries: 2, backoff_s: 0.01}}}}",
+        )
+        row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, {}))
+        assert row["state"] == "failed" and "after 3 attempt(s)" in row["error"]
+        assert receiver.calls == 3
+        assert store.events(MODEL, kinds=["alert"])[0]["details"]["delivered"] is False
+    finally:
+        receiver.close()
+
+
+def test_retrain_on_concept_drift_validates_and_promotes(
+    store: Store, deployed: dict[str, Any], elec: pd.DataFrame
+) -> None:
+    send_records(store, elec.iloc[30000:31500], version=deployed["v2"])
+    env = env_for(store)
+    row = run_action(env, env.journal.create(MODEL, ActionKind.RETRAIN, {}))
+    assert row["state"] == "done", row["error"]
+    result = row["result"]
+    assert result["promoted"] is True
+    assert result["candidate_score"] > result["champion_score"]
+    assert result["holdout_rows"] == 450 and result["reference_rows"] == 300
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.live_version == result["candidate_version"] == 3
+    reasons = [d.reason for d in store.deployment_history(MODEL)[:2]]
+    assert reasons[1].startswith(f"[action {row['id']}] canary")
+    assert reasons[0].startswith(f"[action {row['id']}] promote")
+
+
+def test_retrain_discards_a_candidate_that_is_not_better(
+    store: Store, deployed: dict[str, Any], elec: pd.DataFrame
+) -> None:
+    send_records(store, elec.iloc[30000:31500], version=deployed["v2"])
+    env = env_for(store, "defaults: {retrain: {min_improvement: 0.5}}")
+    row = run_action(env, env.journal.create(MODEL, ActionKind.RETRAIN, {}))
+    assert row["state"] == "done"
+    assert row["result"]["promoted"] is False
+    assert "not better than the champion" in row["result"]["discarded"]
+    assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
+    assert [v.number for v in store.list_versions(MODEL)] == [1, 2]
+
+
+def test_retrain_without_enough_labels_fails_cleanly(
+    store: Store, deployed: dict[str, Any], elec: pd.DataFrame
+) -> None:
+    send_records(store, elec.iloc[30000:30100], version=deployed["v2"])
+    env = env_for(store)
+    row = run_action(env, env.journal.create(MODEL, ActionKind.RETRAIN, {}))
+    assert row["state"] == "failed" and "200 needed" in row["error"]
+    assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
