@@ -16,68 +16,40 @@ from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
 from mlwarden.api.routes_models import pydantic_error
-from mlwarden.capture.validation import errors_detail, parse_json
+from mlwarden.capture.ingest import detect_format, ingest_records
+from mlwarden.capture.validation import parse_json
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["capture"])
 
 
-def _format(content_type: str) -> str:
-    kind = content_type.split(";")[0].strip().lower()
-    if kind in {"application/x-ndjson", "application/jsonl", "application/json-lines",
-                "application/x-jsonlines", "application/jsonlines", "application/json"}:
-        return "jsonl"
-    if kind in {"text/csv", "application/csv"}:
-        return "csv"
-    if kind in {"application/vnd.apache.parquet", "application/parquet",
-                "application/x-parquet", "application/octet-stream"}:
-        return "parquet"
-    raise InvalidInput(
-        f"unsupported Content-Type {kind or '(none)'!r} for records; use application/x-ndjson "
-        "(JSON lines), text/csv or application/vnd.apache.parquet",
-        content_type=kind,
-    )
-
-
-@router.post("/v1/models/{name}/records", summary="Bulk prediction records (JSONL, CSV, Parquet)")
-async def ingest_records(
+@router.post(
+    "/v1/models/{name}/records",
+    summary="Bulk prediction records (JSON lines, CSV, Parquet)",
+    description=(
+        "The format comes from Content-Type: application/x-ndjson, text/csv or "
+        "application/vnd.apache.parquet. Any bad row rejects the whole upload (422 listing "
+        "row, field, expected, received) unless `partial=true`. A `label` column becomes "
+        "feedback."
+    ),
+)
+async def ingest(
     name: str,
     request: Request,
     partial: bool = False,
     principal: Principal = Depends(require(Role.OPERATOR)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
-    fmt = _format(request.headers.get("content-type", ""))
+    fmt = detect_format(request.headers.get("content-type"))
     body = await request.body()
     if not body.strip():
         raise InvalidInput("the request body is empty; send records")
-
-    def run() -> dict[str, Any]:
-        from mlwarden.capture.ingest import parse_records
-
-        spec = state.store.get_model(name)
-        rows, errors = parse_records(spec, body, fmt)
-        if errors and not partial:
-            bad = len({e.row for e in errors})
-            first = errors[0]
-            raise InvalidInput(
-                f"{bad} bad rows; nothing stored (send ?partial=true to store the good rows). "
-                f"First: row {first.row}: {first.message}",
-                **errors_detail(errors),
-            )
-        stored = state.store.insert_records(rows) if rows else 0
-        return {
-            "received": len(rows) + len({e.row for e in errors}),
-            "stored": stored,
-            "duplicates": len(rows) - stored,
-            "rejected": len({e.row for e in errors}),
-            **({"errors": errors_detail(errors)} if errors else {}),
-        }
-
-    result = await run_in_threadpool(run)
-    state.metrics.records_ingested.labels(name).inc(result["stored"])
-    return JSONResponse(result)
+    report = await run_in_threadpool(
+        ingest_records, state.store, name, body, fmt, partial=partial
+    )
+    state.metrics.records_ingested.labels(name).inc(report.stored)
+    return JSONResponse(report.as_dict())
 
 
 def _labels(body: Any) -> list[tuple[str, Any]]:

@@ -101,16 +101,11 @@ def _to_category(value: Any) -> Any:
 
 # The gateway orders the columns itself, so this warning about a name-less array says nothing.
 _NAMES_WARNING = "X does not have valid feature names"
-_warning_filter_lock = threading.Lock()
-_warning_filter_installed = False
 
 
 def _silence_feature_names_warning() -> None:
-    global _warning_filter_installed
-    with _warning_filter_lock:
-        if not _warning_filter_installed:
-            warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
-            _warning_filter_installed = True
+    # filterwarnings replaces an identical filter, so calling this per model adds nothing
+    warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
 
 
 class LocalPredictor:

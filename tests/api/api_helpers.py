@@ -1,0 +1,132 @@
+"""Helpers of the API and gateway tests (imported by test modules and conftest)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from mlwarden.settings import Settings
+
+ELEC_FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+ELEC_SPEC = {
+    "name": "elec",
+    "task": "classification",
+    "target": "target",
+    "positive_class": 1,
+    "features": [{"name": n, "type": "numeric", "nullable": False} for n in ELEC_FEATURES],
+}
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any) -> Settings:
+    extra.setdefault("write_flush_interval_s", 0.05)
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **extra)
+
+
+def state_of(client: TestClient) -> Any:
+    return client.app.state.mlwarden  # type: ignore[attr-defined]
+
+
+def flush(client: TestClient) -> None:
+    """Wait until every record the app queued is in the database."""
+    assert state_of(client).writer.flush(timeout=30)
+
+
+def deploy_elec(client: TestClient, artifacts: dict[str, bytes], **deployment: Any) -> None:
+    """Register ``elec``, upload both versions, and deploy (v1 live by default)."""
+    assert client.post("/v1/models", json=ELEC_SPEC).status_code == 201
+    for key in ("v1", "v2"):
+        response = client.post(
+            "/v1/models/elec/versions",
+            files={"file": (f"{key}.skops", artifacts[key], "application/octet-stream")},
+            data={"metrics": json.dumps({"accuracy": 0.7})},
+        )
+        assert response.status_code == 201, response.text
+    body = {"live_version": 1, "reason": "first deploy", **deployment}
+    response = client.put("/v1/models/elec/deployment", json=body)
+    assert response.status_code == 200, response.text
+
+
+class RemoteModel:
+    """A tiny HTTP model server: behaviour by path, every request counted.
+
+    - ``/ok``: generic JSON, predicts 1 with probability 0.8
+    - ``/fail``: HTTP 500
+    - ``/hold``: waits until :attr:`release` is set (at most 10 s), then answers like ``/ok``
+    - ``/v2/models/<name>/infer``: KServe v2 with a ``predict`` and a ``predict_proba`` output
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.requests: list[tuple[str, Any]] = []
+        self.answered: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                owner.requests.append((self.path, body))
+                if self.path.startswith("/fail"):
+                    self._send(500, {"error": "model crashed"})
+                    return
+                if self.path.startswith("/hold"):
+                    owner.release.wait(10)
+                if "/v2/models/" in self.path:
+                    n = body["inputs"][0]["shape"][0]
+                    self._send(
+                        200,
+                        {
+                            "outputs": [
+                                {"name": "predict", "shape": [n], "datatype": "INT64",
+                                 "data": [1] * n},
+                                {"name": "predict_proba", "shape": [n, 2], "datatype": "FP64",
+                                 "data": [0.3, 0.7] * n},
+                            ]
+                        },
+                    )
+                else:
+                    n = len(body["instances"])
+                    predictions = [
+                        {"prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
+                    ] * n
+                    self._send(200, {"predictions": predictions})
+                owner.answered.append(self.path)
+
+            def _send(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds (background work in tests), bounded."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
