@@ -18,6 +18,7 @@ installed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -76,7 +77,7 @@ def _interval_labels(edges: np.ndarray) -> list[str]:
         return [f"[{edges[0]:.4g}, {edges[-1]:.4g}]"]
     inner = edges[1:-1]
     labels = [f"< {inner[0]:.4g}"]
-    labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in zip(inner[:-1], inner[1:], strict=True)]
+    labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(inner)]
     labels.append(f">= {inner[-1]:.4g}")
     return labels
 
@@ -102,7 +103,8 @@ def _from_findings(findings: Iterable[Finding]) -> dict[str, tuple[float, str]]:
         magnitude = f.score / f.threshold
         for feat in f.features:
             if feat not in out or magnitude > out[feat][0]:
-                out[feat] = (magnitude, f"{f.statistic} {f.score:.3g} / threshold {f.threshold:.3g}")
+                source = f"{f.statistic} {f.score:.3g} / threshold {f.threshold:.3g}"
+                out[feat] = (magnitude, source)
     return out
 
 

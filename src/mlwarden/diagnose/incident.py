@@ -43,6 +43,9 @@ _STAT_NAMES = {"null_rate": "null rate", "psi": "PSI", "out_of_range_rate": "out
                "js": "Jensen-Shannon distance", "wasserstein": "Wasserstein distance"}
 
 
+RankedPlaybook = tuple[Playbook, float, float, list[str]]
+
+
 class IncidentMatch(BaseModel):
     id: str
     title: str
@@ -124,7 +127,7 @@ def _describe_finding(f: Finding) -> str:
 
 def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]] = (),
                     playbooks: Sequence[Playbook] | None = None,
-                    changes: Sequence[Change] = ()) -> list[tuple[Playbook, float, float, list[str]]]:
+                    changes: Sequence[Change] = ()) -> list[RankedPlaybook]:
     """Playbooks ranked by weighted pattern matches: ``(playbook, score, confidence, evidence)``.
 
     Signal changes without findings count as pseudo-findings of the matching kind, so a
@@ -143,13 +146,14 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
         for p in pb.symptoms.signal_patterns:
             total += p.weight
             if p.kind == "event":
-                hits = [e for e in near_events if p.check is None or p.check.lower() in _event_type(e)]
+                hits = [e for e in near_events
+                        if p.check is None or p.check.lower() in _event_type(e)]
                 if hits and not p.absent:
                     score += p.weight
                     positive = True
                     e = hits[0]
-                    evidence.append(f"{_event_type(e)} event: {e.get('description', e.get('message', ''))}"
-                                    .rstrip(": "))
+                    what = e.get("description", e.get("message", ""))
+                    evidence.append(f"{_event_type(e)} event: {what}".rstrip(": "))
                 continue
             hits = [f for f in all_findings if _finding_matches(p, f)]
             if p.absent:
@@ -397,9 +401,10 @@ def diagnose_incident(
         model=model, generated_at=generated_at, severity=severity, severity_reasons=reasons,
         matches=matches, culprits=culprits, segments=segments, timeline=timeline,
         explanation=explanation, symptoms=symptoms, impact=impact,
-        checks=[{"title": c.title, "kind": c.kind, "run": c.run} for c in top.checks] if top else [],
-        actions=[{"action": a.action.value, "description": a.description} for a in top.actions]
-        if top else [],
+        checks=[{"title": c.title, "kind": c.kind, "run": c.run}
+                for c in (top.checks if top else [])],
+        actions=[{"action": a.action.value, "description": a.description}
+                 for a in (top.actions if top else [])],
         confirm=list(top.confirm) if top else [], resolution=list(resolution), facts=facts,
     )
 
@@ -415,7 +420,8 @@ def _timeline(events: Sequence[dict[str, Any]], changes: Sequence[Change],
             window=w, time=None if t is None else str(t), kind=_event_type(e) or "event",
             subject=str(e.get("subject", e.get("version", ""))),
             description=str(e.get("description", e.get("message", _event_type(e)))))))
-    firsts = {"feature_drift": "first drifting feature", "feature_quality": "first data-quality change",
+    firsts = {"feature_drift": "first drifting feature",
+              "feature_quality": "first data-quality change",
               "performance": "first performance drop", "latency": "first latency rise",
               "error": "first error rise"}
     seen: set[str] = set()

@@ -5,6 +5,8 @@ Sections: symptom, impact, timeline, hypotheses, investigation, resolution. JSON
 attached to a ticket as one file.
 """
 
+# Templates read better with their lines unbroken.
+# ruff: noqa: E501
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -63,7 +63,8 @@ def find_segments(
                          if ref_has_error and reference_rows is not None else None)
     out: list[Segment] = []
     for col in sorted(cols):
-        ref_col = reference_rows[col] if reference_rows is not None and col in reference_rows else None
+        ref_col = (reference_rows[col]
+                   if reference_rows is not None and col in reference_rows else None)
         basis = ref_col if ref_col is not None else window_rows[col]
         w_labels = bin_labels(basis, window_rows[col], n_bins=4)
         r_labels = bin_labels(basis, ref_col, n_bins=4) if ref_col is not None else None
@@ -73,7 +74,8 @@ def find_segments(
             mask = w_labels == value
             if int(mask.sum()) < min_support:
                 continue
-            seg = Segment(feature=col, value=str(value), window_share=round(float(w_share[value]), 4),
+            seg = Segment(feature=col, value=str(value),
+                          window_share=round(float(w_share[value]), 4),
                           reference_share=None if r_share is None else
                           round(float(r_share.get(value, 0.0)), 4),
                           growth=0.0, ranked_by="error" if has_error else "share")

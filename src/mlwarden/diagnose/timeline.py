@@ -26,7 +26,8 @@ LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss", "brier")
 DRIFT_STATS = ("psi", "drift", "wasserstein", "js", "jensen_shannon", "ks", "hellinger", "chi2")
 RATE_STATS = ("null_rate", "out_of_range_rate", "unseen_rate", "duplicate_rate", "error_rate")
 
-SignalClass = Literal["performance", "latency", "error", "feature_drift", "feature_quality", "other"]
+SignalClass = Literal[
+    "performance", "latency", "error", "feature_drift", "feature_quality", "other"]
 
 
 class Change(BaseModel):
@@ -120,10 +121,7 @@ def first_change(signals: Sequence[dict[str, Any]], name: str,
     points = series(signals, name)
     if len(points) < 2:
         return None
-    if baseline_until is not None:
-        base = [v for w, _, v in points if w < baseline_until]
-    else:
-        base = []
+    base = [v for w, _, v in points if baseline_until is not None and w < baseline_until]
     if not base:
         base = [v for _, _, v in points[: max(1, len(points) // 3)]]
     med = statistics.median(base)
