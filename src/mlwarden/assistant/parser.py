@@ -629,15 +629,15 @@ def _upload(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     arguments: dict[str, Any] = {}
     if path is not None:
         arguments["path"] = path
-        arguments["name"] = _safe_name(name or PurePath(path).stem)
+        arguments["name"] = safe_name(name or PurePath(path).stem)
         return arguments, []
     example = _known_name(reader, list(DATASETS), notes)
     if example is not None:
         arguments["example"] = example
-        arguments["name"] = _safe_name(name or example)
+        arguments["name"] = safe_name(name or example)
         return arguments, []
     if name is not None:
-        arguments["name"] = _safe_name(name)
+        arguments["name"] = safe_name(name)
     return arguments, ["path"]
 
 
@@ -678,7 +678,7 @@ def _train(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     if name is None and dataset is not None and target is not None:
         name = f"{PurePath(dataset).stem}-{target}"
     if name is not None:
-        arguments["model"] = _safe_name(name)
+        arguments["model"] = safe_name(name)
     missing = [key for key in ("dataset", "target") if arguments[key] is None]
     return arguments, missing
 
@@ -791,7 +791,7 @@ _HANDLERS = {
 }
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     """A name the registry accepts: letters, digits, ``_ . -``; lower case for readability."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", name.strip()).strip("-.").lower()
     return cleaned or "dataset"

@@ -1,0 +1,593 @@
+"""Runs understood commands against the store: asks for what is missing, refuses production
+changes without confirmation, and answers every command with what it did (or why not).
+
+The CLI's plain commands (``mlwarden train …``, ``mlwarden deploy …``) build a
+:class:`~mlwarden.assistant.parser.ParsedCommand` and call :meth:`Assistant.run`, so a typed
+sentence and its CLI equivalent take exactly the same path.
+
+>>> import tempfile
+>>> from mlwarden.store import Store
+>>> assistant = Assistant(Store("sqlite://"), tempfile.mkdtemp())
+>>> reply = assistant.handle("load the titanic example")
+>>> reply.status, reply.result["dataset"]["rows"]
+('done', 891)
+>>> assistant.handle("deploy it to production").status  # no model yet: asks which one
+'needs_input'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.table import Table
+
+from mlwarden.assistant import registry_adapter as moves
+from mlwarden.assistant.cleaning import plan_cleaning
+from mlwarden.assistant.datasets import DatasetStore, DatasetVersion
+from mlwarden.assistant.parser import (
+    HELP_TEXT,
+    ParseContext,
+    ParsedCommand,
+    closest,
+    parse,
+    render_command,
+    safe_name,
+)
+from mlwarden.assistant.training import (
+    ExperimentLog,
+    experiments_table_view,
+    log_to_mlflow,
+    metrics_table,
+    train_model,
+)
+from mlwarden.datasets import DATASETS
+from mlwarden.datasets import load as load_bundled
+from mlwarden.errors import InvalidInput, MlwardenError, NotFound
+from mlwarden.store import Store
+
+Status = Literal["done", "dry_run", "needs_input", "needs_confirmation", "not_understood", "error"]
+
+QUESTIONS = {
+    "dataset": "Which dataset? (e.g. 'titanic'; 'list datasets' shows them)",
+    "target": "Which column should the model predict? (e.g. '... predicting Survived')",
+    "model": "Which model? ('list models' shows them)",
+    "path": "Which file? (e.g. 'upload data/sales.csv as sales', or 'load the titanic example')",
+    "runs": "Which two runs? (e.g. 'compare runs 3 and 4'; 'show experiments' lists them)",
+    "what": "List what: experiments, datasets or models?",
+}
+
+
+@dataclass
+class Reply:
+    """The answer to one command. ``as_dict()`` is what the API returns."""
+
+    status: Status
+    parsed: ParsedCommand
+    message: str
+    result: dict[str, Any] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+    http_status: int = 200
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "understood": self.parsed.to_dict(),
+            "message": self.message,
+            "notes": list(self.parsed.notes),
+            "ignored": list(self.parsed.ignored),
+            "result": self.result,
+        }
+
+
+class Assistant:
+    """The command assistant over one store and data directory, with a session memory."""
+
+    def __init__(
+        self,
+        store: Store,
+        data_dir: str | Path,
+        *,
+        actor: str = "assistant",
+        reference_size: int = 1_000,
+        cv: int = 5,
+        n_jobs: int = 1,
+        on_deployment_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.actor = actor
+        self.reference_size = reference_size
+        self.cv = cv
+        self.n_jobs = n_jobs
+        self.on_deployment_change = on_deployment_change
+        self.datasets = DatasetStore(store.engine, self.data_dir)
+        self.experiments = ExperimentLog(store.engine)
+        self.last_dataset: str | None = None
+        self.last_model: str | None = None
+
+    # ----------------------------------------------------------------------------- parsing
+
+    def context(self) -> ParseContext:
+        """What exists now, for name matching and "it"."""
+        names = self.datasets.names()
+        columns: dict[str, list[str]] = {}
+        for version in self.datasets.versions():
+            columns[version.name] = version.columns  # newest version wins (oldest first)
+        for example in DATASETS:
+            columns.setdefault(example, _bundled_columns(example))
+        last_dataset = self.last_dataset
+        if last_dataset is None:
+            newest = self.datasets.last()
+            last_dataset = newest.name if newest else None
+        last_model = self.last_model
+        if last_model is None:
+            run = self.experiments.last()
+            last_model = run.model if run else None
+        return ParseContext(
+            datasets=names,
+            models=self.store.model_names(),
+            columns=columns,
+            last_dataset=last_dataset,
+            last_model=last_model,
+        )
+
+    def understand(self, text: str) -> ParsedCommand:
+        return parse(text, self.context())
+
+    def handle(self, text: str, *, dry_run: bool = False, confirm: bool = False) -> Reply:
+        """Understand ``text`` and (unless ``dry_run``) run it."""
+        parsed = self.understand(text)
+        if dry_run:
+            return Reply("dry_run", parsed, f"understood: {parsed.command or parsed.intent}")
+        return self.run(parsed, confirm=confirm)
+
+    # ----------------------------------------------------------------------------- running
+
+    def run(self, parsed: ParsedCommand, *, confirm: bool = False) -> Reply:
+        """Run an understood command; errors become a reply with the error's HTTP status."""
+        if parsed.intent == "unknown":
+            words = " ".join(parsed.arguments.get("not_understood", [])) or "(nothing)"
+            notes = [n for n in parsed.notes if "never deletes" in n]
+            message = (
+                f"I did not understand: {words}. "
+                + (notes[0] + ". " if notes else "")
+                + "Try 'help' for what I can do."
+            )
+            return Reply("not_understood", parsed, message)
+        if parsed.missing:
+            questions = [QUESTIONS.get(slot, f"What is the {slot}?") for slot in parsed.missing]
+            return Reply(
+                "needs_input",
+                parsed,
+                " ".join(questions),
+                {"missing": list(parsed.missing), "questions": questions},
+            )
+        handler = getattr(self, f"_do_{parsed.intent}")
+        try:
+            return handler(parsed, confirm)
+        except MlwardenError as exc:
+            return Reply(
+                "error",
+                parsed,
+                exc.message,
+                {"error": exc.message, "detail": exc.detail},
+                http_status=exc.status_code,
+            )
+
+    def _confirm(self, parsed: ParsedCommand, what: str) -> Reply:
+        return Reply(
+            "needs_confirmation",
+            parsed,
+            f"{what} changes what production serves: confirm it (--yes on the command line, "
+            '"confirm": true in the API).',
+        )
+
+    def _changed(self, model: str) -> None:
+        if self.on_deployment_change is not None:
+            self.on_deployment_change(model)
+
+    # ----------------------------------------------------------------------------- datasets
+
+    def _do_upload(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        if "example" in a:
+            info = self.datasets.add_example(a["example"], a.get("name"))
+        else:
+            info = self.datasets.upload(a["path"], a.get("name"))
+        self.last_dataset = info.name
+        return Reply(
+            "done",
+            parsed,
+            f"stored {info.label}: {info.rows} rows, {len(info.columns)} columns",
+            {"dataset": info.as_dict()},
+        )
+
+    def _do_clean(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        name = self._dataset_name(a["dataset"])
+        source = self.datasets.get(name, a.get("version"))
+        frame = self.datasets.frame(name, source.version)
+        keep = [a["keep"]] if a.get("keep") else _default_keep(name, frame.columns)
+        plan = plan_cleaning(frame, keep=keep)
+        self.last_dataset = name
+        lines = plan.describe()
+        result: dict[str, Any] = {"source": source.as_dict(), "plan": plan.as_dict(), "kept": keep}
+        if a.get("plan_only"):
+            return Reply(
+                "done", parsed, "plan for " + source.label + ":\n" + _bullets(lines), result
+            )
+        if not plan.steps:
+            return Reply("done", parsed, f"{source.label} is already clean; no new version", result)
+        cleaned = plan.apply(frame)
+        new = self.datasets.add_frame(
+            name,
+            cleaned,
+            parent_version=source.version,
+            description=f"cleaned from v{source.version}: {len(plan.steps)} changes",
+        )
+        result["dataset"] = new.as_dict()
+        message = (
+            f"plan for {source.label}:\n{_bullets(lines)}\n"
+            f"stored {new.label}: {new.rows} rows, {len(new.columns)} columns "
+            f"(was {source.rows} rows, {len(source.columns)} columns)"
+        )
+        return Reply("done", parsed, message, result)
+
+    def _do_download(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        name = self._dataset_name(a["dataset"])
+        info, path = self.datasets.export(
+            name,
+            a.get("version"),
+            output=a.get("output"),
+            fmt=a.get("format", "csv"),
+            cleaned=bool(a.get("cleaned")),
+        )
+        self.last_dataset = name
+        return Reply(
+            "done",
+            parsed,
+            f"wrote {info.label} ({info.rows} rows) to {path}",
+            {"dataset": info.as_dict(), "path": str(path), "format": a.get("format", "csv")},
+        )
+
+    def _dataset_name(self, name: str) -> str:
+        if name in self.datasets.names():
+            return name
+        guess = closest(name, self.datasets.names())
+        if guess is not None:
+            return guess
+        known = ", ".join(self.datasets.names()) or "none yet"
+        hint = f" (a bundled example: 'load the {name} example')" if name in DATASETS else ""
+        raise NotFound(f"no dataset named {name!r}{hint}; datasets: {known}", dataset=name)
+
+    # ----------------------------------------------------------------------------- training
+
+    def _do_train(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        dataset = str(a["dataset"])
+        uploaded: DatasetVersion | None = None
+        if dataset not in self.datasets.names() and Path(dataset).suffix:
+            if not Path(dataset).expanduser().exists():
+                raise NotFound(f"file not found: {dataset}", path=dataset)
+            uploaded = self.datasets.upload(dataset, Path(dataset).stem.lower())
+            dataset = uploaded.name
+        elif dataset not in self.datasets.names() and dataset in DATASETS:
+            uploaded = self.datasets.add_example(dataset)
+        name = self._dataset_name(dataset)
+        info = self.datasets.get(name, a.get("dataset_version"))
+        frame = self.datasets.frame(name, info.version)
+        target = str(a["target"])
+        if target not in frame.columns:
+            guess = closest(target, list(frame.columns))
+            if guess is None:
+                raise InvalidInput(
+                    f"unknown column {target!r} in {info.label}; "
+                    f"columns are: {list(frame.columns)}",
+                    column=target,
+                    columns=list(frame.columns),
+                )
+            target = guess
+        model_name = a.get("model") or _model_name(name, target)
+        result = train_model(
+            frame,
+            target,
+            task=a.get("task"),
+            algorithm=a.get("algorithm"),
+            model_name=model_name,
+            cv=self.cv,
+            n_jobs=self.n_jobs,
+        )
+        registered = moves.ensure_model(self.store, result.spec, self.actor)
+        reference = moves.reference_sample(
+            result.X_test, result.y_test, target, self.reference_size
+        )
+        version = moves.add_trained_version(
+            self.store,
+            result.spec,
+            result.estimator,
+            reference=reference,
+            metrics=result.metrics,
+            description=f"{result.algorithm} on {info.label}",
+            actor=self.actor,
+        )
+        run = self.experiments.log(
+            model=model_name,
+            version=version,
+            dataset_name=name,
+            dataset_version=info.version,
+            params=result.params,
+            metrics=result.metrics,
+        )
+        mlflow_run = log_to_mlflow(
+            f"{model_name}-v{version}", result.params, result.metrics, result.estimator
+        )
+        self.last_dataset, self.last_model = name, model_name
+        lines = [
+            f"trained {result.algorithm} ({result.task}) on {info.label} predicting {target!r}",
+            f"model {model_name!r} version {version} ({registered}); experiment run {run.id}",
+        ]
+        lines += [f"left out {col!r}: {why}" for col, why in result.dropped.items()]
+        lines += result.notes
+        main = "accuracy" if result.task == "classification" else "r2"
+        lines.append(f"{main} on the held-out test: {result.metrics[main]:.4f}")
+        payload = {
+            "model": model_name,
+            "version": version,
+            "experiment": run.id,
+            "task": result.task,
+            "algorithm": result.algorithm,
+            "target": target,
+            "dataset": {"name": name, "version": info.version},
+            "features": result.features,
+            "dropped": result.dropped,
+            "notes": result.notes,
+            "metrics": result.metrics,
+            "mlflow_run": mlflow_run,
+        }
+        if uploaded is not None:
+            payload["uploaded"] = uploaded.as_dict()
+        table = metrics_table(result.metrics, title=f"{model_name} v{version}")
+        return Reply("done", parsed, "\n".join(lines), payload, [table])
+
+    # ----------------------------------------------------------------------------- deployment
+
+    def _model_name(self, name: str) -> str:
+        known = self.store.model_names()
+        if name in known:
+            return name
+        guess = closest(name, known)
+        if guess is not None:
+            return guess
+        prefixed = [m for m in known if m.startswith(f"{name}-")]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        hint = f"; did you mean one of {prefixed}?" if prefixed else ""
+        raise NotFound(
+            f"no model named {name!r}{hint} (models: {', '.join(known) or 'none yet'})", model=name
+        )
+
+    def _do_deploy(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        model = self._model_name(a["model"])
+        environment = a.get("environment", "staging")
+        if environment not in ("staging", "production"):
+            raise InvalidInput(f"environment must be staging or production, got {environment!r}")
+        version = a.get("version") or moves.newest_version(self.store, model)
+        if environment == "production" and not confirm:
+            return self._confirm(parsed, f"deploying {model} version {version} to production")
+        before, after = moves.set_live(
+            self.store,
+            model,
+            version,
+            environment=environment,
+            actor=self.actor,
+            reason=f"assistant: {parsed.command}",
+        )
+        self.last_model = model
+        self._changed(model)
+        was = f" (was version {before.live_version})" if before and before.live_version else ""
+        return Reply(
+            "done",
+            parsed,
+            f"{model} version {version} is live in {environment}{was}",
+            {"deployment": after.model_dump(mode="json")},
+        )
+
+    def _do_promote(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        model = self._model_name(a["model"])
+        version = a.get("version")
+        if version is None:
+            staging = self.store.get_deployment(model, "staging")
+            if staging is None or staging.live_version is None:
+                raise InvalidInput(
+                    f"{model} has nothing live in staging to promote; deploy it to staging first "
+                    f"('deploy {model} to staging')",
+                    model=model,
+                )
+            version = staging.live_version
+        if not confirm:
+            return self._confirm(parsed, f"promoting {model} version {version} to production")
+        before, after = moves.set_live(
+            self.store,
+            model,
+            version,
+            environment="production",
+            actor=self.actor,
+            reason=f"assistant: {parsed.command}",
+            kind="promote",
+        )
+        self.last_model = model
+        self._changed(model)
+        was = f" (was version {before.live_version})" if before and before.live_version else ""
+        return Reply(
+            "done",
+            parsed,
+            f"{model} version {version} promoted from staging: live in production{was}",
+            {"deployment": after.model_dump(mode="json")},
+        )
+
+    def _do_rollback(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        model = self._model_name(a["model"])
+        environment = a.get("environment", "production")
+        version = a.get("version") or moves.rollback_target(self.store, model, environment)
+        if environment == "production" and not confirm:
+            return self._confirm(parsed, f"rolling {model} back to version {version}")
+        before, after = moves.set_live(
+            self.store,
+            model,
+            version,
+            environment=environment,
+            actor=self.actor,
+            reason=f"assistant: {parsed.command}",
+            kind="rollback",
+        )
+        self.last_model = model
+        self._changed(model)
+        was = before.live_version if before else None
+        return Reply(
+            "done",
+            parsed,
+            f"{model} rolled back in {environment}: version {version} is live (was {was})",
+            {"deployment": after.model_dump(mode="json")},
+        )
+
+    def _do_monitor(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        a = parsed.arguments
+        model = self._model_name(a["model"])
+        enabled = bool(a.get("enabled", True))
+        self.store.set_monitoring(model, enabled, actor=self.actor)
+        self.last_model = model
+        policy = _policy_summary(model)
+        if not enabled:
+            return Reply("done", parsed, f"monitoring of {model} is off", {"monitoring": False})
+        return Reply(
+            "done",
+            parsed,
+            f"monitoring {model} for drift, data quality and performance with the "
+            f"{policy.get('source', 'default')} policy (mode {policy.get('mode', 'advisory')})",
+            {"monitoring": True, "policy": policy},
+        )
+
+    # ----------------------------------------------------------------------------- listing
+
+    def _do_list(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        what = parsed.arguments["what"]
+        if what == "experiments":
+            runs = self.experiments.list(parsed.arguments.get("model"))
+            rows = [run.as_dict() for run in runs]
+            message = (
+                f"{len(runs)} experiment runs" if runs else "no experiments yet; train a model"
+            )
+            return Reply(
+                "done", parsed, message, {"experiments": rows}, [experiments_table_view(runs)]
+            )
+        if what == "datasets":
+            versions = self.datasets.versions()
+            table = Table(title="datasets")
+            for column in ("name", "version", "rows", "columns", "from", "description"):
+                table.add_column(column)
+            for v in versions:
+                parent = f"v{v.parent_version}" if v.parent_version else "-"
+                table.add_row(
+                    v.name, str(v.version), str(v.rows), str(len(v.columns)), parent, v.description
+                )
+            message = f"{len(versions)} dataset versions" if versions else "no datasets yet"
+            return Reply(
+                "done", parsed, message, {"datasets": [v.as_dict() for v in versions]}, [table]
+            )
+        models = []
+        table = Table(title="models")
+        for column in ("model", "task", "target", "versions", "staging", "production", "monitored"):
+            table.add_column(column)
+        for spec in self.store.list_models():
+            versions = [v.number for v in self.store.list_versions(spec.name)]
+            staging = self.store.get_deployment(spec.name, "staging")
+            production = self.store.get_deployment(spec.name, "production")
+            row = {
+                "model": spec.name,
+                "task": spec.task.value,
+                "target": spec.target,
+                "versions": versions,
+                "staging": staging.live_version if staging else None,
+                "production": production.live_version if production else None,
+                "monitored": self.store.is_monitored(spec.name),
+            }
+            models.append(row)
+            table.add_row(*(str(row[k]) if row[k] is not None else "-" for k in row))
+        message = f"{len(models)} models" if models else "no models yet"
+        return Reply("done", parsed, message, {"models": models}, [table])
+
+    def _do_compare(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        first, second = parsed.arguments["runs"][:2]
+        comparison = self.experiments.compare(first, second)
+        table = Table(title=f"run {first} vs run {second}")
+        for column in ("metric", f"run {first}", f"run {second}", "difference"):
+            table.add_column(column, justify="right")
+        for row in comparison["metrics"]:
+            table.add_row(row["metric"], *(_fmt(row[k]) for k in ("first", "second", "difference")))
+        models = comparison["first"]["model"], comparison["second"]["model"]
+        lines = [f"run {first} ({models[0]}) vs run {second} ({models[1]})"]
+        lines += [f"{p['param']}: {p['first']} → {p['second']}" for p in comparison["params"]]
+        return Reply("done", parsed, "\n".join(lines), comparison, [table])
+
+    def _do_help(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+        return Reply("done", parsed, HELP_TEXT)
+
+
+def command_for(intent: str, arguments: dict[str, Any]) -> ParsedCommand:
+    """A ParsedCommand for a plain CLI command (nothing to resolve, nothing missing to ask)."""
+    required = {
+        "upload": [],
+        "clean": ["dataset"],
+        "train": ["dataset", "target"],
+        "deploy": ["model"],
+        "promote": ["model"],
+        "rollback": ["model"],
+        "monitor": ["model"],
+        "download": ["dataset"],
+        "list": ["what"],
+        "compare": ["runs"],
+    }.get(intent, [])
+    missing = [slot for slot in required if arguments.get(slot) in (None, [], "")]
+    return ParsedCommand(intent, arguments, render_command(intent, arguments), missing)
+
+
+def _model_name(dataset: str, target: str) -> str:
+    return safe_name(f"{dataset}-{target}")
+
+
+def _default_keep(name: str, columns: Any) -> list[str]:
+    """The bundled example's target stays as it is (cleaning must not encode the label)."""
+    example = DATASETS.get(name)
+    return [example.target] if example is not None and example.target in columns else []
+
+
+@lru_cache(maxsize=8)
+def _bundled_columns(example: str) -> list[str]:
+    return list(load_bundled(example).columns)
+
+
+def _policy_summary(model: str) -> dict[str, Any]:
+    try:
+        from mlwarden.agent.policy import load_policy
+
+        policy = load_policy()
+        chosen = policy.for_model(model)
+        return {"source": "default", "mode": str(getattr(chosen, "mode", "advisory"))}
+    except (ImportError, MlwardenError, ValueError):
+        return {"source": "default", "mode": "advisory"}
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
