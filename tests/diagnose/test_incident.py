@@ -1,0 +1,195 @@
+"""Incident diagnosis from findings, signals, events and rows (a real sklearn model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlwarden.datasets import load
+from mlwarden.diagnose.culprits import feature_importance, psi, rank_culprits
+from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.diagnose.segments import find_segments
+from mlwarden.domain import Finding
+
+FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+def _times(n: int) -> list[str]:
+    start = pd.Timestamp("2026-11-26T13:30:00")
+    return [(start + pd.Timedelta(minutes=4 * w)).isoformat() for w in range(n)]
+
+
+def _null_incident() -> tuple[list[Finding], list[dict]]:
+    signals = [{"window": w, "time": t, "null_rate.vicprice": 0.001 if w < 8 else 0.61,
+                "null_rate.nswprice": 0.0, "accuracy": 0.89 if w < 11 else 0.71,
+                "latency_p99_ms": 120.0 + (w % 3)} for w, t in enumerate(_times(12))]
+    findings = [
+        Finding(kind="data_quality", detector="null_rate", features=["vicprice"],
+                statistic="null_rate", score=0.61, threshold=0.05, window=8,
+                message="vicprice null rate 61% > 5%"),
+        Finding(kind="concept_drift", detector="accuracy_drop", statistic="accuracy", score=0.18,
+                threshold=0.05, window=11, message="accuracy fell 0.89 -> 0.71"),
+    ]
+    return findings, signals
+
+
+def test_null_explosion_explained_with_numbers_and_order() -> None:
+    findings, signals = _null_incident()
+    d = diagnose_incident(findings, signals=signals,
+                          feature_importance={"vicprice": 0.2, "nswprice": 0.3})
+    assert d.matches[0].id == "feature_null_explosion"
+    assert "null_rate" in d.matches[0].evidence[0]
+    assert d.severity.value == "critical"
+    assert "more than half of the values are null" in d.severity_reasons
+    assert ("vicprice's null rate went from 0.1% to 61% at 14:02 (window 8), three windows before "
+            "accuracy fell from 0.89 to 0.71") in d.explanation
+    assert "This matches 'Feature pipeline null explosion'" in d.explanation
+    kinds = [e.kind for e in d.timeline]
+    assert kinds.index("first data-quality change") < kinds.index("first performance drop")
+    assert d.culprits[0].feature == "vicprice"
+    assert {a["action"] for a in d.actions} >= {"fallback", "alert"}
+
+
+def test_regression_after_deploy_points_at_rollback() -> None:
+    signals = [{"window": w, "accuracy": 0.91 if w < 5 else 0.80} for w in range(9)]
+    findings = [Finding(kind="concept_drift", detector="accuracy_drop", statistic="accuracy",
+                        score=0.11, threshold=0.05, window=5, message="accuracy dropped")]
+    events = [{"type": "deploy", "window": 5, "description": "version 14 promoted to live"}]
+    d = diagnose_incident(findings, events=events, signals=signals)
+    assert d.matches[0].id == "bad_model_deploy"
+    assert any("deploy event: version 14" in e for e in d.matches[0].evidence)
+    assert d.facts.after_deploy and d.facts.metric_drop_points == pytest.approx(11.0)
+    assert d.severity.value == "critical"
+    assert d.timeline[0].kind == "deploy"
+    assert d.actions[0]["action"] == "rollback"
+
+
+def test_deploy_long_before_is_not_blamed() -> None:
+    signals = [{"window": w, "accuracy": 0.91 if w < 20 else 0.80} for w in range(24)]
+    findings = [Finding(kind="concept_drift", detector="accuracy_drop", statistic="accuracy",
+                        score=0.11, threshold=0.05, window=20, message="accuracy dropped")]
+    d = diagnose_incident(findings, events=[{"type": "deploy", "window": 2}], signals=signals)
+    assert d.matches[0].id == "concept_drift"
+    assert not d.facts.after_deploy
+
+
+def test_performance_drop_seen_only_in_signals_means_concept_drift() -> None:
+    signals = [{"window": w, "f1": 0.8 - (0.0 if w < 6 else 0.15), "psi.age": 0.02}
+               for w in range(10)]
+    d = diagnose_incident([], signals=signals)
+    assert d.matches[0].id == "concept_drift"
+    assert "f1 fell from 0.80 to 0.65" in d.explanation.lower()
+
+
+def test_latency_and_constant_predictions() -> None:
+    signals = [{"window": w, "latency_p99_ms": 200.0 if w < 4 else 1800.0} for w in range(8)]
+    lat = [Finding(kind="latency", detector="latency_p99", statistic="p99_ms", score=1800,
+                   threshold=500, window=4, message="p99 1800 ms")]
+    d = diagnose_incident(lat, signals=signals)
+    assert d.matches[0].id == "inference_latency_spike"
+    assert d.facts.latency_ratio == pytest.approx(9.0) and d.severity.value == "critical"
+    const = [Finding(kind="prediction_drift", detector="constant_predictions",
+                     statistic="unique_predictions", score=1, threshold=2, window=3,
+                     message="1 distinct prediction", evidence={"unique_predictions": 1})]
+    c = diagnose_incident(const)
+    assert c.matches[0].id == "constant_predictions" and c.severity.value == "critical"
+
+
+def test_reports_follow_root_cause_template() -> None:
+    findings, signals = _null_incident()
+    findings[0] = findings[0].model_copy(update={"message": "nulls <script>alert(1)</script>"})
+    d = diagnose_incident(findings, signals=signals, model="elec",
+                          resolution=["fallback to version 3 at 14:20"],
+                          generated_at="2026-11-26T14:30:00Z")
+    md = d.to_markdown()
+    for section in ("## Symptom", "## Impact", "## Timeline", "## Hypotheses",
+                    "## Investigation", "## Resolution"):
+        assert section in md
+    assert "fallback to version 3 at 14:20" in md
+    html = d.to_html()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "src=" not in html and "<link" not in html  # self-contained
+    assert "<h2>Hypotheses</h2>" in html
+    again = Diagnosis.model_validate(json.loads(d.to_json()))
+    assert again == d
+    assert diagnose_incident(findings, signals=signals, model="elec",
+                             resolution=["fallback to version 3 at 14:20"],
+                             generated_at="2026-11-26T14:30:00Z").to_json() == d.to_json()
+
+
+@pytest.fixture(scope="module")
+def titanic_model() -> tuple[object, pd.DataFrame, pd.Series]:
+    df = load("titanic")
+    X, y = df[FEATURES], df["Survived"]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=0)
+    numeric = ["Pclass", "Age", "SibSp", "Parch", "Fare"]
+    pre = ColumnTransformer([
+        ("num", SimpleImputer(strategy="median"), numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), ["Sex", "Embarked"]),
+    ])
+    model = make_pipeline(pre, RandomForestClassifier(n_estimators=60, max_depth=6,
+                                                      random_state=0))
+    model.fit(X_train, y_train)
+    return model, X_test.reset_index(drop=True), y_test.reset_index(drop=True)
+
+
+def _with_error(model, X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    out = X.copy()
+    out["error"] = (model.predict(X) != y.to_numpy()).astype(int)
+    return out
+
+
+def test_segments_find_the_slice_where_errors_grew(titanic_model) -> None:
+    model, X, y = titanic_model
+    reference = _with_error(model, X, y)
+    broken = X.copy()
+    first = broken["Pclass"] == 1
+    # An upstream bug swaps the sex of first-class passengers only.
+    broken.loc[first, "Sex"] = broken.loc[first, "Sex"].map({"male": "female", "female": "male"})
+    window = _with_error(model, broken, y)
+    assert window["error"].mean() > reference["error"].mean() + 0.05
+    segments = find_segments(window, reference, features=FEATURES)
+    top = [(s.feature, s.value) for s in segments[:2]]
+    assert ("Pclass", "< 2") in top
+    seg = next(s for s in segments if (s.feature, s.value) == ("Pclass", "< 2"))
+    assert seg.window_error > seg.reference_error + 0.3
+    assert seg.window_share == pytest.approx(first.mean(), abs=1e-3)
+
+
+def test_culprits_weight_drift_by_permutation_importance(titanic_model) -> None:
+    model, X, y = titanic_model
+    importance = feature_importance(model, X, y, method="permutation", n_repeats=3)
+    assert importance["Sex"] == max(importance.values())
+    assert feature_importance(model, X, y, n_repeats=3) == importance  # auto without shap
+    rng = np.random.default_rng(0)
+    window = X.copy()
+    window.loc[rng.random(len(window)) < 0.6, "Age"] = np.nan  # null explosion
+    window["Fare"] = window["Fare"] * 100  # unit change
+    culprits = rank_culprits(feature_importance=importance, reference_rows=X,
+                             window_rows=window)
+    assert {c.feature for c in culprits[:2]} == {"Age", "Fare"}
+    assert "Sex" not in {c.feature for c in culprits}  # not drifted
+    assert psi(X["Age"], window["Age"]) > 0.5
+    d = diagnose_incident(
+        [Finding(kind="data_quality", detector="null_rate", features=["Age"],
+                 statistic="null_rate", score=0.6, threshold=0.05, window=2, message="Age nulls")],
+        feature_importance=importance, window_rows=window, reference_rows=X)
+    assert d.culprits[0].feature in {"Age", "Fare"} and d.culprits[0].drift_source == "psi"
+
+
+def test_importance_orders_equal_drift() -> None:
+    findings = [Finding(kind="data_drift", detector="psi", features=[name], statistic="psi",
+                        score=0.4, threshold=0.2, window=1, message="drift") for name in "ab"]
+    assert [c.feature for c in rank_culprits(findings)] == ["a", "b"]
+    ranked = rank_culprits(findings, feature_importance={"a": 0.01, "b": 0.3})
+    assert [c.feature for c in ranked] == ["b", "a"]
