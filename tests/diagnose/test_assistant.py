@@ -85,7 +85,8 @@ def test_facts_change_severity() -> None:
 
 def test_typos_are_tolerated() -> None:
     clean = diagnose_text("duplicate events in the stream").matches[0].id
-    assert diagnose_text("dupliate evnets in the stream").matches[0].id == clean == "duplicate_events"
+    typo = diagnose_text("dupliate evnets in the stream").matches[0].id
+    assert typo == clean == "duplicate_events"
 
 
 def test_scenarios_listing_and_choice() -> None:

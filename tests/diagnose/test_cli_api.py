@@ -42,14 +42,16 @@ def test_cli_list_and_scenario() -> None:
     assert len(listed) >= 25 and listed[0]["id"] == "bad_model_deploy"
     table = runner.invoke(app, ["diagnose", "--list"])
     assert "feature_null_explosion" in table.stdout
-    one = json.loads(runner.invoke(app, ["diagnose", "--scenario", "timezone_bug", "--json"]).stdout)
+    one = json.loads(
+        runner.invoke(app, ["diagnose", "--scenario", "timezone_bug", "--json"]).stdout)
     assert one["matches"][0]["id"] == "timezone_bug"
     bad = runner.invoke(app, ["diagnose", "--scenario", "nope"])
     assert bad.exit_code == 2 and "no playbook 'nope'" in bad.stderr
 
 
 def test_cli_user_playbooks_folder(tmp_path) -> None:
-    result = runner.invoke(app, ["diagnose", "--list", "--json", "--playbooks", str(tmp_path / "x")])
+    missing = str(tmp_path / "x")
+    result = runner.invoke(app, ["diagnose", "--list", "--json", "--playbooks", missing])
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 

@@ -76,7 +76,8 @@ def test_invalid_field_error_names_file_and_field(tmp_path: Path) -> None:
 
 def test_escalator_threshold_must_fit_its_fact(tmp_path: Path) -> None:
     bad = _valid("bad_two")
-    bad["severity"]["escalators"] = [{"to": "critical", "fact": "latency_ratio", "reason": "doubled"}]
+    bad["severity"]["escalators"] = [
+        {"to": "critical", "fact": "latency_ratio", "reason": "doubled"}]
     with pytest.raises(InvalidInput, match="needs 'above'"):
         load_playbook_file(_write(tmp_path, "bad_two", bad))
 
