@@ -93,7 +93,7 @@ def bike_regressor() -> tuple[dict[str, Any], bytes]:
 @pytest.fixture
 def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
     """A running app (loopback, no auth) on a fresh SQLite or PostgreSQL database."""
-    app = create_app(make_settings(tmp_path, database_url))
+    app = create_app(make_settings(tmp_path / "client", database_url))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -101,7 +101,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
 @pytest.fixture
 def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
     """A running app (loopback, no auth) on a fresh SQLite file."""
-    app = create_app(make_settings(tmp_path))
+    app = create_app(make_settings(tmp_path / "sqlite"))
     with TestClient(app) as test_client:
         yield test_client
 

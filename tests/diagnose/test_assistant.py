@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from mlwarden.diagnose.assistant import diagnose_scenario, diagnose_text, list_scenarios
+from mlwarden.diagnose.evaluate import accuracy
 from mlwarden.diagnose.facts import extract_facts
 from mlwarden.errors import InvalidInput, NotFound
 
@@ -15,12 +16,8 @@ CASES = yaml.safe_load((Path(__file__).with_name("cases.yaml")).read_text(encodi
 
 
 def _accuracy(cases: list[dict]) -> tuple[float, float]:
-    top1 = top3 = 0
-    for case in cases:
-        ids = [m.id for m in diagnose_text(case["text"]).matches]
-        top1 += ids[:1] == [case["id"]]
-        top3 += case["id"] in ids[:3]
-    return top1 / len(cases), top3 / len(cases)
+    result = accuracy(cases)
+    return result["top1"], result["top3"]
 
 
 def test_quality_bar_on_labelled_descriptions() -> None:
