@@ -124,3 +124,55 @@ def setup_deployed(store: Store, elec: pd.DataFrame) -> dict[str, Any]:
         MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="test", reason="v2"
     )
     return {"v1": v1, "v2": v2, "spec": spec}
+
+
+class Script:
+    """A window source that closes the windows a test appends, in order."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, list[Any]] = {}
+
+    def add(self, model: str, findings: list[Any] | None = None, **signals: float) -> int:
+        from mlwarden.agent.loop import ClosedWindow
+
+        items = self.windows.setdefault(model, [])
+        number = len(items) + 1
+        items.append(
+            ClosedWindow(
+                window=number,
+                ts=START + timedelta(hours=number),
+                signals={"records": 100.0, **signals},
+                findings=list(findings or []),
+            )
+        )
+        return number
+
+    def closed_windows(self, model: str, after: int | None) -> list[Any]:
+        return [w for w in self.windows.get(model, []) if after is None or w.window > after]
+
+
+def finding(
+    kind: str, ratio: float = 4.0, features: list[str] | None = None, **evidence: Any
+) -> Any:
+    from mlwarden.domain import Finding
+
+    return Finding(
+        kind=kind,
+        detector="test",
+        features=features or [],
+        statistic="s",
+        score=ratio * 0.1,
+        threshold=0.1,
+        message=f"{kind} seen",
+        evidence=evidence,
+    )
+
+
+def window_accuracy(store: Store, frame: pd.DataFrame) -> float:
+    """Accuracy of the live version on ``frame`` (the real model, the real records' features)."""
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    estimator = load_estimator(store.load_artifact(MODEL, live))
+    clean = frame.dropna()
+    return float(np.mean(estimator.predict(clean[FEATURES]) == clean["target"]))

@@ -91,7 +91,10 @@ def test_policy_cannot_make_retrain_on_broken_data() -> None:
 
 
 def test_regression_after_deploy_rolls_back_to_healthy_version() -> None:
-    c = ctx(live_history=[(2, NOW - timedelta(minutes=20)), (1, NOW - timedelta(days=9))])
+    c = ctx(
+        live_history=[(2, NOW - timedelta(minutes=20)), (1, NOW - timedelta(days=9))],
+        version_health={1: "healthy", 2: "unknown"},
+    )
     d = decide(persistent(finding(FindingKind.ERROR_RATE, 6, traffic_share=0.5)), c, POLICY)
     assert d.diagnosis is Diagnosis.REGRESSION_AFTER_DEPLOY
     assert d.action is ActionKind.ROLLBACK and d.params == {"to_version": 1}

@@ -89,9 +89,16 @@ def classify(
     recent_deploy = changed is not None and ctx.now - changed <= timedelta(
         minutes=policy.deploy_window_minutes
     )
-    if recent_deploy and persistent & (_PERFORMANCE | _SERVICE) and ctx.rollback_target():
+    live = ctx.deployment.live_version if ctx.deployment else None
+    # a version that already served clean windows (known healthy) is not blamed for a new failure
+    suspect = ctx.version_health.get(live or -1) != "healthy"
+    if (
+        recent_deploy
+        and suspect
+        and persistent & (_PERFORMANCE | _SERVICE)
+        and ctx.rollback_target()
+    ):
         minutes = (ctx.now - changed).total_seconds() / 60 if changed else 0.0
-        live = ctx.deployment.live_version if ctx.deployment else None
         return Diagnosis.REGRESSION_AFTER_DEPLOY, (
             f"{kinds} began after version {live} went live {minutes:.0f} min ago"
         )
@@ -280,6 +287,8 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
         ActionKind.NONE: "No action now",
         ActionKind.ALERT: "Alert the people on call",
     }.get(chosen, f"Act: {chosen.value}" + (" and alert" if notify else ""))
+    if needs_approval:
+        verb = f"Recommend: {chosen.value} (awaiting approval)"
     refused = "".join(f" Not {a.action.value}: {a.reason}." for a in alternatives)
     return Decision(
         **base,

@@ -1,0 +1,619 @@
+"""The Agent: monitor → decide → act → verify for every model, once or forever, as the one leader.
+
+``Agent.run_once()`` is one pass (``mlwarden check``): it first finishes or rolls back whatever
+the journal holds in flight (a previous agent may have died mid-action), expires approvals, then
+for each monitored model stores the newly closed windows, updates the model's incident, decides,
+acts or queues for approval, and verifies actions already taken.
+
+``Agent.run_forever()`` (``mlwarden agent``) repeats the pass while it holds the leadership: a
+PostgreSQL advisory lock held on a dedicated connection, or an exclusive ``flock`` on a lock file
+for SQLite. Both are released by the operating system or the server when the process dies, so a
+second agent waiting for the lock takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, text
+
+from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.decide import Decision, decide
+from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
+from mlwarden.agent.guards import ModelContext
+from mlwarden.agent.incidents import WindowView, qualifying
+from mlwarden.agent.journal import Journal
+from mlwarden.agent.memory import recall
+from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.agent.verify import baseline_of, verify
+from mlwarden.domain import ActionKind, Finding
+from mlwarden.store.repository import Store, utcnow
+
+log = logging.getLogger("mlwarden.agent")
+
+LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
+
+
+@dataclass
+class ClosedWindow:
+    """A window the monitor closed: its number, end time, signals and findings."""
+
+    window: int
+    ts: datetime
+    signals: dict[str, float | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class WindowSource(Protocol):
+    """Where the agent gets closed windows from (the Monitor engine in production)."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]: ...
+
+
+class NoNewWindows:
+    """A source that closes nothing: the agent works on the windows already stored."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
+        return []
+
+
+def default_source(store: Store) -> WindowSource:
+    """The Monitor engine as a window source when it is installed, else ``NoNewWindows``."""
+    try:
+        from mlwarden.agent.monitor_source import MonitorSource
+    except ImportError:  # the monitor engine is not available in this build
+        return NoNewWindows()
+    return MonitorSource(store)
+
+
+class Agent:
+    """One agent over one store; ``run_once`` is a pass over every monitored model."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy | None = None,
+        source: WindowSource | None = None,
+        *,
+        actor: str = "agent",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.policy = policy or load_policy()
+        self.source = source if source is not None else default_source(store)
+        self.actor = actor
+        self.clock = clock
+        self.repo = AgentRepo(store)
+        self.journal = Journal(store)
+        self.approvals = Approvals(store)
+
+    def env(self, model: str) -> ExecEnv:
+        return ExecEnv(self.store, self.journal, self.policy.for_model(model), self.actor)
+
+    # ------------------------------------------------------------------ the pass
+
+    def run_once(self, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One pass; returns one summary per model (its incident state and what was done)."""
+        self.recover()
+        self.approvals.expire(self.clock())
+        summaries = []
+        for model in models or self.store.monitored_models():
+            try:
+                summaries.append(self.check_model(model))
+            except Exception:
+                log.exception("agent pass failed for model %s", model)
+                summaries.append({"model": model, "error": "see the agent log"})
+        return summaries
+
+    def recover(self) -> list[int]:
+        """Finish (or, on failure, roll back) every action left pending or running."""
+        done = []
+        for action in self.journal.in_flight():
+            row = run_action(self.env(action["model"]), action["id"])
+            done.append(row["id"])
+            if row["incident_id"] is not None:
+                self._after_action(row)
+        return done
+
+    def check_model(self, model: str) -> dict[str, Any]:
+        policy = self.policy.for_model(model)
+        for window in self.source.closed_windows(model, self.repo.last_window(model)):
+            self.repo.save_window(model, window.window, window.ts, window.signals, window.findings)
+        history = self.repo.recent_windows(model, max(policy.persistence.n * 4, 20))
+        summary: dict[str, Any] = {"model": model, "windows": len(history)}
+        if not history:
+            return summary
+        incident = self.repo.open_incident(model)
+        latest = history[-1]
+        if incident is None:
+            if not qualifying(latest.findings, policy):
+                self._learn_health(model, history, policy)
+                return summary
+            before = [w for w in history if w.window < latest.window]
+            clean = [w for w in before if not qualifying(w.findings, policy)]
+            kinds = sorted({f.kind.value for f in qualifying(latest.findings, policy)})
+            incident_id = self.repo.create_incident(
+                model,
+                latest.window,
+                {"signals": baseline_of(clean[-policy.persistence.n :])},
+                f"{', '.join(kinds)} in window {latest.window}",
+            )
+            incident = self.repo.open_incident(model)
+            assert incident is not None and incident["id"] == incident_id
+        summary["incident"] = incident["id"]
+        if incident["state"] == "verifying":
+            summary["verification"] = self._verify(model, incident, policy)
+            return summary
+        if incident["state"] == "acting":
+            self._acting(incident)
+            return summary
+        if self.approvals.pending_for_incident(incident["id"]) is not None:
+            summary["decision"] = "awaiting approval"
+            self.repo.update_incident(incident["id"], last_window=latest.window)
+            return summary
+        windows = [
+            w for w in history if w.window >= incident["first_window"] - policy.persistence.n
+        ]
+        decision = self._decide(model, incident, windows, policy)
+        summary["decision"] = decision.action.value
+        self._apply(model, incident, decision, windows, policy)
+        return summary
+
+    # ------------------------------------------------------------------ deciding
+
+    def _context(self, model: str, incident_id: int | None) -> ModelContext:
+        now = self.clock()
+        history = self.store.deployment_history(model, limit=200)
+        lives: list[tuple[int, datetime]] = []
+        # walk oldest → newest to find when each live version (re)started serving
+        for revision in reversed(history):
+            if revision.live_version is not None and (
+                not lives or lives[-1][0] != revision.live_version
+            ):
+                lives.append((revision.live_version, revision.created_at))
+        lives.reverse()
+        in_flight = bool(self.journal.in_flight(model))
+        return ModelContext(
+            model=model,
+            now=now,
+            deployment=history[0] if history else None,
+            version_health={v.number: v.health for v in self.store.list_versions(model)},
+            live_history=lives,
+            labels_available=self.store.count_feedback(model),
+            past_actions=self.journal.past(model, now),
+            action_in_flight=in_flight,
+        )
+
+    def _decide(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        windows: list[WindowView],
+        policy: ModelPolicy,
+    ) -> Decision:
+        ctx = self._context(model, incident["id"])
+        first = decide(windows, ctx, policy)
+        if first.persistent:
+            memory = recall(
+                self.repo,
+                model,
+                first.diagnosis.value,
+                [k.value for k in first.kinds],
+                first.features,
+                exclude=incident["id"],
+            )
+            if memory is not None:
+                ctx.memory_hint = memory.hint
+                ctx.memory_action = memory.action if memory.worked else None
+                return decide(windows, ctx, policy)
+        return first
+
+    def _apply(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        decision: Decision,
+        windows: list[WindowView],
+        policy: ModelPolicy,
+    ) -> None:
+        incident_id = incident["id"]
+        last = windows[-1].window
+        if not decision.persistent:
+            since = [w for w in windows if w.window >= incident["first_window"]]
+            quiet = not any(qualifying(w.findings, policy) for w in since[-policy.persistence.n :])
+            if len(since) >= policy.persistence.n * 2 or (
+                len(since) >= policy.persistence.n and quiet
+            ):
+                self.repo.add_decision(incident_id, decision)
+                self.repo.update_incident(
+                    incident_id,
+                    state="dismissed",
+                    diagnosis=Diagnosis.NOISE.value,
+                    last_window=last,
+                    event="dismissed",
+                    text=decision.rationale,
+                )
+            else:
+                self.repo.update_incident(incident_id, last_window=last)
+            return
+        fields = {
+            "diagnosis": decision.diagnosis.value,
+            "severity": decision.severity.value,
+            "kinds": [k.value for k in decision.kinds],
+            "features": decision.features,
+            "last_window": last,
+        }
+        if decision.action is ActionKind.NONE:
+            if incident["diagnosis"] != decision.diagnosis.value:
+                decision_id = self.repo.add_decision(incident_id, decision)
+                self.repo.update_incident(
+                    incident_id,
+                    event="decision",
+                    text=f"#{decision_id}: {decision.rationale}",
+                    **fields,
+                )
+            else:
+                self.repo.update_incident(incident_id, **fields)
+            self._maybe_clear(incident, windows, policy)
+            return
+        decision_id = self.repo.add_decision(incident_id, decision)
+        self.repo.update_incident(
+            incident_id, event="decision", text=f"#{decision_id}: {decision.rationale}", **fields
+        )
+        story = {
+            "incident_id": incident_id,
+            "severity": decision.severity.value,
+            "diagnosis": decision.diagnosis.value,
+            "rationale": decision.rationale,
+            "confidence": decision.confidence,
+        }
+        if decision.needs_approval:
+            asked = self.approvals.list(model=model)
+            refused = any(
+                a["incident_id"] == incident_id
+                and a["action"] == decision.action.value
+                and a["state"] in ("rejected", "expired")
+                for a in asked
+            )
+            if not refused and not any(
+                a["incident_id"] == incident_id and a["state"] == "pending" for a in asked
+            ):
+                approval_id = self.approvals.request(
+                    model,
+                    decision.action,
+                    decision.params,
+                    expiry_minutes=policy.approval.expiry_minutes,
+                    decision_id=decision_id,
+                    incident_id=incident_id,
+                    actor=self.actor,
+                    now=self.clock(),
+                )
+                self.repo.update_incident(
+                    incident_id,
+                    event="approval_requested",
+                    text=f"approval {approval_id} requested for {decision.action.value}",
+                )
+                self._alert(
+                    model,
+                    incident_id,
+                    decision_id,
+                    {**story, "title": f"{model}: {decision.action.value} awaits approval"},
+                )
+            return
+        if decision.action is ActionKind.ALERT:
+            self._alert(model, incident_id, decision_id, {**story, "action": "alert"})
+            self._maybe_clear(incident, windows, policy)
+            return
+        action_id = self.journal.create(
+            model,
+            decision.action,
+            decision.params,
+            actor=self.actor,
+            incident_id=incident_id,
+            decision_id=decision_id,
+        )
+        self.repo.update_incident(
+            incident_id,
+            state="acting",
+            event="acting",
+            text=f"action {action_id}: {decision.action}",
+        )
+        crashpoint("journaled")
+        row = run_action(self.env(model), action_id)
+        self._after_action(row)
+        if decision.notify:
+            self._alert(
+                model,
+                incident_id,
+                decision_id,
+                {**story, "action": f"{decision.action.value} ({row['state']})"},
+            )
+
+    def _alert(
+        self, model: str, incident_id: int, decision_id: int | None, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        action_id = self.journal.create(
+            model,
+            ActionKind.ALERT,
+            params,
+            actor=self.actor,
+            incident_id=incident_id,
+            decision_id=decision_id,
+        )
+        return run_action(self.env(model), action_id)
+
+    def _maybe_clear(
+        self, incident: dict[str, Any], windows: list[WindowView], policy: ModelPolicy
+    ) -> None:
+        """Close an alert-only incident once its condition has been gone for n windows."""
+        recent = windows[-policy.persistence.n :]
+        if len(recent) == policy.persistence.n and not any(
+            qualifying(w.findings, policy) for w in recent
+        ):
+            self.repo.update_incident(
+                incident["id"],
+                state="resolved",
+                event="resolved",
+                text=f"no finding in the last {policy.persistence.n} windows",
+            )
+
+    # ------------------------------------------------------------------ after acting
+
+    def _after_action(self, row: dict[str, Any]) -> None:
+        """Move the incident on after a remedy finished (also after a crash and restart)."""
+        if ActionKind(row["kind"]) is ActionKind.ALERT or row["incident_id"] is None:
+            return
+        incident = self.repo.get_incident(row["incident_id"])
+        if incident["state"] not in ("open", "acting"):
+            return
+        if row["state"] == "done":
+            baseline = dict(incident["baseline"])
+            baseline |= {
+                "action_id": row["id"],
+                "verify_after": self.repo.last_window(row["model"]),
+            }
+            self.repo.update_incident(
+                incident["id"],
+                state="verifying",
+                baseline=baseline,
+                event="verifying",
+                text=f"action {row['id']} ({row['kind']}) done; watching the next windows",
+            )
+        elif row["state"] == "failed":
+            self._escalate(
+                row["model"], incident, f"action {row['id']} ({row['kind']}) failed: {row['error']}"
+            )
+
+    def _acting(self, incident: dict[str, Any]) -> None:
+        """An incident whose action was journaled: pick up where a crash or approval left it."""
+        actions = [a for a in self.journal.list(incident_id=incident["id"]) if a["kind"] != "alert"]
+        if actions:
+            newest = actions[0]
+            if newest["state"] in ("pending", "running"):
+                newest = run_action(self.env(newest["model"]), newest["id"])
+            self._after_action(newest)
+
+    def _verify(self, model: str, incident: dict[str, Any], policy: ModelPolicy) -> str:
+        baseline = incident["baseline"]
+        action = self.journal.get(baseline["action_id"])
+        after = self.repo.recent_windows(
+            model, policy.verify.max_wait_windows, baseline["verify_after"]
+        )
+        quality = incident["diagnosis"] == Diagnosis.DATA_QUALITY.value
+        if quality:
+            return self._verify_quality(model, incident, action, after, policy)
+        if len(after) < policy.verify.windows and action["result"].get("promoted") is not False:
+            return "waiting"
+        verdict = verify(
+            after, baseline.get("signals", {}), incident["kinds"], policy, action["result"]
+        )
+        self.repo.add_verification(
+            model,
+            incident["id"],
+            action["id"],
+            "recovered" if verdict.recovered else "not_recovered",
+            verdict.windows,
+            baseline.get("signals", {}),
+            verdict.observed,
+            verdict.text,
+        )
+        self.store.audit(
+            self.actor,
+            "verification",
+            f"{model}/incident/{incident['id']}",
+            {"recovered": verdict.recovered, "action": action["id"]},
+        )
+        if verdict.recovered:
+            live = self.store.get_deployment(model)
+            if live is not None and live.live_version is not None:
+                self.store.set_version_health(model, live.live_version, "healthy")
+            self.repo.update_incident(
+                incident["id"], state="resolved", event="resolved", text=verdict.text
+            )
+            return "recovered"
+        reverted = ""
+        if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
+            live = self.store.get_deployment(model)
+            undo_action(self.env(model), action["id"], force=True)
+            reverted = f" Action {action['id']} ({action['kind']}) was reverted."
+            if action["kind"] == ActionKind.RETRAIN.value and live and live.live_version:
+                self.store.set_version_health(model, live.live_version, "unhealthy")
+        self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
+        return "not_recovered"
+
+    def _verify_quality(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        action: dict[str, Any],
+        after: list[WindowView],
+        policy: ModelPolicy,
+    ) -> str:
+        """Pipeline failures: hold the fallback while quality is broken, revert when it is back."""
+        clean = 0
+        for window in after:
+            broken = any(
+                f.kind.value == "data_quality" for f in qualifying(window.findings, policy)
+            )
+            clean = 0 if broken else clean + 1
+        if clean >= policy.verify.windows:
+            text_ = f"data quality back for {clean} windows; reverting action {action['id']}"
+            if action["state"] == "done":
+                undo_action(self.env(model), action["id"], force=True)
+            self.repo.add_verification(
+                model,
+                incident["id"],
+                action["id"],
+                "recovered",
+                [w.window for w in after],
+                incident["baseline"].get("signals", {}),
+                {},
+                text_,
+            )
+            self.repo.update_incident(
+                incident["id"], state="resolved", event="resolved", text=text_
+            )
+            return "recovered"
+        if len(after) >= policy.verify.max_wait_windows:
+            self._escalate(model, incident, f"data quality still broken after {len(after)} windows")
+            return "not_recovered"
+        return "waiting"
+
+    def _escalate(self, model: str, incident: dict[str, Any], why: str) -> None:
+        """Hand the incident to a human: an alert carrying the whole story."""
+        full = self.repo.get_incident(incident["id"])
+        story = " | ".join(f"{e['event']}: {e['text']}" for e in full["timeline"])
+        self.repo.update_incident(incident["id"], state="escalated", event="escalated", text=why)
+        self._alert(
+            model,
+            incident["id"],
+            None,
+            {
+                "title": f"{model}: incident {incident['id']} escalated to a human",
+                "severity": "critical" if full["severity"] in ("high", "critical") else "high",
+                "diagnosis": full["diagnosis"],
+                "rationale": why,
+                "story": story,
+                "actions": [
+                    {"id": a["id"], "kind": a["kind"], "state": a["state"]} for a in full["actions"]
+                ],
+                "verifications": [v["details"] for v in full["verifications"]],
+            },
+        )
+
+    def _learn_health(self, model: str, history: list[WindowView], policy: ModelPolicy) -> None:
+        """A live version that served n clean windows in a row is known healthy."""
+        recent = history[-policy.persistence.n :]
+        if len(recent) < policy.persistence.n or any(
+            qualifying(w.findings, policy) for w in recent
+        ):
+            return
+        deployment = self.store.get_deployment(model)
+        if deployment is None or deployment.live_version is None:
+            return
+        if self.store.get_version(model, deployment.live_version).health == "unknown":
+            self.store.set_version_health(model, deployment.live_version, "healthy")
+
+    # ------------------------------------------------------------------ forever
+
+    def run_forever(
+        self,
+        interval_s: float = 30.0,
+        *,
+        stop: threading.Event | None = None,
+        lock_path: Path | None = None,
+        on_pass: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership."""
+        stop = stop or threading.Event()
+        leader = Leadership(self.store, lock_path)
+        try:
+            while not stop.is_set():
+                if leader.acquire():
+                    summaries = self.run_once()
+                    if on_pass is not None:
+                        on_pass(summaries)
+                stop.wait(interval_s)
+        finally:
+            leader.release()
+
+
+class Leadership:
+    """Only one agent acts on a store: a PostgreSQL advisory lock, or a lock file for SQLite."""
+
+    def __init__(self, store: Store, lock_path: Path | None = None) -> None:
+        self.store = store
+        self.lock_path = lock_path
+        self._conn: Connection | None = None
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None or self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the leadership if it is free (non-blocking); True while this agent holds it."""
+        if self.held:
+            return True
+        if self.store.dialect == "postgresql":
+            conn = self.store.engine.connect()
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+            )
+            conn.commit()
+            if got:
+                self._conn = conn
+            else:
+                conn.close()
+            return got
+        path = self.lock_path or self._default_lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def _default_lock_path(self) -> Path:
+        database = self.store.engine.url.database
+        if not database or database == ":memory:":
+            return Path(os.environ.get("TMPDIR", "/tmp")) / "mlwarden-agent-memory.lock"
+        return Path(database).with_suffix(".agent.lock")
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                self._conn.commit()
+            self._conn.close()
+            self._conn = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+__all__ = [
+    "Agent",
+    "ClosedWindow",
+    "Leadership",
+    "NoNewWindows",
+    "WindowSource",
+    "default_source",
+]

@@ -1,0 +1,87 @@
+"""Verification: after an action, do the next windows look like the pre-failure baseline?
+
+Recovered when, over ``verify.windows`` windows after the action, no finding of the incident's
+kinds reaches its threshold and every quality signal the baseline knows (accuracy-like signals
+must not fall, error/latency/null-like signals must not rise) stays within ``tolerance`` of it.
+For a retrain, the held-out comparison recorded by the action must also favour the candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlwarden.agent.incidents import WindowView, qualifying
+from mlwarden.agent.policy import ModelPolicy
+
+HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
+LOWER_IS_BETTER = ("error", "latency", "null", "mae", "rmse", "psi", "drift")
+
+
+@dataclass
+class Verdict:
+    recovered: bool
+    windows: list[int]
+    observed: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        state = "recovered" if self.recovered else "not recovered"
+        return f"{state} over windows {self.windows}: " + "; ".join(self.reasons or ["all clear"])
+
+
+def baseline_of(windows: Sequence[WindowView]) -> dict[str, float]:
+    """Mean of each signal over the windows before the failure."""
+    sums: dict[str, list[float]] = {}
+    for window in windows:
+        for name, value in window.signals.items():
+            if value is not None and name != "window.closed":
+                sums.setdefault(name, []).append(float(value))
+    return {name: sum(v) / len(v) for name, v in sums.items()}
+
+
+def _direction(name: str) -> int:
+    lowered = name.lower()
+    if any(word in lowered for word in HIGHER_IS_BETTER):
+        return 1
+    if any(word in lowered for word in LOWER_IS_BETTER):
+        return -1
+    return 0
+
+
+def verify(
+    after: Sequence[WindowView],
+    baseline: Mapping[str, float],
+    kinds: Sequence[str],
+    policy: ModelPolicy,
+    action_result: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Judge the windows after an action against the baseline (``after`` oldest first)."""
+    windows = list(after)[: policy.verify.windows]
+    reasons: list[str] = []
+    result = action_result or {}
+    if result.get("promoted") is False:
+        reasons.append(f"the retrained candidate was discarded: {result.get('discarded')}")
+    for window in windows:
+        hits = [f for f in qualifying(window.findings, policy) if f.kind.value in set(kinds)]
+        if hits:
+            reasons.append(
+                f"window {window.window} still shows {', '.join(sorted({f.kind for f in hits}))}"
+            )
+    observed = baseline_of(windows)
+    tolerance = policy.verify.tolerance
+    for name, base in baseline.items():
+        direction = _direction(name)
+        if name not in observed or direction == 0:
+            continue
+        value = observed[name]
+        if direction > 0 and value < base - tolerance:
+            reasons.append(f"{name} {value:.4g} is below the baseline {base:.4g} - {tolerance:g}")
+        if direction < 0 and value > base + tolerance * max(1.0, abs(base)):
+            reasons.append(f"{name} {value:.4g} is above the baseline {base:.4g} + tolerance")
+    return Verdict(not reasons, [w.window for w in windows], observed, reasons)
+
+
+__all__ = ["Verdict", "baseline_of", "verify"]

@@ -1,0 +1,296 @@
+"""The agent loop on a real store, a real model and real records: decision table rows end to end,
+verification (resolve, revert and escalate), approvals, memory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from agent_helpers import (
+    FEATURES,
+    MODEL,
+    Receiver,
+    Script,
+    add_version,
+    finding,
+    send_records,
+    train,
+    window_accuracy,
+)
+
+from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.policy import load_policy_text
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.domain import DeploymentState, Role
+from mlwarden.errors import Conflict, Forbidden
+from mlwarden.store.repository import Store, utcnow
+
+
+def agent_for(store: Store, script: Script, policy: str = "defaults: {}") -> Agent:
+    return Agent(store, load_policy_text(policy), script)
+
+
+def remedies(store: Store) -> list[dict[str, Any]]:
+    return [a for a in Agent(store, source=Script()).journal.list() if a["kind"] != "alert"]
+
+
+def clean_windows(script: Script, count: int, accuracy: float = 0.8) -> None:
+    for _ in range(count):
+        script.add(MODEL, accuracy=accuracy)
+
+
+def test_one_noisy_window_is_dismissed_without_action(store: Store, deployed: dict) -> None:
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3)
+    agent.run_once()
+    script.add(MODEL, [finding("data_drift", 6, ["nswprice"])], accuracy=0.8)
+    agent.run_once()
+    incident = AgentRepo(store).list_incidents()[0]
+    assert incident["state"] == "open"
+    for _ in range(5):
+        script.add(MODEL, accuracy=0.8)
+        agent.run_once()
+    incident = AgentRepo(store).list_incidents()[0]
+    assert incident["state"] == "dismissed" and incident["diagnosis"] == "noise"
+    assert remedies(store) == []
+    assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
+
+
+def test_null_burst_falls_back_never_retrains_then_reverts(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    """Real records with a burst of nulls: plenty of labels, performance down, yet no retrain."""
+    recent = elec.iloc[30000:31500].copy()
+    broken = recent.copy()
+    broken.loc[broken.index[:700], ["nswprice", "vicprice"]] = np.nan
+    send_records(store, broken, version=deployed["v2"])
+    null_rate = float(broken["nswprice"].isna().mean())
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3)
+    agent.run_once()
+    for _ in range(3):
+        script.add(
+            MODEL,
+            [
+                finding("data_quality", 8, ["nswprice", "vicprice"], traffic_share=null_rate),
+                finding("concept_drift", 3, performance_drop=0.2),
+            ],
+            accuracy=0.6,
+            null_rate=null_rate,
+        )
+        agent.run_once()
+    kinds = [a["kind"] for a in remedies(store)]
+    assert kinds == ["fallback"], kinds
+    assert "retrain" not in kinds
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.live_version == deployed["v1"]
+    incident = AgentRepo(store).list_incidents()[0]
+    assert incident["diagnosis"] == "data_quality" and incident["state"] == "verifying"
+    # quality is back: the fallback is reverted and the incident resolved
+    clean_windows(script, 2)
+    agent.run_once()
+    incident = AgentRepo(store).get_incident(incident["id"])
+    assert incident["state"] == "resolved"
+    assert incident["actions"][0]["state"] == "undone"
+    assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+
+
+def test_bad_version_deploy_is_rolled_back_and_verified(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    old = elec.iloc[:2000]
+    rng = np.random.default_rng(0)
+    shuffled = old.assign(target=rng.permutation(old["target"].to_numpy()))
+    v3 = add_version(store, train(shuffled), old, "unknown")
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=v3, fallback_version=deployed["v1"]),
+        actor="ci",
+        reason="deploy v3",
+    )
+    recent = elec.iloc[2000:2600]
+    send_records(store, recent, version=v3)
+    bad = window_accuracy(store, recent)
+    script = Script()
+    agent = agent_for(store, script)
+    for _ in range(3):
+        script.add(
+            MODEL,
+            [finding("concept_drift", 5, performance_drop=round(0.8 - bad, 3))],
+            accuracy=bad,
+        )
+        agent.run_once()
+    (rollback,) = remedies(store)
+    assert rollback["kind"] == "rollback" and rollback["params"] == {"to_version": deployed["v2"]}
+    assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+    assert store.get_version(MODEL, v3).health == "unhealthy"
+    good = window_accuracy(store, recent)
+    assert good > bad
+    incident = AgentRepo(store).list_incidents()[0]
+    assert incident["diagnosis"] == "regression_after_deploy"
+    assert "went live" in incident["decisions"][0]["rationale"] if "decisions" in incident else True
+    for _ in range(2):
+        script.add(MODEL, accuracy=good)
+        agent.run_once()
+    incident = AgentRepo(store).get_incident(incident["id"])
+    assert incident["state"] == "resolved"
+    assert incident["verifications"][0]["verdict"] == "recovered"
+    assert store.get_version(MODEL, deployed["v2"]).health == "healthy"
+
+
+def test_concept_drift_retrains_validates_promotes_and_resolves(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    recent = elec.iloc[30000:31500]
+    send_records(store, recent, version=deployed["v2"])
+    before = window_accuracy(store, elec.iloc[31500:32000])
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3, accuracy=0.86)
+    agent.run_once()
+    for _ in range(3):
+        script.add(
+            MODEL,
+            [finding("concept_drift", 3, performance_drop=round(0.86 - before, 3))],
+            accuracy=before,
+        )
+        agent.run_once()
+    # a drop this large is critical: the retrain waits for an operator
+    assert remedies(store) == []
+    (request,) = Approvals(store).list(state="pending")
+    assert request["action"] == "retrain"
+    Approvals(store).approve(request["id"], actor="alice", role=Role.OPERATOR, reason="retrain")
+    agent.run_once()
+    (retrain,) = remedies(store)
+    assert retrain["kind"] == "retrain" and retrain["state"] == "done", retrain["error"]
+    assert retrain["result"]["promoted"] is True
+    new = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    assert new == retrain["result"]["candidate_version"]
+    after = window_accuracy(store, elec.iloc[31500:32000])
+    assert after > before
+    for _ in range(2):
+        script.add(MODEL, accuracy=0.86)
+        agent.run_once()
+    incident = AgentRepo(store).list_incidents()[0]
+    assert incident["state"] == "resolved"
+    decision = AgentRepo(store).get_incident(incident["id"])["decisions"][0]
+    assert decision["action"] == "retrain" and "performance dropped" in decision["rationale"]
+
+
+def test_failed_verification_reverts_and_escalates_with_the_story(
+    store: Store, deployed: dict, receiver: Receiver
+) -> None:
+    script = Script()
+    agent = agent_for(store, script, f"defaults: {{alert: {{webhook_url: '{receiver.url}'}}}}")
+    clean_windows(script, 3)
+    agent.run_once()
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+        agent.run_once()
+    (fallback,) = remedies(store)
+    assert fallback["kind"] == "fallback"
+    for _ in range(2):  # latency stays high on the fallback too
+        script.add(MODEL, [finding("latency", 5)], latency_p99=950.0)
+        agent.run_once()
+    incident = AgentRepo(store).get_incident(AgentRepo(store).list_incidents()[0]["id"])
+    assert incident["state"] == "escalated"
+    assert incident["verifications"][0]["verdict"] == "not_recovered"
+    assert AgentRepo(store).get_incident(incident["id"])["actions"][0]["state"] == "undone"
+    assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+    escalation = receiver.bodies[-1]
+    assert "escalated" in escalation["title"]
+    story = escalation["details"]["story"]
+    assert "opened" in story and "decision" in story and "verifying" in story
+    assert "still shows latency" in escalation["details"]["rationale"]
+
+
+def test_advisory_mode_waits_for_an_operator(store: Store, deployed: dict) -> None:
+    script = Script()
+    agent = agent_for(store, script, "defaults: {mode: advisory}")
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)])
+        agent.run_once()
+    assert remedies(store) == []
+    approvals = Approvals(store)
+    (request,) = approvals.list(state="pending")
+    assert request["action"] == "fallback"
+    with pytest.raises(Forbidden):
+        approvals.approve(request["id"], actor="viewer1", role=Role.VIEWER, reason="ok")
+    approved = approvals.approve(request["id"], actor="alice", role=Role.OPERATOR, reason="go")
+    with pytest.raises(Conflict):
+        approvals.approve(request["id"], actor="alice", role=Role.OPERATOR, reason="again")
+    agent.run_once()
+    (action,) = remedies(store)
+    assert action["id"] == approved["action_id"] and action["state"] == "done"
+    assert store.get_deployment(MODEL).live_version == deployed["v1"]  # type: ignore[union-attr]
+    audit = {e["action"] for e in store.audit_entries(limit=50)}
+    assert {"approval.request", "approval.approve", "action.done"} <= audit
+
+
+def test_approvals_expire_and_rejections_stick(store: Store, deployed: dict) -> None:
+    script = Script()
+    agent = agent_for(store, script, "defaults: {mode: advisory}")
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)])
+        agent.run_once()
+    approvals = Approvals(store)
+    (request,) = approvals.list(state="pending")
+    expired = approvals.expire(now=utcnow() + timedelta(days=2))
+    assert expired == [request["id"]]
+    with pytest.raises(Conflict, match="expired"):
+        approvals.approve(request["id"], actor="alice", role=Role.OPERATOR, reason="late")
+    script.add(MODEL, [finding("latency", 5)])
+    agent.run_once()
+    assert approvals.list(state="pending") == []  # an expired remedy is not asked again
+    assert remedies(store) == []
+
+
+def test_memory_prefers_what_worked(store: Store, deployed: dict) -> None:
+    script = Script()
+    policy = "defaults: {actions: {latency_or_errors: [disable, fallback, alert]}}"
+    agent = agent_for(store, script, policy)
+    repo = AgentRepo(store)
+    first = repo.create_incident(MODEL, 0, {}, "earlier")
+    repo.update_incident(
+        first, state="resolved", diagnosis="latency_or_errors", kinds=["latency"], features=[]
+    )
+    agent.journal.create(MODEL, "fallback", {"to_version": 1}, incident_id=first)
+    Agent(store, source=Script()).journal.fail(1, "test history")
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)])
+        agent.run_once()
+    incident = repo.list_incidents()[0]
+    decision = repo.get_incident(incident["id"])["decisions"][0]
+    assert f"resembles incident {first}" in decision["rationale"]
+    assert decision["action"] == "fallback"
+
+
+def test_cooldown_after_a_resolved_incident(store: Store, deployed: dict) -> None:
+    script = Script()
+    agent = agent_for(store, script)
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+        agent.run_once()
+    clean_windows(script, 2)
+    agent.run_once()
+    agent.run_once()
+    assert AgentRepo(store).list_incidents()[0]["state"] == "resolved"
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=deployed["v2"], fallback_version=deployed["v1"]),
+        actor="ops",
+        reason="back to v2",
+    )
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+        agent.run_once()
+    assert [a["kind"] for a in remedies(store)] == ["fallback"]  # the second is in cooldown
+    decision = AgentRepo(store).get_incident(AgentRepo(store).list_incidents()[0]["id"])
+    assert "cooldown is 30 min" in decision["decisions"][-1]["rationale"]
+    _ = FEATURES
