@@ -34,6 +34,6 @@ def _register_commands() -> None:
         importlib.import_module(f"mlwarden.cli.{module}")
 
 
-_COMMAND_MODULES: list[str] = ["agent", "serve", "diagnose"]
+_COMMAND_MODULES: list[str] = ["agent", "serve", "diagnose", "assistant"]
 
 _register_commands()
