@@ -851,8 +851,9 @@ def _time_range(col: Any) -> tuple[float | None, float | None]:
         values = series.to_numpy(dtype=float, na_value=np.nan)
     else:
         stamps = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
-        values = (stamps.astype("int64", copy=False).to_numpy() / 1e9).astype(float)
-        values[stamps.isna().to_numpy()] = np.nan
+        # Unit-agnostic (pandas 3 may hold microseconds): seconds since the epoch.
+        seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        values = seconds.to_numpy(dtype=float, na_value=np.nan)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None, None
