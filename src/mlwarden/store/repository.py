@@ -21,21 +21,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
+from mlwarden.store.batch import RecordBatch
 from mlwarden.store.database import make_engine
 
 if TYPE_CHECKING:
@@ -50,6 +63,9 @@ _CHUNK = 900  # ids per IN (...) query: well under SQLite's bound-parameter limi
 SERVED_BY = {"live", "fallback", "canary", "shadow", "default", "external"}
 
 
+_ZERO = timedelta(0)
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -57,13 +73,73 @@ def utcnow() -> datetime:
 
 def as_utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive datetime is taken to be UTC already (that is how we store)."""
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is UTC:
+        return value
+    if tz is None:
+        return value.replace(tzinfo=UTC)
+    if tz.utcoffset(value) == _ZERO:  # e.g. ZoneInfo("UTC") from Polars: cheaper than astimezone
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
+
+
+def _sqlite_time(value: datetime) -> str:
+    # exactly the text SQLAlchemy's SQLite DateTime stores, so comparisons stay lexical
+    return as_utc(value).isoformat(" ", "microseconds")[:26]
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN / infinity are not JSON: they are stored as null
+        return json.dumps(_finite_or_none(value))
+    except TypeError:  # numpy scalars and arrays
+        return json.dumps(_finite_or_none(_plain(value)))
+
+
+def _dumps_or_null(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+RECORD_COLUMNS = (
+    "id",
+    "model_id",
+    "version",
+    "ts",
+    "received_at",
+    "features",
+    "prediction",
+    "scores",
+    "latency_ms",
+    "error",
+    "served_by",
+)
 
 
 def canonical_json(value: Any) -> str:
@@ -556,49 +632,129 @@ class Store:
 
     # ----------------------------------------------------------------------------- records
 
-    def _record_params(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> list[dict[str, Any]]:
-        now = utcnow()
+    def _record_params(
+        self, rows: Iterable[Mapping[str, Any] | BaseModel]
+    ) -> list[tuple[Any, ...]]:
+        """Rows as database-ready tuples in ``RECORD_COLUMNS`` order: JSON already encoded,
+        times in UTC (on SQLite as the text SQLAlchemy's DateTime writes). Doing it here, once,
+        instead of in SQLAlchemy's per-value type processors is most of the speed of bulk
+        capture."""
+        sqlite = self.dialect == "sqlite"
+        when = _sqlite_time if sqlite else as_utc
+        now_value = when(utcnow())
+        ids = self._model_ids
         params = []
+        append = params.append
         for raw in rows:
             row = raw.model_dump() if isinstance(raw, BaseModel) else raw
             model_id = row.get("model_id")
             if model_id is None:
-                model_id = self._model_ids.get(row["model"]) or self.model_id(row["model"])
-            ts = row.get("timestamp") or row.get("ts")
+                model_id = ids.get(row["model"]) or self.model_id(row["model"])
+            prediction = row.get("prediction_json")
+            if prediction is None:
+                prediction = _dumps_or_null(row.get("prediction"))
+            features = row.get("features_json")
+            if features is None:
+                features = _dumps(row["features"])
+            scores = row.get("scores_json")
+            if scores is None:
+                scores = _dumps_or_null(row.get("scores"))
+            ts_text = row.get("ts_utc")  # naive UTC text from a vectorised producer
+            if ts_text is not None:
+                ts = ts_text if sqlite else ts_text + "+00:00"
+            else:
+                ts = row.get("timestamp") or row.get("ts")
+                ts = now_value if ts is None else when(ts)
             received = row.get("received_at")
-            params.append(
-                {
-                    "id": str(row["id"]),
-                    "model_id": model_id,
-                    "version": row.get("version"),
-                    "ts": now if ts is None else as_utc(ts),
-                    "received_at": now if received is None else as_utc(received),
-                    "features": row["features"],
-                    "prediction": row.get("prediction"),
-                    "scores": row.get("scores"),
-                    "latency_ms": row.get("latency_ms"),
-                    "error": row.get("error"),
-                    "served_by": row.get("served_by") or "external",
-                }
+            append(
+                (
+                    str(row["id"]),
+                    model_id,
+                    row.get("version"),
+                    ts,
+                    now_value if received is None else when(received),
+                    features,
+                    prediction,
+                    scores,
+                    row.get("latency_ms"),
+                    row.get("error"),
+                    row.get("served_by") or "external",
+                )
             )
         return params
+
+    def _batch_params(self, batch: RecordBatch) -> list[tuple[Any, ...]]:
+        """A columnar batch as database tuples, built by Polars rather than row by row."""
+        import polars as pl
+
+        frame = batch.frame
+        models = frame.get_column("model").unique().to_list()
+        model_ids = {name: self.model_id(name) for name in models}
+        received = utcnow()
+        ts = pl.col("ts_utc") if self.dialect == "sqlite" else pl.col("ts_utc") + "+00:00"
+        return frame.select(
+            pl.col("id").cast(pl.String),
+            pl.col("model").replace_strict(model_ids, return_dtype=pl.Int64).alias("model_id"),
+            pl.col("version"),
+            ts.alias("ts"),
+            pl.lit(_sqlite_time(received) if self.dialect == "sqlite" else received).alias(
+                "received_at"
+            ),
+            pl.col("features_json"),
+            pl.col("prediction_json"),
+            pl.col("scores_json"),
+            pl.col("latency_ms").cast(pl.Float64),
+            pl.col("error"),
+            pl.col("served_by"),
+        ).rows()
 
     def insert_records(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> int:
         """Store prediction records; returns how many were new (an id already stored is skipped).
 
         A row is a mapping (or a ``domain.Record``) with ``id``, ``model`` (name) or
         ``model_id``, ``features`` and optionally ``timestamp``, ``version``, ``prediction``,
-        ``scores``, ``latency_ms``, ``error``, ``served_by``, ``received_at``.
+        ``scores``, ``latency_ms``, ``error``, ``served_by``, ``received_at``. Bulk producers
+        may pass ``features_json`` / ``scores_json`` (already JSON-encoded text) instead of
+        ``features`` / ``scores``, and ``ts_utc`` (UTC as "YYYY-MM-DD HH:MM:SS.ffffff")
+        instead of ``timestamp``.
         """
-        params = self._record_params(rows)
+        if isinstance(rows, RecordBatch):
+            params = self._batch_params(rows)
+        else:
+            params = self._record_params(rows)
         if not params:
             return 0
-        stmt = self._insert_ignore(t.records, ["id"])
         with self._tx() as conn:
             if self.dialect == "postgresql":
-                # psycopg's executemany reports no rowcount; RETURNING counts what went in
-                return len(conn.execute(stmt.returning(t.records.c.id), params).all())
-            return int(conn.execute(stmt, params).rowcount)
+                return self._copy_records(conn, params)
+            # straight to sqlite3's executemany: the values are already what the column holds
+            marks = ", ".join("?" for _ in RECORD_COLUMNS)
+            sql = (
+                f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
+                "ON CONFLICT (id) DO NOTHING"
+            )
+            return int(conn.exec_driver_sql(sql, params).rowcount)
+
+    def _copy_records(self, conn: Connection, params: list[tuple[Any, ...]]) -> int:
+        """PostgreSQL: COPY into a session-local staging table, then one INSERT … SELECT …
+        ON CONFLICT DO NOTHING, whose row count is exactly the number of new records."""
+        names = ", ".join(RECORD_COLUMNS)
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS records_stage "
+                "(LIKE records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY records_stage ({names}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO records ({names}) SELECT {names} FROM records_stage "
+                "ON CONFLICT (id) DO NOTHING"
+            )
+            inserted = cur.rowcount
+            cur.execute("TRUNCATE records_stage")
+        return int(inserted)
 
     def record_ids_present(self, ids: Iterable[str], model: str | None = None) -> set[str]:
         """The subset of ``ids`` already stored (for ``model`` only, when given)."""

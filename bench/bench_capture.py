@@ -1,0 +1,109 @@
+"""Bulk capture benchmark: records/s from a Parquet file into SQLite and PostgreSQL.
+
+Generates an N-row Parquet file of prediction records (10 numeric features, a prediction, two
+class probabilities, a latency, a timestamp, an id) in a temporary folder, then times the path
+of ``POST /v1/models/{name}/records`` without HTTP: ``capture.ingest.parse_records`` (read +
+schema checks) and ``Store.insert_records`` in batches, into a fresh SQLite file and a fresh
+PostgreSQL database.
+
+    .venv/bin/python bench/bench_capture.py --rows 1000000
+    .venv/bin/python bench/bench_capture.py --rows 200000 --no-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sqlalchemy import create_engine, text
+
+from mlwarden.capture.ingest import parse_records
+from mlwarden.domain import FeatureSpec, ModelSpec, Task
+from mlwarden.store import Store
+
+FEATURES = [f"f{i}" for i in range(10)]
+SPEC = ModelSpec(
+    name="bench", task=Task.CLASSIFICATION, features=[FeatureSpec(name=f) for f in FEATURES]
+)
+
+
+def make_parquet(path: Path, rows: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    proba = rng.random(rows)
+    frame = pl.DataFrame(
+        {
+            "id": [uuid.UUID(int=int(i), version=4).hex for i in rng.integers(0, 2**62, rows)],
+            "timestamp": pl.Series(start + np.arange(rows) * 10).cast(pl.Datetime("ms", "UTC")),
+            **{name: rng.normal(size=rows) for name in FEATURES},
+            "prediction": (proba > 0.5).astype(np.int64),
+            "proba_0": 1 - proba,
+            "proba_1": proba,
+            "latency_ms": rng.gamma(2.0, 2.0, rows),
+        }
+    )
+    frame.write_parquet(path)
+
+
+def run(url: str, data: bytes, batch: int) -> tuple[int, float, float, float]:
+    store = Store(url)
+    store.create_model(SPEC)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    rows, errors = parse_records(SPEC, data, "parquet")
+    parsed = time.perf_counter()
+    assert not errors, errors[:3]
+    stored = 0
+    for i in range(0, len(rows), batch):
+        stored += store.insert_records(rows[i : i + batch])
+    done = time.perf_counter()
+    cpu = time.process_time() - cpu
+    assert stored == len(rows) == store.count_records("bench")
+    store.close()
+    return stored, parsed - started, done - started, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=50_000, help="rows per insert_records call")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server URL")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "records.parquet"
+        make_parquet(path, args.rows)
+        data = path.read_bytes()
+        print(f"{args.rows:,} records, Parquet {len(data) / 1e6:.1f} MB, batch {args.batch:,}")
+        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
+        pg_name = f"mlw_bench_{uuid.uuid4().hex[:8]}"
+        if not args.no_postgres:
+            targets.append(("PostgreSQL", f"{args.pg}/{pg_name}"))
+            admin = create_engine(f"{args.pg}/test", isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        try:
+            for label, url in targets:
+                stored, parse_s, total_s, cpu_s = run(url, data, args.batch)
+                # CPU time of this process too: on a shared machine wall time mostly measures
+                # the neighbours (PostgreSQL's own CPU is not in it)
+                print(
+                    f"{label:<10} {stored / total_s:>10,.0f} records/s wall, "
+                    f"{stored / cpu_s:>10,.0f} records/s per CPU-second of this process  "
+                    f"(parse+check {parse_s:.2f} s, total {total_s:.2f} s)"
+                )
+        finally:
+            if not args.no_postgres:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
