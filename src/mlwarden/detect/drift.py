@@ -35,7 +35,7 @@ Why these defaults:
 Bad input never raises and never produces NaN: a feature with too few values in the window is
 ``insufficient_data``; a feature the window lacks is ``absent`` (the data-quality detector
 reports both as findings); constant features are compared like any other (a constant reference
-uses the pooled spread, or the value itself, to scale Wasserstein).
+uses the spread of both samples together to scale Wasserstein).
 
 >>> import numpy as np, pandas as pd
 >>> from mlwarden.monitor.profile import Profile, ProfileLayout
@@ -220,13 +220,12 @@ class FeatureDriftDetector(Detector):
 
 
 def _scale(ref: NumericStats, win: NumericStats) -> float:
-    """The unit of the normalised Wasserstein distance: the reference std, with fallbacks."""
+    """The unit of the normalised Wasserstein distance: the reference std, or, for a constant
+    reference, the std of both samples together (which includes the gap between them)."""
     if ref.std > 0:
         return ref.std
-    pooled = math.sqrt((ref.m2 + win.m2) / max(ref.count + win.count - 1, 1))
-    if pooled > 0:
-        return pooled
-    return max(abs(ref.mean), abs(win.mean), 1e-12)
+    union = ref.merge(win).std
+    return union if union > 0 else 1.0
 
 
 def _numeric(

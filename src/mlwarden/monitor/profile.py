@@ -330,8 +330,11 @@ class NumericStats:
 
     @property
     def variance(self) -> float:
-        """Sample variance (ddof=1); 0.0 with fewer than two values."""
-        return self.m2 / (self.count - 1) if self.count > 1 else 0.0
+        """Sample variance (ddof=1); 0.0 with fewer than two values or when all are equal."""
+        if self.count < 2 or self.max <= self.min:
+            # Rounding leaves ~1e-19 in M2 for a constant column; "constant" must read as 0.
+            return 0.0
+        return self.m2 / (self.count - 1)
 
     @property
     def std(self) -> float:
