@@ -136,6 +136,9 @@ class Agent:
         incident = self.repo.open_incident(model)
         latest = history[-1]
         if incident is None:
+            covered = self.repo.last_closed_window(model)
+            if covered is not None and latest.window <= covered:
+                return summary
             if not qualifying(latest.findings, policy):
                 self._learn_health(model, history, policy)
                 return summary

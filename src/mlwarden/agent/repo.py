@@ -183,6 +183,16 @@ class AgentRepo:
             ).first()
         return None if row is None else self._incident(row)
 
+    def last_closed_window(self, model: str) -> int | None:
+        """The newest window any closed incident of ``model`` covered."""
+        i = at.incidents
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(i.c.last_window)).where(
+                    i.c.model_id == self.store.model_id(model), i.c.state.in_(CLOSED_STATES)
+                )
+            ).scalar()
+
     def create_incident(
         self, model: str, window: int, baseline: Mapping[str, float | None], text: str
     ) -> int:
@@ -225,6 +235,15 @@ class AgentRepo:
                 values["timeline"] = timeline
             if values.get("state") in CLOSED_STATES:
                 values.setdefault("closed_at", now)
+                # a closed incident owns every window seen so far: none of them reopens it
+                model_id = conn.execute(
+                    select(at.incidents.c.model_id).where(i.c.id == incident_id)
+                ).scalar()
+                newest = conn.execute(
+                    select(func.max(at.signals.c.window)).where(at.signals.c.model_id == model_id)
+                ).scalar()
+                if newest is not None:
+                    values["last_window"] = max(values.get("last_window") or newest, newest)
             conn.execute(
                 update(i).where(i.c.id == incident_id).values(updated_at=now, **_jsonable(values))
             )
