@@ -1,0 +1,153 @@
+"""Data-quality checks on windows with known breakage, and silence on clean windows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from mlwarden.datasets import load
+from mlwarden.detect.quality import QualityDetector
+from mlwarden.domain import FeatureSpec, FeatureType, FindingKind, ModelSpec, Task
+from mlwarden.monitor.profile import Profile
+from mlwarden.monitor.reference import build_reference
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40, 12, n).clip(18, 90),
+            "income": rng.lognormal(10, 0.5, n),
+            "rating": rng.normal(0, 1, n),  # centred: the mean carries no scale information
+            "city": rng.choice(["paris", "lyon", "nice", "lille"], n),
+        }
+    )
+
+
+REFERENCE = build_reference(_frame(5000, 0))
+
+
+def _checks(frame: pd.DataFrame, detector: QualityDetector | None = None) -> dict[tuple, dict]:
+    findings = (detector or QualityDetector()).detect(
+        REFERENCE, Profile.from_data(frame, REFERENCE.layout), window_index=7
+    )
+    for f in findings:
+        assert f.kind is FindingKind.DATA_QUALITY and f.window == 7
+        assert math.isfinite(f.score) and math.isfinite(f.threshold)
+        assert f.message
+    return {(tuple(f.features), f.evidence["check"]): f.evidence for f in findings}
+
+
+def test_clean_windows_raise_nothing() -> None:
+    noisy = [seed for seed in range(1, 61) if _checks(_frame(1000, seed))]
+    assert noisy == []
+
+
+def test_null_burst_names_feature_and_rates() -> None:
+    frame = _frame(1000, 1)
+    frame.loc[frame.index[:610], "income"] = np.nan
+    checks = _checks(frame)
+    assert list(checks) == [(("income",), "null_burst")]
+    evidence = checks[(("income",), "null_burst")]
+    assert evidence["null_rate"] == 0.61 and evidence["reference_null_rate"] == 0.0
+
+
+def test_small_null_rise_on_small_window_is_not_a_burst() -> None:
+    frame = _frame(40, 2)
+    frame.loc[frame.index[:1], "income"] = np.nan
+    assert _checks(frame) == {}
+
+
+def test_unit_change_x100_and_x1000_not_reported_as_range() -> None:
+    frame = _frame(1000, 3)
+    frame["income"] = frame["income"] * 100
+    frame["rating"] = frame["rating"] / 1000
+    checks = _checks(frame)
+    assert set(checks) == {(("income",), "unit_change"), (("rating",), "unit_change")}
+    assert checks[(("income",), "unit_change")]["factor"] == 100.0
+    assert checks[(("rating",), "unit_change")]["factor"] == 0.001
+
+
+def test_out_of_range_and_schema_range() -> None:
+    spec = ModelSpec(
+        name="credit",
+        task=Task.CLASSIFICATION,
+        features=[
+            FeatureSpec(name="age", minimum=18, maximum=90),
+            FeatureSpec(name="income"),
+            FeatureSpec(name="rating"),
+            FeatureSpec(name="city", type=FeatureType.CATEGORICAL),
+        ],
+    )
+    frame = _frame(1000, 4)
+    frame.loc[frame.index[:50], "age"] = -1.0
+    checks = _checks(frame, QualityDetector(spec))
+    assert (("age",), "out_of_range") in checks
+    assert checks[(("age",), "out_of_range")]["below"] == 50
+    assert checks[(("age",), "schema_range")]["minimum"] == 18
+
+
+def test_unseen_categories_and_constant_features() -> None:
+    frame = _frame(1000, 5)
+    frame.loc[frame.index[:80], "city"] = "marseille"
+    frame["rating"] = 0.5
+    checks = _checks(frame)
+    assert checks[(("city",), "unseen_category")]["unseen"] == {"marseille": 80}
+    assert (("rating",), "constant") in checks
+    constant_city = _frame(200, 6).assign(city="paris")
+    assert (("city",), "constant") in _checks(constant_city)
+
+
+def test_schema_breaks_missing_renamed_retyped_and_unknown() -> None:
+    frame = _frame(1000, 7).rename(columns={"income": "income_eur"})
+    frame["age"] = frame["age"].map(lambda v: f"{v:.0f} years")
+    spec = ModelSpec(
+        name="credit",
+        task=Task.REGRESSION,
+        features=[FeatureSpec(name=n) for n in ("age", "income", "rating", "brand_new")],
+    )
+    checks = _checks(frame, QualityDetector(spec))
+    assert (("income",), "missing_feature") in checks
+    assert (("income_eur",), "unknown_column") in checks
+    assert (("age",), "retyped") in checks
+    assert (("brand_new",), "not_in_reference") in checks
+    message = next(
+        f.message
+        for f in QualityDetector().detect(REFERENCE, Profile.from_data(frame, REFERENCE.layout))
+        if f.evidence["check"] == "unknown_column"
+    )
+    assert "renamed from income?" in message
+
+
+def test_stray_strings_in_numeric_feature_are_type_violations() -> None:
+    frame = _frame(1000, 8)
+    frame["rating"] = frame["rating"].astype(object)
+    frame.loc[frame.index[:30], "rating"] = "N/A"
+    checks = _checks(frame)
+    assert list(checks) == [(("rating",), "type_violation")]
+
+
+def test_bad_windows_do_not_crash() -> None:
+    detector = QualityDetector()
+    assert detector.detect(REFERENCE, Profile.from_data([], REFERENCE.layout)) == []
+    one = detector.detect(REFERENCE, Profile.from_data(_frame(1, 9), REFERENCE.layout))
+    assert one == []
+    all_null = _frame(500, 10).assign(age=np.nan, city=None)
+    checks = _checks(all_null)
+    assert (("age",), "null_burst") in checks and (("city",), "null_burst") in checks
+
+
+def test_real_electricity_constant_reference_that_starts_varying_is_not_a_unit_change() -> None:
+    elec = load("electricity").drop(columns=["target"])
+    reference = build_reference(elec.iloc[:15_000])
+    window = Profile.from_data(elec.iloc[30_000:31_000], reference.layout)
+    checks = {
+        (tuple(f.features), f.evidence["check"])
+        for f in QualityDetector().detect(reference, window)
+    }
+    # vicprice was a single value in the reference: new values are out of its range, which is
+    # what an operator should see, and nothing here is a rescaling.
+    assert (("vicprice",), "out_of_range") in checks
+    assert not any(check == "unit_change" for _, check in checks)
