@@ -1,0 +1,57 @@
+"""Import a version from an MLflow model registry (optional extra ``mlflow``).
+
+``import_from_mlflow(registry, "churn", "models:/churn/3")`` loads the scikit-learn flavour of
+that registered model and stores it as a new skops version (MLflow's own pickle is read by
+MLflow, from a registry the user trusts; what mlwarden keeps is the safe skops file).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from mlwarden.errors import InvalidInput, ServiceUnavailable
+from mlwarden.registry.registry import Registry
+from mlwarden.store import VersionInfo
+
+_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<ref>[^/]+)$")
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError:
+        raise ServiceUnavailable(
+            'MLflow support is an optional extra: pip install "mlwarden[mlflow]"'
+        ) from None
+    return mlflow
+
+
+def import_from_mlflow(
+    registry: Registry,
+    model: str,
+    uri: str,
+    *,
+    X_reference: pd.DataFrame,
+    y_reference: Any = None,
+    actor: str = "system",
+) -> VersionInfo:
+    """Add the scikit-learn model at ``uri`` (``models:/<name>/<version or stage>``) as a
+    new version of ``model``."""
+    if not _URI.match(uri):
+        raise InvalidInput(f"an MLflow model URI looks like models:/<name>/<version>, got {uri!r}")
+    mlflow = _mlflow()
+    estimator = mlflow.sklearn.load_model(uri)
+    return registry.add_sklearn_version(
+        model,
+        estimator,
+        X_reference=X_reference,
+        y_reference=y_reference,
+        description=f"imported from MLflow {uri}",
+        actor=actor,
+    )
+
+
+__all__ = ["import_from_mlflow"]

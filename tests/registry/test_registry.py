@@ -1,0 +1,201 @@
+"""Registry with real scikit-learn models, skops refusal, deployment revisions/undo/rollback."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlwarden.datasets import load
+from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
+from mlwarden.errors import (
+    Conflict,
+    InvalidArtifact,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
+from mlwarden.registry import Registry, dump_model, load_model
+from mlwarden.registry.mlflow import import_from_mlflow
+from mlwarden.store import Store
+
+FEATURES = ["Pclass", "Sex", "Age", "Fare", "Embarked"]
+SPEC = ModelSpec(
+    name="titanic",
+    task=Task.CLASSIFICATION,
+    features=[
+        FeatureSpec(name="Pclass", type=FeatureType.INTEGER),
+        FeatureSpec(name="Sex", type=FeatureType.CATEGORICAL, categories=["female", "male"]),
+        FeatureSpec(name="Age"),
+        FeatureSpec(name="Fare"),
+        FeatureSpec(name="Embarked", type=FeatureType.CATEGORICAL),
+    ],
+    target="Survived",
+    positive_class=1,
+)
+
+
+@pytest.fixture(scope="module")
+def titanic() -> tuple[pd.DataFrame, pd.Series]:
+    frame = load("titanic")
+    return frame[FEATURES], frame["Survived"]
+
+
+def pipeline() -> object:
+    pre = ColumnTransformer(
+        [
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                ["Sex", "Embarked"],
+            ),
+            ("num", SimpleImputer(), ["Pclass", "Age", "Fare"]),
+        ]
+    )
+    return make_pipeline(pre, LogisticRegression(max_iter=500))
+
+
+@pytest.fixture
+def registry(sqlite_store: Store) -> Registry:
+    reg = Registry(sqlite_store)
+    reg.register_model(SPEC, actor="alice")
+    return reg
+
+
+def test_pipeline_version_round_trips_with_metrics_reference_and_importance(
+    registry: Registry, titanic: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, y = titanic
+    model = pipeline().fit(X, y)
+    version = registry.add_sklearn_version(
+        "titanic", model, X_reference=X, y_reference=y, reference_rows=200, actor="alice"
+    )
+    assert version.number == 1 and version.kind == "sklearn"
+    assert 0.7 < version.training_metrics["accuracy"] < 0.9
+    assert 0.75 < version.training_metrics["roc_auc"] <= 1.0
+    assert max(version.feature_importance, key=version.feature_importance.get) == "Sex"
+    sample = registry.store.reference_sample("titanic", 1)
+    assert len(sample) == 200 and set(sample[0]) == {*FEATURES, "Survived"}
+    assert all(isinstance(row["Sex"], str) for row in sample)
+    restored = load_model(registry.store.load_artifact("titanic", 1))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+def test_given_metrics_are_kept(registry: Registry, titanic) -> None:
+    X, y = titanic
+    model = pipeline().fit(X, y)
+    v = registry.add_sklearn_version(
+        "titanic", model, X_reference=X, y_reference=y, metrics={"accuracy": 0.5}, importance=False
+    )
+    assert v.training_metrics == {"accuracy": 0.5} and v.feature_importance is None
+
+
+def test_skops_refuses_untrusted_types_random_and_truncated_bytes() -> None:
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    data = dump_model(LogisticRegression().fit(X, [0, 0, 1, 1]))
+    assert load_model(data).predict([[3.0]]).tolist() == [1]
+    # a type outside sklearn/numpy/scipy/builtins is refused, and named
+    foreign = sio.dumps({"model": LogisticRegression(), "ratio": Fraction(1, 3)})
+    with pytest.raises(InvalidArtifact, match=r"not trusted: fractions\.Fraction"):
+        load_model(foreign)
+    assert load_model(foreign, trusted=["fractions.Fraction"])["ratio"] == Fraction(1, 3)
+    with pytest.raises(InvalidArtifact, match="not a skops file"):
+        load_model(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(InvalidArtifact, match=r"not a skops file|damaged"):
+        load_model(data[: len(data) // 2])
+    with pytest.raises(InvalidArtifact, match="empty"):
+        load_model(b"")
+    other_zip = io.BytesIO()
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    with pytest.raises(InvalidArtifact, match=r"no schema\.json"):
+        load_model(other_zip.getvalue())
+
+
+def test_remote_versions(registry: Registry) -> None:
+    v = registry.add_remote_version(
+        "titanic", "http://127.0.0.1:9/v2", protocol="v2", timeout_ms=300
+    )
+    assert v.endpoint == {
+        "url": "http://127.0.0.1:9/v2",
+        "protocol": "v2",
+        "remote_name": "titanic",
+        "headers": {},
+    }
+    with pytest.raises(InvalidInput, match="http"):
+        registry.add_remote_version("titanic", "ftp://x")
+
+
+def _versions(registry: Registry, n: int) -> None:
+    for i in range(n):
+        registry.add_remote_version("titanic", f"http://127.0.0.1:9/m{i}")
+
+
+def test_deploy_canary_shadow_disable_undo_are_revisions_events_and_audit(
+    registry: Registry,
+) -> None:
+    _versions(registry, 3)
+    registry.deploy("titanic", 1, actor="alice", reason="first")
+    registry.set_fallback("titanic", 1, actor="alice")
+    registry.deploy("titanic", 2, actor="alice")
+    registry.set_canary("titanic", 3, 0.2, actor="bob")
+    registry.set_shadow("titanic", 1, actor="bob")
+    d = registry.disable("titanic", actor="ops", default_response={"prediction": 0})
+    assert (
+        d.live_version,
+        d.fallback_version,
+        d.canary_version,
+        d.canary_weight,
+        d.shadow_version,
+        d.disabled,
+    ) == (2, 1, 3, 0.2, 1, True)
+    d = registry.undo("titanic", 2, actor="ops", reason="oops")
+    assert d.revision == 7 and d.live_version == 1 and not d.disabled
+    d = registry.enable("titanic", actor="ops")
+    kinds = [e["kind"] for e in registry.store.events("titanic", limit=20)]
+    assert kinds[:8] == [
+        "enable",
+        "undo",
+        "disable",
+        "shadow",
+        "canary",
+        "deploy",
+        "fallback",
+        "deploy",
+    ]
+    assert registry.store.audit_entries(action="deployment.undo")[0]["actor"] == "ops"
+    assert registry.store.verify_audit() == (True, None)
+
+
+def test_rollback_goes_to_last_known_good_version(registry: Registry) -> None:
+    _versions(registry, 4)
+    with pytest.raises(NotFound, match="no live version"):
+        registry.rollback("titanic", actor="agent")
+    for version in (1, 2, 3):
+        registry.deploy("titanic", version, actor="alice")
+    registry.store.set_version_health("titanic", 2, "unhealthy")
+    d = registry.rollback("titanic", actor="agent", reason="errors after deploy")
+    assert d.live_version == 1  # 2 is unhealthy, so skipped
+    assert registry.store.events("titanic", limit=1)[0]["details"]["to"] == 1
+    registry.store.set_version_health("titanic", 3, "unhealthy")
+    registry.store.set_version_health("titanic", 1, "unhealthy")
+    with pytest.raises(Conflict, match="no known-good version"):
+        registry.rollback("titanic", actor="agent")
+
+
+def test_mlflow_import_names_the_extra_when_missing(registry: Registry, titanic) -> None:
+    X, _ = titanic
+    with pytest.raises(ServiceUnavailable, match=r'pip install "mlwarden\[mlflow\]"'):
+        import_from_mlflow(registry, "titanic", "models:/titanic/1", X_reference=X)
