@@ -85,7 +85,7 @@ VERBS: dict[str, str] = {
     **dict.fromkeys(["deploy", "deploys", "deploying", "ship", "release", "publish"], "deploy"),
     **dict.fromkeys(["serve", "push"], "deploy"),
     **dict.fromkeys(["promote", "promotes", "promoting", "graduate", "move"], "promote"),
-    **dict.fromkeys(["rollback", "revert", "downgrade", "unroll"], "rollback"),
+    **dict.fromkeys(["rollback", "roll", "revert", "downgrade", "unroll"], "rollback"),
     **dict.fromkeys(["monitor", "monitors", "monitoring", "watch", "track", "observe"], "monitor"),
     **dict.fromkeys(["unmonitor", "unwatch"], "monitor"),
     **dict.fromkeys(["download", "downloads", "export", "save", "dump", "write"], "download"),
@@ -95,6 +95,7 @@ VERBS: dict[str, str] = {
 }
 PHRASES: dict[tuple[str, ...], str] = {
     ("roll", "back"): "rollback",
+    ("roll", "out"): "deploy",
     ("rolled", "back"): "rollback",
     ("go", "back"): "rollback",
     ("clean", "up"): "clean",
@@ -160,7 +161,7 @@ FILLER = set(
     all latest current env environment again some one which column target label predict
     predicting predicts format there do get make create set up example sample bundled
     demo results experiments experiment datasets start turn off keep eye its their
-    cleaned clean
+    cleaned clean back previous earlier last good old prior
     """.split()  # noqa: SIM905 (a word list reads better than 90 quoted strings)
 )
 DESTRUCTIVE_WORDS = {"delete", "remove", "drop", "erase", "destroy", "purge", "wipe", "rm"}
@@ -408,6 +409,8 @@ def _intent(reader: _Reader, context: ParseContext, notes: list[str]) -> str:
             reader.use(i)
             notes.append(f"read {token.text!r} as {verb!r}")
             return VERBS[verb]
+    if any(t.low in DESTRUCTIVE_WORDS for t in reader.tokens):
+        return "unknown"
     if _noun_list(reader) is not None:
         return "list"
     return "unknown"
@@ -529,7 +532,11 @@ def _model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | No
     return None
 
 
-def _dataset(reader: _Reader, context: ParseContext, notes: list[str]) -> str | None:
+def _dataset(
+    reader: _Reader, context: ParseContext, notes: list[str], *, any_word: bool = False
+) -> str | None:
+    """A known dataset, "it", the word after "on"/"from" …, or (``any_word``) the first free
+    word, so "clean sales2" names an unknown dataset the executor can say is missing."""
     name = _known_name(reader, context.all_datasets, notes)
     if name is not None:
         return name
@@ -542,6 +549,12 @@ def _dataset(reader: _Reader, context: ParseContext, notes: list[str]) -> str | 
             if k is not None and reader.low(k) not in FILLER:
                 reader.use(i, k)
                 return reader.tokens[k].text
+    if any_word:
+        for i in reader.free():
+            token = reader.tokens[i]
+            if token.low not in FILLER and not token.low.isdigit() and token.low not in ARTICLES:
+                reader.use(i)
+                return token.text
     return None
 
 
@@ -643,8 +656,8 @@ def _upload(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
 
 def _clean(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     version = _version(reader)
-    dataset = _dataset(reader, context, notes)
     keep = _after(reader, {"keep", "keeping", "target", "predict", "predicting", "except"})
+    dataset = _dataset(reader, context, notes, any_word=True)
     arguments: dict[str, Any] = {"dataset": dataset}
     if version is not None:
         arguments["version"] = version
@@ -736,7 +749,7 @@ def _download(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots
     fmt = _format(reader)
     if fmt is None and output is not None:
         fmt = "parquet" if output.lower().endswith((".parquet", ".pq")) else "csv"
-    dataset = _dataset(reader, context, notes)
+    dataset = _dataset(reader, context, notes, any_word=True)
     arguments: dict[str, Any] = {"dataset": dataset, "format": fmt or "csv"}
     if version is not None:
         arguments["version"] = version
