@@ -351,6 +351,16 @@ def load_policy(path: str | Path | None = None) -> Policy:
     return load_policy_text(file.read_text("utf-8"), str(file))
 
 
+POLICY_ENV = "MLWARDEN_AGENT_POLICY"
+
+
+def configured_policy() -> Policy:
+    """The policy file named by ``MLWARDEN_AGENT_POLICY``, or the bundled default."""
+    import os
+
+    return load_policy(os.environ.get(POLICY_ENV) or None)
+
+
 def validate_policy_file(path: str | Path) -> list[PolicyProblem]:
     """Every problem of a policy file (empty when valid); used by ``mlwarden policy validate``."""
     try:

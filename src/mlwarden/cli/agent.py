@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -31,3 +34,297 @@ def policy_validate(
         typer.echo(f"{len(problems)} problem(s) found", err=True)
         raise typer.Exit(1)
     typer.echo(f"{file}: valid policy")
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+POLICY_OPTION = typer.Option(
+    None, "--policy", help="Policy YAML (default: $MLWARDEN_AGENT_POLICY or the bundled one)."
+)
+
+
+def _store() -> Any:
+    from mlwarden.settings import Settings
+    from mlwarden.store.repository import Store
+
+    return Store.from_settings(Settings())
+
+
+def _policy(path: Path | None) -> Any:
+    from mlwarden.agent.policy import PolicyError, configured_policy, load_policy
+
+    try:
+        return load_policy(path) if path else configured_policy()
+    except PolicyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+    return typer.Exit(1)
+
+
+def _print(rows: list[dict[str, Any]], columns: list[str], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+@app.command("check")
+def check(
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="Only these models."),
+    policy: Path | None = POLICY_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One pass of the agent over every monitored model (for cron)."""
+    from mlwarden.agent.loop import Agent
+
+    store = _store()
+    try:
+        summaries = Agent(store, _policy(policy)).run_once(model or None)
+    finally:
+        store.close()
+    _print(
+        summaries, ["model", "windows", "incident", "decision", "verification"], as_json, "check"
+    )
+
+
+@app.command("agent")
+def agent(
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between passes."),
+    policy: Path | None = POLICY_OPTION,
+) -> None:
+    """Run the agent until interrupted; only one agent acts on a store (the others wait)."""
+    import signal
+    import threading
+
+    from mlwarden.agent.loop import Agent
+
+    if interval <= 0:
+        typer.echo("error: --interval must be positive", err=True)
+        raise typer.Exit(2)
+    store = _store()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo(f"mlwarden agent: a pass every {interval:g} s; waiting for leadership if needed")
+    try:
+        Agent(store, _policy(policy)).run_forever(
+            interval,
+            stop=stop,
+            on_pass=lambda s: typer.echo(json.dumps(s, default=str)),
+        )
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        store.close()
+
+
+@app.command("incidents")
+def incidents(
+    model: str | None = typer.Option(None, "--model", "-m"),
+    state: str | None = typer.Option(None, "--state", help="open, acting, verifying, resolved…"),
+    show: int | None = typer.Option(None, "--show", help="Show one incident in full."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Incidents, newest first (or one in full with --show ID)."""
+    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.errors import MlwardenError
+
+    store = _store()
+    try:
+        repo = AgentRepo(store)
+        if show is not None:
+            full = repo.get_incident(show)
+            if as_json:
+                typer.echo(json.dumps(full, default=str, indent=2))
+                return
+            typer.echo(f"incident {full['id']} · {full['model']} · {full['state']}")
+            typer.echo(f"diagnosis {full['diagnosis']} · severity {full['severity']}")
+            for event in full["timeline"]:
+                typer.echo(f"  {event['ts'][:19]}  {event['event']:<18} {event['text']}")
+            return
+        rows = repo.list_incidents(model, state)
+    except MlwardenError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    columns = ["id", "model", "state", "diagnosis", "severity", "opened_at", "summary"]
+    _print(rows, columns, as_json, "incidents")
+
+
+actions_app = typer.Typer(help="The agent's action journal.", no_args_is_help=True)
+app.add_typer(actions_app, name="actions")
+
+
+@actions_app.command("list")
+def actions_list(
+    model: str | None = typer.Option(None, "--model", "-m"),
+    state: str | None = typer.Option(None, "--state"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Journaled actions, newest first."""
+    from mlwarden.agent.journal import Journal
+
+    store = _store()
+    try:
+        rows = Journal(store).list(model=model, state=state)
+    finally:
+        store.close()
+    columns = [
+        "id",
+        "model",
+        "kind",
+        "state",
+        "before_revision",
+        "after_revision",
+        "actor",
+        "error",
+    ]
+    _print(rows, columns, as_json, "actions")
+
+
+@actions_app.command("undo")
+def actions_undo(
+    action_id: int = typer.Argument(..., help="The action to undo."),
+    force: bool = typer.Option(False, "--force", help="Undo even if the deployment changed since."),
+    actor: str = typer.Option("cli", "--actor", help="Who undoes it (for the audit log)."),
+) -> None:
+    """Undo a done action: the deployment goes back to the revision before it."""
+    from mlwarden.agent.executors import ExecEnv, undo_action
+    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.policy import configured_policy
+    from mlwarden.errors import MlwardenError
+
+    store = _store()
+    try:
+        journal = Journal(store)
+        model = journal.get(action_id)["model"]
+        env = ExecEnv(store, journal, configured_policy().for_model(model), actor)
+        row = undo_action(env, action_id, force=force)
+    except MlwardenError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    typer.echo(
+        f"action {action_id} undone: {model} is back at its revision {row['before_revision']}"
+    )
+
+
+approvals_app = typer.Typer(help="Actions waiting for an operator.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("list")
+def approvals_list(
+    state: str | None = typer.Option(None, "--state", help="pending, approved, rejected, expired"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Approval requests, newest first."""
+    from mlwarden.agent.approvals import Approvals
+
+    store = _store()
+    try:
+        rows = Approvals(store).list(state)
+    finally:
+        store.close()
+    columns = [
+        "id",
+        "model",
+        "action",
+        "state",
+        "requested_at",
+        "expires_at",
+        "decided_by",
+        "reason",
+    ]
+    _print(rows, columns, as_json, "approvals")
+
+
+def _answer(approval_id: int, reason: str, actor: str, approve: bool) -> None:
+    from mlwarden.agent.approvals import Approvals
+    from mlwarden.domain import Role
+    from mlwarden.errors import MlwardenError
+
+    store = _store()
+    try:
+        approvals = Approvals(store)
+        # the command line runs with local access to the store: it acts as an operator
+        answer = approvals.approve if approve else approvals.reject
+        row = answer(approval_id, actor=actor, role=Role.OPERATOR, reason=reason)
+    except MlwardenError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    verb = "approved" if approve else "rejected"
+    extra = f"; action {row['action_id']} journaled" if approve else ""
+    typer.echo(f"approval {approval_id} {verb}{extra}")
+
+
+REASON = typer.Option(..., "--reason", help="Why (kept in the audit log).")
+ACTOR = typer.Option("cli", "--actor", help="Who answers (for the audit log).")
+
+
+@approvals_app.command("approve")
+def approvals_approve(approval_id: int, reason: str = REASON, actor: str = ACTOR) -> None:
+    """Approve a pending action; the agent runs it on its next pass."""
+    _answer(approval_id, reason, actor, True)
+
+
+@approvals_app.command("reject")
+def approvals_reject(approval_id: int, reason: str = REASON, actor: str = ACTOR) -> None:
+    """Reject a pending action."""
+    _answer(approval_id, reason, actor, False)
+
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit hash chain; exit 1 if an entry was changed or removed."""
+    store = _store()
+    try:
+        ok, bad = store.verify_audit()
+        count = len(store.audit_entries(limit=None))
+    finally:
+        store.close()
+    if not ok:
+        typer.echo(f"audit log TAMPERED: the chain breaks at entry {bad}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit log intact: {count} entries, hash chain verified")
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+) -> None:
+    """Export the audit log as JSON lines, oldest first."""
+    store = _store()
+    try:
+        entries = list(reversed(store.audit_entries(limit=None)))
+    finally:
+        store.close()
+    lines = "".join(json.dumps(e, default=str, sort_keys=True) + "\n" for e in entries)
+    if output is None:
+        typer.echo(lines, nl=False)
+    else:
+        output.write_text(lines, encoding="utf-8")
+        typer.echo(f"{len(entries)} entries written to {output}")

@@ -1,0 +1,176 @@
+"""The agent's HTTP API: signals, findings, incidents, actions (with undo) and approvals.
+
+Reading needs the ``viewer`` role; undoing an action and approving or rejecting need
+``operator``. Every change names its actor (the token's name) in the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.domain import Role
+from mlwarden.errors import InvalidInput
+
+router = APIRouter(tags=["agent"])
+
+
+def _agent_env(state: ServerState, model: str, actor: str) -> Any:
+    from mlwarden.agent.executors import ExecEnv
+    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.policy import configured_policy
+
+    policy = configured_policy()
+    return ExecEnv(state.store, Journal(state.store), policy.for_model(model), actor)
+
+
+@router.get("/v1/models/{name}/signals")
+async def get_signals(
+    name: str,
+    signal: str | None = Query(default=None, description="Only this signal."),
+    limit: int = Query(default=500, ge=1, le=10_000),
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    """Signal values per window, newest first."""
+    from mlwarden.agent.repo import AgentRepo
+
+    rows = await run_in_threadpool(AgentRepo(state.store).signals, name, signal, limit)
+    return {"model": name, "signals": rows}
+
+
+@router.get("/v1/models/{name}/findings")
+async def get_findings(
+    name: str,
+    limit: int = Query(default=200, ge=1, le=10_000),
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    """Detector findings per window, newest first."""
+    from mlwarden.agent.repo import AgentRepo
+
+    rows = await run_in_threadpool(AgentRepo(state.store).findings, name, limit)
+    return {"model": name, "findings": rows}
+
+
+@router.get("/v1/incidents")
+async def list_incidents(
+    model: str | None = None,
+    incident_state: str | None = Query(default=None, alias="state"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    from mlwarden.agent.repo import AgentRepo
+
+    rows = await run_in_threadpool(
+        AgentRepo(state.store).list_incidents, model, incident_state, limit
+    )
+    return {"incidents": rows}
+
+
+@router.get("/v1/incidents/{incident_id}")
+async def get_incident(
+    incident_id: int,
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    """An incident with its timeline, decisions, actions and verifications."""
+    from mlwarden.agent.repo import AgentRepo
+
+    return await run_in_threadpool(AgentRepo(state.store).get_incident, incident_id)
+
+
+@router.get("/v1/actions")
+async def list_actions(
+    model: str | None = None,
+    action_state: str | None = Query(default=None, alias="state"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    from mlwarden.agent.journal import Journal
+
+    rows = await run_in_threadpool(
+        lambda: Journal(state.store).list(model=model, state=action_state, limit=limit)
+    )
+    return {"actions": rows}
+
+
+@router.post("/v1/actions/{action_id}/undo")
+async def undo(
+    action_id: int,
+    force: bool = False,
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Undo a done action: its model's deployment goes back to the revision before it."""
+    from mlwarden.agent.executors import undo_action
+    from mlwarden.agent.journal import Journal
+
+    def run() -> dict[str, Any]:
+        model = Journal(state.store).get(action_id)["model"]
+        return undo_action(_agent_env(state, model, principal.name), action_id, force=force)
+
+    row = await run_in_threadpool(run)
+    state.gateway.invalidate(row["model"])  # the gateway must route by the restored revision
+    return row
+
+
+@router.get("/v1/approvals")
+async def list_approvals(
+    approval_state: str | None = Query(default=None, alias="state"),
+    model: str | None = None,
+    state: ServerState = Depends(server),
+    _: Principal = Depends(require(Role.VIEWER)),
+) -> dict[str, Any]:
+    from mlwarden.agent.approvals import Approvals
+
+    rows = await run_in_threadpool(Approvals(state.store).list, approval_state, model)
+    return {"approvals": rows}
+
+
+async def _answer(
+    state: ServerState, principal: Principal, approval_id: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    from mlwarden.agent.approvals import Approvals
+
+    decision = body.get("decision")
+    reason = body.get("reason")
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("'decision' must be 'approve' or 'reject'")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("'reason' is required: say why")
+    approvals = Approvals(state.store)
+    answer = approvals.approve if decision == "approve" else approvals.reject
+    return await run_in_threadpool(
+        lambda: answer(approval_id, actor=principal.name, role=principal.role, reason=reason)
+    )
+
+
+@router.post("/v1/approvals")
+async def answer_approval(
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Approve or reject: ``{"id": 3, "decision": "approve"|"reject", "reason": "..."}``."""
+    data = as_object(body, "approval answer")
+    approval_id = data.get("id")
+    if not isinstance(approval_id, int) or isinstance(approval_id, bool):
+        raise InvalidInput("'id' must be the integer id of an approval")
+    return await _answer(state, principal, approval_id, data)
+
+
+@router.post("/v1/approvals/{approval_id}")
+async def answer_approval_by_id(
+    approval_id: int,
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Approve or reject one approval: ``{"decision": "approve"|"reject", "reason": "..."}``."""
+    return await _answer(state, principal, approval_id, as_object(body, "approval answer"))
