@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io
 from sqlalchemy import inspect
 
 from mlwarden.assistant.cleaning import plan_cleaning
@@ -17,6 +16,7 @@ from mlwarden.assistant.training import choose_task, train_model
 from mlwarden.datasets import load
 from mlwarden.domain import Task
 from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.registry.artifacts import load_model
 from mlwarden.store import Store
 
 
@@ -168,10 +168,11 @@ def test_executor_flow_on_a_real_store(assistant: Assistant, tmp_path: Path) -> 
 
     store = assistant.store
     artifact = store.load_artifact("titanic-survived", 1)
-    estimator = skops.io.loads(artifact, trusted=skops.io.get_untrusted_types(data=artifact))
+    estimator = load_model(artifact)  # the registry's loader: only trusted types
     row = assistant.datasets.frame("titanic").drop(columns="Survived").iloc[:3]
     assert len(estimator.predict(row)) == 3
-    assert store.reference_sample("titanic-survived", 1)
+    assert len(store.reference_sample("titanic-survived", 1)) == 156  # the held-out rows
+    assert store.get_version("titanic-survived", 1).feature_importance
 
     assert assistant.handle("deploy titanic-survived to staging").status == "done"
     assert store.get_deployment("titanic-survived", "staging").live_version == 1
@@ -182,8 +183,9 @@ def test_executor_flow_on_a_real_store(assistant: Assistant, tmp_path: Path) -> 
     assert store.get_deployment("titanic-survived", "production") is None
     assert assistant.handle("promote it to production", confirm=True).status == "done"
     assert store.get_deployment("titanic-survived", "production").live_version == 1
-    kinds = [e["kind"] for e in store.events("titanic-survived")]
-    assert "promote" in kinds and "deploy" in kinds
+    deploys = [e["details"] for e in store.events("titanic-survived") if e["kind"] == "deploy"]
+    assert {d["environment"] for d in deploys} == {"staging", "production"}
+    assert any(d["reason"].startswith("promoted from staging") for d in deploys)
 
     store.set_monitoring("titanic-survived", False)
     assert assistant.handle("monitor titanic-survived for drift").status == "done"

@@ -47,6 +47,7 @@ from mlwarden.assistant.training import (
 from mlwarden.datasets import DATASETS
 from mlwarden.datasets import load as load_bundled
 from mlwarden.errors import InvalidInput, MlwardenError, NotFound
+from mlwarden.registry.registry import Registry
 from mlwarden.store import Store
 
 Status = Literal["done", "dry_run", "needs_input", "needs_confirmation", "not_understood", "error"]
@@ -104,6 +105,7 @@ class Assistant:
         self.cv = cv
         self.n_jobs = n_jobs
         self.on_deployment_change = on_deployment_change
+        self.registry = Registry(store)
         self.datasets = DatasetStore(store.engine, self.data_dir)
         self.experiments = ExperimentLog(store.engine)
         self.last_dataset: str | None = None
@@ -302,19 +304,18 @@ class Assistant:
             cv=self.cv,
             n_jobs=self.n_jobs,
         )
-        registered = moves.ensure_model(self.store, result.spec, self.actor)
-        reference = moves.reference_sample(
-            result.X_test, result.y_test, target, self.reference_size
-        )
-        version = moves.add_trained_version(
-            self.store,
-            result.spec,
+        registered = moves.ensure_model(self.registry, result.spec, self.actor)
+        # the held-out rows are the reference: the model has not seen them, like production
+        version = self.registry.add_sklearn_version(
+            model_name,
             result.estimator,
-            reference=reference,
+            X_reference=result.X_test,
+            y_reference=list(result.y_test),
             metrics=result.metrics,
             description=f"{result.algorithm} on {info.label}",
+            reference_rows=self.reference_size,
             actor=self.actor,
-        )
+        ).number
         run = self.experiments.log(
             model=model_name,
             version=version,
@@ -377,16 +378,16 @@ class Assistant:
         environment = a.get("environment", "staging")
         if environment not in ("staging", "production"):
             raise InvalidInput(f"environment must be staging or production, got {environment!r}")
-        version = a.get("version") or moves.newest_version(self.store, model)
+        version = a.get("version") or moves.newest_version(self.registry, model)
         if environment == "production" and not confirm:
             return self._confirm(parsed, f"deploying {model} version {version} to production")
-        before, after = moves.set_live(
-            self.store,
+        before = self.store.get_deployment(model, environment)
+        after = self.registry.deploy(
             model,
             version,
-            environment=environment,
             actor=self.actor,
             reason=f"assistant: {parsed.command}",
+            environment=environment,
         )
         self.last_model = model
         self._changed(model)
@@ -413,14 +414,13 @@ class Assistant:
             version = staging.live_version
         if not confirm:
             return self._confirm(parsed, f"promoting {model} version {version} to production")
-        before, after = moves.set_live(
-            self.store,
+        before = self.store.get_deployment(model, "production")
+        after = self.registry.deploy(
             model,
             version,
-            environment="production",
             actor=self.actor,
-            reason=f"assistant: {parsed.command}",
-            kind="promote",
+            reason=f"promoted from staging (assistant: {parsed.command})",
+            environment="production",
         )
         self.last_model = model
         self._changed(model)
@@ -436,18 +436,25 @@ class Assistant:
         a = parsed.arguments
         model = self._model_name(a["model"])
         environment = a.get("environment", "production")
-        version = a.get("version") or moves.rollback_target(self.store, model, environment)
+        before = self.store.get_deployment(model, environment)
+        if before is None or before.live_version is None:
+            raise NotFound(
+                f"model {model!r} has never been deployed to {environment}; nothing to roll back",
+                model=model,
+            )
         if environment == "production" and not confirm:
-            return self._confirm(parsed, f"rolling {model} back to version {version}")
-        before, after = moves.set_live(
-            self.store,
-            model,
-            version,
-            environment=environment,
-            actor=self.actor,
-            reason=f"assistant: {parsed.command}",
-            kind="rollback",
-        )
+            target = f"version {a['version']}" if a.get("version") else "its previous version"
+            return self._confirm(parsed, f"rolling {model} back to {target}")
+        reason = f"assistant: {parsed.command}"
+        if a.get("version"):
+            after = self.registry.deploy(
+                model, a["version"], actor=self.actor, reason=reason, environment=environment
+            )
+        else:
+            after = self.registry.rollback(
+                model, actor=self.actor, reason=reason, environment=environment
+            )
+        version = after.live_version
         self.last_model = model
         self._changed(model)
         was = before.live_version if before else None
