@@ -243,6 +243,31 @@ class Registry:
         self.store.audit(actor, f"deployment.{kind}", model, info)
         return deployment
 
+    def _update(
+        self,
+        model: str,
+        kind: str,
+        *,
+        actor: str,
+        reason: str,
+        environment: str,
+        details: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Deployment:
+        """The current routing with ``fields`` changed, written as a new revision."""
+        state = self._state(model, environment)
+        for name, value in fields.items():
+            setattr(state, name, value)
+        return self._change(
+            model,
+            kind,
+            state,
+            actor=actor,
+            reason=reason,
+            environment=environment,
+            details=details,
+        )
+
     def deploy(
         self,
         model: str,
@@ -277,16 +302,14 @@ class Registry:
         reason: str = "",
         environment: str = "production",
     ) -> Deployment:
-        state = self._state(model, environment)
-        state.fallback_version = version
-        return self._change(
+        return self._update(
             model,
             "fallback",
-            state,
             actor=actor,
             reason=reason,
             environment=environment,
             details={"version": version},
+            fallback_version=version,
         )
 
     def set_canary(
@@ -302,17 +325,16 @@ class Registry:
         """Send ``weight`` of the traffic to ``version`` (None removes the canary)."""
         if version is not None and not 0.0 < weight <= 1.0:
             raise InvalidInput(f"a canary weight must be in (0, 1], got {weight}")
-        state = self._state(model, environment)
-        state.canary_version = version
-        state.canary_weight = weight if version is not None else 0.0
-        return self._change(
+        weight = weight if version is not None else 0.0
+        return self._update(
             model,
             "canary",
-            state,
             actor=actor,
             reason=reason,
             environment=environment,
-            details={"version": version, "weight": state.canary_weight},
+            details={"version": version, "weight": weight},
+            canary_version=version,
+            canary_weight=weight,
         )
 
     def set_shadow(
@@ -324,16 +346,14 @@ class Registry:
         reason: str = "",
         environment: str = "production",
     ) -> Deployment:
-        state = self._state(model, environment)
-        state.shadow_version = version
-        return self._change(
+        return self._update(
             model,
             "shadow",
-            state,
             actor=actor,
             reason=reason,
             environment=environment,
             details={"version": version},
+            shadow_version=version,
         )
 
     def disable(
@@ -346,25 +366,28 @@ class Registry:
         environment: str = "production",
     ) -> Deployment:
         """Stop serving (503, or ``default_response`` when given)."""
-        state = self._state(model, environment)
-        state.disabled, state.default_response = True, default_response
-        return self._change(
+        return self._update(
             model,
             "disable",
-            state,
             actor=actor,
             reason=reason,
             environment=environment,
             details={"default_response": default_response},
+            disabled=True,
+            default_response=default_response,
         )
 
     def enable(
         self, model: str, *, actor: str, reason: str = "", environment: str = "production"
     ) -> Deployment:
-        state = self._state(model, environment)
-        state.disabled, state.default_response = False, None
-        return self._change(
-            model, "enable", state, actor=actor, reason=reason, environment=environment
+        return self._update(
+            model,
+            "enable",
+            actor=actor,
+            reason=reason,
+            environment=environment,
+            disabled=False,
+            default_response=None,
         )
 
     def rollback(
