@@ -79,12 +79,9 @@ def change_deployment(
     )
     new = mutate(state)
     deployment = env.store.set_deployment(model, new, actor=env.actor, reason=f"{tag}: {reason}")
-    env.store.audit(
-        env.actor,
-        f"deployment.{step}",
-        model,
-        {"action": action["id"], "revision": deployment.revision, "reason": reason},
-    )
+    details = {"action": action["id"], "revision": deployment.revision, "reason": reason}
+    env.store.add_event(model, step, env.actor, details)  # on the model's timeline
+    env.store.audit(env.actor, f"deployment.{step}", model, details)
     return deployment
 
 

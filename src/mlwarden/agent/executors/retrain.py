@@ -27,28 +27,16 @@ from mlwarden.errors import Conflict, InvalidInput
 
 
 def load_estimator(blob: bytes) -> Any:
-    """A skops artifact as an estimator (through the registry's loader when it exists)."""
-    try:
-        from mlwarden.registry.artifacts import load_model  # type: ignore[attr-defined]
-    except ImportError:
-        load_model = None
-    if load_model is not None:
-        return load_model(blob)
-    import skops.io as sio
+    """A stored skops artifact as an estimator (the registry's safe loader)."""
+    from mlwarden.registry.artifacts import load_model
 
-    return sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    return load_model(blob)
 
 
 def dump_estimator(estimator: Any) -> bytes:
-    try:
-        from mlwarden.registry.artifacts import dump_model  # type: ignore[attr-defined]
-    except ImportError:
-        dump_model = None
-    if dump_model is not None:
-        return dump_model(estimator)
-    import skops.io as sio
+    from mlwarden.registry.artifacts import dump_model
 
-    return sio.dumps(estimator)
+    return dump_model(estimator)
 
 
 def _score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float]:
@@ -130,11 +118,14 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         if refusal:
             result |= {"promoted": False, "discarded": refusal}
             return result
-        info = env.store.add_version(
+        from mlwarden.registry.registry import Registry
+
+        info = Registry(env.store).add_sklearn_version(
             model,
-            kind="sklearn",
-            artifact=dump_estimator(candidate),
-            training_metrics={metric: candidate_score, "holdout_rows": len(held)},
+            candidate,
+            X_reference=x_train,
+            y_reference=y_train,
+            metrics={metric: candidate_score, "holdout_rows": len(held)},
             description=f"{marker(action['id'])} retrained from version {champion_version}",
             actor=env.actor,
         )
