@@ -173,7 +173,7 @@ def _category_text(value: Any) -> str:
     return str(value)
 
 
-def _feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpec]:
+def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpec]:
     specs = []
     for name in X.columns:
         series = X[name]
@@ -309,7 +309,7 @@ def train_model(
     spec = ModelSpec(
         name=model_name,
         task=chosen,
-        features=_feature_specs(X, integer_columns),
+        features=feature_specs(X, integer_columns),
         target=target,
         positive_class=positive,
         description=f"{algorithm} predicting {target}, trained by the assistant",

@@ -1,0 +1,119 @@
+"""Data and models of a scenario: load the dataset, split reference and stream, train recipes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwarden import datasets
+from mlwarden.assistant.training import build_pipeline, feature_specs, make_estimator
+from mlwarden.domain import ModelSpec, Task
+from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.scenarios.spec import ModelRecipe, Scenario
+
+LINEAR = {"logistic_regression", "linear_regression"}
+
+
+@dataclass
+class ScenarioData:
+    """The reference rows (training data) and the stream rows, features and target."""
+
+    spec: ModelSpec
+    reference: pd.DataFrame
+    stream: pd.DataFrame
+    target: str
+    task: Task
+
+    @property
+    def features(self) -> list[str]:
+        return self.spec.feature_names
+
+
+def load_frame(scenario: Scenario) -> pd.DataFrame:
+    """The scenario's dataset: a bundled one by name, or a CSV/Parquet file by path."""
+    if scenario.dataset in datasets.DATASETS:
+        frame = datasets.load(scenario.dataset)
+    else:
+        path = Path(scenario.dataset)
+        if not path.exists():
+            known = ", ".join(sorted(datasets.DATASETS))
+            raise NotFound(
+                f"dataset {scenario.dataset!r} is neither a bundled dataset ({known}) nor a file"
+            )
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if scenario.time_column:
+        if scenario.time_column not in frame.columns:
+            raise InvalidInput(f"time column {scenario.time_column!r} is not in the dataset")
+        frame = frame.sort_values(scenario.time_column, kind="stable").reset_index(drop=True)
+    return frame
+
+
+def prepare(scenario: Scenario, seed: int) -> ScenarioData:
+    """Split the dataset into reference and stream rows, shuffled together when asked."""
+    frame = load_frame(scenario)
+    target = scenario.target or datasets.DATASETS.get(scenario.dataset, None) and datasets.DATASETS[
+        scenario.dataset
+    ].target
+    if not target or target not in frame.columns:
+        raise InvalidInput(f"target {target!r} is not a column of the dataset")
+    unknown = [c for c in scenario.drop_columns if c not in frame.columns]
+    if unknown:
+        raise InvalidInput(f"drop_columns names columns the dataset lacks: {unknown}")
+    frame = frame.drop(columns=scenario.drop_columns)
+    if scenario.time_column:
+        frame = frame.drop(columns=scenario.time_column)
+    (r0, r1), (s0, s1) = scenario.reference, scenario.stream
+    if max(r1, s1) > len(frame):
+        raise InvalidInput(f"the dataset has {len(frame)} rows; the scenario reads up to {max(r1, s1)}")
+    rows = pd.concat([frame.iloc[r0:r1], frame.iloc[s0:s1]], ignore_index=True)
+    if scenario.shuffle:
+        order = np.random.default_rng(seed).permutation(len(rows))
+        rows = rows.iloc[order].reset_index(drop=True)
+    for name in rows.columns:
+        if name != target and not pd.api.types.is_numeric_dtype(rows[name]):
+            rows[name] = rows[name].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+        elif name != target:
+            rows[name] = rows[name].astype(float)
+    task = scenario.task or (
+        Task(datasets.DATASETS[scenario.dataset].task)
+        if scenario.dataset in datasets.DATASETS
+        else Task.CLASSIFICATION
+    )
+    reference = rows.iloc[: r1 - r0].reset_index(drop=True)
+    stream = rows.iloc[r1 - r0 :].reset_index(drop=True)
+    X = reference.drop(columns=target)
+    specs = feature_specs(X, integer_columns=set())
+    positive = None
+    if task is Task.CLASSIFICATION:
+        classes = sorted(pd.unique(reference[target].dropna()))
+        positive = _native(classes[-1]) if len(classes) == 2 else None
+    spec = ModelSpec(
+        name=scenario.name.replace("_", "-"),
+        task=task,
+        features=specs,
+        target=target,
+        positive_class=positive,
+        description=scenario.description,
+    )
+    return ScenarioData(spec, reference, stream, target, task)
+
+
+def train(recipe: ModelRecipe, data: ScenarioData, *, seed: int, shuffle_labels: bool = False) -> Any:
+    """Fit the recipe on the reference rows (on shuffled labels for a deliberately bad model)."""
+    X = data.reference[data.features]
+    y = data.reference[data.target]
+    if shuffle_labels:
+        y = pd.Series(np.random.default_rng(seed + 1).permutation(y.to_numpy()), index=y.index)
+    estimator = make_estimator(data.task, recipe.algorithm, random_state=seed)
+    if recipe.params:
+        estimator.set_params(**recipe.params)
+    pipeline = build_pipeline(X, estimator, scale=recipe.algorithm in LINEAR)
+    return pipeline.fit(X, y)
+
+
+def _native(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
