@@ -1,0 +1,142 @@
+"""Everything the incident page shows, gathered from the agent's tables and the store, and the
+incident's diagnosis computed by :func:`mlwarden.diagnose.incident.diagnose_incident` from the
+same evidence the agent saw (findings, signals around the incident, deploy/config events,
+feature importance, recent records against the reference sample)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import or_, select
+
+from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.domain import Finding
+from mlwarden.store import agent_tables as at
+from mlwarden.store.repository import Store, as_utc
+from mlwarden.ui.queries import incident_signals
+
+__all__ = ["incident_context", "incident_findings", "diagnose_stored_incident"]
+
+MAX_ROWS = 5_000
+
+
+def incident_findings(store: Store, incident: dict[str, Any], model_id: int) -> list[dict[str, Any]]:
+    """Findings tied to the incident, or stored for its model inside its window range."""
+    f = at.findings
+    query = (
+        select(f)
+        .where(
+            f.c.model_id == model_id,
+            or_(
+                f.c.incident_id == incident["id"],
+                f.c.window.between(incident["first_window"], incident["last_window"]),
+            ),
+        )
+        .order_by(f.c.window, f.c.id)
+        .limit(500)
+    )
+    with store.engine.connect() as conn:
+        return [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
+
+
+def _as_finding(row: dict[str, Any]) -> Finding:
+    return Finding(
+        kind=row["kind"],
+        detector=row["detector"],
+        features=row["features"] or [],
+        statistic=row["statistic"],
+        score=row["score"],
+        threshold=row["threshold"],
+        p_value=row["p_value"],
+        window=row["window"],
+        message=row["message"],
+        evidence=row["evidence"] or {},
+    )
+
+
+def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        row = dict(r["features"] or {})
+        if r.get("label") is not None and r.get("prediction") is not None:
+            row["error"] = float(str(r["label"]) != str(r["prediction"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def diagnose_stored_incident(
+    store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
+) -> Diagnosis:
+    """The diagnosis of a stored incident, from the evidence in the store."""
+    model = incident["model"]
+    signals = incident_signals(
+        store.engine, model_id, incident["first_window"], incident["last_window"]
+    )
+    events = [
+        {
+            "type": e["kind"],
+            "time": e["ts"].isoformat() if isinstance(e["ts"], datetime) else e["ts"],
+            "description": f"{e['kind']} by {e['actor']}: {e['details'].get('reason', '')}".strip(),
+        }
+        for e in store.events(model, limit=50)
+    ]
+    spec = store.get_model(model)
+    features = [f.name for f in spec.features]
+    deployment = store.get_deployment(model)
+    importance = None
+    reference_rows = None
+    if deployment is not None and deployment.live_version is not None:
+        version = store.get_version(model, deployment.live_version)
+        importance = getattr(version, "feature_importance", None)
+        sample = store.reference_sample(model, deployment.live_version)
+        if sample:
+            reference_rows = pd.DataFrame(sample)
+    times = [s["time"] for s in signals if s["window"] >= incident["first_window"]]
+    since = datetime.fromisoformat(times[0]) if times else None
+    window_rows = None
+    recent = store.fetch_records(model, since=since, limit=MAX_ROWS, newest_first=True)
+    if recent:
+        window_rows = _records_frame(recent)
+    resolution = [
+        f"{a['kind']} ({a['state']}) by {a['actor']}" for a in incident.get("actions", [])
+    ]
+    return diagnose_incident(
+        [_as_finding(f) for f in findings],
+        events=events,
+        signals=signals,
+        feature_importance=importance,
+        window_rows=window_rows,
+        reference_rows=reference_rows,
+        features=features,
+        model=model,
+        resolution=resolution,
+        generated_at=as_utc(incident["updated_at"]).isoformat(),
+    )
+
+
+def incident_context(store: Store, incident_id: int) -> dict[str, Any]:
+    """The incident with its decisions, actions, verifications, findings, pending approval and
+    diagnosis (``diagnosis_error`` says why a diagnosis could not be made)."""
+    repo = AgentRepo(store)
+    incident = repo.get_incident(incident_id)
+    model_id = store.model_id(incident["model"])
+    findings = incident_findings(store, incident, model_id)
+    approvals = [
+        a for a in Approvals(store).list(model=incident["model"]) if a["incident_id"] == incident_id
+    ]
+    context: dict[str, Any] = {
+        "incident": incident,
+        "findings": findings,
+        "approvals": approvals,
+        "diagnosis": None,
+        "diagnosis_error": None,
+    }
+    try:
+        context["diagnosis"] = diagnose_stored_incident(store, incident, findings, model_id)
+    except Exception as exc:  # the page must still show the facts when diagnosis cannot run
+        context["diagnosis_error"] = f"{type(exc).__name__}: {exc}"
+    return context

@@ -1,0 +1,473 @@
+"""Read-only queries of the dashboard over the store's and the agent's tables.
+
+Everything here is SQLAlchemy Core ``SELECT`` over tables other modules own; nothing writes.
+The fleet overview is the hot page: per model it reads the newest window number (an index
+lookup on the ``(model_id, window, name)`` unique index), then only the last
+:data:`SPARK_WINDOWS` windows of a handful of key signals, so its cost does not grow with the
+length of the signal history.
+
+Signal names are grouped into charts by :func:`signal_group`; names nobody planned for still
+show, in the "other signals" table of the model page.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, func, select
+
+from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
+from mlwarden.store.repository import as_utc
+
+__all__ = [
+    "HEALTH_LABELS",
+    "ModelRow",
+    "audit_page",
+    "feature_distribution",
+    "fleet",
+    "health_of",
+    "model_signals",
+    "pending_approval_count",
+    "signal_group",
+    "token_is_active",
+]
+
+OPEN_STATES = ("open", "acting", "verifying")
+SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+SPARK_WINDOWS = 30
+
+# the first of these a model has is its headline performance number
+PERFORMANCE_SIGNALS = ("accuracy", "f1", "roc_auc", "precision", "recall", "r2", "rmse", "mae")
+ESTIMATED_PREFIXES = ("estimated.", "estimated_", "est.")
+LATENCY_SIGNAL = "latency_p99_ms"
+ERROR_SIGNAL = "error_rate"
+KEY_SIGNALS = (
+    *PERFORMANCE_SIGNALS,
+    *(p + "accuracy" for p in ESTIMATED_PREFIXES),
+    LATENCY_SIGNAL,
+    ERROR_SIGNAL,
+)
+DRIFT_STATS = ("psi", "jensen_shannon", "wasserstein_std", "ks")
+
+HEALTH_LABELS = {
+    "healthy": "Healthy",
+    "degraded": "Degraded",
+    "failing": "Failing",
+    "disabled": "Disabled",
+    "unknown": "No data yet",
+}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass
+class ModelRow:
+    """One line of the fleet overview."""
+
+    name: str
+    task: str
+    monitoring: bool
+    live_version: int | None = None
+    disabled: bool = False
+    revision: int | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    last_window: int | None = None
+    last_ts: datetime | None = None
+    latest: dict[str, float | None] = field(default_factory=dict)
+    series: dict[str, list[float | None]] = field(default_factory=dict)
+    findings_last_window: int = 0
+    status: str = "unknown"
+    reason: str = ""
+
+    @property
+    def worst_severity(self) -> str | None:
+        if not self.incidents:
+            return None
+        return max((i["severity"] for i in self.incidents), key=lambda s: SEVERITY_ORDER.get(s, 0))
+
+    @property
+    def performance_name(self) -> str | None:
+        return next((n for n in KEY_SIGNALS[:-2] if n in self.latest), None)
+
+    def public(self) -> dict[str, Any]:
+        """The JSON the overview's live updates read."""
+        perf = self.performance_name
+        return {
+            "name": self.name,
+            "status": self.status,
+            "status_label": HEALTH_LABELS[self.status],
+            "reason": self.reason,
+            "live_version": self.live_version,
+            "open_incidents": len(self.incidents),
+            "worst_severity": self.worst_severity,
+            "last_window": self.last_window,
+            "last_ts": None if self.last_ts is None else self.last_ts.isoformat(),
+            "performance_name": perf,
+            "performance": None if perf is None else self.latest.get(perf),
+            "latency_p99_ms": self.latest.get(LATENCY_SIGNAL),
+            "error_rate": self.latest.get(ERROR_SIGNAL),
+            "monitoring": self.monitoring,
+        }
+
+
+def health_of(row: ModelRow) -> tuple[str, str]:
+    """(status, why) from the deployment's disabled flag, open incidents and the latest window.
+
+    disabled beats everything; a high/critical open incident or an error rate of half the
+    traffic in the latest window is *failing*; any other open incident, or findings in the latest
+    window, is *degraded*; a model without any window yet is *unknown*.
+    """
+    if row.disabled:
+        return "disabled", "the deployment is disabled: requests get the default response"
+    worst = row.worst_severity
+    if worst in ("high", "critical"):
+        return "failing", f"{len(row.incidents)} open incident(s), worst severity {worst}"
+    error_rate = row.latest.get(ERROR_SIGNAL)
+    if error_rate is not None and error_rate >= 0.5:
+        return "failing", f"error rate {error_rate:.0%} in window {row.last_window}"
+    if row.incidents:
+        return "degraded", f"{len(row.incidents)} open incident(s), worst severity {worst}"
+    if row.findings_last_window:
+        return "degraded", f"{row.findings_last_window} finding(s) in window {row.last_window}"
+    if row.last_window is None:
+        return "unknown", "no window closed yet: send predictions and start monitoring"
+    return "healthy", f"no open incident; last window {row.last_window}"
+
+
+def fleet(engine: Engine) -> list[ModelRow]:
+    """Every model with its deployment, open incidents, latest window and key-metric series."""
+    m, d, s, i, f = t.models, t.deployment_revisions, at.signals, at.incidents, at.findings
+    with engine.connect() as conn:
+        models = conn.execute(select(m.c.id, m.c.name, m.c.task, m.c.monitoring).order_by(m.c.name))
+        rows = {r.id: ModelRow(r.name, r.task, bool(r.monitoring)) for r in models}
+        if not rows:
+            return []
+        newest = (
+            select(d.c.model_id, func.max(d.c.revision).label("rev"))
+            .where(d.c.environment == "production")
+            .group_by(d.c.model_id)
+            .subquery()
+        )
+        for r in conn.execute(
+            select(d.c.model_id, d.c.revision, d.c.live_version, d.c.disabled).join(
+                newest,
+                and_(
+                    d.c.model_id == newest.c.model_id,
+                    d.c.revision == newest.c.rev,
+                    d.c.environment == "production",
+                ),
+            )
+        ):
+            row = rows[r.model_id]
+            row.revision, row.live_version, row.disabled = r.revision, r.live_version, r.disabled
+        for r in conn.execute(
+            select(i.c.id, i.c.model_id, i.c.severity, i.c.state, i.c.diagnosis)
+            .where(i.c.state.in_(OPEN_STATES))
+            .order_by(i.c.id.desc())
+        ):
+            rows[r.model_id].incidents.append(
+                {"id": r.id, "severity": r.severity, "state": r.state, "diagnosis": r.diagnosis}
+            )
+        for model_id, row in rows.items():
+            # max() over the (model_id, window, name) index is a single seek per model
+            last = conn.execute(select(func.max(s.c.window)).where(s.c.model_id == model_id)).scalar()
+            if last is None:
+                continue
+            row.last_window = int(last)
+            points = conn.execute(
+                select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                    s.c.model_id == model_id,
+                    s.c.window > last - SPARK_WINDOWS,
+                    s.c.name.in_(KEY_SIGNALS),
+                )
+            ).all()
+            windows = sorted({p.window for p in points})
+            position = {w: k for k, w in enumerate(windows)}
+            for p in points:
+                series = row.series.setdefault(p.name, [None] * len(windows))
+                series[position[p.window]] = _finite(p.value)
+                if p.window == last:
+                    row.latest[p.name] = _finite(p.value)
+            row.last_ts = _utc(
+                conn.execute(
+                    select(s.c.ts).where(s.c.model_id == model_id, s.c.window == last).limit(1)
+                ).scalar()
+            )
+            row.findings_last_window = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(f)
+                    .where(f.c.model_id == model_id, f.c.window == last)
+                ).scalar()
+                or 0
+            )
+    out = list(rows.values())
+    for row in out:
+        row.status, row.reason = health_of(row)
+    return out
+
+
+# ---------------------------------------------------------------------------- the model page
+
+_GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("drift", re.compile(r"^drift\.")),
+    ("estimated", re.compile(r"^(estimated[._]|est\.)")),
+    ("performance", re.compile(r"^(accuracy|precision|recall|f1|roc_auc|r2|rmse|mae|log_loss|ece)$")),
+    ("latency", re.compile(r"^latency_")),
+    ("errors", re.compile(r"^error_(rate|count)$")),
+    ("throughput", re.compile(r"^(throughput_per_s|records|n_records|rows)$")),
+    ("confidence", re.compile(r"(confidence|^score[._](mean|p50|median))")),
+    ("prediction", re.compile(r"^(prediction|pred|class_share|positive_rate)")),
+    ("quality", re.compile(r"(null|out_of_range|unseen|missing|quality|schema)")),
+)
+
+
+def signal_group(name: str) -> str:
+    """The chart a signal belongs to on the model page (``other`` when none fits)."""
+    for group, pattern in _GROUPS:
+        if pattern.search(name):
+            return group
+    return "other"
+
+
+@dataclass
+class ModelSignals:
+    """The recent signal history of one model, arranged for charts."""
+
+    windows: list[int]
+    times: list[str]
+    series: dict[str, list[float | None]]
+    groups: dict[str, list[str]]
+    heatmap: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "windows": self.windows,
+            "times": self.times,
+            "series": self.series,
+            "groups": self.groups,
+            "heatmap": self.heatmap,
+        }
+
+
+def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSignals:
+    """The last ``limit`` windows of every signal of a model (oldest first)."""
+    s = at.signals
+    with engine.connect() as conn:
+        last = conn.execute(select(func.max(s.c.window)).where(s.c.model_id == model_id)).scalar()
+        points = (
+            []
+            if last is None
+            else conn.execute(
+                select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                    s.c.model_id == model_id, s.c.window > last - limit
+                )
+            ).all()
+        )
+    windows = sorted({p.window for p in points})
+    position = {w: k for k, w in enumerate(windows)}
+    times: list[str] = [""] * len(windows)
+    series: dict[str, list[float | None]] = {}
+    for p in points:
+        k = position[p.window]
+        times[k] = as_utc(p.ts).isoformat()
+        series.setdefault(p.name, [None] * len(windows))[k] = _finite(p.value)
+    series.pop("window.closed", None)  # the agent's bookkeeping marker, not a measurement
+    groups: dict[str, list[str]] = {}
+    for name in sorted(series):
+        groups.setdefault(signal_group(name), []).append(name)
+    return ModelSignals(windows, times, series, groups, _heatmap(groups.get("drift", []), series))
+
+
+def _heatmap(names: Sequence[str], series: Mapping[str, list[float | None]]) -> dict[str, Any]:
+    """Features × windows of one drift statistic (the first of :data:`DRIFT_STATS` present)."""
+    by_stat: dict[str, dict[str, str]] = {}
+    for name in names:
+        parts = name.split(".", 2)
+        if len(parts) == 3:
+            by_stat.setdefault(parts[1], {})[parts[2]] = name
+    stat = next((st for st in DRIFT_STATS if st in by_stat), next(iter(by_stat), None))
+    if stat is None:
+        return {"stat": None, "features": [], "z": []}
+    features = sorted(by_stat[stat])
+    return {
+        "stat": stat,
+        "features": features,
+        "z": [series[by_stat[stat][feat]] for feat in features],
+    }
+
+
+def signals_export(engine: Engine, model_id: int, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Signal rows (long format: window, ts, name, value), oldest first, for CSV/JSON export."""
+    s = at.signals
+    query = (
+        select(s.c.window, s.c.ts, s.c.name, s.c.value)
+        .where(s.c.model_id == model_id)
+        .order_by(s.c.window.desc(), s.c.name)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = [
+            {"window": r.window, "ts": as_utc(r.ts).isoformat(), "name": r.name, "value": r.value}
+            for r in conn.execute(query)
+        ]
+    rows.reverse()
+    return rows
+
+
+def feature_distribution(
+    reference: Iterable[Mapping[str, Any]] | None,
+    recent: Iterable[Mapping[str, Any]],
+    feature: str,
+    bins: int = 20,
+) -> dict[str, Any]:
+    """Histograms of one feature in the reference sample and in recent records, on shared bins.
+
+    Numeric features share equal-width bins over both samples' range; anything else is counted
+    per value (the 30 most frequent). Frequencies are shares of each sample, so samples of very
+    different sizes compare.
+    """
+    ref_values = [r.get(feature) for r in reference or []]
+    new_values = [r.get(feature) for r in recent]
+    present = [v for v in ref_values + new_values if v is not None]
+    numeric = bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+    out: dict[str, Any] = {
+        "feature": feature,
+        "reference_n": len(ref_values),
+        "recent_n": len(new_values),
+        "reference_nulls": sum(v is None for v in ref_values),
+        "recent_nulls": sum(v is None for v in new_values),
+    }
+    if numeric:
+        ref = np.array([v for v in ref_values if v is not None], dtype=float)
+        new = np.array([v for v in new_values if v is not None], dtype=float)
+        both = np.concatenate([ref, new])
+        both = both[np.isfinite(both)]
+        lo, hi = (float(both.min()), float(both.max())) if len(both) else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        out["kind"] = "numeric"
+        out["x"] = [round(float(v), 6) for v in (edges[:-1] + edges[1:]) / 2]
+        out["reference"] = _shares(np.histogram(ref, edges)[0])
+        out["recent"] = _shares(np.histogram(new, edges)[0])
+        return out
+    counts: dict[str, list[int]] = {}
+    for k, values in enumerate((ref_values, new_values)):
+        for v in values:
+            if v is not None:
+                counts.setdefault(str(v), [0, 0])[k] += 1
+    top = sorted(counts, key=lambda v: -sum(counts[v]))[:30]
+    out["kind"] = "categorical"
+    out["x"] = top
+    out["reference"] = _shares(np.array([counts[v][0] for v in top]))
+    out["recent"] = _shares(np.array([counts[v][1] for v in top]))
+    return out
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = float(counts.sum())
+    return [round(float(c) / total, 6) if total else 0.0 for c in counts]
+
+
+# ---------------------------------------------------------------------------- other pages
+
+
+def pending_approval_count(engine: Engine) -> int:
+    a = at.approvals
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(a).where(a.c.state == "pending")).scalar()
+            or 0
+        )
+
+
+def audit_page(
+    engine: Engine,
+    *,
+    model: str | None = None,
+    actor: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Audit entries newest first; ``model`` matches targets ``<model>`` and ``<model>/...``,
+    ``kind`` is a prefix of the entry's action (``approval`` finds ``approval.approve``)."""
+    a = t.audit_log
+    query = select(a.c.id, a.c.ts, a.c.actor, a.c.action, a.c.target, a.c.details)
+    if model:
+        query = query.where((a.c.target == model) | a.c.target.startswith(f"{model}/", autoescape=True))
+    if actor:
+        query = query.where(a.c.actor == actor)
+    if kind:
+        query = query.where(a.c.action.startswith(kind, autoescape=True))
+    if since is not None:
+        query = query.where(a.c.ts >= since)
+    if until is not None:
+        query = query.where(a.c.ts <= until)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(a.c.id.desc()).limit(limit))
+        return [{**r._mapping, "ts": as_utc(r.ts)} for r in rows]
+
+
+def token_is_active(engine: Engine, name: str, role: str) -> bool:
+    """True while the token ``name`` exists, is not revoked and still has ``role``.
+
+    A browser session remembers who signed in; this re-check makes a revoked token (or a changed
+    role) end the session at its next request.
+    """
+    tok = t.api_tokens
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(tok.c.role, tok.c.revoked).where(tok.c.name == name)
+        ).first()
+    return row is not None and not row.revoked and row.role == role
+
+
+def recent_feature_rows(engine: Engine, model_id: int, limit: int = 2_000) -> list[dict[str, Any]]:
+    """The feature dicts of the newest ``limit`` records of a model."""
+    r = t.records
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(r.c.features)
+            .where(r.c.model_id == model_id)
+            .order_by(r.c.ts.desc())
+            .limit(limit)
+        )
+        return [dict(x.features or {}) for x in rows]
+
+
+def incident_signals(
+    engine: Engine, model_id: int, first: int, last: int, margin: int = 20
+) -> list[dict[str, Any]]:
+    """One flat dict per window (``window``, ``time`` and every signal) around an incident: the
+    ``signals`` argument of :func:`mlwarden.diagnose.incident.diagnose_incident`."""
+    s = at.signals
+    with engine.connect() as conn:
+        points = conn.execute(
+            select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                s.c.model_id == model_id,
+                s.c.window >= first - margin,
+                s.c.window <= last + margin,
+            )
+        ).all()
+    flat: dict[int, dict[str, Any]] = {}
+    for p in points:
+        row = flat.setdefault(p.window, {"window": p.window, "time": as_utc(p.ts).isoformat()})
+        if p.name != "window.closed" and _finite(p.value) is not None:
+            row[p.name] = p.value
+    return [flat[w] for w in sorted(flat)]

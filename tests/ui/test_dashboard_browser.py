@@ -1,0 +1,323 @@
+"""The dashboard in a real headless Chromium against a real server (auth on) and a real fleet.
+
+The tests of this module share one server and run in file order: the approval tests change the
+deployment that later tests look at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from conftest import Dashboard, screenshot
+from playwright.sync_api import Page, expect
+
+from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.store.repository import utcnow
+
+
+class Watched:
+    """A signed-in page that remembers console errors and requests to other hosts."""
+
+    def __init__(self, page: Page, base: str) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        host = urlparse(base).netloc
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def check(request: Any) -> None:
+            url = urlparse(request.url)
+            if url.scheme not in ("data", "blob", "about") and url.netloc != host:
+                self.foreign.append(request.url)
+
+        page.on("request", check)
+
+    def clean(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.foreign == [], self.foreign
+
+
+def sign_in(browser: Any, dashboard: Dashboard, role: str, width: int = 1280) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    watched = Watched(page, dashboard.url)
+    page.goto(dashboard.url + "/ui/")
+    expect(page).to_have_url(re.compile(r"/ui/login"))
+    page.fill("#token", dashboard.tokens[role])
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Fleet overview")
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def operator(browser: Any, dashboard: Dashboard) -> Iterator[Watched]:
+    yield from sign_in(browser, dashboard, "operator")
+
+
+@pytest.fixture
+def viewer(browser: Any, dashboard: Dashboard) -> Iterator[Watched]:
+    yield from sign_in(browser, dashboard, "viewer")
+
+
+def pending(dashboard: Dashboard) -> dict[str, dict[str, Any]]:
+    return {a["model"]: a for a in Approvals(dashboard.store).list(state="pending")}
+
+
+def test_sign_in_is_required_and_a_bad_token_is_refused(browser: Any, dashboard: Dashboard) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(dashboard.url + "/ui/approvals")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=/ui/approvals"))
+    screenshot(page, "login")
+    page.fill("#token", "not-a-token")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("unknown or revoked")
+    page.fill("#token", dashboard.tokens["viewer"])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ui/approvals$"))
+    live = page.request.get(dashboard.url + "/ui/live/overview")
+    assert live.ok
+    anonymous = browser.new_context().request.get(dashboard.url + "/ui/live/overview")
+    assert anonymous.status == 401
+    context.close()
+
+
+def test_every_page_loads_without_errors_or_foreign_requests(
+    operator: Watched, dashboard: Dashboard
+) -> None:
+    page = operator.page
+    rows = page.locator("table.fleet tbody tr")
+    expect(rows).to_have_count(3)
+    elec = page.locator('tr[data-model="elec"]')
+    # status is carried by text, not only by colour
+    expect(elec.locator('[data-field="status"]')).to_contain_text("Failing")
+    expect(elec.locator('[data-field="live_version"]')).to_have_text("v2")
+    expect(page.locator('tr[data-model="titanic"] [data-field="status"]')).to_contain_text(
+        "No data yet"
+    )
+    expect(elec.locator("svg.spark")).to_have_count(2)
+    screenshot(page, "overview")
+
+    page.goto(dashboard.url + "/ui/models/elec")
+    expect(page.locator("#chart-performance .main-svg").first).to_be_visible()
+    expect(page.locator("#chart-latency .main-svg").first).to_be_visible()
+    expect(page.locator("#chart-drift .main-svg").first).to_be_visible()
+    expect(page.locator("#history tbody tr")).to_have_count(2)
+    screenshot(page, "model")
+
+    page.goto(dashboard.url + "/ui/models/elec/features/nswprice")
+    expect(page.locator("#chart-feature .main-svg").first).to_be_visible()
+    screenshot(page, "feature")
+
+    page.goto(dashboard.url + "/ui/incidents")
+    expect(page.locator("table tbody tr")).to_have_count(2)
+    screenshot(page, "incidents")
+    page.locator("table tbody tr a").first.click()
+    expect(page.locator("h1")).to_contain_text("Incident #")
+    expect(page.locator("#diag-h")).to_be_visible()
+    expect(page.locator(".explanation")).not_to_be_empty()
+    screenshot(page, "incident")
+
+    for path, heading, name in (
+        ("/ui/approvals", "Approvals", "approvals"),
+        ("/ui/audit", "Audit log", "audit"),
+        ("/ui/diagnose", "Diagnose", "diagnose"),
+        ("/ui/assistant", "Assistant console", "assistant"),
+    ):
+        page.goto(dashboard.url + path)
+        expect(page.locator("h1")).to_have_text(heading)
+        screenshot(page, name)
+    page.goto(dashboard.url + "/ui/audit")
+    expect(page.locator("#chain")).to_contain_text("Hash chain verified")
+    operator.clean()
+
+
+def test_a_viewer_sees_no_approve_buttons_and_the_server_refuses_anyway(
+    viewer: Watched, dashboard: Dashboard
+) -> None:
+    page = viewer.page
+    page.goto(dashboard.url + "/ui/approvals")
+    expect(page.locator("article.approval")).to_have_count(2)
+    expect(page.locator("button.approve")).to_have_count(0)
+    expect(page.locator("button.reject")).to_have_count(0)
+    expect(page.locator(".note")).to_contain_text("viewer")
+    screenshot(page, "approvals-viewer")
+    csrf = page.locator("body").get_attribute("data-csrf")
+    approval = pending(dashboard)["elec"]
+    refused = page.request.post(
+        f"{dashboard.url}/ui/approvals/{approval['id']}/approve",
+        form={"csrf": csrf or "", "reason": "viewer tries"},
+    )
+    assert refused.status == 403
+    assert "operator" in refused.json()["error"]
+    assert pending(dashboard)["elec"]["state"] == "pending"
+    viewer.clean()
+
+
+def test_a_post_without_the_csrf_token_is_refused(operator: Watched, dashboard: Dashboard) -> None:
+    approval = pending(dashboard)["elec"]
+    for form in ({"reason": "no token"}, {"reason": "forged", "csrf": "forged"}):
+        refused = operator.page.request.post(
+            f"{dashboard.url}/ui/approvals/{approval['id']}/approve", form=form
+        )
+        assert refused.status == 403
+        assert "CSRF" in refused.json()["error"]
+    assert pending(dashboard)["elec"]["state"] == "pending"
+    assert dashboard.store.get_deployment("elec").live_version == 2  # type: ignore[union-attr]
+
+
+def test_live_update_changes_a_number_without_reload(
+    operator: Watched, dashboard: Dashboard
+) -> None:
+    page = operator.page
+    cell = page.locator('tr[data-model="elec-eu"] [data-field="last_window"]')
+    expect(cell).to_have_text("8")
+    page.evaluate("window.__not_reloaded = true")
+    AgentRepo(dashboard.store).save_window(
+        "elec-eu", 9, utcnow() + timedelta(minutes=1), {"accuracy": 0.5, "latency_p99_ms": 70.0}, []
+    )
+    expect(cell).to_have_text("9", timeout=15_000)
+    expect(page.locator('tr[data-model="elec-eu"] [data-field="performance"]')).to_have_text("0.5")
+    assert page.evaluate("window.__not_reloaded") is True
+    operator.clean()
+
+
+def test_approving_runs_the_action_and_changes_the_deployment(
+    operator: Watched, dashboard: Dashboard
+) -> None:
+    page = operator.page
+    approval = pending(dashboard)["elec"]
+    page.goto(dashboard.url + "/ui/approvals")
+    card = page.locator(f"#approval-{approval['id']}")
+    expect(card.locator(".rationale")).not_to_be_empty()
+    card.locator("input[name=reason]").fill("latency is hurting checkout")
+    card.locator("button.approve").click()
+    expect(page.locator(".flash")).to_contain_text("Approved: fallback on elec")
+    deployment = dashboard.store.get_deployment("elec")
+    assert deployment is not None and deployment.live_version == 1
+    assert deployment.actor == "agent" and "[action" in deployment.reason
+    page.goto(dashboard.url + "/ui/models/elec")
+    expect(page.locator("#dep-live")).to_have_text("v1")
+    expect(page.locator("#history tbody tr").first).to_contain_text("agent")
+    incident = AgentRepo(dashboard.store).get_incident(approval["incident_id"])
+    assert incident["state"] == "verifying"
+    assert incident["actions"][0]["state"] == "done"
+    audit = dashboard.store.audit_entries(actor="olivia", action="approval.approve")
+    assert audit and audit[0]["details"]["reason"] == "latency is hurting checkout"
+    page.goto(dashboard.url + f"/ui/incidents/{approval['incident_id']}")
+    expect(page.locator("#incident-head")).to_contain_text("verifying")
+    operator.clean()
+
+
+def test_rejecting_is_recorded(operator: Watched, dashboard: Dashboard) -> None:
+    page = operator.page
+    approval = pending(dashboard)["elec-eu"]
+    page.goto(dashboard.url + "/ui/approvals")
+    card = page.locator(f"#approval-{approval['id']}")
+    card.locator("input[name=reason]").fill("a release is going out, not now")
+    card.locator("button.reject").click()
+    expect(page.locator(".flash")).to_contain_text("Rejected: fallback on elec-eu")
+    row = page.locator("#decided tbody tr", has_text="elec-eu")
+    expect(row).to_contain_text("rejected")
+    expect(row).to_contain_text("olivia")
+    expect(row).to_contain_text("a release is going out, not now")
+    stored = Approvals(dashboard.store).get(approval["id"])
+    assert stored["state"] == "rejected" and stored["decided_by"] == "olivia"
+    assert dashboard.store.get_deployment("elec-eu").live_version == 2  # type: ignore[union-attr]
+    page.goto(dashboard.url + "/ui/audit?kind=approval")
+    expect(page.locator("#audit tbody tr", has_text="approval.reject")).to_have_count(1)
+    screenshot(page, "audit-filtered")
+    operator.clean()
+
+
+def test_reports_download_in_three_formats(operator: Watched, dashboard: Dashboard) -> None:
+    page = operator.page
+    incident = AgentRepo(dashboard.store).list_incidents(model="elec")[0]
+    page.goto(dashboard.url + f"/ui/incidents/{incident['id']}")
+    texts = {}
+    for label in ("Markdown", "HTML", "JSON"):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=label, exact=True).click()
+        download = info.value
+        texts[label] = open(download.path(), encoding="utf-8").read()  # noqa: SIM115
+        assert download.suggested_filename.startswith(f"incident-{incident['id']}.")
+    assert "elec" in texts["Markdown"] and texts["Markdown"].lstrip().startswith("#")
+    assert "<html" in texts["HTML"].lower()
+    body = json.loads(texts["JSON"])
+    assert body["incident"]["id"] == incident["id"]
+    assert body["diagnosis"]["severity"] in ("low", "medium", "high", "critical")
+    operator.clean()
+
+
+def test_undo_restores_an_earlier_revision(operator: Watched, dashboard: Dashboard) -> None:
+    page = operator.page
+    page.goto(dashboard.url + "/ui/models/elec")
+    before = dashboard.store.get_deployment("elec")
+    assert before is not None and before.live_version == 1
+    page.fill("#undo-reason-2", "fallback no longer needed")
+    page.get_by_role("button", name="Restore revision 2").click()
+    expect(page.locator(".flash")).to_contain_text("Revision 2 restored")
+    after = dashboard.store.get_deployment("elec")
+    assert after is not None and after.live_version == 2 and after.actor == "olivia"
+    assert after.reason == "fallback no longer needed"
+    expect(page.locator("#dep-live")).to_have_text("v2")
+    operator.clean()
+
+
+def test_monitoring_switch_and_signal_export(operator: Watched, dashboard: Dashboard) -> None:
+    page = operator.page
+    page.goto(dashboard.url + "/ui/models/elec-eu")
+    page.get_by_role("button", name="Stop monitoring").click()
+    expect(page.locator("#monitoring-state")).to_contain_text("off")
+    assert dashboard.store.is_monitored("elec-eu") is False
+    page.get_by_role("button", name="Start monitoring").click()
+    assert dashboard.store.is_monitored("elec-eu") is True
+    csv_text = page.request.get(dashboard.url + "/ui/models/elec-eu/signals.csv").text()
+    header, *lines = csv_text.strip().splitlines()
+    assert header == "window,ts,name,value"
+    assert any(line.startswith("9,") and ",accuracy,0.5" in line for line in lines)
+    rows = page.request.get(dashboard.url + "/ui/models/elec-eu/signals.json").json()
+    assert {"window", "ts", "name", "value"} == set(rows[0])
+    assert len(rows) == len(lines)
+    operator.clean()
+
+
+def test_diagnose_and_assistant_answer(operator: Watched, dashboard: Dashboard) -> None:
+    page = operator.page
+    page.goto(dashboard.url + "/ui/diagnose")
+    page.fill("#text", "p99 latency tripled after the deploy this morning and requests time out")
+    page.get_by_role("button", name="Diagnose").click()
+    answer = page.locator("#answer article").first
+    expect(answer.locator(".sev")).to_be_visible()
+    expect(answer.locator("h3", has_text="Checks")).to_be_visible()
+    screenshot(page, "diagnose-answer")
+    page.goto(dashboard.url + "/ui/assistant")
+    page.fill("#cmd", "list models")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#reply")).to_contain_text("elec-eu")
+    screenshot(page, "assistant-answer")
+    operator.clean()
+
+
+def test_wide_screen_overview(browser: Any, dashboard: Dashboard) -> None:
+    for watched in sign_in(browser, dashboard, "viewer", width=1920):
+        expect(watched.page.locator("table.fleet tbody tr")).to_have_count(3)
+        screenshot(watched.page, "overview-1920")
+        watched.page.goto(dashboard.url + "/ui/models/elec")
+        expect(watched.page.locator("#chart-performance .main-svg").first).to_be_visible()
+        # viewers get no operator controls
+        expect(watched.page.get_by_role("button", name="Stop monitoring")).to_have_count(0)
+        expect(watched.page.locator("#history form")).to_have_count(0)
+        screenshot(watched.page, "model-1920")
+        watched.clean()
