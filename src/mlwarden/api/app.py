@@ -192,7 +192,9 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    for module in (routes_system, routes_models, routes_deploy, routes_predict, routes_capture):
+    # predict first: routes are matched in order, and it is the one on the hot path
+    for module in (routes_predict, routes_system, routes_models, routes_deploy, routes_capture):
         app.include_router(module.router)
+    app.router.routes.insert(0, routes_predict.fast_route)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app

@@ -33,6 +33,7 @@ __all__ = [
     "Principal",
     "ServerState",
     "Unauthorized",
+    "authorize",
     "json_body",
     "require",
     "server",
@@ -100,8 +101,12 @@ class ServerState:
     auth_required: bool
 
 
-def server(request: Request) -> ServerState:
-    """The :class:`ServerState` of the app serving ``request``."""
+async def server(request: Request) -> ServerState:
+    """The :class:`ServerState` of the app serving ``request``.
+
+    Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, which would
+    cost a thread hop on every request.
+    """
     state: ServerState = request.app.state.mlwarden
     return state
 
@@ -134,19 +139,24 @@ async def _authenticate(request: Request, state: ServerState) -> Principal:
     return principal
 
 
+async def authorize(request: Request, state: ServerState, role: Role) -> Principal:
+    """The caller, once authenticated and checked to have at least ``role`` (401/403)."""
+    principal = await _authenticate(request, state)
+    if not principal.role.allows(role):
+        raise Forbidden(
+            f"this needs the {role.value} role; token {principal.name!r} is "
+            f"{principal.role.value}",
+            needed=role.value,
+            role=principal.role.value,
+        )
+    return principal
+
+
 def require(role: Role) -> Callable[..., Any]:
     """A dependency that authenticates the caller and checks it has at least ``role``."""
 
     async def dependency(request: Request, state: ServerState = Depends(server)) -> Principal:
-        principal = await _authenticate(request, state)
-        if not principal.role.allows(role):
-            raise Forbidden(
-                f"this needs the {role.value} role; token {principal.name!r} is "
-                f"{principal.role.value}",
-                needed=role.value,
-                role=principal.role.value,
-            )
-        return principal
+        return await authorize(request, state, role)
 
     dependency.__name__ = f"require_{role.value}"
     return dependency
