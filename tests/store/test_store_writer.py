@@ -132,6 +132,7 @@ def test_one_journal_folder_has_one_writer(sqlite_store: Store, tmp_path: Path) 
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_database_outage_mid_stream_loses_nothing_and_stores_nothing_twice(
     pg_url: str, tmp_path: Path
 ) -> None:
