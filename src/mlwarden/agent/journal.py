@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from mlwarden.agent.guards import PastAction
-from mlwarden.agent.repo import _json, _row
+from mlwarden.agent.repo import AgentRepo, _json, _row
 from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
@@ -82,12 +82,7 @@ class Journal:
         return out
 
     def _name(self, model_id: int) -> str:
-        from mlwarden.store import tables as t
-
-        with self.engine.connect() as conn:
-            return str(
-                conn.execute(select(t.models.c.name).where(t.models.c.id == model_id)).scalar()
-            )
+        return AgentRepo(self.store)._model_name(model_id)
 
     def _set(self, action_id: int, expected: tuple[str, ...], **values: Any) -> None:
         with self.engine.begin() as conn:

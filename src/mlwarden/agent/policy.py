@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlwarden.diagnose.schema import Severity  # one severity scale for diagnosis and agent
 from mlwarden.domain import ActionKind, FindingKind
 from mlwarden.errors import InvalidInput
 
@@ -40,17 +41,6 @@ class Diagnosis(StrEnum):
     LATENCY_OR_ERRORS = "latency_or_errors"
     COLLAPSED_PREDICTIONS = "collapsed_predictions"
     LATE_DATA = "late_data"
-
-
-class Severity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 class _Strict(BaseModel):

@@ -102,6 +102,16 @@ def run_shadow(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     return {"version": version, "revision": deployment.revision}
 
 
+def promoted(state: DeploymentState, version: int) -> DeploymentState:
+    """``state`` with ``version`` live, no longer also canary or shadow."""
+    update: dict[str, Any] = {"live_version": version}
+    if state.canary_version == version:
+        update |= {"canary_version": None, "canary_weight": 0.0}
+    if state.shadow_version == version:
+        update["shadow_version"] = None
+    return state.model_copy(update=update)
+
+
 def run_promote(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     """Make a version live; requires the evidence that it beat the champion."""
     version = _version(action, "version")
@@ -110,13 +120,7 @@ def run_promote(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             f"version {version} has no held-out validation against the champion; not promoting"
         )
 
-    def mutate(state: DeploymentState) -> DeploymentState:
-        update: dict[str, Any] = {"live_version": version}
-        if state.canary_version == version:
-            update |= {"canary_version": None, "canary_weight": 0.0}
-        if state.shadow_version == version:
-            update["shadow_version"] = None
-        return state.model_copy(update=update)
-
-    deployment = change_deployment(env, action, "promote", mutate, f"promote version {version}")
+    deployment = change_deployment(
+        env, action, "promote", lambda s: promoted(s, version), f"promote version {version}"
+    )
     return {"version": version, "revision": deployment.revision}

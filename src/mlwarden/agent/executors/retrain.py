@@ -150,12 +150,9 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         crashpoint("staged")
 
     def promote(state: DeploymentState) -> DeploymentState:
-        update: dict[str, Any] = {"live_version": candidate_number}
-        if state.canary_version == candidate_number:
-            update |= {"canary_version": None, "canary_weight": 0.0}
-        if state.shadow_version == candidate_number:
-            update["shadow_version"] = None
-        return state.model_copy(update=update)
+        from mlwarden.agent.executors.deploy import promoted
+
+        return promoted(state, candidate_number)
 
     deployment = change_deployment(
         env, action, "promote", promote, f"promote retrained version {candidate_number}"
