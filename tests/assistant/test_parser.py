@@ -303,3 +303,24 @@ def test_edit_distance_counts_transpositions_once() -> None:
     assert edit_distance("downlaod", "download") == 1
     assert edit_distance("abc", "abc") == 0
     assert edit_distance("kitten", "sitting") == 3
+
+
+@pytest.mark.parametrize(
+    "text", [p[0] for p in PHRASINGS if p[1] != "unknown"], ids=lambda t: t or "<empty>"
+)
+def test_every_printed_command_is_a_real_cli_command(text: str) -> None:
+    import click
+    import typer.main
+
+    from mlwarden.cli.main import app
+
+    words = shlex.split(parse(text, CONTEXT).command)
+    assert words[0] == "mlwarden"
+    command: click.Command = typer.main.get_command(app)
+    args = words[1:]
+    while isinstance(command, click.Group):
+        name, args = args[0], args[1:]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, f"no command {name!r} in {words}"
+        command = found
+    command.make_context(command.name or "", list(args))  # raises on unknown options

@@ -381,13 +381,22 @@ class Assistant:
         version = a.get("version") or moves.newest_version(self.registry, model)
         if environment == "production" and not confirm:
             return self._confirm(parsed, f"deploying {model} version {version} to production")
+        return self._go_live(
+            parsed, model, version, environment, f"assistant: {parsed.command}", "is live in"
+        )
+
+    def _go_live(
+        self,
+        parsed: ParsedCommand,
+        model: str,
+        version: int,
+        environment: str,
+        reason: str,
+        verb: str,
+    ) -> Reply:
         before = self.store.get_deployment(model, environment)
         after = self.registry.deploy(
-            model,
-            version,
-            actor=self.actor,
-            reason=f"assistant: {parsed.command}",
-            environment=environment,
+            model, version, actor=self.actor, reason=reason, environment=environment
         )
         self.last_model = model
         self._changed(model)
@@ -395,7 +404,7 @@ class Assistant:
         return Reply(
             "done",
             parsed,
-            f"{model} version {version} is live in {environment}{was}",
+            f"{model} version {version} {verb} {environment}{was}",
             {"deployment": after.model_dump(mode="json")},
         )
 
@@ -414,22 +423,9 @@ class Assistant:
             version = staging.live_version
         if not confirm:
             return self._confirm(parsed, f"promoting {model} version {version} to production")
-        before = self.store.get_deployment(model, "production")
-        after = self.registry.deploy(
-            model,
-            version,
-            actor=self.actor,
-            reason=f"promoted from staging (assistant: {parsed.command})",
-            environment="production",
-        )
-        self.last_model = model
-        self._changed(model)
-        was = f" (was version {before.live_version})" if before and before.live_version else ""
-        return Reply(
-            "done",
-            parsed,
-            f"{model} version {version} promoted from staging: live in production{was}",
-            {"deployment": after.model_dump(mode="json")},
+        reason = f"promoted from staging (assistant: {parsed.command})"
+        return self._go_live(
+            parsed, model, version, "production", reason, "promoted from staging: live in"
         )
 
     def _do_rollback(self, parsed: ParsedCommand, confirm: bool) -> Reply:

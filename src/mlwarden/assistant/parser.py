@@ -32,7 +32,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mlwarden.datasets import DATASETS
 
@@ -50,20 +50,7 @@ Intent = Literal[
     "help",
     "unknown",
 ]
-INTENTS: tuple[str, ...] = (
-    "train",
-    "clean",
-    "upload",
-    "deploy",
-    "promote",
-    "rollback",
-    "monitor",
-    "download",
-    "list",
-    "compare",
-    "help",
-    "unknown",
-)
+INTENTS: tuple[str, ...] = get_args(Intent)
 ENVIRONMENTS = ("staging", "production")
 ALGORITHMS = (
     "logistic_regression",

@@ -87,6 +87,15 @@ def _run(
     _finish(assistant, reply, as_json=as_json, yes=yes)
 
 
+def _move(
+    intent: str, model: str, environment: str, version: int | None, *, as_json: bool, yes: bool
+) -> None:
+    arguments: dict[str, Any] = {"model": model, "environment": environment}
+    if version is not None:
+        arguments["version"] = version
+    _run(intent, arguments, as_json=as_json, yes=yes)
+
+
 @app.command()
 def ask(
     text: list[str] = typer.Argument(..., help='What to do, in plain words: "clean titanic".'),
@@ -135,10 +144,7 @@ def deploy(
     yes: bool = YES_OPTION,
 ) -> None:
     """Make a version live in staging or production (production asks for confirmation)."""
-    arguments: dict[str, Any] = {"model": model, "environment": env}
-    if version is not None:
-        arguments["version"] = version
-    _run("deploy", arguments, as_json=as_json, yes=yes)
+    _move("deploy", model, env, version, as_json=as_json, yes=yes)
 
 
 @app.command()
@@ -149,10 +155,7 @@ def promote(
     yes: bool = YES_OPTION,
 ) -> None:
     """Make the version live in staging live in production."""
-    arguments: dict[str, Any] = {"model": model, "environment": "production"}
-    if version is not None:
-        arguments["version"] = version
-    _run("promote", arguments, as_json=as_json, yes=yes)
+    _move("promote", model, "production", version, as_json=as_json, yes=yes)
 
 
 @app.command()
@@ -164,10 +167,7 @@ def rollback(
     yes: bool = YES_OPTION,
 ) -> None:
     """Make the previous live version live again."""
-    arguments: dict[str, Any] = {"model": model, "environment": env}
-    if version is not None:
-        arguments["version"] = version
-    _run("rollback", arguments, as_json=as_json, yes=yes)
+    _move("rollback", model, env, version, as_json=as_json, yes=yes)
 
 
 @app.command()
