@@ -20,6 +20,19 @@ from mlwarden.api import create_app
 from mlwarden.datasets import load
 
 
+@pytest.fixture(autouse=True)
+def _numpy_rows_by_design() -> Iterator[None]:
+    """The gateway sends NumPy rows in the fitted column order on purpose (see predictors);
+    pytest resets warning filters per test, so the serving filter is restated here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="X does not have valid feature names", category=UserWarning
+        )
+        yield
+
+
 @pytest.fixture(scope="session")
 def elec_frame() -> Any:
     return load("electricity").iloc[:5000]

@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from mlwarden.api import create_app
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(
-    tmp_path: Any, elec_artifacts: dict[str, bytes]
+    tmp_path_factory: pytest.TempPathFactory, elec_artifacts: dict[str, bytes]
 ) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    """One server for every bad request of this module: it must keep serving after each."""
+    tmp_path = tmp_path_factory.mktemp("bad-input")
     app = create_app(make_settings(tmp_path, max_request_bytes=64 * 1024))
     with TestClient(app) as client:
         deploy_elec(client, elec_artifacts)
@@ -31,6 +33,10 @@ def _still_serving(client: TestClient, row: dict[str, Any]) -> None:
 def _records(client: TestClient) -> int:
     flush(client)
     return int(state_of(client).store.count_records("elec"))
+
+
+def _stored_nothing(client: TestClient, before: int) -> None:
+    assert _records(client) == before
 
 
 @pytest.mark.parametrize(
@@ -52,12 +58,13 @@ def test_malformed_bodies(
     served: tuple[TestClient, dict[str, Any]], body: bytes, status: int, words: str
 ) -> None:
     client, row = served
+    before = _records(client)
     response = client.post(
         "/v1/models/elec/predict", content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
-    assert _records(client) == 0
+    _stored_nothing(client, before)
     _still_serving(client, row)
 
 
@@ -80,6 +87,7 @@ def test_wrong_types_and_extra_features_name_the_field(
     received: Any,
 ) -> None:
     client, row = served
+    before = _records(client)
     response = client.post("/v1/models/elec/predict", json={"instances": {**row, **change}})
     assert response.status_code == 422
     error = response.json()["detail"]["errors"][0]
@@ -87,33 +95,36 @@ def test_wrong_types_and_extra_features_name_the_field(
     assert error["expected"].startswith(expected)
     assert error["received"] == received
     assert field in response.json()["error"]
-    assert _records(client) == 0
+    _stored_nothing(client, before)
     _still_serving(client, row)
 
 
 def test_missing_feature(served: tuple[TestClient, dict[str, Any]]) -> None:
     client, row = served
+    before = _records(client)
     partial = {k: v for k, v in row.items() if k != "transfer"}
     response = client.post("/v1/models/elec/predict", json={"instances": partial})
     assert response.status_code == 422
     assert response.json()["error"] == "invalid input: feature 'transfer' is missing"
-
+    _stored_nothing(client, before)
 
 def test_batch_with_bad_rows_names_them_and_stores_nothing(
     served: tuple[TestClient, dict[str, Any]],
 ) -> None:
     client, row = served
+    before = _records(client)
     batch = [row, {**row, "period": "x"}, row, {**row, "vicprice": None}]
     response = client.post("/v1/models/elec/predict", json={"instances": batch})
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail["bad_rows"] == [1, 3]
     assert [(e["row"], e["field"]) for e in detail["errors"]] == [(1, "period"), (3, "vicprice")]
-    assert _records(client) == 0
+    _stored_nothing(client, before)
 
 
 def test_unknown_model_and_version(served: tuple[TestClient, dict[str, Any]]) -> None:
     client, row = served
+    before = _records(client)
     response = client.post("/v1/models/nope/predict", json={"instances": row})
     assert response.status_code == 404
     assert "unknown model 'nope'" in response.json()["error"]
@@ -122,11 +133,13 @@ def test_unknown_model_and_version(served: tuple[TestClient, dict[str, Any]]) ->
     assert response.status_code == 404 and "9" in response.json()["error"]
     assert client.get("/v1/models/elec/versions/7").status_code == 404
     assert client.get("/v1/models/elec/deployment").json()["live_version"] == 1
+    _stored_nothing(client, before)
     _still_serving(client, row)
 
 
 def test_payload_above_the_limit_is_413(served: tuple[TestClient, dict[str, Any]]) -> None:
     client, row = served
+    before = _records(client)
     big = {"instances": [row] * 2000}
     response = client.post("/v1/models/elec/predict", json=big)
     assert response.status_code == 413
@@ -141,7 +154,7 @@ def test_payload_above_the_limit_is_413(served: tuple[TestClient, dict[str, Any]
         "/v1/models/elec/predict", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert _records(client) == 0
+    _stored_nothing(client, before)
     _still_serving(client, row)
 
 
@@ -149,6 +162,7 @@ def test_invalid_model_files_are_refused_and_nothing_is_stored(
     served: tuple[TestClient, dict[str, Any]], elec_artifacts: dict[str, bytes]
 ) -> None:
     client, row = served
+    before = _records(client)
     truncated = elec_artifacts["v1"][: len(elec_artifacts["v1"]) // 2]
     for content in (b"this is not a zip", b"", truncated):
         response = client.post(
@@ -167,11 +181,13 @@ def test_invalid_model_files_are_refused_and_nothing_is_stored(
     )
     assert response.status_code == 422 and "metrics" in response.json()["error"]
     assert len(client.get("/v1/models/elec/versions").json()) == 2
+    _stored_nothing(client, before)
     _still_serving(client, row)
 
 
 def test_bad_model_specs_and_duplicates(served: tuple[TestClient, dict[str, Any]]) -> None:
     client, row = served
+    before = _records(client)
     response = client.post("/v1/models", json={"name": "x", "task": "magic", "features": []})
     assert response.status_code == 422
     assert "task" in response.json()["error"]
@@ -190,4 +206,5 @@ def test_bad_model_specs_and_duplicates(served: tuple[TestClient, dict[str, Any]
     assert client.put("/v1/models/elec/deployment", json={"lve_version": 1}).status_code == 422
     assert client.post("/v1/models/elec/deployment/undo", json={"revision": 42}).status_code == 404
     assert client.get("/no/such/path").status_code == 404
+    _stored_nothing(client, before)
     _still_serving(client, row)

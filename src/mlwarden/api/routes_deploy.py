@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.domain import Deployment, DeploymentState, Role
-from mlwarden.errors import Conflict, InvalidInput
+from mlwarden.errors import InvalidInput
+from mlwarden.registry.registry import Registry
 
 router = APIRouter(tags=["deployment"])
 
@@ -149,10 +150,11 @@ async def undo(
         raise pydantic_error(exc, "undo request") from None
 
     def restore() -> Deployment:
-        old = state.store.get_deployment_revision(name, body.revision)
-        new = DeploymentState.model_validate(old.model_dump(include=_STATE_FIELDS))
-        reason = body.reason or f"undo to revision {body.revision}"
-        return _apply(state, name, new, principal, reason, kind="undo")
+        after = Registry(state.store).undo(
+            name, body.revision, actor=principal.name, reason=body.reason
+        )
+        state.gateway.invalidate(name)
+        return after
 
     after = await run_in_threadpool(restore)
     return JSONResponse(after.model_dump(mode="json"))
@@ -160,7 +162,7 @@ async def undo(
 
 @router.post(
     "/v1/models/{name}/deployment/rollback",
-    summary="Make the previous live version live again",
+    summary="Make the last known-good live version live again",
 )
 async def rollback(
     name: str,
@@ -173,27 +175,9 @@ async def rollback(
     reason = _reason(dict(body)) or "rollback"
 
     def roll() -> Deployment:
-        revisions = state.store.deployment_history(name)
-        if not revisions:
-            raise Conflict(f"model {name!r} has never been deployed; nothing to roll back")
-        current = revisions[0]
-        previous = next(
-            (
-                r.live_version
-                for r in revisions[1:]
-                if r.live_version is not None and r.live_version != current.live_version
-            ),
-            None,
-        )
-        if previous is None:
-            raise Conflict(
-                f"model {name!r} has no earlier live version to roll back to "
-                f"(live is {current.live_version})"
-            )
-        new = DeploymentState.model_validate(
-            {**current.model_dump(include=_STATE_FIELDS), "live_version": previous}
-        )
-        return _apply(state, name, new, principal, reason, kind="rollback")
+        after = Registry(state.store).rollback(name, actor=principal.name, reason=reason)
+        state.gateway.invalidate(name)
+        return after
 
     after = await run_in_threadpool(roll)
     return JSONResponse(after.model_dump(mode="json"))

@@ -13,6 +13,7 @@ from mlwarden.api.deps import Principal, ServerState, as_object, json_body, requ
 from mlwarden.capture.validation import parse_json
 from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
+from mlwarden.registry.registry import Registry
 
 router = APIRouter(tags=["models"])
 
@@ -52,7 +53,7 @@ async def register_model(
         spec = ModelSpec.model_validate(body)
     except ValidationError as exc:
         raise pydantic_error(exc, "model spec") from None
-    await run_in_threadpool(state.store.create_model, spec, principal.name)
+    await run_in_threadpool(Registry(state.store).register_model, spec, principal.name)
     return JSONResponse(spec.model_dump(mode="json"), status_code=201)
 
 
@@ -214,22 +215,16 @@ async def add_remote_version(
         )
     except ValidationError as exc:
         raise pydantic_error(exc, "remote version") from None
-    from mlwarden.serving.predictors import RemotePredictor
-
-    endpoint = {"url": body.url, "protocol": body.protocol, "headers": body.headers}
-    if body.remote_name:
-        endpoint["name"] = body.remote_name
-
     def store_it() -> Any:
-        spec = state.store.get_model(name)
-        RemotePredictor(endpoint, spec)  # refuses an unknown protocol before storing
-        return state.store.add_version(
+        return Registry(state.store).add_remote_version(
             name,
-            kind="remote",
-            endpoint=endpoint,
+            body.url,
+            protocol=body.protocol,  # type: ignore[arg-type]
+            remote_name=body.remote_name,
+            headers=body.headers,
             timeout_ms=body.timeout_ms,
-            training_metrics=body.metrics,
-            reference_sample=body.reference,
+            reference=body.reference,
+            metrics=body.metrics,
             description=body.description,
             actor=principal.name,
         )
