@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,13 +17,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLWARDEN_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("./mlwarden-data"), description="Where SQLite, artifacts and journals live.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
+    # where SQLite, datasets and the spill journal live; PostgreSQL by URL instead of SQLite
+    data_dir: Path = Path("./mlwarden-data")
+    database_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
-    auth: bool | None = Field(default=None, description="Require tokens; None means: only when not bound to loopback.")
-    bootstrap_admin_token: str | None = Field(default=None, description="Token created as admin on start when set.")
+    # tokens required? None means: only when the server does not bind to loopback
+    auth: bool | None = None
+    # a token created with the admin role at start, when set
+    bootstrap_admin_token: str | None = None
 
     max_request_bytes: int = 10 * 1024 * 1024
     max_batch_instances: int = 10_000
@@ -34,8 +36,18 @@ class Settings(BaseSettings):
     write_flush_interval_s: float = 0.5
     write_queue_limit: int = 1_000_000
 
-    record_retention_days: int | None = Field(default=None, description="Raw records older than this are deleted; aggregates stay.")
+    # raw records older than this many days are deleted; windows, signals and findings stay
+    record_retention_days: int | None = None
 
+    # the agent: its policy file (the bundled default when unset), the pause between passes,
+    # and whether `mlwarden serve` runs it in the server process
+    agent_policy: Path | None = None
+    agent_interval_s: float = 5.0
+    agent_in_server: bool = True
+    # a folder of the user's own playbooks (YAML), besides the bundled ones
+    playbooks_dir: Path | None = None
+
+    # monitoring: records per window, and records learned as reference when a version has none
     window_size: int = 1_000
     reference_size: int = 1_000
 

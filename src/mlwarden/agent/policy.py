@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlwarden.diagnose.schema import Severity  # one severity scale for diagnosis and agent
 from mlwarden.domain import ActionKind, FindingKind
 from mlwarden.errors import InvalidInput
+from mlwarden.settings import Settings
 
 
 class Diagnosis(StrEnum):
@@ -341,14 +342,10 @@ def load_policy(path: str | Path | None = None) -> Policy:
     return load_policy_text(file.read_text("utf-8"), str(file))
 
 
-POLICY_ENV = "MLWARDEN_AGENT_POLICY"
-
-
-def configured_policy() -> Policy:
-    """The policy file named by ``MLWARDEN_AGENT_POLICY``, or the bundled default."""
-    import os
-
-    return load_policy(os.environ.get(POLICY_ENV) or None)
+def configured_policy(settings: Settings | None = None) -> Policy:
+    """The policy file of the settings (``MLWARDEN_AGENT_POLICY``), or the bundled default."""
+    settings = settings or Settings()
+    return load_policy(settings.agent_policy)
 
 
 def validate_policy_file(path: str | Path) -> list[PolicyProblem]:
