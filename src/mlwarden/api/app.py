@@ -141,8 +141,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
     """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
     from mlwarden.api import (
+        routes_agent,
+        routes_assistant,
         routes_capture,
         routes_deploy,
+        routes_diagnose,
         routes_models,
         routes_predict,
         routes_system,
@@ -152,6 +155,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
     from mlwarden.serving.metrics import ServerMetrics
     from mlwarden.store import Store
     from mlwarden.store.writer import RecordWriter
+    from mlwarden.ui.routes import mount_ui
 
     settings = settings or Settings()
 
@@ -193,8 +197,18 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
     )
     _install_error_handlers(app)
     # predict first: routes are matched in order, and it is the one on the hot path
-    for module in (routes_predict, routes_system, routes_models, routes_deploy, routes_capture):
+    for module in (
+        routes_predict,
+        routes_system,
+        routes_models,
+        routes_deploy,
+        routes_capture,
+        routes_diagnose,
+        routes_agent,
+        routes_assistant,
+    ):
         app.include_router(module.router)
+    mount_ui(app)
     app.router.routes.insert(0, routes_predict.fast_route)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app
