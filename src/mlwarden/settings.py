@@ -40,10 +40,10 @@ class Settings(BaseSettings):
     record_retention_days: int | None = None
 
     # the agent: its policy file (the bundled default when unset), the pause between passes,
-    # and whether `mlwarden serve` runs it in the server process
+    # and whether the server process runs it (`mlwarden serve` turns it on unless --no-agent)
     agent_policy: Path | None = None
     agent_interval_s: float = 5.0
-    agent_in_server: bool = True
+    agent_in_server: bool = False
     # a folder of the user's own playbooks (YAML), besides the bundled ones
     playbooks_dir: Path | None = None
 

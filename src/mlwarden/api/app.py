@@ -140,6 +140,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
     """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
+    from mlwarden.agent.background import BackgroundAgent
     from mlwarden.api import (
         routes_agent,
         routes_assistant,
@@ -180,9 +181,12 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         )
         if settings.bootstrap_admin_token:
             routes_system.ensure_token(opened, "bootstrap-admin", settings.bootstrap_admin_token)
+        agent = BackgroundAgent(opened, settings).start() if settings.agent_in_server else None
         try:
             yield
         finally:
+            if agent is not None:
+                agent.stop()
             probes.stop_all()
             await gateway.aclose()
             writer.close()

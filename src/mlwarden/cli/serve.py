@@ -39,13 +39,16 @@ def serve(
     data_dir: Path = typer.Option(None, help="Folder for SQLite, artifacts and journals."),
     database_url: str = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql://…/mlwarden."),
     log_level: str = typer.Option("info", help="Uvicorn log level."),
+    agent: bool = typer.Option(True, help="Run the agent loop (monitor, decide, act) too."),
 ) -> None:
-    """Start the mlwarden server (API, gateway, metrics) with one Uvicorn worker."""
+    """Start the mlwarden server (API, gateway, dashboard, metrics, agent): one Uvicorn worker."""
     import uvicorn
 
     from mlwarden.api import create_app
 
-    settings = _settings(host, port, data_dir, database_url)
+    settings = _settings(host, port, data_dir, database_url).model_copy(
+        update={"agent_in_server": agent}
+    )
     if settings.requires_auth():
         typer.echo("authentication: API tokens required (create one: mlwarden tokens create)")
     elif is_loopback(settings.host):
