@@ -256,3 +256,13 @@ def test_log_sketch_relative_accuracy_and_merge() -> None:
         assert abs(merged.quantile(q) / true - 1) <= 0.02  # type: ignore[operator]
     assert LogSketch.from_dict(json.loads(json.dumps(merged.to_dict()))) == merged
     assert LogSketch().quantile(0.5) is None
+
+
+def test_one_pass_reference_equals_fit_then_profile_and_threads_change_nothing() -> None:
+    frame = pl.from_pandas(_reference_frame(60_000, seed=11))  # above the parallel threshold
+    fused = Profile.reference(frame)
+    layout = ProfileLayout.fit(frame)
+    assert fused.layout == layout
+    _same(fused, Profile.from_data(frame, layout))
+    chunks = [frame.slice(i, 10_000) for i in range(0, 60_000, 10_000)]  # sequential path
+    _same(profile_chunks(chunks, layout), fused)

@@ -33,7 +33,6 @@ from mlwarden.monitor.profile import (
     Columns,
     DataLike,
     Profile,
-    ProfileLayout,
     _table,
 )
 
@@ -55,8 +54,7 @@ def build_reference(
     every column that is not a reserved one (id, timestamp, prediction, score, proba_*, label,
     latency_ms, error) is a feature, typed from its values.
     """
-    layout = ProfileLayout.fit(data, spec, bins=bins, max_levels=max_levels, columns=columns)
-    return Profile.from_data(data, layout)
+    return Profile.reference(data, spec, bins=bins, max_levels=max_levels, columns=columns)
 
 
 def to_pandas(data: DataLike) -> pd.DataFrame:
