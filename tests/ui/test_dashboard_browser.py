@@ -21,6 +21,8 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.store.repository import utcnow
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 
 class Watched:
     """A signed-in page that remembers console errors and requests to other hosts."""
@@ -45,29 +47,47 @@ class Watched:
         assert self.foreign == [], self.foreign
 
 
-def sign_in(browser: Any, dashboard: Dashboard, role: str, width: int = 1280) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+def signed_in_context(browser: Any, dashboard: Dashboard, role: str) -> Any:
+    """A browser context signed in as ``role`` through the sign-in form."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
-    watched = Watched(page, dashboard.url)
     page.goto(dashboard.url + "/ui/")
     expect(page).to_have_url(re.compile(r"/ui/login"))
     page.fill("#token", dashboard.tokens[role])
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Fleet overview")
-    try:
-        yield watched
-    finally:
+    page.close()
+    return context
+
+
+@pytest.fixture(scope="module")
+def contexts(browser: Any, dashboard: Dashboard) -> Iterator[dict[str, Any]]:
+    # one context per role for the module: Plotly.js is fetched and compiled once, as for a
+    # user who keeps the dashboard open
+    made = {role: signed_in_context(browser, dashboard, role) for role in ("operator", "viewer")}
+    yield made
+    for context in made.values():
         context.close()
 
 
-@pytest.fixture
-def operator(browser: Any, dashboard: Dashboard) -> Iterator[Watched]:
-    yield from sign_in(browser, dashboard, "operator")
+def open_page(context: Any, dashboard: Dashboard) -> Iterator[Watched]:
+    page = context.new_page()
+    watched = Watched(page, dashboard.url)
+    page.goto(dashboard.url + "/ui/")
+    try:
+        yield watched
+    finally:
+        page.close()
 
 
 @pytest.fixture
-def viewer(browser: Any, dashboard: Dashboard) -> Iterator[Watched]:
-    yield from sign_in(browser, dashboard, "viewer")
+def operator(contexts: dict[str, Any], dashboard: Dashboard) -> Iterator[Watched]:
+    yield from open_page(contexts["operator"], dashboard)
+
+
+@pytest.fixture
+def viewer(contexts: dict[str, Any], dashboard: Dashboard) -> Iterator[Watched]:
+    yield from open_page(contexts["viewer"], dashboard)
 
 
 def pending(dashboard: Dashboard) -> dict[str, dict[str, Any]]:
@@ -310,8 +330,9 @@ def test_diagnose_and_assistant_answer(operator: Watched, dashboard: Dashboard) 
     operator.clean()
 
 
-def test_wide_screen_overview(browser: Any, dashboard: Dashboard) -> None:
-    for watched in sign_in(browser, dashboard, "viewer", width=1920):
+def test_wide_screen_overview(viewer: Watched, dashboard: Dashboard) -> None:
+    viewer.page.set_viewport_size({"width": 1920, "height": 1080})
+    for watched in (viewer,):
         expect(watched.page.locator("table.fleet tbody tr")).to_have_count(3)
         screenshot(watched.page, "overview-1920")
         watched.page.goto(dashboard.url + "/ui/models/elec")

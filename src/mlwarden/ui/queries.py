@@ -55,6 +55,7 @@ KEY_SIGNALS = (
     ERROR_SIGNAL,
 )
 DRIFT_STATS = ("psi", "jensen_shannon", "wasserstein_std", "ks")
+HEADLINE_SIGNALS = (*PERFORMANCE_SIGNALS, LATENCY_SIGNAL, ERROR_SIGNAL, "throughput_per_s")
 
 HEALTH_LABELS = {
     "healthy": "Healthy",
@@ -227,8 +228,8 @@ _GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("estimated", re.compile(r"^(estimated[._]|est\.)")),
     ("performance", re.compile(r"^(accuracy|precision|recall|f1|roc_auc|r2|rmse|mae|log_loss|ece)$")),
     ("latency", re.compile(r"^latency_")),
-    ("errors", re.compile(r"^error_(rate|count)$")),
-    ("throughput", re.compile(r"^(throughput_per_s|records|n_records|rows)$")),
+    ("errors", re.compile(r"^error_rate$")),
+    ("throughput", re.compile(r"^(throughput_per_s|records|n_records|rows|error_count)$")),
     ("confidence", re.compile(r"(confidence|^score[._](mean|p50|median))")),
     ("prediction", re.compile(r"^(prediction|pred|class_share|positive_rate)")),
     ("quality", re.compile(r"(null|out_of_range|unseen|missing|quality|schema)")),
@@ -287,7 +288,8 @@ def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSigna
         series.setdefault(p.name, [None] * len(windows))[k] = _finite(p.value)
     series.pop("window.closed", None)  # the agent's bookkeeping marker, not a measurement
     groups: dict[str, list[str]] = {}
-    for name in sorted(series):
+    # the headline series of a chart comes first: it owns the left axis
+    for name in sorted(series, key=lambda n: (n not in HEADLINE_SIGNALS, n)):
         groups.setdefault(signal_group(name), []).append(name)
     return ModelSignals(windows, times, series, groups, _heatmap(groups.get("drift", []), series))
 

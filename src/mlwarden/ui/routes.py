@@ -105,7 +105,7 @@ templates.env.filters["when"] = _when
 templates.env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
 templates.env.globals["sparkline"] = _sparkline
 templates.env.globals["HEALTH_LABELS"] = queries.HEALTH_LABELS
-STATUS_ICONS = {"healthy": "✓", "degraded": "!", "failing": "✕", "disabled": "⏸", "unknown": "?"}
+STATUS_ICONS = {"healthy": "✓", "degraded": "!", "failing": "✕", "disabled": "‖", "unknown": "?"}
 templates.env.globals["STATUS_ICONS"] = STATUS_ICONS
 
 

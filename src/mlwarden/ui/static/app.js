@@ -36,7 +36,7 @@
   }
   function navCount(n) { setText(document.getElementById("nav-approvals"), String(n)); }
 
-  const ICONS = { healthy: "✓", degraded: "!", failing: "✕", disabled: "⏸", unknown: "?" };
+  const ICONS = { healthy: "✓", degraded: "!", failing: "✕", disabled: "‖", unknown: "?" };
 
   function liveOverview() {
     const table = document.getElementById("fleet");
@@ -64,18 +64,35 @@
     });
   }
 
+  function peak(values) {
+    let m = 0;
+    for (const v of values || []) if (v !== null && isFinite(v)) m = Math.max(m, Math.abs(v));
+    return m;
+  }
   function lineTraces(data, names) {
-    return names.map((name, k) => ({
-      type: "scatter", mode: "lines+markers", name: name, x: data.windows, y: data.series[name],
-      line: { color: COLORS[k % COLORS.length], dash: DASHES[k % DASHES.length], width: 2 },
-      marker: { size: 4 }, connectgaps: false,
-    }));
+    // a series an order of magnitude away from the first one gets the right-hand axis
+    const first = peak(data.series[names[0]]) || 1;
+    return names.map((name, k) => {
+      const ratio = peak(data.series[name]) / first;
+      const right = k > 0 && (ratio > 10 || (ratio > 0 && ratio < 0.1));
+      return {
+        type: "scatter", mode: "lines+markers", name: name + (right ? " (right axis)" : ""),
+        x: data.windows, y: data.series[name], yaxis: right ? "y2" : "y",
+        line: { color: COLORS[k % COLORS.length], dash: DASHES[k % DASHES.length], width: 2 },
+        marker: { size: 5, symbol: ["circle", "square", "diamond", "triangle-up", "x"][k % 5] },
+        connectgaps: false,
+      };
+    });
+  }
+  function plot(fig, traces, layout) {
+    fig.style.height = layout.height + "px";
+    Plotly.react(fig, traces, layout, PLOT_CONFIG);
   }
   function baseLayout(title, extra) {
     return Object.assign({
       title: { text: title, font: { size: 14 }, x: 0, xanchor: "left" },
-      margin: { l: 48, r: 12, t: 36, b: 36 }, height: 260,
-      xaxis: { title: { text: "window" } }, legend: { orientation: "h", y: -0.25 },
+      margin: { l: 48, r: 48, t: 36, b: 30 }, height: 260,
+      xaxis: { title: { text: "" } }, legend: { orientation: "h", y: -0.14, yanchor: "top" },
       uirevision: "keep", paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     }, extra || {});
   }
@@ -89,7 +106,10 @@
         return;
       }
       if (fig.classList.contains("nodata")) { fig.classList.remove("nodata"); fig.innerHTML = ""; }
-      Plotly.react(fig, lineTraces(data, names.slice(0, 12)), baseLayout(fig.dataset.title), PLOT_CONFIG);
+      const traces = lineTraces(data, names.slice(0, 12));
+      const extra = traces.some((t) => t.yaxis === "y2")
+        ? { yaxis2: { overlaying: "y", side: "right", showgrid: false } } : {};
+      plot(fig, traces, baseLayout(fig.dataset.title, extra));
     });
     const drift = document.getElementById("chart-drift");
     if (drift) {
@@ -100,10 +120,10 @@
         return;
       }
       if (drift.classList.contains("nodata")) { drift.classList.remove("nodata"); drift.innerHTML = ""; }
-      Plotly.react(drift, [{
-        type: "heatmap", x: data.windows, y: hm.features, z: hm.z, colorscale: "YlOrRd",
+      plot(drift, [{
+        type: "heatmap", x: data.windows, y: hm.features, z: hm.z, colorscale: "YlOrRd", reversescale: true,
         colorbar: { title: { text: hm.stat } }, hovertemplate: "%{y}<br>window %{x}<br>" + hm.stat + " %{z:.3g}<extra></extra>",
-      }], baseLayout("Drift by feature (" + hm.stat + "), features × windows", { height: 120 + 26 * hm.features.length }), PLOT_CONFIG);
+      }], baseLayout("Drift by feature (" + hm.stat + "), features × windows", { height: 120 + 26 * hm.features.length, margin: { l: 90, r: 12, t: 36, b: 30 } }));
       if (!drift.dataset.clickBound) {
         drift.dataset.clickBound = "1";
         drift.on("plotly_click", (ev) => {
@@ -135,21 +155,21 @@
     if (!holder) return;
     const d = JSON.parse(holder.textContent);
     if (!d.x || !d.x.length) return;
-    Plotly.react("chart-feature", [
+    plot(document.getElementById("chart-feature"), [
       { type: "bar", name: "reference", x: d.x, y: d.reference, marker: { color: "#94a3b8", pattern: { shape: "" } } },
       { type: "bar", name: "recent", x: d.x, y: d.recent, marker: { color: "#1f6feb", pattern: { shape: "/" } } },
-    ], baseLayout(d.feature + ": share of rows", { barmode: "group", height: 360, xaxis: { title: { text: d.feature } }, yaxis: { tickformat: ".0%" } }), PLOT_CONFIG);
+    ], baseLayout(d.feature + ": share of rows", { barmode: "group", height: 360, xaxis: { title: { text: d.feature } }, yaxis: { tickformat: ".0%" } }));
   }
 
   function incidentPage() {
     const holder = document.getElementById("culprit-data");
     if (holder) {
       const c = JSON.parse(holder.textContent);
-      Plotly.react("chart-culprits", [{
+      plot(document.getElementById("chart-culprits"), [{
         type: "bar", orientation: "h", x: c.map((r) => r.score), y: c.map((r) => r.feature),
         text: c.map((r) => r.drift_source), marker: { color: "#d97706" },
         hovertemplate: "%{y}: score %{x:.3g}<br>%{text}<extra></extra>",
-      }], baseLayout("Culprit score", { height: 80 + 28 * c.length, xaxis: { title: { text: "score" } }, yaxis: { autorange: "reversed" }, margin: { l: 110, r: 12, t: 36, b: 36 } }), PLOT_CONFIG);
+      }], baseLayout("Culprit score", { height: 80 + 28 * c.length, xaxis: { title: { text: "score" } }, yaxis: { autorange: "reversed" }, margin: { l: 160, r: 12, t: 36, b: 30 } }));
     }
     const head = document.getElementById("incident-head");
     if (!head) return;
