@@ -1,0 +1,357 @@
+"""Drift check speed: mlwarden's full per-feature drift + data-quality check against a single
+pass over the data, plain SciPy, and (when installed) Evidently's DataDriftPreset.
+
+The issue's Speed section, exactly: 25 features (20 numeric of mixed families, 5 categorical
+strings with 10-50 levels), reference 1,000,000 rows vs window 200,000 rows; the reference's
+profile is included in the time. A null burst is injected into one window column; the check must
+catch it (data quality) and flag no unchanged column. Each method runs in its own subprocess on
+the same Parquet files, so its peak memory (resident set size above the process's size after
+loading the data, sampled every 2 ms) is its own.
+
+Also measures bounded memory: profiling a stream of 10,000,000 records in chunks of 100,000
+against profiling 100,000.
+
+    .venv/bin/python bench/bench_drift_speed.py                      # everything
+    .venv/bin/python bench/bench_drift_speed.py --skip-memory        # speed table only
+    .venv/bin/python bench/bench_drift_speed.py --evidently-python /path/to/python
+
+Evidently is not a dependency of mlwarden: it runs when ``import evidently`` works in the
+interpreter given by ``--evidently-python`` (default: this one), and is skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REF_ROWS = 1_000_000
+WIN_ROWS = 200_000
+NULL_COLUMN = "num_07"
+NULL_RATE = 0.30
+CATEGORICAL_LEVELS = [10, 20, 30, 40, 50]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _numeric(i: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Twenty columns of mixed families: symmetric, skewed, heavy-tailed, discrete, bounded."""
+    family = i % 10
+    if family == 0:
+        return rng.normal(50, 10, n)
+    if family == 1:
+        return rng.lognormal(3, 0.7, n)
+    if family == 2:
+        return rng.uniform(-1, 1, n)
+    if family == 3:
+        return rng.exponential(2.0, n)
+    if family == 4:
+        return rng.gamma(2.0, 3.0, n)
+    if family == 5:
+        return rng.poisson(4.0, n).astype(np.int64).astype(float)
+    if family == 6:
+        return rng.standard_t(3, n)
+    if family == 7:
+        return rng.beta(2, 5, n)
+    if family == 8:
+        return np.where(rng.random(n) < 0.3, rng.normal(-3, 1, n), rng.normal(3, 1, n))
+    return rng.integers(0, 1000, n).astype(float)
+
+
+def make_frame(n: int, seed: int) -> Any:
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {f"num_{i:02d}": _numeric(i, n, rng) for i in range(20)}
+    for j, levels in enumerate(CATEGORICAL_LEVELS):
+        names = np.array([f"c{j}_level_{k:02d}" for k in range(levels)])
+        weights = 1.0 / np.arange(1, levels + 1)  # Zipf-like: realistic, skewed level shares
+        cols[f"cat_{j}"] = names[rng.choice(levels, n, p=weights / weights.sum())]
+    return pl.DataFrame(cols)
+
+
+def write_data(folder: Path) -> None:
+    import polars as pl
+
+    make_frame(REF_ROWS, 1).write_parquet(folder / "reference.parquet")
+    window = make_frame(WIN_ROWS, 2)
+    mask = np.random.default_rng(3).random(WIN_ROWS) < NULL_RATE
+    window = window.with_columns(
+        pl.when(pl.Series(mask)).then(None).otherwise(pl.col(NULL_COLUMN)).alias(NULL_COLUMN)
+    )
+    window.write_parquet(folder / "window.parquet")
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def run_mlwarden(ref: Any, win: Any) -> dict[str, Any]:
+    from mlwarden.detect.drift import FeatureDriftDetector
+    from mlwarden.detect.quality import QualityDetector
+    from mlwarden.monitor.profile import Profile
+    from mlwarden.monitor.reference import build_reference
+
+    t0 = time.perf_counter()
+    reference = build_reference(ref)
+    t1 = time.perf_counter()
+    window = Profile.from_data(win, reference.layout)
+    drift = FeatureDriftDetector().compare(reference, window)
+    quality = QualityDetector().detect(reference, window)
+    t2 = time.perf_counter()
+    return {
+        "reference_profile_s": t1 - t0,
+        "window_check_s": t2 - t1,
+        "drifted": drift.drifted,
+        "quality": sorted({(f.features[0], f.evidence["check"]) for f in quality}),
+    }
+
+
+def run_single_pass_numpy(ref: Any, win: Any) -> dict[str, Any]:
+    total = 0.0
+    for frame in (ref, win):
+        for name in frame.columns:
+            col = frame.get_column(name)
+            if name.startswith("num_"):
+                total += float(np.nansum(col.to_numpy()))
+            else:
+                col.value_counts()
+    return {"checksum": total}
+
+
+def run_single_pass_polars(ref: Any, win: Any) -> dict[str, Any]:
+    total = 0.0
+    for frame in (ref, win):
+        for name in frame.columns:
+            col = frame.get_column(name)
+            if name.startswith("num_"):
+                total += float(col.sum())
+            else:
+                col.value_counts()
+    return {"checksum": total}
+
+
+def run_scipy(ref: Any, win: Any) -> dict[str, Any]:
+    from scipy import stats
+
+    flagged = []
+    columns = list(ref.columns)
+    p_values = {}
+    for name in columns:
+        a, b = ref.get_column(name), win.get_column(name)
+        if name.startswith("num_"):
+            x, y = a.to_numpy(), b.drop_nulls().to_numpy()
+            p_values[name] = float(stats.ks_2samp(x, y).pvalue)
+        else:
+            ca = dict(zip(*a.value_counts().to_dict(as_series=False).values(), strict=True))
+            cb = dict(zip(*b.value_counts().to_dict(as_series=False).values(), strict=True))
+            levels = sorted(set(ca) | set(cb))
+            table = np.array([[ca.get(k, 0) for k in levels], [cb.get(k, 0) for k in levels]])
+            p_values[name] = float(stats.chi2_contingency(table).pvalue)
+    # Bonferroni at 0.05, the usual way such a script decides.
+    flagged = [n for n, p in p_values.items() if p < 0.05 / len(columns)]
+    return {"drifted": flagged}
+
+
+def run_evidently(ref: Any, win: Any) -> dict[str, Any]:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    ref_pd, win_pd = ref.to_pandas(), win.to_pandas()
+    report = Report([DataDriftPreset()])
+    snapshot = report.run(reference_data=ref_pd, current_data=win_pd)
+    drifted = []
+    for metric in snapshot.dict().get("metrics", []):
+        value = metric.get("value")
+        name = str(metric.get("metric_id", ""))
+        if isinstance(value, dict) or "ValueDrift" not in name:
+            continue
+        threshold = metric.get("config", {}).get("threshold")
+        column = metric.get("config", {}).get("column")
+        method = str(metric.get("config", {}).get("method", ""))
+        if threshold is not None and value is not None:
+            # p-value tests drift below the threshold, distances above it.
+            is_p = "p_value" in method or "test" in method.lower()
+            if (value < threshold) if is_p else (value >= threshold):
+                drifted.append(column)
+    return {"drifted": sorted(c for c in drifted if c)}
+
+
+METHODS = {
+    "mlwarden": run_mlwarden,
+    "single_pass_numpy": run_single_pass_numpy,
+    "single_pass_polars": run_single_pass_polars,
+    "scipy": run_scipy,
+    "evidently": run_evidently,
+}
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRss:
+    """Samples the resident set size in a thread; ``peak`` is the largest value seen."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def worker(method: str, folder: Path) -> None:
+    """Runs one method in this (fresh) process and prints a JSON line with its figures."""
+    import polars as pl
+
+    ref = pl.read_parquet(folder / "reference.parquet")
+    win = pl.read_parquet(folder / "window.parquet")
+    fn = METHODS[method]
+    # Warm imports outside the timing: every method gets the same chance.
+    if method == "mlwarden":
+        import mlwarden.detect.drift
+        import mlwarden.detect.quality  # noqa: F401
+    elif method == "scipy":
+        import scipy.stats  # noqa: F401
+    elif method == "evidently":
+        import evidently  # noqa: F401
+    gc.collect()
+    base = _rss_bytes()
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        result = fn(ref, win)
+        seconds = time.perf_counter() - t0
+    result.update({"method": method, "seconds": seconds, "peak_mb": (rss.peak - base) / 2**20})
+    print(json.dumps(result))
+
+
+def memory_worker(rows: int, chunk: int) -> None:
+    """Profiles ``rows`` records generated and consumed chunk by chunk; prints peak memory."""
+    from mlwarden.monitor.profile import Profile, ProfileLayout
+
+    layout = ProfileLayout.fit(make_frame(chunk, 100))
+    gc.collect()
+    base = _rss_bytes()
+    with PeakRss(0.005) as rss:
+        t0 = time.perf_counter()
+        total = Profile.empty(layout)
+        for i in range(rows // chunk):
+            total = total.merge(Profile.from_data(make_frame(chunk, 200 + i), layout))
+        seconds = time.perf_counter() - t0
+    size = len(json.dumps(total.to_dict(include_layout=False)))
+    print(json.dumps({"rows": total.rows, "seconds": seconds, "peak_mb": (rss.peak - base) / 2**20,
+                      "profile_json_bytes": size}))
+
+
+def _spawn(args: list[str], python: str = sys.executable) -> dict[str, Any] | None:
+    proc = subprocess.run([python, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  ({' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1:]})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _has_evidently(python: str) -> bool:
+    probe = subprocess.run([python, "-c", "import evidently, polars"], capture_output=True)
+    return probe.returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=sorted(METHODS))
+    parser.add_argument("--memory-worker", type=int)
+    parser.add_argument("--data")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method; best is kept")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--evidently-python", default=sys.executable)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, Path(args.data))
+        return
+    if args.memory_worker:
+        memory_worker(args.memory_worker, 100_000)
+        return
+
+    print(f"drift check speed: {REF_ROWS:,} reference rows vs {WIN_ROWS:,} window rows, "
+          f"25 features (20 numeric, 5 categorical), {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_data(folder)
+        results: dict[str, dict[str, Any]] = {}
+        for method in METHODS:
+            python = sys.executable
+            if method == "evidently":
+                python = args.evidently_python
+                if not _has_evidently(python):
+                    print("  evidently: not importable, skipped (pip install evidently)")
+                    continue
+            repeat = 1 if method == "evidently" else args.repeat
+            runs = [_spawn(["--worker", method, "--data", tmp], python) for _ in range(repeat)]
+            good = [r for r in runs if r]
+            if good:
+                results[method] = min(good, key=lambda r: r["seconds"])
+    single = results["single_pass_numpy"]["seconds"]
+    print("\n| method | seconds | x single pass (NumPy) | peak extra memory (MB) |")
+    print("|---|---|---|---|")
+    for method, r in results.items():
+        print(f"| {method} | {r['seconds']:.2f} | {r['seconds'] / single:.1f} | "
+              f"{r['peak_mb']:.0f} |")
+    ours = results["mlwarden"]
+    print(f"\nmlwarden: reference profile {ours['reference_profile_s']:.2f} s, "
+          f"window profile + drift + quality {ours['window_check_s']:.2f} s")
+    print(f"mlwarden drifted columns: {ours['drifted']}")
+    print(f"mlwarden quality findings: {ours['quality']}")
+    caught = [NULL_COLUMN, "null_burst"] in ours["quality"]
+    false_flags = [c for c in ours["drifted"] if c != NULL_COLUMN] + [
+        q for q in ours["quality"] if q != [NULL_COLUMN, "null_burst"]
+    ]
+    print(f"null burst in {NULL_COLUMN} caught: {caught}; false flags: {false_flags or 'none'}")
+    if "scipy" in results:
+        print(f"plain SciPy flagged: {results['scipy']['drifted']}")
+        print(f"speed-up over plain SciPy: {results['scipy']['seconds'] / ours['seconds']:.1f}x")
+    if "evidently" in results:
+        print(f"Evidently flagged: {results['evidently']['drifted']}")
+        print(f"speed-up over Evidently: {results['evidently']['seconds'] / ours['seconds']:.0f}x")
+    print(f"target: <= 5x single pass -> {ours['seconds'] / single:.1f}x")
+
+    if not args.skip_memory:
+        print("\nbounded memory: profiling in chunks of 100,000 rows (25 features)")
+        print("| records | seconds | peak extra memory (MB) | profile JSON (bytes) |")
+        print("|---|---|---|---|")
+        for rows in (100_000, 10_000_000):
+            r = _spawn(["--memory-worker", str(rows)])
+            if r:
+                print(f"| {r['rows']:,} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+                      f"{r['profile_json_bytes']:,} |")
+
+
+if __name__ == "__main__":
+    main()
