@@ -67,7 +67,7 @@ class SignalAnomalyDetector:
 
     def __init__(self, rules: list[SignalRule] | None = None, min_history: int = 30,
                  max_history: int = 500, min_deviation: float = 5.0, random_state: int = 0,
-                 ignore_prefixes: tuple[str, ...] = ("drift.",)) -> None:
+                 ignore_prefixes: tuple[str, ...] = ("drift", "estimation_error.")) -> None:
         self.rules = list(rules or [])
         self.min_history = min_history
         self.min_deviation = min_deviation

@@ -1,0 +1,533 @@
+"""The monitor: one model's reference plus a closed window of records -> signals and findings.
+
+The server, the agent, ``mlwarden check``, the simulator and ``mlwarden backtest`` all call the
+same thing per closed window::
+
+    monitor = Monitor(reference_frame, spec)          # reference profile computed once
+    result = monitor.process(window_frame, index=7)   # signals + findings + profile
+    updated = monitor.add_labels({"rec-17": 1, ...})  # late labels -> windows re-scored
+
+A window passes through: profile (``monitor.profile``) -> data drift per feature
+(``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
+optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
+(``monitor.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
+concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors), attributed to
+concept drift when inputs stayed stable and to data drift with impact when they moved -> system
+(``detect.system``) -> anomalies over the vector of signals (``detect.anomaly``).
+
+Bad input never crashes it: an empty window is a ``freshness`` finding, a detector that fails on
+odd data becomes a ``data_quality`` finding naming the detector and the error, and every signal
+is a finite float or None.
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> ref = pd.DataFrame({"x": rng.normal(size=3000)})
+>>> monitor = Monitor(ref)
+>>> monitor.process(pd.DataFrame({"x": rng.normal(size=1000)}), index=0).findings
+[]
+>>> [f.kind.value for f in monitor.process(pd.DataFrame({"x": rng.normal(.5, 1, 1000)})).findings]
+['data_drift']
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwarden.detect.anomaly import SignalAnomalyDetector, SignalRule
+from mlwarden.detect.concept import (
+    DEFAULT_TOLERANCE,
+    StreamingErrorDetector,
+    attribute_drop,
+    performance_drop,
+)
+from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector
+from mlwarden.detect.prediction import (
+    PredictionCollapseDetector,
+    PredictionDriftDetector,
+    output_signals,
+)
+from mlwarden.detect.quality import QualityDetector
+from mlwarden.detect.system import SystemBaseline, SystemThresholds, detect_system, system_signals
+from mlwarden.domain import Finding, FindingKind, ModelSpec, Task
+from mlwarden.errors import InvalidInput
+from mlwarden.monitor.estimate import CBPE, estimation_error
+from mlwarden.monitor.performance import (
+    MetricValue,
+    canonical_label,
+    classification_metrics,
+    regression_metrics,
+)
+from mlwarden.monitor.profile import Columns, Profile
+from mlwarden.monitor.window import LabelJoiner, timestamps_of
+
+__all__ = ["Monitor", "MonitorConfig", "WindowResult", "sanitize_signals"]
+
+# Metrics checked for a drop, first that is defined wins (one concept finding per window).
+_DROP_METRICS = {Task.CLASSIFICATION: ("accuracy", "roc_auc"), Task.REGRESSION: ("rmse", "mae")}
+
+
+@dataclass
+class MonitorConfig:
+    """Every knob of the monitor; :meth:`from_mapping` reads a policy's ``detection`` section."""
+
+    drift_alpha: float = 0.01
+    drift_wasserstein: float = 0.1
+    drift_psi: float = 0.2
+    drift_jensen_shannon: float = 0.1
+    multivariate: bool = False
+    multivariate_auc: float = 0.55
+    prediction_alpha: float = 0.01
+    collapse_max_share: float = 0.99
+    collapse_std_ratio: float = 0.1
+    performance_tolerance: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCE))
+    min_labels: int = 30
+    streaming: str | None = "adwin"
+    streaming_min_increase: float = 0.05
+    calibration: str = "isotonic"
+    latency_slo_ms: float | None = None
+    latency_ratio: float = 1.5
+    error_min_increase: float = 0.01
+    throughput_ratio: float = 0.5
+    max_delay_s: float | None = None
+    anomaly: bool = True
+    anomaly_min_history: int = 30
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    keep_windows: int = 50
+    confidence: float = 0.95
+    bootstrap_resamples: int = 200
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> tuple[MonitorConfig, list[str]]:
+        """Build from a mapping; returns the config and the keys it did not know (ignored)."""
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in data if k not in known]
+        values = {k: v for k, v in data.items() if k in known}
+        if "performance_tolerance" in values:
+            values["performance_tolerance"] = {**DEFAULT_TOLERANCE,
+                                               **dict(values["performance_tolerance"])}
+        try:
+            return cls(**values), unknown
+        except TypeError as exc:
+            raise InvalidInput(f"invalid detection settings: {exc}") from exc
+
+
+@dataclass
+class WindowResult:
+    """What the monitor says about one window; ``to_dict()`` is what the server stores."""
+
+    index: int
+    n: int
+    signals: dict[str, float | None]
+    findings: list[Finding]
+    profile: Profile | None
+    start: float | None = None
+    end: float | None = None
+    labelled: int = 0
+
+    def to_dict(self, include_profile: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "window": self.index, "n": self.n, "start": self.start, "end": self.end,
+            "labelled": self.labelled, "signals": dict(self.signals),
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+        }
+        if include_profile and self.profile is not None:
+            out["profile"] = self.profile.to_dict(include_layout=False)
+        return out
+
+
+def sanitize_signals(signals: Mapping[str, Any]) -> dict[str, float | None]:
+    """Every signal a finite float or None: NaN and infinities never leave the monitor."""
+    out: dict[str, float | None] = {}
+    for key, value in signals.items():
+        try:
+            number = float(value) if value is not None else None
+        except (TypeError, ValueError):
+            number = None
+        out[key] = number if number is not None and math.isfinite(number) else None
+    return out
+
+
+@dataclass
+class _Held:
+    """What is kept of a recent window to re-score it when its labels arrive."""
+
+    result: WindowResult
+    frame: pd.DataFrame
+    data_findings: list[Finding]
+
+
+class Monitor:
+    """Monitor of one model: the reference is profiled once and reused for every window."""
+
+    def __init__(self, reference: pd.DataFrame, spec: ModelSpec | None = None,
+                 config: MonitorConfig | None = None, columns: Columns | None = None,
+                 classes: list[Any] | None = None) -> None:
+        if not isinstance(reference, pd.DataFrame):
+            raise InvalidInput("the reference must be a pandas DataFrame of records")
+        if len(reference) == 0:
+            raise InvalidInput("the reference has no rows")
+        self.spec = spec
+        self.config = config or MonitorConfig()
+        self.cols = columns or Columns()
+        c = self.config
+        self.reference = Profile.reference(reference, spec, columns=self.cols)
+        self.layout = self.reference.layout
+        self.features = list(self.layout.features)
+        self.task = spec.task if spec else _infer_task(reference, self.cols)
+        self.classes = self._classes(reference, classes)
+        self.positive = canonical_label(spec.positive_class) if spec and spec.positive_class \
+            is not None else None
+        if self.positive and self.positive in self.classes and len(self.classes) == 2:
+            self.classes = [x for x in self.classes if x != self.positive] + [self.positive]
+        self._drift = FeatureDriftDetector(DriftThresholds(
+            alpha=c.drift_alpha, wasserstein=c.drift_wasserstein, psi=c.drift_psi,
+            jensen_shannon=c.drift_jensen_shannon))
+        self._quality = QualityDetector(spec)
+        self._multivariate: Any = None
+        self._reference_sample: pd.DataFrame | None = None
+        if c.multivariate:
+            from mlwarden.detect.multivariate import DomainClassifierDetector
+
+            self._multivariate = DomainClassifierDetector(auc_threshold=c.multivariate_auc)
+            self._reference_sample = reference[[f for f in self.features
+                                                if f in reference.columns]].head(20_000)
+        self._prediction = PredictionDriftDetector(alpha=c.prediction_alpha)
+        self._collapse = PredictionCollapseDetector(max_share=c.collapse_max_share,
+                                                    std_ratio=c.collapse_std_ratio)
+        self.system_thresholds = SystemThresholds(
+            latency_slo_ms=c.latency_slo_ms, latency_ratio=c.latency_ratio,
+            error_min_increase=c.error_min_increase, throughput_ratio=c.throughput_ratio,
+            max_delay_s=c.max_delay_s)
+        self.system_baseline = SystemBaseline.from_arrays(
+            *self._system_columns(reference))
+        self.reference_metrics: dict[str, MetricValue] = {}
+        self.cbpe: CBPE | None = None
+        self._streaming = (StreamingErrorDetector(c.streaming,  # type: ignore[arg-type]
+                                                  min_increase=c.streaming_min_increase)
+                           if c.streaming else None)
+        self._error_scale = 1.0
+        if self.cols.label in reference.columns:
+            labelled = reference[reference[self.cols.label].map(canonical_label).notna()]
+            self.reference_metrics = self._metrics(labelled)
+            if self.task is Task.CLASSIFICATION:
+                scores = self._scores(labelled)
+                if scores is not None:
+                    self.cbpe = CBPE(c.calibration,  # type: ignore[arg-type]
+                                     c.confidence).fit(scores, labelled[self.cols.label].tolist(),
+                                                       self.classes)
+            if self._streaming is not None and len(labelled):
+                errors = self._record_errors(labelled)
+                if self.task is Task.REGRESSION:
+                    # Absolute errors in target units; scale by the reference MAE so the
+                    # detector's minimum increase means "5% of the usual error".
+                    self._error_scale = float(np.mean(errors)) or 1.0
+                self._streaming.update(errors / self._error_scale)
+        self._anomaly = SignalAnomalyDetector(
+            rules=[SignalRule(**r) for r in c.rules], min_history=c.anomaly_min_history
+        ) if c.anomaly else None
+        self._joiner = LabelJoiner(c.keep_windows)
+        self._held: OrderedDict[int, _Held] = OrderedDict()
+        self._next_index = 0
+
+    # ------------------------------------------------------------------ reference helpers
+
+    def _classes(self, reference: pd.DataFrame, given: list[Any] | None) -> list[str]:
+        if given is not None:
+            return [c for c in (canonical_label(x) for x in given) if c is not None]
+        if self.task is not Task.CLASSIFICATION:
+            return []
+        found: set[str] = set()
+        for col in (self.cols.label, self.cols.prediction):
+            if col in reference.columns:
+                found |= {v for v in reference[col].map(canonical_label).dropna().unique()}
+        found |= {c[len(self.cols.proba_prefix):] for c in reference.columns
+                  if c.startswith(self.cols.proba_prefix)}
+        return sorted(found, key=_label_order)
+
+    def _proba_columns(self, frame: pd.DataFrame) -> list[str] | None:
+        names = {canonical_label(c[len(self.cols.proba_prefix):]): c for c in frame.columns
+                 if c.startswith(self.cols.proba_prefix)}
+        if names and all(c in names for c in self.classes):
+            return [names[c] for c in self.classes]
+        return None
+
+    def _scores(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """(n, k) probabilities over ``self.classes``, or the positive-class score (binary)."""
+        probas = self._proba_columns(frame)
+        if probas is not None:
+            return _numeric(frame[probas]).to_numpy(dtype=float)
+        if self.cols.score in frame.columns and len(self.classes) == 2:
+            return _numeric(frame[self.cols.score]).to_numpy(dtype=float)
+        return None
+
+    def _system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
+        def get(name: str) -> Any:
+            return frame[name].to_numpy(dtype=object) if name in frame.columns else None
+
+        stamps = None
+        if self.cols.timestamp in frame.columns:
+            stamps = timestamps_of(frame[self.cols.timestamp]).dt.tz_localize(None).to_numpy()
+        received = None
+        if "received_at" in frame.columns:
+            received = timestamps_of(frame["received_at"]).dt.tz_localize(None).to_numpy()
+        return get(self.cols.latency), get(self.cols.error), stamps, received
+
+    # ------------------------------------------------------------------ per window
+
+    def process(self, window: pd.DataFrame, index: int | None = None) -> WindowResult:
+        """Signals and findings of one closed window (its 0-based ``index`` in the stream)."""
+        if index is None:
+            index = self._next_index
+        self._next_index = max(self._next_index, index + 1)
+        if not isinstance(window, pd.DataFrame):
+            raise InvalidInput("a window must be a pandas DataFrame of records")
+        n = len(window)
+        if n == 0:
+            finding = Finding(
+                kind=FindingKind.FRESHNESS, detector="monitor.empty_window", statistic="n_records",
+                score=0.0, threshold=1.0, window=index,
+                message=f"window {index} holds no records: no data arrived")
+            return WindowResult(index, 0, {"n_records": 0.0}, [finding], None)
+        signals: dict[str, Any] = {"n_records": float(n)}
+        findings: list[Finding] = []
+
+        profile = Profile.from_data(window, self.layout)
+        data_findings = self._data_checks(profile, window, index, signals, findings)
+        for detector in (self._prediction, self._collapse):
+            findings += self._safely(detector.name, index,
+                                     lambda d=detector: d.detect(self.reference, profile,
+                                                                 window_index=index))
+        signals.update(output_signals(profile))
+        signals.update(system_signals(*self._system_columns(window)))
+        findings += detect_system(sanitize_signals(signals), self.system_baseline,
+                                  self.system_thresholds, index)
+
+        result = WindowResult(index, n, {}, findings, profile, profile.time_min, profile.time_max)
+        self._held[index] = _Held(result, self._kept_columns(window), data_findings)
+        while len(self._held) > self.config.keep_windows:
+            self._held.popitem(last=False)
+        if self.cols.id in window.columns:
+            self._joiner.add_window(index, window[self.cols.id].tolist())
+        perf_signals, perf_findings = self._performance(window, index, data_findings, stream=True)
+        signals.update(perf_signals)
+        result.findings = findings + perf_findings
+        result.labelled = int(perf_signals.get("n_labelled") or 0)
+        result.signals = sanitize_signals(signals)
+        if self._anomaly is not None:
+            anomalies = self._anomaly.check(result.signals, index)
+            if anomalies:
+                result.findings += anomalies
+            elif not result.findings:
+                self._anomaly.observe(result.signals)
+        return result
+
+    def _kept_columns(self, window: pd.DataFrame) -> pd.DataFrame:
+        keep = [c for c in window.columns if c in (self.cols.id, self.cols.prediction,
+                                                    self.cols.score, self.cols.label)
+                or c.startswith(self.cols.proba_prefix)]
+        return window[keep].copy()
+
+    def _safely(self, name: str, index: int, run: Any) -> list[Finding]:
+        try:
+            return list(run())
+        except Exception as exc:  # a detector failing on odd data must not stop the others
+            return [Finding(
+                kind=FindingKind.DATA_QUALITY, detector=f"monitor.{name}", statistic="failed",
+                score=1.0, threshold=0.0, window=index,
+                message=f"{name} could not run on window {index}: {exc}",
+                evidence={"error": type(exc).__name__})]
+
+    def _data_checks(self, profile: Profile, window: pd.DataFrame, index: int,
+                     signals: dict[str, Any], findings: list[Finding]) -> list[Finding]:
+        data_findings: list[Finding] = []
+        try:
+            report = self._drift.compare(self.reference, profile)
+            signals.update(report.signals())
+            for name, result in report.features.items():
+                if result.status in ("drift", "stable"):
+                    signals[f"drift.{name}"] = result.effect
+                    signals[f"drift_p.{name}"] = result.p_adjusted
+            data_findings += report.findings(index)
+        except Exception as exc:
+            findings += self._safely("feature_drift", index, lambda e=exc: _raise(e))
+        if self._multivariate is not None and self._reference_sample is not None:
+            data_findings += self._safely("domain_classifier", index, lambda: (
+                self._multivariate.detect_samples(self._reference_sample, window,
+                                                  features=list(self._reference_sample.columns),
+                                                  window_index=index)))
+        findings += data_findings
+        findings += self._safely("data_quality", index, lambda: self._quality.detect(
+            self.reference, profile, window_index=index))
+        for name, stats in profile.features.items():
+            rows = stats.rows
+            signals[f"null_rate.{name}"] = stats.nulls / rows if rows else None
+            invalid = getattr(stats, "invalid", None)
+            if invalid is not None:
+                signals[f"invalid_rate.{name}"] = invalid / rows if rows else None
+            unseen = getattr(stats, "unseen_count", None)
+            if unseen is not None:
+                signals[f"unseen_rate.{name}"] = unseen / rows if rows else None
+        # Data-quality breaks also move inputs: a drop they cause is not concept drift.
+        return data_findings + [f for f in findings if f.kind is FindingKind.DATA_QUALITY]
+
+    # ------------------------------------------------------------------ performance
+
+    def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.cols.label not in frame.columns or self.cols.prediction not in frame.columns:
+            return frame.iloc[0:0]
+        mask = frame[self.cols.label].map(canonical_label).notna()
+        return frame[mask.to_numpy()]
+
+    def _metrics(self, labelled: pd.DataFrame) -> dict[str, MetricValue]:
+        if self.cols.prediction not in labelled.columns or self.task is None:
+            return {}
+        c = self.config
+        truth = labelled[self.cols.label].tolist()
+        pred = labelled[self.cols.prediction].tolist()
+        if self.task is Task.REGRESSION:
+            return regression_metrics(truth, pred, c.confidence, c.bootstrap_resamples)
+        return classification_metrics(truth, pred, proba=self._scores(labelled),
+                                      classes=self.classes or None, positive=self.positive,
+                                      confidence=c.confidence, resamples=c.bootstrap_resamples)
+
+    def _record_errors(self, labelled: pd.DataFrame) -> np.ndarray:
+        truth = labelled[self.cols.label]
+        pred = labelled[self.cols.prediction]
+        if self.task is Task.REGRESSION:
+            err = np.abs(_numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(
+                dtype=float))
+            return err[np.isfinite(err)]
+        return (truth.map(canonical_label).to_numpy() != pred.map(canonical_label).to_numpy()
+                ).astype(float)
+
+    def _performance(self, frame: pd.DataFrame, index: int, data_findings: list[Finding],
+                     stream: bool) -> tuple[dict[str, Any], list[Finding]]:
+        signals: dict[str, Any] = {}
+        findings: list[Finding] = []
+        estimated: dict[str, MetricValue] = {}
+        if self.cbpe is not None and self.cbpe.fitted and self.cols.prediction in frame.columns:
+            scores = self._scores(frame)
+            if scores is not None:
+                estimated = self.cbpe.estimate(scores, frame[self.cols.prediction].tolist())
+                for name, value in estimated.items():
+                    signals[f"estimated_{name}"] = value.value
+                    signals[f"estimated_{name}_ci_low"] = value.ci_low
+                    signals[f"estimated_{name}_ci_high"] = value.ci_high
+        labelled = self._labelled(frame)
+        signals["n_labelled"] = float(len(labelled))
+        if len(labelled) == 0:
+            return signals, findings
+        metrics = self._metrics(labelled)
+        for name, value in metrics.items():
+            signals[name] = value.value
+            signals[f"{name}_ci_low"] = value.ci_low
+            signals[f"{name}_ci_high"] = value.ci_high
+        for name, err in estimation_error(estimated, metrics).items():
+            signals[f"estimation_error.{name}"] = err["abs_error"]
+        drop = None
+        if len(labelled) >= self.config.min_labels and self.task is not None:
+            for metric in _DROP_METRICS[self.task]:
+                ref, win = self.reference_metrics.get(metric), metrics.get(metric)
+                if ref is None or win is None or ref.value is None or win.value is None:
+                    continue
+                drop = performance_drop(metric, ref, win,
+                                        self.config.performance_tolerance.get(metric), index)
+                break
+        if drop is None and stream and self._streaming is not None:
+            result = self._streaming.update(self._record_errors(labelled) / self._error_scale)
+            drop = self._streaming.finding(result, index)
+        elif stream and self._streaming is not None:
+            self._streaming.update(self._record_errors(labelled) / self._error_scale)
+        if drop is not None:
+            findings.append(attribute_drop(drop, [f for f in data_findings
+                                                  if f.kind in (FindingKind.DATA_DRIFT,
+                                                                FindingKind.DATA_QUALITY)]))
+        return signals, findings
+
+    # ------------------------------------------------------------------ late labels
+
+    def add_labels(self, labels: Mapping[Any, Any] | pd.DataFrame) -> list[WindowResult]:
+        """Join late labels to their records by id and re-score the windows they belong to.
+
+        ``labels`` maps record id -> label, or is a frame with the id and label columns. Labels
+        for ids the monitor does not hold (unknown, or older than ``keep_windows``) are ignored
+        and counted in ``self.unknown_labels``.
+        """
+        if isinstance(labels, pd.DataFrame):
+            missing = [c for c in (self.cols.id, self.cols.label) if c not in labels.columns]
+            if missing:
+                raise InvalidInput(f"labels need the columns {missing}")
+            labels = dict(zip(labels[self.cols.id].astype(str), labels[self.cols.label],
+                              strict=True))
+        routed, unknown = self._joiner.route(labels)
+        self.unknown_labels = getattr(self, "unknown_labels", 0) + unknown
+        updated: list[WindowResult] = []
+        for index in sorted(routed):
+            held = self._held.get(index)
+            if held is None:
+                self.unknown_labels += len(routed[index])
+                continue
+            frame = held.frame
+            ids = frame[self.cols.id].astype(str)
+            new = ids.map(routed[index])
+            if self.cols.label in frame.columns:
+                new = new.where(new.notna(), frame[self.cols.label])
+            frame[self.cols.label] = new.to_numpy()
+            before = self._labelled(frame.assign(**{self.cols.label: frame[self.cols.label]}))
+            fresh = before[before[self.cols.id].astype(str).isin(routed[index].keys())]
+            if self._streaming is not None and len(fresh):
+                self._streaming.update(self._record_errors(fresh) / self._error_scale)
+            perf_signals, perf_findings = self._performance(frame, index, held.data_findings,
+                                                            stream=False)
+            result = held.result
+            kept = [f for f in result.findings if f.kind not in (FindingKind.CONCEPT_DRIFT,)
+                    and not f.detector.startswith("concept.")]
+            result.findings = kept + perf_findings
+            result.signals = sanitize_signals({**result.signals, **perf_signals})
+            result.labelled = int(perf_signals.get("n_labelled") or 0)
+            updated.append(result)
+        return updated
+
+
+def _raise(exc: Exception) -> list[Finding]:
+    raise exc
+
+
+def _numeric(values: pd.Series | pd.DataFrame) -> Any:
+    if isinstance(values, pd.DataFrame):
+        return values.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _label_order(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _infer_task(reference: pd.DataFrame, cols: Columns) -> Task | None:
+    """Classification when outputs are strings or a handful of integers, else regression."""
+    for name in (cols.label, cols.prediction):
+        if name not in reference.columns:
+            continue
+        values = reference[name].dropna()
+        if values.empty:
+            continue
+        if any(c.startswith(cols.proba_prefix) for c in reference.columns):
+            return Task.CLASSIFICATION
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.isna().mean() > 0.5:
+            return Task.CLASSIFICATION
+        finite = numbers.dropna()
+        if (finite == finite.round()).all() and finite.nunique() <= 20:
+            return Task.CLASSIFICATION
+        return Task.REGRESSION
+    return None

@@ -1,0 +1,155 @@
+"""Windows over a stream of prediction records, and late labels joined to them by record id.
+
+A window is a slice of the stream, by count (every ``N`` records) or by time (every
+``DURATION`` of record timestamps, empty windows included so that silence is visible). Labels
+arrive later than their predictions; :class:`LabelJoiner` remembers which window each recent
+record id fell in so the monitor can update that window's performance when its labels come.
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"id": range(5), "x": range(5)})
+>>> [len(w) for _, w in iter_windows(frame, WindowSpec.parse("2"))]
+[2, 2, 1]
+>>> WindowSpec.parse("30min").duration
+Timedelta('0 days 00:30:00')
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwarden.domain import Record
+from mlwarden.errors import InvalidInput
+from mlwarden.monitor.profile import Columns
+
+__all__ = ["LabelJoiner", "WindowSpec", "iter_windows", "records_frame", "timestamps_of"]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Either ``size`` records per window or a ``duration`` of record time per window."""
+
+    size: int | None = None
+    duration: pd.Timedelta | None = None
+
+    @classmethod
+    def parse(cls, text: str | int) -> WindowSpec:
+        """``"1000"`` → 1,000 records; ``"1h"``, ``"30min"``, ``"1d"`` → a time window."""
+        if isinstance(text, int) or str(text).strip().isdigit():
+            size = int(text)
+            if size < 1:
+                raise InvalidInput("a count window needs at least 1 record")
+            return cls(size=size)
+        try:
+            duration = pd.Timedelta(str(text).strip())
+        except ValueError as exc:
+            raise InvalidInput(f"window {text!r} is neither a record count (e.g. 1000) nor a "
+                               "duration (e.g. 1h, 30min, 1d)") from exc
+        if duration <= pd.Timedelta(0):
+            raise InvalidInput("a time window must last more than zero")
+        return cls(duration=duration)
+
+    def describe(self) -> str:
+        return f"{self.size} records" if self.size is not None else f"{self.duration}"
+
+
+def timestamps_of(column: pd.Series) -> pd.Series:
+    """A column as UTC timestamps: datetimes, ISO strings or epoch seconds; NaT when unreadable."""
+    if column.dtype.kind in "iuf":
+        return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+
+
+def iter_windows(frame: pd.DataFrame, spec: WindowSpec, timestamp: str = "timestamp"
+                 ) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(index, rows)`` per window, in stream order; time windows need ``timestamp``."""
+    if spec.size is not None:
+        for index, start in enumerate(range(0, len(frame), spec.size)):
+            yield index, frame.iloc[start:start + spec.size]
+        return
+    if timestamp not in frame.columns:
+        raise InvalidInput(f"a time window needs the timestamp column {timestamp!r}")
+    assert spec.duration is not None
+    stamps = timestamps_of(frame[timestamp])
+    if stamps.isna().all():
+        raise InvalidInput(f"no readable timestamp in column {timestamp!r}")
+    origin = stamps.min()
+    # Records without a readable timestamp go to the window of the record before them.
+    slot = ((stamps - origin) // spec.duration).ffill().fillna(0).astype(np.int64).to_numpy()
+    order = np.argsort(slot, kind="stable")
+    slots = slot[order]
+    for index in range(int(slots.max()) + 1 if len(slots) else 0):
+        lo, hi = np.searchsorted(slots, [index, index + 1])
+        yield index, frame.iloc[order[lo:hi]]
+
+
+def records_frame(records: Sequence[Record], labels: Mapping[str, Any] | None = None,
+                  columns: Columns | None = None) -> pd.DataFrame:
+    """Records of the gateway/SDK as the monitor's table: one row, features as columns.
+
+    Dict scores become ``proba_<class>`` columns, a float score the ``score`` column.
+    """
+    cols = columns or Columns()
+    rows = []
+    for r in records:
+        row: dict[str, Any] = dict(r.features)
+        row[cols.id] = r.id
+        row[cols.timestamp] = r.timestamp
+        row[cols.prediction] = r.prediction
+        if isinstance(r.scores, dict):
+            for name, value in r.scores.items():
+                row[f"{cols.proba_prefix}{name}"] = value
+        elif r.scores is not None:
+            row[cols.score] = r.scores
+        row[cols.latency] = r.latency_ms
+        row[cols.error] = r.error
+        if labels is not None and r.id in labels:
+            row[cols.label] = labels[r.id]
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)
+
+
+class LabelJoiner:
+    """Remembers the window of each recent record id, to route late labels to their window.
+
+    Memory is bounded: only the last ``keep_windows`` windows are remembered; labels for older or
+    unknown ids are counted, not stored.
+
+    >>> j = LabelJoiner(keep_windows=2)
+    >>> j.add_window(0, ["a", "b"]); j.add_window(1, ["c"])
+    >>> j.route({"a": 1, "c": 0, "zz": 1})
+    ({0: {'a': 1}, 1: {'c': 0}}, 1)
+    """
+
+    def __init__(self, keep_windows: int = 50) -> None:
+        self.keep_windows = keep_windows
+        self._windows: OrderedDict[int, set[str]] = OrderedDict()
+        self._where: dict[str, int] = {}
+
+    def add_window(self, index: int, ids: Sequence[Any]) -> None:
+        keys = {str(i) for i in ids if i is not None}
+        self._windows[index] = keys
+        for key in keys:
+            self._where[key] = index
+        while len(self._windows) > self.keep_windows:
+            old, old_ids = self._windows.popitem(last=False)
+            for key in old_ids:
+                if self._where.get(key) == old:
+                    del self._where[key]
+
+    def route(self, labels: Mapping[Any, Any]) -> tuple[dict[int, dict[str, Any]], int]:
+        """Group labels by the window of their record; also return how many ids were unknown."""
+        out: dict[int, dict[str, Any]] = {}
+        unknown = 0
+        for key, label in labels.items():
+            index = self._where.get(str(key))
+            if index is None:
+                unknown += 1
+            else:
+                out.setdefault(index, {})[str(key)] = label
+        return out, unknown
