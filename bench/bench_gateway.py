@@ -68,6 +68,12 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise TimeoutError("the server did not start within 60 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report CPU per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def set_up_model(url: str, artifact: bytes) -> None:
     spec = {"name": "elec", "task": "classification",
             "features": [{"name": n, "nullable": False} for n in FEATURES]}
@@ -178,10 +184,13 @@ def main() -> None:
         try:
             set_up_model(f"http://127.0.0.1:{port}", artifact)
             sequential_latencies(port, bodies, args.warmup)
+            cpu_start = cpu_seconds(server.pid)
             one = sequential_latencies(port, bodies, args.requests)
+            cpu_one = cpu_seconds(server.pid)
             many, throughput = asyncio.run(
                 concurrent_latencies(port, bodies, args.requests * 2, args.concurrency)
             )
+            cpu_many = cpu_seconds(server.pid)
             stored = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         finally:
             server.terminate()
@@ -201,6 +210,11 @@ def main() -> None:
             **summary(f"concurrency {args.concurrency}", many, direct),
             "throughput_per_s": round(throughput, 1),
         },
+        "server_cpu_ms_per_request": {
+            "concurrency 1": round((cpu_one - cpu_start) * 1000 / len(one), 3),
+            f"concurrency {args.concurrency}": round((cpu_many - cpu_one) * 1000 / len(many), 3),
+        },
+        "load_average_1min_at_end": os.getloadavg()[0],
         "predictions_counted_by_server": answered,
     }
     print(json.dumps(results, indent=2))

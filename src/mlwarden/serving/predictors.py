@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import sklearn
 
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput, MlwardenError
@@ -174,10 +175,13 @@ class LocalPredictor:
             inputs = self._inputs(instances)
         except (TypeError, ValueError, KeyError) as exc:
             raise InvalidInput(f"cannot build the model input: {exc}") from exc
+        # rows without NaN need no finiteness scan inside scikit-learn (validation refused inf)
+        finite = self._numeric_only and bool(np.isfinite(inputs).all())
         try:
-            if self._proba:
-                return self._classify(inputs)
-            values = self.estimator.predict(inputs)
+            with sklearn.config_context(assume_finite=finite):
+                if self._proba:
+                    return self._classify(inputs)
+                values = self.estimator.predict(inputs)
         except MlwardenError:
             raise
         except Exception as exc:
