@@ -173,17 +173,17 @@ def run_evidently(ref: Any, win: Any) -> dict[str, Any]:
     drifted = []
     for metric in snapshot.dict().get("metrics", []):
         value = metric.get("value")
-        name = str(metric.get("metric_id", ""))
-        if isinstance(value, dict) or "ValueDrift" not in name:
+        config = metric.get("config", {})
+        if isinstance(value, dict) or "ValueDrift" not in str(config.get("type", "")):
             continue
-        threshold = metric.get("config", {}).get("threshold")
-        column = metric.get("config", {}).get("column")
-        method = str(metric.get("config", {}).get("method", ""))
-        if threshold is not None and value is not None:
-            # p-value tests drift below the threshold, distances above it.
-            is_p = "p_value" in method or "test" in method.lower()
-            if (value < threshold) if is_p else (value >= threshold):
-                drifted.append(column)
+        threshold = config.get("threshold")
+        column = config.get("column")
+        method = str(config.get("method", ""))
+        if threshold is None or value is None:
+            continue
+        # p-value tests drift below the threshold, distances at or above it.
+        if (value < threshold) if "p_value" in method else (value >= threshold):
+            drifted.append(column)
     return {"drifted": sorted(c for c in drifted if c)}
 
 
