@@ -228,6 +228,28 @@ def _scale(ref: NumericStats, win: NumericStats) -> float:
     return union if union > 0 else 1.0
 
 
+def _untestable(
+    name: str,
+    kind: Literal["numeric", "categorical"],
+    ref: NumericStats | CategoricalStats,
+    win: NumericStats | CategoricalStats,
+    t: DriftThresholds,
+) -> FeatureDrift | None:
+    """The verdict for a feature that cannot be tested (absent, or too few values), else None."""
+    if win.absent and win.absent == win.rows:
+        return FeatureDrift(name, kind, "absent", ref.count, 0, reason="missing from window")
+    if ref.count < t.min_rows or win.count < t.min_rows:
+        return FeatureDrift(
+            name,
+            kind,
+            "insufficient_data",
+            ref.count,
+            win.count,
+            reason=f"needs {t.min_rows} values on each side",
+        )
+    return None
+
+
 def _numeric(
     name: str,
     ref: NumericStats,
@@ -235,17 +257,9 @@ def _numeric(
     t: DriftThresholds,
     raw: tuple[np.ndarray, np.ndarray] | None,
 ) -> FeatureDrift:
-    if win.absent and win.absent == win.rows:
-        return FeatureDrift(name, "numeric", "absent", ref.count, 0, reason="missing from window")
-    if ref.count < t.min_rows or win.count < t.min_rows:
-        return FeatureDrift(
-            name,
-            "numeric",
-            "insufficient_data",
-            ref.count,
-            win.count,
-            reason=f"needs {t.min_rows} values on each side",
-        )
+    untestable = _untestable(name, "numeric", ref, win, t)
+    if untestable is not None:
+        return untestable
     ks, p = ks_exact(*raw) if raw is not None else ks_binned(ref.hist, win.hist)
     w = wasserstein_binned(
         ref.hist, win.hist, ref.bins.edges, min(ref.min, win.min), max(ref.max, win.max)
@@ -287,19 +301,9 @@ def _numeric(
 def _categorical(
     name: str, ref: CategoricalStats, win: CategoricalStats, t: DriftThresholds
 ) -> FeatureDrift:
-    if win.absent and win.absent == win.rows:
-        return FeatureDrift(
-            name, "categorical", "absent", ref.count, 0, reason="missing from window"
-        )
-    if ref.count < t.min_rows or win.count < t.min_rows:
-        return FeatureDrift(
-            name,
-            "categorical",
-            "insufficient_data",
-            ref.count,
-            win.count,
-            reason=f"needs {t.min_rows} values on each side",
-        )
+    untestable = _untestable(name, "categorical", ref, win, t)
+    if untestable is not None:
+        return untestable
     ref_counts = np.append(ref.counts, [ref.other, ref.unseen_count])
     win_counts = np.append(win.counts, [win.other, win.unseen_count])
     chi2, p = chi_square(ref_counts, win_counts)
