@@ -70,16 +70,33 @@ def fill(store: Store, models: int, windows: int) -> None:
                 now = start + timedelta(minutes=10 * windows)
                 conn.execute(
                     insert(at.incidents).values(
-                        model_id=model_id, state="open", severity="high", kinds=["latency"],
-                        features=[], first_window=windows - 3, last_window=windows, baseline={},
-                        timeline=[], summary="bench", opened_at=now, updated_at=now,
+                        model_id=model_id,
+                        state="open",
+                        severity="high",
+                        kinds=["latency"],
+                        features=[],
+                        first_window=windows - 3,
+                        last_window=windows,
+                        baseline={},
+                        timeline=[],
+                        summary="bench",
+                        opened_at=now,
+                        updated_at=now,
                     )
                 )
                 conn.execute(
                     insert(at.findings).values(
-                        model_id=model_id, window=windows, ts=now, kind="latency",
-                        detector="bench", features=[], statistic="latency_p99_ratio", score=3.0,
-                        threshold=1.5, message="bench", evidence={},
+                        model_id=model_id,
+                        window=windows,
+                        ts=now,
+                        kind="latency",
+                        detector="bench",
+                        features=[],
+                        statistic="latency_p99_ratio",
+                        score=3.0,
+                        threshold=1.5,
+                        message="bench",
+                        evidence={},
                     )
                 )
 
@@ -95,7 +112,7 @@ def timed(fn: object, repeat: int) -> list[float]:
 
 def summary(name: str, ms: list[float]) -> str:
     ordered = sorted(ms)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (
         f"{name:<34} median {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   "
         f"min {ordered[0]:7.1f} ms"
@@ -121,10 +138,24 @@ def main() -> None:
             page = client.get("/ui/")
             assert page.status_code == 200 and page.text.count('data-model="') == args.models
             client.get("/ui/live/overview")
-            print(summary("fleet query (queries.fleet)", timed(lambda: queries.fleet(store.engine), args.repeat)))
+            print(
+                summary(
+                    "fleet query (queries.fleet)",
+                    timed(lambda: queries.fleet(store.engine), args.repeat),
+                )
+            )
             print(summary("GET /ui/ (full render)", timed(lambda: client.get("/ui/"), args.repeat)))
-            print(summary("GET /ui/live/overview (JSON)", timed(lambda: client.get("/ui/live/overview"), args.repeat)))
-            print(summary("GET /ui/models/model-00", timed(lambda: client.get("/ui/models/model-00"), 5)))
+            print(
+                summary(
+                    "GET /ui/live/overview (JSON)",
+                    timed(lambda: client.get("/ui/live/overview"), args.repeat),
+                )
+            )
+            print(
+                summary(
+                    "GET /ui/models/model-00", timed(lambda: client.get("/ui/models/model-00"), 5)
+                )
+            )
         store.close()
 
 

@@ -60,6 +60,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     mount_ui(app)
     server = BackgroundServer(app).start()
     try:
+
         def flush() -> None:
             assert app.state.mlwarden.writer.flush(timeout=30)
 

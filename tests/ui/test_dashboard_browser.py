@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from conftest import Dashboard, screenshot
 from playwright.sync_api import Page, expect
 
+from conftest import Dashboard, screenshot
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.store.repository import utcnow

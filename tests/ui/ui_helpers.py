@@ -63,9 +63,7 @@ class Windows:
         ]
 
 
-def _measure(
-    store: Store, model: str, reference: pd.DataFrame, windows: Windows
-) -> None:
+def _measure(store: Store, model: str, reference: pd.DataFrame, windows: Windows) -> None:
     records = store.fetch_records(model)
     model_spec = store.get_model(model)
     layout = ProfileLayout.fit(reference[FEATURES], model_spec)
@@ -96,7 +94,9 @@ def _measure(
             findings += detect_system(signals, baseline, SystemThresholds(), number)
         windows.windows.setdefault(model, []).append(
             ClosedWindow(
-                window=number, ts=times[-1] + timedelta(seconds=1), signals=signals,
+                window=number,
+                ts=times[-1] + timedelta(seconds=1),
+                signals=signals,
                 findings=findings,
             )
         )
@@ -119,7 +119,9 @@ def build_fleet(url: str, admin_token: str, store: Store, writer_flush: Any) -> 
                     f"/v1/models/{name}/versions",
                     files={"file": ("m.skops", skops.io.dumps(model), "application/octet-stream")},
                     data={
-                        "metrics": json.dumps({"accuracy": float(model.score(train[FEATURES], train["target"]))}),
+                        "metrics": json.dumps(
+                            {"accuracy": float(model.score(train[FEATURES], train["target"]))}
+                        ),
                         "reference": json.dumps(reference),
                     },
                 )

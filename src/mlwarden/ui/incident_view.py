@@ -19,12 +19,14 @@ from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
 from mlwarden.ui.queries import incident_signals
 
-__all__ = ["incident_context", "incident_findings", "diagnose_stored_incident"]
+__all__ = ["diagnose_stored_incident", "incident_context", "incident_findings"]
 
 MAX_ROWS = 5_000
 
 
-def incident_findings(store: Store, incident: dict[str, Any], model_id: int) -> list[dict[str, Any]]:
+def incident_findings(
+    store: Store, incident: dict[str, Any], model_id: int
+) -> list[dict[str, Any]]:
     """Findings tied to the incident, or stored for its model inside its window range."""
     f = at.findings
     query = (

@@ -184,7 +184,9 @@ def fleet(engine: Engine) -> list[ModelRow]:
             )
         for model_id, row in rows.items():
             # max() over the (model_id, window, name) index is a single seek per model
-            last = conn.execute(select(func.max(s.c.window)).where(s.c.model_id == model_id)).scalar()
+            last = conn.execute(
+                select(func.max(s.c.window)).where(s.c.model_id == model_id)
+            ).scalar()
             if last is None:
                 continue
             row.last_window = int(last)
@@ -226,7 +228,10 @@ def fleet(engine: Engine) -> list[ModelRow]:
 _GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("drift", re.compile(r"^drift\.")),
     ("estimated", re.compile(r"^(estimated[._]|est\.)")),
-    ("performance", re.compile(r"^(accuracy|precision|recall|f1|roc_auc|r2|rmse|mae|log_loss|ece)$")),
+    (
+        "performance",
+        re.compile(r"^(accuracy|precision|recall|f1|roc_auc|r2|rmse|mae|log_loss|ece)$"),
+    ),
     ("latency", re.compile(r"^latency_")),
     ("errors", re.compile(r"^error_rate$")),
     ("throughput", re.compile(r"^(throughput_per_s|records|n_records|rows|error_count)$")),
@@ -295,7 +300,7 @@ def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSigna
 
 
 def _heatmap(names: Sequence[str], series: Mapping[str, list[float | None]]) -> dict[str, Any]:
-    """Features × windows of one drift statistic (the first of :data:`DRIFT_STATS` present)."""
+    """Features x windows of one drift statistic (the first of :data:`DRIFT_STATS` present)."""
     by_stat: dict[str, dict[str, str]] = {}
     for name in names:
         parts = name.split(".", 2)
@@ -412,7 +417,9 @@ def audit_page(
     a = t.audit_log
     query = select(a.c.id, a.c.ts, a.c.actor, a.c.action, a.c.target, a.c.details)
     if model:
-        query = query.where((a.c.target == model) | a.c.target.startswith(f"{model}/", autoescape=True))
+        query = query.where(
+            (a.c.target == model) | a.c.target.startswith(f"{model}/", autoescape=True)
+        )
     if actor:
         query = query.where(a.c.actor == actor)
     if kind:
@@ -434,9 +441,7 @@ def token_is_active(engine: Engine, name: str, role: str) -> bool:
     """
     tok = t.api_tokens
     with engine.connect() as conn:
-        row = conn.execute(
-            select(tok.c.role, tok.c.revoked).where(tok.c.name == name)
-        ).first()
+        row = conn.execute(select(tok.c.role, tok.c.revoked).where(tok.c.name == name)).first()
     return row is not None and not row.revoked and row.role == role
 
 

@@ -10,6 +10,7 @@ made on the server whatever the page showed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -59,13 +60,15 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 # ---------------------------------------------------------------------------- template helpers
 
+NO_VALUE = "\u2013"  # an en dash: "no value" in tables
+
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
-        return "–"
+        return NO_VALUE
     if isinstance(value, float):
         if not math.isfinite(value):
-            return "–"
+            return NO_VALUE
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -78,7 +81,7 @@ def _when(value: Any) -> str:
             return value
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return "–"
+    return NO_VALUE
 
 
 def _sparkline(values: list[float | None] | None, width: int = 120, height: int = 28) -> str:
@@ -198,7 +201,10 @@ def _with_session_cookie(request: Request, response: Response) -> Response:
 
 
 def _render(
-    request: Request, session: Session | None, template: str, http_status: int = 200,
+    request: Request,
+    session: Session | None,
+    template: str,
+    http_status: int = 200,
     **context: Any,
 ) -> Response:
     state: ServerState = request.app.state.mlwarden
@@ -220,7 +226,12 @@ def _back(request: Request, url: str, message: str = "") -> Response:
 
 def _error_page(request: Request, session: Session | None, exc: MlwardenError) -> Response:
     return _render(
-        request, session, "error.html", http_status=exc.status_code, message=exc.message, status_code=exc.status_code
+        request,
+        session,
+        "error.html",
+        http_status=exc.status_code,
+        message=exc.message,
+        status_code=exc.status_code,
     )
 
 
@@ -248,7 +259,9 @@ def _safe_next(next_url: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str | None = None, state: ServerState = Depends(server)) -> Response:
+def login_page(
+    request: Request, next: str | None = None, state: ServerState = Depends(server)
+) -> Response:
     if not state.auth_required:
         return _back(request, _safe_next(next))
     return _login_form(request, state, next)
@@ -259,10 +272,19 @@ def _login_form(
 ) -> Response:
     nonce = secrets.token_urlsafe(16)
     response = _render(
-        request, None, "login.html", http_status=status, nonce=nonce, next=_safe_next(next_url), error=error
+        request,
+        None,
+        "login.html",
+        http_status=status,
+        nonce=nonce,
+        next=_safe_next(next_url),
+        error=error,
     )
     response.set_cookie(
-        LOGIN_COOKIE, _signer(state).sign({"x": nonce}), max_age=LOGIN_MAX_AGE_S, **_cookie_args(request)
+        LOGIN_COOKIE,
+        _signer(state).sign({"x": nonce}),
+        max_age=LOGIN_MAX_AGE_S,
+        **_cookie_args(request),
     )
     return response
 
@@ -284,7 +306,9 @@ def login(
     session = Session.new(found[0], found[1])
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, _signer(state).sign(session.payload()), max_age=SESSION_MAX_AGE_S,
+        SESSION_COOKIE,
+        _signer(state).sign(session.payload()),
+        max_age=SESSION_MAX_AGE_S,
         **_cookie_args(request),
     )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -323,14 +347,22 @@ def overview(
     rows = queries.fleet(state.store.engine)
     counts = {key: sum(r.status == key for r in rows) for key in queries.HEALTH_LABELS}
     return _render(
-        request, session, "overview.html", rows=_filtered(rows, status, q), total=len(rows),
-        counts=counts, status=status, q=q,
+        request,
+        session,
+        "overview.html",
+        rows=_filtered(rows, status, q),
+        total=len(rows),
+        counts=counts,
+        status=status,
+        q=q,
     )
 
 
 @router.get("/live/overview")
 def live_overview(
-    status: str = "", q: str = "", session: Session = Depends(api_session),
+    status: str = "",
+    q: str = "",
+    session: Session = Depends(api_session),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     rows = _filtered(queries.fleet(state.store.engine), status, q)
@@ -357,7 +389,10 @@ def _model_live(state: ServerState, name: str) -> dict[str, Any]:
 
 @router.get("/models/{name}", response_class=HTMLResponse)
 def model_page(
-    request: Request, name: str, msg: str = "", session: Session = Depends(page_session),
+    request: Request,
+    name: str,
+    msg: str = "",
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     try:
@@ -368,7 +403,13 @@ def model_page(
 
     live = _model_live(state, name)
     return _render(
-        request, session, "model.html", spec=spec, name=name, live=live, msg=msg,
+        request,
+        session,
+        "model.html",
+        spec=spec,
+        name=name,
+        live=live,
+        msg=msg,
         versions=state.store.list_versions(name),
         history=state.store.deployment_history(name, limit=50),
         deployment=state.store.get_deployment(name),
@@ -385,7 +426,9 @@ def live_model(
 
 @router.get("/models/{name}/signals.{fmt}")
 def export_signals(
-    name: str, fmt: str, session: Session = Depends(page_session),
+    name: str,
+    fmt: str,
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     if fmt not in ("csv", "json"):
@@ -403,7 +446,10 @@ def export_signals(
 
 @router.get("/models/{name}/features/{feature}", response_class=HTMLResponse)
 def feature_page(
-    request: Request, name: str, feature: str, session: Session = Depends(page_session),
+    request: Request,
+    name: str,
+    feature: str,
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     try:
@@ -411,22 +457,26 @@ def feature_page(
     except NotFound as exc:
         return _error_page(request, session, exc)
     if feature not in {f.name for f in spec.features}:
-        return _error_page(
-            request, session, NotFound(f"model {name!r} has no feature {feature!r}")
-        )
+        return _error_page(request, session, NotFound(f"model {name!r} has no feature {feature!r}"))
     deployment = state.store.get_deployment(name)
     reference = None
     if deployment is not None and deployment.live_version is not None:
         reference = state.store.reference_sample(name, deployment.live_version)
-    recent = [r["features"] for r in state.store.fetch_records(name, limit=2_000, newest_first=True)]
+    recent = [
+        r["features"] for r in state.store.fetch_records(name, limit=2_000, newest_first=True)
+    ]
     dist = queries.feature_distribution(reference, recent, feature)
     return _render(request, session, "feature.html", name=name, feature=feature, dist=dist)
 
 
 @router.post("/models/{name}/monitoring")
 def set_monitoring(
-    request: Request, name: str, on: str = Form(...), csrf: str = Form(""),
-    session: Session = Depends(page_session), state: ServerState = Depends(server),
+    request: Request,
+    name: str,
+    on: str = Form(...),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
 ) -> Response:
     _check_csrf(request, session, csrf)
     _operator(session)
@@ -434,15 +484,20 @@ def set_monitoring(
     state.store.set_monitoring(name, enabled, actor=session.name)
     state.store.audit(session.name, "model.monitoring", name, {"monitoring": enabled})
     return _back(
-        request, f"{PREFIX}/models/{quote(name)}",
+        request,
+        f"{PREFIX}/models/{quote(name)}",
         "Monitoring started." if enabled else "Monitoring stopped.",
     )
 
 
 @router.post("/models/{name}/undo")
 def undo_deployment(
-    request: Request, name: str, revision: int = Form(...), reason: str = Form(""),
-    csrf: str = Form(""), session: Session = Depends(page_session),
+    request: Request,
+    name: str,
+    revision: int = Form(...),
+    reason: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.api.deps import Principal
@@ -454,11 +509,16 @@ def undo_deployment(
     old = state.store.get_deployment_revision(name, revision)
     new = DeploymentState.model_validate(old.model_dump(include=_STATE_FIELDS))
     after = _apply(
-        state, name, new, Principal(session.name, session.role),
-        reason.strip() or f"undo to revision {revision} from the dashboard", kind="undo",
+        state,
+        name,
+        new,
+        Principal(session.name, session.role),
+        reason.strip() or f"undo to revision {revision} from the dashboard",
+        kind="undo",
     )
     return _back(
-        request, f"{PREFIX}/models/{quote(name)}",
+        request,
+        f"{PREFIX}/models/{quote(name)}",
         f"Revision {revision} restored as revision {after.revision}.",
     )
 
@@ -468,7 +528,10 @@ def undo_deployment(
 
 @router.get("/incidents", response_class=HTMLResponse)
 def incidents_page(
-    request: Request, model: str = "", state_filter: str = "", session: Session = Depends(page_session),
+    request: Request,
+    model: str = "",
+    state_filter: str = "",
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.agent.repo import AgentRepo
@@ -480,14 +543,22 @@ def incidents_page(
     except NotFound as exc:
         return _error_page(request, session, exc)
     return _render(
-        request, session, "incidents.html", incidents=rows, model=model, state_filter=state_filter,
+        request,
+        session,
+        "incidents.html",
+        incidents=rows,
+        model=model,
+        state_filter=state_filter,
         models=state.store.model_names(),
     )
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: int, msg: str = "", session: Session = Depends(page_session),
+    request: Request,
+    incident_id: int,
+    msg: str = "",
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.ui.incident_view import incident_context
@@ -520,7 +591,9 @@ def live_incident(
 
 @router.get("/incidents/{incident_id}/report.{fmt}")
 def incident_report(
-    incident_id: int, fmt: str, session: Session = Depends(page_session),
+    incident_id: int,
+    fmt: str,
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.ui.incident_view import incident_context
@@ -534,7 +607,9 @@ def incident_report(
     filename = f"incident-{incident_id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "md":
-        return PlainTextResponse(diagnosis.to_markdown(), media_type="text/markdown", headers=headers)
+        return PlainTextResponse(
+            diagnosis.to_markdown(), media_type="text/markdown", headers=headers
+        )
     if fmt == "html":
         return HTMLResponse(diagnosis.to_html(), headers=headers)
     body = {"incident": _jsonable(context["incident"]), "diagnosis": diagnosis.to_dict()}
@@ -542,7 +617,9 @@ def incident_report(
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+    )
 
 
 # ---------------------------------------------------------------------------- approvals
@@ -550,7 +627,9 @@ def _jsonable(value: Any) -> Any:
 
 @router.get("/approvals", response_class=HTMLResponse)
 def approvals_page(
-    request: Request, msg: str = "", session: Session = Depends(page_session),
+    request: Request,
+    msg: str = "",
+    session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.agent.approvals import Approvals
@@ -564,9 +643,7 @@ def approvals_page(
             repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None
         )
     decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
-    return _render(
-        request, session, "approvals.html", pending=pending, decided=decided, msg=msg
-    )
+    return _render(request, session, "approvals.html", pending=pending, decided=decided, msg=msg)
 
 
 def run_approved(state: ServerState, model: str) -> None:
@@ -578,17 +655,20 @@ def run_approved(state: ServerState, model: str) -> None:
     """
     from mlwarden.agent.loop import Agent, NoNewWindows
 
-    try:
+    with contextlib.suppress(Conflict):
         Agent(state.store, source=NoNewWindows(), actor="agent").recover()
-    except Conflict:
-        pass
     state.gateway.invalidate(model)
 
 
 @router.post("/approvals/{approval_id}/{verdict}")
 def decide_approval(
-    request: Request, approval_id: int, verdict: str, reason: str = Form(""), csrf: str = Form(""),
-    session: Session = Depends(page_session), state: ServerState = Depends(server),
+    request: Request,
+    approval_id: int,
+    verdict: str,
+    reason: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.agent.approvals import Approvals
 
@@ -603,14 +683,26 @@ def decide_approval(
 
 
 def _decide(
-    state: ServerState, approvals: Any, approval_id: int, verdict: str, session: Session, reason: str
+    state: ServerState,
+    approvals: Any,
+    approval_id: int,
+    verdict: str,
+    session: Session,
+    reason: str,
 ) -> str:
     if verdict == "approve":
-        approved = approvals.approve(approval_id, actor=session.name, role=session.role, reason=reason)
+        approved = approvals.approve(
+            approval_id, actor=session.name, role=session.role, reason=reason
+        )
         run_approved(state, approved["model"])
-        message = f"Approved: {approved['action']} on {approved['model']} (action {approved['action_id']})."
+        message = (
+            f"Approved: {approved['action']} on {approved['model']} "
+            f"(action {approved['action_id']})."
+        )
     elif verdict == "reject":
-        rejected = approvals.reject(approval_id, actor=session.name, role=session.role, reason=reason)
+        rejected = approvals.reject(
+            approval_id, actor=session.name, role=session.role, reason=reason
+        )
         message = f"Rejected: {rejected['action']} on {rejected['model']}."
     else:
         raise NotFound(f"no such verdict {verdict!r}: use approve or reject")
@@ -626,7 +718,9 @@ def _parse_time(value: str, what: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{what} must be a date or time like 2026-11-27T10:00, not {value!r}") from None
+        raise InvalidInput(
+            f"{what} must be a date or time like 2026-11-27T10:00, not {value!r}"
+        ) from None
     from mlwarden.store.repository import as_utc
 
     return as_utc(parsed)
@@ -634,19 +728,34 @@ def _parse_time(value: str, what: str) -> datetime | None:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, model: str = "", actor: str = "", kind: str = "", since: str = "",
-    until: str = "", session: Session = Depends(page_session), state: ServerState = Depends(server),
+    request: Request,
+    model: str = "",
+    actor: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
 ) -> Response:
     try:
         entries = queries.audit_page(
-            state.store.engine, model=model or None, actor=actor or None, kind=kind or None,
-            since=_parse_time(since, "since"), until=_parse_time(until, "until"),
+            state.store.engine,
+            model=model or None,
+            actor=actor or None,
+            kind=kind or None,
+            since=_parse_time(since, "since"),
+            until=_parse_time(until, "until"),
         )
     except InvalidInput as exc:
         return _error_page(request, session, exc)
     ok, bad = state.store.verify_audit()
     return _render(
-        request, session, "audit.html", entries=entries, chain_ok=ok, chain_bad=bad,
+        request,
+        session,
+        "audit.html",
+        entries=entries,
+        chain_ok=ok,
+        chain_bad=bad,
         filters={"model": model, "actor": actor, "kind": kind, "since": since, "until": until},
     )
 
@@ -655,17 +764,26 @@ def audit_page(
 
 
 @router.get("/diagnose", response_class=HTMLResponse)
-def diagnose_page(
-    request: Request, session: Session = Depends(page_session)
-) -> Response:
+def diagnose_page(request: Request, session: Session = Depends(page_session)) -> Response:
     from mlwarden.diagnose.assistant import list_scenarios
 
-    return _render(request, session, "diagnose.html", scenarios=list_scenarios(), answer=None, text="", scenario="")
+    return _render(
+        request,
+        session,
+        "diagnose.html",
+        scenarios=list_scenarios(),
+        answer=None,
+        text="",
+        scenario="",
+    )
 
 
 @router.post("/diagnose", response_class=HTMLResponse)
 def diagnose_submit(
-    request: Request, text: str = Form(""), scenario: str = Form(""), csrf: str = Form(""),
+    request: Request,
+    text: str = Form(""),
+    scenario: str = Form(""),
+    csrf: str = Form(""),
     session: Session = Depends(page_session),
 ) -> Response:
     from mlwarden.diagnose.assistant import diagnose_scenario, diagnose_text, list_scenarios
@@ -683,8 +801,14 @@ def diagnose_submit(
     except MlwardenError as exc:
         error = exc.message
     return _render(
-        request, session, "diagnose.html", scenarios=list_scenarios(), answer=answer, error=error,
-        text=text, scenario=scenario,
+        request,
+        session,
+        "diagnose.html",
+        scenarios=list_scenarios(),
+        answer=answer,
+        error=error,
+        text=text,
+        scenario=scenario,
     )
 
 
@@ -693,7 +817,9 @@ def diagnose_submit(
 
 @router.get("/assistant", response_class=HTMLResponse)
 def assistant_page(request: Request, session: Session = Depends(page_session)) -> Response:
-    return _render(request, session, "assistant.html", reply=None, text="", available=_assistant_available())
+    return _render(
+        request, session, "assistant.html", reply=None, text="", available=_assistant_available()
+    )
 
 
 def _assistant_available() -> bool:
@@ -706,29 +832,57 @@ def _assistant_available() -> bool:
 
 @router.post("/assistant", response_class=HTMLResponse)
 def assistant_submit(
-    request: Request, text: str = Form(""), confirm: str = Form(""), csrf: str = Form(""),
-    session: Session = Depends(page_session), state: ServerState = Depends(server),
+    request: Request,
+    text: str = Form(""),
+    confirm: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.api.routes_assistant import assistant_for
 
     _check_csrf(request, session, csrf)
     if not text.strip():
-        return _render(request, session, "assistant.html", reply=None, text="", available=True,
-                       error="Type a command, for example: list models")
+        return _render(
+            request,
+            session,
+            "assistant.html",
+            reply=None,
+            text="",
+            available=True,
+            error="Type a command, for example: list models",
+        )
     assistant = assistant_for(state)
     reply: dict[str, Any]
     if not session.can_operate:
-        reply = {"status": "dry_run", "understood": assistant.understand(text).to_dict(),
-                 "message": "Viewers can see how a command is understood; running it needs an operator.",
-                 "notes": [], "result": {}}
+        reply = {
+            "status": "dry_run",
+            "understood": assistant.understand(text).to_dict(),
+            "message": "Viewers can see how a command is understood; running it needs an operator.",
+            "notes": [],
+            "result": {},
+        }
     else:
         assistant.actor = session.name
         try:
             reply = assistant.handle(text, confirm=confirm == "1").as_dict()
         except MlwardenError as exc:
-            reply = {"status": "error", "message": exc.message, "understood": {}, "notes": [], "result": {}}
-    return _render(request, session, "assistant.html", reply=reply, text=text, available=True,
-                   result_json=json.dumps(_jsonable(reply.get("result", {})), indent=2)[:20_000])
+            reply = {
+                "status": "error",
+                "message": exc.message,
+                "understood": {},
+                "notes": [],
+                "result": {},
+            }
+    return _render(
+        request,
+        session,
+        "assistant.html",
+        reply=reply,
+        text=text,
+        available=True,
+        result_json=json.dumps(_jsonable(reply.get("result", {})), indent=2)[:20_000],
+    )
 
 
 # ---------------------------------------------------------------------------- mounting

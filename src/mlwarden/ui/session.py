@@ -30,7 +30,7 @@ from typing import Any
 
 from mlwarden.domain import Role
 
-__all__ = ["SESSION_COOKIE", "LOGIN_COOKIE", "Session", "Signer", "load_secret"]
+__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Session", "Signer", "load_secret"]
 
 SESSION_COOKIE = "mlw_session"
 LOGIN_COOKIE = "mlw_login"

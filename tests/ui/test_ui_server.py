@@ -1,0 +1,284 @@
+"""The dashboard on the server side: sessions, CSRF, roles, caching, and the queries behind the
+pages, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.api import create_app
+from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
+from mlwarden.settings import Settings
+from mlwarden.store import Store
+from mlwarden.ui import mount_ui, queries
+from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def make_model(store: Store, name: str = "m", disabled: bool = False) -> None:
+    store.create_model(
+        ModelSpec(
+            name=name,
+            task=Task.CLASSIFICATION,
+            features=[FeatureSpec(name="x"), FeatureSpec(name="c", type="categorical")],
+            target="y",
+        )
+    )
+    store.add_version(name, kind="remote", endpoint={"url": "http://127.0.0.1:9/predict"})
+    store.set_deployment(
+        name, DeploymentState(live_version=1, disabled=disabled), actor="t", reason="first"
+    )
+
+
+def client_for(store: Store, tmp_path: Path, auth: bool = True) -> TestClient:
+    app = create_app(Settings(data_dir=tmp_path / "data", auth=auth), store)
+    mount_ui(app)
+    return TestClient(app)
+
+
+def sign_in(client: TestClient, token: str) -> Any:
+    form = client.get("/ui/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce is not None
+    return client.post(
+        "/ui/login",
+        data={"token": token, "nonce": nonce.group(1), "next": "/ui/approvals"},
+        follow_redirects=False,
+    )
+
+
+def csrf_of(client: TestClient) -> str:
+    page = client.get("/ui/")
+    found = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.fixture
+def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    make_model(store)
+    with client_for(store, tmp_path) as c:
+        yield c
+
+
+def test_signer_refuses_tampered_and_expired_values() -> None:
+    signer = Signer(b"s" * 32)
+    value = signer.sign({"n": "alice", "r": "viewer", "c": "x"})
+    assert signer.unsign(value, 60) is not None
+    mac = value.split(".")[1]
+    forged = Signer(b"s" * 32).sign({"n": "alice", "r": "admin", "c": "x"}).split(".")[0]
+    assert signer.unsign(f"{forged}.{mac}", 60) is None
+    assert Signer(b"t" * 32).unsign(value, 60) is None
+    assert signer.unsign(value, -1) is None
+    assert signer.unsign("garbage", 60) is None
+
+
+def test_sign_in_sets_a_session_and_a_revoked_token_ends_it(
+    client: TestClient, store: Store
+) -> None:
+    assert client.get("/ui/", follow_redirects=False).headers["location"].startswith("/ui/login")
+    token = store.create_token("olga", "operator")
+    signed = sign_in(client, token)
+    assert signed.status_code == 303 and signed.headers["location"] == "/ui/approvals"
+    cookie = signed.cookies.get(SESSION_COOKIE) or client.cookies.get(SESSION_COOKIE)
+    assert cookie and token not in cookie  # the API token never goes into the cookie
+    assert client.get("/ui/").status_code == 200
+    store.revoke_token("olga")
+    assert client.get("/ui/", follow_redirects=False).status_code == 303
+    assert client.get("/ui/live/overview").status_code == 401
+
+
+def test_the_sign_in_form_itself_needs_its_nonce(client: TestClient, store: Store) -> None:
+    token = store.create_token("olga", "operator")
+    refused = client.post("/ui/login", data={"token": token, "nonce": "guess"})
+    assert refused.status_code == 403 and "expired" in refused.text
+    assert SESSION_COOKIE not in refused.cookies
+    bad = sign_in(client, "wrong")
+    assert bad.status_code == 401 and "unknown or revoked" in bad.text
+
+
+def test_a_forged_session_cookie_is_not_accepted(client: TestClient, store: Store) -> None:
+    store.create_token("vera", "viewer")
+    other = Signer(b"z" * 32).sign(Session.new("vera", Role.ADMIN).payload())
+    client.cookies.set(SESSION_COOKIE, other, path="/ui")
+    assert client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_operator_posts_need_csrf_and_the_operator_role(client: TestClient, store: Store) -> None:
+    sign_in(client, store.create_token("vera", "viewer"))
+    csrf = csrf_of(client)
+    refused = client.post("/ui/models/m/monitoring", data={"on": "0", "csrf": csrf})
+    assert refused.status_code == 403 and "operator" in refused.json()["error"]
+    assert store.is_monitored("m")
+    page = client.get("/ui/models/m")
+    assert "Stop monitoring" not in page.text and "Restore revision" not in page.text
+    client.cookies.clear()
+    sign_in(client, store.create_token("olga", "operator"))
+    assert client.post("/ui/models/m/monitoring", data={"on": "0"}).status_code == 403
+    assert store.is_monitored("m")
+    csrf = csrf_of(client)
+    done = client.post("/ui/models/m/monitoring", data={"on": "0", "csrf": csrf})
+    assert done.status_code == 200 and "Monitoring stopped." in done.text
+    assert not store.is_monitored("m")
+    assert store.audit_entries(actor="olga", action="model.monitoring")
+
+
+def test_without_auth_the_browser_is_the_local_admin_and_csrf_still_applies(
+    store: Store, tmp_path: Path
+) -> None:
+    make_model(store)
+    with client_for(store, tmp_path, auth=False) as c:
+        page = c.get("/ui/")
+        assert page.status_code == 200 and "local · admin" in page.text
+        assert c.post("/ui/models/m/undo", data={"revision": "1"}).status_code == 403
+        csrf = csrf_of(c)
+        store.set_deployment("m", DeploymentState(live_version=1, disabled=True), actor="t")
+        undone = c.post("/ui/models/m/undo", data={"revision": "1", "csrf": csrf})
+        assert undone.status_code == 200 and "restored as revision 3" in undone.text
+        assert store.get_deployment("m").disabled is False  # type: ignore[union-attr]
+
+
+def test_plotly_comes_from_the_installed_package_with_caching(client: TestClient) -> None:
+    first = client.get("/ui/vendor/plotly.min.js")
+    assert first.status_code == 200 and len(first.content) > 1_000_000
+    assert "max-age" in first.headers["cache-control"]
+    again = client.get("/ui/vendor/plotly.min.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_pages_reference_nothing_outside_the_server(client: TestClient, store: Store) -> None:
+    sign_in(client, store.create_token("olga", "operator"))
+    for path in (
+        "/ui/",
+        "/ui/models/m",
+        "/ui/approvals",
+        "/ui/audit",
+        "/ui/diagnose",
+        "/ui/incidents",
+        "/ui/assistant",
+        "/ui/models/m/features/x",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert not re.search(r'(src|href)="(https?:)?//', page.text), path
+
+
+def test_unknown_things_give_a_clear_page(client: TestClient, store: Store) -> None:
+    sign_in(client, store.create_token("olga", "operator"))
+    missing = client.get("/ui/models/nope")
+    assert missing.status_code == 404 and "nope" in missing.text
+    assert client.get("/ui/incidents/999").status_code == 404
+    assert client.get("/ui/models/m/features/zzz").status_code == 404
+    assert client.get("/ui/models/m/signals.xml").status_code == 422
+    bad_time = client.get("/ui/audit?since=yesterday")
+    assert bad_time.status_code == 422 and "since" in bad_time.text
+
+
+def finding(window: int) -> Finding:
+    return Finding(
+        kind="latency",
+        detector="t",
+        features=[],
+        statistic="p99",
+        score=3.0,
+        threshold=1.5,
+        window=window,
+        message="slow",
+    )
+
+
+def test_fleet_reads_the_latest_windows_and_derives_health(store: Store) -> None:
+    for name, disabled in (("a", False), ("b", False), ("c", True), ("d", False)):
+        make_model(store, name, disabled)
+    repo = AgentRepo(store)
+    for w in range(1, 51):
+        repo.save_window("a", w, T0 + timedelta(hours=w), {"accuracy": w / 100}, [])
+        repo.save_window(
+            "b",
+            w,
+            T0 + timedelta(hours=w),
+            {"latency_p99_ms": 10.0},
+            [finding(w)] if w == 50 else [],
+        )
+    repo.save_window("c", 1, T0, {"accuracy": 0.9}, [])
+    rows = {r.name: r for r in queries.fleet(store.engine)}
+    a = rows["a"]
+    assert (a.status, a.last_window, a.latest["accuracy"]) == ("healthy", 50, 0.5)
+    assert a.series["accuracy"] == [w / 100 for w in range(21, 51)]  # only the last 30
+    assert a.last_ts == T0 + timedelta(hours=50)
+    assert rows["b"].status == "degraded" and "finding" in rows["b"].reason
+    assert rows["c"].status == "disabled"
+    assert rows["d"].status == "unknown" and rows["d"].last_window is None
+    incident = repo.create_incident("a", 50, {}, "slow")
+    repo.update_incident(incident, severity="critical")
+    assert {r.name: r for r in queries.fleet(store.engine)}["a"].status == "failing"
+    repo.update_incident(incident, state="resolved")
+    assert {r.name: r for r in queries.fleet(store.engine)}["a"].status == "healthy"
+
+
+def test_model_signals_arrange_charts_and_the_drift_heatmap(store: Store) -> None:
+    make_model(store)
+    repo = AgentRepo(store)
+    for w in (1, 2, 3):
+        repo.save_window(
+            "m",
+            w,
+            T0 + timedelta(hours=w),
+            {
+                "accuracy": 0.8,
+                "latency_p99_ms": 5.0,
+                "drift.psi.x": 0.1 * w,
+                "drift.ks.x": 0.5,
+                "drift.psi.c": None,
+                "something_new": 1.0,
+            },
+            [],
+        )
+    data = queries.model_signals(store.engine, store.model_id("m"))
+    assert data.windows == [1, 2, 3]
+    assert data.groups["performance"] == ["accuracy"] and data.groups["other"] == ["something_new"]
+    assert "window.closed" not in data.series
+    assert data.heatmap["stat"] == "psi" and data.heatmap["features"] == ["c", "x"]
+    assert data.heatmap["z"][1] == pytest.approx([0.1, 0.2, 0.3])
+    assert data.heatmap["z"][0] == [None, None, None]
+
+
+def test_feature_distribution_compares_shares_on_shared_bins() -> None:
+    reference = [{"x": float(v), "c": "a"} for v in range(100)]
+    recent = [{"x": float(v) + 50, "c": "b" if v % 2 else "a"} for v in range(50)] + [{"x": None}]
+    numeric = queries.feature_distribution(reference, recent, "x", bins=10)
+    assert numeric["kind"] == "numeric" and len(numeric["x"]) == 10
+    assert sum(numeric["reference"]) == pytest.approx(1) and sum(
+        numeric["recent"]
+    ) == pytest.approx(1)
+    assert numeric["recent"][:3] == [0, 0, 0] and numeric["recent_nulls"] == 1
+    categorical = queries.feature_distribution(reference, recent, "c")
+    assert categorical["kind"] == "categorical"
+    shares = dict(zip(categorical["x"], categorical["recent"], strict=True))
+    assert shares == {"a": 0.5, "b": 0.5}
+
+
+def test_audit_filters_by_model_actor_kind_and_time(store: Store) -> None:
+    make_model(store, "fraud")
+    make_model(store, "fraud-eu")
+    store.audit("olga", "approval.approve", "fraud/approval/1", {})
+    store.audit("olga", "approval.reject", "fraud-eu/approval/2", {})
+    store.audit("agent", "action.done", "fraud", {})
+    targets = [e["target"] for e in queries.audit_page(store.engine, model="fraud")]
+    assert targets[:2] == ["fraud", "fraud/approval/1"]
+    assert all(t == "fraud" or t.startswith("fraud/") for t in targets)  # not fraud-eu
+    assert [e["action"] for e in queries.audit_page(store.engine, kind="approval")] == [
+        "approval.reject",
+        "approval.approve",
+    ]
+    assert len(queries.audit_page(store.engine, actor="agent")) == 1
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert queries.audit_page(store.engine, since=later) == []
