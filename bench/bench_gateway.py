@@ -1,6 +1,7 @@
 """Gateway overhead: latency through HTTP minus a direct in-process predict, and throughput.
 
-Starts ``mlwarden serve`` (one Uvicorn worker) on a free 127.0.0.1 port with a real
+Starts ``mlwarden serve --no-agent`` (one Uvicorn worker; the agent loop is left out so only
+the gateway is measured) on a free 127.0.0.1 port with a real
 scikit-learn model (logistic regression on the bundled electricity data, 6 numeric features),
 then measures in the same run:
 
@@ -50,7 +51,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--log-level", "warning",
+        "--log-level", "warning", "--no-agent",
     ]
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - the server writes it until it stops
     # a pipe nobody reads would fill up and stall the server
