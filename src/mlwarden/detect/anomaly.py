@@ -5,11 +5,12 @@
   ICDM; scikit-learn's ``IsolationForest`` with a fixed ``random_state``) fitted on the history
   of *healthy* windows' signal vectors. It catches combinations no single rule names (throughput
   normal, latency normal, but the pair never seen together). A window is anomalous when its
-  forest score is above both 0.6 (the paper's "clearly anomalous" region starts there) and the
-  95th percentile of the healthy history's scores (so the threshold does not depend on the
+  forest score is above both 0.5 (the paper's boundary between normal and anomalous) and the
+  99th percentile of the healthy history's scores (so the threshold does not depend on the
   forest's contamination guess) *and*
   at least one signal sits ``min_deviation`` interquartile ranges from its healthy median (the
-  forest's score saturates, so this keeps near-boundary healthy windows quiet).
+  forest's score saturates, so this keeps near-boundary healthy windows quiet). A signal
+  ``2 * min_deviation`` interquartile ranges out is anomalous on its own.
   Nothing is judged until ``min_history`` healthy windows were seen.
 
 >>> import numpy as np
@@ -118,7 +119,7 @@ class SignalAnomalyDetector:
         model = IsolationForest(n_estimators=100, random_state=self.random_state)
         model.fit(z)
         scores = -model.score_samples(z)
-        self._limit = max(0.6, float(np.percentile(scores, 95)))
+        self._limit = max(0.5, float(np.percentile(scores, 99)))
         self._model = model
         self._stale = False
         self._fitted_on = len(self.history)
@@ -140,7 +141,10 @@ class SignalAnomalyDetector:
         row = self._usable(signals)
         z = self._standard(self._matrix([row]))
         score = float(-self._model.score_samples(z)[0])  # type: ignore[attr-defined]
-        if score > self._limit and float(np.max(np.abs(z[0]))) > self.min_deviation:
+        worst = float(np.max(np.abs(z[0])))
+        # A single signal far beyond anything healthy is anomalous even where the forest's
+        # score saturates (one odd coordinate among many barely shortens isolation paths).
+        if (score > self._limit and worst > self.min_deviation) or worst > 2 * self.min_deviation:
             deviations = sorted(zip(self._names, np.abs(z[0]), strict=True), key=lambda kv: -kv[1])
             top = [name for name, dev in deviations[:3] if dev > 2]
             shown = ", ".join(f"{name}={row.get(name, float('nan')):.4g}" for name in top)

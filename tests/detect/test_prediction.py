@@ -1,0 +1,76 @@
+"""Prediction drift and collapse from profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlwarden.detect.prediction import (
+    PredictionCollapseDetector,
+    PredictionDriftDetector,
+    output_signals,
+)
+from mlwarden.domain import FeatureSpec, FindingKind, ModelSpec, Task
+from mlwarden.monitor.profile import Profile
+
+SPEC = ModelSpec(name="m", task=Task.CLASSIFICATION, features=[FeatureSpec(name="x")])
+RNG = np.random.default_rng(0)
+
+
+def _frame(n: int, p_yes: float = 0.5, score_sd: float = 0.2) -> pd.DataFrame:
+    pred = np.where(RNG.random(n) < p_yes, "yes", "no")
+    score = np.clip(RNG.normal(0.6, score_sd, n), 0, 1)
+    return pd.DataFrame({"x": RNG.normal(size=n), "prediction": pred, "score": score})
+
+
+REF = Profile.reference(_frame(5000), SPEC)
+
+
+def _profile(frame: pd.DataFrame) -> Profile:
+    return Profile.from_data(frame, REF.layout)
+
+
+def test_clean_windows_raise_nothing() -> None:
+    drift, collapse = PredictionDriftDetector(), PredictionCollapseDetector()
+    alarms = sum(bool(drift.detect(REF, p) + collapse.detect(REF, p))
+                 for p in (_profile(_frame(1000)) for _ in range(100)))
+    assert alarms == 0
+
+
+def test_class_prior_shift_is_prediction_drift() -> None:
+    found = PredictionDriftDetector().detect(REF, _profile(_frame(1000, p_yes=0.8)), window_index=4)
+    assert [f.features for f in found] == [["prediction"]]
+    assert found[0].kind is FindingKind.PREDICTION_DRIFT and found[0].window == 4
+    assert "predicted classes drifted" in found[0].message and "yes" in found[0].message
+
+
+def test_collapse_to_one_class_and_collapsed_confidence() -> None:
+    frame = _frame(1000, p_yes=1.0, score_sd=0.001)
+    found = PredictionCollapseDetector().detect(REF, _profile(frame))
+    assert {f.statistic for f in found} == {"top_class_share", "std_ratio"}
+    assert all(f.evidence["collapse"] for f in found)
+    share = next(f for f in found if f.statistic == "top_class_share")
+    assert share.score == 1.0 and "'yes'" in share.message
+
+
+def test_regression_outputs_collapse() -> None:
+    spec = ModelSpec(name="r", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
+    ref = Profile.reference(pd.DataFrame({"x": RNG.normal(size=3000),
+                                          "prediction": RNG.normal(50, 10, 3000)}), spec)
+    flat = Profile.from_data(pd.DataFrame({"x": RNG.normal(size=500),
+                                           "prediction": np.full(500, 50.0)}), ref.layout)
+    found = PredictionCollapseDetector().detect(ref, flat)
+    assert [f.statistic for f in found] == ["std_ratio"]
+    moved = Profile.from_data(pd.DataFrame({"x": RNG.normal(size=500),
+                                            "prediction": RNG.normal(60, 10, 500)}), ref.layout)
+    drift = PredictionDriftDetector().detect(ref, moved)
+    assert drift and drift[0].statistic == "wasserstein" and "predicted values" in drift[0].message
+
+
+def test_small_or_missing_outputs_are_not_judged() -> None:
+    tiny = _profile(_frame(5, p_yes=1.0))
+    assert PredictionCollapseDetector().detect(REF, tiny) == []
+    no_outputs = _profile(pd.DataFrame({"x": RNG.normal(size=100)}))
+    assert PredictionDriftDetector().detect(REF, no_outputs) == []
+    signals = output_signals(_profile(_frame(100)))
+    assert 0 < (signals["prediction_share.yes"] or 0) < 1 and signals["score_std"]
