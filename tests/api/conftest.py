@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import skops.io
-from api_helpers import ELEC_FEATURES, RemoteModel, make_settings
+from api_helpers import ELEC_FEATURES, RemoteModel, deploy_elec, make_settings
 from fastapi.testclient import TestClient
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -120,6 +120,13 @@ def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 # ------------------------------------------------------------------ a remote model server
+
+
+@pytest.fixture
+def elec_client(sqlite_client: TestClient, elec_artifacts: dict[str, bytes]) -> TestClient:
+    """``sqlite_client`` with ``elec`` registered, both versions uploaded, v1 live."""
+    deploy_elec(sqlite_client, elec_artifacts)
+    return sqlite_client
 
 
 @pytest.fixture

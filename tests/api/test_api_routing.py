@@ -40,13 +40,9 @@ def test_canary_takes_its_weight_and_is_sticky_by_key(
 
 
 def test_shadow_is_recorded_but_never_answers_nor_delays(
-    sqlite_client: TestClient,
-    elec_artifacts: dict[str, bytes],
-    elec_rows: list[dict[str, float]],
-    remote: RemoteModel,
+    elec_client: TestClient, elec_rows: list[dict[str, float]], remote: RemoteModel
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     shadow = _add_remote(client, remote.url + "/hold", timeout_ms=10_000)
     client.patch("/v1/models/elec/deployment", json={"shadow_version": shadow})
 
@@ -75,13 +71,9 @@ def test_shadow_is_recorded_but_never_answers_nor_delays(
 
 
 def test_fallback_answers_when_live_fails(
-    sqlite_client: TestClient,
-    elec_artifacts: dict[str, bytes],
-    elec_rows: list[dict[str, float]],
-    remote: RemoteModel,
+    elec_client: TestClient, elec_rows: list[dict[str, float]], remote: RemoteModel
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     broken = _add_remote(client, remote.url + "/fail")
     client.patch("/v1/models/elec/deployment", json={"live_version": broken, "fallback_version": 1})
 
@@ -99,13 +91,9 @@ def test_fallback_answers_when_live_fails(
 
 
 def test_fallback_answers_when_live_times_out(
-    sqlite_client: TestClient,
-    elec_artifacts: dict[str, bytes],
-    elec_rows: list[dict[str, float]],
-    remote: RemoteModel,
+    elec_client: TestClient, elec_rows: list[dict[str, float]], remote: RemoteModel
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     slow = _add_remote(client, remote.url + "/hold", timeout_ms=200)
     client.patch("/v1/models/elec/deployment", json={"live_version": slow, "fallback_version": 1})
     answer = client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()
@@ -114,13 +102,9 @@ def test_fallback_answers_when_live_times_out(
 
 
 def test_no_fallback_and_live_failing_is_503_with_the_reason(
-    sqlite_client: TestClient,
-    elec_artifacts: dict[str, bytes],
-    elec_rows: list[dict[str, float]],
-    remote: RemoteModel,
+    elec_client: TestClient, elec_rows: list[dict[str, float]], remote: RemoteModel
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     broken = _add_remote(client, remote.url + "/fail")
     client.patch("/v1/models/elec/deployment", json={"live_version": broken})
     response = client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]})
@@ -133,10 +117,9 @@ def test_no_fallback_and_live_failing_is_503_with_the_reason(
 
 
 def test_disabled_model_is_503_or_its_default_response(
-    sqlite_client: TestClient, elec_artifacts: dict[str, bytes], elec_rows: list[dict[str, float]]
+    elec_client: TestClient, elec_rows: list[dict[str, float]]
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     client.patch("/v1/models/elec/deployment", json={"disabled": True, "reason": "bad data"})
     response = client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]})
     assert response.status_code == 503
@@ -156,13 +139,9 @@ def test_disabled_model_is_503_or_its_default_response(
 
 
 def test_kserve_v2_remote_version(
-    sqlite_client: TestClient,
-    elec_artifacts: dict[str, bytes],
-    elec_rows: list[dict[str, float]],
-    remote: RemoteModel,
+    elec_client: TestClient, elec_rows: list[dict[str, float]], remote: RemoteModel
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     v2 = _add_remote(client, remote.url, protocol="v2", remote_name="elec-xgb")
     client.patch("/v1/models/elec/deployment", json={"live_version": v2})
     answers = client.post("/v1/models/elec/predict", json={"instances": elec_rows[:3]}).json()
@@ -175,10 +154,9 @@ def test_kserve_v2_remote_version(
 
 
 def test_deployment_history_undo_rollback_and_events(
-    sqlite_client: TestClient, elec_artifacts: dict[str, bytes], elec_rows: list[dict[str, float]]
+    elec_client: TestClient, elec_rows: list[dict[str, float]]
 ) -> None:
-    client = sqlite_client
-    deploy_elec(client, elec_artifacts)
+    client = elec_client
     client.patch("/v1/models/elec/deployment", json={"live_version": 2, "reason": "new model"})
     assert client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()[
         "version"

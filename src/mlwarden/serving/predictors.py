@@ -23,7 +23,8 @@ import asyncio
 import math
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -361,20 +362,26 @@ class RemotePredictor:
                 self._sync_client = httpx.Client(headers=self.headers)
             return self._sync_client
 
-    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        """Call the endpoint (blocking); ``PredictionError`` on failure or timeout."""
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Turn httpx's timeouts and connection failures into ``PredictionError``."""
         import httpx
 
         try:
-            response = self._client().post(
-                self.url, json=self.payload(instances), timeout=self.timeout_s
-            )
+            yield
         except httpx.TimeoutException as exc:
             raise PredictionError(
                 f"remote endpoint {self.url} timed out after {self.timeout_s * 1000:.0f} ms"
             ) from exc
         except httpx.HTTPError as exc:
             raise PredictionError(f"remote endpoint {self.url} failed: {exc}") from exc
+
+    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """Call the endpoint (blocking); ``PredictionError`` on failure or timeout."""
+        with self._transport_errors():
+            response = self._client().post(
+                self.url, json=self.payload(instances), timeout=self.timeout_s
+            )
         return self._answer(response, len(instances))
 
     async def apredict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
@@ -385,16 +392,10 @@ class RemotePredictor:
         if self._async is None or self._async[0] is not loop:
             self._async = (loop, httpx.AsyncClient(headers=self.headers))
         client = self._async[1]
-        try:
+        with self._transport_errors():
             response = await client.post(
                 self.url, json=self.payload(instances), timeout=self.timeout_s
             )
-        except httpx.TimeoutException as exc:
-            raise PredictionError(
-                f"remote endpoint {self.url} timed out after {self.timeout_s * 1000:.0f} ms"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise PredictionError(f"remote endpoint {self.url} failed: {exc}") from exc
         return self._answer(response, len(instances))
 
     def _answer(self, response: Any, count: int) -> list[Prediction]:
