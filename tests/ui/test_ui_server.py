@@ -91,6 +91,7 @@ def test_sign_in_sets_a_session_and_a_revoked_token_ends_it(
     cookie = signed.cookies.get(SESSION_COOKIE) or client.cookies.get(SESSION_COOKIE)
     assert cookie and token not in cookie  # the API token never goes into the cookie
     assert client.get("/ui/").status_code == 200
+    assert client.get("/ui/live/counts").json() == {"pending_approvals": 0}
     store.revoke_token("olga")
     assert client.get("/ui/", follow_redirects=False).status_code == 303
     assert client.get("/ui/live/overview").status_code == 401

@@ -178,6 +178,12 @@ def _operator(session: Session) -> None:
         )
 
 
+def _operator_change(request: Request, session: Session, csrf: str) -> None:
+    """The checks of every state-changing form: the session's CSRF token, then the role."""
+    _check_csrf(request, session, csrf)
+    _operator(session)
+
+
 def _cookie_args(request: Request) -> dict[str, Any]:
     return {
         "httponly": True,
@@ -375,6 +381,17 @@ def live_overview(
     )
 
 
+@router.get("/live/counts")
+def live_counts(
+    session: Session = Depends(api_session), state: ServerState = Depends(server)
+) -> JSONResponse:
+    """What the navigation bar shows on every page: approvals waiting."""
+    return JSONResponse(
+        {"pending_approvals": queries.pending_approval_count(state.store.engine)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 # ---------------------------------------------------------------------------- model page
 
 
@@ -478,8 +495,7 @@ def set_monitoring(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    _check_csrf(request, session, csrf)
-    _operator(session)
+    _operator_change(request, session, csrf)
     enabled = on == "1"
     state.store.set_monitoring(name, enabled, actor=session.name)
     state.store.audit(session.name, "model.monitoring", name, {"monitoring": enabled})
@@ -504,8 +520,7 @@ def undo_deployment(
     from mlwarden.api.routes_deploy import _STATE_FIELDS, _apply
     from mlwarden.domain import DeploymentState
 
-    _check_csrf(request, session, csrf)
-    _operator(session)
+    _operator_change(request, session, csrf)
     old = state.store.get_deployment_revision(name, revision)
     new = DeploymentState.model_validate(old.model_dump(include=_STATE_FIELDS))
     after = _apply(
@@ -672,8 +687,7 @@ def decide_approval(
 ) -> Response:
     from mlwarden.agent.approvals import Approvals
 
-    _check_csrf(request, session, csrf)
-    _operator(session)
+    _operator_change(request, session, csrf)
     approvals = Approvals(state.store)
     try:
         message = _decide(state, approvals, approval_id, verdict, session, reason)

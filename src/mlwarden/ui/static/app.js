@@ -194,7 +194,7 @@
     if (document.getElementById("fleet")) return;  // the overview polls its own endpoint
     const badge = document.getElementById("nav-approvals");
     if (!badge || !document.body.dataset.csrf) return;
-    const url = document.querySelector("a.brand").getAttribute("href").replace(/\/$/, "") + "/live/overview?status=__none__";
+    const url = document.querySelector("a.brand").getAttribute("href").replace(/\/$/, "") + "/live/counts";
     poll(url, (data) => navCount(data.pending_approvals));
   }
 
