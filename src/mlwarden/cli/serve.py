@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from mlwarden.cli.main import app
 from mlwarden.domain import Role
+from mlwarden.errors import MlwardenError
 from mlwarden.settings import Settings, is_loopback
 
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -30,6 +34,22 @@ def _settings(
     if database_url is not None:
         overrides["database_url"] = database_url
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _open_store(data_dir: Path | None, database_url: str | None) -> Any:
+    from mlwarden.store import Store
+
+    return Store.from_settings(_settings(data_dir=data_dir, database_url=database_url))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print an mlwarden error as one clear line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except MlwardenError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -72,9 +92,7 @@ def create_token(
     database_url: str = typer.Option(None, help="SQLAlchemy URL of the database."),
 ) -> None:
     """Create an API token and print it (it is shown only this once)."""
-    from mlwarden.store import Store
-
-    with Store.from_settings(_settings(data_dir=data_dir, database_url=database_url)) as store:
+    with _errors(), _open_store(data_dir, database_url) as store:
         token = store.create_token(name, role, actor="cli")
     typer.echo(token)
 
@@ -85,9 +103,7 @@ def list_tokens(
     database_url: str = typer.Option(None, help="SQLAlchemy URL of the database."),
 ) -> None:
     """List token names and roles (never the tokens themselves)."""
-    from mlwarden.store import Store
-
-    with Store.from_settings(_settings(data_dir=data_dir, database_url=database_url)) as store:
+    with _open_store(data_dir, database_url) as store:
         for token in store.list_tokens():
             state = "revoked" if token["revoked"] else "active"
             typer.echo(f"{token['name']}\t{token['role']}\t{state}")
@@ -100,8 +116,6 @@ def revoke_token(
     database_url: str = typer.Option(None, help="SQLAlchemy URL of the database."),
 ) -> None:
     """Revoke an API token."""
-    from mlwarden.store import Store
-
-    with Store.from_settings(_settings(data_dir=data_dir, database_url=database_url)) as store:
+    with _errors(), _open_store(data_dir, database_url) as store:
         store.revoke_token(name, actor="cli")
     typer.echo(f"revoked {name}")
