@@ -423,6 +423,10 @@ class Monitor:
         labelled = self._labelled(frame)
         signals["n_labelled"] = float(len(labelled))
         if len(labelled) == 0:
+            # The series keep their names (as None) so stored signals line up window by window.
+            names = (("rmse", "mae", "r2") if self.task is Task.REGRESSION else
+                     ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"))
+            signals.update({name: None for name in names if self.task is not None})
             return signals, findings
         metrics = self._metrics(labelled)
         for name, value in metrics.items():

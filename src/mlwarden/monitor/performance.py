@@ -13,7 +13,7 @@ comes back as ``value=None`` with a ``reason``; NaN never leaves this module.
 >>> m = classification_metrics([1, 0, 1, 1], [1, 0, 0, 1], proba=np.array([.9, .2, .4, .8]))
 >>> round(m["accuracy"].value, 2), m["roc_auc"].value
 (0.75, 1.0)
->>> classification_metrics([1, 1], [1, 1])["roc_auc"].reason
+>>> classification_metrics([1, 1], [1, 1], proba=[.9, .8], classes=[0, 1])["roc_auc"].reason
 'needs at least two rows and two classes among the labels'
 """
 
@@ -254,8 +254,9 @@ def classification_metrics(
         out["roc_auc"] = MetricValue.undefined(
             "roc_auc", n, "needs at least two rows and two classes among the labels")
     else:
-        out["roc_auc"] = _bootstrap("roc_auc", lambda ix: _auc(t[ix], probs[ix]), n, confidence,
-                                    resamples, seed)
+        out["roc_auc"] = (_hanley_mcneil(t == 1, probs[:, 1], n, confidence) if binary else
+                          _bootstrap("roc_auc", lambda ix: _auc(t[ix], probs[ix]), n,
+                                     confidence, resamples, seed))
     if (t == -1).any():
         out["log_loss"] = MetricValue.undefined("log_loss", n, "labels outside the scored classes")
     else:
@@ -350,6 +351,21 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
         return None
     ranks = stats.rankdata(score)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _hanley_mcneil(positive: np.ndarray, score: np.ndarray, n: int, confidence: float
+                   ) -> MetricValue:
+    """Binary ROC AUC with the Hanley & McNeil (1982, Radiology 143) standard error."""
+    auc = _binary_auc(positive, score)
+    if auc is None:
+        return MetricValue.undefined("roc_auc", n, "needs both classes among the labels")
+    n1 = float(positive.sum())
+    n0 = float(len(positive) - n1)
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc * auc) + (n0 - 1) * (q2 - auc * auc)) / (n1 * n0)
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(var, 0.0))
+    return MetricValue("roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n,
+                       method="hanley_mcneil")
 
 
 def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:
