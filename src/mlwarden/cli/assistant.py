@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from mlwarden.assistant.executor import QUESTIONS, Assistant, Reply, command_for
 from mlwarden.cli.main import app
+
+if TYPE_CHECKING:  # the executor pulls in scikit-learn: import it when a command runs
+    from mlwarden.assistant.executor import Assistant, Reply
+
 
 console = Console()
 datasets_app = typer.Typer(help="Stored, versioned datasets: upload, clean, download, list.")
@@ -24,6 +27,7 @@ YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm production changes
 
 
 def _assistant() -> Assistant:
+    from mlwarden.assistant.executor import Assistant
     from mlwarden.settings import get_settings
     from mlwarden.store import Store
 
@@ -42,6 +46,8 @@ def _interactive() -> bool:
 
 def _finish(assistant: Assistant, reply: Reply, *, as_json: bool, yes: bool) -> None:
     """Ask for what is missing / for confirmation when a person is at the terminal, then show."""
+    from mlwarden.assistant.executor import QUESTIONS, command_for
+
     while _interactive() and not as_json:
         if reply.status == "needs_input":
             arguments = dict(reply.parsed.arguments)
@@ -82,6 +88,8 @@ def _show(reply: Reply, as_json: bool) -> None:
 def _run(
     intent: str, arguments: dict[str, Any], *, as_json: bool = False, yes: bool = False
 ) -> None:
+    from mlwarden.assistant.executor import command_for
+
     assistant = _assistant()
     reply = assistant.run(command_for(intent, arguments), confirm=yes)
     _finish(assistant, reply, as_json=as_json, yes=yes)
@@ -111,6 +119,8 @@ def ask(
         if as_json:
             typer.echo(json.dumps(parsed.to_dict(), indent=2))
         else:
+            from mlwarden.assistant.executor import Reply
+
             _show(Reply("dry_run", parsed, f"understood: {parsed.intent}"), as_json=False)
         return
     _finish(assistant, assistant.handle(sentence, confirm=yes), as_json=as_json, yes=yes)

@@ -90,11 +90,13 @@ class Columns:
     label: str = "label"
     latency: str = "latency_ms"
     error: str = "error"
+    received_at: str = "received_at"
 
     def is_reserved(self, name: str) -> bool:
         return name in {
             self.id,
             self.timestamp,
+            self.received_at,
             self.prediction,
             self.score,
             self.label,

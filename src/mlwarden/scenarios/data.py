@@ -18,9 +18,17 @@ from mlwarden.scenarios.spec import ModelRecipe, Scenario
 LINEAR = {"logistic_regression", "linear_regression"}
 
 
+HOLDOUT = 0.3  # share of the reference rows kept out of training: the monitor's baseline
+
+
 @dataclass
 class ScenarioData:
-    """The reference rows (training data) and the stream rows, features and target."""
+    """The reference rows and the stream rows, features and target.
+
+    The reference rows are split: models train on ``train`` and ``holdout`` is registered as the
+    version's reference sample, so the baseline performance (and the calibration of estimated
+    performance) is measured on data the model has not seen, not on its own training rows.
+    """
 
     spec: ModelSpec
     reference: pd.DataFrame
@@ -31,6 +39,18 @@ class ScenarioData:
     @property
     def features(self) -> list[str]:
         return self.spec.feature_names
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.reference.iloc[: len(self.reference) - self._holdout_rows]
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        return self.reference.iloc[len(self.reference) - self._holdout_rows :]
+
+    @property
+    def _holdout_rows(self) -> int:
+        return int(len(self.reference) * HOLDOUT)
 
 
 def load_frame(scenario: Scenario) -> pd.DataFrame:
@@ -103,9 +123,9 @@ def prepare(scenario: Scenario, seed: int) -> ScenarioData:
 
 
 def train(recipe: ModelRecipe, data: ScenarioData, *, seed: int, shuffle_labels: bool = False) -> Any:
-    """Fit the recipe on the reference rows (on shuffled labels for a deliberately bad model)."""
-    X = data.reference[data.features]
-    y = data.reference[data.target]
+    """Fit the recipe on the training rows (on shuffled labels for a deliberately bad model)."""
+    X = data.train[data.features]
+    y = data.train[data.target]
     if shuffle_labels:
         y = pd.Series(np.random.default_rng(seed + 1).permutation(y.to_numpy()), index=y.index)
     estimator = make_estimator(data.task, recipe.algorithm, random_state=seed)

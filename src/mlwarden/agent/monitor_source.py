@@ -1,0 +1,164 @@
+"""The agent's window source in production: stored records, cut into windows by count and
+evaluated by the monitor engine (:class:`~mlwarden.monitor.engine.Monitor`).
+
+A window is the next ``window_size`` records of a model in arrival order (``received_at``,
+then id), shadow copies left out; it closes when it is full. Its labels are those stored when
+it closes. The monitor of a model is built once per live version, from the reference sample
+stored with the version (scored by the version itself so that prediction drift and estimated
+performance have a baseline); the system baseline (latency, errors, arrival delay) is learned
+from the first ``reference_size`` production records of the model, since a training sample
+has no latency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, select
+
+from mlwarden.agent.loop import ClosedWindow
+from mlwarden.detect.system import SystemBaseline
+from mlwarden.domain import ModelSpec
+from mlwarden.monitor.engine import Monitor, MonitorConfig
+from mlwarden.settings import Settings
+from mlwarden.store import tables as t
+from mlwarden.store.repository import Store, as_utc
+
+log = logging.getLogger("mlwarden.agent")
+
+
+def records_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Stored records (as the store returns them) as the monitor's table: features as columns,
+    class probabilities as ``proba_<class>``, a regression score as ``score``."""
+    out = []
+    for row in rows:
+        item: dict[str, Any] = dict(row.get("features") or {})
+        item["id"] = row["id"]
+        item["timestamp"] = row.get("timestamp") or row.get("ts")
+        item["received_at"] = row.get("received_at")
+        item["prediction"] = row.get("prediction")
+        scores = row.get("scores")
+        if isinstance(scores, dict):
+            for name, value in scores.items():
+                item[f"proba_{name}"] = value
+        elif scores is not None:
+            item["score"] = scores
+        item["latency_ms"] = row.get("latency_ms")
+        item["error"] = row.get("error")
+        item["label"] = row.get("label")
+        out.append(item)
+    return pd.DataFrame.from_records(out)
+
+
+def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame | None:
+    """The version's stored reference sample, scored by the version: features, label,
+    prediction and probabilities. None when the version has no sample."""
+    sample = store.reference_sample(spec.name, version)
+    if not sample:
+        return None
+    frame = pd.DataFrame.from_records(sample)
+    instances = frame[[f for f in spec.feature_names if f in frame.columns]]
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()}
+        for r in instances.to_dict(orient="records")
+    ]
+    info = store.get_version(spec.name, version)
+    if info.kind == "sklearn":
+        from mlwarden.serving.predictors import LocalPredictor
+
+        predictor = LocalPredictor.from_artifact(store.load_artifact(spec.name, version), spec)
+        answers = predictor.predict(rows)
+        frame["prediction"] = [a.prediction for a in answers]
+        scored = records_to_frame(
+            [{"id": i, "scores": a.scores} for i, a in enumerate(answers)]
+        )
+        for column in scored.columns:
+            if column == "score" or column.startswith("proba_"):
+                frame[column] = scored[column].to_numpy()
+    if spec.target and spec.target in frame.columns:
+        frame = frame.rename(columns={spec.target: "label"})
+    return frame
+
+
+class MonitorSource:
+    """Closes full windows of stored records and evaluates them, one Monitor per live version."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        config: MonitorConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.config = config
+        self._monitors: dict[tuple[str, int], Monitor] = {}
+        self._baselines: dict[str, SystemBaseline] = {}
+
+    @property
+    def window_size(self) -> int:
+        return self.settings.window_size
+
+    def _window_rows(self, model: str, index: int) -> list[dict[str, Any]]:
+        r, f = t.records, t.feedback
+        model_id = self.store.model_id(model)
+        query = (
+            select(
+                r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
+                r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
+            )
+            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .where(and_(r.c.model_id == model_id, r.c.served_by != "shadow"))
+            .order_by(r.c.received_at, r.c.id)
+            .offset(index * self.window_size)
+            .limit(self.window_size)
+        )
+        with self.store.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["timestamp"] = as_utc(row.pop("ts"))
+            row["received_at"] = as_utc(row["received_at"])
+        return rows
+
+    def _monitor(self, spec: ModelSpec, version: int, first: list[dict[str, Any]]) -> Monitor:
+        key = (spec.name, version)
+        monitor = self._monitors.get(key)
+        if monitor is not None:
+            return monitor
+        reference = reference_frame(self.store, spec, version)
+        if reference is None:  # a remote version: learn the reference from production
+            reference = records_to_frame(first[: self.settings.reference_size])
+        monitor = Monitor(reference, spec, self.config)
+        baseline = self._baselines.get(spec.name)
+        if baseline is None:
+            early = records_to_frame(first[: self.settings.reference_size])
+            baseline = SystemBaseline.from_arrays(*monitor._system_columns(early))
+            self._baselines[spec.name] = baseline
+        monitor.system_baseline = baseline
+        self._monitors[key] = monitor
+        return monitor
+
+    def closed_windows(self, model: str, after: int | None) -> list[ClosedWindow]:
+        spec = self.store.get_model(model)
+        deployment = self.store.get_deployment(model)
+        if deployment is None or deployment.live_version is None:
+            return []
+        first_rows: list[dict[str, Any]] | None = None
+        closed: list[ClosedWindow] = []
+        index = 0 if after is None else after + 1
+        while True:
+            rows = self._window_rows(model, index)
+            if len(rows) < self.window_size:
+                break
+            if first_rows is None:
+                first_rows = rows if index == 0 else self._window_rows(model, 0)
+            monitor = self._monitor(spec, deployment.live_version, first_rows)
+            result = monitor.process(records_to_frame(rows), index=index)
+            ended: datetime = max(row["received_at"] for row in rows)
+            closed.append(ClosedWindow(index, ended, dict(result.signals), list(result.findings)))
+            index += 1
+        return closed

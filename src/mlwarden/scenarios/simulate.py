@@ -1,0 +1,575 @@
+"""``mlwarden simulate``: a scenario through the real gateway, store, monitor and agent.
+
+Everything runs in one process on a simulated clock, so nothing sleeps: requests go through
+:class:`~mlwarden.serving.gateway.Gateway` in small batches, records are stored in a real SQLite
+store, labels arrive ``label_delay`` records later, each closed window is evaluated by the
+monitor engine and handed to the :class:`~mlwarden.agent.loop.Agent`, which decides, acts on the
+deployment through the registry, and verifies. The same seed gives the same run.
+
+Serving faults are applied where they happen in production: a failing or frozen model is a
+predictor that fails or answers a constant; added latency is added to the measured latency
+(the clock is simulated); late arrival and traffic surges move the simulated timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import json
+from importlib import resources
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+import yaml
+
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.policy import Policy, load_policy, load_policy_text
+from mlwarden.domain import Task
+from mlwarden.errors import InvalidInput, MlwardenError
+from mlwarden.registry.registry import Registry
+from mlwarden.scenarios.data import ScenarioData, prepare, train
+from mlwarden.scenarios.faults import break_schema, inject
+from mlwarden.scenarios.report import write_reports
+from mlwarden.scenarios.score import fault_windows, in_fault, score
+from mlwarden.scenarios.spec import Fault, Scenario, load_scenario
+from mlwarden.serving.gateway import Gateway
+from mlwarden.serving.predictors import Prediction, PredictionError
+from mlwarden.settings import Settings
+from mlwarden.store.repository import Store
+
+log = logging.getLogger("mlwarden.simulate")
+
+EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+BATCH = 50  # requests are sent in batches of this many instances
+
+
+class FaultyPredictor:
+    """Wraps a version's predictor with the serving faults active at the current position."""
+
+    def __init__(self, inner: Any, clock: SimClock, version: int, faults: Sequence[Fault]) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.version = version
+        self.faults = faults
+
+    def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        position = self.clock.position
+        if self.version == self.clock.served_version:
+            for fault in self.faults:
+                if not fault.active(position):
+                    continue
+                if fault.kind == "errors" and self.clock.rng.random() < (fault.rate or 0.0):
+                    raise PredictionError("inference failed: injected error (scenario)")
+                if fault.kind == "prediction_freeze":
+                    answers = self.inner.predict(instances)
+                    constant = fault.constant if fault.constant is not None else self.clock.majority
+                    return [_frozen(answer, constant) for answer in answers]
+        return self.inner.predict(instances)
+
+
+def _frozen(answer: Prediction, constant: Any) -> Prediction:
+    scores = answer.probabilities
+    if isinstance(scores, dict):
+        scores = {k: (1.0 if str(k) == str(constant) else 0.0) for k in scores}
+    return Prediction(prediction=constant, probabilities=scores, score=answer.score)
+
+
+@dataclass
+class SimClock:
+    """Simulated time and stream position shared by the gateway wrapper and the sink."""
+
+    position: int = 0
+    now: datetime = EPOCH
+    served_version: int | None = None
+    majority: Any = None
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+
+class SimulatedGateway(Gateway):
+    """The real gateway, with each loaded version wrapped by :class:`FaultyPredictor`."""
+
+    def __init__(self, *args: Any, clock: SimClock, faults: Sequence[Fault], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.serving_faults = [f for f in faults if f.kind in {"errors", "prediction_freeze"}]
+
+    def _load_version(self, route: Any, number: int) -> Any:
+        loaded = super()._load_version(route, number)
+        if not isinstance(loaded.predictor, FaultyPredictor):
+            loaded.predictor = FaultyPredictor(loaded.predictor, self.clock, number, self.serving_faults)
+        return loaded
+
+
+class SimSink:
+    """Receives the gateway's records, stamps simulated times and latency, stores them."""
+
+    def __init__(self, store: Store, clock: SimClock, faults: Sequence[Fault]) -> None:
+        self.store = store
+        self.clock = clock
+        self.latency_faults = [f for f in faults if f.kind == "latency"]
+        self.delay = [f for f in faults if f.kind == "arrival_delay"]
+        self.rows: list[dict[str, Any]] = []
+
+    def latency(self) -> float:
+        """Simulated latency: a steady log-normal service time (about 4 ms) plus injected delay.
+
+        The gateway's measured wall time is not used: it depends on the machine's load, and a
+        simulation must give the same answer for the same seed.
+        """
+        added = self.clock.rng.lognormvariate(math.log(4.0), 0.25)
+        for fault in self.latency_faults:
+            if fault.active(self.clock.position):
+                base = fault.add_ms or 0.0
+                added += base if fault.distribution == "constant" else self.clock.rng.expovariate(1 / base)
+        return added
+
+    def submit(self, records: Sequence[Mapping[str, Any]]) -> None:
+        delay = sum(f.delay_s or 0.0 for f in self.delay if f.active(self.clock.position))
+        rows = []
+        for record in records:
+            row = dict(record)
+            row["received_at"] = self.clock.now
+            row["timestamp"] = self.clock.now - timedelta(seconds=delay)
+            row["latency_ms"] = self.latency()
+            rows.append(row)
+        self.store.insert_records(rows)
+        self.rows.extend(rows)
+
+
+@dataclass
+class SimulationResult:
+    timeline: list[dict[str, Any]]
+    summary: dict[str, Any]
+    out: Path
+
+    @property
+    def passed(self) -> bool:
+        score = self.summary.get("score") or {}
+        return bool(score.get("passed", True))
+
+
+class Simulation:
+    """Run one scenario; ``progress(done, total)`` is called after each window."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out: Path,
+        *,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.out = Path(out)
+        self.seed = seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ set-up
+
+    def _setup(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        db = self.out / "simulation.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        self.settings = Settings(
+            data_dir=self.out,
+            database_url=f"sqlite:///{db.resolve()}",
+            window_size=self.scenario.window,
+            reference_size=self.scenario.window,
+            # time is simulated: a wall-clock timeout would depend on how busy the machine is
+            predict_timeout_ms=600_000.0,
+        )
+        self.store = Store(self.settings.resolved_database_url)
+        self.registry = Registry(self.store)
+        self.data: ScenarioData = prepare(self.scenario, self.seed)
+        spec = self.data.spec
+        self.model = spec.name
+        self.registry.register_model(spec, actor="scenario")
+        X_ref = self.data.holdout[self.data.features]
+        y_ref = self.data.holdout[self.data.target]
+        champion = train(self.scenario.model, self.data, seed=self.seed)
+        self.registry.add_sklearn_version(
+            self.model, champion, X_reference=X_ref, y_reference=y_ref,
+            description=f"{self.scenario.model.algorithm} trained on the reference rows",
+            actor="scenario",
+        )
+        self.registry.deploy(self.model, 1, actor="scenario", reason="initial deployment")
+        self.fallback_version: int | None = None
+        if self.scenario.fallback is not None:
+            light = train(self.scenario.fallback, self.data, seed=self.seed)
+            info = self.registry.add_sklearn_version(
+                self.model, light, X_reference=X_ref, y_reference=y_ref, importance=False,
+                description=f"fallback: {self.scenario.fallback.algorithm}", actor="scenario",
+            )
+            self.fallback_version = info.number
+            self.registry.set_fallback(self.model, info.number, actor="scenario", reason="lighter fallback model")
+        self.bad_version: int | None = None
+        if any(f.kind == "bad_deploy" for f in self.scenario.faults):
+            bad = train(self.scenario.model, self.data, seed=self.seed, shuffle_labels=True)
+            info = self.registry.add_sklearn_version(
+                self.model, bad, X_reference=X_ref, y_reference=y_ref, importance=False,
+                description="retrained on a broken label join (the scenario's bad deploy)",
+                actor="scenario",
+            )
+            self.bad_version = info.number
+        self.stream = inject(
+            self.data.stream, self.data.reference, self.scenario.faults, self.data.target, seed=self.seed
+        )
+        self.clock = SimClock(rng=random.Random(self.seed))
+        if self.data.task is Task.CLASSIFICATION:
+            self.clock.majority = _native(self.data.reference[self.data.target].mode().iloc[0])
+        self.sink = SimSink(self.store, self.clock, self.scenario.faults)
+        self.gateway = SimulatedGateway(
+            self.store, self.sink, self.settings, refresh_s=0.0,
+            clock=self.clock, faults=self.scenario.faults,
+        )
+        self.source = MonitorSource(self.store, self.settings)
+        self.agent = Agent(
+            self.store, scenario_policy(self.scenario), self.source, actor="agent",
+            clock=lambda: self.clock.now,
+        )
+        self._last_window: int | None = None
+        self._seen_actions: dict[int, int] = {}
+        self._seen_approvals: dict[int, int] = {}
+        self._metric_name = "accuracy" if self.data.task is Task.CLASSIFICATION else "rmse"
+        features = self.data.features
+        self._truth: dict[str, Any] = {}
+        self._truth_array = self.stream[self.data.target].to_numpy()
+        self._clean_truth = self.data.stream[self.data.target].to_numpy()
+        self._no_action = champion.predict(self.stream[features])
+        self._oracle = champion.predict(self.data.stream[features])
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> SimulationResult:
+        # one BLAS/OpenMP thread: the run is sequential anyway, and on a busy machine spinning
+        # worker threads cost more than they give
+        with threadpool_limits(1):
+            self._setup()
+            timeline = asyncio.run(self._stream())
+        summary = summarise(self.scenario, timeline, self._actions())
+        self._write(timeline, summary)
+        self.store.close()
+        return SimulationResult(timeline, summary, self.out)
+
+    async def _stream(self) -> list[dict[str, Any]]:
+        scenario = self.scenario
+        features = self.data.features
+        target = self.data.target
+        timeline: list[dict[str, Any]] = []
+        pending_labels: list[tuple[int, str, Any]] = []
+        window_rows: list[dict[str, Any]] = []
+        windows = scenario.windows
+        total = windows * scenario.window
+        instances = self.stream[features].to_dict(orient="records")
+        labels = self.stream[target].tolist()
+        schema_faults = [f for f in scenario.faults if f.kind == "schema_break"]
+        for position in range(0, total, BATCH):
+            self.clock.position = position
+            self._apply_deploy_faults(position)
+            deployment = self.store.get_deployment(self.model)
+            self.clock.served_version = deployment.live_version if deployment else None
+            batch = [_clean(instance) for instance in instances[position : position + BATCH]]
+            batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
+            before = len(self.sink.rows)
+            await self._send(batch)
+            answered = [r for r in self.sink.rows[before:] if r.get("prediction") is not None or r.get("error")]
+            served = [r for r in answered if r["served_by"] != "shadow"]
+            for offset, record in enumerate(_one_per_instance(served, len(batch))):
+                if record is not None:
+                    label = _native(labels[position + offset])
+                    self._truth[record["id"]] = label
+                    pending_labels.append((position + offset, record["id"], label))
+            window_rows.extend(self.sink.rows[before:])
+            self.clock.now += timedelta(seconds=len(batch) / self._rate(position))
+            due = [item for item in pending_labels if item[0] <= position + len(batch) - scenario.label_delay]
+            if due:
+                self.store.add_feedback(self.model, [(rid, label) for _, rid, label in due])
+                pending_labels = pending_labels[len(due) :]
+            end = position + len(batch)
+            if end % scenario.window == 0:
+                index = end // scenario.window - 1
+                timeline.append(self._close_window(index, window_rows))
+                window_rows = []
+                if self.progress:
+                    self.progress(index + 1, windows)
+        await self.gateway.aclose()
+        return timeline
+
+    async def _send(self, batch: list[dict[str, Any]]) -> None:
+        good: list[dict[str, Any]] = []
+        for row in batch:
+            good.append(row)
+        try:
+            await self.gateway.predict(self.model, good)
+        except InvalidInput as exc:
+            # requests the gateway refused (e.g. after a schema change) are retried one by one
+            # so that the valid ones still get answers, the way clients resend
+            await self._send_each(good, exc)
+        except MlwardenError as exc:
+            log.info("window request failed: %s", exc.message)
+
+    async def _send_each(self, batch: list[dict[str, Any]], _: InvalidInput) -> None:
+        for row in batch:
+            try:
+                await self.gateway.predict(self.model, [row])
+            except InvalidInput as exc:
+                self.sink.submit([
+                    {
+                        "id": f"rejected-{self.clock.position}-{len(self.sink.rows)}",
+                        "model": self.model,
+                        "version": None,
+                        "timestamp": self.clock.now,
+                        "features": {k: v for k, v in row.items()},
+                        "prediction": None,
+                        "scores": None,
+                        "latency_ms": 0.0,
+                        "error": f"rejected: {exc.message}",
+                        "served_by": "live",
+                    }
+                ])
+            except MlwardenError as exc:
+                log.info("request failed: %s", exc.message)
+
+    def _broken(self, row: dict[str, Any], position: int, faults: Sequence[Fault]) -> dict[str, Any]:
+        for fault in faults:
+            if fault.active(position) and self.clock.rng.random() < (fault.rate if fault.rate is not None else 0.5):
+                row = break_schema(row, fault)
+        return row
+
+    def _rate(self, position: int) -> float:
+        rate = self.scenario.rate
+        for fault in self.scenario.faults:
+            if fault.kind == "traffic_surge" and fault.active(position):
+                rate *= fault.multiplier or 1.0
+        return rate
+
+    def _apply_deploy_faults(self, position: int) -> None:
+        for fault in self.scenario.faults:
+            if fault.kind == "bad_deploy" and fault.start <= position < fault.start + BATCH:
+                self.registry.deploy(
+                    self.model, self.bad_version, actor="release-pipeline",
+                    reason="scheduled release (scenario: bad deploy)",
+                )
+                self.gateway.invalidate(self.model)
+
+    # ------------------------------------------------------------------ windows
+
+    def _close_window(self, index: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Let the agent take one pass (the monitor closes the window), then read its story."""
+        self.agent.run_once([self.model])
+        # the monitor counts stored records, so after a burst of failed attempts (each answered
+        # again by the fallback) its windows run ahead of the stream's: take what closed now
+        views = self.agent.repo.recent_windows(self.model, 1000, after=self._last_window)
+        if views:
+            self._last_window = views[-1].window
+        signals = dict(views[-1].signals) if views else {}
+        findings = [
+            {"kind": f.kind.value, "features": list(f.features), "statistic": f.statistic,
+             "score": round(f.score, 6), "message": f.message}
+            for view in views
+            for f in view.findings
+        ]
+        incident = next(iter(self.agent.repo.list_incidents(self.model, limit=1)), None)
+        deployment = self.store.get_deployment(self.model)
+        actions = []
+        for action in reversed(self.agent.journal.list(self.model)):
+            if action["id"] in self._seen_actions:
+                continue
+            self._seen_actions[action["id"]] = index
+            actions.append({"id": action["id"], "action": action["kind"], "state": action["state"]})
+        for approval in self.agent.approvals.list(model=self.model):
+            if approval["id"] not in self._seen_approvals:
+                self._seen_approvals[approval["id"]] = index
+                actions.append({"approval": approval["id"], "action": approval["action"],
+                                "state": "awaiting approval"})
+        metric = self._metric_name
+        served = _window_metric(self.data.task, rows, self._truth)
+        start = index * self.scenario.window
+        stop = start + self.scenario.window
+        return {
+            "index": index,
+            "start_record": start,
+            "time": self.clock.now.isoformat(),
+            "metric_name": metric,
+            "metrics": {
+                metric: served,
+                f"monitored_{metric}": signals.get(metric),
+                f"estimated_{metric}": signals.get(f"estimated_{metric}"),
+                "error_rate": signals.get("error_rate"),
+                "latency_p99_ms": signals.get("latency_p99_ms"),
+            },
+            "baselines": {
+                "no_action": _score(self.data.task, self._truth_array[start:stop],
+                                    self._no_action[start:stop]),
+                "oracle": _score(self.data.task, self._clean_truth[start:stop],
+                                 self._oracle[start:stop]),
+            },
+            "faults": sorted({f.kind for f in self.scenario.faults if f.active(start)}),
+            "findings": findings,
+            "incident": None if incident is None else {
+                "id": incident["id"], "state": incident["state"],
+                "severity": incident["severity"], "diagnosis": incident["diagnosis"],
+            },
+            "deployment_revision": deployment.revision if deployment else None,
+            "live_version": deployment.live_version if deployment else None,
+            "actions": actions,
+        }
+
+    def _actions(self) -> list[dict[str, Any]]:
+        """Every action with the window it was taken in and how it ended."""
+        verdicts: dict[int, str] = {}
+        with self.store.engine.connect() as conn:
+            from sqlalchemy import select
+
+            from mlwarden.store import agent_tables as at
+
+            for row in conn.execute(select(at.verifications.c.action_id, at.verifications.c.verdict)):
+                if row.action_id is not None:
+                    verdicts[row.action_id] = row.verdict
+        out = []
+        for action in reversed(self.agent.journal.list(self.model, limit=1000)):
+            state, verdict = action["state"], verdicts.get(action["id"])
+            # a fallback released once the data is clean again was undone because it worked
+            if verdict == "recovered" or (state == "done" and action["kind"] == "alert"):
+                outcome = "succeeded"
+            elif state == "undone" or verdict == "not_recovered":
+                outcome = "reverted"
+            elif state == "failed":
+                outcome = "failed"
+            else:
+                outcome = "pending"
+            out.append({"window": self._seen_actions.get(action["id"], -1),
+                        "action": action["kind"], "outcome": outcome})
+        for approval in self.agent.approvals.list(model=self.model):
+            if approval["state"] in {"pending", "rejected", "expired"}:
+                out.append({"window": self._seen_approvals.get(approval["id"], -1),
+                            "action": approval["action"],
+                            "outcome": "rejected" if approval["state"] != "pending" else "pending"})
+        return sorted(out, key=lambda a: a["window"])
+
+    def _write(self, timeline: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        (self.out / "timeline.json").write_text(json.dumps(timeline, indent=2, default=str))
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_reports(self.out, self.scenario, timeline, summary)
+
+
+def _one_per_instance(records: list[dict[str, Any]], count: int) -> list[dict[str, Any] | None]:
+    """The record that answered each instance: the last attempt (live, else fallback) per slot."""
+    if not records:
+        return [None] * count
+    attempts = [records[i : i + count] for i in range(0, len(records), count)]
+    answer: list[dict[str, Any] | None] = [None] * count
+    for attempt in attempts:
+        for i, record in enumerate(attempt):
+            if record.get("prediction") is not None:
+                answer[i] = record
+    return answer
+
+
+def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()}
+
+
+def _native(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _score(task: Task, truth: Any, predicted: Any) -> float | None:
+    """Accuracy (classification) or RMSE (regression) of one window's answers."""
+    truth = np.asarray(truth)
+    predicted = np.asarray(predicted)
+    if len(truth) == 0:
+        return None
+    if task is Task.CLASSIFICATION:
+        return float(np.mean(truth.astype(str) == predicted.astype(str)))
+    return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
+
+
+def _window_metric(task: Task, rows: list[dict[str, Any]], truth: Mapping[str, Any]) -> float | None:
+    """The metric of what the system actually answered in a window (live, fallback or canary)."""
+    answered = [r for r in rows if r.get("prediction") is not None and r["id"] in truth]
+    if not answered:
+        return None
+    return _score(task, [truth[r["id"]] for r in answered], [r["prediction"] for r in answered])
+
+
+def scenario_policy(scenario: Scenario) -> Policy:
+    """The default policy, with the scenario's file or inline overrides and its mode."""
+    if isinstance(scenario.policy, str):
+        return load_policy(scenario.policy)
+    defaults = yaml.safe_load(
+        (resources.files("mlwarden.agent") / "policies" / "default.yaml").read_text()
+    )
+    overrides = dict(scenario.policy or {})
+    overrides.setdefault("mode", scenario.mode)
+    return load_policy_text(
+        yaml.safe_dump({**defaults, "defaults": {**defaults["defaults"], **overrides}}),
+        f"scenario {scenario.name}",
+    )
+
+
+def summarise(
+    scenario: Scenario, timeline: list[dict[str, Any]], actions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """summary.json: findings, incidents, actions with outcomes, and the score."""
+    findings = [
+        {"window": w["index"], "kind": f["kind"], "features": f["features"]}
+        for w in timeline
+        for f in w["findings"]
+    ]
+    incidents: dict[int, dict[str, Any]] = {}
+    for w in timeline:
+        incident = w["incident"]
+        if incident is None:
+            continue
+        entry = incidents.setdefault(
+            incident["id"],
+            {"opened_window": w["index"], "kind": incident["diagnosis"],
+             "severity": incident["severity"], "playbook": incident["diagnosis"],
+             "resolved_window": None, "state": incident["state"]},
+        )
+        entry["state"] = incident["state"]
+        entry["severity"] = incident["severity"]
+        entry["kind"] = entry["playbook"] = incident["diagnosis"]
+        if incident["state"] in {"resolved", "dismissed"} and entry["resolved_window"] is None:
+            entry["resolved_window"] = w["index"]
+    recovery = _recovery(scenario, timeline)
+    return {
+        "scenario": scenario.name,
+        "windows": len(timeline),
+        "findings": findings,
+        "incidents": list(incidents.values()),
+        "actions": actions,
+        "score": score(scenario, timeline, actions, recovery),
+    }
+
+
+def _recovery(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Performance lost over the fault periods: by mlwarden, by doing nothing, by an oracle."""
+    spans = fault_windows(scenario)
+    inside = [w for w in timeline if in_fault(w["index"], spans)]
+    metric = timeline[0]["metric_name"] if timeline else "accuracy"
+
+    def mean(values: list[float | None]) -> float | None:
+        kept = [v for v in values if v is not None]
+        return round(float(np.mean(kept)), 4) if kept else None
+
+    return {
+        "metric": metric,
+        "mlwarden": mean([w["metrics"].get(metric) for w in inside]),
+        "no_action": mean([w["baselines"]["no_action"] for w in inside]),
+        "oracle": mean([w["baselines"]["oracle"] for w in inside]),
+        "windows": [w["index"] for w in inside],
+    }
+
+
+__all__ = ["Simulation", "SimulationResult", "load_scenario", "summarise"]
