@@ -14,7 +14,6 @@ from mlwarden.api import create_app
 from mlwarden.api.server import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from mlwarden.ui import mount_ui
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,7 +56,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         "viewer": store.create_token("victor", "viewer"),
     }
     app = create_app(settings, store)
-    mount_ui(app)
     server = BackgroundServer(app).start()
     try:
 

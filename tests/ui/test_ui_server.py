@@ -17,7 +17,7 @@ from mlwarden.api import create_app
 from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from mlwarden.ui import mount_ui, queries
+from mlwarden.ui import queries
 from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -40,7 +40,6 @@ def make_model(store: Store, name: str = "m", disabled: bool = False) -> None:
 
 def client_for(store: Store, tmp_path: Path, auth: bool = True) -> TestClient:
     app = create_app(Settings(data_dir=tmp_path / "data", auth=auth), store)
-    mount_ui(app)
     return TestClient(app)
 
 

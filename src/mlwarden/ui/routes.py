@@ -904,7 +904,10 @@ def assistant_submit(
 
 def mount_ui(app: FastAPI) -> None:
     """Add the dashboard to ``app``: pages and live JSON under ``/ui``, our static files under
-    ``/ui/static``, and the sign-in redirect for pages opened without a session."""
+    ``/ui/static``, and the sign-in redirect for pages opened without a session. Idempotent."""
+    if getattr(app.state, "ui_mounted", False):
+        return
+    app.state.ui_mounted = True
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
     app.include_router(router)
 
