@@ -374,11 +374,14 @@ class NumericStats:
         out.non_finite = int(values.size - n_finite - nulls - invalid)
         if not n_finite:
             return out, np.empty(0)
-        xs = np.sort(x)
-        out.min, out.max = float(xs[0]), float(xs[-1])
         out.mean = float(x.mean())
-        centred = x - out.mean
-        out.m2 = float(np.dot(centred, centred))
+        out.m2 = _centred_sum_of_squares(x, out.mean)
+        if x is values:
+            xs = np.sort(x)  # the caller's data, or a view of it: never sorted in place
+        else:
+            xs = x  # a private copy made by the boolean mask above
+            xs.sort()
+        out.min, out.max = float(xs[0]), float(xs[-1])
         return out, xs
 
     @property
@@ -581,6 +584,16 @@ class CategoricalStats:
 
 
 ColumnStats = NumericStats | CategoricalStats
+
+
+def _centred_sum_of_squares(x: np.ndarray, mean: float, block: int = 1 << 16) -> float:
+    """M2 = sum((x - mean)^2), two-pass for accuracy, in cache-sized blocks: one temporary of a
+    block instead of a full-size array (fresh memory costs page faults on every window)."""
+    total = 0.0
+    for start in range(0, x.size, block):
+        centred = x[start : start + block] - mean
+        total += float(np.dot(centred, centred))
+    return total
 
 
 def _cap_unseen(unseen: dict[str, int], dropped: int) -> tuple[dict[str, int], int]:
