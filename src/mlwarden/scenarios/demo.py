@@ -1,0 +1,185 @@
+"""``mlwarden demo``: the server, a real model, live traffic and a script of faults.
+
+The demo trains the scenario's model on the bundled data, registers it with a lighter
+fallback, starts the real server (API, gateway, dashboard, agent loop) and sends the scenario's
+stream to it over HTTP in real time, faults included, with labels arriving a little later. The
+agent in the server closes windows, opens incidents, acts (a fallback on the null burst) and
+asks for approval where the policy says so (a retrain on the concept change), then verifies.
+When the stream ends it starts again, so the faults cycle until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import yaml
+
+from mlwarden.agent.policy import load_policy_text
+from mlwarden.api.server import BackgroundServer
+from mlwarden.registry.registry import Registry
+from mlwarden.scenarios.data import prepare, train
+from mlwarden.scenarios.faults import inject
+from mlwarden.scenarios.simulate import scenario_policy
+from mlwarden.scenarios.spec import Scenario
+from mlwarden.settings import Settings
+from mlwarden.store.repository import Store
+
+log = logging.getLogger("mlwarden.demo")
+
+BATCH = 10
+
+
+@dataclass
+class DemoStatus:
+    sent: int = 0
+    labelled: int = 0
+    loops: int = 0
+    failed_requests: int = 0
+    position: int = 0
+
+
+class Demo:
+    """Set up the demo's store and model, then serve and stream until stopped."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        data_dir: Path,
+        *,
+        port: int = 8000,
+        speed: float = 1.0,
+        seed: int = 0,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.scenario = scenario
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.speed = speed
+        self.seed = seed
+        self.say = say
+        self.status = DemoStatus()
+        self._stop = threading.Event()
+
+    def prepare(self) -> Settings:
+        """A fresh data folder with the trained model registered and deployed."""
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True)
+        policy_file = self.data_dir / "policy.yaml"
+        policy = scenario_policy(self.scenario)
+        policy_file.write_text(yaml.safe_dump({"defaults": policy.defaults.model_dump(mode="json")}))
+        load_policy_text(policy_file.read_text(), str(policy_file))  # fail early if invalid
+        settings = Settings(
+            data_dir=self.data_dir,
+            port=self.port,
+            window_size=self.scenario.window,
+            reference_size=self.scenario.window,
+            agent_policy=policy_file,
+            agent_interval_s=1.0,
+            agent_in_server=True,
+            write_flush_interval_s=0.2,
+        )
+        self.data = prepare(self.scenario, self.seed)
+        self.say(f"training {self.scenario.model.algorithm} on {len(self.data.train):,} rows "
+                 f"of the bundled {self.scenario.dataset} data …")
+        champion = train(self.scenario.model, self.data, seed=self.seed)
+        with Store(settings.resolved_database_url) as store:
+            registry = Registry(store)
+            self.model = self.data.spec.name
+            registry.register_model(self.data.spec, actor="demo")
+            X, y = self.data.holdout[self.data.features], self.data.holdout[self.data.target]
+            registry.add_sklearn_version(self.model, champion, X_reference=X, y_reference=y,
+                                         description="the demo's champion", actor="demo")
+            registry.deploy(self.model, 1, actor="demo", reason="first deployment")
+            if self.scenario.fallback is not None:
+                light = train(self.scenario.fallback, self.data, seed=self.seed)
+                info = registry.add_sklearn_version(
+                    self.model, light, X_reference=X, y_reference=y, importance=False,
+                    description="lighter fallback", actor="demo")
+                registry.set_fallback(self.model, info.number, actor="demo",
+                                      reason="a lighter model for when the champion can't answer")
+        self.stream = inject(self.data.stream, self.data.reference, self.scenario.faults,
+                             self.data.target, seed=self.seed)
+        return settings
+
+    def run(self, duration_s: float | None = None) -> DemoStatus:
+        """Serve and stream until Ctrl-C (or ``duration_s``); returns what was sent."""
+        from mlwarden.api import create_app
+
+        settings = self.prepare()
+        server = BackgroundServer(create_app(settings), port=self.port).start()
+        self.url = server.url
+        self.say(f"mlwarden is serving on {server.url}/ui/  (API: {server.url}/docs)")
+        self.say("authentication: disabled (loopback only)")
+        self.say(f"streaming {self.scenario.rate * self.speed:.0f} predictions/s to model "
+                 f"{self.model!r}; faults: " + ", ".join(
+                     f"{f.kind} from record {f.start}" for f in self.scenario.faults))
+        traffic = threading.Thread(target=self._traffic, name="mlw-demo-traffic", daemon=True)
+        traffic.start()
+        started = time.monotonic()
+        try:
+            while traffic.is_alive() and (duration_s is None or time.monotonic() - started < duration_s):
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            self.say("stopping …")
+        finally:
+            self._stop.set()
+            traffic.join(10)
+            server.stop()
+        self.say(f"sent {self.status.sent:,} predictions and {self.status.labelled:,} labels")
+        return self.status
+
+    def _traffic(self) -> None:
+        features = self.data.features
+        rows = self.stream[features].to_dict(orient="records")
+        labels = self.stream[self.data.target].tolist()
+        interval = BATCH / (self.scenario.rate * self.speed)
+        pending: deque[tuple[float, str, Any]] = deque()
+        delay_s = self.scenario.label_delay / (self.scenario.rate * self.speed)
+        with httpx.Client(base_url=self.url, timeout=10.0) as client:
+            while not self._stop.is_set():
+                self.status.loops += 1
+                for start in range(0, len(rows), BATCH):
+                    if self._stop.is_set():
+                        return
+                    tick = time.monotonic()
+                    self.status.position = start
+                    batch = [_clean(r) for r in rows[start : start + BATCH]]
+                    try:
+                        answer = client.post(f"/v1/models/{self.model}/predict",
+                                             json={"instances": batch})
+                        if answer.status_code == 200:
+                            for offset, item in enumerate(answer.json()["predictions"]):
+                                pending.append((tick + delay_s, item["id"], labels[start + offset]))
+                            self.status.sent += len(batch)
+                        else:
+                            self.status.failed_requests += 1
+                        due = []
+                        while pending and pending[0][0] <= tick:
+                            _, rid, label = pending.popleft()
+                            due.append({"id": rid, "label": _native(label)})
+                        if due:
+                            client.post(f"/v1/models/{self.model}/feedback", json={"labels": due})
+                            self.status.labelled += len(due)
+                    except httpx.HTTPError as exc:
+                        self.status.failed_requests += 1
+                        log.warning("demo request failed: %s", exc)
+                    self._stop.wait(max(0.0, interval - (time.monotonic() - tick)))
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()}
+
+
+def _native(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
