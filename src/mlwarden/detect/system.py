@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from mlwarden.domain import Finding, FindingKind
+from mlwarden.monitor.performance import to_float_array
 
 __all__ = [
     "SystemBaseline",
@@ -103,13 +104,7 @@ def error_mask(values: Any) -> np.ndarray:
 def _finite(values: Any) -> np.ndarray:
     if values is None:
         return np.zeros(0)
-    arr = np.asarray(values, dtype=object)
-    out = np.full(len(arr), np.nan)
-    for i, v in enumerate(arr):
-        try:
-            out[i] = float(v) if v is not None and not isinstance(v, str | bool) else np.nan
-        except (TypeError, ValueError):
-            out[i] = np.nan
+    out = to_float_array(list(values))
     return out[np.isfinite(out)]
 
 

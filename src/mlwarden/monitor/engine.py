@@ -62,6 +62,7 @@ from mlwarden.monitor.performance import (
     MetricValue,
     canonical_label,
     classification_metrics,
+    label_sort_key,
     regression_metrics,
 )
 from mlwarden.monitor.profile import Columns, Profile
@@ -249,7 +250,7 @@ class Monitor:
                 found |= {v for v in reference[col].map(canonical_label).dropna().unique()}
         found |= {c[len(self.cols.proba_prefix):] for c in reference.columns
                   if c.startswith(self.cols.proba_prefix)}
-        return sorted(found, key=_label_order)
+        return sorted(found, key=label_sort_key)
 
     def _proba_columns(self, frame: pd.DataFrame) -> list[str] | None:
         names = {canonical_label(c[len(self.cols.proba_prefix):]): c for c in frame.columns
@@ -508,13 +509,6 @@ def _numeric(values: pd.Series | pd.DataFrame) -> Any:
     if isinstance(values, pd.DataFrame):
         return values.apply(lambda col: pd.to_numeric(col, errors="coerce"))
     return pd.to_numeric(values, errors="coerce")
-
-
-def _label_order(value: str) -> tuple[int, float, str]:
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
 
 
 def _infer_task(reference: pd.DataFrame, cols: Columns) -> Task | None:

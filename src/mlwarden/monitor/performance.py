@@ -33,8 +33,10 @@ __all__ = [
     "MetricValue",
     "canonical_label",
     "classification_metrics",
+    "label_sort_key",
     "proba_matrix",
     "regression_metrics",
+    "to_float_array",
     "wilson_interval",
 ]
 
@@ -203,7 +205,7 @@ def classification_metrics(
     n = int(keep.sum())
     if classes is None:
         classes = sorted({t for t, k in zip(truth, keep, strict=True) if k}
-                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=_sort_key)
+                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=label_sort_key)
     class_list = [canonical_label(c) for c in classes]
     if positive is not None:
         pos = canonical_label(positive)
@@ -275,8 +277,8 @@ def regression_metrics(
     seed: int = 0,
 ) -> dict[str, MetricValue]:
     """RMSE, MAE and R², each with a percentile bootstrap interval; non-numeric rows dropped."""
-    truth = _to_float(y_true)
-    pred = _to_float(y_pred)
+    truth = to_float_array(y_true)
+    pred = to_float_array(y_pred)
     if len(truth) != len(pred):
         raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
     keep = np.isfinite(truth) & np.isfinite(pred)
@@ -299,7 +301,8 @@ def regression_metrics(
     return out
 
 
-def _to_float(values: Sequence[Any]) -> np.ndarray:
+def to_float_array(values: Sequence[Any]) -> np.ndarray:
+    """Values as float64, NaN where missing, boolean or not a number (e.g. \"abc\")."""
     out = np.empty(len(values), dtype=float)
     for i, v in enumerate(values):
         try:
@@ -309,7 +312,8 @@ def _to_float(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _sort_key(value: str) -> tuple[int, float, str]:
+def label_sort_key(value: str) -> tuple[int, float, str]:
+    """Numeric labels in numeric order, then text labels alphabetically."""
     try:
         return (0, float(value), value)
     except ValueError:
