@@ -185,3 +185,23 @@ def test_health_ok(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json()["status"] == "ok" and response.json()["database"] == "ok"
     assert "/v1/models/{name}/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_label_sent_right_after_its_prediction_is_not_lost(
+    tmp_path: Any, elec_artifacts: dict[str, bytes], elec_rows: list[dict[str, float]]
+) -> None:
+    """The writer batches records; a label that overtakes its record must still be joined."""
+    from api_helpers import deploy_elec
+
+    # a flush interval far longer than the test: the record is still buffered when the label comes
+    app = create_app(make_settings(tmp_path, write_flush_interval_s=600.0, write_batch_size=10_000))
+    with TestClient(app) as client:
+        deploy_elec(client, elec_artifacts)
+        answer = client.post("/v1/models/elec/predict", json={"instances": elec_rows[:3]}).json()
+        ids = [item["id"] for item in answer["predictions"]]
+        response = client.post(
+            "/v1/models/elec/feedback", json={"labels": [{"id": i, "label": 1} for i in ids]}
+        ).json()
+        assert response == {"accepted": 3, "unknown_ids": []}
+        stored = {r["id"]: r["label"] for r in state_of(client).store.fetch_records("elec")}
+        assert all(stored[i] == 1 for i in ids)

@@ -99,6 +99,12 @@ async def feedback(
         body = await json_body(request)
     labels = _labels(body)
     accepted, unknown = await run_in_threadpool(state.store.add_feedback, name, labels)
+    if unknown:
+        # a label may overtake its record, still in the writer's buffer: flush, then retry those
+        await run_in_threadpool(state.writer.flush, 10.0)
+        retry = [pair for pair in labels if pair[0] in set(unknown)]
+        more, unknown = await run_in_threadpool(state.store.add_feedback, name, retry)
+        accepted += more
     state.metrics.feedback.labels(name).inc(accepted)
     return JSONResponse({"accepted": accepted, "unknown_ids": unknown})
 
