@@ -99,6 +99,7 @@ class SimulatedGateway(Gateway):
     def __init__(self, *args: Any, clock: SimClock, faults: Sequence[Fault], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clock = clock
+        self._random = random.Random(clock.rng.random())  # canary splits repeat with the seed
         self.serving_faults = [f for f in faults if f.kind in {"errors", "prediction_freeze"}]
 
     def _load_version(self, route: Any, number: int) -> Any:
@@ -117,6 +118,7 @@ class SimSink:
         self.latency_faults = [f for f in faults if f.kind == "latency"]
         self.delay = [f for f in faults if f.kind == "arrival_delay"]
         self.rows: list[dict[str, Any]] = []
+        self.count = 0
 
     def latency(self) -> float:
         """Simulated latency: a steady log-normal service time (about 4 ms) plus injected delay.
@@ -136,6 +138,10 @@ class SimSink:
         rows = []
         for record in records:
             row = dict(record)
+            # sequential ids (not the gateway's random ones) keep the order of a window's
+            # records, and so the whole run, the same for the same seed
+            self.count += 1
+            row["id"] = f"sim-{self.count:09d}"
             row["received_at"] = self.clock.now
             row["timestamp"] = self.clock.now - timedelta(seconds=delay)
             row["latency_ms"] = self.latency()

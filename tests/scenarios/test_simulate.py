@@ -1,0 +1,93 @@
+"""The scenario runner end to end: real data, real gateway, store, monitor and agent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlwarden.cli.main import app
+from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.scenarios.simulate import Simulation
+from mlwarden.scenarios.spec import builtin_names, load_scenario
+
+OUTCOMES = {"succeeded", "reverted", "pending", "rejected", "failed"}
+
+
+def test_the_library_has_a_scenario_for_every_fault_kind_and_three_clean_controls() -> None:
+    scenarios = [load_scenario(name) for name in builtin_names()]
+    kinds = {fault.kind for s in scenarios for fault in s.faults}
+    assert kinds == {
+        "covariate_shift", "null_burst", "unit_change", "schema_break", "category_new",
+        "concept_change", "label_shift", "latency", "errors", "bad_deploy",
+        "prediction_freeze", "arrival_delay", "traffic_surge",
+    }
+    controls = [s for s in scenarios if not s.faults and s.expect and s.expect.max_actions == 0]
+    assert len(controls) >= 3
+    assert len(scenarios) >= 14
+    assert any(len(s.faults) > 1 for s in scenarios)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", builtin_names())
+def test_builtin_scenario_meets_its_expectations(name: str, tmp_path: Path) -> None:
+    result = Simulation(load_scenario(name), tmp_path, seed=0).run()
+    failed = [check for check in result.summary["score"]["checks"] if not check["passed"]]
+    assert result.passed, json.dumps(failed, indent=1)
+
+
+def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Path) -> None:
+    first = Simulation(load_scenario("control_titanic"), tmp_path / "a", seed=3).run()
+    second = Simulation(load_scenario("control_titanic"), tmp_path / "b", seed=3).run()
+    for name in ("timeline.json", "summary.json", "report.html", "report.md"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert set(summary) >= {"findings", "incidents", "actions", "score"}
+    assert all(set(a) == {"window", "action", "outcome"} for a in summary["actions"])
+    assert all(a["outcome"] in OUTCOMES for a in summary["actions"])
+    timeline = json.loads((tmp_path / "a" / "timeline.json").read_text())
+    assert [w["index"] for w in timeline] == list(range(5))
+    assert {"start_record", "metrics", "findings", "incident", "deployment_revision",
+            "actions"} <= set(timeline[0])
+    assert timeline[0]["metrics"]["accuracy"] > 0.6  # a real model answered real passengers
+    assert first.summary == second.summary
+    assert "<script>" in (tmp_path / "a" / "report.html").read_text()  # plotly inlined: offline
+
+
+def test_a_failed_expectation_makes_simulate_exit_non_zero(tmp_path: Path) -> None:
+    scenario = yaml.safe_load(
+        (Path(__file__).parents[2] / "src/mlwarden/scenarios/library/control_titanic.yaml")
+        .read_text()
+    )
+    # a clean stream cannot produce a latency finding: this expectation must fail
+    scenario["expect"] = {"findings": [{"kind": "latency", "within": 1}]}
+    scenario["name"] = "impossible"
+    path = tmp_path / "impossible.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    result = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "run"),
+                                      "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["score"]["passed"] is False
+
+
+def test_bad_scenarios_get_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="built-in scenarios"):
+        load_scenario("no_such_scenario")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ndataset: electricity\nreference: [0, 100]\nstream: [100, 50]\n")
+    with pytest.raises(InvalidInput, match="stream"):
+        load_scenario(broken)
+    fault = tmp_path / "fault.yaml"
+    fault.write_text(
+        "name: x\ndataset: electricity\nreference: [0, 1000]\nstream: [1000, 3000]\n"
+        "faults:\n  - {kind: null_burst, start: 10}\n"
+    )
+    with pytest.raises(InvalidInput, match="needs: feature, rate"):
+        load_scenario(fault)
+    result = CliRunner().invoke(app, ["simulate", str(broken), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "stream" in result.output
