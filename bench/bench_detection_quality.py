@@ -222,6 +222,7 @@ def run_synthetic(before: int, after: int, clean_windows: int, seed: int) -> dic
             "right_kind": kind_ok,
             "right_features": named,
             "false_alarms_before": sum(bool(r.findings) for r in results[:before]),
+            "false_alarm_examples": [f.message for r in results[:before] for f in r.findings][:3],
             "first_kinds": sorted({f.kind.value for f in any_after.findings}) if any_after
             else [],
             "river": river_reference(errors, before),

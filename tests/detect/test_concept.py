@@ -75,3 +75,15 @@ def test_attribution_concept_vs_data_drift_with_impact() -> None:
 def test_unknown_method_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown streaming detector"):
         StreamingErrorDetector("ddm2")  # type: ignore[arg-type]
+
+
+def test_domain_classifier_blames_its_most_separating_features_not_all() -> None:
+    drop = performance_drop("accuracy", MetricValue("accuracy", 0.9, 0.89, 0.91, 5000),
+                            MetricValue("accuracy", 0.7, 0.67, 0.73, 1000))
+    assert drop is not None
+    joint = Finding(kind=FindingKind.DATA_DRIFT, detector="domain_classifier",
+                    features=["a", "b", "c", "d", "e"], statistic="domain_auc", score=0.8,
+                    threshold=0.55, message="joint distribution changed",
+                    evidence={"feature_auc": {"a": 0.5, "b": 0.9, "c": 0.7, "d": 0.51,
+                                              "e": 0.6}})
+    assert attribute_drop(drop, [joint]).features == ["b", "c", "e"]

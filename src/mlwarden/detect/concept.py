@@ -200,7 +200,7 @@ def attribute_drop(drop: Finding, data_findings: list[Finding]) -> Finding:
     ``data_findings`` are the window's data-drift findings. The returned finding keeps the
     drop's numbers and says in ``evidence`` which it is and which features moved.
     """
-    moved = sorted({f for finding in data_findings for f in finding.features})
+    moved = sorted({f for finding in data_findings for f in _named_features(finding)})
     evidence = dict(drop.evidence)
     if not data_findings:
         evidence["inputs_stable"] = True
@@ -215,3 +215,12 @@ def attribute_drop(drop: Finding, data_findings: list[Finding]) -> Finding:
     return drop.model_copy(update={
         "kind": FindingKind.DATA_DRIFT, "features": moved, "evidence": evidence,
         "message": drop.message + f"; inputs moved ({shown}): data drift with impact"})
+
+
+def _named_features(finding: Finding) -> list[str]:
+    """The features a data finding blames; a domain classifier names every feature it was
+    given, so its three most separating ones (``evidence["feature_auc"]``) stand for it."""
+    auc = finding.evidence.get("feature_auc")
+    if isinstance(auc, dict) and auc:
+        return sorted(auc, key=lambda k: -float(auc[k]))[:3]
+    return list(finding.features)
