@@ -76,7 +76,9 @@ class FeatureSpec(BaseModel):
     @model_validator(mode="after")
     def _check_range(self) -> FeatureSpec:
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
-            raise ValueError(f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}")
+            raise ValueError(
+                f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}"
+            )
         return self
 
 

@@ -15,7 +15,9 @@ def demo(
     scenario: str = typer.Option("demo", help="Built-in scenario (or YAML file) to stream."),
     speed: float = typer.Option(1.0, min=0.1, max=20.0, help="Traffic rate multiplier."),
     port: int = typer.Option(8000, help="Port of the server on 127.0.0.1."),
-    data_dir: Path = typer.Option(Path("mlwarden-demo"), help="Folder for the demo's data (wiped)."),
+    data_dir: Path = typer.Option(
+        Path("mlwarden-demo"), help="Folder for the demo's data (wiped)."
+    ),
     duration: float = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
     seed: int = typer.Option(0, help="Random seed of the data split and faults."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),

@@ -34,6 +34,14 @@ def _register_commands() -> None:
         importlib.import_module(f"mlwarden.cli.{module}")
 
 
-_COMMAND_MODULES: list[str] = ["agent", "serve", "diagnose", "assistant", "simulate", "backtest", "demo"]
+_COMMAND_MODULES: list[str] = [
+    "agent",
+    "serve",
+    "diagnose",
+    "assistant",
+    "simulate",
+    "backtest",
+    "demo",
+]
 
 _register_commands()

@@ -16,7 +16,9 @@ from mlwarden.cli.main import app
 @app.command()
 def simulate(
     scenario: str = typer.Argument(None, help="A built-in scenario name or a scenario YAML file."),
-    out: Path = typer.Option(Path("simulation"), "--out", help="Folder for timeline, summary, report."),
+    out: Path = typer.Option(
+        Path("simulation"), "--out", help="Folder for timeline, summary, report."
+    ),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same run."),
     list_: bool = typer.Option(False, "--list", help="List the built-in scenarios and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of a table."),
@@ -48,8 +50,13 @@ def simulate(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
     with Progress(
-        TextColumn(f"simulating {spec.name}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("windows"), TimeElapsedColumn(), console=console, transient=as_json,
+        TextColumn(f"simulating {spec.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
     ) as progress:
         task = progress.add_task("windows", total=spec.windows)
         result = Simulation(
@@ -72,8 +79,12 @@ def _print_summary(console: Console, summary: dict, out: Path) -> None:
     console.print(table)
     incidents = Table("opened", "kind", "severity", "resolved", title="incidents")
     for incident in summary["incidents"]:
-        incidents.add_row(str(incident["opened_window"]), str(incident["kind"]),
-                          incident["severity"], str(incident["resolved_window"]))
+        incidents.add_row(
+            str(incident["opened_window"]),
+            str(incident["kind"]),
+            incident["severity"],
+            str(incident["resolved_window"]),
+        )
     console.print(incidents)
     for check in score.get("checks", []):
         mark = "[green]PASS[/green]" if check["passed"] else "[red]FAIL[/red]"
@@ -83,5 +94,7 @@ def _print_summary(console: Console, summary: dict, out: Path) -> None:
         f"{recovery['metric']} over the fault periods: mlwarden {recovery['mlwarden']}, "
         f"doing nothing {recovery['no_action']}, oracle {recovery['oracle']}"
     )
-    console.print(f"false-alarm windows: {score['false_alarm_windows']} of {score['clean_windows']} clean")
+    console.print(
+        f"false-alarm windows: {score['false_alarm_windows']} of {score['clean_windows']} clean"
+    )
     console.print(f"wrote {out}/timeline.json, summary.json, report.html, report.md")

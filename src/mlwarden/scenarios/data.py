@@ -75,9 +75,9 @@ def load_frame(scenario: Scenario) -> pd.DataFrame:
 def prepare(scenario: Scenario, seed: int) -> ScenarioData:
     """Split the dataset into reference and stream rows, shuffled together when asked."""
     frame = load_frame(scenario)
-    target = scenario.target or datasets.DATASETS.get(scenario.dataset, None) and datasets.DATASETS[
-        scenario.dataset
-    ].target
+    target = scenario.target or (
+        datasets.DATASETS.get(scenario.dataset, None) and datasets.DATASETS[scenario.dataset].target
+    )
     if not target or target not in frame.columns:
         raise InvalidInput(f"target {target!r} is not a column of the dataset")
     unknown = [c for c in scenario.drop_columns if c not in frame.columns]
@@ -88,7 +88,9 @@ def prepare(scenario: Scenario, seed: int) -> ScenarioData:
         frame = frame.drop(columns=scenario.time_column)
     (r0, r1), (s0, s1) = scenario.reference, scenario.stream
     if max(r1, s1) > len(frame):
-        raise InvalidInput(f"the dataset has {len(frame)} rows; the scenario reads up to {max(r1, s1)}")
+        raise InvalidInput(
+            f"the dataset has {len(frame)} rows; the scenario reads up to {max(r1, s1)}"
+        )
     rows = pd.concat([frame.iloc[r0:r1], frame.iloc[s0:s1]], ignore_index=True)
     if scenario.shuffle:
         order = np.random.default_rng(seed).permutation(len(rows))
@@ -122,7 +124,9 @@ def prepare(scenario: Scenario, seed: int) -> ScenarioData:
     return ScenarioData(spec, reference, stream, target, task)
 
 
-def train(recipe: ModelRecipe, data: ScenarioData, *, seed: int, shuffle_labels: bool = False) -> Any:
+def train(
+    recipe: ModelRecipe, data: ScenarioData, *, seed: int, shuffle_labels: bool = False
+) -> Any:
     """Fit the recipe on the training rows (on shuffled labels for a deliberately bad model)."""
     X = data.train[data.features]
     y = data.train[data.target]

@@ -77,7 +77,9 @@ class Demo:
         self.data_dir.mkdir(parents=True)
         policy_file = self.data_dir / "policy.yaml"
         policy = scenario_policy(self.scenario)
-        policy_file.write_text(yaml.safe_dump({"defaults": policy.defaults.model_dump(mode="json")}))
+        policy_file.write_text(
+            yaml.safe_dump({"defaults": policy.defaults.model_dump(mode="json")})
+        )
         load_policy_text(policy_file.read_text(), str(policy_file))  # fail early if invalid
         settings = Settings(
             data_dir=self.data_dir,
@@ -90,26 +92,49 @@ class Demo:
             write_flush_interval_s=0.2,
         )
         self.data = prepare(self.scenario, self.seed)
-        self.say(f"training {self.scenario.model.algorithm} on {len(self.data.train):,} rows "
-                 f"of the bundled {self.scenario.dataset} data …")
+        self.say(
+            f"training {self.scenario.model.algorithm} on {len(self.data.train):,} rows "
+            f"of the bundled {self.scenario.dataset} data …"
+        )
         champion = train(self.scenario.model, self.data, seed=self.seed)
         with Store(settings.resolved_database_url) as store:
             registry = Registry(store)
             self.model = self.data.spec.name
             registry.register_model(self.data.spec, actor="demo")
             X, y = self.data.holdout[self.data.features], self.data.holdout[self.data.target]
-            registry.add_sklearn_version(self.model, champion, X_reference=X, y_reference=y,
-                                         description="the demo's champion", actor="demo")
+            registry.add_sklearn_version(
+                self.model,
+                champion,
+                X_reference=X,
+                y_reference=y,
+                description="the demo's champion",
+                actor="demo",
+            )
             registry.deploy(self.model, 1, actor="demo", reason="first deployment")
             if self.scenario.fallback is not None:
                 light = train(self.scenario.fallback, self.data, seed=self.seed)
                 info = registry.add_sklearn_version(
-                    self.model, light, X_reference=X, y_reference=y, importance=False,
-                    description="lighter fallback", actor="demo")
-                registry.set_fallback(self.model, info.number, actor="demo",
-                                      reason="a lighter model for when the champion can't answer")
-        self.stream = inject(self.data.stream, self.data.reference, self.scenario.faults,
-                             self.data.target, seed=self.seed)
+                    self.model,
+                    light,
+                    X_reference=X,
+                    y_reference=y,
+                    importance=False,
+                    description="lighter fallback",
+                    actor="demo",
+                )
+                registry.set_fallback(
+                    self.model,
+                    info.number,
+                    actor="demo",
+                    reason="a lighter model for when the champion can't answer",
+                )
+        self.stream = inject(
+            self.data.stream,
+            self.data.reference,
+            self.scenario.faults,
+            self.data.target,
+            seed=self.seed,
+        )
         return settings
 
     def run(self, duration_s: float | None = None) -> DemoStatus:
@@ -121,14 +146,18 @@ class Demo:
         self.url = server.url
         self.say(f"mlwarden is serving on {server.url}/ui/  (API: {server.url}/docs)")
         self.say("authentication: disabled (loopback only)")
-        self.say(f"streaming {self.scenario.rate * self.speed:.0f} predictions/s to model "
-                 f"{self.model!r}; faults: " + ", ".join(
-                     f"{f.kind} from record {f.start}" for f in self.scenario.faults))
+        self.say(
+            f"streaming {self.scenario.rate * self.speed:.0f} predictions/s to model "
+            f"{self.model!r}; faults: "
+            + ", ".join(f"{f.kind} from record {f.start}" for f in self.scenario.faults)
+        )
         traffic = threading.Thread(target=self._traffic, name="mlw-demo-traffic", daemon=True)
         traffic.start()
         started = time.monotonic()
         try:
-            while traffic.is_alive() and (duration_s is None or time.monotonic() - started < duration_s):
+            while traffic.is_alive() and (
+                duration_s is None or time.monotonic() - started < duration_s
+            ):
                 time.sleep(0.2)
         except KeyboardInterrupt:
             self.say("stopping …")
@@ -156,8 +185,9 @@ class Demo:
                     self.status.position = start
                     batch = [_clean(r) for r in rows[start : start + BATCH]]
                     try:
-                        answer = client.post(f"/v1/models/{self.model}/predict",
-                                             json={"instances": batch})
+                        answer = client.post(
+                            f"/v1/models/{self.model}/predict", json={"instances": batch}
+                        )
                         if answer.status_code == 200:
                             for offset, item in enumerate(answer.json()["predictions"]):
                                 pending.append((tick + delay_s, item["id"], labels[start + offset]))
@@ -178,7 +208,9 @@ class Demo:
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()}
+    return {
+        k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()
+    }
 
 
 def _native(value: Any) -> Any:

@@ -6,7 +6,8 @@ surges) change how the model answers or when records arrive; the simulator appli
 >>> import pandas as pd
 >>> from mlwarden.scenarios.spec import Fault
 >>> rows = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
->>> inject(rows, rows, [Fault(kind="unit_change", feature="x", factor=100, start=2)], "y", seed=0)["x"].tolist()
+>>> fault = Fault(kind="unit_change", feature="x", factor=100, start=2)
+>>> inject(rows, rows, [fault], "y", seed=0)["x"].tolist()
 [1.0, 2.0, 300.0, 400.0]
 """
 
@@ -148,7 +149,7 @@ _APPLY = {
 
 
 def break_schema(instance: dict, fault: Fault) -> dict:
-    """The request as an upstream schema change would send it: a feature dropped, renamed or retyped."""
+    """The request as an upstream schema change sends it: a feature dropped, renamed or retyped."""
     broken = dict(instance)
     name = fault.feature or ""
     if name not in broken:

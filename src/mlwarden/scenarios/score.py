@@ -41,7 +41,9 @@ def score(
     """The ``score`` object of summary.json; ``passed`` is False when any expectation failed."""
     expect = scenario.expect
     spans = fault_windows(scenario)
-    alarm_windows = [w["index"] for w in timeline if w["findings"] and not in_fault(w["index"], spans)]
+    alarm_windows = [
+        w["index"] for w in timeline if w["findings"] and not in_fault(w["index"], spans)
+    ]
     stray_actions = [
         a for a in actions if a["action"] != "none" and not in_fault(a["window"], spans)
     ]

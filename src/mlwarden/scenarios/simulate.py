@@ -14,20 +14,20 @@ predictor that fails or answers a constant; added latency is added to the measur
 from __future__ import annotations
 
 import asyncio
-import math
 import json
-from importlib import resources
 import logging
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 import yaml
+from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
@@ -105,7 +105,9 @@ class SimulatedGateway(Gateway):
     def _load_version(self, route: Any, number: int) -> Any:
         loaded = super()._load_version(route, number)
         if not isinstance(loaded.predictor, FaultyPredictor):
-            loaded.predictor = FaultyPredictor(loaded.predictor, self.clock, number, self.serving_faults)
+            loaded.predictor = FaultyPredictor(
+                loaded.predictor, self.clock, number, self.serving_faults
+            )
         return loaded
 
 
@@ -130,7 +132,11 @@ class SimSink:
         for fault in self.latency_faults:
             if fault.active(self.clock.position):
                 base = fault.add_ms or 0.0
-                added += base if fault.distribution == "constant" else self.clock.rng.expovariate(1 / base)
+                added += (
+                    base
+                    if fault.distribution == "constant"
+                    else self.clock.rng.expovariate(1 / base)
+                )
         return added
 
     def submit(self, records: Sequence[Mapping[str, Any]]) -> None:
@@ -203,7 +209,10 @@ class Simulation:
         y_ref = self.data.holdout[self.data.target]
         champion = train(self.scenario.model, self.data, seed=self.seed)
         self.registry.add_sklearn_version(
-            self.model, champion, X_reference=X_ref, y_reference=y_ref,
+            self.model,
+            champion,
+            X_reference=X_ref,
+            y_reference=y_ref,
             description=f"{self.scenario.model.algorithm} trained on the reference rows",
             actor="scenario",
         )
@@ -212,34 +221,56 @@ class Simulation:
         if self.scenario.fallback is not None:
             light = train(self.scenario.fallback, self.data, seed=self.seed)
             info = self.registry.add_sklearn_version(
-                self.model, light, X_reference=X_ref, y_reference=y_ref, importance=False,
-                description=f"fallback: {self.scenario.fallback.algorithm}", actor="scenario",
+                self.model,
+                light,
+                X_reference=X_ref,
+                y_reference=y_ref,
+                importance=False,
+                description=f"fallback: {self.scenario.fallback.algorithm}",
+                actor="scenario",
             )
             self.fallback_version = info.number
-            self.registry.set_fallback(self.model, info.number, actor="scenario", reason="lighter fallback model")
+            self.registry.set_fallback(
+                self.model, info.number, actor="scenario", reason="lighter fallback model"
+            )
         self.bad_version: int | None = None
         if any(f.kind == "bad_deploy" for f in self.scenario.faults):
             bad = train(self.scenario.model, self.data, seed=self.seed, shuffle_labels=True)
             info = self.registry.add_sklearn_version(
-                self.model, bad, X_reference=X_ref, y_reference=y_ref, importance=False,
+                self.model,
+                bad,
+                X_reference=X_ref,
+                y_reference=y_ref,
+                importance=False,
                 description="retrained on a broken label join (the scenario's bad deploy)",
                 actor="scenario",
             )
             self.bad_version = info.number
         self.stream = inject(
-            self.data.stream, self.data.reference, self.scenario.faults, self.data.target, seed=self.seed
+            self.data.stream,
+            self.data.reference,
+            self.scenario.faults,
+            self.data.target,
+            seed=self.seed,
         )
         self.clock = SimClock(rng=random.Random(self.seed))
         if self.data.task is Task.CLASSIFICATION:
             self.clock.majority = _native(self.data.reference[self.data.target].mode().iloc[0])
         self.sink = SimSink(self.store, self.clock, self.scenario.faults)
         self.gateway = SimulatedGateway(
-            self.store, self.sink, self.settings, refresh_s=0.0,
-            clock=self.clock, faults=self.scenario.faults,
+            self.store,
+            self.sink,
+            self.settings,
+            refresh_s=0.0,
+            clock=self.clock,
+            faults=self.scenario.faults,
         )
         self.source = MonitorSource(self.store, self.settings)
         self.agent = Agent(
-            self.store, scenario_policy(self.scenario), self.source, actor="agent",
+            self.store,
+            scenario_policy(self.scenario),
+            self.source,
+            actor="agent",
             clock=lambda: self.clock.now,
         )
         self._last_window: int | None = None
@@ -287,7 +318,11 @@ class Simulation:
             batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
             before = len(self.sink.rows)
             await self._send(batch)
-            answered = [r for r in self.sink.rows[before:] if r.get("prediction") is not None or r.get("error")]
+            answered = [
+                r
+                for r in self.sink.rows[before:]
+                if r.get("prediction") is not None or r.get("error")
+            ]
             served = [r for r in answered if r["served_by"] != "shadow"]
             for offset, record in enumerate(_one_per_instance(served, len(batch))):
                 if record is not None:
@@ -296,7 +331,11 @@ class Simulation:
                     pending_labels.append((position + offset, record["id"], label))
             window_rows.extend(self.sink.rows[before:])
             self.clock.now += timedelta(seconds=len(batch) / self._rate(position))
-            due = [item for item in pending_labels if item[0] <= position + len(batch) - scenario.label_delay]
+            due = [
+                item
+                for item in pending_labels
+                if item[0] <= position + len(batch) - scenario.label_delay
+            ]
             if due:
                 self.store.add_feedback(self.model, [(rid, label) for _, rid, label in due])
                 pending_labels = pending_labels[len(due) :]
@@ -328,26 +367,32 @@ class Simulation:
             try:
                 await self.gateway.predict(self.model, [row])
             except InvalidInput as exc:
-                self.sink.submit([
-                    {
-                        "id": f"rejected-{self.clock.position}-{len(self.sink.rows)}",
-                        "model": self.model,
-                        "version": None,
-                        "timestamp": self.clock.now,
-                        "features": {k: v for k, v in row.items()},
-                        "prediction": None,
-                        "scores": None,
-                        "latency_ms": 0.0,
-                        "error": f"rejected: {exc.message}",
-                        "served_by": "live",
-                    }
-                ])
+                self.sink.submit(
+                    [
+                        {
+                            "id": f"rejected-{self.clock.position}-{len(self.sink.rows)}",
+                            "model": self.model,
+                            "version": None,
+                            "timestamp": self.clock.now,
+                            "features": {k: v for k, v in row.items()},
+                            "prediction": None,
+                            "scores": None,
+                            "latency_ms": 0.0,
+                            "error": f"rejected: {exc.message}",
+                            "served_by": "live",
+                        }
+                    ]
+                )
             except MlwardenError as exc:
                 log.info("request failed: %s", exc.message)
 
-    def _broken(self, row: dict[str, Any], position: int, faults: Sequence[Fault]) -> dict[str, Any]:
+    def _broken(
+        self, row: dict[str, Any], position: int, faults: Sequence[Fault]
+    ) -> dict[str, Any]:
         for fault in faults:
-            if fault.active(position) and self.clock.rng.random() < (fault.rate if fault.rate is not None else 0.5):
+            if fault.active(position) and self.clock.rng.random() < (
+                fault.rate if fault.rate is not None else 0.5
+            ):
                 row = break_schema(row, fault)
         return row
 
@@ -362,7 +407,9 @@ class Simulation:
         for fault in self.scenario.faults:
             if fault.kind == "bad_deploy" and fault.start <= position < fault.start + BATCH:
                 self.registry.deploy(
-                    self.model, self.bad_version, actor="release-pipeline",
+                    self.model,
+                    self.bad_version,
+                    actor="release-pipeline",
                     reason="scheduled release (scenario: bad deploy)",
                 )
                 self.gateway.invalidate(self.model)
@@ -379,8 +426,13 @@ class Simulation:
             self._last_window = views[-1].window
         signals = dict(views[-1].signals) if views else {}
         findings = [
-            {"kind": f.kind.value, "features": list(f.features), "statistic": f.statistic,
-             "score": round(f.score, 6), "message": f.message}
+            {
+                "kind": f.kind.value,
+                "features": list(f.features),
+                "statistic": f.statistic,
+                "score": round(f.score, 6),
+                "message": f.message,
+            }
             for view in views
             for f in view.findings
         ]
@@ -395,8 +447,13 @@ class Simulation:
         for approval in self.agent.approvals.list(model=self.model):
             if approval["id"] not in self._seen_approvals:
                 self._seen_approvals[approval["id"]] = index
-                actions.append({"approval": approval["id"], "action": approval["action"],
-                                "state": "awaiting approval"})
+                actions.append(
+                    {
+                        "approval": approval["id"],
+                        "action": approval["action"],
+                        "state": "awaiting approval",
+                    }
+                )
         metric = self._metric_name
         served = _window_metric(self.data.task, rows, self._truth)
         start = index * self.scenario.window
@@ -414,16 +471,22 @@ class Simulation:
                 "latency_p99_ms": signals.get("latency_p99_ms"),
             },
             "baselines": {
-                "no_action": _score(self.data.task, self._truth_array[start:stop],
-                                    self._no_action[start:stop]),
-                "oracle": _score(self.data.task, self._clean_truth[start:stop],
-                                 self._oracle[start:stop]),
+                "no_action": _score(
+                    self.data.task, self._truth_array[start:stop], self._no_action[start:stop]
+                ),
+                "oracle": _score(
+                    self.data.task, self._clean_truth[start:stop], self._oracle[start:stop]
+                ),
             },
             "faults": sorted({f.kind for f in self.scenario.faults if f.active(start)}),
             "findings": findings,
-            "incident": None if incident is None else {
-                "id": incident["id"], "state": incident["state"],
-                "severity": incident["severity"], "diagnosis": incident["diagnosis"],
+            "incident": None
+            if incident is None
+            else {
+                "id": incident["id"],
+                "state": incident["state"],
+                "severity": incident["severity"],
+                "diagnosis": incident["diagnosis"],
             },
             "deployment_revision": deployment.revision if deployment else None,
             "live_version": deployment.live_version if deployment else None,
@@ -438,7 +501,9 @@ class Simulation:
 
             from mlwarden.store import agent_tables as at
 
-            for row in conn.execute(select(at.verifications.c.action_id, at.verifications.c.verdict)):
+            for row in conn.execute(
+                select(at.verifications.c.action_id, at.verifications.c.verdict)
+            ):
                 if row.action_id is not None:
                     verdicts[row.action_id] = row.verdict
         out = []
@@ -453,13 +518,22 @@ class Simulation:
                 outcome = "failed"
             else:
                 outcome = "pending"
-            out.append({"window": self._seen_actions.get(action["id"], -1),
-                        "action": action["kind"], "outcome": outcome})
+            out.append(
+                {
+                    "window": self._seen_actions.get(action["id"], -1),
+                    "action": action["kind"],
+                    "outcome": outcome,
+                }
+            )
         for approval in self.agent.approvals.list(model=self.model):
             if approval["state"] in {"pending", "rejected", "expired"}:
-                out.append({"window": self._seen_approvals.get(approval["id"], -1),
-                            "action": approval["action"],
-                            "outcome": "rejected" if approval["state"] != "pending" else "pending"})
+                out.append(
+                    {
+                        "window": self._seen_approvals.get(approval["id"], -1),
+                        "action": approval["action"],
+                        "outcome": "rejected" if approval["state"] != "pending" else "pending",
+                    }
+                )
         return sorted(out, key=lambda a: a["window"])
 
     def _write(self, timeline: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -482,7 +556,9 @@ def _one_per_instance(records: list[dict[str, Any]], count: int) -> list[dict[st
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()}
+    return {
+        k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()
+    }
 
 
 def _native(value: Any) -> Any:
@@ -500,7 +576,9 @@ def _score(task: Task, truth: Any, predicted: Any) -> float | None:
     return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
 
 
-def _window_metric(task: Task, rows: list[dict[str, Any]], truth: Mapping[str, Any]) -> float | None:
+def _window_metric(
+    task: Task, rows: list[dict[str, Any]], truth: Mapping[str, Any]
+) -> float | None:
     """The metric of what the system actually answered in a window (live, fallback or canary)."""
     answered = [r for r in rows if r.get("prediction") is not None and r["id"] in truth]
     if not answered:
@@ -539,9 +617,14 @@ def summarise(
             continue
         entry = incidents.setdefault(
             incident["id"],
-            {"opened_window": w["index"], "kind": incident["diagnosis"],
-             "severity": incident["severity"], "playbook": incident["diagnosis"],
-             "resolved_window": None, "state": incident["state"]},
+            {
+                "opened_window": w["index"],
+                "kind": incident["diagnosis"],
+                "severity": incident["severity"],
+                "playbook": incident["diagnosis"],
+                "resolved_window": None,
+                "state": incident["state"],
+            },
         )
         entry["state"] = incident["state"]
         entry["severity"] = incident["severity"]

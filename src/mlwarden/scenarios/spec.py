@@ -79,7 +79,8 @@ class Fault(_Strict):
     new_name: str | None = None
     # category_new
     value: str | None = None
-    # concept_change: relabel where `feature` is above its stream median (or `threshold`), or flip all
+    # concept_change: relabel where `feature` is above (below) its stream median or `threshold`,
+    # or everywhere (all)
     region: Literal["above", "below", "all"] | None = None
     threshold: float | None = None
     # label_shift: the share of the positive class after resampling
@@ -203,7 +204,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             raise NotFound(
                 f"unknown scenario {str(name_or_path)!r}; built-in scenarios: {', '.join(names)}"
             )
-        text = (resources.files("mlwarden.scenarios") / "library" / f"{name_or_path}.yaml").read_text()
+        text = (
+            resources.files("mlwarden.scenarios") / "library" / f"{name_or_path}.yaml"
+        ).read_text()
         origin = f"built-in scenario {name_or_path}"
     try:
         data = yaml.safe_load(text)
@@ -215,6 +218,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'scenario'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'scenario'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise InvalidInput(f"{origin}: {problems}") from None
