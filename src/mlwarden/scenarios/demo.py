@@ -155,7 +155,7 @@ class Demo:
         traffic.start()
         started = time.monotonic()
         try:
-            while traffic.is_alive() and (
+            while not self._stop.is_set() and traffic.is_alive() and (
                 duration_s is None or time.monotonic() - started < duration_s
             ):
                 time.sleep(0.2)
@@ -167,6 +167,10 @@ class Demo:
             server.stop()
         self.say(f"sent {self.status.sent:,} predictions and {self.status.labelled:,} labels")
         return self.status
+
+    def stop(self) -> None:
+        """End :meth:`run` from another thread (what Ctrl-C does)."""
+        self._stop.set()
 
     def _traffic(self) -> None:
         features = self.data.features
