@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import yaml
 
 from mlwarden.agent.policy import load_policy_text
@@ -29,7 +28,7 @@ from mlwarden.api.server import BackgroundServer
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import prepare, train
 from mlwarden.scenarios.faults import inject
-from mlwarden.scenarios.simulate import scenario_policy
+from mlwarden.scenarios.simulate import clean_row, native, scenario_policy
 from mlwarden.scenarios.spec import Scenario
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store
@@ -187,7 +186,7 @@ class Demo:
                         return
                     tick = time.monotonic()
                     self.status.position = start
-                    batch = [_clean(r) for r in rows[start : start + BATCH]]
+                    batch = [clean_row(r) for r in rows[start : start + BATCH]]
                     try:
                         answer = client.post(
                             f"/v1/models/{self.model}/predict", json={"instances": batch}
@@ -201,7 +200,7 @@ class Demo:
                         due = []
                         while pending and pending[0][0] <= tick:
                             _, rid, label = pending.popleft()
-                            due.append({"id": rid, "label": _native(label)})
+                            due.append({"id": rid, "label": native(label)})
                         if due:
                             client.post(f"/v1/models/{self.model}/feedback", json={"labels": due})
                             self.status.labelled += len(due)
@@ -210,12 +209,3 @@ class Demo:
                         log.warning("demo request failed: %s", exc)
                     self._stop.wait(max(0.0, interval - (time.monotonic() - tick)))
 
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()
-    }
-
-
-def _native(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

@@ -255,7 +255,7 @@ class Simulation:
         )
         self.clock = SimClock(rng=random.Random(self.seed))
         if self.data.task is Task.CLASSIFICATION:
-            self.clock.majority = _native(self.data.reference[self.data.target].mode().iloc[0])
+            self.clock.majority = native(self.data.reference[self.data.target].mode().iloc[0])
         self.sink = SimSink(self.store, self.clock, self.scenario.faults)
         self.gateway = SimulatedGateway(
             self.store,
@@ -314,7 +314,7 @@ class Simulation:
             self._apply_deploy_faults(position)
             deployment = self.store.get_deployment(self.model)
             self.clock.served_version = deployment.live_version if deployment else None
-            batch = [_clean(instance) for instance in instances[position : position + BATCH]]
+            batch = [clean_row(instance) for instance in instances[position : position + BATCH]]
             batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
             before = len(self.sink.rows)
             await self._send(batch)
@@ -326,7 +326,7 @@ class Simulation:
             served = [r for r in answered if r["served_by"] != "shadow"]
             for offset, record in enumerate(_one_per_instance(served, len(batch))):
                 if record is not None:
-                    label = _native(labels[position + offset])
+                    label = native(labels[position + offset])
                     self._truth[record["id"]] = label
                     pending_labels.append((position + offset, record["id"], label))
             window_rows.extend(self.sink.rows[before:])
@@ -555,13 +555,14 @@ def _one_per_instance(records: list[dict[str, Any]], count: int) -> list[dict[st
     return answer
 
 
-def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
+def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as JSON would carry it: NaN as None, NumPy scalars as Python numbers."""
     return {
-        k: (None if isinstance(v, float) and np.isnan(v) else _native(v)) for k, v in row.items()
+        k: (None if isinstance(v, float) and np.isnan(v) else native(v)) for k, v in row.items()
     }
 
 
-def _native(value: Any) -> Any:
+def native(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
