@@ -48,7 +48,7 @@ from mlwarden.store.repository import Store
 log = logging.getLogger("mlwarden.simulate")
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
-BATCH = 50  # requests are sent in batches of this many instances
+MAX_BATCH = 200  # requests carry up to this many instances (a divisor of the window)
 
 
 class FaultyPredictor:
@@ -254,6 +254,8 @@ class Simulation:
             seed=self.seed,
         )
         self.clock = SimClock(rng=random.Random(self.seed))
+        # the largest batch that divides the window, so windows end on batch boundaries
+        self.batch = max(b for b in range(1, MAX_BATCH + 1) if self.scenario.window % b == 0)
         if self.data.task is Task.CLASSIFICATION:
             self.clock.majority = native(self.data.reference[self.data.target].mode().iloc[0])
         self.sink = SimSink(self.store, self.clock, self.scenario.faults)
@@ -309,12 +311,13 @@ class Simulation:
         instances = self.stream[features].to_dict(orient="records")
         labels = self.stream[target].tolist()
         schema_faults = [f for f in scenario.faults if f.kind == "schema_break"]
-        for position in range(0, total, BATCH):
+        step = self.batch
+        for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
             deployment = self.store.get_deployment(self.model)
             self.clock.served_version = deployment.live_version if deployment else None
-            batch = [clean_row(instance) for instance in instances[position : position + BATCH]]
+            batch = [clean_row(instance) for instance in instances[position : position + step]]
             batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
             before = len(self.sink.rows)
             await self._send(batch)
@@ -405,7 +408,7 @@ class Simulation:
 
     def _apply_deploy_faults(self, position: int) -> None:
         for fault in self.scenario.faults:
-            if fault.kind == "bad_deploy" and fault.start <= position < fault.start + BATCH:
+            if fault.kind == "bad_deploy" and fault.start <= position < fault.start + self.batch:
                 self.registry.deploy(
                     self.model,
                     self.bad_version,
