@@ -128,7 +128,8 @@ def traffic_share(findings: Sequence[Finding]) -> float:
 
 def is_collapse(finding: Finding) -> bool:
     """A finding that says predictions became constant or collapsed onto few values."""
-    if finding.evidence.get("collapsed") or finding.evidence.get("constant"):
+    evidence = finding.evidence
+    if evidence.get("collapse") or evidence.get("collapsed") or evidence.get("constant"):
         return True
     name = f"{finding.detector} {finding.statistic}".lower()
     return finding.kind is FindingKind.PREDICTION_DRIFT and (

@@ -96,7 +96,7 @@ class MonitorSource:
         self.store = store
         self.settings = settings or Settings()
         self.config = config
-        self._monitors: dict[tuple[str, int], Monitor] = {}
+        self._monitors: dict[str, tuple[int, Monitor]] = {}
         self._baselines: dict[str, SystemBaseline] = {}
 
     @property
@@ -125,10 +125,11 @@ class MonitorSource:
         return rows
 
     def _monitor(self, spec: ModelSpec, version: int, first: list[dict[str, Any]]) -> Monitor:
-        key = (spec.name, version)
-        monitor = self._monitors.get(key)
-        if monitor is not None:
-            return monitor
+        held = self._monitors.get(spec.name)
+        if held is not None and (
+            held[0] == version or self.store.get_version(spec.name, version).health != "healthy"
+        ):
+            return held[1]
         reference = reference_frame(self.store, spec, version)
         if reference is None:  # a remote version: learn the reference from production
             reference = records_to_frame(first[: self.settings.reference_size])
@@ -139,7 +140,7 @@ class MonitorSource:
             baseline = SystemBaseline.from_arrays(*monitor._system_columns(early))
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
-        self._monitors[key] = monitor
+        self._monitors[spec.name] = (version, monitor)
         return monitor
 
     def closed_windows(self, model: str, after: int | None) -> list[ClosedWindow]:

@@ -42,8 +42,14 @@ def baseline_of(windows: Sequence[WindowView]) -> dict[str, float]:
     return {name: sum(v) / len(v) for name, v in sums.items()}
 
 
+# p-values say how surprising a difference is, not how good the model is: never compared
+NEUTRAL_PREFIXES = ("drift_p.",)
+
+
 def _direction(name: str) -> int:
     lowered = name.lower()
+    if lowered.startswith(NEUTRAL_PREFIXES):
+        return 0
     if any(word in lowered for word in HIGHER_IS_BETTER):
         return 1
     if any(word in lowered for word in LOWER_IS_BETTER):

@@ -79,9 +79,13 @@ def performance_drop(metric: str, reference: MetricValue, window: MetricValue,
         score=float(drop), threshold=float(tol), window=index,
         message=(f"{metric} fell from {reference.value:.3f} to {window.value:.3f} "
                  f"({side} CI bound {bound:.3f} beyond {limit:.3f}, n={window.n})"),
+        # performance_drop is what the agent's severity rules read: metric points for scores,
+        # a relative increase for errors (RMSE 10 -> 12 is a 0.2 drop)
         evidence={"metric": metric, "reference": reference.value, "value": window.value,
                   "ci_low": window.ci_low, "ci_high": window.ci_high, "n": window.n,
-                  "inputs_stable": None},
+                  "inputs_stable": None,
+                  "performance_drop": float(drop if higher
+                                            else drop / max(abs(reference.value), 1e-12))},
     )
 
 

@@ -47,7 +47,6 @@ from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.simulate")
 
-EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 MAX_BATCH = 200  # requests carry up to this many instances (a divisor of the window)
 
 
@@ -87,7 +86,9 @@ class SimClock:
     """Simulated time and stream position shared by the gateway wrapper and the sink."""
 
     position: int = 0
-    now: datetime = EPOCH
+    # starts at the real time: the store stamps deployment revisions with real time, and the
+    # agent compares those stamps with this clock (how long ago a version went live)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     served_version: int | None = None
     majority: Any = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))
