@@ -235,6 +235,7 @@ class Simulation:
                 self.model, info.number, actor="scenario", reason="lighter fallback model"
             )
         self.bad_version: int | None = None
+        bad = None
         if any(f.kind == "bad_deploy" for f in self.scenario.faults):
             bad = train(self.scenario.model, self.data, seed=self.seed, shuffle_labels=True)
             info = self.registry.add_sklearn_version(
@@ -284,8 +285,24 @@ class Simulation:
         self._truth: dict[str, Any] = {}
         self._truth_array = self.stream[self.data.target].to_numpy()
         self._clean_truth = self.data.stream[self.data.target].to_numpy()
-        self._no_action = champion.predict(self.stream[features])
+        self._no_action = self._unattended(champion, bad)
         self._oracle = champion.predict(self.data.stream[features])
+
+    def _unattended(self, champion: Any, bad: Any) -> np.ndarray:
+        """What the stream would have been answered with had nobody acted on the faults."""
+        X = self.stream[self.data.features]
+        answers = champion.predict(X).astype(object)
+        positions = np.arange(len(answers))
+        for fault in self.scenario.faults:
+            active = (positions >= fault.start) & (
+                positions < (fault.end if fault.end is not None else len(answers))
+            )
+            if fault.kind == "bad_deploy" and bad is not None:
+                answers[positions >= fault.start] = bad.predict(X)[positions >= fault.start]
+            elif fault.kind == "prediction_freeze":
+                constant = fault.constant if fault.constant is not None else self.clock.majority
+                answers[active] = constant
+        return answers
 
     # ------------------------------------------------------------------ the run
 
