@@ -1,0 +1,25 @@
+"""The runnable examples in the docstrings of the statistical core stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "mlwarden.monitor.profile",
+    "mlwarden.monitor.sketch",
+    "mlwarden.monitor.reference",
+    "mlwarden.detect.base",
+    "mlwarden.detect.statistics",
+    "mlwarden.detect.drift",
+    "mlwarden.detect.quality",
+    "mlwarden.detect.multivariate",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
