@@ -204,3 +204,17 @@ def test_electricity_concept_drift_over_the_years() -> None:
     assert performance, "the price relation drifts over the years"
     assert any(r.signals["accuracy"] is not None and r.signals["accuracy"] < 0.7
                for r in results)
+
+
+def test_a_reference_of_training_rows_without_model_outputs_is_accepted() -> None:
+    """Training data has labels but no predictions: the monitor must start, not crash."""
+    import numpy as np
+    import pandas as pd
+
+    from mlwarden.monitor.engine import Monitor
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"x": rng.normal(size=500), "label": rng.integers(0, 2, 500)})
+    monitor = Monitor(reference)
+    result = monitor.process(pd.DataFrame({"x": rng.normal(size=300)}), index=0)
+    assert result.findings == []

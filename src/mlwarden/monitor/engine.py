@@ -223,7 +223,9 @@ class Monitor:
                     self.cbpe = CBPE(c.calibration,  # type: ignore[arg-type]
                                      c.confidence).fit(scores, labelled[self.cols.label].tolist(),
                                                        self.classes)
-            if self._streaming is not None and len(labelled):
+            # a reference of training rows has labels but no model outputs: no error stream yet
+            has_outputs = self.cols.prediction in reference.columns
+            if self._streaming is not None and len(labelled) and has_outputs:
                 errors = self._record_errors(labelled)
                 if self.task is Task.REGRESSION:
                     # Absolute errors in target units; scale by the reference MAE so the
