@@ -151,3 +151,22 @@ def test_real_electricity_constant_reference_that_starts_varying_is_not_a_unit_c
     # what an operator should see, and nothing here is a rescaling.
     assert (("vicprice",), "out_of_range") in checks
     assert not any(check == "unit_change" for _, check in checks)
+
+
+def test_a_unit_change_is_past_its_threshold_so_the_agent_counts_it() -> None:
+    """The agent keeps only findings with score >= threshold; a x100 rescale must be one."""
+    import numpy as np
+    import pandas as pd
+
+    from mlwarden.detect.quality import QualityDetector
+    from mlwarden.monitor.profile import Profile
+
+    rng = np.random.default_rng(7)
+    reference = Profile.reference(pd.DataFrame({"demand": rng.normal(5.0, 1.0, 5000)}))
+    for factor in (100.0, 0.001):
+        window = pd.DataFrame({"demand": rng.normal(5.0, 1.0, 1000) * factor})
+        findings = QualityDetector().detect(reference, Profile.from_data(window, reference.layout))
+        unit = [f for f in findings if f.evidence.get("check") == "unit_change"]
+        assert unit, factor
+        assert unit[0].score / unit[0].threshold >= 1.0
+        assert unit[0].evidence["factor"] == factor

@@ -81,6 +81,9 @@ def _binom_p(k: int, n: int, p0: float) -> float:
     return p if math.isfinite(p) else 1.0
 
 
+UNIT_CHANGE_MIN_ORDERS = 0.5
+
+
 class QualityDetector(Detector):
     """Data-quality checks of a window's profile against the reference (and the schema)."""
 
@@ -316,12 +319,14 @@ class QualityDetector(Detector):
             if abs(math.log10(ratio_mean) - k) > tol:
                 return False
         factor = 10.0**k
+        # score: orders of magnitude the spread moved; threshold: half an order, the least a
+        # rescale by a power of ten can show (so x100 scores 4x its threshold, whatever its sign)
         add(
             [name],
             "unit_change",
-            "scale_ratio",
-            ratio_std,
-            factor,
+            "scale_orders_of_magnitude",
+            abs(log_std),
+            UNIT_CHANGE_MIN_ORDERS,
             f"{name} looks rescaled by {factor:g}: std {ref.std:.4g} -> {win.std:.4g}, "
             f"mean {ref.mean:.4g} -> {win.mean:.4g} on {fmt_rows(win.count)} (unit change?)",
             factor=factor,
