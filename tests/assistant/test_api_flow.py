@@ -6,7 +6,6 @@ the staging gateway → promote → predict through the API's gateway → monito
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from fastapi.testclient import TestClient
 from mlwarden.api import create_app, routes_assistant
 from mlwarden.datasets import path_of
 from mlwarden.domain import Role
-from mlwarden.serving.gateway import Gateway
 from mlwarden.settings import Settings
 
 
@@ -93,15 +91,12 @@ def test_from_a_csv_to_a_monitored_model(client: TestClient, tmp_path: Path) -> 
     features = pd.read_csv(io.BytesIO(cleaned_rows.content)).drop(columns=["Survived"])
     instances = features.iloc[:5].to_dict(orient="records")
 
-    # staging is a real second target: its own gateway serves it, production does not yet
-    async def predict_in_staging() -> list[dict[str, Any]]:
-        gateway = Gateway(store, state.writer, state.settings, environment="staging")
-        try:
-            return await gateway.predict("titanic-survived", instances)
-        finally:
-            await gateway.aclose()
-
-    answers = asyncio.run(predict_in_staging())
+    # staging is a real second target: the gateway serves it over HTTP, production does not yet
+    staging = client.post(
+        "/v1/models/titanic-survived/predict?environment=staging", json={"instances": instances}
+    )
+    assert staging.status_code == 200, staging.text
+    answers = staging.json()["predictions"]
     assert [a["version"] for a in answers] == [1] * 5
     assert all(a["prediction"] in (0, 1) for a in answers)
     not_live = client.post("/v1/models/titanic-survived/predict", json={"instances": instances})

@@ -189,6 +189,8 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
                 agent.stop()
             probes.stop_all()
             await gateway.aclose()
+            for other in app.state.mlwarden.environments.values():
+                await other.aclose()
             writer.close()
             if owns_store:
                 opened.close()

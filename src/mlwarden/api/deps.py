@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, Request
@@ -99,6 +99,23 @@ class ServerState:
     tokens: TokenCache
     probes: ProbeManager
     auth_required: bool
+    # gateways of other deployment targets (e.g. "staging"), made on first use
+    environments: dict[str, Gateway] = field(default_factory=dict)
+
+    def gateway_for(self, environment: str | None) -> Gateway:
+        """The gateway routing ``environment``'s deployment (production by default)."""
+        if environment in (None, "", self.gateway.environment):
+            return self.gateway
+        if not environment.replace("-", "").replace("_", "").isalnum() or len(environment) > 32:
+            raise InvalidInput(f"invalid environment name {environment!r}")
+        gateway = self.environments.get(environment)
+        if gateway is None:
+            from mlwarden.serving.gateway import Gateway
+
+            gateway = Gateway(self.store, self.writer, self.settings, metrics=self.metrics,
+                              environment=environment)
+            self.environments[environment] = gateway
+        return gateway
 
 
 async def server(request: Request) -> ServerState:

@@ -59,7 +59,8 @@ def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
         "Validates the instances against the model's schema, routes to the live version "
         "(canary by weight, sticky by `key`), copies to the shadow version in the background, "
         "falls back on error or timeout, and records every prediction. Each answer carries its "
-        "record id (for feedback), the version that answered and `served_by`."
+        "record id (for feedback), the version that answered and `served_by`. "
+        "`?environment=staging` predicts with the model's staging deployment instead."
     ),
 )
 async def predict(name: str, request: Request) -> JSONResponse:
@@ -68,7 +69,8 @@ async def predict(name: str, request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlwarden
     await authorize(request, state, Role.OPERATOR)
     instances, key, single = parse_predict_body(await json_body(request))
-    answers = await state.gateway.predict(name, instances, key)
+    gateway = state.gateway_for(request.query_params.get("environment"))
+    answers = await gateway.predict(name, instances, key)
     if single:
         return JSONResponse({"model": name, **answers[0], "predictions": answers})
     return JSONResponse({"model": name, "predictions": answers})
