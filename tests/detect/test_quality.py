@@ -34,7 +34,11 @@ def _checks(frame: pd.DataFrame, detector: QualityDetector | None = None) -> dic
         REFERENCE, Profile.from_data(frame, REFERENCE.layout), window_index=7
     )
     for f in findings:
-        assert f.kind is FindingKind.DATA_QUALITY and f.window == 7
+        # values past the reference range are a shift of the data; every other check is quality
+        expected = FindingKind.DATA_DRIFT if f.evidence["check"] == "out_of_range" else (
+            FindingKind.DATA_QUALITY
+        )
+        assert f.kind is expected and f.window == 7
         assert math.isfinite(f.score) and math.isfinite(f.threshold)
         assert f.message
     return {(tuple(f.features), f.evidence["check"]): f.evidence for f in findings}

@@ -104,7 +104,15 @@ def classify(
         )
     if persistent & _SERVICE:
         return Diagnosis.LATENCY_OR_ERRORS, f"{kinds} not tied to a recent version change"
-    if FindingKind.CONCEPT_DRIFT in persistent:
+    # the monitor reports a drop that came with moving inputs as data drift "with impact":
+    # as persistent as the rule asks, that is covariate drift with a performance drop
+    impact_windows = {
+        f.window
+        for f in findings
+        if f.kind is FindingKind.DATA_DRIFT and f.evidence.get("impact") is not None
+    }
+    needed = policy.persistence.k or 1
+    if FindingKind.CONCEPT_DRIFT in persistent or len(impact_windows) >= needed:
         if persistent & {FindingKind.DATA_DRIFT}:
             return Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP, (
                 "inputs drifted and performance dropped"

@@ -15,7 +15,9 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
   triggers a fallback, so each must be strong evidence on its own.
 * null burst: the null rate rose by at least 5 points and to at least twice the reference rate.
 * out of range: at least 1 % of values outside the reference [min, max]; under no change a new
-  value lands outside the range of n reference values with probability 2/(n+1).
+  value lands outside the range of n reference values with probability 2/(n+1). Reported as
+  ``data_drift`` (real data reaching new values is a shift to retrain on, not a pipeline break);
+  values outside the schema's declared range are ``data_quality`` (``schema_range``).
 * unit change: the ratio of standard deviations (and of means, when the mean is informative)
   within a factor 10^±0.15 of 10, 100 or 1000 (or their inverses): a unit conversion such as
   m -> cm, kg -> g or a fraction turned into a percentage (Ratio rule; no distribution test
@@ -112,11 +114,12 @@ class QualityDetector(Detector):
             threshold: float,
             message: str,
             p_value: float | None = None,
+            kind: FindingKind = FindingKind.DATA_QUALITY,
             **evidence: Any,
         ) -> None:
             out.append(
                 Finding(
-                    kind=FindingKind.DATA_QUALITY,
+                    kind=kind,
                     detector=self.name,
                     features=features,
                     statistic=statistic,
@@ -280,6 +283,9 @@ class QualityDetector(Detector):
                     f"[{ref.min:.4g}, {ref.max:.4g}] (window {win.min:.4g}..{win.max:.4g}, "
                     f"{fmt_p(p)})",
                     p,
+                    # new values beyond what training saw (prices in a hotter summer) are a
+                    # shift of the data, not a broken pipeline: the schema's range says broken
+                    kind=FindingKind.DATA_DRIFT,
                     out_of_range_rate=rate,
                     below=int(win.hist[0]),
                     above=int(win.hist[-1]),
