@@ -42,6 +42,7 @@ _COMMAND_MODULES: list[str] = [
     "simulate",
     "backtest",
     "demo",
+    "report",
 ]
 
 _register_commands()

@@ -43,7 +43,7 @@ from mlwarden.scenarios.spec import Fault, Scenario, load_scenario
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
-from mlwarden.store.repository import Store
+from mlwarden.store.repository import Store, simulated_clock
 
 log = logging.getLogger("mlwarden.simulate")
 
@@ -86,8 +86,8 @@ class SimClock:
     """Simulated time and stream position shared by the gateway wrapper and the sink."""
 
     position: int = 0
-    # starts at the real time: the store stamps deployment revisions with real time, and the
-    # agent compares those stamps with this clock (how long ago a version went live)
+    # starts at the real time; while a simulation runs, every timestamp mlwarden writes
+    # (deployments, events, journal, audit) comes from this clock
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     served_version: int | None = None
     majority: Any = None
@@ -255,7 +255,6 @@ class Simulation:
             self.data.target,
             seed=self.seed,
         )
-        self.clock = SimClock(rng=random.Random(self.seed))
         # the largest batch that divides the window, so windows end on batch boundaries
         self.batch = max(b for b in range(1, MAX_BATCH + 1) if self.scenario.window % b == 0)
         if self.data.task is Task.CLASSIFICATION:
@@ -309,10 +308,11 @@ class Simulation:
     def run(self) -> SimulationResult:
         # one BLAS/OpenMP thread: the run is sequential anyway, and on a busy machine spinning
         # worker threads cost more than they give
-        with threadpool_limits(1):
+        self.clock = SimClock(rng=random.Random(self.seed))
+        with threadpool_limits(1), simulated_clock(lambda: self.clock.now):
             self._setup()
             timeline = asyncio.run(self._stream())
-        summary = summarise(self.scenario, timeline, self._actions())
+            summary = summarise(self.scenario, timeline, self._actions(), self._playbooks())
         self._write(timeline, summary)
         self.store.close()
         return SimulationResult(timeline, summary, self.out)
@@ -514,6 +514,18 @@ class Simulation:
             "actions": actions,
         }
 
+    def _playbooks(self) -> dict[int, str | None]:
+        """The best-matching playbook of each incident, from its stored evidence."""
+        from mlwarden.agent.reports import incident_context
+
+        out: dict[int, str | None] = {}
+        for incident in self.agent.repo.list_incidents(self.model, limit=1000):
+            diagnosis = incident_context(self.store, incident["id"])["diagnosis"]
+            out[incident["id"]] = (
+                diagnosis.matches[0].id if diagnosis and diagnosis.matches else None
+            )
+        return out
+
     def _actions(self) -> list[dict[str, Any]]:
         """Every action with the window it was taken in and how it ended."""
         verdicts: dict[int, str] = {}
@@ -624,7 +636,10 @@ def scenario_policy(scenario: Scenario) -> Policy:
 
 
 def summarise(
-    scenario: Scenario, timeline: list[dict[str, Any]], actions: list[dict[str, Any]]
+    scenario: Scenario,
+    timeline: list[dict[str, Any]],
+    actions: list[dict[str, Any]],
+    playbooks: Mapping[int, str | None] | None = None,
 ) -> dict[str, Any]:
     """summary.json: findings, incidents, actions with outcomes, and the score."""
     findings = [
@@ -643,14 +658,14 @@ def summarise(
                 "opened_window": w["index"],
                 "kind": incident["diagnosis"],
                 "severity": incident["severity"],
-                "playbook": incident["diagnosis"],
+                "playbook": (playbooks or {}).get(incident["id"]),
                 "resolved_window": None,
                 "state": incident["state"],
             },
         )
         entry["state"] = incident["state"]
         entry["severity"] = incident["severity"]
-        entry["kind"] = entry["playbook"] = incident["diagnosis"]
+        entry["kind"] = incident["diagnosis"]
         if incident["state"] in {"resolved", "dismissed"} and entry["resolved_window"] is None:
             entry["resolved_window"] = w["index"]
     recovery = _recovery(scenario, timeline)

@@ -24,7 +24,7 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,9 +66,25 @@ SERVED_BY = {"live", "fallback", "canary", "shadow", "default", "external"}
 _ZERO = timedelta(0)
 
 
+_clock: Callable[[], datetime] | None = None
+
+
 def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware UTC (a simulation's clock while one is running)."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+@contextmanager
+def simulated_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Make every timestamp mlwarden writes come from ``clock`` (``mlwarden simulate`` runs
+    minutes of traffic in seconds; deployments, events and journal entries must share its
+    time with the records and windows)."""
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 def as_utc(value: datetime) -> datetime:

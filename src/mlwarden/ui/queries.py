@@ -456,25 +456,3 @@ def recent_feature_rows(engine: Engine, model_id: int, limit: int = 2_000) -> li
             .limit(limit)
         )
         return [dict(x.features or {}) for x in rows]
-
-
-def incident_signals(
-    engine: Engine, model_id: int, first: int, last: int, margin: int = 20
-) -> list[dict[str, Any]]:
-    """One flat dict per window (``window``, ``time`` and every signal) around an incident: the
-    ``signals`` argument of :func:`mlwarden.diagnose.incident.diagnose_incident`."""
-    s = at.signals
-    with engine.connect() as conn:
-        points = conn.execute(
-            select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                s.c.model_id == model_id,
-                s.c.window >= first - margin,
-                s.c.window <= last + margin,
-            )
-        ).all()
-    flat: dict[int, dict[str, Any]] = {}
-    for p in points:
-        row = flat.setdefault(p.window, {"window": p.window, "time": as_utc(p.ts).isoformat()})
-        if p.name != "window.closed" and _finite(p.value) is not None:
-            row[p.name] = p.value
-    return [flat[w] for w in sorted(flat)]

@@ -576,7 +576,7 @@ def incident_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.ui.incident_view import incident_context
+    from mlwarden.agent.reports import incident_context
 
     try:
         context = incident_context(state.store, incident_id)
@@ -611,7 +611,7 @@ def incident_report(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.ui.incident_view import incident_context
+    from mlwarden.agent.reports import incident_context
 
     if fmt not in ("md", "html", "json"):
         raise InvalidInput(f"report format must be md, html or json, not {fmt!r}")

@@ -1,15 +1,18 @@
-"""Everything the incident page shows, gathered from the agent's tables and the store, and the
+"""An incident as a whole, for the dashboard, the CLI and reports.
+
+Everything the incident page shows, gathered from the agent's tables and the store, and the
 incident's diagnosis computed by :func:`mlwarden.diagnose.incident.diagnose_incident` from the
 same evidence the agent saw (findings, signals around the incident, deploy/config events,
 feature importance, recent records against the reference sample)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import or_, select
+from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
@@ -17,9 +20,13 @@ from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
 from mlwarden.domain import Finding
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
-from mlwarden.ui.queries import incident_signals
 
-__all__ = ["diagnose_stored_incident", "incident_context", "incident_findings"]
+__all__ = [
+    "diagnose_stored_incident",
+    "incident_context",
+    "incident_findings",
+    "incident_signals",
+]
 
 MAX_ROWS = 5_000
 
@@ -78,6 +85,12 @@ def diagnose_stored_incident(
     signals = incident_signals(
         store.engine, model_id, incident["first_window"], incident["last_window"]
     )
+    # only what changed around the failure is a suspect: from the end of the second window
+    # before the incident to its opening (a deploy weeks earlier, or the agent's own remedies
+    # afterwards, would otherwise match "bad deploy")
+    ends = {s["window"]: datetime.fromisoformat(s["time"]) for s in signals}
+    since = ends.get(incident["first_window"] - 2)
+    until = as_utc(incident["opened_at"])
     events = [
         {
             "type": e["kind"],
@@ -85,6 +98,7 @@ def diagnose_stored_incident(
             "description": f"{e['kind']} by {e['actor']}: {e['details'].get('reason', '')}".strip(),
         }
         for e in store.events(model, limit=50)
+        if (since is None or as_utc(e["ts"]) >= since) and as_utc(e["ts"]) <= until
     ]
     spec = store.get_model(model)
     features = [f.name for f in spec.features]
@@ -142,3 +156,25 @@ def incident_context(store: Store, incident_id: int) -> dict[str, Any]:
     except Exception as exc:  # the page must still show the facts when diagnosis cannot run
         context["diagnosis_error"] = f"{type(exc).__name__}: {exc}"
     return context
+
+
+def incident_signals(
+    engine: Engine, model_id: int, first: int, last: int, margin: int = 20
+) -> list[dict[str, Any]]:
+    """One flat dict per window (``window``, ``time`` and every signal) around an incident: the
+    ``signals`` argument of :func:`mlwarden.diagnose.incident.diagnose_incident`."""
+    s = at.signals
+    with engine.connect() as conn:
+        points = conn.execute(
+            select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                s.c.model_id == model_id,
+                s.c.window >= first - margin,
+                s.c.window <= last + margin,
+            )
+        ).all()
+    flat: dict[int, dict[str, Any]] = {}
+    for p in points:
+        row = flat.setdefault(p.window, {"window": p.window, "time": as_utc(p.ts).isoformat()})
+        if p.name != "window.closed" and p.value is not None and math.isfinite(p.value):
+            row[p.name] = p.value
+    return [flat[w] for w in sorted(flat)]
