@@ -418,7 +418,12 @@ class Agent:
         if len(after) < policy.verify.windows and action["result"].get("promoted") is not False:
             return "waiting"
         verdict = verify(
-            after, baseline.get("signals", {}), incident["kinds"], policy, action["result"]
+            after,
+            baseline.get("signals", {}),
+            incident["kinds"],
+            policy,
+            action["result"],
+            action_kind=action["kind"],
         )
         self.repo.add_verification(
             model,

@@ -16,6 +16,9 @@ from mlwarden.agent.incidents import WindowView, qualifying
 from mlwarden.agent.policy import ModelPolicy
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
+# a fallback or a disabled model trades accuracy for safety on purpose: after one, recovery
+# means the failure the incident was about is gone, not that the lighter model is as good
+DEGRADED_MODES = ("fallback", "disable")
 LOWER_IS_BETTER = ("error", "latency", "null", "mae", "rmse", "psi", "drift")
 
 
@@ -63,6 +66,7 @@ def verify(
     kinds: Sequence[str],
     policy: ModelPolicy,
     action_result: Mapping[str, Any] | None = None,
+    action_kind: str | None = None,
 ) -> Verdict:
     """Judge the windows after an action against the baseline (``after`` oldest first)."""
     windows = list(after)[: policy.verify.windows]
@@ -70,8 +74,11 @@ def verify(
     result = action_result or {}
     if result.get("promoted") is False:
         reasons.append(f"the retrained candidate was discarded: {result.get('discarded')}")
+    # after a fallback the answers come from another model: its outputs differ from the
+    # champion's reference by design, so prediction drift says nothing about recovery
+    judged = set(kinds) - ({"prediction_drift"} if action_kind in DEGRADED_MODES else set())
     for window in windows:
-        hits = [f for f in qualifying(window.findings, policy) if f.kind.value in set(kinds)]
+        hits = [f for f in qualifying(window.findings, policy) if f.kind.value in judged]
         if hits:
             reasons.append(
                 f"window {window.window} still shows {', '.join(sorted({f.kind for f in hits}))}"
@@ -81,6 +88,8 @@ def verify(
     for name, base in baseline.items():
         direction = _direction(name)
         if name not in observed or direction == 0:
+            continue
+        if direction > 0 and action_kind in DEGRADED_MODES:
             continue
         value = observed[name]
         if direction > 0 and value < base - tolerance:

@@ -61,7 +61,7 @@ class FaultyPredictor:
 
     def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         position = self.clock.position
-        if self.version == self.clock.served_version:
+        if self.version == self.clock.faulty_version:
             for fault in self.faults:
                 if not fault.active(position):
                     continue
@@ -89,7 +89,9 @@ class SimClock:
     # starts at the real time; while a simulation runs, every timestamp mlwarden writes
     # (deployments, events, journal, audit) comes from this clock
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
-    served_version: int | None = None
+    # serving faults (errors, frozen answers, latency) hit the model server of this version:
+    # the one live when the run starts; a fallback or rollback escapes them
+    faulty_version: int | None = None
     majority: Any = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -123,15 +125,16 @@ class SimSink:
         self.rows: list[dict[str, Any]] = []
         self.count = 0
 
-    def latency(self) -> float:
-        """Simulated latency: a steady log-normal service time (about 4 ms) plus injected delay.
+    def latency(self, version: int | None) -> float:
+        """Simulated latency: a steady log-normal service time (about 4 ms), plus the injected
+        delay when the faulty version answered.
 
         The gateway's measured wall time is not used: it depends on the machine's load, and a
         simulation must give the same answer for the same seed.
         """
         added = self.clock.rng.lognormvariate(math.log(4.0), 0.25)
         for fault in self.latency_faults:
-            if fault.active(self.clock.position):
+            if fault.active(self.clock.position) and version == self.clock.faulty_version:
                 base = fault.add_ms or 0.0
                 added += (
                     base
@@ -151,7 +154,7 @@ class SimSink:
             row["id"] = f"sim-{self.count:09d}"
             row["received_at"] = self.clock.now
             row["timestamp"] = self.clock.now - timedelta(seconds=delay)
-            row["latency_ms"] = self.latency()
+            row["latency_ms"] = self.latency(row.get("version"))
             rows.append(row)
         self.store.insert_records(rows)
         self.rows.extend(rows)
@@ -259,6 +262,7 @@ class Simulation:
         self.batch = max(b for b in range(1, MAX_BATCH + 1) if self.scenario.window % b == 0)
         if self.data.task is Task.CLASSIFICATION:
             self.clock.majority = native(self.data.reference[self.data.target].mode().iloc[0])
+        self.clock.faulty_version = 1  # the champion, live from the start
         self.sink = SimSink(self.store, self.clock, self.scenario.faults)
         self.gateway = SimulatedGateway(
             self.store,
@@ -333,8 +337,6 @@ class Simulation:
         for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
-            deployment = self.store.get_deployment(self.model)
-            self.clock.served_version = deployment.live_version if deployment else None
             batch = [clean_row(instance) for instance in instances[position : position + step]]
             batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
             before = len(self.sink.rows)
