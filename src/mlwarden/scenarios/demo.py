@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import threading
 import time
 from collections import deque
@@ -150,6 +151,9 @@ class Demo:
             f"{self.model!r}; faults: "
             + ", ".join(f"{f.kind} from record {f.start}" for f in self.scenario.faults)
         )
+        if threading.current_thread() is threading.main_thread():
+            # a service manager's SIGTERM stops the demo as cleanly as Ctrl-C does
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
         traffic = threading.Thread(target=self._traffic, name="mlw-demo-traffic", daemon=True)
         traffic.start()
         started = time.monotonic()
