@@ -178,12 +178,18 @@ class Agent:
         now = self.clock()
         history = self.store.deployment_history(model, limit=200)
         lives: list[tuple[int, datetime]] = []
-        # walk oldest → newest to find when each live version (re)started serving
+        first_live: dict[int, datetime] = {}
+        # walk oldest → newest to find when each live version (re)started serving; a version
+        # the agent itself put back (releasing a fallback, a rollback) keeps the time it first
+        # went live: the agent's own remedies are not deploys to blame for the next failure
         for revision in reversed(history):
-            if revision.live_version is not None and (
-                not lives or lives[-1][0] != revision.live_version
-            ):
-                lives.append((revision.live_version, revision.created_at))
+            number = revision.live_version
+            if number is not None and (not lives or lives[-1][0] != number):
+                since = revision.created_at
+                if revision.actor == self.actor and number in first_live:
+                    since = first_live[number]
+                first_live.setdefault(number, revision.created_at)
+                lives.append((number, since))
         lives.reverse()
         in_flight = bool(self.journal.in_flight(model))
         return ModelContext(
