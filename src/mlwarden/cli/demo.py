@@ -24,9 +24,10 @@ def demo(
 ) -> None:
     """Train the example model, serve it with the dashboard, stream live traffic and faults.
 
-    Open the printed URL: within a few minutes the dashboard shows drift and a data-quality
-    break detected, an incident diagnosed, a fallback taken, a retrain waiting for approval,
-    and recovery verified. Ctrl-C stops it cleanly.
+    Open the printed URL: within the first minute the dashboard shows the data-quality break
+    detected, an incident diagnosed, the fallback taken and the return to the champion
+    verified; the later concept change leads to decisions the demo's policy sends for approval.
+    Ctrl-C stops it cleanly.
     """
     from mlwarden.errors import MlwardenError
     from mlwarden.scenarios.demo import Demo
