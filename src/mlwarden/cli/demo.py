@@ -20,6 +20,9 @@ def demo(
     ),
     duration: float = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
     seed: int = typer.Option(0, help="Random seed of the data split and faults."),
+    mode: str = typer.Option(
+        None, help="autonomous (act) or advisory (every remedy waits for your approval)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
 ) -> None:
     """Train the example model, serve it with the dashboard, stream live traffic and faults.
@@ -33,8 +36,12 @@ def demo(
     from mlwarden.scenarios.demo import Demo
     from mlwarden.scenarios.spec import load_scenario
 
+    if mode not in (None, "autonomous", "advisory"):
+        raise typer.BadParameter("choose autonomous or advisory", param_hint="--mode")
     try:
         spec = load_scenario(scenario)
+        if mode is not None:
+            spec = spec.model_copy(update={"mode": mode})
     except MlwardenError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
