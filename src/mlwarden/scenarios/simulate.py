@@ -373,34 +373,29 @@ class Simulation:
         return timeline
 
     async def _send(self, batch: list[dict[str, Any]]) -> None:
-        good: list[dict[str, Any]] = []
-        for row in batch:
-            good.append(row)
         try:
-            await self.gateway.predict(self.model, good)
-        except InvalidInput as exc:
+            await self.gateway.predict(self.model, batch)
+        except InvalidInput:
             # requests the gateway refused (e.g. after a schema change) are retried one by one
             # so that the valid ones still get answers, the way clients resend
-            await self._send_each(good, exc)
+            await self._send_each(batch)
         except MlwardenError as exc:
             log.info("window request failed: %s", exc.message)
 
-    async def _send_each(self, batch: list[dict[str, Any]], _: InvalidInput) -> None:
+    async def _send_each(self, batch: list[dict[str, Any]]) -> None:
         for row in batch:
             try:
                 await self.gateway.predict(self.model, [row])
             except InvalidInput as exc:
+                # the client's log of the refused call (the sink gives it its id)
                 self.sink.submit(
                     [
                         {
-                            "id": f"rejected-{self.clock.position}-{len(self.sink.rows)}",
                             "model": self.model,
                             "version": None,
-                            "timestamp": self.clock.now,
-                            "features": {k: v for k, v in row.items()},
+                            "features": dict(row),
                             "prediction": None,
                             "scores": None,
-                            "latency_ms": 0.0,
                             "error": f"rejected: {exc.message}",
                             "served_by": "live",
                         }
