@@ -137,7 +137,7 @@ class MonitorSource:
         baseline = self._baselines.get(spec.name)
         if baseline is None:
             early = records_to_frame(first[: self.settings.reference_size])
-            baseline = SystemBaseline.from_arrays(*monitor._system_columns(early))
+            baseline = SystemBaseline.from_arrays(*monitor.system_columns(early))
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
         self._monitors[spec.name] = (version, monitor)

@@ -207,7 +207,7 @@ class Monitor:
             error_min_increase=c.error_min_increase, throughput_ratio=c.throughput_ratio,
             max_delay_s=c.max_delay_s)
         self.system_baseline = SystemBaseline.from_arrays(
-            *self._system_columns(reference))
+            *self.system_columns(reference))
         self.reference_metrics: dict[str, MetricValue] = {}
         self.cbpe: CBPE | None = None
         self._streaming = (StreamingErrorDetector(c.streaming,  # type: ignore[arg-type]
@@ -270,7 +270,9 @@ class Monitor:
             return _numeric(frame[self.cols.score]).to_numpy(dtype=float)
         return None
 
-    def _system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
+    def system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
+        """(latency, error, timestamp, received_at) arrays of a record table, for the system
+        signals and for a baseline learned from production records."""
         def get(name: str) -> Any:
             return frame[name].to_numpy(dtype=object) if name in frame.columns else None
 
@@ -308,7 +310,7 @@ class Monitor:
                                      lambda d=detector: d.detect(self.reference, profile,
                                                                  window_index=index))
         signals.update(output_signals(profile))
-        signals.update(system_signals(*self._system_columns(window)))
+        signals.update(system_signals(*self.system_columns(window)))
         findings += detect_system(sanitize_signals(signals), self.system_baseline,
                                   self.system_thresholds, index)
 
