@@ -8,11 +8,16 @@ PostgreSQL database.
 
     .venv/bin/python bench/bench_capture.py --rows 1000000
     .venv/bin/python bench/bench_capture.py --rows 200000 --no-postgres
+    .venv/bin/python bench/bench_capture.py --no-postgres --sqlite-page-sizes 4096,16384
+
+``--sqlite-page-sizes`` runs SQLite once per page size, side by side (mlwarden creates new files
+with 16 KiB pages; 4096 is SQLite's default and what files made before that change use).
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -26,6 +31,7 @@ from sqlalchemy import create_engine, text
 from mlwarden.capture.ingest import parse_records
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.store import Store
+from mlwarden.store.database import SQLITE_PAGE_SIZE
 
 FEATURES = [f"f{i}" for i in range(10)]
 SPEC = ModelSpec(
@@ -74,6 +80,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=50_000, help="rows per insert_records call")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--sqlite-page-sizes",
+        default=str(SQLITE_PAGE_SIZE),
+        help="comma-separated page sizes of the SQLite files to compare",
+    )
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server URL")
     args = parser.parse_args()
 
@@ -82,7 +93,15 @@ def main() -> None:
         make_parquet(path, args.rows)
         data = path.read_bytes()
         print(f"{args.rows:,} records, Parquet {len(data) / 1e6:.1f} MB, batch {args.batch:,}")
-        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
+        targets = []
+        for n, size in enumerate(int(v) for v in args.sqlite_page_sizes.split(",")):
+            path = Path(tmp) / f"bench-{n}-{size}.db"
+            # the page size sticks only to a new file, before WAL mode: create it here
+            with sqlite3.connect(path) as conn:
+                conn.execute(f"PRAGMA page_size={size}")
+                conn.execute("PRAGMA journal_mode=WAL")
+            label = "SQLite" if size == SQLITE_PAGE_SIZE else f"SQLite {size // 1024} KiB pages"
+            targets.append((label, f"sqlite:///{path}"))
         pg_name = f"mlw_bench_{uuid.uuid4().hex[:8]}"
         if not args.no_postgres:
             targets.append(("PostgreSQL", f"{args.pg}/{pg_name}"))
@@ -95,7 +114,7 @@ def main() -> None:
                 # CPU time of this process too: on a shared machine wall time mostly measures
                 # the neighbours (PostgreSQL's own CPU is not in it)
                 print(
-                    f"{label:<10} {stored / total_s:>10,.0f} records/s wall, "
+                    f"{label:<21} {stored / total_s:>10,.0f} records/s wall, "
                     f"{stored / cpu_s:>10,.0f} records/s per CPU-second of this process  "
                     f"(parse+check {parse_s:.2f} s, total {total_s:.2f} s)"
                 )

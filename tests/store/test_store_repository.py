@@ -58,6 +58,31 @@ def test_reopening_a_migrated_database_keeps_its_data(database_url: str) -> None
     second.close()
 
 
+def test_a_new_sqlite_file_uses_wal_and_large_pages_and_an_old_one_keeps_its_pages(
+    tmp_path,
+) -> None:
+    import sqlite3
+
+    from mlwarden.store.database import SQLITE_PAGE_SIZE
+
+    new = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    new.close()
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE
+    # a database made by an older mlwarden (4 KiB pages) opens, migrates and keeps its pages
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE keep (x INTEGER)")
+    old = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    old.create_model(SPEC)
+    assert old.get_model("churn") == SPEC
+    old.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
 def test_ping_is_false_when_the_database_is_unreachable() -> None:
     store = Store("postgresql://postgres@127.0.0.1:1/none", migrate=False)
     assert store.ping() is False
