@@ -44,32 +44,10 @@ def _state(values: dict[str, Any]) -> DeploymentState:
         raise pydantic_error(exc, "deployment") from None
 
 
-def _event_kind(before: Deployment | None, after: DeploymentState) -> str:
-    if before is None or before.live_version != after.live_version:
-        return "deploy"
-    if before.disabled != after.disabled:
-        return "disable" if after.disabled else "enable"
-    return "deployment"
-
-
 def _apply(
-    state: ServerState, name: str, new: DeploymentState, principal: Principal, reason: str,
-    kind: str | None = None,
+    state: ServerState, name: str, new: DeploymentState, principal: Principal, reason: str
 ) -> Deployment:
-    before = state.store.get_deployment(name)
-    after = state.store.set_deployment(name, new, actor=principal.name, reason=reason)
-    changes = {
-        field: {
-            "from": None if before is None else getattr(before, field),
-            "to": getattr(after, field),
-        }
-        for field in sorted(_STATE_FIELDS)
-        if before is None or getattr(before, field) != getattr(after, field)
-    }
-    event = kind or _event_kind(before, new)
-    details = {"revision": after.revision, "reason": reason, "changes": changes}
-    state.store.add_event(name, event, principal.name, details)
-    state.store.audit(principal.name, f"deployment.{event}", name, details)
+    after = Registry(state.store).set_deployment(name, new, actor=principal.name, reason=reason)
     state.gateway.invalidate(name)
     return after
 

@@ -268,6 +268,49 @@ class Registry:
             details=details,
         )
 
+    def set_deployment(
+        self,
+        model: str,
+        state: DeploymentState,
+        *,
+        actor: str,
+        reason: str = "",
+        environment: str = "production",
+    ) -> Deployment:
+        """Replace the whole routing with ``state`` (a new revision). The event is ``deploy``
+        when the live version changes, ``disable``/``enable`` when only that flag does, else
+        ``deployment``; its details list every field that changed, from and to."""
+        before = self.store.get_deployment(model, environment)
+        fields = sorted(DeploymentState.model_fields)
+        changes = {
+            field: {
+                "from": None if before is None else getattr(before, field),
+                "to": getattr(state, field),
+            }
+            for field in fields
+            if before is None or getattr(before, field) != getattr(state, field)
+        }
+        details: dict[str, Any] = {"changes": changes}
+        if before is None or before.live_version != state.live_version:
+            kind = "deploy"
+            details |= {
+                "version": state.live_version,
+                "previous": None if before is None else before.live_version,
+            }
+        elif before.disabled != state.disabled:
+            kind = "disable" if state.disabled else "enable"
+        else:
+            kind = "deployment"
+        return self._change(
+            model,
+            kind,
+            state,
+            actor=actor,
+            reason=reason,
+            environment=environment,
+            details=details,
+        )
+
     def deploy(
         self,
         model: str,

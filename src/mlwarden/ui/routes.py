@@ -516,21 +516,16 @@ def undo_deployment(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.api.deps import Principal
-    from mlwarden.api.routes_deploy import _STATE_FIELDS, _apply
-    from mlwarden.domain import DeploymentState
+    from mlwarden.registry.registry import Registry
 
     _operator_change(request, session, csrf)
-    old = state.store.get_deployment_revision(name, revision)
-    new = DeploymentState.model_validate(old.model_dump(include=_STATE_FIELDS))
-    after = _apply(
-        state,
+    after = Registry(state.store).undo(
         name,
-        new,
-        Principal(session.name, session.role),
-        reason.strip() or f"undo to revision {revision} from the dashboard",
-        kind="undo",
+        revision,
+        actor=session.name,
+        reason=reason.strip() or f"undo to revision {revision} from the dashboard",
     )
+    state.gateway.invalidate(name)
     return _back(
         request,
         f"{PREFIX}/models/{quote(name)}",
