@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     agent_policy: Path | None = None
     agent_interval_s: float = 5.0
     agent_in_server: bool = False
+    # signs every alert webhook (header X-Mlwarden-Signature, HMAC-SHA256): set it, and check
+    # it in the receiver with mlwarden.agent.executors.alert.verify_signature
+    webhook_secret: SecretStr | None = None
     # a folder of the user's own playbooks (YAML), besides the bundled ones
     playbooks_dir: Path | None = None
 

@@ -78,6 +78,7 @@ class Receiver:
     def __init__(self, fail: int = 0) -> None:
         self.fail = fail
         self.bodies: list[dict[str, Any]] = []
+        self.raw: list[tuple[bytes, dict[str, str]]] = []  # (body, headers) as received
         self.calls = 0
         receiver = self
 
@@ -90,6 +91,7 @@ class Receiver:
                     self.end_headers()
                     return
                 receiver.bodies.append(json.loads(body))
+                receiver.raw.append((body, dict(self.headers.items())))
                 self.send_response(200)
                 self.end_headers()
 

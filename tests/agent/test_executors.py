@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -99,6 +100,32 @@ def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, An
         assert body["model"] == MODEL and body["severity"] == "high"
         assert "[HIGH]" in body["text"] and "p99 up" in body["text"]
         assert store.events(MODEL, kinds=["alert"])[0]["details"]["delivered"] is True
+    finally:
+        receiver.close()
+
+
+def test_alert_webhook_is_signed_with_the_configured_secret(
+    store: Store, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlwarden.agent.executors.alert import SIGNATURE_HEADER, verify_signature
+
+    receiver = Receiver()
+    policy = f"defaults: {{alert: {{webhook_url: '{receiver.url}'}}}}"
+    try:
+        unsigned = env_for(store, policy)
+        run_action(unsigned, unsigned.journal.create(MODEL, ActionKind.ALERT, {}))
+        monkeypatch.setenv("MLWARDEN_WEBHOOK_SECRET", "hook-secret")
+        signed = env_for(store, policy)
+        row = run_action(signed, signed.journal.create(MODEL, ActionKind.ALERT, {}))
+        assert row["state"] == "done"
+        (_plain, plain_headers), (body, headers) = receiver.raw
+        assert SIGNATURE_HEADER.lower() not in {k.lower() for k in plain_headers}
+        header = {k.lower(): v for k, v in headers.items()}[SIGNATURE_HEADER.lower()]
+        assert verify_signature("hook-secret", body, header)
+        assert not verify_signature("another-secret", body, header)
+        assert not verify_signature("hook-secret", body.replace(b"mlwarden", b"attacker"), header)
+        # the secret is not written anywhere the alert is recorded
+        assert "hook-secret" not in json.dumps(store.events(MODEL, kinds=["alert"]), default=str)
     finally:
         receiver.close()
 

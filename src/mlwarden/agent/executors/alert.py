@@ -2,10 +2,26 @@
 
 Retries with exponential backoff (``backoff_s * 2**attempt``) on connection errors and 5xx/429
 answers; every alert is also logged as an event of the model, delivered or not.
+
+With ``MLWARDEN_WEBHOOK_SECRET`` set, each POST carries ``X-Mlwarden-Signature:
+t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` (the scheme Stripe uses), so the
+receiver can tell mlwarden's alerts from forgeries and refuse replays of old ones:
+
+>>> body = b'{"model": "churn"}'
+>>> header = sign_body("s3cret", body, timestamp=1_790_000_000)
+>>> verify_signature("s3cret", body, header, now=1_790_000_060)
+True
+>>> verify_signature("s3cret", b'{"model": "fraud"}', header, now=1_790_000_060)
+False
+>>> verify_signature("s3cret", body, header, now=1_790_000_000 + 3600)  # too old
+False
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from typing import Any
 
@@ -34,16 +50,66 @@ def alert_payload(model: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SIGNATURE_HEADER = "X-Mlwarden-Signature"
+# how old a signed alert may be before a receiver refuses it as a replay
+SIGNATURE_TOLERANCE_S = 300
+
+
+def sign_body(secret: str, body: bytes, *, timestamp: int) -> str:
+    """The ``X-Mlwarden-Signature`` value of ``body`` sent at ``timestamp`` (unix seconds)."""
+    digest = hmac.new(
+        secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    *,
+    now: float | None = None,
+    tolerance_s: float = SIGNATURE_TOLERANCE_S,
+) -> bool:
+    """True when ``header`` signs exactly ``body`` with ``secret`` within ``tolerance_s``.
+
+    For the receiving end of the webhook: pass the raw request body, not re-encoded JSON.
+    """
+    if not header:
+        return False
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = sign_body(secret, body, timestamp=timestamp)
+    return hmac.compare_digest(expected, f"t={timestamp},v1={parts.get('v1', '')}")
+
+
 def send_webhook(
-    url: str, payload: dict[str, Any], *, retries: int, backoff_s: float, timeout_s: float
+    url: str,
+    payload: dict[str, Any],
+    *,
+    retries: int,
+    backoff_s: float,
+    timeout_s: float,
+    secret: str | None = None,
 ) -> dict[str, Any]:
-    """POST ``payload`` to ``url``; returns ``{"status", "attempts"}`` or raises after retries."""
+    """POST ``payload`` to ``url`` (signed when a ``secret`` is given); returns
+    ``{"status", "attempts"}`` or raises after retries."""
+    body = json.dumps(payload).encode()
     last = ""
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff_s * 2 ** (attempt - 1))
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            headers[SIGNATURE_HEADER] = sign_body(secret, body, timestamp=int(time.time()))
         try:
-            response = httpx.post(url, json=payload, timeout=timeout_s)
+            response = httpx.post(url, content=body, headers=headers, timeout=timeout_s)
         except httpx.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}"
             continue
@@ -69,6 +135,7 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
                 retries=settings.retries,
                 backoff_s=settings.backoff_s,
                 timeout_s=settings.timeout_s,
+                secret=env.webhook_secret,
             )
             delivery["delivered"] = True
     finally:
