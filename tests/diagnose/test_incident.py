@@ -104,6 +104,57 @@ def test_latency_and_constant_predictions() -> None:
     assert c.matches[0].id == "constant_predictions" and c.severity.value == "critical"
 
 
+def _found(kind: str, detector: str, statistic: str, window: int = 4,
+           features: list[str] | None = None, check: str | None = None) -> Finding:
+    return Finding(kind=kind, detector=detector, statistic=statistic, features=features or [],
+                   score=1.0, threshold=0.5, window=window, message=statistic,
+                   evidence={"check": check} if check else {})
+
+
+def test_the_most_upstream_evidence_decides_the_playbook() -> None:
+    # findings as the real detectors word them; each cause drags prediction drift along
+    collapse = [_found("prediction_drift", "prediction_collapse", "top_class_share", 4,
+                       ["prediction"]),
+                _found("prediction_drift", "prediction_drift", "jensen_shannon", 4,
+                       ["prediction"])]
+    errors = [_found("error_rate", "system.error_rate", "error_rate")]
+    assert diagnose_incident(errors + collapse).matches[0].id == "inference_error_spike"
+    # the same collapse on its own is the model answering one class
+    assert diagnose_incident(collapse).matches[0].id == "constant_predictions"
+    unit = [_found("data_quality", "data_quality", "scale_orders_of_magnitude", 4, ["load"],
+                   "unit_change"),
+            _found("data_drift", "feature_drift", "wasserstein", 4, ["load"])]
+    assert diagnose_incident(unit + collapse).matches[0].id == "unit_scaling_change"
+    renamed = [_found("data_quality", "data_quality", "rows", 4, ["load_kw"], "unknown_column"),
+               _found("data_quality", "data_quality", "null_rate", 4, ["load"], "null_burst")]
+    assert diagnose_incident(renamed + errors + collapse).matches[0].id == (
+        "upstream_schema_change")
+    nulls = [_found("data_quality", "data_quality", "null_rate", 4, ["load"], "null_burst")]
+    assert diagnose_incident(nulls + collapse).matches[0].id == "feature_null_explosion"
+    moved = [_found("data_drift", "feature_drift", "wasserstein", 4, ["load"])]
+    assert diagnose_incident(moved + collapse[1:]).matches[0].id == "covariate_drift"
+
+
+def test_a_change_long_before_the_incident_and_a_late_finding_weigh_less() -> None:
+    # an old null burst (windows 2-5) in the signals does not make a later accuracy drop a
+    # data-quality incident, nor does a drift finding eight windows into it
+    signals = [{"window": w, "null_rate.load": 0.6 if 2 <= w <= 5 else 0.0,
+                "accuracy": 0.9 if w < 16 else 0.7} for w in range(28)]
+    findings = [_found("concept_drift", "concept.performance_drop", "accuracy_drop", 16),
+                _found("data_drift", "feature_drift", "wasserstein", 24, ["load"])]
+    d = diagnose_incident(findings, signals=signals)
+    assert d.matches[0].id == "concept_drift"
+
+
+def test_a_bad_deploy_needs_a_deploy() -> None:
+    findings = [_found("concept_drift", "concept.performance_drop", "accuracy_drop", 6),
+                _found("prediction_drift", "prediction_drift", "jensen_shannon", 6,
+                       ["prediction"])]
+    assert "bad_model_deploy" not in [m.id for m in diagnose_incident(findings).matches]
+    deployed = diagnose_incident(findings, events=[{"type": "deploy", "window": 6}])
+    assert deployed.matches[0].id == "bad_model_deploy"
+
+
 def test_reports_follow_root_cause_template() -> None:
     findings, signals = _null_incident()
     findings[0] = findings[0].model_copy(update={"message": "nulls <script>alert(1)</script>"})

@@ -82,6 +82,18 @@ def test_escalator_threshold_must_fit_its_fact(tmp_path: Path) -> None:
         load_playbook_file(_write(tmp_path, "bad_two", bad))
 
 
+def test_a_bare_yaml_null_check_is_refused(tmp_path: Path) -> None:
+    # `check: null` is YAML's null, not the word: it would match every finding of the kind
+    path = tmp_path / "null_words.yaml"
+    text = yaml.safe_dump(_valid("null_words")).replace(
+        "signal_patterns:\n", "signal_patterns:\n  - {kind: data_quality, check: null}\n", 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInput, match='quote it: check: "null"'):
+        load_playbook_file(path)
+    path.write_text(text.replace("check: null}", 'check: "null"}'), encoding="utf-8")
+    assert load_playbook_file(path).symptoms.signal_patterns[0].check == "null"
+
+
 def test_id_must_match_file_name_and_yaml_must_parse(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="must equal the file name"):
         load_playbook_file(_write(tmp_path, "other_name", _valid("some_id")))

@@ -98,7 +98,9 @@ def diagnose_stored_incident(
             "description": f"{e['kind']} by {e['actor']}: {e['details'].get('reason', '')}".strip(),
         }
         for e in store.events(model, limit=50)
-        if (since is None or as_utc(e["ts"]) >= since) and as_utc(e["ts"]) <= until
+        if (since is None or as_utc(e["ts"]) >= since)
+        and as_utc(e["ts"]) <= until
+        and not _first_deployment(e)
     ]
     spec = store.get_model(model)
     features = [f.name for f in spec.features]
@@ -132,6 +134,12 @@ def diagnose_stored_incident(
         resolution=resolution,
         generated_at=as_utc(incident["updated_at"]).isoformat(),
     )
+
+
+def _first_deployment(event: dict[str, Any]) -> bool:
+    """A model's first deployment replaced nothing, so it cannot be a regression to roll back."""
+    details = event.get("details") or {}
+    return event["kind"] == "deploy" and "previous" in details and details["previous"] is None
 
 
 def incident_context(store: Store, incident_id: int) -> dict[str, Any]:

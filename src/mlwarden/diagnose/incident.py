@@ -35,6 +35,25 @@ from mlwarden.domain import Finding, FindingKind
 EVENT_HORIZON_WINDOWS = 3
 # Weight of each finding kind a playbook lists, on top of its explicit signal patterns.
 KIND_WEIGHT = 0.5
+# Findings up to this many windows after the first one are the incident's onset: full weight.
+ONSET_WINDOWS = 2
+# What a later finding, or a signal change standing in for a missing finding, counts for.
+LATE_WEIGHT = 0.5
+# Lost per upstream kind of evidence a playbook leaves unexplained.
+UNEXPLAINED_PENALTY = 2.0
+# Where each kind of finding sits in the usual chain of cause and effect, most upstream first:
+# broken data causes serving errors, both move the inputs, moved inputs move the predictions,
+# and moved predictions show up as lost performance once labels arrive.
+CAUSAL_ORDER: dict[FindingKind, int] = {
+    FindingKind.DATA_QUALITY: 0,
+    FindingKind.FRESHNESS: 1,
+    FindingKind.ERROR_RATE: 1,
+    FindingKind.LATENCY: 1,
+    FindingKind.DATA_DRIFT: 2,
+    FindingKind.ANOMALY: 2,
+    FindingKind.PREDICTION_DRIFT: 3,
+    FindingKind.CONCEPT_DRIFT: 4,
+}
 
 _NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                  "ten"]
@@ -130,19 +149,27 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
                     changes: Sequence[Change] = ()) -> list[RankedPlaybook]:
     """Playbooks ranked by weighted pattern matches: ``(playbook, score, confidence, evidence)``.
 
-    Signal changes without findings count as pseudo-findings of the matching kind, so a
-    performance drop seen only in signals still points at concept drift.
+    A pattern scores its weight times the strongest finding that matches it. A detector finding
+    from the incident's first windows is full evidence; one that came later
+    (``ONSET_WINDOWS`` after the first) and a signal change standing in for a kind no detector
+    flagged (a performance drop seen only in signals still points at concept drift) count
+    half. A hypothesis must explain the most upstream evidence: a playbook loses
+    ``UNEXPLAINED_PENALTY`` for each kind of finding it does not list that sits upstream of
+    everything it does list (:data:`CAUSAL_ORDER`: a unit change explains the prediction drift
+    it causes, not the other way round). A pattern marked ``required`` that does not match rules
+    the playbook out.
     """
     playbooks = load_playbooks() if playbooks is None else list(playbooks)
-    all_findings = list(findings) + [_pseudo_finding(c) for c in changes]
-    all_findings = [f for f in all_findings if f is not None]
-    windows = [f.window for f in all_findings if f.window is not None]
+    weighted = _weighted_findings(findings, changes)
+    windows = [f.window for f, _ in weighted if f.window is not None]
     first_window = min(windows) if windows else None
     near_events = _relevant_events(events, first_window)
-    kinds = {f.kind for f in all_findings}
+    kind_strength: dict[FindingKind, float] = {}
+    for f, strength in weighted:
+        kind_strength[f.kind] = max(kind_strength.get(f.kind, 0.0), strength)
     ranked = []
     for pb in playbooks:
-        score, total, evidence, positive = 0.0, 0.0, [], False
+        score, total, evidence, positive, ruled_out = 0.0, 0.0, [], False, False
         for p in pb.symptoms.signal_patterns:
             total += p.weight
             if p.kind == "event":
@@ -154,27 +181,67 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
                     e = hits[0]
                     what = e.get("description", e.get("message", ""))
                     evidence.append(f"{_event_type(e)} event: {what}".rstrip(": "))
+                ruled_out |= p.required and not hits
                 continue
-            hits = [f for f in all_findings if _finding_matches(p, f)]
+            hits = sorted(((f, w) for f, w in weighted if _finding_matches(p, f)),
+                          key=lambda fw: -fw[1])
+            ruled_out |= p.required and not hits
             if p.absent:
                 # A satisfied "absent" pattern only supports the playbook's positive evidence;
                 # a violated one contradicts it.
                 if hits:
-                    score -= p.weight
+                    score -= p.weight * hits[0][1]
                 else:
                     evidence.append(f"no {p.kind} finding{' for ' + p.check if p.check else ''}")
             elif hits:
-                score += p.weight
+                score += p.weight * hits[0][1]
                 positive = True
-                evidence.append(_describe_finding(hits[0]))
+                evidence.append(_describe_finding(hits[0][0]))
         for kind in pb.symptoms.finding_kinds:
             total += KIND_WEIGHT
-            if kind in kinds:
-                score += KIND_WEIGHT
-        if positive and score > 0 and total > 0:
+            score += KIND_WEIGHT * kind_strength.get(kind, 0.0)
+        score -= UNEXPLAINED_PENALTY * sum(
+            kind_strength[kind] for kind in _unexplained_upstream(pb, kind_strength))
+        if positive and not ruled_out and score > 0 and total > 0:
             ranked.append((pb, round(score, 4), round(min(score / total, 1.0), 3), evidence))
     ranked.sort(key=lambda r: (-r[1], r[0].id))
     return ranked
+
+
+def _weighted_findings(findings: Sequence[Finding],
+                       changes: Sequence[Change]) -> list[tuple[Finding, float]]:
+    """Each finding with how much it counts: 1 at onset, ``LATE_WEIGHT`` later or when it only
+    stands in for a signal change of a kind no detector flagged (changes that began before the
+    onset's margin are left out)."""
+    windows = [f.window for f in findings if f.window is not None]
+    onset = min(windows) if windows else None
+    out = [(f, LATE_WEIGHT if onset is not None and f.window is not None
+            and f.window > onset + ONSET_WINDOWS else 1.0) for f in findings]
+    flagged = {f.kind for f in findings}
+    for c in changes:
+        if onset is not None and c.window < onset - ONSET_WINDOWS:
+            continue  # a change well before the incident began belongs to an earlier story
+        pseudo = _pseudo_finding(c)
+        if pseudo is not None and pseudo.kind not in flagged:
+            out.append((pseudo, LATE_WEIGHT))
+    return out
+
+
+def _unexplained_upstream(pb: Playbook,
+                          kind_strength: dict[FindingKind, float]) -> list[FindingKind]:
+    """Kinds seen in the incident that ``pb`` does not list and that sit upstream (earlier in
+    :data:`CAUSAL_ORDER`) of every kind it lists. A kind its ``absent`` patterns name is already
+    weighed by them."""
+    patterns = pb.symptoms.signal_patterns
+    listed = set(pb.symptoms.finding_kinds) | {
+        p.kind for p in patterns if p.kind != "event" and not p.absent}
+    considered = listed | {p.kind for p in patterns if p.absent}
+    ranks = [CAUSAL_ORDER[k] for k in listed if k in CAUSAL_ORDER]
+    if not ranks:
+        return []
+    most_upstream = min(ranks)
+    return [k for k in kind_strength
+            if k not in considered and CAUSAL_ORDER.get(k, most_upstream) < most_upstream]
 
 
 def _pseudo_finding(c: Change) -> Finding | None:

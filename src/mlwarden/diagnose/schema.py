@@ -65,12 +65,23 @@ class SignalPattern(_Strict):
     ``check`` is matched case-insensitively as a substring of the finding's detector, statistic,
     ``evidence["check"]`` and ``evidence["signal"]``. ``absent: true`` means the pattern holds
     when *no* finding matches (e.g. concept drift: performance drops while inputs stay stable).
+    ``required: true`` rules the playbook out when the pattern does not match (a bad deploy
+    needs a deploy).
     """
 
     kind: FindingKind | Literal["event"]
     check: str | None = None
     absent: bool = False
+    required: bool = False
     weight: float = Field(default=1.0, gt=0, le=5)
+
+    @model_validator(mode="after")
+    def _check_is_text(self) -> SignalPattern:
+        # YAML reads a bare `check: null` (or `~`) as no check at all, which would match every
+        # finding of the kind: refuse it so the author quotes the word
+        if "check" in self.model_fields_set and self.check is None:
+            raise ValueError('check is empty; to match the word null, quote it: check: "null"')
+        return self
 
 
 class Symptoms(_Strict):

@@ -5,11 +5,13 @@ within ``within`` windows of its fault's first window. False alarms: windows wit
 actions, outside every fault period (a fault period runs from its first window to two windows
 after its last, since detectors and verification lag). Recovery: the served performance over
 the fault period against doing nothing (the champion answering the faulty stream) and against
-an oracle that knows the fault (the champion answering the clean stream).
+an oracle that knows the fault (the champion answering the clean stream). Diagnosis: each
+expected playbook must be the best match of at least one incident.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mlwarden.scenarios.spec import Scenario
@@ -37,8 +39,11 @@ def score(
     timeline: list[dict[str, Any]],
     actions: list[dict[str, Any]],
     recovery: dict[str, Any],
+    playbooks: Sequence[str | None] = (),
 ) -> dict[str, Any]:
-    """The ``score`` object of summary.json; ``passed`` is False when any expectation failed."""
+    """The ``score`` object of summary.json; ``passed`` is False when any expectation failed.
+
+    ``playbooks``: the best-matching playbook of each incident's diagnosis."""
     expect = scenario.expect
     spans = fault_windows(scenario)
     alarm_windows = [
@@ -97,6 +102,14 @@ def score(
                 "expect": f"action {action.value}",
                 "passed": action.value in taken,
                 "taken": taken,
+            }
+        )
+    for playbook in expect.playbooks:
+        checks.append(
+            {
+                "expect": f"an incident diagnosed as {playbook}",
+                "passed": playbook in playbooks,
+                "diagnosed": sorted({p for p in playbooks if p is not None}),
             }
         )
     if expect.max_actions is not None:

@@ -672,7 +672,13 @@ def summarise(
         "findings": findings,
         "incidents": list(incidents.values()),
         "actions": actions,
-        "score": score(scenario, timeline, actions, recovery),
+        "score": score(
+            scenario,
+            timeline,
+            actions,
+            recovery,
+            [incident["playbook"] for incident in incidents.values()],
+        ),
     }
 
 

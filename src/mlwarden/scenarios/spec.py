@@ -134,6 +134,10 @@ class Expectation(_Strict):
 
     findings: list[ExpectedFinding] = Field(default_factory=list)
     actions: list[ActionKind] = Field(default_factory=list)
+    playbooks: list[str] = Field(
+        default_factory=list,
+        description="playbook ids, each the best match of at least one incident's diagnosis",
+    )
     max_actions: int | None = None
     max_false_alarm_windows: int | None = None
     recovery: bool = False
