@@ -74,6 +74,12 @@ def test_fallback_survives_a_kill_at_every_step(
     assert store.get_deployment(MODEL).live_version == deployed["v1"]  # type: ignore[union-attr]
     incident = AgentRepo(store).list_incidents()[0]
     assert incident["state"] == "verifying"
+    # the alert that goes with the fallback is sent once, whenever the agent died, and says
+    # how the fallback ended
+    (alert,) = [a for a in journal.list() if a["kind"] == "alert"]
+    assert alert["state"] == "done"
+    (event,) = store.events(MODEL, kinds=["alert"])
+    assert "action: fallback (done)" in event["details"]["payload"]["text"]
 
 
 @pytest.mark.slow

@@ -331,6 +331,19 @@ class Agent:
             incident_id=incident_id,
             decision_id=decision_id,
         )
+        alert_id = None
+        if decision.notify:
+            # journaled together with the remedy, so an agent killed in between still sends it
+            # when restarted (recover() runs in-flight actions oldest first: remedy, then alert);
+            # the alert reads the remedy's outcome from the journal when it is sent
+            alert_id = self.journal.create(
+                model,
+                ActionKind.ALERT,
+                {**story, "remedy_action_id": action_id},
+                actor=self.actor,
+                incident_id=incident_id,
+                decision_id=decision_id,
+            )
         self.repo.update_incident(
             incident_id,
             state="acting",
@@ -340,13 +353,8 @@ class Agent:
         crashpoint("journaled")
         row = run_action(self.env(model), action_id)
         self._after_action(row)
-        if decision.notify:
-            self._alert(
-                model,
-                incident_id,
-                decision_id,
-                {**story, "action": f"{decision.action.value} ({row['state']})"},
-            )
+        if alert_id is not None:
+            run_action(self.env(model), alert_id)
 
     def _alert(
         self, model: str, incident_id: int, decision_id: int | None, params: dict[str, Any]

@@ -123,7 +123,13 @@ def send_webhook(
 
 def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     model = action["model"]
-    payload = alert_payload(model, action["params"])
+    params = dict(action["params"])
+    remedy_id = params.get("remedy_action_id")
+    if remedy_id is not None:
+        # an alert journaled with a remedy reports how that remedy ended, as of now
+        remedy = env.journal.get(int(remedy_id))
+        params["action"] = f"{remedy['kind']} ({remedy['state']})"
+    payload = alert_payload(model, params)
     settings = env.policy.alert
     url = action["params"].get("webhook_url") or settings.webhook_url
     delivery: dict[str, Any] = {"delivered": False, "webhook": bool(url)}
