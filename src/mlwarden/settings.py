@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # monitoring: records per window, and records learned as reference when a version has none
     window_size: int = 1_000
     reference_size: int = 1_000
+    # a window only takes records received at least this long ago: the record writer stamps
+    # arrival when it queues a record and stores it up to a flush interval later, and a window
+    # that closed before such a record landed would never see it
+    window_settle_s: float = 2.0
 
     @property
     def resolved_database_url(self) -> str:

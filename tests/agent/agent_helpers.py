@@ -50,6 +50,7 @@ def send_records(
     labels: bool = True,
     prefix: str = "r",
     predictions: np.ndarray | None = None,
+    served_by: str | None = None,
 ) -> int:
     """Store ``frame``'s rows as prediction records of ``elec`` (and their labels)."""
     rows = []
@@ -64,6 +65,7 @@ def send_records(
                 "features": features,
                 "prediction": None if predictions is None else int(predictions[i]),
                 "latency_ms": 5.0,
+                **({"served_by": served_by} if served_by else {}),
             }
         )
     store.insert_records(rows)

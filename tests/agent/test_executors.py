@@ -147,7 +147,7 @@ def test_alert_that_never_arrives_fails_but_is_logged(
         receiver.close()
 
 
-def test_retrain_on_concept_drift_validates_and_promotes(
+def test_retrain_on_concept_drift_validates_and_stages_a_canary(
     store: Store, deployed: dict[str, Any], elec: pd.DataFrame
 ) -> None:
     send_records(store, elec.iloc[30000:31500], version=deployed["v2"])
@@ -155,14 +155,26 @@ def test_retrain_on_concept_drift_validates_and_promotes(
     row = run_action(env, env.journal.create(MODEL, ActionKind.RETRAIN, {}))
     assert row["state"] == "done", row["error"]
     result = row["result"]
-    assert result["promoted"] is True
     assert result["candidate_score"] > result["champion_score"]
     assert result["holdout_rows"] == 450 and result["reference_rows"] == 300
+    # promotion waits for the canary's own production records (agent.canary)
+    assert result["promoted"] is None and result["watching"] == "canary"
     dep = store.get_deployment(MODEL)
-    assert dep is not None and dep.live_version == result["candidate_version"] == 3
-    reasons = [d.reason for d in store.deployment_history(MODEL)[:2]]
-    assert reasons[1].startswith(f"[action {row['id']}] canary")
-    assert reasons[0].startswith(f"[action {row['id']}] promote")
+    assert dep is not None and dep.live_version == deployed["v2"]
+    assert dep.canary_version == result["candidate_version"] == 3 and dep.canary_weight == 0.1
+    assert store.deployment_history(MODEL)[0].reason.startswith(f"[action {row['id']}] canary")
+
+
+def test_retrain_with_direct_rollout_promotes_at_once(
+    store: Store, deployed: dict[str, Any], elec: pd.DataFrame
+) -> None:
+    send_records(store, elec.iloc[30000:31500], version=deployed["v2"])
+    env = env_for(store, "defaults: {retrain: {rollout: direct}}")
+    row = run_action(env, env.journal.create(MODEL, ActionKind.RETRAIN, {}))
+    assert row["result"]["promoted"] is True
+    dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.live_version == row["result"]["candidate_version"] == 3
+    assert store.deployment_history(MODEL)[0].reason.startswith(f"[action {row['id']}] promote")
 
 
 def test_retrain_discards_a_candidate_that_is_not_better(

@@ -144,9 +144,20 @@ def test_bad_version_deploy_is_rolled_back_and_verified(
     assert store.get_version(MODEL, deployed["v2"]).health == "healthy"
 
 
-def test_concept_drift_retrains_validates_promotes_and_resolves(
-    store: Store, deployed: dict, elec: pd.DataFrame
-) -> None:
+def _serve(store: Store, version: int, rows: pd.DataFrame, served_by: str, prefix: str) -> float:
+    """Record ``version``'s real answers to ``rows`` as served by ``served_by``, with labels;
+    returns their accuracy."""
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    estimator = load_estimator(store.load_artifact(MODEL, version))
+    predictions = estimator.predict(rows[FEATURES])
+    send_records(store, rows, version=version, start=utcnow(), prefix=prefix,
+                 predictions=predictions, served_by=served_by)
+    return float(np.mean(predictions == rows["target"].to_numpy()))
+
+
+def _retrain_staged(store: Store, deployed: dict, elec: pd.DataFrame) -> tuple[Agent, Script]:
+    """A concept drift, an approved retrain, and its candidate staged as a 10% canary."""
     recent = elec.iloc[30000:31500]
     send_records(store, recent, version=deployed["v2"])
     before = window_accuracy(store, elec.iloc[31500:32000])
@@ -169,19 +180,68 @@ def test_concept_drift_retrains_validates_promotes_and_resolves(
     agent.run_once()
     (retrain,) = remedies(store)
     assert retrain["kind"] == "retrain" and retrain["state"] == "done", retrain["error"]
-    assert retrain["result"]["promoted"] is True
-    new = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
-    assert new == retrain["result"]["candidate_version"]
-    after = window_accuracy(store, elec.iloc[31500:32000])
-    assert after > before
+    assert retrain["result"]["watching"] == "canary"
+    deployment = store.get_deployment(MODEL)
+    assert deployment is not None and deployment.live_version == deployed["v2"]
+    assert deployment.canary_version == retrain["result"]["candidate_version"]
+    return agent, script
+
+
+def test_concept_drift_retrains_canaries_promotes_and_resolves(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    agent, script = _retrain_staged(store, deployed, elec)
+    candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
+    # not enough canary evidence yet: the candidate stays a canary
+    script.add(MODEL, accuracy=0.8)
+    agent.run_once()
+    assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+    # the canary's answers on the drifted stream, and the champion's in the same period
+    canary_accuracy = _serve(store, candidate, elec.iloc[31500:31800], "canary", "c")
+    champion_accuracy = _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    assert canary_accuracy > champion_accuracy
+    script.add(MODEL, accuracy=0.86)
+    agent.run_once()
+    assert store.get_deployment(MODEL).live_version == candidate  # type: ignore[union-attr]
+    (promote,) = [a for a in remedies(store) if a["kind"] == "promote"]
+    assert promote["state"] == "done" and promote["params"]["version"] == candidate
+    repo = AgentRepo(store)
+    incident = repo.get_incident(repo.list_incidents()[0]["id"])
+    assert incident["verifications"][0]["verdict"] == "canary_passed"
+    assert "300 canary labels" in incident["verifications"][0]["details"]
     for _ in range(2):
         script.add(MODEL, accuracy=0.86)
         agent.run_once()
-    incident = AgentRepo(store).list_incidents()[0]
+    incident = AgentRepo(store).get_incident(incident["id"])
     assert incident["state"] == "resolved"
-    decision = AgentRepo(store).get_incident(incident["id"])["decisions"][0]
+    assert [v["verdict"] for v in incident["verifications"]] == ["canary_passed", "recovered"]
+    decision = incident["decisions"][0]
     assert decision["action"] == "retrain" and "performance dropped" in decision["rationale"]
 
+
+def test_a_canary_worse_than_the_champion_is_removed_and_escalated(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    agent, script = _retrain_staged(store, deployed, elec)
+    candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
+    # the canary's records are answers of the old v1 model on old data labelled at random:
+    # whatever the offline validation said, in production it does worse than the champion
+    rng = np.random.default_rng(1)
+    noisy = elec.iloc[31500:31800].assign(target=rng.integers(0, 2, 300))
+    _serve(store, candidate, noisy, "canary", "c")
+    _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    script.add(MODEL, accuracy=0.86)
+    agent.run_once()
+    deployment = store.get_deployment(MODEL)
+    assert deployment is not None and deployment.canary_version is None
+    assert deployment.live_version == deployed["v2"]
+    assert store.get_version(MODEL, candidate).health == "unhealthy"
+    assert not [a for a in remedies(store) if a["kind"] == "promote"]
+    repo = AgentRepo(store)
+    incident = repo.get_incident(repo.list_incidents()[0]["id"])
+    assert incident["state"] == "escalated"
+    assert incident["verifications"][0]["verdict"] == "canary_failed"
+    assert "worse than the tolerance allows" in incident["verifications"][0]["details"]
 
 def test_failed_verification_reverts_and_escalates_with_the_story(
     store: Store, deployed: dict, receiver: Receiver

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.canary import judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
 from mlwarden.agent.guards import ModelContext
@@ -46,12 +47,15 @@ LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
 
 @dataclass
 class ClosedWindow:
-    """A window the monitor closed: its number, end time, signals and findings."""
+    """A window the monitor closed: its number, end time, signals and findings, and the
+    (received_at, id) of its last record when it was cut from stored records."""
 
     window: int
     ts: datetime
     signals: dict[str, float | None] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    end_received_at: datetime | None = None
+    end_record_id: str | None = None
 
 
 class WindowSource(Protocol):
@@ -128,7 +132,15 @@ class Agent:
     def check_model(self, model: str) -> dict[str, Any]:
         policy = self.policy.for_model(model)
         for window in self.source.closed_windows(model, self.repo.last_window(model)):
-            self.repo.save_window(model, window.window, window.ts, window.signals, window.findings)
+            self.repo.save_window(
+                model,
+                window.window,
+                window.ts,
+                window.signals,
+                window.findings,
+                end_received_at=window.end_received_at,
+                end_record_id=window.end_record_id,
+            )
         history = self.repo.recent_windows(model, max(policy.persistence.n * 4, 20))
         summary: dict[str, Any] = {"model": model, "windows": len(history)}
         if not history:
@@ -429,6 +441,8 @@ class Agent:
         quality = incident["diagnosis"] == Diagnosis.DATA_QUALITY.value
         if quality:
             return self._verify_quality(model, incident, action, after, policy)
+        if action["kind"] == ActionKind.RETRAIN.value and action["result"].get("watching"):
+            return self._watch_candidate(model, incident, action, after, policy)
         if len(after) < policy.verify.windows and action["result"].get("promoted") is not False:
             return "waiting"
         verdict = verify(
@@ -468,10 +482,86 @@ class Agent:
             live = self.store.get_deployment(model)
             undo_action(self.env(model), action["id"], force=True)
             reverted = f" Action {action['id']} ({action['kind']}) was reverted."
-            if action["kind"] == ActionKind.RETRAIN.value and live and live.live_version:
+            retrained = action["kind"] in (ActionKind.RETRAIN.value, ActionKind.PROMOTE.value)
+            if retrained and live and live.live_version:
                 self.store.set_version_health(model, live.live_version, "unhealthy")
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
+
+    def _watch_candidate(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        action: dict[str, Any],
+        after: list[WindowView],
+        policy: ModelPolicy,
+    ) -> str:
+        """A retrained candidate serving as canary or shadow: promote it once its production
+        records hold up against the champion's, remove it when they do not or never come."""
+        result = action["result"]
+        candidate, champion = result["candidate_version"], result["champion_version"]
+        earlier = [
+            a for a in self.journal.list(incident_id=incident["id"])
+            if a["kind"] == ActionKind.PROMOTE.value and a["params"].get("version") == candidate
+        ]
+        if earlier:  # promoted before a crash, which left the incident pointing at the retrain
+            self._verify_promotion(incident, earlier[0]["id"], "promoted before a restart")
+            return "promoted"
+        verdict = judge_canary(
+            self.store, model, candidate, champion, result["watching"], policy
+        )
+        if verdict.decision == "wait" and len(after) < policy.verify.max_wait_windows:
+            return "waiting"
+        windows = [w.window for w in after]
+        if verdict.decision == "promote":
+            self.repo.add_verification(
+                model, incident["id"], action["id"], "canary_passed", windows,
+                {}, verdict.figures, verdict.text,
+            )
+            promote_id = self.journal.create(
+                model,
+                ActionKind.PROMOTE,
+                {"version": candidate, "validated": True, "canary": verdict.text},
+                actor=self.actor,
+                incident_id=incident["id"],
+                decision_id=action.get("decision_id"),
+            )
+            row = run_action(self.env(model), promote_id)
+            if row["state"] != "done":
+                self._escalate(model, incident, f"promoting version {candidate} failed: "
+                                                f"{row['error']}")
+                return "not_recovered"
+            self._verify_promotion(
+                incident, promote_id, f"{verdict.text}; version {candidate} promoted"
+            )
+            return "promoted"
+        why = verdict.text if verdict.decision == "reject" else (
+            f"no verdict on the {result['watching']} after {len(after)} windows: "
+            + "; ".join(verdict.reasons)
+        )
+        self.repo.add_verification(
+            model, incident["id"], action["id"], "canary_failed", windows,
+            {}, verdict.figures, why,
+        )
+        undo_action(self.env(model), action["id"], force=True)
+        self.store.set_version_health(model, candidate, "unhealthy")
+        self._escalate(
+            model, incident, f"{why}. Version {candidate} was removed as {result['watching']}."
+        )
+        return "not_recovered"
+
+    def _verify_promotion(self, incident: dict[str, Any], promote_id: int, text: str) -> None:
+        """From now on the incident is verified on the promotion, against the same baseline."""
+        baseline = dict(incident["baseline"]) | {
+            "action_id": promote_id,
+            "verify_after": self.repo.last_window(incident["model"]),
+        }
+        self.repo.update_incident(
+            incident["id"],
+            baseline=baseline,
+            event="promoted",
+            text=f"{text} (action {promote_id}); watching the next windows",
+        )
 
     def _verify_quality(
         self,

@@ -3,30 +3,33 @@ evaluated by the monitor engine (:class:`~mlwarden.monitor.engine.Monitor`).
 
 A window is the next ``window_size`` records of a model in arrival order (``received_at``,
 then id), shadow copies left out; it closes when it is full. Its labels are those stored when
-it closes. The monitor of a model is built once per live version, from the reference sample
-stored with the version (scored by the version itself so that prediction drift and estimated
-performance have a baseline); the system baseline (latency, errors, arrival delay) is learned
-from the first ``reference_size`` production records of the model, since a training sample
-has no latency.
+it closes. Each window starts strictly after the last record of the window before, whose key
+is stored with that window: reading by key rather than by offset costs the same for the
+thousandth window as for the first, and records purged by retention shift nothing. The
+monitor of a model is built once per live version, from the reference sample stored with the
+version (scored by the version itself so that prediction drift and estimated performance have
+a baseline); the system baseline (latency, errors, arrival delay) is learned from the first
+``reference_size`` production records of the model, since a training sample has no latency.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 
 from mlwarden.agent.loop import ClosedWindow
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.settings import Settings
 from mlwarden.store import tables as t
-from mlwarden.store.repository import Store, as_utc
+from mlwarden.store.repository import Store, as_utc, utcnow
 
 log = logging.getLogger("mlwarden.agent")
 
@@ -94,6 +97,7 @@ class MonitorSource:
         config: MonitorConfig | None = None,
     ) -> None:
         self.store = store
+        self.repo = AgentRepo(store)
         self.settings = settings or Settings()
         self.config = config
         self._monitors: dict[str, tuple[int, Monitor]] = {}
@@ -103,7 +107,11 @@ class MonitorSource:
     def window_size(self) -> int:
         return self.settings.window_size
 
-    def _window_rows(self, model: str, index: int) -> list[dict[str, Any]]:
+    def _window_rows(
+        self, model: str, after: tuple[datetime, str] | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Up to ``window_size`` records in arrival order, strictly after the (received_at, id)
+        key ``after`` (from the first record when None), past ``offset`` records more."""
         r, f = t.records, t.feedback
         model_id = self.store.model_id(model)
         query = (
@@ -113,10 +121,20 @@ class MonitorSource:
             )
             .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
             .where(and_(r.c.model_id == model_id, r.c.served_by != "shadow"))
-            .order_by(r.c.received_at, r.c.id)
-            .offset(index * self.window_size)
-            .limit(self.window_size)
         )
+        settle = self.settings.window_settle_s
+        if settle > 0:
+            query = query.where(r.c.received_at <= utcnow() - timedelta(seconds=settle))
+        if after is not None:
+            end_at, end_id = after
+            query = query.where(
+                # the redundant ``>=`` is a range to seek to on the (model_id, received_at)
+                # index: PostgreSQL derives none from the OR and would scan from the first record
+                r.c.received_at >= end_at,
+                or_(r.c.received_at > end_at, and_(r.c.received_at == end_at, r.c.id > end_id)),
+            )
+        query = query.order_by(r.c.received_at, r.c.id).offset(offset or None)
+        query = query.limit(self.window_size)
         with self.store.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         for row in rows:
@@ -124,18 +142,21 @@ class MonitorSource:
             row["received_at"] = as_utc(row["received_at"])
         return rows
 
-    def _monitor(self, spec: ModelSpec, version: int, first: list[dict[str, Any]]) -> Monitor:
+    def _monitor(self, spec: ModelSpec, version: int) -> Monitor:
         held = self._monitors.get(spec.name)
         if held is not None and (
             held[0] == version or self.store.get_version(spec.name, version).health != "healthy"
         ):
             return held[1]
+        first: list[dict[str, Any]] = []  # the model's earliest records, read only if needed
         reference = reference_frame(self.store, spec, version)
         if reference is None:  # a remote version: learn the reference from production
+            first = self._window_rows(spec.name)
             reference = records_to_frame(first[: self.settings.reference_size])
         monitor = Monitor(reference, spec, self.config)
         baseline = self._baselines.get(spec.name)
         if baseline is None:
+            first = first or self._window_rows(spec.name)
             early = records_to_frame(first[: self.settings.reference_size])
             baseline = SystemBaseline.from_arrays(*monitor.system_columns(early))
             self._baselines[spec.name] = baseline
@@ -148,18 +169,30 @@ class MonitorSource:
         deployment = self.store.get_deployment(model)
         if deployment is None or deployment.live_version is None:
             return []
-        first_rows: list[dict[str, Any]] | None = None
         closed: list[ClosedWindow] = []
         index = 0 if after is None else after + 1
+        key = None if after is None else self.repo.window_end(model, after)
+        # a window stored before end keys were kept: find the next one by offset, once (exact
+        # unless retention has purged records since), then go on by key
+        offset = index * self.window_size if after is not None and key is None else 0
         while True:
-            rows = self._window_rows(model, index)
+            rows = self._window_rows(model, key, offset)
             if len(rows) < self.window_size:
                 break
-            if first_rows is None:
-                first_rows = rows if index == 0 else self._window_rows(model, 0)
-            monitor = self._monitor(spec, deployment.live_version, first_rows)
+            offset = 0
+            monitor = self._monitor(spec, deployment.live_version)
             result = monitor.process(records_to_frame(rows), index=index)
-            ended: datetime = max(row["received_at"] for row in rows)
-            closed.append(ClosedWindow(index, ended, dict(result.signals), list(result.findings)))
+            last = rows[-1]
+            key = (last["received_at"], str(last["id"]))
+            closed.append(
+                ClosedWindow(
+                    index,
+                    last["received_at"],
+                    dict(result.signals),
+                    list(result.findings),
+                    end_received_at=key[0],
+                    end_record_id=key[1],
+                )
+            )
             index += 1
         return closed

@@ -20,6 +20,7 @@ from mlwarden.store.repository import Store, as_utc, canonical_json, utcnow
 
 OPEN_STATES = ("open", "acting", "verifying")
 CLOSED_STATES = ("resolved", "escalated", "dismissed")
+WINDOW_CLOSED = "window.closed"  # the signal row every stored window has; it holds its end key
 
 
 def _json(value: Any) -> Any:
@@ -52,8 +53,15 @@ class AgentRepo:
         ts: datetime,
         signals: Mapping[str, float | None],
         findings: Sequence[Finding],
+        *,
+        end_received_at: datetime | None = None,
+        end_record_id: str | None = None,
     ) -> bool:
-        """Store one closed window; False (and nothing written) when it was stored already."""
+        """Store one closed window; False (and nothing written) when it was stored already.
+
+        ``end_received_at`` / ``end_record_id`` are the arrival key of the window's last record
+        (see ``window_end``); a window source that does not read stored records leaves them out.
+        """
         model_id = self.store.model_id(model)
         with self.engine.begin() as conn:
             seen = conn.execute(
@@ -63,7 +71,8 @@ class AgentRepo:
             ).scalar()
             if seen:
                 return False
-            values = {**{k: v for k, v in signals.items()}, "window.closed": 1.0}
+            values = {**{k: v for k, v in signals.items()}, WINDOW_CLOSED: 1.0}
+            end_at = None if end_received_at is None else as_utc(end_received_at)
             conn.execute(
                 insert(at.signals),
                 [
@@ -73,6 +82,9 @@ class AgentRepo:
                         "ts": as_utc(ts),
                         "name": name,
                         "value": None if value is None else float(value),
+                        # once per window is enough: the marker row stands for the window
+                        "end_received_at": end_at if name == WINDOW_CLOSED else None,
+                        "end_record_id": end_record_id if name == WINDOW_CLOSED else None,
                     }
                     for name, value in values.items()
                 ],
@@ -99,6 +111,22 @@ class AgentRepo:
                     ],
                 )
         return True
+
+    def window_end(self, model: str, window: int) -> tuple[datetime, str] | None:
+        """The (received_at, id) of the last record of a stored window: the next window starts
+        strictly after it. None when the window is unknown or was stored without its end."""
+        s = at.signals
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.c.end_received_at, s.c.end_record_id).where(
+                    s.c.model_id == self.store.model_id(model),
+                    s.c.window == window,
+                    s.c.name == WINDOW_CLOSED,
+                )
+            ).first()
+        if row is None or row.end_received_at is None or row.end_record_id is None:
+            return None
+        return as_utc(row.end_received_at), str(row.end_record_id)
 
     def last_window(self, model: str) -> int | None:
         model_id = self.store.model_id(model)

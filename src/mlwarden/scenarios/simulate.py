@@ -202,6 +202,8 @@ class Simulation:
             reference_size=self.scenario.window,
             # time is simulated: a wall-clock timeout would depend on how busy the machine is
             predict_timeout_ms=600_000.0,
+            # records are stored as they are made, on the simulated clock: nothing to wait for
+            window_settle_s=0.0,
         )
         self.store = Store(self.settings.resolved_database_url)
         self.registry = Registry(self.store)
@@ -540,9 +542,12 @@ class Simulation:
         for action in reversed(self.agent.journal.list(self.model, limit=1000)):
             state, verdict = action["state"], verdicts.get(action["id"])
             # a fallback released once the data is clean again was undone because it worked
-            if verdict == "recovered" or (state == "done" and action["kind"] == "alert"):
+            # a retrain whose canary held up did its part; the promotion is judged on its own
+            if verdict in ("recovered", "canary_passed") or (
+                state == "done" and action["kind"] == "alert"
+            ):
                 outcome = "succeeded"
-            elif state == "undone" or verdict == "not_recovered":
+            elif state == "undone" or verdict in ("not_recovered", "canary_failed"):
                 outcome = "reverted"
             elif state == "failed":
                 outcome = "failed"

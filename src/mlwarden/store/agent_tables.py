@@ -35,6 +35,10 @@ signals = Table(
     Column("ts", DateTime(timezone=True), nullable=False),  # end of the window
     Column("name", String(128), nullable=False),
     Column("value", Float, nullable=True),
+    # set on the ``window.closed`` row only: the (received_at, id) of the window's last record,
+    # where the next window starts; null for windows stored before migration agent02
+    Column("end_received_at", DateTime(timezone=True), nullable=True),
+    Column("end_record_id", String(64), nullable=True),
     UniqueConstraint("model_id", "window", "name", name="uq_signals_model_window_name"),
 )
 
@@ -132,7 +136,8 @@ verifications = Table(
     Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=True),
     Column("action_id", Integer, ForeignKey("actions.id", ondelete="CASCADE"), nullable=True),
     Column("ts", DateTime(timezone=True), nullable=False),
-    Column("verdict", String(16), nullable=False),  # recovered | not_recovered
+    # recovered | not_recovered | canary_passed | canary_failed
+    Column("verdict", String(16), nullable=False),
     Column("windows", JSON, nullable=False, default=list),
     Column("baseline", JSON, nullable=False, default=dict),
     Column("observed", JSON, nullable=False, default=dict),

@@ -9,7 +9,10 @@ Steps (each recorded as progress in the journal, each safe to repeat after a cra
    ``candidate_better`` refuses a candidate that is not better. A refused candidate is
    registered nowhere and the deployment does not change.
 3. **register** the candidate as a new version (found again by its ``[action N]`` tag).
-4. **roll out** as canary (or shadow), then **promote** to live.
+4. **roll out** as canary (or shadow) and stop there: the result says ``watching``, and the
+   agent promotes the candidate (a separate ``promote`` action) only when its own production
+   records hold up against the champion's (``agent.canary``). With ``rollout: direct`` the
+   candidate is promoted at once.
 """
 
 from __future__ import annotations
@@ -148,6 +151,9 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
 
         change_deployment(env, action, step, stage, f"{step} candidate version {candidate_number}")
         crashpoint("staged")
+        # promotion waits for the candidate's own production records (agent.canary)
+        result |= {"promoted": None, "watching": step}
+        return result
 
     def promote(state: DeploymentState) -> DeploymentState:
         from mlwarden.agent.executors.deploy import promoted

@@ -1,0 +1,251 @@
+"""Windows cut from stored records: each starts right after the last record of the window before
+(by its stored key), through retention purges, new arrivals and databases older than the key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from agent_helpers import FEATURES, MODEL, START, setup_deployed
+from sqlalchemy import event, insert, update
+
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.policy import Policy
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.monitor.engine import Monitor
+from mlwarden.settings import Settings
+from mlwarden.store import agent_tables as at
+from mlwarden.store.migrations import upgrade
+from mlwarden.store.repository import Store
+
+SIZE = 40  # records per window
+ADVISORY = Policy({"defaults": {"mode": "advisory"}})  # remedies wait for an operator
+
+
+@pytest.fixture()
+def both_store(database_url: str) -> Iterator[Store]:
+    """A migrated, empty store on SQLite and on PostgreSQL (this suite's ``store`` is SQLite)."""
+    opened = Store(database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture()
+def evaluated(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The record ids of every window the monitor evaluates, in order."""
+    seen: list[list[str]] = []
+    process = Monitor.process
+
+    def spy(self: Monitor, window: pd.DataFrame, index: int | None = None) -> Any:
+        seen.append([str(i) for i in window["id"]])
+        return process(self, window, index=index)
+
+    monkeypatch.setattr(Monitor, "process", spy)
+    return seen
+
+
+def arrived(second: int) -> datetime:
+    return START + timedelta(seconds=second)
+
+
+def arrive(store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 1) -> list[str]:
+    """Store records ``first`` .. ``first + count - 1`` of ``elec`` (after the training rows),
+    arriving one second apart in groups of ``tie`` that share a ``received_at``; their ids in
+    arrival order."""
+    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    rows = []
+    for n in range(first, first + count):
+        source = elec.iloc[2000 + n]
+        when = arrived(n // tie)
+        rows.append(
+            {
+                "id": f"k{n:06d}",  # zero-padded: id order is number order within a tie
+                "model": MODEL,
+                "version": live,
+                "timestamp": when,
+                "received_at": when,
+                "features": {f: float(source[f]) for f in FEATURES},
+                "prediction": int(source["target"]),
+                "latency_ms": 5.0,
+            }
+        )
+    store.insert_records(rows)
+    return [r["id"] for r in rows]
+
+
+def source_for(store: Store) -> MonitorSource:
+    return MonitorSource(store, Settings(window_size=SIZE, reference_size=SIZE))
+
+
+def check(store: Store, source: MonitorSource) -> list[int]:
+    """One agent pass over the model: the numbers of the windows it stored."""
+    repo = AgentRepo(store)
+    before = repo.last_window(MODEL)
+    Agent(store, ADVISORY, source=source).check_model(MODEL)
+    after = repo.last_window(MODEL)
+    if after is None:
+        return []
+    return list(range(0 if before is None else before + 1, after + 1))
+
+
+def test_windows_stay_aligned_after_a_retention_purge(
+    both_store: Store, elec: pd.DataFrame, evaluated: list[list[str]]
+) -> None:
+    store = both_store
+    setup_deployed(store, elec)
+    ids = arrive(store, elec, 0, 3 * SIZE)
+    source = source_for(store)
+    assert check(store, source) == [0, 1, 2]
+    assert evaluated == [ids[:SIZE], ids[SIZE : 2 * SIZE], ids[2 * SIZE :]]
+    # retention deletes the first two windows' records; the third's stay
+    removed = store.purge_records(arrived(2 * SIZE))
+    assert removed == 2 * SIZE
+    new = arrive(store, elec, 3 * SIZE, SIZE)
+    evaluated.clear()
+    assert check(store, source) == [3]
+    assert evaluated == [new]  # by offset, 3 * SIZE would now point past every record
+    assert AgentRepo(store).window_end(MODEL, 3) == (arrived(4 * SIZE - 1), new[-1])
+
+
+def test_each_record_is_in_exactly_one_window_in_arrival_order(
+    both_store: Store, elec: pd.DataFrame, evaluated: list[list[str]]
+) -> None:
+    store = both_store
+    setup_deployed(store, elec)
+    source = source_for(store)
+    ids: list[str] = []
+    # batches of uneven sizes whose records share arrival times in threes, so windows end in
+    # the middle of batches and of ties; each pass closes only the windows that are full, and
+    # retention then takes all but the last few evaluated records, not on a window boundary
+    for count in (SIZE - 7, 3 * SIZE // 2, 5, 2 * SIZE + 11, SIZE - 2):
+        ids += arrive(store, elec, len(ids), count, tie=3)
+        check(store, source)
+        if evaluated:
+            store.purge_records(arrived((len(evaluated) * SIZE - 6) // 3))
+    full = len(ids) // SIZE
+    assert AgentRepo(store).last_window(MODEL) == full - 1
+    assert evaluated == [ids[w * SIZE : (w + 1) * SIZE] for w in range(full)]
+    # a fresh source (an agent restarted) picks up after the stored key as well
+    ids += arrive(store, elec, len(ids), SIZE, tie=3)
+    evaluated.clear()
+    assert check(store, source_for(store)) == [full]
+    assert evaluated == [ids[full * SIZE : (full + 1) * SIZE]]
+
+
+def test_reading_the_next_window_seeks_to_it_instead_of_counting_past_earlier_records(
+    store: Store, elec: pd.DataFrame
+) -> None:
+    setup_deployed(store, elec)
+    source = source_for(store)
+    arrive(store, elec, 0, 2 * SIZE)
+    check(store, source)
+    arrive(store, elec, 2 * SIZE, 2 * SIZE)
+    reads: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM records" in statement and "ORDER BY records.received_at" in statement:
+            reads.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        assert check(store, source) == [2, 3]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(reads) == 3  # windows 2 and 3, then 4, not full yet
+    with store.engine.connect() as conn:
+        for statement, params in reads:
+            assert params[-1] == 0  # OFFSET: no index entries walked and thrown away
+            explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            plan = " ".join(str(row[-1]) for row in explained)
+            # a range seek on the arrival index (bounded above by the settle time)
+            assert "ix_records_model_received (model_id=? AND received_at>? AND received_at<?)" in (
+                plan
+            )
+
+
+def test_a_window_stored_without_its_end_key_is_continued_by_offset_once(
+    both_store: Store, elec: pd.DataFrame, evaluated: list[list[str]]
+) -> None:
+    store = both_store
+    setup_deployed(store, elec)
+    ids = arrive(store, elec, 0, 2 * SIZE)
+    source = source_for(store)
+    assert check(store, source) == [0, 1]
+    with store.engine.begin() as conn:  # as stored before the end key was kept
+        conn.execute(update(at.signals).values(end_received_at=None, end_record_id=None))
+    assert AgentRepo(store).window_end(MODEL, 1) is None
+    ids += arrive(store, elec, 2 * SIZE, 2 * SIZE)
+    evaluated.clear()
+    assert check(store, source) == [2, 3]
+    assert evaluated == [ids[2 * SIZE : 3 * SIZE], ids[3 * SIZE :]]
+    # the new windows carry their key again, so from here on a purge shifts nothing
+    assert AgentRepo(store).window_end(MODEL, 3) == (arrived(4 * SIZE - 1), ids[-1])
+    store.purge_records(arrived(3 * SIZE))
+    ids += arrive(store, elec, 4 * SIZE, SIZE)
+    evaluated.clear()
+    assert check(store, source) == [4]
+    assert evaluated == [ids[4 * SIZE :]]
+
+
+def test_a_database_from_before_the_end_key_migrates_and_continues(
+    tmp_path: Path, elec: pd.DataFrame, evaluated: list[list[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Store(url, migrate=False)
+    upgrade(old.engine, "agent01")
+    setup_deployed(old, elec)
+    ids = arrive(old, elec, 0, 3 * SIZE)
+    with old.engine.begin() as conn:  # window 0, as an agent of that time stored it
+        conn.execute(
+            insert(at.signals).values(
+                model_id=old.model_id(MODEL), window=0, ts=START, name="window.closed", value=1.0
+            )
+        )
+    old.close()
+    store = Store(url)
+    try:
+        assert AgentRepo(store).window_end(MODEL, 0) is None
+        assert check(store, source_for(store)) == [1, 2]
+        assert evaluated == [ids[SIZE : 2 * SIZE], ids[2 * SIZE :]]
+    finally:
+        store.close()
+
+
+def test_a_window_waits_for_records_still_on_their_way_to_the_database(
+    store: Store, elec: pd.DataFrame, evaluated: list[list[str]]
+) -> None:
+    # the record writer stamps arrival when it queues a record and stores it a flush later:
+    # records stamped within the last window_settle_s seconds are not taken into a window yet
+    from mlwarden.store.repository import utcnow
+
+    setup_deployed(store, elec)
+    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    now = utcnow()
+    rows = [
+        {
+            "id": f"w{n:04d}",
+            "model": MODEL,
+            "version": live,
+            "timestamp": now,
+            # the last three arrived just now; the others a minute ago
+            "received_at": now - timedelta(seconds=0 if n >= SIZE - 3 else 60),
+            "features": {f: float(elec.iloc[3000 + n][f]) for f in FEATURES},
+            "prediction": int(elec.iloc[3000 + n]["target"]),
+        }
+        for n in range(SIZE)
+    ]
+    store.insert_records(rows)
+    settled = MonitorSource(
+        store, Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=30.0)
+    )
+    assert check(store, settled) == []  # 37 settled records: not a full window yet
+    eager = MonitorSource(
+        store, Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=0.0)
+    )
+    assert check(store, eager) == [0]
+    assert sorted(evaluated[0]) == sorted(r["id"] for r in rows)
