@@ -237,11 +237,19 @@ def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
 
 def test_purge_removes_old_records_and_their_labels(store: Store) -> None:
     store.create_model(SPEC)
-    store.insert_records(_records(10))
-    store.add_feedback("churn", [("r000001", 1), ("r000008", 0)])
+    rows = _records(10)
+    for i, row in enumerate(rows):
+        row["received_at"] = T0 + timedelta(seconds=i)
+    store.insert_records(rows)
+    # a backfill: event times long past, received now; retention goes by arrival
+    store.insert_records(_records(3, start=100))
+    store.add_feedback("churn", [("r000001", 1), ("r000008", 0), ("r000100", 1)])
     assert store.purge_records(T0 + timedelta(seconds=5)) == 5
-    assert store.count_records("churn") == 5
-    assert store.count_feedback("churn") == 1
+    assert store.count_records("churn") == 8
+    assert store.count_feedback("churn") == 2
+    assert {"r000100", "r000101", "r000102"} <= store.record_ids_present(
+        ["r000100", "r000101", "r000102"]
+    )
 
 
 def test_audit_chain_verifies_and_detects_tampering(store: Store) -> None:

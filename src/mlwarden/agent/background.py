@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from mlwarden.agent.loop import Agent
+from mlwarden.agent.loop import Agent, default_source
 from mlwarden.agent.policy import configured_policy
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
@@ -25,7 +25,9 @@ class BackgroundAgent:
     def __init__(self, store: Store, settings: Settings, agent: Agent | None = None) -> None:
         self.store = store
         self.settings = settings
-        self.agent = agent or Agent(store, configured_policy(settings))
+        self.agent = agent or Agent(
+            store, configured_policy(settings), default_source(store, settings)
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlw-agent", daemon=True)
 

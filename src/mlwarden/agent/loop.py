@@ -38,6 +38,7 @@ from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.agent.verify import baseline_of, verify
 from mlwarden.domain import ActionKind, Finding
+from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
 
 log = logging.getLogger("mlwarden.agent")
@@ -71,13 +72,11 @@ class NoNewWindows:
         return []
 
 
-def default_source(store: Store) -> WindowSource:
-    """The Monitor engine as a window source when it is installed, else ``NoNewWindows``."""
-    try:
-        from mlwarden.agent.monitor_source import MonitorSource
-    except ImportError:  # the monitor engine is not available in this build
-        return NoNewWindows()
-    return MonitorSource(store)
+def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
+    """The Monitor engine over ``store``'s records, windowed as ``settings`` say."""
+    from mlwarden.agent.monitor_source import MonitorSource  # it imports this module
+
+    return MonitorSource(store, settings)
 
 
 class Agent:

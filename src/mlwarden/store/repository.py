@@ -892,12 +892,16 @@ class Store:
         return pd.concat([frame, features], axis=1)
 
     def purge_records(self, older_than: datetime) -> int:
-        """Delete raw records (and their labels) with a timestamp before ``older_than``."""
+        """Delete raw records (and their labels) received before ``older_than``.
+
+        By arrival, not by the record's own timestamp: a backfill of last month's logs is
+        monitored before retention may take it."""
         cutoff = as_utc(older_than)
-        old_ids = select(t.records.c.id).where(t.records.c.ts < cutoff)
+        old = t.records.c.received_at < cutoff
+        old_ids = select(t.records.c.id).where(old)
         with self._tx() as conn:
             conn.execute(delete(t.feedback).where(t.feedback.c.record_id.in_(old_ids)))
-            return int(conn.execute(delete(t.records).where(t.records.c.ts < cutoff)).rowcount)
+            return int(conn.execute(delete(t.records).where(old)).rowcount)
 
     # ----------------------------------------------------------------------------- feedback
 
