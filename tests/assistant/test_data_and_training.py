@@ -202,6 +202,28 @@ def test_executor_flow_on_a_real_store(assistant: Assistant, tmp_path: Path) -> 
     assert {row["metric"] for row in compared.result["metrics"]} >= {"accuracy", "r2"}
 
 
+def test_training_is_logged_to_mlflow_only_when_a_tracking_server_is_named(
+    assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    assistant.handle("load the titanic example")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    quiet = assistant.handle("train a classifier on titanic to predict Survived")
+    assert quiet.status == "done" and quiet.result["mlflow_run"] is None
+    assert list(workdir.iterdir()) == []  # no ./mlruns store made behind the user's back
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    logged = assistant.handle("train a classifier on titanic to predict Survived")
+    assert logged.status == "done", logged.message
+    run = mlflow.MlflowClient(tracking).get_run(logged.result["mlflow_run"])
+    assert run.data.metrics["accuracy"] == pytest.approx(logged.result["metrics"]["accuracy"])
+    assert run.info.run_name == f"titanic-survived-v{logged.result['version']}"
+
+
 def test_rollback_returns_to_the_previous_live_version(assistant: Assistant) -> None:
     assistant.handle("load the titanic example")
     assistant.handle("clean it")  # fewer, numeric columns: quicker versions

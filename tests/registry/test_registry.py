@@ -195,7 +195,63 @@ def test_rollback_goes_to_last_known_good_version(registry: Registry) -> None:
         registry.rollback("titanic", actor="agent")
 
 
-def test_mlflow_import_names_the_extra_when_missing(registry: Registry, titanic) -> None:
+def test_mlflow_import_names_the_extra_when_missing(
+    registry: Registry, titanic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the extra were not installed
     X, _ = titanic
     with pytest.raises(ServiceUnavailable, match=r'pip install "mlwarden\[mlflow\]"'):
         import_from_mlflow(registry, "titanic", "models:/titanic/1", X_reference=X)
+
+
+def test_a_model_registered_in_mlflow_is_imported_as_a_safe_version(
+    registry: Registry, titanic, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import warnings
+
+    import mlflow
+    import mlflow.sklearn
+    from typer.testing import CliRunner
+
+    from mlwarden.cli.main import app
+
+    X, y = titanic
+    estimator = pipeline().fit(X, y)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)  # where this test logs the model
+    with warnings.catch_warnings(), mlflow.start_run():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            registered_model_name="titanic-mlflow",
+            # MLflow 3 stores scikit-learn models with skops too, and asks which types to trust
+            skops_trusted_types=["numpy.dtype"],
+        )
+    reference = tmp_path / "reference.csv"
+    pd.concat([X, y], axis=1).iloc[:400].to_csv(reference, index=False)
+    database = str(registry.store.engine.url)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # mlwarden is told where the registry is
+    runner = CliRunner()
+    args = ["import-mlflow", "titanic", "models:/titanic-mlflow/1", "--reference",
+            str(reference), "--tracking-uri", tracking, "--database-url", database]
+    done = runner.invoke(app, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {
+        "model": "titanic", "version": 1, "source": "models:/titanic-mlflow/1"}
+    # what mlwarden keeps is a skops artifact that predicts exactly like MLflow's model
+    stored = load_model(registry.store.load_artifact("titanic", 1))
+    assert (stored.predict(X) == estimator.predict(X)).all()
+    assert registry.store.get_version("titanic", 1).description == (
+        "imported from MLflow models:/titanic-mlflow/1")
+    assert len(registry.store.reference_sample("titanic", 1) or []) == 400
+    # an unknown MLflow model or a reference without the features: a clear error, exit 1
+    missing = runner.invoke(app, [*args[:2], "models:/nothing-here/1", *args[3:]])
+    assert missing.exit_code == 1 and "MLflow cannot load models:/nothing-here/1" in (
+        missing.output)
+    X.drop(columns=["Fare"]).to_csv(reference, index=False)
+    no_fare = runner.invoke(app, args)
+    assert no_fare.exit_code == 1 and "lacks the model's features ['Fare']" in no_fare.output

@@ -18,7 +18,9 @@ which lets the gateway feed an array in the model's column order for all-numeric
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -532,14 +534,28 @@ def _main_metric(metrics: Mapping[str, float]) -> tuple[str, float] | None:
 def log_to_mlflow(
     run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float], estimator: Any
 ) -> str | None:
-    """Log a run to MLflow tracking when the optional ``mlflow`` extra is installed."""
-    if importlib.util.find_spec("mlflow") is None:
+    """Log a run to MLflow tracking when the ``mlflow`` extra is installed and a tracking
+    server is named (``MLFLOW_TRACKING_URI``): without one MLflow would quietly create a
+    store in the current folder."""
+    if importlib.util.find_spec("mlflow") is None or not os.environ.get("MLFLOW_TRACKING_URI"):
         return None
     import mlflow
 
     flat = {k: str(v)[:500] for k, v in params.items()}
+    options: dict[str, Any] = {}
+    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
+        # MLflow 3 stores the model with skops and asks which of its types to trust: those
+        # mlwarden's own loader trusts, for a model trained right here
+        from skops.io import get_untrusted_types
+
+        from mlwarden.registry.artifacts import TRUSTED_MODULES, dump_model
+
+        named = get_untrusted_types(data=dump_model(estimator))
+        options["skops_trusted_types"] = [
+            name for name in named if name.split(".", 1)[0] in TRUSTED_MODULES
+        ]
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(flat)
         mlflow.log_metrics({re.sub(r"[^\w./ -]", "_", k): float(v) for k, v in metrics.items()})
-        mlflow.sklearn.log_model(estimator, "model")
+        mlflow.sklearn.log_model(estimator, "model", **options)
         return str(run.info.run_id)

@@ -43,6 +43,7 @@ _COMMAND_MODULES: list[str] = [
     "backtest",
     "demo",
     "report",
+    "registry",
 ]
 
 _register_commands()

@@ -8,6 +8,7 @@ MLflow, from a registry the user trusts; what mlwarden keeps is the safe skops f
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,16 @@ def _mlflow() -> Any:
     return mlflow
 
 
+def _registry(tracking_uri: str | None) -> AbstractContextManager[Any]:
+    """Point MLflow at ``tracking_uri`` for the duration only: the caller's MLflow setting
+    (``mlflow.set_tracking_uri``, ``$MLFLOW_TRACKING_URI``) is theirs."""
+    if tracking_uri is None:
+        return nullcontext()
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    return _use_tracking_uri(tracking_uri)
+
+
 def import_from_mlflow(
     registry: Registry,
     model: str,
@@ -37,13 +48,19 @@ def import_from_mlflow(
     X_reference: pd.DataFrame,
     y_reference: Any = None,
     actor: str = "system",
+    tracking_uri: str | None = None,
 ) -> VersionInfo:
     """Add the scikit-learn model at ``uri`` (``models:/<name>/<version or stage>``) as a
-    new version of ``model``."""
+    new version of ``model``. ``tracking_uri`` names the registry (default: MLflow's own,
+    ``$MLFLOW_TRACKING_URI``)."""
     if not _URI.match(uri):
         raise InvalidInput(f"an MLflow model URI looks like models:/<name>/<version>, got {uri!r}")
     mlflow = _mlflow()
-    estimator = mlflow.sklearn.load_model(uri)
+    try:
+        with _registry(tracking_uri):
+            estimator = mlflow.sklearn.load_model(uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise InvalidInput(f"MLflow cannot load {uri}: {exc.message}") from None
     return registry.add_sklearn_version(
         model,
         estimator,

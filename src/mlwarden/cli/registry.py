@@ -1,0 +1,60 @@
+"""``mlwarden import-mlflow``: a registered MLflow model as a new mlwarden version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mlwarden.cli.main import app
+from mlwarden.cli.serve import _errors, _open_store
+
+
+@app.command("import-mlflow")
+def import_mlflow(
+    model: str = typer.Argument(..., help="The mlwarden model (registered, with its schema)."),
+    uri: str = typer.Argument(..., help="The MLflow model: models:/<name>/<version or alias>."),
+    reference: Path = typer.Option(
+        ..., help="CSV or Parquet of training rows: the version's reference sample."
+    ),
+    tracking_uri: str = typer.Option(
+        None, help="The MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI)."
+    ),
+    data_dir: Path = typer.Option(None, help="Folder of the SQLite database."),
+    database_url: str = typer.Option(None, help="SQLAlchemy URL of the database."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Import a scikit-learn model from an MLflow registry as a new version (stored as skops)."""
+    import pandas as pd
+
+    from mlwarden.errors import InvalidInput
+    from mlwarden.registry.mlflow import import_from_mlflow
+    from mlwarden.registry.registry import Registry
+
+    with _errors(), _open_store(data_dir, database_url) as store:
+        spec = store.get_model(model)
+        if not reference.is_file():
+            raise InvalidInput(f"reference file {reference} does not exist")
+        frame = (
+            pd.read_parquet(reference)
+            if reference.suffix.lower() in {".parquet", ".pq"}
+            else pd.read_csv(reference)
+        )
+        missing = [name for name in spec.feature_names if name not in frame.columns]
+        if missing:
+            raise InvalidInput(f"the reference file lacks the model's features {missing}")
+        target = spec.target if spec.target in frame.columns else None
+        info = import_from_mlflow(
+            Registry(store),
+            model,
+            uri,
+            X_reference=frame[spec.feature_names],
+            y_reference=None if target is None else frame[target],
+            actor="cli",
+            tracking_uri=tracking_uri,
+        )
+    if as_json:
+        typer.echo(json.dumps({"model": model, "version": info.number, "source": uri}))
+    else:
+        typer.echo(f"imported {uri} as {model} version {info.number}")
