@@ -135,6 +135,31 @@ def test_from_a_csv_to_a_monitored_model(client: TestClient, tmp_path: Path) -> 
     assert (survived["staging"], survived["production"], survived["monitored"]) == (1, 1, True)
 
 
+def test_a_lightgbm_model_trains_deploys_and_serves(client: TestClient) -> None:
+    # LightGBM is the optional model family: its estimators must load through the registry's
+    # skops loader (which refuses unknown types) for the gateway to serve them
+    assert ask(client, "load the titanic example")["status"] == "done"
+    trained = ask(client, "train a classifier on titanic to predict Survived with lightgbm")
+    assert trained["status"] == "done", trained["message"]
+    assert trained["result"]["algorithm"] == "lightgbm"
+    assert trained["result"]["metrics"]["accuracy"] > 0.7
+    assert ask(client, "deploy titanic-survived to staging")["status"] == "done"
+    store = client.app.state.mlwarden.store  # type: ignore[attr-defined]
+    features = store.get_model("titanic-survived").feature_names
+    rows = pd.read_csv(path_of("titanic"))[features].iloc[:4]
+    instances = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in rows.to_dict(orient="records")
+    ]
+    served = client.post(
+        "/v1/models/titanic-survived/predict?environment=staging", json={"instances": instances}
+    )
+    assert served.status_code == 200, served.text
+    answers = served.json()["predictions"]
+    assert [a["version"] for a in answers] == [1] * 4
+    assert all(a["prediction"] in (0, 1) and a["served_by"] == "live" for a in answers)
+
+
 @pytest.mark.parametrize(
     ("text", "status", "fragment"),
     [

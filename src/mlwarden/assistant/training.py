@@ -102,7 +102,7 @@ def make_estimator(task: Task, algorithm: str, *, random_state: int = 0, n_jobs:
     if algorithm == "lightgbm":
         if not lightgbm_available():
             raise InvalidInput(
-                "LightGBM is not installed (pip install lightgbm); "
+                'LightGBM is not installed (pip install "mlwarden[lightgbm]"); '
                 "gradient_boosting is the scikit-learn equivalent"
             )
         import lightgbm

@@ -3,8 +3,9 @@
 ``load_model`` reads a skops file (a zip of a JSON schema plus numpy arrays) and refuses any
 type outside a trust list before a single object is built, so an uploaded file cannot run code
 the way a pickle can. Trusted by default: types from scikit-learn, NumPy, SciPy and Python's
-builtins. Anything else (say ``lightgbm.LGBMClassifier`` or ``os.system``) is refused with
-``InvalidArtifact`` naming it, unless the caller lists it in ``trusted=``.
+builtins, and LightGBM's scikit-learn estimators (``TRUSTED_TYPES``). Anything else (say
+``xgboost.XGBClassifier`` or ``os.system``) is refused with ``InvalidArtifact`` naming it,
+unless the caller lists it in ``trusted=``.
 
 >>> from sklearn.linear_model import LogisticRegression
 >>> model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
@@ -28,6 +29,16 @@ import skops.io as sio
 from mlwarden.errors import InvalidArtifact
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "builtins")
+# LightGBM's scikit-learn estimators (the optional model family): their booster is saved as
+# LightGBM's own text model, not a pickle, the same footing as scikit-learn's trees
+TRUSTED_TYPES = frozenset(
+    {
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.basic.Booster",
+        "collections.OrderedDict",
+    }
+)
 
 
 def dump_model(estimator: Any) -> bytes:
@@ -39,13 +50,14 @@ def dump_model(estimator: Any) -> bytes:
 
 
 def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
-    """The types named in a skops file that are neither in a trusted module nor ``trusted``."""
+    """The types named in a skops file that are neither in a trusted module, nor one of
+    ``TRUSTED_TYPES``, nor ``trusted``."""
     _check_container(data)
     try:
         named = sio.get_untrusted_types(data=data)
     except Exception as exc:
         raise InvalidArtifact(f"the model file is not a valid skops file: {exc}") from exc
-    extra = set(trusted)
+    extra = TRUSTED_TYPES | set(trusted)
     return sorted(
         name for name in named if name not in extra and name.split(".", 1)[0] not in TRUSTED_MODULES
     )
@@ -62,7 +74,8 @@ def load_model(data: bytes, *, trusted: Iterable[str] = ()) -> Any:
     if refused:
         raise InvalidArtifact(
             f"the model file holds types that are not trusted: {', '.join(refused)}; "
-            "only scikit-learn, NumPy, SciPy and builtin types load unless trusted explicitly",
+            "only scikit-learn, LightGBM, NumPy, SciPy and builtin types load unless trusted "
+            "explicitly",
             untrusted_types=refused,
         )
     try:
@@ -94,4 +107,4 @@ def _check_container(data: bytes) -> None:
         raise InvalidArtifact(f"the model file is damaged (member {bad!r} fails its checksum)")
 
 
-__all__ = ["TRUSTED_MODULES", "dump_model", "load_model", "untrusted_types"]
+__all__ = ["TRUSTED_MODULES", "TRUSTED_TYPES", "dump_model", "load_model", "untrusted_types"]
