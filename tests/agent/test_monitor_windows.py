@@ -17,6 +17,7 @@ from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.domain import DeploymentState
 from mlwarden.monitor.engine import Monitor
 from mlwarden.settings import Settings
 from mlwarden.store import agent_tables as at
@@ -249,3 +250,22 @@ def test_a_window_waits_for_records_still_on_their_way_to_the_database(
     )
     assert check(store, eager) == [0]
     assert sorted(evaluated[0]) == sorted(r["id"] for r in rows)
+
+
+def test_a_remote_version_learns_its_reference_from_reference_size_records(
+    store: Store, elec: pd.DataFrame
+) -> None:
+    # a model known only by URL has no training sample: its reference is the first
+    # reference_size production records, which may be more than one window
+    from mlwarden.registry.registry import Registry
+
+    setup_deployed(store, elec)
+    remote = Registry(store).add_remote_version(MODEL, "http://127.0.0.1:9/predict")
+    store.set_deployment(MODEL, DeploymentState(live_version=remote.number), actor="ci",
+                         reason="remote")
+    arrive(store, elec, 0, 3 * SIZE)
+    source = MonitorSource(store, Settings(window_size=SIZE, reference_size=2 * SIZE + 5,
+                                           window_settle_s=0.0))
+    assert [w.window for w in source.closed_windows(MODEL, None)] == [0, 1, 2]
+    (version, monitor) = source._monitors[MODEL]
+    assert version == remote.number and monitor.reference.rows == 2 * SIZE + 5

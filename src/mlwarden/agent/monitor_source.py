@@ -108,10 +108,15 @@ class MonitorSource:
         return self.settings.window_size
 
     def _window_rows(
-        self, model: str, after: tuple[datetime, str] | None = None, offset: int = 0
+        self,
+        model: str,
+        after: tuple[datetime, str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Up to ``window_size`` records in arrival order, strictly after the (received_at, id)
-        key ``after`` (from the first record when None), past ``offset`` records more."""
+        """Up to ``limit`` (default ``window_size``) records in arrival order, strictly after
+        the (received_at, id) key ``after`` (from the first record when None), past ``offset``
+        records more."""
         r, f = t.records, t.feedback
         model_id = self.store.model_id(model)
         query = (
@@ -134,7 +139,7 @@ class MonitorSource:
                 or_(r.c.received_at > end_at, and_(r.c.received_at == end_at, r.c.id > end_id)),
             )
         query = query.order_by(r.c.received_at, r.c.id).offset(offset or None)
-        query = query.limit(self.window_size)
+        query = query.limit(limit or self.window_size)
         with self.store.engine.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         for row in rows:
@@ -151,13 +156,13 @@ class MonitorSource:
         first: list[dict[str, Any]] = []  # the model's earliest records, read only if needed
         reference = reference_frame(self.store, spec, version)
         if reference is None:  # a remote version: learn the reference from production
-            first = self._window_rows(spec.name)
-            reference = records_to_frame(first[: self.settings.reference_size])
+            first = self._window_rows(spec.name, limit=self.settings.reference_size)
+            reference = records_to_frame(first)
         monitor = Monitor(reference, spec, self.config)
         baseline = self._baselines.get(spec.name)
         if baseline is None:
-            first = first or self._window_rows(spec.name)
-            early = records_to_frame(first[: self.settings.reference_size])
+            first = first or self._window_rows(spec.name, limit=self.settings.reference_size)
+            early = records_to_frame(first)
             baseline = SystemBaseline.from_arrays(*monitor.system_columns(early))
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
