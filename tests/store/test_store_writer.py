@@ -105,12 +105,17 @@ def test_unreachable_database_spills_then_next_writer_replays(tmp_path: Path) ->
 
     up = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     up.create_model(SPEC)
+    replay_started = datetime.now(UTC)
     with RecordWriter(up, journal_dir=journal) as replayer:
         assert replayer.flush(timeout=30)
         assert replayer.stats.spilled == 0
         assert replayer.stats.replayed == 100
     assert up.count_records("m") == 100
     assert not list(journal.glob("*.jsonl"))
+    # replayed records arrive (for the monitor's windows) when they land; their own time stays
+    stored = up.fetch_records("m")
+    assert all(r["received_at"] >= replay_started for r in stored)
+    assert all(r["timestamp"] < replay_started for r in stored)
 
 
 def test_rows_the_database_refuses_are_set_aside(sqlite_store: Store, tmp_path: Path) -> None:

@@ -225,8 +225,9 @@ class RecordWriter:
     def submit(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> None:
         """Queue records (see ``Store.insert_records`` for their keys). Never waits for I/O.
 
-        ``received_at`` (and a missing ``timestamp``) is stamped now, so a record that spends
-        time in the journal keeps the time it really arrived. Raises ``ServiceUnavailable``
+        ``received_at`` (and a missing ``timestamp``) is stamped now; a record that spends
+        time in the spill journal is stamped again when it is replayed into the database (see
+        ``_replay``), while its ``timestamp`` stays. Raises ``ServiceUnavailable``
         when the writer is closed or the queue holds ``queue_limit`` rows already.
         """
         now = utcnow()
@@ -399,6 +400,12 @@ class RecordWriter:
             rows = self.journal.read(path)
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
+                # stamped again as they land: monitoring windows read records in arrival order
+                # and never go back, so a window closed during the outage would skip records
+                # that kept their first arrival time (their event time ``ts`` is kept)
+                landed = utcnow()
+                for row in chunk:
+                    row["received_at"] = landed
                 try:
                     inserted = self.store.insert_records(chunk)
                 except Exception as exc:
