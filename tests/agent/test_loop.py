@@ -61,6 +61,32 @@ def test_one_noisy_window_is_dismissed_without_action(store: Store, deployed: di
     assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
 
 
+def test_an_alerted_failure_that_fades_is_resolved_not_called_noise(
+    store: Store, deployed: dict, receiver: Receiver
+) -> None:
+    script = Script()
+    agent = agent_for(store, script, f"defaults: {{alert: {{webhook_url: '{receiver.url}'}}}}")
+    clean_windows(script, 3)
+    agent.run_once()
+    for _ in range(3):  # persistent input drift, performance holding: the table says alert
+        script.add(MODEL, [finding("data_drift", 6, ["nswprice"])], accuracy=0.8)
+        agent.run_once()
+    repo = AgentRepo(store)
+    incident = repo.list_incidents()[0]
+    assert incident["diagnosis"] == "covariate_drift_stable" and len(receiver.bodies) == 1
+    # it fades: flagged now and then, then not at all
+    for flagged in (True, False, True, False, False, False, False, False, False, False):
+        findings = [finding("data_drift", 6, ["nswprice"])] if flagged else []
+        script.add(MODEL, findings, accuracy=0.8)
+        agent.run_once()
+        state = repo.get_incident(incident["id"])["state"]
+        assert state != "dismissed"
+    incident = repo.get_incident(incident["id"])
+    assert incident["state"] == "resolved"
+    assert incident["diagnosis"] == "covariate_drift_stable"  # what people were told stands
+    assert incident["timeline"][-1]["text"] == "no finding in the last 5 windows"
+
+
 def test_null_burst_falls_back_never_retrains_then_reverts(
     store: Store, deployed: dict, elec: pd.DataFrame
 ) -> None:

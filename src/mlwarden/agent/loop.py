@@ -251,7 +251,20 @@ class Agent:
         if not decision.persistent:
             since = [w for w in windows if w.window >= incident["first_window"]]
             quiet = not any(qualifying(w.findings, policy) for w in since[-policy.persistence.n :])
-            if len(since) >= policy.persistence.n * 2 or (
+            if incident["diagnosis"] not in (None, Diagnosis.NOISE.value):
+                # it was a persistent failure (people were told): it stays open while it fades
+                # and is resolved once gone, never relabelled "noise" after the fact
+                if quiet:
+                    self.repo.update_incident(
+                        incident_id,
+                        state="resolved",
+                        last_window=last,
+                        event="resolved",
+                        text=f"no finding in the last {policy.persistence.n} windows",
+                    )
+                else:
+                    self.repo.update_incident(incident_id, last_window=last)
+            elif len(since) >= policy.persistence.n * 2 or (
                 len(since) >= policy.persistence.n and quiet
             ):
                 self.repo.add_decision(incident_id, decision)
