@@ -141,6 +141,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
     """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
     from mlwarden.agent.background import BackgroundAgent
+    from mlwarden.agent.metrics import FleetCollector
     from mlwarden.api import (
         routes_agent,
         routes_assistant,
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         writer = RecordWriter.from_settings(opened, settings)
         metrics = ServerMetrics()
+        metrics.registry.register(FleetCollector(opened))
         gateway = Gateway(opened, writer, settings, metrics=metrics)
         probes = ProbeManager(opened, writer, settings, metrics=metrics)
         app.state.mlwarden = ServerState(

@@ -1,0 +1,150 @@
+"""The fleet's health as Prometheus gauges, read from the store each time ``/metrics`` is scraped.
+
+The server's own counters (``serving.metrics``) say what the gateway did; these say what the
+monitor and the agent know, so one scrape feeds a Grafana board and alert rules:
+
+* ``mlwarden_model_signal{model, signal}``: the last closed window's performance (measured and
+  estimated), latency, error rate, throughput and arrival delay;
+* ``mlwarden_feature_drift{model, feature}`` and ``mlwarden_feature_null_rate{model, feature}``:
+  the last window's drift score and null rate per feature;
+* ``mlwarden_model_last_window{model}`` and ``..._timestamp_seconds``: how far monitoring got;
+* ``mlwarden_incidents{model, state, severity}``: incidents not closed yet;
+* ``mlwarden_agent_actions{model, kind, state}`` and ``mlwarden_approvals_pending{model}``.
+
+Every value comes from a handful of grouped queries, whatever the number of models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select
+
+from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
+from mlwarden.store.repository import Store, as_utc
+
+# the signals of a window worth a time series of their own (per-feature ones are separate)
+MODEL_SIGNALS = (
+    "accuracy", "f1", "precision", "recall", "roc_auc", "log_loss", "rmse", "mae", "r2",
+    "estimated_accuracy", "estimated_f1", "error_rate", "latency_p50_ms", "latency_p95_ms",
+    "latency_p99_ms", "throughput_per_s", "delay_p95_s", "n_records", "n_labelled",
+)
+OPEN_STATES = ("open", "acting", "verifying", "escalated")
+# ``drift.<statistic>.<feature>`` series; ``drift.<feature>`` is the effect the detector judged
+_PER_STATISTIC = ("wasserstein_std", "psi", "ks", "jensen_shannon")
+
+
+class FleetCollector(Collector):
+    """A Prometheus collector over ``store``: register it on a ``CollectorRegistry``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.store.engine.connect() as conn:
+            names = dict(conn.execute(select(t.models.c.id, t.models.c.name)).all())
+            s = at.signals
+            last = (
+                select(s.c.model_id, func.max(s.c.window).label("window"))
+                .group_by(s.c.model_id)
+                .subquery()
+            )
+            latest = conn.execute(
+                select(s.c.model_id, s.c.window, s.c.ts, s.c.name, s.c.value).join(
+                    last, and_(s.c.model_id == last.c.model_id, s.c.window == last.c.window)
+                )
+            ).all()
+            i = at.incidents
+            incidents = conn.execute(
+                select(i.c.model_id, i.c.state, i.c.severity, func.count())
+                .where(i.c.state.in_(OPEN_STATES))
+                .group_by(i.c.model_id, i.c.state, i.c.severity)
+            ).all()
+            a = at.actions
+            actions = conn.execute(
+                select(a.c.model_id, a.c.kind, a.c.state, func.count()).group_by(
+                    a.c.model_id, a.c.kind, a.c.state
+                )
+            ).all()
+            p = at.approvals
+            pending = conn.execute(
+                select(p.c.model_id, func.count())
+                .where(p.c.state == "pending")
+                .group_by(p.c.model_id)
+            ).all()
+
+        signal = GaugeMetricFamily(
+            "mlwarden_model_signal",
+            "The last closed window's value of a model signal.",
+            labels=["model", "signal"],
+        )
+        drift = GaugeMetricFamily(
+            "mlwarden_feature_drift",
+            "The last window's drift score of a feature (normalised; 0 = like the reference).",
+            labels=["model", "feature"],
+        )
+        nulls = GaugeMetricFamily(
+            "mlwarden_feature_null_rate",
+            "The last window's share of null values of a feature.",
+            labels=["model", "feature"],
+        )
+        window = GaugeMetricFamily(
+            "mlwarden_model_last_window", "Index of the last closed window.", labels=["model"]
+        )
+        window_time = GaugeMetricFamily(
+            "mlwarden_model_last_window_timestamp_seconds",
+            "When the last closed window ended (unix seconds).",
+            labels=["model"],
+        )
+        seen: set[int] = set()
+        for model_id, number, ts, name, value in latest:
+            model = names.get(model_id)
+            if model is None:
+                continue
+            if model_id not in seen:
+                seen.add(model_id)
+                window.add_metric([model], number)
+                window_time.add_metric([model], as_utc(ts).timestamp())
+            if value is None:
+                continue
+            if name in MODEL_SIGNALS:
+                signal.add_metric([model, name], value)
+            elif name.startswith("drift.") and name.split(".")[1] not in _PER_STATISTIC:
+                drift.add_metric([model, name.split(".", 1)[1]], value)
+            elif name.startswith("null_rate."):
+                nulls.add_metric([model, name.split(".", 1)[1]], value)
+        yield from (signal, drift, nulls, window, window_time)
+
+        open_incidents = GaugeMetricFamily(
+            "mlwarden_incidents",
+            "Incidents not closed yet, by state and severity.",
+            labels=["model", "state", "severity"],
+        )
+        for model_id, state, severity, count in incidents:
+            if model_id in names:
+                open_incidents.add_metric([names[model_id], state, severity], count)
+        yield open_incidents
+        journal = GaugeMetricFamily(
+            "mlwarden_agent_actions",
+            "Actions in the agent's journal, by kind and state.",
+            labels=["model", "kind", "state"],
+        )
+        for model_id, kind, state, count in actions:
+            if model_id in names:
+                journal.add_metric([names[model_id], kind, state], count)
+        yield journal
+        approvals = GaugeMetricFamily(
+            "mlwarden_approvals_pending",
+            "Actions waiting for an operator's approval.",
+            labels=["model"],
+        )
+        for model_id, count in pending:
+            if model_id in names:
+                approvals.add_metric([names[model_id]], count)
+        yield approvals
+
+
+__all__ = ["MODEL_SIGNALS", "FleetCollector"]
