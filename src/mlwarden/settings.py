@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     reference_size: int = 1_000
     # a window only takes records received at least this long ago: the record writer stamps
     # arrival when it queues a record and stores it up to a flush interval later, and a window
-    # that closed before such a record landed would never see it
+    # that closed before such a record landed would never see it (at least two flush
+    # intervals are waited whatever this says; 0 turns the wait off, for synchronous writers)
     window_settle_s: float = 2.0
 
     @property

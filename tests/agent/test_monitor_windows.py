@@ -233,8 +233,8 @@ def test_a_window_waits_for_records_still_on_their_way_to_the_database(
             "model": MODEL,
             "version": live,
             "timestamp": now,
-            # the last three arrived just now; the others a minute ago
-            "received_at": now - timedelta(seconds=0 if n >= SIZE - 3 else 60),
+            # the last three arrived ten seconds ago; the others a minute ago
+            "received_at": now - timedelta(seconds=10 if n >= SIZE - 3 else 60),
             "features": {f: float(elec.iloc[3000 + n][f]) for f in FEATURES},
             "prediction": int(elec.iloc[3000 + n]["target"]),
         }
@@ -245,6 +245,13 @@ def test_a_window_waits_for_records_still_on_their_way_to_the_database(
         store, Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=30.0)
     )
     assert check(store, settled) == []  # 37 settled records: not a full window yet
+    # a writer flushing every 20 s makes the wait 40 s, whatever window_settle_s says
+    slow_writer = MonitorSource(
+        store,
+        Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=1.0,
+                 write_flush_interval_s=20.0),
+    )
+    assert check(store, slow_writer) == []
     eager = MonitorSource(
         store, Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=0.0)
     )

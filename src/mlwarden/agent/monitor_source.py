@@ -129,6 +129,8 @@ class MonitorSource:
         )
         settle = self.settings.window_settle_s
         if settle > 0:
+            # never shorter than the writer's own lag: two flush intervals
+            settle = max(settle, 2 * self.settings.write_flush_interval_s)
             query = query.where(r.c.received_at <= utcnow() - timedelta(seconds=settle))
         if after is not None:
             end_at, end_id = after
