@@ -177,6 +177,11 @@ def test_health_reports_an_unreachable_database(tmp_path: Any) -> None:
         assert response.status_code == 503
         assert response.json()["database"] == "unreachable"
         assert response.json()["status"] == "degraded"
+        # Prometheus still gets the gateway's counters, and is told the rest is missing
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "mlwarden_fleet_metrics_up 0.0" in metrics.text
+        assert "# TYPE mlwarden_predictions_total counter" in metrics.text
     store.close()
 
 

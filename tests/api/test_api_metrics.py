@@ -60,5 +60,6 @@ def test_metrics_show_the_last_window_incidents_actions_and_approvals(
     assert 'state="resolved"' not in text
     assert 'mlwarden_agent_actions{kind="fallback",model="elec",state="pending"} 1.0' in lines
     assert 'mlwarden_approvals_pending{model="elec"} 1.0' in lines
+    assert "mlwarden_fleet_metrics_up 1.0" in lines
     # the gateway's own counters are still there
     assert "# TYPE mlwarden_predictions_total counter" in text

@@ -16,11 +16,14 @@ Every value comes from a handful of grouped queries, whatever the number of mode
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
@@ -33,6 +36,7 @@ MODEL_SIGNALS = (
     "latency_p99_ms", "throughput_per_s", "delay_p95_s", "n_records", "n_labelled",
 )
 OPEN_STATES = ("open", "acting", "verifying", "escalated")
+log = logging.getLogger("mlwarden.metrics")
 # ``drift.<statistic>.<feature>`` series; ``drift.<feature>`` is the effect the detector judged
 _PER_STATISTIC = ("wasserstein_std", "psi", "ks", "jensen_shannon")
 
@@ -43,7 +47,23 @@ class FleetCollector(Collector):
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # the names only: registering must not query a database that may not be up yet
+        yield from self._build([], [], [], [], {})
+        yield _up(None)
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            rows = self._read()
+        except SQLAlchemyError:
+            # the gateway's counters must still be scraped while the database is away
+            log.warning("fleet metrics skipped: the database is unreachable", exc_info=True)
+            yield _up(0.0)
+            return
+        yield from self._build(*rows)
+        yield _up(1.0)
+
+    def _read(self) -> tuple[Any, Any, Any, Any, dict[int, str]]:
         with self.store.engine.connect() as conn:
             names = dict(conn.execute(select(t.models.c.id, t.models.c.name)).all())
             s = at.signals
@@ -75,7 +95,16 @@ class FleetCollector(Collector):
                 .where(p.c.state == "pending")
                 .group_by(p.c.model_id)
             ).all()
+        return latest, incidents, actions, pending, names
 
+    @staticmethod
+    def _build(
+        latest: Sequence[Any],
+        incidents: Sequence[Any],
+        actions: Sequence[Any],
+        pending: Sequence[Any],
+        names: dict[int, str],
+    ) -> Iterator[GaugeMetricFamily]:
         signal = GaugeMetricFamily(
             "mlwarden_model_signal",
             "The last closed window's value of a model signal.",
@@ -145,6 +174,16 @@ class FleetCollector(Collector):
             if model_id in names:
                 approvals.add_metric([names[model_id]], count)
         yield approvals
+
+
+def _up(value: float | None) -> GaugeMetricFamily:
+    up = GaugeMetricFamily(
+        "mlwarden_fleet_metrics_up",
+        "1 when the monitor and agent gauges could be read from the store, else 0.",
+    )
+    if value is not None:
+        up.add_metric([], value)
+    return up
 
 
 __all__ = ["MODEL_SIGNALS", "FleetCollector"]
