@@ -147,33 +147,29 @@ class FleetCollector(Collector):
                 nulls.add_metric([model, name.split(".", 1)[1]], value)
         yield from (signal, drift, nulls, window, window_time)
 
-        open_incidents = GaugeMetricFamily(
-            "mlwarden_incidents",
-            "Incidents not closed yet, by state and severity.",
-            labels=["model", "state", "severity"],
+        yield _counted(
+            "mlwarden_incidents", "Incidents not closed yet, by state and severity.",
+            ["state", "severity"], incidents, names,
         )
-        for model_id, state, severity, count in incidents:
-            if model_id in names:
-                open_incidents.add_metric([names[model_id], state, severity], count)
-        yield open_incidents
-        journal = GaugeMetricFamily(
-            "mlwarden_agent_actions",
-            "Actions in the agent's journal, by kind and state.",
-            labels=["model", "kind", "state"],
+        yield _counted(
+            "mlwarden_agent_actions", "Actions in the agent's journal, by kind and state.",
+            ["kind", "state"], actions, names,
         )
-        for model_id, kind, state, count in actions:
-            if model_id in names:
-                journal.add_metric([names[model_id], kind, state], count)
-        yield journal
-        approvals = GaugeMetricFamily(
-            "mlwarden_approvals_pending",
-            "Actions waiting for an operator's approval.",
-            labels=["model"],
+        yield _counted(
+            "mlwarden_approvals_pending", "Actions waiting for an operator's approval.",
+            [], pending, names,
         )
-        for model_id, count in pending:
-            if model_id in names:
-                approvals.add_metric([names[model_id]], count)
-        yield approvals
+
+
+def _counted(
+    name: str, documentation: str, labels: list[str], rows: Sequence[Any], names: dict[int, str]
+) -> GaugeMetricFamily:
+    """A gauge from grouped ``(model_id, *labels, count)`` rows, labelled by model name."""
+    family = GaugeMetricFamily(name, documentation, labels=["model", *labels])
+    for model_id, *values, count in rows:
+        if model_id in names:
+            family.add_metric([names[model_id], *values], count)
+    return family
 
 
 def _up(value: float | None) -> GaugeMetricFamily:
