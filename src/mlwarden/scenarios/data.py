@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from mlwarden import datasets
 from mlwarden.assistant.training import build_pipeline, feature_specs, make_estimator
 from mlwarden.domain import ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.spec import ModelRecipe, Scenario
 
 LINEAR = {"logistic_regression", "linear_regression"}
@@ -137,6 +138,47 @@ def train(
         estimator.set_params(**recipe.params)
     pipeline = build_pipeline(X, estimator, scale=recipe.algorithm in LINEAR)
     return pipeline.fit(X, y)
+
+
+class Installed(NamedTuple):
+    champion: Any  # the fitted estimator of version 1
+    fallback_version: int | None
+
+
+def install_models(
+    registry: Registry, data: ScenarioData, scenario: Scenario, *, seed: int, actor: str
+) -> Installed:
+    """Register the scenario's model with the champion as version 1, live, and (when the
+    scenario names one) the lighter fallback as its fallback version.
+
+    Both keep the held-out rows as their reference sample."""
+    X, y = data.holdout[data.features], data.holdout[data.target]
+    champion = train(scenario.model, data, seed=seed)
+    registry.register_model(data.spec, actor=actor)
+    registry.add_sklearn_version(
+        data.spec.name,
+        champion,
+        X_reference=X,
+        y_reference=y,
+        description=f"{scenario.model.algorithm} trained on the reference rows",
+        actor=actor,
+    )
+    registry.deploy(data.spec.name, 1, actor=actor, reason="initial deployment")
+    if scenario.fallback is None:
+        return Installed(champion, None)
+    info = registry.add_sklearn_version(
+        data.spec.name,
+        train(scenario.fallback, data, seed=seed),
+        X_reference=X,
+        y_reference=y,
+        importance=False,
+        description=f"fallback: {scenario.fallback.algorithm}",
+        actor=actor,
+    )
+    registry.set_fallback(
+        data.spec.name, info.number, actor=actor, reason="lighter fallback model"
+    )
+    return Installed(champion, info.number)
 
 
 def _native(value: Any) -> Any:

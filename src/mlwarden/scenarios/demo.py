@@ -27,7 +27,7 @@ import yaml
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.api.server import BackgroundServer
 from mlwarden.registry.registry import Registry
-from mlwarden.scenarios.data import prepare, train
+from mlwarden.scenarios.data import install_models, prepare
 from mlwarden.scenarios.faults import inject
 from mlwarden.scenarios.simulate import clean_row, native, scenario_policy
 from mlwarden.scenarios.spec import Scenario
@@ -96,38 +96,9 @@ class Demo:
             f"training {self.scenario.model.algorithm} on {len(self.data.train):,} rows "
             f"of the bundled {self.scenario.dataset} data …"
         )
-        champion = train(self.scenario.model, self.data, seed=self.seed)
         with Store(settings.resolved_database_url) as store:
-            registry = Registry(store)
             self.model = self.data.spec.name
-            registry.register_model(self.data.spec, actor="demo")
-            X, y = self.data.holdout[self.data.features], self.data.holdout[self.data.target]
-            registry.add_sklearn_version(
-                self.model,
-                champion,
-                X_reference=X,
-                y_reference=y,
-                description="the demo's champion",
-                actor="demo",
-            )
-            registry.deploy(self.model, 1, actor="demo", reason="first deployment")
-            if self.scenario.fallback is not None:
-                light = train(self.scenario.fallback, self.data, seed=self.seed)
-                info = registry.add_sklearn_version(
-                    self.model,
-                    light,
-                    X_reference=X,
-                    y_reference=y,
-                    importance=False,
-                    description="lighter fallback",
-                    actor="demo",
-                )
-                registry.set_fallback(
-                    self.model,
-                    info.number,
-                    actor="demo",
-                    reason="a lighter model for when the champion can't answer",
-                )
+            install_models(Registry(store), self.data, self.scenario, seed=self.seed, actor="demo")
         self.stream = inject(
             self.data.stream,
             self.data.reference,

@@ -35,7 +35,7 @@ from mlwarden.agent.policy import Policy, load_policy, load_policy_text
 from mlwarden.domain import Task
 from mlwarden.errors import InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
-from mlwarden.scenarios.data import ScenarioData, prepare, train
+from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
 from mlwarden.scenarios.faults import break_schema, inject
 from mlwarden.scenarios.report import write_reports
 from mlwarden.scenarios.score import fault_windows, in_fault, score
@@ -208,37 +208,12 @@ class Simulation:
         self.store = Store(self.settings.resolved_database_url)
         self.registry = Registry(self.store)
         self.data: ScenarioData = prepare(self.scenario, self.seed)
-        spec = self.data.spec
-        self.model = spec.name
-        self.registry.register_model(spec, actor="scenario")
+        self.model = self.data.spec.name
+        champion, self.fallback_version = install_models(
+            self.registry, self.data, self.scenario, seed=self.seed, actor="scenario"
+        )
         X_ref = self.data.holdout[self.data.features]
         y_ref = self.data.holdout[self.data.target]
-        champion = train(self.scenario.model, self.data, seed=self.seed)
-        self.registry.add_sklearn_version(
-            self.model,
-            champion,
-            X_reference=X_ref,
-            y_reference=y_ref,
-            description=f"{self.scenario.model.algorithm} trained on the reference rows",
-            actor="scenario",
-        )
-        self.registry.deploy(self.model, 1, actor="scenario", reason="initial deployment")
-        self.fallback_version: int | None = None
-        if self.scenario.fallback is not None:
-            light = train(self.scenario.fallback, self.data, seed=self.seed)
-            info = self.registry.add_sklearn_version(
-                self.model,
-                light,
-                X_reference=X_ref,
-                y_reference=y_ref,
-                importance=False,
-                description=f"fallback: {self.scenario.fallback.algorithm}",
-                actor="scenario",
-            )
-            self.fallback_version = info.number
-            self.registry.set_fallback(
-                self.model, info.number, actor="scenario", reason="lighter fallback model"
-            )
         self.bad_version: int | None = None
         bad = None
         if any(f.kind == "bad_deploy" for f in self.scenario.faults):
