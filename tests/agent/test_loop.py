@@ -245,6 +245,32 @@ def test_concept_drift_retrains_canaries_promotes_and_resolves(
     assert decision["action"] == "retrain" and "performance dropped" in decision["rationale"]
 
 
+def test_a_promotion_that_does_not_recover_takes_the_candidate_out_entirely(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    agent, script = _retrain_staged(store, deployed, elec)
+    candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
+    _serve(store, candidate, elec.iloc[31500:31800], "canary", "c")
+    _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    script.add(MODEL, accuracy=0.86)
+    agent.run_once()
+    assert store.get_deployment(MODEL).live_version == candidate  # type: ignore[union-attr]
+    for _ in range(2):  # after the promotion accuracy stays far under the 0.86 baseline
+        script.add(MODEL, accuracy=0.6)
+        agent.run_once()
+    deployment = store.get_deployment(MODEL)
+    assert deployment is not None and deployment.live_version == deployed["v2"]
+    # not back to the canary stage: the unhealthy candidate serves no traffic at all
+    assert deployment.canary_version is None and deployment.canary_weight == 0.0
+    assert store.get_version(MODEL, candidate).health == "unhealthy"
+    states = {a["kind"]: a["state"] for a in remedies(store)}
+    assert states == {"retrain": "undone", "promote": "undone"}
+    repo = AgentRepo(store)
+    incident = repo.get_incident(repo.list_incidents()[0]["id"])
+    assert incident["state"] == "escalated"
+    assert [v["verdict"] for v in incident["verifications"]] == ["canary_passed", "not_recovered"]
+
+
 def test_a_canary_worse_than_the_champion_is_removed_and_escalated(
     store: Store, deployed: dict, elec: pd.DataFrame
 ) -> None:

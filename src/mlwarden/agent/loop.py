@@ -497,6 +497,13 @@ class Agent:
             retrained = action["kind"] in (ActionKind.RETRAIN.value, ActionKind.PROMOTE.value)
             if retrained and live and live.live_version:
                 self.store.set_version_health(model, live.live_version, "unhealthy")
+            if action["kind"] == ActionKind.PROMOTE.value:
+                # undoing the promotion puts the candidate back as a canary: the retrain that
+                # staged it is undone too, so an unhealthy version serves no traffic at all
+                for staged in self.journal.list(incident_id=incident["id"]):
+                    if staged["kind"] == ActionKind.RETRAIN.value and staged["state"] == "done":
+                        undo_action(self.env(model), staged["id"], force=True)
+                        reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
 
