@@ -8,7 +8,8 @@ monitor and the agent know, so one scrape feeds a Grafana board and alert rules:
 * ``mlwarden_feature_drift{model, feature}`` and ``mlwarden_feature_null_rate{model, feature}``:
   the last window's drift score and null rate per feature;
 * ``mlwarden_model_last_window{model}`` and ``..._timestamp_seconds``: how far monitoring got;
-* ``mlwarden_incidents{model, state, severity}``: incidents not closed yet;
+* ``mlwarden_incidents{model, state, severity}``: incidents the agent is on, and escalated
+  ones waiting on a human;
 * ``mlwarden_agent_actions{model, kind, state}`` and ``mlwarden_approvals_pending{model}``.
 
 The last window costs two index seeks per model; the rest is three grouped queries over the
@@ -26,6 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.repository import Store, as_utc
@@ -36,7 +38,8 @@ MODEL_SIGNALS = (
     "estimated_accuracy", "estimated_f1", "error_rate", "latency_p50_ms", "latency_p95_ms",
     "latency_p99_ms", "throughput_per_s", "delay_p95_s", "n_records", "n_labelled",
 )
-OPEN_STATES = ("open", "acting", "verifying", "escalated")
+# the agent's open states, and escalated ones: closed for the agent, waiting on a human
+UNSETTLED_STATES = (*OPEN_STATES, "escalated")
 log = logging.getLogger("mlwarden.metrics")
 # ``drift.<statistic>.<feature>`` series; ``drift.<feature>`` is the effect the detector judged
 _PER_STATISTIC = ("wasserstein_std", "psi", "ks", "jensen_shannon")
@@ -85,7 +88,7 @@ class FleetCollector(Collector):
             i = at.incidents
             incidents = conn.execute(
                 select(i.c.model_id, i.c.state, i.c.severity, func.count())
-                .where(i.c.state.in_(OPEN_STATES))
+                .where(i.c.state.in_(UNSETTLED_STATES))
                 .group_by(i.c.model_id, i.c.state, i.c.severity)
             ).all()
             a = at.actions
@@ -153,7 +156,8 @@ class FleetCollector(Collector):
         yield from (signal, drift, nulls, window, window_time)
 
         yield _counted(
-            "mlwarden_incidents", "Incidents not closed yet, by state and severity.",
+            "mlwarden_incidents",
+            "Incidents open, being acted on or verified, or escalated, by state and severity.",
             ["state", "severity"], incidents, names,
         )
         yield _counted(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, and_, func, select
 
+from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.repository import as_utc
@@ -39,7 +40,6 @@ __all__ = [
     "token_is_active",
 ]
 
-OPEN_STATES = ("open", "acting", "verifying")
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 SPARK_WINDOWS = 30
 
