@@ -19,7 +19,6 @@ from mlwarden.agent.journal import Journal, marker
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import ActionKind, Deployment, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
-from mlwarden.settings import Settings
 from mlwarden.store.repository import Store
 
 CRASH_ENV = "MLWARDEN_AGENT_CRASH_AT"
@@ -44,13 +43,8 @@ class ExecEnv:
     policy: ModelPolicy
     actor: str = "agent"
     story: dict[str, Any] = field(default_factory=dict)  # context for alerts
-    # signs alert webhooks; from the settings (MLWARDEN_WEBHOOK_SECRET) unless given
-    webhook_secret: str | None = field(default_factory=lambda: _webhook_secret())
-
-
-def _webhook_secret() -> str | None:
-    secret = Settings().webhook_secret
-    return None if secret is None else secret.get_secret_value()
+    # signs alert webhooks; None: the settings' (MLWARDEN_WEBHOOK_SECRET), read when one is sent
+    webhook_secret: str | None = None
 
 
 def current_revision(store: Store, model: str) -> int | None:

@@ -29,6 +29,7 @@ import httpx
 
 from mlwarden.agent.executors import ExecEnv
 from mlwarden.errors import ServiceUnavailable
+from mlwarden.settings import Settings
 
 
 def alert_payload(model: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +122,12 @@ def send_webhook(
     raise ServiceUnavailable(f"alert webhook {url} failed after {attempt + 1} attempt(s): {last}")
 
 
+def _configured_secret() -> str | None:
+    # read when an alert goes out (rarely), not each time an executor environment is made
+    secret = Settings().webhook_secret
+    return None if secret is None else secret.get_secret_value()
+
+
 def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     model = action["model"]
     params = dict(action["params"])
@@ -141,7 +148,7 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
                 retries=settings.retries,
                 backoff_s=settings.backoff_s,
                 timeout_s=settings.timeout_s,
-                secret=env.webhook_secret,
+                secret=env.webhook_secret or _configured_secret(),
             )
             delivery["delivered"] = True
     finally:
