@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlwarden.agent.executors.retrain import score_predictions
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Task
 from mlwarden.store.repository import Store
@@ -67,10 +68,8 @@ def _side(rows: list[dict[str, Any]], task: Task, served_by: set[str]) -> _Side:
     if scored:
         truth = np.array([r["label"] for r in scored], dtype=object)
         predicted = np.array([r["prediction"] for r in scored], dtype=object)
-        if task is Task.CLASSIFICATION:
-            metric = float(np.mean(truth.astype(str) == predicted.astype(str)))
-        else:
-            metric = float(np.mean(np.abs(truth.astype(float) - predicted.astype(float))))
+        # scored as the retrain scored the candidate on held-out records
+        _, metric = score_predictions(task, truth, predicted)
     return _Side(len(rows), errors, len(scored), metric)
 
 
@@ -96,7 +95,7 @@ def judge_canary(
         )
     )
     champ = _side(theirs, task, {"live"})
-    metric_name = "accuracy" if task is Task.CLASSIFICATION else "mae"
+    metric_name = "accuracy" if task is Task.CLASSIFICATION else "neg_mae"  # higher is better
     figures = {
         "rollout": rollout,
         "metric": metric_name,
@@ -137,11 +136,9 @@ def judge_canary(
         )
     assert cand.metric is not None and champ.metric is not None
     tolerance = settings.canary_tolerance
-    worse = (
-        cand.metric < champ.metric - tolerance
-        if task is Task.CLASSIFICATION
-        else cand.metric > champ.metric + tolerance * max(1.0, abs(champ.metric))
-    )
+    # accuracy: points; an error: relative to its size, when that is above 1
+    scale = 1.0 if task is Task.CLASSIFICATION else max(1.0, abs(champ.metric))
+    worse = cand.metric < champ.metric - tolerance * scale
     compared = (
         f"{metric_name} {cand.metric:.4g} on {cand.labelled} canary labels vs "
         f"{champ.metric:.4g} on {champ.labelled} champion labels"

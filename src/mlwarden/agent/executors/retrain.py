@@ -42,7 +42,8 @@ def dump_estimator(estimator: Any) -> bytes:
     return dump_model(estimator)
 
 
-def _score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float]:
+def score_predictions(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float]:
+    """``(metric, value)``, higher is better: accuracy, or the negated mean absolute error."""
     if task is Task.CLASSIFICATION:
         return "accuracy", float(np.mean(y_true.astype(str) == y_pred.astype(str)))
     return "neg_mae", -float(np.mean(np.abs(y_true.astype(float) - y_pred.astype(float))))
@@ -104,8 +105,8 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             y_train = np.asarray(y_train).astype(champion.classes_.dtype)
         candidate = clone(champion).fit(x_train, y_train)
         x_held, y_held = held[spec.feature_names], held["__label__"].to_numpy()
-        metric, champion_score = _score(spec.task, y_held, champion.predict(x_held))
-        _, candidate_score = _score(spec.task, y_held, candidate.predict(x_held))
+        metric, champion_score = score_predictions(spec.task, y_held, champion.predict(x_held))
+        _, candidate_score = score_predictions(spec.task, y_held, candidate.predict(x_held))
         result |= {
             "champion_version": champion_version,
             "metric": metric,
