@@ -16,7 +16,7 @@ def import_mlflow(
     model: str = typer.Argument(..., help="The mlwarden model (registered, with its schema)."),
     uri: str = typer.Argument(..., help="The MLflow model: models:/<name>/<version or alias>."),
     reference: Path = typer.Option(
-        ..., help="CSV or Parquet of training rows: the version's reference sample."
+        ..., help="CSV, Parquet or JSON lines of training rows: the version's reference sample."
     ),
     tracking_uri: str = typer.Option(
         None, help="The MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI)."
@@ -26,21 +26,14 @@ def import_mlflow(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a scikit-learn model from an MLflow registry as a new version (stored as skops)."""
-    import pandas as pd
-
+    from mlwarden.assistant.datasets import read_table
     from mlwarden.errors import InvalidInput
     from mlwarden.registry.mlflow import import_from_mlflow
     from mlwarden.registry.registry import Registry
 
     with _errors(), _open_store(data_dir, database_url) as store:
         spec = store.get_model(model)
-        if not reference.is_file():
-            raise InvalidInput(f"reference file {reference} does not exist")
-        frame = (
-            pd.read_parquet(reference)
-            if reference.suffix.lower() in {".parquet", ".pq"}
-            else pd.read_csv(reference)
-        )
+        frame = read_table(reference)
         missing = [name for name in spec.feature_names if name not in frame.columns]
         if missing:
             raise InvalidInput(f"the reference file lacks the model's features {missing}")
