@@ -124,6 +124,28 @@ class VerifySettings(_Strict):
     max_wait_windows: int = Field(default=6, ge=1)
 
 
+class DriftSettings(_Strict):
+    """Drift that persists without harm: after ``accept_after_windows`` windows of a drift
+    incident with no performance incident beside it, the drift is accepted (None: never)."""
+
+    accept_after_windows: int | None = Field(default=6, ge=1)
+
+
+class EvidenceSettings(_Strict):
+    """Remedies chosen on evidence (``agent.evidence``): before acting, each candidate is scored
+    on the labelled records of the incident's windows, beside keeping the champion.
+
+    A remedy whose score is worse than doing nothing by more than ``tolerance`` (accuracy, or
+    relative RMSE for regression) is not taken. ``min_labels``: fewer labelled records than this
+    and the evidence is too thin to overrule the policy's table. ``refusal_better_than_wrong``:
+    a refused request (a disabled model) costs less than a wrong answer; off, a refusal counts
+    as a wrong answer, so disabling a model never looks better than serving."""
+
+    tolerance: float = Field(default=0.005, ge=0.0)
+    min_labels: int = Field(default=100, ge=10)
+    refusal_better_than_wrong: bool = False
+
+
 class ApprovalSettings(_Strict):
     """Which actions wait for an operator in autonomous mode (advisory mode: every remedy)."""
 
@@ -150,6 +172,8 @@ class ModelPolicy(_Strict):
     retrain: RetrainSettings = RetrainSettings()
     alert: AlertSettings = AlertSettings()
     verify: VerifySettings = VerifySettings()
+    drift: DriftSettings = DriftSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     disable_without_fallback: bool = True
 
     def actions_for(self, diagnosis: Diagnosis) -> list[ActionKind]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.incidents import WindowView, qualifying
+from mlwarden.agent.incidents import Scope, WindowView, in_scope, qualifying
 from mlwarden.agent.policy import ModelPolicy
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
@@ -49,6 +49,33 @@ def baseline_of(windows: Sequence[WindowView]) -> dict[str, float]:
 NEUTRAL_PREFIXES = ("drift_p.",)
 
 
+_PERFORMANCE_SIGNALS = frozenset(
+    {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2"}
+)
+
+
+def signal_scope(name: str) -> Scope | None:
+    """The incident scope a stored signal speaks for (None: it judges no scope).
+
+    Verification compares only the signals of the incident's own scope with the baseline: a
+    fallback that ended a latency spike has recovered even while the inputs keep drifting.
+
+    >>> signal_scope("null_rate.nswprice"), signal_scope("latency_p99_ms")
+    (<Scope.QUALITY: 'quality'>, <Scope.SERVICE: 'service'>)
+    >>> signal_scope("accuracy"), signal_scope("accuracy_ci_low"), signal_scope("drift.nswprice")
+    (<Scope.PERFORMANCE: 'performance'>, None, <Scope.DRIFT: 'drift'>)
+    """
+    if name.startswith(("null_rate.", "invalid_rate.", "unseen_rate.")):
+        return Scope.QUALITY
+    if name.startswith(("latency_", "delay_")) or name == "error_rate":
+        return Scope.SERVICE
+    if name in _PERFORMANCE_SIGNALS:
+        return Scope.PERFORMANCE
+    if name.startswith("drift."):
+        return Scope.DRIFT
+    return None
+
+
 def _direction(name: str) -> int:
     lowered = name.lower()
     if lowered.startswith(NEUTRAL_PREFIXES):
@@ -60,6 +87,18 @@ def _direction(name: str) -> int:
     return 0
 
 
+def _expected(result: Mapping[str, Any], action_kind: str | None) -> dict[str, float]:
+    """What the evidence said the chosen remedy would serve (``{"accuracy": 0.71}``), from the
+    weighing recorded in the action's result or parameters."""
+    evidence = result.get("evidence")
+    if not isinstance(evidence, Mapping):
+        return {}
+    for score in evidence.get("scores", []):
+        if score.get("option") == action_kind and score.get("metric") == "accuracy":
+            return {"accuracy": float(score["value"])}
+    return {}
+
+
 def verify(
     after: Sequence[WindowView],
     baseline: Mapping[str, float],
@@ -67,8 +106,13 @@ def verify(
     policy: ModelPolicy,
     action_result: Mapping[str, Any] | None = None,
     action_kind: str | None = None,
+    scope: Scope | None = None,
 ) -> Verdict:
-    """Judge the windows after an action against the baseline (``after`` oldest first)."""
+    """Judge the windows after an action against the baseline (``after`` oldest first).
+
+    With ``scope``, only findings and signals of that scope count (see :func:`signal_scope`);
+    without, every signal the baseline knows (an incident from before scopes).
+    """
     windows = list(after)[: policy.verify.windows]
     reasons: list[str] = []
     result = action_result or {}
@@ -78,20 +122,31 @@ def verify(
     # champion's reference by design, so prediction drift says nothing about recovery
     judged = set(kinds) - ({"prediction_drift"} if action_kind in DEGRADED_MODES else set())
     for window in windows:
-        hits = [f for f in qualifying(window.findings, policy) if f.kind.value in judged]
+        hits = [
+            f
+            for f in qualifying(in_scope(window.findings, scope), policy)
+            if f.kind.value in judged
+        ]
         if hits:
             reasons.append(
                 f"window {window.window} still shows {', '.join(sorted({f.kind for f in hits}))}"
             )
     observed = baseline_of(windows)
     tolerance = policy.verify.tolerance
+    expected = _expected(result, action_kind)
     for name, base in baseline.items():
         direction = _direction(name)
         if name not in observed or direction == 0:
             continue
+        if scope is not None and signal_scope(name) is not scope:
+            continue
         if direction > 0 and action_kind in DEGRADED_MODES:
             continue
         value = observed[name]
+        if name in expected and expected[name] < base:
+            # the pre-failure level may be out of reach (the world moved on): a remedy is held
+            # to what the evidence said it would serve when it was chosen
+            base = expected[name]
         if direction > 0 and value < base - tolerance:
             reasons.append(f"{name} {value:.4g} is below the baseline {base:.4g} - {tolerance:g}")
         if direction < 0 and value > base + tolerance * max(1.0, abs(base)):
@@ -99,4 +154,4 @@ def verify(
     return Verdict(not reasons, [w.window for w in windows], observed, reasons)
 
 
-__all__ = ["Verdict", "baseline_of", "verify"]
+__all__ = ["Verdict", "baseline_of", "signal_scope", "verify"]

@@ -864,6 +864,67 @@ class Store:
                 out.append(item)
         return out
 
+    def records_by_arrival(
+        self,
+        model: str,
+        *,
+        after: tuple[datetime, str] | None = None,
+        until: tuple[datetime, str] | None = None,
+        received_before: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Records of ``model`` in arrival order (``received_at``, then id), shadow copies left
+        out, each with its ``label`` or None: the order the agent's windows are cut in.
+
+        ``after`` and ``until`` are (received_at, id) keys, the first exclusive, the second
+        inclusive (a window's stored end key); ``received_before`` leaves out records that
+        arrived later (the window settle time); ``newest_first`` reads from the end, for the
+        newest ``limit`` records (returned newest first).
+        """
+        r, f = t.records, t.feedback
+        query = (
+            select(
+                r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
+                r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
+            )
+            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .where(and_(r.c.model_id == self.model_id(model), r.c.served_by != "shadow"))
+        )
+        if received_before is not None:
+            query = query.where(r.c.received_at <= as_utc(received_before))
+        if after is not None:
+            end_at, end_id = after[0], after[1]
+            query = query.where(
+                # the redundant ``>=`` is a range to seek to on the (model_id, received_at)
+                # index: PostgreSQL derives none from the OR and would scan from the first record
+                r.c.received_at >= as_utc(end_at),
+                or_(
+                    r.c.received_at > as_utc(end_at),
+                    and_(r.c.received_at == as_utc(end_at), r.c.id > end_id),
+                ),
+            )
+        if until is not None:
+            end_at, end_id = until[0], until[1]
+            query = query.where(
+                r.c.received_at <= as_utc(end_at),
+                or_(
+                    r.c.received_at < as_utc(end_at),
+                    and_(r.c.received_at == as_utc(end_at), r.c.id <= end_id),
+                ),
+            )
+        if newest_first:
+            query = query.order_by(r.c.received_at.desc(), r.c.id.desc())
+        else:
+            query = query.order_by(r.c.received_at, r.c.id)
+        query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["timestamp"] = as_utc(row.pop("ts"))
+            row["received_at"] = as_utc(row["received_at"])
+        return rows
+
     def records_frame(self, model: str, **kwargs: Any) -> pd.DataFrame:
         """``fetch_records`` as a pandas DataFrame with one column per feature.
 
