@@ -104,10 +104,14 @@ def test_stored_relative_paths_are_checked_part_by_part(
     assert fault in refused.value.message
 
 
-def test_a_stored_relative_path_of_plain_names_resolves_inside(tmp_path: Path) -> None:
-    assert inside_relative(tmp_path, "datasets/titanic/v2.parquet") == (
-        tmp_path.resolve() / "datasets" / "titanic" / "v2.parquet"
+@pytest.mark.parametrize("name", ["titanic", "my data", "caf\u00e9 (2)", ".hidden"])
+def test_a_stored_path_that_stays_inside_resolves(name: str, tmp_path: Path) -> None:
+    # names stored by older versions were not held to the allow-list; their files still open
+    assert inside_relative(tmp_path, f"datasets/{name}/v2.parquet") == (
+        tmp_path.resolve() / "datasets" / name / "v2.parquet"
     )
+    with pytest.raises(InvalidInput, match="has a character outside"):
+        inside(tmp_path, "datasets", "my data")
 
 
 def test_docstring_examples() -> None:

@@ -31,12 +31,14 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _RULE = "a name is letters, digits and _ . - only"
 
 
-def check_name(name: object, what: str = "name") -> str:
+def check_name(name: object, what: str = "name", *, new: bool = True) -> str:
     """``name`` when it is a safe single path part, else :class:`InvalidInput` saying why.
 
     The specific faults are named first (a user who sent ``../x`` learns it was the separator),
-    then the allow-list catches everything else (spaces, control and non-ASCII characters, a
-    leading dot or dash).
+    then, for a ``new`` name, the allow-list catches everything else (spaces, control and
+    non-ASCII characters, a leading dot or dash). A name already stored (``new=False``) only
+    has to stay where it is: older versions accepted e.g. spaces, and their files must still
+    open.
     """
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"the {what} is empty", name=str(name))
@@ -53,7 +55,7 @@ def check_name(name: object, what: str = "name") -> str:
         fault = "contains ':' (a drive letter or stream name)"
     elif name in (".", ".."):
         fault = "is a relative directory"
-    elif NAME_PATTERN.fullmatch(name) is None:
+    elif new and NAME_PATTERN.fullmatch(name) is None:
         fault = "has a character outside letters, digits and _ . - (or starts with one of _ . -)"
     else:
         return name
@@ -61,13 +63,14 @@ def check_name(name: object, what: str = "name") -> str:
     raise InvalidInput(f"the {what} {shown} {fault}: {_RULE}", name=name[:MAX_NAME_LENGTH])
 
 
-def inside(base: str | Path, *parts: str, what: str = "name") -> Path:
-    """``base / part / …`` resolved, when every part is a safe name and the result (symlinks
-    followed) is still under ``base``; :class:`InvalidInput` otherwise."""
+def inside(base: str | Path, *parts: str, what: str = "name", new: bool = True) -> Path:
+    """``base / part / …`` resolved, when every part is a safe name (see :func:`check_name`)
+    and the result (symlinks followed) is still under ``base``; :class:`InvalidInput`
+    otherwise."""
     if not parts:
         raise InvalidInput(f"the {what} is empty")
     for part in parts:
-        check_name(part, what)
+        check_name(part, what, new=new)
     root = Path(base).resolve()
     path = root.joinpath(*parts).resolve()
     if not path.is_relative_to(root) or path == root:
@@ -79,10 +82,11 @@ def inside(base: str | Path, *parts: str, what: str = "name") -> Path:
 
 
 def inside_relative(base: str | Path, relative: str, what: str = "stored path") -> Path:
-    """:func:`inside` for a relative POSIX path kept in the database (``datasets/x/v1.parquet``)."""
+    """:func:`inside` for a relative POSIX path kept in the database (``datasets/x/v1.parquet``),
+    whose names were made before this check and are held only to staying inside."""
     if "\\" in relative or "\x00" in relative:
         raise InvalidInput(f"the {what} {relative!r} is not a relative path of plain names")
     pure = PurePosixPath(relative)
     if pure.is_absolute():
         raise InvalidInput(f"the {what} {relative!r} is absolute")
-    return inside(base, *pure.parts, what=what)
+    return inside(base, *pure.parts, what=what, new=False)

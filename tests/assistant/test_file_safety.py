@@ -76,6 +76,23 @@ def server(store: Store, tmp_path: Path) -> Iterator[Server]:
         yield Server(client, store, tmp_path, {"Authorization": f"Bearer {token}"})
 
 
+def store_row(store: Store, name: str, path: str, columns: list[str]) -> None:
+    """A dataset row as an older version, which did not check names, may have left it."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(datasets_table).values(
+                name=name,
+                version=1,
+                path=path,
+                rows=2,
+                columns=columns,
+                parent_version=None,
+                description="",
+                created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+            )
+        )
+
+
 def refused(response: Any, status: int, fragment: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -182,19 +199,25 @@ def test_a_symlink_planted_in_the_data_directory_is_not_followed_out(server: Ser
 def test_a_stored_row_pointing_outside_is_not_read(server: Server) -> None:
     # a row left by a version that did not check names: its file is outside the data directory
     pd.DataFrame({"user": ["root"]}).to_parquet(server.outside / "secret.parquet")
-    with server.store.engine.begin() as conn:
-        conn.execute(
-            insert(datasets_table).values(
-                name="old",
-                version=1,
-                path="datasets/../../outside/secret.parquet",
-                rows=1,
-                columns=["user"],
-                parent_version=None,
-                description="",
-                created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-            )
-        )
+    store_row(server.store, "old", "datasets/../../outside/secret.parquet", ["user"])
     response = server.client.get("/v1/assistant/datasets/old/download", headers=server.headers)
     assert response.status_code == 422 and "is a relative directory" in response.json()["error"]
     refused(server.ask("clean old"), 422, "is a relative directory")
+
+
+def test_a_dataset_an_older_version_stored_under_a_free_name_still_downloads(
+    server: Server,
+) -> None:
+    # the old upload route named datasets after the file's stem: spaces, quotes, accents
+    name = 'my "caf\u00e9" data'
+    folder = server.data_dir / "datasets" / name
+    folder.mkdir(parents=True)
+    pd.DataFrame({"a": [1, 2]}).to_parquet(folder / "v1.parquet")
+    store_row(server.store, name, f"datasets/{name}/v1.parquet", ["a"])
+    response = server.client.get(
+        "/v1/assistant/datasets/my%20%22caf%C3%A9%22%20data/download", headers=server.headers
+    )
+    assert response.status_code == 200, response.text
+    assert pd.read_csv(io.BytesIO(response.content)).shape == (2, 1)
+    disposition = response.headers["content-disposition"]
+    assert disposition == "attachment; filename*=utf-8''my%20%22caf%C3%A9%22%20data-v1.csv"

@@ -122,10 +122,15 @@ def dataset_file(
     """A stored dataset version as a file response (CSV or Parquet), built in memory."""
     info, content = assistant.datasets.encode(name, version, fmt=fmt, cleaned=cleaned)
     filename = f"{info.name}-v{info.version}.{fmt}"
+    quoted = quote(filename)
+    # a name stored by an older version may hold a quote or non-ASCII: RFC 6266's encoded form
+    disposition = (
+        f'attachment; filename="{filename}"'
+        if quoted == filename
+        else f"attachment; filename*=utf-8''{quoted}"
+    )
     return Response(
-        content,
-        media_type=MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        content, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition}
     )
 
 
