@@ -152,6 +152,7 @@ def test_upload_of_a_server_file_by_path_is_refused(server: Server) -> None:
     leaked = server.client.get("/v1/assistant/datasets/leaked/download", headers=server.headers)
     assert leaked.status_code == 404
     assert server.files_outside() == before
+    assert "upload the file itself" in server.ask("help").json()["message"]
 
 
 def test_download_to_a_server_path_is_refused_and_a_download_is_a_response(
