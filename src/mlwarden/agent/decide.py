@@ -96,8 +96,13 @@ def classify(
     needed = policy.persistence.k or 1
     dropped = FindingKind.CONCEPT_DRIFT in persistent or len(impact_windows) >= needed
     changed = ctx.live_changed_at
-    recent_deploy = changed is not None and ctx.now - changed <= timedelta(
-        minutes=policy.deploy_window_minutes
+    recent_deploy = (
+        changed is not None
+        and ctx.now - changed <= timedelta(minutes=policy.deploy_window_minutes)
+        and (
+            ctx.windows_before_change is None
+            or ctx.windows_before_change <= policy.deploy_window_windows
+        )
     )
     live = ctx.deployment.live_version if ctx.deployment else None
     # a version that already served clean windows (known healthy) is not blamed for a new failure

@@ -160,9 +160,7 @@ def refused_score(
     rows = labelled(rows)
     failed = [True] * len(rows)
     credit = 0.5 if refusal_better_than_wrong else 0.0
-    value, failures = _score(
-        task, [r["label"] for r in rows], [None] * len(rows), failed, credit
-    )
+    value, failures = _score(task, [r["label"] for r in rows], [None] * len(rows), failed, credit)
     return OptionScore("disable", value, _metric(task), len(rows), failures)
 
 

@@ -62,6 +62,8 @@ class ModelContext:
     # labelled records that arrived since (None: no change point known, learn from recent data)
     change_window: int | None = None
     labels_since_change: int | None = None
+    # how many windows the live version served before the incident began (None: unknown)
+    windows_before_change: int | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:

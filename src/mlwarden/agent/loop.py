@@ -53,7 +53,7 @@ from mlwarden.agent.journal import Journal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
-from mlwarden.agent.verify import baseline_of, verify
+from mlwarden.agent.verify import baseline_of, better_than_doing_nothing, verify
 from mlwarden.domain import ActionKind, Deployment, Finding, ModelSpec
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
@@ -98,6 +98,12 @@ def default_source(store: Store, settings: Settings | None = None) -> WindowSour
     from mlwarden.agent.monitor_source import MonitorSource  # it imports this module
 
     return MonitorSource(store, settings)
+
+
+def verdict_windows(after: Sequence[WindowView], verdict: Any) -> list[WindowView]:
+    """The windows a verdict judged."""
+    judged = set(verdict.windows)
+    return [w for w in after if w.window in judged]
 
 
 def _scope(incident: dict[str, Any]) -> Scope | None:
@@ -382,9 +388,13 @@ class Agent:
         lives.reverse()
         in_flight = bool(self.journal.in_flight(model))
         evidence = None if incident_id is None else self._evidence(model, incident_id)
-        change_window = labels_since = None
+        change_window = labels_since = served_before = None
         if incident_id is not None:
             incident = self.repo.get_incident(incident_id)
+            if lives:
+                served_before = self.repo.windows_between(
+                    model, lives[0][1], incident["first_window"]
+                )
             if incident.get("scope") == Scope.PERFORMANCE.value:
                 change_window = incident["first_window"]
                 rows = self._incident_records(model, change_window)
@@ -401,6 +411,7 @@ class Agent:
             evidence=evidence,
             change_window=change_window,
             labels_since_change=labels_since,
+            windows_before_change=served_before,
         )
 
     # ------------------------------------------------------------------ evidence
@@ -734,6 +745,7 @@ class Agent:
             {**action["params"], **action["result"]},  # the weighing is in the parameters
             action_kind=action["kind"],
             scope=_scope(incident),
+            diagnosis=incident["diagnosis"],
         )
         self.repo.add_verification(
             model,
@@ -759,6 +771,21 @@ class Agent:
                 incident["id"], state="resolved", event="resolved", text=verdict.text
             )
             return "recovered"
+        kept = better_than_doing_nothing(
+            verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
+        )
+        if kept is not None and action["kind"] in (
+            ActionKind.FALLBACK.value,
+            ActionKind.ROLLBACK.value,
+        ):
+            # short of the baseline, but undoing it would serve worse: it stays, people decide
+            self._escalate(
+                model,
+                incident,
+                f"verification failed: {verdict.text}. Action {action['id']} "
+                f"({action['kind']}) stays in place: {kept}.",
+            )
+            return "not_recovered"
         reverted = ""
         if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
             live = self.store.get_deployment(model)

@@ -169,6 +169,8 @@ class ModelPolicy(_Strict):
     default_cooldown_minutes: float = Field(default=30.0, ge=0.0)
     max_actions_per_day: int = Field(default=6, ge=0)
     deploy_window_minutes: float = Field(default=120.0, ge=0.0)
+    # ... and only when the failure began within this many windows of the version going live
+    deploy_window_windows: int = Field(default=3, ge=0)
     retrain: RetrainSettings = RetrainSettings()
     alert: AlertSettings = AlertSettings()
     verify: VerifySettings = VerifySettings()

@@ -133,6 +133,23 @@ class AgentRepo:
             return None
         return as_utc(row.end_received_at), str(row.end_record_id)
 
+    def windows_between(self, model: str, since: datetime, before_window: int) -> int:
+        """How many stored windows of ``model`` closed after ``since`` and before window
+        ``before_window``: how long a version served before a failure began."""
+        s = at.signals
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        s.c.model_id == self.store.model_id(model),
+                        s.c.name == WINDOW_CLOSED,
+                        s.c.window < before_window,
+                        s.c.ts > as_utc(since),
+                    )
+                ).scalar()
+                or 0
+            )
+
     def last_window(self, model: str) -> int | None:
         model_id = self.store.model_id(model)
         with self.engine.connect() as conn:

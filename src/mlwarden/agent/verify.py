@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.incidents import Scope, WindowView, in_scope, qualifying
-from mlwarden.agent.policy import ModelPolicy
+from mlwarden.agent.incidents import Scope, WindowView, in_scope, is_collapse, qualifying
+from mlwarden.agent.policy import Diagnosis, ModelPolicy
+from mlwarden.domain import Finding
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
 # a fallback or a disabled model trades accuracy for safety on purpose: after one, recovery
@@ -49,9 +50,9 @@ def baseline_of(windows: Sequence[WindowView]) -> dict[str, float]:
 NEUTRAL_PREFIXES = ("drift_p.",)
 
 
-_PERFORMANCE_SIGNALS = frozenset(
-    {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2"}
-)
+# the headline metric of each task: precision, recall and F1 move with the class balance, which
+# real drift moves all the time, so they do not judge a recovery
+_PERFORMANCE_SIGNALS = frozenset({"accuracy", "rmse", "mae"})
 
 
 def signal_scope(name: str) -> Scope | None:
@@ -87,16 +88,45 @@ def _direction(name: str) -> int:
     return 0
 
 
-def _expected(result: Mapping[str, Any], action_kind: str | None) -> dict[str, float]:
-    """What the evidence said the chosen remedy would serve (``{"accuracy": 0.71}``), from the
-    weighing recorded in the action's result or parameters."""
+def _expected(
+    result: Mapping[str, Any], option: str | None, higher_only: bool = True
+) -> dict[str, float]:
+    """What the evidence said ``option`` would serve (``{"accuracy": 0.71}``), from the
+    weighing recorded in the action's parameters (accuracy only unless ``higher_only`` is
+    off: RMSE too)."""
     evidence = result.get("evidence")
     if not isinstance(evidence, Mapping):
         return {}
     for score in evidence.get("scores", []):
-        if score.get("option") == action_kind and score.get("metric") == "accuracy":
-            return {"accuracy": float(score["value"])}
+        if score.get("option") != option:
+            continue
+        if score.get("metric") == "accuracy" or not higher_only:
+            return {str(score["metric"]): float(score["value"])}
     return {}
+
+
+def better_than_doing_nothing(
+    after: Sequence[WindowView], action_params: Mapping[str, Any], tolerance: float
+) -> str | None:
+    """Why a remedy that missed the baseline still serves better than doing nothing did when it
+    was chosen (None when it does not, or there is no evidence to tell): such a remedy is left
+    in place, and the people are told, rather than undone."""
+    keep = _expected(action_params, "keep", higher_only=False)
+    observed = baseline_of(after)
+    for metric, value in keep.items():
+        if metric not in observed:
+            continue
+        now = observed[metric]
+        if metric == "accuracy":
+            better = now >= value - tolerance
+        else:  # RMSE: lower is better, the tolerance relative
+            better = now <= value * (1 + tolerance)
+        if better:
+            return (
+                f"{metric} {now:.4g} since the action, against {value:.4g} served by doing "
+                f"nothing when it was chosen"
+            )
+    return None
 
 
 def verify(
@@ -107,11 +137,17 @@ def verify(
     action_result: Mapping[str, Any] | None = None,
     action_kind: str | None = None,
     scope: Scope | None = None,
+    diagnosis: str | None = None,
 ) -> Verdict:
     """Judge the windows after an action against the baseline (``after`` oldest first).
 
     With ``scope``, only findings and signals of that scope count (see :func:`signal_scope`);
-    without, every signal the baseline knows (an incident from before scopes).
+    without, every signal the baseline knows (an incident from before scopes). The symptom the
+    action targeted is what is judged: collapsed predictions must be gone after a fallback from
+    a frozen model (the fallback's own accuracy under drift is another matter); a performance
+    drop is judged by the headline metric against the baseline, or against what the evidence
+    said the remedy would serve when that is lower (the pre-failure level may be out of reach
+    once the world moved on).
     """
     windows = list(after)[: policy.verify.windows]
     reasons: list[str] = []
@@ -121,19 +157,25 @@ def verify(
     # after a fallback the answers come from another model: its outputs differ from the
     # champion's reference by design, so prediction drift says nothing about recovery
     judged = set(kinds) - ({"prediction_drift"} if action_kind in DEGRADED_MODES else set())
+    expected = _expected(result, action_kind)
+
+    def targeted(finding: Finding) -> bool:
+        if finding.kind.value not in judged:
+            return False
+        if diagnosis == Diagnosis.COLLAPSED_PREDICTIONS.value:
+            return is_collapse(finding)
+        # a drop is measured against the remedy's own reference after a switch of version:
+        # the headline metric against the expectation judges it instead
+        return not (scope is Scope.PERFORMANCE and expected)
+
     for window in windows:
-        hits = [
-            f
-            for f in qualifying(in_scope(window.findings, scope), policy)
-            if f.kind.value in judged
-        ]
+        hits = [f for f in qualifying(in_scope(window.findings, scope), policy) if targeted(f)]
         if hits:
             reasons.append(
                 f"window {window.window} still shows {', '.join(sorted({f.kind for f in hits}))}"
             )
     observed = baseline_of(windows)
     tolerance = policy.verify.tolerance
-    expected = _expected(result, action_kind)
     for name, base in baseline.items():
         direction = _direction(name)
         if name not in observed or direction == 0:
@@ -154,4 +196,4 @@ def verify(
     return Verdict(not reasons, [w.window for w in windows], observed, reasons)
 
 
-__all__ = ["Verdict", "baseline_of", "signal_scope", "verify"]
+__all__ = ["Verdict", "baseline_of", "better_than_doing_nothing", "signal_scope", "verify"]

@@ -10,7 +10,6 @@ made on the server whatever the page showed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -656,20 +655,6 @@ def approvals_page(
     return _render(request, session, "approvals.html", pending=pending, decided=decided, msg=msg)
 
 
-def run_approved(state: ServerState, model: str) -> None:
-    """Run what approving journaled, through the agent's own crash-safe path.
-
-    ``Agent.recover()`` finishes every journaled action still pending (the one just approved)
-    and moves its incident on to verification; a concurrent agent process that picked it up
-    first makes the journal's compare-and-set refuse the second run, which is fine here.
-    """
-    from mlwarden.agent.loop import Agent, NoNewWindows
-
-    with contextlib.suppress(Conflict):
-        Agent(state.store, source=NoNewWindows(), actor="agent").recover()
-    state.gateway.invalidate(model)
-
-
 @router.post("/approvals/{approval_id}/{verdict}")
 def decide_approval(
     request: Request,
@@ -700,13 +685,14 @@ def _decide(
     reason: str,
 ) -> str:
     if verdict == "approve":
+        # the approval is recorded and its action journaled; the agent runs it once, on its
+        # next pass, with the configured policy (never inside this request, never twice)
         approved = approvals.approve(
             approval_id, actor=session.name, role=session.role, reason=reason
         )
-        run_approved(state, approved["model"])
         message = (
-            f"Approved: {approved['action']} on {approved['model']} "
-            f"(action {approved['action_id']})."
+            f"Approved: {approved['action']} on {approved['model']} is journaled as action "
+            f"{approved['action_id']}; the agent runs it on its next pass."
         )
     elif verdict == "reject":
         rejected = approvals.reject(
