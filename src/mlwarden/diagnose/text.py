@@ -47,7 +47,7 @@ PHRASE_RULES: list[tuple[str, tuple[str, ...]]] = [
     (r"\b5\d\ds?\b|\b5xx\b|internal server error|stack ?traces?|traceback|exceptions?\b", ("~servererror",)),
     (r"after (the |we |our |a )?(deploy|release|rollout|roll out|promot|ship)|since (the )?(deploy|release)|"
      r"rolled out|\bnew (model )?version\b|\bv\d+\b|promoted|\brevert", ("~deploy",)),
-    (r"\d+ ?x (bigger|larger|smaller|higher|lower)|orders? of magnitude|factor of|"
+    (r"(?<!\d)\d++ ?x (bigger|larger|smaller|higher|lower)|orders? of magnitude|factor of|"
      r"\b(cents?|dollars?|milliseconds?|fahrenheit|celsius|miles|kilomet\w*|grams?|kilograms?|kg|"
      r"pounds?|lbs|ounces?|inches|feet|meters?|bytes|percent)\b", ("~scale",)),
     (r"\bqps\b|\brps\b|requests? per (second|minute)|request (volume|rate)|autoscal|"
@@ -60,7 +60,7 @@ PHRASE_RULES: list[tuple[str, tuple[str, ...]]] = [
      r"day(_| )of(_| )week|\butc\b|timezone|time zone|daylight|\bdst\b|local time|timestamp", ("~time",)),
     (r"duplicat|dedup|twice|double[ds]? count|replay", ("~duplicate",)),
     (r"-999|outside (the )?(physical )?(limits|range)|out of range|impossible|\bsensors?\b|"
-     r"\d{3,}\s?%", ("~range",)),
+     r"(?<!\d)\d{3,}+\s?%", ("~range",)),
     (r"\bunknown categor|unseen|never (seen|saw|appeared|trained|encountered)|not in (the )?training|new (categor|country|merchant|plan|product)",
      ("~unseen",)),
     (r"\bstale\b|not (refresh|updat)|haven'?t refreshed|frozen|materiali[sz]", ("~stale",)),
@@ -158,32 +158,49 @@ def osa_distance_le1(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1:]
 
 
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
 class Analyzer:
     """Turns text into BM25 terms: typo repair, phrase rules, stemming, synonyms."""
 
     def __init__(self, vocabulary: Mapping[str, int]) -> None:
         # vocabulary: surface word -> number of documents it occurs in (for typo tie-breaks).
         self.vocabulary = dict(vocabulary)
-        self._by_length: dict[int, list[str]] = {}
-        for word in sorted(self.vocabulary):
-            self._by_length.setdefault(len(word), []).append(word)
+        # Each word and each of its one-letter deletions -> the words that give it. Two words at
+        # distance 1 share a key (a deletion of the longer is the shorter; a substitution or a
+        # swap leaves a common deletion), so a lookup costs a few dictionary probes per letter of
+        # the unknown word instead of a scan of the vocabulary.
+        self._by_deletion: dict[str, set[str]] = {}
+        self._longest = max(map(len, self.vocabulary), default=0)
+        for word in self.vocabulary:
+            for key in (word, *_deletions(word)):
+                self._by_deletion.setdefault(key, set()).add(word)
 
     def correct(self, word: str) -> str:
         """The vocabulary word at distance <= 1 from an unknown word of 5+ letters, else itself."""
-        if len(word) < 5 or word in self.vocabulary or word in STOP_WORDS or not word.isalpha():
+        if (len(word) < 5 or len(word) > self._longest + 1 or word in self.vocabulary
+                or word in STOP_WORDS or not word.isalpha()):
             return word
-        best: tuple[int, str] | None = None
-        for length in (len(word) - 1, len(word), len(word) + 1):
-            for candidate in self._by_length.get(length, ()):
-                if osa_distance_le1(word, candidate):
-                    key = (-self.vocabulary[candidate], candidate)
-                    if best is None or key < (best[0], best[1]):
-                        best = key
+        candidates: set[str] = set()
+        for key in (word, *_deletions(word)):
+            candidates |= self._by_deletion.get(key, set())
+        best = min(((-self.vocabulary[c], c) for c in candidates if osa_distance_le1(word, c)),
+                   default=None)
         return best[1] if best is not None else word
 
     def repair(self, text: str) -> str:
         lowered = text.lower()
-        return _WORD.sub(lambda m: self.correct(m.group(0)), lowered)
+        seen: dict[str, str] = {}
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            if word not in seen:
+                seen[word] = self.correct(word)
+            return seen[word]
+
+        return _WORD.sub(fix, lowered)
 
     def terms(self, text: str, *, repair: bool = True) -> list[str]:
         raw = self.repair(text) if repair else text.lower()
