@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.api import create_app, routes_diagnose
-from mlwarden.diagnose.assistant import MAX_TEXT_CHARS, build_index
+from mlwarden.diagnose.assistant import MAX_TEXT_CHARS
 from mlwarden.diagnose.facts import extract_facts
 from mlwarden.diagnose.loader import load_playbooks
+from mlwarden.diagnose.matcher import matcher_for
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 
@@ -50,7 +51,7 @@ def _adversarial() -> dict[str, str]:
 def _read(text: str) -> None:
     """Everything the matcher does with a text, without the length cap in front of it."""
     extract_facts(text, known_features=["tenure_months", "petal.length"])
-    build_index(load_playbooks()).rank(text)
+    matcher_for(load_playbooks()).rank(text)
 
 
 def _seconds(fn: Callable[[], object]) -> float:

@@ -1,8 +1,9 @@
 """HTTP routes of the incident assistant: ``POST /v1/diagnose`` and ``GET /v1/diagnose/scenarios``.
 
 Only the router lives here; the application mounts it (``app.include_router(router)``).
-The response of ``POST /v1/diagnose`` is the CLI ``--json`` contract plus ``facts`` (what was
-read from the text) and ``triage`` (the generic checklist, filled when nothing matched).
+The response of ``POST /v1/diagnose`` is the CLI ``--json --explain`` contract (each match with
+``explain``: the words that led to it, why, and their weight) plus ``facts`` (what was read
+from the text) and ``triage`` (the generic checklist, filled when nothing matched).
 
 Both need the viewer role when the server requires tokens: the text is parsed with CPU time of
 the server that also answers predictions. The matching runs in the thread pool, so the event
@@ -60,7 +61,8 @@ async def post_diagnose(
 ) -> dict[str, Any]:
     """Ranked scenarios for a description (or one predefined scenario)."""
     answer = await run_in_threadpool(_answer, request)
-    return {**answer.public(), "facts": answer.facts.model_dump(), "triage": answer.triage}
+    return {**answer.public(explain=True), "facts": answer.facts.model_dump(),
+            "triage": answer.triage}
 
 
 @router.get("/scenarios")
