@@ -48,7 +48,7 @@ WILDCARD = "*"
 @dataclass(frozen=True)
 class Concept:
     name: str
-    kind: Literal["symptom", "context"]
+    kind: Literal["symptom", "context", "domain"]
     playbooks: Mapping[str, float]
     phrases: tuple[tuple[str, ...], ...]
     # quoted values that still count (a quoted "EUR" names a currency)
@@ -89,8 +89,8 @@ class Ontology:
         return {p[0] for c in self.concepts.values() if c.values for p in c.phrases if len(p) == 1}
 
     def hits(self, tokens: list[Token]) -> list[Hit]:
-        """Every concept phrase in ``tokens`` (not quoted, not negated); per concept and start
-        position the longest phrase."""
+        """Every concept phrase in ``tokens`` (not quoted, symptoms not negated); per concept
+        and start position the longest phrase."""
         out: list[Hit] = []
         for i, token in enumerate(tokens):
             if token.quoted:
@@ -101,7 +101,9 @@ class Ontology:
                     if name in taken or not _matches(phrase, tokens, i):
                         continue
                     end = i + len(phrase)
-                    if phrase[0] not in _NEGATORS and _negated(tokens, i, end):
+                    # a negated symptom is absent; a negated context is still the context
+                    if (self.concepts[name].kind == "symptom" and phrase[0] not in _NEGATORS
+                            and _negated(tokens, i, end)):
                         continue
                     taken.add(name)
                     out.append(Hit(name, i, end, " ".join(t.surface for t in tokens[i:end])))
@@ -152,11 +154,14 @@ def parse_ontology(data: Mapping[str, object], source: str = "concepts.yaml") ->
     """Validate the YAML mapping of concepts (errors name the concept)."""
     concepts: dict[str, Concept] = {}
     for name, body in data.items():
-        if not isinstance(body, dict) or body.get("kind") not in ("symptom", "context"):
-            raise ValueError(f"{source}: concept {name!r} needs kind: symptom or context")
+        if not isinstance(body, dict) or body.get("kind") not in ("symptom", "context", "domain"):
+            raise ValueError(f"{source}: concept {name!r} needs kind: symptom, context or domain")
         weights = body.get("playbooks")
         phrases = body.get("say")
-        if not isinstance(weights, dict) or not weights or not isinstance(phrases, list):
+        if body["kind"] == "domain":
+            weights = weights or {}
+        if not isinstance(weights, dict) or not isinstance(phrases, list) or (
+                not weights and body["kind"] != "domain"):
             raise ValueError(f"{source}: concept {name!r} needs playbooks and say")
         parsed = []
         for said in map(str, phrases):

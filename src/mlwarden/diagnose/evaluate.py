@@ -86,10 +86,11 @@ def reliability(answers: Sequence[tuple[float, bool]]) -> list[dict[str, Any]]:
 
 
 def _objective(result: dict[str, Any]) -> tuple[float, ...]:
-    # every unrelated text unmatched first, then top-1, then top-3, then the widest gap
-    # between the no-match threshold and the texts on either side of it
-    return (float(result["unrelated_no_match"] == result["unrelated"]), result["top1"],
-            result["top3"], result["margin"])
+    # texts answered right: labelled ones with the right first match plus unrelated ones with
+    # no match, each counting once; then top-3; then the widest gap between the no-match
+    # threshold and the texts on either side of it
+    return (round(result["top1"] * result["n"]) + result["unrelated_no_match"], result["top3"],
+            result["margin"])
 
 
 def fit(cases: Sequence[dict[str, str]], unrelated: Sequence[str]) -> tuple[Weights, list[str]]:

@@ -38,7 +38,7 @@ class Weights:
     # a second, different phrase of the same concept adds this fraction again (no more after)
     repeat: float = 0.5
     # a best score under this is no match (the triage checklist instead of a guess)
-    min_score: float = 2.5
+    min_score: float = 3.5
     # a text whose best playbook has no symptom concept needs this much evidence
     min_lexical_only: float = 6.0
     # softmax temperature of the confidence, fitted by log-loss on the training texts
@@ -68,6 +68,10 @@ class Ranked:
     score: float = 0.0
     symptom: float = 0.0
     evidence: list[Evidence] = field(default_factory=list)
+    # distinct symptom phrases behind the score, and whether the text says where in an ML
+    # system it happens (a domain or context word)
+    phrases: int = 0
+    in_domain: bool = False
 
 
 def _document(pb: Playbook) -> str:
@@ -101,13 +105,19 @@ class TextMatcher:
         tokens = self.analyse(text)
         ranked = {d: Ranked(d) for d in self.ids}
         said: dict[str, list[str]] = {}
-        for hit in self.ontology.hits(tokens):
+        hits = self.ontology.hits(tokens)
+        in_domain = any(self.ontology.concepts[h.concept].kind != "symptom" for h in hits)
+        for r in ranked.values():
+            r.in_domain = in_domain
+        for hit in hits:
             phrases = said.setdefault(hit.concept, [])
             if len(phrases) < 2 and hit.words not in phrases:
                 phrases.append(hit.words)
         for name in sorted(said):
             concept = self.ontology.concepts[name]
-            scale = (w.symptom if concept.kind == "symptom" else w.context)
+            if concept.kind == "domain":
+                continue
+            scale = w.symptom if concept.kind == "symptom" else w.context
             for n, words in enumerate(said[name]):
                 factor = scale * (1.0 if n == 0 else w.repeat)
                 for pid, weight in concept.playbooks.items():
@@ -116,6 +126,7 @@ class TextMatcher:
                         r.score += factor * weight
                         if concept.kind == "symptom":
                             r.symptom += factor * weight
+                            r.phrases += 1
                         r.evidence.append(
                             Evidence(words, f"{concept.kind} {name}", factor * weight))
         surface = {}
@@ -137,6 +148,8 @@ class TextMatcher:
         w = self.weights
         if best.score < w.min_score:
             return False
+        if not best.in_domain and best.phrases < 2:
+            return False  # one symptom word about something else: "my laptop is slow"
         return best.symptom > 0 or best.score >= w.min_lexical_only
 
     def shown(self, ranking: Sequence[Ranked], limit: int) -> list[Ranked]:
