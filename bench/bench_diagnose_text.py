@@ -10,8 +10,9 @@ Sets: ``tests/diagnose/oncall_train.yaml`` (the texts the matcher may be tuned o
 and the older ``tests/diagnose/cases.yaml``. Per set: top-1 and top-3 accuracy of the first
 three matches, how many unrelated texts got no match, and the reliability table of the first
 match's confidence (of the answers in a confidence bin, how many were right). ``--fit`` runs
-the grid search of ``mlwarden.diagnose.evaluate.fit`` on the train set only and prints the
-weights it chooses (the defaults of ``mlwarden.diagnose.matcher.Weights`` come from it).
+the grid search of ``mlwarden.diagnose.evaluate.fit`` on the train set and the older
+``cases.yaml`` (never on the held-out file) and prints the weights it chooses (the defaults of
+``mlwarden.diagnose.matcher.Weights`` come from it).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="search the weights on the train set")
     args = parser.parse_args()
     if args.fit:
-        data = load_set(SETS["train"])
-        weights, log = fit(data["labelled"], data["unrelated"])
+        # the training texts, and the older cases.yaml (its texts were tuned on before)
+        data, old = load_set(SETS["train"]), load_set(OLD)
+        weights, log = fit(data["labelled"] + old["labelled"] + old["holdout"],
+                           data["unrelated"] + old["unrelated"])
         print("\n".join(log))
         print(f"chosen: {weights}")
         return

@@ -90,15 +90,17 @@ class Ontology:
 
     def hits(self, tokens: list[Token]) -> list[Hit]:
         """Every concept phrase in ``tokens`` (not quoted, symptoms not negated); per concept
-        and start position the longest phrase."""
+        the longest phrase at a position, and none inside another of the same concept."""
         out: list[Hit] = []
+        reach: dict[str, int] = {}  # per concept, the end of its last hit: no overlaps
         for i, token in enumerate(tokens):
             if token.quoted:
                 continue
             taken: set[str] = set()
             for label in sorted(token.labels):
                 for phrase, name in self._first.get(label, ()):
-                    if name in taken or not _matches(phrase, tokens, i):
+                    if (name in taken or i < reach.get(name, 0)
+                            or not _matches(phrase, tokens, i)):
                         continue
                     end = i + len(phrase)
                     # a negated symptom is absent; a negated context is still the context
@@ -106,6 +108,7 @@ class Ontology:
                             and _negated(tokens, i, end)):
                         continue
                     taken.add(name)
+                    reach[name] = end
                     out.append(Hit(name, i, end, " ".join(t.surface for t in tokens[i:end])))
         return out
 
@@ -164,7 +167,10 @@ def parse_ontology(data: Mapping[str, object], source: str = "concepts.yaml") ->
                 not weights and body["kind"] != "domain"):
             raise ValueError(f"{source}: concept {name!r} needs playbooks and say")
         parsed = []
-        for said in map(str, phrases):
+        for said in phrases:
+            if not isinstance(said, str):  # YAML reads a bare null, yes, no or 1 as no text
+                raise ValueError(f"{source}: concept {name!r}: phrase {said!r} is not text; "
+                                 f"quote it")
             phrase = _phrase(said)
             # "not in" or "have label" would shrink to one word that says something else
             if not phrase or (len(phrase) == 1 and len(said.split()) > 1):
