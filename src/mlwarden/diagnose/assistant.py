@@ -29,7 +29,7 @@ EXPLAIN_WORDS = 8
 # The longest description an engineer writes (a pasted Slack thread or postmortem paragraph)
 # fits in a few thousand characters; the labelled sets' longest is under 600. Matching is
 # linear in the text, and this bounds what one request costs the server that also serves
-# predictions (about 50 ms of CPU at the cap).
+# predictions (50-105 ms of CPU at the cap, docs/benchmarks.md).
 MAX_TEXT_CHARS = 5_000
 
 TRIAGE_CHECKLIST: list[str] = [
