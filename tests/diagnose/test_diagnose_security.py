@@ -42,6 +42,8 @@ def _adversarial() -> dict[str, str]:
         "percent": "1%", "dotted number": "1.", "backtick": "`a", "snake": "a_",
         "ratio": "1x ", "error word": "error ", "blanks": " \t", "unicode": "→é",
         "from spaces": "from" + " " * 50,
+        "quotes": "'a' ", "open quotes": "'", "contractions": "isn't ", "apostrophes": "a'",
+        "negated phrases": "no p99 is fine, ",
     }
     out = {name: (unit * (SIZE // len(unit) + 1))[:SIZE] for name, unit in patterns.items()}
     out["random words"] = words[:SIZE]
@@ -68,10 +70,11 @@ def test_adversarial_texts_are_read_in_linear_time() -> None:
     normal = (NORMAL * (SIZE // len(NORMAL) + 1))[:SIZE]
     reference = _seconds(lambda: _read(normal))
     # A quadratic expression costs hundreds of times a normal text at this size (20,000 digits
-    # took 69 s before); linear ones stay within a small factor of it.
+    # took 69 s before); linear ones stay within a small factor of it (about 3 measured: "1%1%"
+    # has three times the tokens of prose).
     for name, text in _adversarial().items():
         took = _seconds(lambda text=text: _read(text))
-        assert took <= 5 * reference + 0.05, (name, took, reference)
+        assert took <= 8 * reference + 0.05, (name, took, reference)
 
 
 def test_feature_names_are_found_in_linear_time() -> None:

@@ -90,11 +90,20 @@ def test_heldout_set_stays_at_its_measured_level() -> None:
     # a typo in the one symptom word, or another spelling
     ("memroy keeps growing on the model pods", "memory_leak"),
     ("materialisation job stuck, features old", "stale_feature_store"),
+    ("the drift alert every weekend is pure seasonnalitty", "seasonality_false_alarm"),
     # negation: the symptom said to be absent does not count
     ("p99 is fine but the error rate is 20%", "inference_error_spike"),
 ])
 def test_kinds_of_miss_the_issue_names(text: str, expected: str) -> None:
     assert _first(text) == expected
+
+
+def test_typo_repair_keeps_the_first_letter_and_falls_back_to_trigrams() -> None:
+    speller = Speller({"nulls": 2, "seasonality": 1, "latency": 1})
+    assert speller.correct("pulls") == "pulls"  # an English word, not a typo of "nulls"
+    assert speller.correct("latncy") == "latency"  # one edit: the deletion index
+    assert speller.correct("seasonnalitty") == "seasonality"  # two edits: trigrams
+    assert speller.correct("qqqqqqqqq") == "qqqqqqqqq"
 
 
 def test_quoted_values_are_marked_and_skipped() -> None:
