@@ -45,9 +45,9 @@ def test_the_sets_cover_every_playbook_in_every_register() -> None:
     # a held-out third, no text in both halves
     total = len(everything) + len(TRAIN["unrelated"]) + len(HELDOUT["unrelated"])
     held = len(HELDOUT["labelled"]) + len(HELDOUT["unrelated"])
-    # a third of the 255 texts of the split; 17 hard negatives and 26 texts written after the
-    # matcher joined the training side later
-    assert held == 85 and total == 255 + 17 + 26
+    # a third of the 255 texts of the split; 17 hard negatives and two batches of 26 texts
+    # written after the matcher joined the training side later
+    assert held == 85 and total == 255 + 17 + 2 * 26
     assert not {c["text"] for c in TRAIN["labelled"]} & {c["text"] for c in HELDOUT["labelled"]}
     texts = [c["text"] for c in everything]
     for register in ("Postmortem:", "TICKET:", "[PAGE]"):
@@ -74,7 +74,7 @@ def test_heldout_set_stays_at_its_measured_level() -> None:
     # A floor under the figures in docs/benchmarks.md: a matcher change that loses held-out
     # accuracy fails here (the held-out texts are never used to write rules).
     result = score(HELDOUT["labelled"], HELDOUT["unrelated"])
-    assert result["top1"] >= 0.9 and result["top3"] >= 0.93, (result["top1"], result["top3"])
+    assert result["top1"] >= 0.93 and result["top3"] >= 0.96, (result["top1"], result["top3"])
     assert result["unrelated_no_match"] == result["unrelated"]
 
 

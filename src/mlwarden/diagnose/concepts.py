@@ -51,6 +51,8 @@ class Concept:
     kind: Literal["symptom", "context", "domain"]
     playbooks: Mapping[str, float]
     phrases: tuple[tuple[str, ...], ...]
+    # the phrases as written (their words join the speller's vocabulary as spelled)
+    said: tuple[str, ...] = ()
     # quoted values that still count (a quoted "EUR" names a currency)
     values: bool = False
 
@@ -78,8 +80,9 @@ class Ontology:
             entries.sort(key=lambda e: (-len(e[0]), e[1], e[0]))
 
     def words(self) -> list[str]:
-        """Every phrase word (for the speller's vocabulary)."""
-        return sorted({w for c in self.concepts.values() for p in c.phrases for w in p
+        """Every phrase word as written (for the speller's vocabulary: "replaced" is a word,
+        not a typo of "replayed")."""
+        return sorted({w for c in self.concepts.values() for p in c.said for w in p.split()
                        if not w.startswith("#") and w != WILDCARD})
 
     def speller(self, extra_texts: Iterable[str] = ()) -> Speller:
@@ -90,7 +93,8 @@ class Ontology:
 
     def hits(self, tokens: list[Token]) -> list[Hit]:
         """Every concept phrase in ``tokens`` (not quoted, symptoms not negated); per concept
-        the longest phrase at a position, and none inside another of the same concept."""
+        the longest phrase at a position, none inside another of the same concept, and no
+        symptom phrase inside a longer one of another symptom."""
         out: list[Hit] = []
         reach: dict[str, int] = {}  # per concept, the end of its last hit: no overlaps
         for i, token in enumerate(tokens):
@@ -110,7 +114,24 @@ class Ontology:
                     taken.add(name)
                     reach[name] = end
                     out.append(Hit(name, i, end, " ".join(t.surface for t in tokens[i:end])))
-        return out
+        return self._longest_symptoms(out)
+
+    def _longest_symptoms(self, hits: list[Hit]) -> list[Hit]:
+        """Drop a symptom phrase inside a longer one of another symptom: "cpu throttling" is
+        latency, not a throttled dependency; "missing partition" is late data, not nulls."""
+        kept: list[Hit] = []
+        cover: Hit | None = None  # the symptom hit reaching furthest so far
+        for hit in sorted(hits, key=lambda h: (h.start, -(h.end - h.start), h.concept)):
+            if self.concepts[hit.concept].kind != "symptom":
+                kept.append(hit)
+                continue
+            if (cover is not None and cover.concept != hit.concept and hit.end <= cover.end
+                    and hit.end - hit.start < cover.end - cover.start):
+                continue
+            if cover is None or hit.end > cover.end:
+                cover = hit
+            kept.append(hit)
+        return kept
 
 
 def _matches(phrase: tuple[str, ...], tokens: list[Token], start: int) -> bool:
@@ -180,7 +201,7 @@ def parse_ontology(data: Mapping[str, object], source: str = "concepts.yaml") ->
         concepts[str(name)] = Concept(
             name=str(name), kind=body["kind"],
             playbooks={str(k): float(v) for k, v in weights.items()}, phrases=tuple(parsed),
-            values=bool(body.get("values", False)))
+            said=tuple(phrases), values=bool(body.get("values", False)))
     return Ontology(concepts)
 
 
