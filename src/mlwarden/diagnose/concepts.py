@@ -6,14 +6,16 @@ which playbooks it points to with what weight. Phrases are analysed like the tex
 (``text.analyse``), then found in one pass over the tokens: at each token only the phrases
 that start with one of its labels are tried, and a phrase is at most a few words long.
 
-A phrase does not count when a negation precedes it within two words ("no drift", "not
-refreshing") or a reassurance follows it ("error rate is fine", "AUC unchanged"): the text
-then says the symptom is absent. Concepts that name an absence ("inputs stable") list their
-own phrases.
+A symptom phrase does not count when a negation precedes it within two words of its clause
+("no drift", "not refreshing") or a reassurance follows it ("error rate is fine", "AUC
+unchanged"): the text then says the symptom is absent. Concepts that name an absence ("inputs
+stable") list their own phrases. Nor does a symptom phrase inside a longer phrase of another
+symptom ("cpu throttling" is latency, not a throttled dependency). Context concepts (canary,
+feature store) and the domain concept (model, predictions, pods) only say where the text is.
 
 >>> onto = load_ontology()
 >>> sorted({h.concept for h in onto.hits(analyse("p99 is slow, no drift", onto.speller()))})
-['inputs_stable', 'latency']
+['domain', 'inputs_stable', 'latency']
 >>> sorted({h.concept for h in onto.hits(analyse("no errors, p99 is fine", onto.speller()))})
 []
 """
@@ -34,7 +36,6 @@ from mlwarden.diagnose.text import (
     Token,
     analyse,
     normalise,
-    stem,
     vocabulary_of,
 )
 
@@ -211,4 +212,4 @@ def load_ontology() -> Ontology:
     return parse_ontology(yaml.safe_load(ONTOLOGY_FILE.read_text(encoding="utf-8")))
 
 
-__all__ = ["Concept", "Hit", "Ontology", "load_ontology", "parse_ontology", "stem"]
+__all__ = ["Concept", "Hit", "Ontology", "load_ontology", "parse_ontology"]

@@ -65,6 +65,8 @@ class Evidence:
 
 @dataclass
 class Ranked:
+    """One playbook's score for a text, with the evidence behind it (strongest first)."""
+
     id: str
     score: float = 0.0
     symptom: float = 0.0
@@ -130,13 +132,13 @@ class TextMatcher:
                             r.phrases += 1
                         r.evidence.append(
                             Evidence(words, f"{concept.kind} {name}", factor * weight))
-        surface = {}
+        surface: dict[str, str] = {}  # a stem -> the word as first written, for --explain
         for t in tokens:
             if not t.quoted:
                 surface.setdefault(t.norm, t.surface)
-        for pid, hits in self.bm25.term_scores(_terms(tokens)).items():
+        for pid, terms in self.bm25.term_scores(_terms(tokens)).items():
             r = ranked[pid]
-            for term, value in hits.items():
+            for term, value in terms.items():
                 r.score += w.lexical * value
                 r.evidence.append(Evidence(surface[term], "word", w.lexical * value))
         out = sorted(ranked.values(), key=lambda r: (-r.score, r.id))
