@@ -17,7 +17,7 @@ feature store) and the domain concept (model, predictions, pods) only say where 
 >>> sorted({h.concept for h in onto.hits(analyse("p99 is slow, no drift", onto.speller()))})
 ['domain', 'inputs_stable', 'latency']
 >>> sorted({h.concept for h in onto.hits(analyse("no errors, p99 is fine", onto.speller()))})
-[]
+['domain']
 """
 
 from __future__ import annotations
