@@ -41,6 +41,7 @@ class PastAction:
     kind: ActionKind
     at: datetime
     state: str
+    incident_id: int | None = None
 
 
 @dataclass
@@ -49,6 +50,7 @@ class ModelContext:
 
     model: str
     now: datetime
+    incident_id: int | None = None
     deployment: Deployment | None = None
     version_health: dict[int, str] = field(default_factory=dict)
     live_history: list[tuple[int, datetime]] = field(default_factory=list)  # newest first
@@ -138,8 +140,11 @@ def candidate_better(
 
 
 def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | None:
-    """The same action ran on this model less than ``minutes`` ago."""
+    """The same action ran on this model less than ``minutes`` ago. An alert cools down per
+    incident: a new failure is told at once even if another incident alerted a minute ago."""
     for past in ctx.past_actions:
+        if action is ActionKind.ALERT and past.incident_id != ctx.incident_id:
+            continue
         recent = ctx.now - past.at < timedelta(minutes=minutes)
         if past.kind is action and past.state != "failed" and recent:
             ago = (ctx.now - past.at).total_seconds() / 60

@@ -402,6 +402,7 @@ class Agent:
         return ModelContext(
             model=model,
             now=now,
+            incident_id=incident_id,
             deployment=history[0] if history else None,
             version_health={v.number: v.health for v in self.store.list_versions(model)},
             live_history=lives,

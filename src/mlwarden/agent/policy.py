@@ -360,16 +360,35 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file, or the bundled default policy when ``path`` is None."""
+    """Load a policy file over the bundled default policy (the bundled one alone when ``path``
+    is None).
+
+    A file names only what it changes: its ``defaults`` are merged key by key over the bundled
+    ones, so a file that sets one cooldown keeps the bundled cooldowns of the other actions
+    (before, a partial file silently replaced them). Problems are reported with the file's own
+    line numbers.
+    """
+    bundled = load_policy_text(
+        resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8"),
+        "default.yaml",
+    )
     if path is None:
-        text = (
-            resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8")
-        )
-        return load_policy_text(text, "default.yaml")
+        return bundled
     file = Path(path)
     if not file.is_file():
         raise InvalidInput(f"policy file {file} does not exist")
-    return load_policy_text(file.read_text("utf-8"), str(file))
+    own = load_policy_text(file.read_text("utf-8"), str(file))
+    merged = {
+        "version": 1,
+        "defaults": _deep_merge(bundled.raw.get("defaults") or {}, own.raw.get("defaults") or {}),
+        "models": own.raw.get("models") or {},
+    }
+    try:
+        return Policy(merged, str(file))
+    except ValidationError as exc:  # the file is valid alone but not over the bundled keys
+        raise PolicyError(
+            str(file), [PolicyProblem(line=None, path="", message=str(exc))]
+        ) from exc
 
 
 def configured_policy(settings: Settings | None = None) -> Policy:

@@ -135,7 +135,8 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             candidate_score, champion_score, settings.min_improvement, metric
         )
         if refusal:
-            result |= {"promoted": False, "discarded": refusal}
+            # the action ran, but nothing changed: say so wherever it is shown, not just "done"
+            result |= {"promoted": False, "discarded": refusal, "outcome": f"no_better: {refusal}"}
             return result
         from mlwarden.registry.registry import Registry
 
