@@ -121,3 +121,37 @@ def test_an_alert_with_nowhere_to_go_says_so(store: Store, deployed: dict) -> No
     alert = next(a for a in agent.journal.list() if a["kind"] == "alert")
     assert alert["result"]["delivered"] is False
     assert alert["result"]["outcome"] == "not delivered: no webhook configured"
+
+
+def test_a_changed_diagnosis_is_kept_in_the_incident_history(store: Store, deployed: dict) -> None:
+    repo = AgentRepo(store)
+    incident = repo.create_incident(MODEL, 3, {}, "performance: concept_drift", scope="performance")
+    repo.update_incident(incident, diagnosis="concept_drift", severity="high", event="decision",
+                         text="performance dropped while the inputs stayed stable")
+    repo.update_incident(incident, diagnosis="regression_after_deploy", severity="critical",
+                         event="decision", text="the drop began after version 3 went live")
+    timeline = repo.get_incident(incident)["timeline"]
+    changed = [e for e in timeline if e["event"] == "rediagnosed"]
+    assert len(changed) == 1  # the first diagnosis is no change
+    assert changed[0]["text"].startswith(
+        "diagnosis concept_drift → regression_after_deploy; severity high → critical: the drop"
+    )
+
+
+def test_a_report_holds_only_its_own_scope_and_regression_errors_are_absolute(
+    store: Store, deployed: dict
+) -> None:
+    from mlwarden.agent.reports import _records_frame, incident_findings
+
+    script = Script()
+    agent = agent_for(store, script)
+    nulls = finding("data_quality", 8, ["nswprice"], traffic_share=0.6)
+    for _ in range(3):
+        script.add(MODEL, [drift(), nulls], accuracy=0.8)
+        agent.run_once()
+    quality = by_scope(store)["quality"]
+    kinds = {f["kind"] for f in incident_findings(store, quality, store.model_id(MODEL))}
+    assert kinds == {"data_quality"}
+    rows = [{"features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
+    assert _records_frame(rows, regression=True)["error"].tolist() == [2.5]
+    assert _records_frame(rows)["error"].tolist() == [1.0]

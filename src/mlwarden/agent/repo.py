@@ -296,14 +296,22 @@ class AgentRepo:
         now = utcnow()
         i = at.incidents
         with self.engine.begin() as conn:
-            row = conn.execute(select(i.c.timeline).where(i.c.id == incident_id)).first()
+            row = conn.execute(
+                select(i.c.timeline, i.c.diagnosis, i.c.severity).where(i.c.id == incident_id)
+            ).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
+            timeline = list(row.timeline or [])
+            changes = _diagnosis_changes(row, values)
+            if changes and row.diagnosis is not None:
+                # what people were told changed: the history keeps when, from what and why
+                why = f": {text}" if text else ""
+                timeline.append(
+                    {"ts": now.isoformat(), "event": "rediagnosed", "text": changes + why}
+                )
             if event is not None:
-                timeline = [
-                    *(row.timeline or []),
-                    {"ts": now.isoformat(), "event": event, "text": text},
-                ]
+                timeline.append({"ts": now.isoformat(), "event": event, "text": text})
+            if len(timeline) != len(row.timeline or []):
                 values["timeline"] = timeline
             if values.get("state") in CLOSED_STATES:
                 values.setdefault("closed_at", now)
@@ -426,6 +434,18 @@ class AgentRepo:
                     )
                 ).inserted_primary_key[0]
             )
+
+
+def _diagnosis_changes(row: Any, values: Mapping[str, Any]) -> str:
+    """``"diagnosis a → b; severity x → y"`` for what ``values`` change of ``row`` ("" if none)."""
+    parts = []
+    for name in ("diagnosis", "severity"):
+        new = values.get(name)
+        new = getattr(new, "value", new)
+        old = getattr(row, name)
+        if new is not None and new != old:
+            parts.append(f"{name} {old or 'none'} → {new}")
+    return "; ".join(parts)
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
