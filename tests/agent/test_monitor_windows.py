@@ -276,3 +276,29 @@ def test_a_remote_version_learns_its_reference_from_reference_size_records(
     assert [w.window for w in source.closed_windows(MODEL, None)] == [0, 1, 2]
     (version, monitor) = source._monitors[MODEL]
     assert version == remote.number and monitor.reference.rows == 2 * SIZE + 5
+
+
+def test_a_window_takes_the_labels_of_its_own_model_only(
+    both_store: Store, elec: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 7: record ids are per model, so the label join is by model and id."""
+    store = both_store
+    setup = setup_deployed(store, elec)
+    ids = arrive(store, elec, 0, SIZE)
+    twin = setup["spec"].model_copy(update={"name": "twin"})
+    store.create_model(twin)
+    store.insert_records(
+        [{"id": i, "model": "twin", "features": {f: 0.0 for f in FEATURES}} for i in ids]
+    )
+    assert store.add_feedback("twin", [(i, 1) for i in ids]) == (SIZE, [])
+    assert store.add_feedback(MODEL, [(ids[0], 0)]) == (1, [])
+    labels: list[list[Any]] = []
+    process = Monitor.process
+
+    def spy(self: Monitor, window: pd.DataFrame, index: int | None = None) -> Any:
+        labels.append(window["label"].tolist())
+        return process(self, window, index=index)
+
+    monkeypatch.setattr(Monitor, "process", spy)
+    assert check(store, source_for(store)) == [0]
+    assert labels[0][0] == 0 and all(pd.isna(v) for v in labels[0][1:])

@@ -124,7 +124,7 @@ class MonitorSource:
                 r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
                 r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
             )
-            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(and_(r.c.model_id == model_id, r.c.served_by != "shadow"))
         )
         settle = self.settings.window_settle_s
