@@ -2,7 +2,9 @@
 
 ``POST /v1/models/{name}/records`` takes JSON lines, CSV or Parquet (by ``Content-Type``). Any
 bad row rejects the whole batch with the list of bad rows, and nothing is stored, unless the
-caller asks ``?partial=true``: then the good rows are stored and the bad ones reported.
+caller asks ``?partial=true``: then the good rows are stored and the bad ones reported. An
+upload is stored in one transaction, and rows without an id get one derived from their
+content, so retrying an upload stores each row once (see ``capture.ingest``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ router = APIRouter(tags=["capture"])
         "The format comes from Content-Type: application/x-ndjson, text/csv or "
         "application/vnd.apache.parquet. Any bad row rejects the whole upload (422 listing "
         "row, field, expected, received) unless `partial=true`. A `label` column becomes "
-        "feedback."
+        "feedback. The upload is stored whole or not at all; a row without `id` gets one "
+        "derived from its content, so a retried upload stores each row once."
     ),
 )
 async def ingest(
