@@ -85,6 +85,26 @@ def test_records_in_three_formats(client: TestClient) -> None:
     assert 'mlwarden_records_ingested_total{model="ext"} 90.0' in client.get("/metrics").text
 
 
+def test_an_upload_without_ids_sent_twice_is_stored_once(client: TestClient) -> None:
+    """Issue 13 item 8: a client that retries an upload whose answer it lost."""
+    assert client.post("/v1/models", json=SPEC).status_code == 201
+    for index, fmt in enumerate(("jsonl", "csv", "parquet")):
+        rows = [
+            {k: v for k, v in row.items() if k != "id"} | {"latency_ms": float(index)}
+            for row in _rows(20)
+        ]
+        rows[1] = rows[0]  # two identical predictions are two records
+        body, content_type = _bodies(rows)[fmt]
+        answers = [
+            client.post(
+                "/v1/models/ext/records", content=body, headers={"Content-Type": content_type}
+            ).json()
+            for _ in range(2)
+        ]
+        assert [(a["stored"], a["duplicates"]) for a in answers] == [(20, 0), (0, 20)], fmt
+    assert state_of(client).store.count_records("ext") == 60
+
+
 def test_bad_rows_reject_the_batch_unless_partial(sqlite_client: TestClient) -> None:
     client = sqlite_client
     client.post("/v1/models", json=SPEC)
