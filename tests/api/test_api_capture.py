@@ -286,5 +286,7 @@ def test_feedback_with_50000_mostly_unknown_ids_does_not_block_predictions(
     assert feedback_s < 60, feedback_s  # minutes before
     during = [seconds for began, seconds in latencies if sent <= began < answered]
     assert during, "no prediction was answered while the feedback was processed"
-    # side by side: predictions kept answering quickly while the labels were looked up
-    assert max(during) < 1.0, (max(during), feedback_s, len(during))
+    # side by side: a blocked loop makes a prediction wait about as long as the labels take;
+    # here each one took under a second, or under a fifth of that time on a starved machine
+    # (where even parsing the 2 MB body holds the interpreter for a while)
+    assert max(during) < max(1.0, feedback_s / 5), (max(during), feedback_s, len(during))
