@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from mlwarden.settings import Settings
@@ -38,7 +39,7 @@ def flush(client: TestClient) -> None:
     assert state_of(client).writer.flush(timeout=30)
 
 
-def deploy_elec(client: TestClient, artifacts: dict[str, bytes], **deployment: Any) -> None:
+def deploy_elec(client: httpx.Client, artifacts: dict[str, bytes], **deployment: Any) -> None:
     """Register ``elec``, upload both versions, and deploy (v1 live by default)."""
     assert client.post("/v1/models", json=ELEC_SPEC).status_code == 201
     for key in ("v1", "v2"):

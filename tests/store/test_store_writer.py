@@ -185,3 +185,17 @@ def test_database_outage_mid_stream_loses_nothing_and_stores_nothing_twice(
     assert direct.count_records("m") == total
     proxied.close()
     direct.close()
+
+
+def test_a_journal_replays_two_models_that_share_record_ids(store: Store, tmp_path: Path) -> None:
+    """Issue 13 item 7: replay skips a record already stored by its own model only."""
+    store.create_model(SPEC)
+    store.create_model(SPEC.model_copy(update={"name": "n"}))
+    store.insert_records(rows(0, 5))  # some of "m" landed before the outage
+    journal = Journal(tmp_path / "j")
+    journal.append(rows(0, 10) + rows(0, 10, model="n"))
+    journal.close()
+    with RecordWriter(store, journal_dir=tmp_path / "j") as writer:
+        assert writer.flush(30)
+        assert (writer.stats.written, writer.stats.duplicates) == (15, 5)
+    assert store.count_records("m") == store.count_records("n") == 10

@@ -2,7 +2,8 @@
 
 SQLAlchemy 2 Core over SQLite (default) or PostgreSQL. Records are the hot path: they are
 written with one ``executemany`` per batch and ``INSERT … ON CONFLICT DO NOTHING`` so a record
-id sent twice (a retried batch, a replayed journal) is stored once. Every datetime that goes in
+id sent twice (a retried batch, a replayed journal) is stored once. Record ids are unique per
+model: another model may use the same id for its own record. Every datetime that goes in
 is converted to UTC, every datetime that comes out is timezone-aware UTC (SQLite keeps no
 offset, so the store is the one place that normalises it).
 
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Engine,
     and_,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -724,8 +726,14 @@ class Store:
             pl.col("served_by"),
         ).rows()
 
-    def insert_records(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> int:
-        """Store prediction records; returns how many were new (an id already stored is skipped).
+    def insert_records(
+        self,
+        rows: Iterable[Mapping[str, Any] | BaseModel],
+        *,
+        chunk_size: int | None = None,
+    ) -> int:
+        """Store prediction records; returns how many were new (an id the same model already
+        stored is skipped).
 
         A row is a mapping (or a ``domain.Record``) with ``id``, ``model`` (name) or
         ``model_id``, ``features`` and optionally ``timestamp``, ``version``, ``prediction``,
@@ -733,23 +741,36 @@ class Store:
         may pass ``features_json`` / ``scores_json`` (already JSON-encoded text) instead of
         ``features`` / ``scores``, and ``ts_utc`` (UTC as "YYYY-MM-DD HH:MM:SS.ffffff")
         instead of ``timestamp``.
+
+        All rows go in one transaction: every one is stored or none is. ``chunk_size`` only
+        bounds how many rows are converted and sent to the database at a time (memory).
         """
+        items = rows if isinstance(rows, Sequence) else list(rows)
+        step = chunk_size or max(len(items), 1)
+        with self._tx() as conn:
+            return sum(
+                self._insert_chunk(conn, items[start : start + step])
+                for start in range(0, len(items), step)
+            )
+
+    def _insert_chunk(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any] | BaseModel]
+    ) -> int:
         if isinstance(rows, RecordBatch):
             params = self._batch_params(rows)
         else:
             params = self._record_params(rows)
         if not params:
             return 0
-        with self._tx() as conn:
-            if self.dialect == "postgresql":
-                return self._copy_records(conn, params)
-            # straight to sqlite3's executemany: the values are already what the column holds
-            marks = ", ".join("?" for _ in RECORD_COLUMNS)
-            sql = (
-                f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
-                "ON CONFLICT (id) DO NOTHING"
-            )
-            return int(conn.exec_driver_sql(sql, params).rowcount)
+        if self.dialect == "postgresql":
+            return self._copy_records(conn, params)
+        # straight to sqlite3's executemany: the values are already what the column holds
+        marks = ", ".join("?" for _ in RECORD_COLUMNS)
+        sql = (
+            f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (model_id, id) DO NOTHING"
+        )
+        return int(conn.exec_driver_sql(sql, params).rowcount)
 
     def _copy_records(self, conn: Connection, params: list[tuple[Any, ...]]) -> int:
         """PostgreSQL: COPY into a session-local staging table, then one INSERT … SELECT …
@@ -766,14 +787,14 @@ class Store:
                     copy.write_row(row)
             cur.execute(
                 f"INSERT INTO records ({names}) SELECT {names} FROM records_stage "
-                "ON CONFLICT (id) DO NOTHING"
+                "ON CONFLICT (model_id, id) DO NOTHING"
             )
             inserted = cur.rowcount
             cur.execute("TRUNCATE records_stage")
         return int(inserted)
 
     def record_ids_present(self, ids: Iterable[str], model: str | None = None) -> set[str]:
-        """The subset of ``ids`` already stored (for ``model`` only, when given)."""
+        """The subset of ``ids`` already stored for ``model`` (for any model when None)."""
         ids = list(dict.fromkeys(ids))
         found: set[str] = set()
         model_id = None if model is None else self.model_id(model)
@@ -835,7 +856,7 @@ class Store:
                 f.c.label,
                 f.c.ts.label("label_ts"),
             )
-            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(r.c.model_id == model_id)
         )
         if since is not None:
@@ -846,7 +867,9 @@ class Store:
             query = query.where(r.c.version == version)
         if after_id is not None:
             with self.engine.connect() as conn:
-                after_ts = conn.execute(select(r.c.ts).where(r.c.id == after_id)).scalar()
+                after_ts = conn.execute(
+                    select(r.c.ts).where(r.c.model_id == model_id, r.c.id == after_id)
+                ).scalar()
             if after_ts is None:
                 raise NotFound(f"unknown record id {after_id!r}", record=after_id)
             after_ts = as_utc(after_ts)
@@ -888,7 +911,7 @@ class Store:
                 r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
                 r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
             )
-            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(and_(r.c.model_id == self.model_id(model), r.c.served_by != "shadow"))
         )
         if received_before is not None:
@@ -958,11 +981,11 @@ class Store:
         By arrival, not by the record's own timestamp: a backfill of last month's logs is
         monitored before retention may take it."""
         cutoff = as_utc(older_than)
-        old = t.records.c.received_at < cutoff
-        old_ids = select(t.records.c.id).where(old)
+        r, f = t.records, t.feedback
+        old = r.c.received_at < cutoff
         with self._tx() as conn:
-            conn.execute(delete(t.feedback).where(t.feedback.c.record_id.in_(old_ids)))
-            return int(conn.execute(delete(t.records).where(old)).rowcount)
+            conn.execute(delete(f).where(exists().where(t.labels_of_record(r, f), old)))
+            return int(conn.execute(delete(r).where(old)).rowcount)
 
     # ----------------------------------------------------------------------------- feedback
 
@@ -988,7 +1011,9 @@ class Store:
         ]
         if params:
             with self._tx() as conn:
-                conn.execute(self._upsert(t.feedback, ["record_id"], ["label", "ts"]), params)
+                conn.execute(
+                    self._upsert(t.feedback, ["model_id", "record_id"], ["label", "ts"]), params
+                )
         return len(params), unknown
 
     def count_feedback(self, model: str) -> int:

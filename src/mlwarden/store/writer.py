@@ -4,9 +4,10 @@
 with ``Store.insert_records``. When the database is unreachable a batch is appended to a local
 journal instead (JSON lines, fsync'd, rolled into segments) and every later batch follows it
 there, so order is kept; once the database answers again the segments are replayed oldest first
-and deleted. Replay is idempotent because the store skips record ids it already holds — a batch
-whose commit reached the server just before the connection died is replayed without being
-stored twice. A journal left by a crashed process is replayed when the next writer starts.
+and deleted. Replay is idempotent because the store skips a record whose model already holds its
+id — a batch whose commit reached the server just before the connection died is replayed
+without being stored twice. A journal left by a crashed process is replayed when the next
+writer starts.
 
 >>> import tempfile
 >>> from mlwarden.domain import FeatureSpec, ModelSpec, Task

@@ -1,7 +1,7 @@
 """Agent: each incident is about one scope (quality, service, performance or drift).
 
 Revision ID: agent03
-Revises: agent02
+Revises: capture01
 Create Date: 2026-11-30
 
 A nullable ``scope`` column on ``incidents``. Incidents opened before this revision keep it
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "agent03"
-down_revision: str | Sequence[str] | None = "agent02"
+down_revision: str | Sequence[str] | None = "capture01"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
