@@ -177,8 +177,9 @@ def _guard(
             ctx, policy.retrain.min_labels
         )
         settings = policy.retrain.model_dump()
-        if ctx.change_window:
-            # learn the new relation only: the records after the change point
+        if ctx.change_window and ctx.labels_since_change is not None:
+            # learn the new relation only: the records after the change point (when the
+            # windows' stored bounds let them be read)
             settings["since_window"] = ctx.change_window - 1
         return reason, settings
     if action is ActionKind.FALLBACK:

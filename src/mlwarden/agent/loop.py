@@ -888,17 +888,28 @@ class Agent:
         after: list[WindowView],
         policy: ModelPolicy,
     ) -> str:
-        """Pipeline failures: hold the fallback while quality is broken, revert when it is back."""
+        """Pipeline failures: hold the remedy while quality is broken, release it as soon as
+        quality is back (``verify.release_after_windows``: every window a fallback serves clean
+        data it serves worse than the champion would), resolve once it stayed back for
+        ``verify.windows``; broken again after the release, the incident is decided anew."""
         clean = 0
         for window in after:
             broken = any(
                 f.kind.value == "data_quality" for f in qualifying(window.findings, policy)
             )
             clean = 0 if broken else clean + 1
+        released = action["state"] == "undone"
+        if clean >= policy.verify.release_after_windows and action["state"] == "done":
+            undo_action(self.env(model), action["id"], force=True)
+            released = True
+            self.repo.update_incident(
+                incident["id"],
+                event="released",
+                text=f"data quality back for {clean} window(s); action {action['id']} "
+                f"({action['kind']}) reverted, watching that it stays back",
+            )
         if clean >= policy.verify.windows:
-            text_ = f"data quality back for {clean} windows; reverting action {action['id']}"
-            if action["state"] == "done":
-                undo_action(self.env(model), action["id"], force=True)
+            text_ = f"data quality back for {clean} windows; action {action['id']} reverted"
             self.repo.add_verification(
                 model,
                 incident["id"],
@@ -913,6 +924,14 @@ class Agent:
                 incident["id"], state="resolved", event="resolved", text=text_
             )
             return "recovered"
+        if released and clean == 0:
+            self.repo.update_incident(
+                incident["id"],
+                state="open",
+                event="broken again",
+                text="data quality broke again after the remedy was released: deciding anew",
+            )
+            return "not_recovered"
         if len(after) >= policy.verify.max_wait_windows:
             self._escalate(model, incident, f"data quality still broken after {len(after)} windows")
             return "not_recovered"

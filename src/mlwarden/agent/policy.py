@@ -120,6 +120,9 @@ class AlertSettings(_Strict):
 
 class VerifySettings(_Strict):
     windows: int = Field(default=2, ge=1)
+    # a pipeline remedy (fallback) is released after this many clean windows, before the
+    # incident is resolved after ``windows`` of them
+    release_after_windows: int = Field(default=1, ge=1)
     tolerance: float = Field(default=0.05, ge=0.0)
     max_wait_windows: int = Field(default=6, ge=1)
 
