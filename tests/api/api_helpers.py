@@ -65,6 +65,7 @@ class RemoteModel:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
         self.answered: list[str] = []
         owner = self
 
@@ -76,6 +77,7 @@ class RemoteModel:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null")
                 owner.requests.append((self.path, body))
+                owner.headers.append(dict(self.headers))
                 if self.path.startswith("/fail"):
                     self._send(500, {"error": "model crashed"})
                     return

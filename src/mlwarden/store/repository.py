@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlalchemy import (
     Connection,
     Engine,
@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role
+from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role, mask_endpoint
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
 from mlwarden.store.batch import RecordBatch
@@ -183,6 +183,12 @@ class VersionInfo(BaseModel):
     description: str = ""
     created_by: str = "system"
     created_at: datetime
+
+    @field_serializer("endpoint")
+    def _masked(self, endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+        # credentials are write-only: every dump (API, dashboard, export) masks them, while
+        # the gateway and the prober read ``info.endpoint`` itself
+        return mask_endpoint(endpoint)
 
 
 class Store:
