@@ -29,6 +29,17 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any)
     return Settings(data_dir=tmp_path / "data", database_url=database_url, **extra)
 
 
+def role_headers(settings: Settings) -> dict[str, dict[str, str]]:
+    """Bearer headers of a viewer, an operator and the bootstrap admin of ``settings`` (set
+    here), for an app made from ``settings`` with auth on."""
+    from mlwarden.store import Store
+
+    with Store(settings.resolved_database_url) as store:
+        tokens = {role: store.create_token(f"{role}-t", role) for role in ("viewer", "operator")}
+    settings.bootstrap_admin_token = tokens["admin"] = "mlw_bootstrap-admin-secret"
+    return {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+
+
 def state_of(client: TestClient) -> Any:
     return client.app.state.mlwarden  # type: ignore[attr-defined]
 

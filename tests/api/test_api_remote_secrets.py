@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import RemoteModel, make_settings, state_of
+from api_helpers import RemoteModel, make_settings, role_headers, state_of
 from fastapi.testclient import TestClient
 
 from mlwarden.api import create_app
-from mlwarden.store import Store
 
 SPEC = {
     "name": "scored",
@@ -23,10 +22,7 @@ SECRETS = ("Bearer s3cret-token", "k3y-value", "q-s3cret", "pa55word")
 @pytest.fixture
 def secured(tmp_path: Path, database_url: str) -> Iterator[tuple[TestClient, dict[str, dict]]]:
     settings = make_settings(tmp_path, database_url, auth=True)
-    with Store(settings.resolved_database_url) as store:
-        tokens = {role: store.create_token(f"{role}-t", role) for role in ("viewer", "operator")}
-    settings.bootstrap_admin_token = tokens["admin"] = "mlw_bootstrap-admin-secret"
-    headers = {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+    headers = role_headers(settings)
     with TestClient(create_app(settings)) as client:
         yield client, headers
 
