@@ -80,7 +80,18 @@ def payloads(canary: Path) -> dict[str, tuple[bytes, set[str]]]:
         _edit_schema(sio.dumps({code: 1}), _key_type_to_exec),
         {"builtins.exec"},
     )
+    # a protocol-0 function node imports what its content names, not its own type name
+    made["protocol 0 function"] = (
+        _edit_schema(sio.dumps(FunctionTransformer(np.log1p)), _protocol_0_exec),
+        {"builtins.exec"},
+    )
     return made
+
+
+def _protocol_0_exec(schema: dict[str, Any]) -> None:
+    schema["protocol"] = 0
+    func = schema["content"]["content"]["func"]
+    func["content"] = {"module_path": "builtins", "function": "exec"}
 
 
 def _key_type_to_exec(schema: dict[str, Any]) -> None:

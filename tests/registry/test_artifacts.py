@@ -59,6 +59,7 @@ def _refused_names(error: InvalidArtifact) -> list[str]:
         "frompyfunc as func",
         "bound method",
         "dict key type exec",
+        "protocol 0 function",
     ],
 )
 def test_load_model_refuses_code_in_the_file(payload: str, canary: Path) -> None:

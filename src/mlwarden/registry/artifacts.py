@@ -249,9 +249,13 @@ def _nodes(schema: Any) -> Iterator[tuple[str, str]]:
             loader = item.get("__loader__")
             if isinstance(loader, str):
                 name = f"{item.get('__module__')}.{item.get('__class__')}"
-                if loader == "MethodNode":  # named by its method, as skops reports it
-                    name = f"{name}.{(item.get('content') or {}).get('func')}"
+                content = item.get("content")
+                if loader == "MethodNode" and isinstance(content, dict):
+                    name = f"{name}.{content.get('func')}"  # named by its method, as skops does
                 yield loader, name
+                if loader == "FunctionNode" and isinstance(content, dict) and "function" in content:
+                    # protocol 0 (a file may claim it) imports the function the content names
+                    yield loader, f"{content.get('module_path')}.{content.get('function')}"
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
