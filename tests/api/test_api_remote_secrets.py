@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import RemoteModel, make_settings, role_headers, state_of
+from api_helpers import RemoteModel, flush, make_settings, role_headers, state_of
 from fastapi.testclient import TestClient
 
 from mlwarden.api import create_app
@@ -76,7 +76,21 @@ def test_remote_credentials_are_masked_for_every_role_and_still_sent(
     assert sent["Authorization"] == "Bearer s3cret-token" and sent["X-Api-Key"] == "k3y-value"
     assert remote.requests[-1][0] == "/ok?api_key=q-s3cret&n=1"
 
+    # a failing endpoint's error, answered to the caller and stored in the record
+    failing = {"url": f"{remote.url}/fail?api_key=q-s3cret", "headers": body["headers"]}
+    third = client.post("/v1/models/scored/versions/remote", json=failing, headers=headers["admin"])
+    assert third.status_code == 201, third.text
+    deploy = {"live_version": third.json()["number"], "reason": "failing"}
+    put = client.put("/v1/models/scored/deployment", json=deploy, headers=headers["operator"])
+    assert put.status_code == 200, put.text
+    failed = client.post(
+        "/v1/models/scored/predict", json={"instances": [{"x": 2.0}]}, headers=headers["operator"]
+    )
+    assert "api_key=***" in failed.text and "q-s3cret" not in failed.text, failed.text
+    flush(client)
     store = state_of(client).store
+    errors = [r["error"] for r in store.fetch_records("scored") if r.get("error")]
+    assert errors and all("q-s3cret" not in e and "api_key=***" in e for e in errors)
     assert store.get_version("scored", 1).endpoint["headers"]["Authorization"] == (
         "Bearer s3cret-token"
     )
