@@ -30,6 +30,17 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any)
     return Settings(data_dir=tmp_path / "data", database_url=database_url, **extra)
 
 
+def role_headers(settings: Settings) -> dict[str, dict[str, str]]:
+    """Bearer headers of a viewer, an operator and the bootstrap admin of ``settings`` (set
+    here), for an app made from ``settings`` with auth on."""
+    from mlwarden.store import Store
+
+    with Store(settings.resolved_database_url) as store:
+        tokens = {role: store.create_token(f"{role}-t", role) for role in ("viewer", "operator")}
+    settings.bootstrap_admin_token = tokens["admin"] = "mlw_bootstrap-admin-secret"
+    return {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+
+
 def state_of(client: TestClient) -> Any:
     return client.app.state.mlwarden  # type: ignore[attr-defined]
 
@@ -66,6 +77,7 @@ class RemoteModel:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
         self.answered: list[str] = []
         owner = self
 
@@ -77,6 +89,7 @@ class RemoteModel:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null")
                 owner.requests.append((self.path, body))
+                owner.headers.append(dict(self.headers))
                 if self.path.startswith("/fail"):
                     self._send(500, {"error": "model crashed"})
                     return

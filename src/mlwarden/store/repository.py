@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlalchemy import (
     Connection,
     Engine,
@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role
+from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role, mask_endpoint
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
 from mlwarden.store.batch import RecordBatch
@@ -185,6 +185,12 @@ class VersionInfo(BaseModel):
     description: str = ""
     created_by: str = "system"
     created_at: datetime
+
+    @field_serializer("endpoint")
+    def _masked(self, endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+        # credentials are write-only: every dump (API, dashboard, export) masks them, while
+        # the gateway and the prober read ``info.endpoint`` itself
+        return mask_endpoint(endpoint)
 
 
 class Store:
@@ -405,13 +411,14 @@ class Store:
             now = utcnow()
             try:
                 with self._tx() as conn:
-                    number = 1 + (
+                    number = 1 + max(
                         conn.execute(
                             select(func.max(t.versions.c.number)).where(
                                 t.versions.c.model_id == model_id
                             )
                         ).scalar()
-                        or 0
+                        or 0,
+                        self._deleted_versions(conn, model_id),
                     )
                     conn.execute(insert(t.versions).values(number=number, created_at=now, **values))
                     conn.execute(
@@ -430,6 +437,16 @@ class Store:
             raise Conflict(f"could not allocate a version number for model {model!r}")
         self.audit(actor, "version.add", f"{model}/{number}", {"kind": kind})
         return self.get_version(model, number)
+
+    @staticmethod
+    def _deleted_versions(conn: Connection, model_id: int) -> int:
+        """The highest number a deleted version had (0 if none), so none is reused."""
+        details = conn.execute(
+            select(t.events.c.details).where(
+                t.events.c.model_id == model_id, t.events.c.kind == "version_deleted"
+            )
+        ).scalars()
+        return max((int(d["version"]) for d in details), default=0)
 
     def _version_row(self, model: str, number: int, columns: Sequence[Any]) -> Any:
         model_id = self.model_id(model)
@@ -507,6 +524,95 @@ class Store:
                 .where(t.versions.c.model_id == self.model_id(model), t.versions.c.number == number)
                 .values(health=health)
             )
+
+    # ----------------------------------------------------------------------------- deletion
+
+    _ROLES = ("live_version", "canary_version", "shadow_version", "fallback_version")
+
+    def _served(self, conn: Connection, model_id: int) -> list[tuple[str, str, int]]:
+        """(environment, role, version) of every version the current deployments name."""
+        d = t.deployment_revisions
+        newest = (
+            select(d.c.environment, func.max(d.c.revision).label("revision"))
+            .where(d.c.model_id == model_id)
+            .group_by(d.c.environment)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(d).join(
+                newest,
+                (d.c.environment == newest.c.environment) & (d.c.revision == newest.c.revision),
+            ).where(d.c.model_id == model_id)
+        )
+        return [
+            (row.environment, role.removesuffix("_version"), getattr(row, role))
+            for row in rows
+            for role in self._ROLES
+            if getattr(row, role) is not None
+        ]
+
+    def delete_version(self, model: str, number: int, *, actor: str) -> None:
+        """Delete a version that no deployment serves; ``Conflict`` (409) while one does.
+
+        Its records, windows and incidents stay: they are the model's history and name the
+        version by number, and a number is never given to another version (the deletion is
+        an event that ``add_version`` counts)."""
+        model_id = self.model_id(model)
+        self._version_row(model, number, (t.versions.c.id,))  # NotFound naming the versions
+        with self._tx() as conn:
+            serving = [(env, role) for env, role, v in self._served(conn, model_id) if v == number]
+            if serving:
+                where = ", ".join(f"{role} in {env}" for env, role in serving)
+                raise Conflict(
+                    f"version {number} of {model!r} is served ({where}); deploy another version "
+                    "or remove it from the deployment first",
+                    model=model,
+                    version=number,
+                )
+            conn.execute(
+                delete(t.versions).where(
+                    t.versions.c.model_id == model_id, t.versions.c.number == number
+                )
+            )
+            conn.execute(
+                insert(t.events).values(
+                    model_id=model_id,
+                    ts=utcnow(),
+                    kind="version_deleted",
+                    actor=actor,
+                    details={"version": number},
+                )
+            )
+        self.audit(actor, "version.delete", f"{model}/{number}", {})
+
+    def delete_model(self, model: str, *, actor: str) -> dict[str, int]:
+        """Delete a model that serves nothing, with everything stored about it (versions,
+        deployment revisions, records, labels, events, windows, findings, incidents, agent
+        actions and approvals: the foreign keys cascade). The audit log keeps the deletion.
+        ``Conflict`` (409) while a deployment names any of its versions. Returns how many
+        versions and records went with it."""
+        model_id = self.model_id(model)
+        with self._tx() as conn:
+            serving = self._served(conn, model_id)
+            if serving:
+                where = ", ".join(f"v{v} {role} in {env}" for env, role, v in serving)
+                raise Conflict(
+                    f"model {model!r} is served ({where}); undeploy it first "
+                    '(PUT /v1/models/{name}/deployment with {"live_version": null})',
+                    model=model,
+                )
+            counts = {
+                "versions": conn.execute(
+                    select(func.count()).where(t.versions.c.model_id == model_id)
+                ).scalar_one(),
+                "records": conn.execute(
+                    select(func.count()).where(t.records.c.model_id == model_id)
+                ).scalar_one(),
+            }
+            conn.execute(delete(t.models).where(t.models.c.id == model_id))
+        self._model_ids.pop(model, None)
+        self.audit(actor, "model.delete", model, counts)
+        return counts
 
     # ----------------------------------------------------------------------------- deployments
 
