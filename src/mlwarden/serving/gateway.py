@@ -3,7 +3,10 @@
 Per request the gateway does no database work: the model's spec, its deployment and the loaded
 versions are cached in memory, and the deployment is re-read at most every ``refresh_s``
 seconds (or at once after :meth:`Gateway.invalidate`, which the API calls on every change it
-makes). Routing:
+makes). While the database is unreachable the last deployment read stays in force, so serving
+goes on. A deployment seen for the first time has its versions loaded in the background at once
+(and :meth:`Gateway.start_warming` does it for every deployed model when the server starts), so
+the first request does not wait seconds for an artifact to load. Routing:
 
 - the **live** version answers; a **canary** takes a share of requests equal to its weight,
   sticky by the request key when one is given (same key, same version);
@@ -14,7 +17,8 @@ makes). Routing:
   ``served_by: "fallback"`` with the reason;
 - a **disabled** model answers 503, or its configured default response.
 
-Every attempt (answers, failures, shadow copies, defaults) becomes a record for the writer.
+Every attempt (answers, failures, shadow copies, defaults) becomes a record for the writer;
+with the ``durable_capture`` setting an answer waits until its records are on disk.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,6 +48,7 @@ from mlwarden.serving.predictors import (
     RemotePredictor,
 )
 from mlwarden.settings import Settings
+from mlwarden.store.writer import is_unreachable
 
 __all__ = ["Gateway", "RecordSink", "canary_share", "new_record_id"]
 
@@ -53,12 +58,15 @@ log = logging.getLogger(__name__)
 class RecordSink(Protocol):
     """Where records go: the store's batched writer (or anything with ``submit``)."""
 
-    def submit(self, records: Iterable[Mapping[str, Any]]) -> Any: ...
+    def submit(self, records: Iterable[Mapping[str, Any]]) -> Future[None] | None:
+        """Take the records; a future when they are being made durable (awaited)."""
+        ...
 
 
 class VersionStore(Protocol):
     """What the gateway reads from the store (``mlwarden.store.Store`` satisfies it)."""
 
+    def model_names(self) -> list[str]: ...
     def get_model(self, name: str) -> ModelSpec: ...
     def get_deployment(self, model: str, environment: str = ...) -> Deployment | None: ...
     def get_version(self, model: str, number: int) -> Any: ...
@@ -152,6 +160,7 @@ class Gateway:
         self._shadow_pending = 0
         self._shadow_limit = shadow_queue_limit
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
+        self._warming: set[asyncio.Task[Any]] = set()
         self._random = random.Random()
 
     # ------------------------------------------------------------------------ cache
@@ -183,8 +192,24 @@ class Gateway:
             route = self._routes.get(model)
             if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
                 return route
-            fresh = await asyncio.to_thread(self._load_route, model, route)
+            try:
+                fresh = await asyncio.to_thread(self._load_route, model, route)
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                if route is None:
+                    raise ServiceUnavailable(
+                        f"model {model!r} cannot be routed: the database is unreachable and "
+                        "this server has not served the model yet; retry later",
+                        model=model,
+                    ) from None
+                # keep serving the last deployment read; ask the database again in refresh_s
+                log.warning("database unreachable; %s keeps its last known deployment", model)
+                route.checked_at = time.monotonic()
+                return route
             self._routes[model] = fresh
+            if route is None or fresh.deployment != route.deployment:
+                self._background(self._warm_route(fresh))
             return fresh
 
     def _load_version(self, route: _Route, number: int) -> _Loaded:
@@ -213,18 +238,51 @@ class Gateway:
 
     async def warm(self, model: str) -> None:
         """Load the model's routed versions now instead of on the first request."""
-        route = await self._route(model)
+        await self._warm_route(await self._route(model))
+
+    async def _warm_route(self, route: _Route) -> None:
         deployment = route.deployment
         if deployment is None:
             return
         for number in (
             deployment.live_version,
-            deployment.canary_version,
             deployment.fallback_version,
+            deployment.canary_version,
             deployment.shadow_version,
         ):
-            if number is not None:
+            if number is None or number in route.versions:
+                continue
+            try:
                 await self._version(route, number)
+            except Exception as exc:  # the request that needs it reports the failure
+                log.warning("could not load version %s of %s: %s", number, route.spec.name, exc)
+
+    def start_warming(self) -> None:
+        """Read every model's deployment and load its versions, in the background (at start)."""
+        self._background(self._warm_all())
+
+    async def _warm_all(self) -> None:
+        try:
+            names = await asyncio.to_thread(self.store.model_names)
+        except Exception as exc:
+            log.warning("could not list the models to warm: %s", exc)
+            return
+        for name in names:
+            try:
+                await self.warm(name)
+            except Exception as exc:
+                log.warning("could not warm %s: %s", name, exc)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def _record(self, records: list[dict[str, Any]]) -> None:
+        """Hand records to the sink; in durable mode, wait until they are on disk."""
+        durable = self.sink.submit(records)
+        if durable is not None:
+            await asyncio.wrap_future(durable)
 
     # ------------------------------------------------------------------------ calls
 
@@ -340,7 +398,7 @@ class Gateway:
                 f"model {model!r} has no live version; deploy one first", model=model
             )
         if deployment.disabled:
-            return self._disabled(route, deployment, instances)
+            return await self._disabled(route, deployment, instances)
 
         plan: list[tuple[int, str]] = []
         if deployment.canary_version is not None and deployment.canary_weight > 0:
@@ -372,7 +430,7 @@ class Gateway:
         shadow = deployment.shadow_version
         if shadow is not None and (answered is None or shadow != answered[0]):
             self._start_shadow(route, shadow, instances)
-        self.sink.submit(records)
+        await self._record(records)
         if answered is None:
             raise ServiceUnavailable(
                 f"model {model!r} could not answer: " + "; ".join(failures),
@@ -399,7 +457,7 @@ class Gateway:
             out.append(item)
         return out
 
-    def _disabled(
+    async def _disabled(
         self, route: _Route, deployment: Deployment, instances: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         model = route.spec.name
@@ -416,7 +474,7 @@ class Gateway:
             None, datetime.now(UTC),
         )
         self._count(model, None, "default", len(instances))
-        self.sink.submit(records)
+        await self._record(records)
         return [
             {
                 "id": r["id"],
@@ -475,7 +533,7 @@ class Gateway:
         latency_ms = (time.perf_counter() - start) * 1000.0
         self._count(model, number, "shadow", len(instances))
         self.metrics.latency.labels(model, "shadow").observe(latency_ms / 1000.0)
-        self.sink.submit(
+        await self._record(
             self._records(
                 model, number, "shadow", instances, predictions, latency_ms, error,
                 datetime.now(UTC),
@@ -489,6 +547,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Finish shadow copies, close remote clients and the worker threads."""
+        for task in list(self._warming):
+            task.cancel()
         await self.drain_shadows()
         for route in list(self._routes.values()):
             for loaded in route.versions.values():
