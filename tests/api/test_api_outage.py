@@ -4,15 +4,14 @@ answered prediction is stored once the database is back."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import ELEC_FEATURES, deploy_elec, make_settings, wait_for
+from api_helpers import ELEC_FEATURES, Load, deploy_elec, make_settings, wait_for
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -57,32 +56,6 @@ def cut(pg_url: str) -> Iterator[Cut]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@dataclass
-class Load:
-    """Threads sending single predictions until stopped; every answer is kept."""
-
-    url: str
-    headers: dict[str, str]
-    answered: list[tuple[float, str]] = field(default_factory=list)  # (when, record id)
-    failed: list[tuple[float, int, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self, workers: int) -> list[threading.Thread]:
-        threads = [threading.Thread(target=self._send) for _ in range(workers)]
-        for thread in threads:
-            thread.start()
-        return threads
-
-    def _send(self) -> None:
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
-            while not self.stop.is_set():
-                response = client.post("/v1/models/elec/predict", json={"instances": ROW})
-                if response.status_code == 200:
-                    self.answered.append((time.monotonic(), response.json()["id"]))
-                else:
-                    self.failed.append((time.monotonic(), response.status_code, response.text))
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ with the ``durable_capture`` setting an answer waits until its records are on di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -161,16 +162,24 @@ class Gateway:
         self._shadow_limit = shadow_queue_limit
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
         self._warming: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one serving requests
         self._random = random.Random()
 
     # ------------------------------------------------------------------------ cache
 
     def invalidate(self, model: str | None = None) -> None:
-        """Forget the cached route of ``model`` (of every model when None)."""
+        """Forget the cached route of ``model`` (of every model when None), and read it again
+        in the background, loading the versions a new deployment routes to."""
         if model is None:
             self._routes.clear()
         else:
             self._routes.pop(model, None)
+        self._warm_soon(None if model is None else [model])
+
+    def loaded_versions(self, model: str) -> list[int]:
+        """The versions of ``model`` loaded in memory now (what the next request finds ready)."""
+        route = self._routes.get(model)
+        return sorted(route.versions) if route is not None else []
 
     def _load_route(self, model: str, previous: _Route | None) -> _Route:
         spec = self.store.get_model(model)
@@ -187,6 +196,7 @@ class Gateway:
         route = self._routes.get(model)
         if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
             return route
+        self._loop = asyncio.get_running_loop()
         lock = self._route_locks.setdefault(model, asyncio.Lock())
         async with lock:
             route = self._routes.get(model)
@@ -259,19 +269,38 @@ class Gateway:
 
     def start_warming(self) -> None:
         """Read every model's deployment and load its versions, in the background (at start)."""
-        self._background(self._warm_all())
+        self._loop = asyncio.get_running_loop()
+        self._background(self._warm_models(None))
 
-    async def _warm_all(self) -> None:
+    def _warm_soon(self, names: list[str] | None) -> None:
+        """Warm ``names`` on the serving loop; callable from any thread (route handlers run
+        registry changes in worker threads)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nothing served yet: the first request reads the deployment
         try:
-            names = await asyncio.to_thread(self.store.model_names)
-        except Exception as exc:
-            log.warning("could not list the models to warm: %s", exc)
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._background(self._warm_models(names))
             return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(lambda: self._background(self._warm_models(names)))
+
+    async def _warm_models(self, names: list[str] | None) -> None:
+        """Warm ``names`` (every model when None); failures are left to the requests."""
+        if names is None:
+            try:
+                names = await asyncio.to_thread(self.store.model_names)
+            except Exception as exc:
+                log.warning("could not list the models to load ahead of requests: %s", exc)
+                return
         for name in names:
             try:
                 await self.warm(name)
             except Exception as exc:
-                log.warning("could not warm %s: %s", name, exc)
+                log.warning("could not load the versions of %s ahead of requests: %s", name, exc)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
