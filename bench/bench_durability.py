@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,9 @@ from mlwarden.api.server import ServerProcess
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 
-MODES = {"default": {}, "durable": {"MLWARDEN_DURABLE_CAPTURE": "1"}}
+# a long predict timeout: on a busy machine a 2 s timeout turns slowness into failures
+_BASE = {"MLWARDEN_PREDICT_TIMEOUT_MS": "30000"}
+MODES = {"default": _BASE, "durable": {**_BASE, "MLWARDEN_DURABLE_CAPTURE": "1"}}
 
 
 def stored_ids(data_dir: Path) -> set[str]:
@@ -101,6 +104,14 @@ def wait_replayed(server: ServerProcess, timeout_s: float = 300) -> None:
     raise TimeoutError("the restarted server did not replay its journal")
 
 
+def ready(server: ServerProcess, body: bytes) -> None:
+    """Until the server answers a prediction: a (re)started server first loads the model, and
+    a kill before any answer would measure nothing."""
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+        client.post("/v1/models/elec/predict", content=body, headers=headers).raise_for_status()
+
+
 def kill_losses(
     mode: str, artifact: bytes, bodies: list[bytes], kills: int, seconds: float
 ) -> list[dict[str, float]]:
@@ -111,11 +122,13 @@ def kill_losses(
         try:
             set_up_model(server.url, artifact)
             for _ in range(kills):
+                ready(server, bodies[0])
                 answered = asyncio.run(answered_until_killed(server, bodies, seconds, 8))
                 server = ServerProcess(data, env=MODES[mode]).start()
                 wait_replayed(server)
                 missing = set(answered) - stored_ids(data)
                 out.append({"answered": len(answered), "lost": len(missing)})
+                print(f"{mode}: SIGKILL {out[-1]}", file=sys.stderr, flush=True)
         finally:
             server.stop()
     return out
@@ -156,17 +169,19 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode in MODES:
             runs[mode].append(cost(mode, artifact, bodies, args.requests, args.concurrency))
+            print(f"{mode}: cost {runs[mode][-1]}", file=sys.stderr, flush=True)
     kills = {
         mode: kill_losses(mode, artifact, bodies, args.kills, args.load_seconds)
         for mode in MODES
     }
-    results = {
-        "cpus": os.cpu_count(),
-        f"cost_at_concurrency_{args.concurrency}": runs,
-        "median_predictions_per_s": {
+    results: dict[str, object] = {"cpus": os.cpu_count()}
+    if args.rounds:
+        results[f"cost_at_concurrency_{args.concurrency}"] = runs
+        results["median_predictions_per_s"] = {
             mode: float(np.median([r["predictions_per_s"] for r in rs]))
             for mode, rs in runs.items()
-        },
+        }
+    results |= {
         "sigkill": kills,
         "lost_per_kill": {mode: [k["lost"] for k in ks] for mode, ks in kills.items()},
     }
