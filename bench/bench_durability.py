@@ -86,6 +86,9 @@ async def answered_until_killed(
     """Send predictions for ``seconds``, SIGKILL the server, return the answered record ids."""
     load = PredictLoad(server.url, bodies)
     running = asyncio.create_task(load.run(concurrency))
+    # the clock starts at the first answer: on a busy machine the clients take seconds to start
+    while not load.answered and not running.done():
+        await asyncio.sleep(0.05)
     await asyncio.sleep(seconds)
     await asyncio.to_thread(server.kill)
     load.stopping.set()
