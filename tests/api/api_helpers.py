@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,35 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+@dataclass
+class Load:
+    """Threads sending single ``elec`` predictions until stopped (or the server is gone),
+    keeping every answer's record id and every failure."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    answered: list[tuple[float, str]] = field(default_factory=list)  # (when, record id)
+    failed: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, body)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, workers: int) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._send) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _send(self) -> None:
+        row = {"instances": {n: 1.0 for n in ELEC_FEATURES}}
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post("/v1/models/elec/predict", json=row)
+                except httpx.HTTPError as exc:  # the server was killed
+                    self.failed.append((time.monotonic(), 0, repr(exc)))
+                    return
+                if response.status_code == 200:
+                    self.answered.append((time.monotonic(), response.json()["id"]))
+                else:
+                    self.failed.append((time.monotonic(), response.status_code, response.text))
