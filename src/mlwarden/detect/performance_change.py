@@ -5,8 +5,8 @@ before labels, its CBPE estimate. The detector runs a two-sided CUSUM (Page, 195
 inspection schemes", Biometrika 41) on those values against the level of the current regime,
 standardised by the reference spread at the window's size (``MetricSpread``). The first regime
 is the reference. When the sum of shortfalls crosses ``threshold`` a new regime starts at the
-window where the sum last left zero (the CUSUM estimate of the change point), with the mean of
-the values since then as its level; the sums restart, so a second drop (a bad deploy during a
+most likely change point inside the run (see ``_Side.change``), with the mean of the values
+since then as its level; the sums restart, so a second drop (a bad deploy during a
 slow decline) is a change of its own with its own start. A rise starts a new regime silently.
 
 Every window of a regime that began with a drop gets a finding, with the window where the drop
@@ -41,19 +41,33 @@ __all__ = ["PerformanceChangeDetector"]
 
 @dataclass(frozen=True)
 class _Side:
-    """One side of the CUSUM: its sum, the window its current run started at, and the values
-    of that run (for the new regime's level)."""
+    """One side of the CUSUM: its sum and the run of windows since it last left zero, each as
+    (window, value, standardised shortfall) for dating the change and the new level."""
 
     total: float = 0.0
-    start: int | None = None
-    run_sum: float = 0.0
-    run_count: int = 0
+    run: tuple[tuple[int, float, float], ...] = ()
 
-    def step(self, window: int, value: float, z: float) -> _Side:
+    def step(self, window: int, value: float, shortfall: float, k: float, longest: int
+             ) -> _Side:
         # a sum at zero restarts the run here: a change would begin at this window
-        side = _Side(0.0, window, 0.0, 0) if self.total <= 0.0 else self
-        return _Side(max(0.0, side.total + z), side.start, side.run_sum + value,
-                     side.run_count + 1)
+        run = self.run if self.total > 0.0 else ()
+        return _Side(max(0.0, self.total + shortfall - k),
+                     (*run, (window, value, shortfall))[-longest:])
+
+    def change(self) -> tuple[int, float]:
+        """(first window, mean value) of the change inside the run: the split that maximises
+        the standardised shortfall after it, (sum of shortfalls)^2 / windows, which is the
+        likelihood-ratio estimate of a mean shift's start (Hinkley, 1971, "Inference about the
+        change-point from cumulative sum tests", Biometrika 58); the CUSUM's own estimate (where
+        the sum left zero) tends to take in a noisy window just before the change."""
+        best, best_at, tail = -1.0, 0, 0.0
+        for i in range(len(self.run) - 1, -1, -1):
+            tail += self.run[i][2]
+            score = tail * tail / (len(self.run) - i) if tail > 0 else 0.0
+            if score >= best:
+                best, best_at = score, i
+        values = [v for _, v, _ in self.run[best_at:]]
+        return self.run[best_at][0], sum(values) / len(values)
 
 
 @dataclass(frozen=True)
@@ -114,15 +128,16 @@ class PerformanceChangeDetector:
 
     def _step(self, state: _State, window: int, value: float, n: int) -> _State:
         sigma = max(self.spread.std(n), 1e-12)
-        k = self._allowance(n)
-        worse = (state.level - value) if self.higher else (value - state.level)
-        down = state.down.step(window, value, (worse - k) / sigma)
-        up = state.up.step(window, value, (-worse - k) / sigma)
+        k = self._allowance(n) / sigma
+        worse = ((state.level - value) if self.higher else (value - state.level)) / sigma
+        down = state.down.step(window, value, worse, k, self.keep)
+        up = state.up.step(window, value, -worse, k, self.keep)
         for side, dropped in ((down, True), (up, False)):
-            if side.total >= self.threshold and side.run_count:
-                level = side.run_sum / side.run_count
-                return _State(level=level, start=side.start, before=state.level, dropped=dropped,
-                              level_sum=side.run_sum, level_count=side.run_count)
+            if side.total >= self.threshold and side.run:
+                start, level = side.change()
+                count = sum(1 for w, _, _ in side.run if w >= start)
+                return _State(level=level, start=start, before=state.level, dropped=dropped,
+                              level_sum=level * count, level_count=count)
         if state.start is None:  # the reference regime keeps the reference level
             return replace(state, down=down, up=up)
         total, count = state.level_sum + value, state.level_count + 1
