@@ -8,8 +8,13 @@ metric over the fault periods with mlwarden acting, with nobody acting and with 
 removed (the oracle), the harm (mlwarden minus doing nothing, refused requests counted as
 errors) and whether mlwarden helped.
 
-    .venv/bin/python bench/bench_scenarios.py --jobs 2
+    .venv/bin/python bench/bench_scenarios.py --jobs 2 --out runs/
     .venv/bin/python bench/bench_scenarios.py elec_null_burst --order time --out runs/
+
+With ``--out``, each run's files stay in ``runs/NAME-ORDER/``, a run whose summary.json is
+already there is not repeated, and ``--no-run`` prints the table from what is stored (runs not
+made yet show as "not run"). Each scenario's own order runs first (the suite's cases), then the
+other order, longest streams first.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from multiprocessing import Pool
@@ -47,7 +53,14 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
     return [c["expect"] for c in summary["score"]["checks"] if not c["passed"]]
 
 
-def row(name: str, order: str, summary: dict[str, Any]) -> str:
+def stored(folder: Path, name: str, order: str) -> dict[str, Any] | None:
+    path = folder / f"{name}-{order}" / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def row(name: str, order: str, summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return f"| {name} | {order} | not run | | | | |"
     score = summary["score"]
     failed = failed_checks(summary)
     verdict = "pass" if score["passed"] else "FAIL: " + "; ".join(failed)
@@ -70,36 +83,39 @@ def main() -> int:
     parser.add_argument("--order", choices=[*ORDERS, "both"], default="both")
     parser.add_argument("--jobs", type=int, default=1, help="simulations run in parallel")
     parser.add_argument("--out", type=Path, help="keep each run's files here (default: none)")
+    parser.add_argument("--no-run", action="store_true", help="only print what --out holds")
     args = parser.parse_args()
     names = args.names or builtin_names()
     orders = ORDERS if args.order == "both" else (args.order,)
+    own = {name: "shuffled" if load_scenario(name).shuffle else "time" for name in names}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = str(args.out or tmp)
-        # the longest streams first, so parallel workers finish together
-        jobs = sorted(
-            ((name, order, folder) for name in names for order in orders),
-            key=lambda job: -load_scenario(job[0]).stream_length,
+        folder = Path(args.out or tmp)
+        results = {
+            (n, o): found
+            for n in names
+            for o in orders
+            if (found := stored(folder, n, o)) is not None
+        }
+        todo = sorted(
+            ((n, o, str(folder)) for n in names for o in orders if (n, o) not in results),
+            key=lambda job: (job[1] != own[job[0]], -load_scenario(job[0]).stream_length),
         )
         started = time.perf_counter()
-        with Pool(args.jobs) as pool:
-            results = {(n, o): (s, t) for n, o, s, t in pool.imap_unordered(run, jobs)}
+        if todo and not args.no_run:
+            with Pool(args.jobs) as pool:
+                for n, o, summary, seconds in pool.imap_unordered(run, todo):
+                    results[n, o] = summary
+                    print(f"{n} ({o}): {seconds:.0f} s", file=sys.stderr, flush=True)
         wall = time.perf_counter() - started
-    rows = [row(n, o, results[n, o][0]) for n in names for o in orders]
-    failed = [
-        f"{n} ({o})" for n in names for o in orders if not results[n, o][0]["score"]["passed"]
-    ]
     print(HEADER)
-    print("\n".join(rows))
+    print("\n".join(row(n, o, results.get((n, o))) for n in names for o in orders))
     print(
-        f"\n{len(results)} runs in {wall:.0f} s wall with {args.jobs} jobs "
-        f"(load average {os.getloadavg()[0]:.1f} at the end)"
+        f"\n{len(todo) if not args.no_run else 0} runs in {wall:.0f} s wall with {args.jobs} "
+        f"jobs (load average {os.getloadavg()[0]:.1f} at the end)"
     )
-    if args.out:
-        (args.out / "bench.json").write_text(
-            json.dumps({f"{n}-{o}": s for (n, o), (s, _) in results.items()}, indent=1)
-        )
+    failed = [f"{n} ({o})" for (n, o), s in results.items() if not s["score"]["passed"]]
     if failed:
-        print(f"expectations failed: {', '.join(failed)}")
+        print(f"expectations failed: {', '.join(sorted(failed))}")
     return 1 if failed else 0
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
+from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
@@ -40,7 +41,14 @@ from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
 from mlwarden.scenarios.faults import active_mask, break_schema, inject
 from mlwarden.scenarios.report import write_reports
 from mlwarden.scenarios.score import score
-from mlwarden.scenarios.spec import ApproveAfter, Fault, Scenario, in_order, load_scenario
+from mlwarden.scenarios.spec import (
+    Approve,
+    ApproveAfter,
+    Fault,
+    Scenario,
+    in_order,
+    load_scenario,
+)
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
@@ -170,6 +178,52 @@ class SimSink:
 
 
 @dataclass
+class Operator:
+    """The scenario's operator stand-in (``approve:``): it answers pending approvals through
+    :class:`~mlwarden.agent.approvals.Approvals`, the way an operator's click does; the agent
+    runs an approved action on its next pass."""
+
+    approvals: Approvals
+    model: str
+    rule: Approve
+    asked: dict[int, int] = field(default_factory=dict)  # approval id → window first seen
+
+    def answer(self, window: int) -> dict[int, str]:
+        """Answer what waits after the agent's pass of ``window``; returns id → decision."""
+        decided: dict[int, str] = {}
+        if self.rule == "never":
+            return decided
+        for approval in self.approvals.list(state="pending", model=self.model):
+            asked = self.asked.setdefault(approval["id"], window)
+            try:
+                if self.rule == "reject":
+                    self.approvals.reject(
+                        approval["id"],
+                        actor="operator",
+                        role=Role.OPERATOR,
+                        reason="the scenario's operator rejects every request",
+                    )
+                    decided[approval["id"]] = "rejected"
+                elif self.rule == "always" or (
+                    isinstance(self.rule, ApproveAfter) and window - asked >= self.rule.after
+                ):
+                    self.approvals.approve(
+                        approval["id"],
+                        actor="operator",
+                        role=Role.OPERATOR,
+                        reason=f"the scenario's operator approves ({self.describe()})",
+                    )
+                    decided[approval["id"]] = "approved"
+            except Conflict:
+                continue  # answered or expired in between: nothing left to decide
+        return decided
+
+    def describe(self) -> str:
+        rule = self.rule
+        return f"after {rule.after} windows" if isinstance(rule, ApproveAfter) else rule
+
+
+@dataclass
 class SimulationResult:
     timeline: list[dict[str, Any]]
     summary: dict[str, Any]
@@ -274,7 +328,7 @@ class Simulation:
         self._last_window: int | None = None
         self._seen_actions: dict[int, int] = {}
         self._seen_approvals: dict[int, int] = {}
-        self._asked: dict[int, int] = {}  # approval id → the window the operator first saw it
+        self.operator = Operator(self.agent.approvals, self.model, self.scenario.approve)
         self._metric_name = "accuracy" if self.data.task is Task.CLASSIFICATION else "rmse"
         features = self.data.features
         self._truth: dict[str, Any] = {}
@@ -448,7 +502,7 @@ class Simulation:
         """Let the agent take one pass (the monitor closes the window), let the operator
         stand-in answer what waits for approval, then read the window's story."""
         self.agent.run_once([self.model])
-        self._operator(index)
+        self.operator.answer(index)
         # the monitor counts stored records, so after a burst of failed attempts (each answered
         # again by the fallback) its windows run ahead of the stream's: take what closed now
         views = self.agent.repo.recent_windows(self.model, 1000, after=self._last_window)
@@ -488,7 +542,7 @@ class Simulation:
         start = index * self.scenario.window
         stop = start + self.scenario.window
         truth = self._truth_array[start:stop]
-        served = _score(self.data.task, truth, self._answers[start:stop], self._unanswered)
+        served = metric_of(self.data.task, truth, self._answers[start:stop], self._unanswered)
         return {
             "index": index,
             "start_record": start,
@@ -502,10 +556,10 @@ class Simulation:
                 "latency_p99_ms": signals.get("latency_p99_ms"),
             },
             "baselines": {
-                "no_action": _score(
+                "no_action": metric_of(
                     self.data.task, truth, self._no_action[start:stop], self._unanswered
                 ),
-                "oracle": _score(
+                "oracle": metric_of(
                     self.data.task, self._clean_truth[start:stop], self._oracle[start:stop]
                 ),
             },
@@ -523,40 +577,6 @@ class Simulation:
             "live_version": deployment.live_version if deployment else None,
             "actions": actions,
         }
-
-    def _operator(self, index: int) -> None:
-        """The scenario's operator stand-in answers pending approvals, through the same
-        :class:`~mlwarden.agent.approvals.Approvals` an operator's click goes through; the
-        agent runs an approved action on its next pass."""
-        approve = self.scenario.approve
-        if approve == "never":
-            return
-        for approval in self.agent.approvals.list(state="pending", model=self.model):
-            asked = self._asked.setdefault(approval["id"], index)
-            try:
-                if approve == "reject":
-                    self.agent.approvals.reject(
-                        approval["id"],
-                        actor="operator",
-                        role=Role.OPERATOR,
-                        reason="the scenario's operator rejects every request",
-                    )
-                elif approve == "always" or (
-                    isinstance(approve, ApproveAfter) and index - asked >= approve.after
-                ):
-                    self.agent.approvals.approve(
-                        approval["id"],
-                        actor="operator",
-                        role=Role.OPERATOR,
-                        reason=f"the scenario's operator approves ({self._approve_rule})",
-                    )
-            except Conflict:
-                continue  # answered or expired in between: nothing left to decide
-
-    @property
-    def _approve_rule(self) -> str:
-        approve = self.scenario.approve
-        return f"after {approve.after} windows" if isinstance(approve, ApproveAfter) else approve
 
     def _playbooks(self) -> dict[int, str | None]:
         """The best-matching playbook of each incident, from its stored evidence."""
@@ -646,7 +666,9 @@ def native(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _score(task: Task, truth: Any, predicted: Any, unanswered: float | None = None) -> float | None:
+def metric_of(
+    task: Task, truth: Any, predicted: Any, unanswered: float | None = None
+) -> float | None:
     """Accuracy (classification) or RMSE (regression) of one window's answers.
 
     A missing answer (None: the request was refused or failed) is a wrong answer; in RMSE it
