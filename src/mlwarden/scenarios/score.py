@@ -14,6 +14,7 @@ expected playbook must be the best match of at least one incident.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -212,7 +213,7 @@ def _incident_checks(
     assert wanted is not None
     count = len(incidents)
     severities = [Severity(i["max_severity"]) for i in incidents if i.get("max_severity")]
-    worst = max(severities, key=lambda s: s.rank, default=None)
+    worst = reduce(Severity.raise_to, severities) if severities else None
     seen = {"incidents": count, "worst_severity": None if worst is None else worst.value}
     checks = []
     for label, bound, ok in (

@@ -331,7 +331,6 @@ class Simulation:
         self.operator = Operator(self.agent.approvals, self.model, self.scenario.approve)
         self._metric_name = "accuracy" if self.data.task is Task.CLASSIFICATION else "rmse"
         features = self.data.features
-        self._truth: dict[str, Any] = {}
         self._truth_array = self.stream[self.data.target].to_numpy()
         self._clean_truth = self.data.stream[self.data.target].to_numpy()
         # what a refused or failed request costs in RMSE: the error of an uninformed answer
@@ -416,7 +415,6 @@ class Simulation:
                 if record is not None:
                     self._answers[position + offset] = record.get("prediction")
                     label = native(labels[position + offset])
-                    self._truth[record["id"]] = label
                     pending_labels.append((position + offset, record["id"], label))
             self.clock.now += timedelta(seconds=len(batch) / self._rate(position))
             due = [
@@ -732,7 +730,12 @@ def summarise(
         )
         entry["state"] = incident["state"]
         entry["severity"] = incident["severity"]
-        entry["max_severity"] = _worst(entry["max_severity"], incident["severity"])
+        if incident["severity"]:
+            entry["max_severity"] = (
+                Severity(incident["severity"]).raise_to(Severity(entry["max_severity"])).value
+                if entry["max_severity"]
+                else incident["severity"]
+            )
         entry["kind"] = incident["diagnosis"]
         if incident["state"] in {"resolved", "dismissed"} and entry["resolved_window"] is None:
             entry["resolved_window"] = w["index"]
@@ -745,12 +748,6 @@ def summarise(
         "actions": actions,
         "score": score(scenario, timeline, actions, list(incidents.values())),
     }
-
-
-def _worst(first: str | None, second: str | None) -> str | None:
-    """The more severe of two severities (either may be unknown)."""
-    known = [Severity(s) for s in (first, second) if s]
-    return max(known, key=lambda s: s.rank).value if known else None
 
 
 __all__ = ["Simulation", "SimulationResult", "load_scenario", "summarise"]
