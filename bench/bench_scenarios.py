@@ -11,10 +11,11 @@ errors) and whether mlwarden helped.
     .venv/bin/python bench/bench_scenarios.py --jobs 2 --out runs/
     .venv/bin/python bench/bench_scenarios.py elec_null_burst --order time --out runs/
 
-With ``--out``, each run's files stay in ``runs/NAME-ORDER/``, a run whose summary.json is
-already there is not repeated, and ``--no-run`` prints the table from what is stored (runs not
-made yet show as "not run"). Each scenario's own order runs first (the suite's cases), then the
-other order, longest streams first.
+With ``--out``, each run's files stay in ``runs/NAME-ORDER/``; a run whose summary.json is
+already there is not repeated but scored again against the scenario file as it is now, and
+``--no-run`` prints the table from what is stored (runs not made yet show as "not run"). Each
+scenario's own order runs first (the suite's cases; the scenarios built for time order first
+of all), then the other order, longest streams first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
+from mlwarden.scenarios.score import score
 from mlwarden.scenarios.simulate import Simulation
 from mlwarden.scenarios.spec import builtin_names, load_scenario
 
@@ -54,8 +56,16 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
 
 
 def stored(folder: Path, name: str, order: str) -> dict[str, Any] | None:
-    path = folder / f"{name}-{order}" / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """A stored run's summary, scored again against the scenario file as it is now (a run is
+    deterministic; its expectations may have changed since)."""
+    run = folder / f"{name}-{order}"
+    if not (run / "summary.json").exists():
+        return None
+    summary = json.loads((run / "summary.json").read_text())
+    timeline = json.loads((run / "timeline.json").read_text())
+    scenario = load_scenario(name, order=order)  # type: ignore[arg-type]
+    summary["score"] = score(scenario, timeline, summary["actions"], summary["incidents"])
+    return summary
 
 
 def row(name: str, order: str, summary: dict[str, Any] | None) -> str:
@@ -98,7 +108,11 @@ def main() -> int:
         }
         todo = sorted(
             ((n, o, str(folder)) for n in names for o in orders if (n, o) not in results),
-            key=lambda job: (job[1] != own[job[0]], -load_scenario(job[0]).stream_length),
+            key=lambda job: (
+                job[1] != own[job[0]],
+                own[job[0]] != "time",
+                -load_scenario(job[0]).stream_length,
+            ),
         )
         started = time.perf_counter()
         if todo and not args.no_run:

@@ -168,6 +168,16 @@ def test_never_fails_on_a_forbidden_action_taken_or_asked_for() -> None:
     assert check(score(spec, line, asked), "never")["passed"] is False
 
 
+def test_never_during_faults_allows_the_action_outside_the_fault_periods() -> None:
+    # on a drifting stream a retrain before the fault may be right; during it, it is not
+    spec = scenario({"never_during_faults": ["retrain"]})
+    line = timeline(CLEAN, CLEAN)
+    before = [{"window": 1, "action": "retrain", "outcome": "pending"}]
+    assert check(score(spec, line, before), "never retrain in the fault periods")["passed"]
+    during = [{"window": 3, "action": "retrain", "outcome": "succeeded"}]
+    assert not check(score(spec, line, during), "never retrain in the fault periods")["passed"]
+
+
 def test_an_action_deadline_and_outcome() -> None:
     spec = scenario({"actions": [{"action": "rollback", "within": 1, "outcome": "succeeded"}]})
     line = timeline(CLEAN, CLEAN)

@@ -119,13 +119,22 @@ def score(
                     "taken": taken,
                 }
             )
-    if expect.never:
-        forbidden = {kind.value for kind in expect.never}
+    for kinds, during in ((expect.never, False), (expect.never_during_faults, True)):
+        if not kinds:
+            continue
+        forbidden = {kind.value for kind in kinds}
+        counted = [
+            a["action"]
+            for a in actions
+            if a["action"] != "none" and (not during or in_fault(a["window"], spans))
+        ]
         checks.append(
             {
-                "expect": f"never {', '.join(sorted(forbidden))} (neither taken nor asked for)",
-                "passed": not forbidden & set(taken),
-                "taken": taken,
+                "expect": f"never {', '.join(sorted(forbidden))}"
+                + (" in the fault periods" if during else "")
+                + " (neither taken nor asked for)",
+                "passed": not forbidden & set(counted),
+                "taken": counted,
             }
         )
     playbooks = [incident.get("playbook") for incident in incidents]

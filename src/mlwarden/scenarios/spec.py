@@ -193,6 +193,11 @@ class Expectation(_Strict):
     never: list[ActionKind] = Field(
         default_factory=list, description="actions the agent must neither take nor ask for"
     )
+    never_during_faults: list[ActionKind] = Field(
+        default_factory=list,
+        description="actions the agent must neither take nor ask for in the fault periods "
+        "(on a drifting stream, a retrain before the fault may be right)",
+    )
     playbooks: list[str] = Field(
         default_factory=list,
         description="playbook ids, each the best match of at least one incident's diagnosis",
