@@ -20,9 +20,6 @@ OUTCOMES = {"succeeded", "reverted", "pending", "rejected", "failed"}
 # is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
 # its mark must go. docs/benchmarks.md ("Scenario results") has the whole table.
 FAILING_TODAY: dict[str, str] = {
-    "bike_category_new": "the fallback serves worse than doing nothing: RMSE 98.3 vs 80.8",
-    "bike_time_unit_change_linear": "the model is disabled on the natural drift at window 2, "
-    "before the fault (RMSE 212 served vs 145 doing nothing); no data_quality finding on hum",
     "demo": "the fallback for the null burst serves worse than doing nothing (0.598 vs 0.606)",
     "elec_errors": "the fallback keeps serving: 0.747 vs 0.768 doing nothing (the gateway "
     "already answers a failed call with the fallback)",

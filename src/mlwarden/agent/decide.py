@@ -250,6 +250,16 @@ def _weigh(
                     "there are too few labelled records to prove it better",
                 )
             )
+            # what the rollback falls back to when refused by a guard (fallback, disable)
+            for substitute in _substitutes(chosen, policy):
+                if substitute is ActionKind.ALERT:
+                    break
+                reason, substitute_params = _guard(substitute, diagnosis, windows, ctx, policy)
+                if reason is None:
+                    return substitute, substitute_params
+                alternatives.append(
+                    Alternative(action=substitute, reason=f"refused by a guard: {reason}")
+                )
             return ActionKind.ALERT, {}
         return chosen, params
     notes.append(f"evidence: {weighing.reason}")
