@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from mlwarden.capture.validation import parse_json
-from mlwarden.domain import Role
+from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import Forbidden, InvalidInput, MlwardenError
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Principal",
+    "RowId",
     "ServerState",
     "Unauthorized",
     "authorize",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 LOCAL_ACTOR = "local"
+
+# A row id or version number in a path (see domain.MAX_ID); the bound is in the OpenAPI document
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 class Unauthorized(MlwardenError):

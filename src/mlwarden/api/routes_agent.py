@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
-from mlwarden.domain import Role
+from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["agent"])
@@ -74,7 +74,7 @@ async def list_incidents(
 
 @router.get("/v1/incidents/{incident_id}")
 async def get_incident(
-    incident_id: int,
+    incident_id: RowId,
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
@@ -102,7 +102,7 @@ async def list_actions(
 
 @router.post("/v1/actions/{action_id}/undo")
 async def undo(
-    action_id: int,
+    action_id: RowId,
     force: bool = False,
     state: ServerState = Depends(server),
     principal: Principal = Depends(require(Role.OPERATOR)),
@@ -160,14 +160,16 @@ async def answer_approval(
     """Approve or reject: ``{"id": 3, "decision": "approve"|"reject", "reason": "..."}``."""
     data = as_object(body, "approval answer")
     approval_id = data.get("id")
-    if not isinstance(approval_id, int) or isinstance(approval_id, bool):
+    if not isinstance(approval_id, int) or isinstance(approval_id, bool) or not (
+        0 <= approval_id <= MAX_ID
+    ):
         raise InvalidInput("'id' must be the integer id of an approval")
     return await _answer(state, principal, approval_id, data)
 
 
 @router.post("/v1/approvals/{approval_id}")
 async def answer_approval_by_id(
-    approval_id: int,
+    approval_id: RowId,
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
     principal: Principal = Depends(require(Role.OPERATOR)),

@@ -18,7 +18,7 @@ from mlwarden.api.deps import Principal, ServerState, as_object, json_body, requ
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.ingest import detect_format, ingest_records
 from mlwarden.capture.validation import parse_json
-from mlwarden.domain import Role
+from mlwarden.domain import Id, Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["capture"])
@@ -110,7 +110,7 @@ async def feedback(
 
 
 class ProbeRequest(BaseModel):
-    version: int | None = None
+    version: Id | None = None
     rate_per_s: float = Field(default=1.0, gt=0, le=1000)
     max_requests: int | None = Field(default=None, gt=0)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
 from mlwarden.api.routes_models import pydantic_error
-from mlwarden.domain import Deployment, DeploymentState, Role
+from mlwarden.domain import Deployment, DeploymentState, Id, Role
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.registry import Registry
 
@@ -63,7 +63,7 @@ async def current(
 @router.get("/v1/models/{name}/deployment/history", summary="Every revision, newest first")
 async def history(
     name: str,
-    limit: int | None = None,
+    limit: int | None = Query(default=None, ge=1, le=10_000),
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
@@ -111,7 +111,7 @@ async def patch(
 
 
 class UndoRequest(BaseModel):
-    revision: int
+    revision: Id
     reason: str = ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -9,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
-from mlwarden.capture.validation import parse_json
+from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.capture.validation import parse_json, printable
 from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
 from mlwarden.registry.registry import Registry
@@ -24,7 +25,7 @@ def pydantic_error(exc: ValidationError, what: str) -> InvalidInput:
         {
             "field": ".".join(str(p) for p in err["loc"]),
             "message": err["msg"],
-            "received": err["input"] if isinstance(err.get("input"), str | int | float) else None,
+            "received": printable(err.get("input")),
         }
         for err in exc.errors()
     ]
@@ -118,7 +119,11 @@ def _check_extras(
         try:
             timeout = float(timeout_ms)
         except (TypeError, ValueError):
-            raise InvalidInput(f"'timeout_ms' must be a number, received {timeout_ms!r}") from None
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise InvalidInput(
+                f"'timeout_ms' must be a positive number, received {printable(timeout_ms)!r}"
+            )
     return metrics or {}, reference, timeout
 
 
@@ -246,7 +251,7 @@ async def list_versions(
 @router.get("/v1/models/{name}/versions/{number}", summary="One version of a model")
 async def get_version(
     name: str,
-    number: int,
+    number: RowId,
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
