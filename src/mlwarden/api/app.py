@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlwarden import __version__
 from mlwarden.api.deps import ServerState, TokenCache
+from mlwarden.api.openapi import describe, install_docs
 from mlwarden.capture.validation import printable
 from mlwarden.errors import MlwardenError
 from mlwarden.settings import Settings
@@ -211,7 +212,13 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         version=__version__,
         description="Serve, watch and heal machine-learning models in production.",
         lifespan=lifespan,
+        # served by install_docs instead: closed like the API unless settings open them
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.openapi = lambda: describe(app, settings.requires_auth())  # type: ignore[method-assign]
+    install_docs(app)
     _install_error_handlers(app)
     # predict first: routes are matched in order, and it is the one on the hot path
     for module in (

@@ -38,6 +38,7 @@ __all__ = [
     "json_body",
     "require",
     "server",
+    "viewer_unless_public",
 ]
 
 LOCAL_ACTOR = "local"
@@ -171,6 +172,12 @@ async def authorize(request: Request, state: ServerState, role: Role) -> Princip
             role=principal.role.value,
         )
     return principal
+
+
+async def viewer_unless_public(request: Request, state: ServerState, public: bool) -> None:
+    """Let anyone read an endpoint the settings opened; otherwise only a viewer or above."""
+    if not public:
+        await authorize(request, state, Role.VIEWER)
 
 
 def require(role: Role) -> Callable[..., Any]:

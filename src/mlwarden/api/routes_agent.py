@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
 
@@ -151,7 +152,25 @@ async def _answer(
     )
 
 
-@router.post("/v1/approvals")
+_ANSWER = {
+    "decision": {"type": "string", "enum": ["approve", "reject"]},
+    "reason": {"type": "string", "minLength": 1, "description": "Why (audited)."},
+}
+
+
+@router.post(
+    "/v1/approvals",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object",
+                "required": ["id", "decision", "reason"],
+                "properties": {"id": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                               **_ANSWER},
+            }
+        }
+    ),
+)
 async def answer_approval(
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
@@ -167,7 +186,16 @@ async def answer_approval(
     return await _answer(state, principal, approval_id, data)
 
 
-@router.post("/v1/approvals/{approval_id}")
+@router.post(
+    "/v1/approvals/{approval_id}",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object", "required": ["decision", "reason"], "properties": _ANSWER,
+            }
+        }
+    ),
+)
 async def answer_approval_by_id(
     approval_id: RowId,
     body: Any = Depends(json_body),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc, model_ref
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.ingest import detect_format, ingest_records
 from mlwarden.capture.validation import parse_json
@@ -32,6 +33,13 @@ router = APIRouter(tags=["capture"])
         "application/vnd.apache.parquet. Any bad row rejects the whole upload (422 listing "
         "row, field, expected, received) unless `partial=true`. A `label` column becomes "
         "feedback."
+    ),
+    openapi_extra=body_doc(
+        {
+            "application/x-ndjson": {"type": "string"},
+            "text/csv": {"type": "string"},
+            "application/vnd.apache.parquet": {"type": "string", "format": "binary"},
+        }
     ),
 )
 async def ingest(
@@ -82,7 +90,32 @@ def _labels(body: Any) -> list[tuple[str, Any]]:
     return out
 
 
-@router.post("/v1/models/{name}/feedback", summary="Ground-truth labels for record ids")
+class Label(BaseModel):
+    """One label, for the OpenAPI document (``_labels`` reads feedback by hand)."""
+
+    id: str | int = Field(description="The record id the prediction answered with.")
+    label: str | int | float | bool
+
+
+_LABELS = {"type": "array", "minItems": 1, "items": model_ref(Label)}
+
+
+@router.post(
+    "/v1/models/{name}/feedback",
+    summary="Ground-truth labels for record ids",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "anyOf": [
+                    model_ref(Label),
+                    _LABELS,
+                    {"type": "object", "required": ["labels"], "properties": {"labels": _LABELS}},
+                ]
+            },
+            "application/x-ndjson": {"type": "string", "description": "One label per line."},
+        }
+    ),
+)
 async def feedback(
     name: str,
     request: Request,
@@ -115,7 +148,11 @@ class ProbeRequest(BaseModel):
     max_requests: int | None = Field(default=None, gt=0)
 
 
-@router.post("/v1/models/{name}/probe", summary="Start probing a remote version")
+@router.post(
+    "/v1/models/{name}/probe",
+    summary="Start probing a remote version",
+    openapi_extra=json_body_doc(ProbeRequest, required=False),
+)
 async def start_probe(
     name: str,
     request: Request,

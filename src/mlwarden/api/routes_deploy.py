@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.domain import Deployment, DeploymentState, Id, Role
 from mlwarden.errors import InvalidInput
@@ -22,6 +23,14 @@ from mlwarden.registry.registry import Registry
 router = APIRouter(tags=["deployment"])
 
 _STATE_FIELDS = set(DeploymentState.model_fields)
+
+
+class DeploymentChange(DeploymentState):
+    """The body of PUT and PATCH (the OpenAPI description of what ``_state`` checks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""
 
 
 def _reason(body: dict[str, Any]) -> str:
@@ -71,7 +80,11 @@ async def history(
     return JSONResponse([d.model_dump(mode="json") for d in found])
 
 
-@router.put("/v1/models/{name}/deployment", summary="Replace the deployment (new revision)")
+@router.put(
+    "/v1/models/{name}/deployment",
+    summary="Replace the deployment (new revision)",
+    openapi_extra=json_body_doc(DeploymentChange),
+)
 async def replace(
     name: str,
     request: Request,
@@ -85,7 +98,11 @@ async def replace(
     return JSONResponse(after.model_dump(mode="json"))
 
 
-@router.patch("/v1/models/{name}/deployment", summary="Change some fields (new revision)")
+@router.patch(
+    "/v1/models/{name}/deployment",
+    summary="Change some fields (new revision)",
+    openapi_extra=json_body_doc(DeploymentChange),
+)
 async def patch(
     name: str,
     request: Request,
@@ -115,7 +132,11 @@ class UndoRequest(BaseModel):
     reason: str = ""
 
 
-@router.post("/v1/models/{name}/deployment/undo", summary="Restore an earlier revision")
+@router.post(
+    "/v1/models/{name}/deployment/undo",
+    summary="Restore an earlier revision",
+    openapi_extra=json_body_doc(UndoRequest),
+)
 async def undo(
     name: str,
     request: Request,
@@ -141,6 +162,10 @@ async def undo(
 @router.post(
     "/v1/models/{name}/deployment/rollback",
     summary="Make the last known-good live version live again",
+    openapi_extra=body_doc(
+        {"application/json": {"type": "object", "properties": {"reason": {"type": "string"}}}},
+        required=False,
+    ),
 )
 async def rollback(
     name: str,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc
 from mlwarden.capture.validation import parse_json, printable
 from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
@@ -43,7 +44,12 @@ def _deployment_json(deployment: Any) -> dict[str, Any] | None:
     return None if deployment is None else deployment.model_dump(mode="json")
 
 
-@router.post("/v1/models", status_code=201, summary="Register a model (admin)")
+@router.post(
+    "/v1/models",
+    status_code=201,
+    summary="Register a model (admin)",
+    openapi_extra=json_body_doc(ModelSpec),
+)
 async def register_model(
     request: Request,
     principal: Principal = Depends(require(Role.ADMIN)),
@@ -138,6 +144,31 @@ def check_artifact(artifact: bytes, spec: ModelSpec) -> None:
     LocalPredictor(estimator, spec)  # the columns it was trained on must be in the schema
 
 
+_EXTRAS: dict[str, Any] = {
+    "metrics": {"type": "string", "description": "JSON object: metric name to value"},
+    "reference": {"type": "string", "description": "JSON list of training rows (objects)"},
+    "timeout_ms": {"type": "number", "exclusiveMinimum": 0},
+    "description": {"type": "string"},
+}
+VERSION_UPLOAD_DOC = {
+    **body_doc(
+        {
+            "multipart/form-data": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}, **_EXTRAS},
+            },
+            "application/octet-stream": {"type": "string", "format": "binary"},
+        }
+    ),
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": schema,
+         "description": "With a raw body (application/octet-stream) only."}
+        for name, schema in _EXTRAS.items()
+    ],
+}
+
+
 @router.post(
     "/v1/models/{name}/versions",
     status_code=201,
@@ -148,6 +179,7 @@ def check_artifact(artifact: bytes, spec: ModelSpec) -> None:
         "skops bytes as the body (`application/octet-stream`) with the same optional fields "
         "as query parameters."
     ),
+    openapi_extra=VERSION_UPLOAD_DOC,
 )
 async def upload_version(
     name: str,
@@ -207,6 +239,7 @@ class RemoteVersion(BaseModel):
     "/v1/models/{name}/versions/remote",
     status_code=201,
     summary="Add a version served elsewhere (generic JSON or KServe v2 endpoint)",
+    openapi_extra=json_body_doc(RemoteVersion),
 )
 async def add_remote_version(
     name: str,

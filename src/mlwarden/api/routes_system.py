@@ -12,7 +12,16 @@ from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden import __version__
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.deps import (
+    Principal,
+    ServerState,
+    as_object,
+    json_body,
+    require,
+    server,
+    viewer_unless_public,
+)
+from mlwarden.api.openapi import json_body_doc
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
@@ -58,9 +67,15 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if database_ok else 503)
 
 
-@router.get("/metrics", tags=["system"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["system"],
+    summary="Prometheus metrics",
+    description="Needs a viewer token while tokens are required, unless `metrics_public` is set.",
+)
 async def metrics(request: Request) -> Response:
     state: ServerState = request.app.state.mlwarden
+    await viewer_unless_public(request, state, state.settings.metrics_public)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -69,7 +84,13 @@ class TokenRequest(BaseModel):
     role: Role = Role.VIEWER
 
 
-@router.post("/v1/tokens", tags=["access"], status_code=201, summary="Create an API token")
+@router.post(
+    "/v1/tokens",
+    tags=["access"],
+    status_code=201,
+    summary="Create an API token",
+    openapi_extra=json_body_doc(TokenRequest),
+)
 async def create_token(
     request: Request,
     principal: Principal = Depends(require(Role.ADMIN)),
