@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
@@ -70,6 +70,7 @@ async def health(request: Request) -> JSONResponse:
 @router.get(
     "/metrics",
     tags=["system"],
+    response_class=PlainTextResponse,  # the Prometheus text format, for the OpenAPI document
     summary="Prometheus metrics",
     description="Needs a viewer token while tokens are required, unless `metrics_public` is set.",
 )
