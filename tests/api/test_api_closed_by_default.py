@@ -97,7 +97,9 @@ def test_the_document_describes_bodies_and_the_bearer_scheme(
             if method in {"post", "put", "patch"} and (method, path) not in bodiless:
                 assert "requestBody" in operation, (method, path)
             error = operation["responses"]["4XX"]["content"]["application/json"]["schema"]
-            assert error == {"$ref": "#/components/schemas/Error"}
+            ref = {"$ref": "#/components/schemas/Error"}
+            # the assistant's refusals may also be its reply (what it understood, and why not)
+            assert error == ref or (path.startswith("/v1/assistant") and ref in error["anyOf"])
     schemas = document["components"]["schemas"]
     spec = document["paths"]["/v1/models"]["post"]["requestBody"]["content"]["application/json"]
     assert spec["schema"] == {"$ref": "#/components/schemas/ModelSpec"}

@@ -28,6 +28,7 @@ __all__ = [
     "ERROR_SCHEMA",
     "body_doc",
     "describe",
+    "errors_doc",
     "install_docs",
     "json_body_doc",
     "model_ref",
@@ -81,6 +82,13 @@ def json_body_doc(
     return body_doc(
         {"application/json": model_ref(model)}, required=required, description=description
     )
+
+
+def errors_doc(alternative: dict[str, Any], description: str) -> dict[str, Any]:
+    """``openapi_extra`` for an operation whose refusals may also have another shape."""
+    schema = {"anyOf": [{"$ref": _REF.format(model="Error")}, alternative]}
+    answer = {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {"responses": {"422": answer, "4XX": answer}}
 
 
 def _add_models(components: dict[str, Any]) -> None:

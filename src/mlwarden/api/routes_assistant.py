@@ -24,6 +24,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, require, server
+from mlwarden.api.openapi import errors_doc
 from mlwarden.assistant.executor import Assistant, Reply, command_for
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden
@@ -54,11 +55,31 @@ def assistant_for(state: ServerState) -> Assistant:
         return existing
 
 
+# a command that fails answers with its reply (what was understood, and why it failed)
+_REPLY_ERRORS = errors_doc(
+    {
+        "type": "object",
+        "required": ["status", "message", "understood", "result"],
+        "properties": {
+            "status": {"type": "string"},
+            "message": {"type": "string"},
+            "understood": {"type": "object"},
+            "result": {"type": "object"},
+        },
+    },
+    "Refused, or the command failed: the reply says what was understood and why.",
+)
+
+
 def _answer(reply: Reply) -> JSONResponse:
     return JSONResponse(reply.as_dict(), status_code=reply.http_status)
 
 
-@router.post("/v1/assistant", summary="Run a plain-language command (or dry-run it)")
+@router.post(
+    "/v1/assistant",
+    summary="Run a plain-language command (or dry-run it)",
+    openapi_extra=_REPLY_ERRORS,
+)
 async def ask(
     body: AssistantRequest,
     principal: Principal = Depends(require(Role.VIEWER)),
@@ -82,7 +103,11 @@ async def ask(
     return _answer(await run_in_threadpool(run))
 
 
-@router.post("/v1/assistant/datasets", summary="Upload a data file as a new dataset version")
+@router.post(
+    "/v1/assistant/datasets",
+    summary="Upload a data file as a new dataset version",
+    openapi_extra=_REPLY_ERRORS,
+)
 async def upload(
     file: UploadFile = File(...),
     name: str | None = Form(None),
