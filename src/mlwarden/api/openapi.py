@@ -84,11 +84,12 @@ def json_body_doc(
     )
 
 
-def errors_doc(alternative: dict[str, Any], description: str) -> dict[str, Any]:
-    """``openapi_extra`` for an operation whose refusals may also have another shape."""
+def errors_doc(alternative: dict[str, Any], description: str) -> dict[int | str, Any]:
+    """``responses`` of an operation whose refusals may also have another shape (given as the
+    route's ``responses``, so FastAPI does not add its own 422)."""
     schema = {"anyOf": [{"$ref": _REF.format(model="Error")}, alternative]}
     answer = {"description": description, "content": {"application/json": {"schema": schema}}}
-    return {"responses": {"422": answer, "4XX": answer}}
+    return {"422": answer, "4XX": answer}
 
 
 def _add_models(components: dict[str, Any]) -> None:

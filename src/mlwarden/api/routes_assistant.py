@@ -78,7 +78,7 @@ def _answer(reply: Reply) -> JSONResponse:
 @router.post(
     "/v1/assistant",
     summary="Run a plain-language command (or dry-run it)",
-    openapi_extra=_REPLY_ERRORS,
+    responses=_REPLY_ERRORS,
 )
 async def ask(
     body: AssistantRequest,
@@ -106,7 +106,7 @@ async def ask(
 @router.post(
     "/v1/assistant/datasets",
     summary="Upload a data file as a new dataset version",
-    openapi_extra=_REPLY_ERRORS,
+    responses=_REPLY_ERRORS,
 )
 async def upload(
     file: UploadFile = File(...),
