@@ -3,12 +3,14 @@
 Generates an N-row Parquet file of prediction records (10 numeric features, a prediction, two
 class probabilities, a latency, a timestamp, an id) in a temporary folder, then times the path
 of ``POST /v1/models/{name}/records`` without HTTP: ``capture.ingest.parse_records`` (read +
-schema checks) and ``Store.insert_records`` in batches, into a fresh SQLite file and a fresh
-PostgreSQL database.
+schema checks) and ``Store.insert_records`` in one transaction sent in batches, into a fresh
+SQLite file and a fresh PostgreSQL database. ``--without-ids`` leaves the id column out, so the
+server derives each id from the row's content (what a retried upload relies on).
 
     .venv/bin/python bench/bench_capture.py --rows 1000000
     .venv/bin/python bench/bench_capture.py --rows 200000 --no-postgres
     .venv/bin/python bench/bench_capture.py --no-postgres --sqlite-page-sizes 4096,16384
+    .venv/bin/python bench/bench_capture.py --rows 1000000 --no-postgres --without-ids
 
 ``--sqlite-page-sizes`` runs SQLite once per page size, side by side (mlwarden creates new files
 with 16 KiB pages; 4096 is SQLite's default and what files made before that change use).
@@ -39,7 +41,7 @@ SPEC = ModelSpec(
 )
 
 
-def make_parquet(path: Path, rows: int, seed: int = 0) -> None:
+def make_parquet(path: Path, rows: int, seed: int = 0, *, ids: bool = True) -> None:
     rng = np.random.default_rng(seed)
     start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
     proba = rng.random(rows)
@@ -54,7 +56,7 @@ def make_parquet(path: Path, rows: int, seed: int = 0) -> None:
             "latency_ms": rng.gamma(2.0, 2.0, rows),
         }
     )
-    frame.write_parquet(path)
+    (frame if ids else frame.drop("id")).write_parquet(path)
 
 
 def run(url: str, data: bytes, batch: int) -> tuple[int, float, float, float]:
@@ -65,9 +67,7 @@ def run(url: str, data: bytes, batch: int) -> tuple[int, float, float, float]:
     rows, errors = parse_records(SPEC, data, "parquet")
     parsed = time.perf_counter()
     assert not errors, errors[:3]
-    stored = 0
-    for i in range(0, len(rows), batch):
-        stored += store.insert_records(rows[i : i + batch])
+    stored = store.insert_records(rows, chunk_size=batch)
     done = time.perf_counter()
     cpu = time.process_time() - cpu
     assert stored == len(rows) == store.count_records("bench")
@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000, help="rows per insert_records call")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
+        "--without-ids", action="store_true", help="no id column: ids derived from content"
+    )
+    parser.add_argument(
         "--sqlite-page-sizes",
         default=str(SQLITE_PAGE_SIZE),
         help="comma-separated page sizes of the SQLite files to compare",
@@ -90,9 +93,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "records.parquet"
-        make_parquet(path, args.rows)
+        make_parquet(path, args.rows, ids=not args.without_ids)
         data = path.read_bytes()
-        print(f"{args.rows:,} records, Parquet {len(data) / 1e6:.1f} MB, batch {args.batch:,}")
+        print(
+            f"{args.rows:,} records{' without ids' if args.without_ids else ''}, "
+            f"Parquet {len(data) / 1e6:.1f} MB, batch {args.batch:,}"
+        )
         targets = []
         for n, size in enumerate(int(v) for v in args.sqlite_page_sizes.split(",")):
             path = Path(tmp) / f"bench-{n}-{size}.db"

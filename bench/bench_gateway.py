@@ -24,8 +24,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -37,7 +35,7 @@ import numpy as np
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from mlwarden.api.server import free_port
+from mlwarden.api.server import ServerProcess
 from mlwarden.datasets import load
 
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
@@ -47,38 +45,16 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--log-level", "warning", "--no-agent",
-    ]
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - the server writes it until it stops
-    # a pipe nobody reads would fill up and stall the server
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text())
-    process.kill()
-    raise TimeoutError("the server did not start within 60 s")
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc), to report CPU per request."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def set_up_model(url: str, artifact: bytes) -> None:
+def set_up_model(url: str, artifact: bytes, headers: dict[str, str] | None = None) -> None:
     spec = {"name": "elec", "task": "classification",
             "features": [{"name": n, "nullable": False} for n in FEATURES]}
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
         client.post("/v1/models", json=spec).raise_for_status()
         client.post("/v1/models/elec/versions",
                     files={"file": ("m.skops", artifact)}).raise_for_status()
@@ -162,13 +138,8 @@ def summary(name: str, values: list[float], direct: list[float]) -> dict[str, fl
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=300)
-    args = parser.parse_args()
-
+def elec_workload() -> tuple[Any, bytes, list[dict[str, float]], list[bytes]]:
+    """The benchmarks' model, its skops artifact, 1,000 held-out rows and their predict bodies."""
     # the model is fitted on a DataFrame and called with NumPy rows, as the gateway does
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     frame = load("electricity")
@@ -177,25 +148,35 @@ def main() -> None:
     artifact = skops.io.dumps(model)
     rows = frame[FEATURES].iloc[20000:21000].to_dict(orient="records")
     bodies = [json.dumps({"instances": row}).encode() for row in rows]
+    return model, artifact, rows, bodies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=300)
+    args = parser.parse_args()
+
+    model, artifact, rows, bodies = elec_workload()
 
     direct = direct_latencies(model, rows, args.requests)
-    port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        server = start_server(Path(data_dir), port)
+        server = ServerProcess(Path(data_dir) / "data").start()
+        port, pid = server.port, server.process.pid  # type: ignore[union-attr]
         try:
             set_up_model(f"http://127.0.0.1:{port}", artifact)
             sequential_latencies(port, bodies, args.warmup)
-            cpu_start = cpu_seconds(server.pid)
+            cpu_start = cpu_seconds(pid)
             one = sequential_latencies(port, bodies, args.requests)
-            cpu_one = cpu_seconds(server.pid)
+            cpu_one = cpu_seconds(pid)
             many, throughput = asyncio.run(
                 concurrent_latencies(port, bodies, args.requests * 2, args.concurrency)
             )
-            cpu_many = cpu_seconds(server.pid)
+            cpu_many = cpu_seconds(pid)
             stored = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         finally:
-            server.terminate()
-            server.wait(30)
+            server.stop()
     answered = sum(
         float(line.rsplit(" ", 1)[1]) for line in stored.splitlines()
         if line.startswith("mlwarden_predictions_total{")

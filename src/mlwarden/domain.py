@@ -149,6 +149,51 @@ class Record(BaseModel):
     served_by: Literal["live", "fallback", "canary", "shadow", "default", "external"] = "external"
 
 
+MASKED = "***"
+# A header or query parameter whose name holds one of these carries a credential
+_SECRET_WORDS = ("auth", "token", "secret", "key", "password", "passwd", "credential", "cookie",
+                 "session", "signature")  # fmt: skip
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a header or parameter name that carries a credential (``Authorization``,
+    ``X-Api-Key``, ``access_token``, ``Cookie`` ...)."""
+    lowered = name.lower().replace("-", "_")
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user part and secret query values replaced by
+    ``***`` (``https://u:***@host/p?api_key=***&n=1``)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, has_password, _ = user.partition(":")
+        netloc = f"{name}:{MASKED}@{host}" if has_password else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASKED if is_secret_name(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_endpoint(endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A remote version's endpoint as shown to anyone: header values that are credentials
+    and secrets in the URL are ``***`` (stored and sent to the endpoint unchanged)."""
+    if endpoint is None:
+        return None
+    shown = dict(endpoint)
+    headers = endpoint.get("headers")
+    if isinstance(headers, dict):
+        shown["headers"] = {k: MASKED if is_secret_name(str(k)) else v for k, v in headers.items()}
+    if isinstance(endpoint.get("url"), str):
+        shown["url"] = mask_url(endpoint["url"])
+    return shown
+
+
 def is_finite_number(value: Any) -> bool:
     """True for an int or float that is neither NaN nor infinite (bools are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     write_batch_size: int = 2_000
     write_flush_interval_s: float = 0.5
     write_queue_limit: int = 1_000_000
+    # durable capture: a prediction is answered only once its record is fsync'd to the capture
+    # log (group commit), so a killed server loses no answered prediction; off by default, a
+    # kill then loses the records of the last flush interval (docs/benchmarks.md has the cost)
+    durable_capture: bool = False
+
+    # a token checked valid is trusted this long before the database is asked again; when the
+    # database cannot be reached, a token checked valid less than token_outage_grace_s ago stays
+    # valid (serving goes on through an outage) and one never seen valid is refused
+    token_cache_ttl_s: float = 10.0
+    token_outage_grace_s: float = 3_600.0
 
     # raw records older than this many days are deleted; windows, signals and findings stay
     record_retention_days: int | None = None

@@ -136,7 +136,16 @@ class Script:
     def __init__(self) -> None:
         self.windows: dict[str, list[Any]] = {}
 
-    def add(self, model: str, findings: list[Any] | None = None, **signals: float) -> int:
+    def add(
+        self,
+        model: str,
+        findings: list[Any] | None = None,
+        *,
+        end: tuple[datetime, str] | None = None,
+        **signals: float,
+    ) -> int:
+        """Append a window; ``end`` is the (received_at, id) of its last stored record, so the
+        agent can read the window's records (no end: a window without stored records)."""
         from mlwarden.agent.loop import ClosedWindow
 
         items = self.windows.setdefault(model, [])
@@ -147,6 +156,8 @@ class Script:
                 ts=START + timedelta(hours=number),
                 signals={"records": 100.0, **signals},
                 findings=list(findings or []),
+                end_received_at=None if end is None else end[0],
+                end_record_id=None if end is None else end[1],
             )
         )
         return number
@@ -170,6 +181,12 @@ def finding(
         message=f"{kind} seen",
         evidence=evidence,
     )
+
+
+def last_record_key(store: Store) -> tuple[datetime, str]:
+    """The (received_at, id) of the newest stored record of ``elec``: a window's end key."""
+    newest = store.records_by_arrival(MODEL, newest_first=True, limit=1)[0]
+    return newest["received_at"], newest["id"]
 
 
 def window_accuracy(store: Store, frame: pd.DataFrame) -> float:

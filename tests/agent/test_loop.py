@@ -116,8 +116,12 @@ def test_null_burst_falls_back_never_retrains_then_reverts(
     assert "retrain" not in kinds
     dep = store.get_deployment(MODEL)
     assert dep is not None and dep.live_version == deployed["v1"]
-    incident = AgentRepo(store).list_incidents()[0]
+    by_scope = {i["scope"]: i for i in AgentRepo(store).list_incidents()}
+    incident = by_scope["quality"]
     assert incident["diagnosis"] == "data_quality" and incident["state"] == "verifying"
+    # the drop the nulls caused is an incident of its own that waits for the pipeline's
+    waiting = AgentRepo(store).get_incident(by_scope["performance"]["id"])
+    assert waiting["state"] == "open" and not waiting["actions"]
     # quality is back: the fallback is reverted and the incident resolved
     clean_windows(script, 2)
     agent.run_once()
@@ -125,6 +129,7 @@ def test_null_burst_falls_back_never_retrains_then_reverts(
     assert incident["state"] == "resolved"
     assert incident["actions"][0]["state"] == "undone"
     assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+    assert "retrain" not in [a["kind"] for a in remedies(store)]  # never on the broken windows
 
 
 def test_bad_version_deploy_is_rolled_back_and_verified(

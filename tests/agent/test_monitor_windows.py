@@ -21,6 +21,7 @@ from mlwarden.domain import DeploymentState
 from mlwarden.monitor.engine import Monitor
 from mlwarden.settings import Settings
 from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
 from mlwarden.store.migrations import upgrade
 from mlwarden.store.repository import Store
 
@@ -58,6 +59,15 @@ def arrive(store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 
     """Store records ``first`` .. ``first + count - 1`` of ``elec`` (after the training rows),
     arriving one second apart in groups of ``tie`` that share a ``received_at``; their ids in
     arrival order."""
+    rows = arrival_rows(store, elec, first, count, tie)
+    store.insert_records(rows)
+    return [r["id"] for r in rows]
+
+
+def arrival_rows(
+    store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 1
+) -> list[dict[str, Any]]:
+    """The records ``arrive`` stores."""
     live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
     rows = []
     for n in range(first, first + count):
@@ -75,8 +85,7 @@ def arrive(store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 
                 "latency_ms": 5.0,
             }
         )
-    store.insert_records(rows)
-    return [r["id"] for r in rows]
+    return rows
 
 
 def source_for(store: Store) -> MonitorSource:
@@ -200,8 +209,22 @@ def test_a_database_from_before_the_end_key_migrates_and_continues(
     old = Store(url, migrate=False)
     upgrade(old.engine, "agent01")
     setup_deployed(old, elec)
-    ids = arrive(old, elec, 0, 3 * SIZE)
-    with old.engine.begin() as conn:  # window 0, as an agent of that time stored it
+    rows = arrival_rows(old, elec, 0, 3 * SIZE)
+    ids = [r["id"] for r in rows]
+    with old.engine.begin() as conn:  # records and window 0, as a server of that time stored them
+        conn.execute(
+            insert(t.records),
+            [
+                {
+                    "model_id": old.model_id(MODEL),
+                    "ts": r["timestamp"],
+                    "served_by": "external",
+                    **{k: r[k] for k in ("id", "version", "received_at", "features",
+                                         "prediction", "latency_ms")},
+                }
+                for r in rows
+            ],
+        )
         conn.execute(
             insert(at.signals).values(
                 model_id=old.model_id(MODEL), window=0, ts=START, name="window.closed", value=1.0
@@ -276,3 +299,29 @@ def test_a_remote_version_learns_its_reference_from_reference_size_records(
     assert [w.window for w in source.closed_windows(MODEL, None)] == [0, 1, 2]
     (version, monitor) = source._monitors[MODEL]
     assert version == remote.number and monitor.reference.rows == 2 * SIZE + 5
+
+
+def test_a_window_takes_the_labels_of_its_own_model_only(
+    both_store: Store, elec: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 7: record ids are per model, so the label join is by model and id."""
+    store = both_store
+    setup = setup_deployed(store, elec)
+    ids = arrive(store, elec, 0, SIZE)
+    twin = setup["spec"].model_copy(update={"name": "twin"})
+    store.create_model(twin)
+    store.insert_records(
+        [{"id": i, "model": "twin", "features": {f: 0.0 for f in FEATURES}} for i in ids]
+    )
+    assert store.add_feedback("twin", [(i, 1) for i in ids]) == (SIZE, [])
+    assert store.add_feedback(MODEL, [(ids[0], 0)]) == (1, [])
+    labels: list[list[Any]] = []
+    process = Monitor.process
+
+    def spy(self: Monitor, window: pd.DataFrame, index: int | None = None) -> Any:
+        labels.append(window["label"].tolist())
+        return process(self, window, index=index)
+
+    monkeypatch.setattr(Monitor, "process", spy)
+    assert check(store, source_for(store)) == [0]
+    assert labels[0][0] == 0 and all(pd.isna(v) for v in labels[0][1:])

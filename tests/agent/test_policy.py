@@ -38,6 +38,16 @@ def test_model_overrides_merge_over_defaults() -> None:
     assert policy.for_model("churn").mode == "autonomous"
 
 
+def test_a_partial_policy_file_keeps_the_bundled_keys_it_does_not_name(tmp_path: Path) -> None:
+    file = tmp_path / "policy.yaml"
+    file.write_text("defaults:\n  cooldown_minutes: {alert: 5}\n")
+    policy = load_policy(file).for_model("any")
+    assert policy.cooldown(ActionKind.ALERT) == 5
+    assert policy.cooldown(ActionKind.ROLLBACK) == 60  # the bundled cooldowns stay
+    assert policy.cooldown(ActionKind.RETRAIN) == 240
+    assert policy.drift.accept_after_windows == 6
+
+
 BAD = """version: 1
 defaults:
   mode: sometimes

@@ -6,10 +6,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from mlwarden.settings import Settings
@@ -29,6 +31,17 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any)
     return Settings(data_dir=tmp_path / "data", database_url=database_url, **extra)
 
 
+def role_headers(settings: Settings) -> dict[str, dict[str, str]]:
+    """Bearer headers of a viewer, an operator and the bootstrap admin of ``settings`` (set
+    here), for an app made from ``settings`` with auth on."""
+    from mlwarden.store import Store
+
+    with Store(settings.resolved_database_url) as store:
+        tokens = {role: store.create_token(f"{role}-t", role) for role in ("viewer", "operator")}
+    settings.bootstrap_admin_token = tokens["admin"] = "mlw_bootstrap-admin-secret"
+    return {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+
+
 def state_of(client: TestClient) -> Any:
     return client.app.state.mlwarden  # type: ignore[attr-defined]
 
@@ -38,7 +51,7 @@ def flush(client: TestClient) -> None:
     assert state_of(client).writer.flush(timeout=30)
 
 
-def deploy_elec(client: TestClient, artifacts: dict[str, bytes], **deployment: Any) -> None:
+def deploy_elec(client: httpx.Client, artifacts: dict[str, bytes], **deployment: Any) -> None:
     """Register ``elec``, upload both versions, and deploy (v1 live by default)."""
     assert client.post("/v1/models", json=ELEC_SPEC).status_code == 201
     for key in ("v1", "v2"):
@@ -65,6 +78,7 @@ class RemoteModel:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # the request headers, in arrival order
         self.answered: list[str] = []
         owner = self
 
@@ -76,6 +90,7 @@ class RemoteModel:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null")
                 owner.requests.append((self.path, body))
+                owner.headers.append(dict(self.headers))
                 if self.path.startswith("/fail"):
                     self._send(500, {"error": "model crashed"})
                     return
@@ -130,3 +145,35 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+@dataclass
+class Load:
+    """Threads sending single ``elec`` predictions until stopped (or the server is gone),
+    keeping every answer's record id and every failure."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    answered: list[tuple[float, str]] = field(default_factory=list)  # (when, record id)
+    failed: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, body)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, workers: int) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._send) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _send(self) -> None:
+        row = {"instances": {n: 1.0 for n in ELEC_FEATURES}}
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post("/v1/models/elec/predict", json=row)
+                except httpx.HTTPError as exc:  # the server was killed
+                    self.failed.append((time.monotonic(), 0, repr(exc)))
+                    return
+                if response.status_code == 200:
+                    self.answered.append((time.monotonic(), response.json()["id"]))
+                else:
+                    self.failed.append((time.monotonic(), response.status_code, response.text))

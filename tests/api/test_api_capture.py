@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from typing import Any
 
+import httpx
 import polars as pl
-from api_helpers import ELEC_FEATURES, RemoteModel, flush, make_settings, state_of, wait_for
+from api_helpers import (
+    ELEC_FEATURES,
+    RemoteModel,
+    deploy_elec,
+    flush,
+    make_settings,
+    state_of,
+    wait_for,
+)
 from fastapi.testclient import TestClient
 
 from mlwarden.api import create_app
-from mlwarden.api.server import free_port
+from mlwarden.api.server import BackgroundServer, free_port
 from mlwarden.store import Store
 
 SPEC = {
@@ -72,6 +83,26 @@ def test_records_in_three_formats(client: TestClient) -> None:
     ).json()
     assert again["stored"] == 0 and again["duplicates"] == 30
     assert 'mlwarden_records_ingested_total{model="ext"} 90.0' in client.get("/metrics").text
+
+
+def test_an_upload_without_ids_sent_twice_is_stored_once(client: TestClient) -> None:
+    """Issue 13 item 8: a client that retries an upload whose answer it lost."""
+    assert client.post("/v1/models", json=SPEC).status_code == 201
+    for index, fmt in enumerate(("jsonl", "csv", "parquet")):
+        rows = [
+            {k: v for k, v in row.items() if k != "id"} | {"latency_ms": float(index)}
+            for row in _rows(20)
+        ]
+        rows[1] = rows[0]  # two identical predictions are two records
+        body, content_type = _bodies(rows)[fmt]
+        answers = [
+            client.post(
+                "/v1/models/ext/records", content=body, headers={"Content-Type": content_type}
+            ).json()
+            for _ in range(2)
+        ]
+        assert [(a["stored"], a["duplicates"]) for a in answers] == [(20, 0), (0, 20)], fmt
+    assert state_of(client).store.count_records("ext") == 60
 
 
 def test_bad_rows_reject_the_batch_unless_partial(sqlite_client: TestClient) -> None:
@@ -174,9 +205,10 @@ def test_health_reports_an_unreachable_database(tmp_path: Any) -> None:
     store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{closed}/mlwarden", migrate=False)
     with TestClient(create_app(make_settings(tmp_path), store=store)) as client:
         response = client.get("/health")
-        assert response.status_code == 503
+        # 200: the server still serves what it knows; a load balancer must keep it in
+        assert response.status_code == 200
         assert response.json()["database"] == "unreachable"
-        assert response.json()["status"] == "degraded"
+        assert response.json()["status"] == "degraded: database down"
         # Prometheus still gets the gateway's counters, and is told the rest is missing
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
@@ -196,8 +228,6 @@ def test_a_label_sent_right_after_its_prediction_is_not_lost(
     tmp_path: Any, elec_artifacts: dict[str, bytes], elec_rows: list[dict[str, float]]
 ) -> None:
     """The writer batches records; a label that overtakes its record must still be joined."""
-    from api_helpers import deploy_elec
-
     # a flush interval far longer than the test: the record is still buffered when the label comes
     app = create_app(make_settings(tmp_path, write_flush_interval_s=600.0, write_batch_size=10_000))
     with TestClient(app) as client:
@@ -210,3 +240,54 @@ def test_a_label_sent_right_after_its_prediction_is_not_lost(
         assert response == {"accepted": 3, "unknown_ids": []}
         stored = {r["id"]: r["label"] for r in state_of(client).store.fetch_records("elec")}
         assert all(stored[i] == 1 for i in ids)
+
+
+def test_feedback_with_50000_mostly_unknown_ids_does_not_block_predictions(
+    tmp_path: Any, elec_artifacts: dict[str, bytes], elec_rows: list[dict[str, float]]
+) -> None:
+    """Issue 13 item 5: 50,000 ids froze the server for minutes (a quadratic retry filter on
+    the event loop). The labels are now looked up in a worker thread, in linear time."""
+    app = create_app(make_settings(tmp_path))
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+        deploy_elec(http, elec_artifacts)
+        known = http.post("/v1/models/elec/predict", json={"instances": elec_rows}).json()
+        known_ids = [item["id"] for item in known["predictions"]]
+        ids = known_ids + [f"ghost-{i}" for i in range(50_000 - len(known_ids))]
+        labels = {"labels": [{"id": i, "label": n % 2} for n, i in enumerate(ids)]}
+
+        latencies: list[tuple[float, float]] = []  # (start, seconds) of each prediction
+        failures: list[str] = []
+        done = threading.Event()
+
+        def predict_meanwhile() -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as own:
+                while not done.is_set():
+                    began = time.perf_counter()
+                    answer = own.post("/v1/models/elec/predict", json={"instances": elec_rows[0]})
+                    if answer.status_code != 200:
+                        failures.append(answer.text)
+                    latencies.append((began, time.perf_counter() - began))
+
+        predictor = threading.Thread(target=predict_meanwhile)
+        predictor.start()
+        time.sleep(0.2)  # predictions are flowing before the labels arrive
+        sent = time.perf_counter()
+        response = http.post("/v1/models/elec/feedback", json=labels)
+        answered = time.perf_counter()
+        done.set()
+        predictor.join(120)
+
+    assert response.status_code == 200, response.text
+    assert not failures, failures[:3]
+    body = response.json()
+    assert body["accepted"] == len(known_ids) == len(elec_rows)
+    assert len(body["unknown_ids"]) == 50_000 - len(known_ids)
+    assert set(body["unknown_ids"]) == set(ids[len(known_ids):])
+    feedback_s = answered - sent
+    assert feedback_s < 60, feedback_s  # minutes before
+    during = [seconds for began, seconds in latencies if sent <= began < answered]
+    assert during, "no prediction was answered while the feedback was processed"
+    # side by side: a blocked loop makes a prediction wait about as long as the labels take;
+    # here each one took under a second, or under a fifth of that time on a starved machine
+    # (where even parsing the 2 MB body holds the interpreter for a while)
+    assert max(during) < max(1.0, feedback_s / 5), (max(during), feedback_s, len(during))

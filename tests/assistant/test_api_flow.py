@@ -45,7 +45,7 @@ def ask(client: TestClient, text: str, **flags: Any) -> dict[str, Any]:
     return response.json()
 
 
-def test_from_a_csv_to_a_monitored_model(client: TestClient, tmp_path: Path) -> None:
+def test_from_a_csv_to_a_monitored_model(client: TestClient) -> None:
     state = client.app.state.mlwarden  # type: ignore[attr-defined]
     store = state.store
 
@@ -121,9 +121,13 @@ def test_from_a_csv_to_a_monitored_model(client: TestClient, tmp_path: Path) -> 
     download = client.get("/v1/assistant/datasets/titanic/download?version=2&format=parquet")
     assert download.status_code == 200
     assert pd.read_parquet(io.BytesIO(download.content)).shape == (780, 10)
-    saved = tmp_path / "out" / "titanic-clean.csv"
-    written = ask(client, f"download the cleaned titanic to {saved}")
-    assert written["status"] == "done" and pd.read_csv(saved).shape == (780, 10)
+    # a download command answers where to fetch the file; the server writes none
+    ready = ask(client, "download the cleaned titanic")
+    assert ready["status"] == "done" and ready["result"]["dataset"]["version"] == 2
+    assert ready["result"]["url"] == "/v1/assistant/datasets/titanic/download?version=2&format=csv"
+    fetched = client.get(ready["result"]["url"])
+    assert fetched.status_code == 200
+    assert pd.read_csv(io.BytesIO(fetched.content)).shape == (780, 10)
 
     runs = ask(client, "show experiments")["result"]["experiments"]
     assert [(r["id"], r["model"], r["dataset"]) for r in runs] == [
@@ -163,7 +167,7 @@ def test_a_lightgbm_model_trains_deploys_and_serves(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("text", "status", "fragment"),
     [
-        ("upload /no/such/file.csv as x", 404, "file not found"),
+        ("upload /no/such/file.csv as x", 422, "the server reads and writes no files by path"),
         ("train a classifier on titanic predicting Lifespan", 422, "unknown column"),
         ("deploy nothing-here to staging", 404, "no model named"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from sqlalchemy import inspect
 
 from mlwarden.assistant.cleaning import plan_cleaning
 from mlwarden.assistant.datasets import DatasetStore
-from mlwarden.assistant.executor import Assistant, command_for
+from mlwarden.assistant.executor import Assistant, Conversation, command_for
 from mlwarden.assistant.training import choose_task, train_model
 from mlwarden.datasets import load
 from mlwarden.domain import Task
@@ -21,10 +22,16 @@ from mlwarden.store import Store
 
 
 @pytest.fixture
-def assistant(tmp_path: Path) -> Assistant:
+def assistant(tmp_path: Path) -> Iterator[Assistant]:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield Assistant(store, tmp_path / "data", cv=3)
+    # the tests act as a person at their own machine: files are read and written by path
+    yield Assistant(store, tmp_path / "data", cv=3, local_files=True)
     store.close()
+
+
+@pytest.fixture
+def talk() -> Conversation:
+    return Conversation("tester")
 
 
 def test_migration_creates_the_assistant_tables_as_defined(tmp_path: Path) -> None:
@@ -150,19 +157,23 @@ def test_task_is_chosen_from_the_target() -> None:
     assert choose_task(frame["Sex"]) is Task.CLASSIFICATION
 
 
-def test_executor_flow_on_a_real_store(assistant: Assistant, tmp_path: Path) -> None:
-    assert assistant.handle("load the titanic example").status == "done"
-    cleaned = assistant.handle("clean it")
+def test_executor_flow_on_a_real_store(
+    assistant: Assistant, talk: Conversation, tmp_path: Path
+) -> None:
+    assert assistant.handle("load the titanic example", talk).status == "done"
+    cleaned = assistant.handle("clean it", talk)
     assert cleaned.status == "done" and cleaned.result["dataset"]["version"] == 2
     assert "drop column 'PassengerId'" in cleaned.message
     trained = assistant.handle(
-        "train a classifier on titanic to predict Survived with logistic regression"
+        "train a classifier on titanic to predict Survived with logistic regression", talk
     )
     assert trained.status == "done", trained.message
     assert trained.result["model"] == "titanic-survived" and trained.result["version"] == 1
     assert trained.result["dataset"] == {"name": "titanic", "version": 2}
     assert trained.result["metrics"]["accuracy"] > 0.7
-    regression = assistant.handle("train a regression model on titanic predicting Fare with ridge")
+    regression = assistant.handle(
+        "train a regression model on titanic predicting Fare with ridge", talk
+    )
     assert regression.status == "done", regression.message
     assert regression.result["task"] == "regression" and "r2" in regression.result["metrics"]
 
@@ -174,73 +185,76 @@ def test_executor_flow_on_a_real_store(assistant: Assistant, tmp_path: Path) -> 
     assert len(store.reference_sample("titanic-survived", 1)) == 156  # the held-out rows
     assert store.get_version("titanic-survived", 1).feature_importance
 
-    assert assistant.handle("deploy titanic-survived to staging").status == "done"
+    assert assistant.handle("deploy titanic-survived to staging", talk).status == "done"
     assert store.get_deployment("titanic-survived", "staging").live_version == 1
     assert store.get_deployment("titanic-survived", "production") is None
 
-    refused = assistant.handle("promote it to production")
+    refused = assistant.handle("promote it to production", talk)
     assert refused.status == "needs_confirmation"
     assert store.get_deployment("titanic-survived", "production") is None
-    assert assistant.handle("promote it to production", confirm=True).status == "done"
+    assert assistant.handle("promote it to production", talk, confirm=True).status == "done"
     assert store.get_deployment("titanic-survived", "production").live_version == 1
     deploys = [e["details"] for e in store.events("titanic-survived") if e["kind"] == "deploy"]
     assert {d["environment"] for d in deploys} == {"staging", "production"}
     assert any(d["reason"].startswith("promoted from staging") for d in deploys)
 
     store.set_monitoring("titanic-survived", False)
-    assert assistant.handle("monitor titanic-survived for drift").status == "done"
+    assert assistant.handle("monitor titanic-survived for drift", talk).status == "done"
     assert store.is_monitored("titanic-survived")
 
     out = tmp_path / "clean.csv"
-    downloaded = assistant.handle(f"download the cleaned titanic to {out}")
+    downloaded = assistant.handle(f"download the cleaned titanic to {out}", talk)
     assert downloaded.status == "done"
     assert pd.read_csv(out).shape == (780, 10)
 
-    runs = assistant.handle("show experiments")
+    runs = assistant.handle("show experiments", talk)
     assert [r["model"] for r in runs.result["experiments"]] == ["titanic-survived", "titanic-fare"]
-    compared = assistant.handle("compare runs 1 and 2")
+    compared = assistant.handle("compare runs 1 and 2", talk)
     assert {row["metric"] for row in compared.result["metrics"]} >= {"accuracy", "r2"}
 
 
 def test_training_is_logged_to_mlflow_only_when_a_tracking_server_is_named(
-    assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    assistant: Assistant, talk: Conversation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
-    assistant.handle("load the titanic example")
+    assistant.handle("load the titanic example", talk)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     workdir = tmp_path / "work"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    quiet = assistant.handle("train a classifier on titanic to predict Survived")
+    quiet = assistant.handle("train a classifier on titanic to predict Survived", talk)
     assert quiet.status == "done" and quiet.result["mlflow_run"] is None
     assert list(workdir.iterdir()) == []  # no ./mlruns store made behind the user's back
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
-    logged = assistant.handle("train a classifier on titanic to predict Survived")
+    logged = assistant.handle("train a classifier on titanic to predict Survived", talk)
     assert logged.status == "done", logged.message
     run = mlflow.MlflowClient(tracking).get_run(logged.result["mlflow_run"])
     assert run.data.metrics["accuracy"] == pytest.approx(logged.result["metrics"]["accuracy"])
     assert run.info.run_name == f"titanic-survived-v{logged.result['version']}"
 
 
-def test_rollback_returns_to_the_previous_live_version(assistant: Assistant) -> None:
-    assistant.handle("load the titanic example")
-    assistant.handle("clean it")  # fewer, numeric columns: quicker versions
+def test_rollback_returns_to_the_previous_live_version(
+    assistant: Assistant, talk: Conversation
+) -> None:
+    assistant.handle("load the titanic example", talk)
+    assistant.handle("clean it", talk)  # fewer, numeric columns: quicker versions
     for _ in range(2):
         reply = assistant.run(
             command_for(
                 "train",
                 {"dataset": "titanic", "target": "Survived", "algorithm": "logistic_regression"},
-            )
+            ),
+            talk,
         )
         assert reply.status == "done", reply.message
-    assistant.run(command_for("deploy", {"model": "titanic-survived", "version": 1}))
-    assistant.run(command_for("deploy", {"model": "titanic-survived", "version": 2}))
-    reply = assistant.handle("roll back titanic-survived in staging")
+    assistant.run(command_for("deploy", {"model": "titanic-survived", "version": 1}), talk)
+    assistant.run(command_for("deploy", {"model": "titanic-survived", "version": 2}), talk)
+    reply = assistant.handle("roll back titanic-survived in staging", talk)
     assert reply.status == "done", reply.message
     assert assistant.store.get_deployment("titanic-survived", "staging").live_version == 1
-    production = assistant.handle("roll back titanic")  # production: never deployed there
+    production = assistant.handle("roll back titanic", talk)  # production: never deployed there
     assert (
         production.status == "error" and "never been deployed to production" in production.message
     )
@@ -260,20 +274,22 @@ def test_rollback_returns_to_the_previous_live_version(assistant: Assistant) -> 
     ],
 )
 def test_bad_requests_get_a_clear_answer(
-    assistant: Assistant, text: str, status: str, http: int, fragment: str
+    assistant: Assistant, talk: Conversation, text: str, status: str, http: int, fragment: str
 ) -> None:
-    assistant.handle("load the titanic example")
-    reply = assistant.handle(text)
+    assistant.handle("load the titanic example", talk)
+    reply = assistant.handle(text, talk)
     assert (reply.status, reply.http_status) == (status, http), reply.message
     assert fragment in reply.message
 
 
-def test_one_class_target_through_the_executor(assistant: Assistant, tmp_path: Path) -> None:
+def test_one_class_target_through_the_executor(
+    assistant: Assistant, talk: Conversation, tmp_path: Path
+) -> None:
     path = tmp_path / "flat.csv"
     pd.DataFrame({"x": range(40), "w": np.arange(40) % 7, "label": ["ok"] * 40}).to_csv(
         path, index=False
     )
-    assert assistant.handle(f"upload {path} as flat").status == "done"
-    reply = assistant.handle("train a classifier on flat predicting label")
+    assert assistant.handle(f"upload {path} as flat", talk).status == "done"
+    reply = assistant.handle("train a classifier on flat predicting label", talk)
     assert reply.status == "error" and reply.http_status == 422
     assert "single class" in reply.message

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlwarden.detect.concept import StreamingErrorDetector, attribute_drop, performance_drop
+from mlwarden.detect.concept import (
+    StreamingErrorDetector,
+    attribute_drop,
+    estimated_drop,
+    performance_drop,
+)
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import MetricValue, classification_metrics, wilson_interval
+from mlwarden.monitor.performance import (
+    MetricValue,
+    classification_metrics,
+    classification_spreads,
+    wilson_interval,
+)
 
 
 def test_drop_flags_only_when_the_whole_interval_is_below_reference_minus_tolerance() -> None:
@@ -87,3 +97,38 @@ def test_domain_classifier_blames_its_most_separating_features_not_all() -> None
                     evidence={"feature_auc": {"a": 0.5, "b": 0.9, "c": 0.7, "d": 0.51,
                                               "e": 0.6}})
     assert attribute_drop(drop, [joint]).features == ["b", "c", "e"]
+
+
+def test_estimated_drop_uses_the_reference_chunk_spread_at_the_window_size() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 20_000)
+    pred = np.where(rng.random(20_000) < 0.9, y, 1 - y)
+    spread = classification_spreads(y, pred)["accuracy"]
+    assert spread.level == pytest.approx(0.9, abs=0.01)
+    # reference-like chunks of 1000 rows: their accuracy crosses level - 3 std about as often
+    # as a normal variable does (0.13%, 0.4 in 300), never in bulk
+    quiet = 0
+    for _ in range(300):
+        ix = rng.integers(0, 20_000, 1000)
+        value = float((y[ix] == pred[ix]).mean())
+        quiet += estimated_drop(spread, MetricValue("accuracy", value, n=1000)) is not None
+    assert quiet <= 2
+    # the same 0.03 shortfall is a drop at 5000 rows (std 0.004) but noise at 100 (std 0.03)
+    assert estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=5000),
+                          window_index=2) is not None
+    assert estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=100)) is None
+    found = estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=5000))
+    assert found is not None and found.kind is FindingKind.CONCEPT_DRIFT
+    assert found.evidence["estimated"] is True
+    assert found.evidence["performance_drop"] == pytest.approx(0.03)
+    assert found.threshold == pytest.approx(3 * spread.std(5000))
+    assert estimated_drop(spread, MetricValue.undefined("accuracy", 0, "no rows")) is None
+
+
+def test_estimated_error_metrics_drop_upwards() -> None:
+    from mlwarden.monitor.performance import MetricSpread
+
+    spread = MetricSpread("rmse", 10.0, 60.0)  # std 1.9 at 1000 rows
+    assert estimated_drop(spread, MetricValue("rmse", 15.0, n=1000)) is None
+    found = estimated_drop(spread, MetricValue("rmse", 17.0, n=1000))
+    assert found is not None and found.evidence["performance_drop"] == pytest.approx(0.7)

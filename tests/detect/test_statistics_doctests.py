@@ -16,6 +16,11 @@ MODULES = [
     "mlwarden.detect.drift",
     "mlwarden.detect.quality",
     "mlwarden.detect.multivariate",
+    "mlwarden.detect.concept",
+    "mlwarden.detect.performance_change",
+    "mlwarden.monitor.performance",
+    "mlwarden.monitor.estimate",
+    "mlwarden.monitor.engine",
 ]
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mlwarden.diagnose.assistant import diagnose_scenario, diagnose_text, list_scenarios
-from mlwarden.diagnose.evaluate import accuracy
+from mlwarden.diagnose.evaluate import score
 from mlwarden.diagnose.facts import extract_facts
 from mlwarden.errors import InvalidInput, NotFound
 
@@ -16,7 +16,7 @@ CASES = yaml.safe_load((Path(__file__).with_name("cases.yaml")).read_text(encodi
 
 
 def _accuracy(cases: list[dict]) -> tuple[float, float]:
-    result = accuracy(cases)
+    result = score(cases)
     return result["top1"], result["top3"]
 
 

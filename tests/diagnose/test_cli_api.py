@@ -1,15 +1,16 @@
-"""`mlwarden diagnose` through Typer's runner, and the router through real HTTP (TestClient)."""
+"""`mlwarden diagnose` through Typer's runner, and the routes through the real app (TestClient)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlwarden.api.routes_diagnose import router
+from mlwarden.api import create_app
 from mlwarden.cli.main import app
+from mlwarden.settings import Settings
 
 runner = CliRunner()
 TEXT = "accuracy fell from 0.89 to 0.71 right after we rolled out v14"
@@ -55,10 +56,13 @@ def test_cli_user_playbooks_folder(tmp_path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
-def test_router_text_scenario_and_list() -> None:
-    api = FastAPI()
-    api.include_router(router)
-    client = TestClient(api)
+def test_router_text_scenario_and_list(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/m.db")
+    with TestClient(create_app(settings)) as client:
+        _router_text_scenario_and_list(client)
+
+
+def _router_text_scenario_and_list(client: TestClient) -> None:
     r = client.post("/v1/diagnose", json={"text": "vicprice is NaN for 60% of rows since 14:02",
                                           "features": ["vicprice"]})
     assert r.status_code == 200

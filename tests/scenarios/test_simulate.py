@@ -16,6 +16,42 @@ from mlwarden.scenarios.spec import builtin_names, load_scenario
 
 OUTCOMES = {"succeeded", "reverted", "pending", "rejected", "failed"}
 
+# Built-in scenarios that do not meet their expectations today (issue 12: the agent's judgment
+# is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
+# its mark must go. docs/benchmarks.md ("Scenario results") has the whole table.
+FAILING_TODAY: dict[str, str] = {
+    "bike_category_new": "the fallback serves worse than doing nothing: RMSE 98.3 vs 80.8",
+    "bike_time_unit_change_linear": "the model is disabled on the natural drift at window 2, "
+    "before the fault (RMSE 212 served vs 145 doing nothing); no data_quality finding on hum",
+    "demo": "the fallback for the null burst serves worse than doing nothing (0.598 vs 0.606)",
+    "elec_errors": "the fallback keeps serving: 0.747 vs 0.768 doing nothing (the gateway "
+    "already answers a failed call with the fallback)",
+    "elec_latency": "the fallback for a latency spike costs accuracy: 0.751 vs 0.776",
+    "elec_null_burst": "the fallback serves worse than the champion on the nulls: 0.702 vs 0.728",
+    "elec_null_burst_during_drift": "the fallback serves worse than doing nothing: 0.728 vs 0.734",
+    "elec_prediction_freeze": "the fallback stays live after the freeze ends: whole stream "
+    "0.716 vs 0.722 doing nothing",
+    "elec_schema_break": "the fallback answers the accepted half of the requests worse than "
+    "the champion: 0.498 vs 0.522 doing nothing (refused requests count as errors)",
+    "elec_unit_change": "the fallback serves worse than the champion on the scaled inputs: "
+    "0.682 vs 0.761",
+    "elec_time_bad_deploy": "the deploy is folded into the open drift incident: no rollback, "
+    "no bad_model_deploy diagnosis",
+    "elec_time_concept_change": "no concept_drift diagnosis; the retrain (asked for on the drift, "
+    "before the change) is reverted; 0.532 served vs 0.556 doing nothing",
+    "elec_time_prediction_freeze": "the frozen model is folded into the drift incident, which "
+    "waits for a retrain approval: no fallback or rollback",
+}
+
+
+def _cases() -> list[object]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"issue 12: {why}"))
+        if (why := FAILING_TODAY.get(name))
+        else name
+        for name in builtin_names()
+    ]
+
 
 def test_the_library_has_a_scenario_for_every_fault_kind_and_three_clean_controls() -> None:
     scenarios = [load_scenario(name) for name in builtin_names()]
@@ -32,7 +68,7 @@ def test_the_library_has_a_scenario_for_every_fault_kind_and_three_clean_control
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", builtin_names())
+@pytest.mark.parametrize("name", _cases())
 def test_builtin_scenario_meets_its_expectations(name: str, tmp_path: Path) -> None:
     result = Simulation(load_scenario(name), tmp_path, seed=0).run()
     failed = [check for check in result.summary["score"]["checks"] if not check["passed"]]
@@ -72,6 +108,25 @@ def test_a_failed_expectation_makes_simulate_exit_non_zero(tmp_path: Path) -> No
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["score"]["passed"] is False
+
+
+def test_the_library_has_real_order_scenarios_with_the_issue_12_expectations() -> None:
+    timed = {name: load_scenario(name) for name in builtin_names()}
+    timed = {name: s for name, s in timed.items() if not s.shuffle and s.faults}
+    kinds = {fault.kind for s in timed.values() for fault in s.faults}
+    assert {"bad_deploy", "prediction_freeze", "concept_change", "unit_change"} <= kinds
+    algorithms = {s.model.algorithm for s in timed.values() if s.faults[0].kind == "unit_change"}
+    assert {"gradient_boosting", "linear_regression"} <= algorithms  # a tree and a linear model
+    assert all(s.expect and s.expect.harm for s in timed.values())
+
+
+def test_simulate_order_must_be_time_or_shuffled(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "control_titanic", "--order", "sideways", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "time or shuffled" in result.output
+    assert not any(tmp_path.iterdir())  # refused before anything ran
 
 
 def test_bad_scenarios_get_clear_errors(tmp_path: Path) -> None:

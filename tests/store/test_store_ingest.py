@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+import mlwarden
 from mlwarden.capture.ingest import detect_format, ingest_records, labels_of, parse_records
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
@@ -134,3 +142,121 @@ def test_ids_are_generated_and_formats_detected() -> None:
         parse_records(SPEC, b"not parquet", "parquet")
     with pytest.raises(InvalidInput, match="unknown record format"):
         parse_records(SPEC, b"", "xml")
+
+
+def _unnamed(n: int, *, timed: bool = True) -> pl.DataFrame:
+    """``n`` rows without ids; rows 0 and 1 are identical (two equal predictions happen)."""
+    frame = pl.DataFrame(
+        {
+            "timestamp": ["2026-01-01T00:00:00Z"] * 2
+            + [f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(2, n)],
+            "age": [30.0, 30.0, *(20.0 + i for i in range(2, n))],
+            "plan": ["pro"] * n,
+            "seats": [1] * n,
+            "prediction": [1] * n,
+        }
+    )
+    return frame if timed else frame.drop("timestamp")
+
+
+class _FailingChunk:
+    """Makes the ``fail_at``-th chunk written by ``Store`` fail, as a lost disk or link would."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+        self.calls = 0
+        original = Store._insert_chunk
+
+        def insert(store: Store, conn: Any, rows: Any) -> int:
+            self.calls += 1
+            if self.calls == fail_at:
+                raise OSError("the disk went away in the middle of the upload")
+            return original(store, conn, rows)
+
+        monkeypatch.setattr(Store, "_insert_chunk", insert)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_upload_failing_in_its_middle_chunk_stores_nothing_and_a_retry_stores_once(
+    fmt: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 8: chunks before the failure stayed, and a retry without ids doubled them."""
+    store.create_model(SPEC)
+    data = body(_unnamed(30), fmt)
+    failing = _FailingChunk(monkeypatch, fail_at=2)
+    with pytest.raises(OSError, match="disk went away"):
+        ingest_records(store, "churn", data, fmt, batch_size=10)
+    assert failing.calls == 2  # the first chunk had been written in the transaction
+    assert store.count_records("churn") == 0
+    monkeypatch.undo()
+    first = ingest_records(store, "churn", data, fmt, batch_size=10)
+    assert (first.stored, first.duplicates) == (30, 0)  # the two identical rows are both kept
+    retry = ingest_records(store, "churn", data, fmt, batch_size=10)
+    assert (retry.stored, retry.duplicates) == (0, 30)
+    assert store.count_records("churn") == 30
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_rows_without_id_or_time_are_one_upload_apart(fmt: str, sqlite_store: Store) -> None:
+    """Without a time, identical rows of two different uploads are two records, while the same
+    upload sent twice is stored once."""
+    sqlite_store.create_model(SPEC)
+    data = body(_unnamed(5, timed=False), fmt)
+    assert ingest_records(sqlite_store, "churn", data, fmt).stored == 5
+    assert ingest_records(sqlite_store, "churn", data, fmt).stored == 0
+    other = body(_unnamed(6, timed=False), fmt)  # the same five rows and one more
+    assert ingest_records(sqlite_store, "churn", other, fmt).stored == 6
+    assert sqlite_store.count_records("churn") == 11
+    # with a time, a row is the same record whichever upload carries it
+    timed = ingest_records(sqlite_store, "churn", body(_unnamed(5), fmt), fmt)
+    again = ingest_records(sqlite_store, "churn", body(_unnamed(6), fmt), fmt)
+    assert (timed.stored, again.stored, again.duplicates) == (5, 1, 5)
+
+
+_KILLED_UPLOAD = """
+import pathlib, sys, time
+from mlwarden.capture.ingest import ingest_records
+from mlwarden.store import Store
+
+url, data, marker = sys.argv[1:4]
+original = Store._insert_chunk
+written = []
+
+def insert_then_stall(store, conn, rows):
+    written.append(original(store, conn, rows))
+    if len(written) == 1:  # one chunk is in, two to go: the parent kills us here
+        pathlib.Path(marker).write_text("one chunk written")
+        time.sleep(120)
+    return written[-1]
+
+Store._insert_chunk = insert_then_stall
+ingest_records(Store(url), "churn", pathlib.Path(data).read_bytes(), "parquet", batch_size=10)
+"""
+
+
+def test_an_upload_killed_midway_stores_nothing(database_url: str, tmp_path: Path) -> None:
+    """SIGKILL of the process storing an upload, after one of its three chunks is written."""
+    store = Store(database_url)
+    store.create_model(SPEC)
+    data = tmp_path / "upload.parquet"
+    data.write_bytes(body(_unnamed(30), "parquet"))
+    marker = tmp_path / "marker"
+    source = Path(mlwarden.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_UPLOAD, database_url, str(data), str(marker)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the upload never wrote its first chunk"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    try:
+        assert store.count_records("churn") == 0
+        report = ingest_records(store, "churn", data.read_bytes(), "parquet", batch_size=10)
+        assert report.stored == 30 and store.count_records("churn") == 30
+    finally:
+        store.close()

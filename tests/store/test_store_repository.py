@@ -235,6 +235,43 @@ def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
     assert store.count_feedback("churn") == 2
 
 
+def test_two_models_may_use_the_same_record_ids(store: Store) -> None:
+    """Issue 13 item 7: a record was silently dropped when another model had used its id."""
+    store.create_model(SPEC)
+    store.create_model(SPEC.model_copy(update={"name": "other"}))
+    old = _records(5)
+    for row in old:
+        row["received_at"] = T0
+    assert store.insert_records(old) == 5
+    theirs = _records(5, model="other")
+    for row in theirs:
+        row["prediction"] = 7
+    assert store.insert_records(theirs) == 5  # same ids, other model: all stored
+    assert store.insert_records(_records(5, model="other")) == 0  # still idempotent per model
+    assert store.count_records("churn") == store.count_records("other") == 5
+    assert {r["prediction"] for r in store.fetch_records("other")} == {7}
+    assert {r["prediction"] for r in store.fetch_records("churn")} == {0, 1}
+
+    # labels land on the record of the model they are sent for, and only there
+    assert store.add_feedback("churn", [("r000000", "yes"), ("r000001", "yes")]) == (2, [])
+    assert store.add_feedback("other", [("r000000", "no")]) == (1, [])
+    churn = {r["id"]: r["label"] for r in store.fetch_records("churn")}
+    other = {r["id"]: r["label"] for r in store.fetch_records("other")}
+    assert (churn["r000000"], churn["r000001"], other["r000000"], other["r000001"]) == (
+        "yes", "yes", "no", None,
+    )
+    assert store.count_feedback("churn") == 2 and store.count_feedback("other") == 1
+    # paging continues after the record of this model
+    page = store.fetch_records("other", limit=10, after_id="r000002")
+    assert [(r["id"], r["prediction"]) for r in page] == [("r000003", 7), ("r000004", 7)]
+
+    # retention takes churn's old records and labels, not the other model's namesakes
+    assert store.purge_records(T0 + timedelta(seconds=1)) == 5
+    assert store.count_records("churn") == store.count_feedback("churn") == 0
+    assert store.count_records("other") == 5 and store.count_feedback("other") == 1
+    assert store.fetch_records("other")[0]["label"] == "no"
+
+
 def test_purge_removes_old_records_and_their_labels(store: Store) -> None:
     store.create_model(SPEC)
     rows = _records(10)

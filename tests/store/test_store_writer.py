@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_proxy import TcpProxy
@@ -185,3 +186,117 @@ def test_database_outage_mid_stream_loses_nothing_and_stores_nothing_twice(
     assert direct.count_records("m") == total
     proxied.close()
     direct.close()
+
+
+def test_a_journal_replays_two_models_that_share_record_ids(store: Store, tmp_path: Path) -> None:
+    """Issue 13 item 7: replay skips a record already stored by its own model only."""
+    store.create_model(SPEC)
+    store.create_model(SPEC.model_copy(update={"name": "n"}))
+    store.insert_records(rows(0, 5))  # some of "m" landed before the outage
+    journal = Journal(tmp_path / "j")
+    journal.append(rows(0, 10) + rows(0, 10, model="n"))
+    journal.close()
+    with RecordWriter(store, journal_dir=tmp_path / "j") as writer:
+        assert writer.flush(30)
+        assert (writer.stats.written, writer.stats.duplicates) == (15, 5)
+    assert store.count_records("m") == store.count_records("n") == 10
+
+
+def capture_ids(journal: Path) -> list[str]:
+    return [
+        json.loads(line)["id"]
+        for path in sorted((journal / "capture").glob("*.jsonl"), key=lambda p: int(p.stem))
+        for line in path.open()
+    ]
+
+
+def test_durable_rows_are_on_disk_when_submit_completes(store: Store, tmp_path: Path) -> None:
+    store.create_model(SPEC)
+    journal = tmp_path / "j"
+    # a long flush interval: the rows are acknowledged long before the database sees them
+    writer = RecordWriter(store, flush_interval_s=60, journal_dir=journal, durable=True)
+    done = writer.submit(rows(0, 30))
+    assert done is not None
+    done.result(timeout=10)
+    assert capture_ids(journal) == [f"id{i:07d}" for i in range(30)]
+    assert store.count_records("m") == 0
+    writer.close()
+    assert store.count_records("m") == 30
+    assert capture_ids(journal) == []  # stored: the capture log is trimmed
+    with RecordWriter(store, journal_dir=tmp_path / "plain") as plain:
+        assert plain.submit(rows(30, 1)) is None  # only queued: nothing to wait for
+
+
+def test_capture_segments_go_once_stored(sqlite_store: Store, tmp_path: Path) -> None:
+    sqlite_store.create_model(SPEC)
+    journal = tmp_path / "j"
+    with RecordWriter(
+        sqlite_store, flush_interval_s=0.02, journal_dir=journal, durable=True
+    ) as writer:
+        for start in range(0, 100, 10):
+            writer.submit(rows(start, 10)).result(timeout=10)  # type: ignore[union-attr]
+        assert writer.flush(timeout=10)
+        assert wait_until(lambda: capture_ids(journal) == [], 10)
+    assert sqlite_store.count_records("m") == 100
+
+
+def wait_until(condition: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def test_concurrent_durable_submits_share_one_fsync(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: callers arriving while a fsync runs are written together by the next."""
+    import os
+
+    sqlite_store.create_model(SPEC)
+    real_fsync = os.fsync
+    calls = []
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        time.sleep(0.05)  # a slow disk
+        real_fsync(fd)
+
+    writer = RecordWriter(sqlite_store, journal_dir=tmp_path / "j", durable=True)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    start = threading.Barrier(64)
+    futures = []
+
+    def caller(i: int) -> None:
+        start.wait()
+        futures.append(writer.submit(rows(i, 1)))
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(64)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    for future in futures:
+        future.result(timeout=30)
+    fsyncs = len(calls)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    writer.close()
+    # one per group (plus one for the folder when a segment is created), not one per caller
+    assert fsyncs <= 8, fsyncs
+    assert sqlite_store.count_records("m") == 64
+
+
+def test_a_capture_log_left_by_a_killed_process_is_replayed(
+    store: Store, tmp_path: Path
+) -> None:
+    store.create_model(SPEC)
+    journal = tmp_path / "j"
+    store.insert_records(rows(0, 10))  # the killed writer had stored some of them already
+    left = Journal(journal / "capture")
+    left.append(rows(0, 25))
+    left.close()  # the kernel drops the lock of a killed process the same way
+    with RecordWriter(store, journal_dir=journal) as writer:  # not durable itself
+        assert writer.stats.recovered == 25
+        assert writer.flush(timeout=30)
+    assert distinct_ids(store) == (25, 25)
+    assert capture_ids(journal) == [] and not list(journal.glob("*.jsonl"))

@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from conftest import Dashboard, screenshot
 from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.loop import Agent, NoNewWindows
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.store.repository import utcnow
 
@@ -213,17 +214,29 @@ def test_live_update_changes_a_number_without_reload(
     operator.clean()
 
 
-def test_approving_runs_the_action_and_changes_the_deployment(
+def test_approving_journals_the_action_and_the_agent_runs_it_once(
     operator: Watched, dashboard: Dashboard
 ) -> None:
     page = operator.page
     approval = pending(dashboard)["elec"]
+    before = dashboard.store.get_deployment("elec")
     page.goto(dashboard.url + "/ui/approvals")
     card = page.locator(f"#approval-{approval['id']}")
     expect(card.locator(".rationale")).not_to_be_empty()
     card.locator("input[name=reason]").fill("latency is hurting checkout")
     card.locator("button.approve").click()
     expect(page.locator(".flash")).to_contain_text("Approved: fallback on elec")
+    expect(page.locator(".flash")).to_contain_text("the agent runs it on its next pass")
+    # the request only recorded the approval: nothing ran inside it
+    agent = Agent(dashboard.store, source=NoNewWindows())
+    journaled = [a for a in agent.journal.list(model="elec") if a["kind"] == "fallback"]
+    assert [a["state"] for a in journaled] == ["pending"]
+    assert dashboard.store.get_deployment("elec") == before
+    agent.run_once()  # the agent's next pass (the server runs it when agent_in_server is on)
+    agent.run_once()  # a second pass runs nothing twice
+    assert [a["state"] for a in agent.journal.list(model="elec") if a["kind"] == "fallback"] == [
+        "done"
+    ]
     deployment = dashboard.store.get_deployment("elec")
     assert deployment is not None and deployment.live_version == 1
     assert deployment.actor == "agent" and "[action" in deployment.reason

@@ -167,6 +167,25 @@ class Approvals:
             )
         return {**approval, "action_id": action_id}
 
+    def withdraw(self, approval_id: int, *, actor: str, reason: str) -> None:
+        """The agent takes back a pending request whose grounds changed (say, a new version
+        went live): it can no longer be approved; no-op when it is no longer pending."""
+        a = at.approvals
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(a)
+                .where(a.c.id == approval_id, a.c.state == "pending")
+                .values(state="withdrawn", decided_by=actor, decided_at=utcnow(), reason=reason)
+            ).rowcount
+        if changed:
+            approval = self.get(approval_id)
+            self.store.audit(
+                actor,
+                "approval.withdraw",
+                f"{approval['model']}/approval/{approval_id}",
+                {"reason": reason},
+            )
+
     def reject(self, approval_id: int, *, actor: str, role: Role, reason: str) -> dict[str, Any]:
         self._decide(approval_id, "rejected", actor, role, reason)
         approval = self.get(approval_id)

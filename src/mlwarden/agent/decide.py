@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlwarden.agent import guards as g
+from mlwarden.agent.evidence import WEIGHED
 from mlwarden.agent.incidents import (
     Persistence,
     WindowView,
@@ -85,34 +86,37 @@ def classify(
         return Diagnosis.DATA_QUALITY, f"data-quality checks keep failing ({kinds})"
     if any(is_collapse(f) for f in findings if f.kind in persistent):
         return Diagnosis.COLLAPSED_PREDICTIONS, "predictions collapsed onto a constant"
-    changed = ctx.live_changed_at
-    recent_deploy = changed is not None and ctx.now - changed <= timedelta(
-        minutes=policy.deploy_window_minutes
-    )
-    live = ctx.deployment.live_version if ctx.deployment else None
-    # a version that already served clean windows (known healthy) is not blamed for a new failure
-    suspect = ctx.version_health.get(live or -1) != "healthy"
-    if (
-        recent_deploy
-        and suspect
-        and persistent & (_PERFORMANCE | _SERVICE)
-        and ctx.rollback_target()
-    ):
-        minutes = (ctx.now - changed).total_seconds() / 60 if changed else 0.0
-        return Diagnosis.REGRESSION_AFTER_DEPLOY, (
-            f"{kinds} began after version {live} went live {minutes:.0f} min ago"
-        )
-    if persistent & _SERVICE:
-        return Diagnosis.LATENCY_OR_ERRORS, f"{kinds} not tied to a recent version change"
-    # the monitor reports a drop that came with moving inputs as data drift "with impact":
-    # as persistent as the rule asks, that is covariate drift with a performance drop
+    # a performance drop: measured against labels or estimated, with the inputs stable
+    # (concept drift) or moving (the monitor reports that as data drift "with impact")
     impact_windows = {
         f.window
         for f in findings
         if f.kind is FindingKind.DATA_DRIFT and f.evidence.get("impact") is not None
     }
     needed = policy.persistence.k or 1
-    if FindingKind.CONCEPT_DRIFT in persistent or len(impact_windows) >= needed:
+    dropped = FindingKind.CONCEPT_DRIFT in persistent or len(impact_windows) >= needed
+    changed = ctx.live_changed_at
+    recent_deploy = (
+        changed is not None
+        and ctx.now - changed <= timedelta(minutes=policy.deploy_window_minutes)
+        and (
+            ctx.windows_before_change is None
+            or ctx.windows_before_change <= policy.deploy_window_windows
+        )
+    )
+    live = ctx.deployment.live_version if ctx.deployment else None
+    # a version that already served clean windows (known healthy) is not blamed for a new failure
+    suspect = ctx.version_health.get(live or -1) != "healthy"
+    # a drop right after a new version went live is blamed on that version first, whatever the
+    # inputs do meanwhile: real inputs drift all the time, a bad deploy is undone by a rollback
+    if recent_deploy and suspect and (dropped or persistent & _SERVICE) and ctx.rollback_target():
+        minutes = (ctx.now - changed).total_seconds() / 60 if changed else 0.0
+        return Diagnosis.REGRESSION_AFTER_DEPLOY, (
+            f"{kinds} began after version {live} went live {minutes:.0f} min ago"
+        )
+    if persistent & _SERVICE:
+        return Diagnosis.LATENCY_OR_ERRORS, f"{kinds} not tied to a recent version change"
+    if dropped:
         if persistent & {FindingKind.DATA_DRIFT}:
             return Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP, (
                 "inputs drifted and performance dropped"
@@ -162,13 +166,22 @@ def _guard(
     """The reason ``action`` is refused (or None) and the parameters it would run with."""
     if action is ActionKind.ROLLBACK:
         reason = g.rollback_target_healthy(ctx)
-        return reason, {"to_version": ctx.rollback_target()}
+        target = ctx.rollback_target()
+        params: dict[str, Any] = {"to_version": target}
+        if target is not None and ctx.version_health.get(target) != "healthy":
+            params["unproven"] = True  # only the evidence can justify it (see the guard)
+        return reason, params
     if action is ActionKind.RETRAIN:
         recent = list(windows)[-policy.persistence.n :]
         reason = g.no_retrain_on_broken_data(recent) or g.enough_labels(
             ctx, policy.retrain.min_labels
         )
-        return reason, policy.retrain.model_dump()
+        settings = policy.retrain.model_dump()
+        if ctx.change_window and ctx.labels_since_change is not None:
+            # learn the new relation only: the records after the change point (when the
+            # windows' stored bounds let them be read)
+            settings["since_window"] = ctx.change_window - 1
+        return reason, settings
     if action is ActionKind.FALLBACK:
         dep = ctx.deployment
         if dep is None or dep.fallback_version is None:
@@ -185,6 +198,76 @@ def _guard(
     if action in (ActionKind.CANARY, ActionKind.SHADOW, ActionKind.PROMOTE):
         return f"{action.value} is chosen by the retrain action, not directly for {diagnosis}", {}
     return None, {}
+
+
+def _kept_evidence(params: dict[str, Any]) -> dict[str, Any]:
+    """An alert instead of a remedy keeps the scores that were weighed, for the record."""
+    return {"evidence": params["evidence"]} if "evidence" in params else {}
+
+
+def _weighable(
+    remedies: Sequence[ActionKind], diagnosis: Diagnosis, policy: ModelPolicy
+) -> list[ActionKind]:
+    """The deployment remedies the evidence may choose between for ``diagnosis``: the policy's
+    own and what each falls back to; a frozen model may also be rolled back."""
+    out: list[ActionKind] = []
+    extra = [ActionKind.ROLLBACK] if diagnosis is Diagnosis.COLLAPSED_PREDICTIONS else []
+    for action in [*remedies, *extra]:
+        for candidate in (action, *_substitutes(action, policy)):
+            if candidate in WEIGHED and candidate not in out:
+                out.append(candidate)
+    return out
+
+
+def _weigh(
+    chosen: ActionKind,
+    params: dict[str, Any],
+    remedies: Sequence[ActionKind],
+    diagnosis: Diagnosis,
+    windows: Sequence[WindowView],
+    ctx: g.ModelContext,
+    policy: ModelPolicy,
+    alternatives: list[Alternative],
+    notes: list[str],
+) -> tuple[ActionKind, dict[str, Any]]:
+    """Let the evidence overrule the table: the best-scoring remedy, or none when every one
+    serves worse than doing nothing (see ``agent.evidence``)."""
+    if ctx.evidence is None or chosen not in WEIGHED:
+        return chosen, params
+    feasible: dict[ActionKind, dict[str, Any]] = {}
+    for action in _weighable(remedies, diagnosis, policy):
+        reason, action_params = _guard(action, diagnosis, windows, ctx, policy)
+        if reason is None:
+            feasible[action] = action_params
+    weighing = ctx.evidence(feasible, chosen)
+    if weighing is None:
+        notes.append("evidence: too few labelled records to weigh the remedies")
+        if params.get("unproven"):
+            alternatives.append(
+                Alternative(
+                    action=chosen,
+                    reason=f"version {params.get('to_version')} is not known healthy and "
+                    "there are too few labelled records to prove it better",
+                )
+            )
+            return ActionKind.ALERT, {}
+        return chosen, params
+    notes.append(f"evidence: {weighing.reason}")
+    record = weighing.as_dict()
+    if weighing.chosen == "keep":
+        for action in feasible:
+            score = weighing.of(action.value)
+            if score is not None:
+                alternatives.append(
+                    Alternative(action=action, reason=f"evidence: {score.describe()}")
+                )
+        return ActionKind.ALERT, {"evidence": record}
+    new = ActionKind(weighing.chosen)
+    if new is not chosen:
+        score = weighing.of(chosen.value)
+        why = score.describe() if score is not None else "not scored"
+        alternatives.append(Alternative(action=chosen, reason=f"evidence: {why}"))
+    return new, {**feasible[new], "evidence": record}
 
 
 def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPolicy) -> Decision:
@@ -254,6 +337,9 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
             break
         alternatives.append(Alternative(action=action, reason=f"refused by a guard: {reason}"))
         queue = _substitutes(action, policy) + queue
+    chosen, params = _weigh(
+        chosen, params, remedies, diagnosis, windows, ctx, policy, alternatives, notes
+    )
     if chosen in g.REMEDIES and confidence < policy.min_confidence:
         alternatives.append(
             Alternative(
@@ -261,14 +347,14 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
                 reason=f"confidence {confidence:.2f} is below {policy.min_confidence:g}",
             )
         )
-        chosen, params = ActionKind.ALERT, {}
+        chosen, params = ActionKind.ALERT, _kept_evidence(params)
     if chosen in g.REMEDIES:
         limit = g.in_cooldown(ctx, chosen, policy.cooldown(chosen)) or g.daily_limit_reached(
             ctx, policy.max_actions_per_day
         )
         if limit:
             alternatives.append(Alternative(action=chosen, reason=limit))
-            chosen, params = ActionKind.ALERT, {}
+            chosen, params = ActionKind.ALERT, _kept_evidence(params)
     if chosen is not ActionKind.ALERT:
         for other in remedies:
             if other is not chosen and all(a.action is not other for a in alternatives):

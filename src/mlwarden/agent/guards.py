@@ -6,12 +6,20 @@ the numbers) it must not. The policy chooses actions; the guards can only say no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
 from mlwarden.domain import ActionKind, Deployment, FindingKind
+
+if TYPE_CHECKING:
+    from mlwarden.agent.evidence import Weighing
+
+# scores the remedies that passed their guards (action → its parameters) on the incident's own
+# records, beside doing nothing; None when the evidence is too thin to weigh anything
+Evidence = Callable[[Mapping[ActionKind, Mapping[str, Any]], ActionKind], "Weighing | None"]
 
 REMEDIES = frozenset(
     {
@@ -33,6 +41,7 @@ class PastAction:
     kind: ActionKind
     at: datetime
     state: str
+    incident_id: int | None = None
 
 
 @dataclass
@@ -41,6 +50,7 @@ class ModelContext:
 
     model: str
     now: datetime
+    incident_id: int | None = None
     deployment: Deployment | None = None
     version_health: dict[int, str] = field(default_factory=dict)
     live_history: list[tuple[int, datetime]] = field(default_factory=list)  # newest first
@@ -49,6 +59,13 @@ class ModelContext:
     action_in_flight: bool = False
     memory_hint: str | None = None
     memory_action: ActionKind | None = None
+    evidence: Evidence | None = None
+    # a performance incident's first window: the change point a retrain learns after, and the
+    # labelled records that arrived since (None: no change point known, learn from recent data)
+    change_window: int | None = None
+    labels_since_change: int | None = None
+    # how many windows the live version served before the incident began (None: unknown)
+    windows_before_change: int | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:
@@ -73,26 +90,39 @@ def no_concurrent_action(ctx: ModelContext) -> str | None:
 
 def no_retrain_on_broken_data(windows: Sequence[WindowView]) -> str | None:
     """Never retrain on data that failed quality checks (in the windows it would train on)."""
-    bad = [w.window for w in windows if any(f.kind is FindingKind.DATA_QUALITY for f in w.findings)]
+    bad = [
+        w.window
+        for w in windows
+        if any(f.kind is FindingKind.DATA_QUALITY for f in w.every_finding)
+    ]
     if bad:
         return f"data quality checks failed in window(s) {bad}: retraining would learn broken data"
     return None
 
 
 def enough_labels(ctx: ModelContext, minimum: int) -> str | None:
-    """Never retrain without enough labels."""
+    """Never retrain without enough labels (after the change point, when one is known: what
+    came before it teaches the relation that no longer holds)."""
+    if ctx.labels_since_change is not None and ctx.labels_since_change < minimum:
+        return (
+            f"only {ctx.labels_since_change} labelled records since the change in window "
+            f"{ctx.change_window}, {minimum} needed to retrain on the new relation"
+        )
     if ctx.labels_available < minimum:
         return f"only {ctx.labels_available} labelled records, {minimum} needed to retrain"
     return None
 
 
 def rollback_target_healthy(ctx: ModelContext) -> str | None:
-    """Never roll back to a version that was itself unhealthy (it must be known healthy)."""
+    """Never roll back to a version that was itself unhealthy. One of unknown health (real
+    data drifts, so a version may never have served the clean windows that prove it) only when
+    its answers can be weighed on the incident's own records (``ctx.evidence``): the rollback is
+    then taken only if they prove it better."""
     target = ctx.rollback_target()
     if target is None:
         return "no earlier live version to roll back to"
     health = ctx.version_health.get(target, "unknown")
-    if health != "healthy":
+    if health == "unhealthy" or (health != "healthy" and ctx.evidence is None):
         return f"version {target} (the previous live version) is {health}, not known healthy"
     return None
 
@@ -110,8 +140,11 @@ def candidate_better(
 
 
 def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | None:
-    """The same action ran on this model less than ``minutes`` ago."""
+    """The same action ran on this model less than ``minutes`` ago. An alert cools down per
+    incident: a new failure is told at once even if another incident alerted a minute ago."""
     for past in ctx.past_actions:
+        if action is ActionKind.ALERT and past.incident_id != ctx.incident_id:
+            continue
         recent = ctx.now - past.at < timedelta(minutes=minutes)
         if past.kind is action and past.state != "failed" and recent:
             ago = (ctx.now - past.at).total_seconds() / 60

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mlwarden.agent.policy import ModelPolicy, PersistenceRule, Severity
 from mlwarden.domain import Finding, FindingKind
@@ -83,11 +84,19 @@ def evaluate_persistence(flags: Sequence[bool], rule: PersistenceRule) -> Persis
 
 @dataclass
 class WindowView:
-    """One closed window of a model as the agent sees it: its findings and signals."""
+    """One closed window of a model as the agent sees it: its findings and signals.
+
+    ``others``: the window's findings of other scopes, left out of ``findings`` for an
+    incident of one scope; guards still see them (say, never retrain on broken data)."""
 
     window: int
     findings: list[Finding] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)
+    others: list[Finding] = field(default_factory=list)
+
+    @property
+    def every_finding(self) -> list[Finding]:
+        return [*self.findings, *self.others]
 
 
 def qualifying(findings: Sequence[Finding], policy: ModelPolicy) -> list[Finding]:
@@ -137,6 +146,82 @@ def is_collapse(finding: Finding) -> bool:
     )
 
 
+class Scope(StrEnum):
+    """What an incident is about: one cause class, so separate causes get separate incidents.
+
+    Real data drifts all the time. When one incident took every finding of a model, an input
+    drift that started in the first window absorbed every later failure (a bad deploy, a frozen
+    model, a latency spike) and that failure was judged and verified as drift. With one open
+    incident per scope, a performance drop right after a deploy is its own incident, diagnosed
+    and verified on its own symptom, whatever the inputs do meanwhile.
+
+    * ``quality``: data-quality checks (nulls, ranges, types, unseen categories, schema);
+    * ``service``: latency, errors, late data;
+    * ``performance``: the model's answers got worse: a measured or estimated performance drop
+      (also one the monitor attributes to moving inputs), or predictions collapsed onto a
+      constant;
+    * ``drift``: inputs or outputs moved (data drift, prediction drift, anomalies) without a
+      performance finding of their own.
+
+    >>> from mlwarden.domain import Finding
+    >>> scope_of(Finding(kind="latency", detector="system", score=2.0, threshold=1.0))
+    <Scope.SERVICE: 'service'>
+    >>> moved = Finding(kind="data_drift", detector="psi", score=.3, threshold=.2,
+    ...                 evidence={"impact": {"metric": "accuracy", "drop": .1}})
+    >>> scope_of(moved)
+    <Scope.PERFORMANCE: 'performance'>
+    """
+
+    QUALITY = "quality"
+    SERVICE = "service"
+    PERFORMANCE = "performance"
+    DRIFT = "drift"
+
+
+_SCOPE_OF_KIND = {
+    FindingKind.DATA_QUALITY: Scope.QUALITY,
+    FindingKind.LATENCY: Scope.SERVICE,
+    FindingKind.ERROR_RATE: Scope.SERVICE,
+    FindingKind.FRESHNESS: Scope.SERVICE,
+    FindingKind.CONCEPT_DRIFT: Scope.PERFORMANCE,
+    FindingKind.DATA_DRIFT: Scope.DRIFT,
+    FindingKind.PREDICTION_DRIFT: Scope.DRIFT,
+    FindingKind.ANOMALY: Scope.DRIFT,
+}
+# the order in which a model's open incidents are handled each pass: upstream causes first, so
+# a broken pipeline is remedied before a performance drop it may have caused is judged
+SCOPE_ORDER = (Scope.QUALITY, Scope.SERVICE, Scope.PERFORMANCE, Scope.DRIFT)
+
+
+def scope_of(finding: Finding) -> Scope:
+    """The scope a finding belongs to (see :class:`Scope`)."""
+    if finding.evidence.get("impact") is not None or is_collapse(finding):
+        return Scope.PERFORMANCE
+    return _SCOPE_OF_KIND[FindingKind(finding.kind)]
+
+
+def in_scope(findings: Sequence[Finding], scope: Scope | None) -> list[Finding]:
+    """The findings of ``scope`` (all of them for None: an incident from before scopes)."""
+    if scope is None:
+        return list(findings)
+    return [f for f in findings if scope_of(f) is scope]
+
+
+def scoped(windows: Sequence[WindowView], scope: Scope | None) -> list[WindowView]:
+    """``windows`` with only the findings of ``scope`` (signals unchanged)."""
+    if scope is None:
+        return list(windows)
+    return [
+        WindowView(
+            w.window,
+            in_scope(w.findings, scope),
+            w.signals,
+            [f for f in w.every_finding if scope_of(f) is not scope],
+        )
+        for w in windows
+    ]
+
+
 def assess_severity(findings: Sequence[Finding], policy: ModelPolicy) -> tuple[Severity, str]:
     """Severity from the effect size, the share of traffic and the performance impact.
 
@@ -164,14 +249,19 @@ def assess_severity(findings: Sequence[Finding], policy: ModelPolicy) -> tuple[S
 
 
 __all__ = [
+    "SCOPE_ORDER",
     "Persistence",
+    "Scope",
     "WindowView",
     "assess_severity",
     "effect_ratio",
     "evaluate_persistence",
+    "in_scope",
     "is_collapse",
     "kinds_persistence",
     "performance_drop",
     "qualifying",
+    "scope_of",
+    "scoped",
     "traffic_share",
 ]

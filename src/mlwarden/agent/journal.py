@@ -181,11 +181,14 @@ class Journal:
         since = now - timedelta(days=days)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(a.c.kind, a.c.created_at, a.c.state).where(
+                select(a.c.kind, a.c.created_at, a.c.state, a.c.incident_id).where(
                     a.c.model_id == self.store.model_id(model), a.c.created_at >= since
                 )
             ).all()
-        return [PastAction(ActionKind(r.kind), as_utc(r.created_at), r.state) for r in rows]
+        return [
+            PastAction(ActionKind(r.kind), as_utc(r.created_at), r.state, r.incident_id)
+            for r in rows
+        ]
 
 
 __all__ = ["IN_FLIGHT", "Journal", "marker"]

@@ -18,9 +18,10 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,21 +30,41 @@ from sqlalchemy import Connection, text
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.canary import judge_canary
 from mlwarden.agent.decide import Decision, decide
+from mlwarden.agent.evidence import (
+    Weighing,
+    answered_score,
+    choose,
+    labelled,
+    refused_score,
+    served_score,
+)
 from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
-from mlwarden.agent.guards import ModelContext
-from mlwarden.agent.incidents import WindowView, qualifying
+from mlwarden.agent.guards import Evidence, ModelContext
+from mlwarden.agent.incidents import (
+    SCOPE_ORDER,
+    Scope,
+    WindowView,
+    in_scope,
+    qualifying,
+    scope_of,
+    scoped,
+)
 from mlwarden.agent.journal import Journal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
-from mlwarden.agent.repo import AgentRepo
-from mlwarden.agent.verify import baseline_of, verify
-from mlwarden.domain import ActionKind, Finding
+from mlwarden.agent.repo import ACCEPTED, AgentRepo
+from mlwarden.agent.verify import baseline_of, better_than_doing_nothing, verify
+from mlwarden.domain import ActionKind, Deployment, Finding, ModelSpec
+from mlwarden.errors import MlwardenError
+from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
 
 log = logging.getLogger("mlwarden.agent")
 
-LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
+LOCK_KEY = 7157004
+# the most records of an incident that its remedies are scored on (the newest are kept)
+EVIDENCE_RECORDS = 20_000  # the advisory lock key of "the agent" on a PostgreSQL store
 
 
 @dataclass
@@ -79,6 +100,18 @@ def default_source(store: Store, settings: Settings | None = None) -> WindowSour
     return MonitorSource(store, settings)
 
 
+def verdict_windows(after: Sequence[WindowView], verdict: Any) -> list[WindowView]:
+    """The windows a verdict judged."""
+    judged = set(verdict.windows)
+    return [w for w in after if w.window in judged]
+
+
+def _scope(incident: dict[str, Any]) -> Scope | None:
+    """An incident's scope; None for one opened before scopes (it takes every finding)."""
+    value = incident.get("scope")
+    return None if value is None else Scope(value)
+
+
 class Agent:
     """One agent over one store; ``run_once`` is a pass over every monitored model."""
 
@@ -99,6 +132,12 @@ class Agent:
         self.repo = AgentRepo(store)
         self.journal = Journal(store)
         self.approvals = Approvals(store)
+        # versions are immutable: a loaded predictor serves every later weighing
+        self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}
+        self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
+            None,
+            [],
+        )
 
     def env(self, model: str) -> ExecEnv:
         return ExecEnv(self.store, self.journal, self.policy.for_model(model), self.actor)
@@ -129,6 +168,8 @@ class Agent:
         return done
 
     def check_model(self, model: str) -> dict[str, Any]:
+        """Store the model's new windows, open an incident for each scope whose findings
+        appeared, and move every open incident on (decide, act, verify)."""
         policy = self.policy.for_model(model)
         for window in self.source.closed_windows(model, self.repo.last_window(model)):
             self.repo.save_window(
@@ -144,44 +185,187 @@ class Agent:
         summary: dict[str, Any] = {"model": model, "windows": len(history)}
         if not history:
             return summary
-        incident = self.repo.open_incident(model)
+        self._open_incidents(model, history, policy)
+        self._learn_health(model, history, policy)
+        handled = []
+        for incident in self._by_scope(self.repo.open_incidents(model)):
+            handled.append(self._handle(model, incident, history, policy))
+        for accepted in self.repo.accepted_incidents(model):
+            self._watch_accepted(accepted, history, policy)
+        if handled:
+            # the most upstream incident speaks for the model; every one is listed
+            summary |= {k: v for k, v in handled[0].items() if k != "scope"}
+            summary["incidents"] = handled
+        return summary
+
+    @staticmethod
+    def _by_scope(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        order = {scope.value: rank for rank, scope in enumerate(SCOPE_ORDER)}
+        return sorted(incidents, key=lambda i: (order.get(i.get("scope") or "", -1), i["id"]))
+
+    def _open_incidents(
+        self, model: str, history: list[WindowView], policy: ModelPolicy
+    ) -> None:
+        """Open an incident for each scope that has qualifying findings in the newest window and
+        no incident of its own yet. An incident from before scopes takes every finding until it
+        closes; accepted drift takes the drift findings."""
+        current = self.repo.open_incidents(model)
+        if any(i.get("scope") is None for i in current):
+            return
+        taken = {i["scope"] for i in current}
+        if self.repo.accepted_incidents(model):
+            taken.add(Scope.DRIFT.value)
         latest = history[-1]
-        if incident is None:
-            covered = self.repo.last_closed_window(model)
+        for scope in SCOPE_ORDER:
+            if scope.value in taken:
+                continue
+            covered = self.repo.last_closed_window(model, scope.value)
             if covered is not None and latest.window <= covered:
-                return summary
-            if not qualifying(latest.findings, policy):
-                self._learn_health(model, history, policy)
-                return summary
-            before = [w for w in history if w.window < latest.window]
-            clean = [w for w in before if not qualifying(w.findings, policy)]
-            kinds = sorted({f.kind.value for f in qualifying(latest.findings, policy)})
-            incident_id = self.repo.create_incident(
+                continue
+            found = qualifying(in_scope(latest.findings, scope), policy)
+            if not found:
+                continue
+            # the baseline is this scope's own: the last windows before the failure that were
+            # clean of it, even where other scopes (say, seasonal drift) had findings
+            clean = [
+                w
+                for w in history
+                if w.window < latest.window
+                and not qualifying(in_scope(w.findings, scope), policy)
+            ]
+            kinds = sorted({f.kind.value for f in found})
+            self.repo.create_incident(
                 model,
                 latest.window,
                 {"signals": baseline_of(clean[-policy.persistence.n :])},
-                f"{', '.join(kinds)} in window {latest.window}",
+                f"{scope.value}: {', '.join(kinds)} in window {latest.window}",
+                scope=scope.value,
             )
-            incident = self.repo.open_incident(model)
-            assert incident is not None and incident["id"] == incident_id
-        summary["incident"] = incident["id"]
+
+    def _handle(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        history: list[WindowView],
+        policy: ModelPolicy,
+    ) -> dict[str, Any]:
+        """Move one open incident on: verify, resume, wait for approval, or decide and act."""
+        summary: dict[str, Any] = {"incident": incident["id"], "scope": incident.get("scope")}
+        latest = history[-1]
         if incident["state"] == "verifying":
             summary["verification"] = self._verify(model, incident, policy)
             return summary
         if incident["state"] == "acting":
             self._acting(incident)
             return summary
+        superseded_by = self._deployed_since(model, incident)
+        if superseded_by is not None:
+            self._supersede(model, incident, superseded_by)
+            summary["decision"] = "superseded"
+            return summary
         if self.approvals.pending_for_incident(incident["id"]) is not None:
             summary["decision"] = "awaiting approval"
             self.repo.update_incident(incident["id"], last_window=latest.window)
             return summary
-        windows = [
-            w for w in history if w.window >= incident["first_window"] - policy.persistence.n
-        ]
+        upstream = self._upstream_of(model, incident)
+        if upstream is not None:
+            # a broken pipeline or a failing service explains a performance drop: it is remedied
+            # (and verified) first, and the drop judged on what remains
+            summary["decision"] = f"waiting for incident {upstream['id']} ({upstream['scope']})"
+            self.repo.update_incident(incident["id"], last_window=latest.window)
+            return summary
+        windows = scoped(
+            [w for w in history if w.window >= incident["first_window"] - policy.persistence.n],
+            _scope(incident),
+        )
         decision = self._decide(model, incident, windows, policy)
         summary["decision"] = decision.action.value
         self._apply(model, incident, decision, windows, policy)
+        if incident.get("scope") == Scope.DRIFT.value and decision.persistent:
+            self._maybe_accept(model, incident["id"], windows, decision, policy)
         return summary
+
+    def _deployed_since(self, model: str, incident: dict[str, Any]) -> Deployment | None:
+        """The revision that put a new live version in place, by someone other than the agent,
+        after a still undecided performance incident opened (None when there is none)."""
+        if incident.get("scope") != Scope.PERFORMANCE.value or incident["state"] != "open":
+            return None
+        history = self.store.deployment_history(model, limit=50)  # newest first
+        for newer, older in pairwise(history):
+            if newer.created_at <= incident["opened_at"]:
+                break
+            if newer.actor != self.actor and newer.live_version != older.live_version:
+                return newer
+        return None
+
+    def _supersede(self, model: str, incident: dict[str, Any], revision: Deployment) -> None:
+        """Close a performance incident that a new version's going live made stale."""
+        why = (
+            f"version {revision.live_version} went live (revision {revision.revision}, by "
+            f"{revision.actor}) after this incident opened; the model is judged anew from here"
+        )
+        pending = self.approvals.pending_for_incident(incident["id"])
+        if pending is not None:
+            self.approvals.withdraw(pending["id"], actor=self.actor, reason=why)
+        self.repo.update_incident(incident["id"], state="superseded", event="superseded", text=why)
+
+    def _upstream_of(self, model: str, incident: dict[str, Any]) -> dict[str, Any] | None:
+        """The open quality or service incident a performance incident waits for, if any."""
+        if incident.get("scope") != Scope.PERFORMANCE.value:
+            return None
+        for scope in (Scope.QUALITY, Scope.SERVICE):
+            upstream = self.repo.open_incident(model, scope.value)
+            if upstream is not None:
+                return upstream
+        return None
+
+    def _maybe_accept(
+        self,
+        model: str,
+        incident_id: int,
+        windows: list[WindowView],
+        decision: Decision,
+        policy: ModelPolicy,
+    ) -> None:
+        """Drift that persisted ``drift.accept_after_windows`` windows without a performance
+        incident of the model is accepted: the people were told, nothing is to be done, and it
+        must not absorb or block what comes next. Journaled on the incident and audited; an
+        operator can reopen it."""
+        incident = self.repo.get_incident(incident_id)
+        if incident["state"] != "open":
+            return
+        after = policy.drift.accept_after_windows
+        if after is None or decision.diagnosis is not Diagnosis.COVARIATE_DRIFT_STABLE:
+            return
+        since = [w for w in windows if w.window >= incident["first_window"]]
+        if len(since) < after or self.repo.open_incident(model, Scope.PERFORMANCE.value):
+            return
+        text_ = (
+            f"drift persisted {len(since)} windows without a performance drop: accepted "
+            f"(policy drift.accept_after_windows = {after}); it no longer absorbs new failures"
+        )
+        self.repo.update_incident(incident["id"], state=ACCEPTED, event="accepted", text=text_)
+        self.store.audit(
+            self.actor, "incident.accepted", f"{model}/incident/{incident['id']}", {"why": text_}
+        )
+
+    def _watch_accepted(
+        self, incident: dict[str, Any], history: list[WindowView], policy: ModelPolicy
+    ) -> None:
+        """Accepted drift is resolved once its scope has been quiet for n windows."""
+        recent = scoped(history[-policy.persistence.n :], Scope.DRIFT)
+        if len(recent) == policy.persistence.n and not any(
+            qualifying(w.findings, policy) for w in recent
+        ):
+            self.repo.update_incident(
+                incident["id"],
+                state="resolved",
+                last_window=history[-1].window,
+                event="resolved",
+                text=f"no finding in the last {policy.persistence.n} windows",
+            )
+        else:
+            self.repo.update_incident(incident["id"], last_window=history[-1].window)
 
     # ------------------------------------------------------------------ deciding
 
@@ -203,16 +387,113 @@ class Agent:
                 lives.append((number, since))
         lives.reverse()
         in_flight = bool(self.journal.in_flight(model))
+        evidence = None if incident_id is None else self._evidence(model, incident_id)
+        change_window = labels_since = served_before = None
+        if incident_id is not None:
+            incident = self.repo.get_incident(incident_id)
+            if lives:
+                served_before = self.repo.windows_between(
+                    model, lives[0][1], incident["first_window"]
+                )
+            if incident.get("scope") == Scope.PERFORMANCE.value:
+                change_window = incident["first_window"]
+                rows = self._incident_records(model, change_window)
+                labels_since = len(labelled(rows)) if rows else None
         return ModelContext(
             model=model,
             now=now,
+            incident_id=incident_id,
             deployment=history[0] if history else None,
             version_health={v.number: v.health for v in self.store.list_versions(model)},
             live_history=lives,
             labels_available=self.store.count_feedback(model),
             past_actions=self.journal.past(model, now),
             action_in_flight=in_flight,
+            evidence=evidence,
+            change_window=change_window,
+            labels_since_change=labels_since,
+            windows_before_change=served_before,
         )
+
+    # ------------------------------------------------------------------ evidence
+
+    def _evidence(self, model: str, incident_id: int) -> Evidence:
+        """Scores the remedies on the labelled records of the incident's windows, read only when
+        the decision reaches a remedy the evidence can weigh."""
+
+        def weigh(
+            feasible: Mapping[ActionKind, Mapping[str, Any]], preferred: ActionKind
+        ) -> Weighing | None:
+            try:
+                return scored(feasible, preferred)
+            except Exception:  # the evidence informs a decision; it must never block one
+                log.exception("weighing the remedies of incident %s failed", incident_id)
+                return None
+
+        def scored(
+            feasible: Mapping[ActionKind, Mapping[str, Any]], preferred: ActionKind
+        ) -> Weighing | None:
+            settings = self.policy.for_model(model).evidence
+            spec = self.store.get_model(model)
+            if spec.task is None:
+                return None
+            incident = self.repo.get_incident(incident_id)
+            rows = labelled(self._incident_records(model, incident["first_window"]))
+            if len(rows) < settings.min_labels:
+                return None
+            options = []
+            for action, params in feasible.items():
+                if action is ActionKind.DISABLE:
+                    options.append(
+                        refused_score(spec.task, rows, settings.refusal_better_than_wrong)
+                    )
+                    continue
+                version = params.get("to_version")
+                answer = self._answerer(model, version, spec) if version is not None else None
+                if answer is not None:
+                    options.append(
+                        answered_score(spec.task, spec, rows, answer, action.value, version)
+                    )
+            return choose(served_score(spec.task, rows), options, preferred.value,
+                          settings.tolerance)
+
+        return weigh
+
+    def _incident_records(self, model: str, first_window: int) -> list[dict[str, Any]]:
+        """The stored records of the windows from ``first_window`` to the newest (at most
+        ``EVIDENCE_RECORDS``, the newest kept); none when the windows' bounds are unknown."""
+        newest = self.repo.last_window(model)
+        key = (model, first_window, newest)
+        if self._records_read[0] == key:  # one decision reads them up to three times
+            return self._records_read[1]
+        until = None if newest is None else self.repo.window_end(model, newest)
+        after = self.repo.window_end(model, first_window - 1) if first_window > 0 else None
+        if until is None or (first_window > 0 and after is None):
+            return []
+        rows = self.store.records_by_arrival(
+            model, after=after, until=until, limit=EVIDENCE_RECORDS, newest_first=True
+        )
+        rows.reverse()
+        self._records_read = (key, rows)
+        return rows
+
+    def _answerer(
+        self, model: str, version: int, spec: ModelSpec
+    ) -> Callable[[Sequence[Mapping[str, Any]]], list[Any]] | None:
+        """A version's answers to logged inputs, in process (None for a remote version: it is
+        not called off the serving path)."""
+        key = (model, version)
+        if key not in self._predictors:
+            try:
+                artifact = self.store.load_artifact(model, version)
+                self._predictors[key] = LocalPredictor.from_artifact(artifact, spec)
+            except MlwardenError as exc:
+                log.info("version %s of %s cannot be scored offline: %s", version, model, exc)
+                self._predictors[key] = None
+        predictor = self._predictors[key]
+        if predictor is None:
+            return None
+        return lambda inputs: [p.prediction for p in predictor.predict(inputs)]
 
     def _decide(
         self,
@@ -462,8 +743,10 @@ class Agent:
             baseline.get("signals", {}),
             incident["kinds"],
             policy,
-            action["result"],
+            {**action["params"], **action["result"]},  # the weighing is in the parameters
             action_kind=action["kind"],
+            scope=_scope(incident),
+            diagnosis=incident["diagnosis"],
         )
         self.repo.add_verification(
             model,
@@ -489,6 +772,21 @@ class Agent:
                 incident["id"], state="resolved", event="resolved", text=verdict.text
             )
             return "recovered"
+        kept = better_than_doing_nothing(
+            verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
+        )
+        if kept is not None and action["kind"] in (
+            ActionKind.FALLBACK.value,
+            ActionKind.ROLLBACK.value,
+        ):
+            # short of the baseline, but undoing it would serve worse: it stays, people decide
+            self._escalate(
+                model,
+                incident,
+                f"verification failed: {verdict.text}. Action {action['id']} "
+                f"({action['kind']}) stays in place: {kept}.",
+            )
+            return "not_recovered"
         reverted = ""
         if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
             live = self.store.get_deployment(model)
@@ -590,17 +888,28 @@ class Agent:
         after: list[WindowView],
         policy: ModelPolicy,
     ) -> str:
-        """Pipeline failures: hold the fallback while quality is broken, revert when it is back."""
+        """Pipeline failures: hold the remedy while quality is broken, release it as soon as
+        quality is back (``verify.release_after_windows``: every window a fallback serves clean
+        data it serves worse than the champion would), resolve once it stayed back for
+        ``verify.windows``; broken again after the release, the incident is decided anew."""
         clean = 0
         for window in after:
             broken = any(
                 f.kind.value == "data_quality" for f in qualifying(window.findings, policy)
             )
             clean = 0 if broken else clean + 1
+        released = action["state"] == "undone"
+        if clean >= policy.verify.release_after_windows and action["state"] == "done":
+            undo_action(self.env(model), action["id"], force=True)
+            released = True
+            self.repo.update_incident(
+                incident["id"],
+                event="released",
+                text=f"data quality back for {clean} window(s); action {action['id']} "
+                f"({action['kind']}) reverted, watching that it stays back",
+            )
         if clean >= policy.verify.windows:
-            text_ = f"data quality back for {clean} windows; reverting action {action['id']}"
-            if action["state"] == "done":
-                undo_action(self.env(model), action["id"], force=True)
+            text_ = f"data quality back for {clean} windows; action {action['id']} reverted"
             self.repo.add_verification(
                 model,
                 incident["id"],
@@ -615,6 +924,14 @@ class Agent:
                 incident["id"], state="resolved", event="resolved", text=text_
             )
             return "recovered"
+        if released and clean == 0:
+            self.repo.update_incident(
+                incident["id"],
+                state="open",
+                event="broken again",
+                text="data quality broke again after the remedy was released: deciding anew",
+            )
+            return "not_recovered"
         if len(after) >= policy.verify.max_wait_windows:
             self._escalate(model, incident, f"data quality still broken after {len(after)} windows")
             return "not_recovered"
@@ -643,10 +960,12 @@ class Agent:
         )
 
     def _learn_health(self, model: str, history: list[WindowView], policy: ModelPolicy) -> None:
-        """A live version that served n clean windows in a row is known healthy."""
+        """A live version that served n windows in a row without a finding of its own is known
+        healthy. Drift findings do not count against it: real inputs drift all the time, and a
+        version that keeps serving well through drift is the one to roll back to."""
         recent = history[-policy.persistence.n :]
         if len(recent) < policy.persistence.n or any(
-            qualifying(w.findings, policy) for w in recent
+            scope_of(f) is not Scope.DRIFT for w in recent for f in qualifying(w.findings, policy)
         ):
             return
         deployment = self.store.get_deployment(model)

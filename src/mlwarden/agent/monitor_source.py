@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, or_, select
 
 from mlwarden.agent.loop import ClosedWindow
 from mlwarden.agent.repo import AgentRepo
@@ -28,8 +27,7 @@ from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.settings import Settings
-from mlwarden.store import tables as t
-from mlwarden.store.repository import Store, as_utc, utcnow
+from mlwarden.store.repository import Store, utcnow
 
 log = logging.getLogger("mlwarden.agent")
 
@@ -117,37 +115,17 @@ class MonitorSource:
         """Up to ``limit`` (default ``window_size``) records in arrival order, strictly after
         the (received_at, id) key ``after`` (from the first record when None), past ``offset``
         records more."""
-        r, f = t.records, t.feedback
-        model_id = self.store.model_id(model)
-        query = (
-            select(
-                r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
-                r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
-            )
-            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
-            .where(and_(r.c.model_id == model_id, r.c.served_by != "shadow"))
-        )
         settle = self.settings.window_settle_s
+        received_before = None
         if settle > 0:
             # never shorter than the writer's own lag: two flush intervals
             settle = max(settle, 2 * self.settings.write_flush_interval_s)
-            query = query.where(r.c.received_at <= utcnow() - timedelta(seconds=settle))
-        if after is not None:
-            end_at, end_id = after
-            query = query.where(
-                # the redundant ``>=`` is a range to seek to on the (model_id, received_at)
-                # index: PostgreSQL derives none from the OR and would scan from the first record
-                r.c.received_at >= end_at,
-                or_(r.c.received_at > end_at, and_(r.c.received_at == end_at, r.c.id > end_id)),
-            )
-        query = query.order_by(r.c.received_at, r.c.id).offset(offset or None)
-        query = query.limit(limit or self.window_size)
-        with self.store.engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(query)]
-        for row in rows:
-            row["timestamp"] = as_utc(row.pop("ts"))
-            row["received_at"] = as_utc(row["received_at"])
-        return rows
+            received_before = utcnow() - timedelta(seconds=settle)
+        size = limit or self.window_size
+        rows = self.store.records_by_arrival(
+            model, after=after, received_before=received_before, limit=size + offset
+        )
+        return rows[offset:]
 
     def _monitor(self, spec: ModelSpec, version: int) -> Monitor:
         held = self._monitors.get(spec.name)

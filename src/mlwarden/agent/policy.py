@@ -120,8 +120,33 @@ class AlertSettings(_Strict):
 
 class VerifySettings(_Strict):
     windows: int = Field(default=2, ge=1)
+    # a pipeline remedy (fallback) is released after this many clean windows, before the
+    # incident is resolved after ``windows`` of them
+    release_after_windows: int = Field(default=1, ge=1)
     tolerance: float = Field(default=0.05, ge=0.0)
     max_wait_windows: int = Field(default=6, ge=1)
+
+
+class DriftSettings(_Strict):
+    """Drift that persists without harm: after ``accept_after_windows`` windows of a drift
+    incident with no performance incident beside it, the drift is accepted (None: never)."""
+
+    accept_after_windows: int | None = Field(default=6, ge=1)
+
+
+class EvidenceSettings(_Strict):
+    """Remedies chosen on evidence (``agent.evidence``): before acting, each candidate is scored
+    on the labelled records of the incident's windows, beside keeping the champion.
+
+    A remedy whose score is worse than doing nothing by more than ``tolerance`` (accuracy, or
+    relative RMSE for regression) is not taken. ``min_labels``: fewer labelled records than this
+    and the evidence is too thin to overrule the policy's table. ``refusal_better_than_wrong``:
+    a refused request (a disabled model) costs less than a wrong answer; off, a refusal counts
+    as a wrong answer, so disabling a model never looks better than serving."""
+
+    tolerance: float = Field(default=0.005, ge=0.0)
+    min_labels: int = Field(default=100, ge=10)
+    refusal_better_than_wrong: bool = False
 
 
 class ApprovalSettings(_Strict):
@@ -147,9 +172,13 @@ class ModelPolicy(_Strict):
     default_cooldown_minutes: float = Field(default=30.0, ge=0.0)
     max_actions_per_day: int = Field(default=6, ge=0)
     deploy_window_minutes: float = Field(default=120.0, ge=0.0)
+    # ... and only when the failure began within this many windows of the version going live
+    deploy_window_windows: int = Field(default=3, ge=0)
     retrain: RetrainSettings = RetrainSettings()
     alert: AlertSettings = AlertSettings()
     verify: VerifySettings = VerifySettings()
+    drift: DriftSettings = DriftSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     disable_without_fallback: bool = True
 
     def actions_for(self, diagnosis: Diagnosis) -> list[ActionKind]:
@@ -334,16 +363,35 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file, or the bundled default policy when ``path`` is None."""
+    """Load a policy file over the bundled default policy (the bundled one alone when ``path``
+    is None).
+
+    A file names only what it changes: its ``defaults`` are merged key by key over the bundled
+    ones, so a file that sets one cooldown keeps the bundled cooldowns of the other actions
+    (before, a partial file silently replaced them). Problems are reported with the file's own
+    line numbers.
+    """
+    bundled = load_policy_text(
+        resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8"),
+        "default.yaml",
+    )
     if path is None:
-        text = (
-            resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8")
-        )
-        return load_policy_text(text, "default.yaml")
+        return bundled
     file = Path(path)
     if not file.is_file():
         raise InvalidInput(f"policy file {file} does not exist")
-    return load_policy_text(file.read_text("utf-8"), str(file))
+    own = load_policy_text(file.read_text("utf-8"), str(file))
+    merged = {
+        "version": 1,
+        "defaults": _deep_merge(bundled.raw.get("defaults") or {}, own.raw.get("defaults") or {}),
+        "models": own.raw.get("models") or {},
+    }
+    try:
+        return Policy(merged, str(file))
+    except ValidationError as exc:  # the file is valid alone but not over the bundled keys
+        raise PolicyError(
+            str(file), [PolicyProblem(line=None, path="", message=str(exc))]
+        ) from exc
 
 
 def configured_policy(settings: Settings | None = None) -> Policy:

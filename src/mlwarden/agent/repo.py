@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from mlwarden.agent.decide import Decision
 from mlwarden.agent.incidents import WindowView
@@ -19,7 +19,12 @@ from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc, canonical_json, utcnow
 
 OPEN_STATES = ("open", "acting", "verifying")
-CLOSED_STATES = ("resolved", "escalated", "dismissed")
+# superseded: a new version went live while a performance incident was open; the model is
+# judged anew from there (the drop may now be the new version's, and the old decision is stale)
+CLOSED_STATES = ("resolved", "escalated", "dismissed", "superseded")
+# drift that persisted without harm: no longer worked on, but remembered, so the same drift
+# does not open a new incident every window; it is resolved once the drift is gone
+ACCEPTED = "accepted"
 WINDOW_CLOSED = "window.closed"  # the signal row every stored window has; it holds its end key
 
 
@@ -128,6 +133,23 @@ class AgentRepo:
             return None
         return as_utc(row.end_received_at), str(row.end_record_id)
 
+    def windows_between(self, model: str, since: datetime, before_window: int) -> int:
+        """How many stored windows of ``model`` closed after ``since`` and before window
+        ``before_window``: how long a version served before a failure began."""
+        s = at.signals
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        s.c.model_id == self.store.model_id(model),
+                        s.c.name == WINDOW_CLOSED,
+                        s.c.window < before_window,
+                        s.c.ts > as_utc(since),
+                    )
+                ).scalar()
+                or 0
+            )
+
     def last_window(self, model: str) -> int | None:
         model_id = self.store.model_id(model)
         with self.engine.connect() as conn:
@@ -199,30 +221,51 @@ class AgentRepo:
 
     # ------------------------------------------------------------------ incidents
 
-    def open_incident(self, model: str) -> dict[str, Any] | None:
-        model_id = self.store.model_id(model)
-        i = at.incidents
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(i)
-                .where(i.c.model_id == model_id, i.c.state.in_(OPEN_STATES))
-                .order_by(i.c.id.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else self._incident(row)
+    def open_incidents(self, model: str) -> list[dict[str, Any]]:
+        """The incidents of ``model`` being worked on (open, acting or verifying), oldest first."""
+        return self._incidents_in(model, OPEN_STATES)
 
-    def last_closed_window(self, model: str) -> int | None:
-        """The newest window any closed incident of ``model`` covered."""
+    def accepted_incidents(self, model: str) -> list[dict[str, Any]]:
+        """The accepted drift incidents of ``model``, oldest first."""
+        return self._incidents_in(model, (ACCEPTED,))
+
+    def _incidents_in(self, model: str, states: Sequence[str]) -> list[dict[str, Any]]:
         i = at.incidents
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.max(i.c.last_window)).where(
-                    i.c.model_id == self.store.model_id(model), i.c.state.in_(CLOSED_STATES)
-                )
-            ).scalar()
+            rows = conn.execute(
+                select(i)
+                .where(i.c.model_id == self.store.model_id(model), i.c.state.in_(states))
+                .order_by(i.c.id)
+            ).all()
+        return [self._incident(row) for row in rows]
+
+    def open_incident(self, model: str, scope: str | None = None) -> dict[str, Any] | None:
+        """The newest open incident of ``model`` (of ``scope`` when given)."""
+        found = [
+            i for i in self.open_incidents(model) if scope is None or i.get("scope") == scope
+        ]
+        return found[-1] if found else None
+
+    def last_closed_window(self, model: str, scope: str | None = None) -> int | None:
+        """The newest window a closed incident of ``model`` (of ``scope``, or from before
+        scopes) covered."""
+        i = at.incidents
+        query = select(func.max(i.c.last_window)).where(
+            i.c.model_id == self.store.model_id(model), i.c.state.in_(CLOSED_STATES)
+        )
+        if scope is not None:
+            query = query.where(or_(i.c.scope == scope, i.c.scope.is_(None)))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def create_incident(
-        self, model: str, window: int, baseline: Mapping[str, float | None], text: str
+        self,
+        model: str,
+        window: int,
+        baseline: Mapping[str, Any],
+        text: str,
+        *,
+        scope: str | None = None,
     ) -> int:
         now = utcnow()
         with self.engine.begin() as conn:
@@ -231,6 +274,7 @@ class AgentRepo:
                     insert(at.incidents).values(
                         model_id=self.store.model_id(model),
                         state="open",
+                        scope=scope,
                         severity="low",
                         kinds=[],
                         features=[],
@@ -252,14 +296,22 @@ class AgentRepo:
         now = utcnow()
         i = at.incidents
         with self.engine.begin() as conn:
-            row = conn.execute(select(i.c.timeline).where(i.c.id == incident_id)).first()
+            row = conn.execute(
+                select(i.c.timeline, i.c.diagnosis, i.c.severity).where(i.c.id == incident_id)
+            ).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
+            timeline = list(row.timeline or [])
+            changes = _diagnosis_changes(row, values)
+            if changes and row.diagnosis is not None:
+                # what people were told changed: the history keeps when, from what and why
+                why = f": {text}" if text else ""
+                timeline.append(
+                    {"ts": now.isoformat(), "event": "rediagnosed", "text": changes + why}
+                )
             if event is not None:
-                timeline = [
-                    *(row.timeline or []),
-                    {"ts": now.isoformat(), "event": event, "text": text},
-                ]
+                timeline.append({"ts": now.isoformat(), "event": event, "text": text})
+            if len(timeline) != len(row.timeline or []):
                 values["timeline"] = timeline
             if values.get("state") in CLOSED_STATES:
                 values.setdefault("closed_at", now)
@@ -384,6 +436,18 @@ class AgentRepo:
             )
 
 
+def _diagnosis_changes(row: Any, values: Mapping[str, Any]) -> str:
+    """``"diagnosis a → b; severity x → y"`` for what ``values`` change of ``row`` ("" if none)."""
+    parts = []
+    for name in ("diagnosis", "severity"):
+        new = values.get(name)
+        new = getattr(new, "value", new)
+        old = getattr(row, name)
+        if new is not None and new != old:
+            parts.append(f"{name} {old or 'none'} → {new}")
+    return "; ".join(parts)
+
+
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: (_json(v) if isinstance(v, dict | list) else getattr(v, "value", v))
@@ -391,4 +455,4 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CLOSED_STATES", "OPEN_STATES", "AgentRepo"]
+__all__ = ["ACCEPTED", "CLOSED_STATES", "OPEN_STATES", "AgentRepo"]

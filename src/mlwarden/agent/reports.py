@@ -7,6 +7,7 @@ feature importance, recent records against the reference sample)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import datetime
 from typing import Any
@@ -15,9 +16,10 @@ import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.incidents import scope_of
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
-from mlwarden.domain import Finding
+from mlwarden.domain import Finding, Task
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
 
@@ -49,7 +51,13 @@ def incident_findings(
         .limit(500)
     )
     with store.engine.connect() as conn:
-        return [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
+        rows = [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
+    scope = incident.get("scope")
+    if scope is None:
+        return rows
+    # an incident is about one cause: the findings of other scopes (say, the seasonal drift
+    # beside a pipeline failure) belong to their own incidents and reports
+    return [r for r in rows if scope_of(_as_finding(r)).value == scope]
 
 
 def _as_finding(row: dict[str, Any]) -> Finding:
@@ -67,12 +75,19 @@ def _as_finding(row: dict[str, Any]) -> Finding:
     )
 
 
-def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def _records_frame(records: list[dict[str, Any]], regression: bool = False) -> pd.DataFrame:
+    """Records as rows of features and ``error``: 1 for a wrong class, or the absolute error of
+    a regression (a regression's answer is never exactly its label, so it is never "wrong")."""
     rows = []
     for r in records:
         row = dict(r["features"] or {})
-        if r.get("label") is not None and r.get("prediction") is not None:
-            row["error"] = float(str(r["label"]) != str(r["prediction"]))
+        label, prediction = r.get("label"), r.get("prediction")
+        if label is not None and prediction is not None:
+            if regression:
+                with contextlib.suppress(TypeError, ValueError):  # a label that is no number
+                    row["error"] = abs(float(label) - float(prediction))
+            else:
+                row["error"] = float(str(label) != str(prediction))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -118,7 +133,7 @@ def diagnose_stored_incident(
     window_rows = None
     recent = store.fetch_records(model, since=since, limit=MAX_ROWS, newest_first=True)
     if recent:
-        window_rows = _records_frame(recent)
+        window_rows = _records_frame(recent, regression=spec.task is Task.REGRESSION)
     resolution = [
         f"{a['kind']} ({a['state']}) by {a['actor']}" for a in incident.get("actions", [])
     ]

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.incidents import WindowView, qualifying
-from mlwarden.agent.policy import ModelPolicy
+from mlwarden.agent.incidents import Scope, WindowView, in_scope, is_collapse, qualifying
+from mlwarden.agent.policy import Diagnosis, ModelPolicy
+from mlwarden.domain import Finding
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
 # a fallback or a disabled model trades accuracy for safety on purpose: after one, recovery
@@ -49,6 +50,33 @@ def baseline_of(windows: Sequence[WindowView]) -> dict[str, float]:
 NEUTRAL_PREFIXES = ("drift_p.",)
 
 
+# the headline metric of each task: precision, recall and F1 move with the class balance, which
+# real drift moves all the time, so they do not judge a recovery
+_PERFORMANCE_SIGNALS = frozenset({"accuracy", "rmse", "mae"})
+
+
+def signal_scope(name: str) -> Scope | None:
+    """The incident scope a stored signal speaks for (None: it judges no scope).
+
+    Verification compares only the signals of the incident's own scope with the baseline: a
+    fallback that ended a latency spike has recovered even while the inputs keep drifting.
+
+    >>> signal_scope("null_rate.nswprice"), signal_scope("latency_p99_ms")
+    (<Scope.QUALITY: 'quality'>, <Scope.SERVICE: 'service'>)
+    >>> signal_scope("accuracy"), signal_scope("accuracy_ci_low"), signal_scope("drift.nswprice")
+    (<Scope.PERFORMANCE: 'performance'>, None, <Scope.DRIFT: 'drift'>)
+    """
+    if name.startswith(("null_rate.", "invalid_rate.", "unseen_rate.")):
+        return Scope.QUALITY
+    if name.startswith(("latency_", "delay_")) or name == "error_rate":
+        return Scope.SERVICE
+    if name in _PERFORMANCE_SIGNALS:
+        return Scope.PERFORMANCE
+    if name.startswith("drift."):
+        return Scope.DRIFT
+    return None
+
+
 def _direction(name: str) -> int:
     lowered = name.lower()
     if lowered.startswith(NEUTRAL_PREFIXES):
@@ -60,6 +88,47 @@ def _direction(name: str) -> int:
     return 0
 
 
+def _expected(
+    result: Mapping[str, Any], option: str | None, higher_only: bool = True
+) -> dict[str, float]:
+    """What the evidence said ``option`` would serve (``{"accuracy": 0.71}``), from the
+    weighing recorded in the action's parameters (accuracy only unless ``higher_only`` is
+    off: RMSE too)."""
+    evidence = result.get("evidence")
+    if not isinstance(evidence, Mapping):
+        return {}
+    for score in evidence.get("scores", []):
+        if score.get("option") != option:
+            continue
+        if score.get("metric") == "accuracy" or not higher_only:
+            return {str(score["metric"]): float(score["value"])}
+    return {}
+
+
+def better_than_doing_nothing(
+    after: Sequence[WindowView], action_params: Mapping[str, Any], tolerance: float
+) -> str | None:
+    """Why a remedy that missed the baseline still serves better than doing nothing did when it
+    was chosen (None when it does not, or there is no evidence to tell): such a remedy is left
+    in place, and the people are told, rather than undone."""
+    keep = _expected(action_params, "keep", higher_only=False)
+    observed = baseline_of(after)
+    for metric, value in keep.items():
+        if metric not in observed:
+            continue
+        now = observed[metric]
+        if metric == "accuracy":
+            better = now >= value - tolerance
+        else:  # RMSE: lower is better, the tolerance relative
+            better = now <= value * (1 + tolerance)
+        if better:
+            return (
+                f"{metric} {now:.4g} since the action, against {value:.4g} served by doing "
+                f"nothing when it was chosen"
+            )
+    return None
+
+
 def verify(
     after: Sequence[WindowView],
     baseline: Mapping[str, float],
@@ -67,8 +136,19 @@ def verify(
     policy: ModelPolicy,
     action_result: Mapping[str, Any] | None = None,
     action_kind: str | None = None,
+    scope: Scope | None = None,
+    diagnosis: str | None = None,
 ) -> Verdict:
-    """Judge the windows after an action against the baseline (``after`` oldest first)."""
+    """Judge the windows after an action against the baseline (``after`` oldest first).
+
+    With ``scope``, only findings and signals of that scope count (see :func:`signal_scope`);
+    without, every signal the baseline knows (an incident from before scopes). The symptom the
+    action targeted is what is judged: collapsed predictions must be gone after a fallback from
+    a frozen model (the fallback's own accuracy under drift is another matter); a performance
+    drop is judged by the headline metric against the baseline, or against what the evidence
+    said the remedy would serve when that is lower (the pre-failure level may be out of reach
+    once the world moved on).
+    """
     windows = list(after)[: policy.verify.windows]
     reasons: list[str] = []
     result = action_result or {}
@@ -77,8 +157,19 @@ def verify(
     # after a fallback the answers come from another model: its outputs differ from the
     # champion's reference by design, so prediction drift says nothing about recovery
     judged = set(kinds) - ({"prediction_drift"} if action_kind in DEGRADED_MODES else set())
+    expected = _expected(result, action_kind)
+
+    def targeted(finding: Finding) -> bool:
+        if finding.kind.value not in judged:
+            return False
+        if diagnosis == Diagnosis.COLLAPSED_PREDICTIONS.value:
+            return is_collapse(finding)
+        # a drop is measured against the remedy's own reference after a switch of version:
+        # the headline metric against the expectation judges it instead
+        return not (scope is Scope.PERFORMANCE and expected)
+
     for window in windows:
-        hits = [f for f in qualifying(window.findings, policy) if f.kind.value in judged]
+        hits = [f for f in qualifying(in_scope(window.findings, scope), policy) if targeted(f)]
         if hits:
             reasons.append(
                 f"window {window.window} still shows {', '.join(sorted({f.kind for f in hits}))}"
@@ -89,9 +180,15 @@ def verify(
         direction = _direction(name)
         if name not in observed or direction == 0:
             continue
+        if scope is not None and signal_scope(name) is not scope:
+            continue
         if direction > 0 and action_kind in DEGRADED_MODES:
             continue
         value = observed[name]
+        if name in expected and expected[name] < base:
+            # the pre-failure level may be out of reach (the world moved on): a remedy is held
+            # to what the evidence said it would serve when it was chosen
+            base = expected[name]
         if direction > 0 and value < base - tolerance:
             reasons.append(f"{name} {value:.4g} is below the baseline {base:.4g} - {tolerance:g}")
         if direction < 0 and value > base + tolerance * max(1.0, abs(base)):
@@ -99,4 +196,4 @@ def verify(
     return Verdict(not reasons, [w.window for w in windows], observed, reasons)
 
 
-__all__ = ["Verdict", "baseline_of", "verify"]
+__all__ = ["Verdict", "baseline_of", "better_than_doing_nothing", "signal_scope", "verify"]

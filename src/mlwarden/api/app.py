@@ -26,6 +26,7 @@ from mlwarden.api.openapi import describe, install_docs
 from mlwarden.capture.validation import printable
 from mlwarden.errors import MlwardenError
 from mlwarden.settings import Settings
+from mlwarden.store.writer import is_unreachable
 
 __all__ = ["create_app"]
 
@@ -144,6 +145,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unreachable(exc):
+            log.warning("database unreachable on %s %s", request.method, request.url.path)
+            return error_response(503, "the database is unreachable; retry later")
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -180,6 +184,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         metrics = ServerMetrics()
         metrics.registry.register(FleetCollector(opened))
         gateway = Gateway(opened, writer, settings, metrics=metrics)
+        gateway.start_warming()
         probes = ProbeManager(opened, writer, settings, metrics=metrics)
         app.state.mlwarden = ServerState(
             settings=settings,
@@ -187,7 +192,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             writer=writer,
             gateway=gateway,
             metrics=metrics,
-            tokens=TokenCache(),
+            tokens=TokenCache(settings.token_cache_ttl_s, settings.token_outage_grace_s),
             probes=probes,
             auth_required=settings.requires_auth(),
         )

@@ -3,11 +3,13 @@
 Access: each route declares the role it needs with ``Depends(require(Role.X))``. A token comes
 as ``Authorization: Bearer <token>``; a missing or unknown token is 401, a token whose role is
 too low is 403. When ``settings.requires_auth()`` is False (only possible on loopback) every
-request acts as the local admin ``local``.
+request acts as the local admin ``local``. While the database is unreachable, tokens checked
+valid shortly before keep working (see :class:`TokenCache`); any other token gets 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -16,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from mlwarden.capture.validation import parse_json
 from mlwarden.domain import MAX_ID, Role
-from mlwarden.errors import Forbidden, InvalidInput, MlwardenError
+from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnavailable
+from mlwarden.store.writer import is_unreachable
 
 if TYPE_CHECKING:
     from mlwarden.capture.probe import ProbeManager
@@ -61,31 +65,91 @@ class Principal:
     role: Role
 
 
-class TokenCache:
-    """Remembers authenticated tokens for a few seconds so predict never waits on the database.
+@dataclass(slots=True)
+class _Checked:
+    principal: Principal | None  # None: the database said the token is unknown or revoked
+    checked_at: float  # when the database said so (monotonic)
+    recheck_at: float  # trusted until then
 
-    Revoking a token through this server clears the cache at once; a revocation made elsewhere
-    takes effect within ``ttl_s``.
+
+class TokenCache:
+    """Remembers what the database said about each token, so predict rarely waits on it.
+
+    A token is checked again ``ttl_s`` after its last check. When that check cannot reach the
+    database, a token the database called valid less than ``outage_grace_s`` ago stays valid
+    (serving goes on through an outage), asked about again at most every ``retry_s``; a token
+    it never called valid gets 503, never access. Revoking a token through this server forgets
+    it at once; a revocation made elsewhere takes effect at the next check that reaches the
+    database: within ``ttl_s``, or within ``retry_s`` of the database answering again.
     """
 
-    def __init__(self, ttl_s: float = 10.0) -> None:
+    # entries for tokens the database does not know, kept at most (a flood of random tokens
+    # must not push out the valid ones, which serving needs during an outage)
+    MAX_UNKNOWN = 10_000
+
+    def __init__(
+        self, ttl_s: float = 10.0, outage_grace_s: float = 3_600.0, retry_s: float = 1.0
+    ) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self.outage_grace_s = outage_grace_s
+        self.retry_s = retry_s
+        self._entries: dict[str, _Checked] = {}
+        self._inflight: dict[str, asyncio.Future[tuple[str, Role] | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, token: str) -> tuple[bool, Principal | None]:
+    async def principal(
+        self, token: str, lookup: Callable[[str], tuple[str, Role] | None]
+    ) -> Principal | None:
+        """Who ``token`` is (None: unknown or revoked), asking ``lookup`` (the database) when
+        the cached answer is too old; ``ServiceUnavailable`` when it cannot be asked and the
+        token was not valid recently."""
         key = hashlib.sha256(token.encode()).hexdigest()
         entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
+        now = time.monotonic()
+        if entry is not None and now < entry.recheck_at:
+            return entry.principal
+        # concurrent requests with one token share one database check
+        check = self._inflight.get(key)
+        if check is None:
+            check = asyncio.ensure_future(run_in_threadpool(lookup, token))
+            self._inflight[key] = check
+            check.add_done_callback(lambda _: self._inflight.pop(key, None))
+        try:
+            found = await asyncio.shield(check)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            entry = self._entries.get(key)
+            if entry is None or entry.principal is None or (
+                now - entry.checked_at > self.outage_grace_s
+            ):
+                raise ServiceUnavailable(
+                    "cannot check this token: the database is unreachable; retry later"
+                ) from None
+            entry.recheck_at = now + self.retry_s
+            return entry.principal
+        principal = None if found is None else Principal(found[0], found[1])
+        self._put(key, principal)
+        return principal
 
-    def put(self, token: str, principal: Principal | None) -> None:
-        key = hashlib.sha256(token.encode()).hexdigest()
+    def _put(self, key: str, principal: Principal | None) -> None:
+        now = time.monotonic()
         with self._lock:
-            if len(self._entries) > 10_000:  # bound memory against random-token floods
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl_s, principal)
+            entries = self._entries
+            if principal is None and len(entries) > self.MAX_UNKNOWN:
+                for stale in [k for k, e in entries.items() if e.principal is None]:
+                    del entries[stale]
+            entries[key] = _Checked(principal, now, now + self.ttl_s)
+
+    def forget(self, name: str) -> None:
+        """Drop the tokens named ``name`` (revoked through this server)."""
+        with self._lock:
+            doomed = [
+                key for key, entry in self._entries.items()
+                if entry.principal is not None and entry.principal.name == name
+            ]
+            for key in doomed:
+                del self._entries[key]
 
     def clear(self) -> None:
         with self._lock:
@@ -149,13 +213,7 @@ async def _authenticate(request: Request, state: ServerState) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
-    cached, principal = state.tokens.get(token)
-    if not cached:
-        from starlette.concurrency import run_in_threadpool
-
-        found = await run_in_threadpool(state.store.authenticate, token)
-        principal = None if found is None else Principal(found[0], found[1])
-        state.tokens.put(token, principal)
+    principal = await state.tokens.principal(token, state.store.authenticate)
     if principal is None:
         raise Unauthorized("invalid or revoked token")
     return principal

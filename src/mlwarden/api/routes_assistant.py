@@ -3,34 +3,34 @@
 The body is ``{"text": "...", "dry_run": false, "confirm": false}``. A dry run answers with
 exactly ``{"intent", "arguments", "command", "missing"}``; otherwise the reply carries the
 status (done, needs_input, needs_confirmation, not_understood, error), a message, notes and
-the result. Errors keep their HTTP status (404 missing file, 422 unknown column …).
+the result. Errors keep their HTTP status (404 missing dataset, 422 unknown column …).
 
 Reading needs the viewer role only for a dry run; running anything needs operator. One
-assistant per app keeps the session ("it" = the last dataset or model) across requests.
+assistant per app serves every caller; each token has its own conversation (the actor of the
+audit log and what "it" means), so callers never act under each other's names. Over HTTP the
+assistant touches no file by path: files come as uploaded content and go back as responses.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, require, server
 from mlwarden.api.openapi import errors_doc
-from mlwarden.assistant.executor import Assistant, Reply, command_for
+from mlwarden.assistant.executor import Assistant, Conversation, Reply
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden
 
 router = APIRouter(tags=["assistant"])
 _lock = threading.Lock()
+MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
 class AssistantRequest(BaseModel):
@@ -47,7 +47,7 @@ def assistant_for(state: ServerState) -> Assistant:
             existing = Assistant(
                 state.store,
                 state.settings.data_dir,
-                actor="assistant",
+                local_files=False,
                 reference_size=state.settings.reference_size,
                 on_deployment_change=state.gateway.invalidate,
             )
@@ -71,8 +71,26 @@ _REPLY_ERRORS = errors_doc(
 )
 
 
+def conversation_of(assistant: Assistant, principal: Principal) -> Conversation:
+    """The conversation of the calling token (the token's name is unique while it is valid)."""
+    return assistant.conversations.get(f"api:{principal.name}", principal.name)
+
+
+def with_download_url(reply: Reply, prefix: str) -> dict[str, Any]:
+    """The reply as a dict; a done download also says where its file is fetched (``url``,
+    under ``prefix``): the server answers downloads with the file, it never writes one."""
+    body = reply.as_dict()
+    if reply.parsed.intent == "download" and reply.status == "done":
+        dataset, fmt = reply.result["dataset"], reply.result["format"]
+        name = quote(str(dataset["name"]), safe="")
+        body["result"]["url"] = (
+            f"{prefix}/datasets/{name}/download?version={dataset['version']}&format={fmt}"
+        )
+    return body
+
+
 def _answer(reply: Reply) -> JSONResponse:
-    return JSONResponse(reply.as_dict(), status_code=reply.http_status)
+    return JSONResponse(with_download_url(reply, "/v1/assistant"), status_code=reply.http_status)
 
 
 @router.post(
@@ -86,8 +104,9 @@ async def ask(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     assistant = assistant_for(state)
+    talk = conversation_of(assistant, principal)
     if body.dry_run:
-        parsed = await run_in_threadpool(assistant.understand, body.text)
+        parsed = await run_in_threadpool(assistant.understand, body.text, talk)
         return JSONResponse(parsed.to_dict())
     if not principal.role.allows(Role.OPERATOR):
         raise Forbidden(
@@ -95,12 +114,8 @@ async def ask(
             f"{principal.role.value} (a dry run only needs viewer)",
             needed=Role.OPERATOR.value,
         )
-
-    def run() -> Reply:
-        assistant.actor = principal.name
-        return assistant.handle(body.text, confirm=body.confirm)
-
-    return _answer(await run_in_threadpool(run))
+    reply = await run_in_threadpool(assistant.handle, body.text, talk, confirm=body.confirm)
+    return _answer(reply)
 
 
 @router.post(
@@ -115,17 +130,33 @@ async def upload(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     assistant = assistant_for(state)
-    filename = Path(file.filename or "upload.csv").name
     content = await file.read()
+    reply = await run_in_threadpool(
+        assistant.upload,
+        file.filename or "upload.csv",
+        content,
+        name,
+        conversation_of(assistant, principal),
+    )
+    return _answer(reply)
 
-    def store() -> Reply:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / filename
-            path.write_bytes(content)
-            dataset = name or Path(filename).stem.lower()
-            return assistant.run(command_for("upload", {"path": str(path), "name": dataset}))
 
-    return _answer(await run_in_threadpool(store))
+def dataset_file(
+    assistant: Assistant, name: str, version: int | None, fmt: str, cleaned: bool
+) -> Response:
+    """A stored dataset version as a file response (CSV or Parquet), built in memory."""
+    info, content = assistant.datasets.encode(name, version, fmt=fmt, cleaned=cleaned)
+    filename = f"{info.name}-v{info.version}.{fmt}"
+    quoted = quote(filename)
+    # a name stored by an older version may hold a quote or non-ASCII: RFC 6266's encoded form
+    disposition = (
+        f'attachment; filename="{filename}"'
+        if quoted == filename
+        else f"attachment; filename*=utf-8''{quoted}"
+    )
+    return Response(
+        content, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition}
+    )
 
 
 @router.get("/v1/assistant/datasets/{name}/download", summary="A stored dataset version as a file")
@@ -136,24 +167,6 @@ async def download(
     format: str = "csv",
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
-) -> Any:
+) -> Response:
     assistant = assistant_for(state)
-    folder = Path(tempfile.mkdtemp(prefix="mlwarden-download-"))
-
-    def export() -> tuple[Any, Path]:
-        return assistant.datasets.export(
-            name, version, output=folder / f"{name}.{format}", fmt=format, cleaned=cleaned
-        )
-
-    try:
-        info, path = await run_in_threadpool(export)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-    return FileResponse(
-        path,
-        media_type=media,
-        filename=f"{info.name}-v{info.version}.{format}",
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
-    )
+    return await run_in_threadpool(dataset_file, assistant, name, version, format, cleaned)

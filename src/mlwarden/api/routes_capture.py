@@ -2,7 +2,9 @@
 
 ``POST /v1/models/{name}/records`` takes JSON lines, CSV or Parquet (by ``Content-Type``). Any
 bad row rejects the whole batch with the list of bad rows, and nothing is stored, unless the
-caller asks ``?partial=true``: then the good rows are stored and the bad ones reported.
+caller asks ``?partial=true``: then the good rows are stored and the bad ones reported. An
+upload is stored in one transaction, and rows without an id get one derived from their
+content, so retrying an upload stores each row once (see ``capture.ingest``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.deps import Principal, ServerState, as_object, require, server
 from mlwarden.api.openapi import body_doc, json_body_doc, model_ref
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.ingest import detect_format, ingest_records
@@ -32,7 +34,8 @@ router = APIRouter(tags=["capture"])
         "The format comes from Content-Type: application/x-ndjson, text/csv or "
         "application/vnd.apache.parquet. Any bad row rejects the whole upload (422 listing "
         "row, field, expected, received) unless `partial=true`. A `label` column becomes "
-        "feedback."
+        "feedback. The upload is stored whole or not at all; a row without `id` gets one "
+        "derived from its content, so a retried upload stores each row once."
     ),
     openapi_extra=body_doc(
         {
@@ -100,6 +103,29 @@ class Label(BaseModel):
 _LABELS = {"type": "array", "minItems": 1, "items": model_ref(Label)}
 
 
+def _store_feedback(
+    state: ServerState, name: str, raw: bytes, lines: bool
+) -> tuple[int, list[str]]:
+    """Parse and store labels; run in a worker thread, as 50,000 ids take a while to look up
+    and must not hold the event loop (predictions) meanwhile."""
+    if not raw.strip():
+        raise InvalidInput("the request body is empty; send labels")
+    if lines:
+        body: Any = [parse_json(line) for line in raw.splitlines() if line.strip()]
+    else:
+        body = parse_json(raw)
+    labels = _labels(body)
+    accepted, unknown = state.store.add_feedback(name, labels)
+    if unknown:
+        # a label may overtake its record, still in the writer's buffer: flush, then retry those
+        state.writer.flush(10.0)
+        missing = set(unknown)
+        retry = [pair for pair in labels if pair[0] in missing]
+        more, unknown = state.store.add_feedback(name, retry)
+        accepted += more
+    return accepted, unknown
+
+
 @router.post(
     "/v1/models/{name}/feedback",
     summary="Ground-truth labels for record ids",
@@ -123,21 +149,9 @@ async def feedback(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in {"application/x-ndjson", "application/jsonl", "application/jsonlines"}:
-        raw = await request.body()
-        body: Any = [
-            parse_json(line) for line in raw.splitlines() if line.strip()
-        ]
-    else:
-        body = await json_body(request)
-    labels = _labels(body)
-    accepted, unknown = await run_in_threadpool(state.store.add_feedback, name, labels)
-    if unknown:
-        # a label may overtake its record, still in the writer's buffer: flush, then retry those
-        await run_in_threadpool(state.writer.flush, 10.0)
-        retry = [pair for pair in labels if pair[0] in set(unknown)]
-        more, unknown = await run_in_threadpool(state.store.add_feedback, name, retry)
-        accepted += more
+    lines = content_type in {"application/x-ndjson", "application/jsonl", "application/jsonlines"}
+    raw = await request.body()
+    accepted, unknown = await run_in_threadpool(_store_feedback, state, name, raw, lines)
     state.metrics.feedback.labels(name).inc(accepted)
     return JSONResponse({"accepted": accepted, "unknown_ids": unknown})
 

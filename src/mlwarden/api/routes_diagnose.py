@@ -1,33 +1,46 @@
 """HTTP routes of the incident assistant: ``POST /v1/diagnose`` and ``GET /v1/diagnose/scenarios``.
 
 Only the router lives here; the application mounts it (``app.include_router(router)``).
-The response of ``POST /v1/diagnose`` is the CLI ``--json`` contract plus ``facts`` (what was
-read from the text) and ``triage`` (the generic checklist, filled when nothing matched).
+The response of ``POST /v1/diagnose`` is the CLI ``--json --explain`` contract (each match with
+``explain``: the words that led to it, why, and their weight) plus ``facts`` (what was read
+from the text) and ``triage`` (the generic checklist, filled when nothing matched).
+
+Both need the viewer role when the server requires tokens: the text is parsed with CPU time of
+the server that also answers predictions. The matching runs in the thread pool, so the event
+loop keeps serving predictions while a text is read.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
+from mlwarden.api.deps import Principal, require
 from mlwarden.diagnose.assistant import (
     MAX_TEXT_CHARS,
+    TextDiagnosis,
     diagnose_scenario,
     diagnose_text,
     list_scenarios,
 )
-from mlwarden.errors import MlwardenError
+from mlwarden.domain import Role
 
 router = APIRouter(prefix="/v1/diagnose", tags=["diagnose"])
+
+# Feature names are looked up in the text one by one: the count and length bound that work.
+MAX_FEATURES = 1000
+MAX_FEATURE_CHARS = 200
 
 
 class DiagnoseRequest(BaseModel):
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
-    scenario: str | None = None
+    scenario: str | None = Field(default=None, max_length=64)
     top: int = Field(default=3, ge=1, le=10)
-    features: list[str] = Field(default_factory=list, max_length=1000)
+    features: list[Annotated[str, Field(max_length=MAX_FEATURE_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_FEATURES)
 
     @model_validator(mode="after")
     def _one_of(self) -> DiagnoseRequest:
@@ -36,21 +49,23 @@ class DiagnoseRequest(BaseModel):
         return self
 
 
+def _answer(request: DiagnoseRequest) -> TextDiagnosis:
+    if request.scenario is not None:
+        return diagnose_scenario(request.scenario)
+    return diagnose_text(request.text or "", limit=request.top, known_features=request.features)
+
+
 @router.post("")
-def post_diagnose(request: DiagnoseRequest) -> dict[str, Any]:
+async def post_diagnose(
+    request: DiagnoseRequest, _: Principal = Depends(require(Role.VIEWER))
+) -> dict[str, Any]:
     """Ranked scenarios for a description (or one predefined scenario)."""
-    try:
-        if request.scenario is not None:
-            answer = diagnose_scenario(request.scenario)
-        else:
-            answer = diagnose_text(request.text or "", limit=request.top,
-                                   known_features=request.features)
-    except MlwardenError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=exc.message) from exc
-    return {**answer.public(), "facts": answer.facts.model_dump(), "triage": answer.triage}
+    answer = await run_in_threadpool(_answer, request)
+    return {**answer.public(explain=True), "facts": answer.facts.model_dump(),
+            "triage": answer.triage}
 
 
 @router.get("/scenarios")
-def get_scenarios() -> list[dict[str, str]]:
+async def get_scenarios(_: Principal = Depends(require(Role.VIEWER))) -> list[dict[str, str]]:
     """The predefined scenarios: id, title, base severity and summary, sorted by id."""
-    return list_scenarios()
+    return await run_in_threadpool(list_scenarios)

@@ -97,6 +97,27 @@ async def get_model(
     return JSONResponse(await run_in_threadpool(collect))
 
 
+@router.delete(
+    "/v1/models/{name}",
+    summary="Delete a model that serves nothing, with all it stored (admin)",
+    description=(
+        "Refused (409) while a deployment names any of its versions: undeploy first "
+        '(`PUT /v1/models/{name}/deployment` with `{"live_version": null}`). Its versions, '
+        "deployment revisions, records, labels, events, windows, findings, incidents and agent "
+        "actions go with it; the audit log keeps the deletion."
+    ),
+)
+async def delete_model(
+    name: str,
+    principal: Principal = Depends(require(Role.ADMIN)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    counts = await run_in_threadpool(state.store.delete_model, name, actor=principal.name)
+    for gateway in (state.gateway, *state.environments.values()):
+        gateway.invalidate(name)  # a model registered again under this name starts afresh
+    return JSONResponse({"deleted": name, **counts})
+
+
 # ---------------------------------------------------------------------------- versions
 
 
@@ -290,3 +311,23 @@ async def get_version(
 ) -> JSONResponse:
     info = await run_in_threadpool(state.store.get_version, name, number)
     return JSONResponse(_version_json(info))
+
+
+@router.delete(
+    "/v1/models/{name}/versions/{number}",
+    summary="Delete a version no deployment serves (admin)",
+    description=(
+        "Refused (409) while it is the live, canary, shadow or fallback version. Its records "
+        "and incidents stay as history; its number is never given to another version."
+    ),
+)
+async def delete_version(
+    name: str,
+    number: int,
+    principal: Principal = Depends(require(Role.ADMIN)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    await run_in_threadpool(
+        lambda: state.store.delete_version(name, number, actor=principal.name)
+    )
+    return JSONResponse({"deleted": name, "version": number})

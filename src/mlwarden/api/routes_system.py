@@ -52,19 +52,32 @@ def ensure_token(store: Any, name: str, token: str) -> None:
     store.audit("system", "token.create", name, {"role": Role.ADMIN.value, "bootstrap": True})
 
 
-@router.get("/health", tags=["system"], summary="Liveness and database check")
+@router.get(
+    "/health",
+    tags=["system"],
+    summary="Liveness and database check",
+    description=(
+        "200 while this server can answer predictions. `status` is `ok`, or "
+        "`degraded: database down` while the database is unreachable: predictions are then "
+        "served from the last known deployments and recently checked tokens, and their records "
+        "wait in the spill journal until the database is back. It stays 200 on purpose: "
+        "replicas share one database, and a load balancer that took them all out during an "
+        "outage would stop the serving this server keeps up."
+    ),
+)
 async def health(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlwarden
     database_ok = await run_in_threadpool(state.store.ping)
     body: dict[str, Any] = {
-        "status": "ok" if database_ok else "degraded",
+        "status": "ok" if database_ok else "degraded: database down",
         "database": "ok" if database_ok else "unreachable",
         "version": __version__,
         "auth": "required" if state.auth_required else "disabled (loopback only)",
+        "capture": "durable" if state.settings.durable_capture else "batched",
     }
     stats = state.writer.stats
     body["records"] = {"pending": stats.pending, "spilled_to_journal": stats.spilled}
-    return JSONResponse(body, status_code=200 if database_ok else 503)
+    return JSONResponse(body)
 
 
 @router.get(
@@ -123,7 +136,7 @@ async def revoke_token(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     await run_in_threadpool(state.store.revoke_token, name, principal.name)
-    state.tokens.clear()
+    state.tokens.forget(name)
     return JSONResponse({"name": name, "revoked": True})
 
 

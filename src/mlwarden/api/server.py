@@ -1,4 +1,5 @@
-"""Run an mlwarden app with Uvicorn in a background thread (tests, notebooks, demos).
+"""Run an mlwarden app with Uvicorn in a background thread (tests, notebooks, demos), or
+``mlwarden serve`` in a child process that can be killed (crash tests, benchmarks).
 
 >>> from mlwarden.api import create_app
 >>> from mlwarden.settings import Settings
@@ -9,14 +10,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
 
+import httpx
 import uvicorn
 
-__all__ = ["BackgroundServer", "free_port"]
+__all__ = ["BackgroundServer", "ServerProcess", "free_port"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,6 +67,91 @@ class BackgroundServer:
         self._thread.join(timeout_s)
 
     def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """``mlwarden serve --no-agent`` on loopback in a child process, with its own environment
+    (``MLWARDEN_*`` settings), logging to ``<data_dir>/server.log``.
+
+    ``kill()`` sends SIGKILL (nothing is flushed: a crash); ``stop()`` SIGTERM (a clean
+    shutdown). The child imports the same mlwarden as this process.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        database_url: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.database_url = database_url
+        self.env = dict(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 180.0) -> ServerProcess:
+        import mlwarden
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
+            "--log-level", "warning", "--no-agent",
+        ]
+        if self.database_url:
+            command += ["--database-url", self.database_url]
+        source = str(Path(mlwarden.__file__).resolve().parents[1])
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+        self._log = (self.data_dir / "server.log").open("ab")
+        # a pipe nobody reads would fill up and stall the server
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.data_dir / "server.log").read_text())
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.kill()
+        raise TimeoutError(f"the server did not start within {timeout_s} s")
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash) and wait for it to be gone."""
+        self._end(signal.SIGKILL, 30.0)
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM: the server shuts down cleanly (the record writer flushes)."""
+        self._end(signal.SIGTERM, timeout_s)
+
+    def _end(self, sig: int, timeout_s: float) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(30)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -13,10 +13,11 @@ overwritten, so an experiment always points at the exact data it was trained on.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from mlwarden.datasets import DATASETS
 from mlwarden.datasets import load as load_bundled
 from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.paths import check_name, inside, inside_relative
 from mlwarden.store.assistant_tables import datasets as table
 from mlwarden.store.repository import as_utc, utcnow
 
@@ -35,11 +37,11 @@ FORMATS = ("csv", "parquet")
 
 @dataclass(frozen=True)
 class DatasetVersion:
-    """One stored version of a dataset."""
+    """One stored version of a dataset; ``path`` is its file's, relative to the data directory."""
 
     name: str
     version: int
-    path: Path
+    path: str
     rows: int
     columns: list[str]
     parent_version: int | None
@@ -69,22 +71,36 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise NotFound(f"file not found: {path}", path=str(path))
     if path.is_dir():
         raise InvalidInput(f"{path} is a folder, not a data file", path=str(path))
-    kind = READABLE.get(path.suffix.lower())
+    return _parse(path, path.name, str(path))
+
+
+def parse_table(content: bytes, filename: str) -> pd.DataFrame:
+    """The uploaded ``content`` of a file called ``filename`` (its suffix says the format).
+
+    Parsed in memory: an upload never becomes a file of its own on the server, so its name
+    cannot place anything anywhere.
+    """
+    shown = PurePosixPath(filename.replace("\\", "/")).name or "upload"
+    return _parse(io.BytesIO(content), shown, shown)
+
+
+def _parse(source: Path | io.BytesIO, name: str, shown: str) -> pd.DataFrame:
+    kind = READABLE.get(PurePosixPath(name).suffix.lower())
     if kind is None:
         known = ", ".join(sorted(READABLE))
-        raise InvalidInput(f"cannot read {path.name}: use one of {known}", path=str(path))
+        raise InvalidInput(f"cannot read {name}: use one of {known}", path=shown)
     try:
         if kind == "csv":
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(source)
         elif kind == "tsv":
-            frame = pd.read_csv(path, sep="\t")
+            frame = pd.read_csv(source, sep="\t")
         elif kind == "parquet":
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(source)
         else:
-            frame = pd.read_json(path, lines=kind == "jsonl")
+            frame = pd.read_json(source, lines=kind == "jsonl")
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {path.name} as {kind}: {exc}", path=str(path)) from exc
-    return check_frame(frame, path.name)
+        raise InvalidInput(f"cannot read {name} as {kind}: {exc}", path=shown) from exc
+    return check_frame(frame, name)
 
 
 def check_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -110,10 +126,19 @@ class DatasetStore:
     # ----------------------------------------------------------------------------- writing
 
     def upload(self, path: str | Path, name: str | None = None) -> DatasetVersion:
-        """Store the file at ``path`` as a new version of ``name`` (default: the file's stem)."""
+        """Store the local file at ``path`` as a new version of ``name`` (default: the file's
+        stem). Only for a person acting on their own machine (the CLI): a server takes
+        uploaded content through :meth:`add_upload`."""
         frame = read_table(path)
         name = name or Path(path).stem
         return self.add_frame(name, frame, description=f"uploaded from {Path(path).name}")
+
+    def add_upload(self, filename: str, content: bytes, name: str) -> DatasetVersion:
+        """Store uploaded ``content`` (a file called ``filename``) as a new version of ``name``."""
+        check_name(name, "dataset name")
+        frame = parse_table(content, filename)
+        shown = PurePosixPath(filename.replace("\\", "/")).name
+        return self.add_frame(name, frame, description=f"uploaded from {shown}")
 
     def add_example(self, example: str, name: str | None = None) -> DatasetVersion:
         """Store one of the datasets bundled with mlwarden (titanic, electricity, bike_sharing)."""
@@ -136,11 +161,12 @@ class DatasetStore:
         description: str = "",
     ) -> DatasetVersion:
         """Write ``frame`` as the next version of ``name``."""
+        check_name(name, "dataset name")
         frame = check_frame(frame, name)
         for _attempt in range(5):
             number = self._next_version(name)
             relative = Path("datasets") / name / f"v{number}.parquet"
-            target = self.data_dir / relative
+            target = inside(self.data_dir, *relative.parts, what="dataset name")
             target.parent.mkdir(parents=True, exist_ok=True)
             # Parquet keeps dtypes; mixed-type object columns are stored as text so they load
             # back the same way instead of failing in pyarrow.
@@ -178,7 +204,7 @@ class DatasetStore:
         return DatasetVersion(
             name=row.name,  # type: ignore[attr-defined]
             version=row.version,  # type: ignore[attr-defined]
-            path=self.data_dir / row.path,  # type: ignore[attr-defined]
+            path=row.path,  # type: ignore[attr-defined]
             rows=row.rows,  # type: ignore[attr-defined]
             columns=json.loads(columns) if isinstance(columns, str) else list(columns),
             parent_version=row.parent_version,  # type: ignore[attr-defined]
@@ -230,14 +256,40 @@ class DatasetStore:
             row = conn.execute(select(table).order_by(table.c.id.desc()).limit(1)).first()
         return None if row is None else self._row(row)
 
+    def choose(
+        self, name: str, version: int | None = None, *, fmt: str = "csv", cleaned: bool = False
+    ) -> DatasetVersion:
+        """The version a download of ``name`` in format ``fmt`` means: ``version``, else the
+        newest cleaned one when ``cleaned``, else the newest."""
+        if fmt not in FORMATS:
+            raise InvalidInput(f"format must be one of {FORMATS}, got {fmt!r}")
+        return self.latest_cleaned(name) if cleaned and version is None else self.get(name, version)
+
     def frame(self, name: str, version: int | None = None) -> pd.DataFrame:
         """The data of a stored version."""
-        info = self.get(name, version)
-        if not info.path.exists():
+        return self._read(self.get(name, version))
+
+    def _read(self, info: DatasetVersion) -> pd.DataFrame:
+        # the stored path is checked again: a row written before names were checked could
+        # still point outside the data directory
+        path = inside_relative(self.data_dir, info.path)
+        if not path.exists():
             raise NotFound(
                 f"the file of {info.label} is missing from the data directory: {info.path}"
             )
-        return pd.read_parquet(info.path)
+        return pd.read_parquet(path)
+
+    def encode(
+        self, name: str, version: int | None = None, *, fmt: str = "csv", cleaned: bool = False
+    ) -> tuple[DatasetVersion, bytes]:
+        """A stored version as the bytes of a CSV or Parquet file (what a download sends)."""
+        info = self.choose(name, version, fmt=fmt, cleaned=cleaned)
+        frame = self._read(info)
+        if fmt == "csv":
+            return info, frame.to_csv(index=False).encode()
+        out = io.BytesIO()
+        frame.to_parquet(out, index=False)
+        return info, out.getvalue()
 
     def export(
         self,
@@ -248,17 +300,13 @@ class DatasetStore:
         fmt: str = "csv",
         cleaned: bool = False,
     ) -> tuple[DatasetVersion, Path]:
-        """Write a stored version to ``output`` as CSV or Parquet; returns it and the file."""
-        if fmt not in FORMATS:
-            raise InvalidInput(f"format must be one of {FORMATS}, got {fmt!r}")
-        info = self.latest_cleaned(name) if cleaned and version is None else self.get(name, version)
+        """Write a stored version to the local file ``output`` as CSV or Parquet; returns it and
+        the file. Only for a person acting on their own machine (the CLI): a server answers
+        with :meth:`encode`'s bytes instead."""
+        info, content = self.encode(name, version, fmt=fmt, cleaned=cleaned)
         path = Path(output) if output else Path(f"{info.name}-v{info.version}.{fmt}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame = pd.read_parquet(info.path)
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
+        path.write_bytes(content)
         return info, path
 
 

@@ -5,22 +5,30 @@ The CLI's plain commands (``mlwarden train …``, ``mlwarden deploy …``) build
 :class:`~mlwarden.assistant.parser.ParsedCommand` and call :meth:`Assistant.run`, so a typed
 sentence and its CLI equivalent take exactly the same path.
 
+One :class:`Assistant` serves everyone; what belongs to one user (the actor of the audit log,
+what "it" means) is their :class:`Conversation`, passed with every call.
+
 >>> import tempfile
 >>> from mlwarden.store import Store
 >>> assistant = Assistant(Store("sqlite://"), tempfile.mkdtemp())
->>> reply = assistant.handle("load the titanic example")
->>> reply.status, reply.result["dataset"]["rows"]
-('done', 891)
->>> assistant.handle("deploy it to production").status  # no model yet: asks which one
+>>> alice = Conversation("alice")
+>>> reply = assistant.handle("load the titanic example", alice)
+>>> reply.status, reply.result["dataset"]["rows"], alice.last_dataset
+('done', 891, 'titanic')
+>>> assistant.handle("deploy it to production", alice).status  # no model yet: asks which one
 'needs_input'
+>>> assistant.handle("upload /etc/passwd.csv", alice).http_status  # a server reads no paths
+422
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from rich.table import Table
@@ -84,15 +92,61 @@ class Reply:
         }
 
 
+@dataclass
+class Conversation:
+    """One user's session with the assistant: who acts, and what "it" is.
+
+    The actor is the name every change is audited under, and the last dataset and model are
+    what "it" means: both belong to one user, so each signed-in token (or dashboard session)
+    has its own conversation and none is kept on the shared :class:`Assistant`.
+    ``from_store`` starts an empty conversation from the newest dataset and trained model in
+    the store, which is what "it" means to the CLI, where every command is a new process.
+    """
+
+    actor: str
+    last_dataset: str | None = None
+    last_model: str | None = None
+    from_store: bool = False
+
+
+class Conversations:
+    """The conversations of a server, one per key (token or dashboard session), the least
+    recently used dropped beyond ``limit`` so random keys cannot grow memory without bound."""
+
+    def __init__(self, limit: int = 1_000) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, Conversation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, actor: str) -> Conversation:
+        """The conversation of ``key``, started for ``actor`` when new."""
+        with self._lock:
+            talk = self._items.get(key)
+            if talk is None or talk.actor != actor:
+                talk = Conversation(actor)
+                self._items[key] = talk
+            self._items.move_to_end(key)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+            return talk
+
+
 class Assistant:
-    """The command assistant over one store and data directory, with a session memory."""
+    """The command assistant over one store and data directory, shared by every user: what is
+    per user travels in the :class:`Conversation` passed to each call.
+
+    ``local_files`` lets commands read and write files by path (``upload data/x.csv``,
+    ``download x to out.csv``): right for the CLI, where a person acts on their own machine;
+    a server leaves it off, takes uploads as content (:meth:`upload`) and answers downloads
+    with the file's bytes, so no caller reaches the server's file system.
+    """
 
     def __init__(
         self,
         store: Store,
         data_dir: str | Path,
         *,
-        actor: str = "assistant",
+        local_files: bool = False,
         reference_size: int = 1_000,
         cv: int = 5,
         n_jobs: int = 1,
@@ -100,7 +154,7 @@ class Assistant:
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
-        self.actor = actor
+        self.local_files = local_files
         self.reference_size = reference_size
         self.cv = cv
         self.n_jobs = n_jobs
@@ -108,25 +162,23 @@ class Assistant:
         self.registry = Registry(store)
         self.datasets = DatasetStore(store.engine, self.data_dir)
         self.experiments = ExperimentLog(store.engine)
-        self.last_dataset: str | None = None
-        self.last_model: str | None = None
+        self.conversations = Conversations()
 
     # ----------------------------------------------------------------------------- parsing
 
-    def context(self) -> ParseContext:
-        """What exists now, for name matching and "it"."""
+    def context(self, talk: Conversation) -> ParseContext:
+        """What exists now, for name matching, and what "it" is in ``talk``."""
         names = self.datasets.names()
         columns: dict[str, list[str]] = {}
         for version in self.datasets.versions():
             columns[version.name] = version.columns  # newest version wins (oldest first)
         for example in DATASETS:
             columns.setdefault(example, _bundled_columns(example))
-        last_dataset = self.last_dataset
-        if last_dataset is None:
+        last_dataset, last_model = talk.last_dataset, talk.last_model
+        if last_dataset is None and talk.from_store:
             newest = self.datasets.last()
             last_dataset = newest.name if newest else None
-        last_model = self.last_model
-        if last_model is None:
+        if last_model is None and talk.from_store:
             run = self.experiments.last()
             last_model = run.model if run else None
         return ParseContext(
@@ -137,19 +189,21 @@ class Assistant:
             last_model=last_model,
         )
 
-    def understand(self, text: str) -> ParsedCommand:
-        return parse(text, self.context())
+    def understand(self, text: str, talk: Conversation) -> ParsedCommand:
+        return parse(text, self.context(talk))
 
-    def handle(self, text: str, *, dry_run: bool = False, confirm: bool = False) -> Reply:
-        """Understand ``text`` and (unless ``dry_run``) run it."""
-        parsed = self.understand(text)
+    def handle(
+        self, text: str, talk: Conversation, *, dry_run: bool = False, confirm: bool = False
+    ) -> Reply:
+        """Understand ``text`` and (unless ``dry_run``) run it as ``talk``'s actor."""
+        parsed = self.understand(text, talk)
         if dry_run:
             return Reply("dry_run", parsed, f"understood: {parsed.command or parsed.intent}")
-        return self.run(parsed, confirm=confirm)
+        return self.run(parsed, talk, confirm=confirm)
 
     # ----------------------------------------------------------------------------- running
 
-    def run(self, parsed: ParsedCommand, *, confirm: bool = False) -> Reply:
+    def run(self, parsed: ParsedCommand, talk: Conversation, *, confirm: bool = False) -> Reply:
         """Run an understood command; errors become a reply with the error's HTTP status."""
         if parsed.intent == "unknown":
             words = " ".join(parsed.arguments.get("not_understood", [])) or "(nothing)"
@@ -169,15 +223,26 @@ class Assistant:
                 {"missing": list(parsed.missing), "questions": questions},
             )
         handler = getattr(self, f"_do_{parsed.intent}")
-        try:
-            return handler(parsed, confirm)
-        except MlwardenError as exc:
-            return Reply(
-                "error",
-                parsed,
-                exc.message,
-                {"error": exc.message, "detail": exc.detail},
-                http_status=exc.status_code,
+        return _guarded(parsed, lambda: handler(parsed, talk, confirm))
+
+    def upload(self, filename: str, content: bytes, name: str | None, talk: Conversation) -> Reply:
+        """Store uploaded ``content`` as a new version of ``name`` (default: from ``filename``)."""
+        dataset = name if name is not None else safe_name(PurePosixPath(filename).stem)
+        parsed = command_for("upload", {"path": filename, "name": dataset})
+
+        def store() -> Reply:
+            info = self.datasets.add_upload(filename, content, dataset)
+            return self._stored(parsed, talk, info)
+
+        return _guarded(parsed, store)
+
+    def _local(self, what: str) -> None:
+        """Refuse a command that would touch the server's own files."""
+        if not self.local_files:
+            raise InvalidInput(
+                f"{what}: the server reads and writes no files by path. Upload the file's "
+                "content (POST /v1/assistant/datasets, or the dashboard's upload form) and "
+                "download datasets as responses (GET /v1/assistant/datasets/NAME/download)"
             )
 
     def _confirm(self, parsed: ParsedCommand, what: str) -> Reply:
@@ -194,13 +259,17 @@ class Assistant:
 
     # ----------------------------------------------------------------------------- datasets
 
-    def _do_upload(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_upload(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         if "example" in a:
             info = self.datasets.add_example(a["example"], a.get("name"))
         else:
+            self._local(f"cannot upload {a['path']}")
             info = self.datasets.upload(a["path"], a.get("name"))
-        self.last_dataset = info.name
+        return self._stored(parsed, talk, info)
+
+    def _stored(self, parsed: ParsedCommand, talk: Conversation, info: DatasetVersion) -> Reply:
+        talk.last_dataset = info.name
         return Reply(
             "done",
             parsed,
@@ -208,14 +277,14 @@ class Assistant:
             {"dataset": info.as_dict()},
         )
 
-    def _do_clean(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_clean(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         name = self._dataset_name(a["dataset"])
         source = self.datasets.get(name, a.get("version"))
         frame = self.datasets.frame(name, source.version)
         keep = [a["keep"]] if a.get("keep") else _default_keep(name, frame.columns)
         plan = plan_cleaning(frame, keep=keep)
-        self.last_dataset = name
+        talk.last_dataset = name
         lines = plan.describe()
         result: dict[str, Any] = {"source": source.as_dict(), "plan": plan.as_dict(), "kept": keep}
         if a.get("plan_only"):
@@ -239,22 +308,33 @@ class Assistant:
         )
         return Reply("done", parsed, message, result)
 
-    def _do_download(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_download(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         name = self._dataset_name(a["dataset"])
+        fmt = a.get("format", "csv")
+        if a.get("output") is not None:
+            self._local(f"cannot write {a['output']}")
+        if not self.local_files:
+            # the caller fetches the bytes as a response; nothing is written on the server
+            info = self.datasets.choose(
+                name, a.get("version"), fmt=fmt, cleaned=bool(a.get("cleaned"))
+            )
+            talk.last_dataset = name
+            return Reply(
+                "done",
+                parsed,
+                f"{info.label} ({info.rows} rows) is ready to download as {fmt}",
+                {"dataset": info.as_dict(), "format": fmt},
+            )
         info, path = self.datasets.export(
-            name,
-            a.get("version"),
-            output=a.get("output"),
-            fmt=a.get("format", "csv"),
-            cleaned=bool(a.get("cleaned")),
+            name, a.get("version"), output=a.get("output"), fmt=fmt, cleaned=bool(a.get("cleaned"))
         )
-        self.last_dataset = name
+        talk.last_dataset = name
         return Reply(
             "done",
             parsed,
             f"wrote {info.label} ({info.rows} rows) to {path}",
-            {"dataset": info.as_dict(), "path": str(path), "format": a.get("format", "csv")},
+            {"dataset": info.as_dict(), "path": str(path), "format": fmt},
         )
 
     def _dataset_name(self, name: str) -> str:
@@ -269,11 +349,12 @@ class Assistant:
 
     # ----------------------------------------------------------------------------- training
 
-    def _do_train(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_train(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         dataset = str(a["dataset"])
         uploaded: DatasetVersion | None = None
         if dataset not in self.datasets.names() and Path(dataset).suffix:
+            self._local(f"cannot read {dataset}")
             if not Path(dataset).expanduser().exists():
                 raise NotFound(f"file not found: {dataset}", path=dataset)
             uploaded = self.datasets.upload(dataset, Path(dataset).stem.lower())
@@ -304,7 +385,7 @@ class Assistant:
             cv=self.cv,
             n_jobs=self.n_jobs,
         )
-        registered = moves.ensure_model(self.registry, result.spec, self.actor)
+        registered = moves.ensure_model(self.registry, result.spec, talk.actor)
         # the held-out rows are the reference: the model has not seen them, like production
         version = self.registry.add_sklearn_version(
             model_name,
@@ -314,7 +395,7 @@ class Assistant:
             metrics=result.metrics,
             description=f"{result.algorithm} on {info.label}",
             reference_rows=self.reference_size,
-            actor=self.actor,
+            actor=talk.actor,
         ).number
         run = self.experiments.log(
             model=model_name,
@@ -327,7 +408,7 @@ class Assistant:
         mlflow_run = log_to_mlflow(
             f"{model_name}-v{version}", result.params, result.metrics, result.estimator
         )
-        self.last_dataset, self.last_model = name, model_name
+        talk.last_dataset, talk.last_model = name, model_name
         lines = [
             f"trained {result.algorithm} ({result.task}) on {info.label} predicting {target!r}",
             f"model {model_name!r} version {version} ({registered}); experiment run {run.id}",
@@ -372,7 +453,7 @@ class Assistant:
             f"no model named {name!r}{hint} (models: {', '.join(known) or 'none yet'})", model=name
         )
 
-    def _do_deploy(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_deploy(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         model = self._model_name(a["model"])
         environment = a.get("environment", "staging")
@@ -382,12 +463,13 @@ class Assistant:
         if environment == "production" and not confirm:
             return self._confirm(parsed, f"deploying {model} version {version} to production")
         return self._go_live(
-            parsed, model, version, environment, f"assistant: {parsed.command}", "is live in"
+            parsed, talk, model, version, environment, f"assistant: {parsed.command}", "is live in"
         )
 
     def _go_live(
         self,
         parsed: ParsedCommand,
+        talk: Conversation,
         model: str,
         version: int,
         environment: str,
@@ -396,9 +478,9 @@ class Assistant:
     ) -> Reply:
         before = self.store.get_deployment(model, environment)
         after = self.registry.deploy(
-            model, version, actor=self.actor, reason=reason, environment=environment
+            model, version, actor=talk.actor, reason=reason, environment=environment
         )
-        self.last_model = model
+        talk.last_model = model
         self._changed(model)
         was = f" (was version {before.live_version})" if before and before.live_version else ""
         return Reply(
@@ -408,7 +490,7 @@ class Assistant:
             {"deployment": after.model_dump(mode="json")},
         )
 
-    def _do_promote(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_promote(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         model = self._model_name(a["model"])
         version = a.get("version")
@@ -425,10 +507,10 @@ class Assistant:
             return self._confirm(parsed, f"promoting {model} version {version} to production")
         reason = f"promoted from staging (assistant: {parsed.command})"
         return self._go_live(
-            parsed, model, version, "production", reason, "promoted from staging: live in"
+            parsed, talk, model, version, "production", reason, "promoted from staging: live in"
         )
 
-    def _do_rollback(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_rollback(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         model = self._model_name(a["model"])
         environment = a.get("environment", "production")
@@ -444,14 +526,14 @@ class Assistant:
         reason = f"assistant: {parsed.command}"
         if a.get("version"):
             after = self.registry.deploy(
-                model, a["version"], actor=self.actor, reason=reason, environment=environment
+                model, a["version"], actor=talk.actor, reason=reason, environment=environment
             )
         else:
             after = self.registry.rollback(
-                model, actor=self.actor, reason=reason, environment=environment
+                model, actor=talk.actor, reason=reason, environment=environment
             )
         version = after.live_version
-        self.last_model = model
+        talk.last_model = model
         self._changed(model)
         was = before.live_version if before else None
         return Reply(
@@ -461,12 +543,12 @@ class Assistant:
             {"deployment": after.model_dump(mode="json")},
         )
 
-    def _do_monitor(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_monitor(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         a = parsed.arguments
         model = self._model_name(a["model"])
         enabled = bool(a.get("enabled", True))
-        self.store.set_monitoring(model, enabled, actor=self.actor)
-        self.last_model = model
+        self.store.set_monitoring(model, enabled, actor=talk.actor)
+        talk.last_model = model
         policy = _policy_summary(model)
         if not enabled:
             return Reply("done", parsed, f"monitoring of {model} is off", {"monitoring": False})
@@ -480,7 +562,7 @@ class Assistant:
 
     # ----------------------------------------------------------------------------- listing
 
-    def _do_list(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_list(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         what = parsed.arguments["what"]
         if what == "experiments":
             runs = self.experiments.list(parsed.arguments.get("model"))
@@ -527,7 +609,7 @@ class Assistant:
         message = f"{len(models)} models" if models else "no models yet"
         return Reply("done", parsed, message, {"models": models}, [table])
 
-    def _do_compare(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_compare(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         first, second = parsed.arguments["runs"][:2]
         comparison = self.experiments.compare(first, second)
         table = Table(title=f"run {first} vs run {second}")
@@ -540,7 +622,7 @@ class Assistant:
         lines += [f"{p['param']}: {p['first']} → {p['second']}" for p in comparison["params"]]
         return Reply("done", parsed, "\n".join(lines), comparison, [table])
 
-    def _do_help(self, parsed: ParsedCommand, confirm: bool) -> Reply:
+    def _do_help(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         return Reply("done", parsed, HELP_TEXT)
 
 
@@ -560,6 +642,20 @@ def command_for(intent: str, arguments: dict[str, Any]) -> ParsedCommand:
     }.get(intent, [])
     missing = [slot for slot in required if arguments.get(slot) in (None, [], "")]
     return ParsedCommand(intent, arguments, render_command(intent, arguments), missing)
+
+
+def _guarded(parsed: ParsedCommand, work: Callable[[], Reply]) -> Reply:
+    """``work()``, or the reply of the error it raised (with the error's HTTP status)."""
+    try:
+        return work()
+    except MlwardenError as exc:
+        return Reply(
+            "error",
+            parsed,
+            exc.message,
+            {"error": exc.message, "detail": exc.detail},
+            http_status=exc.status_code,
+        )
 
 
 def _model_name(dataset: str, target: str) -> str:

@@ -886,4 +886,6 @@ Things you can ask (typos and paraphrases are fine; "it" is the last dataset or 
   monitor titanic-survived for drift   stop monitoring titanic-survived
   download the cleaned titanic as parquet
   show experiments   list datasets   list models   compare runs 3 and 4   help
-Production changes need confirmation (--yes). Add --dry-run --json to see what was understood."""
+Production changes need confirmation (--yes). Add --dry-run --json to see what was understood.
+Files by path (upload x.csv, download ... to y.csv) are for the command line; through the API
+or the dashboard, upload the file itself and download from the link the answer gives."""

@@ -546,14 +546,9 @@ def log_to_mlflow(
     if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
         # MLflow 3 stores the model with skops and asks which of its types to trust: those
         # mlwarden's own loader trusts, for a model trained right here
-        from skops.io import get_untrusted_types
+        from mlwarden.registry.artifacts import dump_model, skops_trusted_types
 
-        from mlwarden.registry.artifacts import TRUSTED_MODULES, dump_model
-
-        named = get_untrusted_types(data=dump_model(estimator))
-        options["skops_trusted_types"] = [
-            name for name in named if name.split(".", 1)[0] in TRUSTED_MODULES
-        ]
+        options["skops_trusted_types"] = skops_trusted_types(dump_model(estimator))
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(flat)
         mlflow.log_metrics({re.sub(r"[^\w./ -]", "_", k): float(v) for k, v in metrics.items()})

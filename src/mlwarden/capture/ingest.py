@@ -1,12 +1,12 @@
 """Bulk capture: records of a model served elsewhere, as JSON lines, CSV or Parquet.
 
-Each row carries ``id`` (a uuid4 is made when absent), ``timestamp`` (ISO-8601 text or epoch
-seconds/milliseconds; now when absent), ``prediction``, ``score`` or ``proba_<class>`` columns
-(gathered into the ``scores`` dict), ``latency_ms``, ``error``, ``version``, an optional
-``label`` (stored as feedback) and the features — every other column (or a nested ``features``
-object in JSON lines). Rows are checked against the model's schema with the same rules as the
-gateway's ``predict`` (:mod:`mlwarden.capture.validation`): missing or unknown feature, wrong
-type, NaN/infinity where a number is expected.
+Each row carries ``id`` (derived from the row's content when absent, see below), ``timestamp``
+(ISO-8601 text or epoch seconds/milliseconds; now when absent), ``prediction``, ``score`` or
+``proba_<class>`` columns (gathered into the ``scores`` dict), ``latency_ms``, ``error``,
+``version``, an optional ``label`` (stored as feedback) and the features — every other column
+(or a nested ``features`` object in JSON lines). Rows are checked against the model's schema
+with the same rules as the gateway's ``predict`` (:mod:`mlwarden.capture.validation`): missing
+or unknown feature, wrong type, NaN/infinity where a number is expected.
 
 CSV and Parquet are read into columns (Polars) and checked a column at a time: a numeric column
 of a numeric feature needs one vectorised finiteness test, and only columns whose type does not
@@ -14,6 +14,13 @@ already settle the question fall back to the per-value rules. That keeps a milli
 file well above 50,000 records/s end to end (see bench/bench_capture.py). JSON lines are
 parsed line by line, because only there can a key be missing from one row and present in the
 next, and "missing" must be told apart from null.
+
+An upload is stored in one transaction: a failure or a kill halfway stores nothing. A row sent
+without an id gets one derived from its content: a hash of the model, the row's time and
+values, and how many identical rows came before it in the upload (a row without a time takes
+the upload's own digest in its place, so it is not confused with an identical row of another
+upload). A client that retries an upload whose answer it never got therefore stores each row
+once, as ids it sent itself would.
 
 >>> from mlwarden.domain import FeatureSpec, ModelSpec
 >>> spec = ModelSpec(name="m", task="classification", features=[FeatureSpec(name="x")])
@@ -27,11 +34,11 @@ next, and "missing" must be told apart from null.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -149,8 +156,30 @@ def labels_of(rows: Sequence[dict[str, Any]]) -> list[tuple[str, Any]]:
     return [(row["id"], row["label"]) for row in rows if row.get("label") is not None]
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex
+class _UploadDigest:
+    """The hash of a whole upload, computed once and only if a row needs it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = hashlib.blake2b(self._data, digest_size=16).hexdigest()
+        return self._value
+
+
+def _content_ids(model: str, keys: Iterable[str], occurrences: Iterable[int]) -> list[str]:
+    """Record ids from row contents: ``keys`` holds each row's time and values, and
+    ``occurrences`` how many rows with the same key came before it in the upload, so identical
+    rows stay distinct records and a retried upload names each row as the first try did."""
+    prefix = model.encode() + b"\x1f"
+    return [
+        hashlib.blake2b(
+            prefix + key.encode() + b"\x1f" + str(n).encode(), digest_size=16
+        ).hexdigest()
+        for key, n in zip(keys, occurrences, strict=True)
+    ]
 
 
 def _error(row: int, name: str, expected: str, received: Any, message: str) -> FieldError:
@@ -171,6 +200,8 @@ def _parse_jsonl(
     feature_names = set(spec.feature_names)
     rows: list[dict[str, Any]] = []
     errors: list[FieldError] = []
+    digest = _UploadDigest(data)
+    unnamed: list[tuple[dict[str, Any], str]] = []  # rows sent without an id, and their key
     index = -1
     for line in data.splitlines():
         if not line.strip():
@@ -217,7 +248,7 @@ def _parse_jsonl(
             continue
         ts = item.get("timestamp")
         record = {
-            "id": str(item["id"]) if item.get("id") not in (None, "") else _new_id(),
+            "id": str(item["id"]) if item.get("id") not in (None, "") else None,
             "model": spec.name,
             "version": item.get("version"),
             "timestamp": now if ts is None else parse_timestamp(ts),
@@ -229,7 +260,20 @@ def _parse_jsonl(
         }
         if item.get("label") is not None:
             record["label"] = item["label"]
+        if record["id"] is None:
+            content = {k: v for k, v in item.items() if k not in ("id", "label")}
+            key = json.dumps(content, sort_keys=True, separators=(",", ":"))
+            unnamed.append((record, key if ts is not None else f"@{digest}{key}"))
         rows.append(record)
+    if unnamed:
+        seen: dict[str, int] = {}
+        occurrences = []
+        for _record, key in unnamed:
+            occurrences.append(seen.get(key, 0))
+            seen[key] = occurrences[-1] + 1
+        ids = _content_ids(spec.name, (key for _r, key in unnamed), occurrences)
+        for (record, _key), record_id in zip(unnamed, ids, strict=True):
+            record["id"] = record_id
     return rows, errors
 
 
@@ -512,9 +556,8 @@ def _parse_columnar(
     n = frame.height
     if "id" in frame.columns:
         ids = frame.get_column("id").cast(pl.String)
-        if ids.null_count() or (ids == "").any():
-            ids = pl.Series("id", [v or _new_id() for v in ids.to_list()])
-        too_long = (ids.str.len_chars() > 64).arg_true().to_list()
+        ids = pl.select(pl.when(ids != "").then(ids)).to_series().alias("id")
+        too_long = (ids.str.len_chars() > 64).fill_null(False).arg_true().to_list()
         out.add(
             too_long,
             "id",
@@ -523,7 +566,7 @@ def _parse_columnar(
             "id is longer than 64 characters",
         )
     else:
-        ids = pl.Series("id", [_new_id() for _ in range(n)])
+        ids = pl.Series("id", [None] * n, dtype=pl.String)
     # JSON and time text are made here, a column at a time in Rust, not row by row at insert
     if len(features) == len(columns):
         features_json = pl.DataFrame(columns).select(pl.struct(names).struct.json_encode())
@@ -564,12 +607,48 @@ def _parse_columnar(
             **({"label": frame.get_column("label")} if "label" in frame.columns else {}),
         }
     )
+    if ids.null_count():
+        untimed = (
+            frame.get_column("timestamp").is_null()
+            if "timestamp" in frame.columns
+            else pl.Series([True] * n)
+        )
+        batch = _name_unnamed(batch, untimed, spec.name, _UploadDigest(data))
     if out.bad:
         keep = pl.Series([True] * n)
         keep = keep.scatter(sorted(out.bad), False)
         batch = batch.filter(keep)
     out.errors.sort(key=lambda e: (e.row, e.field))
     return RecordBatch(batch), out.errors
+
+
+def _name_unnamed(
+    batch: pl.DataFrame, untimed: pl.Series, model: str, digest: _UploadDigest
+) -> pl.DataFrame:
+    """Fill the null ids of a columnar batch with ids derived from each row's content."""
+    values = ["features_json", "prediction_json", "scores_json", "latency_ms", "error", "version"]
+    time_key = pl.col("ts_utc")
+    if untimed.any():
+        time_key = pl.when(untimed).then(pl.lit(f"@{digest}")).otherwise(time_key)
+    key = pl.concat_str(
+        [time_key, *(pl.col(c).cast(pl.String).fill_null("\x00") for c in values)],
+        separator="\x1f",
+    )
+    unnamed = (
+        batch.with_row_index("_row")
+        .filter(pl.col("id").is_null())
+        .select("_row", key.alias("_key"))
+        .with_columns(pl.int_range(pl.len()).over("_key").alias("_n"))
+    )
+    named: list[str] = []
+    for part in unnamed.iter_slices(100_000):  # bounded memory for a million-row upload
+        named.extend(
+            _content_ids(model, part.get_column("_key").to_list(), part.get_column("_n").to_list())
+        )
+    derived = pl.Series("id", [None] * batch.height, dtype=pl.String).scatter(
+        unnamed.get_column("_row"), pl.Series(named, dtype=pl.String)
+    )
+    return batch.with_columns(pl.coalesce(pl.col("id"), derived).alias("id"))
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -646,13 +725,11 @@ def ingest_records(
             f"partial acceptance to store the good rows). First: row {first.row}: {first.message}",
             **errors_detail(errors),
         )
-    stored = 0
     if writer is not None:
         writer.submit(rows)
         stored = len(rows)
     else:
-        for start in range(0, len(rows), batch_size):
-            stored += store.insert_records(rows[start : start + batch_size])
+        stored = store.insert_records(rows, chunk_size=batch_size)
     labels = labels_of(rows)
     accepted = 0
     if labels:

@@ -13,7 +13,7 @@ from rich.console import Console
 from mlwarden.cli.main import app
 
 if TYPE_CHECKING:  # the executor pulls in scikit-learn: import it when a command runs
-    from mlwarden.assistant.executor import Assistant, Reply
+    from mlwarden.assistant.executor import Assistant, Conversation, Reply
 
 
 console = Console()
@@ -26,25 +26,34 @@ JSON_OPTION = typer.Option(False, "--json", help="Print the reply as JSON.")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm production changes.")
 
 
-def _assistant() -> Assistant:
-    from mlwarden.assistant.executor import Assistant
+def _assistant() -> tuple[Assistant, Conversation]:
+    """The assistant of this machine's store and its conversation.
+
+    The person at the terminal acts as themselves, so commands may read and write their files
+    by path; every command is a new process, so "it" starts from the store's newest dataset
+    and model.
+    """
+    from mlwarden.assistant.executor import Assistant, Conversation
     from mlwarden.settings import get_settings
     from mlwarden.store import Store
 
     settings = get_settings()
-    return Assistant(
+    assistant = Assistant(
         Store.from_settings(settings),
         settings.data_dir,
-        actor="cli",
+        local_files=True,
         reference_size=settings.reference_size,
     )
+    return assistant, Conversation("cli", from_store=True)
 
 
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _finish(assistant: Assistant, reply: Reply, *, as_json: bool, yes: bool) -> None:
+def _finish(
+    assistant: Assistant, talk: Conversation, reply: Reply, *, as_json: bool, yes: bool
+) -> None:
     """Ask for what is missing / for confirmation when a person is at the terminal, then show."""
     from mlwarden.assistant.executor import QUESTIONS, command_for
 
@@ -54,12 +63,12 @@ def _finish(assistant: Assistant, reply: Reply, *, as_json: bool, yes: bool) -> 
             for slot in reply.parsed.missing:
                 answer = typer.prompt(QUESTIONS.get(slot, f"{slot}?"))
                 arguments[slot] = [int(x) for x in answer.split()] if slot == "runs" else answer
-            reply = assistant.run(command_for(reply.parsed.intent, arguments), confirm=yes)
+            reply = assistant.run(command_for(reply.parsed.intent, arguments), talk, confirm=yes)
             continue
         if reply.status == "needs_confirmation":
             console.print(reply.message)
             if typer.confirm(f"run `{reply.parsed.command}`?", default=False):
-                reply = assistant.run(reply.parsed, confirm=True)
+                reply = assistant.run(reply.parsed, talk, confirm=True)
                 continue
         break
     _show(reply, as_json)
@@ -90,9 +99,9 @@ def _run(
 ) -> None:
     from mlwarden.assistant.executor import command_for
 
-    assistant = _assistant()
-    reply = assistant.run(command_for(intent, arguments), confirm=yes)
-    _finish(assistant, reply, as_json=as_json, yes=yes)
+    assistant, talk = _assistant()
+    reply = assistant.run(command_for(intent, arguments), talk, confirm=yes)
+    _finish(assistant, talk, reply, as_json=as_json, yes=yes)
 
 
 def _move(
@@ -112,10 +121,10 @@ def ask(
     yes: bool = YES_OPTION,
 ) -> None:
     """Plain-language commands: upload, clean, train, deploy, promote, monitor, download …"""
-    assistant = _assistant()
+    assistant, talk = _assistant()
     sentence = " ".join(text)
     if dry_run:
-        parsed = assistant.understand(sentence)
+        parsed = assistant.understand(sentence, talk)
         if as_json:
             typer.echo(json.dumps(parsed.to_dict(), indent=2))
         else:
@@ -123,7 +132,8 @@ def ask(
 
             _show(Reply("dry_run", parsed, f"understood: {parsed.intent}"), as_json=False)
         return
-    _finish(assistant, assistant.handle(sentence, confirm=yes), as_json=as_json, yes=yes)
+    reply = assistant.handle(sentence, talk, confirm=yes)
+    _finish(assistant, talk, reply, as_json=as_json, yes=yes)
 
 
 @app.command()

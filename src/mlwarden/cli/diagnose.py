@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -32,6 +33,7 @@ def diagnose(
     scenario: str | None = typer.Option(None, "--scenario", help="Show one scenario by id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: {matched, matches}."),
     top: int = typer.Option(3, "--top", min=1, max=10, help="How many scenarios to show."),
+    explain: bool = typer.Option(False, "--explain", help="Show which words led to each match."),
     feature: list[str] = typer.Option([], "--feature", help="A feature name of your model "
                                       "(repeatable): recognised in the text."),
     playbooks_dir: Path | None = typer.Option(
@@ -62,9 +64,9 @@ def diagnose(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=2) from exc
     if as_json:
-        typer.echo(answer.to_json())
+        typer.echo(answer.to_json(explain=explain))
     else:
-        _print_answer(console, answer)
+        _print_answer(console, answer, explain=explain)
 
 
 def _print_list(console: Console, rows: list[dict[str, str]]) -> None:
@@ -78,7 +80,7 @@ def _print_list(console: Console, rows: list[dict[str, str]]) -> None:
     console.print(table)
 
 
-def _print_answer(console: Console, answer: TextDiagnosis) -> None:
+def _print_answer(console: Console, answer: TextDiagnosis, *, explain: bool = False) -> None:
     facts = answer.facts.describe()
     if facts:
         console.print("[bold]Facts read from the text:[/] " + "; ".join(facts))
@@ -94,6 +96,10 @@ def _print_answer(console: Console, answer: TextDiagnosis) -> None:
                 f"  ([cyan]{match.id}[/])")
         if match.severity_reasons:
             head += "\nseverity raised: " + "; ".join(match.severity_reasons)
+        if explain and match.explain:
+            head += "\nwhy: " + "; ".join(
+                f"[bold]{escape(e['words'])}[/] ({e['via']}, +{e['weight']:g})"
+                for e in match.explain)
         checks = Table(show_header=True, box=None, pad_edge=False)
         checks.add_column("check now", style="bold")
         checks.add_column("run / open", overflow="fold")

@@ -1,4 +1,4 @@
-"""``mlwarden import-mlflow``: a registered MLflow model as a new mlwarden version."""
+"""Registry commands: ``import-mlflow`` (an MLflow model as a new version), ``delete-model``."""
 
 from __future__ import annotations
 
@@ -51,3 +51,33 @@ def import_mlflow(
         typer.echo(json.dumps({"model": model, "version": info.number, "source": uri}))
     else:
         typer.echo(f"imported {uri} as {model} version {info.number}")
+
+
+@app.command("delete-model")
+def delete_model(
+    model: str = typer.Argument(..., help="The model to delete."),
+    version: int = typer.Option(
+        None, "--version", help="Delete only this version (refused while it is served)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    data_dir: Path = typer.Option(None, help="Folder of the SQLite database."),
+    database_url: str = typer.Option(None, help="SQLAlchemy URL of the database."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Delete a model that serves nothing, with everything stored about it, or one version no
+    deployment serves (audited as the actor "cli"). With a server running on the same
+    database, delete through its API instead (DELETE /v1/models/NAME), which also drops the
+    server's cached routing of the model."""
+    what = f"version {version} of {model}" if version is not None else f"model {model}"
+    if not yes:
+        typer.confirm(f"delete {what} and what is stored with it?", abort=True)
+    with _errors(), _open_store(data_dir, database_url) as store:
+        if version is not None:
+            store.delete_version(model, version, actor="cli")
+            result: dict[str, object] = {"deleted": model, "version": version}
+        else:
+            result = {"deleted": model, **store.delete_model(model, actor="cli")}
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"deleted {what}")

@@ -22,6 +22,12 @@ def simulate(
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same run."),
     list_: bool = typer.Option(False, "--list", help="List the built-in scenarios and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of a table."),
+    order: str = typer.Option(
+        None,
+        "--order",
+        help="time: stream the rows in the dataset's order, with its natural drift; "
+        "shuffled: shuffle them (a stationary stream). Default: the scenario's own.",
+    ),
 ) -> None:
     """Inject a scenario's faults into a real model's traffic and score how mlwarden copes.
 
@@ -44,8 +50,10 @@ def simulate(
         return
     if scenario is None:
         raise typer.BadParameter("name a scenario (mlwarden simulate --list shows them)")
+    if order not in (None, "time", "shuffled"):
+        raise typer.BadParameter("--order is time or shuffled", param_hint="--order")
     try:
-        spec = load_scenario(scenario)
+        spec = load_scenario(scenario, order=order)
     except MlwardenError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None
@@ -94,6 +102,15 @@ def _print_summary(console: Console, summary: dict, out: Path) -> None:
         f"{recovery['metric']} over the fault periods: mlwarden {recovery['mlwarden']}, "
         f"doing nothing {recovery['no_action']}, oracle {recovery['oracle']}"
     )
+    harm = score["harm"]
+    verdict = (
+        "[red]worse than doing nothing[/red]"
+        if harm["worse"]
+        else "[green]better than doing nothing[/green]"
+        if harm["helped"]
+        else "no better, no worse than doing nothing"
+    )
+    console.print(f"harm (tolerance {harm['tolerance']}): {verdict}")
     console.print(
         f"false-alarm windows: {score['false_alarm_windows']} of {score['clean_windows']} clean"
     )

@@ -11,6 +11,10 @@ Two detectors, one slow and sure, one fast:
   "Learning from time-changing data with adaptive windowing", SDM), Page-Hinkley (Page, 1954,
   "Continuous inspection schemes", Biometrika). Only *increases* of the error are reported.
 
+- :func:`estimated_drop`: before labels, the CBPE estimate of a window's metric against the
+  reference's chunk-to-chunk spread at the window's size: flagged below ``level - 3 std``, the
+  band NannyML draws around its reference chunks, so the reference period itself never alarms.
+
 Whether a drop is concept drift (inputs stable) or data drift with impact (inputs moved) is the
 engine's call, because only it sees both (:func:`attribute_drop`).
 
@@ -20,6 +24,12 @@ engine's call, because only it sees both (:func:`attribute_drop`).
 >>> performance_drop("accuracy", ref, win, tolerance=0.02, window_index=4).statistic
 'accuracy_drop'
 >>> performance_drop("accuracy", ref, MetricValue("accuracy", .88, .86, .90, 1000), 0.02) is None
+True
+>>> from mlwarden.monitor.performance import MetricSpread
+>>> spread = MetricSpread("accuracy", 0.90, 0.30)      # std 0.01 at 900 rows
+>>> estimated_drop(spread, MetricValue("accuracy", 0.86, 0.84, 0.88, 900)).evidence["estimated"]
+True
+>>> estimated_drop(spread, MetricValue("accuracy", 0.88, 0.86, 0.90, 900)) is None
 True
 """
 
@@ -32,12 +42,13 @@ from typing import Any, Literal
 import numpy as np
 
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import HIGHER_IS_BETTER, MetricValue
+from mlwarden.monitor.performance import HIGHER_IS_BETTER, MetricSpread, MetricValue
 
 # How many records before the detection point the change is assumed to have started.
 _DETECTION_LAG = 50
 
-__all__ = ["StreamingErrorDetector", "StreamingResult", "attribute_drop", "performance_drop"]
+__all__ = ["StreamingErrorDetector", "StreamingResult", "attribute_drop", "estimated_drop",
+           "performance_drop"]
 
 # Metrics whose drop is reported, in order of preference, and the default tolerance of each:
 # the drop that matters to a user (2 accuracy points, 0.02 AUC, 10% more RMSE).
@@ -86,6 +97,33 @@ def performance_drop(metric: str, reference: MetricValue, window: MetricValue,
                   "inputs_stable": None,
                   "performance_drop": float(drop if higher
                                             else drop / max(abs(reference.value), 1e-12))},
+    )
+
+
+def estimated_drop(spread: MetricSpread, window: MetricValue, sigmas: float = 3.0,
+                   window_index: int | None = None) -> Finding | None:
+    """A finding when a window's estimated metric lies beyond ``sigmas`` reference chunk
+    standard deviations (at the window's size) on the worse side of the reference level."""
+    if window.value is None or window.n <= 0:
+        return None
+    metric = spread.name
+    higher = metric in HIGHER_IS_BETTER
+    limit = spread.lower(window.n, sigmas) if higher else spread.upper(window.n, sigmas)
+    if (window.value >= limit) if higher else (window.value <= limit):
+        return None
+    drop = (spread.level - window.value) if higher else (window.value - spread.level)
+    return Finding(
+        kind=FindingKind.CONCEPT_DRIFT, detector="concept.estimated_drop",
+        statistic=f"estimated_{metric}_drop", score=float(drop),
+        threshold=float(abs(spread.level - limit)), window=window_index,
+        message=(f"estimated {metric} (CBPE, no labels yet) fell from {spread.level:.3f} to "
+                 f"{window.value:.3f}, beyond the reference band's "
+                 f"{'lower' if higher else 'upper'} limit {limit:.3f} (n={window.n})"),
+        evidence={"metric": metric, "reference": spread.level, "value": window.value,
+                  "ci_low": window.ci_low, "ci_high": window.ci_high, "n": window.n,
+                  "estimated": True, "limit": limit, "sigmas": sigmas, "inputs_stable": None,
+                  "performance_drop": float(drop if higher
+                                            else drop / max(abs(spread.level), 1e-12))},
     )
 
 

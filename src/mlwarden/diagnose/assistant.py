@@ -1,9 +1,9 @@
 """The incident assistant: an engineer's words in, ranked playbooks with severity and steps out.
 
-Retrieval is BM25 over each playbook's symptom text (``text.BM25Index``); facts from the words
-(``facts.extract_facts``) set each match's severity through the playbook's escalators. When the
-best score is too weak the answer says so (``matched=False``) and carries the generic triage
-checklist instead of a confident guess.
+Ranking is ``matcher.TextMatcher`` (symptom concepts, BM25 and context words over the
+playbooks); facts from the words (``facts.extract_facts``) set each match's severity through
+the playbook's escalators. When the best score is too weak the answer says so
+(``matched=False``) and carries the generic triage checklist instead of a confident guess.
 
 >>> answer = diagnose_text("p99 went from 200ms to 2s on the scoring endpoint")
 >>> answer.matched, answer.matches[0].id, answer.matches[0].severity.value
@@ -13,30 +13,24 @@ checklist instead of a confident guess.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from mlwarden.diagnose.facts import Facts, escalate, extract_facts
 from mlwarden.diagnose.loader import get_playbook, load_playbooks
+from mlwarden.diagnose.matcher import Evidence, matcher_for
 from mlwarden.diagnose.schema import Playbook, Severity
-from mlwarden.diagnose.text import BM25Index
 from mlwarden.errors import InvalidInput
 
-# A top BM25 score under this is "no good match": below it, the words shared with the best
-# playbook are a couple of generic ones ("broken", "pipeline"), not a described symptom.
-MIN_SCORE = 6.0
-# Without any recognised symptom concept (a ``~token`` from the phrase rules or synonyms) the
-# overlap must be this much stronger: shared everyday words ("time", "friday") are not symptoms.
-MIN_SCORE_WITHOUT_CONCEPT = 9.0
-# Secondary matches are shown only when they score at least this fraction of the best one.
-RELATIVE_CUTOFF = 0.25
-# Scale of the confidence curve 1 - exp(-score / CONFIDENCE_SCALE).
-CONFIDENCE_SCALE = 12.0
-MAX_TEXT_CHARS = 20_000
+# Words shown per match by --explain (the strongest first).
+EXPLAIN_WORDS = 8
+# The longest description an engineer writes (a pasted Slack thread or postmortem paragraph)
+# fits in a few thousand characters; the labelled sets' longest is under 600. Matching is
+# linear in the text, and this bounds what one request costs the server that also serves
+# predictions (50-105 ms of CPU at the cap, docs/benchmarks.md).
+MAX_TEXT_CHARS = 5_000
 
 TRIAGE_CHECKLIST: list[str] = [
     "System first: is the model endpoint up? Error rate and HTTP status codes in the last hour.",
@@ -67,13 +61,16 @@ class TextMatch(BaseModel):
     causes: list[str]
     actions: list[dict[str, str]]
     severity_reasons: list[str] = Field(default_factory=list)
-    matched_terms: list[str] = Field(default_factory=list)
+    explain: list[dict[str, Any]] = Field(default_factory=list)
 
-    def public(self) -> dict[str, Any]:
-        """Exactly the keys of the ``--json`` contract."""
-        return {"id": self.id, "title": self.title, "severity": self.severity.value,
-                "confidence": self.confidence, "checks": self.checks, "causes": self.causes,
-                "actions": self.actions}
+    def public(self, *, explain: bool = False) -> dict[str, Any]:
+        """Exactly the keys of the ``--json`` contract (plus ``explain`` when asked)."""
+        out = {"id": self.id, "title": self.title, "severity": self.severity.value,
+               "confidence": self.confidence, "checks": self.checks, "causes": self.causes,
+               "actions": self.actions}
+        if explain:
+            out["explain"] = self.explain
+        return out
 
 
 class TextDiagnosis(BaseModel):
@@ -82,16 +79,18 @@ class TextDiagnosis(BaseModel):
     facts: Facts
     triage: list[str] = Field(default_factory=list)
 
-    def public(self) -> dict[str, Any]:
+    def public(self, *, explain: bool = False) -> dict[str, Any]:
         """``{"matched": bool, "matches": [...]}`` — the CLI ``--json`` and API contract."""
-        return {"matched": self.matched, "matches": [m.public() for m in self.matches]}
+        return {"matched": self.matched,
+                "matches": [m.public(explain=explain) for m in self.matches]}
 
-    def to_json(self) -> str:
-        return json.dumps(self.public(), indent=2, sort_keys=False, ensure_ascii=False)
+    def to_json(self, *, explain: bool = False) -> str:
+        return json.dumps(self.public(explain=explain), indent=2, sort_keys=False,
+                          ensure_ascii=False)
 
 
 def playbook_match(playbook: Playbook, *, facts: Facts | None = None, confidence: float = 1.0,
-                   score: float = 0.0, matched_terms: Iterable[str] = ()) -> TextMatch:
+                   score: float = 0.0, evidence: Iterable[Evidence] = ()) -> TextMatch:
     """A :class:`TextMatch` for a playbook, its severity escalated by ``facts``."""
     facts = facts or Facts()
     severity, reasons = escalate(playbook, facts)
@@ -102,53 +101,37 @@ def playbook_match(playbook: Playbook, *, facts: Facts | None = None, confidence
         causes=list(playbook.causes),
         actions=[{"action": a.action.value, "description": a.description}
                  for a in playbook.actions],
-        severity_reasons=reasons, matched_terms=sorted(matched_terms),
+        severity_reasons=reasons, explain=[e.public() for e in list(evidence)[:EXPLAIN_WORDS]],
     )
 
 
-def _doc_text(pb: Playbook) -> str:
-    # Title and phrases twice: they are written as symptoms, the causes only hint at them.
-    return "\n".join([pb.title, pb.title, pb.summary, *pb.symptoms.phrases, *pb.symptoms.phrases,
-                      *pb.causes])
-
-
-@lru_cache(maxsize=8)
-def _index(key: tuple[tuple[str, str], ...]) -> BM25Index:
-    return BM25Index(dict(key))
-
-
-def build_index(playbooks: list[Playbook]) -> BM25Index:
-    return _index(tuple((pb.id, _doc_text(pb)) for pb in playbooks))
+def check_text(text: object) -> str:
+    """``text`` when it is a description the assistant reads, else a clear InvalidInput."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("describe the problem: the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"the text has {len(text)} characters; describe the problem in at "
+                           f"most {MAX_TEXT_CHARS} (the symptom, not whole logs)")
+    return text
 
 
 def diagnose_text(text: str, *, playbooks: list[Playbook] | None = None, limit: int = 3,
                   known_features: Iterable[str] = ()) -> TextDiagnosis:
     """Rank playbooks for a free-text incident description (deterministic)."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("describe the problem: the text is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInput(f"the text is longer than {MAX_TEXT_CHARS} characters")
+    check_text(text)
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
     playbooks = load_playbooks() if playbooks is None else playbooks
     by_id = {pb.id: pb for pb in playbooks}
-    index = build_index(playbooks)
-    scored = index.score_terms(index.analyzer.terms(text))
-    ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    facts = extract_facts(text, known_features, index.analyzer.vocabulary)
-    best, best_hits = ranked[0][1] if ranked else (0.0, [])
-    has_concept = any(h.startswith("~") for h in best_hits)
-    if best < (MIN_SCORE if has_concept else MIN_SCORE_WITHOUT_CONCEPT):
+    matcher = matcher_for(playbooks)
+    ranking = matcher.rank(text)
+    facts = extract_facts(text, known_features, matcher.speller.vocabulary)
+    shown = matcher.shown(ranking, limit)
+    if not shown:
         return TextDiagnosis(matched=False, matches=[], facts=facts, triage=list(TRIAGE_CHECKLIST))
-    top = [(d, s, hits) for d, (s, hits) in ranked[:limit] if s >= RELATIVE_CUTOFF * best]
-    squares = sum(s * s for _, s, _ in top)
-    matches = []
-    for d, s, hits in top:
-        strength = 1 - math.exp(-s / CONFIDENCE_SCALE)
-        # Confidence falls when runners-up score close to the leader (the text is ambiguous).
-        confidence = strength * (0.4 + 0.6 * (s * s) / squares)
-        matches.append(playbook_match(by_id[d], facts=facts, confidence=confidence, score=s,
-                                      matched_terms=hits))
+    confidence = matcher.confidences(ranking)
+    matches = [playbook_match(by_id[r.id], facts=facts, confidence=confidence[r.id],
+                              score=r.score, evidence=r.evidence) for r in shown]
     return TextDiagnosis(matched=True, matches=matches, facts=facts)
 
 

@@ -1,141 +1,92 @@
-"""Deterministic text retrieval over playbook symptom texts: Okapi BM25 with domain analysis.
+"""Text analysis for the incident assistant: tokens with labels, typo repair, and Okapi BM25.
 
-Method: Okapi BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and
-Beyond", Foundations and Trends in IR 3(4), 2009), scoring
+``analyse`` turns an engineer's words into :class:`Token` s, in one left-to-right pass:
+
+1. quoted spans: a quoted single word (``'not_spam'``, ``"EUR"``, ```tenure```) is a *value* (a
+   class, a field, a setting), not a symptom word: its tokens are marked ``quoted`` and the
+   matcher skips them (unless the value names a unit, which is itself a symptom of a unit
+   change). A quoted phrase with spaces is usually an error message and is read as text;
+2. words and numbers: "n't" reads as "not" (``hasn't`` -> ``has not``), other apostrophes
+   inside words go (``friday's`` -> ``fridays``), ``snake_case``
+   splits into its words, a number carries classes (``#n``; ``#neg`` for ``-999``; ``#pct``
+   and ``#overpct`` for ``140%``; ``#times`` for ``10x``), ``v14`` also reads as ``v#n``;
+3. typo repair: a word of 5+ letters unknown to the vocabulary becomes the vocabulary word at
+   optimal-string-alignment distance 1 (ties: the word in more playbooks, then alphabetical);
+   a longer word with no such neighbour gets the vocabulary word sharing most character
+   trigrams (Dice >= 0.7), which also joins spellings (materialisation, kilometres);
+4. light suffix stemming, and filler words ("the", "is", "to") dropped.
+
+Every step is linear in the text: one regular-expression pass with bounded spans, and per
+word a bounded number of dictionary probes. BM25 is Okapi BM25 (Robertson & Zaragoza, "The
+Probabilistic Relevance Framework: BM25 and Beyond", Foundations and Trends in IR 3(4), 2009):
 ``sum_t idf(t) * tf(t,d) * (k1 + 1) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))`` with
 ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))``.
 
-The analysis chain is what makes it work on pager messages and Slack paragraphs:
-
-1. typo repair: a word of 5+ letters unknown to the vocabulary is replaced by the vocabulary
-   word at optimal-string-alignment distance 1 (insert, delete, substitute, swap neighbours);
-   ties go to the word found in more playbooks, then alphabetical order;
-2. phrase rules: regular expressions over the raw text that add a *concept token* (``p99`` and
-   "response time" add ``~latency``; "all the same" adds ``~constant``; "429" adds
-   ``~throttle``), so differently worded descriptions of one symptom meet on one token;
-3. tokenisation, stop words, light suffix stemming, and a synonym map that adds a concept token
-   next to the word itself (so the exact word still counts).
-
-Everything iterates over sorted or ordered structures: the same text gives the same scores.
-
->>> index = BM25Index({"a": "latency spike p99", "b": "null values in a feature"})
->>> [doc for doc, _ in index.rank("p95 is slow")][:1]
-['a']
+>>> [(t.norm, t.quoted) for t in analyse("p99 up to 2s, 'not_spam' everywhere", Speller({}))]
+[('p99', False), ('up', False), ('#n', False), ('s', False), ('not', True), ('spam', True), \
+('everywher', False)]
 """
 
-# Regular-expression tables read better unbroken.
-# ruff: noqa: E501
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-# Regular expressions over lower-cased raw text -> concept tokens they add.
-PHRASE_RULES: list[tuple[str, tuple[str, ...]]] = [
-    (r"\bp ?(50|75|90|95|99|999)\b|percentile|tail latenc|response times?|takes? (forever|seconds)|"
-     r"\bslo\b|\bslow(er|ness|ly)?\b|sluggish", ("~latency",)),
-    (r"time ?outs?\b|timed? ?out|timing out|readtimeout|deadline exceeded", ("~timeout",)),
-    (r"\bnan\b|\bnulls?\b|\bnone\b|missing values?|\bempty\b|\bna\b|impute", ("~null",)),
-    (r"all (look |are |the )*(the )?(same|identical)|same (score|prediction|value|class|answer|output)|"
-     r"identical|\bconstant\b|always predicts?|every (request|prediction|score|customer|input)|"
-     r"literally every|distinct predictions?( count)? (is )?1\b|one value for all|no variance",
-     ("~constant",)),
-    (r"\boom|out of memory|memory (leak|climb|grow)|\brss\b|crashloop", ("~memory",)),
-    (r"throttl|rate.?limit|\b429\b|too many requests|quota", ("~throttle",)),
-    (r"\b5\d\ds?\b|\b5xx\b|internal server error|stack ?traces?|traceback|exceptions?\b", ("~servererror",)),
-    (r"after (the |we |our |a )?(deploy|release|rollout|roll out|promot|ship)|since (the )?(deploy|release)|"
-     r"rolled out|\bnew (model )?version\b|\bv\d+\b|promoted|\brevert", ("~deploy",)),
-    (r"\d+ ?x (bigger|larger|smaller|higher|lower)|orders? of magnitude|factor of|"
-     r"\b(cents?|dollars?|milliseconds?|fahrenheit|celsius|miles|kilomet\w*|grams?|kilograms?|kg|"
-     r"pounds?|lbs|ounces?|inches|feet|meters?|bytes|percent)\b", ("~scale",)),
-    (r"\bqps\b|\brps\b|requests? per (second|minute)|request (volume|rate)|autoscal|"
-     r"(pods?|replicas?) scal|scaling (up|out)|(traffic|load) (spike|surge)|"
-     r"(spike|surge|jump) in (traffic|load|requests)|trafic", ("~traffic",)),
-    (r"\bdrift(s|ed|ing)?\b|\bpsi\b|\bks[- ]test|distribution (shift|change|moved)", ("~drift",)),
-    (r"\bauc\b|accuracy|\bf1\b|\bctr\b|precision|recall|performance|metrics?\b", ("~metric",)),
-    (r"label|ground ?truth|feedback|outcomes?\b|chargeback", ("~label",)),
-    (r"clocks? (changed|change|went|go)|summer time|winter time|hour(_| )?(of(_| )day|feature)|"
-     r"day(_| )of(_| )week|\butc\b|timezone|time zone|daylight|\bdst\b|local time|timestamp", ("~time",)),
-    (r"duplicat|dedup|twice|double[ds]? count|replay", ("~duplicate",)),
-    (r"-999|outside (the )?(physical )?(limits|range)|out of range|impossible|\bsensors?\b|"
-     r"\d{3,}\s?%", ("~range",)),
-    (r"\bunknown categor|unseen|never (seen|saw|appeared|trained|encountered)|not in (the )?training|new (categor|country|merchant|plan|product)",
-     ("~unseen",)),
-    (r"\bstale\b|not (refresh|updat)|haven'?t refreshed|frozen|materiali[sz]", ("~stale",)),
-    (r"behind schedule|running late|no (new |fresh )?(records|data|events|rows)\b|"
-     r"\blate\b|\blag\b|hasn'?t landed|not landed|did not land|delayed|stopped arriving", ("~late",)),
-    # A weekday alone says when something started; a recurring one says seasonality.
-    (r"\b(every|each) (single )?(day|night|week|weekend|month|morning|evening|saturday|sunday|monday|"
-     r"tuesday|wednesday|thursday|friday)|\bon weekends\b|same time every", ("~season",)),
-    (r"(aren'?t|are not|isn'?t|is not|not) (in|back|available|arrived) yet|still (aren'?t|not) in\b|"
-     r"can'?t (measure|compute|evaluate)", ("~late", "~label")),
-    (r"training.?serving|train.?serve|(online|real.?time|serving).{0,60}(offline|batch|training)|"
-     r"offline.{0,60}(online|prod)|(doesn'?t|don'?t|does not|do not) match", ("~skew",)),
-    (r"(older|younger|larger|smaller|higher|lower|different|richer|poorer) than (the |in |at )?training",
-     ("~drift",)),
-    (r"\bpriors?\b|base rate|prevalence|(fraud|spam|churn|positive|default) (rate|share)|"
-     r"share of (positive|churn|fraud|spam)", ("~prior",)),
-    (r"threshold|cut ?off|operating point|false positives|flagg?ing (too many|\d+x)", ("~threshold",)),
-]
-_COMPILED_RULES = [(re.compile(rx), tokens) for rx, tokens in PHRASE_RULES]
-
-# Word (after stemming) -> concept token added next to it.
-SYNONYMS: dict[str, str] = {
-    "nan": "~null", "null": "~null", "missing": "~null", "empty": "~null", "blank": "~null",
-    "latency": "~latency", "slow": "~latency", "sluggish": "~latency", "lag": "~late",
-    "timeout": "~timeout", "hang": "~timeout",
-    "throttl": "~throttle", "throttle": "~throttle", "quota": "~throttle",
-    "oom": "~memory", "oomkill": "~memory", "memory": "~memory", "rss": "~memory", "heap": "~memory",
-    "crash": "~servererror", "exception": "~servererror", "error": "~servererror", "fail": "~servererror",
-    "deploy": "~deploy", "release": "~deploy", "rollout": "~deploy", "ship": "~deploy",
-    "push": "~deploy", "rollback": "~deploy", "revert": "~deploy",
-    "qps": "~traffic", "traffic": "~traffic", "volume": "~traffic", "load": "~traffic",
-    "surge": "~traffic", "bot": "~traffic", "campaign": "~traffic",
-    "drift": "~drift", "shift": "~drift", "psi": "~drift", "histogram": "~drift",
-    "label": "~label", "feedback": "~label",
-    "timezone": "~time", "utc": "~time", "timestamp": "~time", "dst": "~time",
-    "duplicate": "~duplicate", "dup": "~duplicate", "dedup": "~duplicate",
-    "sensor": "~range", "outlier": "~range", "reading": "~range",
-    "stale": "~stale", "cache": "~stale",
-    "late": "~late", "delay": "~late", "partition": "~late",
-    "unsure": "~confidence", "confident": "~confidence", "confidence": "~confidence",
-    "confidance": "~confidence", "uncertain": "~confidence", "uncertainty": "~confidence",
-    "probability": "~confidence",
-    "schema": "~schema", "renam": "~schema", "rename": "~schema", "keyerror": "~schema",
-    "contract": "~schema",
-    "season": "~season", "seasonal": "~season", "seasonality": "~season",
-    "holiday": "~season", "calendar": "~season", "cycle": "~season",
-    "imbalance": "~imbalance", "minority": "~imbalance", "imbalanc": "~imbalance",
-    "notebook": "~skew",
-    "unit": "~scale", "scale": "~scale", "rescal": "~scale",
-}
-
-_STOP_TEXT = """a about above after again all also am an and any are as at be been before being below
-    between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers him his how i if in into is it its itself just me more
-    most my no nor not now of off on once only or other our ours out over own same she should
-    so some such than that the their them then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would
-    you your yours yet get got getting seem seems look looks like think feel feels hey all
-    guys folks team anyone someone please thanks thank ok okay us still even really way
+_STOP_TEXT = """a about above after again all also am an and any are as at be been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself just
+    me more most my no nor not now of off on once only or other our ours out over own same she
+    should so some such than that the their them then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with
+    would you your yours yet get got getting seem seems look looks like think feel feels hey
+    all guys folks team anyone someone please thanks thank ok okay us still even really way
     since today yesterday morning afternoon tonight week"""
+# Words that carry no evidence for BM25 (everyday English); phrases may still use them.
 STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Words dropped from the token stream altogether, from texts and phrases alike, so "out of
+# memory" meets "out memory" and "went to the moon" is not a phrase gap.
+_FILLER_TEXT = """a an the is are was were be been being am our my their its it this that
+    these those has have had just really very so like do does did i we you they he she me us
+    them to of in on at for with and or as by from into our your"""
+FILLERS = frozenset(_FILLER_TEXT.split())
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9_]*")
+# quote marks: ' " ` and the typographic single and double quotes
+_Q = "'\"`\u2018\u2019\u201c\u201d"
+_APOS = "'\u2019"
+_QUOTED = re.compile(f"(?<![a-z0-9])([{_Q}])([^{_Q}\\n]{{1,80}})([{_Q}])(?![a-z0-9])")
+_TOKEN = re.compile(r"(\d++(?:\.\d++)?)(%|[a-z]++)?|([a-z][a-z0-9]*+)")
+_APOSTROPHE_IN_WORD = re.compile(f"(?<=[a-z])[{_APOS}](?=[a-z])")
+_NOT = re.compile(f"\\b(?:(can)not|(can|won|ai)[{_APOS}]?t|([a-z]+)n[{_APOS}]t)\\b")
+_NOT_STEM = {"can": "can", "won": "will", "ai": "is"}
+
+
+def normalise(text: str) -> str:
+    """Lower case, "n't" spelled "not" (a negation the matcher reads), other apostrophes gone."""
+    def spelled(m: re.Match[str]) -> str:
+        word = m.group(1) or m.group(3) or _NOT_STEM[m.group(2)]
+        return f"{word} not"
+
+    return _APOSTROPHE_IN_WORD.sub("", _NOT.sub(spelled, text.lower()))
+_VERSION = re.compile(r"[a-z]+\d+")
+_CLAUSE_MARKS = frozenset(",.;:!?()[]\n")
 
 
 def stem(word: str) -> str:
-    """Light suffix stripping, enough to conflate plural/verb forms (timeouts -> timeout)."""
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", "")):
+    """Light suffix stripping: plural and verb forms meet (timeouts, throttled -> throttle)."""
+    # no "-ly": "slowly" (a trend) must not meet "slow" (latency)
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             if suffix == "s" and word.endswith(("ss", "us", "is")):
-                return word
+                break
             if suffix == "es" and not word.endswith(("ches", "shes", "sses", "xes", "zes")):
                 continue
-            return word[: len(word) - len(suffix)] + keep
-    return word
+            word = word[: len(word) - len(suffix)] + keep
+            break
+    # "throttle" and "throttled" both end as "throttl"
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
 def osa_distance_le1(a: str, b: str) -> bool:
@@ -158,69 +109,164 @@ def osa_distance_le1(a: str, b: str) -> bool:
     return short[i:] == long_[i + 1:]
 
 
-class Analyzer:
-    """Turns text into BM25 terms: typo repair, phrase rules, stemming, synonyms."""
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+# A trigram found in more vocabulary words than this says little about which one was meant;
+# skipping it bounds the work per unknown word.
+_MAX_TRIGRAM_POSTINGS = 40
+_MIN_DICE = 0.7
+
+
+class Speller:
+    """Typo repair against a vocabulary (surface word -> number of documents it occurs in)."""
 
     def __init__(self, vocabulary: Mapping[str, int]) -> None:
-        # vocabulary: surface word -> number of documents it occurs in (for typo tie-breaks).
         self.vocabulary = dict(vocabulary)
-        self._by_length: dict[int, list[str]] = {}
+        # Each word and each of its one-letter deletions -> the words that give it. Two words at
+        # distance 1 share a key (a deletion of the longer is the shorter; a substitution or a
+        # swap leaves a common deletion), so a lookup costs a few dictionary probes per letter of
+        # the unknown word instead of a scan of the vocabulary.
+        self._by_deletion: dict[str, set[str]] = {}
+        self._by_trigram: dict[str, list[str]] = {}
+        self._longest = max(map(len, self.vocabulary), default=0)
         for word in sorted(self.vocabulary):
-            self._by_length.setdefault(len(word), []).append(word)
+            for key in (word, *_deletions(word)):
+                self._by_deletion.setdefault(key, set()).add(word)
+            if len(word) >= 6:
+                for gram in _trigrams(word):
+                    self._by_trigram.setdefault(gram, []).append(word)
 
     def correct(self, word: str) -> str:
-        """The vocabulary word at distance <= 1 from an unknown word of 5+ letters, else itself."""
-        if len(word) < 5 or word in self.vocabulary or word in STOP_WORDS or not word.isalpha():
+        """The vocabulary word closest to an unknown word of 5+ letters, else the word itself.
+
+        Only words with the same first letter qualify: typing rarely gets the first letter
+        wrong, and an English word the vocabulary lacks ("pulls") must not become a symptom
+        word ("nulls").
+        """
+        if (len(word) < 5 or len(word) > self._longest + 2 or word in self.vocabulary
+                or word in STOP_WORDS or not word.isalpha()):
             return word
-        best: tuple[int, str] | None = None
-        for length in (len(word) - 1, len(word), len(word) + 1):
-            for candidate in self._by_length.get(length, ()):
-                if osa_distance_le1(word, candidate):
-                    key = (-self.vocabulary[candidate], candidate)
-                    if best is None or key < (best[0], best[1]):
-                        best = key
-        return best[1] if best is not None else word
+        candidates: set[str] = set()
+        for key in (word, *_deletions(word)):
+            candidates |= self._by_deletion.get(key, set())
+        best = min(((-self.vocabulary[c], c) for c in candidates
+                    if c[0] == word[0] and osa_distance_le1(word, c)), default=None)
+        if best is not None:
+            return best[1]
+        return self._nearest_by_trigrams(word) if len(word) >= 7 else word
 
-    def repair(self, text: str) -> str:
-        lowered = text.lower()
-        return _WORD.sub(lambda m: self.correct(m.group(0)), lowered)
-
-    def terms(self, text: str, *, repair: bool = True) -> list[str]:
-        raw = self.repair(text) if repair else text.lower()
-        out: list[str] = []
-        for rx, tokens in _COMPILED_RULES:
-            for _ in rx.finditer(raw):
-                out.extend(tokens)
-        for word in _WORD.findall(raw):
-            if word in STOP_WORDS:
+    def _nearest_by_trigrams(self, word: str) -> str:
+        grams = _trigrams(word)
+        shared: Counter[str] = Counter()
+        for gram in sorted(grams):
+            postings = self._by_trigram.get(gram, ())
+            if len(postings) <= _MAX_TRIGRAM_POSTINGS:
+                shared.update(postings)
+        best, best_key = word, (0.0, "")
+        for candidate, common in shared.items():
+            if candidate[0] != word[0]:
                 continue
-            stemmed = stem(word)
-            out.append(stemmed)
-            concept = SYNONYMS.get(word) or SYNONYMS.get(stemmed)
-            if concept is not None:
-                out.append(concept)
-        return out
+            dice = 2 * common / (len(grams) + len(_trigrams(candidate)))
+            key = (dice, candidate)
+            if dice >= _MIN_DICE and (key[0] > best_key[0]
+                                      or (key[0] == best_key[0] and candidate < best_key[1])):
+                best, best_key = candidate, key
+        return best
 
 
-def surface_vocabulary(texts: Iterable[str]) -> dict[str, int]:
-    """Word -> number of texts containing it, plus every synonym key (known good spellings)."""
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One analysed word or number: ``norm`` is its stem, ``labels`` what phrases may match."""
+
+    norm: str
+    labels: frozenset[str]
+    surface: str
+    quoted: bool = False
+    # a punctuation mark separates it from the token before: negation does not reach across
+    clause_start: bool = False
+
+
+def _number_labels(digits: str, suffix: str, negative: bool) -> tuple[str, set[str]]:
+    labels = {"#n", digits}
+    if negative:
+        labels.add("#neg")
+    if suffix == "%":
+        labels.add("#pct")
+        if float(digits) > 100:
+            labels.add("#overpct")
+    if suffix == "x":
+        labels.add("#times")
+    return "#n", labels
+
+
+def analyse(text: str, speller: Speller, *, kept_values: Iterable[str] = ()) -> list[Token]:
+    """The tokens of ``text`` (see the module docstring); ``kept_values`` are quoted words that
+    still count as symptom words (unit names)."""
+    low = normalise(text)
+    kept = frozenset(kept_values)
+    quoted_spans = [(m.start(2), m.end(2)) for m in _QUOTED.finditer(low)
+                    if not any(ch.isspace() for ch in m.group(2))]
+    out: list[Token] = []
+    span_index = 0
+    repaired: dict[str, str] = {}
+    last_end, pending = 0, False
+    for m in _TOKEN.finditer(low):
+        clause = pending or any(ch in _CLAUSE_MARKS for ch in low[last_end:m.start()])
+        last_end, pending = m.end(), False
+        while span_index < len(quoted_spans) and quoted_spans[span_index][1] <= m.start():
+            span_index += 1
+        quoted = (span_index < len(quoted_spans)
+                  and quoted_spans[span_index][0] <= m.start() < quoted_spans[span_index][1])
+        digits, suffix, word = m.group(1), m.group(2) or "", m.group(3)
+        if digits is not None:
+            negative = m.start() > 0 and low[m.start() - 1] == "-" and (
+                m.start() < 2 or not low[m.start() - 2].isalnum())
+            if suffix == "xx":  # 5xx, 4xx
+                out.append(Token(digits + suffix, frozenset({digits + suffix}), m.group(0), quoted,
+                                 clause))
+                continue
+            norm, labels = _number_labels(digits, suffix, negative)
+            out.append(Token(norm, frozenset(labels), m.group(0), quoted, clause))
+            if suffix and suffix not in ("%", "x"):
+                out.append(Token(stem(suffix), frozenset({stem(suffix)}), suffix, quoted))
+            continue
+        if word in FILLERS:
+            pending = clause  # the next token still starts the clause
+            continue
+        if word not in repaired:
+            repaired[word] = speller.correct(word)
+        norm = stem(repaired[word])
+        labels = {norm}
+        if _VERSION.fullmatch(word):
+            labels.add(re.sub(r"\d+$", "#n", word))
+        out.append(Token(norm, frozenset(labels), m.group(0), quoted and norm not in kept, clause))
+    return out
+
+
+def vocabulary_of(texts: Iterable[str]) -> dict[str, int]:
+    """Word -> number of texts containing it (the speller's vocabulary)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(set(_WORD.findall(text.lower())))
-    for key in SYNONYMS:
-        counts[key] += 0
+        low = normalise(text)
+        counts.update({m.group(3) for m in _TOKEN.finditer(low) if m.group(3)})
     return dict(counts)
 
 
-class BM25Index:
-    """Okapi BM25 over a fixed set of documents, keyed by id; ranking ties go to the smaller id."""
+class BM25:
+    """Okapi BM25 over fixed documents of terms, keyed by id."""
 
-    def __init__(self, documents: Mapping[str, str], *, k1: float = 1.2, b: float = 0.75,
-                 extra_vocabulary: Iterable[str] = ()) -> None:
+    def __init__(self, documents: Mapping[str, list[str]], *, k1: float = 1.2,
+                 b: float = 0.75) -> None:
         self.k1, self.b = k1, b
         self.ids = sorted(documents)
-        self.analyzer = Analyzer(surface_vocabulary([*documents.values(), *extra_vocabulary]))
-        self.doc_terms = {d: Counter(self.analyzer.terms(documents[d], repair=False)) for d in self.ids}
+        self.doc_terms = {d: Counter(documents[d]) for d in self.ids}
         self.lengths = {d: sum(c.values()) for d, c in self.doc_terms.items()}
         self.avgdl = sum(self.lengths.values()) / max(len(self.ids), 1)
         df: Counter[str] = Counter()
@@ -229,21 +275,16 @@ class BM25Index:
         n = len(self.ids)
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
 
-    def score_terms(self, query_terms: Iterable[str]) -> dict[str, tuple[float, list[str]]]:
-        """Per document: BM25 score and the query terms it matched (sorted)."""
+    def term_scores(self, query_terms: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Per document: each matched query term and its BM25 contribution."""
         unique = sorted(set(query_terms))
-        out: dict[str, tuple[float, list[str]]] = {}
+        out: dict[str, dict[str, float]] = {}
         for d in self.ids:
             counts, norm = self.doc_terms[d], 1 - self.b + self.b * self.lengths[d] / self.avgdl
-            score, hits = 0.0, []
+            hits: dict[str, float] = {}
             for t in unique:
                 tf = counts.get(t, 0)
                 if tf:
-                    score += self.idf[t] * tf * (self.k1 + 1) / (tf + self.k1 * norm)
-                    hits.append(t)
-            out[d] = (score, hits)
+                    hits[t] = self.idf[t] * tf * (self.k1 + 1) / (tf + self.k1 * norm)
+            out[d] = hits
         return out
-
-    def rank(self, text: str) -> list[tuple[str, float]]:
-        scores = self.score_terms(self.analyzer.terms(text))
-        return sorted(((d, s) for d, (s, _) in scores.items()), key=lambda x: (-x[1], x[0]))

@@ -11,8 +11,11 @@ A window passes through: profile (``monitor.profile``) -> data drift per feature
 (``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
 optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
 (``monitor.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
-concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors), attributed to
-concept drift when inputs stayed stable and to data drift with impact when they moved -> system
+concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors; before labels,
+the estimate beyond the reference's chunk spread) and a change point on the per-window
+performance series itself (``detect.performance_change``, measured or estimated, state kept
+across windows), attributed to concept drift when inputs stayed stable and to data drift with
+impact when they moved -> system
 (``detect.system``) -> anomalies over the vector of signals (``detect.anomaly``).
 
 Bad input never crashes it: an empty window is a ``freshness`` finding, a detector that fails on
@@ -43,11 +46,14 @@ import pandas as pd
 from mlwarden.detect.anomaly import SignalAnomalyDetector, SignalRule
 from mlwarden.detect.concept import (
     DEFAULT_TOLERANCE,
+    RELATIVE_TOLERANCE,
     StreamingErrorDetector,
     attribute_drop,
+    estimated_drop,
     performance_drop,
 )
 from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector
+from mlwarden.detect.performance_change import PerformanceChangeDetector
 from mlwarden.detect.prediction import (
     PredictionCollapseDetector,
     PredictionDriftDetector,
@@ -59,11 +65,14 @@ from mlwarden.domain import Finding, FindingKind, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.estimate import CBPE, estimation_error
 from mlwarden.monitor.performance import (
+    MetricSpread,
     MetricValue,
     canonical_label,
     classification_metrics,
+    classification_spreads,
     label_sort_key,
     regression_metrics,
+    regression_spreads,
 )
 from mlwarden.monitor.profile import Columns, Profile
 from mlwarden.monitor.window import LabelJoiner, timestamps_of
@@ -92,6 +101,11 @@ class MonitorConfig:
     streaming: str | None = "adwin"
     streaming_min_increase: float = 0.05
     calibration: str = "isotonic"
+    # an estimate (no labels) is a drop beyond this many reference chunk standard deviations
+    estimated_sigmas: float = 3.0
+    # CUSUM threshold of the performance change point, in reference standard deviations;
+    # None turns the change point off
+    change_threshold: float | None = 5.0
     latency_slo_ms: float | None = None
     latency_ratio: float = 1.5
     error_min_increase: float = 0.01
@@ -209,6 +223,8 @@ class Monitor:
         self.system_baseline = SystemBaseline.from_arrays(
             *self.system_columns(reference))
         self.reference_metrics: dict[str, MetricValue] = {}
+        self.reference_spreads: dict[str, MetricSpread] = {}
+        self._changes: list[PerformanceChangeDetector] = []
         self.cbpe: CBPE | None = None
         self._streaming = (StreamingErrorDetector(c.streaming,  # type: ignore[arg-type]
                                                   min_increase=c.streaming_min_increase)
@@ -225,6 +241,8 @@ class Monitor:
                                                        self.classes)
             # a reference of training rows has labels but no model outputs: no error stream yet
             has_outputs = self.cols.prediction in reference.columns
+            if has_outputs:
+                self._start_change_points(labelled)
             if self._streaming is not None and len(labelled) and has_outputs:
                 errors = self._record_errors(labelled)
                 if self.task is Task.REGRESSION:
@@ -269,6 +287,29 @@ class Monitor:
         if self.cols.score in frame.columns and len(self.classes) == 2:
             return _numeric(frame[self.cols.score]).to_numpy(dtype=float)
         return None
+
+    def _start_change_points(self, labelled: pd.DataFrame) -> None:
+        """The reference metrics' chunk spread, and one change detector per metric on it."""
+        truth = labelled[self.cols.label].tolist()
+        pred = labelled[self.cols.prediction].tolist()
+        if self.task is Task.CLASSIFICATION:
+            self.reference_spreads = classification_spreads(
+                truth, pred, proba=self._scores(labelled), classes=self.classes or None,
+                positive=self.positive)
+        elif self.task is Task.REGRESSION:
+            self.reference_spreads = regression_spreads(truth, pred)
+        if self.config.change_threshold is None or self.task is None:
+            return
+        for metric in _DROP_METRICS[self.task]:
+            spread = self.reference_spreads.get(metric)
+            if spread is None:
+                continue
+            tol = self.config.performance_tolerance.get(metric, DEFAULT_TOLERANCE.get(metric, 0))
+            if metric in RELATIVE_TOLERANCE:
+                tol *= abs(spread.level)
+            self._changes.append(PerformanceChangeDetector(
+                metric, spread, min_shift=tol, threshold=self.config.change_threshold,
+                keep=self.config.keep_windows))
 
     def system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
         """(latency, error, timestamp, received_at) arrays of a record table, for the system
@@ -427,38 +468,73 @@ class Monitor:
                     signals[f"estimated_{name}_ci_high"] = value.ci_high
         labelled = self._labelled(frame)
         signals["n_labelled"] = float(len(labelled))
+        measured = len(labelled) >= self.config.min_labels and self.task is not None
+        metrics: dict[str, MetricValue] = {}
+        drop = None
         if len(labelled) == 0:
             # The series keep their names (as None) so stored signals line up window by window.
             names = (("rmse", "mae", "r2") if self.task is Task.REGRESSION else
                      ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"))
             signals.update({name: None for name in names if self.task is not None})
-            return signals, findings
-        metrics = self._metrics(labelled)
-        for name, value in metrics.items():
-            signals[name] = value.value
-            signals[f"{name}_ci_low"] = value.ci_low
-            signals[f"{name}_ci_high"] = value.ci_high
-        for name, err in estimation_error(estimated, metrics).items():
-            signals[f"estimation_error.{name}"] = err["abs_error"]
-        drop = None
-        if len(labelled) >= self.config.min_labels and self.task is not None:
-            for metric in _DROP_METRICS[self.task]:
-                ref, win = self.reference_metrics.get(metric), metrics.get(metric)
-                if ref is None or win is None or ref.value is None or win.value is None:
-                    continue
-                drop = performance_drop(metric, ref, win,
-                                        self.config.performance_tolerance.get(metric), index)
-                break
-        if drop is None and stream and self._streaming is not None:
-            result = self._streaming.update(self._record_errors(labelled) / self._error_scale)
-            drop = self._streaming.finding(result, index)
-        elif stream and self._streaming is not None:
-            self._streaming.update(self._record_errors(labelled) / self._error_scale)
-        if drop is not None:
-            findings.append(attribute_drop(drop, [f for f in data_findings
-                                                  if f.kind in (FindingKind.DATA_DRIFT,
-                                                                FindingKind.DATA_QUALITY)]))
+        else:
+            metrics = self._metrics(labelled)
+            for name, value in metrics.items():
+                signals[name] = value.value
+                signals[f"{name}_ci_low"] = value.ci_low
+                signals[f"{name}_ci_high"] = value.ci_high
+            for name, err in estimation_error(estimated, metrics).items():
+                signals[f"estimation_error.{name}"] = err["abs_error"]
+            if measured:
+                drop = self._measured_drop(metrics, index)
+            if drop is None and stream and self._streaming is not None:
+                result = self._streaming.update(self._record_errors(labelled) / self._error_scale)
+                drop = self._streaming.finding(result, index)
+            elif stream and self._streaming is not None:
+                self._streaming.update(self._record_errors(labelled) / self._error_scale)
+        if drop is None and not measured:
+            drop = self._estimated_drop(estimated, index)
+        change = self._performance_change(metrics if measured else estimated, index,
+                                          estimated=not measured)
+        moved = [f for f in data_findings
+                 if f.kind in (FindingKind.DATA_DRIFT, FindingKind.DATA_QUALITY)]
+        findings += [attribute_drop(f, moved) for f in (drop, change) if f is not None]
         return signals, findings
+
+    def _measured_drop(self, metrics: Mapping[str, MetricValue], index: int) -> Finding | None:
+        """The first drop metric defined on both sides, checked with the window's interval."""
+        assert self.task is not None
+        for metric in _DROP_METRICS[self.task]:
+            ref, win = self.reference_metrics.get(metric), metrics.get(metric)
+            if ref is None or win is None or ref.value is None or win.value is None:
+                continue
+            return performance_drop(metric, ref, win,
+                                    self.config.performance_tolerance.get(metric), index)
+        return None
+
+    def _estimated_drop(self, estimated: Mapping[str, MetricValue], index: int
+                        ) -> Finding | None:
+        """Before labels: the first estimated metric beyond the reference's chunk spread."""
+        if self.task is None:
+            return None
+        for metric in _DROP_METRICS[self.task]:
+            spread, value = self.reference_spreads.get(metric), estimated.get(metric)
+            if spread is None or value is None or value.value is None:
+                continue
+            found = estimated_drop(spread, value, self.config.estimated_sigmas, index)
+            if found is not None:
+                return found
+        return None
+
+    def _performance_change(self, values: Mapping[str, MetricValue], index: int,
+                            estimated: bool) -> Finding | None:
+        """Feed every metric's series (all keep state); report the first that dropped."""
+        found = None
+        for detector in self._changes:
+            value = values.get(detector.metric)
+            finding = detector.update(index, value.value if value is not None else None,
+                                      value.n if value is not None else 0, estimated=estimated)
+            found = found or finding
+        return found
 
     # ------------------------------------------------------------------ late labels
 

@@ -8,6 +8,11 @@ and the expected confusion matrix (hence precision, recall, F1) is the sum of ca
 probabilities. Calibration is learnt on the reference, where labels are known, with isotonic
 regression (Zadrozny & Elkan, 2002) or Platt scaling (Platt, 1999), one-vs-rest per class.
 
+ROC AUC is estimated the same way (NannyML's CBPE does it from the expected TPR/FPR curve): each
+row counts as a positive with its calibrated probability p and as a negative with 1 - p, so the
+expected share of (positive, negative) pairs that the model's raw score orders correctly is the
+expected AUC; multi-class problems average it one-vs-rest over the classes (macro).
+
 The estimate is only as good as the assumption that P(y | score) did not change: it tracks
 covariate shift, not concept drift. :func:`estimation_error` reports how far off it was once the
 labels arrive.
@@ -20,6 +25,11 @@ labels arrive.
 >>> value = est.estimate(score[2000:])["accuracy"].value
 >>> bool(abs(value - np.mean((score[2000:] > .5) == label[2000:])) < 0.03)
 True
+>>> from mlwarden.monitor.performance import classification_metrics
+>>> auc = est.estimate(score[2000:])["roc_auc"]
+>>> actual = classification_metrics(label[2000:], score[2000:] > .5, proba=score[2000:])
+>>> bool(abs(auc.value - actual["roc_auc"].value) < 0.03), auc.ci_low < auc.value < auc.ci_high
+(True, True)
 """
 
 from __future__ import annotations
@@ -32,15 +42,21 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from mlwarden.monitor.performance import MetricValue, canonical_label, proba_matrix
+from mlwarden.monitor.performance import (
+    MetricValue,
+    canonical_label,
+    hanley_mcneil_variance,
+    proba_matrix,
+)
 
-__all__ = ["CBPE", "estimation_error"]
+__all__ = ["CBPE", "estimation_error", "expected_auc"]
 
-ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
 class CBPE:
-    """Calibrate reference scores, then estimate accuracy/precision/recall/F1 on unlabelled rows.
+    """Calibrate reference scores, then estimate accuracy, precision, recall, F1 and ROC AUC on
+    unlabelled rows.
 
     ``method`` is ``"isotonic"`` (default; needs a few hundred reference rows) or ``"platt"``.
     Scores are an (n, k) probability matrix over ``classes`` or, for binary problems, the
@@ -111,7 +127,7 @@ class CBPE:
 
     def estimate(self, scores: Any, predictions: Sequence[Any] | None = None
                  ) -> dict[str, MetricValue]:
-        """Expected accuracy, precision, recall and F1 on rows with scores but no labels.
+        """Expected accuracy, precision, recall, F1 and ROC AUC on rows with scores but no labels.
 
         ``predictions`` default to the arg-max of the scores. Accuracy's interval is the
         normal approximation to the Poisson-binomial count of correct rows: it covers the
@@ -124,9 +140,9 @@ class CBPE:
                                      "window scores are missing or not probabilities")
             return {m: MetricValue.undefined(m, n, reason) for m in ESTIMATED_METRICS}
         index = {c: i for i, c in enumerate(self.classes)}
+        raw = proba_matrix(scores, self.classes)
+        assert raw is not None
         if predictions is None:
-            raw = proba_matrix(scores, self.classes)
-            assert raw is not None
             pred = raw.argmax(axis=1)
         else:
             pred = np.array([index.get(canonical_label(v) or "", -1) for v in predictions])
@@ -158,7 +174,59 @@ class CBPE:
             for name, vals in values.items():
                 out[name] = (MetricValue(name, float(np.mean(vals)), n=n, method="cbpe") if vals
                              else MetricValue.undefined(name, n, "no expected positives"))
+        out["roc_auc"] = self._roc_auc(raw, calibrated, n)
         return out
+
+    def _roc_auc(self, raw: np.ndarray, calibrated: np.ndarray, n: int) -> MetricValue:
+        """Expected ROC AUC (binary, or one-vs-rest macro) with a Hanley-McNeil interval over
+        the expected class counts; the raw scores order the rows, as they do for the real AUC
+        (isotonic calibration ties them in steps)."""
+        columns = [1] if len(self.classes) == 2 else range(len(self.classes))
+        values, variances = [], []
+        for c in columns:
+            auc = expected_auc(raw[:, c], calibrated[:, c])
+            if auc is None:
+                continue
+            positives = float(calibrated[:, c].sum())
+            values.append(auc)
+            variances.append(hanley_mcneil_variance(auc, positives, n - positives))
+        if not values:
+            return MetricValue.undefined("roc_auc", n, "no expected positives or negatives")
+        value = float(np.mean(values))
+        # the classes' AUCs are averaged: the variance of a mean of k of them is sum / k^2
+        half = _z(self.confidence) * math.sqrt(sum(variances)) / len(values)
+        return MetricValue("roc_auc", value, max(0.0, value - half), min(1.0, value + half), n,
+                           method="cbpe")
+
+
+def expected_auc(score: np.ndarray, p_positive: np.ndarray) -> float | None:
+    """The ROC AUC of ``score`` expected when row i is a positive with probability
+    ``p_positive[i]``: expected correctly ordered (positive, negative) pairs over expected pairs,
+    ties counting one half (the Mann-Whitney form of the AUC). None without expected positives
+    or negatives.
+
+    >>> round(expected_auc(np.array([0.1, 0.4, 0.8]), np.array([0.0, 0.5, 1.0])), 3)
+    1.0
+    >>> round(expected_auc(np.array([0.5, 0.5]), np.array([0.0, 1.0])), 3)
+    0.5
+    """
+    score = np.asarray(score, dtype=float)
+    pos = np.asarray(p_positive, dtype=float)
+    neg = 1.0 - pos
+    pairs = float(pos.sum() * neg.sum() - np.sum(pos * neg))
+    if len(score) < 2 or pairs <= 1e-12:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    s, p, q = score[order], pos[order], neg[order]
+    # group tied scores: each group's positives beat all negatives below it and half of the
+    # negatives inside it (a row is never paired with itself)
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    group_pos = np.add.reduceat(p, starts)
+    group_neg = np.add.reduceat(q, starts)
+    group_self = np.add.reduceat(p * q, starts)
+    below = np.cumsum(group_neg) - group_neg
+    correct = float(np.sum(group_pos * below) + 0.5 * np.sum(group_pos * group_neg - group_self))
+    return min(1.0, max(0.0, correct / pairs))
 
 
 def estimation_error(estimated: Mapping[str, MetricValue], actual: Mapping[str, MetricValue]

@@ -30,12 +30,17 @@ from scipy import stats
 __all__ = [
     "CLASSIFICATION_METRICS",
     "REGRESSION_METRICS",
+    "MetricSpread",
     "MetricValue",
     "canonical_label",
     "classification_metrics",
+    "classification_spreads",
+    "hanley_mcneil_variance",
     "label_sort_key",
     "proba_matrix",
+    "reference_spread",
     "regression_metrics",
+    "regression_spreads",
     "to_float_array",
     "wilson_interval",
 ]
@@ -140,12 +145,7 @@ def _bootstrap(
     if n > _MAX_BOOTSTRAP_ROWS:
         base = np.sort(rng.choice(n, _MAX_BOOTSTRAP_ROWS, replace=False))
         shrink = math.sqrt(_MAX_BOOTSTRAP_ROWS / n)
-    m = len(base)
-    draws = []
-    for _ in range(resamples):
-        result = statistic(base[rng.integers(0, m, m)])
-        if result is not None and math.isfinite(result):
-            draws.append(result)
+    draws = _resampled(statistic, base, resamples, rng)
     if len(draws) < max(10, resamples // 2):
         return MetricValue(name, float(value), None, None, n, method="bootstrap",
                            reason="too few valid resamples for an interval")
@@ -157,6 +157,77 @@ def _bootstrap(
         high = value + (high - centre) * shrink
     return MetricValue(name, float(value), float(min(low, value)), float(max(high, value)), n,
                        method="bootstrap")
+
+
+def _resampled(statistic: Callable[[np.ndarray], float | None], base: np.ndarray,
+               resamples: int, rng: np.random.Generator) -> list[float]:
+    """The statistic on ``resamples`` draws of len(base) rows from ``base``, with replacement;
+    draws where it is undefined are left out."""
+    m = len(base)
+    draws = []
+    for _ in range(resamples):
+        result = statistic(base[rng.integers(0, m, m)])
+        if result is not None and math.isfinite(result):
+            draws.append(float(result))
+    return draws
+
+
+@dataclass(frozen=True)
+class MetricSpread:
+    """A metric's level on the reference and how much it moves from one chunk of rows to another.
+
+    ``unit_std`` is the standard deviation over resampled reference chunks times the square root
+    of their size: the metric is a mean or a U-statistic, so its chunk-to-chunk spread at any
+    window size n is ``unit_std / sqrt(n)``.
+
+    >>> spread = MetricSpread("accuracy", 0.9, 0.3)
+    >>> round(spread.std(900), 3), round(spread.lower(900), 3)
+    (0.01, 0.87)
+    """
+
+    name: str
+    level: float
+    unit_std: float
+
+    def std(self, n: int) -> float:
+        return self.unit_std / math.sqrt(max(n, 1))
+
+    def lower(self, n: int, sigmas: float = 3.0) -> float:
+        """The level less ``sigmas`` chunk standard deviations at window size ``n``."""
+        return self.level - sigmas * self.std(n)
+
+    def upper(self, n: int, sigmas: float = 3.0) -> float:
+        return self.level + sigmas * self.std(n)
+
+
+def reference_spread(name: str, statistic: Callable[[np.ndarray], float | None], n: int,
+                     resamples: int = 100, seed: int = 0, size: int = 5000
+                     ) -> MetricSpread | None:
+    """Level of ``statistic`` (a function of row indices) on n reference rows and its spread over
+    ``resamples`` chunks of ``min(n, size)`` rows drawn with replacement.
+
+    NannyML sets its alert thresholds at the mean +/- 3 standard deviations of a metric over
+    the reference's chunks; drawing the chunks gives as many as needed from a short reference,
+    at any window size. None when the statistic is undefined on the reference.
+
+    >>> rng = np.random.default_rng(0)
+    >>> right = rng.random(10_000) < 0.9
+    >>> spread = reference_spread("accuracy", lambda ix: float(right[ix].mean()), len(right))
+    >>> round(spread.level, 2), round(spread.std(1000), 2)
+    (0.9, 0.01)
+    """
+    if n < 2:
+        return None
+    level = statistic(np.arange(n))
+    if level is None or not math.isfinite(level):
+        return None
+    rng = np.random.default_rng(seed)
+    chunk = min(n, size)
+    base = np.sort(rng.choice(n, chunk, replace=False)) if chunk < n else np.arange(n)
+    draws = _resampled(statistic, base, resamples, rng)
+    if len(draws) < max(10, resamples // 2):
+        return None
+    return MetricSpread(name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk))
 
 
 def proba_matrix(scores: Any, classes: Sequence[str]) -> np.ndarray | None:
@@ -196,33 +267,11 @@ def classification_metrics(
     sorted order, i.e. ``1`` for 0/1 labels); multi-class problems use macro averages.
     ``proba`` is an (n, k) matrix over ``classes`` or, for binary, the positive-class score.
     """
-    truth = [canonical_label(v) for v in y_true]
-    pred = [canonical_label(v) for v in y_pred]
-    if len(truth) != len(pred):
-        raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
-    keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
-                    dtype=bool)
-    n = int(keep.sum())
-    if classes is None:
-        classes = sorted({t for t, k in zip(truth, keep, strict=True) if k}
-                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=label_sort_key)
-    class_list = [canonical_label(c) for c in classes]
-    if positive is not None:
-        pos = canonical_label(positive)
-        if pos in class_list and len(class_list) == 2:
-            class_list = [c for c in class_list if c != pos] + [pos]
-    probs = proba_matrix(proba, class_list) if proba is not None else None
-    if probs is not None:
-        probs = probs[keep]
-
+    t, p, probs, k = _encoded(y_true, y_pred, proba, classes, positive)
+    n = len(t)
     if n == 0:
         return {name: MetricValue.undefined(name, 0, "no labelled rows") for name in
                 CLASSIFICATION_METRICS}
-
-    index = {c: i for i, c in enumerate(class_list)}
-    t = np.array([index.get(v, -1) for v, k in zip(truth, keep, strict=True) if k])
-    p = np.array([index.get(v, -1) for v, k in zip(pred, keep, strict=True) if k])
-    k = len(class_list)
     binary = k == 2
     out: dict[str, MetricValue] = {}
 
@@ -266,6 +315,76 @@ def classification_metrics(
                                      confidence, resamples, seed)
     out["ece"] = _bootstrap("ece", lambda ix: _ece(t[ix], probs[ix], ece_bins), n, confidence,
                             resamples, seed)
+    return out
+
+
+def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
+             classes: Sequence[Any] | None, positive: Any
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Labels and predictions as class indices (-1 for a class outside ``classes``), rows
+    missing either dropped, with the matching rows of the probability matrix and the number
+    of classes. Binary problems put ``positive`` (default: the last class) at index 1."""
+    truth = [canonical_label(v) for v in y_true]
+    pred = [canonical_label(v) for v in y_pred]
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
+    keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
+                    dtype=bool)
+    if classes is None:
+        classes = sorted({t for t, k in zip(truth, keep, strict=True) if k}
+                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=label_sort_key)
+    class_list = [canonical_label(c) for c in classes]
+    if positive is not None:
+        pos = canonical_label(positive)
+        if pos in class_list and len(class_list) == 2:
+            class_list = [c for c in class_list if c != pos] + [pos]
+    probs = proba_matrix(proba, class_list) if proba is not None else None
+    if probs is not None:
+        probs = probs[keep]
+    index = {c: i for i, c in enumerate(class_list)}
+    t = np.array([index.get(v, -1) for v, k in zip(truth, keep, strict=True) if k], dtype=int)
+    p = np.array([index.get(v, -1) for v, k in zip(pred, keep, strict=True) if k], dtype=int)
+    return t, p, probs, len(class_list)
+
+
+def classification_spreads(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any = None,
+                           classes: Sequence[Any] | None = None, positive: Any = None,
+                           resamples: int = 100, seed: int = 0) -> dict[str, MetricSpread]:
+    """Reference level and chunk spread of accuracy and (with scores) ROC AUC.
+
+    >>> rng = np.random.default_rng(0)
+    >>> score = rng.random(4000)
+    >>> y = (rng.random(4000) < score).astype(int)
+    >>> spreads = classification_spreads(y, (score > .5).astype(int), proba=score)
+    >>> sorted(spreads), round(spreads["accuracy"].std(1000), 2)
+    (['accuracy', 'roc_auc'], 0.01)
+    """
+    t, p, probs, _ = _encoded(y_true, y_pred, proba, classes, positive)
+    right = t == p
+    out = {}
+    accuracy = reference_spread("accuracy", lambda ix: float(right[ix].mean()), len(t),
+                                resamples, seed)
+    if accuracy is not None:
+        out["accuracy"] = accuracy
+    if probs is not None and not (t == -1).any():
+        auc = reference_spread("roc_auc", lambda ix: _auc(t[ix], probs[ix]), len(t),
+                               resamples, seed)
+        if auc is not None:
+            out["roc_auc"] = auc
+    return out
+
+
+def regression_spreads(y_true: Sequence[Any], y_pred: Sequence[Any], resamples: int = 100,
+                       seed: int = 0) -> dict[str, MetricSpread]:
+    """Reference level and chunk spread of RMSE and MAE."""
+    err = to_float_array(y_true) - to_float_array(y_pred)
+    err = err[np.isfinite(err)]
+    out = {}
+    for name, statistic in (("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2)))),
+                            ("mae", lambda ix: float(np.mean(np.abs(err[ix]))))):
+        spread = reference_spread(name, statistic, len(err), resamples, seed)
+        if spread is not None:
+            out[name] = spread
     return out
 
 
@@ -364,12 +483,25 @@ def _hanley_mcneil(positive: np.ndarray, score: np.ndarray, n: int, confidence: 
     if auc is None:
         return MetricValue.undefined("roc_auc", n, "needs both classes among the labels")
     n1 = float(positive.sum())
-    n0 = float(len(positive) - n1)
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc * auc) + (n0 - 1) * (q2 - auc * auc)) / (n1 * n0)
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(var, 0.0))
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(
+        hanley_mcneil_variance(auc, n1, len(positive) - n1))
     return MetricValue("roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n,
                        method="hanley_mcneil")
+
+
+def hanley_mcneil_variance(auc: float, n_pos: float, n_neg: float) -> float:
+    """Variance of a ROC AUC over ``n_pos`` positives and ``n_neg`` negatives (Hanley & McNeil,
+    1982); the counts may be expected (fractional) counts, as CBPE's are.
+
+    >>> round(hanley_mcneil_variance(0.8, 100, 100) ** 0.5, 4)
+    0.0314
+    """
+    if n_pos <= 0 or n_neg <= 0:
+        return 0.0
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc)
+           + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    return max(var, 0.0)
 
 
 def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:

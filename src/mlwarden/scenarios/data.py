@@ -143,6 +143,7 @@ def train(
 class Installed(NamedTuple):
     champion: Any  # the fitted estimator of version 1
     fallback_version: int | None
+    fallback: Any = None  # its fitted estimator
 
 
 def install_models(
@@ -166,9 +167,10 @@ def install_models(
     registry.deploy(data.spec.name, 1, actor=actor, reason="initial deployment")
     if scenario.fallback is None:
         return Installed(champion, None)
+    fallback = train(scenario.fallback, data, seed=seed)
     info = registry.add_sklearn_version(
         data.spec.name,
-        train(scenario.fallback, data, seed=seed),
+        fallback,
         X_reference=X,
         y_reference=y,
         importance=False,
@@ -178,7 +180,7 @@ def install_models(
     registry.set_fallback(
         data.spec.name, info.number, actor=actor, reason="lighter fallback model"
     )
-    return Installed(champion, info.number)
+    return Installed(champion, info.number, fallback)
 
 
 def _native(value: Any) -> Any:

@@ -112,6 +112,8 @@ def markdown(scenario: Scenario, timeline: list[dict[str, Any]], summary: dict[s
     if score.get("checks"):
         lines += ["", "## Expectations", ""]
         lines += [f"- {'PASS' if c['passed'] else 'FAIL'}: {c['expect']}" for c in score["checks"]]
+    if score.get("harm"):
+        lines += ["", "## Harm", "", harm_sentence(score["harm"])]
     return "\n".join(lines) + "\n"
 
 
@@ -140,6 +142,7 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
 <p>{{ r.metric }} over the fault periods: mlwarden {{ r.mlwarden }}, doing nothing
 {{ r.no_action }}, oracle {{ r.oracle }}. False-alarm windows: {{ score.false_alarm_windows }}
 of {{ score.clean_windows }} clean.</p>
+{% if harm %}<p>{{ harm }}</p>{% endif %}
 <h2>Actions</h2>
 <table><tr><th>window</th><th>action</th><th>outcome</th></tr>
 {% for a in summary.actions %}<tr><td>{{ a.window }}</td><td>{{ a.action }}</td>
@@ -158,6 +161,25 @@ of {{ score.clean_windows }} clean.</p>
 )
 
 
+def harm_sentence(harm: dict[str, Any]) -> str:
+    """One plain sentence: mlwarden against doing nothing, refused requests counted as errors."""
+    periods = harm["fault_periods"]
+    whole = harm["whole_stream"]
+    verdict = (
+        "worse than doing nothing"
+        if harm["worse"]
+        else "better than doing nothing"
+        if harm["helped"]
+        else "no better and no worse than doing nothing"
+    )
+    return (
+        f"Harm: mlwarden served {verdict} (tolerance {harm['tolerance']}). {harm['metric']} "
+        f"over the fault periods {periods['mlwarden']} vs {periods['no_action']} doing nothing; "
+        f"over the whole stream {whole['mlwarden']} vs {whole['no_action']}. Refused and failed "
+        "requests count as errors."
+    )
+
+
 def write_reports(
     out: Path, scenario: Scenario, timeline: list[dict[str, Any]], summary: dict[str, Any]
 ) -> None:
@@ -171,6 +193,7 @@ def write_reports(
         figure=figure,
         score=score,
         r=score.get("recovery") or {},
+        harm=harm_sentence(score["harm"]) if score.get("harm") else "",
         summary=summary,
         timeline=timeline,
         metric=timeline[0]["metric_name"] if timeline else "accuracy",

@@ -5,18 +5,28 @@ within ``within`` windows of its fault's first window. False alarms: windows wit
 actions, outside every fault period (a fault period runs from its first window to two windows
 after its last, since detectors and verification lag). Recovery: the served performance over
 the fault period against doing nothing (the champion answering the faulty stream) and against
-an oracle that knows the fault (the champion answering the clean stream). Diagnosis: each
+an oracle that knows the fault (the champion answering the clean stream). Harm: the served
+metric with mlwarden minus doing nothing, over the fault periods and over the whole stream,
+with refused and failed requests counted as errors (see docs/scenarios.md). Diagnosis: each
 expected playbook must be the best match of at least one incident.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import reduce
 from typing import Any
 
-from mlwarden.scenarios.spec import Scenario
+import numpy as np
+
+from mlwarden.diagnose.schema import Severity
+from mlwarden.scenarios.spec import Expectation, ExpectedAction, Scenario
 
 GRACE_WINDOWS = 2
+
+# How much worse than doing nothing still counts as no harm, when the scenario names no
+# tolerance: accuracy points, or a share of doing nothing's RMSE.
+TOLERANCE = {"accuracy": 0.005, "rmse": 0.01}
 
 
 def fault_windows(scenario: Scenario) -> list[tuple[int, int]]:
@@ -38,12 +48,12 @@ def score(
     scenario: Scenario,
     timeline: list[dict[str, Any]],
     actions: list[dict[str, Any]],
-    recovery: dict[str, Any],
-    playbooks: Sequence[str | None] = (),
+    incidents: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``score`` object of summary.json; ``passed`` is False when any expectation failed.
 
-    ``playbooks``: the best-matching playbook of each incident's diagnosis."""
+    ``incidents``: as summary.json lists them (``playbook``: the best-matching playbook of the
+    incident's diagnosis; ``max_severity``: the highest severity it reached)."""
     expect = scenario.expect
     spans = fault_windows(scenario)
     alarm_windows = [
@@ -52,12 +62,14 @@ def score(
     stray_actions = [
         a for a in actions if a["action"] != "none" and not in_fault(a["window"], spans)
     ]
+    harmed = harm(scenario, timeline)
     result: dict[str, Any] = {
         "false_alarm_windows": len(alarm_windows),
         "false_alarm_window_indexes": alarm_windows,
         "clean_windows": sum(1 for w in timeline if not in_fault(w["index"], spans)),
         "actions_outside_faults": len(stray_actions),
-        "recovery": recovery,
+        "recovery": recovery(scenario, timeline),
+        "harm": harmed,
         "checks": [],
     }
     if expect is None:
@@ -97,13 +109,35 @@ def score(
         )
     taken = [a["action"] for a in actions if a["action"] not in {"none"}]
     for action in expect.actions:
+        if isinstance(action, ExpectedAction):
+            checks.append(_action_check(scenario, action, actions))
+        else:
+            checks.append(
+                {
+                    "expect": f"action {action.value}",
+                    "passed": action.value in taken,
+                    "taken": taken,
+                }
+            )
+    for kinds, during in ((expect.never, False), (expect.never_during_faults, True)):
+        if not kinds:
+            continue
+        forbidden = {kind.value for kind in kinds}
+        counted = [
+            a["action"]
+            for a in actions
+            if a["action"] != "none" and (not during or in_fault(a["window"], spans))
+        ]
         checks.append(
             {
-                "expect": f"action {action.value}",
-                "passed": action.value in taken,
-                "taken": taken,
+                "expect": f"never {', '.join(sorted(forbidden))}"
+                + (" in the fault periods" if during else "")
+                + " (neither taken nor asked for)",
+                "passed": not forbidden & set(counted),
+                "taken": counted,
             }
         )
+    playbooks = [incident.get("playbook") for incident in incidents]
     for playbook in expect.playbooks:
         checks.append(
             {
@@ -112,6 +146,8 @@ def score(
                 "diagnosed": sorted({p for p in playbooks if p is not None}),
             }
         )
+    if expect.incidents is not None:
+        checks.extend(_incident_checks(expect, incidents))
     if expect.max_actions is not None:
         remedies = [a for a in taken if a != "alert"]
         checks.append(
@@ -132,5 +168,184 @@ def score(
     if expect.recovery:
         recovered = any(a["outcome"] == "succeeded" for a in actions if a["action"] != "alert")
         checks.append({"expect": "recovery verified", "passed": recovered})
+    if expect.metric is not None:
+        checks.append(_metric_check(expect, harmed))
+    if expect.harm:
+        checks.append(
+            {
+                "expect": f"no worse than doing nothing (tolerance {harmed['tolerance']} "
+                + ("accuracy" if harmed["metric"] == "accuracy" else "of the RMSE")
+                + ")",
+                "passed": not harmed["worse"],
+                "fault_periods": harmed["fault_periods"],
+                "whole_stream": harmed["whole_stream"],
+            }
+        )
     result["passed"] = all(check["passed"] for check in checks)
     return result
+
+
+def _start_window(scenario: Scenario, fault_kind: str | None) -> int:
+    """The first window of the named fault (default: of the earliest fault; 0 without one)."""
+    starts = [f.start for f in scenario.faults if fault_kind is None or f.kind == fault_kind]
+    return min(starts, default=0) // scenario.window
+
+
+def _action_check(
+    scenario: Scenario, wanted: ExpectedAction, actions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    kinds = [kind.value for kind in wanted.kinds]
+    start = _start_window(scenario, wanted.fault)
+    matching = [
+        a
+        for a in actions
+        if a["action"] in kinds
+        and (wanted.within is None or start <= a["window"] <= start + wanted.within)
+    ]
+    hit = [a for a in matching if wanted.outcome is None or a["outcome"] == wanted.outcome]
+    text = f"action {' or '.join(kinds)}"
+    if wanted.within is not None:
+        text += f" within {wanted.within} windows of window {start}"
+    if wanted.outcome is not None:
+        text += f", {wanted.outcome}"
+    return {
+        "expect": text,
+        "passed": bool(hit),
+        "taken": [f"{a['action']}@{a['window']}→{a['outcome']}" for a in actions],
+    }
+
+
+def _incident_checks(
+    expect: Expectation, incidents: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    wanted = expect.incidents
+    assert wanted is not None
+    count = len(incidents)
+    severities = [Severity(i["max_severity"]) for i in incidents if i.get("max_severity")]
+    worst = reduce(Severity.raise_to, severities) if severities else None
+    seen = {"incidents": count, "worst_severity": None if worst is None else worst.value}
+    checks = []
+    for label, bound, ok in (
+        ("exactly", wanted.count, lambda b: count == b),
+        ("at least", wanted.min, lambda b: count >= b),
+        ("at most", wanted.max, lambda b: count <= b),
+    ):
+        if bound is not None:
+            checks.append({"expect": f"{label} {bound} incidents", "passed": ok(bound), **seen})
+    if wanted.severity is not None:
+        reached = worst is not None and worst.rank >= wanted.severity.rank
+        checks.append(
+            {
+                "expect": f"an incident of severity {wanted.severity.value} or more",
+                "passed": reached,
+                **seen,
+            }
+        )
+    if wanted.max_severity is not None:
+        within = worst is None or worst.rank <= wanted.max_severity.rank
+        checks.append(
+            {
+                "expect": f"no incident above severity {wanted.max_severity.value}",
+                "passed": within,
+                **seen,
+            }
+        )
+    return checks
+
+
+def _metric_check(expect: Expectation, harmed: dict[str, Any]) -> dict[str, Any]:
+    bounds = expect.metric
+    assert bounds is not None
+    served = harmed["fault_periods"]["mlwarden"]
+    parts = []
+    if bounds.min is not None:
+        parts.append(f">= {bounds.min}")
+    if bounds.max is not None:
+        parts.append(f"<= {bounds.max}")
+    passed = served is not None and (
+        (bounds.min is None or served >= bounds.min)
+        and (bounds.max is None or served <= bounds.max)
+    )
+    return {
+        "expect": f"served {harmed['metric']} over the fault periods {' and '.join(parts)}",
+        "passed": passed,
+        "served": served,
+    }
+
+
+def _aggregate(metric: str, values: list[float | None]) -> float | None:
+    """Windows are the same size, so the pooled metric is the mean accuracy, or the root of
+    the mean squared RMSE."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return None
+    if metric == "rmse":
+        return round(float(np.sqrt(np.mean(np.square(kept)))), 4)
+    return round(float(np.mean(kept)), 4)
+
+
+def _served(metric: str, windows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "mlwarden": _aggregate(metric, [w["metrics"].get(metric) for w in windows]),
+        "no_action": _aggregate(metric, [w["baselines"]["no_action"] for w in windows]),
+        "oracle": _aggregate(metric, [w["baselines"]["oracle"] for w in windows]),
+        "windows": [w["index"] for w in windows],
+    }
+
+
+def recovery(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Performance over the fault periods: by mlwarden, by doing nothing, by an oracle."""
+    spans = fault_windows(scenario)
+    metric = timeline[0]["metric_name"] if timeline else "accuracy"
+    return {
+        "metric": metric,
+        **_served(metric, [w for w in timeline if in_fault(w["index"], spans)]),
+    }
+
+
+def _loss(metric: str, served: dict[str, Any]) -> float | None:
+    """How much worse mlwarden served than doing nothing: accuracy points, or a share of
+    doing nothing's RMSE. Negative when mlwarden did better."""
+    ours, theirs = served["mlwarden"], served["no_action"]
+    if ours is None or theirs is None:
+        return None
+    if metric == "rmse":
+        return round((ours - theirs) / theirs, 4) if theirs else round(ours - theirs, 4)
+    return round(theirs - ours, 4)
+
+
+def harm(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """mlwarden against doing nothing, over the fault periods (the whole stream when the
+    scenario injects no fault: its natural drift is the fault) and over the whole stream.
+
+    ``worse``: mlwarden served worse than doing nothing beyond the tolerance in either.
+    ``helped``: it served better beyond the tolerance over the fault periods, and not worse
+    over the whole stream."""
+    metric = timeline[0]["metric_name"] if timeline else "accuracy"
+    expect = scenario.expect
+    tolerance = (
+        expect.tolerance
+        if expect is not None and expect.tolerance is not None
+        else TOLERANCE[metric]
+    )
+    spans = fault_windows(scenario)
+    inside = [w for w in timeline if in_fault(w["index"], spans)] if scenario.faults else timeline
+    periods = {"fault_periods": _served(metric, inside), "whole_stream": _served(metric, timeline)}
+    for served in periods.values():
+        loss = _loss(metric, served)
+        served["loss"] = loss
+        served["delta"] = (
+            None
+            if served["mlwarden"] is None or served["no_action"] is None
+            else round(served["mlwarden"] - served["no_action"], 4)
+        )
+    losses = [p["loss"] for p in periods.values() if p["loss"] is not None]
+    fault_loss = periods["fault_periods"]["loss"]
+    worse = any(loss > tolerance for loss in losses)
+    return {
+        "metric": metric,
+        "tolerance": tolerance,
+        **periods,
+        "worse": worse,
+        "helped": fault_loss is not None and -fault_loss > tolerance and not worse,
+    }

@@ -29,17 +29,26 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
+from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
-from mlwarden.domain import Task
-from mlwarden.errors import InvalidInput, MlwardenError
+from mlwarden.diagnose.schema import Severity
+from mlwarden.domain import Role, Task
+from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
-from mlwarden.scenarios.faults import break_schema, inject
+from mlwarden.scenarios.faults import active_mask, break_schema, inject
 from mlwarden.scenarios.report import write_reports
-from mlwarden.scenarios.score import fault_windows, in_fault, score
-from mlwarden.scenarios.spec import Fault, Scenario, load_scenario
+from mlwarden.scenarios.score import score
+from mlwarden.scenarios.spec import (
+    Approve,
+    ApproveAfter,
+    Fault,
+    Scenario,
+    in_order,
+    load_scenario,
+)
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
@@ -65,7 +74,7 @@ class FaultyPredictor:
             for fault in self.faults:
                 if not fault.active(position):
                     continue
-                if fault.kind == "errors" and self.clock.rng.random() < (fault.rate or 0.0):
+                if fault.kind == "errors" and self.clock.fails(position, fault.rate or 0.0):
                     raise PredictionError("inference failed: injected error (scenario)")
                 if fault.kind == "prediction_freeze":
                     answers = self.inner.predict(instances)
@@ -94,6 +103,14 @@ class SimClock:
     faulty_version: int | None = None
     majority: Any = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    seed: int = 0
+
+    def fails(self, position: int, rate: float) -> bool:
+        """Whether the call for the batch at ``position`` fails under an ``errors`` fault.
+
+        A function of the seed and the position, not a draw from ``rng``: the doing-nothing
+        baseline replays the same failures without running the stream."""
+        return random.Random(f"{self.seed}:{position}").random() < rate
 
 
 class SimulatedGateway(Gateway):
@@ -161,6 +178,52 @@ class SimSink:
 
 
 @dataclass
+class Operator:
+    """The scenario's operator stand-in (``approve:``): it answers pending approvals through
+    :class:`~mlwarden.agent.approvals.Approvals`, the way an operator's click does; the agent
+    runs an approved action on its next pass."""
+
+    approvals: Approvals
+    model: str
+    rule: Approve
+    asked: dict[int, int] = field(default_factory=dict)  # approval id → window first seen
+
+    def answer(self, window: int) -> dict[int, str]:
+        """Answer what waits after the agent's pass of ``window``; returns id → decision."""
+        decided: dict[int, str] = {}
+        if self.rule == "never":
+            return decided
+        for approval in self.approvals.list(state="pending", model=self.model):
+            asked = self.asked.setdefault(approval["id"], window)
+            try:
+                if self.rule == "reject":
+                    self.approvals.reject(
+                        approval["id"],
+                        actor="operator",
+                        role=Role.OPERATOR,
+                        reason="the scenario's operator rejects every request",
+                    )
+                    decided[approval["id"]] = "rejected"
+                elif self.rule == "always" or (
+                    isinstance(self.rule, ApproveAfter) and window - asked >= self.rule.after
+                ):
+                    self.approvals.approve(
+                        approval["id"],
+                        actor="operator",
+                        role=Role.OPERATOR,
+                        reason=f"the scenario's operator approves ({self.describe()})",
+                    )
+                    decided[approval["id"]] = "approved"
+            except Conflict:
+                continue  # answered or expired in between: nothing left to decide
+        return decided
+
+    def describe(self) -> str:
+        rule = self.rule
+        return f"after {rule.after} windows" if isinstance(rule, ApproveAfter) else rule
+
+
+@dataclass
 class SimulationResult:
     timeline: list[dict[str, Any]]
     summary: dict[str, Any]
@@ -182,7 +245,12 @@ class Simulation:
         *,
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        shuffle: bool | None = None,
     ) -> None:
+        """``shuffle`` replaces the scenario's own order: False streams the rows in the
+        dataset's (time) order, True shuffles them."""
+        if shuffle is not None:
+            scenario = in_order(scenario, "shuffled" if shuffle else "time")
         self.scenario = scenario
         self.out = Path(out)
         self.seed = seed
@@ -209,7 +277,7 @@ class Simulation:
         self.registry = Registry(self.store)
         self.data: ScenarioData = prepare(self.scenario, self.seed)
         self.model = self.data.spec.name
-        champion, self.fallback_version = install_models(
+        champion, self.fallback_version, fallback = install_models(
             self.registry, self.data, self.scenario, seed=self.seed, actor="scenario"
         )
         X_ref = self.data.holdout[self.data.features]
@@ -260,28 +328,44 @@ class Simulation:
         self._last_window: int | None = None
         self._seen_actions: dict[int, int] = {}
         self._seen_approvals: dict[int, int] = {}
+        self.operator = Operator(self.agent.approvals, self.model, self.scenario.approve)
         self._metric_name = "accuracy" if self.data.task is Task.CLASSIFICATION else "rmse"
         features = self.data.features
-        self._truth: dict[str, Any] = {}
         self._truth_array = self.stream[self.data.target].to_numpy()
         self._clean_truth = self.data.stream[self.data.target].to_numpy()
-        self._no_action = self._unattended(champion, bad)
+        # what a refused or failed request costs in RMSE: the error of an uninformed answer
+        self._unanswered = (
+            None
+            if self.data.task is Task.CLASSIFICATION
+            else float(self.data.reference[self.data.target].mean())
+        )
+        # what was served per stream position (None: refused or failed), filled as it streams
+        self._answers: np.ndarray = np.full(len(self.stream), None, dtype=object)
+        self._no_action = self._unattended(champion, bad, fallback)
         self._oracle = champion.predict(self.data.stream[features])
 
-    def _unattended(self, champion: Any, bad: Any) -> np.ndarray:
-        """What the stream would have been answered with had nobody acted on the faults."""
+    def _unattended(self, champion: Any, bad: Any, fallback: Any) -> np.ndarray:
+        """What the stream would have been answered with had nobody acted on the faults: the
+        gateway still falls back on a failed call; a request it refuses (a schema break) is
+        marked as it streams (see :meth:`_stream`). None: no answer."""
         X = self.stream[self.data.features]
         answers = champion.predict(X).astype(object)
-        positions = np.arange(len(answers))
         for fault in self.scenario.faults:
-            active = (positions >= fault.start) & (
-                positions < (fault.end if fault.end is not None else len(answers))
-            )
+            active = active_mask(fault, len(answers))
             if fault.kind == "bad_deploy" and bad is not None:
-                answers[positions >= fault.start] = bad.predict(X)[positions >= fault.start]
+                answers[active] = bad.predict(X[active])
             elif fault.kind == "prediction_freeze":
                 constant = fault.constant if fault.constant is not None else self.clock.majority
                 answers[active] = constant
+            elif fault.kind == "errors":
+                failed = np.zeros(len(answers), dtype=bool)
+                for start in range(0, len(answers), self.batch):
+                    if active[start] and self.clock.fails(start, fault.rate or 0.0):
+                        failed[start : start + self.batch] = True
+                if fallback is None:
+                    answers[failed] = None
+                elif failed.any():
+                    answers[failed] = fallback.predict(X[failed])
         return answers
 
     # ------------------------------------------------------------------ the run
@@ -289,7 +373,7 @@ class Simulation:
     def run(self) -> SimulationResult:
         # one BLAS/OpenMP thread: the run is sequential anyway, and on a busy machine spinning
         # worker threads cost more than they give
-        self.clock = SimClock(rng=random.Random(self.seed))
+        self.clock = SimClock(rng=random.Random(self.seed), seed=self.seed)
         with threadpool_limits(1), simulated_clock(lambda: self.clock.now):
             self._setup()
             timeline = asyncio.run(self._stream())
@@ -304,7 +388,6 @@ class Simulation:
         target = self.data.target
         timeline: list[dict[str, Any]] = []
         pending_labels: list[tuple[int, str, Any]] = []
-        window_rows: list[dict[str, Any]] = []
         windows = scenario.windows
         total = windows * scenario.window
         instances = self.stream[features].to_dict(orient="records")
@@ -314,8 +397,12 @@ class Simulation:
         for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
-            batch = [clean_row(instance) for instance in instances[position : position + step]]
-            batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(batch)]
+            clean = [clean_row(instance) for instance in instances[position : position + step]]
+            batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(clean)]
+            for offset, (row, sent) in enumerate(zip(clean, batch, strict=True)):
+                if sent != row:
+                    # the gateway refuses a broken request whatever the agent does
+                    self._no_action[position + offset] = None
             before = len(self.sink.rows)
             await self._send(batch)
             answered = [
@@ -326,10 +413,9 @@ class Simulation:
             served = [r for r in answered if r["served_by"] != "shadow"]
             for offset, record in enumerate(_one_per_instance(served, len(batch))):
                 if record is not None:
+                    self._answers[position + offset] = record.get("prediction")
                     label = native(labels[position + offset])
-                    self._truth[record["id"]] = label
                     pending_labels.append((position + offset, record["id"], label))
-            window_rows.extend(self.sink.rows[before:])
             self.clock.now += timedelta(seconds=len(batch) / self._rate(position))
             due = [
                 item
@@ -342,8 +428,7 @@ class Simulation:
             end = position + len(batch)
             if end % scenario.window == 0:
                 index = end // scenario.window - 1
-                timeline.append(self._close_window(index, window_rows))
-                window_rows = []
+                timeline.append(self._close_window(index))
                 if self.progress:
                     self.progress(index + 1, windows)
         await self.gateway.aclose()
@@ -411,9 +496,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ windows
 
-    def _close_window(self, index: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Let the agent take one pass (the monitor closes the window), then read its story."""
+    def _close_window(self, index: int) -> dict[str, Any]:
+        """Let the agent take one pass (the monitor closes the window), let the operator
+        stand-in answer what waits for approval, then read the window's story."""
         self.agent.run_once([self.model])
+        self.operator.answer(index)
         # the monitor counts stored records, so after a burst of failed attempts (each answered
         # again by the fallback) its windows run ahead of the stream's: take what closed now
         views = self.agent.repo.recent_windows(self.model, 1000, after=self._last_window)
@@ -450,9 +537,10 @@ class Simulation:
                     }
                 )
         metric = self._metric_name
-        served = _window_metric(self.data.task, rows, self._truth)
         start = index * self.scenario.window
         stop = start + self.scenario.window
+        truth = self._truth_array[start:stop]
+        served = metric_of(self.data.task, truth, self._answers[start:stop], self._unanswered)
         return {
             "index": index,
             "start_record": start,
@@ -466,10 +554,10 @@ class Simulation:
                 "latency_p99_ms": signals.get("latency_p99_ms"),
             },
             "baselines": {
-                "no_action": _score(
-                    self.data.task, self._truth_array[start:stop], self._no_action[start:stop]
+                "no_action": metric_of(
+                    self.data.task, truth, self._no_action[start:stop], self._unanswered
                 ),
-                "oracle": _score(
+                "oracle": metric_of(
                     self.data.task, self._clean_truth[start:stop], self._oracle[start:stop]
                 ),
             },
@@ -576,25 +664,24 @@ def native(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _score(task: Task, truth: Any, predicted: Any) -> float | None:
-    """Accuracy (classification) or RMSE (regression) of one window's answers."""
+def metric_of(
+    task: Task, truth: Any, predicted: Any, unanswered: float | None = None
+) -> float | None:
+    """Accuracy (classification) or RMSE (regression) of one window's answers.
+
+    A missing answer (None: the request was refused or failed) is a wrong answer; in RMSE it
+    costs the error of answering ``unanswered`` (the reference mean)."""
     truth = np.asarray(truth)
-    predicted = np.asarray(predicted)
+    predicted = np.asarray(predicted, dtype=object)
     if len(truth) == 0:
         return None
+    missing = np.array([p is None for p in predicted], dtype=bool)
     if task is Task.CLASSIFICATION:
-        return float(np.mean(truth.astype(str) == predicted.astype(str)))
-    return float(np.sqrt(np.mean((truth.astype(float) - predicted.astype(float)) ** 2)))
-
-
-def _window_metric(
-    task: Task, rows: list[dict[str, Any]], truth: Mapping[str, Any]
-) -> float | None:
-    """The metric of what the system actually answered in a window (live, fallback or canary)."""
-    answered = [r for r in rows if r.get("prediction") is not None and r["id"] in truth]
-    if not answered:
-        return None
-    return _score(task, [truth[r["id"]] for r in answered], [r["prediction"] for r in answered])
+        right = truth.astype(str) == np.where(missing, "", predicted).astype(str)
+        return float(np.mean(right & ~missing))
+    fill = 0.0 if unanswered is None else unanswered
+    answers = np.where(missing, fill, predicted).astype(float)
+    return float(np.sqrt(np.mean((truth.astype(float) - answers) ** 2)))
 
 
 def scenario_policy(scenario: Scenario) -> Policy:
@@ -635,6 +722,7 @@ def summarise(
                 "opened_window": w["index"],
                 "kind": incident["diagnosis"],
                 "severity": incident["severity"],
+                "max_severity": incident["severity"],
                 "playbook": (playbooks or {}).get(incident["id"]),
                 "resolved_window": None,
                 "state": incident["state"],
@@ -642,42 +730,23 @@ def summarise(
         )
         entry["state"] = incident["state"]
         entry["severity"] = incident["severity"]
+        if incident["severity"]:
+            entry["max_severity"] = (
+                Severity(incident["severity"]).raise_to(Severity(entry["max_severity"])).value
+                if entry["max_severity"]
+                else incident["severity"]
+            )
         entry["kind"] = incident["diagnosis"]
         if incident["state"] in {"resolved", "dismissed"} and entry["resolved_window"] is None:
             entry["resolved_window"] = w["index"]
-    recovery = _recovery(scenario, timeline)
     return {
         "scenario": scenario.name,
+        "order": "shuffled" if scenario.shuffle else "time",
         "windows": len(timeline),
         "findings": findings,
         "incidents": list(incidents.values()),
         "actions": actions,
-        "score": score(
-            scenario,
-            timeline,
-            actions,
-            recovery,
-            [incident["playbook"] for incident in incidents.values()],
-        ),
-    }
-
-
-def _recovery(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
-    """Performance lost over the fault periods: by mlwarden, by doing nothing, by an oracle."""
-    spans = fault_windows(scenario)
-    inside = [w for w in timeline if in_fault(w["index"], spans)]
-    metric = timeline[0]["metric_name"] if timeline else "accuracy"
-
-    def mean(values: list[float | None]) -> float | None:
-        kept = [v for v in values if v is not None]
-        return round(float(np.mean(kept)), 4) if kept else None
-
-    return {
-        "metric": metric,
-        "mlwarden": mean([w["metrics"].get(metric) for w in inside]),
-        "no_action": mean([w["baselines"]["no_action"] for w in inside]),
-        "oracle": mean([w["baselines"]["oracle"] for w in inside]),
-        "windows": [w["index"] for w in inside],
+        "score": score(scenario, timeline, actions, list(incidents.values())),
     }
 
 

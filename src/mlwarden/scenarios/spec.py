@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlwarden.datasets import DATASETS
+from mlwarden.diagnose.schema import Severity
 from mlwarden.domain import ActionKind, FindingKind, Task
 from mlwarden.errors import InvalidInput, NotFound
 
@@ -35,6 +37,9 @@ FaultKind = Literal[
     "arrival_delay",
     "traffic_surge",
 ]
+
+# file types a scenario's ``dataset`` may name (data.load_frame reads them)
+DATA_SUFFIXES = {".csv", ".parquet"}
 
 # Faults that change the rows themselves; the others change how the model is served or when
 # records arrive.
@@ -129,18 +134,86 @@ class ExpectedFinding(_Strict):
     within: int = Field(default=2, ge=0, description="windows after the fault starts")
 
 
+# How an action ended, as summary.json reports it.
+Outcome = Literal["succeeded", "reverted", "pending", "rejected", "failed"]
+
+
+class ExpectedAction(_Strict):
+    """An action the agent must take: one of ``action`` (a kind, or a list meaning any of
+    them), by ``within`` windows after the fault starts, ending with ``outcome`` when given."""
+
+    action: ActionKind | list[ActionKind]
+    within: int | None = Field(default=None, ge=0, description="windows after the fault starts")
+    outcome: Outcome | None = None
+    fault: FaultKind | None = Field(
+        default=None, description="the fault whose start counts (default: the first fault)"
+    )
+
+    @property
+    def kinds(self) -> list[ActionKind]:
+        return self.action if isinstance(self.action, list) else [self.action]
+
+
+class ExpectedIncidents(_Strict):
+    """How many incidents the run opens and how severe they get."""
+
+    count: int | None = Field(default=None, ge=0)
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    severity: Severity | None = Field(
+        default=None, description="some incident reaches at least this severity"
+    )
+    max_severity: Severity | None = Field(
+        default=None, description="no incident goes above this severity"
+    )
+
+
+class MetricBounds(_Strict):
+    """Bounds on the metric served over the fault periods (accuracy, or RMSE for regression)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class ApproveAfter(_Strict):
+    after: int = Field(ge=0, description="windows after the request")
+
+
+# The operator stand-in: ``never`` leaves requests unanswered (they expire under the policy),
+# ``reject`` refuses each at once, ``always`` approves each at once, ``{after: N}`` approves each
+# N windows after it was asked for.
+Approve = Literal["always", "never", "reject"] | ApproveAfter
+
+
 class Expectation(_Strict):
     """What a correct system does; used for scoring and for the exit code of `simulate`."""
 
     findings: list[ExpectedFinding] = Field(default_factory=list)
-    actions: list[ActionKind] = Field(default_factory=list)
+    actions: list[ActionKind | ExpectedAction] = Field(default_factory=list)
+    never: list[ActionKind] = Field(
+        default_factory=list, description="actions the agent must neither take nor ask for"
+    )
+    never_during_faults: list[ActionKind] = Field(
+        default_factory=list,
+        description="actions the agent must neither take nor ask for in the fault periods "
+        "(on a drifting stream, a retrain before the fault may be right)",
+    )
     playbooks: list[str] = Field(
         default_factory=list,
         description="playbook ids, each the best match of at least one incident's diagnosis",
     )
+    incidents: ExpectedIncidents | None = None
+    metric: MetricBounds | None = None
     max_actions: int | None = None
     max_false_alarm_windows: int | None = None
     recovery: bool = False
+    harm: bool = Field(default=True, description="mlwarden must serve no worse than doing nothing")
+    tolerance: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="how much worse than doing nothing still passes `harm`: accuracy points, "
+        "or a share of doing nothing's RMSE (default 0.005 and 0.01)",
+    )
 
 
 class Scenario(_Strict):
@@ -165,6 +238,7 @@ class Scenario(_Strict):
     expect: Expectation | None = None
     policy: str | dict[str, Any] | None = None
     mode: Literal["advisory", "autonomous"] = "autonomous"
+    approve: Approve = "never"
 
     @model_validator(mode="after")
     def _ranges(self) -> Scenario:
@@ -194,14 +268,20 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load a built-in scenario by name, or a scenario file by path, with clear errors."""
+def load_scenario(name_or_path: str | Path, *, order: Order | None = None) -> Scenario:
+    """Load a built-in scenario by name, or a scenario file by path, with clear errors.
+
+    A file's relative data paths (a CSV/Parquet ``dataset``, a ``policy`` file) are read from
+    the file's folder. ``order`` replaces the scenario's own: ``time`` streams the rows as the
+    dataset holds them, ``shuffled`` shuffles them (a stationary stream)."""
     path = Path(name_or_path)
+    folder: Path | None = None
     if path.suffix in {".yaml", ".yml"} or path.exists():
         if not path.exists():
             raise NotFound(f"scenario file {str(path)!r} does not exist")
         text = path.read_text()
         origin = str(path)
+        folder = path.resolve().parent
     else:
         names = builtin_names()
         if str(name_or_path) not in names:
@@ -218,11 +298,39 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise InvalidInput(f"{origin}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{origin}: a scenario is a YAML mapping")
+    if folder is not None:
+        data = _relative_to(data, folder)
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'scenario'}: {err['msg']}"
             for err in exc.errors()
         )
         raise InvalidInput(f"{origin}: {problems}") from None
+    return scenario if order is None else in_order(scenario, order)
+
+
+Order = Literal["time", "shuffled"]
+
+
+def in_order(scenario: Scenario, order: Order) -> Scenario:
+    """The scenario streamed in time order (the dataset's own) or shuffled."""
+    return scenario.model_copy(update={"shuffle": order == "shuffled"})
+
+
+def _relative_to(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Data paths of a scenario file, resolved against the file's folder."""
+    out = dict(data)
+    dataset = out.get("dataset")
+    if (
+        isinstance(dataset, str)
+        and dataset not in DATASETS
+        and Path(dataset).suffix in DATA_SUFFIXES
+        and not Path(dataset).is_absolute()
+    ):
+        out["dataset"] = str(folder / dataset)
+    policy = out.get("policy")
+    if isinstance(policy, str) and not Path(policy).is_absolute():
+        out["policy"] = str(folder / policy)
+    return out

@@ -3,7 +3,10 @@
 Per request the gateway does no database work: the model's spec, its deployment and the loaded
 versions are cached in memory, and the deployment is re-read at most every ``refresh_s``
 seconds (or at once after :meth:`Gateway.invalidate`, which the API calls on every change it
-makes). Routing:
+makes). While the database is unreachable the last deployment read stays in force, so serving
+goes on. A deployment seen for the first time has its versions loaded in the background at once
+(and :meth:`Gateway.start_warming` does it for every deployed model when the server starts), so
+the first request does not wait seconds for an artifact to load. Routing:
 
 - the **live** version answers; a **canary** takes a share of requests equal to its weight,
   sticky by the request key when one is given (same key, same version);
@@ -14,20 +17,22 @@ makes). Routing:
   ``served_by: "fallback"`` with the reason;
 - a **disabled** model answers 503, or its configured default response.
 
-Every attempt (answers, failures, shadow copies, defaults) becomes a record for the writer.
+Every attempt (answers, failures, shadow copies, defaults) becomes a record for the writer;
+with the ``durable_capture`` setting an answer waits until its records are on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,6 +49,7 @@ from mlwarden.serving.predictors import (
     RemotePredictor,
 )
 from mlwarden.settings import Settings
+from mlwarden.store.writer import is_unreachable
 
 __all__ = ["Gateway", "RecordSink", "canary_share", "new_record_id"]
 
@@ -53,12 +59,15 @@ log = logging.getLogger(__name__)
 class RecordSink(Protocol):
     """Where records go: the store's batched writer (or anything with ``submit``)."""
 
-    def submit(self, records: Iterable[Mapping[str, Any]]) -> Any: ...
+    def submit(self, records: Iterable[Mapping[str, Any]]) -> Future[None] | None:
+        """Take the records; a future when they are being made durable (awaited)."""
+        ...
 
 
 class VersionStore(Protocol):
     """What the gateway reads from the store (``mlwarden.store.Store`` satisfies it)."""
 
+    def model_names(self) -> list[str]: ...
     def get_model(self, name: str) -> ModelSpec: ...
     def get_deployment(self, model: str, environment: str = ...) -> Deployment | None: ...
     def get_version(self, model: str, number: int) -> Any: ...
@@ -152,16 +161,25 @@ class Gateway:
         self._shadow_pending = 0
         self._shadow_limit = shadow_queue_limit
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
+        self._warming: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one serving requests
         self._random = random.Random()
 
     # ------------------------------------------------------------------------ cache
 
     def invalidate(self, model: str | None = None) -> None:
-        """Forget the cached route of ``model`` (of every model when None)."""
+        """Forget the cached route of ``model`` (of every model when None), and read it again
+        in the background, loading the versions a new deployment routes to."""
         if model is None:
             self._routes.clear()
         else:
             self._routes.pop(model, None)
+        self._warm_soon(None if model is None else [model])
+
+    def loaded_versions(self, model: str) -> list[int]:
+        """The versions of ``model`` loaded in memory now (what the next request finds ready)."""
+        route = self._routes.get(model)
+        return sorted(route.versions) if route is not None else []
 
     def _load_route(self, model: str, previous: _Route | None) -> _Route:
         spec = self.store.get_model(model)
@@ -178,13 +196,30 @@ class Gateway:
         route = self._routes.get(model)
         if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
             return route
+        self._loop = asyncio.get_running_loop()
         lock = self._route_locks.setdefault(model, asyncio.Lock())
         async with lock:
             route = self._routes.get(model)
             if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
                 return route
-            fresh = await asyncio.to_thread(self._load_route, model, route)
+            try:
+                fresh = await asyncio.to_thread(self._load_route, model, route)
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                if route is None:
+                    raise ServiceUnavailable(
+                        f"model {model!r} cannot be routed: the database is unreachable and "
+                        "this server has not served the model yet; retry later",
+                        model=model,
+                    ) from None
+                # keep serving the last deployment read; ask the database again in refresh_s
+                log.warning("database unreachable; %s keeps its last known deployment", model)
+                route.checked_at = time.monotonic()
+                return route
             self._routes[model] = fresh
+            if route is None or fresh.deployment != route.deployment:
+                self._background(self._warm_route(fresh))
             return fresh
 
     def _load_version(self, route: _Route, number: int) -> _Loaded:
@@ -213,18 +248,70 @@ class Gateway:
 
     async def warm(self, model: str) -> None:
         """Load the model's routed versions now instead of on the first request."""
-        route = await self._route(model)
+        await self._warm_route(await self._route(model))
+
+    async def _warm_route(self, route: _Route) -> None:
         deployment = route.deployment
         if deployment is None:
             return
         for number in (
             deployment.live_version,
-            deployment.canary_version,
             deployment.fallback_version,
+            deployment.canary_version,
             deployment.shadow_version,
         ):
-            if number is not None:
+            if number is None or number in route.versions:
+                continue
+            try:
                 await self._version(route, number)
+            except Exception as exc:  # the request that needs it reports the failure
+                log.warning("could not load version %s of %s: %s", number, route.spec.name, exc)
+
+    def start_warming(self) -> None:
+        """Read every model's deployment and load its versions, in the background (at start)."""
+        self._loop = asyncio.get_running_loop()
+        self._background(self._warm_models(None))
+
+    def _warm_soon(self, names: list[str] | None) -> None:
+        """Warm ``names`` on the serving loop; callable from any thread (route handlers run
+        registry changes in worker threads)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nothing served yet: the first request reads the deployment
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._background(self._warm_models(names))
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(lambda: self._background(self._warm_models(names)))
+
+    async def _warm_models(self, names: list[str] | None) -> None:
+        """Warm ``names`` (every model when None); failures are left to the requests."""
+        if names is None:
+            try:
+                names = await asyncio.to_thread(self.store.model_names)
+            except Exception as exc:
+                log.warning("could not list the models to load ahead of requests: %s", exc)
+                return
+        for name in names:
+            try:
+                await self.warm(name)
+            except Exception as exc:
+                log.warning("could not load the versions of %s ahead of requests: %s", name, exc)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def _record(self, records: list[dict[str, Any]]) -> None:
+        """Hand records to the sink; in durable mode, wait until they are on disk."""
+        durable = self.sink.submit(records)
+        if durable is not None:
+            await asyncio.wrap_future(durable)
 
     # ------------------------------------------------------------------------ calls
 
@@ -340,7 +427,7 @@ class Gateway:
                 f"model {model!r} has no live version; deploy one first", model=model
             )
         if deployment.disabled:
-            return self._disabled(route, deployment, instances)
+            return await self._disabled(route, deployment, instances)
 
         plan: list[tuple[int, str]] = []
         if deployment.canary_version is not None and deployment.canary_weight > 0:
@@ -372,7 +459,7 @@ class Gateway:
         shadow = deployment.shadow_version
         if shadow is not None and (answered is None or shadow != answered[0]):
             self._start_shadow(route, shadow, instances)
-        self.sink.submit(records)
+        await self._record(records)
         if answered is None:
             raise ServiceUnavailable(
                 f"model {model!r} could not answer: " + "; ".join(failures),
@@ -399,7 +486,7 @@ class Gateway:
             out.append(item)
         return out
 
-    def _disabled(
+    async def _disabled(
         self, route: _Route, deployment: Deployment, instances: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         model = route.spec.name
@@ -416,7 +503,7 @@ class Gateway:
             None, datetime.now(UTC),
         )
         self._count(model, None, "default", len(instances))
-        self.sink.submit(records)
+        await self._record(records)
         return [
             {
                 "id": r["id"],
@@ -475,7 +562,7 @@ class Gateway:
         latency_ms = (time.perf_counter() - start) * 1000.0
         self._count(model, number, "shadow", len(instances))
         self.metrics.latency.labels(model, "shadow").observe(latency_ms / 1000.0)
-        self.sink.submit(
+        await self._record(
             self._records(
                 model, number, "shadow", instances, predictions, latency_ms, error,
                 datetime.now(UTC),
@@ -489,6 +576,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Finish shadow copies, close remote clients and the worker threads."""
+        for task in list(self._warming):
+            task.cancel()
         await self.drain_shadows()
         for route in list(self._routes.values()):
             for loaded in route.versions.values():

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import sklearn
 
-from mlwarden.domain import FeatureType, ModelSpec, Task
+from mlwarden.domain import FeatureType, ModelSpec, Task, mask_url
 from mlwarden.errors import InvalidInput, MlwardenError
 
 __all__ = [
@@ -283,6 +283,7 @@ class RemotePredictor:
         if protocol == "v2" and "/v2/models/" not in base:
             base = f"{base}/v2/models/{remote_name}/infer"
         self.url = base
+        self.shown_url = mask_url(base)  # errors reach callers and records: no credentials
         self._sync_client: Any = None
         self._async: tuple[Any, Any] | None = None  # (event loop, httpx.AsyncClient)
         self._lock = threading.Lock()
@@ -309,19 +310,21 @@ class RemotePredictor:
     def parse(self, body: Any, count: int) -> list[Prediction]:
         """Predictions from a response body; ``PredictionError`` when it is not well formed."""
         if not isinstance(body, Mapping):
-            raise PredictionError(f"remote endpoint {self.url} answered with a non-object body")
+            raise PredictionError(
+                f"remote endpoint {self.shown_url} answered with a non-object body"
+            )
         if self.protocol == "json":
             items = body.get("predictions")
             if not isinstance(items, list):
                 raise PredictionError(
-                    f"remote endpoint {self.url} answered without a 'predictions' list"
+                    f"remote endpoint {self.shown_url} answered without a 'predictions' list"
                 )
             predictions = [_parse_one(item) for item in items]
         else:
             predictions = self._parse_v2(body, count)
         if len(predictions) != count:
             raise PredictionError(
-                f"remote endpoint {self.url} returned {len(predictions)} predictions "
+                f"remote endpoint {self.shown_url} returned {len(predictions)} predictions "
                 f"for {count} instances"
             )
         return predictions
@@ -329,12 +332,14 @@ class RemotePredictor:
     def _parse_v2(self, body: Mapping[str, Any], count: int) -> list[Prediction]:
         outputs = body.get("outputs")
         if not isinstance(outputs, list) or not outputs:
-            raise PredictionError(f"remote endpoint {self.url} answered without 'outputs'")
+            raise PredictionError(f"remote endpoint {self.shown_url} answered without 'outputs'")
         labels = None
         proba = None
         for output in outputs:
             if not isinstance(output, Mapping) or not isinstance(output.get("data"), list):
-                raise PredictionError(f"remote endpoint {self.url}: malformed output {output!r}")
+                raise PredictionError(
+                    f"remote endpoint {self.shown_url}: malformed output {output!r}"
+                )
             name = str(output.get("name", "")).lower()
             shape = output.get("shape") or [len(output["data"])]
             if "proba" in name and len(shape) == 2:
@@ -371,10 +376,10 @@ class RemotePredictor:
             yield
         except httpx.TimeoutException as exc:
             raise PredictionError(
-                f"remote endpoint {self.url} timed out after {self.timeout_s * 1000:.0f} ms"
+                f"remote endpoint {self.shown_url} timed out after {self.timeout_s * 1000:.0f} ms"
             ) from exc
         except httpx.HTTPError as exc:
-            raise PredictionError(f"remote endpoint {self.url} failed: {exc}") from exc
+            raise PredictionError(f"remote endpoint {self.shown_url} failed: {exc}") from exc
 
     def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Call the endpoint (blocking); ``PredictionError`` on failure or timeout."""
@@ -402,13 +407,15 @@ class RemotePredictor:
         if response.status_code >= 400:
             text = response.text[:200]
             raise PredictionError(
-                f"remote endpoint {self.url} answered HTTP {response.status_code}: {text}",
+                f"remote endpoint {self.shown_url} answered HTTP {response.status_code}: {text}",
                 status=response.status_code,
             )
         try:
             body = response.json()
         except ValueError as exc:
-            raise PredictionError(f"remote endpoint {self.url} answered with invalid JSON") from exc
+            raise PredictionError(
+                f"remote endpoint {self.shown_url} answered with invalid JSON"
+            ) from exc
         return self.parse(body, count)
 
     def close(self) -> None:

@@ -67,8 +67,10 @@ incidents = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    # open → acting → verifying → resolved / escalated / dismissed
+    # open → acting → verifying → resolved / escalated / dismissed; drift: open → accepted
     Column("state", String(16), nullable=False),
+    # quality, service, performance or drift (agent.incidents.Scope); null: from before scopes
+    Column("scope", String(16), nullable=True),
     Column("diagnosis", String(64), nullable=True),
     Column("severity", String(16), nullable=False, default="low"),
     Column("kinds", JSON, nullable=False, default=list),
@@ -153,7 +155,8 @@ approvals = Table(
     Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=True),
     Column("action", String(16), nullable=False),
     Column("params", JSON, nullable=False, default=dict),
-    Column("state", String(16), nullable=False),  # pending | approved | rejected | expired
+    # pending | approved | rejected | expired | withdrawn (by the agent: its grounds changed)
+    Column("state", String(16), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("decided_by", String(128), nullable=True),

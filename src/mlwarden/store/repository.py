@@ -2,7 +2,8 @@
 
 SQLAlchemy 2 Core over SQLite (default) or PostgreSQL. Records are the hot path: they are
 written with one ``executemany`` per batch and ``INSERT … ON CONFLICT DO NOTHING`` so a record
-id sent twice (a retried batch, a replayed journal) is stored once. Every datetime that goes in
+id sent twice (a retried batch, a replayed journal) is stored once. Record ids are unique per
+model: another model may use the same id for its own record. Every datetime that goes in
 is converted to UTC, every datetime that comes out is timezone-aware UTC (SQLite keeps no
 offset, so the store is the one place that normalises it).
 
@@ -29,12 +30,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlalchemy import (
     Connection,
     Engine,
     and_,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -45,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role
+from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role, mask_endpoint
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
 from mlwarden.store.batch import RecordBatch
@@ -183,6 +185,12 @@ class VersionInfo(BaseModel):
     description: str = ""
     created_by: str = "system"
     created_at: datetime
+
+    @field_serializer("endpoint")
+    def _masked(self, endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+        # credentials are write-only: every dump (API, dashboard, export) masks them, while
+        # the gateway and the prober read ``info.endpoint`` itself
+        return mask_endpoint(endpoint)
 
 
 class Store:
@@ -403,13 +411,14 @@ class Store:
             now = utcnow()
             try:
                 with self._tx() as conn:
-                    number = 1 + (
+                    number = 1 + max(
                         conn.execute(
                             select(func.max(t.versions.c.number)).where(
                                 t.versions.c.model_id == model_id
                             )
                         ).scalar()
-                        or 0
+                        or 0,
+                        self._deleted_versions(conn, model_id),
                     )
                     conn.execute(insert(t.versions).values(number=number, created_at=now, **values))
                     conn.execute(
@@ -428,6 +437,16 @@ class Store:
             raise Conflict(f"could not allocate a version number for model {model!r}")
         self.audit(actor, "version.add", f"{model}/{number}", {"kind": kind})
         return self.get_version(model, number)
+
+    @staticmethod
+    def _deleted_versions(conn: Connection, model_id: int) -> int:
+        """The highest number a deleted version had (0 if none), so none is reused."""
+        details = conn.execute(
+            select(t.events.c.details).where(
+                t.events.c.model_id == model_id, t.events.c.kind == "version_deleted"
+            )
+        ).scalars()
+        return max((int(d["version"]) for d in details), default=0)
 
     def _version_row(self, model: str, number: int, columns: Sequence[Any]) -> Any:
         model_id = self.model_id(model)
@@ -505,6 +524,95 @@ class Store:
                 .where(t.versions.c.model_id == self.model_id(model), t.versions.c.number == number)
                 .values(health=health)
             )
+
+    # ----------------------------------------------------------------------------- deletion
+
+    _ROLES = ("live_version", "canary_version", "shadow_version", "fallback_version")
+
+    def _served(self, conn: Connection, model_id: int) -> list[tuple[str, str, int]]:
+        """(environment, role, version) of every version the current deployments name."""
+        d = t.deployment_revisions
+        newest = (
+            select(d.c.environment, func.max(d.c.revision).label("revision"))
+            .where(d.c.model_id == model_id)
+            .group_by(d.c.environment)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(d).join(
+                newest,
+                (d.c.environment == newest.c.environment) & (d.c.revision == newest.c.revision),
+            ).where(d.c.model_id == model_id)
+        )
+        return [
+            (row.environment, role.removesuffix("_version"), getattr(row, role))
+            for row in rows
+            for role in self._ROLES
+            if getattr(row, role) is not None
+        ]
+
+    def delete_version(self, model: str, number: int, *, actor: str) -> None:
+        """Delete a version that no deployment serves; ``Conflict`` (409) while one does.
+
+        Its records, windows and incidents stay: they are the model's history and name the
+        version by number, and a number is never given to another version (the deletion is
+        an event that ``add_version`` counts)."""
+        model_id = self.model_id(model)
+        self._version_row(model, number, (t.versions.c.id,))  # NotFound naming the versions
+        with self._tx() as conn:
+            serving = [(env, role) for env, role, v in self._served(conn, model_id) if v == number]
+            if serving:
+                where = ", ".join(f"{role} in {env}" for env, role in serving)
+                raise Conflict(
+                    f"version {number} of {model!r} is served ({where}); deploy another version "
+                    "or remove it from the deployment first",
+                    model=model,
+                    version=number,
+                )
+            conn.execute(
+                delete(t.versions).where(
+                    t.versions.c.model_id == model_id, t.versions.c.number == number
+                )
+            )
+            conn.execute(
+                insert(t.events).values(
+                    model_id=model_id,
+                    ts=utcnow(),
+                    kind="version_deleted",
+                    actor=actor,
+                    details={"version": number},
+                )
+            )
+        self.audit(actor, "version.delete", f"{model}/{number}", {})
+
+    def delete_model(self, model: str, *, actor: str) -> dict[str, int]:
+        """Delete a model that serves nothing, with everything stored about it (versions,
+        deployment revisions, records, labels, events, windows, findings, incidents, agent
+        actions and approvals: the foreign keys cascade). The audit log keeps the deletion.
+        ``Conflict`` (409) while a deployment names any of its versions. Returns how many
+        versions and records went with it."""
+        model_id = self.model_id(model)
+        with self._tx() as conn:
+            serving = self._served(conn, model_id)
+            if serving:
+                where = ", ".join(f"v{v} {role} in {env}" for env, role, v in serving)
+                raise Conflict(
+                    f"model {model!r} is served ({where}); undeploy it first "
+                    '(PUT /v1/models/{name}/deployment with {"live_version": null})',
+                    model=model,
+                )
+            counts = {
+                "versions": conn.execute(
+                    select(func.count()).where(t.versions.c.model_id == model_id)
+                ).scalar_one(),
+                "records": conn.execute(
+                    select(func.count()).where(t.records.c.model_id == model_id)
+                ).scalar_one(),
+            }
+            conn.execute(delete(t.models).where(t.models.c.id == model_id))
+        self._model_ids.pop(model, None)
+        self.audit(actor, "model.delete", model, counts)
+        return counts
 
     # ----------------------------------------------------------------------------- deployments
 
@@ -724,8 +832,14 @@ class Store:
             pl.col("served_by"),
         ).rows()
 
-    def insert_records(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> int:
-        """Store prediction records; returns how many were new (an id already stored is skipped).
+    def insert_records(
+        self,
+        rows: Iterable[Mapping[str, Any] | BaseModel],
+        *,
+        chunk_size: int | None = None,
+    ) -> int:
+        """Store prediction records; returns how many were new (an id the same model already
+        stored is skipped).
 
         A row is a mapping (or a ``domain.Record``) with ``id``, ``model`` (name) or
         ``model_id``, ``features`` and optionally ``timestamp``, ``version``, ``prediction``,
@@ -733,23 +847,36 @@ class Store:
         may pass ``features_json`` / ``scores_json`` (already JSON-encoded text) instead of
         ``features`` / ``scores``, and ``ts_utc`` (UTC as "YYYY-MM-DD HH:MM:SS.ffffff")
         instead of ``timestamp``.
+
+        All rows go in one transaction: every one is stored or none is. ``chunk_size`` only
+        bounds how many rows are converted and sent to the database at a time (memory).
         """
+        items = rows if isinstance(rows, Sequence) else list(rows)
+        step = chunk_size or max(len(items), 1)
+        with self._tx() as conn:
+            return sum(
+                self._insert_chunk(conn, items[start : start + step])
+                for start in range(0, len(items), step)
+            )
+
+    def _insert_chunk(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any] | BaseModel]
+    ) -> int:
         if isinstance(rows, RecordBatch):
             params = self._batch_params(rows)
         else:
             params = self._record_params(rows)
         if not params:
             return 0
-        with self._tx() as conn:
-            if self.dialect == "postgresql":
-                return self._copy_records(conn, params)
-            # straight to sqlite3's executemany: the values are already what the column holds
-            marks = ", ".join("?" for _ in RECORD_COLUMNS)
-            sql = (
-                f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
-                "ON CONFLICT (id) DO NOTHING"
-            )
-            return int(conn.exec_driver_sql(sql, params).rowcount)
+        if self.dialect == "postgresql":
+            return self._copy_records(conn, params)
+        # straight to sqlite3's executemany: the values are already what the column holds
+        marks = ", ".join("?" for _ in RECORD_COLUMNS)
+        sql = (
+            f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (model_id, id) DO NOTHING"
+        )
+        return int(conn.exec_driver_sql(sql, params).rowcount)
 
     def _copy_records(self, conn: Connection, params: list[tuple[Any, ...]]) -> int:
         """PostgreSQL: COPY into a session-local staging table, then one INSERT … SELECT …
@@ -766,14 +893,14 @@ class Store:
                     copy.write_row(row)
             cur.execute(
                 f"INSERT INTO records ({names}) SELECT {names} FROM records_stage "
-                "ON CONFLICT (id) DO NOTHING"
+                "ON CONFLICT (model_id, id) DO NOTHING"
             )
             inserted = cur.rowcount
             cur.execute("TRUNCATE records_stage")
         return int(inserted)
 
     def record_ids_present(self, ids: Iterable[str], model: str | None = None) -> set[str]:
-        """The subset of ``ids`` already stored (for ``model`` only, when given)."""
+        """The subset of ``ids`` already stored for ``model`` (for any model when None)."""
         ids = list(dict.fromkeys(ids))
         found: set[str] = set()
         model_id = None if model is None else self.model_id(model)
@@ -835,7 +962,7 @@ class Store:
                 f.c.label,
                 f.c.ts.label("label_ts"),
             )
-            .select_from(r.outerjoin(f, f.c.record_id == r.c.id))
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(r.c.model_id == model_id)
         )
         if since is not None:
@@ -846,7 +973,9 @@ class Store:
             query = query.where(r.c.version == version)
         if after_id is not None:
             with self.engine.connect() as conn:
-                after_ts = conn.execute(select(r.c.ts).where(r.c.id == after_id)).scalar()
+                after_ts = conn.execute(
+                    select(r.c.ts).where(r.c.model_id == model_id, r.c.id == after_id)
+                ).scalar()
             if after_ts is None:
                 raise NotFound(f"unknown record id {after_id!r}", record=after_id)
             after_ts = as_utc(after_ts)
@@ -863,6 +992,67 @@ class Store:
                 item["label_ts"] = _opt_utc(item["label_ts"])
                 out.append(item)
         return out
+
+    def records_by_arrival(
+        self,
+        model: str,
+        *,
+        after: tuple[datetime, str] | None = None,
+        until: tuple[datetime, str] | None = None,
+        received_before: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Records of ``model`` in arrival order (``received_at``, then id), shadow copies left
+        out, each with its ``label`` or None: the order the agent's windows are cut in.
+
+        ``after`` and ``until`` are (received_at, id) keys, the first exclusive, the second
+        inclusive (a window's stored end key); ``received_before`` leaves out records that
+        arrived later (the window settle time); ``newest_first`` reads from the end, for the
+        newest ``limit`` records (returned newest first).
+        """
+        r, f = t.records, t.feedback
+        query = (
+            select(
+                r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
+                r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
+            )
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
+            .where(and_(r.c.model_id == self.model_id(model), r.c.served_by != "shadow"))
+        )
+        if received_before is not None:
+            query = query.where(r.c.received_at <= as_utc(received_before))
+        if after is not None:
+            end_at, end_id = after[0], after[1]
+            query = query.where(
+                # the redundant ``>=`` is a range to seek to on the (model_id, received_at)
+                # index: PostgreSQL derives none from the OR and would scan from the first record
+                r.c.received_at >= as_utc(end_at),
+                or_(
+                    r.c.received_at > as_utc(end_at),
+                    and_(r.c.received_at == as_utc(end_at), r.c.id > end_id),
+                ),
+            )
+        if until is not None:
+            end_at, end_id = until[0], until[1]
+            query = query.where(
+                r.c.received_at <= as_utc(end_at),
+                or_(
+                    r.c.received_at < as_utc(end_at),
+                    and_(r.c.received_at == as_utc(end_at), r.c.id <= end_id),
+                ),
+            )
+        if newest_first:
+            query = query.order_by(r.c.received_at.desc(), r.c.id.desc())
+        else:
+            query = query.order_by(r.c.received_at, r.c.id)
+        query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["timestamp"] = as_utc(row.pop("ts"))
+            row["received_at"] = as_utc(row["received_at"])
+        return rows
 
     def records_frame(self, model: str, **kwargs: Any) -> pd.DataFrame:
         """``fetch_records`` as a pandas DataFrame with one column per feature.
@@ -897,11 +1087,11 @@ class Store:
         By arrival, not by the record's own timestamp: a backfill of last month's logs is
         monitored before retention may take it."""
         cutoff = as_utc(older_than)
-        old = t.records.c.received_at < cutoff
-        old_ids = select(t.records.c.id).where(old)
+        r, f = t.records, t.feedback
+        old = r.c.received_at < cutoff
         with self._tx() as conn:
-            conn.execute(delete(t.feedback).where(t.feedback.c.record_id.in_(old_ids)))
-            return int(conn.execute(delete(t.records).where(old)).rowcount)
+            conn.execute(delete(f).where(exists().where(t.labels_of_record(r, f), old)))
+            return int(conn.execute(delete(r).where(old)).rowcount)
 
     # ----------------------------------------------------------------------------- feedback
 
@@ -927,7 +1117,9 @@ class Store:
         ]
         if params:
             with self._tx() as conn:
-                conn.execute(self._upsert(t.feedback, ["record_id"], ["label", "ts"]), params)
+                conn.execute(
+                    self._upsert(t.feedback, ["model_id", "record_id"], ["label", "ts"]), params
+                )
         return len(params), unknown
 
     def count_feedback(self, model: str) -> int:

@@ -17,11 +17,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    and_,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 # None goes in as SQL NULL (not the JSON text 'null'), so "IS NULL" means "absent"
 NULLABLE_JSON = JSON(none_as_null=True)
@@ -89,10 +92,12 @@ deployment_revisions = Table(
     UniqueConstraint("model_id", "environment", "revision", name="uq_deployment_revision"),
 )
 
+# A record id is unique within its model, not across models: two systems capturing into
+# different models may well number their records alike (migration 0005).
 records = Table(
     "records",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", String(64), nullable=False),
     Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
     Column("version", Integer, nullable=True),
     Column("ts", DateTime(timezone=True), nullable=False),
@@ -103,6 +108,7 @@ records = Table(
     Column("latency_ms", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("served_by", String(16), nullable=False, default="external"),
+    PrimaryKeyConstraint("model_id", "id"),
     Index("ix_records_model_ts", "model_id", "ts"),
     Index("ix_records_model_received", "model_id", "received_at"),
 )
@@ -110,12 +116,23 @@ records = Table(
 feedback = Table(
     "feedback",
     metadata,
-    Column("record_id", String(64), primary_key=True),
+    Column("record_id", String(64), nullable=False),
     Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
     Column("label", JSON, nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("model_id", "record_id"),
     Index("ix_feedback_model_ts", "model_id", "ts"),
 )
+
+
+
+def labels_of_record(records_table: Table, feedback_table: Table) -> ColumnElement[bool]:
+    """The join condition of a record and its label: the same id within the same model."""
+    return and_(
+        feedback_table.c.model_id == records_table.c.model_id,
+        feedback_table.c.record_id == records_table.c.id,
+    )
+
 
 events = Table(
     "events",

@@ -4,9 +4,17 @@
 with ``Store.insert_records``. When the database is unreachable a batch is appended to a local
 journal instead (JSON lines, fsync'd, rolled into segments) and every later batch follows it
 there, so order is kept; once the database answers again the segments are replayed oldest first
-and deleted. Replay is idempotent because the store skips record ids it already holds — a batch
-whose commit reached the server just before the connection died is replayed without being
-stored twice. A journal left by a crashed process is replayed when the next writer starts.
+and deleted. Replay is idempotent because the store skips a record whose model already holds its
+id — a batch whose commit reached the server just before the connection died is replayed
+without being stored twice. A journal left by a crashed process is replayed when the next
+writer starts.
+
+In durable mode (``durable=True``, the ``durable_capture`` setting) a record is also appended to
+a capture log and fsync'd before ``submit``'s future completes, so a caller that waits for it
+(the gateway, before it answers) knows the record survives a kill. Callers submitting at the
+same moment share one write and one fsync (group commit). A capture segment is deleted once
+the writer has stored or journaled every row in it; the segments a killed process left behind
+are handed to the spill journal when the next writer starts, and so replayed like it.
 
 >>> import tempfile
 >>> from mlwarden.domain import FeatureSpec, ModelSpec, Task
@@ -30,6 +38,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -44,6 +53,11 @@ from mlwarden.store.repository import Store, utcnow
 log = logging.getLogger(__name__)
 
 _TIME_KEYS = ("timestamp", "ts", "received_at")
+# the capture log of durable mode, inside the journal folder
+CAPTURE_FOLDER = "capture"
+# rows per capture segment: a segment is deleted once all its rows are stored, so this bounds
+# the disk it holds and the rows a restart hands to the replay a second time
+CAPTURE_SEGMENT_ROWS = 10_000
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -96,6 +110,7 @@ class Journal:
                 path=str(directory),
             ) from exc
         self._current: IO[str] | None = None
+        self._current_path: Path | None = None
         self._current_rows = 0
         existing = self.segments()
         self._next_seq = 1 + (int(existing[-1].stem) if existing else 0)
@@ -110,13 +125,25 @@ class Journal:
         """Segment files, oldest first."""
         return sorted(self.directory.glob("*.jsonl"), key=lambda p: int(p.stem))
 
+    @property
+    def current_segment(self) -> Path | None:
+        """The segment appends go to now (None until the first append after a rotation)."""
+        return self._current_path
+
     def append(self, rows: list[dict[str, Any]]) -> None:
         if self._current is None or self._current_rows >= self.segment_rows:
             self.rotate()
             path = self.directory / f"{self._next_seq:012d}.jsonl"
             self._next_seq += 1
             self._current = path.open("a", encoding="utf-8")
+            self._current_path = path
             self._current_rows = 0
+            # the new file's name must survive a power cut too, not only its content
+            folder = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         payload = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
         self._current.write(payload)
         self._current.flush()
@@ -129,6 +156,7 @@ class Journal:
         if self._current is not None:
             self._current.close()
             self._current = None
+            self._current_path = None
 
     def read(self, path: Path) -> list[dict[str, Any]]:
         rows = []
@@ -165,6 +193,7 @@ class WriterStats:
     rejected: int = 0  # rows the database refused (unknown model, bad values); kept in rejected/
     pending: int = 0  # rows queued in memory, not yet written or journaled
     spilled: int = 0  # rows in the journal now, waiting for the database
+    recovered: int = 0  # rows found at start in the capture log of a killed process
 
 
 class RecordWriter:
@@ -173,7 +202,8 @@ class RecordWriter:
     ``submit`` never waits for I/O; ``flush`` waits until everything submitted so far is stored
     or journaled; ``close`` flushes, tries a last replay of the journal, and stops the thread.
     Rows the database refuses outright (an unknown model, a value it cannot store) are not
-    retried forever: they are written to ``<journal_dir>/rejected/`` and counted.
+    retried forever: they are written to ``<journal_dir>/rejected/`` and counted. With
+    ``durable`` every submitted row is fsync'd to the capture log first (see the module).
     """
 
     def __init__(
@@ -186,6 +216,7 @@ class RecordWriter:
         queue_limit: int = 1_000_000,
         retry_interval_s: float = 1.0,
         segment_rows: int = 50_000,
+        durable: bool = False,
     ) -> None:
         if batch_size < 1 or queue_limit < 1:
             raise ValueError("batch_size and queue_limit must be at least 1")
@@ -197,7 +228,15 @@ class RecordWriter:
         self.journal = Journal(journal_dir, segment_rows=segment_rows)
         self._queue: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
-        self._stats = WriterStats(spilled=self.journal.rows)
+        self._capture: Journal | None = None
+        self._capture_cond = threading.Condition()
+        self._capture_pending: list[tuple[list[dict[str, Any]], Future[None]]] = []
+        # capture segment -> rows submitted to the queue once its last row was: the segment
+        # can go when the writer has processed that many
+        self._capture_segments: dict[Path, int] = {}
+        self._capture_stop = False
+        recovered = self._adopt_capture_log(Path(journal_dir) / CAPTURE_FOLDER, keep=durable)
+        self._stats = WriterStats(spilled=self.journal.rows, recovered=recovered)
         self._processed = 0  # rows written, journaled or rejected: flush() waits on this
         self._stop = False
         self._closed = False
@@ -209,6 +248,12 @@ class RecordWriter:
             target=self._run, name="mlwarden-record-writer", daemon=True
         )
         self._thread.start()
+        self._capture_thread: threading.Thread | None = None
+        if self._capture is not None:
+            self._capture_thread = threading.Thread(
+                target=self._run_capture, name="mlwarden-capture-log", daemon=True
+            )
+            self._capture_thread.start()
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> RecordWriter:
@@ -218,12 +263,38 @@ class RecordWriter:
             batch_size=settings.write_batch_size,
             flush_interval_s=settings.write_flush_interval_s,
             queue_limit=settings.write_queue_limit,
+            durable=settings.durable_capture,
         )
+
+    def _adopt_capture_log(self, folder: Path, *, keep: bool) -> int:
+        """Move the rows of a capture log left by a killed process to the spill journal (replayed
+        into the database at once, skipping rows already stored); keep the log open when
+        ``keep``. Returns the number of rows moved."""
+        if not keep and not folder.is_dir():
+            return 0
+        capture = Journal(folder, segment_rows=CAPTURE_SEGMENT_ROWS)
+        moved = 0
+        for path in capture.segments():
+            rows = capture.read(path)
+            if rows:
+                self.journal.append(rows)
+                moved += len(rows)
+            capture.remove(path)
+        if moved:
+            log.warning("recovered %d records from the capture log of a killed process", moved)
+        if keep:
+            self._capture = capture
+        else:
+            capture.close()
+        return moved
 
     # ------------------------------------------------------------------ caller side
 
-    def submit(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> None:
+    def submit(self, rows: Iterable[Mapping[str, Any] | BaseModel]) -> Future[None] | None:
         """Queue records (see ``Store.insert_records`` for their keys). Never waits for I/O.
+
+        Returns None, or in durable mode a future that completes once the rows are fsync'd to
+        the capture log (and fails with ``ServiceUnavailable`` when they could not be written).
 
         ``received_at`` (and a missing ``timestamp``) is stamped now; a record that spends
         time in the spill journal is stamped again when it is replayed into the database (see
@@ -240,7 +311,7 @@ class RecordWriter:
                 row["timestamp"] = now
             prepared.append(row)
         if not prepared:
-            return
+            return None
         with self._cond:
             if self._closed:
                 raise ServiceUnavailable("the record writer is closed")
@@ -249,12 +320,26 @@ class RecordWriter:
                     f"the record queue is full ({len(self._queue)} rows waiting); retry later",
                     queue_limit=self.queue_limit,
                 )
-            if not self._queue:
-                self._oldest = time.monotonic()
-            self._queue.extend(prepared)
-            self._stats.submitted += len(prepared)
-            if len(self._queue) >= self.batch_size:
-                self._cond.notify_all()
+            if self._capture is None:
+                self._enqueue(prepared)
+                return None
+        done: Future[None] = Future()
+        with self._capture_cond:
+            if self._capture_stop:
+                raise ServiceUnavailable("the record writer is closed")
+            self._capture_pending.append((prepared, done))
+            self._capture_cond.notify()
+        return done
+
+    def _enqueue(self, rows: list[dict[str, Any]]) -> int:
+        """Queue ``rows`` (the caller holds ``_cond``); returns the rows submitted so far."""
+        if not self._queue:
+            self._oldest = time.monotonic()
+        self._queue.extend(rows)
+        self._stats.submitted += len(rows)
+        if len(self._queue) >= self.batch_size:
+            self._cond.notify_all()
+        return self._stats.submitted
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row submitted so far is stored or journaled (and, when the
@@ -274,9 +359,20 @@ class RecordWriter:
             if self._closed:
                 return
             self._closed = True
+        # rows waiting for the capture log are written and queued before the writer stops
+        with self._capture_cond:
+            self._capture_stop = True
+            self._capture_cond.notify_all()
+        if self._capture_thread is not None:
+            self._capture_thread.join(timeout)
+        with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        if self._capture is not None:
+            if self._capture_thread is not None and not self._capture_thread.is_alive():
+                self._trim_capture(self._capture)
+            self._capture.close()
         self.journal.close()
 
     def __enter__(self) -> RecordWriter:
@@ -292,6 +388,64 @@ class RecordWriter:
             snapshot.pending = self._stats.submitted - self._processed
             snapshot.spilled = self.journal.rows
             return snapshot
+
+    # ------------------------------------------------------------------ capture log thread
+
+    def _run_capture(self) -> None:
+        capture = self._capture
+        assert capture is not None
+        while True:
+            with self._capture_cond:
+                self._capture_cond.wait_for(
+                    lambda: bool(self._capture_pending) or self._capture_stop,
+                    self.flush_interval_s,
+                )
+                group, self._capture_pending = self._capture_pending, []
+                stop = self._capture_stop
+            try:
+                if group:
+                    self._commit(capture, group)
+                self._trim_capture(capture)
+            except Exception:  # the thread must survive anything; callers got their answer
+                log.exception("record writer: unexpected error in the capture log")
+            if stop and not group:
+                return
+
+    def _commit(
+        self, capture: Journal, group: list[tuple[list[dict[str, Any]], Future[None]]]
+    ) -> None:
+        """One write and one fsync for every caller waiting, then queue their rows."""
+        rows = [row for part, _ in group for row in part]
+        try:
+            capture.append(rows)
+        except Exception as exc:
+            log.error("could not write %d records to the capture log: %s", len(rows), exc)
+            capture.rotate()  # a torn line must not swallow the next append's first row
+            failure = ServiceUnavailable(f"the record could not be made durable: {exc}")
+            with self._cond:
+                self._enqueue(rows)  # still stored when the database takes them
+            for _, done in group:
+                done.set_exception(failure)
+            return
+        with self._cond:
+            position = self._enqueue(rows)
+        segment = capture.current_segment
+        if segment is not None:
+            self._capture_segments[segment] = position
+        for _, done in group:
+            done.set_result(None)
+
+    def _trim_capture(self, capture: Journal) -> None:
+        """Delete the capture segments whose rows the writer has all stored or journaled."""
+        with self._cond:
+            processed = self._processed
+        for path, position in list(self._capture_segments.items()):
+            if processed < position:
+                return
+            if path == capture.current_segment:
+                capture.rotate()
+            capture.remove(path)
+            del self._capture_segments[path]
 
     # ------------------------------------------------------------------ writer thread
 

@@ -10,7 +10,6 @@ made on the server whatever the page showed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -668,20 +667,6 @@ def approvals_page(
     return _render(request, session, "approvals.html", pending=pending, decided=decided, msg=msg)
 
 
-def run_approved(state: ServerState, model: str) -> None:
-    """Run what approving journaled, through the agent's own crash-safe path.
-
-    ``Agent.recover()`` finishes every journaled action still pending (the one just approved)
-    and moves its incident on to verification; a concurrent agent process that picked it up
-    first makes the journal's compare-and-set refuse the second run, which is fine here.
-    """
-    from mlwarden.agent.loop import Agent, NoNewWindows
-
-    with contextlib.suppress(Conflict):
-        Agent(state.store, source=NoNewWindows(), actor="agent").recover()
-    state.gateway.invalidate(model)
-
-
 @router.post("/approvals/{approval_id}/{verdict}")
 def decide_approval(
     request: Request,
@@ -712,13 +697,14 @@ def _decide(
     reason: str,
 ) -> str:
     if verdict == "approve":
+        # the approval is recorded and its action journaled; the agent runs it once, on its
+        # next pass, with the configured policy (never inside this request, never twice)
         approved = approvals.approve(
             approval_id, actor=session.name, role=session.role, reason=reason
         )
-        run_approved(state, approved["model"])
         message = (
-            f"Approved: {approved['action']} on {approved['model']} "
-            f"(action {approved['action_id']})."
+            f"Approved: {approved['action']} on {approved['model']} is journaled as action "
+            f"{approved['action_id']}; the agent runs it on its next pass."
         )
     elif verdict == "reject":
         rejected = approvals.reject(
@@ -851,50 +837,19 @@ def _assistant_available() -> bool:
     return True
 
 
-@router.post("/assistant", response_class=HTMLResponse)
-def assistant_submit(
-    request: Request,
-    text: str = Form(""),
-    confirm: str = Form(""),
-    csrf: str = Form(""),
-    session: Session = Depends(page_session),
-    state: ServerState = Depends(server),
-) -> Response:
+def _assistant_of(state: ServerState, session: Session) -> tuple[Any, Any]:
+    """The server's assistant and this browser session's own conversation with it."""
     from mlwarden.api.routes_assistant import assistant_for
 
-    _check_csrf(request, session, csrf)
-    if not text.strip():
-        return _render(
-            request,
-            session,
-            "assistant.html",
-            reply=None,
-            text="",
-            available=True,
-            error="Type a command, for example: list models",
-        )
     assistant = assistant_for(state)
-    reply: dict[str, Any]
-    if not session.can_operate:
-        reply = {
-            "status": "dry_run",
-            "understood": assistant.understand(text).to_dict(),
-            "message": "Viewers can see how a command is understood; running it needs an operator.",
-            "notes": [],
-            "result": {},
-        }
-    else:
-        assistant.actor = session.name
-        try:
-            reply = assistant.handle(text, confirm=confirm == "1").as_dict()
-        except MlwardenError as exc:
-            reply = {
-                "status": "error",
-                "message": exc.message,
-                "understood": {},
-                "notes": [],
-                "result": {},
-            }
+    # keyed by the session's CSRF token too: each sign-in is its own conversation
+    talk = assistant.conversations.get(f"ui:{session.name}:{session.csrf}", session.name)
+    return assistant, talk
+
+
+def _assistant_reply(
+    request: Request, session: Session, text: str, reply: dict[str, Any]
+) -> Response:
     return _render(
         request,
         session,
@@ -904,6 +859,87 @@ def assistant_submit(
         available=True,
         result_json=json.dumps(_jsonable(reply.get("result", {})), indent=2)[:20_000],
     )
+
+
+def _assistant_form_error(request: Request, session: Session, error: str) -> Response:
+    return _render(
+        request, session, "assistant.html", reply=None, text="", available=True, error=error
+    )
+
+
+@router.post("/assistant", response_class=HTMLResponse)
+def assistant_submit(
+    request: Request,
+    text: str = Form(""),
+    confirm: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.api.routes_assistant import with_download_url
+
+    _check_csrf(request, session, csrf)
+    if not text.strip():
+        return _assistant_form_error(request, session, "Type a command, for example: list models")
+    assistant, talk = _assistant_of(state, session)
+    reply: dict[str, Any]
+    if not session.can_operate:
+        reply = {
+            "status": "dry_run",
+            "understood": assistant.understand(text, talk).to_dict(),
+            "message": "Viewers can see how a command is understood; running it needs an operator.",
+            "notes": [],
+            "result": {},
+        }
+    else:
+        reply = with_download_url(
+            assistant.handle(text, talk, confirm=confirm == "1"), f"{PREFIX}/assistant"
+        )
+    return _assistant_reply(request, session, text, reply)
+
+
+@router.post("/assistant/datasets", response_class=HTMLResponse)
+async def assistant_upload(
+    request: Request,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """An uploaded file stored as a dataset version (operators; the file's content only)."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+
+    form = await request.form()
+    _operator_change(request, session, str(form.get("csrf") or ""))
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _assistant_form_error(
+            request, session, "Choose a file to upload (CSV, TSV, Parquet or JSON lines)."
+        )
+    content = await upload.read()
+    name = str(form.get("name") or "").strip() or None
+    assistant, talk = _assistant_of(state, session)
+    reply = await run_in_threadpool(assistant.upload, upload.filename, content, name, talk)
+    return _assistant_reply(request, session, "", reply.as_dict())
+
+
+@router.get("/assistant/datasets/{name}/download")
+def assistant_download(
+    request: Request,
+    name: str,
+    version: int | None = None,
+    cleaned: bool = False,
+    format: str = "csv",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """A stored dataset version as a file, for any signed-in role (like the API's download)."""
+    from mlwarden.api.routes_assistant import dataset_file
+
+    assistant, _talk = _assistant_of(state, session)
+    try:
+        return dataset_file(assistant, name, version, format, cleaned)
+    except MlwardenError as exc:
+        return _error_page(request, session, exc)
 
 
 # ---------------------------------------------------------------------------- mounting

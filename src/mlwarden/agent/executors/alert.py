@@ -140,6 +140,9 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     settings = env.policy.alert
     url = action["params"].get("webhook_url") or settings.webhook_url
     delivery: dict[str, Any] = {"delivered": False, "webhook": bool(url)}
+    if not url:
+        # journaled and on the timeline, but nobody was paged: say so wherever it is shown
+        delivery["outcome"] = "not delivered: no webhook configured"
     try:
         if url:
             delivery |= send_webhook(

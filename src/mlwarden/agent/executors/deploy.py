@@ -21,8 +21,10 @@ def run_rollback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     target = _version(action)
     model = action["model"]
     health = env.store.get_version(model, target).health
-    if health != "healthy":
-        # the guard in decide() already checked; the store may have changed since
+    proven = action["params"].get("evidence", {}).get("chosen") == "rollback"
+    if health == "unhealthy" or (health != "healthy" and not proven):
+        # the guard in decide() already checked; the store may have changed since. A version
+        # of unknown health only when the evidence weighed it better on the incident's records
         raise Conflict(f"version {target} of {model!r} is {health}; refusing to roll back to it")
     bad: dict[str, Any] = {}
 

@@ -49,9 +49,21 @@ def score_predictions(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tup
     return "neg_mae", -float(np.mean(np.abs(y_true.astype(float) - y_pred.astype(float))))
 
 
-def _labelled(env: ExecEnv, model: str, limit: int) -> pd.DataFrame:
+def _labelled(
+    env: ExecEnv, model: str, limit: int, since_window: int | None = None
+) -> pd.DataFrame:
+    """The newest ``limit`` usable labelled records, oldest first; with ``since_window``, only
+    those that arrived after that stored window (the change point)."""
     names = env.store.get_model(model).feature_names
-    rows = env.store.fetch_records(model, newest_first=True, limit=limit * 3)
+    if since_window is not None:
+        from mlwarden.agent.repo import AgentRepo
+
+        start = AgentRepo(env.store).window_end(model, since_window)
+        if start is None:
+            raise Conflict(f"window {since_window} of {model!r} has no stored end to learn after")
+        rows = env.store.records_by_arrival(model, after=start, newest_first=True, limit=limit * 3)
+    else:
+        rows = env.store.fetch_records(model, newest_first=True, limit=limit * 3)
     rows = [r for r in rows if r["label"] is not None and not r["error"]][:limit]
     rows.reverse()  # oldest first: the newest part is held out
     frame = pd.DataFrame([r["features"] for r in rows], columns=names)
@@ -79,7 +91,8 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     candidate_number = _candidate_version(env, model, action["id"])
     result: dict[str, Any] = dict(action["result"])
     if candidate_number is None:
-        data = _labelled(env, model, settings.recent_records)
+        since = action["params"].get("since_window")
+        data = _labelled(env, model, settings.recent_records, since)
         if len(data) < settings.min_labels:
             raise Conflict(
                 f"only {len(data)} usable labelled records, {settings.min_labels} needed to retrain"
@@ -88,7 +101,8 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         train, held = data.iloc[:cut], data.iloc[cut:]
         x_train, y_train = train[spec.feature_names], train["__label__"].to_numpy()
         reference_rows = 0
-        if settings.include_reference:
+        # after a known change point the reference teaches the relation that no longer holds
+        if settings.include_reference and since is None:
             sample = env.store.reference_sample(model, champion_version) or []
             target = spec.target or "target"
             ref = pd.DataFrame([r for r in sample if r.get(target) is not None])
@@ -114,13 +128,15 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             "candidate_score": candidate_score,
             "train_rows": len(x_train),
             "reference_rows": reference_rows,
+            "trained_after_window": since,
             "holdout_rows": len(held),
         }
         refusal = candidate_better(
             candidate_score, champion_score, settings.min_improvement, metric
         )
         if refusal:
-            result |= {"promoted": False, "discarded": refusal}
+            # the action ran, but nothing changed: say so wherever it is shown, not just "done"
+            result |= {"promoted": False, "discarded": refusal, "outcome": f"no_better: {refusal}"}
             return result
         from mlwarden.registry.registry import Registry
 

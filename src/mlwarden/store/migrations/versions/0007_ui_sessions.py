@@ -1,7 +1,7 @@
 """Dashboard sessions held on the server, so signing out ends them.
 
 Revision ID: ui01
-Revises: agent02
+Revises: agent03
 Create Date: 2026-11-30
 
 A session cookie issued before this revision names no row and is refused: its holder signs in
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "ui01"
-down_revision: str | Sequence[str] | None = "agent02"
+down_revision: str | Sequence[str] | None = "agent03"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

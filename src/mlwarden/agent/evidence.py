@@ -1,0 +1,240 @@
+"""Remedies chosen on evidence: every candidate scored on the incident's own records first.
+
+A decision table maps a diagnosis to a remedy, but whether the remedy helps depends on the
+data at hand: a fallback model can answer a null burst worse than the champion does with the
+nulls; a disabled model refuses every request where the broken one refused half. So before a
+deployment remedy runs, each option is scored on the labelled records of the incident's
+windows that are already stored (off-policy evaluation on logged traffic: replay the logged
+inputs through each candidate and compare with the delayed labels; see e.g. L. Li et al.,
+"Unbiased offline evaluation of contextual-bandit-based news article recommendation
+algorithms", WSDM 2011, for the replay idea):
+
+* ``keep`` (doing nothing): the answers that were actually served, as recorded (so a frozen
+  or badly deployed version is judged on what it really answered), failed requests included;
+* a version (fallback, rollback target, staged candidate): its own answers to the same inputs;
+* ``disable``: every request refused.
+
+A refused or failed request is a wrong answer (classification) or costs the error of
+answering the labels' mean (regression) unless the policy says a refusal is worth more than a
+wrong answer (``evidence.refusal_better_than_wrong``: half a right answer). Scores are higher
+is better: accuracy, or minus the RMSE.
+
+>>> from mlwarden.domain import Task
+>>> rows = [{"features": {"x": 1.0}, "prediction": 1, "label": 1, "error": None},
+...         {"features": {"x": 2.0}, "prediction": 0, "label": 1, "error": None},
+...         {"features": {"x": 3.0}, "prediction": None, "label": 0, "error": "timeout"}]
+>>> served_score(Task.CLASSIFICATION, rows).value  # one right of three; the failure is wrong
+0.3333333333333333
+>>> refused_score(Task.CLASSIFICATION, rows).value
+0.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlwarden.domain import ActionKind, ModelSpec, Task
+from mlwarden.monitor.performance import canonical_label
+
+Row = Mapping[str, Any]
+Answer = Callable[[Sequence[Mapping[str, Any]]], list[Any]]
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    """How one option would have served the incident's labelled records."""
+
+    option: str  # "keep", "fallback", "rollback", "disable", "repair", ...
+    value: float  # higher is better: accuracy, or minus the RMSE
+    metric: str  # "accuracy" or "rmse"
+    labelled: int
+    failures: int
+    version: int | None = None
+    note: str = ""
+
+    @property
+    def shown(self) -> float:
+        """The metric as people read it (RMSE positive)."""
+        return -self.value if self.metric == "rmse" else self.value
+
+    def describe(self) -> str:
+        who = f" (version {self.version})" if self.version is not None else ""
+        failed = f", {self.failures} refused or failed" if self.failures else ""
+        note = f"; {self.note}" if self.note else ""
+        return (
+            f"{self.option}{who}: {self.metric} {self.shown:.4f} on {self.labelled} labelled "
+            f"records{failed}{note}"
+        )
+
+
+@dataclass
+class Weighing:
+    """The scores of every option and the one chosen."""
+
+    scores: list[OptionScore] = field(default_factory=list)
+    chosen: str = "keep"
+    reason: str = ""
+
+    def of(self, option: str) -> OptionScore | None:
+        return next((s for s in self.scores if s.option == option), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "reason": self.reason,
+            "scores": [
+                {
+                    "option": s.option,
+                    "version": s.version,
+                    "metric": s.metric,
+                    "value": round(s.shown, 6),
+                    "labelled": s.labelled,
+                    "failures": s.failures,
+                    "note": s.note,
+                }
+                for s in self.scores
+            ],
+        }
+
+
+def _metric(task: Task) -> str:
+    return "rmse" if task is Task.REGRESSION else "accuracy"
+
+
+def _score(
+    task: Task,
+    labels: Sequence[Any],
+    answers: Sequence[Any],
+    failed: Sequence[bool],
+    refusal_credit: float = 0.0,
+) -> tuple[float, int]:
+    """(score, failures): accuracy or minus the RMSE of ``answers``; failed rows cost as the
+    module docstring says."""
+    failures = int(sum(failed))
+    if task is Task.REGRESSION:
+        truth = np.array([float(v) for v in labels], dtype=float)
+        mean = float(truth.mean()) if len(truth) else 0.0
+        guess = np.array(
+            [mean if bad else _as_float(a, mean) for a, bad in zip(answers, failed, strict=True)]
+        )
+        return -float(np.sqrt(np.mean((truth - guess) ** 2))) if len(truth) else 0.0, failures
+    right = [
+        refusal_credit if bad else float(canonical_label(a) == canonical_label(y))
+        for a, y, bad in zip(answers, labels, failed, strict=True)
+    ]
+    return (float(np.mean(right)) if right else 0.0), failures
+
+
+def _as_float(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def labelled(rows: Sequence[Row]) -> list[Row]:
+    """The rows whose label has arrived."""
+    return [r for r in rows if r.get("label") is not None]
+
+
+def served_score(task: Task, rows: Sequence[Row], option: str = "keep") -> OptionScore:
+    """Doing nothing: the answers as they were served (a failed request is a failure)."""
+    rows = labelled(rows)
+    failed = [bool(r.get("error")) or r.get("prediction") is None for r in rows]
+    value, failures = _score(
+        task, [r["label"] for r in rows], [r.get("prediction") for r in rows], failed
+    )
+    return OptionScore(option, value, _metric(task), len(rows), failures)
+
+
+def refused_score(
+    task: Task, rows: Sequence[Row], refusal_better_than_wrong: bool = False
+) -> OptionScore:
+    """A disabled model: every request refused."""
+    rows = labelled(rows)
+    failed = [True] * len(rows)
+    credit = 0.5 if refusal_better_than_wrong else 0.0
+    value, failures = _score(task, [r["label"] for r in rows], [None] * len(rows), failed, credit)
+    return OptionScore("disable", value, _metric(task), len(rows), failures)
+
+
+def answered_score(
+    task: Task,
+    spec: ModelSpec,
+    rows: Sequence[Row],
+    answer: Answer,
+    option: str,
+    version: int | None = None,
+    note: str = "",
+) -> OptionScore:
+    """A version's own answers to the logged inputs. A row missing one of the model's features
+    (the gateway refused it) stays a failure: no version could have answered it."""
+    rows = labelled(rows)
+    names = spec.feature_names
+    complete = [all(n in (r.get("features") or {}) for n in names) for r in rows]
+    inputs = [r["features"] for r, ok in zip(rows, complete, strict=True) if ok]
+    answers_iter = iter(answer(inputs) if inputs else [])
+    answers = [next(answers_iter) if ok else None for ok in complete]
+    failed = [not ok for ok in complete]
+    value, failures = _score(task, [r["label"] for r in rows], answers, failed)
+    return OptionScore(option, value, _metric(task), len(rows), failures, version, note)
+
+
+def choose(
+    keep: OptionScore,
+    options: Sequence[OptionScore],
+    preferred: str,
+    tolerance: float,
+) -> Weighing:
+    """The best option, never one worse than doing nothing beyond ``tolerance``.
+
+    ``preferred`` is the policy's remedy: it is kept when no other option beats it by more than
+    the tolerance, so the evidence overrules the table only where it clearly disagrees. The
+    tolerance is absolute for accuracy and relative to doing nothing's RMSE for regression.
+    """
+    scores = [keep, *options]
+    margin = tolerance * abs(keep.value) if keep.metric == "rmse" else tolerance
+    preferred_score = next((s for s in options if s.option == preferred), None)
+    best = max(options, key=lambda s: s.value, default=None)
+    if best is None:
+        return Weighing(scores, "keep", "no remedy could be scored")
+    if preferred_score is not None and preferred_score.value >= best.value - margin:
+        best = preferred_score
+    if best.value < keep.value - margin:
+        return Weighing(
+            scores,
+            "keep",
+            f"every remedy serves worse than doing nothing ({keep.describe()}; best: "
+            f"{best.describe()})",
+        )
+    if best.value <= keep.value + margin and best.option != preferred:
+        return Weighing(
+            scores,
+            "keep",
+            f"no remedy is clearly better than doing nothing ({keep.describe()}; best: "
+            f"{best.describe()})",
+        )
+    return Weighing(
+        scores, best.option, f"{best.describe()}, against doing nothing: {keep.describe()}"
+    )
+
+
+# the remedies the evidence can weigh: each changes which version answers, or refuses
+WEIGHED = frozenset({ActionKind.FALLBACK, ActionKind.ROLLBACK, ActionKind.DISABLE})
+
+__all__ = [
+    "WEIGHED",
+    "OptionScore",
+    "Weighing",
+    "answered_score",
+    "choose",
+    "labelled",
+    "refused_score",
+    "served_score",
+]

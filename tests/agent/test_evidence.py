@@ -1,0 +1,178 @@
+"""Remedies chosen on evidence: scored on the incident's own stored records beside doing nothing,
+with real scikit-learn versions answering the logged inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from agent_helpers import (
+    FEATURES,
+    MODEL,
+    Script,
+    add_version,
+    finding,
+    last_record_key,
+    send_records,
+    train,
+)
+from test_loop import agent_for, remedies
+
+from mlwarden.agent.evidence import OptionScore, choose
+from mlwarden.agent.repo import AgentRepo
+from mlwarden.domain import DeploymentState
+from mlwarden.store.repository import Store
+
+
+def score(option: str, value: float, metric: str = "accuracy") -> OptionScore:
+    return OptionScore(option, value, metric, labelled=500, failures=0)
+
+
+def test_a_remedy_worse_than_doing_nothing_is_never_chosen() -> None:
+    weighing = choose(score("keep", 0.728), [score("fallback", 0.702)], "fallback", 0.005)
+    assert weighing.chosen == "keep"
+    assert "worse than doing nothing" in weighing.reason
+
+
+def test_the_policy_remedy_stands_unless_another_is_clearly_better() -> None:
+    options = [score("fallback", 0.70), score("rollback", 0.703)]
+    assert choose(score("keep", 0.55), options, "fallback", 0.005).chosen == "fallback"
+    options = [score("fallback", 0.66), score("rollback", 0.72)]
+    assert choose(score("keep", 0.55), options, "fallback", 0.005).chosen == "rollback"
+
+
+def test_a_remedy_only_as_good_as_doing_nothing_is_taken_only_when_it_is_the_policys() -> None:
+    # the table's remedy that costs nothing (say, a fallback against a latency spike) stands
+    assert choose(score("keep", 0.776), [score("fallback", 0.774)], "fallback", 0.005).chosen == (
+        "fallback"
+    )
+    # another remedy needs to be clearly better than doing nothing to overrule the table
+    weighing = choose(score("keep", 0.776), [score("rollback", 0.778)], "fallback", 0.005)
+    assert weighing.chosen == "keep"
+
+
+def test_regression_tolerance_is_relative_to_the_rmse_of_doing_nothing() -> None:
+    keep = score("keep", -80.7, "rmse")
+    assert choose(keep, [score("fallback", -96.8, "rmse")], "fallback", 0.01).chosen == "keep"
+    assert choose(keep, [score("fallback", -81.2, "rmse")], "fallback", 0.01).chosen == "fallback"
+
+
+def _clean_windows(store: Store, script: Script, frame: pd.DataFrame, version: int) -> None:
+    """Three windows of healthy records answered by ``version`` (real predictions)."""
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    live = load_estimator(store.load_artifact(MODEL, version))
+    for chunk in range(3):
+        part = frame.iloc[chunk * 300 : (chunk + 1) * 300]
+        send_records(store, part, version=version, prefix=f"clean{chunk}-",
+                     predictions=live.predict(part[FEATURES]))
+        script.add(MODEL, end=last_record_key(store), accuracy=0.8)
+
+
+def _windows_of_records(
+    store: Store, script: Script, frames: list[pd.DataFrame], findings: list[Any], **kw: Any
+) -> None:
+    """Store each frame as one window's records and close that window with its end key."""
+    for number, frame in enumerate(frames):
+        send_records(store, frame, prefix=f"w{len(script.windows.get(MODEL, []))}-{number}-", **kw)
+        script.add(MODEL, findings, end=last_record_key(store), accuracy=0.6)
+
+
+@pytest.fixture()
+def frozen(store: Store, elec: pd.DataFrame) -> dict[str, Any]:
+    """``elec`` with v1 (fallback) and v2 (live); v2's served answers are one constant."""
+    from mlwarden.domain import FeatureSpec, ModelSpec, Task
+
+    store.create_model(
+        ModelSpec(
+            name=MODEL,
+            task=Task.CLASSIFICATION,
+            features=[FeatureSpec(name=f) for f in FEATURES],
+            target="target",
+        )
+    )
+    old = elec.iloc[:3000]
+    v1 = add_version(store, train(old, min_samples_leaf=20), old, "healthy")
+    rng = np.random.default_rng(0)
+    noise = old.assign(target=rng.permutation(old["target"].to_numpy()))
+    v_bad = add_version(store, train(noise), noise, "healthy")  # labels shuffled: a coin flip
+    v2 = add_version(store, train(old), old, "healthy")
+    return {
+        "v1": v1,
+        "v_bad": v_bad,
+        "v2": v2,
+        "clean": elec.iloc[2000:2900],
+        "recent": elec.iloc[3000:6000],
+    }
+
+
+def test_a_frozen_model_falls_back_because_the_fallback_answers_its_records_better(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v1"]),
+        actor="test",
+        reason="deploy",
+    )
+    script = Script()
+    agent = agent_for(store, script)
+    _clean_windows(store, script, frozen["clean"], frozen["v2"])
+    agent.run_once()
+    recent = frozen["recent"]
+    constant = np.zeros(1000, dtype=int)  # the stuck model answers 0 to everything
+    collapse = finding("prediction_drift", 8, ["prediction"], collapse=True)
+    for chunk in range(3):
+        frame = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
+        _windows_of_records(
+            store, script, [frame], [collapse], version=frozen["v2"], predictions=constant
+        )
+        agent.run_once()
+    assert [a["kind"] for a in remedies(store)] == ["fallback"]
+    incident = AgentRepo(store).list_incidents(state="verifying")[0]
+    decision = [d for d in AgentRepo(store).get_incident(incident["id"])["decisions"]][-1]
+    scores = {s["option"]: s["value"] for s in decision["params"]["evidence"]["scores"]}
+    truth = recent["target"].to_numpy()
+    assert scores["keep"] == pytest.approx(float(np.mean(truth == 0)), abs=1e-6)
+    assert scores["fallback"] > scores["keep"] + 0.05
+    assert scores["disable"] == 0.0  # a refused request is a wrong answer by default
+    assert "evidence: fallback (version" in decision["rationale"]
+
+
+def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    # the configured fallback is the coin flip; the live model still answers well on the
+    # broken inputs, so a data-quality incident gets an alert and no deployment change
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v_bad"]),
+        actor="test",
+        reason="deploy",
+    )
+    revision = store.get_deployment(MODEL).revision  # type: ignore[union-attr]
+    script = Script()
+    agent = agent_for(store, script)
+    _clean_windows(store, script, frozen["clean"], frozen["v2"])
+    agent.run_once()
+    recent = frozen["recent"]
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    live = load_estimator(store.load_artifact(MODEL, frozen["v2"]))
+    nulls = finding("data_quality", 8, ["nswprice"], traffic_share=0.1)
+    for chunk in range(3):
+        frame = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
+        served = live.predict(frame[FEATURES])
+        _windows_of_records(store, script, [frame], [nulls], version=frozen["v2"],
+                            predictions=served)
+        agent.run_once()
+    assert remedies(store) == []
+    assert store.get_deployment(MODEL).revision == revision  # type: ignore[union-attr]
+    incident = AgentRepo(store).list_incidents()[0]
+    decision = AgentRepo(store).get_incident(incident["id"])["decisions"][-1]
+    assert decision["action"] == "alert"
+    assert "worse than doing nothing" in decision["rationale"]
+    scores = {s["option"]: s["value"] for s in decision["params"]["evidence"]["scores"]}
+    assert scores["fallback"] < scores["keep"] - 0.05

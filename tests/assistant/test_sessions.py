@@ -1,0 +1,106 @@
+"""Each caller of the assistant has their own conversation (issue 14): two operators working at
+the same time are audited under their own names, and "it" is each one's own last model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlwarden.api import create_app
+from mlwarden.assistant.executor import Conversations
+from mlwarden.settings import Settings
+from mlwarden.store import Store
+
+ROUNDS = 6
+
+
+class User:
+    def __init__(self, client: TestClient, store: Store, name: str) -> None:
+        self.name = name
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {store.create_token(name, 'operator')}"}
+
+    def ask(self, text: str, **flags: Any) -> dict[str, Any]:
+        response = self.client.post(
+            "/v1/assistant", json={"text": text, **flags}, headers=self.headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def client(store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path / "data", auth=True, write_flush_interval_s=0.05)
+    with TestClient(create_app(settings, store)) as test_client:
+        yield test_client
+
+
+def test_two_users_interleaving_act_under_their_own_names_on_their_own_models(
+    client: TestClient, store: Store
+) -> None:
+    alice, bob = User(client, store, "alice"), User(client, store, "bob")
+    assert alice.ask("load the titanic example")["status"] == "done"
+    for user in (alice, bob):
+        trained = user.ask(
+            "train a classifier on titanic predicting Survived with logistic regression "
+            f"as {user.name}-model"
+        )
+        assert trained["status"] == "done", trained["message"]
+    # bob trained last: a shared memory would make alice's "it" bob's model
+    for user in (alice, bob):
+        deployed = user.ask("deploy it to staging")
+        assert deployed["status"] == "done", deployed["message"]
+        assert deployed["understood"]["arguments"]["model"] == f"{user.name}-model"
+    for user in (alice, bob):
+        assert store.get_deployment(f"{user.name}-model", "staging").live_version == 1
+
+    # now at the same time: every request of one user runs while the other's are running
+    def deploy_again(user: User) -> list[str]:
+        return [user.ask("deploy it to staging")["status"] for _ in range(ROUNDS)]
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(deploy_again, [alice, bob, alice, bob]))
+    assert statuses == [["done"] * ROUNDS] * 4
+
+    entries = [e for e in store.audit_entries(limit=None) if e["action"].startswith("deployment.")]
+    assert len(entries) == 2 + 4 * ROUNDS
+    assert {(e["target"], e["actor"]) for e in entries} == {
+        ("alice-model", "alice"),
+        ("bob-model", "bob"),
+    }
+    registered = {e["target"]: e["actor"] for e in store.audit_entries(action="model.register")}
+    assert registered == {"alice-model": "alice", "bob-model": "bob"}
+
+
+def test_a_new_user_it_is_nobody_elses_model(client: TestClient, store: Store) -> None:
+    alice, carol = User(client, store, "alice"), User(client, store, "carol")
+    assert alice.ask("load the titanic example")["status"] == "done"
+    trained = alice.ask(
+        "train a classifier on titanic predicting Survived with logistic regression"
+    )
+    assert trained["status"] == "done", trained["message"]
+    asked = carol.ask("deploy it to staging")
+    assert asked["status"] == "needs_input" and asked["result"]["missing"] == ["model"]
+    understood = carol.ask("clean it", dry_run=True)
+    assert understood["missing"] == ["dataset"]
+    assert store.get_deployment("titanic-survived", "staging") is None
+    assert alice.ask("deploy it to staging")["status"] == "done"
+
+
+def test_conversations_are_per_key_and_bounded() -> None:
+    conversations = Conversations(limit=3)
+    first = conversations.get("api:alice", "alice")
+    first.last_model = "m"
+    assert conversations.get("api:alice", "alice") is first
+    assert conversations.get("api:bob", "bob") is not first
+    for n in range(5):
+        conversations.get(f"api:u{n}", f"u{n}")
+    assert conversations.get("api:alice", "alice").last_model is None  # dropped, started anew
+    # a key reused by another actor (a token name given to someone else) starts afresh
+    assert conversations.get("api:u4", "mallory").actor == "mallory"

@@ -1,0 +1,352 @@
+"""Scoring a simulation on small hand-made timelines: harm and each expectation key (no run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from mlwarden.domain import ActionKind, Task
+from mlwarden.errors import InvalidInput
+from mlwarden.scenarios.data import prepare
+from mlwarden.scenarios.score import harm, score
+from mlwarden.scenarios.simulate import Operator, metric_of
+from mlwarden.scenarios.spec import Scenario, in_order, load_scenario
+from mlwarden.store.repository import Store
+
+
+def scenario(
+    expect: dict[str, Any] | None, faults: list[dict[str, Any]] | None = None, **extra: Any
+) -> Scenario:
+    """Six windows of 1,000 electricity records; by default a null burst in windows 2-3."""
+    return Scenario.model_validate(
+        {
+            "name": "hand_made",
+            "dataset": "electricity",
+            "reference": [0, 5000],
+            "stream": [5000, 11000],
+            "window": 1000,
+            "faults": [
+                {
+                    "kind": "null_burst",
+                    "feature": "nswprice",
+                    "rate": 0.5,
+                    "start": 2000,
+                    "end": 4000,
+                }
+            ]
+            if faults is None
+            else faults,
+            "expect": expect,
+            **extra,
+        }
+    )
+
+
+def timeline(
+    served: list[float],
+    no_action: list[float],
+    metric: str = "accuracy",
+    findings: dict[int, list[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """One window per value: what mlwarden served and what doing nothing would have."""
+    return [
+        {
+            "index": i,
+            "metric_name": metric,
+            "metrics": {metric: ours},
+            "baselines": {"no_action": theirs, "oracle": max(ours, theirs)},
+            "findings": [{"kind": k, "features": []} for k in (findings or {}).get(i, [])],
+        }
+        for i, (ours, theirs) in enumerate(zip(served, no_action, strict=True))
+    ]
+
+
+def check(result: dict[str, Any], prefix: str) -> dict[str, Any]:
+    found = [c for c in result["checks"] if c["expect"].startswith(prefix)]
+    assert len(found) == 1, result["checks"]
+    return found[0]
+
+
+CLEAN = [0.78, 0.77, 0.78, 0.77, 0.78, 0.77]
+
+
+# ---------------------------------------------------------------------------- harm
+
+
+def test_harm_fails_when_mlwarden_serves_worse_than_doing_nothing_beyond_the_tolerance() -> None:
+    # windows 2-5 are the fault period (two grace windows after the burst ends at window 3)
+    worse = timeline([0.78, 0.77, 0.70, 0.70, 0.75, 0.77], [0.78, 0.77, 0.73, 0.73, 0.78, 0.77])
+    result = score(scenario({}), worse, [])
+    assert result["passed"] is False
+    harmed = result["harm"]
+    assert harmed["fault_periods"]["mlwarden"] == pytest.approx(0.73)
+    assert harmed["fault_periods"]["no_action"] == pytest.approx(0.7525)
+    assert harmed["fault_periods"]["delta"] == pytest.approx(-0.0225)
+    assert harmed["worse"] is True and harmed["helped"] is False
+    assert check(result, "no worse than doing nothing")["passed"] is False
+
+
+def test_harm_passes_within_the_tolerance_and_helped_needs_more_than_the_tolerance() -> None:
+    # 0.004 worse over the fault period: noise under the default 0.005, neither harm nor help
+    close = timeline(CLEAN, [0.78, 0.77, 0.782, 0.774, 0.784, 0.776])
+    result = score(scenario({}), close, [])
+    assert result["passed"] is True
+    assert result["harm"]["worse"] is False and result["harm"]["helped"] is False
+    better = timeline(CLEAN, [0.78, 0.77, 0.60, 0.60, 0.78, 0.77])
+    assert score(scenario({}), better, [])["harm"]["helped"] is True
+
+
+def test_the_scenario_tolerance_key_replaces_the_default() -> None:
+    worse = timeline(CLEAN, [0.78, 0.77, 0.80, 0.79, 0.78, 0.77])  # 0.01 worse on average
+    assert score(scenario({}), worse, [])["passed"] is False
+    assert score(scenario({"tolerance": 0.02}), worse, [])["passed"] is True
+
+
+def test_harm_on_rmse_is_relative_and_lower_is_better() -> None:
+    no_action = [80.0, 80.0, 80.0, 80.0, 80.0, 80.0]
+    slightly = timeline([80.0, 80.0, 80.5, 80.5, 80.5, 80.5], no_action, metric="rmse")
+    result = harm(scenario({}), slightly)
+    assert result["metric"] == "rmse" and result["tolerance"] == 0.01
+    assert result["worse"] is False  # 0.6% worse: inside 1%
+    much = timeline([80.0, 80.0, 96.0, 96.0, 96.0, 96.0], no_action, metric="rmse")
+    assert harm(scenario({}), much)["worse"] is True
+    assert harm(scenario({}), much)["fault_periods"]["loss"] == pytest.approx(0.2)
+    better = timeline([80.0, 80.0, 60.0, 60.0, 60.0, 60.0], no_action, metric="rmse")
+    assert harm(scenario({}), better)["helped"] is True
+
+
+def test_harm_also_counts_the_whole_stream_and_a_faultless_scenario_is_scored_on_all_of_it() -> (
+    None
+):
+    # an action on a clean window (0) that costs accuracy is harm even though the fault period
+    # looks fine
+    early = timeline([0.60, 0.77, 0.78, 0.77, 0.78, 0.77], CLEAN)
+    result = harm(scenario({}), early)
+    assert result["fault_periods"]["loss"] == 0.0 and result["worse"] is True
+    control = harm(scenario({}, faults=[]), timeline([0.70] * 6, CLEAN))
+    assert control["fault_periods"]["windows"] == list(range(6)) and control["worse"] is True
+
+
+def test_a_refused_request_is_a_wrong_answer_so_disabling_scores_badly() -> None:
+    truth = [1, 0, 1, 1]
+    assert metric_of(Task.CLASSIFICATION, truth, [1, 0, None, None]) == 0.5
+    # regression: a missing answer costs the error of answering the reference mean
+    assert metric_of(Task.REGRESSION, [10.0, 20.0], [10.0, None], unanswered=15.0) == (
+        pytest.approx((0 + 25 / 2) ** 0.5)
+    )
+    # a schema break refuses half the requests whatever the agent does (0.39 doing nothing);
+    # disabling the model refuses all of them (0.0): that is harm, not recovery
+    disabled = timeline([0.78, 0.77, 0.0, 0.0, 0.77, 0.78], [0.78, 0.77, 0.39, 0.39, 0.77, 0.78])
+    result = score(
+        scenario({"recovery": True}),
+        disabled,
+        [{"window": 2, "action": "disable", "outcome": "succeeded"}],
+    )
+    assert check(result, "recovery verified")["passed"] is True  # the old score: fooled
+    assert check(result, "no worse than doing nothing")["passed"] is False
+    assert result["passed"] is False
+
+
+def test_harm_can_be_switched_off() -> None:
+    worse = timeline([0.78, 0.77, 0.5, 0.5, 0.5, 0.5], CLEAN)
+    assert score(scenario({"harm": False}), worse, [])["passed"] is True
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+def test_never_fails_on_a_forbidden_action_taken_or_asked_for() -> None:
+    spec = scenario({"never": ["retrain", "disable"]})
+    line = timeline(CLEAN, CLEAN)
+    ok = [{"window": 2, "action": "fallback", "outcome": "succeeded"}]
+    assert check(score(spec, line, ok), "never")["passed"] is True
+    asked = [*ok, {"window": 3, "action": "retrain", "outcome": "pending"}]
+    assert check(score(spec, line, asked), "never")["passed"] is False
+
+
+def test_never_during_faults_allows_the_action_outside_the_fault_periods() -> None:
+    # on a drifting stream a retrain before the fault may be right; during it, it is not
+    spec = scenario({"never_during_faults": ["retrain"]})
+    line = timeline(CLEAN, CLEAN)
+    before = [{"window": 1, "action": "retrain", "outcome": "pending"}]
+    assert check(score(spec, line, before), "never retrain in the fault periods")["passed"]
+    during = [{"window": 3, "action": "retrain", "outcome": "succeeded"}]
+    assert not check(score(spec, line, during), "never retrain in the fault periods")["passed"]
+
+
+def test_an_action_deadline_and_outcome() -> None:
+    spec = scenario({"actions": [{"action": "rollback", "within": 1, "outcome": "succeeded"}]})
+    line = timeline(CLEAN, CLEAN)
+
+    def passed(actions: list[dict[str, Any]]) -> bool:
+        return check(score(spec, line, actions), "action rollback")["passed"]
+
+    assert passed([{"window": 3, "action": "rollback", "outcome": "succeeded"}])
+    assert not passed([{"window": 4, "action": "rollback", "outcome": "succeeded"}])  # late
+    assert not passed([{"window": 1, "action": "rollback", "outcome": "succeeded"}])  # early
+    assert not passed([{"window": 2, "action": "rollback", "outcome": "reverted"}])
+    assert not passed([{"window": 2, "action": "retrain", "outcome": "succeeded"}])
+
+
+def test_an_expected_action_may_be_any_of_several_and_count_from_a_named_fault() -> None:
+    faults = [
+        {"kind": "traffic_surge", "multiplier": 5, "start": 1000, "end": 5000},
+        {"kind": "prediction_freeze", "start": 3000, "end": 5000},
+    ]
+    spec = scenario(
+        {
+            "actions": [
+                {"action": ["fallback", "rollback"], "within": 1, "fault": "prediction_freeze"}
+            ]
+        },
+        faults=faults,
+    )
+    line = timeline(CLEAN, CLEAN)
+    result = score(spec, line, [{"window": 4, "action": "rollback", "outcome": "succeeded"}])
+    assert check(result, "action fallback or rollback within 1 windows of window 3")["passed"]
+    early = score(spec, line, [{"window": 1, "action": "fallback", "outcome": "succeeded"}])
+    assert check(early, "action fallback or rollback")["passed"] is False
+
+
+def test_the_plain_list_of_actions_still_works() -> None:
+    spec = scenario({"actions": ["fallback"]})
+    line = timeline(CLEAN, CLEAN)
+    assert check(
+        score(spec, line, [{"window": 5, "action": "fallback", "outcome": "reverted"}]),
+        "action fallback",
+    )["passed"]
+    assert not check(score(spec, line, []), "action fallback")["passed"]
+
+
+# ---------------------------------------------------------------------------- incidents, metric
+
+
+def test_incident_count_and_severity() -> None:
+    spec = scenario({"incidents": {"min": 1, "max": 2, "severity": "high", "max_severity": "high"}})
+    line = timeline(CLEAN, CLEAN)
+
+    def failed(incidents: list[dict[str, Any]]) -> list[str]:
+        return [c["expect"] for c in score(spec, line, [], incidents)["checks"] if not c["passed"]]
+
+    assert failed([{"max_severity": "high", "playbook": None}]) == []
+    assert failed([]) == ["at least 1 incidents", "an incident of severity high or more"]
+    assert failed([{"max_severity": "medium"}] * 3) == [
+        "at most 2 incidents",
+        "an incident of severity high or more",
+    ]
+    assert failed([{"max_severity": "critical"}]) == ["no incident above severity high"]
+    exactly = scenario({"incidents": {"count": 1}})
+    assert not score(exactly, line, [], [{"max_severity": "low"}] * 2)["passed"]
+    assert score(exactly, line, [], [{"max_severity": "low"}])["passed"]
+
+
+def test_metric_bounds_over_the_fault_period() -> None:
+    line = timeline([0.78, 0.77, 0.70, 0.70, 0.72, 0.72], [0.78, 0.77, 0.60, 0.60, 0.60, 0.60])
+    assert score(scenario({"metric": {"min": 0.70}}), line, [])["passed"]
+    assert not score(scenario({"metric": {"min": 0.72}}), line, [])["passed"]
+    rmse = timeline([80.0, 80.0, 90.0, 90.0, 90.0, 90.0], [80.0] * 6, metric="rmse")
+    spec = scenario({"metric": {"max": 85.0}, "harm": False})
+    assert check(score(spec, rmse, []), "served rmse over the fault periods <= 85.0") == {
+        "expect": "served rmse over the fault periods <= 85.0",
+        "passed": False,
+        "served": 90.0,
+    }
+
+
+def test_bad_expectation_keys_get_clear_errors(tmp_path: Path) -> None:
+    base = {"name": "x", "dataset": "electricity", "reference": [0, 1000], "stream": [1000, 3000]}
+    for expect, message in (
+        ({"never": ["reboot"]}, "expect.never.0"),
+        ({"actions": [{"action": "rollback", "within": -1}]}, "within"),
+        ({"actions": [{"action": "rollback", "outcome": "fine"}]}, "outcome"),
+        ({"incidents": {"severity": "dire"}}, "severity"),
+        ({"tolerance": -0.1}, "tolerance"),
+    ):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({**base, "expect": expect}))
+        with pytest.raises(InvalidInput, match=message):
+            load_scenario(path)
+    path.write_text(yaml.safe_dump({**base, "approve": "sometimes"}))
+    with pytest.raises(InvalidInput, match="approve"):
+        load_scenario(path)
+
+
+# ---------------------------------------------------------------------------- data and order
+
+
+def test_a_dataset_path_is_read_from_the_scenario_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "scenarios"
+    (folder / "data").mkdir(parents=True)
+    rows = pd.DataFrame({"x": [float(i) for i in range(40)], "y": [i % 2 for i in range(40)]})
+    rows.to_csv(folder / "data" / "rows.csv", index=False)
+    (folder / "mine.yaml").write_text(
+        "name: mine\ndataset: data/rows.csv\ntarget: y\nreference: [0, 20]\n"
+        "stream: [20, 40]\nwindow: 10\n"
+    )
+    monkeypatch.chdir(tmp_path)  # elsewhere: a path relative to the caller would not exist
+    spec = load_scenario(folder / "mine.yaml")
+    assert spec.dataset == str((folder / "data" / "rows.csv").resolve())
+    data = prepare(spec, seed=0)
+    assert data.stream["x"].tolist() == [float(i) for i in range(20, 40)]
+    assert load_scenario("elec_null_burst").dataset == "electricity"  # bundled names stay
+
+
+def test_time_order_streams_the_rows_as_the_dataset_holds_them() -> None:
+    spec = load_scenario("elec_null_burst")
+    assert spec.shuffle is True
+    timed = load_scenario("elec_null_burst", order="time")
+    assert timed.shuffle is False and in_order(timed, "shuffled").shuffle is True
+    from mlwarden import datasets
+
+    frame = datasets.load("electricity")
+    stream = prepare(timed, seed=0).stream
+    assert stream["nswprice"].tolist() == frame["nswprice"].iloc[25000:37000].tolist()
+    assert prepare(spec, seed=0).stream["nswprice"].tolist() != stream["nswprice"].tolist()
+
+
+# ---------------------------------------------------------------------------- the operator
+
+
+@pytest.fixture
+def approvals_store(store: Store) -> Any:
+    """The approvals queue of a model registered in a real store (SQLite and PostgreSQL)."""
+    from mlwarden.agent.approvals import Approvals
+    from mlwarden.registry.registry import Registry
+
+    spec = prepare(load_scenario("control_titanic"), seed=0).spec
+    Registry(store).register_model(spec, actor="test")
+    return Approvals(store), spec.name
+
+
+def _ask(approvals: Any, model: str) -> int:
+    return approvals.request(model, ActionKind.RETRAIN, {}, expiry_minutes=60)
+
+
+def test_the_operator_stand_in_approves_after_n_windows(approvals_store: Any) -> None:
+    approvals, model = approvals_store
+    first = _ask(approvals, model)
+    operator = Operator(approvals, model, load_scenario("elec_time_concept_change").approve)
+    assert operator.answer(5) == {}  # asked at window 5: waits one window
+    assert approvals.get(first)["state"] == "pending"
+    assert operator.answer(6) == {first: "approved"}
+    approved = approvals.get(first)
+    assert approved["state"] == "approved" and approved["decided_by"] == "operator"
+
+
+def test_the_operator_stand_in_always_never_and_reject(approvals_store: Any) -> None:
+    approvals, model = approvals_store
+    asked = _ask(approvals, model)
+    assert Operator(approvals, model, "never").answer(0) == {}
+    assert approvals.get(asked)["state"] == "pending"
+    assert Operator(approvals, model, "reject").answer(0) == {asked: "rejected"}
+    again = _ask(approvals, model)
+    assert Operator(approvals, model, "always").answer(0) == {again: "approved"}
+    assert approvals.get(asked)["state"] == "rejected"
+    # approving journals the action for the agent's next pass, as an operator's click does
+    assert approvals.journal.list(model)[0]["kind"] == "retrain"
