@@ -9,9 +9,14 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+# Ids, version numbers and revisions live in INTEGER columns, 32-bit on PostgreSQL: a larger
+# one names nothing, and is refused before it reaches the database driver (which would fail).
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class Task(StrEnum):
@@ -69,8 +74,9 @@ class FeatureSpec(BaseModel):
     name: str = Field(min_length=1)
     type: FeatureType = FeatureType.NUMERIC
     categories: list[str] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    # a non-finite bound can be neither stored as JSON nor compared with: refused here
+    minimum: float | None = Field(default=None, allow_inf_nan=False)
+    maximum: float | None = Field(default=None, allow_inf_nan=False)
     nullable: bool = True
 
     @model_validator(mode="after")
@@ -110,11 +116,11 @@ class ModelSpec(BaseModel):
 class DeploymentState(BaseModel):
     """The routing of a model: which versions answer, and how. Each change is a new revision."""
 
-    live_version: int | None = None
-    fallback_version: int | None = None
-    canary_version: int | None = None
+    live_version: Id | None = None
+    fallback_version: Id | None = None
+    canary_version: Id | None = None
     canary_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    shadow_version: int | None = None
+    shadow_version: Id | None = None
     disabled: bool = False
     default_response: Any = None
 

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     auth: bool | None = None
     # a token created with the admin role at start, when set
     bootstrap_admin_token: str | None = None
+    # While tokens are required, /metrics and the API description (/openapi.json, /docs,
+    # /redoc) need a viewer token too, unless opened here: metrics name every model and its
+    # health, and the description maps every endpoint. Prometheus sends a token with
+    # `authorization: {credentials: <token>}` in its scrape config.
+    metrics_public: bool = False
+    docs_public: bool = False
 
     max_request_bytes: int = 10 * 1024 * 1024
     max_batch_instances: int = 10_000

@@ -15,12 +15,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlwarden import __version__
 from mlwarden.api.deps import ServerState, TokenCache
+from mlwarden.api.openapi import describe, install_docs
 from mlwarden.capture.validation import printable
 from mlwarden.errors import MlwardenError
 from mlwarden.settings import Settings
@@ -124,6 +126,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = f"invalid request: {first['field'] or 'body'}: {first['message']}"
         return error_response(422, message, {"errors": errors})
 
+    @app.exception_handler(ValidationError)
+    async def _model_error(request: Request, exc: ValidationError) -> JSONResponse:
+        # a body a route validated by hand with a pydantic model: the same 422 as FastAPI's own
+        from mlwarden.api.routes_models import pydantic_error
+
+        error = pydantic_error(exc, "request")
+        return error_response(error.status_code, error.message, error.detail)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
@@ -207,7 +217,13 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         version=__version__,
         description="Serve, watch and heal machine-learning models in production.",
         lifespan=lifespan,
+        # served by install_docs instead: closed like the API unless settings open them
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.openapi = lambda: describe(app, settings.requires_auth())  # type: ignore[method-assign]
+    install_docs(app)
     _install_error_handlers(app)
     # predict first: routes are matched in order, and it is the one on the hot path
     for module in (

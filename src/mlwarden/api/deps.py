@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.capture.validation import parse_json
-from mlwarden.domain import Role
+from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnavailable
 from mlwarden.store.writer import is_unreachable
 
@@ -35,15 +35,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Principal",
+    "RowId",
     "ServerState",
     "Unauthorized",
     "authorize",
     "json_body",
     "require",
     "server",
+    "viewer_unless_public",
 ]
 
 LOCAL_ACTOR = "local"
+
+# A row id or version number in a path (see domain.MAX_ID); the bound is in the OpenAPI document
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 class Unauthorized(MlwardenError):
@@ -225,6 +230,12 @@ async def authorize(request: Request, state: ServerState, role: Role) -> Princip
             role=principal.role.value,
         )
     return principal
+
+
+async def viewer_unless_public(request: Request, state: ServerState, public: bool) -> None:
+    """Let anyone read an endpoint the settings opened; otherwise only a viewer or above."""
+    if not public:
+        await authorize(request, state, Role.VIEWER)
 
 
 def require(role: Role) -> Callable[..., Any]:

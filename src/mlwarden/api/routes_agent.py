@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
-from mlwarden.domain import Role
+from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc
+from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["agent"])
@@ -74,7 +75,7 @@ async def list_incidents(
 
 @router.get("/v1/incidents/{incident_id}")
 async def get_incident(
-    incident_id: int,
+    incident_id: RowId,
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
@@ -102,7 +103,7 @@ async def list_actions(
 
 @router.post("/v1/actions/{action_id}/undo")
 async def undo(
-    action_id: int,
+    action_id: RowId,
     force: bool = False,
     state: ServerState = Depends(server),
     principal: Principal = Depends(require(Role.OPERATOR)),
@@ -151,7 +152,25 @@ async def _answer(
     )
 
 
-@router.post("/v1/approvals")
+_ANSWER = {
+    "decision": {"type": "string", "enum": ["approve", "reject"]},
+    "reason": {"type": "string", "minLength": 1, "description": "Why (audited)."},
+}
+
+
+@router.post(
+    "/v1/approvals",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object",
+                "required": ["id", "decision", "reason"],
+                "properties": {"id": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                               **_ANSWER},
+            }
+        }
+    ),
+)
 async def answer_approval(
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
@@ -160,14 +179,25 @@ async def answer_approval(
     """Approve or reject: ``{"id": 3, "decision": "approve"|"reject", "reason": "..."}``."""
     data = as_object(body, "approval answer")
     approval_id = data.get("id")
-    if not isinstance(approval_id, int) or isinstance(approval_id, bool):
+    if not isinstance(approval_id, int) or isinstance(approval_id, bool) or not (
+        0 <= approval_id <= MAX_ID
+    ):
         raise InvalidInput("'id' must be the integer id of an approval")
     return await _answer(state, principal, approval_id, data)
 
 
-@router.post("/v1/approvals/{approval_id}")
+@router.post(
+    "/v1/approvals/{approval_id}",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object", "required": ["decision", "reason"], "properties": _ANSWER,
+            }
+        }
+    ),
+)
 async def answer_approval_by_id(
-    approval_id: int,
+    approval_id: RowId,
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
     principal: Principal = Depends(require(Role.OPERATOR)),

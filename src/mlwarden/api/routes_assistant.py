@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, require, server
+from mlwarden.api.openapi import errors_doc
 from mlwarden.assistant.executor import Assistant, Conversation, Reply
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden
@@ -54,6 +55,22 @@ def assistant_for(state: ServerState) -> Assistant:
         return existing
 
 
+# a command that fails answers with its reply (what was understood, and why it failed)
+_REPLY_ERRORS = errors_doc(
+    {
+        "type": "object",
+        "required": ["status", "message", "understood", "result"],
+        "properties": {
+            "status": {"type": "string"},
+            "message": {"type": "string"},
+            "understood": {"type": "object"},
+            "result": {"type": "object"},
+        },
+    },
+    "Refused, or the command failed: the reply says what was understood and why.",
+)
+
+
 def conversation_of(assistant: Assistant, principal: Principal) -> Conversation:
     """The conversation of the calling token (the token's name is unique while it is valid)."""
     return assistant.conversations.get(f"api:{principal.name}", principal.name)
@@ -76,7 +93,11 @@ def _answer(reply: Reply) -> JSONResponse:
     return JSONResponse(with_download_url(reply, "/v1/assistant"), status_code=reply.http_status)
 
 
-@router.post("/v1/assistant", summary="Run a plain-language command (or dry-run it)")
+@router.post(
+    "/v1/assistant",
+    summary="Run a plain-language command (or dry-run it)",
+    responses=_REPLY_ERRORS,
+)
 async def ask(
     body: AssistantRequest,
     principal: Principal = Depends(require(Role.VIEWER)),
@@ -97,7 +118,11 @@ async def ask(
     return _answer(reply)
 
 
-@router.post("/v1/assistant/datasets", summary="Upload a data file as a new dataset version")
+@router.post(
+    "/v1/assistant/datasets",
+    summary="Upload a data file as a new dataset version",
+    responses=_REPLY_ERRORS,
+)
 async def upload(
     file: UploadFile = File(...),
     name: str | None = Form(None),

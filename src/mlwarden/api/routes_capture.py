@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc, model_ref
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.ingest import detect_format, ingest_records
 from mlwarden.capture.validation import parse_json
-from mlwarden.domain import Role
+from mlwarden.domain import Id, Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["capture"])
@@ -35,6 +36,13 @@ router = APIRouter(tags=["capture"])
         "row, field, expected, received) unless `partial=true`. A `label` column becomes "
         "feedback. The upload is stored whole or not at all; a row without `id` gets one "
         "derived from its content, so a retried upload stores each row once."
+    ),
+    openapi_extra=body_doc(
+        {
+            "application/x-ndjson": {"type": "string"},
+            "text/csv": {"type": "string"},
+            "application/vnd.apache.parquet": {"type": "string", "format": "binary"},
+        }
     ),
 )
 async def ingest(
@@ -85,6 +93,16 @@ def _labels(body: Any) -> list[tuple[str, Any]]:
     return out
 
 
+class Label(BaseModel):
+    """One label, for the OpenAPI document (``_labels`` reads feedback by hand)."""
+
+    id: str | int = Field(description="The record id the prediction answered with.")
+    label: str | int | float | bool
+
+
+_LABELS = {"type": "array", "minItems": 1, "items": model_ref(Label)}
+
+
 def _store_feedback(
     state: ServerState, name: str, raw: bytes, lines: bool
 ) -> tuple[int, list[str]]:
@@ -108,7 +126,22 @@ def _store_feedback(
     return accepted, unknown
 
 
-@router.post("/v1/models/{name}/feedback", summary="Ground-truth labels for record ids")
+@router.post(
+    "/v1/models/{name}/feedback",
+    summary="Ground-truth labels for record ids",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "anyOf": [
+                    model_ref(Label),
+                    _LABELS,
+                    {"type": "object", "required": ["labels"], "properties": {"labels": _LABELS}},
+                ]
+            },
+            "application/x-ndjson": {"type": "string", "description": "One label per line."},
+        }
+    ),
+)
 async def feedback(
     name: str,
     request: Request,
@@ -124,12 +157,16 @@ async def feedback(
 
 
 class ProbeRequest(BaseModel):
-    version: int | None = None
+    version: Id | None = None
     rate_per_s: float = Field(default=1.0, gt=0, le=1000)
     max_requests: int | None = Field(default=None, gt=0)
 
 
-@router.post("/v1/models/{name}/probe", summary="Start probing a remote version")
+@router.post(
+    "/v1/models/{name}/probe",
+    summary="Start probing a remote version",
+    openapi_extra=json_body_doc(ProbeRequest, required=False),
+)
 async def start_probe(
     name: str,
     request: Request,

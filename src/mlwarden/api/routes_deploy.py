@@ -8,20 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc
 from mlwarden.api.routes_models import pydantic_error
-from mlwarden.domain import Deployment, DeploymentState, Role
+from mlwarden.domain import Deployment, DeploymentState, Id, Role
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.registry import Registry
 
 router = APIRouter(tags=["deployment"])
 
 _STATE_FIELDS = set(DeploymentState.model_fields)
+
+
+class DeploymentChange(DeploymentState):
+    """The body of PUT and PATCH (the OpenAPI description of what ``_state`` checks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""
 
 
 def _reason(body: dict[str, Any]) -> str:
@@ -63,7 +72,7 @@ async def current(
 @router.get("/v1/models/{name}/deployment/history", summary="Every revision, newest first")
 async def history(
     name: str,
-    limit: int | None = None,
+    limit: int | None = Query(default=None, ge=1, le=10_000),
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
@@ -71,7 +80,11 @@ async def history(
     return JSONResponse([d.model_dump(mode="json") for d in found])
 
 
-@router.put("/v1/models/{name}/deployment", summary="Replace the deployment (new revision)")
+@router.put(
+    "/v1/models/{name}/deployment",
+    summary="Replace the deployment (new revision)",
+    openapi_extra=json_body_doc(DeploymentChange),
+)
 async def replace(
     name: str,
     request: Request,
@@ -85,7 +98,11 @@ async def replace(
     return JSONResponse(after.model_dump(mode="json"))
 
 
-@router.patch("/v1/models/{name}/deployment", summary="Change some fields (new revision)")
+@router.patch(
+    "/v1/models/{name}/deployment",
+    summary="Change some fields (new revision)",
+    openapi_extra=json_body_doc(DeploymentChange),
+)
 async def patch(
     name: str,
     request: Request,
@@ -111,11 +128,15 @@ async def patch(
 
 
 class UndoRequest(BaseModel):
-    revision: int
+    revision: Id
     reason: str = ""
 
 
-@router.post("/v1/models/{name}/deployment/undo", summary="Restore an earlier revision")
+@router.post(
+    "/v1/models/{name}/deployment/undo",
+    summary="Restore an earlier revision",
+    openapi_extra=json_body_doc(UndoRequest),
+)
 async def undo(
     name: str,
     request: Request,
@@ -141,6 +162,10 @@ async def undo(
 @router.post(
     "/v1/models/{name}/deployment/rollback",
     summary="Make the last known-good live version live again",
+    openapi_extra=body_doc(
+        {"application/json": {"type": "object", "properties": {"reason": {"type": "string"}}}},
+        required=False,
+    ),
 )
 async def rollback(
     name: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -9,8 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
-from mlwarden.capture.validation import parse_json
+from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
+from mlwarden.api.openapi import body_doc, json_body_doc
+from mlwarden.capture.validation import parse_json, printable
 from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
 from mlwarden.registry.registry import Registry
@@ -24,7 +26,7 @@ def pydantic_error(exc: ValidationError, what: str) -> InvalidInput:
         {
             "field": ".".join(str(p) for p in err["loc"]),
             "message": err["msg"],
-            "received": err["input"] if isinstance(err.get("input"), str | int | float) else None,
+            "received": printable(err.get("input")),
         }
         for err in exc.errors()
     ]
@@ -42,7 +44,12 @@ def _deployment_json(deployment: Any) -> dict[str, Any] | None:
     return None if deployment is None else deployment.model_dump(mode="json")
 
 
-@router.post("/v1/models", status_code=201, summary="Register a model (admin)")
+@router.post(
+    "/v1/models",
+    status_code=201,
+    summary="Register a model (admin)",
+    openapi_extra=json_body_doc(ModelSpec),
+)
 async def register_model(
     request: Request,
     principal: Principal = Depends(require(Role.ADMIN)),
@@ -139,7 +146,11 @@ def _check_extras(
         try:
             timeout = float(timeout_ms)
         except (TypeError, ValueError):
-            raise InvalidInput(f"'timeout_ms' must be a number, received {timeout_ms!r}") from None
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise InvalidInput(
+                f"'timeout_ms' must be a positive number, received {printable(timeout_ms)!r}"
+            )
     return metrics or {}, reference, timeout
 
 
@@ -154,6 +165,31 @@ def check_artifact(artifact: bytes, spec: ModelSpec) -> None:
     LocalPredictor(estimator, spec)  # the columns it was trained on must be in the schema
 
 
+_EXTRAS: dict[str, Any] = {
+    "metrics": {"type": "string", "description": "JSON object: metric name to value"},
+    "reference": {"type": "string", "description": "JSON list of training rows (objects)"},
+    "timeout_ms": {"type": "number", "exclusiveMinimum": 0},
+    "description": {"type": "string"},
+}
+VERSION_UPLOAD_DOC = {
+    **body_doc(
+        {
+            "multipart/form-data": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}, **_EXTRAS},
+            },
+            "application/octet-stream": {"type": "string", "format": "binary"},
+        }
+    ),
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": schema,
+         "description": "With a raw body (application/octet-stream) only."}
+        for name, schema in _EXTRAS.items()
+    ],
+}
+
+
 @router.post(
     "/v1/models/{name}/versions",
     status_code=201,
@@ -164,6 +200,7 @@ def check_artifact(artifact: bytes, spec: ModelSpec) -> None:
         "skops bytes as the body (`application/octet-stream`) with the same optional fields "
         "as query parameters."
     ),
+    openapi_extra=VERSION_UPLOAD_DOC,
 )
 async def upload_version(
     name: str,
@@ -223,6 +260,7 @@ class RemoteVersion(BaseModel):
     "/v1/models/{name}/versions/remote",
     status_code=201,
     summary="Add a version served elsewhere (generic JSON or KServe v2 endpoint)",
+    openapi_extra=json_body_doc(RemoteVersion),
 )
 async def add_remote_version(
     name: str,
@@ -267,7 +305,7 @@ async def list_versions(
 @router.get("/v1/models/{name}/versions/{number}", summary="One version of a model")
 async def get_version(
     name: str,
-    number: int,
+    number: RowId,
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:

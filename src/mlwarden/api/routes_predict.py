@@ -11,15 +11,30 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
 from mlwarden.api.deps import ServerState, authorize, json_body
+from mlwarden.api.openapi import json_body_doc
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["predict"])
 
 _EXAMPLE = {"instances": {"feature": 1.0}, "key": "optional-sticky-key"}
+
+
+class PredictRequest(BaseModel):
+    """The body, for the OpenAPI document: ``parse_predict_body`` reads it by hand."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": _EXAMPLE})
+
+    instances: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="One instance (feature name to value) or a list of them."
+    )
+    key: str | int | None = Field(
+        default=None, description="Keeps a caller on the same side of a canary split."
+    )
 
 
 def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
@@ -62,6 +77,13 @@ def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
         "record id (for feedback), the version that answered and `served_by`. "
         "`?environment=staging` predicts with the model's staging deployment instead."
     ),
+    openapi_extra={
+        **json_body_doc(PredictRequest),
+        "parameters": [
+            {"name": "environment", "in": "query", "required": False,
+             "schema": {"type": "string", "maxLength": 32, "default": "production"}}
+        ],
+    },
 )
 async def predict(name: str, request: Request) -> JSONResponse:
     # auth is checked here rather than through Depends: dependency solving is a measurable

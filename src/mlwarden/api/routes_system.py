@@ -6,13 +6,22 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden import __version__
-from mlwarden.api.deps import Principal, ServerState, as_object, json_body, require, server
+from mlwarden.api.deps import (
+    Principal,
+    ServerState,
+    as_object,
+    json_body,
+    require,
+    server,
+    viewer_unless_public,
+)
+from mlwarden.api.openapi import json_body_doc
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
@@ -71,9 +80,16 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/metrics", tags=["system"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["system"],
+    response_class=PlainTextResponse,  # the Prometheus text format, for the OpenAPI document
+    summary="Prometheus metrics",
+    description="Needs a viewer token while tokens are required, unless `metrics_public` is set.",
+)
 async def metrics(request: Request) -> Response:
     state: ServerState = request.app.state.mlwarden
+    await viewer_unless_public(request, state, state.settings.metrics_public)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -82,7 +98,13 @@ class TokenRequest(BaseModel):
     role: Role = Role.VIEWER
 
 
-@router.post("/v1/tokens", tags=["access"], status_code=201, summary="Create an API token")
+@router.post(
+    "/v1/tokens",
+    tags=["access"],
+    status_code=201,
+    summary="Create an API token",
+    openapi_extra=json_body_doc(TokenRequest),
+)
 async def create_token(
     request: Request,
     principal: Principal = Depends(require(Role.ADMIN)),

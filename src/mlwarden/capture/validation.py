@@ -105,7 +105,10 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -309,17 +312,81 @@ def check_batch(validator: SchemaValidator, instances: Sequence[Any]) -> None:
     raise InvalidInput(message, **errors_detail(errors))
 
 
+# Integers are stored in 64-bit columns and compared with floats: larger ones are refused
+# where they enter rather than overflowing deep inside (a 500 after a partial write).
+INT64_MAX = 2**63 - 1
+
+
+class _Unrepresentable(ValueError):
+    """Valid JSON syntax holding a number no column, response or detector can hold."""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (send null for a missing value)")
 
 
+def _finite_float(text: str) -> float:
+    # Python's json turns 1e999 into infinity, which no column, response or detector can hold
+    number = float(text)
+    if math.isinf(number):
+        raise _Unrepresentable(f"the number {text[:40]} is too large (not a finite float)")
+    return number
+
+
+def _int64(text: str) -> int:
+    number = int(text)
+    # 19 digits hold every 64-bit value: only longer literals need the exact comparison
+    if len(text) > 18 and not -INT64_MAX - 1 <= number <= INT64_MAX:
+        raise _Unrepresentable(
+            f"the integer {text[:40]}{'…' if len(text) > 40 else ''} is outside the 64-bit range "
+            f"[-2^63, 2^63-1]; send a smaller number (or a string for an identifier)"
+        )
+    return number
+
+
+# Deeper documents parse, but pydantic and the JSON encoder refuse to write them back (a stored
+# deployment nested 400 levels made every later read of it fail), so they are refused on entry.
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = f"the JSON document is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _brackets(body: bytes | str) -> int:
+    # fewer opening brackets than the limit cannot nest deeper than it: most bodies skip the walk
+    if isinstance(body, bytes):
+        return body.count(b"[") + body.count(b"{")
+    return body.count("[") + body.count("{")
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """True when containers nest more than ``limit`` levels (walked level by level, no
+    recursion)."""
+    level = [document]
+    for _ in range(limit):
+        below: list[Any] = []
+        for item in level:
+            values = item.values() if isinstance(item, dict) else item
+            below.extend(v for v in values if isinstance(v, dict | list))
+        if not below:
+            return False
+        level = below
+    return True
+
+
 def parse_json(body: bytes | str) -> Any:
-    """Parse a JSON document, rejecting the NaN/Infinity literals Python's json accepts.
+    """Parse a JSON document, rejecting what Python's json accepts but nothing downstream can
+    hold: the NaN/Infinity literals, numbers too large for a float (``1e999``), integers outside
+    64 bits, and containers nested more than ``MAX_JSON_DEPTH`` levels.
 
     Raises :class:`InvalidInput` with the position of the problem.
     """
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(
+            body, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int64
+        )
+    except RecursionError:
+        raise InvalidInput(_TOO_DEEP) from None
+    except _Unrepresentable as exc:
+        raise InvalidInput(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"malformed JSON: the body is not UTF-8 ({exc.reason})") from None
     except json.JSONDecodeError as exc:
@@ -330,3 +397,6 @@ def parse_json(body: bytes | str) -> Any:
         ) from None
     except ValueError as exc:
         raise InvalidInput(f"malformed JSON: {exc}") from None
+    if _brackets(body) > MAX_JSON_DEPTH and _deeper_than(document, MAX_JSON_DEPTH):
+        raise InvalidInput(_TOO_DEEP)
+    return document

@@ -169,3 +169,14 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+# Signed-in dashboard sessions: the signed cookie names one row, and signing out deletes it,
+# so a copied cookie stops working at logout rather than when it expires.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("sid_hash", String(64), primary_key=True),  # SHA-256 of the cookie's session id
+    Column("token_name", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -43,6 +43,7 @@ from mlwarden.ui.session import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
     Session,
+    SessionTable,
     Signer,
     load_secret,
 )
@@ -139,8 +140,11 @@ def _session_of(request: Request, state: ServerState) -> Session | None:
             found = Session.new(LOCAL_ACTOR, Role.ADMIN)
             request.state.ui_new_session = found
         return found
-    if found is None or not queries.token_is_active(
-        state.store.engine, found.name, found.role.value
+    engine = state.store.engine
+    if (
+        found is None
+        or not queries.token_is_active(engine, found.name, found.role.value)
+        or not SessionTable(engine).is_active(found)
     ):
         return None
     return found
@@ -309,6 +313,7 @@ def login(
     if found is None:
         return _login_form(request, state, next, "That token is unknown or revoked.", 401)
     session = Session.new(found[0], found[1])
+    SessionTable(state.store.engine).start(session)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -323,9 +328,16 @@ def login(
 
 @router.post("/logout")
 def logout(
-    request: Request, csrf: str = Form(""), session: Session = Depends(page_session)
+    request: Request,
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
 ) -> Response:
     _check_csrf(request, session, csrf)
+    if state.auth_required:
+        # deleting the cookie only asks the browser: ending the session refuses every copy
+        SessionTable(state.store.engine).end(session)
+        state.store.audit(session.name, "ui.sign_out", "", {"role": session.role.value})
     response = RedirectResponse(PREFIX + "/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response

@@ -2,10 +2,14 @@
 per-session CSRF token every form and every state-changing request must echo.
 
 The cookie is ``base64url(json payload) . hex(HMAC-SHA256(secret, payload))``; the payload holds
-the token's name (the actor in the audit log), its role, the CSRF token and the issue time, never
-the API token itself. The secret is 32 random bytes kept in ``<data_dir>/ui-session.key`` (mode
-0600), created on first use, so sessions survive a restart and every replica sharing the data
-directory accepts them.
+the token's name (the actor in the audit log), its role, the CSRF token, a random session id and
+the issue time, never the API token itself. The secret is 32 random bytes kept in
+``<data_dir>/ui-session.key`` (mode 0600), created on first use, so sessions survive a restart
+and every replica sharing the data directory accepts them.
+
+A signature alone cannot be withdrawn, so each signed-in session is also a row of
+``ui_sessions`` (:class:`SessionTable`, keyed by the SHA-256 of the session id): signing out
+deletes the row, and a cookie whose row is gone is refused even though its signature is good.
 
 >>> signer = Signer(b"k" * 32)
 >>> value = signer.sign({"n": "alice"})
@@ -25,12 +29,24 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mlwarden.domain import Role
+from sqlalchemy import Engine, delete, insert, select
 
-__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Session", "Signer", "load_secret"]
+from mlwarden.domain import Role
+from mlwarden.store import tables as t
+from mlwarden.store.repository import as_utc, utcnow
+
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "Session",
+    "SessionTable",
+    "Signer",
+    "load_secret",
+]
 
 SESSION_COOKIE = "mlw_session"
 LOGIN_COOKIE = "mlw_login"
@@ -91,11 +107,12 @@ class Signer:
 
 @dataclass(frozen=True)
 class Session:
-    """Who the browser is signed in as, and the CSRF token of this session."""
+    """Who the browser is signed in as, the CSRF token and the id of this session."""
 
     name: str
     role: Role
     csrf: str
+    sid: str
 
     @property
     def can_operate(self) -> bool:
@@ -103,19 +120,64 @@ class Session:
 
     @classmethod
     def new(cls, name: str, role: Role) -> Session:
-        return cls(name, role, secrets.token_urlsafe(24))
+        return cls(name, role, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
 
     def payload(self) -> dict[str, Any]:
-        return {"n": self.name, "r": self.role.value, "c": self.csrf}
+        return {"n": self.name, "r": self.role.value, "c": self.csrf, "s": self.sid}
 
     @classmethod
     def from_payload(cls, data: dict[str, Any] | None) -> Session | None:
         if not data:
             return None
         try:
-            return cls(str(data["n"]), Role(data["r"]), str(data["c"]))
+            return cls(str(data["n"]), Role(data["r"]), str(data["c"]), str(data["s"]))
         except (KeyError, ValueError):
             return None
 
     def csrf_ok(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(str(sent), self.csrf)
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class SessionTable:
+    """The server's record of signed-in sessions: started at sign-in, ended at sign-out."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def start(self, session: Session, max_age_s: float = SESSION_MAX_AGE_S) -> None:
+        """Remember ``session`` for ``max_age_s``; sessions already expired are forgotten."""
+        now = utcnow()
+        table = t.ui_sessions
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.expires_at < now))
+            conn.execute(
+                insert(table).values(
+                    sid_hash=_sid_hash(session.sid),
+                    token_name=session.name,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=max_age_s),
+                )
+            )
+
+    def is_active(self, session: Session) -> bool:
+        """True while ``session`` was started here, not ended, and has not expired."""
+        table = t.ui_sessions
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.token_name, table.c.expires_at).where(
+                    table.c.sid_hash == _sid_hash(session.sid)
+                )
+            ).first()
+        return (
+            row is not None and row.token_name == session.name and as_utc(row.expires_at) > utcnow()
+        )
+
+    def end(self, session: Session) -> None:
+        """Forget ``session``: its cookie is refused from now on, wherever it was copied to."""
+        table = t.ui_sessions
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.sid_hash == _sid_hash(session.sid)))
