@@ -132,6 +132,24 @@ def test_jsonl_tells_missing_from_null_and_reports_malformed_lines() -> None:
     assert {(e.row, e.field) for e in errors} >= {(2, "age"), (3, ""), (4, "")}
 
 
+def test_jsonl_rows_with_unrepresentable_values_are_refused_by_row() -> None:
+    good = b'{"id": "ok", "age": 3, "plan": "x", "seats": 1, "label": 1}'
+    bad = [
+        b'{"id": "inf", "age": 3, "plan": "x", "seats": 1, "label": 1e999}',
+        b'{"id": "big", "age": 3, "plan": "x", "seats": 1, "prediction": 1e999}',
+        b'{"id": "long", "age": 3, "plan": "x", "seats": 1, "label": ' + b"9" * 30 + b"}",
+        b'{"id": "deep", "age": 3, "plan": "x", "seats": 1, "prediction": '
+        + b"[" * 100
+        + b"1"
+        + b"]" * 100
+        + b"}",
+    ]
+    rows, errors = parse_records(SPEC, b"\n".join([good, *bad]), "jsonl")
+    assert [r["id"] for r in rows] == ["ok"]
+    assert sorted(e.row for e in errors) == [1, 2, 3, 4]
+    assert all(e.message.startswith(f"row {e.row}: ") for e in errors)
+
+
 def test_ids_are_generated_and_formats_detected() -> None:
     rows, errors = parse_records(SPEC, body(GOOD.drop("id"), "parquet"), "parquet")
     assert not errors and len({r["id"] for r in rows}) == 3

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from mlwarden.capture.validation import FieldError, SchemaValidator, errors_detail
+from mlwarden.capture.validation import FieldError, SchemaValidator, errors_detail, parse_json
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec
 from mlwarden.errors import InvalidInput
 from mlwarden.store.batch import COLUMNS as BATCH_COLUMNS
@@ -189,10 +189,6 @@ def _error(row: int, name: str, expected: str, received: Any, message: str) -> F
 # ----------------------------------------------------------------------------- JSON lines
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (send null for a missing value)")
-
-
 def _parse_jsonl(
     spec: ModelSpec, data: bytes, now: datetime
 ) -> tuple[list[dict], list[FieldError]]:
@@ -208,15 +204,17 @@ def _parse_jsonl(
             continue
         index += 1
         try:
-            item = json.loads(line, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+            # the API's one JSON reader: no NaN/Infinity, 1e999, integers past 64 bits or
+            # documents nested past its limit, which a row could otherwise store
+            item = parse_json(line)
+        except InvalidInput as exc:
             errors.append(
                 _error(
                     index,
                     "",
                     "a JSON object",
                     line[:200].decode("utf-8", "replace"),
-                    f"row {index}: malformed JSON ({exc})",
+                    f"row {index}: {exc.message}",
                 )
             )
             continue
