@@ -138,20 +138,9 @@ def test_a_changed_diagnosis_is_kept_in_the_incident_history(store: Store, deplo
     )
 
 
-def test_a_report_holds_only_its_own_scope_and_regression_errors_are_absolute(
-    store: Store, deployed: dict
-) -> None:
-    from mlwarden.agent.reports import _records_frame, incident_findings
+def test_regression_segments_count_the_absolute_error() -> None:
+    from mlwarden.agent.reports import _records_frame
 
-    script = Script()
-    agent = agent_for(store, script)
-    nulls = finding("data_quality", 8, ["nswprice"], traffic_share=0.6)
-    for _ in range(3):
-        script.add(MODEL, [drift(), nulls], accuracy=0.8)
-        agent.run_once()
-    quality = by_scope(store)["quality"]
-    kinds = {f["kind"] for f in incident_findings(store, quality, store.model_id(MODEL))}
-    assert kinds == {"data_quality"}
     rows = [{"features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
     assert _records_frame(rows, regression=True)["error"].tolist() == [2.5]
     assert _records_frame(rows)["error"].tolist() == [1.0]

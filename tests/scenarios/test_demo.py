@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.api.server import free_port
 from mlwarden.scenarios.demo import Demo
 from mlwarden.scenarios.spec import load_scenario
@@ -17,16 +17,27 @@ from mlwarden.store.repository import Store
 
 
 @pytest.mark.slow
-def test_the_demo_detects_the_null_burst_and_falls_back(tmp_path: Path) -> None:
+def _quality_decision(store: Store) -> dict | None:
+    """The agent's first decision on the null burst's incident (None before it decides)."""
+    repo = AgentRepo(store)
+    for incident in repo.list_incidents(model="demo"):
+        if incident["scope"] == "quality":
+            decisions = repo.get_incident(incident["id"])["decisions"]
+            if decisions:
+                return decisions[0]
+    return None
+
+
+def test_the_demo_detects_the_null_burst_and_decides_on_evidence(tmp_path: Path) -> None:
     port = free_port()
     lines: list[str] = []
     demo = Demo(load_scenario("demo"), tmp_path / "demo", port=port, speed=3.0, say=lines.append)
     runner = threading.Thread(target=demo.run, kwargs={"duration_s": 400}, daemon=True)
     runner.start()
     deadline = time.monotonic() + 400
-    fallback = None
+    decision = None
     try:
-        while time.monotonic() < deadline and fallback is None and runner.is_alive():
+        while time.monotonic() < deadline and decision is None and runner.is_alive():
             time.sleep(2)
             db = tmp_path / "demo" / "mlwarden.db"
             if not db.exists():
@@ -34,8 +45,7 @@ def test_the_demo_detects_the_null_burst_and_falls_back(tmp_path: Path) -> None:
             with Store(f"sqlite:///{db}", migrate=False) as store:
                 if "demo" not in store.model_names():
                     continue
-                actions = Journal(store).list("demo")
-                fallback = next((a for a in actions if a["kind"] == "fallback"), None)
+                decision = _quality_decision(store)
         # the dashboard and the API are up while the demo runs
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert health["status"] == "ok"
@@ -45,7 +55,12 @@ def test_the_demo_detects_the_null_burst_and_falls_back(tmp_path: Path) -> None:
         demo.stop()
         runner.join(60)
     assert any(f"http://127.0.0.1:{port}/ui/" in line for line in lines)
-    assert fallback is not None, "the agent never fell back during the null burst"
+    assert decision is not None, "the agent never decided about the null burst"
+    # a fallback, or a kept champion whose weighing showed the fallback serving worse
+    assert decision["action"] in ("fallback", "alert"), decision
+    if decision["action"] == "alert" and "evidence" in decision["params"]:
+        scores = {s["option"]: s["value"] for s in decision["params"]["evidence"]["scores"]}
+        assert scores["fallback"] <= scores["keep"] + 0.005, scores
     assert demo.status.sent > 2_500  # past the start of the null burst
     with Store(f"sqlite:///{tmp_path / 'demo' / 'mlwarden.db'}", migrate=False) as store:
         kinds = {e["kind"] for e in store.events("demo", limit=500)}

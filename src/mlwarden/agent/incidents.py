@@ -156,20 +156,23 @@ class Scope(StrEnum):
     and verified on its own symptom, whatever the inputs do meanwhile.
 
     * ``quality``: data-quality checks (nulls, ranges, types, unseen categories, schema);
-    * ``service``: latency, errors, late data;
+    * ``service``: latency, errors, late data, and predictions collapsed onto a constant (a
+      stuck model server);
     * ``performance``: the model's answers got worse: a measured or estimated performance drop
-      (also one the monitor attributes to moving inputs), or predictions collapsed onto a
-      constant;
+      (also one the monitor attributes to moving inputs);
     * ``drift``: inputs or outputs moved (data drift, prediction drift, anomalies) without a
       performance finding of their own.
 
     >>> from mlwarden.domain import Finding
-    >>> scope_of(Finding(kind="latency", detector="system", score=2.0, threshold=1.0))
-    <Scope.SERVICE: 'service'>
-    >>> moved = Finding(kind="data_drift", detector="psi", score=.3, threshold=.2,
-    ...                 evidence={"impact": {"metric": "accuracy", "drop": .1}})
-    >>> scope_of(moved)
+    >>> def seen(kind, **evidence):
+    ...     return Finding(kind=kind, detector="d", statistic="s", score=2.0, threshold=1.0,
+    ...                    message="m", evidence=evidence)
+    >>> scope_of(seen("latency")), scope_of(seen("data_drift"))
+    (<Scope.SERVICE: 'service'>, <Scope.DRIFT: 'drift'>)
+    >>> scope_of(seen("data_drift", impact={"metric": "accuracy", "drop": 0.1}))
     <Scope.PERFORMANCE: 'performance'>
+    >>> scope_of(seen("prediction_drift", collapse=True))  # a stuck model server
+    <Scope.SERVICE: 'service'>
     """
 
     QUALITY = "quality"
@@ -195,7 +198,11 @@ SCOPE_ORDER = (Scope.QUALITY, Scope.SERVICE, Scope.PERFORMANCE, Scope.DRIFT)
 
 def scope_of(finding: Finding) -> Scope:
     """The scope a finding belongs to (see :class:`Scope`)."""
-    if finding.evidence.get("impact") is not None or is_collapse(finding):
+    if is_collapse(finding):
+        # a model that answers one constant is a stuck server, not a world that moved: it is
+        # remedied at once, even while a retrain for a slow decline waits for approval
+        return Scope.SERVICE
+    if finding.evidence.get("impact") is not None:
         return Scope.PERFORMANCE
     return _SCOPE_OF_KIND[FindingKind(finding.kind)]
 

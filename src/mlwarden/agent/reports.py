@@ -16,7 +16,6 @@ import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.incidents import scope_of
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
 from mlwarden.domain import Finding, Task
@@ -51,13 +50,9 @@ def incident_findings(
         .limit(500)
     )
     with store.engine.connect() as conn:
-        rows = [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
-    scope = incident.get("scope")
-    if scope is None:
-        return rows
-    # an incident is about one cause: the findings of other scopes (say, the seasonal drift
-    # beside a pipeline failure) belong to their own incidents and reports
-    return [r for r in rows if scope_of(_as_finding(r)).value == scope]
+        # every scope's findings of the incident's windows: a playbook reads its cause from
+        # their combination (a unit change is a range break *and* a drift of the same feature)
+        return [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
 
 
 def _as_finding(row: dict[str, Any]) -> Finding:
