@@ -1,4 +1,5 @@
-"""The runnable examples in the docstrings of the statistical core stay true."""
+"""The runnable examples in the docstrings of the statistical core and of the agent's judgment
+stay true."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ MODULES = [
     "mlwarden.monitor.performance",
     "mlwarden.monitor.estimate",
     "mlwarden.monitor.engine",
+    "mlwarden.agent.incidents",
+    "mlwarden.agent.evidence",
+    "mlwarden.agent.verify",
 ]
 
 
