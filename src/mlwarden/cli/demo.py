@@ -28,8 +28,10 @@ def demo(
     """Train the example model, serve it with the dashboard, stream live traffic and faults.
 
     Open the printed URL: within the first minute the dashboard shows the data-quality break
-    detected, an incident diagnosed, the fallback taken and the return to the champion
-    verified; the later concept change leads to decisions the demo's policy sends for approval.
+    detected and an incident diagnosed; the agent scores the fallback and the champion on the
+    incident's own records and falls back only where the fallback answers them better (then
+    returns to the champion once the data is clean). The later concept change leads to
+    decisions the demo's policy sends for approval.
     Ctrl-C stops it cleanly.
     """
     from mlwarden.errors import MlwardenError
