@@ -53,7 +53,7 @@ from mlwarden.agent.journal import Journal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
-from mlwarden.agent.verify import baseline_of, better_than_doing_nothing, verify
+from mlwarden.agent.verify import Verdict, baseline_of, better_than_doing_nothing, verify
 from mlwarden.domain import ActionKind, Deployment, Finding, ModelSpec
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
@@ -62,9 +62,9 @@ from mlwarden.store.repository import Store, utcnow
 
 log = logging.getLogger("mlwarden.agent")
 
-LOCK_KEY = 7157004
+LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
 # the most records of an incident that its remedies are scored on (the newest are kept)
-EVIDENCE_RECORDS = 20_000  # the advisory lock key of "the agent" on a PostgreSQL store
+EVIDENCE_RECORDS = 20_000
 
 
 @dataclass
@@ -100,7 +100,7 @@ def default_source(store: Store, settings: Settings | None = None) -> WindowSour
     return MonitorSource(store, settings)
 
 
-def verdict_windows(after: Sequence[WindowView], verdict: Any) -> list[WindowView]:
+def verdict_windows(after: Sequence[WindowView], verdict: Verdict) -> list[WindowView]:
     """The windows a verdict judged."""
     judged = set(verdict.windows)
     return [w for w in after if w.window in judged]
