@@ -122,7 +122,9 @@ def test_every_page_loads_without_errors_or_foreign_requests(
     expect(rows).to_have_count(3)
     elec = page.locator('tr[data-model="elec"]')
     # status is carried by text, not only by colour
-    expect(elec.locator('[data-field="status"]')).to_contain_text("Failing")
+    # the latency incident's severity (so Failing or Degraded) follows the latencies this
+    # machine measured through the gateway; either way it is not shown healthy
+    expect(elec.locator('[data-field="status"]')).to_contain_text(re.compile("Failing|Degraded"))
     expect(elec.locator('[data-field="live_version"]')).to_have_text("v2")
     expect(page.locator('tr[data-model="titanic"] [data-field="status"]')).to_contain_text(
         "No data yet"
