@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -13,11 +16,13 @@ import pytest
 from pg_proxy import TcpProxy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.errors import Conflict, ServiceUnavailable
 from mlwarden.store import Store
 from mlwarden.store import tables as t
+from mlwarden.store import writer as writer_module
 from mlwarden.store.writer import Journal, RecordWriter
 
 SPEC = ModelSpec(name="m", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
@@ -286,9 +291,7 @@ def test_concurrent_durable_submits_share_one_fsync(
     assert sqlite_store.count_records("m") == 64
 
 
-def test_a_capture_log_left_by_a_killed_process_is_replayed(
-    store: Store, tmp_path: Path
-) -> None:
+def test_a_capture_log_left_by_a_killed_process_is_replayed(store: Store, tmp_path: Path) -> None:
     store.create_model(SPEC)
     journal = tmp_path / "j"
     store.insert_records(rows(0, 10))  # the killed writer had stored some of them already
@@ -300,3 +303,102 @@ def test_a_capture_log_left_by_a_killed_process_is_replayed(
         assert writer.flush(timeout=30)
     assert distinct_ids(store) == (25, 25)
     assert capture_ids(journal) == [] and not list(journal.glob("*.jsonl"))
+
+
+class FullDisk:
+    """Stands in for the journal module's ``os``: while ``full``, writes fail with ENOSPC after
+    taking the first few bytes (as a real disk does when it fills in the middle of a write)."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        if self.full:
+            self.failures += 1
+            if self.failures % 2:  # a torn write first, then the error
+                return os.write(fd, bytes(data[:7]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+
+def test_a_failed_journal_write_leaves_no_torn_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FullDisk()
+    monkeypatch.setattr(writer_module, "os", disk)
+    journal = Journal(tmp_path / "j")
+    journal.append(rows(0, 3))
+    disk.full = True
+    with pytest.raises(OSError, match="No space"):
+        journal.append(rows(3, 2))
+    disk.full = False
+    journal.append(rows(5, 2))
+    (segment,) = journal.segments()
+    assert [row["id"] for row in journal.read(segment)] == [f"id{i:07d}" for i in (0, 1, 2, 5, 6)]
+    assert journal.rows == 5
+    journal.close()
+
+
+def test_database_down_and_disk_full_holds_records_until_either_takes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FullDisk()
+    monkeypatch.setattr(writer_module, "os", disk)
+    journal = tmp_path / "journal"
+    down = Store(UNREACHABLE, migrate=False)
+    writer = RecordWriter(down, batch_size=40, journal_dir=journal, retry_interval_s=0.05)
+    writer.submit(rows(0, 50))
+    assert writer.flush(timeout=30)
+    disk.full = True
+    writer.submit(rows(50, 100))
+    assert not writer.flush(timeout=30)  # nowhere to put them: held, and flush says so
+    stats = writer.stats
+    assert stats.held == 100 and stats.pending == 100
+    assert stats.storage_error is not None and "No space" in stats.storage_error
+    # the rows stay in order at the head of the queue while new ones arrive
+    writer.submit(rows(150, 10))
+    disk.full = False
+    assert wait_until(lambda: writer.stats.pending == 0, 30)
+    assert writer.stats.held == 0 and writer.stats.storage_error is None
+    writer.close(timeout=30)
+    assert writer.stats.journaled == 160
+
+    up = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    up.create_model(SPEC)
+    with RecordWriter(up, journal_dir=journal) as replayer:
+        assert replayer.flush(timeout=30)
+    assert distinct_ids(up) == (160, 160)
+    assert [r["id"] for r in up.fetch_records("m")] == [f"id{i:07d}" for i in range(160)]
+
+
+def test_a_full_sqlite_disk_holds_records_in_memory_then_stores_them(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite_store.create_model(SPEC)
+    disk = FullDisk()
+    monkeypatch.setattr(writer_module, "os", disk)
+    real_insert = sqlite_store.insert_records
+
+    def insert_on_a_full_disk(batch: list[dict[str, Any]]) -> int:
+        if disk.full:  # what SQLite answers when its file cannot grow
+            raise OperationalError(
+                "INSERT", {}, sqlite3.OperationalError("database or disk is full")
+            )
+        return real_insert(batch)
+
+    monkeypatch.setattr(sqlite_store, "insert_records", insert_on_a_full_disk)
+    with RecordWriter(
+        sqlite_store, batch_size=25, journal_dir=tmp_path / "j", retry_interval_s=0.05
+    ) as writer:
+        disk.full = True
+        writer.submit(rows(0, 60))
+        assert not writer.flush(timeout=30)
+        assert writer.stats.held == 60
+        disk.full = False
+        assert wait_until(lambda: writer.stats.pending == 0, 30)
+        assert writer.flush(timeout=30)
+    assert distinct_ids(sqlite_store) == (60, 60)

@@ -62,21 +62,33 @@ def ensure_token(store: Any, name: str, token: str) -> None:
         "served from the last known deployments and recently checked tokens, and their records "
         "wait in the spill journal until the database is back. It stays 200 on purpose: "
         "replicas share one database, and a load balancer that took them all out during an "
-        "outage would stop the serving this server keeps up."
+        "outage would stop the serving this server keeps up. "
+        "`degraded: records cannot be written` while neither the database nor the spill "
+        "journal takes records (a full disk): they are held in memory, up to the write queue "
+        "limit, after which predictions are refused with 503 rather than answered unrecorded."
     ),
 )
 async def health(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.mlwarden
     database_ok = await run_in_threadpool(state.store.ping)
+    stats = state.writer.stats
+    problems = [] if database_ok else ["database down"]
+    if stats.held:
+        problems.append("records cannot be written")
+    status = f"degraded: {'; '.join(problems)}" if problems else "ok"
     body: dict[str, Any] = {
-        "status": "ok" if database_ok else "degraded: database down",
+        "status": status,
         "database": "ok" if database_ok else "unreachable",
         "version": __version__,
         "auth": "required" if state.auth_required else "disabled (loopback only)",
         "capture": "durable" if state.settings.durable_capture else "batched",
     }
-    stats = state.writer.stats
-    body["records"] = {"pending": stats.pending, "spilled_to_journal": stats.spilled}
+    body["records"] = {
+        "pending": stats.pending,
+        "spilled_to_journal": stats.spilled,
+        "held_in_memory": stats.held,
+        "storage_error": stats.storage_error,
+    }
     return JSONResponse(body)
 
 

@@ -42,7 +42,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -67,6 +67,15 @@ def is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class JournalUnwritable(Exception):
+    """Neither the database nor the spill journal took ``rows`` (the journal's disk is full)."""
+
+    def __init__(self, rows: list[dict[str, Any]], reason: str) -> None:
+        super().__init__(reason)
+        self.rows = rows
+        self.reason = reason
 
 
 def _json_default(value: Any) -> Any:
@@ -109,7 +118,7 @@ class Journal:
                 f"the record journal {self.directory} is used by another writer",
                 path=str(directory),
             ) from exc
-        self._current: IO[str] | None = None
+        self._current: int | None = None  # the open segment's file descriptor
         self._current_path: Path | None = None
         self._current_rows = 0
         existing = self.segments()
@@ -119,7 +128,8 @@ class Journal:
     @staticmethod
     def _count(path: Path) -> int:
         with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+            # a torn last line (no newline) was never counted as a row
+            return sum(1 for line in handle if line.strip() and line.endswith(b"\n"))
 
     def segments(self) -> list[Path]:
         """Segment files, oldest first."""
@@ -131,11 +141,16 @@ class Journal:
         return self._current_path
 
     def append(self, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` and fsync them. On failure (a full disk: ``OSError``) the segment is
+        cut back to where it was, so a half-written line never joins the next append's first
+        row, and the error is raised: the caller still holds the rows."""
+        payload = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
+        data = payload.encode("utf-8")
         if self._current is None or self._current_rows >= self.segment_rows:
             self.rotate()
             path = self.directory / f"{self._next_seq:012d}.jsonl"
+            self._current = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._next_seq += 1
-            self._current = path.open("a", encoding="utf-8")
             self._current_path = path
             self._current_rows = 0
             # the new file's name must survive a power cut too, not only its content
@@ -144,17 +159,25 @@ class Journal:
                 os.fsync(folder)
             finally:
                 os.close(folder)
-        payload = "".join(json.dumps(row, default=_json_default) + "\n" for row in rows)
-        self._current.write(payload)
-        self._current.flush()
-        os.fsync(self._current.fileno())
+        size = os.fstat(self._current).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._current, view) :]
+            os.fsync(self._current)
+        except OSError:
+            try:
+                os.ftruncate(self._current, size)
+            except OSError:
+                self.rotate()  # cannot cut it back: the torn line ends this segment
+            raise
         self._current_rows += len(rows)
         self.rows += len(rows)
 
     def rotate(self) -> None:
         """Close the segment being written so it can be replayed."""
         if self._current is not None:
-            self._current.close()
+            os.close(self._current)
             self._current = None
             self._current_path = None
 
@@ -194,6 +217,8 @@ class WriterStats:
     pending: int = 0  # rows queued in memory, not yet written or journaled
     spilled: int = 0  # rows in the journal now, waiting for the database
     recovered: int = 0  # rows found at start in the capture log of a killed process
+    held: int = 0  # rows kept in memory because neither the database nor the journal took them
+    storage_error: str | None = None  # why rows are held (the journal's disk is full), or None
 
 
 class RecordWriter:
@@ -244,6 +269,7 @@ class RecordWriter:
         self._flush_done = 0
         self._oldest = time.monotonic()  # when the oldest queued row arrived (roughly)
         self._next_retry = 0.0  # replay a journal left by an earlier process right away
+        self._paused_until = 0.0  # after a failed journal write, rows wait until then
         self._thread = threading.Thread(
             target=self._run, name="mlwarden-record-writer", daemon=True
         )
@@ -343,14 +369,16 @@ class RecordWriter:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row submitted so far is stored or journaled (and, when the
-        database answers, the journal replayed). False when ``timeout`` ran out first."""
+        database answers, the journal replayed). False when ``timeout`` ran out first, or when
+        rows are still held in memory because the journal's disk is full."""
         with self._cond:
             self._flush_requested += 1
             ticket = self._flush_requested
             self._cond.notify_all()
-            return self._cond.wait_for(
+            done = self._cond.wait_for(
                 lambda: self._flush_done >= ticket or not self._thread.is_alive(), timeout
             )
+            return done and not self._stats.held
 
     def close(self, timeout: float | None = 60.0) -> None:
         """Flush, try a last replay, stop the thread. Rows the database could not take stay in
@@ -455,29 +483,45 @@ class RecordWriter:
                 self._cond.wait_for(
                     lambda: (
                         self._stop
-                        or len(self._queue) >= self.batch_size
                         or self._flush_requested > self._flush_done
+                        or (
+                            len(self._queue) >= self.batch_size
+                            and time.monotonic() >= self._paused_until
+                        )
                     ),
-                    max(0.0, self._oldest + self.flush_interval_s - time.monotonic())
+                    max(
+                        0.0,
+                        max(self._oldest + self.flush_interval_s, self._paused_until)
+                        - time.monotonic(),
+                    )
                     if self._queue
                     else self.flush_interval_s,
                 )
                 stop = self._stop
                 flush_ticket = self._flush_requested
+                asked = stop or flush_ticket > self._flush_done
                 # a partial batch waits for the flush interval, unless someone asks for it now
-                take_all = (
-                    stop
-                    or flush_ticket > self._flush_done
-                    or time.monotonic() >= self._oldest + self.flush_interval_s
-                )
+                take_all = asked or time.monotonic() >= self._oldest + self.flush_interval_s
+                paused = not asked and time.monotonic() < self._paused_until
                 batches = []
-                while len(self._queue) >= self.batch_size or (take_all and self._queue):
+                while not paused and (
+                    len(self._queue) >= self.batch_size or (take_all and self._queue)
+                ):
                     take = min(self.batch_size, len(self._queue))
                     batches.append([self._queue.popleft() for _ in range(take)])
                 self._oldest = time.monotonic()
+            held: list[dict[str, Any]] = []
             try:
-                for batch in batches:
-                    self._write(batch)
+                for position, batch in enumerate(batches):
+                    try:
+                        self._write(batch)
+                    except JournalUnwritable as exc:
+                        held = exc.rows + [row for rest in batches[position + 1 :] for row in rest]
+                        self._hold(held, exc.reason)
+                        break
+                else:
+                    if batches:
+                        self._release()
                 if self.journal.rows and (
                     stop or flush_ticket > self._flush_done or time.monotonic() >= self._next_retry
                 ):
@@ -487,6 +531,14 @@ class RecordWriter:
             with self._cond:
                 self._flush_done = flush_ticket
                 self._cond.notify_all()
+                if stop and held:
+                    log.error(
+                        "record writer stopped with %d records it could neither store nor "
+                        "journal (%s): they are lost",
+                        len(self._queue),
+                        self._stats.storage_error,
+                    )
+                    return
                 if stop and not self._queue:
                     return
 
@@ -497,8 +549,30 @@ class RecordWriter:
                 setattr(self._stats, name, getattr(self._stats, name) + value)
 
     def _spill(self, batch: list[dict[str, Any]]) -> None:
-        self.journal.append(batch)
+        try:
+            self.journal.append(batch)
+        except OSError as exc:
+            raise JournalUnwritable(batch, f"the record journal cannot be written: {exc}") from exc
         self._done(len(batch), journaled=len(batch))
+
+    def _hold(self, rows: list[dict[str, Any]], reason: str) -> None:
+        """Put rows that found no place back at the head of the queue, in order, and wait a
+        retry interval: they stay in memory (bounded by ``queue_limit``, after which ``submit``
+        refuses new rows) until the database or the journal takes them."""
+        log.error("%s; holding %d records in memory", reason, len(rows))
+        with self._cond:
+            self._queue.extendleft(reversed(rows))
+            self._stats.held = len(rows)
+            self._stats.storage_error = reason
+            self._paused_until = time.monotonic() + self.retry_interval_s
+
+    def _release(self) -> None:
+        """Rows were written again: nothing is held any more."""
+        if self._stats.held:
+            with self._cond:
+                log.warning("records are written again after: %s", self._stats.storage_error)
+                self._stats.held = 0
+                self._stats.storage_error = None
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if self.journal.rows:
@@ -577,4 +651,4 @@ class RecordWriter:
             log.info("replayed journal segment %s (%d records)", path.name, len(rows))
 
 
-__all__ = ["Journal", "RecordWriter", "WriterStats", "is_unreachable"]
+__all__ = ["Journal", "JournalUnwritable", "RecordWriter", "WriterStats", "is_unreachable"]
