@@ -56,6 +56,7 @@ class ActionKind(StrEnum):
     CANARY = "canary"
     SHADOW = "shadow"
     PROMOTE = "promote"
+    REPAIR = "repair"
 
 
 class Role(StrEnum):
@@ -113,6 +114,52 @@ class ModelSpec(BaseModel):
         return [f.name for f in self.features]
 
 
+Scalar = str | int | float | bool
+
+
+class FeatureRepair(BaseModel):
+    """How the gateway mends one feature of a request before a model sees it.
+
+    Each rule touches only values that are broken in a way the rule names, so a repair left in
+    place changes nothing once the inputs are clean again: a null (or a missing feature) takes
+    ``fill`` (or a value predicted from the request's other features, see ``fill_coefficients``);
+    a number outside ``[low, high]`` whose division by ``divide_by`` lands inside it
+    is divided (a unit change by that factor, undone); a category outside ``known`` becomes
+    ``unseen_to``; a request that lacks the feature but carries ``renamed_from`` has that key
+    renamed back. The request is recorded as it was sent: the monitor keeps seeing the fault.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    # a request without the feature but with this key instead (an upstream rename): its value
+    renamed_from: str | None = Field(default=None, min_length=1, max_length=256)
+    fill: Scalar | None = None
+    # a null is better guessed from the request's other numbers when they predict it: the
+    # least-squares line ``fill_intercept + sum(coef * feature)`` fitted on the training
+    # sample, clipped to [low, high]; ``fill`` when one of those numbers is missing too
+    fill_intercept: float | None = None
+    fill_coefficients: dict[str, float] | None = Field(default=None, max_length=1_000)
+    divide_by: float | None = None
+    low: float | None = None
+    high: float | None = None
+    known: list[Scalar] | None = Field(default=None, max_length=10_000)
+    unseen_to: Scalar | None = None
+
+    @model_validator(mode="after")
+    def _finite(self) -> FeatureRepair:
+        numbers = [self.divide_by, self.low, self.high, self.fill_intercept]
+        numbers += list((self.fill_coefficients or {}).values())
+        numbers += [v for v in (self.fill, self.unseen_to) if isinstance(v, float)]
+        if any(v is not None and not math.isfinite(v) for v in numbers):
+            raise ValueError("repair values must be finite numbers")
+        if self.divide_by is not None:
+            if self.divide_by <= 0:
+                raise ValueError("divide_by must be positive")
+            if self.low is None or self.high is None or self.low > self.high:
+                raise ValueError("divide_by needs the plausible range low <= high")
+        return self
+
+
 class DeploymentState(BaseModel):
     """The routing of a model: which versions answer, and how. Each change is a new revision."""
 
@@ -123,6 +170,8 @@ class DeploymentState(BaseModel):
     shadow_version: Id | None = None
     disabled: bool = False
     default_response: Any = None
+    # features mended at the gateway before any version answers (see FeatureRepair)
+    input_repair: dict[str, FeatureRepair] = Field(default_factory=dict, max_length=1_000)
 
 
 class Deployment(DeploymentState):

@@ -66,8 +66,13 @@ def _clean_windows(store: Store, script: Script, frame: pd.DataFrame, version: i
     live = load_estimator(store.load_artifact(MODEL, version))
     for chunk in range(3):
         part = frame.iloc[chunk * 300 : (chunk + 1) * 300]
-        send_records(store, part, version=version, prefix=f"clean{chunk}-",
-                     predictions=live.predict(part[FEATURES]))
+        send_records(
+            store,
+            part,
+            version=version,
+            prefix=f"clean{chunk}-",
+            predictions=live.predict(part[FEATURES]),
+        )
         script.add(MODEL, end=last_record_key(store), accuracy=0.8)
 
 
@@ -165,8 +170,9 @@ def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
     for chunk in range(3):
         frame = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
         served = live.predict(frame[FEATURES])
-        _windows_of_records(store, script, [frame], [nulls], version=frozen["v2"],
-                            predictions=served)
+        _windows_of_records(
+            store, script, [frame], [nulls], version=frozen["v2"], predictions=served
+        )
         agent.run_once()
     assert remedies(store) == []
     assert store.get_deployment(MODEL).revision == revision  # type: ignore[union-attr]
@@ -176,3 +182,68 @@ def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
     assert "worse than doing nothing" in decision["rationale"]
     scores = {s["option"]: s["value"] for s in decision["params"]["evidence"]["scores"]}
     assert scores["fallback"] < scores["keep"] - 0.05
+
+
+def _unit_change_on(store: Store, frozen: dict[str, Any], feature: str) -> Any:
+    """Clean windows, then three windows whose ``feature`` arrives x100 (a unit change), the
+    live decision tree answering what it is sent; returns the live estimator."""
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v1"]),
+        actor="test",
+        reason="deploy",
+    )
+    script = Script()
+    agent = agent_for(store, script)
+    _clean_windows(store, script, frozen["clean"], frozen["v2"])
+    agent.run_once()
+    live = load_estimator(store.load_artifact(MODEL, frozen["v2"]))
+    scaled = frozen["recent"].assign(**{feature: frozen["recent"][feature] * 100})
+    unit = finding("data_quality", 8, [feature], check="unit_change", factor=100.0)
+    for chunk in range(3):
+        frame = scaled.iloc[chunk * 1000 : (chunk + 1) * 1000]
+        _windows_of_records(
+            store,
+            script,
+            [frame],
+            [unit],
+            version=frozen["v2"],
+            predictions=live.predict(frame[FEATURES]),
+        )
+        agent.run_once()
+    return live
+
+
+def _quality_scores(store: Store) -> dict[str, float]:
+    repo = AgentRepo(store)
+    incident = next(i for i in repo.list_incidents() if i["diagnosis"] == "data_quality")
+    decision = repo.get_incident(incident["id"])["decisions"][-1]
+    return {s["option"]: s["value"] for s in decision["params"]["evidence"]["scores"]}
+
+
+def test_a_unit_change_is_repaired_at_the_gateway_because_the_repair_answers_best(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    live = _unit_change_on(store, frozen, "nswprice")
+    assert [a["kind"] for a in remedies(store)] == ["repair"]
+    rule = store.get_deployment(MODEL).input_repair["nswprice"]
+    assert rule.divide_by == 100.0 and rule.low is not None and rule.high is not None
+    assert rule.low < float(frozen["recent"]["nswprice"].median()) < rule.high
+    scores = _quality_scores(store)
+    truth = frozen["recent"]["target"].to_numpy()
+    clean = float(np.mean(live.predict(frozen["recent"][FEATURES]) == truth))
+    assert scores["repair"] == pytest.approx(clean, abs=1e-6)  # every scaled price undone
+    assert scores["repair"] > scores["keep"] + 0.3 and scores["repair"] > scores["fallback"]
+
+
+def test_a_repair_that_would_serve_worse_than_the_broken_inputs_is_not_taken(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    # this tree answers the recent records better with demand x100 (it then ignores demand)
+    # than with the true demand: mending the inputs would serve worse than doing nothing
+    _unit_change_on(store, frozen, "nswdemand")
+    assert remedies(store) == []
+    scores = _quality_scores(store)
+    assert scores["keep"] > scores["repair"] > scores["fallback"]

@@ -65,10 +65,12 @@ def arrive(store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 
 
 
 def arrival_rows(
-    store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 1
+    store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 1,
+    live: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The records ``arrive`` stores."""
-    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    """The records ``arrive`` stores (answered by ``live``, by default the live version)."""
+    if live is None:
+        live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
     rows = []
     for n in range(first, first + count):
         source = elec.iloc[2000 + n]
@@ -202,14 +204,40 @@ def test_a_window_stored_without_its_end_key_is_continued_by_offset_once(
     assert evaluated == [ids[4 * SIZE :]]
 
 
+def _deploy_as_of_agent01(store: Store, elec: pd.DataFrame) -> int:
+    """``setup_deployed`` on a database of revision agent01: its deployment revisions are
+    written with the columns of that time (today's Store writes later ones too)."""
+    real = store.set_deployment
+
+    def old_columns(model: str, state: DeploymentState, **kw: Any) -> Any:
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(t.deployment_revisions).values(
+                    model_id=store.model_id(model), environment="production",
+                    revision=1 + len(revisions), live_version=state.live_version,
+                    fallback_version=state.fallback_version, canary_weight=0.0,
+                    disabled=False, actor=kw["actor"], reason=kw.get("reason", ""),
+                    created_at=START,
+                )
+            )
+        revisions.append(state)
+
+    revisions: list[DeploymentState] = []
+    store.set_deployment = old_columns  # type: ignore[method-assign]
+    try:
+        return int(setup_deployed(store, elec)["v2"])  # live
+    finally:
+        store.set_deployment = real  # type: ignore[method-assign]
+
+
 def test_a_database_from_before_the_end_key_migrates_and_continues(
     tmp_path: Path, elec: pd.DataFrame, evaluated: list[list[str]]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = Store(url, migrate=False)
     upgrade(old.engine, "agent01")
-    setup_deployed(old, elec)
-    rows = arrival_rows(old, elec, 0, 3 * SIZE)
+    live = _deploy_as_of_agent01(old, elec)
+    rows = arrival_rows(old, elec, 0, 3 * SIZE, live=live)
     ids = [r["id"] for r in rows]
     with old.engine.begin() as conn:  # records and window 0, as a server of that time stored them
         conn.execute(

@@ -145,6 +145,8 @@ def confidence_of(persistence: Sequence[Persistence], findings: Sequence[Finding
 
 
 def _substitutes(action: ActionKind, policy: ModelPolicy) -> list[ActionKind]:
+    if action is ActionKind.REPAIR:
+        return []  # no repair fits: the policy's next remedy is tried
     if action is ActionKind.ROLLBACK:
         return [ActionKind.FALLBACK, ActionKind.DISABLE, ActionKind.ALERT]
     if action is ActionKind.FALLBACK:
@@ -191,6 +193,19 @@ def _guard(
         if dep.live_version == dep.fallback_version:
             return f"version {dep.fallback_version} already serves as live", {}
         return None, {"to_version": dep.fallback_version}
+    if action is ActionKind.REPAIR:
+        broken = [
+            f
+            for w in list(windows)[-policy.persistence.n :]
+            for f in qualifying(w.findings, policy)
+            if f.kind is FindingKind.DATA_QUALITY
+        ]
+        plan = ctx.plan_repair(broken) if ctx.plan_repair is not None else {}
+        if not plan:
+            return "no input repair fits these data-quality findings", {}
+        live = ctx.deployment.live_version if ctx.deployment else None
+        rules = {name: rule.model_dump(exclude_none=True) for name, rule in plan.items()}
+        return None, {"input_repair": rules, "version": live}
     if action is ActionKind.DISABLE:
         if ctx.deployment is None or ctx.deployment.disabled:
             return "the model is not deployed or already disabled", {}

@@ -172,13 +172,18 @@ def answered_score(
     option: str,
     version: int | None = None,
     note: str = "",
+    prepare: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> OptionScore:
-    """A version's own answers to the logged inputs. A row missing one of the model's features
-    (the gateway refused it) stays a failure: no version could have answered it."""
+    """A version's own answers to the logged inputs, mended first by ``prepare`` when given
+    (an input repair). A row still missing one of the model's features (the gateway refused
+    it) stays a failure: no version could have answered it."""
     rows = labelled(rows)
     names = spec.feature_names
-    complete = [all(n in (r.get("features") or {}) for n in names) for r in rows]
-    inputs = [r["features"] for r, ok in zip(rows, complete, strict=True) if ok]
+    features = [dict(r.get("features") or {}) for r in rows]
+    if prepare is not None:
+        features = prepare(features)
+    complete = [all(n in f for n in names) for f in features]
+    inputs = [f for f, ok in zip(features, complete, strict=True) if ok]
     answers_iter = iter(answer(inputs) if inputs else [])
     answers = [next(answers_iter) if ok else None for ok in complete]
     failed = [not ok for ok in complete]
@@ -226,7 +231,9 @@ def choose(
 
 
 # the remedies the evidence can weigh: each changes which version answers, or refuses
-WEIGHED = frozenset({ActionKind.FALLBACK, ActionKind.ROLLBACK, ActionKind.DISABLE})
+WEIGHED = frozenset(
+    {ActionKind.FALLBACK, ActionKind.ROLLBACK, ActionKind.DISABLE, ActionKind.REPAIR}
+)
 
 __all__ = [
     "WEIGHED",

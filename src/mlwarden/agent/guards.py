@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
-from mlwarden.domain import ActionKind, Deployment, FindingKind
+from mlwarden.domain import ActionKind, Deployment, FeatureRepair, Finding, FindingKind
 
 if TYPE_CHECKING:
     from mlwarden.agent.evidence import Weighing
@@ -30,6 +30,7 @@ REMEDIES = frozenset(
         ActionKind.CANARY,
         ActionKind.SHADOW,
         ActionKind.PROMOTE,
+        ActionKind.REPAIR,
     }
 )
 
@@ -66,6 +67,8 @@ class ModelContext:
     labels_since_change: int | None = None
     # how many windows the live version served before the incident began (None: unknown)
     windows_before_change: int | None = None
+    # the input repair that would mend these data-quality findings (empty: none fits)
+    plan_repair: Callable[[Sequence[Finding]], dict[str, FeatureRepair]] | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:

@@ -31,6 +31,7 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.canary import judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
+    OptionScore,
     Weighing,
     answered_score,
     choose,
@@ -52,11 +53,20 @@ from mlwarden.agent.incidents import (
 from mlwarden.agent.journal import Journal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
+from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
 from mlwarden.agent.verify import Verdict, baseline_of, better_than_doing_nothing, verify
-from mlwarden.domain import ActionKind, Deployment, Finding, ModelSpec
+from mlwarden.domain import (
+    ActionKind,
+    Deployment,
+    FeatureRepair,
+    FeatureType,
+    Finding,
+    ModelSpec,
+)
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
+from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
 
@@ -413,7 +423,25 @@ class Agent:
             change_window=change_window,
             labels_since_change=labels_since,
             windows_before_change=served_before,
+            plan_repair=lambda findings: self._repair_plan(model, history, findings),
         )
+
+    def _repair_plan(
+        self, model: str, history: Sequence[Deployment], findings: Sequence[Finding]
+    ) -> dict[str, FeatureRepair]:
+        """The input repair for ``findings``, from the live version's training sample."""
+        live = history[0].live_version if history else None
+        if live is None:
+            return {}
+        spec = self.store.get_model(model)
+        kinds = (FeatureType.CATEGORICAL, FeatureType.BOOLEAN)
+        categorical = frozenset(f.name for f in spec.features if f.type in kinds)
+        names = set(spec.feature_names)
+        sample = [
+            {k: v for k, v in row.items() if k in names}
+            for row in self.store.reference_sample(model, live) or []
+        ]
+        return plan_repair(findings, sample, categorical)
 
     # ------------------------------------------------------------------ evidence
 
@@ -443,6 +471,11 @@ class Agent:
                 return None
             options = []
             for action, params in feasible.items():
+                if action is ActionKind.REPAIR:
+                    repaired = self._repaired_score(model, spec, rows, params)
+                    if repaired is not None:
+                        options.append(repaired)
+                    continue
                 if action is ActionKind.DISABLE:
                     options.append(
                         refused_score(spec.task, rows, settings.refusal_better_than_wrong)
@@ -458,6 +491,25 @@ class Agent:
                           settings.tolerance)
 
         return weigh
+
+    def _repaired_score(
+        self, model: str, spec: ModelSpec, rows: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+    ) -> OptionScore | None:
+        """The live version's answers to the logged inputs once mended by the repair."""
+        version = params.get("version")
+        answer = self._answerer(model, version, spec) if version is not None else None
+        if answer is None:
+            return None
+        plan = {
+            name: FeatureRepair.model_validate(rule)
+            for name, rule in params["input_repair"].items()
+        }
+        return answered_score(
+            spec.task, spec, rows, answer, ActionKind.REPAIR.value, version,
+            note="inputs repaired: " + ", ".join(sorted(plan)),
+            prepare=lambda inputs: repair_instances(inputs, plan),
+        )
 
     def _incident_records(self, model: str, first_window: int) -> list[dict[str, Any]]:
         """The stored records of the windows from ``first_window`` to the newest (at most

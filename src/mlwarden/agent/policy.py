@@ -193,7 +193,7 @@ class ModelPolicy(_Strict):
 
 DEFAULT_ACTIONS: dict[Diagnosis, list[ActionKind]] = {
     Diagnosis.NOISE: [ActionKind.NONE],
-    Diagnosis.DATA_QUALITY: [ActionKind.FALLBACK, ActionKind.ALERT],
+    Diagnosis.DATA_QUALITY: [ActionKind.REPAIR, ActionKind.FALLBACK, ActionKind.ALERT],
     Diagnosis.REGRESSION_AFTER_DEPLOY: [ActionKind.ROLLBACK, ActionKind.ALERT],
     Diagnosis.CONCEPT_DRIFT: [ActionKind.RETRAIN, ActionKind.ALERT],
     Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP: [ActionKind.RETRAIN, ActionKind.ALERT],

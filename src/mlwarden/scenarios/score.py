@@ -181,6 +181,15 @@ def score(
                 "whole_stream": harmed["whole_stream"],
             }
         )
+    if expect.helps:
+        checks.append(
+            {
+                "expect": f"better than doing nothing over the fault periods (by more than "
+                f"{harmed['tolerance']})",
+                "passed": harmed["helped"],
+                "fault_periods": harmed["fault_periods"],
+            }
+        )
     result["passed"] = all(check["passed"] for check in checks)
     return result
 

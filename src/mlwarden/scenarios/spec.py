@@ -208,6 +208,11 @@ class Expectation(_Strict):
     max_false_alarm_windows: int | None = None
     recovery: bool = False
     harm: bool = Field(default=True, description="mlwarden must serve no worse than doing nothing")
+    helps: bool = Field(
+        default=False,
+        description="mlwarden must serve better than doing nothing over the fault periods, by "
+        "more than the tolerance (for faults some remedy is known to mend)",
+    )
     tolerance: float | None = Field(
         default=None,
         ge=0.0,

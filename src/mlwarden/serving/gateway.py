@@ -48,6 +48,7 @@ from mlwarden.serving.predictors import (
     Predictor,
     RemotePredictor,
 )
+from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.writer import is_unreachable
 
@@ -372,8 +373,10 @@ class Gateway:
         number: int,
         served_by: str,
         instances: Sequence[Mapping[str, Any]],
+        recorded: Sequence[Mapping[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], list[Prediction] | None, str | None]:
-        """Call one version; returns its records, predictions (None on failure) and error."""
+        """Call one version with ``instances``; returns its records (of ``recorded``, the
+        requests as sent, when given), predictions (None on failure) and error."""
         model = route.spec.name
         start = time.perf_counter()
         error: str | None = None
@@ -396,8 +399,8 @@ class Gateway:
         if error is not None:
             self.metrics.prediction_errors.labels(model, str(number), served_by).inc(len(instances))
         records = self._records(
-            model, number, served_by, instances, predictions, latency_ms, error,
-            datetime.now(UTC),
+            model, number, served_by, instances if recorded is None else recorded, predictions,
+            latency_ms, error, datetime.now(UTC),
         )
         return records, predictions, error
 
@@ -420,8 +423,12 @@ class Gateway:
                 received=len(instances),
             )
         route = await self._route(model)
-        check_batch(route.validator, instances)
         deployment = route.deployment
+        # the models see the mended request; the record keeps the request as it was sent
+        inputs: Sequence[Mapping[str, Any]] = instances
+        if deployment is not None and deployment.input_repair:
+            inputs = repair_instances(instances, deployment.input_repair)
+        check_batch(route.validator, inputs)
         if deployment is None or (deployment.live_version is None and not deployment.disabled):
             raise ServiceUnavailable(
                 f"model {model!r} has no live version; deploy one first", model=model
@@ -448,7 +455,7 @@ class Gateway:
                 continue
             tried.add(number)
             attempt_records, predictions, error = await self._attempt(
-                route, number, served_by, instances
+                route, number, served_by, inputs, recorded=instances
             )
             records.extend(attempt_records)
             if predictions is not None:
@@ -458,7 +465,7 @@ class Gateway:
 
         shadow = deployment.shadow_version
         if shadow is not None and (answered is None or shadow != answered[0]):
-            self._start_shadow(route, shadow, instances)
+            self._start_shadow(route, shadow, inputs)
         await self._record(records)
         if answered is None:
             raise ServiceUnavailable(

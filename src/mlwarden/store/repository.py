@@ -629,6 +629,7 @@ class Store:
             shadow_version=row.shadow_version,
             disabled=row.disabled,
             default_response=row.default_response,
+            input_repair=row.input_repair or {},
             actor=row.actor,
             reason=row.reason,
             created_at=as_utc(row.created_at),
@@ -680,6 +681,8 @@ class Store:
         if state.canary_version is None and state.canary_weight > 0:
             raise InvalidInput("a canary weight needs a canary version")
         values = state.model_dump()
+        if not values["input_repair"]:
+            del values["input_repair"]  # NULL: nothing mended (the column's default)
         for _attempt in range(5):
             try:
                 with self._tx() as conn:

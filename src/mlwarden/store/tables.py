@@ -86,6 +86,8 @@ deployment_revisions = Table(
     Column("shadow_version", Integer, nullable=True),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("default_response", NULLABLE_JSON, nullable=True),
+    # per feature, how the gateway mends requests (domain.FeatureRepair); null: none (0008)
+    Column("input_repair", NULLABLE_JSON, nullable=True),
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),

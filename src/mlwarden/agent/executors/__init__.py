@@ -97,6 +97,7 @@ def _registry() -> dict[ActionKind, Executor]:
         run_disable,
         run_fallback,
         run_promote,
+        run_repair,
         run_rollback,
         run_shadow,
     )
@@ -111,6 +112,7 @@ def _registry() -> dict[ActionKind, Executor]:
         ActionKind.SHADOW: run_shadow,
         ActionKind.PROMOTE: run_promote,
         ActionKind.RETRAIN: run_retrain,
+        ActionKind.REPAIR: run_repair,
     }
 
 

@@ -1,11 +1,12 @@
-"""Deployment moves chosen by the agent: rollback, fallback, disable, canary, shadow, promote."""
+"""Deployment moves chosen by the agent: rollback, fallback, disable, canary, shadow, promote,
+repair."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mlwarden.agent.executors import ExecEnv, change_deployment
-from mlwarden.domain import DeploymentState
+from mlwarden.domain import DeploymentState, FeatureRepair
 from mlwarden.errors import Conflict, InvalidInput
 
 
@@ -126,3 +127,19 @@ def run_promote(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         env, action, "promote", lambda s: promoted(s, version), f"promote version {version}"
     )
     return {"version": version, "revision": deployment.revision}
+
+
+def run_repair(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    """The gateway mends the named features of every request (``domain.FeatureRepair``) before
+    the live version answers; undone like any deployment change."""
+    raw = action["params"].get("input_repair")
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidInput("repair needs a non-empty 'input_repair' parameter")
+    plan = {name: FeatureRepair.model_validate(rule) for name, rule in raw.items()}
+    what = ", ".join(sorted(plan))
+
+    def mutate(state: DeploymentState) -> DeploymentState:
+        return state.model_copy(update={"input_repair": {**state.input_repair, **plan}})
+
+    deployment = change_deployment(env, action, "repair", mutate, f"repair inputs: {what}")
+    return {"features": sorted(plan), "revision": deployment.revision}

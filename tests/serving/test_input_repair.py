@@ -1,0 +1,105 @@
+"""Input repair: the rules of ``serving.repair`` and the plan ``agent.repair`` makes of findings.
+Through the real gateway: tests/api/test_api_input_repair.py."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from mlwarden.agent.repair import plan_repair
+from mlwarden.domain import FeatureRepair, Finding, FindingKind
+from mlwarden.serving.repair import repair_instances
+
+
+def broken(feature: str, check: str, **evidence: Any) -> Finding:
+    return Finding(
+        kind=FindingKind.DATA_QUALITY,
+        detector="quality",
+        features=[feature],
+        statistic="s",
+        score=1.0,
+        threshold=0.5,
+        message=f"{feature}: {check}",
+        evidence={"check": check, **evidence},
+    )
+
+
+def test_each_rule_touches_only_the_values_it_names() -> None:
+    plan = {
+        "price": FeatureRepair(fill=52.0),
+        "demand": FeatureRepair(divide_by=100.0, low=0.0, high=1.0),
+        "weather": FeatureRepair(known=[1, 2, 3], unseen_to=1),
+    }
+    rows = [
+        {"price": None, "demand": 42.0, "weather": "Smoke"},
+        {"price": math.nan, "demand": 0.5, "weather": 2},
+        {"price": 3.0, "demand": 250.0, "weather": "3"},  # 2.5 is not plausible: left alone
+    ]
+    assert repair_instances(rows, plan) == [
+        {"price": 52.0, "demand": 0.42, "weather": 1},
+        {"price": 52.0, "demand": 0.5, "weather": 2},
+        {"price": 3.0, "demand": 250.0, "weather": "3"},  # "3" is the known code 3
+    ]
+    assert rows[0]["price"] is None  # the caller's requests are not modified
+
+
+def test_a_renamed_column_is_renamed_back_and_a_null_is_predicted_from_the_others() -> None:
+    plan = {
+        "vic": FeatureRepair(
+            renamed_from="vic_new",
+            fill=0.5,
+            fill_intercept=0.1,
+            fill_coefficients={"nsw": 2.0},
+            low=0.0,
+            high=1.0,
+        )
+    }
+    assert repair_instances([{"vic_new": 0.3, "nsw": 0.2}], plan) == [{"vic": 0.3, "nsw": 0.2}]
+    assert repair_instances([{"vic": None, "nsw": 0.2}], plan) == [{"vic": 0.5, "nsw": 0.2}]
+    assert repair_instances([{"nsw": 0.9}], plan) == [{"nsw": 0.9, "vic": 1.0}]  # clipped
+    assert repair_instances([{"vic": None, "nsw": None}], plan) == [{"vic": 0.5, "nsw": None}]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"fill": math.inf},
+        {"divide_by": 100.0},  # no plausible range
+        {"divide_by": -10.0, "low": 0.0, "high": 1.0},
+        {"fill_intercept": math.nan},
+        {"shout": 1},
+    ],
+)
+def test_a_repair_rule_that_cannot_be_applied_is_refused(rule: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        FeatureRepair.model_validate(rule)
+
+
+def test_the_plan_follows_each_finding_and_takes_values_from_the_training_sample() -> None:
+    sample = [
+        {"nsw": i / 100, "vic": 0.1 + 2 * i / 100, "noise": (i * 37) % 11, "sky": "clear"}
+        for i in range(100)
+    ] + [{"nsw": 0.5, "vic": 1.1, "noise": 3, "sky": "rain"}]
+    plan = plan_repair(
+        [
+            broken("vic", "null_burst"),
+            broken("nsw", "unit_change", factor=100.0),
+            broken("sky", "unseen_category", unseen={"smoke": 40}),
+        ],
+        sample,
+    )
+    assert set(plan) == {"vic", "nsw", "sky"}
+    # vic is a straight line of nsw in the sample, but nsw is broken too: noise alone explains
+    # nothing, so nulls take the median
+    assert plan["vic"].fill_coefficients is None and plan["vic"].fill == pytest.approx(1.1)
+    assert plan["nsw"].divide_by == 100.0 and plan["nsw"].low < 0.0 < 1.0 < plan["nsw"].high
+    assert plan["sky"].unseen_to == "clear" and set(plan["sky"].known or []) == {"clear", "rain"}
+
+    alone = plan_repair([broken("vic", "null_burst")], sample)["vic"]
+    assert alone.fill_coefficients is not None
+    assert alone.fill_coefficients["nsw"] == pytest.approx(2.0, abs=0.05)
+    assert plan_repair([broken("vic", "constant")], sample) == {}
+    assert plan_repair([broken("vic", "null_burst")], None) == {}
