@@ -247,3 +247,58 @@ def test_a_repair_that_would_serve_worse_than_the_broken_inputs_is_not_taken(
     assert remedies(store) == []
     scores = _quality_scores(store)
     assert scores["keep"] > scores["repair"] > scores["fallback"]
+
+
+def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_copies_well(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    v1, v2 = frozen["v1"], frozen["v2"]
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="test", reason="deploy"
+    )
+    script = Script()
+    agent = agent_for(store, script)
+    _clean_windows(store, script, frozen["clean"], v2)
+    agent.run_once()
+    recent = frozen["recent"]
+    collapse = finding("prediction_drift", 8, ["prediction"], collapse=True)
+    for chunk in range(3):
+        frame = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
+        _windows_of_records(
+            store, script, [frame], [collapse], version=v2, predictions=np.zeros(1000, dtype=int)
+        )
+        agent.run_once()
+    assert [a["kind"] for a in remedies(store)] == ["fallback"]
+    deployment = store.get_deployment(MODEL)
+    assert (deployment.live_version, deployment.shadow_version) == (v1, v2)
+
+    fallback = load_estimator(store.load_artifact(MODEL, v1))
+    champion = load_estimator(store.load_artifact(MODEL, v2))
+    later = frozen["clean"]
+
+    def window(number: int, champion_answers: np.ndarray) -> None:
+        part = later.iloc[number * 300 : (number + 1) * 300]
+        send_records(store, part, version=v2, prefix=f"shadow{number}-", served_by="shadow",
+                     predictions=champion_answers[: len(part)], labels=False)
+        send_records(store, part, version=v1, prefix=f"after{number}-",
+                     predictions=fallback.predict(part[FEATURES]))
+        script.add(MODEL, end=last_record_key(store), accuracy=0.8)
+        agent.run_once()
+
+    window(0, np.ones(300, dtype=int))  # still stuck in shadow: the fallback stays
+    assert store.get_deployment(MODEL).live_version == v1
+    window(1, champion.predict(later.iloc[300:600][FEATURES]))  # healthy again: handed back
+    deployment = store.get_deployment(MODEL)
+    assert (deployment.live_version, deployment.shadow_version) == (v2, None)
+    incident = AgentRepo(store).list_incidents()[0]
+    events = [e["event"] for e in AgentRepo(store).get_incident(incident["id"])["timeline"]]
+    assert "released" in events and incident["state"] == "verifying"
+    for number in (2, 3):
+        part = later.iloc[number * 200 : (number + 1) * 200]
+        send_records(store, part, version=v2, prefix=f"back{number}-",
+                     predictions=champion.predict(part[FEATURES]))
+        script.add(MODEL, end=last_record_key(store), accuracy=0.8)
+        agent.run_once()
+    assert AgentRepo(store).get_incident(incident["id"])["state"] == "resolved"

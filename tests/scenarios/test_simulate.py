@@ -22,8 +22,6 @@ OUTCOMES = {"succeeded", "reverted", "pending", "rejected", "failed"}
 FAILING_TODAY: dict[str, str] = {
     "elec_null_burst_during_drift": "the drift beside the null burst never gets a persistent "
     "decision of its own, so no incident is diagnosed covariate_drift",
-    "elec_prediction_freeze": "the fallback is verified and stays live after the freeze ends: "
-    "whole stream worse than doing nothing (nothing probes the champion to release it)",
     "elec_time_concept_change": "a drop on the natural drift opens the performance incident at "
     "window 1, before the change: its retrain (promoted, then reverted) is not the "
     "concept_drift retrain on post-change data; served worse than doing nothing",

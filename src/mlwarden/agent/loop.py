@@ -46,6 +46,7 @@ from mlwarden.agent.incidents import (
     Scope,
     WindowView,
     in_scope,
+    is_collapse,
     qualifying,
     scope_of,
     scoped,
@@ -55,7 +56,13 @@ from mlwarden.agent.memory import recall
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
-from mlwarden.agent.verify import Verdict, baseline_of, better_than_doing_nothing, verify
+from mlwarden.agent.verify import (
+    Verdict,
+    baseline_of,
+    better_than_doing_nothing,
+    champion_trouble,
+    verify,
+)
 from mlwarden.domain import (
     ActionKind,
     Deployment,
@@ -786,6 +793,11 @@ class Agent:
         quality = incident["diagnosis"] == Diagnosis.DATA_QUALITY.value
         if quality:
             return self._verify_quality(model, incident, action, after, policy)
+        watching = self._watching_champion(incident, action)
+        if watching:
+            outcome = self._hand_back(model, incident, action, after, policy)
+            if outcome is not None:
+                return outcome
         if action["kind"] == ActionKind.RETRAIN.value and action["result"].get("watching"):
             return self._watch_candidate(model, incident, action, after, policy)
         if len(after) < policy.verify.windows and action["result"].get("promoted") is not False:
@@ -816,6 +828,22 @@ class Agent:
             f"{model}/incident/{incident['id']}",
             {"recovered": verdict.recovered, "action": action["id"]},
         )
+        if (
+            verdict.recovered
+            and watching
+            and action["state"] == "done"
+            and any(self._shadow_rows(model, w.window, action["result"]["champion_shadow"])
+                    for w in after)
+        ):
+            self.repo.update_incident(
+                incident["id"],
+                baseline={**baseline, "fallback_verified": True},
+                event="verified",
+                text=f"{verdict.text}. Version {action['result']['champion_shadow']} keeps "
+                "answering copies of the requests in shadow and takes the traffic back once "
+                "they look healthy",
+            )
+            return "waiting"
         if verdict.recovered:
             live = self.store.get_deployment(model)
             if live is not None and live.live_version is not None:
@@ -856,6 +884,95 @@ class Agent:
                         reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
+
+    @staticmethod
+    def _watching_champion(incident: dict[str, Any], action: dict[str, Any]) -> bool:
+        """A fallback for a service failure whose replaced version answers in shadow."""
+        return (
+            _scope(incident) is Scope.SERVICE
+            and action["kind"] == ActionKind.FALLBACK.value
+            and action["state"] in ("done", "undone")
+            and action["result"].get("champion_shadow") is not None
+        )
+
+    def _shadow_rows(self, model: str, window: int, version: int) -> list[dict[str, Any]]:
+        """``version``'s shadow answers among the records of one stored window."""
+        until = self.repo.window_end(model, window)
+        after = self.repo.window_end(model, window - 1) if window > 0 else None
+        if until is None:
+            return []
+        rows = self.store.records_by_arrival(model, after=after, until=until, shadow=True)
+        return [r for r in rows if r["version"] == version]
+
+    def _hand_back(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        action: dict[str, Any],
+        after: list[WindowView],
+        policy: ModelPolicy,
+    ) -> str | None:
+        """A fallback that took the traffic from a failing version gives it back once that
+        version's shadow answers look healthy for ``verify.release_after_windows`` windows
+        (every window the fallback serves a healthy champion's traffic, it serves it worse);
+        the incident is resolved when the symptom stays away ``verify.windows`` windows after,
+        and decided anew when it comes back. None: the fallback itself is still to verify."""
+        baseline = incident["baseline"]
+        champion = int(action["result"]["champion_shadow"])
+        if action["state"] == "done":
+            shadows = [self._shadow_rows(model, w.window, champion) for w in after]
+            if not any(shadows):
+                return None  # nothing to watch (no stored answers yet): verified as it is
+            healthy = 0
+            for rows in shadows:
+                trouble = champion_trouble(rows, baseline.get("signals", {}))
+                healthy = 0 if trouble else healthy + 1
+            if after and healthy >= policy.verify.release_after_windows:
+                undo_action(self.env(model), action["id"], force=True)
+                self.repo.update_incident(
+                    incident["id"],
+                    baseline={**baseline, "released_at": after[-1].window},
+                    event="released",
+                    text=f"version {champion} answered its shadow copies healthily for "
+                    f"{healthy} window(s): action {action['id']} (fallback) reverted, version "
+                    f"{champion} serves again; watching that it stays healthy",
+                )
+                return "waiting"
+            return "waiting" if baseline.get("fallback_verified") else None
+        released_at = baseline.get("released_at")
+        if released_at is None:
+            return None
+        since = [w for w in after if w.window > released_at]
+        collapsed = incident["diagnosis"] == Diagnosis.COLLAPSED_PREDICTIONS.value
+        broken = [
+            w.window
+            for w in since
+            if any(
+                is_collapse(f) or not collapsed
+                for f in qualifying(in_scope(w.findings, Scope.SERVICE), policy)
+            )
+        ]
+        if broken:
+            self.repo.update_incident(
+                incident["id"],
+                state="open",
+                event="broken again",
+                text=f"version {champion} failed again in window {broken[0]} after the fallback "
+                "was released: deciding anew",
+            )
+            return "not_recovered"
+        if len(since) < policy.verify.windows:
+            return "waiting"
+        text = (
+            f"version {champion} served {len(since)} windows without the failure after the "
+            f"fallback (action {action['id']}) was released"
+        )
+        self.repo.add_verification(
+            model, incident["id"], action["id"], "recovered", [w.window for w in since],
+            baseline.get("signals", {}), {}, text,
+        )
+        self.repo.update_incident(incident["id"], state="resolved", event="resolved", text=text)
+        return "recovered"
 
     def _watch_candidate(
         self,

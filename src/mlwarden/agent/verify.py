@@ -196,4 +196,59 @@ def verify(
     return Verdict(not reasons, [w.window for w in windows], observed, reasons)
 
 
-__all__ = ["Verdict", "baseline_of", "better_than_doing_nothing", "signal_scope", "verify"]
+# the champion answering in shadow behind a fallback takes the traffic back once its copies of
+# the requests look healthy: no more than this share of them one class (the collapse detector's
+# own threshold), errors no more than ``SHADOW_ERROR_SLACK`` above the baseline's error rate,
+# and a p99 latency no more than ``SHADOW_LATENCY_RATIO`` times the baseline's
+SHADOW_MIN_ROWS = 30
+SHADOW_ERROR_SLACK = 0.02
+SHADOW_LATENCY_RATIO = 1.5
+
+
+def champion_trouble(
+    rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, float], max_share: float = 0.99
+) -> str | None:
+    """Why the champion's shadow answers (``rows``, one window of them) do not look healthy
+    yet, or None when they do.
+
+    >>> answers = [{"prediction": i % 2, "error": None, "latency_ms": 4.0} for i in range(40)]
+    >>> champion_trouble(answers, {"error_rate": 0.0, "latency_p99_ms": 5.0}) is None
+    True
+    >>> champion_trouble([{**a, "prediction": 1} for a in answers], {})
+    'its answers are still collapsed: 100.0% are 1'
+    """
+    if len(rows) < SHADOW_MIN_ROWS:
+        return f"only {len(rows)} shadow answers in the window, {SHADOW_MIN_ROWS} needed"
+    errors = sum(1 for r in rows if r.get("error")) / len(rows)
+    if errors > baseline.get("error_rate", 0.0) + SHADOW_ERROR_SLACK:
+        return f"{errors:.1%} of its answers failed"
+    answers = [r.get("prediction") for r in rows if not r.get("error")]
+    if answers:
+        top, count = _top_answer(answers)
+        if count / len(answers) > max_share:
+            return f"its answers are still collapsed: {count / len(answers):.1%} are {top}"
+    base_p99 = baseline.get("latency_p99_ms")
+    latencies = sorted(float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None)
+    if base_p99 and latencies:
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        if p99 > SHADOW_LATENCY_RATIO * base_p99:
+            return f"its p99 latency is {p99:.0f} ms against {base_p99:.0f} ms before"
+    return None
+
+
+def _top_answer(answers: Sequence[Any]) -> tuple[str, int]:
+    counts: dict[str, int] = {}
+    for answer in answers:
+        counts[str(answer)] = counts.get(str(answer), 0) + 1
+    top = max(counts, key=lambda key: counts[key])
+    return top, counts[top]
+
+
+__all__ = [
+    "Verdict",
+    "baseline_of",
+    "better_than_doing_nothing",
+    "champion_trouble",
+    "signal_scope",
+    "verify",
+]

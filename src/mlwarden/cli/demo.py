@@ -28,10 +28,10 @@ def demo(
     """Train the example model, serve it with the dashboard, stream live traffic and faults.
 
     Open the printed URL: within the first minute the dashboard shows the data-quality break
-    detected and an incident diagnosed; the agent scores the fallback and the champion on the
-    incident's own records and falls back only where the fallback answers them better (then
-    returns to the champion once the data is clean). The later concept change leads to
-    decisions the demo's policy sends for approval.
+    detected and an incident diagnosed; the agent scores its remedies (repairing the inputs at
+    the gateway, the fallback model) against keeping the champion on the incident's own records
+    and takes one only where it does not answer them worse (undone once the data is clean).
+    The later concept change leads to decisions the demo's policy sends for approval.
     Ctrl-C stops it cleanly.
     """
     from mlwarden.errors import MlwardenError

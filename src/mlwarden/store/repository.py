@@ -1005,9 +1005,11 @@ class Store:
         received_before: datetime | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        shadow: bool = False,
     ) -> list[dict[str, Any]]:
         """Records of ``model`` in arrival order (``received_at``, then id), shadow copies left
-        out, each with its ``label`` or None: the order the agent's windows are cut in.
+        out (or only them, with ``shadow``), each with its ``label`` or None: the order the
+        agent's windows are cut in.
 
         ``after`` and ``until`` are (received_at, id) keys, the first exclusive, the second
         inclusive (a window's stored end key); ``received_before`` leaves out records that
@@ -1021,7 +1023,10 @@ class Store:
                 r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
             )
             .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
-            .where(and_(r.c.model_id == self.model_id(model), r.c.served_by != "shadow"))
+            .where(
+                r.c.model_id == self.model_id(model),
+                r.c.served_by == "shadow" if shadow else r.c.served_by != "shadow",
+            )
         )
         if received_before is not None:
             query = query.where(r.c.received_at <= as_utc(received_before))

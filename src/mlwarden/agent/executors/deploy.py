@@ -48,7 +48,9 @@ def run_rollback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_fallback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
-    """All traffic goes to the fallback version."""
+    """All traffic goes to the fallback version. The version it replaces keeps answering copies
+    of the requests as a shadow (unless a shadow runs already), so the agent sees when it is
+    healthy again and can hand the traffic back (``champion_shadow`` in the result)."""
     target = _version(action)
     previous: dict[str, Any] = {}
 
@@ -56,9 +58,13 @@ def run_fallback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         if state.fallback_version != target:
             raise Conflict(f"version {target} is no longer the fallback of {action['model']!r}")
         previous["live"] = state.live_version
-        return state.model_copy(
-            update={"live_version": target, "canary_version": None, "canary_weight": 0.0}
-        )
+        update: dict[str, Any] = {
+            "live_version": target, "canary_version": None, "canary_weight": 0.0
+        }
+        if state.shadow_version is None and state.live_version not in (None, target):
+            update["shadow_version"] = state.live_version
+            previous["shadow"] = state.live_version
+        return state.model_copy(update=update)
 
     deployment = change_deployment(
         env, action, "fallback", mutate, f"send traffic to fallback version {target}"
@@ -66,6 +72,7 @@ def run_fallback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     return {
         "to_version": target,
         "from_version": previous.get("live"),
+        "champion_shadow": previous.get("shadow"),
         "revision": deployment.revision,
     }
 
