@@ -25,8 +25,10 @@ FAILING_TODAY: dict[str, str] = {
     "elec_time_concept_change": "a drop on the natural drift opens the performance incident at "
     "window 1, before the change: its retrain (promoted, then reverted) is not the "
     "concept_drift retrain on post-change data; served worse than doing nothing",
-    "elec_time_bad_deploy": "the rollback is taken (served better than doing nothing) but "
-    "reverted at its verification, and a retrain is asked for within the fault period",
+    "elec_time_bad_deploy": "the rollback is taken and kept (0.550 against 0.481 doing "
+    "nothing, oracle 0.575), but its verification window misses the baseline under the "
+    "drift (kept and escalated, not 'succeeded'), and a retrain is asked for the drift's own "
+    "drop at window 10, within the (open-ended) fault period",
 }
 
 

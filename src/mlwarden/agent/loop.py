@@ -812,6 +812,11 @@ class Agent:
             scope=_scope(incident),
             diagnosis=incident["diagnosis"],
         )
+        now_kept = None
+        if not verdict.recovered:
+            verdict, now_kept = self._against_doing_nothing(
+                model, incident, action, verdict, policy
+            )
         self.repo.add_verification(
             model,
             incident["id"],
@@ -852,7 +857,7 @@ class Agent:
                 incident["id"], state="resolved", event="resolved", text=verdict.text
             )
             return "recovered"
-        kept = better_than_doing_nothing(
+        kept = now_kept or better_than_doing_nothing(
             verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
         )
         if kept is not None and action["kind"] in (
@@ -884,6 +889,63 @@ class Agent:
                         reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
+
+    def _against_doing_nothing(
+        self,
+        model: str,
+        incident: dict[str, Any],
+        action: dict[str, Any],
+        verdict: Verdict,
+        policy: ModelPolicy,
+    ) -> tuple[Verdict, str | None]:
+        """A rollback or fallback for a performance drop that missed the pre-failure baseline is
+        judged against doing nothing: the version it put in place and the version it replaced
+        both answer the logged inputs of every labelled record since the incident began (before
+        the action and after it) offline, scored on their labels. Real data keeps drifting, so
+        the baseline may be out of reach for any version, and two windows of it are a noisy
+        judge; the whole incident is the larger sample. A remedy clearly better than doing
+        nothing has done its part (recovered: the drop that remains is the world's, for the
+        performance incident that follows); one within the tolerance of it is not undone (the
+        second value says why): undoing it would serve no better."""
+        result = action["result"]
+        replaced, target = result.get("from_version"), result.get("to_version")
+        if (
+            _scope(incident) is not Scope.PERFORMANCE
+            or action["kind"] not in (ActionKind.ROLLBACK.value, ActionKind.FALLBACK.value)
+            or replaced is None
+            or target is None
+        ):
+            return verdict, None
+        rows = labelled(self._incident_records(model, incident["first_window"]))
+        spec = self.store.get_model(model)
+        if spec.task is None or len(rows) < policy.evidence.min_labels:
+            return verdict, None
+        remedy_answer = self._answerer(model, int(target), spec)
+        nothing_answer = self._answerer(model, int(replaced), spec)
+        if remedy_answer is None or nothing_answer is None:
+            return verdict, None
+        remedy = answered_score(spec.task, spec, rows, remedy_answer, action["kind"], int(target))
+        nothing = answered_score(spec.task, spec, rows, nothing_answer, "keep", int(replaced))
+        tolerance = policy.evidence.tolerance
+        margin = tolerance * abs(nothing.value) if nothing.metric == "rmse" else tolerance
+        if remedy.value < nothing.value - margin:
+            return verdict, None
+        if remedy.value <= nothing.value + margin:
+            return verdict, (
+                f"since the incident began, {remedy.describe()}, against {nothing.describe()} "
+                "had nothing been done"
+            )
+        return Verdict(
+            True,
+            verdict.windows,
+            verdict.observed,
+            [
+                *verdict.reasons,
+                f"but since the incident began, {remedy.describe()}, against "
+                f"{nothing.describe()} had nothing been done: the remedy helps, and what is "
+                "left of the drop is not the replaced version's",
+            ],
+        ), None
 
     @staticmethod
     def _watching_champion(incident: dict[str, Any], action: dict[str, Any]) -> bool:
