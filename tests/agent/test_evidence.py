@@ -302,3 +302,53 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
         script.add(MODEL, end=last_record_key(store), accuracy=0.8)
         agent.run_once()
     assert AgentRepo(store).get_incident(incident["id"])["state"] == "resolved"
+
+
+def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_nothing(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    v1, v_bad, v2 = frozen["v1"], frozen["v_bad"], frozen["v2"]
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="ci", reason="v2"
+    )
+    script = Script()
+    agent = agent_for(store, script)
+    _clean_windows(store, script, frozen["clean"], v2)
+    agent.run_once()
+    store.set_version_health(MODEL, v_bad, "unknown")
+    store.set_deployment(MODEL, DeploymentState(live_version=v_bad), actor="ci", reason="v3")
+    bad = load_estimator(store.load_artifact(MODEL, v_bad))
+    recent = frozen["recent"]
+    for chunk in range(3):
+        frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
+        answers = bad.predict(frame[FEATURES])
+        accuracy = float(np.mean(answers == frame["target"].to_numpy()))
+        send_records(store, frame, version=v_bad, prefix=f"bad{chunk}-", predictions=answers)
+        drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
+        script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
+        agent.run_once()
+    (remedy,) = remedies(store)
+    assert remedy["kind"] == "rollback" and remedy["state"] == "done"
+    now = remedy["params"]["to_version"]
+    assert now == v2 and store.get_deployment(MODEL).live_version == v2
+    good = load_estimator(store.load_artifact(MODEL, now))
+    # the world moved on: the windows after the remedy stay below the pre-failure baseline,
+    # but the version now serving answers every record of the incident far better than v_bad
+    for chunk in range(3, 5):
+        frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
+        send_records(store, frame, version=now, prefix=f"after{chunk}-",
+                     predictions=good.predict(frame[FEATURES]))
+        script.add(MODEL, end=last_record_key(store), accuracy=0.6)
+        agent.run_once()
+    incident = next(
+        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        if i["diagnosis"] == "regression_after_deploy"
+    )
+    assert incident["state"] == "resolved"
+    (verification,) = incident["verifications"]
+    assert verification["verdict"] == "recovered"
+    assert "below the baseline" in verification["details"]
+    assert "since the incident began, rollback (version" in verification["details"]
+    assert store.get_deployment(MODEL).live_version == now  # not undone
