@@ -1,4 +1,4 @@
-"""The concepts of DESIGN.md as typed values shared by every layer.
+"""The concepts of mlwarden (docs/architecture.md) as typed values shared by every layer.
 
 These are plain pydantic models: the store persists them, the API sends them, the monitor and
 agent read them. They import nothing from the rest of mlwarden.

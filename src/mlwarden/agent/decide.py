@@ -4,7 +4,7 @@ The steps, in order, each leaving its sentence in the rationale:
 
 1. another action in flight on the model → wait (no two actions on one model at once);
 2. persistence rule per finding kind → nothing persistent is **noise** (monitor more);
-3. the persistent kinds and the context give the **diagnosis** (a row of DESIGN.md's table);
+3. the persistent kinds and the context give the **diagnosis** (a row of the decision table);
 4. severity from effect size, share of traffic and performance impact;
 5. the policy's action for the diagnosis (failure memory may prefer the action that worked);
 6. guards may refuse it, and the next alternative is tried (rollback → fallback → disable →

@@ -2,7 +2,7 @@
 
 A policy file has ``defaults`` that hold for every model and an optional ``models`` section whose
 entries override the defaults key by key (nested mappings merge, everything else replaces).
-The decision table of DESIGN.md is the default, in ``policies/default.yaml``.
+The default decision table is in ``policies/default.yaml``.
 
 Errors name the line of the offending key: the YAML is composed into nodes (which keep their
 ``start_mark``) before it is validated; each pydantic error location is walked back to its node.
@@ -31,7 +31,7 @@ from mlwarden.settings import Settings
 
 
 class Diagnosis(StrEnum):
-    """The rows of DESIGN.md's decision table: what kind of failure the findings add up to."""
+    """The rows of the decision table: what kind of failure the findings add up to."""
 
     NOISE = "noise"
     DATA_QUALITY = "data_quality"

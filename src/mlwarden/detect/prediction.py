@@ -10,8 +10,8 @@
   ``max_share`` of the predictions although the reference's top class was at most
   ``reference_max_share``; or the spread (std) of a numeric output or of the confidence fell
   below ``std_ratio`` of the reference's. A collapse is reported as prediction drift with
-  ``evidence["collapse"] = True``: it is the most severe form of it (DESIGN.md: fallback,
-  critical).
+  ``evidence["collapse"] = True``: it is the most severe form of it (the default policy
+  answers it with a fallback, at critical severity).
 
 >>> import numpy as np, pandas as pd
 >>> from mlwarden.monitor.profile import Profile, ProfileLayout
