@@ -19,10 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mlwarden demo
 
-## Start PostgreSQL and Chromium if needed, then run the whole test suite.
+## Start PostgreSQL and Chromium if needed, then run the whole test suite on every core
+## (pytest-xdist: one worker per core, each test sent to whichever worker is free;
+## `$(BIN)/python -m pytest -q` alone runs it in one process).
 test: $(STAMP)
 	bash scripts/test-services.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist load
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -222,7 +222,12 @@ def test_a_model_registered_in_mlflow_is_imported_as_a_safe_version(
     estimator = pipeline().fit(X, y)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)  # where this test logs the model
-    with warnings.catch_warnings(), mlflow.start_run():
+    # the model's files go under tmp_path too: MLflow's default is ./mlruns in the working
+    # folder, which would leave them in the checkout and share them between pytest workers
+    experiment = mlflow.create_experiment(
+        "titanic", artifact_location=(tmp_path / "mlartifacts").as_uri()
+    )
+    with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment):
         warnings.simplefilter("ignore")
         mlflow.sklearn.log_model(
             estimator,

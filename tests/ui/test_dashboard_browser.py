@@ -1,7 +1,9 @@
 """The dashboard in a real headless Chromium against a real server (auth on) and a real fleet.
 
-The tests of this module share one server and run in file order: the approval tests change the
-deployment that later tests look at.
+The tests of this module share one server (per pytest worker). Each one passes alone and after
+any of the others in file order: a test that needs a state the fleet does not start in (a
+window past the last one, elec on its fallback) makes it itself, so none relies on another test
+having run on the same worker before it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from conftest import Dashboard, screenshot
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent, NoNewWindows
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.domain import DeploymentState
 from mlwarden.store.repository import utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -205,13 +208,20 @@ def test_live_update_changes_a_number_without_reload(
     operator: Watched, dashboard: Dashboard
 ) -> None:
     page = operator.page
+    repo = AgentRepo(dashboard.store)
+    last = repo.last_window("elec-eu")
+    assert last is not None and last >= 8  # the fleet's 8 windows, and any a test added
     cell = page.locator('tr[data-model="elec-eu"] [data-field="last_window"]')
-    expect(cell).to_have_text("8")
+    expect(cell).to_have_text(str(last))
     page.evaluate("window.__not_reloaded = true")
-    AgentRepo(dashboard.store).save_window(
-        "elec-eu", 9, utcnow() + timedelta(minutes=1), {"accuracy": 0.5, "latency_p99_ms": 70.0}, []
+    repo.save_window(
+        "elec-eu",
+        last + 1,
+        utcnow() + timedelta(minutes=1),
+        {"accuracy": 0.5, "latency_p99_ms": 70.0},
+        [],
     )
-    expect(cell).to_have_text("9", timeout=15_000)
+    expect(cell).to_have_text(str(last + 1), timeout=15_000)
     expect(page.locator('tr[data-model="elec-eu"] [data-field="performance"]')).to_have_text("0.5")
     assert page.evaluate("window.__not_reloaded") is True
     operator.clean()
@@ -298,9 +308,16 @@ def test_reports_download_in_three_formats(operator: Watched, dashboard: Dashboa
 
 def test_undo_restores_an_earlier_revision(operator: Watched, dashboard: Dashboard) -> None:
     page = operator.page
+    # elec on its fallback v1, as the approval test leaves it: written here too, so the test
+    # does not need that one to have run before it on this server
+    dashboard.store.set_deployment(
+        "elec",
+        DeploymentState(live_version=1, fallback_version=2),
+        actor="agent",
+        reason="latency: fall back to v1",
+    )
     page.goto(dashboard.url + "/ui/models/elec")
-    before = dashboard.store.get_deployment("elec")
-    assert before is not None and before.live_version == 1
+    expect(page.locator("#dep-live")).to_have_text("v1")
     page.fill("#undo-reason-2", "fallback no longer needed")
     page.get_by_role("button", name="Restore revision 2").click()
     expect(page.locator(".flash")).to_contain_text("Revision 2 restored")
@@ -313,6 +330,9 @@ def test_undo_restores_an_earlier_revision(operator: Watched, dashboard: Dashboa
 
 def test_monitoring_switch_and_signal_export(operator: Watched, dashboard: Dashboard) -> None:
     page = operator.page
+    repo = AgentRepo(dashboard.store)
+    window = (repo.last_window("elec-eu") or 0) + 1  # a window of its own to find in the export
+    repo.save_window("elec-eu", window, utcnow() + timedelta(minutes=1), {"accuracy": 0.25}, [])
     page.goto(dashboard.url + "/ui/models/elec-eu")
     page.get_by_role("button", name="Stop monitoring").click()
     expect(page.locator("#monitoring-state")).to_contain_text("off")
@@ -322,7 +342,7 @@ def test_monitoring_switch_and_signal_export(operator: Watched, dashboard: Dashb
     csv_text = page.request.get(dashboard.url + "/ui/models/elec-eu/signals.csv").text()
     header, *lines = csv_text.strip().splitlines()
     assert header == "window,ts,name,value"
-    assert any(line.startswith("9,") and ",accuracy,0.5" in line for line in lines)
+    assert any(line.startswith(f"{window},") and ",accuracy,0.25" in line for line in lines)
     rows = page.request.get(dashboard.url + "/ui/models/elec-eu/signals.json").json()
     assert {"window", "ts", "name", "value"} == set(rows[0])
     assert len(rows) == len(lines)
