@@ -191,6 +191,51 @@ def answered_score(
     return OptionScore(option, value, _metric(task), len(rows), failures, version, note)
 
 
+def refused_unlabelled(rows: Sequence[Row]) -> list[Row]:
+    """Requests refused before any version answered (a schema break: missing or unknown
+    fields), logged with their error and no answer. They never get a label, yet doing nothing
+    keeps refusing them, while a remedy that makes them answerable would answer them."""
+    return [
+        r for r in rows
+        if r.get("error") and r.get("prediction") is None and r.get("label") is None
+    ]
+
+
+def with_refusals(
+    score: OptionScore,
+    refused: int,
+    answerable: int,
+    refusal_credit: float = 0.0,
+) -> OptionScore:
+    """``score`` over the labelled records widened to the ``refused`` unlabelled requests too,
+    of which the option would answer ``answerable``: each answered one counts what the option
+    scores on the labelled records, each still refused one as a refusal (accuracy only; RMSE
+    has no such mixture and is returned as it is).
+
+    >>> base = OptionScore("repair", 0.7, "accuracy", labelled=300, failures=0)
+    >>> round(with_refusals(base, refused=100, answerable=100).value, 4)
+    0.7
+    >>> round(with_refusals(base, refused=100, answerable=0).value, 4)  # doing nothing
+    0.525
+    """
+    if refused <= 0 or score.metric != "accuracy":
+        return score
+    total = score.labelled + refused
+    value = (
+        score.value * (score.labelled + answerable) + refusal_credit * (refused - answerable)
+    ) / total
+    note = f"{answerable} of {refused} refused requests answered"
+    return OptionScore(
+        score.option,
+        value,
+        score.metric,
+        score.labelled,
+        score.failures + refused - answerable,
+        score.version,
+        f"{score.note}; {note}" if score.note else note,
+    )
+
+
 def choose(
     keep: OptionScore,
     options: Sequence[OptionScore],
@@ -243,5 +288,7 @@ __all__ = [
     "choose",
     "labelled",
     "refused_score",
+    "refused_unlabelled",
     "served_score",
+    "with_refusals",
 ]

@@ -37,7 +37,9 @@ from mlwarden.agent.evidence import (
     choose,
     labelled,
     refused_score,
+    refused_unlabelled,
     served_score,
+    with_refusals,
 )
 from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
 from mlwarden.agent.guards import Evidence, ModelContext
@@ -108,6 +110,9 @@ class NoNewWindows:
 
     def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
         return []
+
+
+Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
@@ -473,28 +478,44 @@ class Agent:
             if spec.task is None:
                 return None
             incident = self.repo.get_incident(incident_id)
-            rows = labelled(self._incident_records(model, incident["first_window"]))
+            every = self._incident_records(model, incident["first_window"])
+            rows = labelled(every)
             if len(rows) < settings.min_labels:
                 return None
+            refused = refused_unlabelled(every)
+            credit = 0.5 if settings.refusal_better_than_wrong else 0.0
+
+            def widened(score: OptionScore, prepare: Prepare | None = None) -> OptionScore:
+                answerable = 0
+                if prepare is not None or score.option not in ("keep", "disable"):
+                    inputs = [dict(r.get("features") or {}) for r in refused]
+                    mended = prepare(inputs) if prepare is not None else inputs
+                    names = spec.feature_names
+                    known = set(names)
+                    answerable = sum(
+                        all(n in f for n in names) and set(f) <= known for f in mended
+                    )
+                return with_refusals(score, len(refused), answerable, credit)
+
             options = []
             for action, params in feasible.items():
                 if action is ActionKind.REPAIR:
                     repaired = self._repaired_score(model, spec, rows, params)
                     if repaired is not None:
-                        options.append(repaired)
+                        options.append(widened(repaired, self._repair_of(params)))
                     continue
                 if action is ActionKind.DISABLE:
-                    options.append(
+                    options.append(widened(
                         refused_score(spec.task, rows, settings.refusal_better_than_wrong)
-                    )
+                    ))
                     continue
                 version = params.get("to_version")
                 answer = self._answerer(model, version, spec) if version is not None else None
                 if answer is not None:
-                    options.append(
+                    options.append(widened(
                         answered_score(spec.task, spec, rows, answer, action.value, version)
-                    )
-            return choose(served_score(spec.task, rows), options, preferred.value,
+                    ))
+            return choose(widened(served_score(spec.task, rows)), options, preferred.value,
                           settings.tolerance)
 
         return weigh
@@ -508,15 +529,20 @@ class Agent:
         answer = self._answerer(model, version, spec) if version is not None else None
         if answer is None:
             return None
+        return answered_score(
+            spec.task, spec, rows, answer, ActionKind.REPAIR.value, version,
+            note="inputs repaired: " + ", ".join(sorted(params["input_repair"])),
+            prepare=self._repair_of(params),
+        )
+
+    @staticmethod
+    def _repair_of(params: Mapping[str, Any]) -> Prepare:
+        """The repair a decision's parameters describe, as a function of request dicts."""
         plan = {
             name: FeatureRepair.model_validate(rule)
             for name, rule in params["input_repair"].items()
         }
-        return answered_score(
-            spec.task, spec, rows, answer, ActionKind.REPAIR.value, version,
-            note="inputs repaired: " + ", ".join(sorted(plan)),
-            prepare=lambda inputs: repair_instances(inputs, plan),
-        )
+        return lambda inputs: repair_instances(inputs, plan)
 
     def _incident_records(self, model: str, first_window: int) -> list[dict[str, Any]]:
         """The stored records of the windows from ``first_window`` to the newest (at most
