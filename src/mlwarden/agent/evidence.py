@@ -192,12 +192,16 @@ def answered_score(
 
 
 def refused_unlabelled(rows: Sequence[Row]) -> list[Row]:
-    """Requests refused before any version answered (a schema break: missing or unknown
-    fields), logged with their error and no answer. They never get a label, yet doing nothing
-    keeps refusing them, while a remedy that makes them answerable would answer them."""
+    """Requests refused before any version was called (a schema break: missing or unknown
+    fields), logged with their error, no version and no answer. They never get a label, yet
+    doing nothing keeps refusing them, while a remedy that makes them answerable would answer
+    them. (A version's failed attempt names its version: the fallback may have answered it.)"""
     return [
         r for r in rows
-        if r.get("error") and r.get("prediction") is None and r.get("label") is None
+        if r.get("error")
+        and r.get("version") is None
+        and r.get("prediction") is None
+        and r.get("label") is None
     ]
 
 
