@@ -14,7 +14,7 @@ from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.scenarios.simulate import Simulation
 from mlwarden.scenarios.spec import builtin_names, load_scenario
 
-OUTCOMES = {"succeeded", "reverted", "pending", "rejected", "failed"}
+OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 
 # Built-in scenarios that do not meet their expectations today (issue 12: the agent's judgment
 # is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
@@ -27,8 +27,8 @@ FAILING_TODAY: dict[str, str] = {
     "concept_drift retrain on post-change data; served worse than doing nothing",
     "elec_time_bad_deploy": "the rollback is taken and kept (0.550 against 0.481 doing "
     "nothing, oracle 0.575), but its verification window misses the baseline under the "
-    "drift (kept and escalated, not 'succeeded'), and a retrain is asked for the drift's own "
-    "drop at window 10, within the (open-ended) fault period",
+    "drift (outcome 'kept' and escalated, not 'succeeded'), and a retrain is asked for the "
+    "drift's own drop at window 10, within the (open-ended) fault period",
 }
 
 

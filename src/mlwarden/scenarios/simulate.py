@@ -610,6 +610,10 @@ class Simulation:
                 state == "done" and action["kind"] == "alert"
             ):
                 outcome = "succeeded"
+            elif state == "done" and verdict == "not_recovered":
+                # short of the baseline, but serving no worse than doing nothing: left in place
+                # and escalated to people
+                outcome = "kept"
             elif state == "undone" or verdict in ("not_recovered", "canary_failed"):
                 outcome = "reverted"
             elif state == "failed":

@@ -135,7 +135,7 @@ class ExpectedFinding(_Strict):
 
 
 # How an action ended, as summary.json reports it.
-Outcome = Literal["succeeded", "reverted", "pending", "rejected", "failed"]
+Outcome = Literal["succeeded", "kept", "reverted", "pending", "rejected", "failed"]
 
 
 class ExpectedAction(_Strict):
