@@ -282,3 +282,11 @@ def test_audit_filters_by_model_actor_kind_and_time(store: Store) -> None:
     assert len(queries.audit_page(store.engine, actor="agent")) == 1
     later = datetime.now(UTC) + timedelta(hours=1)
     assert queries.audit_page(store.engine, since=later) == []
+
+
+def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/ui/"
+    # without a session the dashboard then asks to sign in, as any page does
+    page = client.get("/", follow_redirects=True)
+    assert page.status_code == 200 and 'name="token"' in page.text

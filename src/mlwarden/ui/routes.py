@@ -954,6 +954,11 @@ def mount_ui(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
     app.include_router(router)
 
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        # a person opening the server's address wants the dashboard, not a JSON 404
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         return RedirectResponse(f"{PREFIX}/login?next={quote(exc.next_url)}", status_code=303)
