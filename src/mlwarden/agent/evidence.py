@@ -191,6 +191,28 @@ def answered_score(
     return OptionScore(option, value, _metric(task), len(rows), failures, version, note)
 
 
+def margin(keep: OptionScore, tolerance: float) -> float:
+    """How far from doing nothing an option still counts as no different: ``tolerance`` itself
+    for accuracy, a share of doing nothing's RMSE for regression."""
+    return tolerance * abs(keep.value) if keep.metric == "rmse" else tolerance
+
+
+def answerable_refusals(
+    spec: ModelSpec,
+    refused: Sequence[Row],
+    prepare: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> int:
+    """How many of the ``refused`` requests a version could answer once ``prepare`` (an input
+    repair) mended them: every feature of the model present and no other key, as the gateway's
+    schema check asks."""
+    inputs = [dict(r.get("features") or {}) for r in refused]
+    if prepare is not None:
+        inputs = prepare(inputs)
+    names = spec.feature_names
+    known = set(names)
+    return sum(all(n in f for n in names) and set(f) <= known for f in inputs)
+
+
 def refused_unlabelled(rows: Sequence[Row]) -> list[Row]:
     """Requests refused before any version was called (a schema break: missing or unknown
     fields), logged with their error, no version and no answer. They never get a label, yet
@@ -253,21 +275,21 @@ def choose(
     tolerance is absolute for accuracy and relative to doing nothing's RMSE for regression.
     """
     scores = [keep, *options]
-    margin = tolerance * abs(keep.value) if keep.metric == "rmse" else tolerance
+    same = margin(keep, tolerance)
     preferred_score = next((s for s in options if s.option == preferred), None)
     best = max(options, key=lambda s: s.value, default=None)
     if best is None:
         return Weighing(scores, "keep", "no remedy could be scored")
-    if preferred_score is not None and preferred_score.value >= best.value - margin:
+    if preferred_score is not None and preferred_score.value >= best.value - same:
         best = preferred_score
-    if best.value < keep.value - margin:
+    if best.value < keep.value - same:
         return Weighing(
             scores,
             "keep",
             f"every remedy serves worse than doing nothing ({keep.describe()}; best: "
             f"{best.describe()})",
         )
-    if best.value <= keep.value + margin and best.option != preferred:
+    if best.value <= keep.value + same and best.option != preferred:
         return Weighing(
             scores,
             "keep",
@@ -288,9 +310,11 @@ __all__ = [
     "WEIGHED",
     "OptionScore",
     "Weighing",
+    "answerable_refusals",
     "answered_score",
     "choose",
     "labelled",
+    "margin",
     "refused_score",
     "refused_unlabelled",
     "served_score",
