@@ -33,9 +33,11 @@ from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
     OptionScore,
     Weighing,
+    answerable_refusals,
     answered_score,
     choose,
     labelled,
+    margin,
     refused_score,
     refused_unlabelled,
     served_score,
@@ -486,23 +488,18 @@ class Agent:
             credit = 0.5 if settings.refusal_better_than_wrong else 0.0
 
             def widened(score: OptionScore, prepare: Prepare | None = None) -> OptionScore:
-                answerable = 0
-                if prepare is not None or score.option not in ("keep", "disable"):
-                    inputs = [dict(r.get("features") or {}) for r in refused]
-                    mended = prepare(inputs) if prepare is not None else inputs
-                    names = spec.feature_names
-                    known = set(names)
-                    answerable = sum(
-                        all(n in f for n in names) and set(f) <= known for f in mended
-                    )
+                # doing nothing and a disabled model answer none of the refused requests
+                answers = score.option not in ("keep", "disable")
+                answerable = answerable_refusals(spec, refused, prepare) if answers else 0
                 return with_refusals(score, len(refused), answerable, credit)
 
             options = []
             for action, params in feasible.items():
                 if action is ActionKind.REPAIR:
-                    repaired = self._repaired_score(model, spec, rows, params)
+                    prepare = self._repair_of(params)
+                    repaired = self._repaired_score(model, spec, rows, params, prepare)
                     if repaired is not None:
-                        options.append(widened(repaired, self._repair_of(params)))
+                        options.append(widened(repaired, prepare))
                     continue
                 if action is ActionKind.DISABLE:
                     options.append(widened(
@@ -522,9 +519,10 @@ class Agent:
 
     def _repaired_score(
         self, model: str, spec: ModelSpec, rows: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any],
+        params: Mapping[str, Any], prepare: Prepare,
     ) -> OptionScore | None:
-        """The live version's answers to the logged inputs once mended by the repair."""
+        """The live version's answers to the logged inputs once mended by ``prepare``, the
+        repair ``params`` describe."""
         version = params.get("version")
         answer = self._answerer(model, version, spec) if version is not None else None
         if answer is None:
@@ -532,7 +530,7 @@ class Agent:
         return answered_score(
             spec.task, spec, rows, answer, ActionKind.REPAIR.value, version,
             note="inputs repaired: " + ", ".join(sorted(params["input_repair"])),
-            prepare=self._repair_of(params),
+            prepare=prepare,
         )
 
     @staticmethod
@@ -820,8 +818,13 @@ class Agent:
         if quality:
             return self._verify_quality(model, incident, action, after, policy)
         watching = self._watching_champion(incident, action)
+        # the replaced version's shadow answers, per window, while the fallback serves
+        shadows: list[list[dict[str, Any]]] = []
         if watching:
-            outcome = self._hand_back(model, incident, action, after, policy)
+            if action["state"] == "done":
+                champion = int(action["result"]["champion_shadow"])
+                shadows = [self._shadow_rows(model, w.window, champion) for w in after]
+            outcome = self._hand_back(model, incident, action, after, policy, shadows)
             if outcome is not None:
                 return outcome
         if action["kind"] == ActionKind.RETRAIN.value and action["result"].get("watching"):
@@ -859,13 +862,7 @@ class Agent:
             f"{model}/incident/{incident['id']}",
             {"recovered": verdict.recovered, "action": action["id"]},
         )
-        if (
-            verdict.recovered
-            and watching
-            and action["state"] == "done"
-            and any(self._shadow_rows(model, w.window, action["result"]["champion_shadow"])
-                    for w in after)
-        ):
+        if verdict.recovered and any(shadows):
             self.repo.update_incident(
                 incident["id"],
                 baseline={**baseline, "fallback_verified": True},
@@ -952,11 +949,10 @@ class Agent:
             return verdict, None
         remedy = answered_score(spec.task, spec, rows, remedy_answer, action["kind"], int(target))
         nothing = answered_score(spec.task, spec, rows, nothing_answer, "keep", int(replaced))
-        tolerance = policy.evidence.tolerance
-        margin = tolerance * abs(nothing.value) if nothing.metric == "rmse" else tolerance
-        if remedy.value < nothing.value - margin:
+        same = margin(nothing, policy.evidence.tolerance)
+        if remedy.value < nothing.value - same:
             return verdict, None
-        if remedy.value <= nothing.value + margin:
+        if remedy.value <= nothing.value + same:
             return verdict, (
                 f"since the incident began, {remedy.describe()}, against {nothing.describe()} "
                 "had nothing been done"
@@ -999,23 +995,25 @@ class Agent:
         action: dict[str, Any],
         after: list[WindowView],
         policy: ModelPolicy,
+        shadows: list[list[dict[str, Any]]],
     ) -> str | None:
         """A fallback that took the traffic from a failing version gives it back once that
         version's shadow answers look healthy for ``verify.release_after_windows`` windows
         (every window the fallback serves a healthy champion's traffic, it serves it worse);
         the incident is resolved when the symptom stays away ``verify.windows`` windows after,
-        and decided anew when it comes back. None: the fallback itself is still to verify."""
+        and decided anew when it comes back. ``shadows`` holds that version's shadow answers
+        in each window of ``after`` while the fallback serves. None: the fallback itself is
+        still to verify."""
         baseline = incident["baseline"]
         champion = int(action["result"]["champion_shadow"])
         if action["state"] == "done":
-            shadows = [self._shadow_rows(model, w.window, champion) for w in after]
             if not any(shadows):
                 return None  # nothing to watch (no stored answers yet): verified as it is
             healthy = 0
             for rows in shadows:
                 trouble = champion_trouble(rows, baseline.get("signals", {}))
                 healthy = 0 if trouble else healthy + 1
-            if after and healthy >= policy.verify.release_after_windows:
+            if healthy >= policy.verify.release_after_windows:
                 undo_action(self.env(model), action["id"], force=True)
                 self.repo.update_incident(
                     incident["id"],
