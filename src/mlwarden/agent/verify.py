@@ -8,6 +8,7 @@ For a retrain, the held-out comparison recorded by the action must also favour t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,11 +223,12 @@ def champion_trouble(
     errors = sum(1 for r in rows if r.get("error")) / len(rows)
     if errors > baseline.get("error_rate", 0.0) + SHADOW_ERROR_SLACK:
         return f"{errors:.1%} of its answers failed"
-    answers = [r.get("prediction") for r in rows if not r.get("error")]
+    answers = Counter(str(r.get("prediction")) for r in rows if not r.get("error"))
     if answers:
-        top, count = _top_answer(answers)
-        if count / len(answers) > max_share:
-            return f"its answers are still collapsed: {count / len(answers):.1%} are {top}"
+        ((top, count),) = answers.most_common(1)
+        share = count / answers.total()
+        if share > max_share:
+            return f"its answers are still collapsed: {share:.1%} are {top}"
     base_p99 = baseline.get("latency_p99_ms")
     latencies = sorted(float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None)
     if base_p99 and latencies:
@@ -234,14 +236,6 @@ def champion_trouble(
         if p99 > SHADOW_LATENCY_RATIO * base_p99:
             return f"its p99 latency is {p99:.0f} ms against {base_p99:.0f} ms before"
     return None
-
-
-def _top_answer(answers: Sequence[Any]) -> tuple[str, int]:
-    counts: dict[str, int] = {}
-    for answer in answers:
-        counts[str(answer)] = counts.get(str(answer), 0) + 1
-    top = max(counts, key=lambda key: counts[key])
-    return top, counts[top]
 
 
 __all__ = [
