@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -158,6 +159,13 @@ class FeatureRepair(BaseModel):
             if self.low is None or self.high is None or self.low > self.high:
                 raise ValueError("divide_by needs the plausible range low <= high")
         return self
+
+    @cached_property
+    def known_values(self) -> tuple[frozenset[Scalar], frozenset[str]]:
+        """``known`` as a set, and as text (a code sent as "3" is the known 3): looked up for
+        every value of every request, so built once."""
+        known = self.known or []
+        return frozenset(known), frozenset(str(k) for k in known)
 
 
 class DeploymentState(BaseModel):

@@ -72,8 +72,8 @@ def repair_value(value: Any, rule: FeatureRepair, instance: Mapping[str, Any] | 
                 return scaled
         return value
     if rule.known is not None and rule.unseen_to is not None:
-        known = rule.known
-        if value not in known and str(value) not in {str(k) for k in known}:
+        known, known_text = rule.known_values
+        if value not in known and str(value) not in known_text:
             return rule.unseen_to
     return value
 
