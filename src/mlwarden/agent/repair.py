@@ -129,6 +129,9 @@ def plan_repair(
     if not sample:
         return {}
     frame = pd.DataFrame([_features_of(row) for row in sample])
+    renamed = _renamed(findings)
+    # features a finding names may be broken too: no regression fill leans on them
+    broken = {name for f in findings for name in f.features}
     rules: dict[str, dict[str, Any]] = {}
     for finding in findings:
         check = finding.evidence.get("check")
@@ -141,14 +144,11 @@ def plan_repair(
             if central is None:
                 continue
             rule = rules.setdefault(name, {})
-            if check in ("missing_feature", "null_burst"):
-                renamed = _renamed(findings)
+            if check in ("null_burst", "missing_feature"):
                 if name in renamed:
                     rule["renamed_from"] = renamed[name]
-            if check in ("null_burst", "missing_feature"):
                 rule["fill"] = central
                 if numeric:
-                    broken = {n for f in findings for n in f.features}
                     rule.update(_regression_fill(frame, name, broken))
             elif check == "unit_change" and numeric:
                 factor = float(finding.evidence.get("factor") or 0.0)
