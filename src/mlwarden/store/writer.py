@@ -75,7 +75,6 @@ class JournalUnwritable(Exception):
     def __init__(self, rows: list[dict[str, Any]], reason: str) -> None:
         super().__init__(reason)
         self.rows = rows
-        self.reason = reason
 
 
 def _json_default(value: Any) -> Any:
@@ -448,7 +447,6 @@ class RecordWriter:
             capture.append(rows)
         except Exception as exc:
             log.error("could not write %d records to the capture log: %s", len(rows), exc)
-            capture.rotate()  # a torn line must not swallow the next append's first row
             failure = ServiceUnavailable(f"the record could not be made durable: {exc}")
             with self._cond:
                 self._enqueue(rows)  # still stored when the database takes them
@@ -517,7 +515,7 @@ class RecordWriter:
                         self._write(batch)
                     except JournalUnwritable as exc:
                         held = exc.rows + [row for rest in batches[position + 1 :] for row in rest]
-                        self._hold(held, exc.reason)
+                        self._hold(held, str(exc))
                         break
                 else:
                     if batches:
