@@ -37,7 +37,7 @@ import httpx
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from bench_durability import MODES, PredictLoad, stored_ids
+from bench_durability import MODES, PredictLoad, stored_ids, wait_replayed
 from bench_gateway import elec_workload, set_up_model
 from mlwarden.api.server import ServerProcess
 from mlwarden.store import Store
@@ -85,18 +85,6 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def wait_drained(server: ServerProcess, timeout_s: float = 300) -> dict[str, object]:
-    """Until the server holds nothing pending, journaled or held; returns its last /health."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        health = httpx.get(server.url + "/health", timeout=30).json()
-        records = health["records"]
-        if not (records["pending"] or records["spilled_to_journal"] or records["held_in_memory"]):
-            return health
-        time.sleep(0.5)
-    raise TimeoutError("the server did not store what it held")
-
-
 async def under_load(
     server: ServerProcess,
     bodies: list[bytes],
@@ -127,21 +115,8 @@ async def under_load(
     load.stopping.set()
     await running
 
-    def count(items: list[tuple[float, str]], start: float, end: float) -> int:
-        return sum(1 for when, _ in items if start <= when < end)
-
-    inf = float("inf")
     return {
-        "answered": {
-            "before": count(load.answered, 0, full_at),
-            "while_full": count(load.answered, full_at, freed_at),
-            "after": count(load.answered, freed_at, inf),
-        },
-        "failed": {
-            "before": count(load.failed, 0, full_at),
-            "while_full": count(load.failed, full_at, freed_at),
-            "after": count(load.failed, freed_at, inf),
-        },
+        **load.by_phase("while_full", full_at, freed_at),
         "failure_examples": sorted({message for _, message in load.failed})[:3],
         "health_while_full": {
             key: health[key] for key in ("status", "database", "records") if key in health
@@ -157,7 +132,7 @@ def sqlite_case(mode: str, artifact: bytes, bodies: list[bytes], args: argparse.
         try:
             set_up_model(server.url, artifact)
             result = asyncio.run(under_load(server, bodies, folder, args, {}))
-            result["health_after"] = wait_drained(server)["status"]
+            result["health_after"] = wait_replayed(server)["status"]
         finally:
             server.stop()
         stored = stored_ids(data)
@@ -185,7 +160,7 @@ def outage_case(mode: str, artifact: bytes, bodies: list[bytes], args: argparse.
             try:
                 set_up_model(server.url, artifact, headers)
                 result = asyncio.run(under_load(server, bodies, folder, args, headers, proxy))
-                result["health_after"] = wait_drained(server)["status"]
+                result["health_after"] = wait_replayed(server)["status"]
             finally:
                 server.stop()
         with Store(direct_url, migrate=False) as direct, direct.engine.connect() as conn:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -61,6 +62,19 @@ class PredictLoad:
     async def run(self, concurrency: int) -> None:
         await asyncio.gather(*(self._worker(i) for i in range(concurrency)))
 
+    def by_phase(self, name: str, start: float, end: float) -> dict[str, dict[str, int]]:
+        """Answered and failed requests before ``start``, from it to ``end`` (the phase
+        ``name``: an outage, a full disk) and after, by their ``time.monotonic()``."""
+        bounds = {"before": (0.0, start), name: (start, end), "after": (end, float("inf"))}
+
+        def count(items: list[tuple[float, str]], low: float, high: float) -> int:
+            return sum(1 for when, _ in items if low <= when < high)
+
+        return {
+            outcome: {phase: count(items, *span) for phase, span in bounds.items()}
+            for outcome, items in (("answered", self.answered), ("failed", self.failed))
+        }
+
     async def _worker(self, offset: int) -> None:
         async with httpx.AsyncClient(base_url=self.url, timeout=60) as client:
             i = offset
@@ -96,15 +110,16 @@ async def answered_until_killed(
     return [rid for _, rid in load.answered]
 
 
-def wait_replayed(server: ServerProcess, timeout_s: float = 300) -> None:
-    """Until the restarted server has nothing pending or journaled."""
+def wait_replayed(server: ServerProcess, timeout_s: float = 300) -> dict[str, Any]:
+    """Until the server has nothing pending, journaled or held in memory; its last /health."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        records = httpx.get(server.url + "/health", timeout=30).json()["records"]
-        if records["pending"] == 0 and records["spilled_to_journal"] == 0:
-            return
+        health: dict[str, Any] = httpx.get(server.url + "/health", timeout=30).json()
+        records = health["records"]
+        if not (records["pending"] or records["spilled_to_journal"] or records["held_in_memory"]):
+            return health
         time.sleep(0.5)
-    raise TimeoutError("the restarted server did not replay its journal")
+    raise TimeoutError("the server did not store what it held")
 
 
 def ready(server: ServerProcess, body: bytes) -> None:

@@ -61,21 +61,8 @@ async def scenario(
     load.stopping.set()
     await running
 
-    def phase(items: list[tuple[float, str]], start: float, end: float) -> int:
-        return sum(1 for when, _ in items if start <= when < end)
-
-    inf = float("inf")
     return {
-        "answered": {
-            "before": phase(load.answered, 0, cut_at),
-            "during_outage": phase(load.answered, cut_at, restored_at),
-            "after": phase(load.answered, restored_at, inf),
-        },
-        "failed": {
-            "before": phase(load.failed, 0, cut_at),
-            "during_outage": phase(load.failed, cut_at, restored_at),
-            "after": phase(load.failed, restored_at, inf),
-        },
+        **load.by_phase("during_outage", cut_at, restored_at),
         "failure_examples": [message for _, message in load.failed[:3]],
         "health_during_outage": health,
         "ids": [rid for _, rid in load.answered],
