@@ -21,6 +21,7 @@ from agent_helpers import (
 from test_loop import agent_for, remedies
 
 from mlwarden.agent.evidence import OptionScore, choose
+from mlwarden.agent.executors.retrain import load_estimator
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState
 from mlwarden.store.repository import Store
@@ -61,9 +62,7 @@ def test_regression_tolerance_is_relative_to_the_rmse_of_doing_nothing() -> None
 
 def _clean_windows(store: Store, script: Script, frame: pd.DataFrame, version: int) -> None:
     """Three windows of healthy records answered by ``version`` (real predictions)."""
-    from mlwarden.agent.executors.retrain import load_estimator
-
-    live = load_estimator(store.load_artifact(MODEL, version))
+    live = _estimator(store, version)
     for chunk in range(3):
         part = frame.iloc[chunk * 300 : (chunk + 1) * 300]
         send_records(
@@ -113,12 +112,12 @@ def frozen(store: Store, elec: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def test_a_frozen_model_falls_back_because_the_fallback_answers_its_records_better(
-    store: Store, frozen: dict[str, Any]
-) -> None:
+def _serving_clean(store: Store, frozen: dict[str, Any], fallback: int) -> tuple[Any, Script]:
+    """``frozen``'s v2 live with ``fallback``, three clean windows of it seen by the agent;
+    returns the agent and the window script."""
     store.set_deployment(
         MODEL,
-        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v1"]),
+        DeploymentState(live_version=frozen["v2"], fallback_version=fallback),
         actor="test",
         reason="deploy",
     )
@@ -126,6 +125,18 @@ def test_a_frozen_model_falls_back_because_the_fallback_answers_its_records_bett
     agent = agent_for(store, script)
     _clean_windows(store, script, frozen["clean"], frozen["v2"])
     agent.run_once()
+    return agent, script
+
+
+def _estimator(store: Store, version: int) -> Any:
+    """A stored version's scikit-learn estimator, to answer test records as it would."""
+    return load_estimator(store.load_artifact(MODEL, version))
+
+
+def test_a_frozen_model_falls_back_because_the_fallback_answers_its_records_better(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    agent, script = _serving_clean(store, frozen, frozen["v1"])
     recent = frozen["recent"]
     constant = np.zeros(1000, dtype=int)  # the stuck model answers 0 to everything
     collapse = finding("prediction_drift", 8, ["prediction"], collapse=True)
@@ -151,21 +162,10 @@ def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
 ) -> None:
     # the configured fallback is the coin flip; the live model still answers well on the
     # broken inputs, so a data-quality incident gets an alert and no deployment change
-    store.set_deployment(
-        MODEL,
-        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v_bad"]),
-        actor="test",
-        reason="deploy",
-    )
+    agent, script = _serving_clean(store, frozen, frozen["v_bad"])
     revision = store.get_deployment(MODEL).revision  # type: ignore[union-attr]
-    script = Script()
-    agent = agent_for(store, script)
-    _clean_windows(store, script, frozen["clean"], frozen["v2"])
-    agent.run_once()
     recent = frozen["recent"]
-    from mlwarden.agent.executors.retrain import load_estimator
-
-    live = load_estimator(store.load_artifact(MODEL, frozen["v2"]))
+    live = _estimator(store, frozen["v2"])
     nulls = finding("data_quality", 8, ["nswprice"], traffic_share=0.1)
     for chunk in range(3):
         frame = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
@@ -187,19 +187,8 @@ def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
 def _unit_change_on(store: Store, frozen: dict[str, Any], feature: str) -> Any:
     """Clean windows, then three windows whose ``feature`` arrives x100 (a unit change), the
     live decision tree answering what it is sent; returns the live estimator."""
-    from mlwarden.agent.executors.retrain import load_estimator
-
-    store.set_deployment(
-        MODEL,
-        DeploymentState(live_version=frozen["v2"], fallback_version=frozen["v1"]),
-        actor="test",
-        reason="deploy",
-    )
-    script = Script()
-    agent = agent_for(store, script)
-    _clean_windows(store, script, frozen["clean"], frozen["v2"])
-    agent.run_once()
-    live = load_estimator(store.load_artifact(MODEL, frozen["v2"]))
+    agent, script = _serving_clean(store, frozen, frozen["v1"])
+    live = _estimator(store, frozen["v2"])
     scaled = frozen["recent"].assign(**{feature: frozen["recent"][feature] * 100})
     unit = finding("data_quality", 8, [feature], check="unit_change", factor=100.0)
     for chunk in range(3):
@@ -252,16 +241,8 @@ def test_a_repair_that_would_serve_worse_than_the_broken_inputs_is_not_taken(
 def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_copies_well(
     store: Store, frozen: dict[str, Any]
 ) -> None:
-    from mlwarden.agent.executors.retrain import load_estimator
-
     v1, v2 = frozen["v1"], frozen["v2"]
-    store.set_deployment(
-        MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="test", reason="deploy"
-    )
-    script = Script()
-    agent = agent_for(store, script)
-    _clean_windows(store, script, frozen["clean"], v2)
-    agent.run_once()
+    agent, script = _serving_clean(store, frozen, v1)
     recent = frozen["recent"]
     collapse = finding("prediction_drift", 8, ["prediction"], collapse=True)
     for chunk in range(3):
@@ -274,8 +255,8 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
     deployment = store.get_deployment(MODEL)
     assert (deployment.live_version, deployment.shadow_version) == (v1, v2)
 
-    fallback = load_estimator(store.load_artifact(MODEL, v1))
-    champion = load_estimator(store.load_artifact(MODEL, v2))
+    fallback = _estimator(store, v1)
+    champion = _estimator(store, v2)
     later = frozen["clean"]
 
     def window(number: int, champion_answers: np.ndarray) -> None:
@@ -307,19 +288,11 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
 def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_nothing(
     store: Store, frozen: dict[str, Any]
 ) -> None:
-    from mlwarden.agent.executors.retrain import load_estimator
-
-    v1, v_bad, v2 = frozen["v1"], frozen["v_bad"], frozen["v2"]
-    store.set_deployment(
-        MODEL, DeploymentState(live_version=v2, fallback_version=v1), actor="ci", reason="v2"
-    )
-    script = Script()
-    agent = agent_for(store, script)
-    _clean_windows(store, script, frozen["clean"], v2)
-    agent.run_once()
+    v_bad, v2 = frozen["v_bad"], frozen["v2"]
+    agent, script = _serving_clean(store, frozen, frozen["v1"])
     store.set_version_health(MODEL, v_bad, "unknown")
     store.set_deployment(MODEL, DeploymentState(live_version=v_bad), actor="ci", reason="v3")
-    bad = load_estimator(store.load_artifact(MODEL, v_bad))
+    bad = _estimator(store, v_bad)
     recent = frozen["recent"]
     for chunk in range(3):
         frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
@@ -333,7 +306,7 @@ def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_n
     assert remedy["kind"] == "rollback" and remedy["state"] == "done"
     now = remedy["params"]["to_version"]
     assert now == v2 and store.get_deployment(MODEL).live_version == v2
-    good = load_estimator(store.load_artifact(MODEL, now))
+    good = _estimator(store, now)
     # the world moved on: the windows after the remedy stay below the pre-failure baseline,
     # but the version now serving answers every record of the incident far better than v_bad
     for chunk in range(3, 5):
