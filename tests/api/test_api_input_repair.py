@@ -38,6 +38,18 @@ def test_the_gateway_answers_the_mended_request_and_records_it_as_sent(
     record = next(r for r in stored if r["id"] == mended.json()["id"])
     assert record["features"] == broken_row  # the monitor sees the fault as it arrives
 
+    revisions = len(state_of(client).store.deployment_history("elec"))
     bad = {"live_version": 1, "input_repair": {"nswprice": {"divide_by": 0, "low": 0, "high": 1}}}
     refused = client.put("/v1/models/elec/deployment", json=bad)
     assert refused.status_code == 422 and "divide_by" in refused.text
+    # a repair of a feature the model does not have would make every request unknown-keyed
+    for repair in (
+        {"nsw_price": {"fill": 0.1}},
+        {"nswprice": {"fill": 0.1, "fill_intercept": 0, "fill_coefficients": {"x": 1}}},
+    ):
+        body = {"live_version": 1, "input_repair": repair}
+        refused = client.put("/v1/models/elec/deployment", json=body)
+        assert refused.status_code == 422 and "not features" in refused.text, refused.text
+    assert client.post("/v1/models/elec/predict", json={"instances": row}).status_code == 200
+    # nothing was written by the refused changes
+    assert len(state_of(client).store.deployment_history("elec")) == revisions

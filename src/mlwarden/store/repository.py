@@ -680,6 +680,21 @@ class Store:
                 )
         if state.canary_version is None and state.canary_weight > 0:
             raise InvalidInput("a canary weight needs a canary version")
+        if state.input_repair:
+            # a repair naming another feature would add it to every request, and the schema
+            # check would then refuse them all
+            features = set(self.get_model(model).feature_names)
+            named = set(state.input_repair) | {
+                name for rule in state.input_repair.values()
+                for name in rule.fill_coefficients or {}
+            }
+            unknown = sorted(named - features)
+            if unknown:
+                raise InvalidInput(
+                    f"input_repair names {', '.join(map(repr, unknown))}, not features of "
+                    f"model {model!r}; its features: {', '.join(sorted(features))}",
+                    unknown=unknown,
+                )
         values = state.model_dump()
         if not values["input_repair"]:
             del values["input_repair"]  # NULL: nothing mended (the column's default)
