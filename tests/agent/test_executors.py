@@ -7,12 +7,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from agent_helpers import MODEL, Receiver, send_records
+from agent_helpers import MODEL, Receiver, add_version, send_records, train
 
 from mlwarden.agent.executors import ExecEnv, run_action, undo_action
 from mlwarden.agent.journal import Journal
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.domain import ActionKind
+from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict
 from mlwarden.store.repository import Store
 
@@ -68,22 +68,55 @@ def test_failed_multi_step_action_restores_the_deployment(
     assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
 
 
-def test_fallback_disable_and_undo_refused_after_later_change(
+def test_undo_reverts_only_what_the_action_changed(
     store: Store, deployed: dict[str, Any]
 ) -> None:
+    """A later, unrelated change survives the undo: undoing the fallback while the model is
+    disabled puts the live version back and leaves it disabled."""
     env = env_for(store)
     fb = run_action(
         env, env.journal.create(MODEL, ActionKind.FALLBACK, {"to_version": deployed["v1"]})
     )
     assert store.get_deployment(MODEL).live_version == deployed["v1"]  # type: ignore[union-attr]
     off = run_action(env, env.journal.create(MODEL, ActionKind.DISABLE, {}))
-    assert store.get_deployment(MODEL).disabled  # type: ignore[union-attr]
-    with pytest.raises(Conflict, match="changed since action"):
-        undo_action(env, fb["id"])
-    undo_action(env, off["id"])
     undo_action(env, fb["id"])
     dep = store.get_deployment(MODEL)
+    assert dep is not None and dep.disabled and dep.live_version == deployed["v2"]
+    assert dep.shadow_version is None  # the fallback's champion shadow went with it
+    undo_action(env, off["id"])
+    dep = store.get_deployment(MODEL)
     assert dep is not None and not dep.disabled and dep.live_version == deployed["v2"]
+
+
+def test_undo_refuses_to_override_a_later_change_of_the_same_setting(
+    store: Store, deployed: dict[str, Any], elec: pd.DataFrame
+) -> None:
+    """A release deployed over the agent's fallback: a plain undo is refused, ``keep_later``
+    (the agent withdrawing its remedy) keeps the release, ``force`` puts the old version back."""
+    env = env_for(store)
+    old = elec.iloc[:2000]
+    release = add_version(store, train(old, min_samples_leaf=5), old, "unknown")
+    for resolve, expected in (("keep_later", release), ("force", deployed["v2"])):
+        fb = run_action(
+            env, env.journal.create(MODEL, ActionKind.FALLBACK, {"to_version": deployed["v1"]})
+        )
+        store.set_deployment(
+            MODEL,
+            DeploymentState(live_version=release, fallback_version=deployed["v1"]),
+            actor="release-pipeline",
+            reason="release",
+        )
+        with pytest.raises(Conflict, match="live_version"):
+            undo_action(env, fb["id"])
+        assert undo_action(env, fb["id"], **{resolve: True})["state"] == "undone"
+        dep = store.get_deployment(MODEL)
+        assert dep is not None and dep.live_version == expected
+        store.set_deployment(  # as the fixture left it, for the second round
+            MODEL,
+            DeploymentState(live_version=deployed["v2"], fallback_version=deployed["v1"]),
+            actor="test",
+            reason="reset",
+        )
 
 
 def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, Any]) -> None:

@@ -411,3 +411,43 @@ def test_cooldown_after_a_resolved_incident(store: Store, deployed: dict) -> Non
     decision = AgentRepo(store).get_incident(AgentRepo(store).list_incidents()[0]["id"])
     assert "cooldown is 30 min" in decision["decisions"][-1]["rationale"]
     _ = FEATURES
+
+
+def test_a_release_during_a_canary_withdraws_the_canary_and_keeps_the_release(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    """The candidate was validated against the champion that the release replaced: its canary
+    is withdrawn, the release keeps serving, and a drop after the release is the release's own
+    incident, answered by a rollback (not folded into the retrain's)."""
+    agent, script = _retrain_staged(store, deployed, elec)
+    (retrain,) = remedies(store)
+    old = elec.iloc[:2000]
+    release = add_version(store, train(old.assign(target=old["target"].sample(
+        frac=1.0, random_state=0).to_numpy())), old, "unknown")
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=release, fallback_version=deployed["v1"],
+                        canary_version=retrain["result"]["candidate_version"], canary_weight=0.1),
+        actor="release-pipeline",
+        reason="scheduled release",
+    )
+    script.add(MODEL, accuracy=0.8)
+    agent.run_once()
+    deployment = store.get_deployment(MODEL)
+    assert deployment is not None and deployment.live_version == release
+    assert deployment.canary_version is None and deployment.canary_weight == 0.0
+    repo = AgentRepo(store)
+    first = repo.get_incident(repo.list_incidents()[0]["id"])
+    assert first["state"] == "superseded"
+    assert "withdrawn" in first["timeline"][-1]["text"]
+    assert [a["state"] for a in remedies(store)] == ["undone"]
+    for _ in range(3):  # the released version answers worse, until the agent acts
+        script.add(MODEL, [finding("concept_drift", 4, performance_drop=0.25)], accuracy=0.6)
+        agent.run_once()
+        if len(remedies(store)) > 1:
+            break
+    kinds = [a["kind"] for a in remedies(store)]
+    assert kinds == ["rollback", "retrain"], kinds  # newest first
+    newest = repo.get_incident(repo.list_incidents()[0]["id"])
+    assert newest["diagnosis"] == "regression_after_deploy"
+    assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]

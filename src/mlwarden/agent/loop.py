@@ -276,9 +276,6 @@ class Agent:
         """Move one open incident on: verify, resume, wait for approval, or decide and act."""
         summary: dict[str, Any] = {"incident": incident["id"], "scope": incident.get("scope")}
         latest = history[-1]
-        if incident["state"] == "verifying":
-            summary["verification"] = self._verify(model, incident, policy)
-            return summary
         if incident["state"] == "acting":
             self._acting(incident)
             return summary
@@ -286,6 +283,9 @@ class Agent:
         if superseded_by is not None:
             self._supersede(model, incident, superseded_by)
             summary["decision"] = "superseded"
+            return summary
+        if incident["state"] == "verifying":
+            summary["verification"] = self._verify(model, incident, policy)
             return summary
         if self.approvals.pending_for_incident(incident["id"]) is not None:
             summary["decision"] = "awaiting approval"
@@ -311,8 +311,14 @@ class Agent:
 
     def _deployed_since(self, model: str, incident: dict[str, Any]) -> Deployment | None:
         """The revision that put a new live version in place, by someone other than the agent,
-        after a still undecided performance incident opened (None when there is none)."""
-        if incident.get("scope") != Scope.PERFORMANCE.value or incident["state"] != "open":
+        after a performance incident opened that is still undecided or verifying its remedy
+        (None when there is none). Its windows from then on measure the new version: a drop
+        after the release is the release's (its own incident), and a retrained candidate's
+        canary is compared with a champion that no longer serves."""
+        if incident.get("scope") != Scope.PERFORMANCE.value or incident["state"] not in (
+            "open",
+            "verifying",
+        ):
             return None
         history = self.store.deployment_history(model, limit=50)  # newest first
         for newer, older in pairwise(history):
@@ -331,6 +337,21 @@ class Agent:
         pending = self.approvals.pending_for_incident(incident["id"])
         if pending is not None:
             self.approvals.withdraw(pending["id"], actor=self.actor, reason=why)
+        action_id = incident["baseline"].get("action_id")
+        action = self.journal.get(action_id) if action_id is not None else None
+        if (
+            action is not None
+            and action["kind"] == ActionKind.RETRAIN.value
+            and action["state"] == "done"
+            and action["result"].get("watching")
+        ):
+            # the candidate was validated against the replaced champion: its canary or shadow
+            # is withdrawn (the release stays), not judged against a version that left
+            undo_action(self.env(model), action["id"], keep_later=True)
+            why += (
+                f"; the {action['result']['watching']} of candidate version "
+                f"{action['result']['candidate_version']} (action {action['id']}) was withdrawn"
+            )
         self.repo.update_incident(incident["id"], state="superseded", event="superseded", text=why)
 
     def _upstream_of(self, model: str, incident: dict[str, Any]) -> dict[str, Any] | None:
@@ -898,7 +919,7 @@ class Agent:
         reverted = ""
         if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
             live = self.store.get_deployment(model)
-            undo_action(self.env(model), action["id"], force=True)
+            undo_action(self.env(model), action["id"], keep_later=True)
             reverted = f" Action {action['id']} ({action['kind']}) was reverted."
             retrained = action["kind"] in (ActionKind.RETRAIN.value, ActionKind.PROMOTE.value)
             if retrained and live and live.live_version:
@@ -908,7 +929,7 @@ class Agent:
                 # staged it is undone too, so an unhealthy version serves no traffic at all
                 for staged in self.journal.list(incident_id=incident["id"]):
                     if staged["kind"] == ActionKind.RETRAIN.value and staged["state"] == "done":
-                        undo_action(self.env(model), staged["id"], force=True)
+                        undo_action(self.env(model), staged["id"], keep_later=True)
                         reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
@@ -1014,7 +1035,7 @@ class Agent:
                 trouble = champion_trouble(rows, baseline.get("signals", {}))
                 healthy = 0 if trouble else healthy + 1
             if healthy >= policy.verify.release_after_windows:
-                undo_action(self.env(model), action["id"], force=True)
+                undo_action(self.env(model), action["id"], keep_later=True)
                 self.repo.update_incident(
                     incident["id"],
                     baseline={**baseline, "released_at": after[-1].window},
@@ -1115,7 +1136,7 @@ class Agent:
             model, incident["id"], action["id"], "canary_failed", windows,
             {}, verdict.figures, why,
         )
-        undo_action(self.env(model), action["id"], force=True)
+        undo_action(self.env(model), action["id"], keep_later=True)
         self.store.set_version_health(model, candidate, "unhealthy")
         self._escalate(
             model, incident, f"{why}. Version {candidate} was removed as {result['watching']}."
@@ -1155,7 +1176,7 @@ class Agent:
             clean = 0 if broken else clean + 1
         released = action["state"] == "undone"
         if clean >= policy.verify.release_after_windows and action["state"] == "done":
-            undo_action(self.env(model), action["id"], force=True)
+            undo_action(self.env(model), action["id"], keep_later=True)
             released = True
             self.repo.update_incident(
                 incident["id"],

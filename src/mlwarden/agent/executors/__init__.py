@@ -169,22 +169,19 @@ def _restore(env: ExecEnv, action: dict[str, Any]) -> int | None:
     return restored.revision
 
 
-def _same_routing(store: Store, model: str, a: int | None, b: int | None) -> bool:
-    """True when revisions ``a`` and ``b`` route traffic the same way (an undo of a later change
-    writes a new revision equal to an older one)."""
-    if a == b:
-        return True
-    if a is None or b is None:
-        return False
-    fields = set(DeploymentState.model_fields)
-    first = store.get_deployment_revision(model, a).model_dump(include=fields)
-    return first == store.get_deployment_revision(model, b).model_dump(include=fields)
+def undo_action(
+    env: ExecEnv, action_id: int, *, force: bool = False, keep_later: bool = False
+) -> dict[str, Any]:
+    """Undo a done action: what the action changed in the deployment goes back, and nothing else.
 
-
-def undo_action(env: ExecEnv, action_id: int, *, force: bool = False) -> dict[str, Any]:
-    """Undo a done action: the deployment goes back to its ``before_revision``.
-
-    Refused (``Conflict``) when the deployment changed since the action, unless ``force``.
+    The undo is a three-way merge of the revision before the action, the one it left and the
+    current one. A setting the action changed and nobody touched since gets its value from
+    before; a setting someone else changed since the action (a release deployed a new live
+    version while a canary ran) keeps the later change. Restoring the whole revision instead
+    once rolled a release back as a side effect of removing a canary. When a setting the action
+    changed was changed again since, the undo is refused (``Conflict``) unless ``force`` (that
+    setting goes back as well) or ``keep_later`` (the later change stays: the agent withdrawing
+    its own remedy never overrides a person's).
     """
     action = env.journal.get(action_id)
     if action["state"] == "undone":
@@ -194,20 +191,56 @@ def undo_action(env: ExecEnv, action_id: int, *, force: bool = False) -> dict[st
     model = action["model"]
     before, after = action["before_revision"], action["after_revision"]
     revision = current_revision(env.store, model)
-    if before is None or before == after:
+    if before is None or before == after or after is None:
         env.journal.mark_undone(action_id, revision)
     else:
-        if not force and not _same_routing(env.store, model, revision, after):
+        merged, conflicts = _undone_state(env.store, model, before, after)
+        if conflicts and not (force or keep_later):
+            names = ", ".join(sorted(conflicts))
             raise Conflict(
                 f"the deployment of {model!r} changed since action {action_id} "
-                f"(now revision {revision}, the action left {after}); undo with force to override"
+                f"({names}: now revision {revision}, the action left {after}); "
+                "undo with force to override"
             )
-        restored = env.store.undo_deployment(
-            model, before, actor=env.actor, reason=f"undo {marker(action_id)}"
-        )
-        env.journal.mark_undone(action_id, restored.revision)
+        if force:
+            merged = merged.model_copy(update=conflicts)
+        current = env.store.get_deployment(model)
+        if current is not None and _state_of(current) == merged:
+            env.journal.mark_undone(action_id, revision)
+        else:
+            restored = env.store.set_deployment(
+                model, merged, actor=env.actor, reason=f"undo {marker(action_id)}"
+            )
+            env.journal.mark_undone(action_id, restored.revision)
     env.store.audit(env.actor, "action.undo", f"{model}/action/{action_id}", {"to": before})
     return env.journal.get(action_id)
+
+
+def _state_of(deployment: Deployment) -> DeploymentState:
+    return DeploymentState.model_validate(
+        deployment.model_dump(include=set(DeploymentState.model_fields))
+    )
+
+
+def _undone_state(
+    store: Store, model: str, before: int, after: int
+) -> tuple[DeploymentState, dict[str, Any]]:
+    """The current deployment with the settings action ``before → after`` changed set back, and
+    the before-values of those the action changed that someone changed again since."""
+    old = _state_of(store.get_deployment_revision(model, before)).model_dump()
+    left = _state_of(store.get_deployment_revision(model, after)).model_dump()
+    current = store.get_deployment(model)
+    now = left if current is None else _state_of(current).model_dump()
+    merged = dict(now)
+    conflicts: dict[str, Any] = {}
+    for name, value in old.items():
+        if value == left[name]:
+            continue  # not the action's change
+        if now[name] == left[name]:
+            merged[name] = value
+        else:
+            conflicts[name] = value
+    return DeploymentState.model_validate(merged), conflicts
 
 
 __all__ = [
