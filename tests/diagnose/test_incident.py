@@ -90,6 +90,23 @@ def test_performance_drop_seen_only_in_signals_means_concept_drift() -> None:
     assert "f1 fell from 0.80 to 0.65" in d.explanation.lower()
 
 
+def test_a_drop_the_moving_inputs_do_not_explain_reads_as_concept_drift() -> None:
+    """Real inputs drift and predictions drift with them; when the monitor says the drop is
+    beyond what the moved inputs explain (CBPE), the incident reads as concept drift, not as
+    training-serving skew or plain covariate drift."""
+    drift = [Finding(kind=kind, detector="drift", statistic="wasserstein", features=["nswprice"],
+                     score=0.3, threshold=0.1, window=w, message="moved")
+             for w in (1, 2) for kind in ("data_drift", "prediction_drift")]
+    drop = Finding(kind="concept_drift", detector="concept.performance_drop",
+                   statistic="accuracy_drop", score=0.11, threshold=0.02, window=1,
+                   message="accuracy fell", evidence={"check": "unexplained_by_inputs"})
+    events = [{"type": "deploy", "window": -20, "description": "first deployment"}]
+    d = diagnose_incident([*drift, drop], events=events)
+    assert d.matches[0].id == "concept_drift", [m.id for m in d.matches]
+    plain = diagnose_incident([*drift, drop.model_copy(update={"evidence": {}})], events=events)
+    assert plain.matches[0].id != "concept_drift"  # without the attribution it is ambiguous
+
+
 def test_latency_and_constant_predictions() -> None:
     signals = [{"window": w, "latency_p99_ms": 200.0 if w < 4 else 1800.0} for w in range(8)]
     lat = [Finding(kind="latency", detector="latency_p99", statistic="p99_ms", score=1800,

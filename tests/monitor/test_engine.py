@@ -93,13 +93,38 @@ def test_label_flip_in_a_region_is_concept_drift(stream: Stream, monitor: Monito
 
 
 def test_covariate_shift_with_drop_is_data_drift_with_impact(stream: Stream) -> None:
+    """Inputs crowd onto the decision boundary, the relation unchanged: accuracy falls, and the
+    model's own confidence (CBPE) predicts the fall, so the inputs explain it."""
     monitor = Monitor(stream.records(5000), config=MonitorConfig(anomaly=False))
-    frame = stream.records(1000, shift=1.5, flip=True)
+    frame = stream.records(1000)
+    x = stream.rng.normal(size=(1000, 3))
+    x[:, 0] = x[:, 1] / 2 + stream.rng.normal(scale=0.1, size=1000)  # 2a - b near 0
+    frame[FEATURES] = x
+    score = stream.model.predict_proba(frame[FEATURES])[:, 1]
+    frame["score"], frame["prediction"] = score, (score > 0.5).astype(int)
+    frame["label"] = (stream.rng.random(1000) < 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1])))
+                      ).astype(int)
     result = monitor.process(frame)
     impact = [f for f in result.findings if "impact" in f.evidence]
     assert impact and impact[0].kind is FindingKind.DATA_DRIFT
     assert "a" in impact[0].features
     assert impact[0].evidence["impact"]["metric"] == "accuracy"
+    assert not _kinds(result) & {"concept_drift"}
+
+
+def test_a_relation_change_on_moving_inputs_is_concept_drift(stream: Stream) -> None:
+    """The inputs move and the labels flip in half the input space: the drop is far beyond what
+    the model's confidence on the moved inputs predicts, so it is concept drift, not data drift
+    with impact (real inputs always move; that must not hide a changed relation)."""
+    monitor = Monitor(stream.records(5000), config=MonitorConfig(anomaly=False))
+    result = monitor.process(stream.records(1000, shift=1.5, flip=True))
+    drops = [f for f in result.findings if f.kind is FindingKind.CONCEPT_DRIFT]
+    assert drops, [f.message for f in result.findings]
+    evidence = drops[0].evidence
+    assert evidence["inputs_stable"] is False and "a" in evidence["moved_features"]
+    assert evidence["unexplained"]["estimated"] - evidence["unexplained"]["measured"] > 0.1
+    assert "impact" not in evidence
+    assert "data_drift" in _kinds(result)
 
 
 def test_late_labels_update_the_windows_performance(stream: Stream) -> None:

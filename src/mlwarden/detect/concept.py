@@ -47,8 +47,8 @@ from mlwarden.monitor.performance import HIGHER_IS_BETTER, MetricSpread, MetricV
 # How many records before the detection point the change is assumed to have started.
 _DETECTION_LAG = 50
 
-__all__ = ["StreamingErrorDetector", "StreamingResult", "attribute_drop", "estimated_drop",
-           "performance_drop"]
+__all__ = ["StreamingErrorDetector", "StreamingResult", "attribute_drop", "beyond_estimate",
+           "estimated_drop", "performance_drop"]
 
 # Metrics whose drop is reported, in order of preference, and the default tolerance of each:
 # the drop that matters to a user (2 accuracy points, 0.02 AUC, 10% more RMSE).
@@ -236,11 +236,47 @@ class _RunningMean:
         self.count += 1
 
 
-def attribute_drop(drop: Finding, data_findings: list[Finding]) -> Finding:
-    """Concept drift when inputs stayed stable; data drift with impact when they moved.
+def beyond_estimate(measured: MetricValue | None, estimate: MetricValue | None,
+                    tolerance: float = 0.02) -> dict[str, Any] | None:
+    """The labels disagree with the model beyond what its inputs explain, or None.
 
-    ``data_findings`` are the window's data-drift findings. The returned finding keeps the
-    drop's numbers and says in ``evidence`` which it is and which features moved.
+    CBPE (``monitor.estimate``) scores what the model's own calibrated confidence on *these*
+    inputs predicts, so a drop that moved inputs cause (covariate shift, same relation) shows in
+    the estimate as well. When the measured metric's interval lies wholly beyond the estimate's,
+    by more than ``tolerance``, the relation between inputs and labels changed (concept drift),
+    or the model is not the one that was calibrated (a bad deploy), whatever the inputs did.
+
+    >>> est = MetricValue("accuracy", 0.70, 0.68, 0.72, 1000)
+    >>> beyond_estimate(MetricValue("accuracy", 0.52, 0.49, 0.55, 1000), est)["gap"]
+    0.18
+    >>> beyond_estimate(MetricValue("accuracy", 0.66, 0.63, 0.69, 1000), est) is None
+    True
+    """
+    if measured is None or estimate is None or measured.value is None or estimate.value is None:
+        return None
+    higher = measured.name in HIGHER_IS_BETTER
+    sign = 1.0 if higher else -1.0
+    measured_best = measured.ci_high if higher else measured.ci_low
+    estimate_worst = estimate.ci_low if higher else estimate.ci_high
+    if measured_best is None or estimate_worst is None:
+        return None
+    gap = sign * (estimate.value - measured.value)
+    if sign * (estimate_worst - measured_best) <= 0 or gap <= tolerance:
+        return None
+    return {"metric": measured.name, "estimated": estimate.value, "measured": measured.value,
+            "gap": round(float(gap), 4)}
+
+
+def attribute_drop(drop: Finding, data_findings: list[Finding],
+                   unexplained: dict[str, Any] | None = None) -> Finding:
+    """Concept drift when inputs stayed stable, or when they moved but the labels disagree with
+    the model beyond what the move explains (``unexplained``, see :func:`beyond_estimate`);
+    data drift with impact otherwise. Real inputs drift all the time: without the second test
+    a concept change or a bad model on a drifting stream was always called data drift.
+
+    ``data_findings`` are the window's data-drift and data-quality findings. The returned
+    finding keeps the drop's numbers and says in ``evidence`` which it is and what moved. A drop
+    beside a data-quality break stays data drift with impact: broken inputs explain it.
     """
     moved = sorted({f for finding in data_findings for f in _named_features(finding)})
     evidence = dict(drop.evidence)
@@ -249,11 +285,20 @@ def attribute_drop(drop: Finding, data_findings: list[Finding]) -> Finding:
         return drop.model_copy(update={"evidence": evidence,
                                        "message": drop.message + "; inputs stayed stable"})
     evidence["inputs_stable"] = False
+    evidence["moved_features"] = moved
+    shown = ", ".join(moved[:5]) + (" …" if len(moved) > 5 else "")
+    broken = any(f.kind is FindingKind.DATA_QUALITY for f in data_findings)
+    if unexplained is not None and not broken and not evidence.get("estimated"):
+        evidence["unexplained"] = unexplained
+        evidence["check"] = "unexplained_by_inputs"  # what playbooks match on
+        return drop.model_copy(update={"evidence": evidence, "message": drop.message + (
+            f"; inputs moved ({shown}), but on them the model's own confidence predicts "
+            f"{unexplained['metric']} {unexplained['estimated']:.3f} (CBPE), not the measured "
+            f"{unexplained['measured']:.3f}: the labels disagree with the model beyond what the "
+            "move explains")})
     evidence["impact"] = {"metric": evidence.get("metric", "error"), "drop": drop.score,
                           "reference": evidence.get("reference", evidence.get("error_before")),
                           "value": evidence.get("value", evidence.get("error_after"))}
-    evidence["moved_features"] = moved
-    shown = ", ".join(moved[:5]) + (" …" if len(moved) > 5 else "")
     return drop.model_copy(update={
         "kind": FindingKind.DATA_DRIFT, "features": moved, "evidence": evidence,
         "message": drop.message + f"; inputs moved ({shown}): data drift with impact"})

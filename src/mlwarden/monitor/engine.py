@@ -49,6 +49,7 @@ from mlwarden.detect.concept import (
     RELATIVE_TOLERANCE,
     StreamingErrorDetector,
     attribute_drop,
+    beyond_estimate,
     estimated_drop,
     performance_drop,
 )
@@ -497,7 +498,13 @@ class Monitor:
                                           estimated=not measured)
         moved = [f for f in data_findings
                  if f.kind in (FindingKind.DATA_DRIFT, FindingKind.DATA_QUALITY)]
-        findings += [attribute_drop(f, moved) for f in (drop, change) if f is not None]
+        unexplained = None
+        if measured and self.task is not None:
+            metric = _DROP_METRICS[self.task][0]
+            unexplained = beyond_estimate(metrics.get(metric), estimated.get(metric),
+                                          self.config.performance_tolerance.get(metric, 0.02))
+        findings += [attribute_drop(f, moved, unexplained)
+                     for f in (drop, change) if f is not None]
         return signals, findings
 
     def _measured_drop(self, metrics: Mapping[str, MetricValue], index: int) -> Finding | None:
