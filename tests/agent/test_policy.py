@@ -27,6 +27,18 @@ def test_default_policy_is_the_decision_table() -> None:
     assert policy.retrain.min_labels == 200
 
 
+def test_every_diagnosis_has_a_playbook_that_explains_it() -> None:
+    """The incident report picks its playbook among those that explain the agent's diagnosis;
+    a diagnosis no playbook explains would leave header and report telling different stories,
+    and a playbook naming an unknown diagnosis would never be put first."""
+    from mlwarden.diagnose.loader import load_playbooks
+
+    playbooks = load_playbooks()
+    named = {row for pb in playbooks for row in pb.explains}
+    assert named <= {d.value for d in Diagnosis}
+    assert {d.value for d in Diagnosis} - {Diagnosis.NOISE.value} <= named
+
+
 def test_model_overrides_merge_over_defaults() -> None:
     policy = load_policy_text(
         "defaults:\n  mode: autonomous\n  persistence: {k: 2, n: 4}\n"

@@ -17,6 +17,8 @@ from sklearn.preprocessing import OneHotEncoder
 from mlwarden.datasets import load
 from mlwarden.diagnose.culprits import feature_importance, psi, rank_culprits
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.diagnose.loader import load_playbooks
+from mlwarden.diagnose.schema import Severity
 from mlwarden.diagnose.segments import find_segments
 from mlwarden.domain import Finding
 
@@ -261,3 +263,22 @@ def test_importance_orders_equal_drift() -> None:
     assert [c.feature for c in rank_culprits(findings)] == ["a", "b"]
     ranked = rank_culprits(findings, feature_importance={"a": 0.01, "b": 0.3})
     assert [c.feature for c in ranked] == ["b", "a"]
+
+
+def test_the_agents_diagnosis_and_severity_lead_the_report() -> None:
+    """An incident the agent diagnosed as covariate drift with a drop, at high severity: the
+    report names a playbook that explains that diagnosis and the same severity."""
+    drift = [Finding(kind=kind, detector="drift", statistic="wasserstein", features=["nswprice"],
+                     score=0.3, threshold=0.1, window=w, message="moved")
+             for w in (1, 2) for kind in ("data_drift", "prediction_drift")]
+    drop = Finding(kind="concept_drift", detector="concept.performance_drop",
+                   statistic="accuracy_drop", score=0.2, threshold=0.02, window=1,
+                   message="accuracy fell")
+    alone = diagnose_incident([*drift, drop])
+    told = diagnose_incident([*drift, drop], agent_diagnosis="covariate_drift_performance_drop",
+                             agent_severity=Severity.HIGH)
+    top = {pb.id: pb for pb in load_playbooks()}[told.matches[0].id]
+    assert "covariate_drift_performance_drop" in top.explains
+    assert told.severity is Severity.HIGH
+    if alone.severity is not Severity.HIGH:
+        assert f"the playbook alone says {alone.severity.value}" in told.severity_reasons[0]

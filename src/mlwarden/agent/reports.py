@@ -18,6 +18,7 @@ from sqlalchemy import Engine, or_, select
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.diagnose.schema import Severity
 from mlwarden.domain import Finding, Task
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
@@ -143,7 +144,16 @@ def diagnose_stored_incident(
         model=model,
         resolution=resolution,
         generated_at=as_utc(incident["updated_at"]).isoformat(),
+        agent_diagnosis=incident.get("diagnosis"),
+        agent_severity=_severity(incident.get("severity")),
     )
+
+
+def _severity(value: str | None) -> Severity | None:
+    try:
+        return Severity(value) if value else None
+    except ValueError:
+        return None
 
 
 def _first_deployment(event: dict[str, Any]) -> bool:

@@ -411,6 +411,8 @@ def diagnose_incident(
     resolution: Sequence[str] = (),
     generated_at: str | None = None,
     limit: int = 3,
+    agent_diagnosis: str | None = None,
+    agent_severity: Severity | None = None,
 ) -> Diagnosis:
     """Diagnose one incident; every argument but ``findings`` is optional evidence.
 
@@ -421,6 +423,11 @@ def diagnose_incident(
     from the registry. ``window_rows``/``reference_rows``: records of the incident window and
     of the reference, with an optional ``error_column``. ``resolution``: what was done, for
     the report. ``generated_at`` is written into reports as given (no clock is read here).
+
+    For an incident the agent already diagnosed, ``agent_diagnosis`` (a row of its decision
+    table) puts the playbooks that can cause it (``Playbook.explains``) first, and
+    ``agent_severity`` is the severity shown: an incident's header, its report and the actions
+    its severity allowed must tell one story (the playbook's own severity stays in the reasons).
     """
     events = list(events)
     windows = [f.window for f in findings if f.window is not None]
@@ -433,6 +440,9 @@ def diagnose_incident(
             baseline_until = first_finding
     changes = detect_changes(list(signals), baseline_until)
     ranked = match_playbooks(findings, events, playbooks, changes)
+    if agent_diagnosis is not None:
+        fitting = [r for r in ranked if agent_diagnosis in r[0].explains]
+        ranked = fitting + [r for r in ranked if agent_diagnosis not in r[0].explains]
     near_events = _relevant_events(events, first_finding if first_finding is not None else (
         changes[0].window if changes else None))
     facts = incident_facts(findings, changes, near_events)
@@ -447,6 +457,10 @@ def diagnose_incident(
         reasons = [f"'{top.title}' starts at {top.severity.base.value}", *reasons]
     else:
         top, severity, reasons = None, Severity.MEDIUM, ["no playbook matched: unknown cause"]
+    if agent_severity is not None and agent_severity is not severity:
+        reasons = [f"the agent assessed the incident {agent_severity.value} (the playbook alone "
+                   f"says {severity.value})", *reasons]
+        severity = agent_severity
     signal_drift = {}
     for c in changes:
         if c.feature and c.signal_class in ("feature_drift", "feature_quality"):

@@ -131,6 +131,9 @@ class Playbook(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     title: str = Field(min_length=3)
     summary: str = Field(min_length=10)
+    # the agent's diagnoses (rows of its decision table) this playbook can be the cause of: an
+    # incident's report picks its playbook among these first, so header and body agree
+    explains: list[str] = Field(default_factory=list)
     symptoms: Symptoms
     severity: SeverityRule
     checks: list[Check] = Field(min_length=2)
