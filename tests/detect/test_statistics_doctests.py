@@ -25,6 +25,7 @@ MODULES = [
     "mlwarden.agent.incidents",
     "mlwarden.agent.evidence",
     "mlwarden.agent.verify",
+    "mlwarden.agent.journal",
 ]
 
 

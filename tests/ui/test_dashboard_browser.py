@@ -245,6 +245,11 @@ def test_approving_journals_the_action_and_the_agent_runs_it_once(
     journaled = [a for a in agent.journal.list(model="elec") if a["kind"] == "fallback"]
     assert [a["state"] for a in journaled] == ["pending"]
     assert dashboard.store.get_deployment("elec") == before
+    page.goto(dashboard.url + f"/ui/incidents/{approval['incident_id']}")
+    row = page.locator(f'tr[data-action="{journaled[0]["id"]}"]')
+    expect(row.locator('[data-field="action-progress"]')).to_have_text(
+        f"approved (approval {approval['id']}); the agent runs it on its next pass"
+    )
     agent.run_once()  # the agent's next pass (the server runs it when agent_in_server is on)
     agent.run_once()  # a second pass runs nothing twice
     assert [a["state"] for a in agent.journal.list(model="elec") if a["kind"] == "fallback"] == [
@@ -263,6 +268,7 @@ def test_approving_journals_the_action_and_the_agent_runs_it_once(
     assert audit and audit[0]["details"]["reason"] == "latency is hurting checkout"
     page.goto(dashboard.url + f"/ui/incidents/{approval['incident_id']}")
     expect(page.locator("#incident-head")).to_contain_text("verifying")
+    expect(row.locator('[data-field="action-progress"]')).to_have_text("done")
     operator.clean()
 
 

@@ -191,4 +191,50 @@ class Journal:
         ]
 
 
-__all__ = ["IN_FLIGHT", "Journal", "marker"]
+# what a long action is doing, by the step its executor last recorded (``Journal.progress``)
+_STEPS = {
+    "training": "training a candidate on {train_rows} labelled records",
+    "validating": "scoring candidate and champion on {holdout_rows} held-out recent records",
+    "registered": "candidate version {candidate_version} registered; staging it",
+}
+
+
+def progress_of(action: Mapping[str, Any]) -> str:
+    """Where an action stands, in a sentence for the incident page and the CLI.
+
+    >>> progress_of({"state": "pending", "approval_id": 3, "kind": "retrain", "result": {}})
+    'approved (approval 3); the agent runs it on its next pass'
+    >>> progress_of({"state": "running", "kind": "retrain",
+    ...              "result": {"step": "training", "train_rows": 3500}})
+    'running: training a candidate on 3500 labelled records'
+    >>> progress_of({"state": "done", "kind": "retrain", "result": {"watching": "canary",
+    ...              "candidate_version": 7, "promoted": None}})
+    'candidate version 7 serves as canary; promoted only once its own records hold up'
+    """
+    state, result = action["state"], action.get("result") or {}
+    if state == "pending":
+        if action.get("approval_id") is not None:
+            return (f"approved (approval {action['approval_id']}); the agent runs it on its next "
+                    "pass")
+        return "queued; the agent runs it on its next pass"
+    if state == "running":
+        step = result.get("step")
+        template = _STEPS.get(step or "")
+        try:
+            text = template.format(**result) if template else (step or "started")
+        except KeyError:
+            text = step or "started"
+        return f"running: {text}"
+    if state == "failed":
+        return f"failed: {action.get('error') or 'see the error'}"
+    if state == "undone":
+        return "undone"
+    if result.get("outcome"):
+        return str(result["outcome"])
+    if result.get("watching") and result.get("promoted") is None:
+        return (f"candidate version {result.get('candidate_version')} serves as "
+                f"{result['watching']}; promoted only once its own records hold up")
+    return "done"
+
+
+__all__ = ["IN_FLIGHT", "Journal", "marker", "progress_of"]

@@ -33,6 +33,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from mlwarden.agent.journal import progress_of
 from mlwarden.api.deps import LOCAL_ACTOR, ServerState, Unauthorized, server
 from mlwarden.domain import Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, MlwardenError, NotFound
@@ -107,6 +108,7 @@ templates.env.filters["fmt"] = _fmt
 templates.env.filters["when"] = _when
 templates.env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
 templates.env.globals["sparkline"] = _sparkline
+templates.env.globals["progress_of"] = progress_of
 templates.env.globals["HEALTH_LABELS"] = queries.HEALTH_LABELS
 STATUS_ICONS = {"healthy": "✓", "degraded": "!", "failing": "✕", "disabled": "‖", "unknown": "?"}
 templates.env.globals["STATUS_ICONS"] = STATUS_ICONS

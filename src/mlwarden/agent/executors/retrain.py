@@ -113,12 +113,14 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
                 reference_rows = len(ref)
         from sklearn.base import clone
 
+        env.journal.progress(action["id"], step="training", train_rows=len(x_train))
         champion = load_estimator(env.store.load_artifact(model, champion_version))
         if spec.task is Task.CLASSIFICATION:
             # labels arrive as JSON; train on the champion's own class type
             y_train = np.asarray(y_train).astype(champion.classes_.dtype)
         candidate = clone(champion).fit(x_train, y_train)
         x_held, y_held = held[spec.feature_names], held["__label__"].to_numpy()
+        env.journal.progress(action["id"], step="validating", holdout_rows=len(held))
         metric, champion_score = score_predictions(spec.task, y_held, champion.predict(x_held))
         _, candidate_score = score_predictions(spec.task, y_held, candidate.predict(x_held))
         result |= {
@@ -150,7 +152,9 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             actor=env.actor,
         )
         candidate_number = info.number
-        env.journal.progress(action["id"], **result, candidate_version=candidate_number)
+        env.journal.progress(
+            action["id"], **result, candidate_version=candidate_number, step="registered"
+        )
     result["candidate_version"] = candidate_number
     crashpoint("registered")
     if settings.rollout != "direct":
