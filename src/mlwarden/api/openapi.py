@@ -8,23 +8,31 @@ scheme, and the one error shape every failure has (``{"error": ..., "detail": {.
 clients can be generated from the document and a fuzzer reaches the real handlers.
 
 The document and its pages need a viewer token while tokens are required, unless
-``settings.docs_public`` opens them.
+``settings.docs_public`` opens them. The pages load Swagger UI and ReDoc from the installed
+``fastapi-offline`` package under ``/docs/assets`` (FastAPI's defaults load them, a favicon and
+Google fonts from CDNs, which leaves ``/docs`` blank on a machine without internet access). Its
+Swagger UI is a 5.x release, the first to render OpenAPI 3.1, the version FastAPI writes.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from mlwarden.api.deps import ServerState, viewer_unless_public
 
 __all__ = [
     "BEARER",
+    "DOCS_ASSETS",
+    "DOCS_ASSETS_URL",
     "ERROR_SCHEMA",
     "body_doc",
     "describe",
@@ -35,6 +43,9 @@ __all__ = [
 ]
 
 OPENAPI_URL = "/openapi.json"
+# swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js and favicon.png, as released
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs/assets"
 BEARER = "bearerAuth"
 _REF = "#/components/schemas/{model}"
 
@@ -163,12 +174,31 @@ def install_docs(app: FastAPI) -> None:
         state = await guard(request)
         return JSONResponse(describe(request.app, state.auth_required))
 
+    # Software anyone may download, as the dashboard's Plotly is: served without a token, so
+    # the browser needs none for them (the page and the document stay closed).
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    favicon = f"{DOCS_ASSETS_URL}/favicon.png"
+
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request) -> HTMLResponse:
         await guard(request)
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+            # the default validator badge is an image from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         await guard(request)
-        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+        return get_redoc_html(
+            openapi_url=OPENAPI_URL,
+            title=f"{app.title} API",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
