@@ -2,34 +2,58 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Packages are reinstalled only when pyproject.toml changes.
-STAMP := $(VENV)/.installed
+# Packages are reinstalled only when pyproject.toml changes. The demo needs only the runtime
+# dependencies; the tests, the linter and the benchmarks also need the dev extras (pytest,
+# Playwright, LightGBM, MLflow ...), which take minutes more to install on a fresh clone.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install install-dev services lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+# the dev extras include the runtime dependencies: installing them brings both up to date
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(RUNTIME) $(DEV)
+
+## The runtime dependencies only (what `make demo` needs).
+install: $(RUNTIME)
+
+## The runtime dependencies and the dev extras (what `make test` needs).
+install-dev: $(DEV)
 
 ## Train the example model, start the server with the dashboard and stream traffic through it.
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/mlwarden demo
 
-## Start PostgreSQL and Chromium if needed, then run the whole test suite on every core
-## (pytest-xdist: one worker per core, each test sent to whichever worker is free;
-## `$(BIN)/python -m pytest -q` alone runs it in one process).
-test: $(STAMP)
+## What the tests talk to: PostgreSQL (started, or a throw-away cluster) and Chromium.
+SERVICES := PYTHON=$(BIN)/python TEST_SERVICES_ENV=$(VENV)/test-services.env \
 	bash scripts/test-services.sh
-	$(BIN)/python -m pytest -q -n auto --dist load
+services: $(RUNTIME)
+	$(SERVICES)
 
-lint: $(STAMP)
+## Make PostgreSQL and Chromium ready, then run the whole test suite on every core
+## (pytest-xdist: one worker per core, each test sent to whichever worker is free;
+## `$(BIN)/python -m pytest -q` alone runs it in one process). test-services.sh writes the
+## PostgreSQL server and the Chromium the tests should use to $(VENV)/test-services.env.
+## PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS='tests/api -m "not slow"'.
+PYTEST_ARGS ?=
+test: $(DEV)
+	$(SERVICES)
+	set -a && . $(VENV)/test-services.env && set +a && \
+		$(BIN)/python -m pytest -q -n auto --dist load $(PYTEST_ARGS)
+
+lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python bench/run_all.py
 
 clean:

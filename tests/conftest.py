@@ -1,8 +1,10 @@
 """Fixtures shared by every test suite.
 
 - ``database_url``: a fresh, migrated, empty database per test, parametrized over SQLite (a file
-  in ``tmp_path``) and PostgreSQL (one database per test session at 127.0.0.1:5432, created
-  with a random name, emptied between tests and dropped at the end). PostgreSQL cases carry
+  in ``tmp_path``) and PostgreSQL (one database per test session on the server of
+  ``$MLWARDEN_TEST_PG``, by default 127.0.0.1:5432, reached as ``postgres`` without a password
+  through its database ``test``; ``scripts/test-services.sh`` makes one ready and names it),
+  created with a random name, emptied between tests and dropped at the end). PostgreSQL cases carry
   the ``postgres`` marker, so ``-m "not postgres"`` runs SQLite only.
 - ``store``: a ``Store`` opened on ``database_url`` and closed after the test.
 - ``sqlite_store``: a ``Store`` on a SQLite file only, for tests that need just one backend.

@@ -3,6 +3,7 @@ headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from mlwarden.api.server import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package by default; scripts/test-services.sh names another one it found
+CHROMIUM = os.environ.get("MLWARDEN_TEST_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
