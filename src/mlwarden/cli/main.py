@@ -44,6 +44,7 @@ _COMMAND_MODULES: list[str] = [
     "demo",
     "report",
     "registry",
+    "observe",
 ]
 
 _register_commands()

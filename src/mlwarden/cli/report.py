@@ -43,6 +43,9 @@ def report(
             f"error: no diagnosis for incident {incident}: {context['diagnosis_error']}", err=True
         )
         raise typer.Exit(1)
+    from mlwarden.diagnose.checks import fill_checks
+
+    diagnosis.checks = fill_checks(diagnosis.checks, incident=incident)
     text = {"md": diagnosis.to_markdown, "html": diagnosis.to_html, "json": diagnosis.to_json}[
         fmt
     ]()

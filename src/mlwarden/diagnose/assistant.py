@@ -39,10 +39,10 @@ TRIAGE_CHECKLIST: list[str] = [
     "(kubectl top pod; kubectl get pods).",
     "Traffic volume vs the same hour last week; any client sending unusual load.",
     "Recent changes: deploys, config flags, upstream releases, schema changes "
-    "(mlwarden deploy history MODEL).",
+    "(mlwarden deployments MODEL).",
     "Data: record counts, freshness of the latest data, null and out-of-range rates per feature.",
     "Inputs: drift of the most important features against the reference "
-    "(mlwarden signals MODEL --signal psi).",
+    "(mlwarden signals MODEL --signal drift.psi).",
     "Outputs: prediction distribution, constant predictions, confidence (mean max-probability).",
     "Model metrics on labelled data, or estimated performance while labels are delayed.",
     "Write down the first bad timestamp; everything that changed just before it is a suspect.",

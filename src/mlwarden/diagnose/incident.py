@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.culprits import Culprit, rank_culprits
 from mlwarden.diagnose.facts import Facts, escalate
 from mlwarden.diagnose.loader import load_playbooks
@@ -482,12 +483,21 @@ def diagnose_incident(
         model=model, generated_at=generated_at, severity=severity, severity_reasons=reasons,
         matches=matches, culprits=culprits, segments=segments, timeline=timeline,
         explanation=explanation, symptoms=symptoms, impact=impact,
-        checks=[{"title": c.title, "kind": c.kind, "run": c.run}
-                for c in (top.checks if top else [])],
+        checks=fill_checks([{"title": c.title, "kind": c.kind, "run": c.run}
+                            for c in (top.checks if top else [])],
+                           model=model, feature=_lead_feature(culprits, findings)),
         actions=[{"action": a.action.value, "description": a.description}
                  for a in (top.actions if top else [])],
         confirm=list(top.confirm) if top else [], resolution=list(resolution), facts=facts,
     )
+
+
+def _lead_feature(culprits: Sequence[Culprit], findings: Sequence[Finding]) -> str | None:
+    """The feature a check's ``FEATURE`` stands for: the leading culprit, else the first feature
+    a finding names, else none (the placeholder stays)."""
+    if culprits:
+        return culprits[0].feature
+    return next((f for finding in findings for f in finding.features), None)
 
 
 def _timeline(events: Sequence[dict[str, Any]], changes: Sequence[Change],

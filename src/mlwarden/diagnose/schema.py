@@ -113,10 +113,16 @@ class SeverityRule(_Strict):
 
 
 class Check(_Strict):
-    """Something concrete to run now: a query, a command, a dashboard to open."""
+    """Something concrete to run now: a query, a command, a dashboard to open.
+
+    ``query`` is SQL on mlwarden's own database (SQLite or PostgreSQL: the bundled ones are
+    written to run on both, and a test runs them on both); ``source_query`` is SQL on the user's
+    own systems (their event log, feature tables), whose table names are theirs to adapt.
+    ``MODEL``, ``FEATURE`` and ``INCIDENT`` are filled where known (``diagnose.checks``).
+    """
 
     title: str = Field(min_length=3)
-    kind: Literal["query", "command", "dashboard", "code"]
+    kind: Literal["query", "source_query", "command", "dashboard", "code"]
     run: str = Field(min_length=3)
 
 

@@ -590,7 +590,16 @@ def incident_page(
         context = incident_context(state.store, incident_id)
     except NotFound as exc:
         return _error_page(request, session, exc)
+    _fill_incident(context["diagnosis"], incident_id)
     return _render(request, session, "incident.html", msg=msg, **context)
+
+
+def _fill_incident(diagnosis: Any, incident_id: int) -> None:
+    """The checks' ``INCIDENT`` placeholder is this incident (``mlwarden report INCIDENT``)."""
+    from mlwarden.diagnose.checks import fill_checks
+
+    if diagnosis is not None:
+        diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
 
 
 @router.get("/live/incidents/{incident_id}")
@@ -627,6 +636,7 @@ def incident_report(
     diagnosis = context["diagnosis"]
     if diagnosis is None:
         raise Conflict(f"incident {incident_id} cannot be diagnosed: {context['diagnosis_error']}")
+    _fill_incident(diagnosis, incident_id)
     filename = f"incident-{incident_id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "md":
