@@ -17,7 +17,7 @@ from sklearn.preprocessing import OneHotEncoder
 from mlwarden.datasets import load
 from mlwarden.diagnose.culprits import feature_importance, psi, rank_culprits
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
-from mlwarden.diagnose.loader import load_playbooks
+from mlwarden.diagnose.loader import get_playbook, load_playbooks
 from mlwarden.diagnose.schema import Severity
 from mlwarden.diagnose.segments import find_segments
 from mlwarden.domain import Finding
@@ -60,6 +60,23 @@ def test_null_explosion_explained_with_numbers_and_order() -> None:
     assert d.culprits[0].feature == "vicprice"
     assert {a["action"] for a in d.actions} >= {"fallback", "alert"}
 
+
+def test_the_checks_name_the_model_and_the_culprit_feature() -> None:
+    findings, signals = _null_incident()
+    features = ["period", "nswprice", "vicprice"]
+    d = diagnose_incident(findings, signals=signals, model="elec", features=features)
+    runs = [c["run"] for c in d.checks]
+    assert "mlwarden signals elec --signal null_rate.vicprice --last 24h" in runs
+    assert any("m.name = 'elec'" in r and "features->>'vicprice'" in r for r in runs)
+    assert not any(word in r for r in runs for word in ("MODEL", "FEATURE"))
+    # a drift of the prediction's score names no input feature: FEATURE stays a placeholder
+    on_score = [Finding(kind="data_drift", detector="psi", features=["score"], statistic="psi",
+                        score=0.4, threshold=0.2, window=8, message="score drifted")]
+    d = diagnose_incident(on_score, model="elec", features=features,
+                          playbooks=[get_playbook("covariate_drift")])
+    assert d.matches[0].id == "covariate_drift"
+    runs = [c["run"] for c in d.checks]
+    assert "mlwarden signals elec --signal drift.psi.FEATURE --last 48h" in runs
 
 def test_regression_after_deploy_points_at_rollback() -> None:
     signals = [{"window": w, "accuracy": 0.91 if w < 5 else 0.80} for w in range(9)]

@@ -485,19 +485,21 @@ def diagnose_incident(
         explanation=explanation, symptoms=symptoms, impact=impact,
         checks=fill_checks([{"title": c.title, "kind": c.kind, "run": c.run}
                             for c in (top.checks if top else [])],
-                           model=model, feature=_lead_feature(culprits, findings)),
+                           model=model, feature=_lead_feature(culprits, findings, features)),
         actions=[{"action": a.action.value, "description": a.description}
                  for a in (top.actions if top else [])],
         confirm=list(top.confirm) if top else [], resolution=list(resolution), facts=facts,
     )
 
 
-def _lead_feature(culprits: Sequence[Culprit], findings: Sequence[Finding]) -> str | None:
+def _lead_feature(culprits: Sequence[Culprit], findings: Sequence[Finding],
+                  features: Sequence[str] | None) -> str | None:
     """The feature a check's ``FEATURE`` stands for: the leading culprit, else the first feature
-    a finding names, else none (the placeholder stays)."""
-    if culprits:
-        return culprits[0].feature
-    return next((f for finding in findings for f in finding.features), None)
+    a finding names, else none (the placeholder stays). Only the model's own input features
+    count: a finding on the prediction's score names ``score``, which no feature check fits."""
+    named = [c.feature for c in culprits]
+    named += [f for finding in findings for f in finding.features]
+    return next((f for f in named if features is None or f in features), None)
 
 
 def _timeline(events: Sequence[dict[str, Any]], changes: Sequence[Change],
