@@ -166,6 +166,7 @@ def _model_rows(frame: pd.DataFrame) -> pd.DataFrame:
 @dataclass
 class Incident:
     url: str
+    data_dir: Path  # the commands' data folder: a temporary one, never the working directory
     store: Store = field(repr=False)
     incident: dict[str, Any]
     feature: str  # the incident's leading feature
@@ -247,13 +248,18 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
     quality = next((i for i in opened if "nswprice" in (i["features"] or [])), opened[0])
     signals = {r["name"] for r in AgentRepo(store).signals(MODEL, limit=100_000)}
     try:
-        yield Incident(url, store, quality, "nswprice", signals, rows)
+        yield Incident(url, folder / "data", store, quality, "nswprice", signals, rows)
     finally:
         store.close()
 
 
-def _run(url: str, argv: list[str]) -> Any:
-    return CliRunner().invoke(app, argv, env={"MLWARDEN_DATABASE_URL": url, "COLUMNS": "200"})
+def _run(incident: Incident, argv: list[str]) -> Any:
+    env = {
+        "MLWARDEN_DATABASE_URL": incident.url,
+        "MLWARDEN_DATA_DIR": str(incident.data_dir),
+        "COLUMNS": "200",
+    }
+    return CliRunner().invoke(app, argv, env=env)
 
 
 def _signal_names(argv: list[str]) -> list[str]:
@@ -291,7 +297,7 @@ def test_every_cited_store_command_runs_on_a_real_incident(
         if argv[0] not in RUN_ON_THE_STORE:
             continue
         assert not set(PLACEHOLDERS) & set(" ".join(argv).replace(".", " ").split()), argv
-        result = _run(incident.url, argv)
+        result = _run(incident, argv)
         assert result.exit_code == 0, (cited.source, argv, result.output)
         assert result.output.strip(), (cited.source, argv)
         if "--json" in argv:
@@ -302,19 +308,19 @@ def test_the_signals_command_shows_the_null_burst_and_refuses_an_unknown_signal(
     incident: Incident,
 ) -> None:
     argv = ["signals", MODEL, "--signal", "null_rate.nswprice", "--last", "10", "--json"]
-    result = _run(incident.url, argv)
+    result = _run(incident, argv)
     assert result.exit_code == 0, result.output
     windows = json.loads(result.output)["windows"]
     rates = [w["signals"]["null_rate.nswprice"] for w in windows]
     assert len(rates) == 10
     assert max(rates[:6]) == 0.0 and min(rates[6:]) > 0.45  # the burst, window by window
-    unknown = _run(incident.url, ["signals", MODEL, "--signal", "mean_confidence"])
+    unknown = _run(incident, ["signals", MODEL, "--signal", "mean_confidence"])
     assert unknown.exit_code == 1
     assert "no signal mean_confidence" in unknown.output and "null_rate.*" in unknown.output
 
 
 def test_the_incident_report_fills_the_placeholders_of_its_checks(incident: Incident) -> None:
-    result = _run(incident.url, ["report", str(incident.incident["id"]), "--format", "json"])
+    result = _run(incident, ["report", str(incident.incident["id"]), "--format", "json"])
     assert result.exit_code == 0, result.output
     checks = json.loads(result.output)["checks"]
     assert checks
