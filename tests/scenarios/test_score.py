@@ -13,7 +13,7 @@ from mlwarden.domain import ActionKind, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.scenarios.data import prepare
 from mlwarden.scenarios.score import harm, score
-from mlwarden.scenarios.simulate import Operator, metric_of
+from mlwarden.scenarios.simulate import Operator, metric_of, summarise
 from mlwarden.scenarios.spec import Scenario, in_order, load_scenario
 from mlwarden.store.repository import Store
 
@@ -350,3 +350,24 @@ def test_the_operator_stand_in_always_never_and_reject(approvals_store: Any) -> 
     assert approvals.get(asked)["state"] == "rejected"
     # approving journals the action for the agent's next pass, as an operator's click does
     assert approvals.journal.list(model)[0]["kind"] == "retrain"
+
+
+def test_the_summary_counts_every_incident_not_only_the_newest_of_a_window() -> None:
+    """A deploy's drop and the drift of the same windows open two incidents at once; the score
+    reads the playbook of each (the newest alone hid the rollback's incident)."""
+    windows = timeline([0.8] * 3, [0.8] * 3)
+    performance = {"id": 1, "state": "open", "severity": "critical",
+                   "diagnosis": "regression_after_deploy"}
+    drift = {"id": 2, "state": "open", "severity": "high", "diagnosis": "covariate_drift_stable"}
+    for w in windows:
+        w["incident"] = drift
+        w["incidents"] = [performance, drift]
+    windows[-1]["incidents"][0] = {**performance, "state": "resolved"}
+    summary = summarise(
+        scenario({"playbooks": ["bad_model_deploy"]}, faults=[]), windows, [],
+        {1: "bad_model_deploy", 2: "covariate_drift"},
+    )
+    assert [i["kind"] for i in summary["incidents"]] == [
+        "regression_after_deploy", "covariate_drift_stable"]
+    assert summary["incidents"][0]["resolved_window"] == 2
+    assert check(summary["score"], "an incident diagnosed as bad_model_deploy")["passed"]

@@ -518,7 +518,10 @@ class Simulation:
             for view in views
             for f in view.findings
         ]
-        incident = next(iter(self.agent.repo.list_incidents(self.model, limit=1)), None)
+        # every incident of the model: two can open in one window (a deploy's drop beside the
+        # drift of the same windows), and the newest alone would hide the other from the score
+        every = self.agent.repo.list_incidents(self.model, limit=1000)  # newest first
+        incident = next(iter(every), None)
         deployment = self.store.get_deployment(self.model)
         actions = []
         for action in reversed(self.agent.journal.list(self.model)):
@@ -563,14 +566,8 @@ class Simulation:
             },
             "faults": sorted({f.kind for f in self.scenario.faults if f.active(start)}),
             "findings": findings,
-            "incident": None
-            if incident is None
-            else {
-                "id": incident["id"],
-                "state": incident["state"],
-                "severity": incident["severity"],
-                "diagnosis": incident["diagnosis"],
-            },
+            "incident": None if incident is None else _incident_entry(incident),
+            "incidents": [_incident_entry(i) for i in reversed(every)],
             "deployment_revision": deployment.revision if deployment else None,
             "live_version": deployment.live_version if deployment else None,
             "actions": actions,
@@ -703,6 +700,15 @@ def scenario_policy(scenario: Scenario) -> Policy:
     )
 
 
+def _incident_entry(incident: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": incident["id"],
+        "state": incident["state"],
+        "severity": incident["severity"],
+        "diagnosis": incident["diagnosis"],
+    }
+
+
 def summarise(
     scenario: Scenario,
     timeline: list[dict[str, Any]],
@@ -716,10 +722,12 @@ def summarise(
         for f in w["findings"]
     ]
     incidents: dict[int, dict[str, Any]] = {}
-    for w in timeline:
-        incident = w["incident"]
-        if incident is None:
-            continue
+    seen = (
+        (w, incident)
+        for w in timeline
+        for incident in w.get("incidents", [w["incident"]] if w["incident"] else [])
+    )
+    for w, incident in seen:
         entry = incidents.setdefault(
             incident["id"],
             {
