@@ -325,3 +325,43 @@ def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_n
     assert "below the baseline" in verification["details"]
     assert "since the incident began, rollback (version" in verification["details"]
     assert store.get_deployment(MODEL).live_version == now  # not undone
+
+
+def test_a_drop_on_a_proven_version_goes_back_to_the_version_before_rather_than_retrain(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    """The live version had been verified (as a promoted candidate is) when its answers went
+    bad: the table says retrain, but the version that served before answers the incident's
+    records far better, so the agent goes back to it, proven on the same records."""
+    v_bad, v2 = frozen["v_bad"], frozen["v2"]
+    agent, script = _serving_clean(store, frozen, frozen["v1"])
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=v_bad, fallback_version=frozen["v1"]),
+        actor="agent", reason="promote version 3",
+    )
+    assert store.get_version(MODEL, v_bad).health == "healthy"  # not a suspect new release
+    bad = _estimator(store, v_bad)
+    recent = frozen["recent"]
+    for chunk in range(3):
+        frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
+        answers = bad.predict(frame[FEATURES])
+        accuracy = float(np.mean(answers == frame["target"].to_numpy()))
+        send_records(store, frame, version=v_bad, prefix=f"bad{chunk}-", predictions=answers)
+        drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
+        script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
+        agent.run_once()
+    (remedy,) = remedies(store)
+    assert remedy["kind"] == "rollback" and remedy["state"] == "done", remedy
+    assert remedy["params"]["to_version"] == v2
+    assert store.get_deployment(MODEL).live_version == v2  # type: ignore[union-attr]
+    weighing = remedy["params"]["evidence"]
+    scores = {s["option"]: s["value"] for s in weighing["scores"]}
+    assert weighing["chosen"] == "rollback" and scores["rollback"] > scores["keep"] + 0.1
+    (incident,) = [
+        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        if i["diagnosis"] == "concept_drift"
+    ]
+    decision = incident["decisions"][-1]
+    assert decision["action"] == "rollback"
+    assert "Not retrain: version" in decision["rationale"]
+    assert "a retrain is slower and unproven" in decision["rationale"]

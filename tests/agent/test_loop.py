@@ -229,7 +229,7 @@ def test_concept_drift_retrains_canaries_promotes_and_resolves(
     assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
     # the canary's answers on the drifted stream, and the champion's in the same period
     canary_accuracy = _serve(store, candidate, elec.iloc[31500:31800], "canary", "c")
-    champion_accuracy = _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    champion_accuracy = _serve(store, deployed["v2"], elec.iloc[31800:33300], "live", "l")
     assert canary_accuracy > champion_accuracy
     script.add(MODEL, accuracy=0.86)
     agent.run_once()
@@ -239,7 +239,8 @@ def test_concept_drift_retrains_canaries_promotes_and_resolves(
     repo = AgentRepo(store)
     incident = repo.get_incident(repo.list_incidents()[0]["id"])
     assert incident["verifications"][0]["verdict"] == "canary_passed"
-    assert "300 canary labels" in incident["verifications"][0]["details"]
+    # both versions judged on every labelled request, the canary's 300 and the champion's 1500
+    assert "on the same 1800 labelled requests" in incident["verifications"][0]["details"]
     for _ in range(2):
         script.add(MODEL, accuracy=0.86)
         agent.run_once()
@@ -256,7 +257,7 @@ def test_a_promotion_that_does_not_recover_takes_the_candidate_out_entirely(
     agent, script = _retrain_staged(store, deployed, elec)
     candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
     _serve(store, candidate, elec.iloc[31500:31800], "canary", "c")
-    _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    _serve(store, deployed["v2"], elec.iloc[31800:33300], "live", "l")
     script.add(MODEL, accuracy=0.86)
     agent.run_once()
     assert store.get_deployment(MODEL).live_version == candidate  # type: ignore[union-attr]
@@ -281,12 +282,17 @@ def test_a_canary_worse_than_the_champion_is_removed_and_escalated(
 ) -> None:
     agent, script = _retrain_staged(store, deployed, elec)
     candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
-    # the canary's records are answers of the old v1 model on old data labelled at random:
-    # whatever the offline validation said, in production it does worse than the champion
-    rng = np.random.default_rng(1)
-    noisy = elec.iloc[31500:31800].assign(target=rng.integers(0, 2, 300))
-    _serve(store, candidate, noisy, "canary", "c")
-    _serve(store, deployed["v2"], elec.iloc[31800:32300], "live", "l")
+    # whatever the offline validation said, production proves the champion right on every
+    # request (the labels are its answers): on the same requests the candidate does worse
+    from mlwarden.agent.executors.retrain import load_estimator
+
+    champion = load_estimator(store.load_artifact(MODEL, deployed["v2"]))
+
+    def as_the_champion_says(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.assign(target=champion.predict(rows[FEATURES]))
+
+    _serve(store, candidate, as_the_champion_says(elec.iloc[31500:31800]), "canary", "c")
+    _serve(store, deployed["v2"], as_the_champion_says(elec.iloc[31800:32300]), "live", "l")
     script.add(MODEL, accuracy=0.86)
     agent.run_once()
     deployment = store.get_deployment(MODEL)

@@ -7,11 +7,21 @@ champion's records of the same period.
 
 * **errors**: with at least ``MIN_RECORDS`` records of its own, the candidate must not fail more
   often than the champion (``ERROR_MARGIN`` points of slack).
-* **performance** (canary only; shadow answers have no labels of their own): once both sides
-  have ``retrain.canary_min_labels`` labelled records, the candidate's accuracy (classification)
-  or mean absolute error (regression) must be within ``retrain.canary_tolerance`` of the
-  champion's, or better.
-* a shadow that ran ``retrain.canary_min_labels`` requests without failing more than the
+* **performance, paired**: every labelled request of the period is scored for both versions,
+  the served answer for the version that served it and a replay (the stored features through
+  the other version's artifact, as the gateway would run it) for the other. Comparing the two
+  on the same requests removes the difference between the rows each side happened to serve
+  (time-ordered electricity: 200 canary labels against 201 of the champion's said 0.655 vs
+  0.677; the same 1,401 requests said the candidate was 1.8 to 7.9 points better). With
+  ``retrain.canary_min_labels`` paired requests, the candidate is rejected when it is worse
+  by more than ``retrain.canary_tolerance`` or significantly worse at all (the 95 % interval
+  of the paired difference lies below zero), promoted when the interval lies above
+  ``retrain.canary_min_gain``, and watched longer otherwise: a new live version is a risk of
+  its own, taken only for a gain the data show. Shadows are judged the same way: the live
+  requests carry the labels.
+* without artifacts to replay (remote versions) or enough labelled requests yet, the canary's
+  own labelled records are compared with the champion's, within ``retrain.canary_tolerance``;
+  a shadow that ran ``retrain.canary_min_labels`` requests without failing more than the
   champion is promoted on the strength of its held-out validation.
 
 Anything short of that evidence is ``wait``; the agent gives up (and removes the candidate)
@@ -20,6 +30,7 @@ after ``verify.max_wait_windows`` windows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +40,8 @@ import numpy as np
 from mlwarden.agent.executors.retrain import score_predictions
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Task
+from mlwarden.errors import MlwardenError
+from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.store.repository import Store
 
 # fewer records than this say nothing about a candidate's error rate
@@ -80,8 +93,12 @@ def judge_canary(
     champion: int,
     rollout: str,
     policy: ModelPolicy,
+    answerer: Callable[[int], Answerer | None] | None = None,
 ) -> CanaryVerdict:
-    """Compare the candidate's production records with the champion's over the same period."""
+    """Compare the candidate's production records with the champion's over the same period.
+
+    ``answerer(version)`` replays a version on logged inputs (default: its stored artifact,
+    loaded here; the agent passes its cache of loaded versions)."""
     task = store.get_model(model).task
     mine = store.fetch_records(model, version=candidate, newest_first=True, limit=READ_LIMIT)
     cand = _side(mine, task, {"canary", "shadow"})
@@ -117,6 +134,14 @@ def judge_canary(
             figures,
         )
     settings = policy.retrain
+    paired = _paired(
+        answerer or (lambda version: artifact_answerer(store, model, version)),
+        candidate,
+        champion,
+        [*mine, *theirs],
+    )
+    if paired is not None and len(paired.truth) >= settings.canary_min_labels:
+        return _judge_paired(paired, task, metric_name, policy, figures)
     if rollout == "shadow":
         if cand.records < settings.canary_min_labels:
             return CanaryVerdict(
@@ -148,4 +173,127 @@ def judge_canary(
     return CanaryVerdict("promote", [compared], figures)
 
 
-__all__ = ["CanaryVerdict", "judge_canary"]
+@dataclass
+class _Paired:
+    """Both versions' answers to the same labelled requests."""
+
+    truth: np.ndarray
+    candidate: np.ndarray
+    champion: np.ndarray
+
+
+# a version's answers to logged inputs, in process
+Answerer = Callable[[Sequence[Mapping[str, Any]]], list[Any]]
+
+
+def artifact_answerer(store: Store, model: str, version: int) -> Answerer | None:
+    """The version as the gateway runs it, or None when it has no artifact to run here (a
+    remote version is not called off the serving path)."""
+    try:
+        predictor = LocalPredictor.from_artifact(
+            store.load_artifact(model, version), store.get_model(model)
+        )
+    except MlwardenError:
+        return None
+    return lambda inputs: [p.prediction for p in predictor.predict(inputs)]
+
+
+def _paired(
+    answerer: Callable[[int], Answerer | None],
+    candidate: int,
+    champion: int,
+    rows: list[dict[str, Any]],
+) -> _Paired | None:
+    """Served answers, and replayed ones for the version that did not serve the request."""
+    scored = [
+        r for r in rows
+        if r["label"] is not None and not r["error"] and r["prediction"] is not None
+    ]
+    by_candidate = [r["served_by"] in {"canary", "shadow"} for r in scored]
+    replay = {
+        version: answerer(version)
+        for version, needed in ((candidate, not all(by_candidate)), (champion, any(by_candidate)))
+        if needed
+    }
+    if any(predictor is None for predictor in replay.values()):
+        return None
+
+    def answers(version: int, served: list[bool]) -> np.ndarray:
+        out = np.array([r["prediction"] for r in scored], dtype=object)
+        missing = [i for i, own in enumerate(served) if not own]
+        if missing:
+            answer = replay[version]
+            assert answer is not None
+            try:
+                again = answer([scored[i]["features"] for i in missing])
+            except MlwardenError:
+                return np.array([], dtype=object)
+            for i, value in zip(missing, again, strict=True):
+                out[i] = value
+        return out
+
+    cand = answers(candidate, by_candidate)
+    champ = answers(champion, [not own for own in by_candidate])
+    if len(cand) != len(scored) or len(champ) != len(scored):
+        return None  # a replay failed: judge on the served records alone
+    truth = np.array([r["label"] for r in scored], dtype=object)
+    return _Paired(truth, cand, champ)
+
+
+def _judge_paired(
+    paired: _Paired,
+    task: Task,
+    metric_name: str,
+    policy: ModelPolicy,
+    figures: dict[str, Any],
+) -> CanaryVerdict:
+    settings = policy.retrain
+    n = len(paired.truth)
+    _, cand_metric = score_predictions(task, paired.truth, paired.candidate)
+    _, champ_metric = score_predictions(task, paired.truth, paired.champion)
+    if task is Task.CLASSIFICATION:
+        truth = paired.truth.astype(str)
+        # +1 where only the candidate is right, -1 where only the champion is
+        gain = (paired.candidate.astype(str) == truth).astype(float) - (
+            paired.champion.astype(str) == truth
+        ).astype(float)
+        scale = 1.0
+    else:
+        y = paired.truth.astype(float)
+        champion_error = np.abs(y - paired.champion.astype(float))
+        gain = champion_error - np.abs(y - paired.candidate.astype(float))
+        scale = max(1.0, abs(champ_metric))
+    difference = float(gain.mean())
+    half_width = 1.96 * float(gain.std(ddof=1)) / np.sqrt(n) if n > 1 else float("inf")
+    figures["paired"] = {
+        "requests": n,
+        "candidate": cand_metric,
+        "champion": champ_metric,
+        "difference": difference,
+        "interval": [difference - half_width, difference + half_width],
+        "candidate_better": int((gain > 0).sum()),
+        "champion_better": int((gain < 0).sum()),
+    }
+    compared = (
+        f"{metric_name} {cand_metric:.4g} vs the champion's {champ_metric:.4g} on the same {n} "
+        f"labelled requests (difference {difference:+.4g}, 95 % interval "
+        f"{difference - half_width:+.4g} to {difference + half_width:+.4g})"
+    )
+    if difference < -settings.canary_tolerance * scale:
+        return CanaryVerdict("reject", [f"{compared}: worse than the tolerance allows"], figures)
+    if difference + half_width < 0:
+        return CanaryVerdict("reject", [f"{compared}: significantly worse"], figures)
+    wanted = settings.canary_min_gain * scale
+    if difference - half_width > wanted:
+        return CanaryVerdict(
+            "promote",
+            [f"{compared}: better by more than {wanted:.4g}" if wanted else
+             f"{compared}: significantly better"],
+            figures,
+        )
+    return CanaryVerdict(
+        "wait", [f"{compared}: not yet shown better by more than {wanted:.4g}"], figures
+    )
+
+
+__all__ = ["Answerer", "CanaryVerdict", "artifact_answerer", "judge_canary"]

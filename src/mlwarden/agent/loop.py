@@ -86,6 +86,10 @@ log = logging.getLogger("mlwarden.agent")
 LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
+# the actions that put another version in the place of the live one
+_REPLACING_ACTIONS = (
+    ActionKind.ROLLBACK.value, ActionKind.FALLBACK.value, ActionKind.PROMOTE.value
+)
 
 
 @dataclass
@@ -904,10 +908,7 @@ class Agent:
         kept = now_kept or better_than_doing_nothing(
             verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
         )
-        if kept is not None and action["kind"] in (
-            ActionKind.FALLBACK.value,
-            ActionKind.ROLLBACK.value,
-        ):
+        if kept is not None and action["kind"] in _REPLACING_ACTIONS:
             # short of the baseline, but undoing it would serve worse: it stays, people decide
             self._escalate(
                 model,
@@ -942,25 +943,33 @@ class Agent:
         verdict: Verdict,
         policy: ModelPolicy,
     ) -> tuple[Verdict, str | None]:
-        """A rollback or fallback for a performance drop that missed the pre-failure baseline is
-        judged against doing nothing: the version it put in place and the version it replaced
-        both answer the logged inputs of every labelled record since the incident began (before
-        the action and after it) offline, scored on their labels. Real data keeps drifting, so
-        the baseline may be out of reach for any version, and two windows of it are a noisy
-        judge; the whole incident is the larger sample. A remedy clearly better than doing
-        nothing has done its part (recovered: the drop that remains is the world's, for the
-        performance incident that follows); one within the tolerance of it is not undone (the
-        second value says why): undoing it would serve no better."""
+        """A rollback, fallback or promotion for a performance drop that missed the pre-failure
+        baseline is judged against doing nothing: the version it put in place and the one it
+        replaced both answer the logged inputs of every labelled record since the incident
+        began (before the action and after it; after it only for a promotion) offline, scored
+        on their labels. Real data keeps
+        drifting, so the baseline may be out of reach for any version, and two windows of it
+        are a noisy judge; the whole incident is the larger sample. A remedy clearly better
+        than doing nothing has done its part (recovered: the drop that remains is the world's,
+        for the performance incident that follows); one within the tolerance of it is not
+        undone (the second value says why): undoing it would serve no better."""
         result = action["result"]
         replaced, target = result.get("from_version"), result.get("to_version")
         if (
             _scope(incident) is not Scope.PERFORMANCE
-            or action["kind"] not in (ActionKind.ROLLBACK.value, ActionKind.FALLBACK.value)
+            or action["kind"] not in _REPLACING_ACTIONS
             or replaced is None
+            or replaced == target
             or target is None
         ):
             return verdict, None
-        rows = labelled(self._incident_records(model, incident["first_window"]))
+        first = incident["first_window"]
+        if action["kind"] == ActionKind.PROMOTE.value:
+            # the candidate learnt from the incident's first records, and a version fitted to
+            # a few weeks of a drifting stream can serve well for a while and worse after: it
+            # is judged on the records since its promotion, which it has not seen
+            first = max(first, int(incident["baseline"]["verify_after"]) + 1)
+        rows = labelled(self._incident_records(model, first))
         spec = self.store.get_model(model)
         if spec.task is None or len(rows) < policy.evidence.min_labels:
             return verdict, None
@@ -1100,8 +1109,10 @@ class Agent:
         if earlier:  # promoted before a crash, which left the incident pointing at the retrain
             self._verify_promotion(incident, earlier[0]["id"], "promoted before a restart")
             return "promoted"
+        spec = self.store.get_model(model)
         verdict = judge_canary(
-            self.store, model, candidate, champion, result["watching"], policy
+            self.store, model, candidate, champion, result["watching"], policy,
+            lambda version: self._answerer(model, version, spec),
         )
         if verdict.decision == "wait" and len(after) < policy.verify.max_wait_windows:
             return "waiting"

@@ -104,10 +104,13 @@ class RetrainSettings(_Strict):
     min_improvement: float = Field(default=0.0, ge=0.0)
     rollout: Literal["canary", "shadow", "direct"] = "canary"
     canary_weight: float = Field(default=0.1, gt=0.0, lt=1.0)
-    # promotion waits for this many labelled canary records (shadow: requests), and the canary
-    # may be at most this much worse than the champion on them (agent.canary)
+    # promotion waits for this many labelled requests (shadow without labels: requests); a
+    # candidate this much worse than the champion on them is removed, and one is promoted only
+    # when the 95 % interval of its gain on the same requests lies above canary_min_gain
+    # (accuracy points; for regression a share of the champion's error) (agent.canary)
     canary_min_labels: int = Field(default=100, ge=10)
     canary_tolerance: float = Field(default=0.02, ge=0.0)
+    canary_min_gain: float = Field(default=0.02, ge=0.0)
     recent_records: int = Field(default=5000, ge=10)
 
 

@@ -130,10 +130,20 @@ def run_promote(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             f"version {version} has no held-out validation against the champion; not promoting"
         )
 
-    deployment = change_deployment(
-        env, action, "promote", lambda s: promoted(s, version), f"promote version {version}"
-    )
-    return {"version": version, "revision": deployment.revision}
+    replaced: dict[str, Any] = {}
+
+    def mutate(state: DeploymentState) -> DeploymentState:
+        replaced["version"] = state.live_version
+        return promoted(state, version)
+
+    deployment = change_deployment(env, action, "promote", mutate, f"promote version {version}")
+    # like a rollback's: the verification weighs the version put in against the one replaced
+    return {
+        "version": version,
+        "to_version": version,
+        "from_version": replaced.get("version"),
+        "revision": deployment.revision,
+    }
 
 
 def run_repair(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ Steps (each recorded as progress in the journal, each safe to repeat after a cra
    the policy says so. The newest ``holdout_fraction`` of the labelled records is held out.
 2. **validate**: candidate and champion are scored on the held-out recent records; the guard
    ``candidate_better`` refuses a candidate that is not better. A refused candidate is
-   registered nowhere and the deployment does not change.
+   registered nowhere and the deployment does not change. A validated recipe is fitted again
+   on every labelled record, the held-out newest ones included: on a drifting stream they are
+   the most like the traffic to come, and the canary judges the refitted candidate.
 3. **register** the candidate as a new version (found again by its ``[action N]`` tag).
 4. **roll out** as canary (or shadow) and stop there: the result says ``watching``, and the
    agent promotes the candidate (a separate ``promote`` action) only when its own production
@@ -140,6 +142,16 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             # the action ran, but nothing changed: say so wherever it is shown, not just "done"
             result |= {"promoted": False, "discarded": refusal, "outcome": f"no_better: {refusal}"}
             return result
+        if len(held):
+            # validated: the newest records are the ones most like what comes next, so the
+            # candidate that goes out learns from them too (same recipe, every labelled row)
+            x_train = pd.concat([x_train, held[spec.feature_names]], ignore_index=True)
+            y_train = np.concatenate(
+                [y_train, np.asarray(held["__label__"].to_numpy()).astype(y_train.dtype)]
+            )
+            env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
+            candidate = clone(champion).fit(x_train, y_train)
+            result["train_rows"] = len(x_train)
         from mlwarden.registry.registry import Registry
 
         info = Registry(env.store).add_sklearn_version(
