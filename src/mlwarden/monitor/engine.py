@@ -94,6 +94,10 @@ class MonitorConfig:
     drift_jensen_shannon: float = 0.1
     multivariate: bool = False
     multivariate_auc: float = 0.55
+    # The domain classifier runs only on windows where no per-feature test found drift and
+    # the moment screen's p-value is below this (``detect.multivariate.MomentScreen``); None
+    # runs it on every window.
+    multivariate_screen: float | None = 0.1
     prediction_alpha: float = 0.01
     collapse_max_share: float = 0.99
     collapse_std_ratio: float = 0.1
@@ -208,12 +212,16 @@ class Monitor:
         self._quality = QualityDetector(spec)
         self._multivariate: Any = None
         self._reference_sample: pd.DataFrame | None = None
+        self._screen: Any = None
         if c.multivariate:
-            from mlwarden.detect.multivariate import DomainClassifierDetector
+            from mlwarden.detect.multivariate import DomainClassifierDetector, MomentScreen
 
             self._multivariate = DomainClassifierDetector(auc_threshold=c.multivariate_auc)
             self._reference_sample = reference[[f for f in self.features
                                                 if f in reference.columns]].head(20_000)
+            if c.multivariate_screen is not None:
+                self._screen = MomentScreen(self._reference_sample,
+                                            list(self._reference_sample.columns))
         self._prediction = PredictionDriftDetector(alpha=c.prediction_alpha)
         self._collapse = PredictionCollapseDetector(max_share=c.collapse_max_share,
                                                     std_ratio=c.collapse_std_ratio)
@@ -404,7 +412,8 @@ class Monitor:
             data_findings += report.findings(index)
         except Exception as exc:
             findings += self._safely("feature_drift", index, lambda e=exc: _raise(e))
-        if self._multivariate is not None and self._reference_sample is not None:
+        if self._multivariate is not None and self._reference_sample is not None \
+                and self._joint_change_possible(window, data_findings):
             data_findings += self._safely("domain_classifier", index, lambda: (
                 self._multivariate.detect_samples(self._reference_sample, window,
                                                   features=list(self._reference_sample.columns),
@@ -423,6 +432,19 @@ class Monitor:
                 signals[f"unseen_rate.{name}"] = unseen / rows if rows else None
         # Data-quality breaks also move inputs: a drop they cause is not concept drift.
         return data_findings + [f for f in findings if f.kind is FindingKind.DATA_QUALITY]
+
+    def _joint_change_possible(self, window: pd.DataFrame, drift: list[Finding]) -> bool:
+        """Whether the domain classifier has anything to add on this window: it looks for a
+        joint change the per-feature tests miss, so not when they already found drift, and
+        not when the window's means and covariances match the reference's (the screen)."""
+        if self._screen is None:
+            return True
+        if any(f.kind is FindingKind.DATA_DRIFT for f in drift):
+            return False
+        try:
+            return self._screen.p_value(window) < float(self.config.multivariate_screen or 0)
+        except Exception:  # the screen failing on odd data must not hide the classifier
+            return True
 
     # ------------------------------------------------------------------ performance
 
