@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -80,6 +81,46 @@ def test_bootstrap_interval_is_reproducible_and_narrows_with_n() -> None:
     assert large["rmse"].value == pytest.approx(math.sqrt(skm.mean_squared_error(y, f)))
     assert large["mae"].value == pytest.approx(skm.mean_absolute_error(y, f))
     assert large["r2"].value == pytest.approx(skm.r2_score(y, f))
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_seeded_draws(
+        binary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The intervals are scored on all draws at once; they must be those of the documented
+    method: 200 draws of n rows with replacement from ``default_rng(seed)``, one after the
+    other, and the 2.5 % and 97.5 % quantiles of the statistic on them."""
+    def percentile_interval(statistic: Any, n: int, seed: int = 0) -> tuple[float, float]:
+        rng = np.random.default_rng(seed)
+        draws = [statistic(rng.integers(0, n, n)) for _ in range(200)]
+        low, high = np.quantile(draws, [0.025, 0.975])
+        return float(low), float(high)
+
+    y, pred, score = binary
+    found = classification_metrics(y, pred, proba=score)
+    right = (pred == y).astype(float)
+    loss = -np.log(np.where(y == 1, score, 1 - score).clip(1e-15, 1))
+    expected = {
+        "f1": percentile_interval(lambda ix: skm.f1_score(y[ix], pred[ix]), len(y)),
+        "log_loss": percentile_interval(lambda ix: loss[ix].mean(), len(y)),
+        "ece": percentile_interval(lambda ix: _ece(score[ix], right[ix]), len(y)),
+    }
+    for name, (low, high) in expected.items():
+        assert (found[name].ci_low, found[name].ci_high) == pytest.approx((low, high)), name
+    truth = np.random.default_rng(3).normal(size=500)
+    guess = truth + np.random.default_rng(4).normal(size=500)
+    reg = regression_metrics(truth, guess, seed=9)
+    err = truth - guess
+    assert (reg["mae"].ci_low, reg["mae"].ci_high) == pytest.approx(
+        percentile_interval(lambda ix: np.abs(err[ix]).mean(), 500, seed=9))
+    assert (reg["r2"].ci_low, reg["r2"].ci_high) == pytest.approx(
+        percentile_interval(lambda ix: skm.r2_score(truth[ix], guess[ix]), 500, seed=9))
+
+
+def _ece(score: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE of binary scores, written out bin by bin."""
+    confidence = np.maximum(score, 1 - score)
+    slot = np.minimum((confidence * bins).astype(int), bins - 1)
+    return sum(abs(confidence[slot == b].sum() - right[slot == b].sum())
+               for b in range(bins)) / len(score)
 
 
 def test_large_window_uses_bounded_bootstrap_and_keeps_a_sensible_interval() -> None:

@@ -164,12 +164,37 @@ def _resampled(statistic: Callable[[np.ndarray], float | None], base: np.ndarray
     """The statistic on ``resamples`` draws of len(base) rows from ``base``, with replacement;
     draws where it is undefined are left out."""
     m = len(base)
+    if isinstance(statistic, _Rowwise):
+        # One (resamples, m) draw is the same stream of integers as ``resamples`` draws of m.
+        values = statistic.many(base[rng.integers(0, m, (resamples, m))])
+        return [float(v) for v in values if math.isfinite(v)]
     draws = []
     for _ in range(resamples):
         result = statistic(base[rng.integers(0, m, m)])
         if result is not None and math.isfinite(result):
             draws.append(float(result))
     return draws
+
+
+class _Rowwise:
+    """A statistic of row indices written along the last axis of the index array, so a matrix
+    of bootstrap draws (one draw per row) is scored in one call instead of a Python loop.
+    NaN stands for undefined; called on one 1-D index array it answers a float or None."""
+
+    # Draws scored per call: bounds the gathered arrays to ~10 MB at 10,000 rows a draw.
+    _CHUNK = 64
+
+    def __init__(self, along_last_axis: Callable[[np.ndarray], Any]) -> None:
+        self._statistic = along_last_axis
+
+    def __call__(self, ix: np.ndarray) -> float | None:
+        value = float(self._statistic(ix))
+        return value if math.isfinite(value) else None
+
+    def many(self, ix: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(self._statistic(ix[i:i + self._CHUNK]), dtype=float)
+                               for i in range(0, len(ix), self._CHUNK)]) if len(ix) else \
+            np.empty(0)
 
 
 @dataclass(frozen=True)
@@ -291,7 +316,9 @@ def classification_metrics(
                                       n, confidence, resamples, seed)
         out["recall"] = _bootstrap("recall", lambda ix: _macro(t[ix], p[ix], k, "recall"),
                                    n, confidence, resamples, seed)
-    out["f1"] = _bootstrap("f1", lambda ix: _f1(t[ix], p[ix], k), n, confidence, resamples, seed)
+    f1 = (_Rowwise(lambda ix: _binary_f1(t[ix], p[ix])) if binary else
+          (lambda ix: _f1(t[ix], p[ix], k)))
+    out["f1"] = _bootstrap("f1", f1, n, confidence, resamples, seed)
     if out["f1"].value is None:
         out["f1"] = MetricValue.undefined("f1", n, "no positive labels or predictions")
 
@@ -311,10 +338,10 @@ def classification_metrics(
     if (t == -1).any():
         out["log_loss"] = MetricValue.undefined("log_loss", n, "labels outside the scored classes")
     else:
-        out["log_loss"] = _bootstrap("log_loss", lambda ix: _log_loss(t[ix], probs[ix]), n,
+        loss = _row_log_loss(t, probs)
+        out["log_loss"] = _bootstrap("log_loss", _Rowwise(lambda ix: loss[ix].mean(axis=-1)), n,
                                      confidence, resamples, seed)
-    out["ece"] = _bootstrap("ece", lambda ix: _ece(t[ix], probs[ix], ece_bins), n, confidence,
-                            resamples, seed)
+    out["ece"] = _bootstrap("ece", _ece_of(t, probs, ece_bins), n, confidence, resamples, seed)
     return out
 
 
@@ -408,15 +435,16 @@ def regression_metrics(
                 REGRESSION_METRICS}
     err = y - f
     out = {
-        "rmse": _bootstrap("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2))), n,
-                           confidence, resamples, seed),
-        "mae": _bootstrap("mae", lambda ix: float(np.mean(np.abs(err[ix]))), n, confidence,
-                          resamples, seed),
+        "rmse": _bootstrap("rmse", _Rowwise(lambda ix: np.sqrt(np.mean(err[ix] ** 2, axis=-1))),
+                           n, confidence, resamples, seed),
+        "mae": _bootstrap("mae", _Rowwise(lambda ix: np.mean(np.abs(err[ix]), axis=-1)), n,
+                          confidence, resamples, seed),
     }
     if n < 2 or np.var(y) == 0:
         out["r2"] = MetricValue.undefined("r2", n, "needs at least two distinct labels")
     else:
-        out["r2"] = _bootstrap("r2", lambda ix: _r2(y[ix], f[ix]), n, confidence, resamples, seed)
+        out["r2"] = _bootstrap("r2", _Rowwise(lambda ix: _r2(y[ix], f[ix])), n, confidence,
+                               resamples, seed)
     return out
 
 
@@ -441,10 +469,16 @@ def label_sort_key(value: str) -> tuple[int, float, str]:
 
 def _f1(t: np.ndarray, p: np.ndarray, k: int) -> float | None:
     if k == 2:
-        tp = float(((p == 1) & (t == 1)).sum())
-        denom = float((p == 1).sum() + (t == 1).sum())
-        return 2 * tp / denom if denom else None
+        value = float(_binary_f1(t, p))
+        return value if math.isfinite(value) else None
     return _macro(t, p, k, "f1")
+
+
+def _binary_f1(t: np.ndarray, p: np.ndarray) -> Any:
+    """F1 of class 1 along the last axis; NaN where nothing is positive."""
+    tp = ((p == 1) & (t == 1)).sum(axis=-1)
+    denom = (p == 1).sum(axis=-1) + (t == 1).sum(axis=-1)
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
 
 
 def _macro(t: np.ndarray, p: np.ndarray, k: int, which: str) -> float | None:
@@ -512,24 +546,35 @@ def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _log_loss(t: np.ndarray, probs: np.ndarray) -> float:
+def _row_log_loss(t: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's log loss; the metric is their mean."""
     eps = 1e-15
     rows = probs / np.clip(probs.sum(axis=1, keepdims=True), eps, None)
-    return float(-np.mean(np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))))
+    return -np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))
 
 
-def _ece(t: np.ndarray, probs: np.ndarray, bins: int) -> float:
-    """Expected calibration error of the top-label confidence (Guo et al., 2017), equal bins."""
+def _ece_of(t: np.ndarray, probs: np.ndarray, bins: int) -> _Rowwise:
+    """Expected calibration error of the top-label confidence (Guo et al., 2017), equal bins,
+    as a statistic of row indices: each row's confidence, hit and bin are computed once."""
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == t).astype(float)
     edges = np.minimum((confidence * bins).astype(int), bins - 1)
-    conf_sum = np.bincount(edges, weights=confidence, minlength=bins)
-    acc_sum = np.bincount(edges, weights=correct, minlength=bins)
-    return float(np.abs(conf_sum - acc_sum).sum() / len(t))
+
+    def along_last_axis(ix: np.ndarray) -> Any:
+        rows = ix.reshape(-1, ix.shape[-1])
+        # Draw r's rows fall in bins r * bins ... r * bins + bins - 1 of one bincount.
+        slots = (edges[rows] + bins * np.arange(len(rows))[:, None]).ravel()
+        size = len(rows) * bins
+        conf_sum = np.bincount(slots, weights=confidence[rows].ravel(), minlength=size)
+        acc_sum = np.bincount(slots, weights=correct[rows].ravel(), minlength=size)
+        gap = np.abs(conf_sum - acc_sum).reshape(len(rows), bins).sum(axis=1) / ix.shape[-1]
+        return gap.reshape(ix.shape[:-1])
+
+    return _Rowwise(along_last_axis)
 
 
-def _r2(y: np.ndarray, f: np.ndarray) -> float | None:
-    total = float(np.sum((y - y.mean()) ** 2))
-    if total == 0:
-        return None
-    return 1.0 - float(np.sum((y - f) ** 2)) / total
+def _r2(y: np.ndarray, f: np.ndarray) -> Any:
+    """R² along the last axis; NaN where the labels do not vary."""
+    total = np.sum((y - y.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
+    explained = 1.0 - np.sum((y - f) ** 2, axis=-1) / np.where(total == 0, 1.0, total)
+    return np.where(total == 0, np.nan, explained)
