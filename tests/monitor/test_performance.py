@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
 from mlwarden.monitor.performance import (
     MetricValue,
     canonical_label,
+    canonical_labels,
     classification_metrics,
     regression_metrics,
     wilson_interval,
@@ -153,3 +156,10 @@ def test_labels_of_mixed_spelling_compare_equal() -> None:
     assert canonical_label(float("nan")) is None and canonical_label("") is None
     m = classification_metrics(["1", "0", 1.0], [1, 0, "1"])
     assert m["accuracy"].value == 1.0
+
+
+def test_labels_spelled_in_bulk_match_one_by_one() -> None:
+    values = [1, 1.0, "1", " 1 ", True, np.int64(1), np.float64(0.0), -0.0, 2.5, float("nan"),
+              np.nan, None, "", "NaN", "cat", "cat", Decimal("1.50"), Decimal("1.5"), pd.NA,
+              np.bool_(False), 10**20, "x"]
+    assert canonical_labels(values * 2) == [canonical_label(v) for v in values * 2]

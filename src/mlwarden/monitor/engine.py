@@ -69,6 +69,7 @@ from mlwarden.monitor.performance import (
     MetricSpread,
     MetricValue,
     canonical_label,
+    canonical_labels,
     classification_metrics,
     classification_spreads,
     label_sort_key,
@@ -240,7 +241,7 @@ class Monitor:
                            if c.streaming else None)
         self._error_scale = 1.0
         if self.cols.label in reference.columns:
-            labelled = reference[reference[self.cols.label].map(canonical_label).notna()]
+            labelled = reference[self._has_label(reference)]
             self.reference_metrics = self._metrics(labelled)
             if self.task is Task.CLASSIFICATION:
                 scores = self._scores(labelled)
@@ -451,8 +452,11 @@ class Monitor:
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.cols.label not in frame.columns or self.cols.prediction not in frame.columns:
             return frame.iloc[0:0]
-        mask = frame[self.cols.label].map(canonical_label).notna()
-        return frame[mask.to_numpy()]
+        return frame[self._has_label(frame)]
+
+    def _has_label(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.array([v is not None for v in canonical_labels(frame[self.cols.label])],
+                        dtype=bool)
 
     def _metrics(self, labelled: pd.DataFrame) -> dict[str, MetricValue]:
         if self.cols.prediction not in labelled.columns or self.task is None:
@@ -473,8 +477,8 @@ class Monitor:
             err = np.abs(_numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(
                 dtype=float))
             return err[np.isfinite(err)]
-        return (truth.map(canonical_label).to_numpy() != pred.map(canonical_label).to_numpy()
-                ).astype(float)
+        return (np.array(canonical_labels(truth), dtype=object)
+                != np.array(canonical_labels(pred), dtype=object)).astype(float)
 
     def _performance(self, frame: pd.DataFrame, index: int, data_findings: list[Finding],
                      stream: bool) -> tuple[dict[str, Any], list[Finding]]:

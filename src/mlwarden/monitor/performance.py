@@ -20,7 +20,7 @@ comes back as ``value=None`` with a ``reason``; NaN never leaves this module.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "MetricSpread",
     "MetricValue",
     "canonical_label",
+    "canonical_labels",
     "classification_metrics",
     "classification_spreads",
     "hanley_mcneil_variance",
@@ -103,6 +104,31 @@ def canonical_label(value: Any) -> str | None:
     if math.isfinite(number) and number.is_integer():
         return str(int(number))
     return text
+
+
+# Types whose equal values always spell the same label, so one spelling can serve them all.
+_SPELLED_ONCE = (str, int, float, bool, np.integer, np.floating, np.bool_)
+
+
+def canonical_labels(values: Iterable[Any]) -> list[str | None]:
+    """:func:`canonical_label` of every value. A window holds a handful of distinct labels a
+    thousand times over, so each distinct value (of a plain type) is spelled once.
+
+    >>> canonical_labels([1, "1", 1.0, None, "cat", 1])
+    ['1', '1', '1', None, 'cat', '1']
+    """
+    spelled: dict[tuple[type, Any], str | None] = {}
+    out: list[str | None] = []
+    for value in values:
+        if not isinstance(value, _SPELLED_ONCE):
+            out.append(canonical_label(value))
+            continue
+        key = (type(value), value)
+        label = spelled.get(key, spelled)
+        if label is spelled:
+            label = spelled[key] = canonical_label(value)
+        out.append(label)  # type: ignore[arg-type]
+    return out
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -351,8 +377,8 @@ def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
     """Labels and predictions as class indices (-1 for a class outside ``classes``), rows
     missing either dropped, with the matching rows of the probability matrix and the number
     of classes. Binary problems put ``positive`` (default: the last class) at index 1."""
-    truth = [canonical_label(v) for v in y_true]
-    pred = [canonical_label(v) for v in y_pred]
+    truth = canonical_labels(y_true)
+    pred = canonical_labels(y_pred)
     if len(truth) != len(pred):
         raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
     keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
