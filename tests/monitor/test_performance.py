@@ -163,3 +163,9 @@ def test_labels_spelled_in_bulk_match_one_by_one() -> None:
               np.nan, None, "", "NaN", "cat", "cat", Decimal("1.50"), Decimal("1.5"), pd.NA,
               np.bool_(False), 10**20, "x"]
     assert canonical_labels(values * 2) == [canonical_label(v) for v in values * 2]
+    numbers = pd.Series([1.0, -0.0, 0.0, np.nan, 2.5, np.inf, 1e20, 1.0])
+    assert canonical_labels(numbers) == [canonical_label(v) for v in numbers]
+    assert canonical_labels(numbers.to_numpy()) == [canonical_label(v) for v in numbers]
+    nullable = pd.Series([1, None, 0], dtype="Int64")
+    assert canonical_labels(nullable) == nullable.map(canonical_label).tolist()
+    assert canonical_labels(pd.Series([True, False])) == ["1", "0"]

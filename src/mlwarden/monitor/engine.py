@@ -462,10 +462,11 @@ class Monitor:
         if self.cols.prediction not in labelled.columns or self.task is None:
             return {}
         c = self.config
-        truth = labelled[self.cols.label].tolist()
-        pred = labelled[self.cols.prediction].tolist()
+        truth, pred = labelled[self.cols.label], labelled[self.cols.prediction]
         if self.task is Task.REGRESSION:
-            return regression_metrics(truth, pred, c.confidence, c.bootstrap_resamples)
+            return regression_metrics(truth.tolist(), pred.tolist(), c.confidence,
+                                      c.bootstrap_resamples)
+        # Series, not lists: a numeric column's labels are spelled per distinct value.
         return classification_metrics(truth, pred, proba=self._scores(labelled),
                                       classes=self.classes or None, positive=self.positive,
                                       confidence=c.confidence, resamples=c.bootstrap_resamples)
@@ -488,7 +489,7 @@ class Monitor:
         if self.cbpe is not None and self.cbpe.fitted and self.cols.prediction in frame.columns:
             scores = self._scores(frame)
             if scores is not None:
-                estimated = self.cbpe.estimate(scores, frame[self.cols.prediction].tolist())
+                estimated = self.cbpe.estimate(scores, frame[self.cols.prediction])
                 for name, value in estimated.items():
                     signals[f"estimated_{name}"] = value.value
                     signals[f"estimated_{name}_ci_low"] = value.ci_low

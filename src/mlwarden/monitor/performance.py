@@ -19,12 +19,14 @@ comes back as ``value=None`` with a ``reason``; NaN never leaves this module.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 __all__ = [
@@ -117,6 +119,17 @@ def canonical_labels(values: Iterable[Any]) -> list[str | None]:
     >>> canonical_labels([1, "1", 1.0, None, "cat", 1])
     ['1', '1', '1', None, 'cat', '1']
     """
+    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, np.dtype) \
+            and values.dtype.kind in "biuf":
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "biuf":
+        # Equal numbers spell alike (0.0 and -0.0 as "0", every NaN as None): spell the
+        # distinct ones and spread them back.
+        distinct, where = np.unique(values, return_inverse=True)
+        spellings = [canonical_label(v) for v in distinct.tolist()]
+        return [spellings[i] for i in where.tolist()]
+    if isinstance(values, pd.Series | pd.Index | np.ndarray):
+        values = values.tolist()
     spelled: dict[tuple[type, Any], str | None] = {}
     out: list[str | None] = []
     for value in values:
@@ -140,12 +153,18 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     """
     if n <= 0:
         raise ValueError("the Wilson interval needs n > 0")
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _normal_quantile(0.5 + confidence / 2)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile; every interval asks it for the same few levels."""
+    return float(stats.norm.ppf(q))
 
 
 def _proportion(name: str, successes: float, n: int, confidence: float) -> MetricValue:
@@ -165,13 +184,10 @@ def _bootstrap(
     value = statistic(np.arange(n))
     if value is None or not math.isfinite(value):
         return MetricValue.undefined(name, n, "undefined on these rows")
-    rng = np.random.default_rng(seed)
-    base = np.arange(n)
     shrink = 1.0
     if n > _MAX_BOOTSTRAP_ROWS:
-        base = np.sort(rng.choice(n, _MAX_BOOTSTRAP_ROWS, replace=False))
         shrink = math.sqrt(_MAX_BOOTSTRAP_ROWS / n)
-    draws = _resampled(statistic, base, resamples, rng)
+    draws = _resampled(statistic, _draws(n, min(n, _MAX_BOOTSTRAP_ROWS), resamples, seed))
     if len(draws) < max(10, resamples // 2):
         return MetricValue(name, float(value), None, None, n, method="bootstrap",
                            reason="too few valid resamples for an interval")
@@ -185,21 +201,44 @@ def _bootstrap(
                        method="bootstrap")
 
 
-def _resampled(statistic: Callable[[np.ndarray], float | None], base: np.ndarray,
-               resamples: int, rng: np.random.Generator) -> list[float]:
-    """The statistic on ``resamples`` draws of len(base) rows from ``base``, with replacement;
-    draws where it is undefined are left out."""
-    m = len(base)
+def _draws(n: int, chunk: int, resamples: int, seed: int) -> np.ndarray:
+    """Row indices of ``resamples`` draws, one per row of the result, of ``chunk`` rows with
+    replacement: from all n rows, or (chunk < n) from a seeded subsample of chunk of them.
+
+    ``default_rng(seed)`` draws the subsample, then the draws one after the other (one
+    (resamples, chunk) call is the same stream of integers as ``resamples`` calls of chunk).
+    The same arguments give the same draws, so every metric of a window and every window of
+    the same size share them; those of up to ``_CACHED_DRAWS`` indices are kept.
+    """
+    if chunk * resamples <= _CACHED_DRAWS:
+        return _cached_draws(n, chunk, resamples, seed)
+    return _new_draws(n, chunk, resamples, seed)
+
+
+def _new_draws(n: int, chunk: int, resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.sort(rng.choice(n, chunk, replace=False)) if chunk < n else np.arange(n)
+    rows = base[rng.integers(0, chunk, (resamples, chunk))]
+    rows.flags.writeable = False
+    return rows
+
+
+_CACHED_DRAWS = 1_000_000  # 8 MB each
+_cached_draws = functools.lru_cache(maxsize=4)(_new_draws)
+
+
+def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarray
+               ) -> list[float]:
+    """The statistic on every draw (row) of ``draws``; draws where it is undefined are left
+    out."""
     if isinstance(statistic, _Rowwise):
-        # One (resamples, m) draw is the same stream of integers as ``resamples`` draws of m.
-        values = statistic.many(base[rng.integers(0, m, (resamples, m))])
-        return [float(v) for v in values if math.isfinite(v)]
-    draws = []
-    for _ in range(resamples):
-        result = statistic(base[rng.integers(0, m, m)])
+        return [float(v) for v in statistic.many(draws) if math.isfinite(v)]
+    values = []
+    for rows in draws:
+        result = statistic(rows)
         if result is not None and math.isfinite(result):
-            draws.append(float(result))
-    return draws
+            values.append(float(result))
+    return values
 
 
 class _Rowwise:
@@ -272,10 +311,8 @@ def reference_spread(name: str, statistic: Callable[[np.ndarray], float | None],
     level = statistic(np.arange(n))
     if level is None or not math.isfinite(level):
         return None
-    rng = np.random.default_rng(seed)
     chunk = min(n, size)
-    base = np.sort(rng.choice(n, chunk, replace=False)) if chunk < n else np.arange(n)
-    draws = _resampled(statistic, base, resamples, rng)
+    draws = _resampled(statistic, _draws(n, chunk, resamples, seed))
     if len(draws) < max(10, resamples // 2):
         return None
     return MetricSpread(name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk))
@@ -543,7 +580,7 @@ def _hanley_mcneil(positive: np.ndarray, score: np.ndarray, n: int, confidence: 
     if auc is None:
         return MetricValue.undefined("roc_auc", n, "needs both classes among the labels")
     n1 = float(positive.sum())
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(
+    half = _normal_quantile(0.5 + confidence / 2) * math.sqrt(
         hanley_mcneil_variance(auc, n1, len(positive) - n1))
     return MetricValue("roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n,
                        method="hanley_mcneil")
