@@ -228,17 +228,18 @@ _cached_draws = functools.lru_cache(maxsize=4)(_new_draws)
 
 
 def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarray
-               ) -> list[float]:
+               ) -> np.ndarray:
     """The statistic on every draw (row) of ``draws``; draws where it is undefined are left
     out."""
     if isinstance(statistic, _Rowwise):
-        return [float(v) for v in statistic.many(draws) if math.isfinite(v)]
-    values = []
+        values = statistic.many(draws)
+        return values[np.isfinite(values)]
+    found = []
     for rows in draws:
         result = statistic(rows)
         if result is not None and math.isfinite(result):
-            values.append(float(result))
-    return values
+            found.append(float(result))
+    return np.asarray(found, dtype=float)
 
 
 class _Rowwise:
@@ -379,8 +380,9 @@ def classification_metrics(
                                       n, confidence, resamples, seed)
         out["recall"] = _bootstrap("recall", lambda ix: _macro(t[ix], p[ix], k, "recall"),
                                    n, confidence, resamples, seed)
-    f1 = (_Rowwise(lambda ix: _binary_f1(t[ix], p[ix])) if binary else
-          (lambda ix: _f1(t[ix], p[ix], k)))
+    hit, said, was = (p == 1) & (t == 1), p == 1, t == 1
+    f1 = (_Rowwise(lambda ix: _binary_f1(hit[ix], said[ix], was[ix])) if binary else
+          (lambda ix: _macro(t[ix], p[ix], k, "f1")))
     out["f1"] = _bootstrap("f1", f1, n, confidence, resamples, seed)
     if out["f1"].value is None:
         out["f1"] = MetricValue.undefined("f1", n, "no positive labels or predictions")
@@ -530,17 +532,11 @@ def label_sort_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def _f1(t: np.ndarray, p: np.ndarray, k: int) -> float | None:
-    if k == 2:
-        value = float(_binary_f1(t, p))
-        return value if math.isfinite(value) else None
-    return _macro(t, p, k, "f1")
-
-
-def _binary_f1(t: np.ndarray, p: np.ndarray) -> Any:
-    """F1 of class 1 along the last axis; NaN where nothing is positive."""
-    tp = ((p == 1) & (t == 1)).sum(axis=-1)
-    denom = (p == 1).sum(axis=-1) + (t == 1).sum(axis=-1)
+def _binary_f1(hit: np.ndarray, said: np.ndarray, was: np.ndarray) -> Any:
+    """F1 of class 1 along the last axis from each row's true positive, predicted positive
+    and actual positive flags; NaN where nothing is positive."""
+    tp = np.count_nonzero(hit, axis=-1)
+    denom = np.count_nonzero(said, axis=-1) + np.count_nonzero(was, axis=-1)
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
 
 
