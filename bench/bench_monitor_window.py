@@ -20,6 +20,7 @@ classifier was fitted (the monitor runs it only where it can add a joint change)
     .venv/bin/python bench/bench_monitor_window.py                 # median / p90 ms per window
     .venv/bin/python bench/bench_monitor_window.py --profile       # + cProfile top 20
     .venv/bin/python bench/bench_monitor_window.py --json out.json
+    .venv/bin/python bench/bench_monitor_window.py --no-screen     # the classifier on every window
 """
 
 from __future__ import annotations
@@ -80,14 +81,15 @@ def spec() -> ModelSpec:
                         FeatureSpec(name="weekday", type=FeatureType.CATEGORICAL)])
 
 
-def run(reference_rows: int, max_windows: int | None, profile: bool) -> dict[str, Any]:
+def run(reference_rows: int, max_windows: int | None, profile: bool,
+        screen: bool = True) -> dict[str, Any]:
     records = electricity_records()
     reference = records.iloc[TRAIN:TRAIN + reference_rows].reset_index(drop=True)
     starts = list(range(TRAIN + reference_rows, len(records) - WINDOW + 1, WINDOW))
     if max_windows is not None:
         starts = starts[:max_windows]
     windows = [records.iloc[s:s + WINDOW].reset_index(drop=True) for s in starts]
-    config = MonitorConfig(multivariate=True)
+    config = MonitorConfig(multivariate=True, **({} if screen else {"multivariate_screen": None}))
 
     Monitor(reference, spec(), config).process(windows[0], index=0)  # warm-up, not counted
     t0 = time.perf_counter()
@@ -153,9 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", type=int, default=10_000, help="reference rows")
     parser.add_argument("--windows", type=int, default=None, help="at most this many windows")
     parser.add_argument("--profile", action="store_true", help="print a cProfile top 20")
+    parser.add_argument("--no-screen", action="store_true",
+                        help="run the domain classifier on every window (multivariate_screen=None)")
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args(argv)
-    out = run(args.reference, args.windows, args.profile)
+    out = run(args.reference, args.windows, args.profile, screen=not args.no_screen)
     for key in ("profile_cumulative_top20", "profile_tottime_top20"):
         if key in out:
             print(out[key])
