@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from mlwarden.detect.drift import FeatureDriftDetector
-from mlwarden.detect.multivariate import DomainClassifierDetector
+from mlwarden.detect.multivariate import DomainClassifierDetector, MomentScreen
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.profile import Profile
@@ -79,3 +79,15 @@ def test_small_or_disjoint_inputs() -> None:
     messy.loc[messy.index[:20], "a"] = "oops"
     messy.loc[messy.index[20:40], "b"] = np.nan
     assert detector.compare(REF, messy).status in ("stable", "drift")
+
+
+def test_moment_screen_passes_clean_windows_and_flags_moved_moments() -> None:
+    screen = MomentScreen(REF, ["a", "b", "c", "segment"])
+    clean = [screen.p_value(_frame(1000, np.random.default_rng(seed))) for seed in range(10, 30)]
+    # A gate, not a test: clean windows mostly let the classifier rest (p >= 0.1).
+    assert sum(p < 0.1 for p in clean) <= 3
+    assert screen.p_value(_frame(1000, np.random.default_rng(8), corr=0.8)) < 1e-6
+    moved = _frame(1000, np.random.default_rng(9))
+    moved.loc[moved.index[:100], "segment"] = "new"  # an unseen level moves the codes' moments
+    assert screen.p_value(moved) < 1e-6
+    assert screen.p_value(moved.iloc[:1]) == 1.0  # one row compares nothing

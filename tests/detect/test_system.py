@@ -80,6 +80,11 @@ def test_silence_and_error_column_spellings() -> None:
     assert found is not None and found.kind is FindingKind.FRESHNESS and found.score == 7200
     mask = error_mask(["", None, "timeout", 0, 1, True, False, float("nan"), "false"])
     assert mask.tolist() == [False, False, True, False, True, True, False, False, False]
+    # An all-text field (the usual case) is judged per distinct message: same verdicts.
+    text = np.array(["", " OK ", "Null", "timeout", "0", "False", "nan", "", "timeout"],
+                    dtype=object)
+    assert error_mask(text).tolist() == [False, False, False, True, False, False, False, False,
+                                         True]
 
 
 def test_bad_values_are_ignored_not_nan() -> None:

@@ -243,3 +243,29 @@ def test_a_reference_of_training_rows_without_model_outputs_is_accepted() -> Non
     monitor = Monitor(reference)
     result = monitor.process(pd.DataFrame({"x": rng.normal(size=300)}), index=0)
     assert result.findings == []
+
+
+def test_domain_classifier_runs_only_where_it_can_add_a_joint_change(stream: Stream) -> None:
+    """With every detector on, the domain classifier looks at a window only when no per-feature
+    test found drift and the moment screen saw the means or covariances move; a correlation
+    that appears with every marginal the same is still found, by the classifier."""
+    reference = stream.records(3000)
+    gated = Monitor(reference, config=MonitorConfig(multivariate=True, anomaly=False))
+    always = Monitor(reference, config=MonitorConfig(multivariate=True, anomaly=False,
+                                                     multivariate_screen=None))
+
+    def detectors(monitor: Monitor, frame: pd.DataFrame) -> set[str]:
+        return {f.detector for f in monitor.process(frame).findings}
+
+    correlated = stream.records(1000)
+    a, c = correlated["a"].to_numpy(), correlated["c"].to_numpy()
+    correlated["c"] = 0.8 * a + 0.6 * c  # c keeps its N(0, 1) marginal, now tied to a
+    assert detectors(gated, correlated) == {"domain_classifier"}
+
+    shifted = stream.records(1000, shift=1.0)
+    assert "domain_classifier" in detectors(always, shifted)  # every window, as before
+    found = detectors(gated, shifted)
+    assert "feature_drift" in found and "domain_classifier" not in found
+
+    clean = stream.records(1000)
+    assert detectors(gated, clean) == detectors(always, clean) == set()

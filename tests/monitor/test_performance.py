@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
 from mlwarden.monitor.performance import (
     MetricValue,
     canonical_label,
+    canonical_labels,
     classification_metrics,
     regression_metrics,
     wilson_interval,
@@ -82,6 +86,46 @@ def test_bootstrap_interval_is_reproducible_and_narrows_with_n() -> None:
     assert large["r2"].value == pytest.approx(skm.r2_score(y, f))
 
 
+def test_bootstrap_interval_is_the_percentile_interval_of_seeded_draws(
+        binary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The intervals are scored on all draws at once; they must be those of the documented
+    method: 200 draws of n rows with replacement from ``default_rng(seed)``, one after the
+    other, and the 2.5 % and 97.5 % quantiles of the statistic on them."""
+    def percentile_interval(statistic: Any, n: int, seed: int = 0) -> tuple[float, float]:
+        rng = np.random.default_rng(seed)
+        draws = [statistic(rng.integers(0, n, n)) for _ in range(200)]
+        low, high = np.quantile(draws, [0.025, 0.975])
+        return float(low), float(high)
+
+    y, pred, score = binary
+    found = classification_metrics(y, pred, proba=score)
+    right = (pred == y).astype(float)
+    loss = -np.log(np.where(y == 1, score, 1 - score).clip(1e-15, 1))
+    expected = {
+        "f1": percentile_interval(lambda ix: skm.f1_score(y[ix], pred[ix]), len(y)),
+        "log_loss": percentile_interval(lambda ix: loss[ix].mean(), len(y)),
+        "ece": percentile_interval(lambda ix: _ece(score[ix], right[ix]), len(y)),
+    }
+    for name, (low, high) in expected.items():
+        assert (found[name].ci_low, found[name].ci_high) == pytest.approx((low, high)), name
+    truth = np.random.default_rng(3).normal(size=500)
+    guess = truth + np.random.default_rng(4).normal(size=500)
+    reg = regression_metrics(truth, guess, seed=9)
+    err = truth - guess
+    assert (reg["mae"].ci_low, reg["mae"].ci_high) == pytest.approx(
+        percentile_interval(lambda ix: np.abs(err[ix]).mean(), 500, seed=9))
+    assert (reg["r2"].ci_low, reg["r2"].ci_high) == pytest.approx(
+        percentile_interval(lambda ix: skm.r2_score(truth[ix], guess[ix]), 500, seed=9))
+
+
+def _ece(score: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE of binary scores, written out bin by bin."""
+    confidence = np.maximum(score, 1 - score)
+    slot = np.minimum((confidence * bins).astype(int), bins - 1)
+    return sum(abs(confidence[slot == b].sum() - right[slot == b].sum())
+               for b in range(bins)) / len(score)
+
+
 def test_large_window_uses_bounded_bootstrap_and_keeps_a_sensible_interval() -> None:
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 60_000)
@@ -112,3 +156,16 @@ def test_labels_of_mixed_spelling_compare_equal() -> None:
     assert canonical_label(float("nan")) is None and canonical_label("") is None
     m = classification_metrics(["1", "0", 1.0], [1, 0, "1"])
     assert m["accuracy"].value == 1.0
+
+
+def test_labels_spelled_in_bulk_match_one_by_one() -> None:
+    values = [1, 1.0, "1", " 1 ", True, np.int64(1), np.float64(0.0), -0.0, 2.5, float("nan"),
+              np.nan, None, "", "NaN", "cat", "cat", Decimal("1.50"), Decimal("1.5"), pd.NA,
+              np.bool_(False), 10**20, "x"]
+    assert canonical_labels(values * 2) == [canonical_label(v) for v in values * 2]
+    numbers = pd.Series([1.0, -0.0, 0.0, np.nan, 2.5, np.inf, 1e20, 1.0])
+    assert canonical_labels(numbers) == [canonical_label(v) for v in numbers]
+    assert canonical_labels(numbers.to_numpy()) == [canonical_label(v) for v in numbers]
+    nullable = pd.Series([1, None, 0], dtype="Int64")
+    assert canonical_labels(nullable) == nullable.map(canonical_label).tolist()
+    assert canonical_labels(pd.Series([True, False])) == ["1", "0"]

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from mlwarden.domain import Finding, FindingKind
@@ -87,18 +88,23 @@ def error_mask(values: Any) -> np.ndarray:
     if values is None:
         return np.zeros(0, dtype=bool)
     arr = np.asarray(values, dtype=object)
-    out = np.zeros(len(arr), dtype=bool)
-    for i, v in enumerate(arr):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        if isinstance(v, bool | np.bool_):
-            out[i] = bool(v)
-        elif isinstance(v, int | float | np.integer | np.floating):
-            out[i] = v != 0
-        else:
-            text = str(v).strip().lower()
-            out[i] = text not in {"", "0", "false", "none", "nan", "null", "ok"}
-    return out
+    if len(arr) and pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        # The usual error field: text, mostly empty. Judge each distinct message once.
+        distinct, where = np.unique(arr.astype(str), return_inverse=True)
+        verdicts = np.array([_failed(v) for v in distinct.tolist()], dtype=bool)
+        return verdicts[where.reshape(-1)]
+    return np.array([_failed(v) for v in arr.tolist()], dtype=bool)
+
+
+def _failed(v: Any) -> bool:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return False
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | float | np.integer | np.floating):
+        return bool(v != 0)
+    text = str(v).strip().lower()
+    return text not in {"", "0", "false", "none", "nan", "null", "ok"}
 
 
 def _finite(values: Any) -> np.ndarray:

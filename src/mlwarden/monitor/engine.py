@@ -69,6 +69,7 @@ from mlwarden.monitor.performance import (
     MetricSpread,
     MetricValue,
     canonical_label,
+    canonical_labels,
     classification_metrics,
     classification_spreads,
     label_sort_key,
@@ -94,6 +95,10 @@ class MonitorConfig:
     drift_jensen_shannon: float = 0.1
     multivariate: bool = False
     multivariate_auc: float = 0.55
+    # The domain classifier runs only on windows where no per-feature test found drift and
+    # the moment screen's p-value is below this (``detect.multivariate.MomentScreen``); None
+    # runs it on every window.
+    multivariate_screen: float | None = 0.1
     prediction_alpha: float = 0.01
     collapse_max_share: float = 0.99
     collapse_std_ratio: float = 0.1
@@ -208,12 +213,16 @@ class Monitor:
         self._quality = QualityDetector(spec)
         self._multivariate: Any = None
         self._reference_sample: pd.DataFrame | None = None
+        self._screen: Any = None
         if c.multivariate:
-            from mlwarden.detect.multivariate import DomainClassifierDetector
+            from mlwarden.detect.multivariate import DomainClassifierDetector, MomentScreen
 
             self._multivariate = DomainClassifierDetector(auc_threshold=c.multivariate_auc)
             self._reference_sample = reference[[f for f in self.features
                                                 if f in reference.columns]].head(20_000)
+            if c.multivariate_screen is not None:
+                self._screen = MomentScreen(self._reference_sample,
+                                            list(self._reference_sample.columns))
         self._prediction = PredictionDriftDetector(alpha=c.prediction_alpha)
         self._collapse = PredictionCollapseDetector(max_share=c.collapse_max_share,
                                                     std_ratio=c.collapse_std_ratio)
@@ -232,7 +241,7 @@ class Monitor:
                            if c.streaming else None)
         self._error_scale = 1.0
         if self.cols.label in reference.columns:
-            labelled = reference[reference[self.cols.label].map(canonical_label).notna()]
+            labelled = reference[self._has_label(reference)]
             self.reference_metrics = self._metrics(labelled)
             if self.task is Task.CLASSIFICATION:
                 scores = self._scores(labelled)
@@ -404,7 +413,8 @@ class Monitor:
             data_findings += report.findings(index)
         except Exception as exc:
             findings += self._safely("feature_drift", index, lambda e=exc: _raise(e))
-        if self._multivariate is not None and self._reference_sample is not None:
+        if self._multivariate is not None and self._reference_sample is not None \
+                and self._joint_change_possible(window, data_findings):
             data_findings += self._safely("domain_classifier", index, lambda: (
                 self._multivariate.detect_samples(self._reference_sample, window,
                                                   features=list(self._reference_sample.columns),
@@ -424,22 +434,39 @@ class Monitor:
         # Data-quality breaks also move inputs: a drop they cause is not concept drift.
         return data_findings + [f for f in findings if f.kind is FindingKind.DATA_QUALITY]
 
+    def _joint_change_possible(self, window: pd.DataFrame, drift: list[Finding]) -> bool:
+        """Whether the domain classifier has anything to add on this window: it looks for a
+        joint change the per-feature tests miss, so not when they already found drift, and
+        not when the window's means and covariances match the reference's (the screen)."""
+        if self._screen is None:
+            return True
+        if any(f.kind is FindingKind.DATA_DRIFT for f in drift):
+            return False
+        try:
+            return self._screen.p_value(window) < float(self.config.multivariate_screen or 0)
+        except Exception:  # the screen failing on odd data must not hide the classifier
+            return True
+
     # ------------------------------------------------------------------ performance
 
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.cols.label not in frame.columns or self.cols.prediction not in frame.columns:
             return frame.iloc[0:0]
-        mask = frame[self.cols.label].map(canonical_label).notna()
-        return frame[mask.to_numpy()]
+        return frame[self._has_label(frame)]
+
+    def _has_label(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.array([v is not None for v in canonical_labels(frame[self.cols.label])],
+                        dtype=bool)
 
     def _metrics(self, labelled: pd.DataFrame) -> dict[str, MetricValue]:
         if self.cols.prediction not in labelled.columns or self.task is None:
             return {}
         c = self.config
-        truth = labelled[self.cols.label].tolist()
-        pred = labelled[self.cols.prediction].tolist()
+        truth, pred = labelled[self.cols.label], labelled[self.cols.prediction]
         if self.task is Task.REGRESSION:
-            return regression_metrics(truth, pred, c.confidence, c.bootstrap_resamples)
+            return regression_metrics(truth.tolist(), pred.tolist(), c.confidence,
+                                      c.bootstrap_resamples)
+        # Series, not lists: a numeric column's labels are spelled per distinct value.
         return classification_metrics(truth, pred, proba=self._scores(labelled),
                                       classes=self.classes or None, positive=self.positive,
                                       confidence=c.confidence, resamples=c.bootstrap_resamples)
@@ -451,8 +478,8 @@ class Monitor:
             err = np.abs(_numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(
                 dtype=float))
             return err[np.isfinite(err)]
-        return (truth.map(canonical_label).to_numpy() != pred.map(canonical_label).to_numpy()
-                ).astype(float)
+        return (np.array(canonical_labels(truth), dtype=object)
+                != np.array(canonical_labels(pred), dtype=object)).astype(float)
 
     def _performance(self, frame: pd.DataFrame, index: int, data_findings: list[Finding],
                      stream: bool) -> tuple[dict[str, Any], list[Finding]]:
@@ -462,7 +489,7 @@ class Monitor:
         if self.cbpe is not None and self.cbpe.fitted and self.cols.prediction in frame.columns:
             scores = self._scores(frame)
             if scores is not None:
-                estimated = self.cbpe.estimate(scores, frame[self.cols.prediction].tolist())
+                estimated = self.cbpe.estimate(scores, frame[self.cols.prediction])
                 for name, value in estimated.items():
                     signals[f"estimated_{name}"] = value.value
                     signals[f"estimated_{name}_ci_low"] = value.ci_low

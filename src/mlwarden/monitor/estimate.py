@@ -45,6 +45,7 @@ from sklearn.linear_model import LogisticRegression
 from mlwarden.monitor.performance import (
     MetricValue,
     canonical_label,
+    canonical_labels,
     hanley_mcneil_variance,
     proba_matrix,
 )
@@ -78,7 +79,7 @@ class CBPE:
         """Learn one calibration map per class from reference scores and their true labels."""
         self.classes = [c for c in (canonical_label(c) for c in classes) if c is not None]
         probs = proba_matrix(scores, self.classes)
-        truth = [canonical_label(v) for v in labels]
+        truth = canonical_labels(labels)
         if probs is None or len(truth) != len(probs):
             self.reason = "reference scores are missing, not in [0, 1], or misaligned with labels"
             return self
@@ -145,7 +146,7 @@ class CBPE:
         if predictions is None:
             pred = raw.argmax(axis=1)
         else:
-            pred = np.array([index.get(canonical_label(v) or "", -1) for v in predictions])
+            pred = np.array([index.get(v or "", -1) for v in canonical_labels(predictions)])
         rows = np.arange(n)
         p_correct = np.where(pred >= 0, calibrated[rows, np.clip(pred, 0, None)], 0.0)
         out: dict[str, MetricValue] = {}

@@ -19,12 +19,14 @@ comes back as ``value=None`` with a ``reason``; NaN never leaves this module.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "MetricSpread",
     "MetricValue",
     "canonical_label",
+    "canonical_labels",
     "classification_metrics",
     "classification_spreads",
     "hanley_mcneil_variance",
@@ -105,6 +108,42 @@ def canonical_label(value: Any) -> str | None:
     return text
 
 
+# Types whose equal values always spell the same label, so one spelling can serve them all.
+_SPELLED_ONCE = (str, int, float, bool, np.integer, np.floating, np.bool_)
+
+
+def canonical_labels(values: Iterable[Any]) -> list[str | None]:
+    """:func:`canonical_label` of every value. A window holds a handful of distinct labels a
+    thousand times over, so each distinct value (of a plain type) is spelled once.
+
+    >>> canonical_labels([1, "1", 1.0, None, "cat", 1])
+    ['1', '1', '1', None, 'cat', '1']
+    """
+    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, np.dtype) \
+            and values.dtype.kind in "biuf":
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "biuf":
+        # Equal numbers spell alike (0.0 and -0.0 as "0", every NaN as None): spell the
+        # distinct ones and spread them back.
+        distinct, where = np.unique(values, return_inverse=True)
+        spellings = [canonical_label(v) for v in distinct.tolist()]
+        return [spellings[i] for i in where.tolist()]
+    if isinstance(values, pd.Series | pd.Index | np.ndarray):
+        values = values.tolist()
+    spelled: dict[tuple[type, Any], str | None] = {}
+    out: list[str | None] = []
+    for value in values:
+        if not isinstance(value, _SPELLED_ONCE):
+            out.append(canonical_label(value))
+            continue
+        key = (type(value), value)
+        label = spelled.get(key, spelled)
+        if label is spelled:
+            label = spelled[key] = canonical_label(value)
+        out.append(label)  # type: ignore[arg-type]
+    return out
+
+
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (Wilson, 1927).
 
@@ -114,12 +153,18 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     """
     if n <= 0:
         raise ValueError("the Wilson interval needs n > 0")
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _normal_quantile(0.5 + confidence / 2)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile; every interval asks it for the same few levels."""
+    return float(stats.norm.ppf(q))
 
 
 def _proportion(name: str, successes: float, n: int, confidence: float) -> MetricValue:
@@ -139,13 +184,10 @@ def _bootstrap(
     value = statistic(np.arange(n))
     if value is None or not math.isfinite(value):
         return MetricValue.undefined(name, n, "undefined on these rows")
-    rng = np.random.default_rng(seed)
-    base = np.arange(n)
     shrink = 1.0
     if n > _MAX_BOOTSTRAP_ROWS:
-        base = np.sort(rng.choice(n, _MAX_BOOTSTRAP_ROWS, replace=False))
         shrink = math.sqrt(_MAX_BOOTSTRAP_ROWS / n)
-    draws = _resampled(statistic, base, resamples, rng)
+    draws = _resampled(statistic, _draws(n, min(n, _MAX_BOOTSTRAP_ROWS), resamples, seed))
     if len(draws) < max(10, resamples // 2):
         return MetricValue(name, float(value), None, None, n, method="bootstrap",
                            reason="too few valid resamples for an interval")
@@ -159,17 +201,66 @@ def _bootstrap(
                        method="bootstrap")
 
 
-def _resampled(statistic: Callable[[np.ndarray], float | None], base: np.ndarray,
-               resamples: int, rng: np.random.Generator) -> list[float]:
-    """The statistic on ``resamples`` draws of len(base) rows from ``base``, with replacement;
-    draws where it is undefined are left out."""
-    m = len(base)
-    draws = []
-    for _ in range(resamples):
-        result = statistic(base[rng.integers(0, m, m)])
+def _draws(n: int, chunk: int, resamples: int, seed: int) -> np.ndarray:
+    """Row indices of ``resamples`` draws, one per row of the result, of ``chunk`` rows with
+    replacement: from all n rows, or (chunk < n) from a seeded subsample of chunk of them.
+
+    ``default_rng(seed)`` draws the subsample, then the draws one after the other (one
+    (resamples, chunk) call is the same stream of integers as ``resamples`` calls of chunk).
+    The same arguments give the same draws, so every metric of a window and every window of
+    the same size share them; those of up to ``_CACHED_DRAWS`` indices are kept.
+    """
+    if chunk * resamples <= _CACHED_DRAWS:
+        return _cached_draws(n, chunk, resamples, seed)
+    return _new_draws(n, chunk, resamples, seed)
+
+
+def _new_draws(n: int, chunk: int, resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.sort(rng.choice(n, chunk, replace=False)) if chunk < n else np.arange(n)
+    rows = base[rng.integers(0, chunk, (resamples, chunk))]
+    rows.flags.writeable = False
+    return rows
+
+
+_CACHED_DRAWS = 1_000_000  # 8 MB each
+_cached_draws = functools.lru_cache(maxsize=4)(_new_draws)
+
+
+def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarray
+               ) -> np.ndarray:
+    """The statistic on every draw (row) of ``draws``; draws where it is undefined are left
+    out."""
+    if isinstance(statistic, _Rowwise):
+        values = statistic.many(draws)
+        return values[np.isfinite(values)]
+    found = []
+    for rows in draws:
+        result = statistic(rows)
         if result is not None and math.isfinite(result):
-            draws.append(float(result))
-    return draws
+            found.append(float(result))
+    return np.asarray(found, dtype=float)
+
+
+class _Rowwise:
+    """A statistic of row indices written along the last axis of the index array, so a matrix
+    of bootstrap draws (one draw per row) is scored in one call instead of a Python loop.
+    NaN stands for undefined; called on one 1-D index array it answers a float or None."""
+
+    # Draws scored per call: bounds the gathered arrays to ~10 MB at 10,000 rows a draw.
+    _CHUNK = 64
+
+    def __init__(self, along_last_axis: Callable[[np.ndarray], Any]) -> None:
+        self._statistic = along_last_axis
+
+    def __call__(self, ix: np.ndarray) -> float | None:
+        value = float(self._statistic(ix))
+        return value if math.isfinite(value) else None
+
+    def many(self, ix: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(self._statistic(ix[i:i + self._CHUNK]), dtype=float)
+                               for i in range(0, len(ix), self._CHUNK)]) if len(ix) else \
+            np.empty(0)
 
 
 @dataclass(frozen=True)
@@ -221,10 +312,8 @@ def reference_spread(name: str, statistic: Callable[[np.ndarray], float | None],
     level = statistic(np.arange(n))
     if level is None or not math.isfinite(level):
         return None
-    rng = np.random.default_rng(seed)
     chunk = min(n, size)
-    base = np.sort(rng.choice(n, chunk, replace=False)) if chunk < n else np.arange(n)
-    draws = _resampled(statistic, base, resamples, rng)
+    draws = _resampled(statistic, _draws(n, chunk, resamples, seed))
     if len(draws) < max(10, resamples // 2):
         return None
     return MetricSpread(name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk))
@@ -291,7 +380,10 @@ def classification_metrics(
                                       n, confidence, resamples, seed)
         out["recall"] = _bootstrap("recall", lambda ix: _macro(t[ix], p[ix], k, "recall"),
                                    n, confidence, resamples, seed)
-    out["f1"] = _bootstrap("f1", lambda ix: _f1(t[ix], p[ix], k), n, confidence, resamples, seed)
+    hit, said, was = (p == 1) & (t == 1), p == 1, t == 1
+    f1 = (_Rowwise(lambda ix: _binary_f1(hit[ix], said[ix], was[ix])) if binary else
+          (lambda ix: _macro(t[ix], p[ix], k, "f1")))
+    out["f1"] = _bootstrap("f1", f1, n, confidence, resamples, seed)
     if out["f1"].value is None:
         out["f1"] = MetricValue.undefined("f1", n, "no positive labels or predictions")
 
@@ -311,10 +403,10 @@ def classification_metrics(
     if (t == -1).any():
         out["log_loss"] = MetricValue.undefined("log_loss", n, "labels outside the scored classes")
     else:
-        out["log_loss"] = _bootstrap("log_loss", lambda ix: _log_loss(t[ix], probs[ix]), n,
+        loss = _row_log_loss(t, probs)
+        out["log_loss"] = _bootstrap("log_loss", _Rowwise(lambda ix: loss[ix].mean(axis=-1)), n,
                                      confidence, resamples, seed)
-    out["ece"] = _bootstrap("ece", lambda ix: _ece(t[ix], probs[ix], ece_bins), n, confidence,
-                            resamples, seed)
+    out["ece"] = _bootstrap("ece", _ece_of(t, probs, ece_bins), n, confidence, resamples, seed)
     return out
 
 
@@ -324,8 +416,8 @@ def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
     """Labels and predictions as class indices (-1 for a class outside ``classes``), rows
     missing either dropped, with the matching rows of the probability matrix and the number
     of classes. Binary problems put ``positive`` (default: the last class) at index 1."""
-    truth = [canonical_label(v) for v in y_true]
-    pred = [canonical_label(v) for v in y_pred]
+    truth = canonical_labels(y_true)
+    pred = canonical_labels(y_pred)
     if len(truth) != len(pred):
         raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
     keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
@@ -408,15 +500,16 @@ def regression_metrics(
                 REGRESSION_METRICS}
     err = y - f
     out = {
-        "rmse": _bootstrap("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2))), n,
-                           confidence, resamples, seed),
-        "mae": _bootstrap("mae", lambda ix: float(np.mean(np.abs(err[ix]))), n, confidence,
-                          resamples, seed),
+        "rmse": _bootstrap("rmse", _Rowwise(lambda ix: np.sqrt(np.mean(err[ix] ** 2, axis=-1))),
+                           n, confidence, resamples, seed),
+        "mae": _bootstrap("mae", _Rowwise(lambda ix: np.mean(np.abs(err[ix]), axis=-1)), n,
+                          confidence, resamples, seed),
     }
     if n < 2 or np.var(y) == 0:
         out["r2"] = MetricValue.undefined("r2", n, "needs at least two distinct labels")
     else:
-        out["r2"] = _bootstrap("r2", lambda ix: _r2(y[ix], f[ix]), n, confidence, resamples, seed)
+        out["r2"] = _bootstrap("r2", _Rowwise(lambda ix: _r2(y[ix], f[ix])), n, confidence,
+                               resamples, seed)
     return out
 
 
@@ -439,12 +532,12 @@ def label_sort_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def _f1(t: np.ndarray, p: np.ndarray, k: int) -> float | None:
-    if k == 2:
-        tp = float(((p == 1) & (t == 1)).sum())
-        denom = float((p == 1).sum() + (t == 1).sum())
-        return 2 * tp / denom if denom else None
-    return _macro(t, p, k, "f1")
+def _binary_f1(hit: np.ndarray, said: np.ndarray, was: np.ndarray) -> Any:
+    """F1 of class 1 along the last axis from each row's true positive, predicted positive
+    and actual positive flags; NaN where nothing is positive."""
+    tp = np.count_nonzero(hit, axis=-1)
+    denom = np.count_nonzero(said, axis=-1) + np.count_nonzero(was, axis=-1)
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
 
 
 def _macro(t: np.ndarray, p: np.ndarray, k: int, which: str) -> float | None:
@@ -483,7 +576,7 @@ def _hanley_mcneil(positive: np.ndarray, score: np.ndarray, n: int, confidence: 
     if auc is None:
         return MetricValue.undefined("roc_auc", n, "needs both classes among the labels")
     n1 = float(positive.sum())
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(
+    half = _normal_quantile(0.5 + confidence / 2) * math.sqrt(
         hanley_mcneil_variance(auc, n1, len(positive) - n1))
     return MetricValue("roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n,
                        method="hanley_mcneil")
@@ -512,24 +605,35 @@ def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _log_loss(t: np.ndarray, probs: np.ndarray) -> float:
+def _row_log_loss(t: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's log loss; the metric is their mean."""
     eps = 1e-15
     rows = probs / np.clip(probs.sum(axis=1, keepdims=True), eps, None)
-    return float(-np.mean(np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))))
+    return -np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))
 
 
-def _ece(t: np.ndarray, probs: np.ndarray, bins: int) -> float:
-    """Expected calibration error of the top-label confidence (Guo et al., 2017), equal bins."""
+def _ece_of(t: np.ndarray, probs: np.ndarray, bins: int) -> _Rowwise:
+    """Expected calibration error of the top-label confidence (Guo et al., 2017), equal bins,
+    as a statistic of row indices: each row's confidence, hit and bin are computed once."""
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == t).astype(float)
     edges = np.minimum((confidence * bins).astype(int), bins - 1)
-    conf_sum = np.bincount(edges, weights=confidence, minlength=bins)
-    acc_sum = np.bincount(edges, weights=correct, minlength=bins)
-    return float(np.abs(conf_sum - acc_sum).sum() / len(t))
+
+    def along_last_axis(ix: np.ndarray) -> Any:
+        rows = ix.reshape(-1, ix.shape[-1])
+        # Draw r's rows fall in bins r * bins ... r * bins + bins - 1 of one bincount.
+        slots = (edges[rows] + bins * np.arange(len(rows))[:, None]).ravel()
+        size = len(rows) * bins
+        conf_sum = np.bincount(slots, weights=confidence[rows].ravel(), minlength=size)
+        acc_sum = np.bincount(slots, weights=correct[rows].ravel(), minlength=size)
+        gap = np.abs(conf_sum - acc_sum).reshape(len(rows), bins).sum(axis=1) / ix.shape[-1]
+        return gap.reshape(ix.shape[:-1])
+
+    return _Rowwise(along_last_axis)
 
 
-def _r2(y: np.ndarray, f: np.ndarray) -> float | None:
-    total = float(np.sum((y - y.mean()) ** 2))
-    if total == 0:
-        return None
-    return 1.0 - float(np.sum((y - f) ** 2)) / total
+def _r2(y: np.ndarray, f: np.ndarray) -> Any:
+    """R² along the last axis; NaN where the labels do not vary."""
+    total = np.sum((y - y.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
+    explained = 1.0 - np.sum((y - f) ** 2, axis=-1) / np.where(total == 0, 1.0, total)
+    return np.where(total == 0, np.nan, explained)
