@@ -122,6 +122,20 @@ def test_concept_drift_retrains_with_enough_labels() -> None:
     assert d.params["min_labels"] == 200
 
 
+def test_only_a_concept_drift_retrain_learns_after_the_change_alone() -> None:
+    """After a change of the relation, the records before it teach what no longer holds; when
+    only the inputs moved, the reference still teaches the relation and is kept."""
+    changed = ctx(change_window=7, labels_since_change=900)
+    concept = decide(
+        persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08)), changed, POLICY
+    )
+    assert concept.action is ActionKind.RETRAIN and concept.params["since_window"] == 6
+    both = persistent(finding(FindingKind.DATA_DRIFT, 4), finding(FindingKind.CONCEPT_DRIFT, 4))
+    covariate = decide(both, changed, POLICY)
+    assert covariate.diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP
+    assert covariate.action is ActionKind.RETRAIN and "since_window" not in covariate.params
+
+
 def test_no_retrain_without_enough_labels() -> None:
     d = decide(persistent(finding(FindingKind.CONCEPT_DRIFT, 4)), ctx(labels_available=50), POLICY)
     assert d.action is ActionKind.ALERT

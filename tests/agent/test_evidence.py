@@ -365,3 +365,52 @@ def test_a_drop_on_a_proven_version_goes_back_to_the_version_before_rather_than_
     assert decision["action"] == "rollback"
     assert "Not retrain: version" in decision["rationale"]
     assert "a retrain is slower and unproven" in decision["rationale"]
+
+
+def test_a_remedy_no_better_yet_stays_and_is_judged_again_until_it_shows(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    """A rollback that misses the baseline and, so far, answers the incident's records no
+    better than the bad version did is neither undone nor escalated at once: it stays, the
+    incident keeps watching, and once the records show it better it is verified."""
+    v_bad, v2 = frozen["v_bad"], frozen["v2"]
+    agent, script = _serving_clean(store, frozen, frozen["v1"])
+    store.set_version_health(MODEL, v_bad, "unknown")
+    store.set_deployment(MODEL, DeploymentState(live_version=v_bad), actor="ci", reason="v3")
+    bad, good = _estimator(store, v_bad), _estimator(store, v2)
+    recent = frozen["recent"]
+    alike = bad.predict(recent[FEATURES]) == good.predict(recent[FEATURES])
+    same, differ = recent[alike], recent[~alike]  # requests both answer alike, or not
+
+    def window(frame: pd.DataFrame, version: int, estimator: Any, prefix: str, **kw: Any) -> None:
+        send_records(store, frame, version=version, prefix=prefix,
+                     predictions=estimator.predict(frame[FEATURES]))
+        script.add(MODEL, end=last_record_key(store), accuracy=0.6, **kw)
+        agent.run_once()
+
+    for chunk in range(3):
+        drop = finding("concept_drift", 5, performance_drop=0.2)
+        send_records(store, same.iloc[chunk * 300 : (chunk + 1) * 300], version=v_bad,
+                     prefix=f"bad{chunk}-",
+                     predictions=bad.predict(same.iloc[chunk * 300 : (chunk + 1) * 300][FEATURES]))
+        script.add(MODEL, [drop], end=last_record_key(store), accuracy=0.6)
+        agent.run_once()
+    (rollback,) = remedies(store)
+    assert rollback["kind"] == "rollback" and rollback["params"]["to_version"] == v2
+    for chunk in range(3, 5):  # below the baseline, and no better than v_bad on these requests
+        window(same.iloc[chunk * 300 : (chunk + 1) * 300], v2, good, f"after{chunk}-")
+    incident = next(
+        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        if i["diagnosis"] == "regression_after_deploy"
+    )
+    assert incident["state"] == "verifying" and incident["verifications"] == []
+    assert "watching" in [e["event"] for e in incident["timeline"]]
+    assert store.get_deployment(MODEL).live_version == v2  # type: ignore[union-attr]
+    for chunk in range(2):  # requests where the two differ: v2 is right far more often
+        window(differ.iloc[chunk * 300 : (chunk + 1) * 300], v2, good, f"later{chunk}-")
+    incident = AgentRepo(store).get_incident(incident["id"])
+    assert incident["state"] == "resolved", incident["timeline"][-1]
+    (verification,) = incident["verifications"]
+    assert verification["verdict"] == "recovered"
+    assert "the remedy helps" in verification["details"]
+    assert rollback["id"] == remedies(store)[0]["id"] and remedies(store)[0]["state"] == "done"

@@ -190,6 +190,8 @@ def test_retrain_on_concept_drift_validates_and_stages_a_canary(
     result = row["result"]
     assert result["candidate_score"] > result["champion_score"]
     assert result["holdout_rows"] == 450 and result["reference_rows"] == 300
+    # validated on the newest 450, then fitted again on every labelled record and the reference
+    assert result["train_rows"] == 300 + 1500
     # promotion waits for the canary's own production records (agent.canary)
     assert result["promoted"] is None and result["watching"] == "canary"
     dep = store.get_deployment(MODEL)

@@ -144,3 +144,27 @@ def test_regression_segments_count_the_absolute_error() -> None:
     rows = [{"features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
     assert _records_frame(rows, regression=True)["error"].tolist() == [2.5]
     assert _records_frame(rows)["error"].tolist() == [1.0]
+
+
+def test_a_new_incident_persists_on_its_own_windows_after_a_resolved_one(
+    store: Store, deployed: dict
+) -> None:
+    """The latency windows of a resolved incident were that failure's, remedied and verified:
+    one slow window after the resolution is one window of a new incident, not the fourth of
+    the old one, so nothing is decided on it yet."""
+    script = Script()
+    agent = agent_for(store, script)
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+        agent.run_once()
+    for _ in range(2):
+        script.add(MODEL, latency_p99=20.0)
+        agent.run_once()
+    first = AgentRepo(store).list_incidents()[0]
+    assert first["state"] == "resolved" and [a["kind"] for a in remedies(store)] == ["fallback"]
+    script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+    agent.run_once()
+    newest = AgentRepo(store).get_incident(AgentRepo(store).list_incidents()[0]["id"])
+    assert newest["id"] != first["id"] and newest["state"] == "open"
+    assert newest["decisions"] == []  # nothing persisted yet: nothing to decide
+    assert len(remedies(store)) == 1

@@ -19,16 +19,7 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 # Built-in scenarios that do not meet their expectations today (issue 12: the agent's judgment
 # is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
 # its mark must go. docs/benchmarks.md ("Scenario results") has the whole table.
-FAILING_TODAY: dict[str, str] = {
-    "elec_time_concept_change": "a drop on the natural drift opens the performance incident at "
-    "window 1, before the change at window 5: its retrain (asked at 4, approved at 5) learns "
-    "the pre-change weeks and its canary is rightly rejected; the post-change retrain is held "
-    "back by the retrain cooldown (served 0.5557 against 0.5560 doing nothing)",
-    "elec_time_bad_deploy": "the rollback is taken one window after the deploy and kept (0.550 "
-    "against 0.481 doing nothing, oracle 0.575), but the rolled-back version also serves "
-    "below the baseline under the drift (outcome 'kept' and escalated, not 'succeeded'), and "
-    "a retrain is asked for the drift's own drop at window 10, within the fault period",
-}
+FAILING_TODAY: dict[str, str] = {}
 
 
 def _cases() -> list[object]:

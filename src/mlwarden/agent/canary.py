@@ -16,9 +16,9 @@ champion's records of the same period.
   ``retrain.canary_min_labels`` paired requests, the candidate is rejected when it is worse
   by more than ``retrain.canary_tolerance`` or significantly worse at all (the 95 % interval
   of the paired difference lies below zero), promoted when the interval lies above
-  ``retrain.canary_min_gain``, and watched longer otherwise: a new live version is a risk of
-  its own, taken only for a gain the data show. Shadows are judged the same way: the live
-  requests carry the labels.
+  ``retrain.canary_min_gain``, removed when it lies below that gain (it cannot be shown), and
+  watched longer otherwise: a new live version is a risk of its own, taken only for a gain
+  the data show. Shadows are judged the same way: the live requests carry the labels.
 * without artifacts to replay (remote versions) or enough labelled requests yet, the canary's
   own labelled records are compared with the champion's, within ``retrain.canary_tolerance``;
   a shadow that ran ``retrain.canary_min_labels`` requests without failing more than the
@@ -284,6 +284,12 @@ def _judge_paired(
     if difference + half_width < 0:
         return CanaryVerdict("reject", [f"{compared}: significantly worse"], figures)
     wanted = settings.canary_min_gain * scale
+    if wanted and difference + half_width < wanted:
+        # the gain the promotion asks for lies outside the interval already: more requests
+        # would only keep the canary serving for nothing
+        return CanaryVerdict(
+            "reject", [f"{compared}: cannot be shown better by {wanted:.4g}"], figures
+        )
     if difference - half_width > wanted:
         return CanaryVerdict(
             "promote",

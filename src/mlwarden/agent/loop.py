@@ -302,10 +302,16 @@ class Agent:
             summary["decision"] = f"waiting for incident {upstream['id']} ({upstream['scope']})"
             self.repo.update_incident(incident["id"], last_window=latest.window)
             return summary
-        windows = scoped(
-            [w for w in history if w.window >= incident["first_window"] - policy.persistence.n],
-            _scope(incident),
-        )
+        since = incident["first_window"] - policy.persistence.n
+        if incident.get("scope") is not None:
+            # the windows of a resolved incident of the same scope were its failure's, remedied
+            # and verified: a new incident persists on windows of its own (after a rollback
+            # verified under drift, the drift's drop is judged afresh, not on the bad
+            # version's windows)
+            resolved = self.repo.last_closed_window(model, incident["scope"], ("resolved",))
+            if resolved is not None:
+                since = max(since, resolved + 1)
+        windows = scoped([w for w in history if w.window >= since], _scope(incident))
         decision = self._decide(model, incident, windows, policy)
         summary["decision"] = decision.action.value
         self._apply(model, incident, decision, windows, policy)
@@ -871,6 +877,20 @@ class Agent:
             verdict, now_kept = self._against_doing_nothing(
                 model, incident, action, verdict, policy
             )
+            if now_kept is not None and len(after) < policy.verify.max_wait_windows:
+                # no worse than doing nothing so far, but not yet shown better: a few windows
+                # of drifting data are a noisy judge, so the remedy stays and the incident keeps
+                # watching (and keeps its own findings) while the evidence grows
+                if not baseline.get("kept_watching"):
+                    self.repo.update_incident(
+                        incident["id"],
+                        baseline={**baseline, "kept_watching": True},
+                        event="watching",
+                        text=f"{verdict.text}. Action {action['id']} ({action['kind']}) stays "
+                        f"in place: {now_kept}; judged again on every window, up to "
+                        f"{policy.verify.max_wait_windows}",
+                    )
+                return "waiting"
         self.repo.add_verification(
             model,
             incident["id"],

@@ -246,12 +246,14 @@ class AgentRepo:
         ]
         return found[-1] if found else None
 
-    def last_closed_window(self, model: str, scope: str | None = None) -> int | None:
+    def last_closed_window(
+        self, model: str, scope: str | None = None, states: Sequence[str] = CLOSED_STATES
+    ) -> int | None:
         """The newest window a closed incident of ``model`` (of ``scope``, or from before
-        scopes) covered."""
+        scopes; in one of ``states``) covered."""
         i = at.incidents
         query = select(func.max(i.c.last_window)).where(
-            i.c.model_id == self.store.model_id(model), i.c.state.in_(CLOSED_STATES)
+            i.c.model_id == self.store.model_id(model), i.c.state.in_(tuple(states))
         )
         if scope is not None:
             query = query.where(or_(i.c.scope == scope, i.c.scope.is_(None)))
