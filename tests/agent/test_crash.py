@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, START, finding, send_records
 
-from mlwarden.agent.executors import CRASH_ENV
+from mlwarden.agent.executors.base import CRASH_ENV
 from mlwarden.agent.journal import Journal, marker
-from mlwarden.agent.loop import Agent, NoNewWindows
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.store.repository import Store

@@ -19,11 +19,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -43,7 +42,8 @@ from mlwarden.agent.evidence import (
     served_score,
     with_refusals,
 )
-from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
+from mlwarden.agent.executors import run_action, undo_action
+from mlwarden.agent.executors.base import ExecEnv, crashpoint
 from mlwarden.agent.guards import Evidence, ModelContext
 from mlwarden.agent.incidents import (
     SCOPE_ORDER,
@@ -57,6 +57,7 @@ from mlwarden.agent.incidents import (
 )
 from mlwarden.agent.journal import Journal
 from mlwarden.agent.memory import recall
+from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
@@ -92,39 +93,11 @@ _REPLACING_ACTIONS = (
 )
 
 
-@dataclass
-class ClosedWindow:
-    """A window the monitor closed: its number, end time, signals and findings, and the
-    (received_at, id) of its last record when it was cut from stored records."""
-
-    window: int
-    ts: datetime
-    signals: dict[str, float | None] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    end_received_at: datetime | None = None
-    end_record_id: str | None = None
-
-
-class WindowSource(Protocol):
-    """Where the agent gets closed windows from (the Monitor engine in production)."""
-
-    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]: ...
-
-
-class NoNewWindows:
-    """A source that closes nothing: the agent works on the windows already stored."""
-
-    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
-        return []
-
-
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
     """The Monitor engine over ``store``'s records, windowed as ``settings`` say."""
-    from mlwarden.agent.monitor_source import MonitorSource  # it imports this module
-
     return MonitorSource(store, settings)
 
 
@@ -1348,9 +1321,6 @@ class Leadership:
 
 __all__ = [
     "Agent",
-    "ClosedWindow",
     "Leadership",
-    "NoNewWindows",
-    "WindowSource",
     "default_source",
 ]

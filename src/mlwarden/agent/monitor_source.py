@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from mlwarden.agent.loop import ClosedWindow
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.detect.system import SystemBaseline
-from mlwarden.domain import ModelSpec
+from mlwarden.domain import Finding, ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
@@ -83,6 +83,32 @@ def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame
     if spec.target and spec.target in frame.columns:
         frame = frame.rename(columns={spec.target: "label"})
     return frame
+
+
+@dataclass
+class ClosedWindow:
+    """A window the monitor closed: its number, end time, signals and findings, and the
+    (received_at, id) of its last record when it was cut from stored records."""
+
+    window: int
+    ts: datetime
+    signals: dict[str, float | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    end_received_at: datetime | None = None
+    end_record_id: str | None = None
+
+
+class WindowSource(Protocol):
+    """Where the agent gets closed windows from (the Monitor engine in production)."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]: ...
+
+
+class NoNewWindows:
+    """A source that closes nothing: the agent works on the windows already stored."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
+        return []
 
 
 class MonitorSource:

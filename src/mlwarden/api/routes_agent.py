@@ -20,7 +20,7 @@ router = APIRouter(tags=["agent"])
 
 
 def _agent_env(state: ServerState, model: str, actor: str) -> Any:
-    from mlwarden.agent.executors import ExecEnv
+    from mlwarden.agent.executors.base import ExecEnv
     from mlwarden.agent.journal import Journal
     from mlwarden.agent.policy import configured_policy
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 
 policy_app = typer.Typer(help="Check agent policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -207,7 +207,8 @@ def actions_undo(
     actor: str = typer.Option("cli", "--actor", help="Who undoes it (for the audit log)."),
 ) -> None:
     """Undo a done action: the deployment goes back to the revision before it."""
-    from mlwarden.agent.executors import ExecEnv, undo_action
+    from mlwarden.agent.executors import undo_action
+    from mlwarden.agent.executors.base import ExecEnv
     from mlwarden.agent.journal import Journal
     from mlwarden.agent.policy import configured_policy
     from mlwarden.errors import MlwardenError

@@ -27,6 +27,7 @@ from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.culprits import Culprit, rank_culprits
 from mlwarden.diagnose.facts import Facts, escalate
 from mlwarden.diagnose.loader import load_playbooks
+from mlwarden.diagnose.report import render_html, render_markdown
 from mlwarden.diagnose.schema import Playbook, Severity, SignalPattern
 from mlwarden.diagnose.segments import Segment, find_segments
 from mlwarden.diagnose.timeline import Change, TimelineEntry, detect_changes, split_signal
@@ -102,13 +103,9 @@ class Diagnosis(BaseModel):
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        from mlwarden.diagnose.report import render_markdown
-
         return render_markdown(self)
 
     def to_html(self) -> str:
-        from mlwarden.diagnose.report import render_html
-
         return render_html(self)
 
 

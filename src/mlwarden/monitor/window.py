@@ -25,7 +25,7 @@ import pandas as pd
 
 from mlwarden.domain import Record
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import Columns
+from mlwarden.stats.profile import Columns
 
 __all__ = ["LabelJoiner", "WindowSpec", "iter_windows", "records_frame", "timestamps_of"]
 

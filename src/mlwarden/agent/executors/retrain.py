@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlwarden.agent.executors import ExecEnv, change_deployment, crashpoint
+from mlwarden.agent.executors.base import ExecEnv, change_deployment, crashpoint
+from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
 from mlwarden.domain import DeploymentState, Task
@@ -189,8 +190,6 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         return result
 
     def promote(state: DeploymentState) -> DeploymentState:
-        from mlwarden.agent.executors.deploy import promoted
-
         return promoted(state, candidate_number)
 
     deployment = change_deployment(
