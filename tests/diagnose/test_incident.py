@@ -18,9 +18,8 @@ from mlwarden.datasets import load
 from mlwarden.diagnose.culprits import feature_importance, psi, rank_culprits
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
 from mlwarden.diagnose.loader import get_playbook, load_playbooks
-from mlwarden.diagnose.schema import Severity
 from mlwarden.diagnose.segments import find_segments
-from mlwarden.domain import Finding
+from mlwarden.domain import Finding, Severity
 
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 

@@ -75,6 +75,7 @@ from mlwarden.domain import (
     FeatureType,
     Finding,
     ModelSpec,
+    Severity,
 )
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
@@ -99,6 +100,13 @@ Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
     """The Monitor engine over ``store``'s records, windowed as ``settings`` say."""
     return MonitorSource(store, settings)
+
+
+def _escalated(severity: Severity) -> Severity:
+    """The severity of an escalation alert: one level above the incident's, at least high."""
+    levels = list(Severity)
+    above = levels[min(severity.rank + 1, len(levels) - 1)]
+    return above.raise_to(Severity.HIGH)
 
 
 def verdict_windows(after: Sequence[WindowView], verdict: Verdict) -> list[WindowView]:
@@ -1208,7 +1216,8 @@ class Agent:
             None,
             {
                 "title": f"{model}: incident {incident['id']} escalated to a human",
-                "severity": "critical" if full["severity"] in ("high", "critical") else "high",
+                # one level up from the incident's, and never below high
+                "severity": _escalated(Severity(full["severity"])).value,
                 "diagnosis": full["diagnosis"],
                 "rationale": why,
                 "story": story,

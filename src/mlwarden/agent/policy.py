@@ -24,8 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlwarden.diagnose.schema import Severity  # one severity scale for diagnosis and agent
-from mlwarden.domain import ActionKind, FindingKind
+from mlwarden.domain import ActionKind, FindingKind, Severity
 from mlwarden.errors import InvalidInput
 from mlwarden.settings import Settings
 

@@ -18,8 +18,7 @@ from sqlalchemy import Engine, or_, select
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
-from mlwarden.diagnose.schema import Severity
-from mlwarden.domain import Finding, Task
+from mlwarden.domain import Finding, Severity, Task
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
 

@@ -28,10 +28,10 @@ from mlwarden.diagnose.culprits import Culprit, rank_culprits
 from mlwarden.diagnose.facts import Facts, escalate
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.diagnose.report import render_html, render_markdown
-from mlwarden.diagnose.schema import Playbook, Severity, SignalPattern
+from mlwarden.diagnose.schema import Playbook, SignalPattern
 from mlwarden.diagnose.segments import Segment, find_segments
 from mlwarden.diagnose.timeline import Change, TimelineEntry, detect_changes, split_signal
-from mlwarden.domain import Finding, FindingKind
+from mlwarden.domain import Finding, FindingKind, Severity
 
 # A deploy/config event counts as "just before" the incident within this many windows.
 EVENT_HORIZON_WINDOWS = 3

@@ -33,8 +33,7 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
-from mlwarden.diagnose.schema import Severity
-from mlwarden.domain import Role, Task
+from mlwarden.domain import Role, Severity, Task
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
