@@ -139,8 +139,8 @@ def test_a_changed_diagnosis_is_kept_in_the_incident_history(store: Store, deplo
 
 
 def test_regression_segments_count_the_absolute_error() -> None:
-    from mlwarden.agent.reports import _records_frame
+    from mlwarden.agent.reports import _answers_frame
 
-    rows = [{"features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
-    assert _records_frame(rows, regression=True)["error"].tolist() == [2.5]
-    assert _records_frame(rows)["error"].tolist() == [1.0]
+    rows = [{"id": "r1", "features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
+    assert _answers_frame(rows, regression=True)["error"].tolist() == [2.5]
+    assert _answers_frame(rows)["error"].tolist() == [1.0]

@@ -19,6 +19,7 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
 from mlwarden.domain import Finding, Severity, Task
+from mlwarden.monitor.window import records_frame
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
 
@@ -70,21 +71,25 @@ def _as_finding(row: dict[str, Any]) -> Finding:
     )
 
 
-def _records_frame(records: list[dict[str, Any]], regression: bool = False) -> pd.DataFrame:
-    """Records as rows of features and ``error``: 1 for a wrong class, or the absolute error of
-    a regression (a regression's answer is never exactly its label, so it is never "wrong")."""
-    rows = []
-    for r in records:
-        row = dict(r["features"] or {})
-        label, prediction = r.get("label"), r.get("prediction")
+def _answers_frame(records: list[dict[str, Any]], regression: bool = False) -> pd.DataFrame:
+    """Records as the monitor's table (``monitor.window.records_frame``) whose ``error`` is the
+    answer's, not the request's: 1 for a wrong class, or the absolute error of a regression (a
+    regression's answer is never exactly its label, so it is never "wrong"); none without a
+    label or an answer."""
+    frame = records_frame(records)
+    errors: list[float | None] = []
+    for record in records:  # as stored: the frame's columns may have turned 1 into 1.0
+        label, prediction = record.get("label"), record.get("prediction")
+        error = None
         if label is not None and prediction is not None:
             if regression:
                 with contextlib.suppress(TypeError, ValueError):  # a label that is no number
-                    row["error"] = abs(float(label) - float(prediction))
+                    error = abs(float(label) - float(prediction))
             else:
-                row["error"] = float(str(label) != str(prediction))
-        rows.append(row)
-    return pd.DataFrame(rows)
+                error = float(str(label) != str(prediction))
+        errors.append(error)
+    frame["error"] = pd.Series(errors, index=frame.index, dtype=float)
+    return frame
 
 
 def diagnose_stored_incident(
@@ -128,7 +133,7 @@ def diagnose_stored_incident(
     window_rows = None
     recent = store.fetch_records(model, since=since, limit=MAX_ROWS, newest_first=True)
     if recent:
-        window_rows = _records_frame(recent, regression=spec.task is Task.REGRESSION)
+        window_rows = _answers_frame(recent, regression=spec.task is Task.REGRESSION)
     resolution = [
         f"{a['kind']} ({a['state']}) by {a['actor']}" for a in incident.get("actions", [])
     ]
