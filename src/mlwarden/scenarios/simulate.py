@@ -21,7 +21,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -688,15 +687,10 @@ def scenario_policy(scenario: Scenario) -> Policy:
     """The default policy, with the scenario's file or inline overrides and its mode."""
     if isinstance(scenario.policy, str):
         return load_policy(scenario.policy)
-    defaults = yaml.safe_load(
-        (resources.files("mlwarden.agent") / "policies" / "default.yaml").read_text()
-    )
     overrides = dict(scenario.policy or {})
     overrides.setdefault("mode", scenario.mode)
-    return load_policy_text(
-        yaml.safe_dump({**defaults, "defaults": {**defaults["defaults"], **overrides}}),
-        f"scenario {scenario.name}",
-    )
+    # merged over the bundled defaults like any policy
+    return load_policy_text(yaml.safe_dump({"defaults": overrides}), f"scenario {scenario.name}")
 
 
 def _incident_entry(incident: Mapping[str, Any]) -> dict[str, Any]:
