@@ -55,7 +55,7 @@ from mlwarden.agent.incidents import (
     scope_of,
     scoped,
 )
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
@@ -139,7 +139,7 @@ class Agent:
         self.actor = actor
         self.clock = clock
         self.repo = AgentRepo(store)
-        self.journal = Journal(store)
+        self.journal = ActionJournal(store)
         self.approvals = Approvals(store)
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.repo import AgentRepo
-from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.diagnose.incident import IncidentDiagnosis, diagnose_incident
 from mlwarden.domain import Finding, Severity, Task
 from mlwarden.monitor.window import records_frame
 from mlwarden.store import agent_tables as at
@@ -94,7 +94,7 @@ def _answers_frame(records: list[dict[str, Any]], regression: bool = False) -> p
 
 def diagnose_stored_incident(
     store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
-) -> Diagnosis:
+) -> IncidentDiagnosis:
     """The diagnosis of a stored incident, from the evidence in the store."""
     model = incident["model"]
     signals = incident_signals(

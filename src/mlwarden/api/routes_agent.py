@@ -21,11 +21,11 @@ router = APIRouter(tags=["agent"])
 
 def _agent_env(state: ServerState, model: str, actor: str) -> Any:
     from mlwarden.agent.executors.base import ExecEnv
-    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.journal import ActionJournal
     from mlwarden.agent.policy import configured_policy
 
     policy = configured_policy()
-    return ExecEnv(state.store, Journal(state.store), policy.for_model(model), actor)
+    return ExecEnv(state.store, ActionJournal(state.store), policy.for_model(model), actor)
 
 
 @router.get("/v1/models/{name}/signals")
@@ -93,10 +93,10 @@ async def list_actions(
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
-    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.journal import ActionJournal
 
     rows = await run_in_threadpool(
-        lambda: Journal(state.store).list(model=model, state=action_state, limit=limit)
+        lambda: ActionJournal(state.store).list(model=model, state=action_state, limit=limit)
     )
     return {"actions": rows}
 
@@ -110,10 +110,10 @@ async def undo(
 ) -> dict[str, Any]:
     """Undo a done action: its model's deployment goes back to the revision before it."""
     from mlwarden.agent.executors import undo_action
-    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.journal import ActionJournal
 
     def run() -> dict[str, Any]:
-        model = Journal(state.store).get(action_id)["model"]
+        model = ActionJournal(state.store).get(action_id)["model"]
         return undo_action(_agent_env(state, model, principal.name), action_id, force=force)
 
     row = await run_in_threadpool(run)

@@ -1,7 +1,7 @@
 """Incident report export: Markdown and self-contained HTML following the root-cause template.
 
 Sections: symptom, impact, timeline, hypotheses, investigation, resolution. JSON is
-``Diagnosis.to_json()``. The HTML has its CSS inline and no scripts, so it can be mailed or
+``IncidentDiagnosis.to_json()``. The HTML has its CSS inline and no scripts, so it can be mailed or
 attached to a ticket as one file.
 """
 

@@ -80,7 +80,8 @@ MAX_KNOWN_LEVELS = 10_000
 
 @dataclass(frozen=True)
 class Columns:
-    """Names of the non-feature columns of a record table (the issue's conventions)."""
+    """Names of the non-feature columns of a record table (id, times, the answer and its scores,
+    the label, latency and error); every other column is a feature."""
 
     id: str = "id"
     timestamp: str = "timestamp"

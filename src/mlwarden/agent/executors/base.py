@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.journal import Journal, marker
+from mlwarden.agent.journal import ActionJournal, marker
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Deployment, DeploymentState
 from mlwarden.errors import InvalidInput
@@ -33,7 +33,7 @@ class ExecEnv:
     """What an executor needs: the store, the journal, the model's policy and who acts."""
 
     store: Store
-    journal: Journal
+    journal: ActionJournal
     policy: ModelPolicy
     actor: str = "agent"
     story: dict[str, Any] = field(default_factory=dict)  # context for alerts
