@@ -27,6 +27,7 @@ from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import Finding, ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.monitor.window import records_frame
+from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
 
@@ -47,8 +48,6 @@ def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame
     ]
     info = store.get_version(spec.name, version)
     if info.kind == "sklearn":
-        from mlwarden.serving.predictors import LocalPredictor
-
         predictor = LocalPredictor.from_artifact(store.load_artifact(spec.name, version), spec)
         answers = predictor.predict(rows)
         frame["prediction"] = [a.prediction for a in answers]
