@@ -7,11 +7,14 @@ a module, inside a function or under ``TYPE_CHECKING``, absolute or relative. Th
    docs/architecture.md); packages that share a layer import neither each other.
 2. No two packages import each other.
 3. No module imports itself through other modules (an import cycle).
+
+The table of docs/architecture.md must show the same rows.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import pairwise
@@ -112,6 +115,17 @@ def test_every_package_has_a_layer() -> None:
     packages = {package_of(name) for name in source_modules()}
     assert packages - LAYER_OF.keys() == set(), "add these packages to LAYERS (and the doc's table)"
     assert LAYER_OF.keys() - packages == set(), "LAYERS names packages that do not exist"
+
+
+def test_the_architecture_doc_shows_the_same_table() -> None:
+    doc = (SOURCE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = doc.split("| layer | package | what it holds |")[1].split("\n\n")[0]
+    rows = [line.split("|")[2] for line in table.strip().splitlines()[1:]]
+    shown = tuple(
+        tuple(name or "mlwarden" for name in re.findall(r"`mlwarden(?:\.(\w+))?`", row))
+        for row in rows
+    )
+    assert shown == LAYERS, "docs/architecture.md's layer table differs from LAYERS"
 
 
 def test_imports_flow_down_the_layers() -> None:
