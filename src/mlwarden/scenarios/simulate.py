@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 import yaml
+from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
+from mlwarden.agent.reports import incident_context
 from mlwarden.domain import Role, Severity, Task
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
@@ -50,6 +52,7 @@ from mlwarden.scenarios.spec import (
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
+from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, simulated_clock
 
 log = logging.getLogger("mlwarden.simulate")
@@ -573,8 +576,6 @@ class Simulation:
 
     def _playbooks(self) -> dict[int, str | None]:
         """The best-matching playbook of each incident, from its stored evidence."""
-        from mlwarden.agent.reports import incident_context
-
         out: dict[int, str | None] = {}
         for incident in self.agent.repo.list_incidents(self.model, limit=1000):
             diagnosis = incident_context(self.store, incident["id"])["diagnosis"]
@@ -587,10 +588,6 @@ class Simulation:
         """Every action with the window it was taken in and how it ended."""
         verdicts: dict[int, str] = {}
         with self.store.engine.connect() as conn:
-            from sqlalchemy import select
-
-            from mlwarden.store import agent_tables as at
-
             for row in conn.execute(
                 select(at.verifications.c.action_id, at.verifications.c.verdict)
             ):

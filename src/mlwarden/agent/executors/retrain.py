@@ -28,8 +28,10 @@ from mlwarden.agent.executors.base import ExecEnv, change_deployment, crashpoint
 from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
+from mlwarden.registry.registry import Registry
 
 
 def load_estimator(blob: bytes) -> Any:
@@ -59,8 +61,6 @@ def _labelled(
     those that arrived after that stored window (the change point)."""
     names = env.store.get_model(model).feature_names
     if since_window is not None:
-        from mlwarden.agent.repo import AgentRepo
-
         start = AgentRepo(env.store).window_end(model, since_window)
         if start is None:
             raise Conflict(f"window {since_window} of {model!r} has no stored end to learn after")
@@ -153,8 +153,6 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
             candidate = clone(champion).fit(x_train, y_train)
             result["train_rows"] = len(x_train)
-        from mlwarden.registry.registry import Registry
-
         info = Registry(env.store).add_sklearn_version(
             model,
             candidate,
