@@ -22,8 +22,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from mlwarden.api import create_app
 from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec, Task
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.store import agent_tables as at

@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 
 from bench_durability import MODES, PredictLoad, stored_ids, wait_replayed
 from bench_gateway import elec_workload, set_up_model
-from mlwarden.api.server import ServerProcess
+from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 

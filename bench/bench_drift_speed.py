@@ -99,8 +99,8 @@ def write_data(folder: Path) -> None:
 def run_mlwarden(ref: Any, win: Any) -> dict[str, Any]:
     from mlwarden.detect.drift import FeatureDriftDetector
     from mlwarden.detect.quality import QualityDetector
-    from mlwarden.monitor.profile import Profile
-    from mlwarden.monitor.reference import build_reference
+    from mlwarden.stats.profile import Profile
+    from mlwarden.stats.reference import build_reference
 
     t0 = time.perf_counter()
     reference = build_reference(ref)
@@ -255,7 +255,7 @@ def worker(method: str, folder: Path) -> None:
 
 def memory_worker(rows: int, chunk: int) -> None:
     """Profiles ``rows`` records generated and consumed chunk by chunk; prints peak memory."""
-    from mlwarden.monitor.profile import Profile, ProfileLayout
+    from mlwarden.stats.profile import Profile, ProfileLayout
 
     layout = ProfileLayout.fit(make_frame(chunk, 100))
     gc.collect()

@@ -32,7 +32,7 @@ import numpy as np
 from sqlalchemy import select
 
 from bench_gateway import concurrent_latencies, elec_workload, percentile, set_up_model
-from mlwarden.api.server import ServerProcess
+from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 

@@ -109,7 +109,7 @@ def score_columns(name: str) -> dict[str, Any]:
 
 
 def realized(frame: pd.DataFrame, name: str) -> dict[str, float | None]:
-    from mlwarden.monitor.performance import classification_metrics
+    from mlwarden.stats.performance import classification_metrics
 
     proba = (frame[[f"proba_{c}" for c in MULTICLASS]].to_numpy() if name == "multiclass"
              else frame["score"].to_numpy())

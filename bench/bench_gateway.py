@@ -35,8 +35,8 @@ import numpy as np
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from mlwarden.api.server import ServerProcess
 from mlwarden.datasets import load
+from mlwarden.server.background import ServerProcess
 
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
 

@@ -7,6 +7,7 @@ agent read them. They import nothing from the rest of mlwarden.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -58,6 +59,40 @@ class ActionKind(StrEnum):
     SHADOW = "shadow"
     PROMOTE = "promote"
     REPAIR = "repair"
+
+
+class Severity(StrEnum):
+    """How bad an incident is. The members are in order, least severe first: ``rank``,
+    ``raise_to``, ``at_least`` and ``worst`` read that order, and nothing else defines one.
+
+    >>> Severity.worst(["medium", "critical", "low"])
+    <Severity.CRITICAL: 'critical'>
+    >>> Severity.HIGH.at_least(Severity.MEDIUM), Severity.LOW.raise_to(Severity.HIGH).value
+    (True, 'high')
+    """
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for the least severe level, one more for each level above it."""
+        return list(Severity).index(self)
+
+    def at_least(self, other: Severity) -> bool:
+        return self.rank >= other.rank
+
+    def raise_to(self, other: Severity) -> Severity:
+        """The more severe of the two: escalators only ever raise severity."""
+        return other if other.rank > self.rank else self
+
+    @classmethod
+    def worst(cls, levels: Iterable[str]) -> Severity | None:
+        """The most severe of ``levels`` (their values or members); None when there are none."""
+        members = [cls(level) for level in levels]
+        return max(members, key=lambda level: level.rank) if members else None
 
 
 class Role(StrEnum):

@@ -146,7 +146,7 @@ class Script:
     ) -> int:
         """Append a window; ``end`` is the (received_at, id) of its last stored record, so the
         agent can read the window's records (no end: a window without stored records)."""
-        from mlwarden.agent.loop import ClosedWindow
+        from mlwarden.agent.monitor_source import ClosedWindow
 
         items = self.windows.setdefault(model, [])
         number = len(items) + 1

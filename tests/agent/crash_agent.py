@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from mlwarden.agent.loop import Agent, NoNewWindows
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.store.repository import Store
 

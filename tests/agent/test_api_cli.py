@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.api import routes_agent
-from mlwarden.api.app import create_app
 from mlwarden.cli.main import app as cli
 from mlwarden.domain import Role
+from mlwarden.server.app import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import tables as t
 from mlwarden.store.repository import Store

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlwarden.agent.loop import Agent, NoNewWindows
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec
 from mlwarden.store.repository import Store
 

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, START, finding, send_records
 
-from mlwarden.agent.executors import CRASH_ENV
-from mlwarden.agent.journal import Journal, marker
-from mlwarden.agent.loop import Agent, NoNewWindows
+from mlwarden.agent.executors.base import CRASH_ENV
+from mlwarden.agent.journal import ActionJournal, marker
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.store.repository import Store
@@ -59,7 +60,7 @@ def test_fallback_survives_a_kill_at_every_step(
     url = str(store.engine.url)
     persistent_windows(store, "latency")
     assert run_agent(url, step) == -signal.SIGKILL
-    journal = Journal(store)
+    journal = ActionJournal(store)
     (action,) = [a for a in journal.list() if a["kind"] == "fallback"]
     expected = {"journaled": "pending", "started": "running", "changed": "running", "done": "done"}
     assert action["state"] == expected[step]
@@ -92,7 +93,7 @@ def test_retrain_killed_midway_is_finished_once(
     url = str(store.engine.url)
     assert run_agent(url, step) == -signal.SIGKILL
     assert run_agent(url, None) == 0
-    (action,) = [a for a in Journal(store).list() if a["kind"] == "retrain"]
+    (action,) = [a for a in ActionJournal(store).list() if a["kind"] == "retrain"]
     assert action["state"] == "done", action["error"]
     assert action["attempts"] == 2
     versions = [v.number for v in store.list_versions(MODEL)]
@@ -116,7 +117,7 @@ def test_failed_action_after_a_crash_rolls_back(store: Store, deployed: dict) ->
 
     store.set_deployment(MODEL, DeploymentState(**state), actor="ops", reason="no fallback")
     assert run_agent(url, None) == 0
-    (action,) = [a for a in Journal(store).list() if a["kind"] == "fallback"]
+    (action,) = [a for a in ActionJournal(store).list() if a["kind"] == "fallback"]
     assert action["state"] == "failed"
     assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
     assert AgentRepo(store).list_incidents()[0]["state"] == "escalated"

@@ -9,8 +9,8 @@ import pytest
 from mlwarden.agent.decide import decide
 from mlwarden.agent.guards import ModelContext, PastAction
 from mlwarden.agent.incidents import WindowView, evaluate_persistence
-from mlwarden.agent.policy import Diagnosis, PersistenceRule, Severity, load_policy_text
-from mlwarden.domain import ActionKind, Deployment, Finding, FindingKind
+from mlwarden.agent.policy import Diagnosis, PersistenceRule, load_policy_text
+from mlwarden.domain import ActionKind, Deployment, Finding, FindingKind, Severity
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = load_policy_text("defaults: {}").for_model("m")

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, Receiver, add_version, send_records, train
 
-from mlwarden.agent.executors import ExecEnv, run_action, undo_action
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.executors import run_action, undo_action
+from mlwarden.agent.executors.base import ExecEnv
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict
@@ -18,7 +19,7 @@ from mlwarden.store.repository import Store
 
 
 def env_for(store: Store, policy_yaml: str = "defaults: {}") -> ExecEnv:
-    return ExecEnv(store, Journal(store), load_policy_text(policy_yaml).for_model(MODEL))
+    return ExecEnv(store, ActionJournal(store), load_policy_text(policy_yaml).for_model(MODEL))
 
 
 def test_rollback_is_journaled_with_revisions_and_undoable(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mlwarden.agent.loop import Agent, Leadership, NoNewWindows
+from mlwarden.agent.loop import Agent, Leadership
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.store.repository import Store
 
 HOLDER = """

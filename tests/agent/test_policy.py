@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mlwarden.agent.policy import (
-    DEFAULT_ACTIONS,
     Diagnosis,
+    ModelPolicy,
     PolicyError,
+    bundled_defaults,
     load_policy,
     load_policy_text,
 )
@@ -20,8 +21,9 @@ from mlwarden.domain import ActionKind
 
 def test_default_policy_is_the_decision_table() -> None:
     policy = load_policy().for_model("any")
+    table = bundled_defaults()["actions"]
     for diagnosis in Diagnosis:
-        assert policy.actions_for(diagnosis) == DEFAULT_ACTIONS[diagnosis]
+        assert [a.value for a in policy.actions_for(diagnosis)] == table[diagnosis.value]
     assert policy.actions_for(Diagnosis.NOISE) == [ActionKind.NONE]
     assert policy.actions_for(Diagnosis.REGRESSION_AFTER_DEPLOY)[0] is ActionKind.ROLLBACK
     assert policy.retrain.min_labels == 200
@@ -58,6 +60,27 @@ def test_a_partial_policy_file_keeps_the_bundled_keys_it_does_not_name(tmp_path:
     assert policy.cooldown(ActionKind.ROLLBACK) == 60  # the bundled cooldowns stay
     assert policy.cooldown(ActionKind.RETRAIN) == 240
     assert policy.drift.accept_after_windows == 6
+
+
+def test_policy_text_is_merged_over_the_bundled_defaults_too() -> None:
+    """The scenarios and tests build policies from text: a partial one gets the bundled
+    values, the same as a partial file, and not other defaults written in Python."""
+    policy = load_policy_text("defaults:\n  mode: advisory\n  retrain: {rollout: shadow}\n")
+    model = policy.for_model("any")
+    bundled = load_policy().for_model("any")
+    assert model.mode == "advisory" and model.retrain.rollout == "shadow"
+    assert model.retrain.min_labels == bundled.retrain.min_labels == 200
+    assert model.cooldown(ActionKind.ALERT) == bundled.cooldown(ActionKind.ALERT) == 10
+    assert model.actions == bundled.actions
+
+
+def test_the_bundled_yaml_is_the_only_source_of_default_values() -> None:
+    """Nothing of the policy has a default in Python: without the YAML nothing validates."""
+    with pytest.raises(ValueError, match="Field required"):
+        ModelPolicy.model_validate({"mode": "autonomous"})
+    table = {**bundled_defaults(), "actions": {"noise": ["none"]}}
+    with pytest.raises(ValueError, match="no row for data_quality"):
+        ModelPolicy.model_validate(table)
 
 
 BAD = """version: 1

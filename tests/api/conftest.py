@@ -16,8 +16,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlwarden.api import create_app
 from mlwarden.datasets import load
+from mlwarden.server import create_app
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from api_helpers import ELEC_FEATURES, ELEC_SPEC, make_settings, state_of
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 from mlwarden.store import Store
 
 

@@ -10,7 +10,7 @@ import pytest
 from api_helpers import ELEC_FEATURES, ELEC_SPEC, deploy_elec, flush, make_settings, state_of
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 
 
 @pytest.fixture(scope="module")

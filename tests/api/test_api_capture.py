@@ -21,8 +21,8 @@ from api_helpers import (
 )
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer, free_port
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer, free_port
 from mlwarden.store import Store
 
 SPEC = {

@@ -13,7 +13,7 @@ import pytest
 from api_helpers import make_settings
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 from mlwarden.store import Store
 
 CLOSABLE = ("/metrics", "/openapi.json", "/docs", "/redoc")

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from api_helpers import make_settings
 
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
 from mlwarden.store import Store
 
 # what each kind of asset must be served as, for the browser to run or apply it

@@ -9,7 +9,7 @@ import pytest
 from api_helpers import Load, deploy_elec, wait_for
 from sqlalchemy import select
 
-from mlwarden.api.server import ServerProcess
+from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 

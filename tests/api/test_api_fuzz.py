@@ -40,8 +40,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import mlwarden
-from mlwarden.api import create_app
-from mlwarden.api.server import free_port
+from mlwarden.server import create_app
+from mlwarden.server.background import free_port
 from mlwarden.settings import Settings
 
 EXAMPLES = int(os.environ.get("MLWARDEN_FUZZ_EXAMPLES", "12"))

@@ -8,7 +8,7 @@ from api_helpers import deploy_elec, state_of
 from fastapi.testclient import TestClient
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import ActionKind
 
@@ -35,7 +35,7 @@ def test_metrics_show_the_last_window_incidents_actions_and_approvals(
     repo.update_incident(incident, severity="critical")
     closed = repo.create_incident("elec", 0, {}, "earlier")
     repo.update_incident(closed, state="resolved")
-    journal = Journal(store)
+    journal = ActionJournal(store)
     journal.create("elec", ActionKind.FALLBACK, {"to_version": 2}, incident_id=incident)
     Approvals(store).request(
         "elec", ActionKind.RETRAIN, {}, expiry_minutes=60, incident_id=incident

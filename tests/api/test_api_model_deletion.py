@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 from typer.testing import CliRunner
 
-from mlwarden.api import create_app
 from mlwarden.cli.main import app as cli
+from mlwarden.server import create_app
 from mlwarden.store import tables as t
 from mlwarden.store.agent_tables import incidents, signals
 from mlwarden.store.repository import utcnow

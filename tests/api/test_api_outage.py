@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 from store.pg_proxy import TcpProxy

@@ -88,7 +88,7 @@ def test_every_record_is_flushed_on_shutdown(
 ) -> None:
     from api_helpers import make_settings
 
-    from mlwarden.api import create_app
+    from mlwarden.server import create_app
     from mlwarden.store import Store
 
     settings = make_settings(tmp_path, write_flush_interval_s=60.0, write_batch_size=100_000)

@@ -9,7 +9,7 @@ import pytest
 from api_helpers import RemoteModel, flush, make_settings, role_headers, state_of
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 
 SPEC = {
     "name": "scored",

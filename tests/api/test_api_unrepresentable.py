@@ -16,10 +16,10 @@ from api_helpers import ELEC_FEATURES, deploy_elec, flush, make_settings, state_
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from mlwarden.api import create_app
 from mlwarden.capture.validation import MAX_JSON_DEPTH, parse_json
 from mlwarden.domain import MAX_ID, FeatureSpec, ModelSpec
 from mlwarden.errors import InvalidInput
+from mlwarden.server import create_app
 
 ROW = {n: 1.0 for n in ELEC_FEATURES}
 TOO_BIG = "9223372036854775808"  # 2^63: one above the largest 64-bit id

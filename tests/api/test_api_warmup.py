@@ -8,7 +8,7 @@ from pathlib import Path
 from api_helpers import ELEC_FEATURES, deploy_elec, make_settings, state_of, wait_for
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 
 ROW = {n: 1.0 for n in ELEC_FEATURES}
 

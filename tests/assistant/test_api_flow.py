@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app, routes_assistant
+from mlwarden.api import routes_assistant
 from mlwarden.datasets import path_of
 from mlwarden.domain import Role
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from mlwarden.api import create_app
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.store.assistant_tables import datasets as datasets_table

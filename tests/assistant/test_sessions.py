@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app
 from mlwarden.assistant.executor import Conversations
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 

@@ -12,7 +12,7 @@ from mlwarden.detect.concept import (
     performance_drop,
 )
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import (
+from mlwarden.stats.performance import (
     MetricValue,
     classification_metrics,
     classification_spreads,
@@ -126,7 +126,7 @@ def test_estimated_drop_uses_the_reference_chunk_spread_at_the_window_size() -> 
 
 
 def test_estimated_error_metrics_drop_upwards() -> None:
-    from mlwarden.monitor.performance import MetricSpread
+    from mlwarden.stats.performance import MetricSpread
 
     spread = MetricSpread("rmse", 10.0, 60.0)  # std 1.9 at 1000 rows
     assert estimated_drop(spread, MetricValue("rmse", 15.0, n=1000)) is None

@@ -13,8 +13,8 @@ from mlwarden.datasets import load
 from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import Profile, ProfileLayout
-from mlwarden.monitor.reference import build_reference
+from mlwarden.stats.profile import Profile, ProfileLayout
+from mlwarden.stats.reference import build_reference
 
 LEVELS = [f"lvl{i}" for i in range(12)]
 LEVEL_P = np.linspace(1.0, 3.0, 12) / np.linspace(1.0, 3.0, 12).sum()

@@ -12,8 +12,8 @@ from mlwarden.detect.drift import FeatureDriftDetector
 from mlwarden.detect.multivariate import DomainClassifierDetector, MomentScreen
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import Profile
-from mlwarden.monitor.reference import build_reference
+from mlwarden.stats.profile import Profile
+from mlwarden.stats.reference import build_reference
 
 
 def _frame(n: int, rng: np.random.Generator, corr: float = 0.0) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pytest
 
 from mlwarden.detect.performance_change import PerformanceChangeDetector
 from mlwarden.domain import FindingKind
-from mlwarden.monitor.performance import MetricSpread
+from mlwarden.stats.performance import MetricSpread
 
 # accuracy 0.85 on the reference; std 0.0113 at windows of 1000 rows
 SPREAD = MetricSpread("accuracy", 0.85, float(np.sqrt(0.85 * 0.15)))

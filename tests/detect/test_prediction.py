@@ -11,7 +11,7 @@ from mlwarden.detect.prediction import (
     output_signals,
 )
 from mlwarden.domain import FeatureSpec, FindingKind, ModelSpec, Task
-from mlwarden.monitor.profile import Profile
+from mlwarden.stats.profile import Profile
 
 SPEC = ModelSpec(name="m", task=Task.CLASSIFICATION, features=[FeatureSpec(name="x")])
 RNG = np.random.default_rng(0)

@@ -10,8 +10,8 @@ import pandas as pd
 from mlwarden.datasets import load
 from mlwarden.detect.quality import QualityDetector
 from mlwarden.domain import FeatureSpec, FeatureType, FindingKind, ModelSpec, Task
-from mlwarden.monitor.profile import Profile
-from mlwarden.monitor.reference import build_reference
+from mlwarden.stats.profile import Profile
+from mlwarden.stats.reference import build_reference
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:
@@ -163,7 +163,7 @@ def test_a_unit_change_is_past_its_threshold_so_the_agent_counts_it() -> None:
     import pandas as pd
 
     from mlwarden.detect.quality import QualityDetector
-    from mlwarden.monitor.profile import Profile
+    from mlwarden.stats.profile import Profile
 
     rng = np.random.default_rng(7)
     reference = Profile.reference(pd.DataFrame({"demand": rng.normal(5.0, 1.0, 5000)}))

@@ -19,7 +19,7 @@ from mlwarden.detect.statistics import (
     psi,
     wasserstein_binned,
 )
-from mlwarden.monitor.profile import NumericBins
+from mlwarden.stats.profile import NumericBins
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.1, 0.25, 1.0])

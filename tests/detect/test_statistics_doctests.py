@@ -9,9 +9,9 @@ import importlib
 import pytest
 
 MODULES = [
-    "mlwarden.monitor.profile",
-    "mlwarden.monitor.sketch",
-    "mlwarden.monitor.reference",
+    "mlwarden.stats.profile",
+    "mlwarden.stats.sketch",
+    "mlwarden.stats.reference",
     "mlwarden.detect.base",
     "mlwarden.detect.statistics",
     "mlwarden.detect.drift",
@@ -19,7 +19,7 @@ MODULES = [
     "mlwarden.detect.multivariate",
     "mlwarden.detect.concept",
     "mlwarden.detect.performance_change",
-    "mlwarden.monitor.performance",
+    "mlwarden.stats.performance",
     "mlwarden.monitor.estimate",
     "mlwarden.monitor.engine",
     "mlwarden.agent.incidents",

@@ -8,8 +8,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlwarden.api import create_app
 from mlwarden.cli.main import app
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 
 runner = CliRunner()

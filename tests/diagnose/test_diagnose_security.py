@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mlwarden.api import create_app, routes_diagnose
+from mlwarden.api import routes_diagnose
 from mlwarden.diagnose.assistant import MAX_TEXT_CHARS
 from mlwarden.diagnose.facts import extract_facts
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.diagnose.matcher import matcher_for
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 

@@ -16,11 +16,10 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mlwarden.datasets import load
 from mlwarden.diagnose.culprits import feature_importance, psi, rank_culprits
-from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
+from mlwarden.diagnose.incident import IncidentDiagnosis, diagnose_incident
 from mlwarden.diagnose.loader import get_playbook, load_playbooks
-from mlwarden.diagnose.schema import Severity
 from mlwarden.diagnose.segments import find_segments
-from mlwarden.domain import Finding
+from mlwarden.domain import Finding, Severity
 
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 
@@ -206,7 +205,7 @@ def test_reports_follow_root_cause_template() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "src=" not in html and "<link" not in html  # self-contained
     assert "<h2>Hypotheses</h2>" in html
-    again = Diagnosis.model_validate(json.loads(d.to_json()))
+    again = IncidentDiagnosis.model_validate(json.loads(d.to_json()))
     assert again == d
     assert diagnose_incident(findings, signals=signals, model="elec",
                              resolution=["fallback to version 3 at 14:20"],

@@ -43,13 +43,13 @@ from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.agent.repo import AgentRepo
-from mlwarden.api import create_app
 from mlwarden.cli.main import app
 from mlwarden.datasets import load
 from mlwarden.diagnose.assistant import TRIAGE_CHECKLIST
 from mlwarden.diagnose.checks import PLACEHOLDERS, fill
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.domain import DeploymentState, FeatureSpec, FeatureType, ModelSpec, Task
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 

@@ -16,13 +16,13 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlwarden.api import create_app
 from mlwarden.cli.main import app
 from mlwarden.diagnose.assistant import diagnose_text
 from mlwarden.diagnose.concepts import load_ontology, parse_ontology
 from mlwarden.diagnose.evaluate import load_set, reliability, score
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.diagnose.text import Speller, analyse
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 
 HERE = Path(__file__).parent

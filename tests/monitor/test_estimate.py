@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlwarden.monitor.estimate import CBPE, estimation_error, expected_auc
-from mlwarden.monitor.performance import classification_metrics
+from mlwarden.stats.performance import classification_metrics
 
 
 def _data(n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,7 @@ def test_records_become_a_frame_with_conventional_columns() -> None:
         Record(id="b", model="m", timestamp=now + timedelta(seconds=1), features={"x": 2.0},
                prediction="no", scores=0.3, error="timeout"),
     ]
-    frame = records_frame(records, labels={"a": "yes"})
+    frame = records_frame([r.model_dump() for r in records], labels={"a": "yes"})
     assert frame.loc[0, "proba_yes"] == 0.8 and frame.loc[1, "score"] == 0.3
     assert frame.loc[0, "label"] == "yes" and pd.isna(frame.loc[1, "label"])
     assert frame.loc[1, "error"] == "timeout"

@@ -20,12 +20,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from mlwarden.api import create_app
 from mlwarden.assistant.training import build_pipeline, make_estimator
 from mlwarden.domain import Task
 from mlwarden.errors import InvalidArtifact
 from mlwarden.registry import dump_model, load_model
 from mlwarden.registry.artifacts import skops_trusted_types, untrusted_types
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 
 SPEC = {

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from mlwarden.agent.repo import AgentRepo
-from mlwarden.api.server import free_port
 from mlwarden.scenarios.demo import Demo
 from mlwarden.scenarios.spec import load_scenario
+from mlwarden.server.background import free_port, serve_in_background
 from mlwarden.store.repository import Store
 
 
@@ -31,7 +31,14 @@ def _quality_decision(store: Store) -> dict | None:
 def test_the_demo_detects_the_null_burst_and_decides_on_evidence(tmp_path: Path) -> None:
     port = free_port()
     lines: list[str] = []
-    demo = Demo(load_scenario("demo"), tmp_path / "demo", port=port, speed=3.0, say=lines.append)
+    demo = Demo(
+        load_scenario("demo"),
+        tmp_path / "demo",
+        serve=serve_in_background,
+        port=port,
+        speed=3.0,
+        say=lines.append,
+    )
     runner = threading.Thread(target=demo.run, kwargs={"duration_s": 400}, daemon=True)
     runner.start()
     deadline = time.monotonic() + 400

@@ -11,10 +11,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlwarden import Client
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer
 from mlwarden.datasets import load
 from mlwarden.sdk import ClientError
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 
@@ -98,7 +98,7 @@ def test_refused_batches_are_reported_not_retried(
 
 
 def test_unreachable_server_gives_up_after_retries(tmp_path: Path) -> None:
-    from mlwarden.api.server import free_port
+    from mlwarden.server.background import free_port
 
     client = Client(f"http://127.0.0.1:{free_port()}", max_retries=2, retry_backoff_s=0.01,
                     flush_interval_s=0.01)

@@ -130,7 +130,7 @@ def test_remote_payloads_and_answers() -> None:
 
 
 def test_remote_call_to_a_closed_port_is_a_prediction_error() -> None:
-    from mlwarden.api.server import free_port
+    from mlwarden.server.background import free_port
 
     predictor = RemotePredictor(
         {"url": f"http://127.0.0.1:{free_port()}/p"}, SPEC, timeout_s=2.0

@@ -9,6 +9,7 @@ from sqlalchemy import inspect, text, update
 
 from mlwarden.domain import DeploymentState, FeatureSpec, FeatureType, ModelSpec, Record, Role, Task
 from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.monitor.window import records_frame
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 from mlwarden.store.migrations import current_heads, script_heads
@@ -213,8 +214,8 @@ def test_fetch_records_orders_filters_pages_and_normalises_time(store: Store) ->
     page2 = store.fetch_records("churn", limit=100, after_id=page1[-1]["id"])
     assert [r["id"] for r in page1 + page2] == [f"r{i:06d}" for i in range(30)]
     assert store.fetch_records("churn", newest_first=True, limit=1)[0]["id"] == "r000029"
-    frame = store.records_frame("churn", limit=5)
-    assert list(frame.columns[-2:]) == ["age", "plan"]
+    frame = records_frame(store.fetch_records("churn", limit=5))
+    assert list(frame.columns[:2]) == ["age", "plan"]
     assert frame["age"].tolist() == [20, 21, 22, 23, 24]
 
 

@@ -23,7 +23,7 @@ from mlwarden.errors import Conflict, ServiceUnavailable
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 from mlwarden.store import writer as writer_module
-from mlwarden.store.writer import Journal, RecordWriter
+from mlwarden.store.writer import RecordWriter, SpillJournal
 
 SPEC = ModelSpec(name="m", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
@@ -139,7 +139,7 @@ def test_rows_the_database_refuses_are_set_aside(sqlite_store: Store, tmp_path: 
 
 def test_one_journal_folder_has_one_writer(sqlite_store: Store, tmp_path: Path) -> None:
     with RecordWriter(sqlite_store, journal_dir=tmp_path / "j"), pytest.raises(Conflict):
-        Journal(tmp_path / "j")
+        SpillJournal(tmp_path / "j")
 
 
 @pytest.mark.postgres
@@ -198,7 +198,7 @@ def test_a_journal_replays_two_models_that_share_record_ids(store: Store, tmp_pa
     store.create_model(SPEC)
     store.create_model(SPEC.model_copy(update={"name": "n"}))
     store.insert_records(rows(0, 5))  # some of "m" landed before the outage
-    journal = Journal(tmp_path / "j")
+    journal = SpillJournal(tmp_path / "j")
     journal.append(rows(0, 10) + rows(0, 10, model="n"))
     journal.close()
     with RecordWriter(store, journal_dir=tmp_path / "j") as writer:
@@ -295,7 +295,7 @@ def test_a_capture_log_left_by_a_killed_process_is_replayed(store: Store, tmp_pa
     store.create_model(SPEC)
     journal = tmp_path / "j"
     store.insert_records(rows(0, 10))  # the killed writer had stored some of them already
-    left = Journal(journal / "capture")
+    left = SpillJournal(journal / "capture")
     left.append(rows(0, 25))
     left.close()  # the kernel drops the lock of a killed process the same way
     with RecordWriter(store, journal_dir=journal) as writer:  # not durable itself
@@ -330,7 +330,7 @@ def test_a_failed_journal_write_leaves_no_torn_line(
 ) -> None:
     disk = FullDisk()
     monkeypatch.setattr(writer_module, "os", disk)
-    journal = Journal(tmp_path / "j")
+    journal = SpillJournal(tmp_path / "j")
     journal.append(rows(0, 3))
     disk.full = True
     with pytest.raises(OSError, match="No space"):

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from ui_helpers import build_fleet
 
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 

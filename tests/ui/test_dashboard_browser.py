@@ -20,7 +20,8 @@ from playwright.sync_api import Page, expect
 
 from conftest import Dashboard, screenshot
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.loop import Agent, NoNewWindows
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState
 from mlwarden.store.repository import utcnow

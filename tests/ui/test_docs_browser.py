@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from mlwarden.api import create_app
-from mlwarden.api.server import BackgroundServer
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 
 pytestmark = pytest.mark.browser

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from test_ui_server import csrf_of, sign_in
 
-from mlwarden.api import create_app
 from mlwarden.assistant.datasets import DatasetStore
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.agent.repo import AgentRepo
-from mlwarden.api import create_app
 from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
+from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.ui import queries

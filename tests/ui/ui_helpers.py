@@ -22,12 +22,13 @@ import pandas as pd
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from mlwarden.agent.loop import Agent, ClosedWindow
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import ClosedWindow
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.datasets import load
 from mlwarden.detect.drift import FeatureDriftDetector
 from mlwarden.detect.system import SystemBaseline, SystemThresholds, detect_system, system_signals
-from mlwarden.monitor.profile import Profile, ProfileLayout
+from mlwarden.stats.profile import Profile, ProfileLayout
 from mlwarden.store import Store
 
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.repo import AgentRepo, _json, _row
 from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -27,7 +27,7 @@ class Approvals:
         self.store = store
         self.engine = store.engine
         self.repo = AgentRepo(store)
-        self.journal = Journal(store)
+        self.journal = ActionJournal(store)
 
     def request(
         self,

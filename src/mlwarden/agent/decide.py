@@ -33,8 +33,8 @@ from mlwarden.agent.incidents import (
     kinds_persistence,
     qualifying,
 )
-from mlwarden.agent.policy import Diagnosis, ModelPolicy, Severity
-from mlwarden.domain import ActionKind, Finding, FindingKind
+from mlwarden.agent.policy import Diagnosis, ModelPolicy
+from mlwarden.domain import ActionKind, Finding, FindingKind, Severity
 
 
 class Alternative(BaseModel):
@@ -445,7 +445,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
             notes.append("advisory mode: recommending and waiting for an operator's approval")
         elif chosen in policy.approval.always or (
             chosen in policy.approval.from_severity_actions
-            and severity.rank >= policy.approval.from_severity.rank
+            and severity.at_least(policy.approval.from_severity)
         ):
             needs_approval = True
             notes.append(f"{chosen.value} at {severity.value} severity needs approval")

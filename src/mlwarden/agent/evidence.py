@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from mlwarden.domain import ActionKind, ModelSpec, Task
-from mlwarden.monitor.performance import canonical_label
+from mlwarden.stats.performance import canonical_label
 
 Row = Mapping[str, Any]
 Answer = Callable[[Sequence[Mapping[str, Any]]], list[Any]]

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mlwarden.agent.policy import ModelPolicy, PersistenceRule, Severity
-from mlwarden.domain import Finding, FindingKind
+from mlwarden.agent.policy import ModelPolicy, PersistenceRule
+from mlwarden.domain import Finding, FindingKind, Severity
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def assess_severity(findings: Sequence[Finding], policy: ModelPolicy) -> tuple[S
     share = traffic_share(findings)
     drop = performance_drop(findings)
     measured = {"effect_ratio": ratio, "traffic_share": share, "performance_drop": drop}
-    for level in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM):
+    for level in reversed(list(Severity)[1:]):  # the levels above low, most severe first
         rules = getattr(policy.severity, level.value)
         hits = [
             f"{name.replace('_', ' ')} {measured[name]:.3g} >= {limit:g}"

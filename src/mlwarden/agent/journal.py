@@ -30,7 +30,7 @@ def marker(action_id: int) -> str:
     return f"[action {action_id}]"
 
 
-class Journal:
+class ActionJournal:
     """The ``actions`` table of one ``Store``."""
 
     def __init__(self, store: Store) -> None:
@@ -191,7 +191,7 @@ class Journal:
         ]
 
 
-# what a long action is doing, by the step its executor last recorded (``Journal.progress``)
+# what a long action is doing, by the step its executor last recorded (``ActionJournal.progress``)
 _STEPS = {
     "training": "training a candidate on {train_rows} labelled records",
     "validating": "scoring candidate and champion on {holdout_rows} held-out recent records",
@@ -237,4 +237,4 @@ def progress_of(action: Mapping[str, Any]) -> str:
     return "done"
 
 
-__all__ = ["IN_FLIGHT", "Journal", "marker", "progress_of"]
+__all__ = ["IN_FLIGHT", "ActionJournal", "marker", "progress_of"]

@@ -19,11 +19,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -43,7 +42,8 @@ from mlwarden.agent.evidence import (
     served_score,
     with_refusals,
 )
-from mlwarden.agent.executors import ExecEnv, crashpoint, run_action, undo_action
+from mlwarden.agent.executors import run_action, undo_action
+from mlwarden.agent.executors.base import ExecEnv, crashpoint
 from mlwarden.agent.guards import Evidence, ModelContext
 from mlwarden.agent.incidents import (
     SCOPE_ORDER,
@@ -55,8 +55,9 @@ from mlwarden.agent.incidents import (
     scope_of,
     scoped,
 )
-from mlwarden.agent.journal import Journal
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.memory import recall
+from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
@@ -74,6 +75,7 @@ from mlwarden.domain import (
     FeatureType,
     Finding,
     ModelSpec,
+    Severity,
 )
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
@@ -92,40 +94,19 @@ _REPLACING_ACTIONS = (
 )
 
 
-@dataclass
-class ClosedWindow:
-    """A window the monitor closed: its number, end time, signals and findings, and the
-    (received_at, id) of its last record when it was cut from stored records."""
-
-    window: int
-    ts: datetime
-    signals: dict[str, float | None] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    end_received_at: datetime | None = None
-    end_record_id: str | None = None
-
-
-class WindowSource(Protocol):
-    """Where the agent gets closed windows from (the Monitor engine in production)."""
-
-    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]: ...
-
-
-class NoNewWindows:
-    """A source that closes nothing: the agent works on the windows already stored."""
-
-    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
-        return []
-
-
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
     """The Monitor engine over ``store``'s records, windowed as ``settings`` say."""
-    from mlwarden.agent.monitor_source import MonitorSource  # it imports this module
-
     return MonitorSource(store, settings)
+
+
+def _escalated(severity: Severity) -> Severity:
+    """The severity of an escalation alert: one level above the incident's, at least high."""
+    levels = list(Severity)
+    above = levels[min(severity.rank + 1, len(levels) - 1)]
+    return above.raise_to(Severity.HIGH)
 
 
 def verdict_windows(after: Sequence[WindowView], verdict: Verdict) -> list[WindowView]:
@@ -158,7 +139,7 @@ class Agent:
         self.actor = actor
         self.clock = clock
         self.repo = AgentRepo(store)
-        self.journal = Journal(store)
+        self.journal = ActionJournal(store)
         self.approvals = Approvals(store)
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}
@@ -1255,7 +1236,8 @@ class Agent:
             None,
             {
                 "title": f"{model}: incident {incident['id']} escalated to a human",
-                "severity": "critical" if full["severity"] in ("high", "critical") else "high",
+                # one level up from the incident's, and never below high
+                "severity": _escalated(Severity(full["severity"])).value,
                 "diagnosis": full["diagnosis"],
                 "rationale": why,
                 "story": story,
@@ -1368,9 +1350,6 @@ class Leadership:
 
 __all__ = [
     "Agent",
-    "ClosedWindow",
     "Leadership",
-    "NoNewWindows",
-    "WindowSource",
     "default_source",
 ]

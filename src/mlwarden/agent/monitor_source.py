@@ -15,44 +15,23 @@ a baseline); the system baseline (latency, errors, arrival delay) is learned fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from mlwarden.agent.loop import ClosedWindow
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.detect.system import SystemBaseline
-from mlwarden.domain import ModelSpec
+from mlwarden.domain import Finding, ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
+from mlwarden.monitor.window import records_frame
+from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
 
 log = logging.getLogger("mlwarden.agent")
-
-
-def records_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Stored records (as the store returns them) as the monitor's table: features as columns,
-    class probabilities as ``proba_<class>``, a regression score as ``score``."""
-    out = []
-    for row in rows:
-        item: dict[str, Any] = dict(row.get("features") or {})
-        item["id"] = row["id"]
-        item["timestamp"] = row.get("timestamp") or row.get("ts")
-        item["received_at"] = row.get("received_at")
-        item["prediction"] = row.get("prediction")
-        scores = row.get("scores")
-        if isinstance(scores, dict):
-            for name, value in scores.items():
-                item[f"proba_{name}"] = value
-        elif scores is not None:
-            item["score"] = scores
-        item["latency_ms"] = row.get("latency_ms")
-        item["error"] = row.get("error")
-        item["label"] = row.get("label")
-        out.append(item)
-    return pd.DataFrame.from_records(out)
 
 
 def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame | None:
@@ -69,12 +48,10 @@ def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame
     ]
     info = store.get_version(spec.name, version)
     if info.kind == "sklearn":
-        from mlwarden.serving.predictors import LocalPredictor
-
         predictor = LocalPredictor.from_artifact(store.load_artifact(spec.name, version), spec)
         answers = predictor.predict(rows)
         frame["prediction"] = [a.prediction for a in answers]
-        scored = records_to_frame(
+        scored = records_frame(
             [{"id": i, "scores": a.scores} for i, a in enumerate(answers)]
         )
         for column in scored.columns:
@@ -83,6 +60,32 @@ def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame
     if spec.target and spec.target in frame.columns:
         frame = frame.rename(columns={spec.target: "label"})
     return frame
+
+
+@dataclass
+class ClosedWindow:
+    """A window the monitor closed: its number, end time, signals and findings, and the
+    (received_at, id) of its last record when it was cut from stored records."""
+
+    window: int
+    ts: datetime
+    signals: dict[str, float | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    end_received_at: datetime | None = None
+    end_record_id: str | None = None
+
+
+class WindowSource(Protocol):
+    """Where the agent gets closed windows from (the Monitor engine in production)."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]: ...
+
+
+class NoNewWindows:
+    """A source that closes nothing: the agent works on the windows already stored."""
+
+    def closed_windows(self, model: str, after: int | None) -> Sequence[ClosedWindow]:
+        return []
 
 
 class MonitorSource:
@@ -137,12 +140,12 @@ class MonitorSource:
         reference = reference_frame(self.store, spec, version)
         if reference is None:  # a remote version: learn the reference from production
             first = self._window_rows(spec.name, limit=self.settings.reference_size)
-            reference = records_to_frame(first)
+            reference = records_frame(first)
         monitor = Monitor(reference, spec, self.config)
         baseline = self._baselines.get(spec.name)
         if baseline is None:
             first = first or self._window_rows(spec.name, limit=self.settings.reference_size)
-            early = records_to_frame(first)
+            early = records_frame(first)
             baseline = SystemBaseline.from_arrays(*monitor.system_columns(early))
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
@@ -166,7 +169,7 @@ class MonitorSource:
                 break
             offset = 0
             monitor = self._monitor(spec, deployment.live_version)
-            result = monitor.process(records_to_frame(rows), index=index)
+            result = monitor.process(records_frame(rows), index=index)
             last = rows[-1]
             key = (last["received_at"], str(last["id"]))
             closed.append(

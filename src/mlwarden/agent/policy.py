@@ -2,7 +2,8 @@
 
 A policy file has ``defaults`` that hold for every model and an optional ``models`` section whose
 entries override the defaults key by key (nested mappings merge, everything else replaces).
-The default decision table is in ``policies/default.yaml``.
+Every policy is merged over the bundled ``policies/default.yaml``, the one place the default
+values are written, the decision table included: a file names only what it changes.
 
 Errors name the line of the offending key: the YAML is composed into nodes (which keep their
 ``start_mark``) before it is validated; each pydantic error location is walked back to its node.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from enum import StrEnum
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlwarden.diagnose.schema import Severity  # one severity scale for diagnosis and agent
-from mlwarden.domain import ActionKind, FindingKind
+from mlwarden.domain import ActionKind, FindingKind, Severity
 from mlwarden.errors import InvalidInput
 from mlwarden.settings import Settings
 
@@ -88,53 +89,49 @@ class SeverityLevel(_Strict):
 
 
 class SeverityRules(_Strict):
-    medium: SeverityLevel = SeverityLevel(
-        effect_ratio=1.5, traffic_share=0.1, performance_drop=0.02
-    )
-    high: SeverityLevel = SeverityLevel(effect_ratio=3.0, traffic_share=0.3, performance_drop=0.05)
-    critical: SeverityLevel = SeverityLevel(
-        effect_ratio=10.0, traffic_share=0.6, performance_drop=0.15
-    )
+    medium: SeverityLevel
+    high: SeverityLevel
+    critical: SeverityLevel
 
 
 class RetrainSettings(_Strict):
-    min_labels: int = Field(default=200, ge=10)
-    holdout_fraction: float = Field(default=0.3, gt=0.0, lt=0.9)
-    include_reference: bool = True
-    min_improvement: float = Field(default=0.0, ge=0.0)
-    rollout: Literal["canary", "shadow", "direct"] = "canary"
-    canary_weight: float = Field(default=0.1, gt=0.0, lt=1.0)
+    min_labels: int = Field(ge=10)
+    holdout_fraction: float = Field(gt=0.0, lt=0.9)
+    include_reference: bool
+    min_improvement: float = Field(ge=0.0)
+    rollout: Literal["canary", "shadow", "direct"]
+    canary_weight: float = Field(gt=0.0, lt=1.0)
     # promotion waits for this many labelled requests (shadow without labels: requests); a
     # candidate this much worse than the champion on them is removed, and one is promoted only
     # when the 95 % interval of its gain on the same requests lies above canary_min_gain
     # (accuracy points; for regression a share of the champion's error) (agent.canary)
-    canary_min_labels: int = Field(default=100, ge=10)
-    canary_tolerance: float = Field(default=0.02, ge=0.0)
-    canary_min_gain: float = Field(default=0.02, ge=0.0)
-    recent_records: int = Field(default=5000, ge=10)
+    canary_min_labels: int = Field(ge=10)
+    canary_tolerance: float = Field(ge=0.0)
+    canary_min_gain: float = Field(ge=0.0)
+    recent_records: int = Field(ge=10)
 
 
 class AlertSettings(_Strict):
-    webhook_url: str | None = None
-    retries: int = Field(default=3, ge=0, le=10)
-    backoff_s: float = Field(default=0.5, ge=0.0)
-    timeout_s: float = Field(default=5.0, gt=0.0)
+    webhook_url: str | None
+    retries: int = Field(ge=0, le=10)
+    backoff_s: float = Field(ge=0.0)
+    timeout_s: float = Field(gt=0.0)
 
 
 class VerifySettings(_Strict):
-    windows: int = Field(default=2, ge=1)
+    windows: int = Field(ge=1)
     # a pipeline remedy (fallback) is released after this many clean windows, before the
     # incident is resolved after ``windows`` of them
-    release_after_windows: int = Field(default=1, ge=1)
-    tolerance: float = Field(default=0.05, ge=0.0)
-    max_wait_windows: int = Field(default=6, ge=1)
+    release_after_windows: int = Field(ge=1)
+    tolerance: float = Field(ge=0.0)
+    max_wait_windows: int = Field(ge=1)
 
 
 class DriftSettings(_Strict):
     """Drift that persists without harm: after ``accept_after_windows`` windows of a drift
     incident with no performance incident beside it, the drift is accepted (None: never)."""
 
-    accept_after_windows: int | None = Field(default=6, ge=1)
+    accept_after_windows: int | None = Field(ge=1)
 
 
 class EvidenceSettings(_Strict):
@@ -147,45 +144,57 @@ class EvidenceSettings(_Strict):
     a refused request (a disabled model) costs less than a wrong answer; off, a refusal counts
     as a wrong answer, so disabling a model never looks better than serving."""
 
-    tolerance: float = Field(default=0.005, ge=0.0)
-    min_labels: int = Field(default=100, ge=10)
-    refusal_better_than_wrong: bool = False
+    tolerance: float = Field(ge=0.0)
+    min_labels: int = Field(ge=10)
+    refusal_better_than_wrong: bool
 
 
 class ApprovalSettings(_Strict):
     """Which actions wait for an operator in autonomous mode (advisory mode: every remedy)."""
 
-    always: list[ActionKind] = Field(default_factory=list)
-    from_severity: Severity = Severity.CRITICAL
-    from_severity_actions: list[ActionKind] = Field(default_factory=lambda: [ActionKind.RETRAIN])
-    expiry_minutes: float = Field(default=24 * 60, gt=0)
+    always: list[ActionKind]
+    from_severity: Severity
+    from_severity_actions: list[ActionKind]
+    expiry_minutes: float = Field(gt=0)
 
 
 class ModelPolicy(_Strict):
-    """The policy for one model, after the model's overrides are merged over the defaults."""
+    """The policy for one model, after the model's overrides are merged over the defaults.
 
-    mode: Literal["advisory", "autonomous"] = "autonomous"
-    persistence: PersistenceRule = PersistenceRule()
-    thresholds: dict[FindingKind, KindThreshold] = Field(default_factory=dict)
-    severity: SeverityRules = SeverityRules()
-    actions: dict[Diagnosis, list[ActionKind]] = Field(default_factory=dict)
-    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
-    approval: ApprovalSettings = ApprovalSettings()
-    cooldown_minutes: dict[ActionKind, float] = Field(default_factory=dict)
-    default_cooldown_minutes: float = Field(default=30.0, ge=0.0)
-    max_actions_per_day: int = Field(default=6, ge=0)
-    deploy_window_minutes: float = Field(default=120.0, ge=0.0)
+    No key has a default value here: every policy is merged over the bundled
+    ``policies/default.yaml`` first (``Policy``), which is the one place the defaults are
+    written, the decision table (``actions``) included.
+    """
+
+    mode: Literal["advisory", "autonomous"]
+    persistence: PersistenceRule
+    thresholds: dict[FindingKind, KindThreshold]
+    severity: SeverityRules
+    actions: dict[Diagnosis, list[ActionKind]]
+    min_confidence: float = Field(ge=0.0, le=1.0)
+    approval: ApprovalSettings
+    cooldown_minutes: dict[ActionKind, float]
+    default_cooldown_minutes: float = Field(ge=0.0)
+    max_actions_per_day: int = Field(ge=0)
+    deploy_window_minutes: float = Field(ge=0.0)
     # ... and only when the failure began within this many windows of the version going live
-    deploy_window_windows: int = Field(default=3, ge=0)
-    retrain: RetrainSettings = RetrainSettings()
-    alert: AlertSettings = AlertSettings()
-    verify: VerifySettings = VerifySettings()
-    drift: DriftSettings = DriftSettings()
-    evidence: EvidenceSettings = EvidenceSettings()
-    disable_without_fallback: bool = True
+    deploy_window_windows: int = Field(ge=0)
+    retrain: RetrainSettings
+    alert: AlertSettings
+    verify: VerifySettings
+    drift: DriftSettings
+    evidence: EvidenceSettings
+    disable_without_fallback: bool
+
+    @model_validator(mode="after")
+    def _every_diagnosis_has_a_row(self) -> ModelPolicy:
+        missing = [d.value for d in Diagnosis if d not in self.actions]
+        if missing:
+            raise ValueError(f"the decision table has no row for {', '.join(missing)}")
+        return self
 
     def actions_for(self, diagnosis: Diagnosis) -> list[ActionKind]:
-        return list(self.actions.get(diagnosis, DEFAULT_ACTIONS[diagnosis]))
+        return list(self.actions[diagnosis])
 
     def min_ratio(self, kind: FindingKind) -> float:
         return self.thresholds.get(kind, KindThreshold()).min_ratio
@@ -194,35 +203,39 @@ class ModelPolicy(_Strict):
         return self.cooldown_minutes.get(action, self.default_cooldown_minutes)
 
 
-DEFAULT_ACTIONS: dict[Diagnosis, list[ActionKind]] = {
-    Diagnosis.NOISE: [ActionKind.NONE],
-    Diagnosis.DATA_QUALITY: [ActionKind.REPAIR, ActionKind.FALLBACK, ActionKind.ALERT],
-    Diagnosis.REGRESSION_AFTER_DEPLOY: [ActionKind.ROLLBACK, ActionKind.ALERT],
-    Diagnosis.CONCEPT_DRIFT: [ActionKind.RETRAIN, ActionKind.ALERT],
-    Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP: [ActionKind.RETRAIN, ActionKind.ALERT],
-    Diagnosis.COVARIATE_DRIFT_STABLE: [ActionKind.ALERT],
-    Diagnosis.LATENCY_OR_ERRORS: [ActionKind.FALLBACK, ActionKind.ALERT],
-    Diagnosis.COLLAPSED_PREDICTIONS: [ActionKind.FALLBACK, ActionKind.ALERT],
-    Diagnosis.LATE_DATA: [ActionKind.ALERT],
-}
-
-
 class PolicyFile(_Strict):
     version: Literal[1] = 1
     defaults: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+def bundled_defaults() -> dict[str, Any]:
+    """The ``defaults`` of the bundled ``policies/default.yaml``: every key of a policy."""
+    return copy.deepcopy(_bundled_defaults())
+
+
+@cache
+def _bundled_defaults() -> dict[str, Any]:
+    text = resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(text)["defaults"])
+
+
 class Policy:
-    """A validated policy file: ``for_model(name)`` gives the merged ``ModelPolicy``."""
+    """A validated policy: ``for_model(name)`` gives the merged ``ModelPolicy``.
+
+    ``raw`` names only what it changes: its ``defaults`` are merged key by key over the bundled
+    ones (nested mappings merge, everything else replaces), and each model's overrides over
+    the result. A policy that sets one cooldown keeps the bundled cooldowns of the other actions.
+    """
 
     def __init__(self, raw: dict[str, Any], source: str = "<policy>") -> None:
         self.raw = raw
         self.source = source
         parsed = PolicyFile.model_validate(raw)
-        self.defaults = ModelPolicy.model_validate(parsed.defaults)
+        defaults = _deep_merge(_bundled_defaults(), parsed.defaults)
+        self.defaults = ModelPolicy.model_validate(defaults)
         self._models = {
-            name: ModelPolicy.model_validate(_deep_merge(parsed.defaults, override))
+            name: ModelPolicy.model_validate(_deep_merge(defaults, override))
             for name, override in parsed.models.items()
         }
 
@@ -318,7 +331,8 @@ def _has_path(data: Any, parts: list[str]) -> bool:
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:
-    """Parse and validate a policy from YAML text; raise ``PolicyError`` with line numbers."""
+    """Parse and validate a policy from YAML text, merged over the bundled defaults; raise
+    ``PolicyError`` with the text's line numbers."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -347,13 +361,14 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     except ValidationError as exc:
         raise PolicyError(source, _problems_from(exc, root, ())) from exc
     problems: list[PolicyProblem] = []
+    defaults = _deep_merge(_bundled_defaults(), parsed.defaults)
     try:
-        ModelPolicy.model_validate(parsed.defaults)
+        ModelPolicy.model_validate(defaults)
     except ValidationError as exc:
         problems += _problems_from(exc, root, ("defaults",))
     for name, override in parsed.models.items():
         try:
-            ModelPolicy.model_validate(_deep_merge(parsed.defaults, override))
+            ModelPolicy.model_validate(_deep_merge(defaults, override))
         except ValidationError as exc:
             for problem in _problems_from(exc, root, ("models", name)):
                 # an error inherited from the defaults is already reported at the defaults' line
@@ -366,35 +381,14 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file over the bundled default policy (the bundled one alone when ``path``
-    is None).
-
-    A file names only what it changes: its ``defaults`` are merged key by key over the bundled
-    ones, so a file that sets one cooldown keeps the bundled cooldowns of the other actions
-    (before, a partial file silently replaced them). Problems are reported with the file's own
-    line numbers.
-    """
-    bundled = load_policy_text(
-        resources.files("mlwarden.agent").joinpath("policies/default.yaml").read_text("utf-8"),
-        "default.yaml",
-    )
+    """Load a policy file, merged over the bundled default policy (the bundled one alone when
+    ``path`` is None). Problems are reported with the file's own line numbers."""
     if path is None:
-        return bundled
+        return Policy({}, "default.yaml")
     file = Path(path)
     if not file.is_file():
         raise InvalidInput(f"policy file {file} does not exist")
-    own = load_policy_text(file.read_text("utf-8"), str(file))
-    merged = {
-        "version": 1,
-        "defaults": _deep_merge(bundled.raw.get("defaults") or {}, own.raw.get("defaults") or {}),
-        "models": own.raw.get("models") or {},
-    }
-    try:
-        return Policy(merged, str(file))
-    except ValidationError as exc:  # the file is valid alone but not over the bundled keys
-        raise PolicyError(
-            str(file), [PolicyProblem(line=None, path="", message=str(exc))]
-        ) from exc
+    return load_policy_text(file.read_text("utf-8"), str(file))
 
 
 def configured_policy(settings: Settings | None = None) -> Policy:

@@ -16,6 +16,7 @@ from mlwarden.agent.incidents import WindowView
 from mlwarden.domain import Finding
 from mlwarden.errors import NotFound
 from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
 from mlwarden.store.repository import Store, as_utc, canonical_json, utcnow
 
 OPEN_STATES = ("open", "acting", "verifying")
@@ -336,8 +337,6 @@ class AgentRepo:
         return out
 
     def _model_name(self, model_id: int) -> str:
-        from mlwarden.store import tables as t
-
         with self.engine.connect() as conn:
             return str(
                 conn.execute(select(t.models.c.name).where(t.models.c.id == model_id)).scalar()

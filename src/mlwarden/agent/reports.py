@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.monitor_source import reference_frame
 from mlwarden.agent.repo import AgentRepo
-from mlwarden.diagnose.incident import Diagnosis, diagnose_incident
-from mlwarden.diagnose.schema import Severity
-from mlwarden.domain import Finding, Task
+from mlwarden.diagnose.incident import IncidentDiagnosis, diagnose_incident
+from mlwarden.domain import Finding, ModelSpec, Severity, Task
+from mlwarden.monitor.window import records_frame
 from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, as_utc
 
@@ -71,26 +74,73 @@ def _as_finding(row: dict[str, Any]) -> Finding:
     )
 
 
-def _records_frame(records: list[dict[str, Any]], regression: bool = False) -> pd.DataFrame:
-    """Records as rows of features and ``error``: 1 for a wrong class, or the absolute error of
-    a regression (a regression's answer is never exactly its label, so it is never "wrong")."""
-    rows = []
-    for r in records:
-        row = dict(r["features"] or {})
-        label, prediction = r.get("label"), r.get("prediction")
+def _absolute_errors(labels: Sequence[Any], predictions: Sequence[Any]) -> np.ndarray:
+    """|label - prediction| per row; NaN without a label, an answer, or a number."""
+    errors = np.full(len(labels), np.nan)
+    for i, (label, prediction) in enumerate(zip(labels, predictions, strict=True)):
         if label is not None and prediction is not None:
-            if regression:
-                with contextlib.suppress(TypeError, ValueError):  # a label that is no number
-                    row["error"] = abs(float(label) - float(prediction))
-            else:
-                row["error"] = float(str(label) != str(prediction))
-        rows.append(row)
-    return pd.DataFrame(rows)
+            with contextlib.suppress(TypeError, ValueError):  # a label that is no number
+                errors[i] = abs(float(label) - float(prediction))
+    return errors
+
+
+def _answers_frame(
+    records: list[dict[str, Any]], task: Task, typical_error: float | None = None
+) -> pd.DataFrame:
+    """Records as the monitor's table (``monitor.window.records_frame``) whose ``error`` is 1
+    for a wrong answer, 0 for a right one, and missing without a label or an answer (it is
+    the answer's error, not the request's).
+
+    A class is wrong when it is not the label. A regression's answer is never exactly its
+    label, so it is wrong when it misses by more than ``typical_error``, the live version's
+    mean absolute error on its own reference sample; without one (a remote version, or no
+    sample), by more than the median miss of these records.
+    """
+    frame = records_frame(records)
+    # as stored: the frame's columns may have turned a label 1 into 1.0
+    labels = [record.get("label") for record in records]
+    predictions = [record.get("prediction") for record in records]
+    if task is Task.REGRESSION:
+        misses = _absolute_errors(labels, predictions)
+        if typical_error is None and not np.isnan(misses).all():
+            typical_error = float(np.nanmedian(misses))
+        errors = np.where(np.isnan(misses), np.nan, misses > (typical_error or 0.0))
+    else:
+        errors = np.array(
+            [
+                np.nan if label is None or prediction is None else str(label) != str(prediction)
+                for label, prediction in zip(labels, predictions, strict=True)
+            ],
+            dtype=float,
+        )
+    frame["error"] = errors.astype(float)
+    return frame
+
+
+def _reference_rows(
+    store: Store, spec: ModelSpec, version: int
+) -> tuple[pd.DataFrame | None, float | None]:
+    """The version's reference sample as rows for segments and culprits, and for a regression
+    its typical error: the mean absolute error of the version's own answers to the sample,
+    with each row's ``error`` judged by it as the incident's records are."""
+    if spec.task is not Task.REGRESSION:
+        sample = store.reference_sample(spec.name, version)
+        return (pd.DataFrame(sample) if sample else None), None
+    scored = reference_frame(store, spec, version)
+    if scored is None or "prediction" not in scored or "label" not in scored:
+        sample = store.reference_sample(spec.name, version)
+        return (pd.DataFrame(sample) if sample else None), None
+    misses = _absolute_errors(scored["label"].tolist(), scored["prediction"].tolist())
+    if np.isnan(misses).all():
+        return scored, None
+    typical = float(np.nanmean(misses))
+    scored["error"] = np.where(np.isnan(misses), np.nan, misses > typical).astype(float)
+    return scored, typical
 
 
 def diagnose_stored_incident(
     store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
-) -> Diagnosis:
+) -> IncidentDiagnosis:
     """The diagnosis of a stored incident, from the evidence in the store."""
     model = incident["model"]
     signals = incident_signals(
@@ -117,19 +167,17 @@ def diagnose_stored_incident(
     features = [f.name for f in spec.features]
     deployment = store.get_deployment(model)
     importance = None
-    reference_rows = None
+    reference_rows, typical_error = None, None
     if deployment is not None and deployment.live_version is not None:
         version = store.get_version(model, deployment.live_version)
         importance = getattr(version, "feature_importance", None)
-        sample = store.reference_sample(model, deployment.live_version)
-        if sample:
-            reference_rows = pd.DataFrame(sample)
+        reference_rows, typical_error = _reference_rows(store, spec, deployment.live_version)
     times = [s["time"] for s in signals if s["window"] >= incident["first_window"]]
     since = datetime.fromisoformat(times[0]) if times else None
     window_rows = None
     recent = store.fetch_records(model, since=since, limit=MAX_ROWS, newest_first=True)
     if recent:
-        window_rows = _records_frame(recent, regression=spec.task is Task.REGRESSION)
+        window_rows = _answers_frame(recent, spec.task, typical_error)
     resolution = [
         f"{a['kind']} ({a['state']}) by {a['actor']}" for a in incident.get("actions", [])
     ]

@@ -1,7 +1,2 @@
-"""The HTTP API of mlwarden: ``create_app(settings, store)`` builds the FastAPI server."""
-
-from __future__ import annotations
-
-from mlwarden.api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API of mlwarden: one router per area (``routes_*``), the request dependencies
+(``deps``) and the OpenAPI document. ``mlwarden.server.create_app`` builds the app from them."""

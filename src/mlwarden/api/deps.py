@@ -26,9 +26,9 @@ from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnava
 from mlwarden.store.writer import is_unreachable
 
 if TYPE_CHECKING:
-    from mlwarden.capture.probe import ProbeManager
     from mlwarden.serving.gateway import Gateway
     from mlwarden.serving.metrics import ServerMetrics
+    from mlwarden.serving.probe import ProbeManager
     from mlwarden.settings import Settings
     from mlwarden.store import Store
     from mlwarden.store.writer import RecordWriter

@@ -11,6 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from mlwarden.agent.approvals import Approvals
+from mlwarden.agent.executors import undo_action
+from mlwarden.agent.executors.base import ExecEnv
+from mlwarden.agent.journal import ActionJournal
+from mlwarden.agent.policy import configured_policy
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
 from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
@@ -20,12 +26,8 @@ router = APIRouter(tags=["agent"])
 
 
 def _agent_env(state: ServerState, model: str, actor: str) -> Any:
-    from mlwarden.agent.executors import ExecEnv
-    from mlwarden.agent.journal import Journal
-    from mlwarden.agent.policy import configured_policy
-
     policy = configured_policy()
-    return ExecEnv(state.store, Journal(state.store), policy.for_model(model), actor)
+    return ExecEnv(state.store, ActionJournal(state.store), policy.for_model(model), actor)
 
 
 @router.get("/v1/models/{name}/signals")
@@ -37,8 +39,6 @@ async def get_signals(
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
     """Signal values per window, newest first."""
-    from mlwarden.agent.repo import AgentRepo
-
     rows = await run_in_threadpool(AgentRepo(state.store).signals, name, signal, limit)
     return {"model": name, "signals": rows}
 
@@ -51,8 +51,6 @@ async def get_findings(
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
     """Detector findings per window, newest first."""
-    from mlwarden.agent.repo import AgentRepo
-
     rows = await run_in_threadpool(AgentRepo(state.store).findings, name, limit)
     return {"model": name, "findings": rows}
 
@@ -65,8 +63,6 @@ async def list_incidents(
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
-    from mlwarden.agent.repo import AgentRepo
-
     rows = await run_in_threadpool(
         AgentRepo(state.store).list_incidents, model, incident_state, limit
     )
@@ -80,8 +76,6 @@ async def get_incident(
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
     """An incident with its timeline, decisions, actions and verifications."""
-    from mlwarden.agent.repo import AgentRepo
-
     return await run_in_threadpool(AgentRepo(state.store).get_incident, incident_id)
 
 
@@ -93,10 +87,8 @@ async def list_actions(
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
-    from mlwarden.agent.journal import Journal
-
     rows = await run_in_threadpool(
-        lambda: Journal(state.store).list(model=model, state=action_state, limit=limit)
+        lambda: ActionJournal(state.store).list(model=model, state=action_state, limit=limit)
     )
     return {"actions": rows}
 
@@ -109,11 +101,8 @@ async def undo(
     principal: Principal = Depends(require(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Undo a done action: its model's deployment goes back to the revision before it."""
-    from mlwarden.agent.executors import undo_action
-    from mlwarden.agent.journal import Journal
-
     def run() -> dict[str, Any]:
-        model = Journal(state.store).get(action_id)["model"]
+        model = ActionJournal(state.store).get(action_id)["model"]
         return undo_action(_agent_env(state, model, principal.name), action_id, force=force)
 
     row = await run_in_threadpool(run)
@@ -128,8 +117,6 @@ async def list_approvals(
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
-    from mlwarden.agent.approvals import Approvals
-
     rows = await run_in_threadpool(Approvals(state.store).list, approval_state, model)
     return {"approvals": rows}
 
@@ -137,8 +124,6 @@ async def list_approvals(
 async def _answer(
     state: ServerState, principal: Principal, approval_id: int, body: dict[str, Any]
 ) -> dict[str, Any]:
-    from mlwarden.agent.approvals import Approvals
-
     decision = body.get("decision")
     reason = body.get("reason")
     if decision not in ("approve", "reject"):

@@ -25,6 +25,8 @@ from mlwarden.api.openapi import json_body_doc
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
+from mlwarden.store import tables
+from mlwarden.store.repository import hash_token, utcnow
 
 router = APIRouter()
 
@@ -34,9 +36,6 @@ def ensure_token(store: Any, name: str, token: str) -> None:
 
     The store only creates random tokens, so this writes the hashed row itself.
     """
-    from mlwarden.store import tables
-    from mlwarden.store.repository import hash_token, utcnow
-
     if store.authenticate(token) is not None:
         return
     with store.engine.begin() as conn:

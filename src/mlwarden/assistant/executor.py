@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from rich.table import Table
 
+from mlwarden.agent.policy import load_policy
 from mlwarden.assistant import registry_adapter as moves
 from mlwarden.assistant.cleaning import plan_cleaning
 from mlwarden.assistant.datasets import DatasetStore, DatasetVersion
@@ -675,12 +676,10 @@ def _bundled_columns(example: str) -> list[str]:
 
 def _policy_summary(model: str) -> dict[str, Any]:
     try:
-        from mlwarden.agent.policy import load_policy
-
         policy = load_policy()
         chosen = policy.for_model(model)
         return {"source": "default", "mode": str(getattr(chosen, "mode", "advisory"))}
-    except (ImportError, MlwardenError, ValueError):
+    except (MlwardenError, ValueError):
         return {"source": "default", "mode": "advisory"}
 
 

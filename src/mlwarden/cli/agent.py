@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 
 policy_app = typer.Typer(help="Check agent policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -180,11 +180,11 @@ def actions_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Journaled actions, newest first."""
-    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.journal import ActionJournal
 
     store = _store()
     try:
-        rows = Journal(store).list(model=model, state=state)
+        rows = ActionJournal(store).list(model=model, state=state)
     finally:
         store.close()
     columns = [
@@ -207,14 +207,15 @@ def actions_undo(
     actor: str = typer.Option("cli", "--actor", help="Who undoes it (for the audit log)."),
 ) -> None:
     """Undo a done action: the deployment goes back to the revision before it."""
-    from mlwarden.agent.executors import ExecEnv, undo_action
-    from mlwarden.agent.journal import Journal
+    from mlwarden.agent.executors import undo_action
+    from mlwarden.agent.executors.base import ExecEnv
+    from mlwarden.agent.journal import ActionJournal
     from mlwarden.agent.policy import configured_policy
     from mlwarden.errors import MlwardenError
 
     store = _store()
     try:
-        journal = Journal(store)
+        journal = ActionJournal(store)
         model = journal.get(action_id)["model"]
         env = ExecEnv(store, journal, configured_policy().for_model(model), actor)
         row = undo_action(env, action_id, force=force)

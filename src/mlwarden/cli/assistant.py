@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 
 if TYPE_CHECKING:  # the executor pulls in scikit-learn: import it when a command runs
     from mlwarden.assistant.executor import Assistant, Conversation, Reply

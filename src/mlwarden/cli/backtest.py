@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.backtest import (
     load_detection_policy,
@@ -18,8 +18,8 @@ from mlwarden.monitor.backtest import (
     write_outputs,
 )
 from mlwarden.monitor.engine import MonitorConfig
-from mlwarden.monitor.profile import Columns
 from mlwarden.monitor.window import WindowSpec
+from mlwarden.stats.profile import Columns
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 
 
 @app.command()
@@ -37,6 +37,7 @@ def demo(
     from mlwarden.errors import MlwardenError
     from mlwarden.scenarios.demo import Demo
     from mlwarden.scenarios.spec import load_scenario
+    from mlwarden.server.background import serve_in_background
 
     if mode not in (None, "autonomous", "advisory"):
         raise typer.BadParameter("choose autonomous or advisory", param_hint="--mode")
@@ -48,7 +49,9 @@ def demo(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
     say = (lambda text: typer.echo(text, err=True)) if as_json else typer.echo
-    runner = Demo(spec, data_dir, port=port, speed=speed, seed=seed, say=say)
+    runner = Demo(
+        spec, data_dir, serve=serve_in_background, port=port, speed=speed, seed=seed, say=say
+    )
     status = runner.run(duration)
     if as_json:
         typer.echo(json.dumps(status.__dict__))

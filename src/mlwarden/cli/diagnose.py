@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 from mlwarden.diagnose.assistant import (
     TextDiagnosis,
     diagnose_scenario,

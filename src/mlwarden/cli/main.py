@@ -1,50 +1,13 @@
-"""The ``mlwarden`` command line: one Typer app, one module per group of commands."""
+"""The ``mlwarden`` command line (the console script's entry point): the app of ``cli.app`` with
+every command module's commands registered on it."""
 
 from __future__ import annotations
 
-import typer
+# Importing a command module registers its commands; this order is their order in ``--help``.
+# isort: off
+from mlwarden.cli import agent, serve, diagnose, assistant, simulate  # noqa: F401
+from mlwarden.cli import backtest, demo, report, registry, observe  # noqa: F401
+# isort: on
+from mlwarden.cli.app import app
 
-from mlwarden import __version__
-
-app = typer.Typer(
-    name="mlwarden",
-    help="mlwarden: an autonomous reliability engineer for ML models in production.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-@app.callback()
-def main() -> None:
-    """mlwarden: an autonomous reliability engineer for ML models in production."""
-
-
-@app.command()
-def version() -> None:
-    """Print the installed mlwarden version."""
-    typer.echo(__version__)
-
-
-# Command modules register themselves on `app` when imported; keep this list explicit.
-# (Each module defines its commands with `@app.command()` on the app imported from here.)
-def _register_commands() -> None:
-    import importlib
-
-    for module in _COMMAND_MODULES:
-        importlib.import_module(f"mlwarden.cli.{module}")
-
-
-_COMMAND_MODULES: list[str] = [
-    "agent",
-    "serve",
-    "diagnose",
-    "assistant",
-    "simulate",
-    "backtest",
-    "demo",
-    "report",
-    "registry",
-    "observe",
-]
-
-_register_commands()
+__all__ = ["app"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 from mlwarden.cli.serve import _errors, _open_store
 
 # the agent's bookkeeping row of every stored window, not a measurement

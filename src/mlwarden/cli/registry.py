@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 from mlwarden.cli.serve import _errors, _open_store
 
 

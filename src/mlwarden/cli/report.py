@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 
 
 @app.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mlwarden.cli.main import app
+from mlwarden.cli.app import app
 from mlwarden.domain import Role
 from mlwarden.errors import MlwardenError
 from mlwarden.settings import Settings, is_loopback
@@ -64,7 +64,7 @@ def serve(
     """Start the mlwarden server (API, gateway, dashboard, metrics, agent): one Uvicorn worker."""
     import uvicorn
 
-    from mlwarden.api import create_app
+    from mlwarden.server import create_app
 
     settings = _settings(host, port, data_dir, database_url).model_copy(
         update={"agent_in_server": agent}

@@ -25,7 +25,7 @@ from mlwarden.domain import FindingKind
 
 if TYPE_CHECKING:
     from mlwarden.domain import Finding
-    from mlwarden.monitor.profile import Profile
+    from mlwarden.stats.profile import Profile
 
 __all__ = ["Detector", "fmt_p", "fmt_rows"]
 

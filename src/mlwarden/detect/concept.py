@@ -18,14 +18,14 @@ Two detectors, one slow and sure, one fast:
 Whether a drop is concept drift (inputs stable) or data drift with impact (inputs moved) is the
 engine's call, because only it sees both (:func:`attribute_drop`).
 
->>> from mlwarden.monitor.performance import MetricValue
+>>> from mlwarden.stats.performance import MetricValue
 >>> ref = MetricValue("accuracy", 0.90, 0.89, 0.91, 5000)
 >>> win = MetricValue("accuracy", 0.70, 0.67, 0.73, 1000)
 >>> performance_drop("accuracy", ref, win, tolerance=0.02, window_index=4).statistic
 'accuracy_drop'
 >>> performance_drop("accuracy", ref, MetricValue("accuracy", .88, .86, .90, 1000), 0.02) is None
 True
->>> from mlwarden.monitor.performance import MetricSpread
+>>> from mlwarden.stats.performance import MetricSpread
 >>> spread = MetricSpread("accuracy", 0.90, 0.30)      # std 0.01 at 900 rows
 >>> estimated_drop(spread, MetricValue("accuracy", 0.86, 0.84, 0.88, 900)).evidence["estimated"]
 True
@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import HIGHER_IS_BETTER, MetricSpread, MetricValue
+from mlwarden.stats.performance import HIGHER_IS_BETTER, MetricSpread, MetricValue
 
 # How many records before the detection point the change is assumed to have started.
 _DETECTION_LAG = 50

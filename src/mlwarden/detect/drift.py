@@ -38,7 +38,7 @@ reports both as findings); constant features are compared like any other (a cons
 uses the spread of both samples together to scale Wasserstein).
 
 >>> import numpy as np, pandas as pd
->>> from mlwarden.monitor.profile import Profile, ProfileLayout
+>>> from mlwarden.stats.profile import Profile, ProfileLayout
 >>> rng = np.random.default_rng(0)
 >>> ref = pd.DataFrame({"x": rng.normal(size=5000), "y": rng.normal(size=5000)})
 >>> win = pd.DataFrame({"x": rng.normal(0.5, 1, 1000), "y": rng.normal(size=1000)})
@@ -73,7 +73,7 @@ from mlwarden.detect.statistics import (
 )
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import CategoricalStats, NumericStats, Profile
+from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
 
 __all__ = ["DriftReport", "DriftThresholds", "FeatureDrift", "FeatureDriftDetector"]
 

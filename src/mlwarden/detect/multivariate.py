@@ -47,8 +47,8 @@ from threadpoolctl import threadpool_limits
 from mlwarden.detect.base import fmt_p, fmt_rows
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import DataLike, _as_float, _infer_type
-from mlwarden.monitor.reference import to_pandas
+from mlwarden.stats.profile import DataLike, _as_float, _infer_type
+from mlwarden.stats.reference import to_pandas
 
 __all__ = ["DomainClassifierDetector", "DomainClassifierResult", "MomentScreen"]
 

@@ -17,7 +17,7 @@ Each shift smaller than ``min_shift`` (the metric's tolerance, and at least one 
 standard deviation) is allowed for (the CUSUM's reference value k is half of it), so neither
 sampling noise nor a drop nobody would act on accumulates.
 
->>> from mlwarden.monitor.performance import MetricSpread
+>>> from mlwarden.stats.performance import MetricSpread
 >>> spread = MetricSpread("accuracy", 0.90, 0.30)          # std 0.01 at 900 rows
 >>> det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
 >>> series = [0.90, 0.91, 0.89, 0.90, 0.84, 0.85, 0.84]
@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, replace
 
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import HIGHER_IS_BETTER, MetricSpread
+from mlwarden.stats.performance import HIGHER_IS_BETTER, MetricSpread
 
 __all__ = ["PerformanceChangeDetector"]
 

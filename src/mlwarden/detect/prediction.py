@@ -14,7 +14,7 @@
   answers it with a fallback, at critical severity).
 
 >>> import numpy as np, pandas as pd
->>> from mlwarden.monitor.profile import Profile, ProfileLayout
+>>> from mlwarden.stats.profile import Profile, ProfileLayout
 >>> rng = np.random.default_rng(0)
 >>> ref = pd.DataFrame({"x": rng.normal(size=2000), "prediction": rng.choice(["no", "yes"], 2000)})
 >>> layout = ProfileLayout.fit(ref)
@@ -35,7 +35,7 @@ import numpy as np
 from mlwarden.detect.base import Detector, fmt_p, fmt_rows
 from mlwarden.detect.statistics import chi_square, holm, js_distance, ks_binned, wasserstein_binned
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.profile import CategoricalStats, NumericStats, Profile
+from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
 
 __all__ = ["PredictionCollapseDetector", "PredictionDriftDetector", "output_signals"]
 

@@ -28,7 +28,7 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
 * constant: the reference varied and the window (with at least ``min_rows`` values) does not.
 
 >>> import numpy as np, pandas as pd
->>> from mlwarden.monitor.profile import Profile, ProfileLayout
+>>> from mlwarden.stats.profile import Profile, ProfileLayout
 >>> rng = np.random.default_rng(0)
 >>> ref = pd.DataFrame({"price": rng.gamma(2.0, 10.0, 5000)})
 >>> layout = ProfileLayout.fit(ref)
@@ -50,7 +50,7 @@ from scipy import stats
 from mlwarden.detect.base import Detector, fmt_p, fmt_rows
 from mlwarden.domain import Finding, FindingKind, ModelSpec
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import CategoricalStats, NumericStats, Profile
+from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
 
 __all__ = ["QualityDetector", "QualityThresholds"]
 

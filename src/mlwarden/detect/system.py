@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from mlwarden.domain import Finding, FindingKind
-from mlwarden.monitor.performance import to_float_array
+from mlwarden.stats.performance import to_float_array
 
 __all__ = [
     "SystemBaseline",

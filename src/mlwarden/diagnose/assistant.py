@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from mlwarden.diagnose.facts import Facts, escalate, extract_facts
 from mlwarden.diagnose.loader import get_playbook, load_playbooks
 from mlwarden.diagnose.matcher import Evidence, matcher_for
-from mlwarden.diagnose.schema import Playbook, Severity
+from mlwarden.diagnose.schema import Playbook
+from mlwarden.domain import Severity
 from mlwarden.errors import InvalidInput
 
 # Words shown per match by --explain (the strongest first).

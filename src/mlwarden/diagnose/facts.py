@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlwarden.diagnose.schema import Escalator, Playbook, Severity
+from mlwarden.diagnose.schema import Escalator, Playbook
+from mlwarden.domain import Severity
 
 _NUM = r"(?<![\d.])(\d++(?:\.\d++)?)"
 _TIME_UNIT_MS = {"ms": 1.0, "millisecond": 1.0, "milliseconds": 1.0, "s": 1000.0, "sec": 1000.0,

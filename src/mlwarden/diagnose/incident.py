@@ -1,10 +1,12 @@
 """Diagnosis of an incident from what mlwarden measured: findings, signals, events and rows.
 
 ``diagnose_incident`` is a pure function: the agent passes what it holds for one incident and
-gets a :class:`Diagnosis` (ranked playbooks with the evidence that matched, culprit features,
-segments, timeline, severity with its reason, a plain-English explanation) that exports to
-Markdown, HTML and JSON following the root-cause template (symptom, impact, timeline,
-hypotheses, investigation, resolution).
+gets an :class:`IncidentDiagnosis` (ranked playbooks with the evidence that matched, culprit
+features, segments, timeline, severity with its reason, a plain-English explanation) that
+exports to Markdown, HTML and JSON following the root-cause template (symptom, impact,
+timeline, hypotheses, investigation, resolution). It is not the agent's ``policy.Diagnosis``,
+the row of the decision table an incident's findings add up to, which it may name as
+``agent_diagnosis``.
 
 >>> from mlwarden.domain import Finding
 >>> f = Finding(kind="data_quality", detector="null_rate", features=["vicprice"],
@@ -27,10 +29,11 @@ from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.culprits import Culprit, rank_culprits
 from mlwarden.diagnose.facts import Facts, escalate
 from mlwarden.diagnose.loader import load_playbooks
-from mlwarden.diagnose.schema import Playbook, Severity, SignalPattern
+from mlwarden.diagnose.report import render_html, render_markdown
+from mlwarden.diagnose.schema import Playbook, SignalPattern
 from mlwarden.diagnose.segments import Segment, find_segments
 from mlwarden.diagnose.timeline import Change, TimelineEntry, detect_changes, split_signal
-from mlwarden.domain import Finding, FindingKind
+from mlwarden.domain import Finding, FindingKind, Severity
 
 # A deploy/config event counts as "just before" the incident within this many windows.
 EVENT_HORIZON_WINDOWS = 3
@@ -75,7 +78,7 @@ class IncidentMatch(BaseModel):
     evidence: list[str]
 
 
-class Diagnosis(BaseModel):
+class IncidentDiagnosis(BaseModel):
     """Everything known about one incident's cause, ready to show or export."""
 
     model: str | None = None
@@ -102,13 +105,9 @@ class Diagnosis(BaseModel):
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        from mlwarden.diagnose.report import render_markdown
-
         return render_markdown(self)
 
     def to_html(self) -> str:
-        from mlwarden.diagnose.report import render_html
-
         return render_html(self)
 
 
@@ -414,7 +413,7 @@ def diagnose_incident(
     limit: int = 3,
     agent_diagnosis: str | None = None,
     agent_severity: Severity | None = None,
-) -> Diagnosis:
+) -> IncidentDiagnosis:
     """Diagnose one incident; every argument but ``findings`` is optional evidence.
 
     ``events``: dicts with ``type`` (``deploy``, ``config`` ...), optional ``window``, ``time``
@@ -479,7 +478,7 @@ def diagnose_incident(
     symptoms = [f.message if f.message else _describe_finding(f) for f in findings] or [
         f"{_stat_label(c.signal)} changed {_when(c)}" for c in changes]
     impact = [f"severity {severity.value}: " + "; ".join(reasons), *facts.describe()]
-    return Diagnosis(
+    return IncidentDiagnosis(
         model=model, generated_at=generated_at, severity=severity, severity_reasons=reasons,
         matches=matches, culprits=culprits, segments=segments, timeline=timeline,
         explanation=explanation, symptoms=symptoms, impact=impact,

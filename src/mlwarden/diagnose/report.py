@@ -1,7 +1,7 @@
 """Incident report export: Markdown and self-contained HTML following the root-cause template.
 
 Sections: symptom, impact, timeline, hypotheses, investigation, resolution. JSON is
-``Diagnosis.to_json()``. The HTML has its CSS inline and no scripts, so it can be mailed or
+``IncidentDiagnosis.to_json()``. The HTML has its CSS inline and no scripts, so it can be mailed or
 attached to a ticket as one file.
 """
 
@@ -9,12 +9,8 @@ attached to a ticket as one file.
 # ruff: noqa: E501
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from jinja2 import Environment, select_autoescape
-
-if TYPE_CHECKING:
-    from mlwarden.diagnose.incident import Diagnosis
+from pydantic import BaseModel
 
 _MD = """\
 # Incident report{% if d.model %}: {{ d.model }}{% endif %}
@@ -131,9 +127,11 @@ def _env(autoescape: bool) -> Environment:
     return env
 
 
-def render_markdown(d: Diagnosis) -> str:
+# ``d`` is an incident's diagnosis (``diagnose.incident``), which renders itself through these
+# two: typed as any model here so that the templates' module does not import the diagnosis back.
+def render_markdown(d: BaseModel) -> str:
     return _env(False).from_string(_MD).render(d=d)
 
 
-def render_html(d: Diagnosis) -> str:
+def render_html(d: BaseModel) -> str:
     return _env(True).from_string(_HTML).render(d=d)

@@ -8,30 +8,11 @@ findings against ``symptoms.finding_kinds`` and ``symptoms.signal_patterns``. Se
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlwarden.domain import ActionKind, FindingKind
-
-
-class Severity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_ORDER.index(self)
-
-    def raise_to(self, other: Severity) -> Severity:
-        """The more severe of the two: escalators only ever raise severity."""
-        return other if other.rank > self.rank else self
-
-
-_SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+from mlwarden.domain import ActionKind, FindingKind, Severity
 
 # Facts an escalator may test. Numeric facts need a threshold ``above``; boolean ones must not.
 NUMERIC_FACTS = (

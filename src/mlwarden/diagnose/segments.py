@@ -1,10 +1,11 @@
 """Segments: the slices of traffic where error or drift grew most, with their share of traffic.
 
 Slices are category values and reference-quantile bins (quartiles) of numeric features, with
-"missing" and "(unseen)" as slices of their own. With an error column (1 = wrong, or an
-absolute error for regression) a slice is ranked by its *contribution to the growth of the
-overall error*: ``share_window * (error_window - error_reference)``, in points of error — a
-small slice with a huge error rise and a large slice with a moderate one compete fairly.
+"missing" and "(unseen)" as slices of their own. With an error column (1 = a wrong answer;
+for a regression, one that misses by more than the model's typical error) a slice is ranked
+by its *contribution to the growth of the overall error*:
+``share_window * (error_window - error_reference)``, in points of error — a small slice with
+a huge error rise and a large slice with a moderate one compete fairly.
 Without errors, slices are ranked by how much their share of traffic moved.
 
 >>> import pandas as pd

@@ -1,7 +1,7 @@
 """Backtest: run every detector over historical logs, window by window, as if live.
 
 Reads a reference and a stream (CSV or Parquet) with the column conventions of
-:class:`~mlwarden.monitor.profile.Columns` (``id``, ``timestamp``, ``prediction``, ``score`` or
+:class:`~mlwarden.stats.profile.Columns` (``id``, ``timestamp``, ``prediction``, ``score`` or
 ``proba_<class>``, ``label``, ``latency_ms``, ``error``; every other column is a feature), joins
 labels from a separate file by ``id`` when given, cuts the stream into windows, runs the
 :class:`~mlwarden.monitor.engine.Monitor` on each, and writes ``findings.json``, ``report.md``
@@ -32,8 +32,8 @@ import yaml
 from mlwarden.domain import Finding
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.engine import Monitor, MonitorConfig, WindowResult
-from mlwarden.monitor.profile import Columns
 from mlwarden.monitor.window import WindowSpec, iter_windows
+from mlwarden.stats.profile import Columns
 
 __all__ = ["BacktestResult", "load_detection_policy", "read_table", "run_backtest",
            "write_outputs"]

@@ -7,7 +7,7 @@ same thing per closed window::
     result = monitor.process(window_frame, index=7)   # signals + findings + profile
     updated = monitor.add_labels({"rec-17": 1, ...})  # late labels -> windows re-scored
 
-A window passes through: profile (``monitor.profile``) -> data drift per feature
+A window passes through: profile (``stats.profile``) -> data drift per feature
 (``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
 optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
 (``monitor.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
@@ -65,7 +65,8 @@ from mlwarden.detect.system import SystemBaseline, SystemThresholds, detect_syst
 from mlwarden.domain import Finding, FindingKind, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.estimate import CBPE, estimation_error
-from mlwarden.monitor.performance import (
+from mlwarden.monitor.window import LabelJoiner, timestamps_of
+from mlwarden.stats.performance import (
     MetricSpread,
     MetricValue,
     canonical_label,
@@ -76,8 +77,7 @@ from mlwarden.monitor.performance import (
     regression_metrics,
     regression_spreads,
 )
-from mlwarden.monitor.profile import Columns, Profile
-from mlwarden.monitor.window import LabelJoiner, timestamps_of
+from mlwarden.stats.profile import Columns, Profile
 
 __all__ = ["Monitor", "MonitorConfig", "WindowResult", "sanitize_signals"]
 

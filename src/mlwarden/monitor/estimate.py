@@ -25,7 +25,7 @@ labels arrive.
 >>> value = est.estimate(score[2000:])["accuracy"].value
 >>> bool(abs(value - np.mean((score[2000:] > .5) == label[2000:])) < 0.03)
 True
->>> from mlwarden.monitor.performance import classification_metrics
+>>> from mlwarden.stats.performance import classification_metrics
 >>> auc = est.estimate(score[2000:])["roc_auc"]
 >>> actual = classification_metrics(label[2000:], score[2000:] > .5, proba=score[2000:])
 >>> bool(abs(auc.value - actual["roc_auc"].value) < 0.03), auc.ci_low < auc.value < auc.ci_high
@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from mlwarden.monitor.performance import (
+from mlwarden.stats.performance import (
     MetricValue,
     canonical_label,
     canonical_labels,

@@ -19,13 +19,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
 
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.api.server import BackgroundServer
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import install_models, prepare
 from mlwarden.scenarios.faults import inject
@@ -37,6 +36,19 @@ from mlwarden.store.repository import Store
 log = logging.getLogger("mlwarden.demo")
 
 BATCH = 10
+
+
+class RunningServer(Protocol):
+    """A started mlwarden server: where it answers, and how to stop it."""
+
+    url: str
+
+    def stop(self) -> None: ...
+
+
+# starts the server on the settings' port (``mlwarden.server.background.serve_in_background``);
+# passed in, since the scenarios sit below the server that composes them
+Serve = Callable[[Settings], RunningServer]
 
 
 @dataclass
@@ -56,6 +68,7 @@ class Demo:
         scenario: Scenario,
         data_dir: Path,
         *,
+        serve: Serve,
         port: int = 8000,
         speed: float = 1.0,
         seed: int = 0,
@@ -63,6 +76,7 @@ class Demo:
     ) -> None:
         self.scenario = scenario
         self.data_dir = Path(data_dir)
+        self.serve = serve
         self.port = port
         self.speed = speed
         self.seed = seed
@@ -110,10 +124,8 @@ class Demo:
 
     def run(self, duration_s: float | None = None) -> DemoStatus:
         """Serve and stream until Ctrl-C (or ``duration_s``); returns what was sent."""
-        from mlwarden.api import create_app
-
         settings = self.prepare()
-        server = BackgroundServer(create_app(settings), port=self.port).start()
+        server = self.serve(settings)
         self.url = server.url
         self.say(f"mlwarden is serving on {server.url}/ui/  (API: {server.url}/docs)")
         self.say("authentication: disabled (loopback only)")

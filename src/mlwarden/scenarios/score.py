@@ -14,12 +14,11 @@ expected playbook must be the best match of at least one incident.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import reduce
 from typing import Any
 
 import numpy as np
 
-from mlwarden.diagnose.schema import Severity
+from mlwarden.domain import Severity
 from mlwarden.scenarios.spec import Expectation, ExpectedAction, Scenario
 
 GRACE_WINDOWS = 2
@@ -230,8 +229,7 @@ def _incident_checks(
     wanted = expect.incidents
     assert wanted is not None
     count = len(incidents)
-    severities = [Severity(i["max_severity"]) for i in incidents if i.get("max_severity")]
-    worst = reduce(Severity.raise_to, severities) if severities else None
+    worst = Severity.worst(i["max_severity"] for i in incidents if i.get("max_severity"))
     seen = {"incidents": count, "worst_severity": None if worst is None else worst.value}
     checks = []
     for label, bound, ok in (
@@ -242,7 +240,7 @@ def _incident_checks(
         if bound is not None:
             checks.append({"expect": f"{label} {bound} incidents", "passed": ok(bound), **seen})
     if wanted.severity is not None:
-        reached = worst is not None and worst.rank >= wanted.severity.rank
+        reached = worst is not None and worst.at_least(wanted.severity)
         checks.append(
             {
                 "expect": f"an incident of severity {wanted.severity.value} or more",
@@ -251,7 +249,7 @@ def _incident_checks(
             }
         )
     if wanted.max_severity is not None:
-        within = worst is None or worst.rank <= wanted.max_severity.rank
+        within = worst is None or wanted.max_severity.at_least(worst)
         checks.append(
             {
                 "expect": f"no incident above severity {wanted.max_severity.value}",

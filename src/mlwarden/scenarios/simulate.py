@@ -21,20 +21,20 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
-from mlwarden.diagnose.schema import Severity
-from mlwarden.domain import Role, Task
+from mlwarden.agent.reports import incident_context
+from mlwarden.domain import Role, Severity, Task
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
@@ -52,6 +52,7 @@ from mlwarden.scenarios.spec import (
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
+from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store, simulated_clock
 
 log = logging.getLogger("mlwarden.simulate")
@@ -575,8 +576,6 @@ class Simulation:
 
     def _playbooks(self) -> dict[int, str | None]:
         """The best-matching playbook of each incident, from its stored evidence."""
-        from mlwarden.agent.reports import incident_context
-
         out: dict[int, str | None] = {}
         for incident in self.agent.repo.list_incidents(self.model, limit=1000):
             diagnosis = incident_context(self.store, incident["id"])["diagnosis"]
@@ -589,10 +588,6 @@ class Simulation:
         """Every action with the window it was taken in and how it ended."""
         verdicts: dict[int, str] = {}
         with self.store.engine.connect() as conn:
-            from sqlalchemy import select
-
-            from mlwarden.store import agent_tables as at
-
             for row in conn.execute(
                 select(at.verifications.c.action_id, at.verifications.c.verdict)
             ):
@@ -689,15 +684,10 @@ def scenario_policy(scenario: Scenario) -> Policy:
     """The default policy, with the scenario's file or inline overrides and its mode."""
     if isinstance(scenario.policy, str):
         return load_policy(scenario.policy)
-    defaults = yaml.safe_load(
-        (resources.files("mlwarden.agent") / "policies" / "default.yaml").read_text()
-    )
     overrides = dict(scenario.policy or {})
     overrides.setdefault("mode", scenario.mode)
-    return load_policy_text(
-        yaml.safe_dump({**defaults, "defaults": {**defaults["defaults"], **overrides}}),
-        f"scenario {scenario.name}",
-    )
+    # merged over the bundled defaults like any policy
+    return load_policy_text(yaml.safe_dump({"defaults": overrides}), f"scenario {scenario.name}")
 
 
 def _incident_entry(incident: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlwarden.datasets import DATASETS
-from mlwarden.diagnose.schema import Severity
-from mlwarden.domain import ActionKind, FindingKind, Task
+from mlwarden.domain import ActionKind, FindingKind, Severity, Task
 from mlwarden.errors import InvalidInput, NotFound
 
 FaultKind = Literal[

@@ -54,7 +54,6 @@ from mlwarden.store.batch import RecordBatch
 from mlwarden.store.database import make_engine
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from mlwarden.settings import Settings
 
@@ -1076,33 +1075,6 @@ class Store:
             row["timestamp"] = as_utc(row.pop("ts"))
             row["received_at"] = as_utc(row["received_at"])
         return rows
-
-    def records_frame(self, model: str, **kwargs: Any) -> pd.DataFrame:
-        """``fetch_records`` as a pandas DataFrame with one column per feature.
-
-        Columns: id, timestamp, version, prediction, scores, latency_ms, error, served_by,
-        label, then the features in the order of the model's schema.
-        """
-        import pandas as pd
-
-        rows = self.fetch_records(model, **kwargs)
-        names = self.get_model(model).feature_names
-        frame = pd.DataFrame(
-            rows,
-            columns=[
-                "id",
-                "timestamp",
-                "version",
-                "prediction",
-                "scores",
-                "latency_ms",
-                "error",
-                "served_by",
-                "label",
-            ],
-        )
-        features = pd.DataFrame([row["features"] for row in rows], columns=names)
-        return pd.concat([frame, features], axis=1)
 
     def purge_records(self, older_than: datetime) -> int:
         """Delete raw records (and their labels) received before ``older_than``.

@@ -96,7 +96,7 @@ def _decode_row(line: str) -> dict[str, Any]:
     return row
 
 
-class Journal:
+class SpillJournal:
     """Append-only spill files in one folder: ``<sequence>.jsonl`` segments, oldest first.
 
     Each append is flushed and fsync'd before it returns, so a record that reached the journal
@@ -249,10 +249,10 @@ class RecordWriter:
         self.flush_interval_s = flush_interval_s
         self.queue_limit = queue_limit
         self.retry_interval_s = retry_interval_s
-        self.journal = Journal(journal_dir, segment_rows=segment_rows)
+        self.journal = SpillJournal(journal_dir, segment_rows=segment_rows)
         self._queue: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
-        self._capture: Journal | None = None
+        self._capture: SpillJournal | None = None
         self._capture_cond = threading.Condition()
         self._capture_pending: list[tuple[list[dict[str, Any]], Future[None]]] = []
         # capture segment -> rows submitted to the queue once its last row was: the segment
@@ -297,7 +297,7 @@ class RecordWriter:
         ``keep``. Returns the number of rows moved."""
         if not keep and not folder.is_dir():
             return 0
-        capture = Journal(folder, segment_rows=CAPTURE_SEGMENT_ROWS)
+        capture = SpillJournal(folder, segment_rows=CAPTURE_SEGMENT_ROWS)
         moved = 0
         for path in capture.segments():
             rows = capture.read(path)
@@ -439,7 +439,7 @@ class RecordWriter:
                 return
 
     def _commit(
-        self, capture: Journal, group: list[tuple[list[dict[str, Any]], Future[None]]]
+        self, capture: SpillJournal, group: list[tuple[list[dict[str, Any]], Future[None]]]
     ) -> None:
         """One write and one fsync for every caller waiting, then queue their rows."""
         rows = [row for part, _ in group for row in part]
@@ -461,7 +461,7 @@ class RecordWriter:
         for _, done in group:
             done.set_result(None)
 
-    def _trim_capture(self, capture: Journal) -> None:
+    def _trim_capture(self, capture: SpillJournal) -> None:
         """Delete the capture segments whose rows the writer has all stored or journaled."""
         with self._cond:
             processed = self._processed
@@ -649,4 +649,4 @@ class RecordWriter:
             log.info("replayed journal segment %s (%d records)", path.name, len(rows))
 
 
-__all__ = ["Journal", "JournalUnwritable", "RecordWriter", "WriterStats", "is_unreachable"]
+__all__ = ["JournalUnwritable", "RecordWriter", "SpillJournal", "WriterStats", "is_unreachable"]

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, func, select
 
 from mlwarden.agent.repo import OPEN_STATES
+from mlwarden.domain import Severity
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.repository import as_utc
@@ -40,7 +41,6 @@ __all__ = [
     "token_is_active",
 ]
 
-SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 SPARK_WINDOWS = 30
 
 # the first of these a model has is its headline performance number
@@ -97,7 +97,8 @@ class ModelRow:
     def worst_severity(self) -> str | None:
         if not self.incidents:
             return None
-        return max((i["severity"] for i in self.incidents), key=lambda s: SEVERITY_ORDER.get(s, 0))
+        worst = Severity.worst(i["severity"] for i in self.incidents)
+        return None if worst is None else worst.value
 
     @property
     def performance_name(self) -> str | None:
@@ -134,7 +135,7 @@ def health_of(row: ModelRow) -> tuple[str, str]:
     if row.disabled:
         return "disabled", "the deployment is disabled: requests get the default response"
     worst = row.worst_severity
-    if worst in ("high", "critical"):
+    if worst is not None and Severity(worst).at_least(Severity.HIGH):
         return "failing", f"{len(row.incidents)} open incident(s), worst severity {worst}"
     error_rate = row.latest.get(ERROR_SIGNAL)
     if error_rate is not None and error_rate >= 0.5:

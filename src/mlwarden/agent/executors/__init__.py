@@ -9,111 +9,38 @@ that crashed half-way finishes it without repeating what already took effect (se
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.journal import Journal, marker
-from mlwarden.agent.policy import ModelPolicy
+from mlwarden.agent.executors.alert import run_alert
+from mlwarden.agent.executors.base import ExecEnv, Executor, crashpoint, current_revision
+from mlwarden.agent.executors.deploy import (
+    run_canary,
+    run_disable,
+    run_fallback,
+    run_promote,
+    run_repair,
+    run_rollback,
+    run_shadow,
+)
+from mlwarden.agent.executors.retrain import run_retrain
+from mlwarden.agent.journal import marker
 from mlwarden.domain import ActionKind, Deployment, DeploymentState
-from mlwarden.errors import Conflict, InvalidInput, MlwardenError
+from mlwarden.errors import Conflict, MlwardenError
 from mlwarden.store.repository import Store
 
-CRASH_ENV = "MLWARDEN_AGENT_CRASH_AT"
+__all__ = ["EXECUTORS", "run_action", "undo_action"]
 
-
-def crashpoint(name: str) -> None:
-    """Fault injection for the crash tests: SIGKILL this process at the named step.
-
-    Only active when the environment variable ``MLWARDEN_AGENT_CRASH_AT`` equals ``name``; the
-    steps are ``journaled``, ``started``, ``changed`` and ``done``.
-    """
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@dataclass
-class ExecEnv:
-    """What an executor needs: the store, the journal, the model's policy and who acts."""
-
-    store: Store
-    journal: Journal
-    policy: ModelPolicy
-    actor: str = "agent"
-    story: dict[str, Any] = field(default_factory=dict)  # context for alerts
-    # signs alert webhooks; None: the settings' (MLWARDEN_WEBHOOK_SECRET), read when one is sent
-    webhook_secret: str | None = None
-
-
-def current_revision(store: Store, model: str) -> int | None:
-    deployment = store.get_deployment(model)
-    return None if deployment is None else deployment.revision
-
-
-def change_deployment(
-    env: ExecEnv,
-    action: dict[str, Any],
-    step: str,
-    mutate: Callable[[DeploymentState], DeploymentState],
-    reason: str,
-) -> Deployment:
-    """Apply one deployment change of an action exactly once.
-
-    When a revision tagged ``[action N] step`` exists after the action's ``before_revision``,
-    an earlier attempt already made this change (the agent died before marking it done), and
-    that revision is returned instead of writing a second one.
-    """
-    model = action["model"]
-    tag = f"{marker(action['id'])} {step}"
-    before = action.get("before_revision") or 0
-    for revision in env.store.deployment_history(model, limit=50):
-        if revision.revision <= before:
-            break
-        if revision.reason.startswith(tag):
-            return revision
-    current = env.store.get_deployment(model)
-    if current is None:
-        raise InvalidInput(f"model {model!r} is not deployed; nothing to {step}")
-    state = DeploymentState.model_validate(
-        current.model_dump(include=set(DeploymentState.model_fields))
-    )
-    new = mutate(state)
-    deployment = env.store.set_deployment(model, new, actor=env.actor, reason=f"{tag}: {reason}")
-    details = {"action": action["id"], "revision": deployment.revision, "reason": reason}
-    env.store.add_event(model, step, env.actor, details)  # on the model's timeline
-    env.store.audit(env.actor, f"deployment.{step}", model, details)
-    return deployment
-
-
-Executor = Callable[[ExecEnv, dict[str, Any]], dict[str, Any]]
-
-
-def _registry() -> dict[ActionKind, Executor]:
-    from mlwarden.agent.executors.alert import run_alert
-    from mlwarden.agent.executors.deploy import (
-        run_canary,
-        run_disable,
-        run_fallback,
-        run_promote,
-        run_repair,
-        run_rollback,
-        run_shadow,
-    )
-    from mlwarden.agent.executors.retrain import run_retrain
-
-    return {
-        ActionKind.ALERT: run_alert,
-        ActionKind.ROLLBACK: run_rollback,
-        ActionKind.FALLBACK: run_fallback,
-        ActionKind.DISABLE: run_disable,
-        ActionKind.CANARY: run_canary,
-        ActionKind.SHADOW: run_shadow,
-        ActionKind.PROMOTE: run_promote,
-        ActionKind.RETRAIN: run_retrain,
-        ActionKind.REPAIR: run_repair,
-    }
+EXECUTORS: dict[ActionKind, Executor] = {
+    ActionKind.ALERT: run_alert,
+    ActionKind.ROLLBACK: run_rollback,
+    ActionKind.FALLBACK: run_fallback,
+    ActionKind.DISABLE: run_disable,
+    ActionKind.CANARY: run_canary,
+    ActionKind.SHADOW: run_shadow,
+    ActionKind.PROMOTE: run_promote,
+    ActionKind.RETRAIN: run_retrain,
+    ActionKind.REPAIR: run_repair,
+}
 
 
 def run_action(env: ExecEnv, action_id: int) -> dict[str, Any]:
@@ -133,7 +60,7 @@ def run_action(env: ExecEnv, action_id: int) -> dict[str, Any]:
         if kind is ActionKind.NONE:
             result: dict[str, Any] = {}
         else:
-            result = _registry()[kind](env, action)
+            result = EXECUTORS[kind](env, action)
     except Exception as exc:  # any failure must leave the deployment as it was
         restored = _restore(env, action)
         message = exc.message if isinstance(exc, MlwardenError) else f"{type(exc).__name__}: {exc}"

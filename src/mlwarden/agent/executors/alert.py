@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from mlwarden.agent.executors import ExecEnv
+from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.errors import ServiceUnavailable
 from mlwarden.settings import Settings
 

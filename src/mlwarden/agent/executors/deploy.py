@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlwarden.agent.executors import ExecEnv, change_deployment
+from mlwarden.agent.executors.base import ExecEnv, change_deployment
 from mlwarden.domain import DeploymentState, FeatureRepair
 from mlwarden.errors import Conflict, InvalidInput
 

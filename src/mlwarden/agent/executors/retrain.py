@@ -24,11 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlwarden.agent.executors import ExecEnv, change_deployment, crashpoint
+from mlwarden.agent.executors.base import ExecEnv, change_deployment, crashpoint
+from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
+from mlwarden.registry.registry import Registry
 
 
 def load_estimator(blob: bytes) -> Any:
@@ -58,8 +61,6 @@ def _labelled(
     those that arrived after that stored window (the change point)."""
     names = env.store.get_model(model).feature_names
     if since_window is not None:
-        from mlwarden.agent.repo import AgentRepo
-
         start = AgentRepo(env.store).window_end(model, since_window)
         if start is None:
             raise Conflict(f"window {since_window} of {model!r} has no stored end to learn after")
@@ -152,8 +153,6 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
             candidate = clone(champion).fit(x_train, y_train)
             result["train_rows"] = len(x_train)
-        from mlwarden.registry.registry import Registry
-
         info = Registry(env.store).add_sklearn_version(
             model,
             candidate,
@@ -189,8 +188,6 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         return result
 
     def promote(state: DeploymentState) -> DeploymentState:
-        from mlwarden.agent.executors.deploy import promoted
-
         return promoted(state, candidate_number)
 
     deployment = change_deployment(

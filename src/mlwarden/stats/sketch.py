@@ -11,7 +11,7 @@ per-window profiles stored in a database need. Memory is bounded by the value ra
 number of values: 1 µs .. 10⁷ ms at 1 % is under 1,500 buckets, stored sparsely.
 
 Feature distributions do not use this sketch: their bins are fixed by the reference profile
-(see ``mlwarden.monitor.profile``), which is what drift tests compare.
+(see ``mlwarden.stats.profile``), which is what drift tests compare.
 
 >>> import numpy as np
 >>> sketch = LogSketch()

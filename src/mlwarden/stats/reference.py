@@ -1,6 +1,6 @@
 """Reference profiles: the baseline every window is compared with.
 
-A reference is a :class:`~mlwarden.monitor.profile.Profile` whose layout (bins and levels) was
+A reference is a :class:`~mlwarden.stats.profile.Profile` whose layout (bins and levels) was
 fixed from the reference data itself. It comes either from a version's training sample when the
 version is registered (:func:`build_reference`), or from the first N production records
 (:class:`ReferenceBuilder`, N = ``Settings.reference_size`` by default). Store it per version
@@ -27,7 +27,7 @@ import polars as pl
 
 from mlwarden.domain import ModelSpec
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import (
+from mlwarden.stats.profile import (
     DEFAULT_BINS,
     DEFAULT_MAX_LEVELS,
     Columns,

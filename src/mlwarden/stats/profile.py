@@ -20,7 +20,7 @@ The bins are fixed by the reference (:class:`ProfileLayout`), not by each window
 * categorical features: counts of the reference's most frequent levels (at most 50), an
   "other" bucket for levels the reference saw beyond that cap, and counts of unseen levels
   (at most 50 names kept, the rest in one bucket).
-* latency: a DDSketch-style log histogram (``mlwarden.monitor.sketch``) for p50/p95/p99 with 1 %
+* latency: a DDSketch-style log histogram (``mlwarden.stats.sketch``) for p50/p95/p99 with 1 %
   relative accuracy, whatever the range.
 
 >>> import numpy as np, pandas as pd
@@ -50,7 +50,7 @@ import polars as pl
 
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.sketch import LogSketch
+from mlwarden.stats.sketch import LogSketch
 
 __all__ = [
     "CategoricalStats",
@@ -80,7 +80,8 @@ MAX_KNOWN_LEVELS = 10_000
 
 @dataclass(frozen=True)
 class Columns:
-    """Names of the non-feature columns of a record table (the issue's conventions)."""
+    """Names of the non-feature columns of a record table (id, times, the answer and its scores,
+    the label, latency and error); every other column is a feature."""
 
     id: str = "id"
     timestamp: str = "timestamp"

@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.profile import (
+from mlwarden.stats.profile import (
     CategoricalStats,
     NumericStats,
     Profile,
     ProfileLayout,
     profile_chunks,
 )
-from mlwarden.monitor.reference import ReferenceBuilder, build_reference
-from mlwarden.monitor.sketch import LogSketch
+from mlwarden.stats.reference import ReferenceBuilder, build_reference
+from mlwarden.stats.sketch import LogSketch
 
 
 def _reference_frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:

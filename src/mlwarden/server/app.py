@@ -21,12 +21,30 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlwarden import __version__
+from mlwarden.agent.background import BackgroundAgent
+from mlwarden.agent.metrics import FleetCollector
+from mlwarden.api import (
+    routes_agent,
+    routes_assistant,
+    routes_capture,
+    routes_deploy,
+    routes_diagnose,
+    routes_models,
+    routes_predict,
+    routes_system,
+)
 from mlwarden.api.deps import ServerState, TokenCache
 from mlwarden.api.openapi import describe, install_docs
+from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.validation import printable
 from mlwarden.errors import MlwardenError
+from mlwarden.serving.gateway import Gateway
+from mlwarden.serving.metrics import ServerMetrics
+from mlwarden.serving.probe import ProbeManager
 from mlwarden.settings import Settings
-from mlwarden.store.writer import is_unreachable
+from mlwarden.store import Store
+from mlwarden.store.writer import RecordWriter, is_unreachable
+from mlwarden.ui.routes import mount_ui
 
 __all__ = ["create_app"]
 
@@ -129,8 +147,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _model_error(request: Request, exc: ValidationError) -> JSONResponse:
         # a body a route validated by hand with a pydantic model: the same 422 as FastAPI's own
-        from mlwarden.api.routes_models import pydantic_error
-
         error = pydantic_error(exc, "request")
         return error_response(error.status_code, error.message, error.detail)
 
@@ -154,25 +170,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
     """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
-    from mlwarden.agent.background import BackgroundAgent
-    from mlwarden.agent.metrics import FleetCollector
-    from mlwarden.api import (
-        routes_agent,
-        routes_assistant,
-        routes_capture,
-        routes_deploy,
-        routes_diagnose,
-        routes_models,
-        routes_predict,
-        routes_system,
-    )
-    from mlwarden.capture.probe import ProbeManager
-    from mlwarden.serving.gateway import Gateway
-    from mlwarden.serving.metrics import ServerMetrics
-    from mlwarden.store import Store
-    from mlwarden.store.writer import RecordWriter
-    from mlwarden.ui.routes import mount_ui
-
     settings = settings or Settings()
 
     @asynccontextmanager

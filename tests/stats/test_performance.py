@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlwarden.monitor.performance import (
+from mlwarden.stats.performance import (
     MetricValue,
     canonical_label,
     canonical_labels,

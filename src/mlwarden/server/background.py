@@ -1,7 +1,7 @@
 """Run an mlwarden app with Uvicorn in a background thread (tests, notebooks, demos), or
 ``mlwarden serve`` in a child process that can be killed (crash tests, benchmarks).
 
->>> from mlwarden.api import create_app
+>>> from mlwarden.server import create_app
 >>> from mlwarden.settings import Settings
 >>> with BackgroundServer(create_app(Settings(data_dir=tmp))) as server:  # doctest: +SKIP
 ...     httpx.get(server.url + "/health").json()["status"]
@@ -24,7 +24,11 @@ from typing import IO, Any
 import httpx
 import uvicorn
 
-__all__ = ["BackgroundServer", "ServerProcess", "free_port"]
+import mlwarden
+from mlwarden.server.app import create_app
+from mlwarden.settings import Settings
+
+__all__ = ["BackgroundServer", "ServerProcess", "free_port", "serve_in_background"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -101,8 +105,6 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 180.0) -> ServerProcess:
-        import mlwarden
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
@@ -156,3 +158,9 @@ class ServerProcess:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def serve_in_background(settings: Settings) -> BackgroundServer:
+    """The whole server (API, dashboard, and the agent if ``settings`` run it) on
+    ``settings.port`` of the loopback interface, started; ``stop()`` ends it."""
+    return BackgroundServer(create_app(settings), port=settings.port).start()
