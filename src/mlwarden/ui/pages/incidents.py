@@ -1,0 +1,122 @@
+"""The incident list, an incident's page with its diagnosis, and its report for download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
+
+from mlwarden.api.deps import ServerState, server
+from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.ui.session import (
+    Session,
+)
+from mlwarden.ui.web import api_session, error_page, jsonable, page_router, page_session, render
+
+router = page_router()
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(
+    request: Request,
+    model: str = "",
+    state_filter: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.repo import AgentRepo
+
+    try:
+        rows = AgentRepo(state.store).list_incidents(
+            model=model or None, state=state_filter or None, limit=200
+        )
+    except NotFound as exc:
+        return error_page(request, session, exc)
+    return render(
+        request,
+        session,
+        "incidents.html",
+        incidents=rows,
+        model=model,
+        state_filter=state_filter,
+        models=state.store.model_names(),
+    )
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(
+    request: Request,
+    incident_id: int,
+    msg: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.reports import incident_context
+
+    try:
+        context = incident_context(state.store, incident_id)
+    except NotFound as exc:
+        return error_page(request, session, exc)
+    _fill_incident(context["diagnosis"], incident_id)
+    return render(request, session, "incident.html", msg=msg, **context)
+
+
+def _fill_incident(diagnosis: Any, incident_id: int) -> None:
+    """The checks' ``INCIDENT`` placeholder is this incident (``mlwarden report INCIDENT``)."""
+    from mlwarden.diagnose.checks import fill_checks
+
+    if diagnosis is not None:
+        diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
+
+
+@router.get("/live/incidents/{incident_id}")
+def live_incident(
+    incident_id: int, session: Session = Depends(api_session), state: ServerState = Depends(server)
+) -> JSONResponse:
+    from mlwarden.agent.repo import AgentRepo
+
+    incident = AgentRepo(state.store).get_incident(incident_id)
+    return JSONResponse(
+        {
+            "state": incident["state"],
+            "severity": incident["severity"],
+            "actions": [{"id": a["id"], "state": a["state"]} for a in incident["actions"]],
+            "verifications": [v["verdict"] for v in incident["verifications"]],
+            "timeline": len(incident["timeline"] or []),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/incidents/{incident_id}/report.{fmt}")
+def incident_report(
+    incident_id: int,
+    fmt: str,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.reports import incident_context
+
+    if fmt not in ("md", "html", "json"):
+        raise InvalidInput(f"report format must be md, html or json, not {fmt!r}")
+    context = incident_context(state.store, incident_id)
+    diagnosis = context["diagnosis"]
+    if diagnosis is None:
+        raise Conflict(f"incident {incident_id} cannot be diagnosed: {context['diagnosis_error']}")
+    _fill_incident(diagnosis, incident_id)
+    filename = f"incident-{incident_id}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "md":
+        return PlainTextResponse(
+            diagnosis.to_markdown(), media_type="text/markdown", headers=headers
+        )
+    if fmt == "html":
+        return HTMLResponse(diagnosis.to_html(), headers=headers)
+    body = {"incident": jsonable(context["incident"]), "diagnosis": diagnosis.to_dict()}
+    return JSONResponse(body, headers=headers)
