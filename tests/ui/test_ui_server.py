@@ -154,6 +154,36 @@ def test_plotly_comes_from_the_installed_package_with_caching(client: TestClient
     assert again.status_code == 304
 
 
+def test_pages_link_assets_compressed_under_versioned_urls_cached_for_a_year(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("vera", "viewer"))
+    page = client.get("/ui/models/m").text
+    links = re.findall(r'(?:src|href)="(/ui/assets/[0-9a-f]{16}/[^"]+)"', page)
+    assert sorted(link.rsplit("/", 1)[1] for link in links) == [
+        "app.css",
+        "app.js",
+        "plotly.min.js",
+    ]
+    plotly_url = next(link for link in links if link.endswith("plotly.min.js"))
+    raw = client.get(plotly_url, headers={"Accept-Encoding": "identity"})
+    zipped = client.get(plotly_url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert (
+        raw.headers.get("content-encoding") is None and zipped.headers["content-encoding"] == "gzip"
+    )
+    assert zipped.content == raw.content  # the client decompressed what it was sent
+    assert zipped.num_bytes_downloaded < raw.num_bytes_downloaded / 3
+    for response in (raw, zipped):
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.headers["vary"] == "Accept-Encoding"
+    not_modified = client.get(plotly_url, headers={"If-None-Match": raw.headers["etag"]})
+    assert not_modified.status_code == 304
+    # a page rendered before an upgrade asks for an old version: today's file, not kept
+    outdated = client.get("/ui/assets/0000000000000000/app.js")
+    assert outdated.status_code == 200 and outdated.headers["cache-control"] == "no-cache"
+    assert client.get(f"/ui/assets/{'0' * 16}/secret.key").status_code == 404
+
+
 def test_pages_reference_nothing_outside_the_server(client: TestClient, store: Store) -> None:
     sign_in(client, store.create_token("olga", "operator"))
     for path in (

@@ -1,5 +1,6 @@
 """The dashboard: server-rendered pages under ``/ui``, small JSON endpoints for live updates,
-our own static files and Plotly.js served from the installed ``plotly`` package.
+our own static files and Plotly.js (from the installed ``plotly`` package) compressed under
+versioned URLs (:mod:`mlwarden.ui.assets`).
 
 ``mount_ui(app)`` is the one call the application makes. What the pages share (sessions, CSRF,
 roles, rendering) is in :mod:`mlwarden.ui.web`; each page is a module of
@@ -12,7 +13,6 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from mlwarden.ui.pages import (
     approvals,
@@ -25,7 +25,7 @@ from mlwarden.ui.pages import (
     models,
     overview,
 )
-from mlwarden.ui.web import HERE, PREFIX, SignInRequired
+from mlwarden.ui.web import PREFIX, SignInRequired
 
 __all__ = ["mount_ui"]
 
@@ -33,12 +33,11 @@ PAGE_MODULES = (assets, auth, overview, models, incidents, approvals, audit, dia
 
 
 def mount_ui(app: FastAPI) -> None:
-    """Add the dashboard to ``app``: pages and live JSON under ``/ui``, our static files under
-    ``/ui/static``, and the sign-in redirect for pages opened without a session. Idempotent."""
+    """Add the dashboard to ``app``: pages, live JSON and static assets under ``/ui``, and the
+    sign-in redirect for pages opened without a session. Idempotent."""
     if getattr(app.state, "ui_mounted", False):
         return
     app.state.ui_mounted = True
-    app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
     for module in PAGE_MODULES:
         app.include_router(module.router)
 

@@ -26,6 +26,7 @@ from mlwarden.api.deps import LOCAL_ACTOR, ServerState, Unauthorized, server
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden, MlwardenError
 from mlwarden.ui import queries
+from mlwarden.ui.assets import asset_url
 from mlwarden.ui.session import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
@@ -95,6 +96,7 @@ templates.env.filters["fmt"] = _fmt
 templates.env.filters["when"] = _when
 templates.env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
 templates.env.globals["sparkline"] = _sparkline
+templates.env.globals["asset_url"] = asset_url
 templates.env.globals["progress_of"] = progress_of
 templates.env.globals["HEALTH_LABELS"] = queries.HEALTH_LABELS
 STATUS_ICONS = {"healthy": "✓", "degraded": "!", "failing": "✕", "disabled": "‖", "unknown": "?"}
