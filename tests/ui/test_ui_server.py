@@ -320,3 +320,37 @@ def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) ->
     # without a session the dashboard then asks to sign in, as any page does
     page = client.get("/", follow_redirects=True)
     assert page.status_code == 200 and 'name="token"' in page.text
+
+
+def test_a_closed_incident_is_diagnosed_once_until_it_changes(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlwarden.agent import reports
+
+    calls: list[int] = []
+    real = reports.diagnose_stored_incident
+
+    def counted(*args: Any) -> Any:
+        calls.append(args[1]["id"])
+        return real(*args)
+
+    monkeypatch.setattr(reports, "diagnose_stored_incident", counted)
+    sign_in(client, store.create_token("ivy", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.9}, [finding(w)])
+    incident = repo.create_incident("m", 3, {}, "drifting")
+    page = f"/ui/incidents/{incident}"
+    for _ in range(2):  # open: every view diagnoses anew
+        assert client.get(page).status_code == 200
+    assert calls == [incident, incident]
+    repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
+    first = client.get(page)
+    again = client.get(page)
+    report = client.get(f"{page}/report.md")
+    assert first.status_code == again.status_code == report.status_code == 200
+    assert "resolved" in again.text and first.text == again.text
+    assert calls == [incident] * 3  # the page twice and the report: one diagnosis
+    repo.update_incident(incident, event="note", text="a person looked at it")
+    assert client.get(page).status_code == 200
+    assert calls == [incident] * 4  # a change to the closed incident is diagnosed anew

@@ -57,22 +57,24 @@ def incident_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.reports import incident_context
-
     try:
-        context = incident_context(state.store, incident_id)
+        context = incident_view(state, incident_id)
     except NotFound as exc:
         return error_page(request, session, exc)
-    _fill_incident(context["diagnosis"], incident_id)
     return render(request, session, "incident.html", msg=msg, **context)
 
 
-def _fill_incident(diagnosis: Any, incident_id: int) -> None:
-    """The checks' ``INCIDENT`` placeholder is this incident (``mlwarden report INCIDENT``)."""
-    from mlwarden.diagnose.checks import fill_checks
+def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
+    """The incident page's context; a closed incident's diagnosis comes from the server's
+    :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
+    from mlwarden.agent.reports import incident_context
+    from mlwarden.ui.report_cache import IncidentDiagnoses
 
-    if diagnosis is not None:
-        diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
+    diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
+    if diagnoses is None:
+        diagnoses = IncidentDiagnoses()
+        state._ui_diagnoses = diagnoses  # type: ignore[attr-defined]
+    return incident_context(state.store, incident_id, diagnose=diagnoses)
 
 
 @router.get("/live/incidents/{incident_id}")
@@ -101,15 +103,12 @@ def incident_report(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.reports import incident_context
-
     if fmt not in ("md", "html", "json"):
         raise InvalidInput(f"report format must be md, html or json, not {fmt!r}")
-    context = incident_context(state.store, incident_id)
+    context = incident_view(state, incident_id)
     diagnosis = context["diagnosis"]
     if diagnosis is None:
         raise Conflict(f"incident {incident_id} cannot be diagnosed: {context['diagnosis_error']}")
-    _fill_incident(diagnosis, incident_id)
     filename = f"incident-{incident_id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "md":
