@@ -354,3 +354,30 @@ def test_a_closed_incident_is_diagnosed_once_until_it_changes(
     repo.update_incident(incident, event="note", text="a person looked at it")
     assert client.get(page).status_code == 200
     assert calls == [incident] * 4  # a change to the closed incident is diagnosed anew
+
+
+def test_the_approvals_badge_counts_what_the_approvals_page_lists(
+    client: TestClient, store: Store
+) -> None:
+    from mlwarden.agent.approvals import Approvals
+    from mlwarden.domain import ActionKind
+
+    sign_in(client, store.create_token("abe", "viewer"))
+    approvals = Approvals(store)
+    waiting = approvals.request("m", ActionKind.ROLLBACK, {}, expiry_minutes=60)
+    # overdue, and not marked expired yet: the agent's next pass would do that
+    approvals.request(
+        "m", ActionKind.RETRAIN, {}, expiry_minutes=60, now=datetime.now(UTC) - timedelta(hours=2)
+    )
+
+    def badge(html: str) -> str:
+        found = re.search(r'id="nav-approvals"[^>]*>(\d+)<', html)
+        assert found is not None
+        return found.group(1)
+
+    assert badge(client.get("/ui/").text) == "1"
+    assert client.get("/ui/live/counts").json() == {"pending_approvals": 1}
+    assert client.get("/ui/live/overview").json()["pending_approvals"] == 1
+    page = client.get("/ui/approvals").text
+    assert badge(page) == "1" and "Waiting (1)" in page
+    assert re.findall(r'<article class="card approval" id="approval-(\d+)"', page) == [str(waiting)]

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, and_, func, select
 from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import as_utc
+from mlwarden.store.repository import as_utc, utcnow
 
 __all__ = [
     "HEALTH_LABELS",
@@ -35,9 +35,9 @@ __all__ = [
     "fleet",
     "health_of",
     "model_signals",
-    "pending_approval_count",
     "signal_group",
     "token_is_active",
+    "waiting_approvals",
 ]
 
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -393,13 +393,19 @@ def _shares(counts: np.ndarray) -> list[float]:
 # ---------------------------------------------------------------------------- other pages
 
 
-def pending_approval_count(engine: Engine) -> int:
+def waiting_approvals(engine: Engine, now: datetime | None = None) -> list[int]:
+    """The ids of the approvals still waiting for a person, newest first: pending and not past
+    their expiry (the rule :meth:`mlwarden.agent.approvals.Approvals.expire` applies).
+
+    The navigation badge counts these and the approvals page lists these, so they agree even
+    before the agent has marked an overdue request expired."""
     a = at.approvals
+    now = now or utcnow()
     with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).select_from(a).where(a.c.state == "pending")).scalar()
-            or 0
-        )
+        rows = conn.execute(
+            select(a.c.id, a.c.expires_at).where(a.c.state == "pending").order_by(a.c.id.desc())
+        ).all()
+    return [r.id for r in rows if as_utc(r.expires_at) > now]
 
 
 def audit_page(

@@ -208,11 +208,14 @@ def render(
     **context: Any,
 ) -> Response:
     state: ServerState = request.app.state.mlwarden
-    pending = queries.pending_approval_count(state.store.engine) if session else 0
+    if "pending_approvals" not in context:
+        context["pending_approvals"] = (
+            len(queries.waiting_approvals(state.store.engine)) if session else 0
+        )
     response = templates.TemplateResponse(
         request,
         template,
-        {"session": session, "pending_approvals": pending, "prefix": PREFIX, **context},
+        {"session": session, "prefix": PREFIX, **context},
         status_code=http_status,
     )
     response.headers["Cache-Control"] = "no-store"

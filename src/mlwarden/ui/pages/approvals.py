@@ -12,6 +12,7 @@ from fastapi.responses import (
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.ui import queries
 from mlwarden.ui.session import (
     Session,
 )
@@ -40,13 +41,22 @@ def approvals_page(
 
     approvals = Approvals(state.store)
     repo = AgentRepo(state.store)
-    pending = approvals.list(state="pending")
+    # list() first marks overdue requests expired: they show as decided, not as waiting
+    decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
+    pending = [approvals.get(i) for i in queries.waiting_approvals(state.store.engine)]
     for item in pending:
         item["decision"] = (
             repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None
         )
-    decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
-    return render(request, session, "approvals.html", pending=pending, decided=decided, msg=msg)
+    return render(
+        request,
+        session,
+        "approvals.html",
+        pending=pending,
+        decided=decided,
+        msg=msg,
+        pending_approvals=len(pending),  # the badge counts the very list the page shows
+    )
 
 
 @router.post("/approvals/{approval_id}/{verdict}")

@@ -59,7 +59,7 @@ def live_overview(
     return JSONResponse(
         {
             "models": [r.public() for r in rows],
-            "pending_approvals": queries.pending_approval_count(state.store.engine),
+            "pending_approvals": len(queries.waiting_approvals(state.store.engine)),
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -71,6 +71,6 @@ def live_counts(
 ) -> JSONResponse:
     """What the navigation bar shows on every page: approvals waiting."""
     return JSONResponse(
-        {"pending_approvals": queries.pending_approval_count(state.store.engine)},
+        {"pending_approvals": len(queries.waiting_approvals(state.store.engine))},
         headers={"Cache-Control": "no-store"},
     )
