@@ -381,3 +381,51 @@ def test_the_approvals_badge_counts_what_the_approvals_page_lists(
     page = client.get("/ui/approvals").text
     assert badge(page) == "1" and "Waiting (1)" in page
     assert re.findall(r'<article class="card approval" id="approval-(\d+)"', page) == [str(waiting)]
+
+
+def test_model_page_data_has_metric_bands_quality_rates_markers_and_the_reference(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("mo", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 5):
+        burst = 0.6 if w >= 3 else 0.0
+        repo.save_window(
+            "m",
+            w,
+            T0 + timedelta(hours=w),
+            {
+                "accuracy": 0.8,
+                "accuracy_ci_low": 0.75,
+                "accuracy_ci_high": 0.85,
+                "estimated_accuracy": 0.79,
+                "null_rate.x": burst,
+                "invalid_rate.x": 0.01,
+                "null_rate.c": 0.0,
+            },
+            [],
+        )
+    incident = repo.create_incident("m", 3, {}, "nulls")
+    data = client.get("/ui/live/models/m").json()
+    assert data["times"][0] == (T0 + timedelta(hours=1)).isoformat()
+    assert data["metrics"] == [
+        {
+            "metric": "accuracy",
+            "measured": "accuracy",
+            "band": ["accuracy_ci_low", "accuracy_ci_high"],
+            "estimated": "estimated_accuracy",
+            "estimated_band": None,
+        }
+    ]
+    assert "accuracy_ci_low" in data["groups"]["interval"]  # a band, not a line of its own
+    quality = data["quality"]
+    assert quality["features"] == ["c", "x"]
+    assert quality["z"][1] == [0.01, 0.01, 0.6, 0.6]  # the worst rate of the feature
+    assert quality["text"][1][2] == "invalid rate 1.0%<br>null rate 60.0%"
+    kinds = {m["kind"]: m for m in data["markers"]}
+    assert kinds["incident"]["url"] == f"/ui/incidents/{incident}"
+    assert kinds["incident"]["label"].startswith(f"incident #{incident} opened")
+    # make_model deployed v1 before the test's windows, which are dated in the past: the
+    # revision is later than the charts' first window, so it is marked
+    assert kinds["deploy"]["label"].startswith("revision 1 by t: live v1")
+    assert data["reference"] == {"version": 1, "metrics": {}}  # a remote version: none given

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -37,12 +39,46 @@ router = page_router()
 
 
 def _model_live(state: ServerState, name: str) -> dict[str, Any]:
+    """What the model page's charts and live updates read."""
     model_id = state.store.model_id(name)
     deployment = state.store.get_deployment(name)
-    data = queries.model_signals(state.store.engine, model_id).public()
+    signals = queries.model_signals(state.store.engine, model_id)
+    data = signals.public()
     data["deployment"] = None if deployment is None else deployment.model_dump(mode="json")
     data["monitoring"] = state.store.is_monitored(name)
+    data["reference"] = _reference_levels(state, name, deployment)
+    markers = queries.chart_markers(state.store.engine, model_id, _charts_start(signals.times))
+    for marker in markers:
+        found = marker.pop("incident_id")
+        marker["url"] = None if found is None else f"{PREFIX}/incidents/{found}"
+    data["markers"] = markers
     return data
+
+
+def _charts_start(times: list[str]) -> datetime | None:
+    """When the first charted window began, about: its end less the spacing of windows (so a
+    deployment just before the first window is still marked)."""
+    if not times:
+        return None
+    first = datetime.fromisoformat(times[0])
+    if len(times) < 2:
+        return first - timedelta(hours=1)
+    span = (datetime.fromisoformat(times[-1]) - first) / (len(times) - 1)
+    return first - span
+
+
+def _reference_levels(state: ServerState, name: str, deployment: Any) -> dict[str, Any]:
+    """The live version's metrics on its reference (holdout) sample, as registered: the level
+    each performance chart draws its horizontal line at."""
+    if deployment is None or deployment.live_version is None:
+        return {"version": None, "metrics": {}}
+    version = state.store.get_version(name, deployment.live_version)
+    metrics = {
+        k: float(v)
+        for k, v in (version.training_metrics or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return {"version": deployment.live_version, "metrics": metrics}
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)
