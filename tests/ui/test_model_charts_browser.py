@@ -3,13 +3,15 @@
 The scenario simulator runs the demo scenario (the electricity model under a null burst on
 ``nswprice``, then concept drift) with the real agent, which deploys, opens, acts on and
 closes incidents and asks for a retrain's approval. The server then serves that store (no
-auth: the browser is the local admin). Every test only reads, so each passes alone and in any
-order.
+auth: the browser is the local admin). Each test passes alone and in any order: the one live
+update test adds a model, an incident and a window, and the others count what the store holds
+when they run.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,10 +24,12 @@ from mlwarden.agent import reports
 from mlwarden.agent.repo import CLOSED_STATES, OPEN_STATES, AgentRepo
 from mlwarden.api import create_app
 from mlwarden.api.server import BackgroundServer
+from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.scenarios.simulate import Simulation
 from mlwarden.scenarios.spec import load_scenario
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.repository import utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -212,3 +216,34 @@ def test_the_approvals_badge_agrees_with_the_approvals_page(page: Page, demo: De
     waiting = page.locator("article.approval")
     expect(page.locator("h2", has_text="Waiting")).to_have_text(f"Waiting ({waiting.count()})")
     assert waiting.count() == int(counted)
+
+
+def test_overview_tiles_chips_and_sparklines_follow_the_store_without_reload(
+    page: Page, demo: DemoServer
+) -> None:
+    page.goto(f"{demo.url}/ui/")
+    unknown = page.locator('.summary [data-count="unknown"]')
+    before = int(unknown.inner_text())
+    row = page.locator(f'tr[data-model="{MODEL}"]')
+    spark = row.locator('[data-field="spark_performance"] svg')
+    trend = spark.get_attribute("aria-label")
+    page.evaluate("window.__not_reloaded = true")
+
+    name = f"newcomer-{uuid.uuid4().hex[:8]}"
+    demo.store.create_model(
+        ModelSpec(name=name, task=Task.CLASSIFICATION, features=[FeatureSpec(name="x")])
+    )
+    repo = AgentRepo(demo.store)
+    last = repo.last_window(MODEL)
+    assert last is not None
+    incident = repo.create_incident(MODEL, last, {}, "a new failure")
+    repo.update_incident(incident, severity="critical")
+    repo.save_window(MODEL, last + 1, utcnow(), {"accuracy": 0.01}, [])
+
+    expect(unknown).to_have_text(str(before + 1), timeout=15_000)  # the newcomer has no data
+    chip = row.locator('[data-field="incident_chip"]')
+    expect(chip.locator("a")).to_have_text(f"#{incident}")
+    expect(chip.locator(".sev")).to_have_text("critical")
+    expect(spark).not_to_have_attribute("aria-label", trend or "")
+    assert "0.01" in (spark.get_attribute("aria-label") or "")
+    assert page.evaluate("window.__not_reloaded") is True

@@ -34,6 +34,7 @@ __all__ = [
     "chart_markers",
     "feature_distribution",
     "fleet",
+    "health_counts",
     "health_of",
     "metric_panels",
     "model_signals",
@@ -116,6 +117,7 @@ class ModelRow:
             "live_version": self.live_version,
             "open_incidents": len(self.incidents),
             "worst_severity": self.worst_severity,
+            "newest_incident": self.incidents[0]["id"] if self.incidents else None,
             "last_window": self.last_window,
             "last_ts": None if self.last_ts is None else self.last_ts.isoformat(),
             "performance_name": perf,
@@ -148,6 +150,14 @@ def health_of(row: ModelRow) -> tuple[str, str]:
     if row.last_window is None:
         return "unknown", "no window closed yet: send predictions and start monitoring"
     return "healthy", f"no open incident; last window {row.last_window}"
+
+
+def health_counts(rows: Iterable[ModelRow]) -> dict[str, int]:
+    """How many models are in each health state (the overview's tiles)."""
+    counts = dict.fromkeys(HEALTH_LABELS, 0)
+    for row in rows:
+        counts[row.status] += 1
+    return counts
 
 
 def fleet(engine: Engine) -> list[ModelRow]:

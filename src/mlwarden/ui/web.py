@@ -73,7 +73,7 @@ def _when(value: Any) -> str:
     return NO_VALUE
 
 
-def _sparkline(values: list[float | None] | None, width: int = 120, height: int = 28) -> str:
+def sparkline(values: list[float | None] | None, width: int = 120, height: int = 28) -> str:
     """An inline SVG polyline (server-side: no script needed for 20 rows of sparklines)."""
     points = [(k, v) for k, v in enumerate(values or []) if v is not None]
     if len(points) < 2:
@@ -95,7 +95,7 @@ def _sparkline(values: list[float | None] | None, width: int = 120, height: int 
 templates.env.filters["fmt"] = _fmt
 templates.env.filters["when"] = _when
 templates.env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
-templates.env.globals["sparkline"] = _sparkline
+templates.env.globals["sparkline"] = sparkline
 templates.env.globals["asset_url"] = asset_url
 templates.env.globals["progress_of"] = progress_of
 templates.env.globals["HEALTH_LABELS"] = queries.HEALTH_LABELS

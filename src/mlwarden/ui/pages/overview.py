@@ -14,7 +14,7 @@ from mlwarden.ui import queries
 from mlwarden.ui.session import (
     Session,
 )
-from mlwarden.ui.web import api_session, page_router, page_session, render
+from mlwarden.ui.web import api_session, page_router, page_session, render, sparkline
 
 router = page_router()
 
@@ -35,7 +35,7 @@ def overview(
     state: ServerState = Depends(server),
 ) -> Response:
     rows = queries.fleet(state.store.engine)
-    counts = {key: sum(r.status == key for r in rows) for key in queries.HEALTH_LABELS}
+    counts = queries.health_counts(rows)
     return render(
         request,
         session,
@@ -55,10 +55,18 @@ def live_overview(
     session: Session = Depends(api_session),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
-    rows = _filtered(queries.fleet(state.store.engine), status, q)
+    every = queries.fleet(state.store.engine)
+    models = []
+    for row in _filtered(every, status, q):
+        shown = row.public()
+        # the same server-drawn SVG as the page's, so the trend moves with the numbers
+        shown["spark_performance"] = sparkline(row.series.get(row.performance_name or ""))
+        shown["spark_latency"] = sparkline(row.series.get(queries.LATENCY_SIGNAL))
+        models.append(shown)
     return JSONResponse(
         {
-            "models": [r.public() for r in rows],
+            "models": models,
+            "counts": queries.health_counts(every),
             "pending_approvals": len(queries.waiting_approvals(state.store.engine)),
         },
         headers={"Cache-Control": "no-store"},

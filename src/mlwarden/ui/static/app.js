@@ -41,8 +41,12 @@
   function liveOverview() {
     const table = document.getElementById("fleet");
     if (!table) return;
+    const prefix = document.querySelector("a.brand").getAttribute("href").replace(/\/$/, "");
     poll(table.dataset.liveUrl, (data) => {
       navCount(data.pending_approvals);
+      for (const [key, n] of Object.entries(data.counts || {})) {
+        setText(document.querySelector(`.summary [data-count="${key}"]`), String(n));
+      }
       for (const m of data.models) {
         const row = table.querySelector(`tr[data-model="${CSS.escape(m.name)}"]`);
         if (!row) continue;
@@ -54,6 +58,25 @@
         }
         setText(row.querySelector('[data-field="reason"]'), m.reason);
         setText(row.querySelector('[data-field="open_incidents"]'), String(m.open_incidents));
+        const chip = row.querySelector('[data-field="incident_chip"]');
+        const chipKey = m.newest_incident === null ? "" : m.worst_severity + "#" + m.newest_incident;
+        if (chip && chip.dataset.key !== chipKey) {
+          chip.dataset.key = chipKey;
+          chip.textContent = "";
+          if (m.newest_incident !== null) {
+            const sev = document.createElement("span");
+            sev.className = "sev sev-" + m.worst_severity;
+            sev.textContent = m.worst_severity;
+            const link = document.createElement("a");
+            link.href = `${prefix}/incidents/${m.newest_incident}`;
+            link.textContent = "#" + m.newest_incident;
+            chip.append(" · ", sev, " ", link);
+          }
+        }
+        for (const field of ["spark_performance", "spark_latency"]) {
+          const cell = row.querySelector(`[data-field="${field}"]`);
+          if (cell && cell.dataset.svg !== m[field]) { cell.dataset.svg = m[field]; cell.innerHTML = m[field]; }  // our own SVG
+        }
         setText(row.querySelector('[data-field="live_version"]'), m.live_version ? "v" + m.live_version : "not deployed");
         setText(row.querySelector('[data-field="performance"]'), fmt(m.performance));
         setText(row.querySelector('[data-field="latency_p99_ms"]'), fmt(m.latency_p99_ms));
