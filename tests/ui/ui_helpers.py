@@ -3,12 +3,11 @@
 Two electricity classifiers (real scikit-learn models) are registered, uploaded and deployed
 through the HTTP API, real predictions go through the gateway and labels through the feedback
 endpoint. Windows of those records are then measured with the project's own detectors
-(system signals and findings, per-feature drift against the reference profile, null rates,
-accuracy from the labels with its Wilson interval) and handed to the real agent in advisory
-mode, which opens incidents, decides and queues approvals. A slow serving path is injected
-into the later windows (the latencies the gateway measured plus 60 ms, like the scenario
-``latency`` fault), so the agent asks to fall back. A titanic model is registered without any
-traffic: the "no data yet" state.
+(system signals and findings, per-feature drift against the reference profile, accuracy from
+the labels) and handed to the real agent in advisory mode, which opens incidents, decides and
+queues approvals. A slow serving path is injected into the later windows (the latencies the
+gateway measured plus 60 ms, like the scenario ``latency`` fault), so the agent asks to fall
+back. A titanic model is registered without any traffic: the "no data yet" state.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from mlwarden.agent.policy import load_policy_text
 from mlwarden.datasets import load
 from mlwarden.detect.drift import FeatureDriftDetector
 from mlwarden.detect.system import SystemBaseline, SystemThresholds, detect_system, system_signals
-from mlwarden.monitor.performance import wilson_interval
 from mlwarden.monitor.profile import Profile, ProfileLayout
 from mlwarden.store import Store
 
@@ -83,15 +81,10 @@ def _measure(store: Store, model: str, reference: pd.DataFrame, windows: Windows
             system_signals(latency, [r["error"] for r in chunk], times)
         )
         labelled = [r for r in chunk if r["label"] is not None]
-        right = sum(str(r["label"]) == str(r["prediction"]) for r in labelled)
-        signals["accuracy"] = right / len(labelled)
-        # the interval the monitor stores beside each metric (monitor.engine)
-        signals["accuracy_ci_low"], signals["accuracy_ci_high"] = wilson_interval(
-            right, len(labelled)
+        signals["accuracy"] = float(
+            np.mean([str(r["label"]) == str(r["prediction"]) for r in labelled])
         )
         frame = pd.DataFrame([r["features"] for r in chunk])
-        for feature in FEATURES:
-            signals[f"null_rate.{feature}"] = float(frame[feature].isna().mean())
         report = detector.compare(ref_profile, Profile.from_data(frame[FEATURES], layout))
         signals.update(report.signals())
         if number == 2:  # window 1 carries the cold start of the gateway
