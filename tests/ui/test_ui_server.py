@@ -429,3 +429,23 @@ def test_model_page_data_has_metric_bands_quality_rates_markers_and_the_referenc
     # revision is later than the charts' first window, so it is marked
     assert kinds["deploy"]["label"].startswith("revision 1 by t: live v1")
     assert data["reference"] == {"version": 1, "metrics": {}}  # a remote version: none given
+
+
+def test_pages_and_live_json_are_compressed_for_clients_that_accept_gzip(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("gus", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 60):
+        repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.8 + w / 1000}, [])
+    for k in range(6):  # a fleet whose overview JSON is worth compressing
+        make_model(store, f"other-{k}")
+    for path in ("/ui/models/m", "/ui/live/models/m", "/ui/live/overview"):
+        zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+        plain = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip", path
+        assert "content-encoding" not in plain.headers, path
+        assert zipped.num_bytes_downloaded < plain.num_bytes_downloaded / 2, path
+        assert zipped.headers["vary"] == "Accept-Encoding"
+    # a small answer is not worth compressing
+    assert "content-encoding" not in client.get("/ui/live/counts").headers

@@ -10,6 +10,7 @@ monitoring, and the same checks are made on the server whatever the page showed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from datetime import datetime
@@ -219,7 +220,28 @@ def render(
         status_code=http_status,
     )
     response.headers["Cache-Control"] = "no-store"
-    return with_session_cookie(request, response)
+    return with_session_cookie(request, compressed(request, response))
+
+
+COMPRESS_FROM_BYTES = 1024
+
+
+def compressed(request: Request, response: Response) -> Response:
+    """``response`` gzip-compressed when the client accepts it and it is worth it: the pages
+    and the live JSON the browser polls every few seconds (a model page's is ~60 kB, ~10 kB
+    compressed). Only the dashboard's own responses, so the API's hot path pays nothing."""
+    body = response.body
+    if (
+        len(body) < COMPRESS_FROM_BYTES
+        or "content-encoding" in response.headers
+        or "gzip" not in request.headers.get("accept-encoding", "").lower()
+    ):
+        return response
+    response.body = gzip.compress(body, compresslevel=6)
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Content-Length"] = str(len(response.body))
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 def back(request: Request, url: str, message: str = "") -> Response:

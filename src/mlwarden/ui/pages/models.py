@@ -28,6 +28,7 @@ from mlwarden.ui.web import (
     PREFIX,
     api_session,
     back,
+    compressed,
     error_page,
     operator_change,
     page_router,
@@ -113,9 +114,14 @@ def model_page(
 
 @router.get("/live/models/{name}")
 def live_model(
-    name: str, session: Session = Depends(api_session), state: ServerState = Depends(server)
-) -> JSONResponse:
-    return JSONResponse(_model_live(state, name), headers={"Cache-Control": "no-store"})
+    request: Request,
+    name: str,
+    session: Session = Depends(api_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    return compressed(
+        request, JSONResponse(_model_live(state, name), headers={"Cache-Control": "no-store"})
+    )
 
 
 @router.get("/models/{name}/signals.{fmt}")

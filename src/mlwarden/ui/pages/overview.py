@@ -14,7 +14,7 @@ from mlwarden.ui import queries
 from mlwarden.ui.session import (
     Session,
 )
-from mlwarden.ui.web import api_session, page_router, page_session, render, sparkline
+from mlwarden.ui.web import api_session, compressed, page_router, page_session, render, sparkline
 
 router = page_router()
 
@@ -50,11 +50,12 @@ def overview(
 
 @router.get("/live/overview")
 def live_overview(
+    request: Request,
     status: str = "",
     q: str = "",
     session: Session = Depends(api_session),
     state: ServerState = Depends(server),
-) -> JSONResponse:
+) -> Response:
     every = queries.fleet(state.store.engine)
     models = []
     for row in _filtered(every, status, q):
@@ -63,14 +64,12 @@ def live_overview(
         shown["spark_performance"] = sparkline(row.series.get(row.performance_name or ""))
         shown["spark_latency"] = sparkline(row.series.get(queries.LATENCY_SIGNAL))
         models.append(shown)
-    return JSONResponse(
-        {
-            "models": models,
-            "counts": queries.health_counts(every),
-            "pending_approvals": len(queries.waiting_approvals(state.store.engine)),
-        },
-        headers={"Cache-Control": "no-store"},
-    )
+    body = {
+        "models": models,
+        "counts": queries.health_counts(every),
+        "pending_approvals": len(queries.waiting_approvals(state.store.engine)),
+    }
+    return compressed(request, JSONResponse(body, headers={"Cache-Control": "no-store"}))
 
 
 @router.get("/live/counts")
