@@ -5,17 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Form, Request
-from fastapi.responses import (
-    HTMLResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.ui import queries
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
     back,

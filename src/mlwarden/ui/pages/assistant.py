@@ -6,16 +6,11 @@ import json
 from typing import Any
 
 from fastapi import Depends, Form, Request
-from fastapi.responses import (
-    HTMLResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import MlwardenError
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
     check_csrf,

@@ -5,17 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import Depends, Request
-from fastapi.responses import (
-    HTMLResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import InvalidInput
 from mlwarden.ui import queries
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import error_page, page_router, page_session, render
 
 router = page_router()

@@ -5,11 +5,7 @@ from __future__ import annotations
 import secrets
 
 from fastapi import Depends, Form, Request
-from fastapi.responses import (
-    HTMLResponse,
-    RedirectResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.ui.session import (

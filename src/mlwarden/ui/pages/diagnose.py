@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from fastapi import Depends, Form, Request
-from fastapi.responses import (
-    HTMLResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.errors import MlwardenError
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import check_csrf, page_router, page_session, render
 
 router = page_router()

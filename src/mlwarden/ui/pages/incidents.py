@@ -5,18 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request
-from fastapi.responses import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import api_session, error_page, jsonable, page_router, page_session, render
 
 router = page_router()

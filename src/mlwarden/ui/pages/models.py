@@ -11,19 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, Form, Request
-from fastapi.responses import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.ui import queries
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
     api_session,

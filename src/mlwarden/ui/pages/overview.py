@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from fastapi import Depends, Request
-from fastapi.responses import (
-    HTMLResponse,
-    JSONResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.ui import queries
-from mlwarden.ui.session import (
-    Session,
-)
+from mlwarden.ui.session import Session
 from mlwarden.ui.web import api_session, compressed, page_router, page_session, render, sparkline
 
 router = page_router()
