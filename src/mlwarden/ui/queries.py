@@ -307,7 +307,8 @@ def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSigna
     series: dict[str, list[float | None]] = {}
     for p in points:
         k = position[p.window]
-        times[k] = as_utc(p.ts).isoformat()
+        if not times[k]:  # every signal of a window carries its end time: format it once
+            times[k] = as_utc(p.ts).isoformat()
         series.setdefault(p.name, [None] * len(windows))[k] = _finite(p.value)
     series.pop("window.closed", None)  # the agent's bookkeeping marker, not a measurement
     groups: dict[str, list[str]] = {}
