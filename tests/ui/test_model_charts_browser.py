@@ -247,3 +247,35 @@ def test_overview_tiles_chips_and_sparklines_follow_the_store_without_reload(
     expect(spark).not_to_have_attribute("aria-label", trend or "")
     assert "0.01" in (spark.get_attribute("aria-label") or "")
     assert page.evaluate("window.__not_reloaded") is True
+
+
+def test_an_open_incident_page_follows_its_windows_severity_and_timeline_without_reload(
+    page: Page, demo: DemoServer
+) -> None:
+    incident = demo.incidents(OPEN_STATES)[0]
+    page.goto(f"{demo.url}/ui/incidents/{incident['id']}")
+    head = page.locator("#incident-head")
+    expect(head.locator('[data-field="windows"]')).to_have_text(
+        f"{incident['first_window']}\u2013{incident['last_window']}"
+    )
+    entries = page.locator("#timeline li")
+    before = entries.count()
+    page.evaluate("window.__not_reloaded = true")
+
+    severity = "low" if incident["severity"] != "low" else "high"
+    AgentRepo(demo.store).update_incident(
+        incident["id"],
+        last_window=incident["last_window"] + 1,
+        severity=severity,
+        event="rediagnosed",
+        text="the next window is worse",
+    )
+    expect(head.locator('[data-field="windows"]')).to_have_text(
+        f"{incident['first_window']}\u2013{incident['last_window'] + 1}", timeout=15_000
+    )
+    expect(head.locator('[data-field="severity"] .sev')).to_have_text(severity)
+    stored = AgentRepo(demo.store).get_incident(incident["id"])["timeline"]
+    assert len(stored) > before
+    expect(entries).to_have_count(len(stored))  # the new entries appended, none repeated
+    expect(entries.filter(has_text="rediagnosed the next window is worse")).to_have_count(1)
+    assert page.evaluate("window.__not_reloaded") is True

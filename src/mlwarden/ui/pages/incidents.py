@@ -84,6 +84,9 @@ def live_incident(
             "actions": [{"id": a["id"], "state": a["state"]} for a in incident["actions"]],
             "verifications": [v["verdict"] for v in incident["verifications"]],
             "timeline": len(incident["timeline"] or []),
+            "timeline_entries": jsonable(incident["timeline"] or []),
+            "first_window": incident["first_window"],
+            "last_window": incident["last_window"],
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -326,6 +326,25 @@
     if (!head) return;
     let before = null;
     poll(head.dataset.liveUrl, (data) => {
+      // what the agent keeps changing while an incident is open: its windows, severity, timeline
+      setText(head.querySelector('[data-field="windows"]'), `${data.first_window}–${data.last_window}`);
+      const sev = head.querySelector('[data-field="severity"] .sev');
+      if (sev && sev.textContent !== data.severity) {
+        sev.className = "sev sev-" + data.severity;
+        setText(sev, data.severity);
+      }
+      const timeline = document.getElementById("timeline");
+      for (const entry of (data.timeline_entries || []).slice(timeline ? timeline.children.length : 0)) {
+        const item = document.createElement("li");
+        const when = document.createElement("span");
+        when.className = "muted small";
+        when.textContent = String(entry.ts || "").replace("T", " ").slice(0, 19) + " UTC";
+        const what = document.createElement("strong");
+        what.textContent = entry.event;
+        item.append(when, " ", what, " " + (entry.text || ""));
+        item.classList.add("changed");
+        timeline.append(item);
+      }
       const key = JSON.stringify([data.state, data.actions, data.verifications, data.timeline]);
       if (before !== null && key !== before) {
         const st = head.querySelector('[data-field="state"]');
@@ -335,7 +354,7 @@
           setText(cell, a.state);
         }
         const note = document.getElementById("live-status");
-        if (note) note.textContent = "This incident changed: reload for the full timeline.";
+        if (note) note.textContent = "This incident changed: reload for its decisions and verifications.";
       }
       before = key;
     });
