@@ -1,12 +1,22 @@
-"""Server-side render time of the dashboard's fleet overview.
+"""Server-side time and bytes of every dashboard page, on a store like the demo's; and the fleet
+overview on a large fleet.
 
-A SQLite store gets 20 models with 10,000 closed windows each and 6 signals per window
-(accuracy, estimated accuracy, p50/p99 latency, error rate, one drift score): 1.2 million signal
-rows, written with bulk Core inserts like the agent's. A few models get an open incident and
-findings in their last window. Then ``GET /ui/`` is timed in-process (FastAPI TestClient, session
-cookie of the local admin) along with the query alone and the live JSON endpoint.
+``pages`` (the default): the scenario simulator runs the demo scenario (``demo.yaml``: the
+electricity model, a null burst, then concept drift; the real agent opens, acts on and closes
+incidents and queues an approval) into a SQLite store. Each page is then asked for in-process
+(FastAPI TestClient, ``Accept-Encoding: gzip`` like a browser, the local admin's session) and
+the median of ``--repeat`` requests is printed with the bytes that went over the wire. An
+incident page's first view is printed on its own: a closed incident's later views may be
+answered from the report cache.
 
-Run: ``.venv/bin/python bench/bench_dashboard.py [--models 20] [--windows 10000] [--repeat 20]``
+``fleet``: a SQLite store gets 20 models with 10,000 closed windows each and 6 signals per
+window (accuracy, estimated accuracy, p50/p99 latency, error rate, one drift score): 1.2 million
+signal rows, written with bulk Core inserts like the agent's. A few models get an open incident
+and findings in their last window. Then ``GET /ui/`` is timed along with the query alone and the
+live JSON endpoint.
+
+Run: ``.venv/bin/python bench/bench_dashboard.py [pages] [--repeat 15]`` or
+``.venv/bin/python bench/bench_dashboard.py fleet [--models 20] [--windows 10000] [--repeat 20]``
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.store import agent_tables as at
 from mlwarden.ui import mount_ui, queries
+
+GZIP = {"Accept-Encoding": "gzip"}
 
 SIGNALS = (
     "accuracy",
@@ -119,12 +131,7 @@ def summary(name: str, ms: list[float]) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--windows", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
+def fleet_bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(data_dir=Path(folder), auth=False)
         store = Store(settings.resolved_database_url)
@@ -157,6 +164,93 @@ def main() -> None:
                 )
             )
         store.close()
+
+
+def demo_store(folder: Path) -> Path:
+    """Run the demo scenario with the simulator; the path of its SQLite store."""
+    from mlwarden.scenarios.simulate import Simulation
+    from mlwarden.scenarios.spec import load_scenario
+
+    t0 = time.perf_counter()
+    result = Simulation(load_scenario("demo"), folder / "sim").run()
+    print(f"simulated the demo scenario in {time.perf_counter() - t0:.1f} s")
+    return result.out / "simulation.db"
+
+
+def request(client: TestClient, path: str) -> tuple[float, int, str]:
+    """(ms, bytes received, content encoding) of one GET."""
+    t0 = time.perf_counter()
+    response = client.get(path, headers=GZIP)
+    ms = (time.perf_counter() - t0) * 1000
+    assert response.status_code == 200, (path, response.status_code)
+    return ms, response.num_bytes_downloaded, response.headers.get("content-encoding", "identity")
+
+
+def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
+    return (
+        f"{name:<44} median {statistics.median(ms):8.1f} ms   max {max(ms):8.1f} ms   "
+        f"{size:>10,} bytes ({encoding})"
+    )
+
+
+def pages_bench(args: argparse.Namespace) -> None:
+    from mlwarden.agent.repo import AgentRepo
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = demo_store(Path(folder))
+        settings = Settings(
+            data_dir=Path(folder) / "data", database_url=f"sqlite:///{db}", auth=False
+        )
+        store = Store(settings.resolved_database_url)
+        app = create_app(settings, store)
+        mount_ui(app)
+        model = store.model_names()[0]
+        incidents = AgentRepo(store).list_incidents(model=model, limit=50)
+        with TestClient(app) as client:
+            client.get("/ui/")  # the local admin's session cookie
+            print(f"model {model!r}: {len(incidents)} incidents, repeat {args.repeat}")
+            for incident in sorted(incidents, key=lambda i: i["id"]):
+                path = f"/ui/incidents/{incident['id']}"
+                first = request(client, path)
+                print(page_line(f"{path} ({incident['state']}) first view", [first[0]], *first[1:]))
+            paths = [
+                "/ui/",
+                f"/ui/models/{model}",
+                f"/ui/live/models/{model}",
+                "/ui/incidents",
+                *(f"/ui/incidents/{i['id']}" for i in sorted(incidents, key=lambda i: i["id"])),
+                "/ui/approvals",
+                "/ui/audit",
+                "/ui/live/counts",
+            ]
+            assets = [
+                link
+                for link in _asset_links(client.get(f"/ui/models/{model}").text)
+                if link.startswith("/ui/")
+            ]
+            for path in [*paths, *assets]:
+                runs = [request(client, path) for _ in range(args.repeat)]
+                print(page_line(path, [r[0] for r in runs], runs[-1][1], runs[-1][2]))
+        store.close()
+
+
+def _asset_links(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:src|href)="(/ui/(?:static|vendor|assets)/[^"]+)"', html)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", nargs="?", choices=("pages", "fleet"), default="pages")
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--windows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    if args.what == "fleet":
+        fleet_bench(args)
+    else:
+        pages_bench(args)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,36 @@ def test_plotly_comes_from_the_installed_package_with_caching(client: TestClient
     assert again.status_code == 304
 
 
+def test_pages_link_assets_compressed_under_versioned_urls_cached_for_a_year(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("vera", "viewer"))
+    page = client.get("/ui/models/m").text
+    links = re.findall(r'(?:src|href)="(/ui/assets/[0-9a-f]{16}/[^"]+)"', page)
+    assert sorted(link.rsplit("/", 1)[1] for link in links) == [
+        "app.css",
+        "app.js",
+        "plotly.min.js",
+    ]
+    plotly_url = next(link for link in links if link.endswith("plotly.min.js"))
+    raw = client.get(plotly_url, headers={"Accept-Encoding": "identity"})
+    zipped = client.get(plotly_url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert (
+        raw.headers.get("content-encoding") is None and zipped.headers["content-encoding"] == "gzip"
+    )
+    assert zipped.content == raw.content  # the client decompressed what it was sent
+    assert zipped.num_bytes_downloaded < raw.num_bytes_downloaded / 3
+    for response in (raw, zipped):
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.headers["vary"] == "Accept-Encoding"
+    not_modified = client.get(plotly_url, headers={"If-None-Match": raw.headers["etag"]})
+    assert not_modified.status_code == 304
+    # a page rendered before an upgrade asks for an old version: today's file, not kept
+    outdated = client.get("/ui/assets/0000000000000000/app.js")
+    assert outdated.status_code == 200 and outdated.headers["cache-control"] == "no-cache"
+    assert client.get(f"/ui/assets/{'0' * 16}/secret.key").status_code == 404
+
+
 def test_pages_reference_nothing_outside_the_server(client: TestClient, store: Store) -> None:
     sign_in(client, store.create_token("olga", "operator"))
     for path in (
@@ -290,3 +320,132 @@ def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) ->
     # without a session the dashboard then asks to sign in, as any page does
     page = client.get("/", follow_redirects=True)
     assert page.status_code == 200 and 'name="token"' in page.text
+
+
+def test_a_closed_incident_is_diagnosed_once_until_it_changes(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlwarden.agent import reports
+
+    calls: list[int] = []
+    real = reports.diagnose_stored_incident
+
+    def counted(*args: Any) -> Any:
+        calls.append(args[1]["id"])
+        return real(*args)
+
+    monkeypatch.setattr(reports, "diagnose_stored_incident", counted)
+    sign_in(client, store.create_token("ivy", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.9}, [finding(w)])
+    incident = repo.create_incident("m", 3, {}, "drifting")
+    page = f"/ui/incidents/{incident}"
+    for _ in range(2):  # open: every view diagnoses anew
+        assert client.get(page).status_code == 200
+    assert calls == [incident, incident]
+    repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
+    first = client.get(page)
+    again = client.get(page)
+    report = client.get(f"{page}/report.md")
+    assert first.status_code == again.status_code == report.status_code == 200
+    assert "resolved" in again.text and first.text == again.text
+    assert calls == [incident] * 3  # the page twice and the report: one diagnosis
+    repo.update_incident(incident, event="note", text="a person looked at it")
+    assert client.get(page).status_code == 200
+    assert calls == [incident] * 4  # a change to the closed incident is diagnosed anew
+
+
+def test_the_approvals_badge_counts_what_the_approvals_page_lists(
+    client: TestClient, store: Store
+) -> None:
+    from mlwarden.agent.approvals import Approvals
+    from mlwarden.domain import ActionKind
+
+    sign_in(client, store.create_token("abe", "viewer"))
+    approvals = Approvals(store)
+    waiting = approvals.request("m", ActionKind.ROLLBACK, {}, expiry_minutes=60)
+    # overdue, and not marked expired yet: the agent's next pass would do that
+    approvals.request(
+        "m", ActionKind.RETRAIN, {}, expiry_minutes=60, now=datetime.now(UTC) - timedelta(hours=2)
+    )
+
+    def badge(html: str) -> str:
+        found = re.search(r'id="nav-approvals"[^>]*>(\d+)<', html)
+        assert found is not None
+        return found.group(1)
+
+    assert badge(client.get("/ui/").text) == "1"
+    assert client.get("/ui/live/counts").json() == {"pending_approvals": 1}
+    assert client.get("/ui/live/overview").json()["pending_approvals"] == 1
+    page = client.get("/ui/approvals").text
+    assert badge(page) == "1" and "Waiting (1)" in page
+    assert re.findall(r'<article class="card approval" id="approval-(\d+)"', page) == [str(waiting)]
+
+
+def test_model_page_data_has_metric_bands_quality_rates_markers_and_the_reference(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("mo", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 5):
+        burst = 0.6 if w >= 3 else 0.0
+        repo.save_window(
+            "m",
+            w,
+            T0 + timedelta(hours=w),
+            {
+                "accuracy": 0.8,
+                "accuracy_ci_low": 0.75,
+                "accuracy_ci_high": 0.85,
+                "estimated_accuracy": 0.79,
+                "null_rate.x": burst,
+                "invalid_rate.x": 0.01,
+                "null_rate.c": 0.0,
+            },
+            [],
+        )
+    incident = repo.create_incident("m", 3, {}, "nulls")
+    data = client.get("/ui/live/models/m").json()
+    assert data["times"][0] == (T0 + timedelta(hours=1)).isoformat()
+    assert data["metrics"] == [
+        {
+            "metric": "accuracy",
+            "measured": "accuracy",
+            "band": ["accuracy_ci_low", "accuracy_ci_high"],
+            "estimated": "estimated_accuracy",
+            "estimated_band": None,
+        }
+    ]
+    assert "accuracy_ci_low" in data["groups"]["interval"]  # a band, not a line of its own
+    quality = data["quality"]
+    assert quality["features"] == ["c", "x"]
+    assert quality["z"][1] == [0.01, 0.01, 0.6, 0.6]  # the worst rate of the feature
+    assert quality["text"][1][2] == "invalid rate 1.0%<br>null rate 60.0%"
+    kinds = {m["kind"]: m for m in data["markers"]}
+    assert kinds["incident"]["url"] == f"/ui/incidents/{incident}"
+    assert kinds["incident"]["label"].startswith(f"incident #{incident} opened")
+    # make_model deployed v1 before the test's windows, which are dated in the past: the
+    # revision is later than the charts' first window, so it is marked
+    assert kinds["deploy"]["label"].startswith("revision 1 by t: live v1")
+    assert data["reference"] == {"version": 1, "metrics": {}}  # a remote version: none given
+
+
+def test_pages_and_live_json_are_compressed_for_clients_that_accept_gzip(
+    client: TestClient, store: Store
+) -> None:
+    sign_in(client, store.create_token("gus", "viewer"))
+    repo = AgentRepo(store)
+    for w in range(1, 60):
+        repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.8 + w / 1000}, [])
+    for k in range(6):  # a fleet whose overview JSON is worth compressing
+        make_model(store, f"other-{k}")
+    for path in ("/ui/models/m", "/ui/live/models/m", "/ui/live/overview"):
+        zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+        plain = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip", path
+        assert "content-encoding" not in plain.headers, path
+        assert zipped.num_bytes_downloaded < plain.num_bytes_downloaded / 2, path
+        assert zipped.headers["vary"] == "Accept-Encoding"
+    # a small answer is not worth compressing
+    assert "content-encoding" not in client.get("/ui/live/counts").headers

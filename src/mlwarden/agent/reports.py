@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -210,9 +210,19 @@ def _first_deployment(event: dict[str, Any]) -> bool:
     return event["kind"] == "deploy" and "previous" in details and details["previous"] is None
 
 
-def incident_context(store: Store, incident_id: int) -> dict[str, Any]:
+DiagnoseIncident = Callable[
+    [Store, dict[str, Any], list[dict[str, Any]], int], IncidentDiagnosis
+]
+
+
+def incident_context(
+    store: Store, incident_id: int, diagnose: DiagnoseIncident | None = None
+) -> dict[str, Any]:
     """The incident with its decisions, actions, verifications, findings, pending approval and
-    diagnosis (``diagnosis_error`` says why a diagnosis could not be made)."""
+    diagnosis (``diagnosis_error`` says why a diagnosis could not be made).
+
+    ``diagnose`` replaces :func:`diagnose_stored_incident` (the dashboard passes one that keeps
+    the diagnoses of closed incidents)."""
     repo = AgentRepo(store)
     incident = repo.get_incident(incident_id)
     model_id = store.model_id(incident["model"])
@@ -228,7 +238,9 @@ def incident_context(store: Store, incident_id: int) -> dict[str, Any]:
         "diagnosis_error": None,
     }
     try:
-        context["diagnosis"] = diagnose_stored_incident(store, incident, findings, model_id)
+        context["diagnosis"] = (diagnose or diagnose_stored_incident)(
+            store, incident, findings, model_id
+        )
     except Exception as exc:  # the page must still show the facts when diagnosis cannot run
         context["diagnosis_error"] = f"{type(exc).__name__}: {exc}"
     return context

@@ -10,7 +10,7 @@ same thing per closed window::
 A window passes through: profile (``stats.profile``) -> data drift per feature
 (``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
 optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
-(``monitor.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
+(``stats.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
 concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors; before labels,
 the estimate beyond the reference's chunk spread) and a change point on the per-window
 performance series itself (``detect.performance_change``, measured or estimated, state kept

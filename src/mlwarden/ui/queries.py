@@ -26,19 +26,22 @@ from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.domain import Severity
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import as_utc
+from mlwarden.store.repository import as_utc, utcnow
 
 __all__ = [
     "HEALTH_LABELS",
     "ModelRow",
     "audit_page",
+    "chart_markers",
     "feature_distribution",
     "fleet",
+    "health_counts",
     "health_of",
+    "metric_panels",
     "model_signals",
-    "pending_approval_count",
     "signal_group",
     "token_is_active",
+    "waiting_approvals",
 ]
 
 SPARK_WINDOWS = 30
@@ -115,6 +118,7 @@ class ModelRow:
             "live_version": self.live_version,
             "open_incidents": len(self.incidents),
             "worst_severity": self.worst_severity,
+            "newest_incident": self.incidents[0]["id"] if self.incidents else None,
             "last_window": self.last_window,
             "last_ts": None if self.last_ts is None else self.last_ts.isoformat(),
             "performance_name": perf,
@@ -147,6 +151,14 @@ def health_of(row: ModelRow) -> tuple[str, str]:
     if row.last_window is None:
         return "unknown", "no window closed yet: send predictions and start monitoring"
     return "healthy", f"no open incident; last window {row.last_window}"
+
+
+def health_counts(rows: Iterable[ModelRow]) -> dict[str, int]:
+    """How many models are in each health state (the overview's tiles)."""
+    counts = dict.fromkeys(HEALTH_LABELS, 0)
+    for row in rows:
+        counts[row.status] += 1
+    return counts
 
 
 def fleet(engine: Engine) -> list[ModelRow]:
@@ -227,6 +239,8 @@ def fleet(engine: Engine) -> list[ModelRow]:
 # ---------------------------------------------------------------------------- the model page
 
 _GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # the bounds of a metric's confidence interval: drawn as that metric's band
+    ("interval", re.compile(r"_ci_(low|high)$")),
     ("drift", re.compile(r"^drift\.")),
     ("estimated", re.compile(r"^(estimated[._]|est\.)")),
     (
@@ -238,7 +252,7 @@ _GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("throughput", re.compile(r"^(throughput_per_s|records|n_records|rows|error_count)$")),
     ("confidence", re.compile(r"(confidence|^score[._](mean|p50|median))")),
     ("prediction", re.compile(r"^(prediction|pred|class_share|positive_rate)")),
-    ("quality", re.compile(r"(null|out_of_range|unseen|missing|quality|schema)")),
+    ("quality", re.compile(r"(null|invalid|out_of_range|unseen|missing|quality|schema)")),
 )
 
 
@@ -259,6 +273,8 @@ class ModelSignals:
     series: dict[str, list[float | None]]
     groups: dict[str, list[str]]
     heatmap: dict[str, Any]
+    quality: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -267,6 +283,8 @@ class ModelSignals:
             "series": self.series,
             "groups": self.groups,
             "heatmap": self.heatmap,
+            "quality": self.quality,
+            "metrics": self.metrics,
         }
 
 
@@ -290,14 +308,65 @@ def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSigna
     series: dict[str, list[float | None]] = {}
     for p in points:
         k = position[p.window]
-        times[k] = as_utc(p.ts).isoformat()
+        if not times[k]:  # every signal of a window carries its end time: format it once
+            times[k] = as_utc(p.ts).isoformat()
         series.setdefault(p.name, [None] * len(windows))[k] = _finite(p.value)
     series.pop("window.closed", None)  # the agent's bookkeeping marker, not a measurement
     groups: dict[str, list[str]] = {}
     # the headline series of a chart comes first: it owns the left axis
     for name in sorted(series, key=lambda n: (n not in HEADLINE_SIGNALS, n)):
         groups.setdefault(signal_group(name), []).append(name)
-    return ModelSignals(windows, times, series, groups, _heatmap(groups.get("drift", []), series))
+    return ModelSignals(
+        windows,
+        times,
+        series,
+        groups,
+        _heatmap(groups.get("drift", []), series),
+        _quality_heatmap(groups.get("quality", []), series),
+        metric_panels(series),
+    )
+
+
+# the bounds of a metric's interval as the monitor stores them (monitor.engine)
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+ESTIMATED = "estimated_"
+METRIC_ORDER = (*PERFORMANCE_SIGNALS, "log_loss", "ece")
+
+
+def metric_panels(series: Mapping[str, list[float | None]]) -> list[dict[str, Any]]:
+    """One chart per performance metric: the measured series and the estimated one (CBPE, before
+    labels arrive), each with the names of its interval's bounds when stored; headline first.
+
+    >>> names = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "estimated_accuracy", "f1"]
+    >>> [p["metric"] for p in metric_panels({n: [0.9] for n in names})]
+    ['accuracy', 'f1']
+    >>> metric_panels({n: [0.9] for n in names})[0]["band"]
+    ['accuracy_ci_low', 'accuracy_ci_high']
+    """
+    measured = {n for n in series if signal_group(n) == "performance"}
+    estimated = {n[len(ESTIMATED) :] for n in series if n.startswith(ESTIMATED)}
+    metrics = sorted(
+        {n for n in measured | estimated if CI_LOW not in n and CI_HIGH not in n},
+        key=lambda m: (METRIC_ORDER.index(m) if m in METRIC_ORDER else len(METRIC_ORDER), m),
+    )
+
+    def band(name: str) -> list[str] | None:
+        low, high = name + CI_LOW, name + CI_HIGH
+        return [low, high] if low in series and high in series else None
+
+    panels = []
+    for metric in metrics:
+        est = ESTIMATED + metric
+        panels.append(
+            {
+                "metric": metric,
+                "measured": metric if metric in series else None,
+                "band": band(metric),
+                "estimated": est if est in series else None,
+                "estimated_band": band(est),
+            }
+        )
+    return panels
 
 
 def _heatmap(names: Sequence[str], series: Mapping[str, list[float | None]]) -> dict[str, Any]:
@@ -316,6 +385,109 @@ def _heatmap(names: Sequence[str], series: Mapping[str, list[float | None]]) -> 
         "features": features,
         "z": [series[by_stat[stat][feat]] for feat in features],
     }
+
+
+MARKERS_PER_KIND = 100
+
+
+def chart_markers(engine: Engine, model_id: int, since: datetime | None) -> list[dict[str, Any]]:
+    """What happened to a model since ``since``, to mark on its charts (oldest first):
+    deployment revisions (``deploy``), incidents opened (``incident``) and agent actions
+    (``action``), each with its time, a one-line label and the incident it belongs to, if any;
+    the newest :data:`MARKERS_PER_KIND` of each kind."""
+    d, i, a = t.deployment_revisions, at.incidents, at.actions
+    out: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        deploys = select(
+            d.c.revision,
+            d.c.live_version,
+            d.c.fallback_version,
+            d.c.canary_version,
+            d.c.disabled,
+            d.c.actor,
+            d.c.reason,
+            d.c.created_at,
+        ).where(d.c.model_id == model_id, d.c.environment == "production")
+        incidents = select(
+            i.c.id, i.c.severity, i.c.diagnosis, i.c.scope, i.c.state, i.c.opened_at
+        ).where(i.c.model_id == model_id)
+        actions = select(
+            a.c.id, a.c.kind, a.c.state, a.c.actor, a.c.incident_id, a.c.created_at
+        ).where(a.c.model_id == model_id)
+        if since is not None:
+            deploys = deploys.where(d.c.created_at >= since)
+            incidents = incidents.where(i.c.opened_at >= since)
+            actions = actions.where(a.c.created_at >= since)
+        for r in conn.execute(deploys.order_by(d.c.revision.desc()).limit(MARKERS_PER_KIND)):
+            serving = "disabled" if r.disabled else f"live v{r.live_version}"
+            if r.canary_version:
+                serving += f", canary v{r.canary_version}"
+            if r.fallback_version:
+                serving += f", fallback v{r.fallback_version}"
+            out.append(
+                {
+                    "kind": "deploy",
+                    "ts": as_utc(r.created_at).isoformat(),
+                    "incident_id": None,
+                    "label": f"revision {r.revision} by {r.actor}: {serving}"
+                    + (f" ({r.reason})" if r.reason else ""),
+                }
+            )
+        for r in conn.execute(incidents.order_by(i.c.id.desc()).limit(MARKERS_PER_KIND)):
+            what = r.diagnosis or r.scope or "incident"
+            out.append(
+                {
+                    "kind": "incident",
+                    "ts": as_utc(r.opened_at).isoformat(),
+                    "incident_id": r.id,
+                    "label": f"incident #{r.id} opened: {what}, {r.severity} (now {r.state})",
+                }
+            )
+        for r in conn.execute(actions.order_by(a.c.id.desc()).limit(MARKERS_PER_KIND)):
+            out.append(
+                {
+                    "kind": "action",
+                    "ts": as_utc(r.created_at).isoformat(),
+                    "incident_id": r.incident_id,
+                    "label": f"action {r.id}: {r.kind} by {r.actor} ({r.state})"
+                    + ("" if r.incident_id is None else f", incident #{r.incident_id}"),
+                }
+            )
+    out.sort(key=lambda m: m["ts"])
+    return out
+
+
+QUALITY_RATES = ("null_rate", "invalid_rate", "unseen_rate")
+
+
+def _quality_heatmap(
+    names: Sequence[str], series: Mapping[str, list[float | None]]
+) -> dict[str, Any]:
+    """Features x windows of the worst data-quality rate (share of rows null, invalid or of an
+    unseen category), with each rate in the hover text: a null burst is a bright row here even
+    when the drift statistics hardly move (nulls are left out of them)."""
+    by_feature: dict[str, dict[str, list[float | None]]] = {}
+    for name in names:
+        rate, _, feature = name.partition(".")
+        if rate in QUALITY_RATES and feature:
+            by_feature.setdefault(feature, {})[rate] = series[name]
+    features = sorted(by_feature)
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for feature in features:
+        rates = by_feature[feature]
+        width = len(next(iter(rates.values())))
+        row: list[float | None] = []
+        hover: list[str] = []
+        for k in range(width):
+            present = {r: v[k] for r, v in rates.items() if v[k] is not None}
+            row.append(max(present.values()) if present else None)
+            hover.append(
+                "<br>".join(f"{r.replace('_', ' ')} {v:.1%}" for r, v in sorted(present.items()))
+            )
+        z.append(row)
+        text.append(hover)
+    return {"features": features, "z": z, "text": text}
 
 
 def signals_export(engine: Engine, model_id: int, limit: int = 100_000) -> list[dict[str, Any]]:
@@ -394,13 +566,19 @@ def _shares(counts: np.ndarray) -> list[float]:
 # ---------------------------------------------------------------------------- other pages
 
 
-def pending_approval_count(engine: Engine) -> int:
+def waiting_approvals(engine: Engine, now: datetime | None = None) -> list[int]:
+    """The ids of the approvals still waiting for a person, newest first: pending and not past
+    their expiry (the rule :meth:`mlwarden.agent.approvals.Approvals.expire` applies).
+
+    The navigation badge counts these and the approvals page lists these, so they agree even
+    before the agent has marked an overdue request expired."""
     a = at.approvals
+    now = now or utcnow()
     with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).select_from(a).where(a.c.state == "pending")).scalar()
-            or 0
-        )
+        rows = conn.execute(
+            select(a.c.id, a.c.expires_at).where(a.c.state == "pending").order_by(a.c.id.desc())
+        ).all()
+    return [r.id for r in rows if as_utc(r.expires_at) > now]
 
 
 def audit_page(

@@ -1,0 +1,103 @@
+"""The approval queue: remedies the agent asks a person to approve or reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from mlwarden.api.deps import ServerState, server
+from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.ui import queries
+from mlwarden.ui.session import Session
+from mlwarden.ui.web import (
+    PREFIX,
+    back,
+    error_page,
+    operator_change,
+    page_router,
+    page_session,
+    render,
+)
+
+router = page_router()
+
+
+@router.get("/approvals", response_class=HTMLResponse)
+def approvals_page(
+    request: Request,
+    msg: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.approvals import Approvals
+    from mlwarden.agent.repo import AgentRepo
+
+    approvals = Approvals(state.store)
+    repo = AgentRepo(state.store)
+    # list() first marks overdue requests expired: they show as decided, not as waiting
+    decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
+    pending = [approvals.get(i) for i in queries.waiting_approvals(state.store.engine)]
+    for item in pending:
+        item["decision"] = (
+            repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None
+        )
+    return render(
+        request,
+        session,
+        "approvals.html",
+        pending=pending,
+        decided=decided,
+        msg=msg,
+        pending_approvals=len(pending),  # the badge counts the very list the page shows
+    )
+
+
+@router.post("/approvals/{approval_id}/{verdict}")
+def decide_approval(
+    request: Request,
+    approval_id: int,
+    verdict: str,
+    reason: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.approvals import Approvals
+
+    operator_change(request, session, csrf)
+    approvals = Approvals(state.store)
+    try:
+        message = _decide(state, approvals, approval_id, verdict, session, reason)
+    except (Conflict, InvalidInput, NotFound) as exc:
+        return error_page(request, session, exc)
+    return back(request, f"{PREFIX}/approvals", message)
+
+
+def _decide(
+    state: ServerState,
+    approvals: Any,
+    approval_id: int,
+    verdict: str,
+    session: Session,
+    reason: str,
+) -> str:
+    if verdict == "approve":
+        # the approval is recorded and its action journaled; the agent runs it once, on its
+        # next pass, with the configured policy (never inside this request, never twice)
+        approved = approvals.approve(
+            approval_id, actor=session.name, role=session.role, reason=reason
+        )
+        message = (
+            f"Approved: {approved['action']} on {approved['model']} is journaled as action "
+            f"{approved['action_id']}; the agent runs it on its next pass."
+        )
+    elif verdict == "reject":
+        rejected = approvals.reject(
+            approval_id, actor=session.name, role=session.role, reason=reason
+        )
+        message = f"Rejected: {rejected['action']} on {rejected['model']}."
+    else:
+        raise NotFound(f"no such verdict {verdict!r}: use approve or reject")
+    return message

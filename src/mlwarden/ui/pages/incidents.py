@@ -1,0 +1,117 @@
+"""The incident list, an incident's page with its diagnosis, and its report for download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from mlwarden.api.deps import ServerState, server
+from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.ui.session import Session
+from mlwarden.ui.web import api_session, error_page, jsonable, page_router, page_session, render
+
+router = page_router()
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(
+    request: Request,
+    model: str = "",
+    state_filter: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    from mlwarden.agent.repo import AgentRepo
+
+    try:
+        rows = AgentRepo(state.store).list_incidents(
+            model=model or None, state=state_filter or None, limit=200
+        )
+    except NotFound as exc:
+        return error_page(request, session, exc)
+    return render(
+        request,
+        session,
+        "incidents.html",
+        incidents=rows,
+        model=model,
+        state_filter=state_filter,
+        models=state.store.model_names(),
+    )
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(
+    request: Request,
+    incident_id: int,
+    msg: str = "",
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    try:
+        context = incident_view(state, incident_id)
+    except NotFound as exc:
+        return error_page(request, session, exc)
+    return render(request, session, "incident.html", msg=msg, **context)
+
+
+def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
+    """The incident page's context; a closed incident's diagnosis comes from the server's
+    :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
+    from mlwarden.agent.reports import incident_context
+    from mlwarden.ui.report_cache import IncidentDiagnoses
+
+    diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
+    if diagnoses is None:
+        diagnoses = IncidentDiagnoses()
+        state._ui_diagnoses = diagnoses  # type: ignore[attr-defined]
+    return incident_context(state.store, incident_id, diagnose=diagnoses)
+
+
+@router.get("/live/incidents/{incident_id}")
+def live_incident(
+    incident_id: int, session: Session = Depends(api_session), state: ServerState = Depends(server)
+) -> JSONResponse:
+    from mlwarden.agent.repo import AgentRepo
+
+    incident = AgentRepo(state.store).get_incident(incident_id)
+    return JSONResponse(
+        {
+            "state": incident["state"],
+            "severity": incident["severity"],
+            "actions": [{"id": a["id"], "state": a["state"]} for a in incident["actions"]],
+            "verifications": [v["verdict"] for v in incident["verifications"]],
+            "timeline": len(incident["timeline"] or []),
+            "timeline_entries": jsonable(incident["timeline"] or []),
+            "first_window": incident["first_window"],
+            "last_window": incident["last_window"],
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/incidents/{incident_id}/report.{fmt}")
+def incident_report(
+    incident_id: int,
+    fmt: str,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    if fmt not in ("md", "html", "json"):
+        raise InvalidInput(f"report format must be md, html or json, not {fmt!r}")
+    context = incident_view(state, incident_id)
+    diagnosis = context["diagnosis"]
+    if diagnosis is None:
+        raise Conflict(f"incident {incident_id} cannot be diagnosed: {context['diagnosis_error']}")
+    filename = f"incident-{incident_id}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "md":
+        return PlainTextResponse(
+            diagnosis.to_markdown(), media_type="text/markdown", headers=headers
+        )
+    if fmt == "html":
+        return HTMLResponse(diagnosis.to_html(), headers=headers)
+    body = {"incident": jsonable(context["incident"]), "diagnosis": diagnosis.to_dict()}
+    return JSONResponse(body, headers=headers)
