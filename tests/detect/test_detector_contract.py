@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 
 from mlwarden.datasets import load
 from mlwarden.detect.base import Detector, WindowInputs
-from mlwarden.detect.registry import FINDING_KINDS, registered
+from mlwarden.detect.registry import FINDING_KINDS, finding_kinds_table, registered
 from mlwarden.detect.system import system_signals
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.monitor.engine import Monitor, MonitorConfig, sanitize_signals
@@ -190,3 +191,13 @@ def test_a_registered_detector_survives_an_empty_window_and_columns_of_nan_only(
                                                    "latency_ms")})
     findings = _run(monitor, detector, nan_only)
     assert all(f.kind in cls.kinds for f in findings)
+
+
+def test_every_finding_kind_is_described_once_and_the_architecture_doc_shows_the_same_table(
+) -> None:
+    assert list(FINDING_KINDS) == list(FindingKind)
+    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    shown = doc.split("<!-- finding-kinds:start -->\n")[1].split("<!-- finding-kinds:end -->")[0]
+    assert shown.strip() == finding_kinds_table(), (
+        "docs/architecture.md's finding kinds differ from detect.registry: paste "
+        "finding_kinds_table() between its finding-kinds markers")

@@ -29,19 +29,19 @@ from mlwarden.detect.base import Detector, DetectorContext
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
 
-__all__ = ["FINDING_KINDS", "build_all", "register", "registered"]
+__all__ = ["FINDING_KINDS", "build_all", "finding_kinds_table", "register", "registered"]
 
 
 FINDING_KINDS: dict[FindingKind, str] = {
     FindingKind.DATA_DRIFT: "the inputs moved: a feature's distribution, or their joint "
     "distribution, differs from the reference",
+    FindingKind.CONCEPT_DRIFT: "the model got worse: measured or estimated performance dropped "
+    "(the monitor attributes the drop to the inputs when they moved)",
+    FindingKind.PREDICTION_DRIFT: "the outputs moved: predicted classes, values or confidence "
+    "differ from the reference, or collapsed onto a constant",
     FindingKind.DATA_QUALITY: "the inputs are broken: nulls, non-finite or out-of-range values, "
     "unseen categories, a changed unit or type, a missing column; also a detector that failed "
     "on the window",
-    FindingKind.PREDICTION_DRIFT: "the outputs moved: predicted classes, values or confidence "
-    "differ from the reference, or collapsed onto a constant",
-    FindingKind.CONCEPT_DRIFT: "the model got worse: measured or estimated performance dropped "
-    "(the monitor attributes the drop to the inputs when they moved)",
     FindingKind.LATENCY: "answers are slow: p99 latency above the SLO or the baseline",
     FindingKind.ERROR_RATE: "requests fail: the error rate rose above the baseline",
     FindingKind.FRESHNESS: "data arrives late or not at all: an empty window, a delay above the "
@@ -89,3 +89,13 @@ def build_all(settings: Mapping[str, Any], context: DetectorContext,
     """One instance of every registered detector that its settings turn on, in run order."""
     built = [cls.from_settings(settings, context) for cls in registered() if include(cls)]
     return [d for d in built if d is not None]
+
+
+def finding_kinds_table() -> str:
+    """The finding kinds as the Markdown table of ``docs/architecture.md``: each kind, what it
+    means, and the registered detectors that report it."""
+    rows = ["| kind | what it means | registered detectors |", "|---|---|---|"]
+    for kind, meaning in FINDING_KINDS.items():
+        names = ", ".join(f"`{cls.name}`" for cls in registered() if kind in cls.kinds)
+        rows.append(f"| `{kind.value}` | {meaning} | {names or '-'} |")
+    return "\n".join(rows)
