@@ -7,16 +7,17 @@ same thing per closed window::
     result = monitor.process(window_frame, index=7)   # signals + findings + profile
     updated = monitor.add_labels({"rec-17": 1, ...})  # late labels -> windows re-scored
 
-A window passes through: profile (``stats.profile``) -> data drift per feature
-(``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
-optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
+A window passes through: profile (``stats.profile``) -> the registered detectors
+(``detect.registry``), stage by stage: on the inputs, data drift per feature (``detect.drift``),
+multivariate drift (``detect.multivariate``, optional), data quality (``detect.quality``); on the
+outputs, prediction drift and collapse (``detect.prediction``); on the service, latency, errors,
+throughput and delay (``detect.system``) -> performance with intervals
 (``stats.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
 concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors; before labels,
 the estimate beyond the reference's chunk spread) and a change point on the per-window
 performance series itself (``detect.performance_change``, measured or estimated, state kept
 across windows), attributed to concept drift when inputs stayed stable and to data drift with
-impact when they moved -> system
-(``detect.system``) -> anomalies over the vector of signals (``detect.anomaly``).
+impact when they moved -> anomalies over the vector of signals (``detect.anomaly``).
 
 Bad input never crashes it: an empty window is a ``freshness`` finding, a detector that fails on
 odd data becomes a ``data_quality`` finding naming the detector and the error, and every signal
@@ -210,6 +211,7 @@ class Monitor:
             system_baseline=SystemBaseline.from_arrays(*self.system_columns(reference)))
         # Every registered detector the settings turn on, in the registry's run order.
         self.detectors: list[Detector] = build_all(asdict(c), self._context)
+        # the domain classifier, whose calls bench/bench_monitor_window.py counts
         self._multivariate = next(
             (d for d in self.detectors if d.name == "domain_classifier"), None)
         self.reference_metrics: dict[str, MetricValue] = {}
