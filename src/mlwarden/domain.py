@@ -34,7 +34,8 @@ class FeatureType(StrEnum):
 
 
 class FindingKind(StrEnum):
-    """The fixed vocabulary of what detectors report."""
+    """The fixed vocabulary of what detectors report (each described in
+    ``detect.registry.FINDING_KINDS``)."""
 
     DATA_DRIFT = "data_drift"
     CONCEPT_DRIFT = "concept_drift"

@@ -13,6 +13,7 @@ MODULES = [
     "mlwarden.stats.sketch",
     "mlwarden.stats.reference",
     "mlwarden.detect.base",
+    "mlwarden.detect.registry",
     "mlwarden.detect.statistics",
     "mlwarden.detect.drift",
     "mlwarden.detect.quality",

@@ -60,7 +60,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlwarden.detect.base import Detector, fmt_p, fmt_rows
+from mlwarden.detect.base import (
+    Detector,
+    DetectorContext,
+    DetectorOutput,
+    WindowInputs,
+    fmt_p,
+    fmt_rows,
+)
+from mlwarden.detect.registry import register
 from mlwarden.detect.statistics import (
     benjamini_hochberg,
     chi_square,
@@ -159,11 +167,31 @@ class DriftReport:
         ]
 
 
+@register
 class FeatureDriftDetector(Detector):
     """Per-feature drift of a window's profile against the reference profile."""
 
     name = "feature_drift"
     kind = FindingKind.DATA_DRIFT
+    order = 10
+    settings = ("drift_alpha", "drift_wasserstein", "drift_psi", "drift_jensen_shannon")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> FeatureDriftDetector:
+        return cls(DriftThresholds(
+            alpha=settings["drift_alpha"], wasserstein=settings["drift_wasserstein"],
+            psi=settings["drift_psi"], jensen_shannon=settings["drift_jensen_shannon"]))
+
+    def run(self, inputs: WindowInputs) -> DetectorOutput:
+        """Findings, and per tested feature its effect and adjusted p-value as signals."""
+        report = self.compare(inputs.reference, inputs.window)
+        signals: dict[str, Any] = dict(report.signals())
+        for name, result in report.features.items():
+            if result.status in ("drift", "stable"):
+                signals[f"drift.{name}"] = result.effect
+                signals[f"drift_p.{name}"] = result.p_adjusted
+        return DetectorOutput(report.findings(inputs.index), signals)
 
     def __init__(
         self, thresholds: DriftThresholds | None = None, features: list[str] | None = None

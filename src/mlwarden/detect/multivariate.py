@@ -34,8 +34,9 @@ random sample, so the cost does not grow with the window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from mlwarden.detect.base import fmt_p, fmt_rows
+from mlwarden.detect.base import (
+    Detector,
+    DetectorContext,
+    DetectorOutput,
+    Input,
+    WindowInputs,
+    fmt_p,
+    fmt_rows,
+)
+from mlwarden.detect.registry import register
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import DataLike, _as_float, _infer_type
@@ -71,11 +81,20 @@ class DomainClassifierResult:
         return self.status == "drift"
 
 
-class DomainClassifierDetector:
-    """Reference-vs-window classifier on raw rows (capped samples); see the module docstring."""
+@register
+class DomainClassifierDetector(Detector):
+    """Reference-vs-window classifier on raw rows (capped samples); see the module docstring.
+
+    In the monitor (:meth:`run`) it runs only when it has something to add: not when the
+    per-feature tests already found drift on the window, and, with a ``screen_below`` p-value,
+    only when the :class:`MomentScreen` sees the means or covariances move.
+    """
 
     name = "domain_classifier"
     kind = FindingKind.DATA_DRIFT
+    order = 20
+    needs = frozenset({Input.SAMPLES, Input.EARLIER_FINDINGS})
+    settings = ("multivariate", "multivariate_auc", "multivariate_screen")
 
     def __init__(
         self,
@@ -86,6 +105,8 @@ class DomainClassifierDetector:
         alpha: float = 0.01,
         min_rows: int = 50,
         seed: int = 0,
+        reference_sample: pd.DataFrame | None = None,
+        screen_below: float | None = None,
     ) -> None:
         if folds < 2:
             raise InvalidInput("folds must be at least 2")
@@ -97,6 +118,39 @@ class DomainClassifierDetector:
         self.alpha = alpha
         self.min_rows = min_rows
         self.seed = seed
+        self.reference_sample = reference_sample
+        self.screen_below = screen_below
+        self.screen = (MomentScreen(reference_sample, list(reference_sample.columns))
+                       if reference_sample is not None and screen_below is not None else None)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> DomainClassifierDetector | None:
+        if not settings["multivariate"] or context.reference_sample is None:
+            return None
+        return cls(auc_threshold=settings["multivariate_auc"],
+                   reference_sample=context.reference_sample,
+                   screen_below=settings["multivariate_screen"])
+
+    def run(self, inputs: WindowInputs) -> DetectorOutput:
+        sample, window = self.reference_sample, inputs.window_frame
+        if sample is None or window is None or not self._joint_change_possible(inputs):
+            return DetectorOutput([])
+        return DetectorOutput(self.detect_samples(sample, window, features=list(sample.columns),
+                                                  window_index=inputs.index))
+
+    def _joint_change_possible(self, inputs: WindowInputs) -> bool:
+        """Whether the classifier has anything to add on this window: it looks for a joint
+        change the per-feature tests miss, so not when they already found drift, and not when
+        the window's means and covariances match the reference's (the screen)."""
+        if self.screen is None:
+            return True
+        if any(f.kind is FindingKind.DATA_DRIFT for f in inputs.earlier_findings):
+            return False
+        try:
+            return self.screen.p_value(inputs.window_frame) < float(self.screen_below or 0)
+        except Exception:  # the screen failing on odd data must not hide the classifier
+            return True
 
     def compare(
         self, reference: DataLike, window: DataLike, features: Sequence[str] | None = None

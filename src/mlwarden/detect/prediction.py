@@ -27,12 +27,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlwarden.detect.base import Detector, fmt_p, fmt_rows
+from mlwarden.detect.base import Detector, DetectorContext, Stage, fmt_p, fmt_rows
+from mlwarden.detect.registry import register
 from mlwarden.detect.statistics import chi_square, holm, js_distance, ks_binned, wasserstein_binned
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
@@ -52,11 +54,20 @@ class _Test:
     detail: dict[str, float]
 
 
+@register
 class PredictionDriftDetector(Detector):
     """Drift of predicted classes / output values and of confidence against the reference."""
 
     name = "prediction_drift"
     kind = FindingKind.PREDICTION_DRIFT
+    stage = Stage.OUTPUTS
+    order = 10
+    settings = ("prediction_alpha",)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> PredictionDriftDetector:
+        return cls(alpha=settings["prediction_alpha"])
 
     def __init__(self, alpha: float = 0.01, jensen_shannon: float = 0.1,
                  wasserstein: float = 0.1, min_rows: int = 30) -> None:
@@ -117,11 +128,21 @@ class PredictionDriftDetector(Detector):
             evidence={"output": t.role, **{k: _finite(v) for k, v in t.detail.items()}})
 
 
+@register
 class PredictionCollapseDetector(Detector):
     """Constant or near-constant outputs where the reference had a mix."""
 
     name = "prediction_collapse"
     kind = FindingKind.PREDICTION_DRIFT
+    stage = Stage.OUTPUTS
+    order = 20
+    settings = ("collapse_max_share", "collapse_std_ratio")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> PredictionCollapseDetector:
+        return cls(max_share=settings["collapse_max_share"],
+                   std_ratio=settings["collapse_std_ratio"])
 
     def __init__(self, max_share: float = 0.99, reference_max_share: float = 0.9,
                  std_ratio: float = 0.1, min_rows: int = 30) -> None:

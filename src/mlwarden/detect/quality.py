@@ -42,12 +42,14 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from scipy import stats
 
-from mlwarden.detect.base import Detector, fmt_p, fmt_rows
+from mlwarden.detect.base import Detector, DetectorContext, fmt_p, fmt_rows
+from mlwarden.detect.registry import register
 from mlwarden.domain import Finding, FindingKind, ModelSpec
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
@@ -86,11 +88,18 @@ def _binom_p(k: int, n: int, p0: float) -> float:
 UNIT_CHANGE_MIN_ORDERS = 0.5
 
 
+@register
 class QualityDetector(Detector):
     """Data-quality checks of a window's profile against the reference (and the schema)."""
 
     name = "data_quality"
     kind = FindingKind.DATA_QUALITY
+    order = 30
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> QualityDetector:
+        return cls(context.spec)
 
     def __init__(
         self, spec: ModelSpec | None = None, thresholds: QualityThresholds | None = None

@@ -22,6 +22,7 @@ Methods:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -30,11 +31,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlwarden.detect.base import (
+    Detector,
+    DetectorContext,
+    DetectorOutput,
+    Input,
+    Stage,
+    WindowInputs,
+)
+from mlwarden.detect.registry import register
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.stats.performance import to_float_array
 
 __all__ = [
     "SystemBaseline",
+    "SystemDetector",
     "SystemThresholds",
     "detect_system",
     "error_mask",
@@ -227,6 +238,42 @@ def detect_system(signals: dict[str, float | None], baseline: SystemBaseline,
                 f"data arrives late: p95 delay {delay:.0f} s is above {limit:.0f} s",
                 baseline=baseline.delay_p95_s))
     return out
+
+
+@register
+class SystemDetector(Detector):
+    """Latency, error rate, throughput and delay of a window's records against the baseline
+    measured on the reference (``detect_system`` on the window's signals)."""
+
+    name = "system"
+    kinds = (FindingKind.LATENCY, FindingKind.ERROR_RATE, FindingKind.ANOMALY,
+             FindingKind.FRESHNESS)
+    stage = Stage.SERVICE
+    order = 10
+    needs = frozenset({Input.SIGNALS})
+    settings = ("latency_slo_ms", "latency_ratio", "error_min_increase", "throughput_ratio",
+                "max_delay_s")
+
+    def __init__(self, thresholds: SystemThresholds | None = None,
+                 context: DetectorContext | None = None) -> None:
+        self.thresholds = thresholds or SystemThresholds()
+        # The baseline is read from the context at each run: the agent re-learns it from
+        # production records after the monitor is built.
+        self.context = context or DetectorContext()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
+                      ) -> SystemDetector:
+        return cls(SystemThresholds(
+            latency_slo_ms=settings["latency_slo_ms"], latency_ratio=settings["latency_ratio"],
+            error_min_increase=settings["error_min_increase"],
+            throughput_ratio=settings["throughput_ratio"], max_delay_s=settings["max_delay_s"]),
+            context)
+
+    def run(self, inputs: WindowInputs) -> DetectorOutput:
+        baseline = self.context.system_baseline or SystemBaseline()
+        return DetectorOutput(detect_system(dict(inputs.signals), baseline, self.thresholds,
+                                            inputs.index))
 
 
 def silence_finding(last_timestamp: datetime | None, now: datetime, max_silence_s: float,

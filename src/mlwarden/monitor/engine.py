@@ -7,16 +7,17 @@ same thing per closed window::
     result = monitor.process(window_frame, index=7)   # signals + findings + profile
     updated = monitor.add_labels({"rec-17": 1, ...})  # late labels -> windows re-scored
 
-A window passes through: profile (``stats.profile``) -> data drift per feature
-(``detect.drift``), data quality (``detect.quality``), multivariate drift (``detect.multivariate``,
-optional) -> prediction drift and collapse (``detect.prediction``) -> performance with intervals
+A window passes through: profile (``stats.profile``) -> the registered detectors
+(``detect.registry``), stage by stage: on the inputs, data drift per feature (``detect.drift``),
+multivariate drift (``detect.multivariate``, optional), data quality (``detect.quality``); on the
+outputs, prediction drift and collapse (``detect.prediction``); on the service, latency, errors,
+throughput and delay (``detect.system``) -> performance with intervals
 (``stats.performance``) or, before labels, estimated performance (``monitor.estimate``) ->
 concept drift (``detect.concept``: CI drop + River ADWIN on per-record errors; before labels,
 the estimate beyond the reference's chunk spread) and a change point on the per-window
 performance series itself (``detect.performance_change``, measured or estimated, state kept
 across windows), attributed to concept drift when inputs stayed stable and to data drift with
-impact when they moved -> system
-(``detect.system``) -> anomalies over the vector of signals (``detect.anomaly``).
+impact when they moved -> anomalies over the vector of signals (``detect.anomaly``).
 
 Bad input never crashes it: an empty window is a ``freshness`` finding, a detector that fails on
 odd data becomes a ``data_quality`` finding naming the detector and the error, and every signal
@@ -37,13 +38,14 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlwarden.detect.anomaly import SignalAnomalyDetector, SignalRule
+from mlwarden.detect.base import Detector, DetectorContext, DetectorOutput, Stage, WindowInputs
 from mlwarden.detect.concept import (
     DEFAULT_TOLERANCE,
     RELATIVE_TOLERANCE,
@@ -53,15 +55,10 @@ from mlwarden.detect.concept import (
     estimated_drop,
     performance_drop,
 )
-from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector
 from mlwarden.detect.performance_change import PerformanceChangeDetector
-from mlwarden.detect.prediction import (
-    PredictionCollapseDetector,
-    PredictionDriftDetector,
-    output_signals,
-)
-from mlwarden.detect.quality import QualityDetector
-from mlwarden.detect.system import SystemBaseline, SystemThresholds, detect_system, system_signals
+from mlwarden.detect.prediction import output_signals
+from mlwarden.detect.registry import build_all
+from mlwarden.detect.system import SystemBaseline, system_signals
 from mlwarden.domain import Finding, FindingKind, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.estimate import CBPE, estimation_error
@@ -207,31 +204,16 @@ class Monitor:
             is not None else None
         if self.positive and self.positive in self.classes and len(self.classes) == 2:
             self.classes = [x for x in self.classes if x != self.positive] + [self.positive]
-        self._drift = FeatureDriftDetector(DriftThresholds(
-            alpha=c.drift_alpha, wasserstein=c.drift_wasserstein, psi=c.drift_psi,
-            jensen_shannon=c.drift_jensen_shannon))
-        self._quality = QualityDetector(spec)
-        self._multivariate: Any = None
-        self._reference_sample: pd.DataFrame | None = None
-        self._screen: Any = None
-        if c.multivariate:
-            from mlwarden.detect.multivariate import DomainClassifierDetector, MomentScreen
-
-            self._multivariate = DomainClassifierDetector(auc_threshold=c.multivariate_auc)
-            self._reference_sample = reference[[f for f in self.features
-                                                if f in reference.columns]].head(20_000)
-            if c.multivariate_screen is not None:
-                self._screen = MomentScreen(self._reference_sample,
-                                            list(self._reference_sample.columns))
-        self._prediction = PredictionDriftDetector(alpha=c.prediction_alpha)
-        self._collapse = PredictionCollapseDetector(max_share=c.collapse_max_share,
-                                                    std_ratio=c.collapse_std_ratio)
-        self.system_thresholds = SystemThresholds(
-            latency_slo_ms=c.latency_slo_ms, latency_ratio=c.latency_ratio,
-            error_min_increase=c.error_min_increase, throughput_ratio=c.throughput_ratio,
-            max_delay_s=c.max_delay_s)
-        self.system_baseline = SystemBaseline.from_arrays(
-            *self.system_columns(reference))
+        self._context = DetectorContext(
+            spec=spec,
+            reference_sample=reference[[f for f in self.features
+                                        if f in reference.columns]].head(20_000),
+            system_baseline=SystemBaseline.from_arrays(*self.system_columns(reference)))
+        # Every registered detector the settings turn on, in the registry's run order.
+        self.detectors: list[Detector] = build_all(asdict(c), self._context)
+        # the domain classifier, whose calls bench/bench_monitor_window.py counts
+        self._multivariate = next(
+            (d for d in self.detectors if d.name == "domain_classifier"), None)
         self.reference_metrics: dict[str, MetricValue] = {}
         self.reference_spreads: dict[str, MetricSpread] = {}
         self._changes: list[PerformanceChangeDetector] = []
@@ -321,6 +303,16 @@ class Monitor:
                 metric, spread, min_shift=tol, threshold=self.config.change_threshold,
                 keep=self.config.keep_windows))
 
+    @property
+    def system_baseline(self) -> SystemBaseline:
+        """The system signals' baseline; the agent replaces it with one learned in production."""
+        baseline: SystemBaseline = self._context.system_baseline
+        return baseline
+
+    @system_baseline.setter
+    def system_baseline(self, baseline: SystemBaseline) -> None:
+        self._context.system_baseline = baseline
+
     def system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
         """(latency, error, timestamp, received_at) arrays of a record table, for the system
         signals and for a baseline learned from production records."""
@@ -355,15 +347,13 @@ class Monitor:
         findings: list[Finding] = []
 
         profile = Profile.from_data(window, self.layout)
-        data_findings = self._data_checks(profile, window, index, signals, findings)
-        for detector in (self._prediction, self._collapse):
-            findings += self._safely(detector.name, index,
-                                     lambda d=detector: d.detect(self.reference, profile,
-                                                                 window_index=index))
+        inputs = WindowInputs(self.reference, profile, index, window_frame=window)
+        data_findings = self._data_checks(inputs, signals, findings)
+        findings += self._run_stage(Stage.OUTPUTS, inputs, signals)
         signals.update(output_signals(profile))
         signals.update(system_signals(*self.system_columns(window)))
-        findings += detect_system(sanitize_signals(signals), self.system_baseline,
-                                  self.system_thresholds, index)
+        inputs.signals = sanitize_signals(signals)
+        findings += self._run_stage(Stage.SERVICE, inputs, signals)
 
         result = WindowResult(index, n, {}, findings, profile, profile.time_min, profile.time_max)
         self._held[index] = _Held(result, self._kept_columns(window), data_findings)
@@ -390,39 +380,25 @@ class Monitor:
                 or c.startswith(self.cols.proba_prefix)]
         return window[keep].copy()
 
-    def _safely(self, name: str, index: int, run: Any) -> list[Finding]:
-        try:
-            return list(run())
-        except Exception as exc:  # a detector failing on odd data must not stop the others
-            return [Finding(
-                kind=FindingKind.DATA_QUALITY, detector=f"monitor.{name}", statistic="failed",
-                score=1.0, threshold=0.0, window=index,
-                message=f"{name} could not run on window {index}: {exc}",
-                evidence={"error": type(exc).__name__})]
+    def _run_stage(self, stage: Stage, inputs: WindowInputs, signals: dict[str, Any]
+                   ) -> list[Finding]:
+        """Run the stage's registered detectors in order; each sees what the ones before it
+        found on the window, and their signals join the window's."""
+        found: list[Finding] = []
+        for detector in self.detectors:
+            if detector.stage is not stage:
+                continue
+            inputs.earlier_findings = list(found)
+            output = _safely(detector, inputs)
+            signals.update(output.signals)
+            found += output.findings
+        return found
 
-    def _data_checks(self, profile: Profile, window: pd.DataFrame, index: int,
-                     signals: dict[str, Any], findings: list[Finding]) -> list[Finding]:
-        data_findings: list[Finding] = []
-        try:
-            report = self._drift.compare(self.reference, profile)
-            signals.update(report.signals())
-            for name, result in report.features.items():
-                if result.status in ("drift", "stable"):
-                    signals[f"drift.{name}"] = result.effect
-                    signals[f"drift_p.{name}"] = result.p_adjusted
-            data_findings += report.findings(index)
-        except Exception as exc:
-            findings += self._safely("feature_drift", index, lambda e=exc: _raise(e))
-        if self._multivariate is not None and self._reference_sample is not None \
-                and self._joint_change_possible(window, data_findings):
-            data_findings += self._safely("domain_classifier", index, lambda: (
-                self._multivariate.detect_samples(self._reference_sample, window,
-                                                  features=list(self._reference_sample.columns),
-                                                  window_index=index)))
-        findings += data_findings
-        findings += self._safely("data_quality", index, lambda: self._quality.detect(
-            self.reference, profile, window_index=index))
-        for name, stats in profile.features.items():
+    def _data_checks(self, inputs: WindowInputs, signals: dict[str, Any],
+                     findings: list[Finding]) -> list[Finding]:
+        input_findings = self._run_stage(Stage.INPUTS, inputs, signals)
+        findings += input_findings
+        for name, stats in inputs.window.features.items():
             rows = stats.rows
             signals[f"null_rate.{name}"] = stats.nulls / rows if rows else None
             invalid = getattr(stats, "invalid", None)
@@ -432,20 +408,8 @@ class Monitor:
             if unseen is not None:
                 signals[f"unseen_rate.{name}"] = unseen / rows if rows else None
         # Data-quality breaks also move inputs: a drop they cause is not concept drift.
-        return data_findings + [f for f in findings if f.kind is FindingKind.DATA_QUALITY]
-
-    def _joint_change_possible(self, window: pd.DataFrame, drift: list[Finding]) -> bool:
-        """Whether the domain classifier has anything to add on this window: it looks for a
-        joint change the per-feature tests miss, so not when they already found drift, and
-        not when the window's means and covariances match the reference's (the screen)."""
-        if self._screen is None:
-            return True
-        if any(f.kind is FindingKind.DATA_DRIFT for f in drift):
-            return False
-        try:
-            return self._screen.p_value(window) < float(self.config.multivariate_screen or 0)
-        except Exception:  # the screen failing on odd data must not hide the classifier
-            return True
+        return ([f for f in input_findings if f.kind is FindingKind.DATA_DRIFT]
+                + [f for f in input_findings if f.kind is FindingKind.DATA_QUALITY])
 
     # ------------------------------------------------------------------ performance
 
@@ -615,8 +579,18 @@ class Monitor:
         return updated
 
 
-def _raise(exc: Exception) -> list[Finding]:
-    raise exc
+def _safely(detector: Detector, inputs: WindowInputs) -> DetectorOutput:
+    """The detector's output; a detector failing on odd data must not stop the others, so its
+    error becomes a ``data_quality`` finding naming it."""
+    try:
+        return detector.run(inputs)
+    except Exception as exc:
+        index = inputs.index
+        return DetectorOutput([Finding(
+            kind=FindingKind.DATA_QUALITY, detector=f"monitor.{detector.name}",
+            statistic="failed", score=1.0, threshold=0.0, window=index,
+            message=f"{detector.name} could not run on window {index}: {exc}",
+            evidence={"error": type(exc).__name__})])
 
 
 def _numeric(values: pd.Series | pd.DataFrame) -> Any:
