@@ -293,9 +293,16 @@ class AgentRepo:
             )
 
     def update_incident(
-        self, incident_id: int, *, event: str | None = None, text: str = "", **values: Any
+        self,
+        incident_id: int,
+        *,
+        event: str | None = None,
+        text: str = "",
+        entry: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> None:
-        """Change an incident's fields and, with ``event``, append to its timeline."""
+        """Change an incident's fields and, with ``event``, append to its timeline; ``entry``
+        adds fields to that timeline entry (who did it, to whom)."""
         now = utcnow()
         i = at.incidents
         with self.engine.begin() as conn:
@@ -313,7 +320,9 @@ class AgentRepo:
                     {"ts": now.isoformat(), "event": "rediagnosed", "text": changes + why}
                 )
             if event is not None:
-                timeline.append({"ts": now.isoformat(), "event": event, "text": text})
+                timeline.append(
+                    {**(entry or {}), "ts": now.isoformat(), "event": event, "text": text}
+                )
             if len(timeline) != len(row.timeline or []):
                 values["timeline"] = timeline
             if values.get("state") in CLOSED_STATES:
