@@ -342,8 +342,25 @@
         const what = document.createElement("strong");
         what.textContent = entry.event;
         item.append(when, " ", what, " " + (entry.text || ""));
+        if (entry.event === "note" && entry.actor) {
+          const author = document.createElement("span");
+          author.className = "muted";
+          author.textContent = "— " + entry.actor;
+          item.append(" ", author);
+        }
         item.classList.add("changed");
         timeline.append(item);
+      }
+      // who is on it: the on-call section's acknowledgement and assignee (notes are on the timeline)
+      const oncall = data.oncall || {};
+      const when = (ts) => String(ts || "").replace("T", " ").slice(0, 19) + " UTC";
+      if (oncall.acknowledged) {
+        setText(document.querySelector('#oncall [data-field="acknowledged"]'),
+          `by ${oncall.acknowledged.by} at ${when(oncall.acknowledged.at)}`);
+      }
+      if (oncall.assignee) {
+        setText(document.querySelector('#oncall [data-field="assignee"]'),
+          `${oncall.assignee.name} (assigned by ${oncall.assignee.by} at ${when(oncall.assignee.at)})`);
       }
       const key = JSON.stringify([data.state, data.actions, data.verifications, data.timeline]);
       if (before !== null && key !== before) {
