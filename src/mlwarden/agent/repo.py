@@ -306,8 +306,12 @@ class AgentRepo:
         now = utcnow()
         i = at.incidents
         with self.engine.begin() as conn:
+            # locked until the update: the agent and people on call append to the same
+            # timeline, and neither may lose the other's entry (PostgreSQL; SQLite has one writer)
             row = conn.execute(
-                select(i.c.timeline, i.c.diagnosis, i.c.severity).where(i.c.id == incident_id)
+                select(i.c.timeline, i.c.diagnosis, i.c.severity)
+                .where(i.c.id == incident_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
