@@ -484,6 +484,9 @@ def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
     unknown = client.post("/ui/incidents/999999/notes", data={"csrf": csrf, "text": "x"})
     assert unknown.status_code == 404 and "no incident 999999" in unknown.text
 
+    listed = client.get("/ui/incidents").text
+    assert "acknowledged by olga · assigned to ann" in listed
+
     live = client.get(f"/ui/live/incidents/{incident}").json()
     assert live["oncall"]["acknowledged"]["by"] == "olga"
     assert live["oncall"]["assignee"]["name"] == "ann"

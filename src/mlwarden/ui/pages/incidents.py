@@ -34,7 +34,8 @@ def incidents_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.agent.oncall import oncall_of
+    from mlwarden.agent.repo import OPEN_STATES, AgentRepo
 
     try:
         rows = AgentRepo(state.store).list_incidents(
@@ -42,6 +43,8 @@ def incidents_page(
         )
     except NotFound as exc:
         return error_page(request, session, exc)
+    for row in rows:
+        row["oncall"] = oncall_of(row)
     return render(
         request,
         session,
@@ -50,6 +53,7 @@ def incidents_page(
         model=model,
         state_filter=state_filter,
         models=state.store.model_names(),
+        open_states=OPEN_STATES,
     )
 
 
