@@ -117,3 +117,35 @@ def test_cli_commands(advised: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     tampered = runner.invoke(cli, ["audit", "verify"])
     assert tampered.exit_code == 1 and "entry 2" in tampered.output
     store.close()
+
+
+def test_cli_acknowledges_assigns_and_annotates_an_incident(
+    advised: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLWARDEN_DATA_DIR", str(advised["dir"]))
+    runner = CliRunner()
+    acked = runner.invoke(cli, ["incident", "acknowledge", "1", "--actor", "dana", "--json"])
+    assert acked.exit_code == 0, acked.output
+    assert json.loads(acked.output)["acknowledged"]["by"] == "dana"
+    again = runner.invoke(cli, ["incident", "acknowledge", "1", "--actor", "eve"])
+    assert again.exit_code == 1 and "already acknowledged by dana" in again.output
+    assigned = runner.invoke(cli, ["incident", "assign", "1", "eve", "--actor", "dana"])
+    assert assigned.exit_code == 0, assigned.output
+    assert "acknowledged by dana" in assigned.output and "assignee eve" in assigned.output
+    noted = runner.invoke(cli, ["incident", "note", "1", "paged the data team", "--actor", "eve"])
+    assert noted.exit_code == 0 and "1 note(s)" in noted.output
+    empty = runner.invoke(cli, ["incident", "note", "1", "  "])
+    assert empty.exit_code == 1 and "cannot be empty" in empty.output
+    missing = runner.invoke(cli, ["incident", "assign", "999", "eve"])
+    assert missing.exit_code == 1 and "no incident 999" in missing.output
+
+    shown = runner.invoke(cli, ["incidents", "--show", "1"])
+    assert "acknowledged by dana at " in shown.output and "assignee eve" in shown.output
+    assert "paged the data team — eve" in shown.output
+    store: Store = advised["store"]
+    audited = store.audit_entries(target="incident:1")
+    assert [(e["actor"], e["action"]) for e in audited] == [
+        ("eve", "incident.annotate"),
+        ("dana", "incident.assign"),
+        ("dana", "incident.acknowledge"),
+    ]

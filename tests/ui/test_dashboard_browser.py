@@ -385,3 +385,57 @@ def test_wide_screen_overview(viewer: Watched, dashboard: Dashboard) -> None:
         expect(watched.page.locator("#history form")).to_have_count(0)
         screenshot(watched.page, "model-1920")
         watched.clean()
+
+
+def test_an_operator_acknowledges_and_annotates_an_incident_and_a_viewer_sees_it_live(
+    operator: Watched, viewer: Watched, dashboard: Dashboard
+) -> None:
+    # an incident of its own (last in the file: the incident list of the tests before it
+    # counts the fleet's incidents), on the model without data
+    incident = AgentRepo(dashboard.store).create_incident("titanic", 1, {}, "nulls in Age")
+    url = dashboard.url + f"/ui/incidents/{incident}"
+    viewer.page.goto(url)
+    oncall = viewer.page.locator("#oncall")
+    expect(oncall).to_contain_text("need the operator role")
+    expect(oncall.locator("form")).to_have_count(0)
+    viewer.page.evaluate("window.__not_reloaded = true")
+
+    page = operator.page
+    page.goto(url)
+    section = page.locator("#oncall")
+    expect(section).to_contain_text("never change what the agent does")
+    expect(section.locator('[data-field="acknowledged"]')).to_have_text("not yet")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator(".flash")).to_contain_text("Acknowledged by olivia")
+    expect(section.locator('[data-field="acknowledged"]')).to_contain_text("by olivia at ")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+
+    page.fill("#assignee", "ann")
+    page.get_by_role("button", name="Assign").click()
+    expect(section.locator('[data-field="assignee"]')).to_contain_text("ann (assigned by olivia")
+    page.fill("#note-text", "Age nulls come from the new signup form; fix deployed at 14:10.")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator(".flash")).to_have_text("Note added.")
+    note = section.locator("#notes li")
+    expect(note).to_have_count(1)
+    expect(note).to_contain_text("Age nulls come from the new signup form")
+    expect(note).to_contain_text("olivia")
+    timeline = page.locator("#timeline li")
+    expect(timeline.filter(has_text="acknowledged by olivia")).to_have_count(1)
+    noted = timeline.filter(has_text="note Age nulls come from the new signup form")
+    expect(noted).to_contain_text("— olivia")
+    screenshot(page, "incident-oncall")
+
+    # the viewer's open page follows without a reload
+    expect(oncall.locator('[data-field="acknowledged"]')).to_contain_text(
+        "by olivia at ", timeout=15_000
+    )
+    expect(oncall.locator('[data-field="assignee"]')).to_contain_text("ann", timeout=15_000)
+    expect(viewer.page.locator("#timeline li").filter(has_text="— olivia")).to_have_count(
+        1, timeout=15_000
+    )
+    assert viewer.page.evaluate("window.__not_reloaded") is True
+    actions = [e["action"] for e in dashboard.store.audit_entries(target=f"incident:{incident}")]
+    assert actions == ["incident.annotate", "incident.assign", "incident.acknowledge"]
+    operator.clean()
+    viewer.clean()

@@ -449,3 +449,51 @@ def test_pages_and_live_json_are_compressed_for_clients_that_accept_gzip(
         assert zipped.headers["vary"] == "Accept-Encoding"
     # a small answer is not worth compressing
     assert "content-encoding" not in client.get("/ui/live/counts").headers
+
+
+def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
+    client: TestClient, store: Store
+) -> None:
+    incident = AgentRepo(store).create_incident("m", 3, {}, "drifting")
+    page = f"/ui/incidents/{incident}"
+    sign_in(client, store.create_token("vera", "viewer"))
+    shown = client.get(page).text
+    assert "need the operator role" in shown and 'action="/ui/incidents' not in shown
+    assert "still acts on this incident per its policy" in shown
+    csrf = csrf_of(client)
+    refused = client.post(f"{page}/acknowledge", data={"csrf": csrf})
+    assert refused.status_code == 403 and "operator" in refused.json()["error"]
+
+    client.cookies.clear()
+    sign_in(client, store.create_token("olga", "operator"))
+    assert client.post(f"{page}/acknowledge", data={"csrf": "forged"}).status_code == 403
+    assert client.post(f"{page}/notes", data={"text": "no token"}).status_code == 403
+    csrf = csrf_of(client)
+    acked = client.post(f"{page}/acknowledge", data={"csrf": csrf})
+    assert acked.status_code == 200 and "Acknowledged by olga" in acked.text
+    assert 'id="acknowledge"' not in acked.text  # nothing left to acknowledge
+    again = client.post(f"{page}/acknowledge", data={"csrf": csrf})
+    assert again.status_code == 409 and "already acknowledged by olga" in again.text
+    assigned = client.post(f"{page}/assign", data={"csrf": csrf, "assignee": "ann"})
+    assert assigned.status_code == 200 and "ann (assigned by olga" in assigned.text
+    noted = client.post(f"{page}/notes", data={"csrf": csrf, "text": "<b>ETL</b> re-ran"})
+    assert noted.status_code == 200 and "&lt;b&gt;ETL&lt;/b&gt; re-ran" in noted.text
+    assert "<b>ETL</b>" not in noted.text  # a note is text, never markup
+    empty = client.post(f"{page}/notes", data={"csrf": csrf, "text": "  "})
+    assert empty.status_code == 422 and "cannot be empty" in empty.text
+    unknown = client.post("/ui/incidents/999999/notes", data={"csrf": csrf, "text": "x"})
+    assert unknown.status_code == 404 and "no incident 999999" in unknown.text
+
+    listed = client.get("/ui/incidents").text
+    assert "acknowledged by olga · assigned to ann" in listed
+
+    live = client.get(f"/ui/live/incidents/{incident}").json()
+    assert live["oncall"]["acknowledged"]["by"] == "olga"
+    assert live["oncall"]["assignee"]["name"] == "ann"
+    assert [n["text"] for n in live["oncall"]["notes"]] == ["<b>ETL</b> re-ran"]
+    changes = [e for e in store.audit_entries(actor="olga") if e["action"] != "ui.sign_in"]
+    assert [(e["action"], e["target"]) for e in changes] == [
+        ("incident.annotate", f"incident:{incident}"),
+        ("incident.assign", f"incident:{incident}"),
+        ("incident.acknowledge", f"incident:{incident}"),
+    ]

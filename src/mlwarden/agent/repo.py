@@ -293,14 +293,25 @@ class AgentRepo:
             )
 
     def update_incident(
-        self, incident_id: int, *, event: str | None = None, text: str = "", **values: Any
+        self,
+        incident_id: int,
+        *,
+        event: str | None = None,
+        text: str = "",
+        entry: Mapping[str, Any] | None = None,
+        **values: Any,
     ) -> None:
-        """Change an incident's fields and, with ``event``, append to its timeline."""
+        """Change an incident's fields and, with ``event``, append to its timeline; ``entry``
+        adds fields to that timeline entry (who did it, to whom)."""
         now = utcnow()
         i = at.incidents
         with self.engine.begin() as conn:
+            # locked until the update: the agent and people on call append to the same
+            # timeline, and neither may lose the other's entry (PostgreSQL; SQLite has one writer)
             row = conn.execute(
-                select(i.c.timeline, i.c.diagnosis, i.c.severity).where(i.c.id == incident_id)
+                select(i.c.timeline, i.c.diagnosis, i.c.severity)
+                .where(i.c.id == incident_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
@@ -313,7 +324,9 @@ class AgentRepo:
                     {"ts": now.isoformat(), "event": "rediagnosed", "text": changes + why}
                 )
             if event is not None:
-                timeline.append({"ts": now.isoformat(), "event": event, "text": text})
+                timeline.append(
+                    {**(entry or {}), "ts": now.isoformat(), "event": event, "text": text}
+                )
             if len(timeline) != len(row.timeline or []):
                 values["timeline"] = timeline
             if values.get("state") in CLOSED_STATES:

@@ -1,7 +1,9 @@
-"""The agent's HTTP API: signals, findings, incidents, actions (with undo) and approvals.
+"""The agent's HTTP API: signals, findings, incidents (acknowledge, assign, notes), actions
+(with undo) and approvals.
 
-Reading needs the ``viewer`` role; undoing an action and approving or rejecting need
-``operator``. Every change names its actor (the token's name) in the audit log.
+Reading needs the ``viewer`` role; acknowledging, assigning or annotating an incident, undoing
+an action and approving or rejecting need ``operator``. Every change names its actor (the
+token's name) in the audit log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.executors import undo_action
 from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.journal import ActionJournal
+from mlwarden.agent.oncall import (
+    MAX_ASSIGNEE_CHARS,
+    MAX_NOTE_CHARS,
+    acknowledge,
+    annotate,
+    assign,
+    oncall_of,
+)
 from mlwarden.agent.policy import configured_policy
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
@@ -75,8 +85,83 @@ async def get_incident(
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),
 ) -> dict[str, Any]:
-    """An incident with its timeline, decisions, actions and verifications."""
-    return await run_in_threadpool(AgentRepo(state.store).get_incident, incident_id)
+    """An incident with its timeline, decisions, actions and verifications, and ``oncall``:
+    who acknowledged it and when, its assignee, its notes."""
+    incident = await run_in_threadpool(AgentRepo(state.store).get_incident, incident_id)
+    return {**incident, "oncall": oncall_of(incident)}
+
+
+@router.post("/v1/incidents/{incident_id}/acknowledge")
+async def acknowledge_incident(
+    incident_id: RowId,
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Acknowledge an open incident: you are on it. 409 when it is closed or already
+    acknowledged. The agent still acts on it per its policy."""
+    return await run_in_threadpool(
+        lambda: acknowledge(state.store, incident_id, actor=principal.name)
+    )
+
+
+@router.post(
+    "/v1/incidents/{incident_id}/assign",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object",
+                "required": ["assignee"],
+                "properties": {
+                    "assignee": {
+                        "type": "string", "minLength": 1, "maxLength": MAX_ASSIGNEE_CHARS,
+                    }
+                },
+            }
+        }
+    ),
+)
+async def assign_incident(
+    incident_id: RowId,
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Assign the incident to a person: ``{"assignee": "alice"}`` (closed incidents too)."""
+    assignee = as_object(body, "assignment").get("assignee")
+    if not isinstance(assignee, str):
+        raise InvalidInput("'assignee' is required: the name of the person who owns the incident")
+    return await run_in_threadpool(
+        lambda: assign(state.store, incident_id, assignee=assignee, actor=principal.name)
+    )
+
+
+@router.post(
+    "/v1/incidents/{incident_id}/notes",
+    openapi_extra=body_doc(
+        {
+            "application/json": {
+                "type": "object",
+                "required": ["text"],
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE_CHARS}
+                },
+            }
+        }
+    ),
+)
+async def add_incident_note(
+    incident_id: RowId,
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Add a note to the incident's timeline: ``{"text": "..."}`` (closed incidents too)."""
+    text = as_object(body, "note").get("text")
+    if not isinstance(text, str):
+        raise InvalidInput("'text' is required: the note, as a string")
+    return await run_in_threadpool(
+        lambda: annotate(state.store, incident_id, text=text, actor=principal.name)
+    )
 
 
 @router.get("/v1/actions")

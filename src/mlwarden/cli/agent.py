@@ -1,4 +1,5 @@
-"""Agent commands: agent, check, incidents, actions, approvals, audit, policy."""
+"""Agent commands: agent, check, incidents, incident (acknowledge, assign, note), actions,
+approvals, audit, policy."""
 
 from __future__ import annotations
 
@@ -144,6 +145,7 @@ def incidents(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Incidents, newest first (or one in full with --show ID)."""
+    from mlwarden.agent.oncall import oncall_of
     from mlwarden.agent.repo import AgentRepo
     from mlwarden.errors import MlwardenError
 
@@ -157,8 +159,10 @@ def incidents(
                 return
             typer.echo(f"incident {full['id']} · {full['model']} · {full['state']}")
             typer.echo(f"diagnosis {full['diagnosis']} · severity {full['severity']}")
+            typer.echo(_oncall_line(oncall_of(full)))
             for event in full["timeline"]:
-                typer.echo(f"  {event['ts'][:19]}  {event['event']:<18} {event['text']}")
+                by = f" — {event['actor']}" if event["event"] == "note" and "actor" in event else ""
+                typer.echo(f"  {event['ts'][:19]}  {event['event']:<18} {event['text']}{by}")
             return
         rows = repo.list_incidents(model, state)
     except MlwardenError as exc:
@@ -167,6 +171,82 @@ def incidents(
         store.close()
     columns = ["id", "model", "state", "diagnosis", "severity", "opened_at", "summary"]
     _print(rows, columns, as_json, "incidents")
+
+
+def _oncall_line(oncall: dict[str, Any]) -> str:
+    acknowledged = oncall["acknowledged"]
+    assignee = oncall["assignee"]
+    return (
+        "acknowledged "
+        + (f"by {acknowledged['by']} at {acknowledged['at'][:19]}" if acknowledged else "not yet")
+        + " · assignee "
+        + (assignee["name"] if assignee else "nobody")
+        + f" · {len(oncall['notes'])} note(s)"
+    )
+
+
+incident_app = typer.Typer(
+    help="What on-call people do with an incident: acknowledge, assign, note. Audited; the "
+    "agent still acts on the incident per its policy.",
+    no_args_is_help=True,
+)
+app.add_typer(incident_app, name="incident")
+INCIDENT_ID = typer.Argument(..., help="The incident's id (see `mlwarden incidents`).")
+ONCALL_ACTOR = typer.Option("cli", "--actor", help="Who does it (for the audit log).")
+
+
+def _oncall_change(change: Any, incident_id: int, as_json: bool, **args: Any) -> None:
+    """Run one on-call change against the store, as an operator (the command line has local
+    access to the store), and print the incident's on-call state."""
+    from mlwarden.errors import MlwardenError
+
+    store = _store()
+    try:
+        oncall = change(store, incident_id, **args)
+    except MlwardenError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(oncall, default=str, indent=2))
+        return
+    typer.echo(f"incident {incident_id} ({oncall['state']}): {_oncall_line(oncall)}")
+
+
+@incident_app.command("acknowledge")
+def incident_acknowledge(
+    incident_id: int = INCIDENT_ID, actor: str = ONCALL_ACTOR, as_json: bool = JSON_OPTION
+) -> None:
+    """Acknowledge an open incident: you are on it (a closed one cannot be acknowledged)."""
+    from mlwarden.agent.oncall import acknowledge
+
+    _oncall_change(acknowledge, incident_id, as_json, actor=actor)
+
+
+@incident_app.command("assign")
+def incident_assign(
+    incident_id: int = INCIDENT_ID,
+    assignee: str = typer.Argument(..., help="Who owns the incident from now on."),
+    actor: str = ONCALL_ACTOR,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Assign an incident to a person (closed ones too: the follow-up)."""
+    from mlwarden.agent.oncall import assign
+
+    _oncall_change(assign, incident_id, as_json, assignee=assignee, actor=actor)
+
+
+@incident_app.command("note")
+def incident_note(
+    incident_id: int = INCIDENT_ID,
+    text: str = typer.Argument(..., help="The note (what you found, what you did)."),
+    actor: str = ONCALL_ACTOR,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add a note to an incident's timeline (closed ones too: the post-mortem)."""
+    from mlwarden.agent.oncall import annotate
+
+    _oncall_change(annotate, incident_id, as_json, text=text, actor=actor)
 
 
 actions_app = typer.Typer(help="The agent's action journal.", no_args_is_help=True)

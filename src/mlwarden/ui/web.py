@@ -4,8 +4,9 @@ checks of forms, and rendering.
 
 Pages need a browser session (sign in with an API token at ``/ui/login``); when the server runs
 without auth (loopback only) the browser is the local admin. Every POST checks the session's
-CSRF token. Viewers see and read everything; operators also approve, reject, undo and switch
-monitoring, and the same checks are made on the server whatever the page showed.
+CSRF token. Viewers see and read everything; operators also approve, reject, undo, switch
+monitoring and acknowledge, assign and annotate incidents, and the same checks are made on the
+server whatever the page showed.
 """
 
 from __future__ import annotations

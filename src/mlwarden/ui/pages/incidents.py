@@ -1,16 +1,27 @@
-"""The incident list, an incident's page with its diagnosis, and its report for download."""
+"""The incident list, an incident's page with its diagnosis and on-call state (acknowledge,
+assign, notes), and its report for download."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.ui.session import Session
-from mlwarden.ui.web import api_session, error_page, jsonable, page_router, page_session, render
+from mlwarden.ui.web import (
+    PREFIX,
+    api_session,
+    back,
+    error_page,
+    jsonable,
+    operator_change,
+    page_router,
+    page_session,
+    render,
+)
 
 router = page_router()
 
@@ -23,7 +34,8 @@ def incidents_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.agent.oncall import oncall_of
+    from mlwarden.agent.repo import OPEN_STATES, AgentRepo
 
     try:
         rows = AgentRepo(state.store).list_incidents(
@@ -31,6 +43,8 @@ def incidents_page(
         )
     except NotFound as exc:
         return error_page(request, session, exc)
+    for row in rows:
+        row["oncall"] = oncall_of(row)
     return render(
         request,
         session,
@@ -39,6 +53,7 @@ def incidents_page(
         model=model,
         state_filter=state_filter,
         models=state.store.model_names(),
+        open_states=OPEN_STATES,
     )
 
 
@@ -60,6 +75,8 @@ def incident_page(
 def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     """The incident page's context; a closed incident's diagnosis comes from the server's
     :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
+    from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
+    from mlwarden.agent.repo import CLOSED_STATES
     from mlwarden.agent.reports import incident_context
     from mlwarden.ui.report_cache import IncidentDiagnoses
 
@@ -67,13 +84,55 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     if diagnoses is None:
         diagnoses = IncidentDiagnoses()
         state._ui_diagnoses = diagnoses  # type: ignore[attr-defined]
-    return incident_context(state.store, incident_id, diagnose=diagnoses)
+    context = incident_context(state.store, incident_id, diagnose=diagnoses)
+    incident = context["incident"]
+    return {
+        **context,
+        "oncall": oncall_of(incident),
+        "closed": incident["state"] in CLOSED_STATES,
+        "max_note_chars": MAX_NOTE_CHARS,
+        "max_assignee_chars": MAX_ASSIGNEE_CHARS,
+    }
+
+
+@router.post("/incidents/{incident_id}/{change}")
+def change_incident(
+    request: Request,
+    incident_id: int,
+    change: str,
+    csrf: str = Form(""),
+    assignee: str = Form(""),
+    text: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """The incident page's forms: ``acknowledge``, ``assign`` (``assignee``) and ``notes``
+    (``text``); operators only, with the session's CSRF token."""
+    from mlwarden.agent.oncall import acknowledge, annotate, assign
+
+    operator_change(request, session, csrf)
+    try:
+        if change == "acknowledge":
+            acknowledge(state.store, incident_id, actor=session.name)
+            message = f"Acknowledged by {session.name}. The agent still acts per its policy."
+        elif change == "assign":
+            oncall = assign(state.store, incident_id, assignee=assignee, actor=session.name)
+            message = f"Assigned to {oncall['assignee']['name']}."
+        elif change == "notes":
+            annotate(state.store, incident_id, text=text, actor=session.name)
+            message = "Note added."
+        else:
+            raise NotFound(f"no such change {change!r}: use acknowledge, assign or notes")
+    except (Conflict, InvalidInput, NotFound) as exc:
+        return error_page(request, session, exc)
+    return back(request, f"{PREFIX}/incidents/{incident_id}", message)
 
 
 @router.get("/live/incidents/{incident_id}")
 def live_incident(
     incident_id: int, session: Session = Depends(api_session), state: ServerState = Depends(server)
 ) -> JSONResponse:
+    from mlwarden.agent.oncall import oncall_of
     from mlwarden.agent.repo import AgentRepo
 
     incident = AgentRepo(state.store).get_incident(incident_id)
@@ -87,6 +146,7 @@ def live_incident(
             "timeline_entries": jsonable(incident["timeline"] or []),
             "first_window": incident["first_window"],
             "last_window": incident["last_window"],
+            "oncall": jsonable(oncall_of(incident)),
         },
         headers={"Cache-Control": "no-store"},
     )

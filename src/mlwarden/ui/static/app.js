@@ -11,6 +11,8 @@
     if (el && el.textContent !== value) { el.textContent = value; el.classList.add("changed");
       setTimeout(() => el.classList.remove("changed"), 1500); }
   }
+  // an ISO time as the pages print it (the server's "when" filter)
+  function utcText(ts) { return String(ts || "").replace("T", " ").slice(0, 19) + " UTC"; }
   function fmt(v, digits) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
     return Number(v).toPrecision(digits || 3).replace(/\.?0+(e|$)/, "$1");
@@ -338,12 +340,28 @@
         const item = document.createElement("li");
         const when = document.createElement("span");
         when.className = "muted small";
-        when.textContent = String(entry.ts || "").replace("T", " ").slice(0, 19) + " UTC";
+        when.textContent = utcText(entry.ts);
         const what = document.createElement("strong");
         what.textContent = entry.event;
         item.append(when, " ", what, " " + (entry.text || ""));
+        if (entry.event === "note" && entry.actor) {
+          const author = document.createElement("span");
+          author.className = "muted";
+          author.textContent = "— " + entry.actor;
+          item.append(" ", author);
+        }
         item.classList.add("changed");
         timeline.append(item);
+      }
+      // who is on it: the on-call section's acknowledgement and assignee (notes are on the timeline)
+      const oncall = data.oncall || {};
+      if (oncall.acknowledged) {
+        setText(document.querySelector('#oncall [data-field="acknowledged"]'),
+          `by ${oncall.acknowledged.by} at ${utcText(oncall.acknowledged.at)}`);
+      }
+      if (oncall.assignee) {
+        setText(document.querySelector('#oncall [data-field="assignee"]'),
+          `${oncall.assignee.name} (assigned by ${oncall.assignee.by} at ${utcText(oncall.assignee.at)})`);
       }
       const key = JSON.stringify([data.state, data.actions, data.verifications, data.timeline]);
       if (before !== null && key !== before) {
