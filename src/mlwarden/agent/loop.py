@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.canary import judge_canary
+from mlwarden.agent.canary import CanaryVerdict, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
     OptionScore,
@@ -1115,6 +1115,15 @@ class Agent:
             self.store, model, candidate, champion, result["watching"], policy,
             lambda version: self._answerer(model, version, spec),
         )
+        upstream = self._upstream_of(model, incident)
+        if verdict.decision == "promote" and upstream is not None:
+            # the requests of a broken pipeline or a failing service judge neither version: a
+            # candidate that answers nulls better is not the better model once they are gone
+            verdict = CanaryVerdict(
+                "wait",
+                [*verdict.reasons, f"incident {upstream['id']} ({upstream['scope']}) is open"],
+                verdict.figures,
+            )
         if verdict.decision == "wait" and len(after) < policy.verify.max_wait_windows:
             return "waiting"
         windows = [w.window for w in after]
