@@ -285,6 +285,21 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
     assert AgentRepo(store).get_incident(incident["id"])["state"] == "resolved"
 
 
+def _bad_windows(store: Store, frozen: dict[str, Any], agent: Any, script: Script) -> None:
+    """Three windows of recent records answered by ``v_bad`` (a coin flip), each closed with the
+    drop its real answers show."""
+    bad = _estimator(store, frozen["v_bad"])
+    for chunk in range(3):
+        frame = frozen["recent"].iloc[chunk * 600 : (chunk + 1) * 600]
+        answers = bad.predict(frame[FEATURES])
+        accuracy = float(np.mean(answers == frame["target"].to_numpy()))
+        send_records(store, frame, version=frozen["v_bad"], prefix=f"bad{chunk}-",
+                     predictions=answers)
+        drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
+        script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
+        agent.run_once()
+
+
 def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_nothing(
     store: Store, frozen: dict[str, Any]
 ) -> None:
@@ -292,21 +307,13 @@ def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_n
     agent, script = _serving_clean(store, frozen, frozen["v1"])
     store.set_version_health(MODEL, v_bad, "unknown")
     store.set_deployment(MODEL, DeploymentState(live_version=v_bad), actor="ci", reason="v3")
-    bad = _estimator(store, v_bad)
-    recent = frozen["recent"]
-    for chunk in range(3):
-        frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
-        answers = bad.predict(frame[FEATURES])
-        accuracy = float(np.mean(answers == frame["target"].to_numpy()))
-        send_records(store, frame, version=v_bad, prefix=f"bad{chunk}-", predictions=answers)
-        drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
-        script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
-        agent.run_once()
+    _bad_windows(store, frozen, agent, script)
     (remedy,) = remedies(store)
     assert remedy["kind"] == "rollback" and remedy["state"] == "done"
     now = remedy["params"]["to_version"]
     assert now == v2 and store.get_deployment(MODEL).live_version == v2
     good = _estimator(store, now)
+    recent = frozen["recent"]
     # the world moved on: the windows after the remedy stay below the pre-failure baseline,
     # but the version now serving answers every record of the incident far better than v_bad
     for chunk in range(3, 5):
@@ -340,16 +347,7 @@ def test_a_drop_on_a_proven_version_goes_back_to_the_version_before_rather_than_
         actor="agent", reason="promote version 3",
     )
     assert store.get_version(MODEL, v_bad).health == "healthy"  # not a suspect new release
-    bad = _estimator(store, v_bad)
-    recent = frozen["recent"]
-    for chunk in range(3):
-        frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
-        answers = bad.predict(frame[FEATURES])
-        accuracy = float(np.mean(answers == frame["target"].to_numpy()))
-        send_records(store, frame, version=v_bad, prefix=f"bad{chunk}-", predictions=answers)
-        drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
-        script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
-        agent.run_once()
+    _bad_windows(store, frozen, agent, script)
     (remedy,) = remedies(store)
     assert remedy["kind"] == "rollback" and remedy["state"] == "done", remedy
     assert remedy["params"]["to_version"] == v2

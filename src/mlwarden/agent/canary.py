@@ -30,19 +30,23 @@ after ``verify.max_wait_windows`` windows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 
+from mlwarden.agent.evidence import Answer
 from mlwarden.agent.executors.retrain import score_predictions
 from mlwarden.agent.policy import ModelPolicy
-from mlwarden.domain import Task
+from mlwarden.domain import ModelSpec, Task
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.store.repository import Store
+
+log = logging.getLogger("mlwarden.agent")
 
 # fewer records than this say nothing about a candidate's error rate
 MIN_RECORDS = 50
@@ -93,7 +97,7 @@ def judge_canary(
     champion: int,
     rollout: str,
     policy: ModelPolicy,
-    answerer: Callable[[int], Answerer | None] | None = None,
+    answerer: Callable[[int], Answer | None] | None = None,
 ) -> CanaryVerdict:
     """Compare the candidate's production records with the champion's over the same period.
 
@@ -182,24 +186,23 @@ class _Paired:
     champion: np.ndarray
 
 
-# a version's answers to logged inputs, in process
-Answerer = Callable[[Sequence[Mapping[str, Any]]], list[Any]]
-
-
-def artifact_answerer(store: Store, model: str, version: int) -> Answerer | None:
-    """The version as the gateway runs it, or None when it has no artifact to run here (a
-    remote version is not called off the serving path)."""
+def artifact_answerer(
+    store: Store, model: str, version: int, spec: ModelSpec | None = None
+) -> Answer | None:
+    """A version's answers to logged inputs, in process, as the gateway runs it; None when it
+    has no artifact to run here (a remote version is not called off the serving path)."""
     try:
         predictor = LocalPredictor.from_artifact(
-            store.load_artifact(model, version), store.get_model(model)
+            store.load_artifact(model, version), spec or store.get_model(model)
         )
-    except MlwardenError:
+    except MlwardenError as exc:
+        log.info("version %s of %s cannot be scored offline: %s", version, model, exc)
         return None
     return lambda inputs: [p.prediction for p in predictor.predict(inputs)]
 
 
 def _paired(
-    answerer: Callable[[int], Answerer | None],
+    answerer: Callable[[int], Answer | None],
     candidate: int,
     champion: int,
     rows: list[dict[str, Any]],
@@ -302,4 +305,4 @@ def _judge_paired(
     )
 
 
-__all__ = ["Answerer", "CanaryVerdict", "artifact_answerer", "judge_canary"]
+__all__ = ["CanaryVerdict", "artifact_answerer", "judge_canary"]

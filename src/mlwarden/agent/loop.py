@@ -27,9 +27,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.canary import CanaryVerdict, judge_canary
+from mlwarden.agent.canary import CanaryVerdict, artifact_answerer, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
+    Answer,
     OptionScore,
     Weighing,
     answerable_refusals,
@@ -77,8 +78,6 @@ from mlwarden.domain import (
     ModelSpec,
     Severity,
 )
-from mlwarden.errors import MlwardenError
-from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store, utcnow
@@ -142,7 +141,7 @@ class Agent:
         self.journal = ActionJournal(store)
         self.approvals = Approvals(store)
         # versions are immutable: a loaded predictor serves every later weighing
-        self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}
+        self._predictors: dict[tuple[str, int], Answer | None] = {}
         self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
             None,
             [],
@@ -572,23 +571,13 @@ class Agent:
         self._records_read = (key, rows)
         return rows
 
-    def _answerer(
-        self, model: str, version: int, spec: ModelSpec
-    ) -> Callable[[Sequence[Mapping[str, Any]]], list[Any]] | None:
-        """A version's answers to logged inputs, in process (None for a remote version: it is
-        not called off the serving path)."""
+    def _answerer(self, model: str, version: int, spec: ModelSpec) -> Answer | None:
+        """A version's answers to logged inputs (``agent.canary.artifact_answerer``), loaded
+        once per agent."""
         key = (model, version)
         if key not in self._predictors:
-            try:
-                artifact = self.store.load_artifact(model, version)
-                self._predictors[key] = LocalPredictor.from_artifact(artifact, spec)
-            except MlwardenError as exc:
-                log.info("version %s of %s cannot be scored offline: %s", version, model, exc)
-                self._predictors[key] = None
-        predictor = self._predictors[key]
-        if predictor is None:
-            return None
-        return lambda inputs: [p.prediction for p in predictor.predict(inputs)]
+            self._predictors[key] = artifact_answerer(self.store, model, version, spec)
+        return self._predictors[key]
 
     def _decide(
         self,
@@ -862,10 +851,10 @@ class Agent:
                 # no worse than doing nothing so far, but not yet shown better: a few windows
                 # of drifting data are a noisy judge, so the remedy stays and the incident keeps
                 # watching (and keeps its own findings) while the evidence grows
-                if not baseline.get("kept_watching"):
+                if baseline.get("kept_watching") != action["id"]:  # said once per action
                     self.repo.update_incident(
                         incident["id"],
-                        baseline={**baseline, "kept_watching": True},
+                        baseline={**baseline, "kept_watching": action["id"]},
                         event="watching",
                         text=f"{verdict.text}. Action {action['id']} ({action['kind']}) stays "
                         f"in place: {now_kept}; judged again on every window, up to "
@@ -948,9 +937,9 @@ class Agent:
         baseline is judged against doing nothing: the version it put in place and the one it
         replaced both answer the logged inputs of every labelled record since the incident
         began (before the action and after it; after it only for a promotion) offline, scored
-        on their labels. Real data keeps
-        drifting, so the baseline may be out of reach for any version, and two windows of it
-        are a noisy judge; the whole incident is the larger sample. A remedy clearly better
+        on their labels. Real data keeps drifting, so the baseline may be out of reach for any
+        version, and two windows of it are a noisy judge; the whole incident is the larger
+        sample. A remedy clearly better
         than doing nothing has done its part (recovered: the drop that remains is the world's,
         for the performance incident that follows); one within the tolerance of it is not
         undone (the second value says why): undoing it would serve no better."""

@@ -49,8 +49,9 @@ def acknowledge(store: Store, incident_id: int, *, actor: str) -> dict[str, Any]
     return oncall_of(repo.get_incident(incident_id))
 
 
-def assign(store: Store, incident_id: int, *, assignee: str, actor: str) -> dict[str, Any]:
-    """Make ``assignee`` the person who owns the incident (closed ones too: the follow-up)."""
+def assign(store: Store, incident_id: int, *, assignee: object, actor: str) -> dict[str, Any]:
+    """Make ``assignee`` the person who owns the incident (closed ones too: the follow-up);
+    anything but a non-empty name of at most ``MAX_ASSIGNEE_CHARS`` is refused."""
     name = assignee.strip() if isinstance(assignee, str) else ""
     if not name:
         raise InvalidInput("'assignee' is required: the name of the person who owns the incident")
@@ -73,9 +74,12 @@ def assign(store: Store, incident_id: int, *, assignee: str, actor: str) -> dict
     return oncall_of(repo.get_incident(incident_id))
 
 
-def annotate(store: Store, incident_id: int, *, text: str, actor: str) -> dict[str, Any]:
-    """Add a note by ``actor`` to the incident (closed ones too: the post-mortem)."""
-    note = text.strip() if isinstance(text, str) else ""
+def annotate(store: Store, incident_id: int, *, text: object, actor: str) -> dict[str, Any]:
+    """Add a note by ``actor`` to the incident (closed ones too: the post-mortem); anything but
+    a non-empty string of at most ``MAX_NOTE_CHARS`` is refused."""
+    if not isinstance(text, str):
+        raise InvalidInput("'text' is required: the note, as a string")
+    note = text.strip()
     if not note:
         raise InvalidInput("'text' is required: the note cannot be empty")
     if len(note) > MAX_NOTE_CHARS:

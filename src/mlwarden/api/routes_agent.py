@@ -127,9 +127,7 @@ async def assign_incident(
     principal: Principal = Depends(require(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Assign the incident to a person: ``{"assignee": "alice"}`` (closed incidents too)."""
-    assignee = as_object(body, "assignment").get("assignee")
-    if not isinstance(assignee, str):
-        raise InvalidInput("'assignee' is required: the name of the person who owns the incident")
+    assignee = as_object(body, "assignment").get("assignee")  # checked by oncall.assign
     return await run_in_threadpool(
         lambda: assign(state.store, incident_id, assignee=assignee, actor=principal.name)
     )
@@ -156,9 +154,7 @@ async def add_incident_note(
     principal: Principal = Depends(require(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Add a note to the incident's timeline: ``{"text": "..."}`` (closed incidents too)."""
-    text = as_object(body, "note").get("text")
-    if not isinstance(text, str):
-        raise InvalidInput("'text' is required: the note, as a string")
+    text = as_object(body, "note").get("text")  # checked by oncall.annotate
     return await run_in_threadpool(
         lambda: annotate(state.store, incident_id, text=text, actor=principal.name)
     )
