@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlwarden.agent.decide import decide
-from mlwarden.agent.guards import ModelContext, PastAction
+from mlwarden.agent.guards import Hindsight, ModelContext, PastAction
 from mlwarden.agent.incidents import WindowView, evaluate_persistence
 from mlwarden.agent.policy import Diagnosis, PersistenceRule, load_policy_text
 from mlwarden.domain import ActionKind, Deployment, Finding, FindingKind, Severity
@@ -224,3 +224,31 @@ def test_memory_prefers_the_action_that_worked() -> None:
 )
 def test_sprt(flags: list[bool], expected: bool) -> None:
     assert evaluate_persistence(flags, PersistenceRule(method="sprt")).persistent is expected
+
+
+def test_a_drop_on_moving_inputs_is_retrained_only_when_a_retrain_then_would_have_helped() -> None:
+    """The retrain the drop called for, fitted when it began, is judged on the records since: a
+    candidate no better than the champion there is no reason to retrain (an alert instead)."""
+    both = persistent(finding(FindingKind.DATA_DRIFT, 4), finding(FindingKind.CONCEPT_DRIFT, 4))
+    judged = "accuracy 0.66 vs the champion's 0.67 on the same 1800 labelled requests"
+    no_help = ctx(retrain_hindsight=lambda: Hindsight(False, judged))
+    d = decide(both, no_help, POLICY)
+    assert d.diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP
+    assert d.action is ActionKind.ALERT
+    refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
+    assert refused and "would not have served better since" in refused[0].reason
+    assert judged in refused[0].reason
+    helps = ctx(retrain_hindsight=lambda: Hindsight(True, "better by 0.05"))
+    assert decide(both, helps, POLICY).action is ActionKind.RETRAIN
+
+
+def test_a_concept_drift_retrain_is_not_judged_by_a_retrain_before_the_change() -> None:
+    def never() -> Hindsight:
+        raise AssertionError("a concept drift learns after its change: no hindsight")
+
+    d = decide(
+        persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08)),
+        ctx(change_window=7, labels_since_change=900, retrain_hindsight=never),
+        POLICY,
+    )
+    assert d.diagnosis is Diagnosis.CONCEPT_DRIFT and d.action is ActionKind.RETRAIN

@@ -145,7 +145,7 @@ def judge_canary(
         [*mine, *theirs],
     )
     if paired is not None and len(paired.truth) >= settings.canary_min_labels:
-        return _judge_paired(paired, task, metric_name, policy, figures)
+        return judge_paired(paired, task, metric_name, policy, figures)
     if rollout == "shadow":
         if cand.records < settings.canary_min_labels:
             return CanaryVerdict(
@@ -178,7 +178,7 @@ def judge_canary(
 
 
 @dataclass
-class _Paired:
+class Paired:
     """Both versions' answers to the same labelled requests."""
 
     truth: np.ndarray
@@ -206,7 +206,7 @@ def _paired(
     candidate: int,
     champion: int,
     rows: list[dict[str, Any]],
-) -> _Paired | None:
+) -> Paired | None:
     """Served answers, and replayed ones for the version that did not serve the request."""
     scored = [
         r for r in rows
@@ -240,11 +240,11 @@ def _paired(
     if len(cand) != len(scored) or len(champ) != len(scored):
         return None  # a replay failed: judge on the served records alone
     truth = np.array([r["label"] for r in scored], dtype=object)
-    return _Paired(truth, cand, champ)
+    return Paired(truth, cand, champ)
 
 
-def _judge_paired(
-    paired: _Paired,
+def judge_paired(
+    paired: Paired,
     task: Task,
     metric_name: str,
     policy: ModelPolicy,
@@ -305,4 +305,4 @@ def _judge_paired(
     )
 
 
-__all__ = ["CanaryVerdict", "artifact_answerer", "judge_canary"]
+__all__ = ["CanaryVerdict", "Paired", "artifact_answerer", "judge_canary", "judge_paired"]

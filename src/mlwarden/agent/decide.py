@@ -178,6 +178,10 @@ def _guard(
         reason = g.no_retrain_on_broken_data(recent) or g.enough_labels(
             ctx, policy.retrain.min_labels
         )
+        if reason is None and diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP:
+            # a concept drift learns the records after its change alone, which a retrain when
+            # it began could not have: only a drop on moving inputs is judged in hindsight
+            reason = g.retrain_would_have_helped(ctx)
         settings = policy.retrain.model_dump()
         if (
             diagnosis is Diagnosis.CONCEPT_DRIFT

@@ -35,6 +35,15 @@ REMEDIES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Hindsight:
+    """Would a retrain when the incident began have served better on the records since?"""
+
+    helps: bool
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class PastAction:
     """An action already taken on the model (for cooldowns and the daily limit)."""
@@ -69,6 +78,9 @@ class ModelContext:
     windows_before_change: int | None = None
     # the input repair that would mend these data-quality findings (empty: none fits)
     plan_repair: Callable[[Sequence[Finding]], dict[str, FeatureRepair]] | None = None
+    # a retrain when the incident began, judged on the records since (agent.hindsight); None
+    # when no change point is known or it cannot be judged here
+    retrain_hindsight: Callable[[], Hindsight | None] | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:
@@ -155,6 +167,15 @@ def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | 
     return None
 
 
+def retrain_would_have_helped(ctx: ModelContext) -> str | None:
+    """Never retrain for a drop on moving inputs unless the retrain the drop called for, fitted
+    when it began, serves the records since better than the champion (``agent.hindsight``)."""
+    hindsight = ctx.retrain_hindsight() if ctx.retrain_hindsight is not None else None
+    if hindsight is None or hindsight.helps:
+        return None
+    return f"a retrain when the drop began would not have served better since: {hindsight.reason}"
+
+
 def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
     """At most ``limit`` remedies (deployment changes, retrains) per model per 24 hours."""
     day_ago = ctx.now - timedelta(days=1)
@@ -170,6 +191,7 @@ def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
 
 __all__ = [
     "REMEDIES",
+    "Hindsight",
     "ModelContext",
     "PastAction",
     "candidate_better",
@@ -178,5 +200,6 @@ __all__ = [
     "in_cooldown",
     "no_concurrent_action",
     "no_retrain_on_broken_data",
+    "retrain_would_have_helped",
     "rollback_target_healthy",
 ]

@@ -45,7 +45,8 @@ from mlwarden.agent.evidence import (
 )
 from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv, crashpoint
-from mlwarden.agent.guards import Evidence, ModelContext
+from mlwarden.agent.guards import Evidence, Hindsight, ModelContext
+from mlwarden.agent.hindsight import candidate_at, judge_in_hindsight, validate_now
 from mlwarden.agent.incidents import (
     SCOPE_ORDER,
     Scope,
@@ -142,6 +143,8 @@ class Agent:
         self.approvals = Approvals(store)
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
+        # the candidate a retrain would have fitted when an incident began, per incident
+        self._hindsight: dict[tuple[int, int, int], tuple[Any | None, str]] = {}
         self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
             None,
             [],
@@ -449,7 +452,51 @@ class Agent:
             labels_since_change=labels_since,
             windows_before_change=served_before,
             plan_repair=lambda findings: self._repair_plan(model, history, findings),
+            retrain_hindsight=None
+            if incident_id is None or change_window is None or not history
+            or history[0].live_version is None
+            else lambda: self._retrain_hindsight(
+                model, incident_id, int(change_window), int(history[0].live_version or 0)
+            ),
         )
+
+    def _retrain_hindsight(
+        self, model: str, incident_id: int, change_window: int, champion: int
+    ) -> Hindsight | None:
+        """A retrain ``retrain.hindsight_windows`` windows ago (not before the incident began),
+        judged on the labelled records since (``agent.hindsight``); None when it cannot be
+        judged here (no artifact to replay)."""
+        policy = self.policy.for_model(model)
+        newest = self.repo.last_window(model)
+        start = change_window
+        if newest is not None:
+            start = max(change_window, newest + 1 - policy.retrain.hindsight_windows)
+        key = (incident_id, start, champion)
+        try:
+            if key not in self._hindsight:
+                self._hindsight = {key: candidate_at(self.store, model, champion, start, policy)}
+            candidate, why_not = self._hindsight[key]
+            if candidate is None:
+                return Hindsight(False, why_not)
+            spec = self.store.get_model(model)
+            answer = self._answerer(model, champion, spec)
+            if answer is None:
+                return None
+            verdict = judge_in_hindsight(
+                self.store, model, candidate, answer,
+                self._incident_records(model, start), policy, start,
+            )
+            if verdict.decision != "promote":
+                return Hindsight(False, verdict.text, verdict.figures)
+            # and the retrain's own validation now, which the retrain would refuse to go past
+            checked = validate_now(self.store, model, champion, policy)
+            if checked is not None and checked.refusal is not None:
+                return Hindsight(False, f"{verdict.text}; but now {checked.refusal}",
+                                 verdict.figures)
+            return Hindsight(True, verdict.text, verdict.figures)
+        except Exception:  # like the evidence, the hindsight informs a decision, never blocks it
+            log.exception("judging a retrain in hindsight for incident %s failed", incident_id)
+            return None
 
     def _repair_plan(
         self, model: str, history: Sequence[Deployment], findings: Sequence[Finding]

@@ -109,6 +109,9 @@ class RetrainSettings(_Strict):
     canary_tolerance: float = Field(ge=0.0)
     canary_min_gain: float = Field(ge=0.0)
     recent_records: int = Field(ge=10)
+    # before a drop on moving inputs is retrained, the retrain this many windows ago (not
+    # before the drop began) is judged on the records since (agent.hindsight)
+    hindsight_windows: int = Field(ge=1)
 
 
 class AlertSettings(_Strict):

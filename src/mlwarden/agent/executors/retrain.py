@@ -19,6 +19,8 @@ Steps (each recorded as progress in the journal, each safe to repeat after a cra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -28,10 +30,12 @@ from mlwarden.agent.executors.base import ExecEnv, change_deployment, crashpoint
 from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
+from mlwarden.agent.policy import RetrainSettings
 from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.registry.registry import Registry
+from mlwarden.store.repository import Store
 
 
 def load_estimator(blob: bytes) -> Any:
@@ -55,24 +59,112 @@ def score_predictions(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> tup
 
 
 def _labelled(
-    env: ExecEnv, model: str, limit: int, since_window: int | None = None
+    store: Store,
+    model: str,
+    limit: int,
+    since_window: int | None = None,
+    until: tuple[datetime, str] | None = None,
 ) -> pd.DataFrame:
     """The newest ``limit`` usable labelled records, oldest first; with ``since_window``, only
-    those that arrived after that stored window (the change point)."""
-    names = env.store.get_model(model).feature_names
+    those that arrived after that stored window (the change point); with ``until`` (a window's
+    end key), only those that arrived up to it."""
+    names = store.get_model(model).feature_names
+    after = None
     if since_window is not None:
-        start = AgentRepo(env.store).window_end(model, since_window)
-        if start is None:
+        after = AgentRepo(store).window_end(model, since_window)
+        if after is None:
             raise Conflict(f"window {since_window} of {model!r} has no stored end to learn after")
-        rows = env.store.records_by_arrival(model, after=start, newest_first=True, limit=limit * 3)
-    else:
-        rows = env.store.fetch_records(model, newest_first=True, limit=limit * 3)
+    rows = store.records_by_arrival(
+        model, after=after, until=until, newest_first=True, limit=limit * 3
+    )
     rows = [r for r in rows if r["label"] is not None and not r["error"]][:limit]
     rows.reverse()  # oldest first: the newest part is held out
     frame = pd.DataFrame([r["features"] for r in rows], columns=names)
     frame["__label__"] = [r["label"] for r in rows]
     # rows with missing inputs would teach the candidate nothing good; quality is guarded earlier
     return frame.dropna()
+
+
+@dataclass
+class TrainingSet:
+    """What a retrain learns from and validates on: the recipe's rows, split in time."""
+
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    held: pd.DataFrame  # the newest labelled records, held out (``__label__`` column)
+    reference_rows: int  # how many of the training rows are the reference sample
+    labelled: int  # usable labelled records read
+
+
+def training_set(
+    store: Store,
+    model: str,
+    champion_version: int,
+    settings: RetrainSettings,
+    *,
+    since_window: int | None = None,
+    until: tuple[datetime, str] | None = None,
+) -> TrainingSet:
+    """The rows a retrain of ``model`` learns from: the newest ``recent_records`` labelled
+    records (after ``since_window``, up to ``until``) with the newest ``holdout_fraction``
+    held out, and the champion's reference sample in front when the policy says so."""
+    spec = store.get_model(model)
+    data = _labelled(store, model, settings.recent_records, since_window, until)
+    cut = int(len(data) * (1 - settings.holdout_fraction))
+    train, held = data.iloc[:cut], data.iloc[cut:]
+    x_train, y_train = train[spec.feature_names], train["__label__"].to_numpy()
+    reference_rows = 0
+    # after a known change point the reference teaches the relation that no longer holds
+    if settings.include_reference and since_window is None:
+        sample = store.reference_sample(model, champion_version) or []
+        target = spec.target or "target"
+        ref = pd.DataFrame([r for r in sample if r.get(target) is not None])
+        if len(ref) and set(spec.feature_names) <= set(ref.columns):
+            ref = ref.dropna(subset=[*spec.feature_names, target])
+            x_train = pd.concat([ref[spec.feature_names], x_train], ignore_index=True)
+            y_train = np.concatenate([ref[target].to_numpy(), y_train])
+            reference_rows = len(ref)
+    return TrainingSet(x_train, y_train, held, reference_rows, len(data))
+
+
+def fit_like(champion: Any, x: pd.DataFrame, y: np.ndarray, task: Task | None) -> Any:
+    """The champion's recipe (same pipeline and hyper-parameters) fitted on ``x``, ``y``."""
+    from sklearn.base import clone
+
+    if task is Task.CLASSIFICATION:
+        # labels arrive as JSON; train on the champion's own class type
+        y = np.asarray(y).astype(champion.classes_.dtype)
+    return clone(champion).fit(x, y)
+
+
+@dataclass
+class Validation:
+    """A candidate fitted on a training set, and both versions scored on its held-out rows."""
+
+    candidate: Any
+    y_train: np.ndarray  # the training labels, in the champion's class type
+    metric: str
+    champion_score: float
+    candidate_score: float
+    refusal: str | None  # why the candidate is not better (None: it is)
+
+
+def validate(
+    champion: Any, data: TrainingSet, task: Task | None, settings: RetrainSettings
+) -> Validation:
+    """Fit the champion's recipe on ``data``'s training rows and score both on its held-out
+    newest rows; ``refusal`` says why the candidate is not better by ``min_improvement``."""
+    candidate = fit_like(champion, data.x_train, data.y_train, task)
+    y_train = np.asarray(data.y_train)
+    if task is Task.CLASSIFICATION:
+        y_train = y_train.astype(champion.classes_.dtype)
+    names = list(data.x_train.columns)
+    x_held, y_held = data.held[names], data.held["__label__"].to_numpy()
+    task = task or Task.CLASSIFICATION
+    metric, champion_score = score_predictions(task, y_held, champion.predict(x_held))
+    _, candidate_score = score_predictions(task, y_held, candidate.predict(x_held))
+    refusal = candidate_better(candidate_score, champion_score, settings.min_improvement, metric)
+    return Validation(candidate, y_train, metric, champion_score, candidate_score, refusal)
 
 
 def _candidate_version(env: ExecEnv, model: str, action_id: int) -> int | None:
@@ -95,49 +187,30 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = dict(action["result"])
     if candidate_number is None:
         since = action["params"].get("since_window")
-        data = _labelled(env, model, settings.recent_records, since)
-        if len(data) < settings.min_labels:
+        data = training_set(env.store, model, champion_version, settings, since_window=since)
+        if data.labelled < settings.min_labels:
             raise Conflict(
-                f"only {len(data)} usable labelled records, {settings.min_labels} needed to retrain"
+                f"only {data.labelled} usable labelled records, {settings.min_labels} needed "
+                "to retrain"
             )
-        cut = int(len(data) * (1 - settings.holdout_fraction))
-        train, held = data.iloc[:cut], data.iloc[cut:]
-        x_train, y_train = train[spec.feature_names], train["__label__"].to_numpy()
-        reference_rows = 0
-        # after a known change point the reference teaches the relation that no longer holds
-        if settings.include_reference and since is None:
-            sample = env.store.reference_sample(model, champion_version) or []
-            target = spec.target or "target"
-            ref = pd.DataFrame([r for r in sample if r.get(target) is not None])
-            if len(ref) and set(spec.feature_names) <= set(ref.columns):
-                ref = ref.dropna(subset=[*spec.feature_names, target])
-                x_train = pd.concat([ref[spec.feature_names], x_train], ignore_index=True)
-                y_train = np.concatenate([ref[target].to_numpy(), y_train])
-                reference_rows = len(ref)
-        from sklearn.base import clone
-
-        env.journal.progress(action["id"], step="training", train_rows=len(x_train))
+        env.journal.progress(action["id"], step="training", train_rows=len(data.x_train))
         champion = load_estimator(env.store.load_artifact(model, champion_version))
-        if spec.task is Task.CLASSIFICATION:
-            # labels arrive as JSON; train on the champion's own class type
-            y_train = np.asarray(y_train).astype(champion.classes_.dtype)
-        candidate = clone(champion).fit(x_train, y_train)
-        x_held, y_held = held[spec.feature_names], held["__label__"].to_numpy()
+        checked = validate(champion, data, spec.task, settings)
+        candidate, held = checked.candidate, data.held
+        x_train, y_train = data.x_train, checked.y_train
         env.journal.progress(action["id"], step="validating", holdout_rows=len(held))
-        metric, champion_score = score_predictions(spec.task, y_held, champion.predict(x_held))
-        _, candidate_score = score_predictions(spec.task, y_held, candidate.predict(x_held))
         result |= {
             "champion_version": champion_version,
-            "metric": metric,
-            "champion_score": champion_score,
-            "candidate_score": candidate_score,
+            "metric": checked.metric,
+            "champion_score": checked.champion_score,
+            "candidate_score": checked.candidate_score,
             "train_rows": len(x_train),
-            "reference_rows": reference_rows,
+            "reference_rows": data.reference_rows,
             "trained_after_window": since,
             "holdout_rows": len(held),
         }
-        refusal = candidate_better(
-            candidate_score, champion_score, settings.min_improvement, metric
+        metric, candidate_score, refusal = (
+            checked.metric, checked.candidate_score, checked.refusal
         )
         if refusal:
             # the action ran, but nothing changed: say so wherever it is shown, not just "done"
@@ -151,7 +224,7 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
                 [y_train, np.asarray(held["__label__"].to_numpy()).astype(y_train.dtype)]
             )
             env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
-            candidate = clone(champion).fit(x_train, y_train)
+            candidate = fit_like(champion, x_train, y_train, spec.task)
             result["train_rows"] = len(x_train)
         info = Registry(env.store).add_sklearn_version(
             model,
