@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +52,17 @@ from mlwarden.detect.prediction import output_signals
 from mlwarden.detect.registry import build_all, registered
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.backtest import BacktestResult
+from mlwarden.monitor.chunks import (
+    DEFAULT_CHUNK_ROWS,
+    UNPLACED,
+    Progress,
+    Slots,
+    chunks_of,
+    earliest_ns,
+    frame_of,
+    merge_into,
+    profiles_by_slot,
+)
 from mlwarden.monitor.engine import (
     MonitorConfig,
     WindowResult,
@@ -60,106 +71,17 @@ from mlwarden.monitor.engine import (
     run_stage,
     sanitize_signals,
 )
-from mlwarden.monitor.window import WindowSpec, timestamps_of
+from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Columns, Profile, ProfileLayout
 
-__all__ = [
-    "DEFAULT_CHUNK_ROWS",
-    "DEFAULT_LAYOUT_ROWS",
-    "ENGINES",
-    "Engine",
-    "Slots",
-    "backtest_lake",
-    "chunks_of",
-    "earliest_ns",
-    "frame_of",
-    "get_engine",
-    "merge_into",
-    "profile_lake",
-    "profiles_by_slot",
-]
+__all__ = ["DEFAULT_LAYOUT_ROWS", "ENGINES", "Engine", "PolarsEngine", "backtest_lake",
+           "get_engine", "profile_lake"]
 
 ENGINES = ("polars", "spark")
 # Enough values for 100 quantile bins to sit within a fraction of a bin of the whole lake's.
 DEFAULT_LAYOUT_ROWS = 200_000
-# Rows profiled at once: large enough that profiling runs near memory speed (see
-# ``stats.profile.PARALLEL_ROWS``), small enough that a chunk of a wide table fits anywhere.
-DEFAULT_CHUNK_ROWS = 500_000
 # What a detector may read in a lake backtest: profiles and what the detectors before it found.
 PROFILE_INPUTS = frozenset({Input.PROFILES, Input.EARLIER_FINDINGS})
-# The slot of records that belong to no window (no readable timestamp).
-UNPLACED = -1
-
-Progress = Callable[[int, int | None], None]
-
-
-# --------------------------------------------------------------------------- windows
-
-
-@dataclass(frozen=True)
-class Slots:
-    """Which window (slot) each record goes to: all in slot 0, by time or by row number.
-
-    Small and picklable: the Spark engine ships it to the executors, which call
-    :meth:`of` on each chunk exactly as the Polars engine does.
-    """
-
-    kind: str = "all"  # "all", "time" or "count"
-    timestamp: str = "timestamp"
-    origin_ns: int | None = None  # time windows: the earliest timestamp, ns since the epoch
-    duration_ns: int | None = None
-    size: int | None = None  # count windows: records per window
-
-    def of(self, frame: pl.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
-        """Slot of every record of ``frame``; count windows need each record's row number."""
-        if self.kind == "all":
-            return np.zeros(frame.height, dtype=np.int64)
-        if self.kind == "count":
-            assert rows is not None and self.size is not None
-            return np.asarray(rows, dtype=np.int64) // self.size
-        assert self.origin_ns is not None and self.duration_ns is not None
-        nanos = _epoch_ns(frame, self.timestamp)
-        slots = np.full(frame.height, UNPLACED, dtype=np.int64)
-        known = nanos != _NAT
-        slots[known] = (nanos[known] - self.origin_ns) // self.duration_ns
-        return slots
-
-
-_NAT = np.iinfo(np.int64).min
-
-
-def _epoch_ns(frame: pl.DataFrame, column: str) -> np.ndarray:
-    """A column as nanoseconds since the epoch (``_NAT`` where unreadable), read as
-    ``monitor.window.timestamps_of`` reads timestamps."""
-    if column not in frame.columns:
-        return np.full(frame.height, _NAT, dtype=np.int64)
-    stamps = timestamps_of(frame.get_column(column).to_pandas())
-    nanos = stamps.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
-    return nanos.to_numpy().view(np.int64)
-
-
-def earliest_ns(frame: pl.DataFrame, column: str) -> int | None:
-    """The earliest readable timestamp of a chunk, in ns since the epoch."""
-    nanos = _epoch_ns(frame, column)
-    nanos = nanos[nanos != _NAT]
-    return int(nanos.min()) if nanos.size else None
-
-
-def profiles_by_slot(frame: pl.DataFrame, slots: np.ndarray, layout: ProfileLayout
-                     ) -> dict[int, Profile]:
-    """The profile of each slot's records of one chunk (the one place both engines profile)."""
-    if frame.height == 0:
-        return {}
-    present = np.unique(slots)
-    if present.size == 1:
-        return {int(present[0]): Profile.from_data(frame, layout)}
-    return {int(slot): Profile.from_data(frame.filter(pl.Series(slots == slot)), layout)
-            for slot in present}
-
-
-def merge_into(total: dict[int, Profile], parts: dict[int, Profile]) -> None:
-    for slot, profile in parts.items():
-        total[slot] = total[slot].merge(profile) if slot in total else profile
 
 
 # --------------------------------------------------------------------------- engines
@@ -246,13 +168,6 @@ class PolarsEngine:
             if progress is not None:
                 progress(done, chunks)
         return total
-
-
-def frame_of(table: pa.Table) -> pl.DataFrame:
-    """Arrow as the Polars frame the profile code reads (both engines come through here)."""
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
 
 
 def get_engine(engine: str | Engine = "polars", master: str | None = None,
@@ -391,17 +306,3 @@ def _judge(reference: Profile, profile: Profile | None, index: int,
     signals.update(output_signals(profile))
     return WindowResult(index, profile.rows, sanitize_signals(signals), findings, profile,
                         profile.time_min, profile.time_max)
-
-
-def chunks_of(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Record batches regrouped into tables of about ``rows`` rows (the last may be smaller)."""
-    buffer: list[pa.RecordBatch] = []
-    held = 0
-    for batch in batches:
-        buffer.append(batch)
-        held += batch.num_rows
-        if held >= rows:
-            yield pa.Table.from_batches(buffer)
-            buffer, held = [], 0
-    if buffer:
-        yield pa.Table.from_batches(buffer)

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from mlwarden.errors import InvalidInput, ServiceUnavailable
-from mlwarden.monitor.lake import (
+from mlwarden.monitor.chunks import (
     DEFAULT_CHUNK_ROWS,
     Progress,
     Slots,
