@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from mlwarden.cli.main import app
 from mlwarden.errors import InvalidInput, ServiceUnavailable
 from mlwarden.monitor.backtest import run_backtest
+from mlwarden.monitor.engine import MonitorConfig
 from mlwarden.monitor.lake import backtest_lake, get_engine, profile_lake
 from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Profile, ProfileLayout
@@ -90,7 +91,22 @@ def test_count_windows_follow_file_order_across_files(lake: Path) -> None:
         rows = records.iloc[w.index * 2000:(w.index + 1) * 2000]
         assert w.profile is not None
         assert w.profile.features["amount"].nulls == rows["amount"].isna().sum()
-    assert any("not run: domain_classifier, system" in x for x in result.warnings)
+    assert any("not run: system, performance" in x for x in result.warnings)
+    policy = MonitorConfig(multivariate=True)
+    multivariate = backtest_lake(reference, str(lake / "date=*/*.parquet"), 2000, config=policy)
+    assert any("not run: domain_classifier, system" in x for x in multivariate.warnings)
+
+
+def test_a_folder_is_read_as_spark_reads_it(tmp_path: Path,
+                                            write_lake: Callable[..., Path]) -> None:
+    lake = write_lake(tmp_path / "logs", days=1, rows=500, files=1)
+    # Spark's own leftovers, which Spark skips: a success marker and a temporary folder
+    (lake / "_SUCCESS").write_text("")
+    (lake / "_temporary").mkdir()
+    pq.write_table(pa.table({"x": [1.0] * 7}), lake / "_temporary" / "part-9.parquet")
+    profile = profile_lake(str(lake))
+    assert profile.rows == 500
+    assert "date" not in profile.features  # no column from the `date=...` folder names
 
 
 def test_bad_input_is_a_clear_error(lake: Path, tmp_path: Path) -> None:

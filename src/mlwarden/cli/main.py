@@ -11,3 +11,8 @@ from mlwarden.cli import profile, backtest, demo, report, registry, observe  # n
 from mlwarden.cli.app import app
 
 __all__ = ["app"]
+
+if __name__ == "__main__":
+    # `spark-submit .../mlwarden/cli/main.py profile --engine spark ...` runs a file, not the
+    # console script (docs/deploy.md)
+    app()

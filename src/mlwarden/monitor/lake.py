@@ -43,13 +43,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlwarden.detect.base import DetectorContext, Input, Stage, WindowInputs
 from mlwarden.detect.prediction import output_signals
-from mlwarden.detect.registry import build_all, registered
+from mlwarden.detect.registry import build_all
 from mlwarden.errors import InvalidInput
 from mlwarden.monitor.backtest import BacktestResult
 from mlwarden.monitor.chunks import (
@@ -115,9 +116,11 @@ class PolarsEngine:
     def files(self, source: str) -> list[str]:
         path = Path(source)
         if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*.parquet"))
+            found = sorted(str(p) for p in path.rglob("*.parquet")
+                           if not _hidden(p.relative_to(path)))
         else:
-            found = sorted(glob.glob(source, recursive=True))
+            found = sorted(f for f in glob.glob(source, recursive=True)
+                           if not _hidden(Path(f).name))
         found = [f for f in found if Path(f).is_file()]
         if not found:
             raise InvalidInput(f"no Parquet file matches {source!r}")
@@ -168,6 +171,12 @@ class PolarsEngine:
             if progress is not None:
                 progress(done, chunks)
         return total
+
+
+def _hidden(path: Path | str) -> bool:
+    """Spark skips files and folders whose name starts with ``_`` or ``.`` (its own
+    ``_SUCCESS`` markers, ``_temporary`` folders): so does this engine."""
+    return any(part.startswith(("_", ".")) for part in Path(path).parts)
 
 
 def get_engine(engine: str | Engine = "polars", master: str | None = None,
@@ -288,9 +297,13 @@ def _profile_detectors(config: MonitorConfig) -> tuple[list[Any], list[str]]:
     def reads_profiles(cls: type) -> bool:
         return bool(cls.needs <= PROFILE_INPUTS)  # type: ignore[attr-defined]
 
-    detectors = build_all(asdict(config), DetectorContext(), include=reads_profiles)
-    skipped = [cls.name for cls in registered() if not reads_profiles(cls)]
-    return detectors, skipped
+    settings = asdict(config)
+    detectors = build_all(settings, DetectorContext(), include=reads_profiles)
+    # The others as the policy configures them, to name only those it turns on (a detector
+    # of samples is off without a reference sample: an empty one stands in for it here).
+    others = build_all(settings, DetectorContext(reference_sample=pd.DataFrame()),
+                       include=lambda cls: not reads_profiles(cls))
+    return detectors, [d.name for d in others]
 
 
 def _judge(reference: Profile, profile: Profile | None, index: int,

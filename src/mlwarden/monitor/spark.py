@@ -97,9 +97,14 @@ class SparkEngine:
         self.spark = session if session is not None else spark_session(master)
         self.chunk_rows = chunk_rows
 
+    def _reader(self) -> Any:
+        # Every file under a folder, and no column made of `key=value` folder names: what the
+        # Polars engine reads too.
+        return self.spark.read.option("recursiveFileLookup", "true")
+
     def _read(self, source: str) -> Any:
         try:
-            return self.spark.read.parquet(source)
+            return self._reader().parquet(source)
         except Exception as exc:
             # AnalysisException (no such path, not Parquet) and the cluster's own IO errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -111,7 +116,7 @@ class SparkEngine:
         parts: list[pl.DataFrame] = []
         got = 0
         for name in sorted(self._read(source).inputFiles()):
-            parts.append(frame_of(self.spark.read.parquet(name).limit(rows - got).toArrow()))
+            parts.append(frame_of(self._reader().parquet(name).limit(rows - got).toArrow()))
             got += parts[-1].height
             if got >= rows:
                 break
