@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlwarden.cli.main import app
+from mlwarden.errors import InvalidInput
 from mlwarden.monitor.lake import backtest_lake, profile_lake
 from mlwarden.monitor.spark import SparkEngine, spark_session
 
@@ -78,5 +79,8 @@ def test_spark_gives_the_profiles_and_findings_of_polars(
         assert [f.model_dump(exclude={"score", "p_value", "evidence"})
                 for f in spark_run.findings] == [
             f.model_dump(exclude={"score", "p_value", "evidence"}) for f in polars_run.findings]
+
+        with pytest.raises(InvalidInput, match="Spark cannot read"):
+            profile_lake(str(tmp_path / "nowhere" / "*.parquet"), engine=engine)
     finally:
         spark.stop()
