@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlwarden.cli.app import app
-from mlwarden.cli.profile import engine_progress
+from mlwarden.cli.lake import engine_progress
 from mlwarden.errors import InvalidInput, ServiceUnavailable
 from mlwarden.monitor.backtest import (
     load_detection_policy,

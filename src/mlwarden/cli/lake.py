@@ -1,4 +1,6 @@
-"""``mlwarden profile``: a reference profile of a lake of Parquet logs, on Polars or Spark."""
+"""``mlwarden profile``: a reference profile of a lake of Parquet logs, on Polars or Spark
+(module `lake`, not `profile`: `spark-submit cli/main.py` puts this folder first on the
+path, where a `profile` module would hide the standard library's)."""
 
 from __future__ import annotations
 
