@@ -76,7 +76,8 @@ from mlwarden.stats.performance import (
 )
 from mlwarden.stats.profile import Columns, Profile
 
-__all__ = ["Monitor", "MonitorConfig", "WindowResult", "sanitize_signals"]
+__all__ = ["Monitor", "MonitorConfig", "WindowResult", "empty_window", "input_signals",
+           "run_stage", "sanitize_signals"]
 
 # Metrics checked for a drop, first that is defined wins (one concept finding per window).
 _DROP_METRICS = {Task.CLASSIFICATION: ("accuracy", "roc_auc"), Task.REGRESSION: ("rmse", "mae")}
@@ -338,11 +339,7 @@ class Monitor:
             raise InvalidInput("a window must be a pandas DataFrame of records")
         n = len(window)
         if n == 0:
-            finding = Finding(
-                kind=FindingKind.FRESHNESS, detector="monitor.empty_window", statistic="n_records",
-                score=0.0, threshold=1.0, window=index,
-                message=f"window {index} holds no records: no data arrived")
-            return WindowResult(index, 0, {"n_records": 0.0}, [finding], None)
+            return empty_window(index)
         signals: dict[str, Any] = {"n_records": float(n)}
         findings: list[Finding] = []
 
@@ -384,29 +381,13 @@ class Monitor:
                    ) -> list[Finding]:
         """Run the stage's registered detectors in order; each sees what the ones before it
         found on the window, and their signals join the window's."""
-        found: list[Finding] = []
-        for detector in self.detectors:
-            if detector.stage is not stage:
-                continue
-            inputs.earlier_findings = list(found)
-            output = _safely(detector, inputs)
-            signals.update(output.signals)
-            found += output.findings
-        return found
+        return run_stage(self.detectors, stage, inputs, signals)
 
     def _data_checks(self, inputs: WindowInputs, signals: dict[str, Any],
                      findings: list[Finding]) -> list[Finding]:
         input_findings = self._run_stage(Stage.INPUTS, inputs, signals)
         findings += input_findings
-        for name, stats in inputs.window.features.items():
-            rows = stats.rows
-            signals[f"null_rate.{name}"] = stats.nulls / rows if rows else None
-            invalid = getattr(stats, "invalid", None)
-            if invalid is not None:
-                signals[f"invalid_rate.{name}"] = invalid / rows if rows else None
-            unseen = getattr(stats, "unseen_count", None)
-            if unseen is not None:
-                signals[f"unseen_rate.{name}"] = unseen / rows if rows else None
+        signals.update(input_signals(inputs.window))
         # Data-quality breaks also move inputs: a drop they cause is not concept drift.
         return ([f for f in input_findings if f.kind is FindingKind.DATA_DRIFT]
                 + [f for f in input_findings if f.kind is FindingKind.DATA_QUALITY])
@@ -577,6 +558,45 @@ class Monitor:
             result.labelled = int(perf_signals.get("n_labelled") or 0)
             updated.append(result)
         return updated
+
+
+def empty_window(index: int) -> WindowResult:
+    """The result of a window that holds no record: silence is a ``freshness`` finding."""
+    finding = Finding(
+        kind=FindingKind.FRESHNESS, detector="monitor.empty_window", statistic="n_records",
+        score=0.0, threshold=1.0, window=index,
+        message=f"window {index} holds no records: no data arrived")
+    return WindowResult(index, 0, {"n_records": 0.0}, [finding], None)
+
+
+def run_stage(detectors: list[Detector], stage: Stage, inputs: WindowInputs,
+              signals: dict[str, Any]) -> list[Finding]:
+    """Run the stage's detectors in order; each sees what the ones before it found on the
+    window, and their signals join the window's."""
+    found: list[Finding] = []
+    for detector in detectors:
+        if detector.stage is not stage:
+            continue
+        inputs.earlier_findings = list(found)
+        output = _safely(detector, inputs)
+        signals.update(output.signals)
+        found += output.findings
+    return found
+
+
+def input_signals(window: Profile) -> dict[str, float | None]:
+    """Per-feature null, invalid and unseen-level rates of a window's profile."""
+    signals: dict[str, float | None] = {}
+    for name, stats in window.features.items():
+        rows = stats.rows
+        signals[f"null_rate.{name}"] = stats.nulls / rows if rows else None
+        invalid = getattr(stats, "invalid", None)
+        if invalid is not None:
+            signals[f"invalid_rate.{name}"] = invalid / rows if rows else None
+        unseen = getattr(stats, "unseen_count", None)
+        if unseen is not None:
+            signals[f"unseen_rate.{name}"] = unseen / rows if rows else None
+    return signals
 
 
 def _safely(detector: Detector, inputs: WindowInputs) -> DetectorOutput:
