@@ -42,6 +42,7 @@ class BackgroundAgent:
                 stop=self._stop,
                 lock_path=self.settings.data_dir / "agent.lock",
                 on_pass=self._after_pass,
+                lock_timeout_s=self.settings.leader_lock_timeout_s,
             )
         except Exception:  # the server keeps serving even if the agent dies
             log.exception("the background agent stopped")
