@@ -140,6 +140,8 @@ class Agent:
         self.repo = AgentRepo(store)
         self.journal = ActionJournal(store)
         self.approvals = Approvals(store)
+        # the leadership run_forever competes for (None before it runs)
+        self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
         self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
@@ -1276,7 +1278,7 @@ class Agent:
         agent without it tries again every ``interval_s``, so it takes over within that of
         the leader's death (within ``lock_timeout_s`` more when the leader's host is lost)."""
         stop = stop or threading.Event()
-        leader = Leadership(self.store, lock_path, timeout_s=lock_timeout_s)
+        leader = self.leadership = Leadership(self.store, lock_path, timeout_s=lock_timeout_s)
         try:
             while not stop.is_set():
                 if leader.acquire():

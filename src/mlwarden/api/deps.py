@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +27,13 @@ from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnava
 from mlwarden.store.writer import is_unreachable
 
 if TYPE_CHECKING:
+    from mlwarden.agent.background import BackgroundAgent
     from mlwarden.serving.gateway import Gateway
     from mlwarden.serving.metrics import ServerMetrics
     from mlwarden.serving.probe import ProbeManager
     from mlwarden.settings import Settings
     from mlwarden.store import Store
+    from mlwarden.store.changes import ChangeListener
     from mlwarden.store.writer import RecordWriter
 
 __all__ = [
@@ -185,6 +188,16 @@ class ServerState:
     auth_required: bool
     # gateways of other deployment targets (e.g. "staging"), made on first use
     environments: dict[str, Gateway] = field(default_factory=dict)
+    # the listener of other replicas' changes (PostgreSQL) and the agent of this server, if any
+    changes: ChangeListener | None = None
+    agent: BackgroundAgent | None = None
+
+    def replica(self) -> dict[str, Any]:
+        """What tells this server process apart from the other replicas of its database."""
+        notified = self.changes is not None and self.changes.listening.is_set()
+        role = "off" if self.agent is None else "leader" if self.agent.leading else "standby"
+        return {"pid": os.getpid(), "caches": "notified" if notified else "polling",
+                "agent": role}
 
     def gateways(self) -> list[Gateway]:
         """Every gateway of this server: production's and those of other environments."""

@@ -244,8 +244,9 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         )
         if settings.bootstrap_admin_token:
             routes_system.ensure_token(opened, "bootstrap-admin", settings.bootstrap_admin_token)
-        listener = follow_changes(app.state.mlwarden)
+        listener = app.state.mlwarden.changes = follow_changes(app.state.mlwarden)
         agent = BackgroundAgent(opened, settings).start() if settings.agent_in_server else None
+        app.state.mlwarden.agent = agent
         try:
             yield
         finally:
