@@ -18,7 +18,6 @@ from mlwarden.store import Store
 ROW = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4, "vicprice": 0.003,
        "vicdemand": 0.4, "transfer": 0.4}
 
-pytestmark = pytest.mark.postgres
 
 
 def start_all(servers: list[ServerProcess]) -> list[ServerProcess]:
@@ -36,6 +35,7 @@ def seen_within(condition: object, limit_s: float) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.postgres
 def test_replicas_follow_each_others_changes_at_once(
     pg_url: str, tmp_path: Path, elec_artifacts: dict[str, bytes]
 ) -> None:
@@ -85,6 +85,7 @@ def test_replicas_follow_each_others_changes_at_once(
             replica.stop()
 
 
+@pytest.mark.postgres
 def test_workers_share_one_port(pg_url: str, tmp_path: Path,
                                 elec_artifacts: dict[str, bytes]) -> None:
     """``mlwarden serve --workers 2``: two processes answer on one port, each with its own
@@ -110,3 +111,16 @@ def test_workers_share_one_port(pg_url: str, tmp_path: Path,
     assert journals == ["journal", "journal-1"]
     with Store(pg_url) as store:
         assert store.count_records("elec") == answered
+
+
+def test_workers_need_postgres(tmp_path: Path) -> None:
+    """SQLite serves one process: asking for more is refused before anything starts."""
+    from typer.testing import CliRunner
+
+    from mlwarden.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)],
+                                env={"MLWARDEN_DATABASE_URL": ""})
+    assert result.exit_code == 2
+    assert "--workers needs PostgreSQL" in result.output
+    assert not (tmp_path / "journal").exists()
