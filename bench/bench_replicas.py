@@ -8,6 +8,8 @@ records/s one PostgreSQL stores (the COPY rate), to size a fleet.
    electricity data) at concurrency 64 (64 keep-alive connections from one asyncio load
    generator in this process, which shares the cores). Every answered prediction is stored
    (checked: the database holds as many records as were answered).
+   The server's CPU time per prediction (all its processes) is measured too: on a machine
+   shared with other work the wall-clock rate follows the neighbours, the CPU cost does not.
 2. The COPY rate: ``Store.insert_records`` (COPY into a staging table, then INSERT … ON
    CONFLICT) of records shaped like the gateway's, in batches of the record writer's
    ``write_batch_size``, from 1 and from ``--copy-writers`` concurrent writers (each replica
@@ -37,7 +39,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from bench_gateway import concurrent_latencies, elec_workload, percentile, set_up_model
+from bench_gateway import (
+    concurrent_latencies,
+    cpu_seconds,
+    elec_workload,
+    percentile,
+    set_up_model,
+)
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.server.background import ServerProcess
 from mlwarden.settings import Settings
@@ -68,6 +76,12 @@ class Databases:
         self.admin.dispose()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children alive now (Uvicorn's supervisor and workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
 def throughput(url: str, workers: int, artifact: bytes, bodies: list[bytes], requests: int,
                concurrency: int, data_dir: Path) -> dict[str, Any]:
     server = ServerProcess(data_dir, database_url=url, workers=workers).start()
@@ -75,9 +89,12 @@ def throughput(url: str, workers: int, artifact: bytes, bodies: list[bytes], req
         set_up_model(server.url, artifact)
         # every worker loads the model on its first requests: warm all of them up
         asyncio.run(concurrent_latencies(server.port, bodies, concurrency * 20, concurrency))
+        pid = server.process.pid  # type: ignore[union-attr]
+        cpu = tree_cpu_seconds(pid)
         latencies, per_s = asyncio.run(
             concurrent_latencies(server.port, bodies, requests, concurrency)
         )
+        cpu = tree_cpu_seconds(pid) - cpu
     finally:
         server.stop()
     with Store(url, migrate=False) as store:
@@ -86,6 +103,7 @@ def throughput(url: str, workers: int, artifact: bytes, bodies: list[bytes], req
     if stored != answered:
         raise RuntimeError(f"{answered} predictions answered, {stored} records stored")
     return {"workers": workers, "predictions_per_s": per_s,
+            "cpu_ms_per_prediction": cpu * 1000 / len(latencies),
             "median_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 99)}
 
 
@@ -161,7 +179,8 @@ def main() -> None:
                                     args.concurrency, Path(tmp) / f"run{index}")
                 runs[workers].append(result)
                 print(f"  workers={workers}: {result['predictions_per_s']:,.0f} predictions/s, "
-                      f"median {result['median_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms  "
+                      f"median {result['median_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                      f"server CPU {result['cpu_ms_per_prediction']:.2f} ms/prediction  "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
         batch = Settings().write_batch_size
         rates = {w: copy_rate(databases.new(), args.copy_records, w, batch)
@@ -173,7 +192,9 @@ def main() -> None:
     base = statistics.median(r["predictions_per_s"] for r in runs[counts[0]])
     for workers in counts:
         per_s = statistics.median(r["predictions_per_s"] for r in runs[workers])
-        print(f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of {counts[0]})")
+        cpu = statistics.median(r["cpu_ms_per_prediction"] for r in runs[workers])
+        print(f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of {counts[0]}), "
+              f"server CPU {cpu:.2f} ms/prediction")
     print(f"\nPostgreSQL COPY of gateway records, batches of {batch}:")
     for writers, rate in rates.items():
         print(f"  {writers} writer(s): {rate:>10,.0f} records/s")

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import deploy_elec, wait_for
+from sqlalchemy import text
 
 from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
@@ -70,6 +71,22 @@ def test_replicas_follow_each_others_changes_at_once(
         assert changed.status_code == 200
         assert seen_within(lambda: version(b) == 2, 1.0) < 1.0
         assert seen_within(lambda: version(c) == 2, 1.0) < 1.0
+
+        # the listening connections cut (a network blip, a PostgreSQL restart): a change made
+        # meanwhile is not notified, yet served (polled each second while they are cut, read
+        # again when they listen again), and they listen again
+        with Store(pg_url) as store, store.engine.begin() as conn:
+            cut = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN mlwarden_changes' AND datname = current_database()"
+            )).all()
+        assert len(cut) == 3
+        assert a.put("/v1/models/elec/deployment",
+                     json={"live_version": 1, "reason": "back to 1"}).status_code == 200
+        for client in (b, c):
+            seen_within(lambda client=client: version(client) == 1, 5.0)  # type: ignore[misc]
+            seen_within(lambda client=client: client.get(  # type: ignore[misc]
+                "/health").json()["replica"]["caches"] == "notified", 5.0)
 
         # revoked through a: refused by b and c within a second, not after the 60 s of its
         # cached check

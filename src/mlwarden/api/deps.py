@@ -201,7 +201,8 @@ class ServerState:
 
     def gateways(self) -> list[Gateway]:
         """Every gateway of this server: production's and those of other environments."""
-        return [self.gateway, *self.environments.values()]
+        # a copy: the change listener's thread calls this while requests may add one
+        return [self.gateway, *self.environments.copy().values()]
 
     def gateway_for(self, environment: str | None) -> Gateway:
         """The gateway routing ``environment``'s deployment (production by default)."""

@@ -56,7 +56,7 @@ class ChangeListener:
         on_lost: Callable[[], None] | None = None,
         *,
         retry_s: float = 1.0,
-        poll_s: float = 0.5,
+        poll_s: float = 0.1,
     ) -> None:
         # psycopg takes the URL without SQLAlchemy's driver suffix
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
