@@ -12,8 +12,8 @@ records/s one PostgreSQL stores (the COPY rate), to size a fleet.
    shared with other work the wall-clock rate follows the neighbours, the CPU cost does not.
 2. The COPY rate: ``Store.insert_records`` (COPY into a staging table, then INSERT … ON
    CONFLICT) of records shaped like the gateway's, in batches of the record writer's
-   ``write_batch_size``, from 1 and from ``--copy-writers`` concurrent writers (each replica
-   has one writer).
+   ``write_batch_size``, from 1 and from ``--copy-writers`` concurrent writer processes (each
+   replica has one writer), on one new database.
 
 Sizing (printed at the end): a fleet answering P predictions/s writes P records/s (plus one per
 shadow copy); one PostgreSQL like this one takes C records/s (the measured COPY rate), so it
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -123,35 +123,37 @@ def gateway_records(count: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
+def _copy_writer(url: str, seed: int, count: int, batch: int, ready: Any, results: Any) -> None:
+    """One writer process: its own connection and Python interpreter, as a replica's writer."""
+    rows = gateway_records(count, seed)
+    store = Store(url, migrate=False)
+    ready.wait()
+    started = time.time()
+    for start in range(0, len(rows), batch):  # one transaction per batch, as the writer
+        store.insert_records(rows[start : start + batch])
+    results.put((started, time.time()))
+    store.close()
+
+
 def copy_rate(url: str, records: int, writers: int, batch: int) -> float:
-    """Records/s stored by ``writers`` concurrent writers, each with its own connection."""
+    """Records/s stored by ``writers`` concurrent writer processes (from the first one's start
+    to the last one's end)."""
     with Store(url) as store:
         store.create_model(ModelSpec(name="bench", task=Task.CLASSIFICATION,
                                      features=[FeatureSpec(name=f) for f in FEATURES]))
     share = records // writers
-    batches = [gateway_records(share, seed) for seed in range(writers)]
-    stores = [Store(url, migrate=False) for _ in range(writers)]
-    barrier = threading.Barrier(writers + 1)
-
-    def write(store: Store, rows: list[dict[str, Any]]) -> None:
-        barrier.wait()
-        for start in range(0, len(rows), batch):  # one transaction per batch, as the writer
-            store.insert_records(rows[start : start + batch])
-
-    threads = [threading.Thread(target=write, args=(s, b)) for s, b in zip(stores, batches,
-                                                                          strict=True)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    with stores[0] as store:
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(writers), context.Queue()
+    processes = [context.Process(target=_copy_writer, args=(url, seed, share, batch, ready,
+                                                            results)) for seed in range(writers)]
+    for process in processes:
+        process.start()
+    spans = [results.get(timeout=3600) for _ in processes]
+    for process in processes:
+        process.join()
+    with Store(url, migrate=False) as store:
         assert store.count_records("bench") == share * writers
-    for store in stores[1:]:
-        store.close()
-    return share * writers / elapsed
+    return share * writers / (max(end for _, end in spans) - min(start for start, _ in spans))
 
 
 def main() -> None:
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--copy-records", type=int, default=200_000)
     parser.add_argument("--copy-writers", type=int, default=4)
+    parser.add_argument("--copy-only", action="store_true", help="only the COPY rate")
     parser.add_argument("--pg", default=os.environ.get(
         "MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432"), help="server URL")
     args = parser.parse_args()
@@ -169,6 +172,8 @@ def main() -> None:
     _model, artifact, _rows, bodies = elec_workload()
     counts = [int(v) for v in args.workers.split(",")]
     order = [n for r in range(args.rounds) for n in (counts if r % 2 == 0 else counts[::-1])]
+    if args.copy_only:
+        order = []
     databases = Databases(args.pg)
     runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
     print(f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()}")
@@ -188,21 +193,21 @@ def main() -> None:
     finally:
         databases.drop()
 
-    print(f"\npredictions/s at concurrency {args.concurrency} (median of {args.rounds} runs):")
-    base = statistics.median(r["predictions_per_s"] for r in runs[counts[0]])
-    for workers in counts:
-        per_s = statistics.median(r["predictions_per_s"] for r in runs[workers])
-        cpu = statistics.median(r["cpu_ms_per_prediction"] for r in runs[workers])
-        print(f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of {counts[0]}), "
-              f"server CPU {cpu:.2f} ms/prediction")
+    if order:
+        print(f"\npredictions/s at concurrency {args.concurrency} "
+              f"(median of {args.rounds} runs):")
+        base = statistics.median(r["predictions_per_s"] for r in runs[counts[0]])
+        for workers in counts:
+            per_s = statistics.median(r["predictions_per_s"] for r in runs[workers])
+            cpu = statistics.median(r["cpu_ms_per_prediction"] for r in runs[workers])
+            print(f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of "
+                  f"{counts[0]}), server CPU {cpu:.2f} ms/prediction")
     print(f"\nPostgreSQL COPY of gateway records, batches of {batch}:")
     for writers, rate in rates.items():
-        print(f"  {writers} writer(s): {rate:>10,.0f} records/s")
+        print(f"  {writers} writer process(es): {rate:>10,.0f} records/s")
     best = max(rates.values())
-    per_replica = statistics.median(r["predictions_per_s"] for r in runs[counts[0]])
     print(f"\nsizing: one PostgreSQL takes C = {best:,.0f} records/s; at half of it (headroom "
-          f"for queries, the agent, vacuum) it carries {best / 2:,.0f} predictions/s, i.e. "
-          f"{best / 2 / per_replica:.0f} single-process replicas of {per_replica:,.0f}/s")
+          f"for queries, the agent, vacuum) it carries {best / 2:,.0f} predictions/s")
     print(f"load average at end {os.getloadavg()}")
 
 
