@@ -37,6 +37,7 @@ def seen_within(condition: object, limit_s: float) -> float:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # starts three server processes
 def test_replicas_follow_each_others_changes_at_once(
     pg_url: str, tmp_path: Path, elec_artifacts: dict[str, bytes]
 ) -> None:
@@ -103,6 +104,7 @@ def test_replicas_follow_each_others_changes_at_once(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # starts a server of two processes
 def test_workers_share_one_port(pg_url: str, tmp_path: Path,
                                 elec_artifacts: dict[str, bytes]) -> None:
     """``mlwarden serve --workers 2``: two processes answer on one port, each with its own
