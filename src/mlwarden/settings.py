@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # valid (serving goes on through an outage) and one never seen valid is refused
     token_cache_ttl_s: float = 10.0
     token_outage_grace_s: float = 3_600.0
+    # On PostgreSQL every replica is told of each change of a model, deployment or token
+    # (LISTEN/NOTIFY) and drops its cached copy at once; a cached deployment or token is then
+    # read again after this long anyway, as a safety net. While notifications are not being
+    # received (SQLite, or the listening connection lost), deployments are read again every
+    # second and tokens every token_cache_ttl_s, as before.
+    notified_cache_s: float = 60.0
 
     # raw records older than this many days are deleted; windows, signals and findings stay
     record_retention_days: int | None = None
@@ -61,6 +67,10 @@ class Settings(BaseSettings):
     agent_policy: Path | None = None
     agent_interval_s: float = 5.0
     agent_in_server: bool = False
+    # On PostgreSQL, the server ends the session of a leader whose host stopped answering after
+    # about this long (TCP keepalives on the lock's connection), which frees the leadership for
+    # another replica; a leader process that dies frees it at once.
+    leader_lock_timeout_s: float = 10.0
     # signs every alert webhook (header X-Mlwarden-Signature, HMAC-SHA256): set it, and check
     # it in the receiver with mlwarden.agent.executors.alert.verify_signature
     webhook_secret: SecretStr | None = None

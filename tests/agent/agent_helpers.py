@@ -197,3 +197,21 @@ def window_accuracy(store: Store, frame: pd.DataFrame) -> float:
     estimator = load_estimator(store.load_artifact(MODEL, live))
     clean = frame.dropna()
     return float(np.mean(estimator.predict(clean[FEATURES]) == clean["target"]))
+
+
+def persistent_windows(store: Store, kind: str, **evidence: Any) -> None:
+    """Windows 1-3 of ``elec`` stored with a strong finding of ``kind``: the agent opens an
+    incident and acts on its next pass."""
+    from mlwarden.agent.repo import AgentRepo
+
+    repo = AgentRepo(store)
+    for number in range(1, 4):
+        repo.save_window(MODEL, number, START, {"records": 100.0}, [finding(kind, 5, **evidence)])
+
+
+def tagged_revisions(store: Store, action_id: int, step: str) -> int:
+    """Deployment revisions of ``elec`` made by step ``step`` of action ``action_id``."""
+    from mlwarden.agent.journal import marker
+
+    tag = f"{marker(action_id)} {step}"
+    return sum(1 for d in store.deployment_history(MODEL) if d.reason.startswith(tag))

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from agent_helpers import MODEL, START, finding, send_records
+from agent_helpers import MODEL, persistent_windows, send_records, tagged_revisions
 
 from mlwarden.agent.executors.base import CRASH_ENV
-from mlwarden.agent.journal import ActionJournal, marker
+from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
@@ -39,17 +38,6 @@ def run_agent(url: str, crash_at: str | None) -> int:
     )
     assert done.returncode in (0, -signal.SIGKILL), done.stderr
     return done.returncode
-
-
-def persistent_windows(store: Store, kind: str, **evidence: Any) -> None:
-    repo = AgentRepo(store)
-    for number in range(1, 4):
-        repo.save_window(MODEL, number, START, {"records": 100.0}, [finding(kind, 5, **evidence)])
-
-
-def tagged_revisions(store: Store, action_id: int, step: str) -> int:
-    tag = f"{marker(action_id)} {step}"
-    return sum(1 for d in store.deployment_history(MODEL) if d.reason.startswith(tag))
 
 
 @pytest.mark.slow

@@ -31,6 +31,12 @@ class BackgroundAgent:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlw-agent", daemon=True)
 
+    @property
+    def leading(self) -> bool:
+        """True while this agent holds the leadership (False: another agent leads, it waits)."""
+        leadership = self.agent.leadership
+        return leadership is not None and leadership.held
+
     def start(self) -> BackgroundAgent:
         self._thread.start()
         return self
@@ -42,6 +48,7 @@ class BackgroundAgent:
                 stop=self._stop,
                 lock_path=self.settings.data_dir / "agent.lock",
                 on_pass=self._after_pass,
+                lock_timeout_s=self.settings.leader_lock_timeout_s,
             )
         except Exception:  # the server keeps serving even if the agent dies
             log.exception("the background agent stopped")

@@ -141,6 +141,8 @@ class Agent:
         self.repo = AgentRepo(store)
         self.journal = ActionJournal(store)
         self.approvals = Approvals(store)
+        # the leadership run_forever competes for (None before it runs)
+        self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
         # the candidate a retrain would have fitted when an incident began, per incident
@@ -1317,10 +1319,13 @@ class Agent:
         stop: threading.Event | None = None,
         lock_path: Path | None = None,
         on_pass: Callable[[list[dict[str, Any]]], None] | None = None,
+        lock_timeout_s: float = 10.0,
     ) -> None:
-        """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership."""
+        """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership; an
+        agent without it tries again every ``interval_s``, so it takes over within that of
+        the leader's death (within ``lock_timeout_s`` more when the leader's host is lost)."""
         stop = stop or threading.Event()
-        leader = Leadership(self.store, lock_path)
+        leader = self.leadership = Leadership(self.store, lock_path, timeout_s=lock_timeout_s)
         try:
             while not stop.is_set():
                 if leader.acquire():
@@ -1335,9 +1340,12 @@ class Agent:
 class Leadership:
     """Only one agent acts on a store: a PostgreSQL advisory lock, or a lock file for SQLite."""
 
-    def __init__(self, store: Store, lock_path: Path | None = None) -> None:
+    def __init__(
+        self, store: Store, lock_path: Path | None = None, *, timeout_s: float = 10.0
+    ) -> None:
         self.store = store
         self.lock_path = lock_path
+        self.timeout_s = timeout_s
         self._conn: Connection | None = None
         self._fd: int | None = None
 
@@ -1346,11 +1354,32 @@ class Leadership:
         return self._conn is not None or self._fd is not None
 
     def acquire(self) -> bool:
-        """Take the leadership if it is free (non-blocking); True while this agent holds it."""
+        """Take the leadership if it is free (non-blocking); True while this agent holds it.
+
+        On PostgreSQL a leader checks before each pass that its lock's connection still
+        stands: a leader cut off from the database (whose session, and lock, the server ends)
+        steps down instead of acting beside the replica that took over.
+        """
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
+                return True
+            except Exception:
+                log.warning("the leadership's connection was lost; standing down")
+                self.release()
         if self.held:
             return True
         if self.store.dialect == "postgresql":
             conn = self.store.engine.connect()
+            # the server ends the session of a host that stops answering after about
+            # timeout_s, which frees the lock for another replica (a dead process frees it
+            # at once: its socket closes)
+            idle = max(1, int(self.timeout_s / 2))
+            interval = max(1, int(self.timeout_s / 6))
+            conn.execute(text(f"SET tcp_keepalives_idle = {idle}"))
+            conn.execute(text(f"SET tcp_keepalives_interval = {interval}"))
+            conn.execute(text("SET tcp_keepalives_count = 3"))
             got = bool(
                 conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
             )
@@ -1384,7 +1413,8 @@ class Leadership:
             with contextlib.suppress(Exception):
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
                 self._conn.commit()
-            self._conn.close()
+            with contextlib.suppress(Exception):  # a connection already lost
+                self._conn.close()
             self._conn = None
         if self._fd is not None:
             with contextlib.suppress(OSError):

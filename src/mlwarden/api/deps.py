@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,11 +27,13 @@ from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnava
 from mlwarden.store.writer import is_unreachable
 
 if TYPE_CHECKING:
+    from mlwarden.agent.background import BackgroundAgent
     from mlwarden.serving.gateway import Gateway
     from mlwarden.serving.metrics import ServerMetrics
     from mlwarden.serving.probe import ProbeManager
     from mlwarden.settings import Settings
     from mlwarden.store import Store
+    from mlwarden.store.changes import ChangeListener
     from mlwarden.store.writer import RecordWriter
 
 __all__ = [
@@ -96,6 +99,8 @@ class TokenCache:
         self._entries: dict[str, _Checked] = {}
         self._inflight: dict[str, asyncio.Future[tuple[str, Role] | None]] = {}
         self._lock = threading.Lock()
+        # bumped by clear(): an answer read before a clear is not kept after it
+        self._generation = 0
 
     async def principal(
         self, token: str, lookup: Callable[[str], tuple[str, Role] | None]
@@ -110,6 +115,7 @@ class TokenCache:
             return entry.principal
         # concurrent requests with one token share one database check
         check = self._inflight.get(key)
+        generation = self._generation
         if check is None:
             check = asyncio.ensure_future(run_in_threadpool(lookup, token))
             self._inflight[key] = check
@@ -129,17 +135,18 @@ class TokenCache:
             entry.recheck_at = now + self.retry_s
             return entry.principal
         principal = None if found is None else Principal(found[0], found[1])
-        self._put(key, principal)
+        self._put(key, principal, fresh=generation == self._generation)
         return principal
 
-    def _put(self, key: str, principal: Principal | None) -> None:
+    def _put(self, key: str, principal: Principal | None, *, fresh: bool = True) -> None:
         now = time.monotonic()
         with self._lock:
             entries = self._entries
             if principal is None and len(entries) > self.MAX_UNKNOWN:
                 for stale in [k for k, e in entries.items() if e.principal is None]:
                     del entries[stale]
-            entries[key] = _Checked(principal, now, now + self.ttl_s)
+            # an answer that a change overtook is used once and asked again next time
+            entries[key] = _Checked(principal, now, now + self.ttl_s if fresh else now)
 
     def forget(self, name: str) -> None:
         """Drop the tokens named ``name`` (revoked through this server)."""
@@ -151,8 +158,19 @@ class TokenCache:
             for key in doomed:
                 del self._entries[key]
 
-    def clear(self) -> None:
+    def set_ttl(self, ttl_s: float) -> None:
+        """Trust answers ``ttl_s`` from now on, those already cached included (shortened when
+        change notifications stop arriving)."""
         with self._lock:
+            self.ttl_s = ttl_s
+            latest = time.monotonic() + ttl_s
+            for entry in self._entries.values():
+                entry.recheck_at = min(entry.recheck_at, latest)
+
+    def clear(self) -> None:
+        """Forget every answer (a token changed somewhere): each is asked again when used."""
+        with self._lock:
+            self._generation += 1
             self._entries.clear()
 
 
@@ -170,6 +188,21 @@ class ServerState:
     auth_required: bool
     # gateways of other deployment targets (e.g. "staging"), made on first use
     environments: dict[str, Gateway] = field(default_factory=dict)
+    # the listener of other replicas' changes (PostgreSQL) and the agent of this server, if any
+    changes: ChangeListener | None = None
+    agent: BackgroundAgent | None = None
+
+    def replica(self) -> dict[str, Any]:
+        """What tells this server process apart from the other replicas of its database."""
+        notified = self.changes is not None and self.changes.listening.is_set()
+        role = "off" if self.agent is None else "leader" if self.agent.leading else "standby"
+        return {"pid": os.getpid(), "caches": "notified" if notified else "polling",
+                "agent": role}
+
+    def gateways(self) -> list[Gateway]:
+        """Every gateway of this server: production's and those of other environments."""
+        # a copy: the change listener's thread calls this while requests may add one
+        return [self.gateway, *self.environments.copy().values()]
 
     def gateway_for(self, environment: str | None) -> Gateway:
         """The gateway routing ``environment``'s deployment (production by default)."""
@@ -182,7 +215,7 @@ class ServerState:
             from mlwarden.serving.gateway import Gateway
 
             gateway = Gateway(self.store, self.writer, self.settings, metrics=self.metrics,
-                              environment=environment)
+                              environment=environment, refresh_s=self.gateway.refresh_s)
             self.environments[environment] = gateway
         return gateway
 

@@ -64,7 +64,11 @@ def ensure_token(store: Any, name: str, token: str) -> None:
         "outage would stop the serving this server keeps up. "
         "`degraded: records cannot be written` while neither the database nor the spill "
         "journal takes records (a full disk): they are held in memory, up to the write queue "
-        "limit, after which predictions are refused with 503 rather than answered unrecorded."
+        "limit, after which predictions are refused with 503 rather than answered unrecorded. "
+        "`replica` tells this process apart from the others serving the same database: its "
+        "`pid`, `caches` (`notified`: PostgreSQL tells it of every change of a deployment or "
+        "token; `polling`: it reads deployments again every second, SQLite or the listening "
+        "connection lost) and `agent` (`leader`, `standby` waiting to take over, or `off`)."
     ),
 )
 async def health(request: Request) -> JSONResponse:
@@ -88,6 +92,7 @@ async def health(request: Request) -> JSONResponse:
         "held_in_memory": stats.held,
         "storage_error": stats.storage_error,
     }
+    body["replica"] = state.replica()
     return JSONResponse(body)
 
 

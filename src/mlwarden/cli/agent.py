@@ -117,6 +117,7 @@ def agent(
     import threading
 
     from mlwarden.agent.loop import Agent
+    from mlwarden.settings import Settings
 
     if interval <= 0:
         typer.echo("error: --interval must be positive", err=True)
@@ -130,6 +131,7 @@ def agent(
             interval,
             stop=stop,
             on_pass=lambda s: typer.echo(json.dumps(s, default=str)),
+            lock_timeout_s=Settings().leader_lock_timeout_s,
         )
     except KeyboardInterrupt:
         stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,8 +61,17 @@ def serve(
     database_url: str = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql://…/mlwarden."),
     log_level: str = typer.Option("info", help="Uvicorn log level."),
     agent: bool = typer.Option(True, help="Run the agent loop (monitor, decide, act) too."),
+    workers: int = typer.Option(
+        1, min=1, max=64,
+        help="Server processes on this host sharing the port (PostgreSQL only; one agent leads).",
+    ),
 ) -> None:
-    """Start the mlwarden server (API, gateway, dashboard, metrics, agent): one Uvicorn worker."""
+    """Start the mlwarden server (API, gateway, dashboard, metrics, agent).
+
+    With PostgreSQL, any number of these (``--workers`` processes here, and replicas on other
+    hosts) serve one database: each follows the others' changes, and one agent leads while the
+    others stand by to take over.
+    """
     import uvicorn
 
     from mlwarden.server import create_app
@@ -69,19 +79,40 @@ def serve(
     settings = _settings(host, port, data_dir, database_url).model_copy(
         update={"agent_in_server": agent}
     )
+    if workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
+        typer.echo(
+            "error: --workers needs PostgreSQL (--database-url or MLWARDEN_DATABASE_URL): "
+            "SQLite serves one process",
+            err=True,
+        )
+        raise typer.Exit(2)
     if settings.requires_auth():
         typer.echo("authentication: API tokens required (create one: mlwarden tokens create)")
     elif is_loopback(settings.host):
         typer.echo("authentication: disabled (loopback only)")
-    typer.echo(f"mlwarden serving on http://{settings.host}:{settings.port}")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        log_level=log_level,
-        access_log=False,
-    )
+    typer.echo(f"mlwarden serving on http://{settings.host}:{settings.port}"
+               + (f" with {workers} worker processes" if workers > 1 else ""))
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": log_level, "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), workers=1, **options)
+        return
+    # each worker is a new process that builds its own app from the environment
+    os.environ.update(_environment(settings))
+    uvicorn.run("mlwarden.server.app:create_app_from_environment", factory=True,
+                workers=workers, **options)
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The ``MLWARDEN_*`` variables that make ``Settings()`` in a worker equal ``settings``
+    where the command line changed them."""
+    chosen = {"host": settings.host, "port": settings.port, "data_dir": settings.data_dir,
+              "database_url": settings.database_url, "agent_in_server": settings.agent_in_server}
+    return {
+        f"MLWARDEN_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in chosen.items() if value is not None
+    }
 
 
 @tokens_app.command("create")

@@ -1,7 +1,10 @@
-"""The FastAPI application: ``create_app(settings, store)``.
+"""The FastAPI application: ``create_app(settings, store)``, and ``create_app_from_environment``
+(the factory each ``mlwarden serve --workers N`` process builds its app with).
 
 The lifespan starts the record writer, the gateway and the probe manager, and on shutdown
-stops probes, lets shadow copies finish and flushes the writer, so no record is lost. Every
+stops probes, lets shadow copies finish and flushes the writer, so no record is lost. On
+PostgreSQL it also listens for the change notifications of other replicas
+(:func:`follow_changes`). Every
 :class:`~mlwarden.errors.MlwardenError` becomes ``{"error": message, "detail": {...}}`` with the
 error family's HTTP status; so do FastAPI's own validation errors and oversized bodies.
 """
@@ -43,10 +46,11 @@ from mlwarden.serving.metrics import ServerMetrics
 from mlwarden.serving.probe import ProbeManager
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.changes import ChangeListener
 from mlwarden.store.writer import RecordWriter, is_unreachable
 from mlwarden.ui.routes import mount_ui
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_environment", "follow_changes"]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +172,51 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+def follow_changes(state: ServerState) -> ChangeListener | None:
+    """Keep this replica's caches in step with every other replica of a PostgreSQL store.
+
+    A change of a model or its deployment made anywhere (another replica, the leader agent,
+    SQL) drops that model's cached route in every gateway of this server, a change of a token
+    drops the cached token checks, as soon as PostgreSQL delivers the notification. While
+    notifications arrive, cached copies are read again only every ``notified_cache_s``; while
+    they do not (connection lost), the gateways poll every second and tokens every
+    ``token_cache_ttl_s`` as a single server does, and everything is read again on reconnect.
+    None on SQLite: one process, polling as before.
+    """
+    store, settings = state.store, state.settings
+    if store.dialect != "postgresql":
+        return None
+
+    def on_change(kind: str, name: str) -> None:
+        if kind == "token":
+            state.tokens.clear()
+            return
+        for gateway in state.gateways():
+            gateway.invalidate(name)
+
+    def timing(notified: bool) -> None:
+        refresh = settings.notified_cache_s if notified else Gateway.POLL_S
+        for gateway in state.gateways():
+            gateway.refresh_s = refresh
+        state.tokens.set_ttl(settings.notified_cache_s if notified else settings.token_cache_ttl_s)
+
+    def on_reset() -> None:
+        timing(True)
+        state.tokens.clear()
+        for gateway in state.gateways():
+            gateway.invalidate()
+
+    return ChangeListener(
+        store.engine.url, on_change, on_reset, on_lost=lambda: timing(False)
+    ).start()
+
+
+def create_app_from_environment() -> Any:
+    """The app of one worker process, configured by the ``MLWARDEN_*`` environment (what
+    ``mlwarden serve --workers N`` sets for its workers, which import this by name)."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings | None = None, store: Any | None = None) -> Any:
     """Build the mlwarden server app. ``store`` defaults to ``Store.from_settings(settings)``."""
     settings = settings or Settings()
@@ -195,12 +244,16 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         )
         if settings.bootstrap_admin_token:
             routes_system.ensure_token(opened, "bootstrap-admin", settings.bootstrap_admin_token)
+        listener = app.state.mlwarden.changes = follow_changes(app.state.mlwarden)
         agent = BackgroundAgent(opened, settings).start() if settings.agent_in_server else None
+        app.state.mlwarden.agent = agent
         try:
             yield
         finally:
             if agent is not None:
                 agent.stop()
+            if listener is not None:
+                listener.stop()
             probes.stop_all()
             await gateway.aclose()
             for other in app.state.mlwarden.environments.values():

@@ -79,7 +79,8 @@ class BackgroundServer:
 
 class ServerProcess:
     """``mlwarden serve --no-agent`` on loopback in a child process, with its own environment
-    (``MLWARDEN_*`` settings), logging to ``<data_dir>/server.log``.
+    (``MLWARDEN_*`` settings), logging to ``<data_dir>/server.log``; ``agent=True`` runs the
+    agent too, ``workers`` more than one process (PostgreSQL).
 
     ``kill()`` sends SIGKILL (nothing is flushed: a crash); ``stop()`` SIGTERM (a clean
     shutdown). The child imports the same mlwarden as this process.
@@ -92,8 +93,12 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         database_url: str | None = None,
         port: int | None = None,
+        agent: bool = False,
+        workers: int = 1,
     ) -> None:
         self.data_dir = data_dir
+        self.agent = agent
+        self.workers = workers
         self.port = port or free_port()
         self.database_url = database_url
         self.env = dict(env or {})
@@ -109,7 +114,8 @@ class ServerProcess:
         command = [
             sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
-            "--log-level", "warning", "--no-agent",
+            "--log-level", "warning", "--agent" if self.agent else "--no-agent",
+            "--workers", str(self.workers),
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]

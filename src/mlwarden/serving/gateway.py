@@ -3,10 +3,11 @@
 Per request the gateway does no database work: the model's spec, its deployment and the loaded
 versions are cached in memory, and the deployment is re-read at most every ``refresh_s``
 seconds (or at once after :meth:`Gateway.invalidate`, which the API calls on every change it
-makes). While the database is unreachable the last deployment read stays in force, so serving
-goes on. A deployment seen for the first time has its versions loaded in the background at once
-(and :meth:`Gateway.start_warming` does it for every deployed model when the server starts), so
-the first request does not wait seconds for an artifact to load. Routing:
+makes, and the server on every change notification of another replica: then ``refresh_s`` is
+only a safety net). While the database is unreachable the last deployment read stays in force,
+so serving goes on. A deployment seen for the first time has its versions loaded in the
+background at once (and :meth:`Gateway.start_warming` does it for every deployed model when the
+server starts), so the first request does not wait seconds for an artifact to load. Routing:
 
 - the **live** version answers; a **canary** takes a share of requests equal to its weight,
   sticky by the request key when one is given (same key, same version);
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import threading
 import time
@@ -135,6 +137,9 @@ class Gateway:
     instances, ``ServiceUnavailable`` when disabled or no version can answer.
     """
 
+    # how often a deployment is read again when no change notification tells of changes
+    POLL_S = 1.0
+
     def __init__(
         self,
         store: VersionStore,
@@ -142,7 +147,7 @@ class Gateway:
         settings: Settings | None = None,
         *,
         metrics: ServerMetrics | None = None,
-        refresh_s: float = 1.0,
+        refresh_s: float = POLL_S,
         predict_workers: int = 4,
         shadow_workers: int = 1,
         shadow_queue_limit: int = 256,
@@ -155,6 +160,8 @@ class Gateway:
         self.refresh_s = refresh_s
         self.environment = environment
         self._routes: dict[str, _Route] = {}
+        # bumped by every invalidation: a read that began before one is not trusted after it
+        self._generation = 0
         self._route_locks: dict[str, asyncio.Lock] = {}
         self._load_lock = threading.Lock()
         self._predict_pool = ThreadPoolExecutor(predict_workers, thread_name_prefix="mlw-predict")
@@ -171,6 +178,7 @@ class Gateway:
     def invalidate(self, model: str | None = None) -> None:
         """Forget the cached route of ``model`` (of every model when None), and read it again
         in the background, loading the versions a new deployment routes to."""
+        self._generation += 1
         if model is None:
             self._routes.clear()
         else:
@@ -203,6 +211,7 @@ class Gateway:
             route = self._routes.get(model)
             if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
                 return route
+            generation = self._generation
             try:
                 fresh = await asyncio.to_thread(self._load_route, model, route)
             except Exception as exc:
@@ -218,6 +227,10 @@ class Gateway:
                 log.warning("database unreachable; %s keeps its last known deployment", model)
                 route.checked_at = time.monotonic()
                 return route
+            if generation != self._generation:
+                # changed while it was read (another thread invalidated it): serve this request
+                # with it, and read it again for the next one
+                fresh.checked_at = -math.inf
             self._routes[model] = fresh
             if route is None or fresh.deployment != route.deployment:
                 self._background(self._warm_route(fresh))

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 _TIME_KEYS = ("timestamp", "ts", "received_at")
 # the capture log of durable mode, inside the journal folder
 CAPTURE_FOLDER = "capture"
+# server processes that can share one data folder, each with its own journal folder
+MAX_JOURNAL_SLOTS = 64
+
 # rows per capture segment: a segment is deleted once all its rows are stored, so this bounds
 # the disk it holds and the rows a restart hands to the replay a second time
 CAPTURE_SEGMENT_ROWS = 10_000
@@ -282,13 +285,28 @@ class RecordWriter:
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> RecordWriter:
-        return cls(
-            store,
-            journal_dir=settings.journal_dir,
-            batch_size=settings.write_batch_size,
-            flush_interval_s=settings.write_flush_interval_s,
-            queue_limit=settings.write_queue_limit,
-            durable=settings.durable_capture,
+        """The writer of one server process, on the first journal folder no other process of
+        the same data folder holds: ``journal``, else ``journal-1``, ``journal-2``… (the worker
+        processes of ``mlwarden serve --workers N``). A worker that dies frees its folder, and
+        the one started in its place takes it and replays what it left."""
+        base = Path(settings.journal_dir)
+        for slot in range(MAX_JOURNAL_SLOTS):
+            folder = base if slot == 0 else base.with_name(f"{base.name}-{slot}")
+            try:
+                return cls(
+                    store,
+                    journal_dir=folder,
+                    batch_size=settings.write_batch_size,
+                    flush_interval_s=settings.write_flush_interval_s,
+                    queue_limit=settings.write_queue_limit,
+                    durable=settings.durable_capture,
+                )
+            except Conflict:
+                continue
+        raise Conflict(
+            f"{MAX_JOURNAL_SLOTS} server processes already write records from {base.parent}; "
+            "give each host its own data folder",
+            path=str(base.parent),
         )
 
     def _adopt_capture_log(self, folder: Path, *, keep: bool) -> int:
