@@ -371,3 +371,19 @@ def test_the_summary_counts_every_incident_not_only_the_newest_of_a_window() -> 
         "regression_after_deploy", "covariate_drift_stable"]
     assert summary["incidents"][0]["resolved_window"] == 2
     assert check(summary["score"], "an incident diagnosed as bad_model_deploy")["passed"]
+
+
+def test_helps_is_asked_only_where_mending_the_fault_would_help() -> None:
+    """A fault that costs nothing (the unfaulted stream serves no better than the faulted one,
+    as a unit change on time-ordered electricity did) leaves no remedy to be better by."""
+    unmendable = timeline(CLEAN, CLEAN)
+    for window in unmendable:
+        window["baselines"]["oracle"] = window["baselines"]["no_action"] - 0.01
+    result = score(scenario({"helps": True}), unmendable, [])
+    helps = check(result, "better than doing nothing")
+    assert helps["passed"] is True and "not applicable, no remedy can help" in helps["expect"]
+    mendable = timeline(CLEAN, CLEAN)
+    for window in mendable:
+        window["baselines"]["oracle"] = window["baselines"]["no_action"] + 0.05
+    helps = check(score(scenario({"helps": True}), mendable, []), "better than doing nothing")
+    assert helps["passed"] is False and "not applicable" not in helps["expect"]

@@ -181,12 +181,19 @@ def score(
             }
         )
     if expect.helps:
+        periods = harmed["fault_periods"]
+        # the oracle is the model on the clean stream: what a perfect mend of the fault serves
+        mended = _loss(metric_of_timeline(timeline), {**periods, "mlwarden": periods["oracle"]})
+        can_help = mended is None or -mended > harmed["tolerance"]
         checks.append(
             {
                 "expect": f"better than doing nothing over the fault periods (by more than "
-                f"{harmed['tolerance']})",
-                "passed": harmed["helped"],
-                "fault_periods": harmed["fault_periods"],
+                f"{harmed['tolerance']})"
+                + ("" if can_help else ": not applicable, no remedy can help here (the "
+                   f"unfaulted stream serves {periods['oracle']}, doing nothing "
+                   f"{periods['no_action']})"),
+                "passed": harmed["helped"] or not can_help,
+                "fault_periods": periods,
             }
         )
     result["passed"] = all(check["passed"] for check in checks)
@@ -303,7 +310,7 @@ def _served(metric: str, windows: list[dict[str, Any]]) -> dict[str, Any]:
 def recovery(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
     """Performance over the fault periods: by mlwarden, by doing nothing, by an oracle."""
     spans = fault_windows(scenario)
-    metric = timeline[0]["metric_name"] if timeline else "accuracy"
+    metric = metric_of_timeline(timeline)
     return {
         "metric": metric,
         **_served(metric, [w for w in timeline if in_fault(w["index"], spans)]),
@@ -321,6 +328,10 @@ def _loss(metric: str, served: dict[str, Any]) -> float | None:
     return round(theirs - ours, 4)
 
 
+def metric_of_timeline(timeline: list[dict[str, Any]]) -> str:
+    return timeline[0]["metric_name"] if timeline else "accuracy"
+
+
 def harm(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
     """mlwarden against doing nothing, over the fault periods (the whole stream when the
     scenario injects no fault: its natural drift is the fault) and over the whole stream.
@@ -328,7 +339,7 @@ def harm(scenario: Scenario, timeline: list[dict[str, Any]]) -> dict[str, Any]:
     ``worse``: mlwarden served worse than doing nothing beyond the tolerance in either.
     ``helped``: it served better beyond the tolerance over the fault periods, and not worse
     over the whole stream."""
-    metric = timeline[0]["metric_name"] if timeline else "accuracy"
+    metric = metric_of_timeline(timeline)
     expect = scenario.expect
     tolerance = (
         expect.tolerance
