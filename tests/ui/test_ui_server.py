@@ -322,7 +322,7 @@ def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) ->
     assert page.status_code == 200 and 'name="token"' in page.text
 
 
-def test_a_closed_incident_is_diagnosed_once_until_it_changes(
+def test_an_incident_is_diagnosed_once_per_change_or_new_window(
     client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlwarden.agent import reports
@@ -341,9 +341,14 @@ def test_a_closed_incident_is_diagnosed_once_until_it_changes(
         repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.9}, [finding(w)])
     incident = repo.create_incident("m", 3, {}, "drifting")
     page = f"/ui/incidents/{incident}"
-    for _ in range(2):  # open: every view diagnoses anew
+    for _ in range(2):  # open, nothing new: the second view is the first's diagnosis
         assert client.get(page).status_code == 200
-    assert calls == [incident, incident]
+    assert calls == [incident]
+    # a new window (the signals after the incident grew) is diagnosed anew, once
+    repo.save_window("m", 6, T0 + timedelta(hours=6), {"accuracy": 0.9}, [])
+    for _ in range(2):
+        assert client.get(page).status_code == 200
+    assert calls == [incident] * 2
     repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
     first = client.get(page)
     again = client.get(page)

@@ -73,7 +73,7 @@ def incident_page(
 
 
 def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
-    """The incident page's context; a closed incident's diagnosis comes from the server's
+    """The incident page's context; the diagnosis comes from the server's
     :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.repo import CLOSED_STATES
