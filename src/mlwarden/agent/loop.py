@@ -60,6 +60,7 @@ from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
+from mlwarden.agent.policy_history import record_policy
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
 from mlwarden.agent.verify import (
@@ -1271,12 +1272,17 @@ class Agent:
         lock_path: Path | None = None,
         on_pass: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
-        """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership."""
+        """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership; the
+        policy is recorded in the audit log (when it changed) once this agent leads."""
         stop = stop or threading.Event()
         leader = Leadership(self.store, lock_path)
+        recorded = False
         try:
             while not stop.is_set():
                 if leader.acquire():
+                    if not recorded:
+                        record_policy(self.store, self.policy, self.actor)
+                        recorded = True
                     summaries = self.run_once()
                     if on_pass is not None:
                         on_pass(summaries)
