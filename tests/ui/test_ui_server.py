@@ -502,3 +502,48 @@ def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
         ("incident.assign", f"incident:{incident}"),
         ("incident.acknowledge", f"incident:{incident}"),
     ]
+
+
+def test_an_operator_deploys_a_version_through_the_apis_path_and_compares_two(
+    client: TestClient, store: Store
+) -> None:
+    store.add_version("m", kind="remote", endpoint={"url": "http://127.0.0.1:9/v2"})
+    sign_in(client, store.create_token("vera", "viewer"))
+    page = client.get("/ui/models/m")
+    assert "Make v2 live" not in page.text  # viewers get no deploy button
+    assert 'href="/ui/models/m/compare?a=1&amp;b=2"' in page.text
+    refused = client.post("/ui/models/m/versions/2/deploy", data={"csrf": csrf_of(client)})
+    assert refused.status_code == 403
+    client.cookies.clear()
+    sign_in(client, store.create_token("olga", "operator"))
+    page = client.get("/ui/models/m")
+    assert "Make v2 live" in page.text and "Make v1 live" not in page.text
+    assert client.post("/ui/models/m/versions/2/deploy", data={}).status_code == 403  # no CSRF
+    csrf = csrf_of(client)
+    missing = client.post("/ui/models/m/versions/9/deploy", data={"csrf": csrf})
+    assert missing.status_code == 404 and "version" in missing.text
+    assert store.get_deployment("m").revision == 1  # type: ignore[union-attr]
+    done = client.post(
+        "/ui/models/m/versions/2/deploy", data={"csrf": csrf, "reason": "v2 did better"}
+    )
+    assert done.status_code == 200 and "v2 is live (revision 2)." in done.text
+    deployment = store.get_deployment("m")
+    assert deployment is not None and deployment.live_version == 2
+    assert deployment.actor == "olga" and deployment.reason == "v2 did better"
+    # the same audit entry and timeline event as the API's PATCH makes
+    admin = store.create_token("ada", "admin")
+    api = client.patch(
+        "/v1/models/m/deployment",
+        json={"live_version": 1, "reason": "back"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert api.status_code == 200
+    ui_entry, api_entry = (store.audit_entries(actor=who, limit=1)[0] for who in ("olga", "ada"))
+    assert ui_entry["action"] == api_entry["action"] and ui_entry["target"] == "m"
+    events = {e["actor"]: e["kind"] for e in store.events("m", limit=10)}
+    assert events["olga"] == events["ada"]  # one kind of event on the model's timeline
+    compared = client.get("/ui/models/m/compare")
+    assert compared.status_code == 200
+    assert "v1 (live)" in compared.text and "No labelled record yet" in compared.text
+    unknown = client.get("/ui/models/m/compare?a=1&b=7")
+    assert unknown.status_code == 404 and "has no version 7: it has v1, v2" in unknown.text
