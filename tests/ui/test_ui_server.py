@@ -547,3 +547,47 @@ def test_an_operator_deploys_a_version_through_the_apis_path_and_compares_two(
     assert "v1 (live)" in compared.text and "No labelled record yet" in compared.text
     unknown = client.get("/ui/models/m/compare?a=1&b=7")
     assert unknown.status_code == 404 and "has no version 7: it has v1, v2" in unknown.text
+
+
+def test_an_incident_page_says_where_each_alert_went_or_that_none_could(
+    client: TestClient, store: Store
+) -> None:
+    import http.server
+    import threading
+
+    from mlwarden.agent.executors import run_action
+    from mlwarden.agent.executors.base import ExecEnv
+    from mlwarden.agent.journal import ActionJournal
+    from mlwarden.agent.policy import load_policy_text
+    from mlwarden.domain import ActionKind
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = receiver.server_address[1]
+    try:
+        repo = AgentRepo(store)
+        repo.save_window("m", 1, T0, {"accuracy": 0.9}, [finding(1)])
+        incident = repo.create_incident("m", 1, {}, "slow")
+        for policy in (
+            "defaults: {}",  # no webhook
+            f"defaults: {{alert: {{webhook_url: 'http://127.0.0.1:{port}/T0K3N/hook'}}}}",
+        ):
+            env = ExecEnv(store, ActionJournal(store), load_policy_text(policy).for_model("m"))
+            run_action(env, env.journal.create("m", ActionKind.ALERT, {}, incident_id=incident))
+    finally:
+        receiver.shutdown()
+    sign_in(client, store.create_token("ivy", "viewer"))
+    page = client.get(f"/ui/incidents/{incident}").text
+    alerts = page.split('<ul id="alert-status">')[1].split("</ul>")[0]
+    assert "not delivered: no webhook configured" in alerts
+    assert f"delivered to http://127.0.0.1:{port} (HTTP 204, 1 attempt(s))" in alerts
+    assert "T0K3N" not in page  # the webhook's path (a chat token) is never shown
