@@ -176,7 +176,14 @@ def screenshots(args: argparse.Namespace) -> None:
             if section is None:
                 page.screenshot(path=str(target), animations="disabled")
             else:
-                page.locator(section).screenshot(path=str(target), animations="disabled")
+                # a section taller than the window is pictured from its top, a window high
+                element = page.locator(section)
+                element.evaluate("el => el.scrollIntoView()")
+                box = element.bounding_box()
+                if box is not None and box["height"] > VIEWPORT["height"]:
+                    page.screenshot(path=str(target), animations="disabled")
+                else:
+                    element.screenshot(path=str(target), animations="disabled")
             print(f"{target}: {target.stat().st_size:,} bytes")
         context.close()
 
