@@ -185,6 +185,7 @@ def diagnose_stored_incident(
         until=None if until is None else until + timedelta(microseconds=1),
         limit=MAX_ROWS,
         newest_first=True,
+        answers_only=True,
     )
     if recent:
         window_rows = _answers_frame(recent, spec.task, typical_error)
