@@ -15,7 +15,7 @@ signal rows, written with bulk Core inserts like the agent's. A few models get a
 and findings in their last window. Then ``GET /ui/`` is timed along with the query alone and the
 live JSON endpoint.
 
-Run: ``.venv/bin/python bench/bench_dashboard.py [pages] [--repeat 15]`` or
+Run: ``.venv/bin/python bench/bench_dashboard.py [pages] [--repeat 15] [--store simulation.db]`` or
 ``.venv/bin/python bench/bench_dashboard.py fleet [--models 20] [--windows 10000] [--repeat 20]``
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -197,7 +198,11 @@ def pages_bench(args: argparse.Namespace) -> None:
     from mlwarden.agent.repo import AgentRepo
 
     with tempfile.TemporaryDirectory() as folder:
-        db = demo_store(Path(folder))
+        if args.store is None:
+            db = demo_store(Path(folder))
+        else:  # a copy: the pages write sessions, and the same store can serve two runs
+            db = Path(folder) / "simulation.db"
+            shutil.copyfile(args.store, db)
         settings = Settings(
             data_dir=Path(folder) / "data", database_url=f"sqlite:///{db}", auth=False
         )
@@ -246,6 +251,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--windows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="pages: a demo simulation.db to copy instead of simulating the demo again "
+        "(to compare two checkouts on the same store)",
+    )
     args = parser.parse_args()
     if args.what == "fleet":
         fleet_bench(args)

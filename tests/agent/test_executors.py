@@ -69,9 +69,7 @@ def test_failed_multi_step_action_restores_the_deployment(
     assert store.get_deployment(MODEL).revision == 2  # type: ignore[union-attr]
 
 
-def test_undo_reverts_only_what_the_action_changed(
-    store: Store, deployed: dict[str, Any]
-) -> None:
+def test_undo_reverts_only_what_the_action_changed(store: Store, deployed: dict[str, Any]) -> None:
     """A later, unrelated change survives the undo: undoing the fallback while the model is
     disabled puts the live version back and leaves it disabled."""
     env = env_for(store)
@@ -129,7 +127,15 @@ def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, An
         params = {"severity": "high", "diagnosis": "latency_or_errors", "rationale": "p99 up"}
         row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, params))
         assert row["state"] == "done"
-        assert row["result"] == {"delivered": True, "webhook": True, "status": 200, "attempts": 3}
+        host = receiver.url.split("/")[2]  # the receiver's host:port, never its path
+        assert row["result"] == {
+            "delivered": True,
+            "webhook": True,
+            "destination": f"http://{host}",
+            "status": 200,
+            "attempts": 3,
+            "outcome": f"delivered to http://{host} (HTTP 200, 3 attempt(s))",
+        }
         body = receiver.bodies[0]
         assert body["model"] == MODEL and body["severity"] == "high"
         assert "[HIGH]" in body["text"] and "p99 up" in body["text"]
@@ -176,7 +182,12 @@ def test_alert_that_never_arrives_fails_but_is_logged(
         row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, {}))
         assert row["state"] == "failed" and "after 3 attempt(s)" in row["error"]
         assert receiver.calls == 3
-        assert store.events(MODEL, kinds=["alert"])[0]["details"]["delivered"] is False
+        details = store.events(MODEL, kinds=["alert"])[0]["details"]
+        assert details["delivered"] is False
+        assert (
+            details["outcome"]
+            == f"not delivered: http://{receiver.url.split('/')[2]} did not accept it"
+        )
     finally:
         receiver.close()
 

@@ -234,6 +234,12 @@ def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
     labels = {r["id"]: r["label"] for r in store.fetch_records("churn")}
     assert labels == {"r000000": 0, "r000001": 0, "r000002": None, "r000003": None, "r000004": None}
     assert store.count_feedback("churn") == 2
+    # the answers alone (an incident's diagnosis): the same answers and labels, nothing else
+    full = store.fetch_records("churn", newest_first=True)
+    lean = store.fetch_records("churn", newest_first=True, answers_only=True)
+    keys = ("id", "timestamp", "features", "prediction", "label")
+    assert [{k: r[k] for k in keys} for r in lean] == [{k: r[k] for k in keys} for r in full]
+    assert set(lean[0]) == {*keys, "model"}
 
 
 def test_two_models_may_use_the_same_record_ids(store: Store) -> None:

@@ -236,7 +236,12 @@ def test_approving_journals_the_action_and_the_agent_runs_it_once(
     before = dashboard.store.get_deployment("elec")
     page.goto(dashboard.url + "/ui/approvals")
     card = page.locator(f"#approval-{approval['id']}")
-    expect(card.locator(".rationale")).not_to_be_empty()
+    # the agent's reasons in sentences and its numbers in a table, not its machine rationale
+    expect(card.locator(".decision-summary")).to_have_text(
+        "The agent wants to switch to the fallback version, and waits for an operator's approval."
+    )
+    expect(card.locator("table.numbers")).to_contain_text("windows with latency findings")
+    expect(card).not_to_contain_text("rule:")
     card.locator("input[name=reason]").fill("latency is hurting checkout")
     card.locator("button.approve").click()
     expect(page.locator(".flash")).to_contain_text("Approved: fallback on elec")
@@ -270,6 +275,11 @@ def test_approving_journals_the_action_and_the_agent_runs_it_once(
     page.goto(dashboard.url + f"/ui/incidents/{approval['incident_id']}")
     expect(page.locator("#incident-head")).to_contain_text("verifying")
     expect(row.locator('[data-field="action-progress"]')).to_have_text("done")
+    # the decision is explained once, in its section; the timeline gives its one sentence
+    assert "windows flagged (rule:" in incident["decisions"][0]["rationale"]
+    assert "windows flagged (rule:" not in page.content()
+    expect(page.locator(".decision .reasons")).to_have_count(1)
+    expect(page.locator("#timeline")).to_contain_text("The agent wants to switch to the fallback")
     operator.clean()
 
 

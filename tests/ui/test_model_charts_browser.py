@@ -179,7 +179,7 @@ def test_assets_arrive_gzip_compressed_and_cached_for_good(page: Page, demo: Dem
     assert wire < 2_000_000  # Plotly.js itself is 4.8 MB
 
 
-def test_a_closed_incident_is_diagnosed_once_however_often_it_is_viewed(
+def test_an_incident_is_diagnosed_once_however_often_it_is_viewed(
     page: Page, demo: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
@@ -195,7 +195,9 @@ def test_a_closed_incident_is_diagnosed_once_however_often_it_is_viewed(
     for _ in range(2):
         page.goto(f"{demo.url}/ui/incidents/{still_open}")
         expect(page.locator("#diag-h")).to_be_visible()
-    assert calls.count(still_open) == 2  # an open incident may change: diagnosed at each view
+    # no new window arrives on this store: the open incident's diagnosis is made at most once
+    # (0 when an earlier test of this server viewed it already)
+    assert calls.count(still_open) <= 1
     page.goto(f"{demo.url}/ui/incidents/{closed}")
     expect(page.locator("#diag-h")).to_be_visible()
     after_first = calls.count(closed)

@@ -322,7 +322,7 @@ def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) ->
     assert page.status_code == 200 and 'name="token"' in page.text
 
 
-def test_a_closed_incident_is_diagnosed_once_until_it_changes(
+def test_an_incident_is_diagnosed_once_per_change_or_new_window(
     client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlwarden.agent import reports
@@ -341,9 +341,14 @@ def test_a_closed_incident_is_diagnosed_once_until_it_changes(
         repo.save_window("m", w, T0 + timedelta(hours=w), {"accuracy": 0.9}, [finding(w)])
     incident = repo.create_incident("m", 3, {}, "drifting")
     page = f"/ui/incidents/{incident}"
-    for _ in range(2):  # open: every view diagnoses anew
+    for _ in range(2):  # open, nothing new: the second view is the first's diagnosis
         assert client.get(page).status_code == 200
-    assert calls == [incident, incident]
+    assert calls == [incident]
+    # a new window (the signals after the incident grew) is diagnosed anew, once
+    repo.save_window("m", 6, T0 + timedelta(hours=6), {"accuracy": 0.9}, [])
+    for _ in range(2):
+        assert client.get(page).status_code == 200
+    assert calls == [incident] * 2
     repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
     first = client.get(page)
     again = client.get(page)
@@ -497,3 +502,92 @@ def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
         ("incident.assign", f"incident:{incident}"),
         ("incident.acknowledge", f"incident:{incident}"),
     ]
+
+
+def test_an_operator_deploys_a_version_through_the_apis_path_and_compares_two(
+    client: TestClient, store: Store
+) -> None:
+    store.add_version("m", kind="remote", endpoint={"url": "http://127.0.0.1:9/v2"})
+    sign_in(client, store.create_token("vera", "viewer"))
+    page = client.get("/ui/models/m")
+    assert "Make v2 live" not in page.text  # viewers get no deploy button
+    assert 'href="/ui/models/m/compare?a=1&amp;b=2"' in page.text
+    refused = client.post("/ui/models/m/versions/2/deploy", data={"csrf": csrf_of(client)})
+    assert refused.status_code == 403
+    client.cookies.clear()
+    sign_in(client, store.create_token("olga", "operator"))
+    page = client.get("/ui/models/m")
+    assert "Make v2 live" in page.text and "Make v1 live" not in page.text
+    assert client.post("/ui/models/m/versions/2/deploy", data={}).status_code == 403  # no CSRF
+    csrf = csrf_of(client)
+    missing = client.post("/ui/models/m/versions/9/deploy", data={"csrf": csrf})
+    assert missing.status_code == 404 and "version" in missing.text
+    assert store.get_deployment("m").revision == 1  # type: ignore[union-attr]
+    done = client.post(
+        "/ui/models/m/versions/2/deploy", data={"csrf": csrf, "reason": "v2 did better"}
+    )
+    assert done.status_code == 200 and "v2 is live (revision 2)." in done.text
+    deployment = store.get_deployment("m")
+    assert deployment is not None and deployment.live_version == 2
+    assert deployment.actor == "olga" and deployment.reason == "v2 did better"
+    # the same audit entry and timeline event as the API's PATCH makes
+    admin = store.create_token("ada", "admin")
+    api = client.patch(
+        "/v1/models/m/deployment",
+        json={"live_version": 1, "reason": "back"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert api.status_code == 200
+    ui_entry, api_entry = (store.audit_entries(actor=who, limit=1)[0] for who in ("olga", "ada"))
+    assert ui_entry["action"] == api_entry["action"] and ui_entry["target"] == "m"
+    events = {e["actor"]: e["kind"] for e in store.events("m", limit=10)}
+    assert events["olga"] == events["ada"]  # one kind of event on the model's timeline
+    compared = client.get("/ui/models/m/compare")
+    assert compared.status_code == 200
+    assert "v1 (live)" in compared.text and "No labelled record yet" in compared.text
+    unknown = client.get("/ui/models/m/compare?a=1&b=7")
+    assert unknown.status_code == 404 and "has no version 7: it has v1, v2" in unknown.text
+
+
+def test_an_incident_page_says_where_each_alert_went_or_that_none_could(
+    client: TestClient, store: Store
+) -> None:
+    import http.server
+    import threading
+
+    from mlwarden.agent.executors import run_action
+    from mlwarden.agent.executors.base import ExecEnv
+    from mlwarden.agent.journal import ActionJournal
+    from mlwarden.agent.policy import load_policy_text
+    from mlwarden.domain import ActionKind
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = receiver.server_address[1]
+    try:
+        repo = AgentRepo(store)
+        repo.save_window("m", 1, T0, {"accuracy": 0.9}, [finding(1)])
+        incident = repo.create_incident("m", 1, {}, "slow")
+        for policy in (
+            "defaults: {}",  # no webhook
+            f"defaults: {{alert: {{webhook_url: 'http://127.0.0.1:{port}/T0K3N/hook'}}}}",
+        ):
+            env = ExecEnv(store, ActionJournal(store), load_policy_text(policy).for_model("m"))
+            run_action(env, env.journal.create("m", ActionKind.ALERT, {}, incident_id=incident))
+    finally:
+        receiver.shutdown()
+    sign_in(client, store.create_token("ivy", "viewer"))
+    page = client.get(f"/ui/incidents/{incident}").text
+    alerts = page.split('<ul id="alert-status">')[1].split("</ul>")[0]
+    assert "not delivered: no webhook configured" in alerts
+    assert f"delivered to http://127.0.0.1:{port} (HTTP 204, 1 attempt(s))" in alerts
+    assert "T0K3N" not in page  # the webhook's path (a chat token) is never shown

@@ -61,6 +61,7 @@ from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
+from mlwarden.agent.policy_history import record_policy
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.repo import ACCEPTED, AgentRepo
 from mlwarden.agent.verify import (
@@ -1323,12 +1324,17 @@ class Agent:
     ) -> None:
         """Repeat ``run_once`` every ``interval_s`` seconds while holding the leadership; an
         agent without it tries again every ``interval_s``, so it takes over within that of
-        the leader's death (within ``lock_timeout_s`` more when the leader's host is lost)."""
+        the leader's death (within ``lock_timeout_s`` more when the leader's host is lost).
+        The policy is recorded in the audit log (when it changed) once this agent leads."""
         stop = stop or threading.Event()
         leader = self.leadership = Leadership(self.store, lock_path, timeout_s=lock_timeout_s)
+        recorded = False
         try:
             while not stop.is_set():
                 if leader.acquire():
+                    if not recorded:
+                        record_policy(self.store, self.policy, self.actor)
+                        recorded = True
                     summaries = self.run_once()
                     if on_pass is not None:
                         on_pass(summaries)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -174,8 +174,19 @@ def diagnose_stored_incident(
         reference_rows, typical_error = _reference_rows(store, spec, deployment.live_version)
     times = [s["time"] for s in signals if s["window"] >= incident["first_window"]]
     since = datetime.fromisoformat(times[0]) if times else None
+    # the incident's own windows only: without an end an open incident read every record
+    # since it began, and its diagnosis changed with each new record rather than with the
+    # incident (so it could not be kept between page views)
+    until = ends.get(incident["last_window"])
     window_rows = None
-    recent = store.fetch_records(model, since=since, limit=MAX_ROWS, newest_first=True)
+    recent = store.fetch_records(
+        model,
+        since=since,
+        until=None if until is None else until + timedelta(microseconds=1),
+        limit=MAX_ROWS,
+        newest_first=True,
+        answers_only=True,
+    )
     if recent:
         window_rows = _answers_frame(recent, spec.task, typical_error)
     resolution = [
@@ -246,8 +257,11 @@ def incident_context(
     return context
 
 
+SIGNAL_MARGIN = 20  # windows of signals read before and after an incident's own
+
+
 def incident_signals(
-    engine: Engine, model_id: int, first: int, last: int, margin: int = 20
+    engine: Engine, model_id: int, first: int, last: int, margin: int = SIGNAL_MARGIN
 ) -> list[dict[str, Any]]:
     """One flat dict per window (``window``, ``time`` and every signal) around an incident: the
     ``signals`` argument of :func:`mlwarden.diagnose.incident.diagnose_incident`."""

@@ -36,7 +36,7 @@ router = APIRouter(tags=["agent"])
 
 
 def _agent_env(state: ServerState, model: str, actor: str) -> Any:
-    policy = configured_policy()
+    policy = configured_policy(state.settings)  # the server's settings, as its agent reads
     return ExecEnv(state.store, ActionJournal(state.store), policy.for_model(model), actor)
 
 

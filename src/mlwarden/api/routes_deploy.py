@@ -54,11 +54,26 @@ def _state(values: dict[str, Any]) -> DeploymentState:
 
 
 def _apply(
-    state: ServerState, name: str, new: DeploymentState, principal: Principal, reason: str
+    state: ServerState, name: str, new: DeploymentState, actor: str, reason: str
 ) -> Deployment:
-    after = Registry(state.store).set_deployment(name, new, actor=principal.name, reason=reason)
+    after = Registry(state.store).set_deployment(name, new, actor=actor, reason=reason)
     state.gateway.invalidate(name)
     return after
+
+
+def change_deployment(
+    state: ServerState, name: str, changes: dict[str, Any], actor: str, reason: str
+) -> Deployment:
+    """``changes`` over the current deployment as a new revision (event, audit entry, the
+    gateway's cached route dropped): ``PATCH /v1/models/{name}/deployment`` and the dashboard's
+    deploy button. Removing the canary removes its share."""
+    _state(changes)  # refuse unknown fields and bad values before reading anything
+    current = state.store.get_deployment(name)
+    base = current.model_dump(include=_STATE_FIELDS) if current is not None else {}
+    merged = {**base, **changes}
+    if changes.get("canary_version", 0) is None:
+        merged["canary_weight"] = 0.0
+    return _apply(state, name, _state(merged), actor, reason)
 
 
 @router.get("/v1/models/{name}/deployment", summary="The current deployment")
@@ -94,7 +109,7 @@ async def replace(
     body = as_object(await json_body(request), "a deployment")
     reason = _reason(body)
     new = _state(body)
-    after = await run_in_threadpool(_apply, state, name, new, principal, reason)
+    after = await run_in_threadpool(_apply, state, name, new, principal.name, reason)
     return JSONResponse(after.model_dump(mode="json"))
 
 
@@ -112,18 +127,7 @@ async def patch(
     body = as_object(await json_body(request), "a deployment change")
     reason = _reason(body)
     _state(body)  # refuse unknown fields and bad values before reading anything
-
-    def change() -> Deployment:
-        current = state.store.get_deployment(name)
-        base = (
-            current.model_dump(include=_STATE_FIELDS) if current is not None else {}
-        )
-        merged = {**base, **body}
-        if body.get("canary_version", 0) is None:
-            merged["canary_weight"] = 0.0  # removing the canary removes its share
-        return _apply(state, name, _state(merged), principal, reason)
-
-    after = await run_in_threadpool(change)
+    after = await run_in_threadpool(change_deployment, state, name, body, principal.name, reason)
     return JSONResponse(after.model_dump(mode="json"))
 
 

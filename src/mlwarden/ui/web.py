@@ -29,6 +29,7 @@ from mlwarden.domain import Role
 from mlwarden.errors import Forbidden, MlwardenError
 from mlwarden.ui import queries
 from mlwarden.ui.assets import asset_url
+from mlwarden.ui.explain import explain_decision
 from mlwarden.ui.session import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
@@ -100,6 +101,7 @@ templates.env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",
 templates.env.globals["sparkline"] = sparkline
 templates.env.globals["asset_url"] = asset_url
 templates.env.globals["progress_of"] = progress_of
+templates.env.globals["explain_decision"] = explain_decision
 templates.env.globals["HEALTH_LABELS"] = queries.HEALTH_LABELS
 STATUS_ICONS = {"healthy": "✓", "degraded": "!", "failing": "✕", "disabled": "‖", "unknown": "?"}
 templates.env.globals["STATUS_ICONS"] = STATUS_ICONS

@@ -119,7 +119,16 @@ def send_webhook(
         last = f"HTTP {response.status_code}"
         if response.status_code < 500 and response.status_code != 429:
             break  # the receiver refuses this body; sending it again will not help
-    raise ServiceUnavailable(f"alert webhook {url} failed after {attempt + 1} attempt(s): {last}")
+    raise ServiceUnavailable(
+        f"alert webhook {destination_of(url)} failed after {attempt + 1} attempt(s): {last}"
+    )
+
+
+def destination_of(url: str) -> str:
+    """Where an alert went, for people: the webhook's scheme and host. Its path is left out:
+    chat webhooks (Slack's, for one) carry their token there."""
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}" + (f":{parts.port}" if parts.port else "")
 
 
 def _configured_secret() -> str | None:
@@ -145,6 +154,7 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         delivery["outcome"] = "not delivered: no webhook configured"
     try:
         if url:
+            delivery["destination"] = destination_of(url)
             delivery |= send_webhook(
                 url,
                 payload,
@@ -154,6 +164,13 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
                 secret=env.webhook_secret or _configured_secret(),
             )
             delivery["delivered"] = True
+            delivery["outcome"] = (
+                f"delivered to {delivery['destination']} (HTTP {delivery['status']}, "
+                f"{delivery['attempts']} attempt(s))"
+            )
+    except ServiceUnavailable:
+        delivery["outcome"] = f"not delivered: {delivery['destination']} did not accept it"
+        raise
     finally:
         env.store.add_event(model, "alert", env.actor, {"payload": payload, **delivery})
     return delivery

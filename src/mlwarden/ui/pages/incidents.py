@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.ui.explain import readable_timeline
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
@@ -73,7 +74,7 @@ def incident_page(
 
 
 def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
-    """The incident page's context; a closed incident's diagnosis comes from the server's
+    """The incident page's context; the diagnosis comes from the server's
     :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.repo import CLOSED_STATES
@@ -88,6 +89,7 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     incident = context["incident"]
     return {
         **context,
+        "timeline": readable_timeline(incident["timeline"] or [], incident["decisions"]),
         "oncall": oncall_of(incident),
         "closed": incident["state"] in CLOSED_STATES,
         "max_note_chars": MAX_NOTE_CHARS,
@@ -143,7 +145,9 @@ def live_incident(
             "actions": [{"id": a["id"], "state": a["state"]} for a in incident["actions"]],
             "verifications": [v["verdict"] for v in incident["verifications"]],
             "timeline": len(incident["timeline"] or []),
-            "timeline_entries": jsonable(incident["timeline"] or []),
+            "timeline_entries": jsonable(
+                readable_timeline(incident["timeline"] or [], incident["decisions"])
+            ),
             "first_window": incident["first_window"],
             "last_window": incident["last_window"],
             "oncall": jsonable(oncall_of(incident)),

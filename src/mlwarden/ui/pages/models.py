@@ -1,5 +1,5 @@
 """A model's page: deployment, monitoring, charts of its signals, feature distributions,
-incidents, versions and the deployment history with undo."""
+incidents, versions (compare two, deploy one) and the deployment history with undo."""
 
 from __future__ import annotations
 
@@ -207,3 +207,107 @@ def undo_deployment(
         f"{PREFIX}/models/{quote(name)}",
         f"Revision {revision} restored as revision {after.revision}.",
     )
+
+
+SERVED_RECORDS = 2_000  # newest records of each version scored on the compare page
+
+
+def _served(state: ServerState, name: str, task: Any, number: int) -> dict[str, Any]:
+    """What ``number`` did in production: its newest served records, how many are labelled, and
+    the task's metrics (with their 95 % intervals) on those."""
+    from mlwarden.domain import Task
+    from mlwarden.stats.performance import classification_metrics, regression_metrics
+
+    records = state.store.fetch_records(
+        name, version=number, limit=SERVED_RECORDS, newest_first=True
+    )
+    labelled = [r for r in records if r.get("label") is not None]
+    metrics: dict[str, Any] = {}
+    if labelled:
+        truth = [r["label"] for r in labelled]
+        said = [r["prediction"] for r in labelled]
+        if task == Task.REGRESSION:
+            found = regression_metrics(truth, said, resamples=200)
+        else:
+            found = classification_metrics(truth, said, resamples=200)
+        metrics = {k: m for k, m in found.items() if m.value is not None}
+    return {"records": len(records), "labelled": len(labelled), "metrics": metrics}
+
+
+@router.get("/models/{name}/compare", response_class=HTMLResponse)
+def compare_versions(
+    request: Request,
+    name: str,
+    a: int | None = None,
+    b: int | None = None,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """Two versions side by side: registration, metrics on their holdout, and what each did on
+    the traffic it served (the newest records with labels). By default the live version and
+    the newest other one."""
+    try:
+        spec = state.store.get_model(name)
+        versions = {v.number: v for v in state.store.list_versions(name)}
+        deployment = state.store.get_deployment(name)
+        live = deployment.live_version if deployment is not None else None
+        others = sorted((n for n in versions if n != live), reverse=True)
+        first = a if a is not None else (live if live is not None else max(versions, default=None))
+        second = b if b is not None else next((n for n in others if n != first), None)
+        for number in (first, second):
+            if number is None or number not in versions:
+                raise NotFound(
+                    f"model {name!r} has no version {number}: "
+                    f"it has {', '.join(f'v{n}' for n in sorted(versions)) or 'none'}"
+                    if number is not None
+                    else f"model {name!r} needs two versions to compare"
+                )
+    except NotFound as exc:
+        return error_page(request, session, exc)
+    assert first is not None and second is not None
+    pair = [versions[first], versions[second]]
+    served = [_served(state, name, spec.task, v.number) for v in pair]
+    training = sorted(set(pair[0].training_metrics or {}) | set(pair[1].training_metrics or {}))
+    production = sorted(set(served[0]["metrics"]) | set(served[1]["metrics"]))
+    return render(
+        request,
+        session,
+        "compare.html",
+        name=name,
+        pair=pair,
+        served=served,
+        training=training,
+        production=production,
+        live=live,
+        numbers=sorted(versions),
+    )
+
+
+@router.post("/models/{name}/versions/{number}/deploy")
+def deploy_version(
+    request: Request,
+    name: str,
+    number: int,
+    reason: str = Form(""),
+    csrf: str = Form(""),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """Make ``number`` the live version: the API's ``PATCH .../deployment`` with
+    ``live_version`` (a new revision, an event and an audit entry by the signed-in operator)."""
+    from mlwarden.api.routes_deploy import change_deployment
+
+    operator_change(request, session, csrf)
+    target = f"{PREFIX}/models/{quote(name)}"
+    try:
+        state.store.get_version(name, number)  # an unknown version: a clear page, no revision
+        after = change_deployment(
+            state,
+            name,
+            {"live_version": number},
+            actor=session.name,
+            reason=reason.strip() or f"deploy v{number} from the dashboard",
+        )
+    except (InvalidInput, NotFound) as exc:
+        return error_page(request, session, exc)
+    return back(request, target, f"v{number} is live (revision {after.revision}).")
