@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite talks to, made ready: a PostgreSQL server the tests reach as
 # postgres@HOST:PORT over TCP without a password, with a database named `test` (tests/conftest.py
-# creates one database per session through it), and Chromium for the browser tests.
+# creates one database per session through it), Chromium for the browser tests, and Prometheus
+# (prometheus, promtool) for the tests of the shipped alerting rules.
 #
 #   bash scripts/test-services.sh          make them ready (fast when they already are)
 #   bash scripts/test-services.sh --stop   stop the throw-away PostgreSQL cluster, if one runs
@@ -213,5 +214,23 @@ if [ -z "$CHROMIUM" ] || ! "$CHROMIUM" --version >/dev/null 2>&1; then
   or leave the browser cases out:  .venv/bin/python -m pytest -m 'not browser'"
 fi
 say "Chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null | head -n 1))"
+
+# ---------------------------------------------------------------- Prometheus
+
+# the tests of deploy/prometheus/rules.yml run promtool and a real Prometheus from PATH
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    if $as_root && command -v apt-get >/dev/null 2>&1; then
+        say "Prometheus is missing: installing Debian's prometheus package"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq prometheus >/dev/null
+    fi
+fi
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    fail "Prometheus is missing (the tests of the shipped alerting rules run it). Install it:
+  $(install_hint prometheus golang-github-prometheus prometheus prometheus)
+  or leave those cases out:  .venv/bin/python -m pytest -m 'not prometheus'"
+fi
+say "Prometheus: $(command -v prometheus) ($(prometheus --version 2>&1 | head -n 1))"
 
 printf 'MLWARDEN_TEST_PG=%s\nMLWARDEN_TEST_CHROMIUM=%s\n' "$PG_URL" "$CHROMIUM" >"$ENV_FILE"
