@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # signs every alert webhook (header X-Mlwarden-Signature, HMAC-SHA256): set it, and check
     # it in the receiver with mlwarden.agent.executors.alert.verify_signature
     webhook_secret: SecretStr | None = None
+    # the integration key of a PagerDuty service, for policies with alert.format pagerduty
+    pagerduty_routing_key: SecretStr | None = None
     # a folder of the user's own playbooks (YAML), besides the bundled ones
     playbooks_dir: Path | None = None
 

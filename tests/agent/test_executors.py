@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -13,8 +14,9 @@ from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.policy import load_policy_text
+from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import ActionKind, DeploymentState
-from mlwarden.errors import Conflict
+from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.store.repository import Store
 
 
@@ -131,6 +133,7 @@ def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, An
         assert row["result"] == {
             "delivered": True,
             "webhook": True,
+            "format": "mlwarden",
             "destination": f"http://{host}",
             "status": 200,
             "attempts": 3,
@@ -168,6 +171,102 @@ def test_alert_webhook_is_signed_with_the_configured_secret(
         assert "hook-secret" not in json.dumps(store.events(MODEL, kinds=["alert"]), default=str)
     finally:
         receiver.close()
+
+
+def _rfc3339(text: str) -> datetime:
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert stamp.tzinfo is not None, text
+    return stamp
+
+
+def test_alert_formats_follow_their_receivers_schemas(
+    store: Store, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ``alert.format`` of the policy posts the body its receiver documents: Alertmanager's
+    webhook payload (version 4), PagerDuty's Events API v2 event, a Slack message with blocks."""
+    monkeypatch.setenv("MLWARDEN_PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY0123456789abcdefABCDEF")
+    receiver = Receiver()
+    incident = AgentRepo(store).create_incident(MODEL, 4, {}, "accuracy fell")
+    params = {"severity": "critical", "title": "elec accuracy fell to 0.61",
+              "diagnosis": "concept_drift", "rationale": "accuracy 0.61 < 0.78",
+              "incident_id": incident}
+    bodies: dict[str, dict[str, Any]] = {}
+    try:
+        for fmt in ("alertmanager", "pagerduty", "slack"):
+            env = env_for(
+                store, f"defaults: {{alert: {{webhook_url: '{receiver.url}', format: {fmt}}}}}"
+            )
+            row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, params))
+            assert row["state"] == "done" and row["result"]["format"] == fmt
+            bodies[fmt] = receiver.bodies[-1]
+    finally:
+        receiver.close()
+
+    am = bodies["alertmanager"]  # prometheus.io/docs/alerting/latest/configuration/#webhook_config
+    assert set(am) == {"version", "groupKey", "truncatedAlerts", "status", "receiver",
+                       "groupLabels", "commonLabels", "commonAnnotations", "externalURL",
+                       "alerts"}
+    assert am["version"] == "4" and am["status"] == "firing" and am["truncatedAlerts"] == 0
+    (alert,) = am["alerts"]
+    assert set(alert) == {"status", "labels", "annotations", "startsAt", "endsAt",
+                          "generatorURL", "fingerprint"}
+    assert alert["labels"] == {"alertname": "MlwardenAlert", "model": MODEL,
+                               "severity": "critical", "diagnosis": "concept_drift",
+                               "incident": str(incident)}
+    assert all(isinstance(v, str) for v in (*alert["labels"].values(),
+                                            *alert["annotations"].values()))
+    assert alert["annotations"]["summary"] == "elec accuracy fell to 0.61"
+    assert abs(_rfc3339(alert["startsAt"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    assert alert["endsAt"] == "0001-01-01T00:00:00Z"  # still firing, as Alertmanager writes it
+    assert am["commonLabels"] == alert["labels"]
+
+    pd_event = bodies["pagerduty"]  # developer.pagerduty.com, Events API v2, "Send an event"
+    assert pd_event["routing_key"] == "R0UT1NGKEY0123456789abcdefABCDEF"
+    assert pd_event["event_action"] == "trigger"
+    assert pd_event["dedup_key"] == f"mlwarden/{MODEL}/incident/{incident}"
+    payload = pd_event["payload"]
+    assert {"summary", "source", "severity"} <= set(payload)  # the required fields
+    assert payload["severity"] == "critical" and payload["source"] == f"mlwarden/{MODEL}"
+    assert 0 < len(payload["summary"]) <= 1024
+    assert payload["component"] == MODEL and payload["class"] == "concept_drift"
+    assert payload["custom_details"]["rationale"] == "accuracy 0.61 < 0.78"
+    _rfc3339(payload["timestamp"])
+
+    slack = bodies["slack"]  # api.slack.com, incoming webhooks and Block Kit
+    assert "[CRITICAL] elec accuracy fell to 0.61" in slack["text"]
+    header, section, context = slack["blocks"]
+    assert header == {"type": "header",
+                      "text": {"type": "plain_text", "text": "elec accuracy fell to 0.61"}}
+    assert section["type"] == "section" and section["text"]["type"] == "mrkdwn"
+    assert 0 < len(section["fields"]) <= 10
+    assert all(f["type"] == "mrkdwn" and len(f["text"]) <= 2000 for f in section["fields"])
+    assert "accuracy 0.61 < 0.78" in section["fields"][1]["text"]
+    assert context["type"] == "context" and context["elements"][0]["type"] == "mrkdwn"
+
+    # the routing key goes to PagerDuty only: it is not in what mlwarden records
+    events = store.events(MODEL, kinds=["alert"])
+    assert "R0UT1NGKEY" not in json.dumps(events, default=str)
+    assert sorted(e["details"]["format"] for e in events) == ["alertmanager", "pagerduty", "slack"]
+
+
+def test_pagerduty_alert_without_a_routing_key_says_what_to_set(
+    store: Store, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLWARDEN_PAGERDUTY_ROUTING_KEY", raising=False)
+    receiver = Receiver()
+    try:
+        env = env_for(
+            store, f"defaults: {{alert: {{webhook_url: '{receiver.url}', format: pagerduty}}}}"
+        )
+        row = run_action(env, env.journal.create(MODEL, ActionKind.ALERT, {}))
+        assert row["state"] == "failed" and "MLWARDEN_PAGERDUTY_ROUTING_KEY" in row["error"]
+        assert receiver.calls == 0
+        details = store.events(MODEL, kinds=["alert"])[0]["details"]
+        assert details["delivered"] is False and "routing key" in details["outcome"]
+    finally:
+        receiver.close()
+    with pytest.raises(InvalidInput, match="format"):
+        load_policy_text("defaults: {alert: {format: opsgenie}}")
 
 
 def test_alert_that_never_arrives_fails_but_is_logged(

@@ -114,8 +114,13 @@ class RetrainSettings(_Strict):
     hindsight_windows: int = Field(ge=1)
 
 
+# the formats of an alert's body (agent.executors.alert.format_alert)
+AlertFormat = Literal["mlwarden", "alertmanager", "pagerduty", "slack"]
+
+
 class AlertSettings(_Strict):
     webhook_url: str | None
+    format: AlertFormat
     retries: int = Field(ge=0, le=10)
     backoff_s: float = Field(ge=0.0)
     timeout_s: float = Field(gt=0.0)

@@ -1,4 +1,10 @@
-"""The ``alert`` action: a webhook POST with a JSON body and a Slack-compatible ``text``.
+"""The ``alert`` action: a webhook POST with a JSON body in the format the policy names.
+
+``alert.format`` of the policy chooses the body: ``mlwarden`` (its own fields and a
+Slack-compatible ``text``), ``alertmanager`` (Alertmanager's webhook payload, version 4, for any
+receiver written for Alertmanager), ``pagerduty`` (an Events API v2 ``trigger`` event, with the
+routing key of ``MLWARDEN_PAGERDUTY_ROUTING_KEY``) or ``slack`` (an incoming webhook message
+with Block Kit blocks).
 
 Retries with exponential backoff (``backoff_s * 2**attempt``) on connection errors and 5xx/429
 answers; every alert is also logged as an event of the model, delivered or not.
@@ -23,12 +29,14 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, get_args
 
 import httpx
 
 from mlwarden.agent.executors.base import ExecEnv
-from mlwarden.errors import ServiceUnavailable
+from mlwarden.agent.policy import AlertFormat
+from mlwarden.errors import InvalidInput, ServiceUnavailable
 from mlwarden.settings import Settings
 
 
@@ -49,6 +57,109 @@ def alert_payload(model: str, params: dict[str, Any]) -> dict[str, Any]:
         "details": {k: v for k, v in params.items() if k not in {"title", "severity"}},
         "text": "\n".join(lines),
     }
+
+
+ALERT_FORMATS: tuple[str, ...] = get_args(AlertFormat)
+# mlwarden's severities as PagerDuty's (Events API v2 takes critical, error, warning, info)
+_PAGERDUTY_SEVERITY = {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
+# Alertmanager's endsAt of an alert still firing
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def format_alert(
+    fmt: str,
+    payload: dict[str, Any],
+    *,
+    routing_key: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The body of ``payload`` (from :func:`alert_payload`) in the receiver's format ``fmt``.
+
+    >>> body = format_alert("pagerduty", alert_payload("churn", {"severity": "high"}),
+    ...                     routing_key="R0UT1NG", now=datetime(2026, 11, 30, tzinfo=UTC))
+    >>> body["event_action"], body["payload"]["severity"], body["payload"]["source"]
+    ('trigger', 'error', 'mlwarden/churn')
+    """
+    now = now or datetime.now(UTC)
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    model, severity, title = payload["model"], str(payload["severity"]), payload["title"]
+    details = payload["details"]
+    if fmt == "mlwarden":
+        return payload
+    if fmt == "alertmanager":
+        labels = {"alertname": "MlwardenAlert", "model": model, "severity": severity}
+        if details.get("diagnosis"):
+            labels["diagnosis"] = str(details["diagnosis"])
+        if payload["incident"] is not None:
+            labels["incident"] = str(payload["incident"])
+        annotations = {"summary": title, "description": payload["text"]}
+        fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()
+        return {
+            "version": "4",
+            "groupKey": f'{{}}:{{model="{model}"}}',
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "mlwarden",
+            "groupLabels": {"model": model},
+            "commonLabels": labels,
+            "commonAnnotations": annotations,
+            "externalURL": "",
+            "alerts": [{
+                "status": "firing",
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": stamp,
+                "endsAt": _ZERO_TIME,
+                "generatorURL": "",
+                "fingerprint": fingerprint[:16],
+            }],
+        }
+    if fmt == "pagerduty":
+        if not routing_key:
+            raise InvalidInput(
+                "alert.format pagerduty needs a routing key: set MLWARDEN_PAGERDUTY_ROUTING_KEY "
+                "to the integration key of a PagerDuty Events API v2 service"
+            )
+        body: dict[str, Any] = {
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "payload": {
+                "summary": title[:1024],  # the API refuses longer summaries
+                "source": f"mlwarden/{model}",
+                "severity": _PAGERDUTY_SEVERITY.get(severity, "warning"),
+                "timestamp": stamp,
+                "component": model,
+                "group": "mlwarden",
+                "class": str(details.get("diagnosis") or "alert"),
+                "custom_details": {**details, "text": payload["text"]},
+            },
+            "client": "mlwarden",
+        }
+        if payload["incident"] is not None:
+            # one PagerDuty incident per mlwarden incident: later alerts of it update that one
+            body["dedup_key"] = f"mlwarden/{model}/incident/{payload['incident']}"
+        return body
+    if fmt == "slack":
+        fields = [{"type": "mrkdwn", "text": f"*{key}*\n{str(details[key])[:1900]}"}
+                  for key in ("diagnosis", "action", "rationale") if details.get(key)]
+        section: dict[str, Any] = {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*{severity.upper()}* on model `{model}`"},
+        }
+        if fields:
+            section["fields"] = fields
+        return {
+            "text": payload["text"][:3000],  # shown in notifications and where blocks are not
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+                section,
+                {"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": f"mlwarden · {stamp[:19]}Z"
+                     + (f" · incident {payload['incident']}" if payload["incident"] else "")}
+                ]},
+            ],
+        }
+    raise InvalidInput(f"unknown alert format {fmt!r}: one of {', '.join(ALERT_FORMATS)}")
 
 
 SIGNATURE_HEADER = "X-Mlwarden-Signature"
@@ -137,6 +248,11 @@ def _configured_secret() -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
+def _routing_key() -> str | None:
+    key = Settings().pagerduty_routing_key
+    return None if key is None else key.get_secret_value()
+
+
 def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     model = action["model"]
     params = dict(action["params"])
@@ -148,16 +264,23 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     payload = alert_payload(model, params)
     settings = env.policy.alert
     url = action["params"].get("webhook_url") or settings.webhook_url
-    delivery: dict[str, Any] = {"delivered": False, "webhook": bool(url)}
+    delivery: dict[str, Any] = {
+        "delivered": False, "webhook": bool(url), "format": settings.format
+    }
     if not url:
         # journaled and on the timeline, but nobody was paged: say so wherever it is shown
         delivery["outcome"] = "not delivered: no webhook configured"
     try:
         if url:
             delivery["destination"] = destination_of(url)
+            body = format_alert(
+                settings.format,
+                payload,
+                routing_key=_routing_key() if settings.format == "pagerduty" else None,
+            )
             delivery |= send_webhook(
                 url,
-                payload,
+                body,
                 retries=settings.retries,
                 backoff_s=settings.backoff_s,
                 timeout_s=settings.timeout_s,
@@ -171,6 +294,10 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     except ServiceUnavailable:
         delivery["outcome"] = f"not delivered: {delivery['destination']} did not accept it"
         raise
+    except InvalidInput as exc:
+        delivery["outcome"] = f"not delivered: {exc}"
+        raise
     finally:
+        # mlwarden's own fields are recorded, whatever went out: a PagerDuty body holds its key
         env.store.add_event(model, "alert", env.actor, {"payload": payload, **delivery})
     return delivery
