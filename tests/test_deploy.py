@@ -349,7 +349,8 @@ def test_prometheus_scrapes_a_running_server_and_fires_the_escalation_rule(
     running_server: tuple[str, Store], tmp_path: Path
 ) -> None:
     """Debian's Prometheus, with the shipped rules, scrapes a real server: an incident the
-    agent escalated fires ``MlwardenIncidentEscalated`` for its model."""
+    agent escalated fires ``MlwardenIncidentEscalated`` for its model, and the Grafana board's
+    queries run on what it scraped."""
     binary = prometheus_binary("prometheus")
     url, store = running_server
     repo = AgentRepo(store)
@@ -387,6 +388,17 @@ def test_prometheus_scrapes_a_running_server_and_fires_the_escalation_rule(
         # the target is up, so the rule reading Prometheus's own series stays quiet
         targets = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5).json()
         assert [t["health"] for t in targets["data"]["activeTargets"]] == ["up"]
+        # every query of the Grafana board is PromQL this Prometheus runs (Grafana's variables
+        # as "All" selects them); the escalated incident is on its tile
+        board = json.loads(BOARD.read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                query = target["expr"].replace("$model", ".*").replace("$signal", ".*")
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/query",
+                                   params={"query": query}, timeout=5).json()
+                assert answer["status"] == "success", (panel["title"], answer)
+                if panel["title"] == "Escalated to a human":
+                    assert [r["value"][1] for r in answer["data"]["result"]] == ["1"]
     finally:
         process.terminate()
         process.wait(timeout=30)
