@@ -34,6 +34,7 @@ from pydantic import BaseModel, field_serializer
 from sqlalchemy import (
     Connection,
     Engine,
+    Text,
     and_,
     delete,
     exists,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -102,6 +104,49 @@ def as_utc(value: datetime) -> datetime:
 
 def _opt_utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
+
+
+def _stored_json(values: Sequence[Any]) -> list[Any]:
+    """A JSON column's values as SQLite returns them, decoded: text to decode, NULL, or a
+    number (a column of JSON type has numeric affinity, so SQLite keeps ``1`` as an integer;
+    SQLAlchemy hands such a number back as it is, and so does this). Every text is decoded
+    in one ``json.loads`` of the texts joined into one array: the same values, without the
+    cost of a call per value."""
+    texts = [v for v in values if isinstance(v, str)]
+    if not texts:
+        return list(values)
+    decoded = iter(json.loads(f"[{','.join(texts)}]"))
+    return [next(decoded) if isinstance(v, str) else v for v in values]
+
+
+def _stored_times(values: Sequence[str]) -> list[datetime]:
+    """A time column as SQLite returns it (the text SQLAlchemy's DateTime stores), in UTC."""
+    return [as_utc(datetime.fromisoformat(v)) for v in values]
+
+
+def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Records read as SQLite's stored text (see ``Store.records_by_arrival``), decoded
+    column by column, as dicts with the keys and values SQLAlchemy's types would give."""
+    if not rows:
+        return []
+    rid, version, ts, received, features, prediction, scores, latency, error, served, label = (
+        zip(*rows, strict=True)
+    )
+    columns = {
+        "id": rid,
+        "version": version,
+        "received_at": _stored_times(received),
+        "features": _stored_json(features),
+        "prediction": _stored_json(prediction),
+        "scores": _stored_json(scores),
+        "latency_ms": latency,
+        "error": error,
+        "served_by": served,
+        "label": _stored_json(label),
+        "timestamp": _stored_times(ts),
+    }
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -1034,10 +1079,19 @@ class Store:
         newest ``limit`` records (returned newest first).
         """
         r, f = t.records, t.feedback
+        # On SQLite the JSON and time columns are read as their stored text and decoded below
+        # in one pass (``json.loads``, ``datetime.fromisoformat``): the same values as
+        # SQLAlchemy's per-value result processors at a third of the cost, and a window read
+        # is most of the agent's pass over a fleet (docs/benchmarks.md, "A fleet")
+        raw = self.dialect == "sqlite"
+        coded = (r.c.ts, r.c.received_at, r.c.features, r.c.prediction, r.c.scores, f.c.label)
+        ts, received, features, prediction, scores, label = (
+            [type_coerce(c, Text).label(c.name) for c in coded] if raw else coded
+        )
         query = (
             select(
-                r.c.id, r.c.version, r.c.ts, r.c.received_at, r.c.features, r.c.prediction,
-                r.c.scores, r.c.latency_ms, r.c.error, r.c.served_by, f.c.label,
+                r.c.id, r.c.version, ts, received, features, prediction,
+                scores, r.c.latency_ms, r.c.error, r.c.served_by, label,
             )
             .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(
@@ -1073,7 +1127,10 @@ class Store:
             query = query.order_by(r.c.received_at, r.c.id)
         query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(query)]
+            result = conn.execute(query)
+            if raw:
+                return _decoded_records(result.tuples().all())
+            rows = [dict(row._mapping) for row in result]
         for row in rows:
             row["timestamp"] = as_utc(row.pop("ts"))
             row["received_at"] = as_utc(row["received_at"])
