@@ -219,6 +219,33 @@ def test_fetch_records_orders_filters_pages_and_normalises_time(store: Store) ->
     assert frame["age"].tolist() == [20, 21, 22, 23, 24]
 
 
+def test_records_by_arrival_reads_every_stored_value_as_fetch_records_does(store: Store) -> None:
+    """The agent's window read decodes SQLite's stored text itself: every kind of JSON value
+    (numbers SQLite keeps as numbers, strings, nulls, floats, nested) and time comes back as
+    SQLAlchemy's own types give it."""
+    store.create_model(SPEC)
+    values = [1, 0.25, "yes", None, True, {"a": [1, None]}, "1", -3e-9]
+    rows = []
+    for i, value in enumerate(values):
+        row = _records(1, start=i)[0]
+        row |= {"prediction": value, "received_at": T0 + timedelta(microseconds=i)}
+        row["scores"] = None if i % 3 == 0 else value if i % 3 == 1 else {"x": value}
+        row["features"] = {"age": value, "plan": None}
+        row["error"] = "boom" if i == 2 else None
+        rows.append(row)
+    store.insert_records(rows)
+    store.add_feedback("churn", [(r["id"], v) for r, v in zip(rows, values, strict=True) if v])
+    by_arrival = store.records_by_arrival("churn")
+    fetched = {r["id"]: r for r in store.fetch_records("churn")}
+    assert [r["id"] for r in by_arrival] == [r["id"] for r in rows]
+    for got in by_arrival:
+        want = fetched[got["id"]]
+        assert got == {k: want[k] for k in got}
+        assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
+    assert by_arrival[0]["received_at"] == T0 and by_arrival[0]["received_at"].tzinfo is UTC
+    assert store.records_by_arrival("churn", after=(T0, "r000000"), limit=1)[0]["prediction"] == 0.25
+
+
 def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
     store.create_model(SPEC)
     other = SPEC.model_copy(update={"name": "other"})

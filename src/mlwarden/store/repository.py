@@ -1129,7 +1129,7 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execute(query)
             if raw:
-                return _decoded_records(result.tuples().all())
+                return _decoded_records(result.all())
             rows = [dict(row._mapping) for row in result]
         for row in rows:
             row["timestamp"] = as_utc(row.pop("ts"))
