@@ -243,7 +243,8 @@ def test_records_by_arrival_reads_every_stored_value_as_fetch_records_does(store
         assert got == {k: want[k] for k in got}
         assert [type(v) for v in got.values()] == [type(want[k]) for k in got]
     assert by_arrival[0]["received_at"] == T0 and by_arrival[0]["received_at"].tzinfo is UTC
-    assert store.records_by_arrival("churn", after=(T0, "r000000"), limit=1)[0]["prediction"] == 0.25
+    after_first = store.records_by_arrival("churn", after=(T0, "r000000"), limit=1)
+    assert after_first[0]["prediction"] == 0.25
 
 
 def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
