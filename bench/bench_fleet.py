@@ -1,9 +1,10 @@
 """A fleet in one store: the agent's pass over N models that each close one window a minute.
 
 Every model is a small real scikit-learn model (a logistic regression on five Elec2 columns
-of the bundled electricity data) with its own stored version, artifact and 5,000-row reference
-sample, deployed and monitored, exactly as ``Registry.add_sklearn_version`` stores them (the
-artifact and sample are made once and stored for every model: the store holds N copies and the
+of the bundled electricity data) with its own stored version, artifact and reference sample
+(``--reference`` rows; the registry keeps up to 5,000), deployed and monitored, as
+``Registry.add_sklearn_version`` stores them (the artifact and sample are made once and stored
+for every model: the store holds N copies and the
 agent loads each model's own). Records are written through the store's bulk API
 (``Store.insert_records`` with pre-encoded JSON, ``Store.add_feedback`` for the labels), not
 through HTTP: each model gets ``--window`` labelled records per minute of simulated time,
@@ -94,7 +95,9 @@ class Pool:
         return len(self.labels)
 
 
-def seed_models(store: Store, models: int, data: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+def seed_models(
+    store: Store, models: int, data: pd.DataFrame, reference_rows: int = 5000
+) -> tuple[Any, pd.DataFrame]:
     """``models`` monitored models, each with one deployed sklearn version; the estimator
     and the rows left for streaming."""
     train, reference, rest = data.iloc[:3000], data.iloc[3000:8000], data.iloc[8000:]
@@ -119,6 +122,7 @@ def seed_models(store: Store, models: int, data: pd.DataFrame) -> tuple[Any, pd.
                 X_reference=reference[FEATURES],
                 y_reference=reference["target"],
                 importance=False,
+                reference_rows=reference_rows,
                 actor="bench",
             )
             artifact = store.load_artifact(name, 1)
@@ -198,10 +202,15 @@ def run(models: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     store = Store(settings.resolved_database_url)
     data = load("electricity").sample(frac=1.0, random_state=0).reset_index(drop=True)
     clock = {"now": START}
-    result: dict[str, Any] = {"models": models, "window": args.window, "passes": []}
+    result: dict[str, Any] = {
+        "models": models,
+        "window": args.window,
+        "reference": args.reference,
+        "passes": [],
+    }
     with threadpool_limits(1), simulated_clock(lambda: clock["now"]):
         with cpu_timer() as seeded:
-            model, rest = seed_models(store, models, data)
+            model, rest = seed_models(store, models, data, args.reference)
         pool = Pool(model, rest)
         result["seed_models_s"] = round(seeded["wall_s"], 1)
         agent = Agent(store, source=MonitorSource(store, settings))
@@ -264,6 +273,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--window", type=int, default=1000, help="records per model per minute")
     parser.add_argument("--minutes", type=int, default=3, help="minutes (agent passes)")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=5000,
+        help="rows of each version's stored reference sample (the registry keeps at most 5,000)",
+    )
     parser.add_argument("--repeat", type=int, default=10, help="overview requests timed")
     parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
     parser.add_argument("--profile", help="write a cProfile summary of the second pass here")
