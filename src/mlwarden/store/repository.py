@@ -121,7 +121,9 @@ def _stored_json(values: Sequence[Any]) -> list[Any]:
 
 def _stored_times(values: Sequence[str]) -> list[datetime]:
     """A time column as SQLite returns it (the text SQLAlchemy's DateTime stores), in UTC."""
-    return [as_utc(datetime.fromisoformat(v)) for v in values]
+    parsed = [datetime.fromisoformat(v) for v in values]
+    # stored naive, in UTC (``as_utc`` inlined for the common case: a call per value costs)
+    return [d.replace(tzinfo=UTC) if d.tzinfo is None else as_utc(d) for d in parsed]
 
 
 def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
