@@ -260,7 +260,8 @@ class Monitor:
         found: set[str] = set()
         for col in (self.cols.label, self.cols.prediction):
             if col in reference.columns:
-                found |= {v for v in reference[col].map(canonical_label).dropna().unique()}
+                # each distinct value spelled once (a reference repeats a few labels 5,000 times)
+                found |= set(canonical_labels(reference[col])) - {None}
         found |= {c[len(self.cols.proba_prefix):] for c in reference.columns
                   if c.startswith(self.cols.proba_prefix)}
         return sorted(found, key=label_sort_key)
