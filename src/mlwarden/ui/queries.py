@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.domain import Severity
@@ -195,41 +195,68 @@ def fleet(engine: Engine) -> list[ModelRow]:
             rows[r.model_id].incidents.append(
                 {"id": r.id, "severity": r.severity, "state": r.state, "diagnosis": r.diagnosis}
             )
-        for model_id, row in rows.items():
-            # max() over the (model_id, window, name) index is a single seek per model
-            last = conn.execute(
-                select(func.max(s.c.window)).where(s.c.model_id == model_id)
-            ).scalar()
-            if last is None:
-                continue
-            row.last_window = int(last)
-            points = conn.execute(
-                select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                    s.c.model_id == model_id,
-                    s.c.window > last - SPARK_WINDOWS,
+        # every model's last window, its time and its findings in three statements, not four
+        # per model (1,000 models: 4,000 round trips were most of the page's time; see
+        # docs/benchmarks.md, "A fleet"). The last window is a correlated max() over the
+        # (model_id, window, name) index: a single seek per model, as a GROUP BY would scan
+        # every signal row.
+        last_window = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
+        lasts = select(m.c.id.label("model_id"), last_window.label("last")).subquery()
+        last_ts = (
+            select(s.c.ts)
+            .where(s.c.model_id == lasts.c.model_id, s.c.window == lasts.c.last)
+            .limit(1)
+            .scalar_subquery()
+        )
+        for r in conn.execute(
+            select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
+                lasts.c.last.is_not(None)
+            )
+        ):
+            row = rows[r.model_id]
+            row.last_window = int(r.last)
+            row.last_ts = _utc(r.ts)
+        # the spark windows of up to 200 models a statement, each model's range a term of one
+        # OR: SQLite and PostgreSQL seek the index once per term (joined to the subquery
+        # above, SQLite scanned every signal row instead)
+        ranges = [
+            (model_id, row.last_window)
+            for model_id, row in rows.items()
+            if row.last_window is not None
+        ]
+        points = []
+        for start in range(0, len(ranges), 200):
+            points += conn.execute(
+                select(s.c.model_id, s.c.window, s.c.name, s.c.value)
+                .where(
+                    or_(
+                        *(
+                            and_(s.c.model_id == model_id, s.c.window > last - SPARK_WINDOWS)
+                            for model_id, last in ranges[start : start + 200]
+                        )
+                    ),
                     s.c.name.in_(KEY_SIGNALS),
                 )
+                .order_by(s.c.model_id, s.c.window, s.c.name)
             ).all()
-            windows = sorted({p.window for p in points})
+        by_model: dict[int, list[tuple[int, str, float | None]]] = {}
+        for model_id, window, name, value in points:
+            by_model.setdefault(model_id, []).append((window, name, value))
+        for model_id, found in by_model.items():
+            row, last = rows[model_id], rows[model_id].last_window
+            windows = sorted({window for window, _, _ in found})
             position = {w: k for k, w in enumerate(windows)}
-            for p in points:
-                series = row.series.setdefault(p.name, [None] * len(windows))
-                series[position[p.window]] = _finite(p.value)
-                if p.window == last:
-                    row.latest[p.name] = _finite(p.value)
-            row.last_ts = _utc(
-                conn.execute(
-                    select(s.c.ts).where(s.c.model_id == model_id, s.c.window == last).limit(1)
-                ).scalar()
-            )
-            row.findings_last_window = int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(f)
-                    .where(f.c.model_id == model_id, f.c.window == last)
-                ).scalar()
-                or 0
-            )
+            for window, name, value in found:
+                series = row.series.setdefault(name, [None] * len(windows))
+                series[position[window]] = _finite(value)
+                if window == last:
+                    row.latest[name] = _finite(value)
+        for r in conn.execute(
+            select(f.c.model_id, func.count().label("n"))
+            .join(lasts, and_(f.c.model_id == lasts.c.model_id, f.c.window == lasts.c.last))
+            .group_by(f.c.model_id)
+        ):
+            rows[r.model_id].findings_last_window = int(r.n)
     out = list(rows.values())
     for row in out:
         row.status, row.reason = health_of(row)
