@@ -254,6 +254,47 @@ def test_fleet_reads_the_latest_windows_and_derives_health(store: Store) -> None
     assert {r.name: r for r in queries.fleet(store.engine)}["a"].status == "healthy"
 
 
+def test_fleet_reads_every_model_of_a_fleet_larger_than_one_statement(store: Store) -> None:
+    """The spark windows are read 200 models a statement: each model keeps its own range."""
+    from sqlalchemy import insert
+
+    from mlwarden.store import agent_tables as at
+
+    models = 205
+    for m in range(models):
+        store.create_model(
+            ModelSpec(name=f"m{m:03d}", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
+        )
+    ids = [store.model_id(f"m{m:03d}") for m in range(models)]
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(at.signals),
+            [
+                {
+                    "model_id": model_id,
+                    "window": w,
+                    "ts": T0 + timedelta(hours=w),
+                    "name": "rmse",
+                    "value": model_id + w / 100,
+                }
+                for m, model_id in enumerate(ids)
+                if m % 7
+                for w in range(m % 40, m % 40 + 35)
+            ],
+        )
+    rows = {r.name: r for r in queries.fleet(store.engine)}
+    assert len(rows) == models
+    for m, model_id in enumerate(ids):
+        row = rows[f"m{m:03d}"]
+        if m % 7 == 0:
+            assert row.last_window is None and row.series == {}
+            continue
+        last = m % 40 + 34
+        assert row.last_window == last and row.last_ts == T0 + timedelta(hours=last)
+        assert row.series["rmse"] == [model_id + w / 100 for w in range(last - 29, last + 1)]
+        assert row.latest == {"rmse": model_id + last / 100}
+
+
 def test_model_signals_arrange_charts_and_the_drift_heatmap(store: Store) -> None:
     make_model(store)
     repo = AgentRepo(store)
