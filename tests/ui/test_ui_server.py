@@ -255,12 +255,13 @@ def test_fleet_reads_the_latest_windows_and_derives_health(store: Store) -> None
 
 
 def test_fleet_reads_every_model_of_a_fleet_larger_than_one_statement(store: Store) -> None:
-    """The spark windows are read 200 models a statement: each model keeps its own range."""
+    """The spark windows are read `MODELS_PER_READ` models a statement: each model keeps its
+    own range."""
     from sqlalchemy import insert
 
     from mlwarden.store import agent_tables as at
 
-    models = 205
+    models = queries.MODELS_PER_READ + 5
     for m in range(models):
         store.create_model(
             ModelSpec(name=f"m{m:03d}", task=Task.REGRESSION, features=[FeatureSpec(name="x")])

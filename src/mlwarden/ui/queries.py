@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 SPARK_WINDOWS = 30
+# the models whose spark windows one statement reads (one OR term each)
+MODELS_PER_READ = 200
 
 # the first of these a model has is its headline performance number
 PERFORMANCE_SIGNALS = ("accuracy", "f1", "roc_auc", "precision", "recall", "r2", "rmse", "mae")
@@ -195,11 +197,11 @@ def fleet(engine: Engine) -> list[ModelRow]:
             rows[r.model_id].incidents.append(
                 {"id": r.id, "severity": r.severity, "state": r.state, "diagnosis": r.diagnosis}
             )
-        # every model's last window, its time and its findings in three statements, not four
-        # per model (1,000 models: 4,000 round trips were most of the page's time; see
-        # docs/benchmarks.md, "A fleet"). The last window is a correlated max() over the
-        # (model_id, window, name) index: a single seek per model, as a GROUP BY would scan
-        # every signal row.
+        # every model's last window and its time in one statement, the spark windows in one
+        # per MODELS_PER_READ models and the last windows' findings in one, where it took four
+        # statements a model (docs/benchmarks.md, "A fleet"). The last window is a correlated
+        # max() over the (model_id, window, name) index: a single seek per model, where a
+        # GROUP BY would scan every signal row.
         last_window = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
         lasts = select(m.c.id.label("model_id"), last_window.label("last")).subquery()
         last_ts = (
@@ -216,23 +218,22 @@ def fleet(engine: Engine) -> list[ModelRow]:
             row = rows[r.model_id]
             row.last_window = int(r.last)
             row.last_ts = _utc(r.ts)
-        # the spark windows of up to 200 models a statement, each model's range a term of one
-        # OR: SQLite and PostgreSQL seek the index once per term (joined to the subquery
-        # above, SQLite scanned every signal row instead)
+        # each model's range is a term of one OR: SQLite and PostgreSQL seek the index once
+        # per term (joined to the subquery above instead, SQLite scanned every signal row)
         ranges = [
             (model_id, row.last_window)
             for model_id, row in rows.items()
             if row.last_window is not None
         ]
         points = []
-        for start in range(0, len(ranges), 200):
+        for start in range(0, len(ranges), MODELS_PER_READ):
             points += conn.execute(
                 select(s.c.model_id, s.c.window, s.c.name, s.c.value)
                 .where(
                     or_(
                         *(
                             and_(s.c.model_id == model_id, s.c.window > last - SPARK_WINDOWS)
-                            for model_id, last in ranges[start : start + 200]
+                            for model_id, last in ranges[start : start + MODELS_PER_READ]
                         )
                     ),
                     s.c.name.in_(KEY_SIGNALS),
