@@ -184,6 +184,12 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
         {"model": "titanic-survived", "enabled": False},
     ),
     ("turn on monitoring for churn", "monitor", {"model": "churn", "enabled": True}),
+    # a user's own sentence: "the model" is the session's model, as "it" is
+    (
+        "Monitor the model performance for drift",
+        "monitor",
+        {"model": "titanic-survived", "enabled": True},
+    ),
     # download
     (
         "download the cleaned titanic",
@@ -216,6 +222,13 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("help", "help", {}),
     ("what can you do", "help", {}),
     ("", "help", {}),
+    # on-call questions, answered from the store (behaviour: test_user_sentences.py)
+    ("why is demo failing?", "oncall", {"question": "failing", "model": "demo"}),
+    ("show open incidents", "oncall", {"question": "incidents", "state": "open"}),
+    ("is churn drifting?", "oncall", {"question": "drifting", "model": "churn"}),
+    ("is titanic drifting?", "oncall", {"question": "drifting", "model": "titanic"}),
+    ("show the drift report", "oncall", {"question": "drift_report", "model": "titanic-survived"}),
+    ("what did the agent do today?", "oncall", {"question": "activity", "since": "today"}),
     # not understood
     ("make me a sandwich", "unknown", {}),
     ("delete titanic", "unknown", {"not_understood": ["delete", "titanic"]}),

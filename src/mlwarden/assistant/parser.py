@@ -47,6 +47,7 @@ Intent = Literal[
     "download",
     "list",
     "compare",
+    "oncall",
     "help",
     "unknown",
 ]
@@ -102,6 +103,31 @@ PHRASES: dict[tuple[str, ...], str] = {
 # Verbs too common in other senses to be guessed from a typo.
 NO_FUZZY = {"add", "read", "see", "ls", "vs", "what", "which", "push", "move", "view", "fit"}
 MONITOR_OFF = {"unmonitor", "unwatch", "stop", "off", "disable", "pause"}
+# What a model is watched for: monitoring covers all of them, so they name no model.
+MONITOR_ASPECTS = {"performance", "accuracy", "quality", "metrics", "predictions", "errors"}
+# "the model", "my model": the model this session is about, as "it" is.
+THE_MODEL = {"the", "my", "our", "this", "that", "current"}
+# On-call questions, answered from the store: (words that must all be there, the question).
+# The first row whose words are all in the sentence wins, so specific rows come first.
+ONCALL_QUESTIONS: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"drift", "report"}), "drift_report"),
+    (frozenset({"why", "failing"}), "failing"),
+    (frozenset({"why", "failed"}), "failing"),
+    (frozenset({"why", "broken"}), "failing"),
+    (frozenset({"why", "wrong"}), "failing"),
+    (frozenset({"failing"}), "failing"),
+    (frozenset({"incidents"}), "incidents"),
+    (frozenset({"incident"}), "incidents"),
+    (frozenset({"drifting"}), "drifting"),
+    (frozenset({"drifted"}), "drifting"),
+    (frozenset({"agent", "do"}), "activity"),
+    (frozenset({"agent", "did"}), "activity"),
+    (frozenset({"agent", "done"}), "activity"),
+    (frozenset({"agent", "doing"}), "activity"),
+)
+ONE_MODEL_QUESTIONS = {"failing", "drifting", "drift_report"}
+ONCALL_GLUE = {"why", "is", "are", "was", "what", "did", "show", "me", "open", "today", "list"}
+ONCALL_GLUE |= {"the", "a", "any", "there", "has", "have", "been", "of", "for", "s", "so"}
 NOUN_LISTS: dict[str, str] = {
     **dict.fromkeys(["experiments", "experiment", "runs", "run", "results"], "experiments"),
     **dict.fromkeys(["history"], "experiments"),
@@ -353,7 +379,7 @@ def parse(text: str, context: ParseContext | None = None) -> ParsedCommand:
             notes.append("the assistant never deletes anything; nothing was changed")
         notes.append(
             "no command word found (train, clean, upload, deploy, promote, rollback, "
-            "monitor, download, list, compare, help)"
+            "monitor, download, list, compare, help; or an on-call question)"
         )
     return ParsedCommand(
         intent=intent,
@@ -368,6 +394,8 @@ def parse(text: str, context: ParseContext | None = None) -> ParsedCommand:
 def _intent(reader: _Reader, context: ParseContext, notes: list[str]) -> str:
     if not reader.tokens:
         return "help"
+    if _oncall_question(reader) is not None:
+        return "oncall"
     found = reader.find_phrase(PHRASES)
     candidates: list[tuple[int, int, str]] = []
     if found:
@@ -401,6 +429,18 @@ def _intent(reader: _Reader, context: ParseContext, notes: list[str]) -> str:
     if _noun_list(reader) is not None:
         return "list"
     return "unknown"
+
+
+def _oncall_question(reader: _Reader) -> str | None:
+    """Which on-call question the words ask, if any: only when no command verb is there
+    ("show" and "what" are questions too), so "monitor it for drift" stays a command."""
+    words = {t.low for t in reader.tokens if not t.quoted}
+    if any(VERBS.get(w, "list") not in {"list", "help"} for w in words):
+        return None
+    for needed, question in ONCALL_QUESTIONS:
+        if needed <= words:
+            return question
+    return None
 
 
 def _noun_list(reader: _Reader) -> str | None:
@@ -516,6 +556,23 @@ def _model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | No
     if context.last_model and _it(reader):
         notes.append(f"'it' is model {context.last_model!r}, the last one of this session")
         return context.last_model
+    return _the_model(reader, context, notes)
+
+
+def _the_model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | None:
+    """What "the model" or "my model" means: the session's last model, or the only model
+    there is; None (so the executor asks which) when several exist and the session names none."""
+    for i in reader.free():
+        if reader.low(i) in {"model", "models"} and reader.low(i - 1) in THE_MODEL and i > 0:
+            if context.last_model:
+                chosen, why = context.last_model, "the last one of this session"
+            elif len(context.models) == 1:
+                chosen, why = context.models[0], "the only model"
+            else:
+                return None
+            reader.use(i - 1, i)
+            notes.append(f"'{reader.tokens[i - 1].text} model' is {chosen!r}, {why}")
+            return chosen
     return None
 
 
@@ -721,6 +778,9 @@ def _monitor(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
         if reader.low(i) in MONITOR_OFF:
             reader.use(i)
             enabled = False
+    for i in reader.free():
+        if reader.low(i) in MONITOR_ASPECTS:
+            reader.use(i)
     model = _model(reader, context, notes)
     return {"model": model, "enabled": enabled}, [] if model else ["model"]
 
@@ -770,6 +830,38 @@ def _compare(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     return {"runs": runs[:2]}, [] if len(runs) >= 2 else ["runs"]
 
 
+def _oncall(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
+    question = _oncall_question(reader)
+    words = {w for needed, q in ONCALL_QUESTIONS if q == question for w in needed}
+    arguments: dict[str, Any] = {"question": question}
+    if question == "incidents":
+        arguments["state"] = "open"  # closed ones are history: "show open incidents" is usual
+    if question == "activity":
+        arguments["since"] = "today"
+    for i in reader.free():
+        if reader.low(i) in words | ONCALL_GLUE:
+            reader.use(i)
+    model = _model(reader, context, notes)
+    if model is None:
+        # the word left is the model asked about, even one that is filler elsewhere ("demo")
+        left = [i for i in reader.free() if reader.low(i) not in ARTICLES]
+        if left:
+            reader.use(left[0])
+            model = reader.tokens[left[0]].text
+    if model is None and question in ONE_MODEL_QUESTIONS:
+        # these questions are about one model: the session's, or the only one
+        if context.last_model:
+            model = context.last_model
+            notes.append(f"about model {model!r}, the last one of this session")
+        elif len(context.models) == 1:
+            model = context.models[0]
+            notes.append(f"about model {model!r}, the only model")
+    if model is not None:
+        arguments["model"] = model
+    missing = ["model"] if model is None and question in ONE_MODEL_QUESTIONS else []
+    return arguments, missing
+
+
 def _help(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     for i in reader.free():
         reader.use(i)
@@ -787,6 +879,7 @@ _HANDLERS = {
     "download": _download,
     "list": _list,
     "compare": _compare,
+    "oncall": _oncall,
     "help": _help,
 }
 
@@ -871,6 +964,18 @@ def render_command(intent: str, arguments: Mapping[str, Any]) -> str:
         first = runs[0] if runs else None
         second = runs[1] if len(runs) > 1 else None
         return f"mlwarden experiments compare {_q(first, 'run')} {_q(second, 'run')}"
+    if intent == "oncall":
+        model = a.get("model")
+        if a.get("question") in {"drifting", "drift_report"}:
+            return f"mlwarden signals {_q(model, 'model')} --signal drift"
+        if a.get("question") == "activity":
+            return "mlwarden actions list" + (f" --model {_q(model, 'model')}" if model else "")
+        parts = ["mlwarden incidents"]
+        if model:
+            parts.append(f"--model {_q(model, 'model')}")
+        if a.get("state"):
+            parts.append(f"--state {a['state']}")
+        return " ".join(parts)
     if intent == "help":
         return "mlwarden ask help"
     return ""
@@ -886,6 +991,9 @@ Things you can ask (typos and paraphrases are fine; "it" is the last dataset or 
   monitor titanic-survived for drift   stop monitoring titanic-survived
   download the cleaned titanic as parquet
   show experiments   list datasets   list models   compare runs 3 and 4   help
+On call (answered from what the agent stored):
+  why is demo failing?   show open incidents   is titanic drifting?   show the drift report
+  what did the agent do today?
 Production changes need confirmation (--yes). Add --dry-run --json to see what was understood.
 Files by path (upload x.csv, download ... to y.csv) are for the command line; through the API
 or the dashboard, upload the file itself and download from the link the answer gives."""
