@@ -3,16 +3,23 @@ answers, not only how it parses. The same sentences are in the parser's phrasing
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
+from mlwarden.cli.main import app as cli
 from mlwarden.domain import ActionKind, FeatureSpec, Finding, FindingKind, ModelSpec, Task
+from mlwarden.server import create_app
+from mlwarden.settings import Settings, get_settings
 from mlwarden.store import Store
 from mlwarden.store.repository import utcnow
 
@@ -44,9 +51,13 @@ def _drift(window: int, feature: str, score: float) -> Finding:
 
 @pytest.fixture
 def on_call(assistant: Assistant) -> Assistant:
+    _on_call_story(assistant.store)
+    return assistant
+
+
+def _on_call_story(store: Store) -> None:
     """demo: drift on Age in windows 2 and 3, nulls in Fare in window 3, one open incident with
     a rollback journaled; titanic: one quiet window and one resolved incident."""
-    store = assistant.store
     _model(store, "demo")
     _model(store, "titanic")
     repo = AgentRepo(store)
@@ -76,7 +87,6 @@ def on_call(assistant: Assistant) -> Assistant:
     closed = repo.create_incident("titanic", 1, {}, "a blip")
     repo.update_incident(closed, state="resolved")
     ActionJournal(store).create("demo", ActionKind.ROLLBACK, incident_id=incident)
-    return assistant
 
 
 def test_monitor_the_model_performance_for_drift_means_the_only_model(
@@ -177,9 +187,32 @@ def test_what_did_the_agent_do_today(on_call: Assistant) -> None:
     assert lines[-1].startswith("  - action #1: rollback on demo for incident #1, pending at ")
 
 
-def test_on_call_answers_are_json_through_the_api_shape(on_call: Assistant) -> None:
-    import json
+def test_on_call_answers_over_http_and_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'oncall.sqlite'}"
+    store = Store(url)
+    _on_call_story(store)
+    store.close()
+    config = Settings(data_dir=tmp_path / "data", database_url=url, auth=False)
+    app = create_app(config)
+    app.include_router(routes_assistant.router)
+    with TestClient(app) as client:
+        response = client.post("/v1/assistant", json={"text": "why is demo failing?"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["understood"]["intent"] == "oncall"
+    assert body["understood"]["command"] == "mlwarden incidents --model demo"
+    assert body["result"]["incidents"][0]["severity"] == "high"
+    assert body["message"].startswith("demo has 1 open incident:")
 
-    body = on_call.handle("show open incidents", Conversation("ann")).as_dict()
-    assert json.loads(json.dumps(body))["understood"]["intent"] == "oncall"
-    assert body["understood"]["command"] == "mlwarden incidents --state open"
+    monkeypatch.setenv("MLWARDEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", url)
+    get_settings.cache_clear()  # the CLI reads the environment once per process
+    try:
+        out = CliRunner().invoke(cli, ["ask", "is", "demo", "drifting?", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert answer["result"]["drifting"] is True and answer["result"]["window"] == 3
