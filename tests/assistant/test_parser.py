@@ -47,6 +47,11 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("preprocess titanic version 1", "clean", {"dataset": "titanic", "version": 1}),
     ("clean up titanic keeping Survived", "clean", {"dataset": "titanic", "keep": "Survived"}),
     ("could you clean titanik please", "clean", {"dataset": "titanic"}),
+    (
+        "Clean the dataset and drop non-numeric columns",
+        "clean",
+        {"dataset": "titanic", "drop_non_numeric": True},
+    ),
     # train
     (
         "train a classifier on titanic to predict Survived",
@@ -208,6 +213,7 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
         {"dataset": "titanic", "format": "parquet", "output": "result.parquet"},
     ),
     ("give me the cleaned sales data", "download", {"dataset": "sales", "cleaned": True}),
+    ("Download the processed dataset", "download", {"dataset": "titanic", "cleaned": True}),
     # list / compare / help
     ("show experiments", "list", {"what": "experiments"}),
     ("list datasets", "list", {"what": "datasets"}),

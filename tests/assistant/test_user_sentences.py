@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -97,7 +98,7 @@ def test_monitor_the_model_performance_for_drift_means_the_only_model(
     reply = assistant.handle("Monitor the model performance for drift", Conversation("ann"))
     assert reply.status == "done", reply.message
     assert assistant.store.is_monitored("demo")
-    assert "'the model' is 'demo', the only model" in reply.parsed.notes
+    assert "'the model' is 'demo', the only one" in reply.parsed.notes
 
 
 def test_monitor_the_model_means_the_session_model_among_several(assistant: Assistant) -> None:
@@ -216,3 +217,34 @@ def test_on_call_answers_over_http_and_the_command_line(
     assert out.exit_code == 0, out.output
     answer = json.loads(out.output)
     assert answer["result"]["drifting"] is True and answer["result"]["window"] == 3
+
+
+def test_clean_the_dataset_and_drop_non_numeric_columns(assistant: Assistant) -> None:
+    talk = Conversation("ann")
+    assert assistant.handle("load the titanic example", talk).status == "done"
+    reply = assistant.handle("Clean the dataset and drop non-numeric columns", talk)
+    assert reply.status == "done", reply.message
+    assert reply.parsed.command == "mlwarden datasets clean titanic --drop-non-numeric"
+    cleaned = assistant.datasets.frame("titanic", reply.result["dataset"]["version"])
+    assert all(pd.api.types.is_numeric_dtype(cleaned[c]) for c in cleaned.columns)
+    # the text columns are gone, not encoded: no Sex 0/1, no Embarked_S indicators
+    assert not {"Name", "Sex", "Ticket", "Cabin", "Embarked"} & set(cleaned.columns)
+    assert not any(c.startswith("Embarked_") for c in cleaned.columns)
+    assert {"Survived", "Pclass", "Age", "Fare"} <= set(cleaned.columns)
+    assert "drop column 'Sex': not numeric: dropped as asked" in reply.message
+
+
+def test_download_the_processed_dataset(assistant: Assistant) -> None:
+    talk = Conversation("ann")
+    assistant.handle("load the titanic example", talk)
+    unprocessed = assistant.handle("Download the processed dataset", talk)
+    assert unprocessed.status == "error" and "has no cleaned version yet" in unprocessed.message
+    cleaned = assistant.handle("clean it", talk)
+    assert cleaned.status == "done", cleaned.message
+    reply = assistant.handle("Download the processed dataset", talk)
+    assert reply.status == "done", reply.message
+    assert reply.parsed.arguments == {"dataset": "titanic", "format": "csv", "cleaned": True}
+    assert reply.result["dataset"]["version"] == cleaned.result["dataset"]["version"] == 2
+    assert reply.message == (
+        f"titanic v2 ({cleaned.result['dataset']['rows']} rows) is ready to download as csv"
+    )

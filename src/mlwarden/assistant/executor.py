@@ -286,7 +286,7 @@ class Assistant:
         source = self.datasets.get(name, a.get("version"))
         frame = self.datasets.frame(name, source.version)
         keep = [a["keep"]] if a.get("keep") else _default_keep(name, frame.columns)
-        plan = plan_cleaning(frame, keep=keep)
+        plan = plan_cleaning(frame, keep=keep, drop_non_numeric=bool(a.get("drop_non_numeric")))
         talk.last_dataset = name
         lines = plan.describe()
         result: dict[str, Any] = {"source": source.as_dict(), "plan": plan.as_dict(), "kept": keep}

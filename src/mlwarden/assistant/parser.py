@@ -107,6 +107,11 @@ MONITOR_OFF = {"unmonitor", "unwatch", "stop", "off", "disable", "pause"}
 MONITOR_ASPECTS = {"performance", "accuracy", "quality", "metrics", "predictions", "errors"}
 # "the model", "my model": the model this session is about, as "it" is.
 THE_MODEL = {"the", "my", "our", "this", "that", "current"}
+# Words saying which version of a dataset: the cleaned one.
+CLEANED_WORDS = {"cleaned", "clean", "cleansed", "tidied", "processed", "preprocessed"}
+STATE_WORDS = CLEANED_WORDS | {"prepared", "raw", "original", "latest", "new"}
+# "drop non-numeric columns": every column that is not a number goes, the target excepted
+NON_NUMERIC = {"non-numeric", "nonnumeric", "non-numerical", "non-number"}
 # On-call questions, answered from the store: (words that must all be there, the question).
 # The first row whose words are all in the sentence wins, so specific rows come first.
 ONCALL_QUESTIONS: tuple[tuple[frozenset[str], str], ...] = (
@@ -560,19 +565,34 @@ def _model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | No
 
 
 def _the_model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | None:
-    """What "the model" or "my model" means: the session's last model, or the only model
-    there is; None (so the executor asks which) when several exist and the session names none."""
+    """What "the model" or "my model" means: see :func:`_the`."""
+    return _the(reader, {"model", "models"}, context.last_model, context.models, notes)
+
+
+def _the(
+    reader: _Reader, nouns: set[str], last: str | None, names: Sequence[str], notes: list[str]
+) -> str | None:
+    """What "the model" / "my dataset" means: the session's last one, or the only one there is;
+    None (so the executor asks which) when several exist and the session names none. Words
+    that only say which state of it ("the processed dataset") may stand between."""
     for i in reader.free():
-        if reader.low(i) in {"model", "models"} and reader.low(i - 1) in THE_MODEL and i > 0:
-            if context.last_model:
-                chosen, why = context.last_model, "the last one of this session"
-            elif len(context.models) == 1:
-                chosen, why = context.models[0], "the only model"
-            else:
-                return None
-            reader.use(i - 1, i)
-            notes.append(f"'{reader.tokens[i - 1].text} model' is {chosen!r}, {why}")
-            return chosen
+        if reader.low(i) not in nouns:
+            continue
+        start = i - 1
+        while start > 0 and reader.low(start) in STATE_WORDS:
+            start -= 1
+        if start < 0 or reader.low(start) not in THE_MODEL or reader.tokens[start].used:
+            continue
+        if last:
+            chosen, why = last, "the last one of this session"
+        elif len(names) == 1:
+            chosen, why = names[0], "the only one"
+        else:
+            return None
+        words = " ".join(t.text for t in reader.tokens[start : i + 1])
+        reader.use(*range(start, i + 1))
+        notes.append(f"'{words}' is {chosen!r}, {why}")
+        return chosen
     return None
 
 
@@ -587,6 +607,10 @@ def _dataset(
     if context.last_dataset and _it(reader):
         notes.append(f"'it' is dataset {context.last_dataset!r}, the last one of this session")
         return context.last_dataset
+    nouns = {"dataset", "data", "datasets", "table", "file"}
+    the = _the(reader, nouns, context.last_dataset, context.datasets, notes)
+    if the is not None:
+        return the
     for i in reader.free():
         if reader.low(i) in DATASET_MARKERS:
             k = reader.next_word(i)
@@ -699,16 +723,35 @@ def _upload(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
 
 
 def _clean(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
+    drop_non_numeric = _non_numeric(reader)
     version = _version(reader)
     keep = _after(reader, {"keep", "keeping", "target", "predict", "predicting", "except"})
     dataset = _dataset(reader, context, notes, any_word=True)
     arguments: dict[str, Any] = {"dataset": dataset}
     if version is not None:
         arguments["version"] = version
+    if drop_non_numeric:
+        arguments["drop_non_numeric"] = True
     if keep is not None:
         columns = context.columns.get(dataset or "", ())
         arguments["keep"] = closest(keep, columns) or keep if columns else keep
     return arguments, [] if dataset else ["dataset"]
+
+
+def _non_numeric(reader: _Reader) -> bool:
+    """ "drop non-numeric columns" (also "non numeric"): the words are used, True if asked."""
+    for i in reader.free():
+        low = reader.low(i)
+        span = [i]
+        if low == "non" and reader.low(i + 1) in {"numeric", "numerical"}:
+            span.append(i + 1)
+        elif low not in NON_NUMERIC:
+            continue
+        before = [k for k in (i - 1,) if reader.low(k) in DESTRUCTIVE_WORDS | {"without"}]
+        after = [k for k in (span[-1] + 1,) if reader.low(k) in {"columns", "column", "features"}]
+        reader.use(*before, *span, *after)
+        return True
+    return False
 
 
 def _train(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
@@ -788,8 +831,8 @@ def _monitor(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
 def _download(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     cleaned = False
     for i in reader.free():
-        if reader.low(i) in {"cleaned", "clean", "cleansed", "tidied"}:
-            reader.use(i)
+        if reader.low(i) in CLEANED_WORDS:
+            reader.use(i)  # "the processed dataset": _the still sees it between the two
             cleaned = True
     version = _version(reader)
     output = _path(reader)
@@ -912,6 +955,8 @@ def render_command(intent: str, arguments: Mapping[str, Any]) -> str:
             parts.append(f"--version {a['version']}")
         if a.get("keep"):
             parts.append(f"--keep {_q(a['keep'], 'column')}")
+        if a.get("drop_non_numeric"):
+            parts.append("--drop-non-numeric")
         return " ".join(parts)
     if intent == "train":
         parts = [
