@@ -47,6 +47,11 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("preprocess titanic version 1", "clean", {"dataset": "titanic", "version": 1}),
     ("clean up titanic keeping Survived", "clean", {"dataset": "titanic", "keep": "Survived"}),
     ("could you clean titanik please", "clean", {"dataset": "titanic"}),
+    (
+        "Clean the dataset and drop non-numeric columns",
+        "clean",
+        {"dataset": "titanic", "drop_non_numeric": True},
+    ),
     # train
     (
         "train a classifier on titanic to predict Survived",
@@ -184,6 +189,12 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
         {"model": "titanic-survived", "enabled": False},
     ),
     ("turn on monitoring for churn", "monitor", {"model": "churn", "enabled": True}),
+    # a user's own sentence: "the model" is the session's model, as "it" is
+    (
+        "Monitor the model performance for drift",
+        "monitor",
+        {"model": "titanic-survived", "enabled": True},
+    ),
     # download
     (
         "download the cleaned titanic",
@@ -202,6 +213,7 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
         {"dataset": "titanic", "format": "parquet", "output": "result.parquet"},
     ),
     ("give me the cleaned sales data", "download", {"dataset": "sales", "cleaned": True}),
+    ("Download the processed dataset", "download", {"dataset": "titanic", "cleaned": True}),
     # list / compare / help
     ("show experiments", "list", {"what": "experiments"}),
     ("list datasets", "list", {"what": "datasets"}),
@@ -216,6 +228,13 @@ PHRASINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("help", "help", {}),
     ("what can you do", "help", {}),
     ("", "help", {}),
+    # on-call questions, answered from the store (behaviour: test_user_sentences.py)
+    ("why is demo failing?", "oncall", {"question": "failing", "model": "demo"}),
+    ("show open incidents", "oncall", {"question": "incidents", "state": "open"}),
+    ("is churn drifting?", "oncall", {"question": "drifting", "model": "churn"}),
+    ("is titanic drifting?", "oncall", {"question": "drifting", "model": "titanic"}),
+    ("show the drift report", "oncall", {"question": "drift_report", "model": "titanic-survived"}),
+    ("what did the agent do today?", "oncall", {"question": "activity", "since": "today"}),
     # not understood
     ("make me a sandwich", "unknown", {}),
     ("delete titanic", "unknown", {"not_understood": ["delete", "titanic"]}),

@@ -9,6 +9,7 @@ The rules are the usual first pass of a data scientist, each with its reason in 
   with many levels to their ``max_levels - 1`` most frequent ones plus ``"other"``, so a column
   with a thousand levels cannot explode one-hot encoding;
 - drop rows whose kept (target) column is missing, then exact duplicate rows;
+- on request (``drop_non_numeric``), drop every column that is not a number;
 - impute numbers with the median and categories with the most frequent value;
 - encode categoricals: two levels become 0/1, more become one-hot indicator columns.
 
@@ -126,9 +127,11 @@ def plan_cleaning(
     max_missing: float = 0.5,
     max_levels: int = 20,
     free_text_ratio: float = 0.5,
+    drop_non_numeric: bool = False,
 ) -> CleaningPlan:
     """Decide the cleaning steps for ``frame``; ``keep`` columns (a target) are never dropped,
-    imputed or encoded."""
+    imputed or encoded. ``drop_non_numeric`` (the user asked for it) drops every column that
+    is not a number (booleans are numbers) instead of encoding it."""
     unknown = [c for c in keep if c not in frame.columns]
     if unknown:
         raise InvalidInput(
@@ -151,7 +154,9 @@ def plan_cleaning(
         rows = len(series)
         missing = float(series.isna().mean()) if rows else 0.0
         reason = is_identifier(series, column)
-        if reason:
+        if drop_non_numeric and not pd.api.types.is_numeric_dtype(series):
+            add(Step("drop_column", column, "not numeric: dropped as asked"))
+        elif reason:
             add(Step("drop_column", column, f"looks like an identifier: {reason}"))
         elif missing > max_missing:
             add(Step("drop_column", column, f"mostly empty: {missing:.0%} of values missing"))

@@ -37,6 +37,7 @@ from mlwarden.agent.policy import load_policy
 from mlwarden.assistant import registry_adapter as moves
 from mlwarden.assistant.cleaning import plan_cleaning
 from mlwarden.assistant.datasets import DatasetStore, DatasetVersion
+from mlwarden.assistant.oncall import answer as oncall_answer
 from mlwarden.assistant.parser import (
     HELP_TEXT,
     ParseContext,
@@ -68,6 +69,7 @@ QUESTIONS = {
     "path": "Which file? (e.g. 'upload data/sales.csv as sales', or 'load the titanic example')",
     "runs": "Which two runs? (e.g. 'compare runs 3 and 4'; 'show experiments' lists them)",
     "what": "List what: experiments, datasets or models?",
+    "question": "Which question? (e.g. 'show open incidents', 'is titanic drifting?')",
 }
 
 
@@ -284,7 +286,7 @@ class Assistant:
         source = self.datasets.get(name, a.get("version"))
         frame = self.datasets.frame(name, source.version)
         keep = [a["keep"]] if a.get("keep") else _default_keep(name, frame.columns)
-        plan = plan_cleaning(frame, keep=keep)
+        plan = plan_cleaning(frame, keep=keep, drop_non_numeric=bool(a.get("drop_non_numeric")))
         talk.last_dataset = name
         lines = plan.describe()
         result: dict[str, Any] = {"source": source.as_dict(), "plan": plan.as_dict(), "kept": keep}
@@ -623,6 +625,16 @@ class Assistant:
         lines += [f"{p['param']}: {p['first']} → {p['second']}" for p in comparison["params"]]
         return Reply("done", parsed, "\n".join(lines), comparison, [table])
 
+    # ----------------------------------------------------------------------------- on call
+
+    def _do_oncall(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
+        a = parsed.arguments
+        model = self._model_name(a["model"]) if a.get("model") else None
+        message, result = oncall_answer(a["question"], self.store, model)
+        if model is not None:
+            talk.last_model = model
+        return Reply("done", parsed, message, {"question": a["question"], **result})
+
     def _do_help(self, parsed: ParsedCommand, talk: Conversation, confirm: bool) -> Reply:
         return Reply("done", parsed, HELP_TEXT)
 
@@ -640,6 +652,7 @@ def command_for(intent: str, arguments: dict[str, Any]) -> ParsedCommand:
         "download": ["dataset"],
         "list": ["what"],
         "compare": ["runs"],
+        "oncall": ["question"],
     }.get(intent, [])
     missing = [slot for slot in required if arguments.get(slot) in (None, [], "")]
     return ParsedCommand(intent, arguments, render_command(intent, arguments), missing)

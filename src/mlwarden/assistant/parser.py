@@ -47,6 +47,7 @@ Intent = Literal[
     "download",
     "list",
     "compare",
+    "oncall",
     "help",
     "unknown",
 ]
@@ -102,6 +103,36 @@ PHRASES: dict[tuple[str, ...], str] = {
 # Verbs too common in other senses to be guessed from a typo.
 NO_FUZZY = {"add", "read", "see", "ls", "vs", "what", "which", "push", "move", "view", "fit"}
 MONITOR_OFF = {"unmonitor", "unwatch", "stop", "off", "disable", "pause"}
+# What a model is watched for: monitoring covers all of them, so they name no model.
+MONITOR_ASPECTS = {"performance", "accuracy", "quality", "metrics", "predictions", "errors"}
+# "the model", "my model": the model this session is about, as "it" is.
+THE_MODEL = {"the", "my", "our", "this", "that", "current"}
+# Words saying which version of a dataset: the cleaned one.
+CLEANED_WORDS = {"cleaned", "clean", "cleansed", "tidied", "processed", "preprocessed"}
+STATE_WORDS = CLEANED_WORDS | {"prepared", "raw", "original", "latest", "new"}
+# "drop non-numeric columns": every column that is not a number goes, the target excepted
+NON_NUMERIC = {"non-numeric", "nonnumeric", "non-numerical", "non-number"}
+# On-call questions, answered from the store: (words that must all be there, the question).
+# The first row whose words are all in the sentence wins, so specific rows come first.
+ONCALL_QUESTIONS: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"drift", "report"}), "drift_report"),
+    (frozenset({"why", "failing"}), "failing"),
+    (frozenset({"why", "failed"}), "failing"),
+    (frozenset({"why", "broken"}), "failing"),
+    (frozenset({"why", "wrong"}), "failing"),
+    (frozenset({"failing"}), "failing"),
+    (frozenset({"incidents"}), "incidents"),
+    (frozenset({"incident"}), "incidents"),
+    (frozenset({"drifting"}), "drifting"),
+    (frozenset({"drifted"}), "drifting"),
+    (frozenset({"agent", "do"}), "activity"),
+    (frozenset({"agent", "did"}), "activity"),
+    (frozenset({"agent", "done"}), "activity"),
+    (frozenset({"agent", "doing"}), "activity"),
+)
+ONE_MODEL_QUESTIONS = {"failing", "drifting", "drift_report"}
+ONCALL_GLUE = {"why", "is", "are", "was", "what", "did", "show", "me", "open", "today", "list"}
+ONCALL_GLUE |= {"the", "a", "any", "there", "has", "have", "been", "of", "for", "s", "so"}
 NOUN_LISTS: dict[str, str] = {
     **dict.fromkeys(["experiments", "experiment", "runs", "run", "results"], "experiments"),
     **dict.fromkeys(["history"], "experiments"),
@@ -353,7 +384,7 @@ def parse(text: str, context: ParseContext | None = None) -> ParsedCommand:
             notes.append("the assistant never deletes anything; nothing was changed")
         notes.append(
             "no command word found (train, clean, upload, deploy, promote, rollback, "
-            "monitor, download, list, compare, help)"
+            "monitor, download, list, compare, help; or an on-call question)"
         )
     return ParsedCommand(
         intent=intent,
@@ -368,6 +399,8 @@ def parse(text: str, context: ParseContext | None = None) -> ParsedCommand:
 def _intent(reader: _Reader, context: ParseContext, notes: list[str]) -> str:
     if not reader.tokens:
         return "help"
+    if _oncall_question(reader) is not None:
+        return "oncall"
     found = reader.find_phrase(PHRASES)
     candidates: list[tuple[int, int, str]] = []
     if found:
@@ -401,6 +434,18 @@ def _intent(reader: _Reader, context: ParseContext, notes: list[str]) -> str:
     if _noun_list(reader) is not None:
         return "list"
     return "unknown"
+
+
+def _oncall_question(reader: _Reader) -> str | None:
+    """Which on-call question the words ask, if any: only when no command verb is there
+    ("show" and "what" are questions too), so "monitor it for drift" stays a command."""
+    words = {t.low for t in reader.tokens if not t.quoted}
+    if any(VERBS.get(w, "list") not in {"list", "help"} for w in words):
+        return None
+    for needed, question in ONCALL_QUESTIONS:
+        if needed <= words:
+            return question
+    return None
 
 
 def _noun_list(reader: _Reader) -> str | None:
@@ -516,6 +561,38 @@ def _model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | No
     if context.last_model and _it(reader):
         notes.append(f"'it' is model {context.last_model!r}, the last one of this session")
         return context.last_model
+    return _the_model(reader, context, notes)
+
+
+def _the_model(reader: _Reader, context: ParseContext, notes: list[str]) -> str | None:
+    """What "the model" or "my model" means: see :func:`_the`."""
+    return _the(reader, {"model", "models"}, context.last_model, context.models, notes)
+
+
+def _the(
+    reader: _Reader, nouns: set[str], last: str | None, names: Sequence[str], notes: list[str]
+) -> str | None:
+    """What "the model" / "my dataset" means: the session's last one, or the only one there is;
+    None (so the executor asks which) when several exist and the session names none. Words
+    that only say which state of it ("the processed dataset") may stand between."""
+    for i in reader.free():
+        if reader.low(i) not in nouns:
+            continue
+        start = i - 1
+        while start > 0 and reader.low(start) in STATE_WORDS:
+            start -= 1
+        if start < 0 or reader.low(start) not in THE_MODEL or reader.tokens[start].used:
+            continue
+        if last:
+            chosen, why = last, "the last one of this session"
+        elif len(names) == 1:
+            chosen, why = names[0], "the only one"
+        else:
+            return None
+        words = " ".join(t.text for t in reader.tokens[start : i + 1])
+        reader.use(*range(start, i + 1))
+        notes.append(f"'{words}' is {chosen!r}, {why}")
+        return chosen
     return None
 
 
@@ -530,6 +607,10 @@ def _dataset(
     if context.last_dataset and _it(reader):
         notes.append(f"'it' is dataset {context.last_dataset!r}, the last one of this session")
         return context.last_dataset
+    nouns = {"dataset", "data", "datasets", "table", "file"}
+    the = _the(reader, nouns, context.last_dataset, context.datasets, notes)
+    if the is not None:
+        return the
     for i in reader.free():
         if reader.low(i) in DATASET_MARKERS:
             k = reader.next_word(i)
@@ -642,16 +723,35 @@ def _upload(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
 
 
 def _clean(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
+    drop_non_numeric = _non_numeric(reader)
     version = _version(reader)
     keep = _after(reader, {"keep", "keeping", "target", "predict", "predicting", "except"})
     dataset = _dataset(reader, context, notes, any_word=True)
     arguments: dict[str, Any] = {"dataset": dataset}
     if version is not None:
         arguments["version"] = version
+    if drop_non_numeric:
+        arguments["drop_non_numeric"] = True
     if keep is not None:
         columns = context.columns.get(dataset or "", ())
         arguments["keep"] = closest(keep, columns) or keep if columns else keep
     return arguments, [] if dataset else ["dataset"]
+
+
+def _non_numeric(reader: _Reader) -> bool:
+    """ "drop non-numeric columns" (also "non numeric"): the words are used, True if asked."""
+    for i in reader.free():
+        low = reader.low(i)
+        span = [i]
+        if low == "non" and reader.low(i + 1) in {"numeric", "numerical"}:
+            span.append(i + 1)
+        elif low not in NON_NUMERIC:
+            continue
+        before = [k for k in (i - 1,) if reader.low(k) in DESTRUCTIVE_WORDS | {"without"}]
+        after = [k for k in (span[-1] + 1,) if reader.low(k) in {"columns", "column", "features"}]
+        reader.use(*before, *span, *after)
+        return True
+    return False
 
 
 def _train(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
@@ -721,6 +821,9 @@ def _monitor(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
         if reader.low(i) in MONITOR_OFF:
             reader.use(i)
             enabled = False
+    for i in reader.free():
+        if reader.low(i) in MONITOR_ASPECTS:
+            reader.use(i)
     model = _model(reader, context, notes)
     return {"model": model, "enabled": enabled}, [] if model else ["model"]
 
@@ -728,8 +831,8 @@ def _monitor(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
 def _download(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     cleaned = False
     for i in reader.free():
-        if reader.low(i) in {"cleaned", "clean", "cleansed", "tidied"}:
-            reader.use(i)
+        if reader.low(i) in CLEANED_WORDS:
+            reader.use(i)  # "the processed dataset": _the still sees it between the two
             cleaned = True
     version = _version(reader)
     output = _path(reader)
@@ -770,6 +873,38 @@ def _compare(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     return {"runs": runs[:2]}, [] if len(runs) >= 2 else ["runs"]
 
 
+def _oncall(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
+    question = _oncall_question(reader)
+    words = {w for needed, q in ONCALL_QUESTIONS if q == question for w in needed}
+    arguments: dict[str, Any] = {"question": question}
+    if question == "incidents":
+        arguments["state"] = "open"  # closed ones are history: "show open incidents" is usual
+    if question == "activity":
+        arguments["since"] = "today"
+    for i in reader.free():
+        if reader.low(i) in words | ONCALL_GLUE:
+            reader.use(i)
+    model = _model(reader, context, notes)
+    if model is None:
+        # the word left is the model asked about, even one that is filler elsewhere ("demo")
+        left = [i for i in reader.free() if reader.low(i) not in ARTICLES]
+        if left:
+            reader.use(left[0])
+            model = reader.tokens[left[0]].text
+    if model is None and question in ONE_MODEL_QUESTIONS:
+        # these questions are about one model: the session's, or the only one
+        if context.last_model:
+            model = context.last_model
+            notes.append(f"about model {model!r}, the last one of this session")
+        elif len(context.models) == 1:
+            model = context.models[0]
+            notes.append(f"about model {model!r}, the only model")
+    if model is not None:
+        arguments["model"] = model
+    missing = ["model"] if model is None and question in ONE_MODEL_QUESTIONS else []
+    return arguments, missing
+
+
 def _help(reader: _Reader, context: ParseContext, notes: list[str]) -> Slots:
     for i in reader.free():
         reader.use(i)
@@ -787,6 +922,7 @@ _HANDLERS = {
     "download": _download,
     "list": _list,
     "compare": _compare,
+    "oncall": _oncall,
     "help": _help,
 }
 
@@ -819,6 +955,8 @@ def render_command(intent: str, arguments: Mapping[str, Any]) -> str:
             parts.append(f"--version {a['version']}")
         if a.get("keep"):
             parts.append(f"--keep {_q(a['keep'], 'column')}")
+        if a.get("drop_non_numeric"):
+            parts.append("--drop-non-numeric")
         return " ".join(parts)
     if intent == "train":
         parts = [
@@ -871,6 +1009,18 @@ def render_command(intent: str, arguments: Mapping[str, Any]) -> str:
         first = runs[0] if runs else None
         second = runs[1] if len(runs) > 1 else None
         return f"mlwarden experiments compare {_q(first, 'run')} {_q(second, 'run')}"
+    if intent == "oncall":
+        model = a.get("model")
+        if a.get("question") in {"drifting", "drift_report"}:
+            return f"mlwarden signals {_q(model, 'model')} --signal drift"
+        if a.get("question") == "activity":
+            return "mlwarden actions list" + (f" --model {_q(model, 'model')}" if model else "")
+        parts = ["mlwarden incidents"]
+        if model:
+            parts.append(f"--model {_q(model, 'model')}")
+        if a.get("state"):
+            parts.append(f"--state {a['state']}")
+        return " ".join(parts)
     if intent == "help":
         return "mlwarden ask help"
     return ""
@@ -886,6 +1036,9 @@ Things you can ask (typos and paraphrases are fine; "it" is the last dataset or 
   monitor titanic-survived for drift   stop monitoring titanic-survived
   download the cleaned titanic as parquet
   show experiments   list datasets   list models   compare runs 3 and 4   help
+On call (answered from what the agent stored):
+  why is demo failing?   show open incidents   is titanic drifting?   show the drift report
+  what did the agent do today?
 Production changes need confirmation (--yes). Add --dry-run --json to see what was understood.
 Files by path (upload x.csv, download ... to y.csv) are for the command line; through the API
 or the dashboard, upload the file itself and download from the link the answer gives."""

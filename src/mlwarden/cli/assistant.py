@@ -226,10 +226,15 @@ def datasets_clean(
     version: int | None = typer.Option(None, help="Version to clean (default: the newest)."),
     keep: str | None = typer.Option(None, help="A column to keep as it is (the target)."),
     plan: bool = typer.Option(False, "--plan", help="Only show the plan."),
+    drop_non_numeric: bool = typer.Option(
+        False, "--drop-non-numeric", help="Drop every column that is not a number."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the cleaning plan, then store the cleaned data as a new version."""
     arguments: dict[str, Any] = {"dataset": name}
+    if drop_non_numeric:
+        arguments["drop_non_numeric"] = True
     if version is not None:
         arguments["version"] = version
     if keep:
