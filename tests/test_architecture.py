@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("registry",),
     ("store",),
     ("mlwarden", "paths"),
-    ("sdk", "domain", "errors", "settings", "datasets"),
+    ("sdk", "domain", "errors", "settings", "datasets", "clock"),
 )
 
 LAYER_OF: dict[str, int] = {

@@ -12,8 +12,9 @@ from agent_helpers import FEATURES, MODEL, setup_deployed
 
 from mlwarden.agent.background import BackgroundAgent
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.clock import utcnow
 from mlwarden.settings import Settings
-from mlwarden.store.repository import Store, utcnow
+from mlwarden.store.repository import Store
 
 
 def _rows(elec: pd.DataFrame, first: int, count: int, version: int, days_ago: float) -> list:

@@ -25,9 +25,10 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState, Role
 from mlwarden.errors import Conflict, Forbidden
-from mlwarden.store.repository import Store, utcnow
+from mlwarden.store.repository import Store
 
 
 def agent_for(store: Store, script: Script, policy: str = "defaults: {}") -> Agent:

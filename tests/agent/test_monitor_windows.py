@@ -273,7 +273,7 @@ def test_a_window_waits_for_records_still_on_their_way_to_the_database(
 ) -> None:
     # the record writer stamps arrival when it queues a record and stores it a flush later:
     # records stamped within the last window_settle_s seconds are not taken into a window yet
-    from mlwarden.store.repository import utcnow
+    from mlwarden.clock import utcnow
 
     setup_deployed(store, elec)
     live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]

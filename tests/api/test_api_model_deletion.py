@@ -14,10 +14,10 @@ from sqlalchemy import func, insert, select
 from typer.testing import CliRunner
 
 from mlwarden.cli.main import app as cli
+from mlwarden.clock import utcnow
 from mlwarden.server import create_app
 from mlwarden.store import tables as t
 from mlwarden.store.agent_tables import incidents, signals
-from mlwarden.store.repository import utcnow
 
 ROW = {n: 1.0 for n in ELEC_FEATURES}
 Headers = dict[str, dict[str, str]]

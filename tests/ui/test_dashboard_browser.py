@@ -23,8 +23,8 @@ from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.repo import AgentRepo
+from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState
-from mlwarden.store.repository import utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

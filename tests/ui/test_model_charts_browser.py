@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 
 from mlwarden.agent import reports
 from mlwarden.agent.repo import CLOSED_STATES, OPEN_STATES, AgentRepo
+from mlwarden.clock import utcnow
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.scenarios.simulate import Simulation
 from mlwarden.scenarios.spec import load_scenario
@@ -29,7 +30,6 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from mlwarden.store.repository import utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -14,10 +14,11 @@ from sqlalchemy import insert, select, update
 
 from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.repo import AgentRepo, _json, _row
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store.repository import Store, as_utc, utcnow
+from mlwarden.store.repository import Store
 
 
 class Approvals:

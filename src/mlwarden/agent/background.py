@@ -9,8 +9,9 @@ from typing import Any
 
 from mlwarden.agent.loop import Agent, default_source
 from mlwarden.agent.policy import configured_policy
+from mlwarden.clock import utcnow
 from mlwarden.settings import Settings
-from mlwarden.store.repository import Store, utcnow
+from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")
 

@@ -17,10 +17,11 @@ from sqlalchemy import insert, select, update
 
 from mlwarden.agent.guards import PastAction
 from mlwarden.agent.repo import AgentRepo, _json, _row
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store.repository import Store, as_utc, utcnow
+from mlwarden.store.repository import Store
 
 IN_FLIGHT = ("pending", "running")
 

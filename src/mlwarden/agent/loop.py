@@ -71,6 +71,7 @@ from mlwarden.agent.verify import (
     champion_trouble,
     verify,
 )
+from mlwarden.clock import utcnow
 from mlwarden.domain import (
     ActionKind,
     Deployment,
@@ -82,7 +83,7 @@ from mlwarden.domain import (
 )
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
-from mlwarden.store.repository import Store, utcnow
+from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")
 

@@ -13,11 +13,12 @@ from sqlalchemy import func, insert, or_, select, update
 
 from mlwarden.agent.decide import Decision
 from mlwarden.agent.incidents import WindowView
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Finding
 from mlwarden.errors import NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import Store, as_utc, canonical_json, utcnow
+from mlwarden.store.repository import Store, canonical_json
 
 OPEN_STATES = ("open", "acting", "verifying")
 # superseded: a new version went live while a performance incident was open; the model is

@@ -22,11 +22,12 @@ from mlwarden.api.deps import (
     viewer_unless_public,
 )
 from mlwarden.api.openapi import json_body_doc
+from mlwarden.clock import utcnow
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
 from mlwarden.store import tables
-from mlwarden.store.repository import hash_token, utcnow
+from mlwarden.store.repository import hash_token
 
 router = APIRouter()
 

@@ -23,12 +23,12 @@ import pandas as pd
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.datasets import DATASETS
 from mlwarden.datasets import load as load_bundled
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.paths import check_name, inside, inside_relative
 from mlwarden.store.assistant_tables import datasets as table
-from mlwarden.store.repository import as_utc, utcnow
 
 READABLE = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 READABLE |= {".json": "json", ".jsonl": "jsonl"}

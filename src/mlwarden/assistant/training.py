@@ -54,10 +54,10 @@ from sqlalchemy import Engine, insert, select
 from threadpoolctl import threadpool_limits
 
 from mlwarden.assistant.cleaning import is_identifier
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.store.assistant_tables import experiments as experiments_table
-from mlwarden.store.repository import as_utc, utcnow
 
 DEFAULT_ALGORITHM = "random_forest"
 MAX_CATEGORIES = 20

@@ -159,7 +159,7 @@ def signals(
 
 
 def _iso(value: datetime) -> str:
-    from mlwarden.store.repository import as_utc
+    from mlwarden.clock import as_utc
 
     return as_utc(value).isoformat()
 
@@ -204,7 +204,7 @@ def records(
 ) -> None:
     """A model's newest prediction records as stored (features, prediction, scores, label,
     latency, error, who served it), newest first: what the model was really sent."""
-    from mlwarden.store.repository import as_utc
+    from mlwarden.clock import as_utc
 
     with _errors(), _open_store(data_dir, database_url) as store:
         rows = store.records_by_arrival(model, newest_first=True, limit=last)

@@ -34,6 +34,7 @@ from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
 from mlwarden.agent.reports import incident_context
+from mlwarden.clock import simulated_clock
 from mlwarden.domain import Role, Severity, Task
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
@@ -53,7 +54,7 @@ from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
 from mlwarden.store import agent_tables as at
-from mlwarden.store.repository import Store, simulated_clock
+from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.simulate")
 

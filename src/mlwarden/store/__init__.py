@@ -1,5 +1,5 @@
 """Storage: SQLAlchemy Core tables, Alembic migrations, the ``Store`` gateway, batched writes."""
 
-from mlwarden.store.repository import Store, VersionInfo, as_utc, utcnow
+from mlwarden.store.repository import Store, VersionInfo
 
-__all__ = ["Store", "VersionInfo", "as_utc", "utcnow"]
+__all__ = ["Store", "VersionInfo"]

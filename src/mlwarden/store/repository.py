@@ -25,9 +25,9 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, field_serializer
@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role, mask_endpoint
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
@@ -64,42 +65,6 @@ Health = Literal["healthy", "unhealthy", "unknown"]
 GENESIS_HASH = "0" * 64
 _CHUNK = 900  # ids per IN (...) query: well under SQLite's bound-parameter limit
 SERVED_BY = {"live", "fallback", "canary", "shadow", "default", "external"}
-
-
-_ZERO = timedelta(0)
-
-
-_clock: Callable[[], datetime] | None = None
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (a simulation's clock while one is running)."""
-    return _clock() if _clock is not None else datetime.now(UTC)
-
-
-@contextmanager
-def simulated_clock(clock: Callable[[], datetime]) -> Iterator[None]:
-    """Make every timestamp mlwarden writes come from ``clock`` (``mlwarden simulate`` runs
-    minutes of traffic in seconds; deployments, events and journal entries must share its
-    time with the records and windows)."""
-    global _clock
-    previous, _clock = _clock, clock
-    try:
-        yield
-    finally:
-        _clock = previous
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is taken to be UTC already (that is how we store)."""
-    tz = value.tzinfo
-    if tz is UTC:
-        return value
-    if tz is None:
-        return value.replace(tzinfo=UTC)
-    if tz.utcoffset(value) == _ZERO:  # e.g. ZoneInfo("UTC") from Polars: cheaper than astimezone
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:

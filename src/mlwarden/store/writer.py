@@ -47,8 +47,9 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from mlwarden.clock import utcnow
 from mlwarden.errors import Conflict, MlwardenError, ServiceUnavailable
-from mlwarden.store.repository import Store, utcnow
+from mlwarden.store.repository import Store
 
 log = logging.getLogger(__name__)
 

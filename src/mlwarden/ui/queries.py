@@ -23,10 +23,10 @@ import numpy as np
 from sqlalchemy import Engine, and_, func, or_, select
 
 from mlwarden.agent.repo import OPEN_STATES
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Severity
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import as_utc, utcnow
 
 __all__ = [
     "HEALTH_LABELS",

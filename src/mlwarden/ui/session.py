@@ -35,9 +35,9 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
+from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Role
 from mlwarden.store import tables as t
-from mlwarden.store.repository import as_utc, utcnow
 
 __all__ = [
     "LOGIN_COOKIE",

@@ -25,7 +25,7 @@ def _parse_time(value: str, what: str) -> datetime | None:
         raise InvalidInput(
             f"{what} must be a date or time like 2026-11-27T10:00, not {value!r}"
         ) from None
-    from mlwarden.store.repository import as_utc
+    from mlwarden.clock import as_utc
 
     return as_utc(parsed)
 
