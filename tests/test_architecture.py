@@ -228,3 +228,76 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path: P
         (4, "mlwarden.agent.journal"),
         (5, "mlwarden.ui"),
     ]
+
+
+# What only ``mlwarden.store`` may import: SQLAlchemy (and Alembic) and the table definitions.
+# Every other layer reads and writes through the store's functions.
+STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.agent_tables",
+              "mlwarden.store.assistant_tables", "mlwarden.store.database")
+
+# Modules that still query tables themselves, moved behind the store one by one. The test
+# fails when one of them stops (take it off the list) as well as when another starts.
+NOT_YET_BEHIND_THE_STORE = {
+    "mlwarden.agent.approvals",
+    "mlwarden.agent.journal",
+    "mlwarden.agent.loop",
+    "mlwarden.agent.memory",
+    "mlwarden.agent.metrics",
+    "mlwarden.agent.repo",
+    "mlwarden.agent.reports",
+    "mlwarden.api.routes_system",
+    "mlwarden.assistant.datasets",
+    "mlwarden.assistant.training",
+    "mlwarden.cli.observe",
+    "mlwarden.scenarios.simulate",
+    "mlwarden.ui.queries",
+    "mlwarden.ui.session",
+}
+
+
+def store_only_imports(name: str, path: Path) -> list[Import]:
+    """The imports of ``name`` that only the store may make, wherever they stand."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue  # relative imports stay inside a package; the store's are its own
+        banned = [
+            target
+            for target in targets
+            if any(target == each or target.startswith(each + ".") for each in STORE_ONLY)
+        ]
+        found += [Import(name, node.lineno, banned[0])] if banned else []  # one per statement
+    return found
+
+
+def test_only_the_store_touches_tables_and_sqlalchemy() -> None:
+    outside = {
+        name: store_only_imports(name, path)
+        for name, path in source_modules().items()
+        if not (name == "mlwarden.store" or name.startswith("mlwarden.store."))
+    }
+    offenders = {name for name, found in outside.items() if found}
+    new = [describe(each, "only mlwarden.store may import it")
+           for name in sorted(offenders - NOT_YET_BEHIND_THE_STORE) for each in outside[name]]
+    assert new == [], "queries outside the store:\n" + "\n".join(new)
+    assert NOT_YET_BEHIND_THE_STORE - offenders == set(), "behind the store now: take off the list"
+
+
+def test_the_store_rule_sees_sqlalchemy_and_table_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import sqlalchemy.exc\n"
+        "def f():\n    from sqlalchemy import select\n"
+        "from mlwarden.store import tables as t, Store\n"
+        "from mlwarden.store.writer import RecordWriter\n"
+    )
+    found = store_only_imports("mlwarden.ui.m", module)
+    assert sorted((each.line, each.target) for each in found) == [
+        (1, "sqlalchemy.exc"),
+        (3, "sqlalchemy"),
+        (4, "mlwarden.store.tables"),
+    ]
