@@ -246,8 +246,6 @@ NOT_YET_BEHIND_THE_STORE = {
     "mlwarden.agent.repo",
     "mlwarden.agent.reports",
     "mlwarden.api.routes_system",
-    "mlwarden.assistant.datasets",
-    "mlwarden.assistant.training",
     "mlwarden.cli.observe",
     "mlwarden.scenarios.simulate",
     "mlwarden.ui.queries",

@@ -54,7 +54,7 @@ def test_migration_creates_the_assistant_tables_as_defined(tmp_path: Path) -> No
 
 def test_datasets_are_versioned_and_round_trip(tmp_path: Path) -> None:
     store = Store("sqlite://")
-    datasets = DatasetStore(store.engine, tmp_path)
+    datasets = DatasetStore(store, tmp_path)
     csv = tmp_path / "people.csv"
     pd.DataFrame({"a": [1, 2, 3], "b": ["x", None, "z"]}).to_csv(csv, index=False)
     first = datasets.upload(csv, "people")
@@ -81,7 +81,7 @@ def test_datasets_are_versioned_and_round_trip(tmp_path: Path) -> None:
 def test_bad_files_get_a_clear_error(
     tmp_path: Path, name: str, content: str | None, error: type, message: str
 ) -> None:
-    datasets = DatasetStore(Store("sqlite://").engine, tmp_path)
+    datasets = DatasetStore(Store("sqlite://"), tmp_path)
     path = tmp_path / name
     if content is not None:
         path.write_text(content)

@@ -63,7 +63,7 @@ class Server:
     def dataset_names(self) -> list[str]:
         from mlwarden.assistant.datasets import DatasetStore
 
-        return DatasetStore(self.store.engine, self.data_dir).names()
+        return DatasetStore(self.store, self.data_dir).names()
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_the_console_takes_uploads_and_answers_downloads_but_touches_no_server_p
         )
         assert upload.status_code == 200 and status_of(upload.text) == "error", bad
         assert "dataset name" in upload.text
-    assert DatasetStore(store.engine, tmp_path / "data").names() == []
+    assert DatasetStore(store, tmp_path / "data").names() == []
     no_file = olga.post("/ui/assistant/datasets", data={"csrf": csrf, "name": "x"})
     assert no_file.status_code == 200 and "Choose a file to upload" in no_file.text
 
@@ -109,7 +109,7 @@ def test_the_console_takes_uploads_and_answers_downloads_but_touches_no_server_p
     assert refused.status_code == 403
     missing = victor.get("/ui/assistant/datasets/ghost/download")
     assert missing.status_code == 404 and "no dataset named" in missing.text
-    assert DatasetStore(store.engine, tmp_path / "data").names() == ["people"]
+    assert DatasetStore(store, tmp_path / "data").names() == ["people"]
 
 
 def test_two_dashboard_sessions_keep_their_own_actor_and_it(app: object, store: Store) -> None:

@@ -5,7 +5,7 @@ overwritten, so an experiment always points at the exact data it was trained on.
 
 >>> import tempfile
 >>> from mlwarden.store import Store
->>> store = DatasetStore(Store("sqlite://").engine, tempfile.mkdtemp())
+>>> store = DatasetStore(Store("sqlite://"), tempfile.mkdtemp())
 >>> first = store.add_example("titanic")
 >>> (first.name, first.version, first.rows, len(first.columns))
 ('titanic', 1, 891, 12)
@@ -14,54 +14,20 @@ overwritten, so an experiment always points at the exact data it was trained on.
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
-from mlwarden.clock import as_utc, utcnow
 from mlwarden.datasets import DATASETS
 from mlwarden.datasets import load as load_bundled
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.paths import check_name, inside, inside_relative
-from mlwarden.store.assistant_tables import datasets as table
+from mlwarden.store import Store
+from mlwarden.store.assistant import DatasetVersion
 
 READABLE = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 READABLE |= {".json": "json", ".jsonl": "jsonl"}
 FORMATS = ("csv", "parquet")
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    """One stored version of a dataset; ``path`` is its file's, relative to the data directory."""
-
-    name: str
-    version: int
-    path: str
-    rows: int
-    columns: list[str]
-    parent_version: int | None
-    description: str
-    created_at: datetime
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} v{self.version}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "rows": self.rows,
-            "columns": list(self.columns),
-            "parent_version": self.parent_version,
-            "description": self.description,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -119,8 +85,8 @@ def check_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 class DatasetStore:
     """Versioned datasets: Parquet files under ``data_dir/datasets`` and rows in ``datasets``."""
 
-    def __init__(self, engine: Engine, data_dir: str | Path) -> None:
-        self.engine = engine
+    def __init__(self, store: Store, data_dir: str | Path) -> None:
+        self.store = store
         self.data_dir = Path(data_dir)
 
     # ----------------------------------------------------------------------------- writing
@@ -171,60 +137,31 @@ class DatasetStore:
             # Parquet keeps dtypes; mixed-type object columns are stored as text so they load
             # back the same way instead of failing in pyarrow.
             frame.pipe(_parquet_safe).to_parquet(target, index=False)
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        insert(table).values(
-                            name=name,
-                            version=number,
-                            path=relative.as_posix(),
-                            rows=int(frame.shape[0]),
-                            columns=[str(c) for c in frame.columns],
-                            parent_version=parent_version,
-                            description=description,
-                            created_at=utcnow(),
-                        )
-                    )
+            stored = self.store.add_dataset_version(
+                name=name,
+                version=number,
+                path=relative.as_posix(),
+                rows=int(frame.shape[0]),
+                columns=[str(c) for c in frame.columns],
+                parent_version=parent_version,
+                description=description,
+            )
+            if stored:
                 return self.get(name, number)
-            except IntegrityError:
-                continue  # another writer took this number; the file is rewritten under the next
+            # another writer took this number; the file is rewritten under the next
         raise Conflict(f"could not allocate a version number for dataset {name!r}")
 
     def _next_version(self, name: str) -> int:
-        with self.engine.connect() as conn:
-            newest = conn.execute(
-                select(func.max(table.c.version)).where(table.c.name == name)
-            ).scalar()
-        return 1 + (newest or 0)
+        return 1 + (self.store.newest_dataset_version(name) or 0)
 
     # ----------------------------------------------------------------------------- reading
 
-    def _row(self, row: object) -> DatasetVersion:
-        columns = row.columns  # type: ignore[attr-defined]
-        return DatasetVersion(
-            name=row.name,  # type: ignore[attr-defined]
-            version=row.version,  # type: ignore[attr-defined]
-            path=row.path,  # type: ignore[attr-defined]
-            rows=row.rows,  # type: ignore[attr-defined]
-            columns=json.loads(columns) if isinstance(columns, str) else list(columns),
-            parent_version=row.parent_version,  # type: ignore[attr-defined]
-            description=row.description,  # type: ignore[attr-defined]
-            created_at=as_utc(row.created_at),  # type: ignore[attr-defined]
-        )
-
     def versions(self, name: str | None = None) -> list[DatasetVersion]:
         """Every stored version (of ``name`` when given), oldest first."""
-        query = select(table).order_by(table.c.id)
-        if name is not None:
-            query = query.where(table.c.name == name)
-        with self.engine.connect() as conn:
-            return [self._row(row) for row in conn.execute(query)]
+        return self.store.dataset_versions(name)
 
     def names(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(select(table.c.name).distinct().order_by(table.c.name)).scalars()
-            )
+        return self.store.dataset_names()
 
     def get(self, name: str, version: int | None = None) -> DatasetVersion:
         """Version ``version`` of ``name``, or its newest version."""
@@ -252,9 +189,7 @@ class DatasetStore:
 
     def last(self) -> DatasetVersion | None:
         """The most recently stored version of any dataset (what "it" refers to)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(table).order_by(table.c.id.desc()).limit(1)).first()
-        return None if row is None else self._row(row)
+        return self.store.last_dataset_version()
 
     def choose(
         self, name: str, version: int | None = None, *, fmt: str = "csv", cleaned: bool = False

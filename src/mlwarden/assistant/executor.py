@@ -163,8 +163,8 @@ class Assistant:
         self.n_jobs = n_jobs
         self.on_deployment_change = on_deployment_change
         self.registry = Registry(store)
-        self.datasets = DatasetStore(store.engine, self.data_dir)
-        self.experiments = ExperimentLog(store.engine)
+        self.datasets = DatasetStore(store, self.data_dir)
+        self.experiments = ExperimentLog(store)
         self.conversations = Conversations()
 
     # ----------------------------------------------------------------------------- parsing

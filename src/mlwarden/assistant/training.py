@@ -24,7 +24,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -50,14 +49,13 @@ from sklearn.metrics import (
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sqlalchemy import Engine, insert, select
 from threadpoolctl import threadpool_limits
 
 from mlwarden.assistant.cleaning import is_identifier
-from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
-from mlwarden.store.assistant_tables import experiments as experiments_table
+from mlwarden.store import Store
+from mlwarden.store.assistant import Experiment
 
 DEFAULT_ALGORITHM = "random_forest"
 MAX_CATEGORIES = 20
@@ -400,36 +398,11 @@ def metrics_table(metrics: Mapping[str, float], title: str = "metrics") -> Table
 # ----------------------------------------------------------------------------- experiments
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """One logged training run."""
-
-    id: int
-    model: str
-    version: int | None
-    dataset_name: str
-    dataset_version: int
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    created_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "model": self.model,
-            "version": self.version,
-            "dataset": f"{self.dataset_name} v{self.dataset_version}",
-            "params": self.params,
-            "metrics": self.metrics,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
 class ExperimentLog:
-    """The ``experiments`` table: log a run, list runs, compare two."""
+    """Logged training runs: log a run, list runs, compare two."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def log(
         self,
@@ -441,50 +414,25 @@ class ExperimentLog:
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
     ) -> Experiment:
-        with self.engine.begin() as conn:
-            new_id = conn.execute(
-                insert(experiments_table)
-                .values(
-                    model=model,
-                    version=version,
-                    dataset_name=dataset_name,
-                    dataset_version=dataset_version,
-                    params=dict(params),
-                    metrics={k: float(v) for k, v in metrics.items()},
-                    created_at=utcnow(),
-                )
-                .returning(experiments_table.c.id)
-            ).scalar_one()
-        return self.get(int(new_id))
-
-    @staticmethod
-    def _row(row: Any) -> Experiment:
-        return Experiment(
-            id=row.id,
-            model=row.model,
-            version=row.version,
-            dataset_name=row.dataset_name,
-            dataset_version=row.dataset_version,
-            params=dict(row.params),
-            metrics=dict(row.metrics),
-            created_at=as_utc(row.created_at),
+        return self.get(
+            self.store.log_experiment(
+                model=model,
+                version=version,
+                dataset_name=dataset_name,
+                dataset_version=dataset_version,
+                params=params,
+                metrics=metrics,
+            )
         )
 
     def get(self, experiment_id: int) -> Experiment:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(experiments_table).where(experiments_table.c.id == experiment_id)
-            ).first()
-        if row is None:
+        found = self.store.experiment(experiment_id)
+        if found is None:
             raise NotFound(f"no experiment run {experiment_id}", experiment=experiment_id)
-        return self._row(row)
+        return found
 
     def list(self, model: str | None = None) -> list[Experiment]:
-        query = select(experiments_table).order_by(experiments_table.c.id)
-        if model is not None:
-            query = query.where(experiments_table.c.model == model)
-        with self.engine.connect() as conn:
-            return [self._row(row) for row in conn.execute(query)]
+        return self.store.experiments(model)
 
     def last(self) -> Experiment | None:
         runs = self.list()

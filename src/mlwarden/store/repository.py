@@ -53,6 +53,7 @@ from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Role, mask_endpoint
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import tables as t
+from mlwarden.store.assistant import AssistantTables
 from mlwarden.store.batch import RecordBatch
 from mlwarden.store.database import make_engine
 
@@ -204,7 +205,7 @@ class VersionInfo(BaseModel):
         return mask_endpoint(endpoint)
 
 
-class Store:
+class Store(AssistantTables):
     """Everything mlwarden persists: models, versions, deployments, records, labels, events,
     the audit chain and API tokens.
 
