@@ -245,7 +245,6 @@ NOT_YET_BEHIND_THE_STORE = {
     "mlwarden.agent.metrics",
     "mlwarden.agent.repo",
     "mlwarden.agent.reports",
-    "mlwarden.api.routes_system",
     "mlwarden.cli.observe",
     "mlwarden.scenarios.simulate",
     "mlwarden.ui.queries",

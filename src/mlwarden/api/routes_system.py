@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden import __version__
@@ -22,34 +21,11 @@ from mlwarden.api.deps import (
     viewer_unless_public,
 )
 from mlwarden.api.openapi import json_body_doc
-from mlwarden.clock import utcnow
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
-from mlwarden.store import tables
-from mlwarden.store.repository import hash_token
 
 router = APIRouter()
-
-
-def ensure_token(store: Any, name: str, token: str) -> None:
-    """Make ``token`` a valid admin token named ``name`` (the bootstrap token of the settings).
-
-    The store only creates random tokens, so this writes the hashed row itself.
-    """
-    if store.authenticate(token) is not None:
-        return
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(tables.api_tokens).values(
-                name=f"{name}-{hash_token(token)[:8]}",
-                token_hash=hash_token(token),
-                role=Role.ADMIN.value,
-                created_at=utcnow(),
-                revoked=False,
-            )
-        )
-    store.audit("system", "token.create", name, {"role": Role.ADMIN.value, "bootstrap": True})
 
 
 @router.get(

@@ -243,7 +243,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             auth_required=settings.requires_auth(),
         )
         if settings.bootstrap_admin_token:
-            routes_system.ensure_token(opened, "bootstrap-admin", settings.bootstrap_admin_token)
+            opened.ensure_admin_token("bootstrap-admin", settings.bootstrap_admin_token)
         listener = app.state.mlwarden.changes = follow_changes(app.state.mlwarden)
         agent = BackgroundAgent(opened, settings).start() if settings.agent_in_server else None
         app.state.mlwarden.agent = agent

@@ -1305,6 +1305,23 @@ class Store(AssistantTables):
         self.audit(actor, "token.create", name, {"role": role.value})
         return token
 
+    def ensure_admin_token(self, name: str, token: str) -> None:
+        """Make ``token`` a valid admin token named ``name`` (the settings' bootstrap token,
+        chosen by the operator rather than drawn at random like ``create_token``'s)."""
+        if self.authenticate(token) is not None:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                insert(t.api_tokens).values(
+                    name=f"{name}-{hash_token(token)[:8]}",
+                    token_hash=hash_token(token),
+                    role=Role.ADMIN.value,
+                    created_at=utcnow(),
+                    revoked=False,
+                )
+            )
+        self.audit("system", "token.create", name, {"role": Role.ADMIN.value, "bootstrap": True})
+
     def authenticate(self, token: str) -> tuple[str, Role] | None:
         """The (name, role) of a valid, unrevoked token, else None."""
         if not token:
@@ -1339,4 +1356,4 @@ class Store(AssistantTables):
             return [{**row._mapping, "created_at": as_utc(row.created_at)} for row in rows]
 
 
-__all__ = ["SERVED_BY", "Store", "VersionInfo", "as_utc", "canonical_json", "utcnow"]
+__all__ = ["SERVED_BY", "Store", "VersionInfo", "canonical_json"]
