@@ -195,7 +195,7 @@ def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
 
 
 def pages_bench(args: argparse.Namespace) -> None:
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.store.incidents import AgentRepo
 
     with tempfile.TemporaryDirectory() as folder:
         if args.store is None:

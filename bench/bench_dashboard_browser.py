@@ -83,7 +83,7 @@ def demo_server(store_file: Path | None) -> Iterator[tuple[str, Store]]:
 def pages_of(store: Store) -> dict[str, str]:
     """The pages to open, by a short name: every page of the navigation, the demo model's page,
     its open incident (the one that is diagnosed) and a closed one."""
-    from mlwarden.agent.repo import CLOSED_STATES, AgentRepo
+    from mlwarden.store.incidents import CLOSED_STATES, AgentRepo
 
     model = store.model_names()[0]
     incidents = AgentRepo(store).list_incidents(model=model, limit=50)

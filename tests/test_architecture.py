@@ -243,10 +243,7 @@ NOT_YET_BEHIND_THE_STORE = {
     "mlwarden.agent.loop",
     "mlwarden.agent.memory",
     "mlwarden.agent.metrics",
-    "mlwarden.agent.repo",
     "mlwarden.agent.reports",
-    "mlwarden.cli.observe",
-    "mlwarden.scenarios.simulate",
     "mlwarden.ui.queries",
     "mlwarden.ui.session",
 }

@@ -26,13 +26,13 @@ import typer
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.cli.main import app
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer, free_port
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -202,7 +202,7 @@ def window_accuracy(store: Store, frame: pd.DataFrame) -> float:
 def persistent_windows(store: Store, kind: str, **evidence: Any) -> None:
     """Windows 1-3 of ``elec`` stored with a strong finding of ``kind``: the agent opens an
     incident and acts on its next pass."""
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.store.incidents import AgentRepo
 
     repo = AgentRepo(store)
     for number in range(1, 4):

@@ -11,9 +11,9 @@ import pandas as pd
 from agent_helpers import FEATURES, MODEL, setup_deployed
 
 from mlwarden.agent.background import BackgroundAgent
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.clock import utcnow
 from mlwarden.settings import Settings
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -18,7 +18,7 @@ from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.agent.repo import AgentRepo
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 HERE = Path(__file__).parent

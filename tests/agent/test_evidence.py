@@ -22,8 +22,8 @@ from test_loop import agent_for, remedies
 
 from mlwarden.agent.evidence import OptionScore, choose
 from mlwarden.agent.executors.retrain import load_estimator
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -14,9 +14,9 @@ from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

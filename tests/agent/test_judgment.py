@@ -10,7 +10,7 @@ from agent_helpers import MODEL, Receiver, Script, finding, send_records
 from test_loop import agent_for, remedies
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.repo import AgentRepo
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -24,10 +24,10 @@ from agent_helpers import (
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState, Role
 from mlwarden.errors import Conflict, Forbidden
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -16,12 +16,12 @@ from sqlalchemy import event, insert, update
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState
 from mlwarden.monitor.engine import Monitor
 from mlwarden.settings import Settings
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.migrations import upgrade
 from mlwarden.store.repository import Store
 

@@ -15,9 +15,9 @@ from agent_helpers import FEATURES, MODEL, persistent_windows, setup_deployed, t
 
 from mlwarden.agent.executors.base import CRASH_ENV
 from mlwarden.agent.journal import ActionJournal
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.server.background import ServerProcess
 from mlwarden.settings import Settings
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -11,8 +11,8 @@ from api_helpers import ELEC_SPEC, make_settings, role_headers, state_of
 from fastapi.testclient import TestClient
 
 from mlwarden.agent.oncall import MAX_NOTE_CHARS
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.server import create_app
+from mlwarden.store.incidents import AgentRepo
 
 Secured = tuple[TestClient, dict[str, dict[str, str]], int]
 

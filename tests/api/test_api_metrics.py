@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.journal import ActionJournal
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import ActionKind
+from mlwarden.store.incidents import AgentRepo
 
 
 def test_metrics_show_the_last_window_incidents_actions_and_approvals(

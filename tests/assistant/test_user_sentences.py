@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from mlwarden.agent.journal import ActionJournal
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.cli.main import app as cli
@@ -22,6 +21,7 @@ from mlwarden.domain import ActionKind, FeatureSpec, Finding, FindingKind, Model
 from mlwarden.server import create_app
 from mlwarden.settings import Settings, get_settings
 from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import utcnow
 
 

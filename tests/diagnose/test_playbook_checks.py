@@ -42,7 +42,6 @@ from typer.testing import CliRunner
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import load_policy_text
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.cli.main import app
 from mlwarden.datasets import load
 from mlwarden.diagnose.assistant import TRIAGE_CHECKLIST
@@ -52,6 +51,7 @@ from mlwarden.domain import DeploymentState, FeatureSpec, FeatureType, ModelSpec
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
 
 MODEL = "elec"
 NUMERIC = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]

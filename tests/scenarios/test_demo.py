@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.scenarios.demo import Demo
 from mlwarden.scenarios.spec import load_scenario
 from mlwarden.server.background import free_port, serve_in_background
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -22,9 +22,9 @@ from conftest import Dashboard, screenshot
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState
+from mlwarden.store.incidents import AgentRepo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

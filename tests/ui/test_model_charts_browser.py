@@ -21,7 +21,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mlwarden.agent import reports
-from mlwarden.agent.repo import CLOSED_STATES, OPEN_STATES, AgentRepo
 from mlwarden.clock import utcnow
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.scenarios.simulate import Simulation
@@ -30,6 +29,7 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.incidents import CLOSED_STATES, OPEN_STATES, AgentRepo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

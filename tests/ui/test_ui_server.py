@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.ui import queries
 from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
 

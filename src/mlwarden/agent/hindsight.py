@@ -43,9 +43,9 @@ from mlwarden.agent.executors.retrain import (
     validate,
 )
 from mlwarden.agent.policy import ModelPolicy
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import Task
 from mlwarden.serving.predictors import LocalPredictor
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from mlwarden.agent.policy import ModelPolicy, PersistenceRule
 from mlwarden.domain import Finding, FindingKind, Severity
+from mlwarden.store.windows import WindowView
 
 
 @dataclass(frozen=True)
@@ -80,23 +81,6 @@ def evaluate_persistence(flags: Sequence[bool], rule: PersistenceRule) -> Persis
         f"sequential test (Wald SPRT): log-likelihood ratio {llr:.2f} against bound {upper:.2f} "
         f"after {considered} windows, {flagged} flagged",
     )
-
-
-@dataclass
-class WindowView:
-    """One closed window of a model as the agent sees it: its findings and signals.
-
-    ``others``: the window's findings of other scopes, left out of ``findings`` for an
-    incident of one scope; guards still see them (say, never retrain on broken data)."""
-
-    window: int
-    findings: list[Finding] = field(default_factory=list)
-    signals: dict[str, float] = field(default_factory=dict)
-    others: list[Finding] = field(default_factory=list)
-
-    @property
-    def every_finding(self) -> list[Finding]:
-        return [*self.findings, *self.others]
 
 
 def qualifying(findings: Sequence[Finding], policy: ModelPolicy) -> list[Finding]:

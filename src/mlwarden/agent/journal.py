@@ -16,12 +16,14 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from mlwarden.agent.guards import PastAction
-from mlwarden.agent.repo import AgentRepo, _json, _row
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
+from mlwarden.store.repository import as_json as _json
+from mlwarden.store.repository import plain_row as _row
 
 IN_FLIGHT = ("pending", "running")
 

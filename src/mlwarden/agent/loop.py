@@ -63,7 +63,6 @@ from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
 from mlwarden.agent.repair import plan_repair
-from mlwarden.agent.repo import ACCEPTED, AgentRepo
 from mlwarden.agent.verify import (
     Verdict,
     baseline_of,
@@ -83,6 +82,7 @@ from mlwarden.domain import (
 )
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
+from mlwarden.store.incidents import ACCEPTED, AgentRepo
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")

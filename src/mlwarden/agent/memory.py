@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import ActionKind
 from mlwarden.store import agent_tables as at
+from mlwarden.store.incidents import AgentRepo
 
 
 @dataclass(frozen=True)

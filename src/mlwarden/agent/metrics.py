@@ -27,10 +27,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.clock import as_utc
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
+from mlwarden.store.incidents import OPEN_STATES
 from mlwarden.store.repository import Store
 
 # the signals of a window worth a time series of their own (per-feature ones are separate)

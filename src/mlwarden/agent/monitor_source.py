@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.clock import utcnow
 from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import Finding, ModelSpec
@@ -30,6 +29,7 @@ from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.monitor.window import records_frame
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.settings import Settings
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")

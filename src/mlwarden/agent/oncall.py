@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlwarden.agent.repo import CLOSED_STATES, AgentRepo
 from mlwarden.errors import Conflict, InvalidInput
+from mlwarden.store.incidents import CLOSED_STATES, AgentRepo
 from mlwarden.store.repository import Store
 
 MAX_NOTE_CHARS = 4000

@@ -26,11 +26,11 @@ from mlwarden.agent.oncall import (
     oncall_of,
 )
 from mlwarden.agent.policy import configured_policy
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
 from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
+from mlwarden.store.incidents import AgentRepo
 
 router = APIRouter(tags=["agent"])
 

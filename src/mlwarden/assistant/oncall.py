@@ -15,10 +15,10 @@ from datetime import datetime, time
 from typing import Any
 
 from mlwarden.agent.journal import ActionJournal
-from mlwarden.agent.repo import OPEN_STATES, AgentRepo
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
 from mlwarden.store import Store
+from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 from mlwarden.store.repository import utcnow
 
 DRIFT_KINDS = {FindingKind.DATA_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.CONCEPT_DRIFT}

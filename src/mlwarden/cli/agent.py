@@ -148,8 +148,8 @@ def incidents(
 ) -> None:
     """Incidents, newest first (or one in full with --show ID)."""
     from mlwarden.agent.oncall import oncall_of
-    from mlwarden.agent.repo import AgentRepo
     from mlwarden.errors import MlwardenError
+    from mlwarden.store.incidents import AgentRepo
 
     store = _store()
     try:

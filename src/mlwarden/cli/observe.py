@@ -70,28 +70,6 @@ def _families(names: Sequence[str]) -> list[str]:
     )
 
 
-def _signal_rows(store: Any, model: str, span: timedelta | int) -> list[Any]:
-    """(window, ts, name, value) of ``model``'s stored windows within ``span`` of the newest."""
-    from sqlalchemy import func, select
-
-    from mlwarden.store import agent_tables as at
-
-    s = at.signals
-    model_id = store.model_id(model)
-    with store.engine.connect() as conn:
-        newest = conn.execute(
-            select(func.max(s.c.window), func.max(s.c.ts)).where(s.c.model_id == model_id)
-        ).one()
-        if newest[0] is None:
-            return []
-        query = select(s.c.window, s.c.ts, s.c.name, s.c.value).where(s.c.model_id == model_id)
-        if isinstance(span, int):
-            query = query.where(s.c.window > newest[0] - span)
-        else:
-            query = query.where(s.c.ts >= newest[1] - span)
-        return list(conn.execute(query.order_by(s.c.window, s.c.name)))
-
-
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
@@ -125,9 +103,11 @@ def signals(
     With up to 8 signals, one column each; with more, one line per signal (its first, last,
     lowest and highest value).
     """
+    from mlwarden.store.windows import WindowRepo
+
     span = parse_span(last)
     with _errors(), _open_store(data_dir, database_url) as store:
-        rows = _signal_rows(store, model, span)
+        rows = WindowRepo(store).signal_rows(model, span)
     if not rows:
         typer.echo(
             f"error: no window of {model!r} stored yet: the agent stores one per closed window "

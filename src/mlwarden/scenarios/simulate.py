@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from sqlalchemy import select
 from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.approvals import Approvals
@@ -53,7 +52,6 @@ from mlwarden.scenarios.spec import (
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
-from mlwarden.store import agent_tables as at
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.simulate")
@@ -587,13 +585,7 @@ class Simulation:
 
     def _actions(self) -> list[dict[str, Any]]:
         """Every action with the window it was taken in and how it ended."""
-        verdicts: dict[int, str] = {}
-        with self.store.engine.connect() as conn:
-            for row in conn.execute(
-                select(at.verifications.c.action_id, at.verifications.c.verdict)
-            ):
-                if row.action_id is not None:
-                    verdicts[row.action_id] = row.verdict
+        verdicts = self.agent.repo.action_verdicts()
         out = []
         for action in reversed(self.agent.journal.list(self.model, limit=1000)):
             state, verdict = action["state"], verdicts.get(action["id"])

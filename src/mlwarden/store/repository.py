@@ -177,6 +177,20 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
 
 
+def as_json(value: Any) -> Any:
+    """``value`` as what a JSON column gives back (the audit chain's canonical form)."""
+    return json.loads(canonical_json(value))
+
+
+def plain_row(row: Any) -> dict[str, Any]:
+    """A result row as a dict, its datetimes in UTC."""
+    out = dict(row._mapping)
+    for key, value in out.items():
+        if isinstance(value, datetime):
+            out[key] = as_utc(value)
+    return out
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

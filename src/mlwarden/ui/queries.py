@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, and_, func, or_, select
 
-from mlwarden.agent.repo import OPEN_STATES
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import Severity
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
+from mlwarden.store.incidents import OPEN_STATES
 
 __all__ = [
     "HEALTH_LABELS",

@@ -19,11 +19,11 @@ from collections import OrderedDict
 from typing import Any
 
 from mlwarden.agent import reports
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.agent.reports import SIGNAL_MARGIN
 from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
 
 __all__ = ["IncidentDiagnoses"]
 

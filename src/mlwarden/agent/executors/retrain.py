@@ -31,10 +31,10 @@ from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
 from mlwarden.agent.policy import RetrainSettings
-from mlwarden.agent.repo import AgentRepo
 from mlwarden.domain import DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.registry.registry import Registry
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 

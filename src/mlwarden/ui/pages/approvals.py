@@ -32,7 +32,7 @@ def approvals_page(
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.agent.approvals import Approvals
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.store.incidents import AgentRepo
 
     approvals = Approvals(state.store)
     repo = AgentRepo(state.store)

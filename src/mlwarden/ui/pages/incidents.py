@@ -36,7 +36,7 @@ def incidents_page(
     state: ServerState = Depends(server),
 ) -> Response:
     from mlwarden.agent.oncall import oncall_of
-    from mlwarden.agent.repo import OPEN_STATES, AgentRepo
+    from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 
     try:
         rows = AgentRepo(state.store).list_incidents(
@@ -77,8 +77,8 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     """The incident page's context; the diagnosis comes from the server's
     :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
-    from mlwarden.agent.repo import CLOSED_STATES
     from mlwarden.agent.reports import incident_context
+    from mlwarden.store.incidents import CLOSED_STATES
     from mlwarden.ui.report_cache import IncidentDiagnoses
 
     diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
@@ -135,7 +135,7 @@ def live_incident(
     incident_id: int, session: Session = Depends(api_session), state: ServerState = Depends(server)
 ) -> JSONResponse:
     from mlwarden.agent.oncall import oncall_of
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.store.incidents import AgentRepo
 
     incident = AgentRepo(state.store).get_incident(incident_id)
     return JSONResponse(

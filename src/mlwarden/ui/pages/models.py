@@ -87,7 +87,7 @@ def model_page(
         spec = state.store.get_model(name)
     except NotFound as exc:
         return error_page(request, session, exc)
-    from mlwarden.agent.repo import AgentRepo
+    from mlwarden.store.incidents import AgentRepo
 
     live = _model_live(state, name)
     return render(

@@ -1,24 +1,22 @@
-"""Persistence of what the agent sees and concludes: windows (signals + findings), incidents,
-decisions and verifications. The action journal is in ``journal.py``, approvals in
-``approvals.py``. Everything goes through the shared ``Store``'s engine.
+"""The incidents aggregate: incidents with their timelines, the decisions taken on them and
+the verifications of their actions. ``AgentRepo`` is what the agent reads and writes of them,
+with the stored windows they are opened on (``WindowRepo``). The action journal is in
+``store.journal``, approvals in ``store.approvals``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, or_, select, update
 
-from mlwarden.agent.decide import Decision
-from mlwarden.agent.incidents import WindowView
-from mlwarden.clock import as_utc, utcnow
-from mlwarden.domain import Finding
+from mlwarden.clock import utcnow
 from mlwarden.errors import NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import Store, canonical_json
+from mlwarden.store.repository import as_json, plain_row
+from mlwarden.store.windows import WindowRepo
 
 OPEN_STATES = ("open", "acting", "verifying")
 # superseded: a new version went live while a performance incident was open; the model is
@@ -27,199 +25,47 @@ CLOSED_STATES = ("resolved", "escalated", "dismissed", "superseded")
 # drift that persisted without harm: no longer worked on, but remembered, so the same drift
 # does not open a new incident every window; it is resolved once the drift is gone
 ACCEPTED = "accepted"
-WINDOW_CLOSED = "window.closed"  # the signal row every stored window has; it holds its end key
 
 
-def _json(value: Any) -> Any:
-    import json
-
-    return json.loads(canonical_json(value))
-
-
-def _row(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for key, value in out.items():
-        if isinstance(value, datetime):
-            out[key] = as_utc(value)
-    return out
+class _Valued(Protocol):
+    @property
+    def value(self) -> str: ...
 
 
-class AgentRepo:
-    """Reads and writes the agent's tables for one ``Store``."""
+class _Alternative(Protocol):
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.engine = store.engine
 
-    # ------------------------------------------------------------------ windows
+class DecisionRecord(Protocol):
+    """What is stored of a decision (the agent's ``decide.Decision``)."""
 
-    def save_window(
-        self,
-        model: str,
-        window: int,
-        ts: datetime,
-        signals: Mapping[str, float | None],
-        findings: Sequence[Finding],
-        *,
-        end_received_at: datetime | None = None,
-        end_record_id: str | None = None,
-    ) -> bool:
-        """Store one closed window; False (and nothing written) when it was stored already.
+    @property
+    def model(self) -> str: ...
+    @property
+    def diagnosis(self) -> _Valued: ...
+    @property
+    def action(self) -> _Valued: ...
+    @property
+    def notify(self) -> bool: ...
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+    @property
+    def severity(self) -> _Valued: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def needs_approval(self) -> bool: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def alternatives(self) -> Sequence[_Alternative]: ...
+    @property
+    def rationale(self) -> str: ...
 
-        ``end_received_at`` / ``end_record_id`` are the arrival key of the window's last record
-        (see ``window_end``); a window source that does not read stored records leaves them out.
-        """
-        model_id = self.store.model_id(model)
-        with self.engine.begin() as conn:
-            seen = conn.execute(
-                select(func.count())
-                .select_from(at.signals)
-                .where(at.signals.c.model_id == model_id, at.signals.c.window == window)
-            ).scalar()
-            if seen:
-                return False
-            values = {**{k: v for k, v in signals.items()}, WINDOW_CLOSED: 1.0}
-            end_at = None if end_received_at is None else as_utc(end_received_at)
-            conn.execute(
-                insert(at.signals),
-                [
-                    {
-                        "model_id": model_id,
-                        "window": window,
-                        "ts": as_utc(ts),
-                        "name": name,
-                        "value": None if value is None else float(value),
-                        # once per window is enough: the marker row stands for the window
-                        "end_received_at": end_at if name == WINDOW_CLOSED else None,
-                        "end_record_id": end_record_id if name == WINDOW_CLOSED else None,
-                    }
-                    for name, value in values.items()
-                ],
-            )
-            if findings:
-                conn.execute(
-                    insert(at.findings),
-                    [
-                        {
-                            "model_id": model_id,
-                            "window": window,
-                            "ts": as_utc(ts),
-                            "kind": f.kind.value,
-                            "detector": f.detector,
-                            "features": list(f.features),
-                            "statistic": f.statistic,
-                            "score": f.score,
-                            "threshold": f.threshold,
-                            "p_value": f.p_value,
-                            "message": f.message,
-                            "evidence": _json(f.evidence),
-                        }
-                        for f in findings
-                    ],
-                )
-        return True
 
-    def window_end(self, model: str, window: int) -> tuple[datetime, str] | None:
-        """The (received_at, id) of the last record of a stored window: the next window starts
-        strictly after it. None when the window is unknown or was stored without its end."""
-        s = at.signals
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(s.c.end_received_at, s.c.end_record_id).where(
-                    s.c.model_id == self.store.model_id(model),
-                    s.c.window == window,
-                    s.c.name == WINDOW_CLOSED,
-                )
-            ).first()
-        if row is None or row.end_received_at is None or row.end_record_id is None:
-            return None
-        return as_utc(row.end_received_at), str(row.end_record_id)
-
-    def windows_between(self, model: str, since: datetime, before_window: int) -> int:
-        """How many stored windows of ``model`` closed after ``since`` and before window
-        ``before_window``: how long a version served before a failure began."""
-        s = at.signals
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        s.c.model_id == self.store.model_id(model),
-                        s.c.name == WINDOW_CLOSED,
-                        s.c.window < before_window,
-                        s.c.ts > as_utc(since),
-                    )
-                ).scalar()
-                or 0
-            )
-
-    def last_window(self, model: str) -> int | None:
-        model_id = self.store.model_id(model)
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.max(at.signals.c.window)).where(at.signals.c.model_id == model_id)
-            ).scalar()
-
-    def recent_windows(self, model: str, count: int, after: int | None = None) -> list[WindowView]:
-        """The last ``count`` stored windows (or those after ``after``), oldest first."""
-        model_id = self.store.model_id(model)
-        s, f = at.signals, at.findings
-        with self.engine.connect() as conn:
-            query = select(s.c.window).where(s.c.model_id == model_id).distinct()
-            if after is not None:
-                query = query.where(s.c.window > after)
-            numbers = sorted(conn.execute(query.order_by(s.c.window.desc()).limit(count)).scalars())
-            if not numbers:
-                return []
-            views = {n: WindowView(window=n) for n in numbers}
-            for row in conn.execute(
-                select(s.c.window, s.c.name, s.c.value).where(
-                    s.c.model_id == model_id, s.c.window.in_(numbers)
-                )
-            ):
-                views[row.window].signals[row.name] = row.value
-            for row in conn.execute(
-                select(f).where(f.c.model_id == model_id, f.c.window.in_(numbers))
-            ):
-                views[row.window].findings.append(
-                    Finding(
-                        kind=row.kind,
-                        detector=row.detector,
-                        features=row.features or [],
-                        statistic=row.statistic,
-                        score=row.score,
-                        threshold=row.threshold,
-                        p_value=row.p_value,
-                        window=row.window,
-                        message=row.message,
-                        evidence=row.evidence or {},
-                    )
-                )
-        return [views[n] for n in numbers]
-
-    def signals(
-        self, model: str, name: str | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        """Signal values newest first (one row per window and name)."""
-        model_id = self.store.model_id(model)
-        s = at.signals
-        query = select(s.c.window, s.c.ts, s.c.name, s.c.value).where(s.c.model_id == model_id)
-        if name is not None:
-            query = query.where(s.c.name == name)
-        query = query.order_by(s.c.window.desc(), s.c.name).limit(limit)
-        with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(query)]
-
-    def findings(self, model: str, limit: int = 200) -> list[dict[str, Any]]:
-        model_id = self.store.model_id(model)
-        f = at.findings
-        query = (
-            select(f)
-            .where(f.c.model_id == model_id)
-            .order_by(f.c.window.desc(), f.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(query)]
+class AgentRepo(WindowRepo):
+    """Reads and writes the agent's windows, incidents, decisions and verifications for one
+    ``Store``."""
 
     # ------------------------------------------------------------------ incidents
 
@@ -284,7 +130,7 @@ class AgentRepo:
                         features=[],
                         first_window=window,
                         last_window=window,
-                        baseline=_json(dict(baseline)),
+                        baseline=as_json(dict(baseline)),
                         timeline=[{"ts": now.isoformat(), "event": "opened", "text": text}],
                         summary=text,
                         opened_at=now,
@@ -346,7 +192,7 @@ class AgentRepo:
             )
 
     def _incident(self, row: Any) -> dict[str, Any]:
-        out = _row(row)
+        out = plain_row(row)
         out["model"] = self._model_name(out.pop("model_id"))
         return out
 
@@ -371,7 +217,7 @@ class AgentRepo:
                 rows = conn.execute(
                     select(table).where(table.c.incident_id == incident_id).order_by(table.c.id)
                 )
-                out[key] = [_row(r) for r in rows]
+                out[key] = [plain_row(r) for r in rows]
         return out
 
     def list_incidents(
@@ -389,7 +235,7 @@ class AgentRepo:
 
     # ------------------------------------------------------------------ decisions
 
-    def add_decision(self, incident_id: int | None, decision: Decision) -> int:
+    def add_decision(self, incident_id: int | None, decision: DecisionRecord) -> int:
         with self.engine.begin() as conn:
             return int(
                 conn.execute(
@@ -400,12 +246,12 @@ class AgentRepo:
                         diagnosis=decision.diagnosis.value,
                         action=decision.action.value,
                         notify=decision.notify,
-                        params=_json(decision.params),
+                        params=as_json(decision.params),
                         severity=decision.severity.value,
                         confidence=decision.confidence,
                         needs_approval=decision.needs_approval,
                         mode=decision.mode,
-                        alternatives=_json(
+                        alternatives=as_json(
                             [a.model_dump(mode="json") for a in decision.alternatives]
                         ),
                         rationale=decision.rationale,
@@ -418,7 +264,7 @@ class AgentRepo:
             row = conn.execute(select(at.decisions).where(at.decisions.c.id == decision_id)).first()
         if row is None:
             raise NotFound(f"no decision {decision_id}", decision=decision_id)
-        return _row(row)
+        return plain_row(row)
 
     # ------------------------------------------------------------------ verifications
 
@@ -443,12 +289,19 @@ class AgentRepo:
                         ts=utcnow(),
                         verdict=verdict,
                         windows=windows,
-                        baseline=_json(dict(baseline)),
-                        observed=_json(dict(observed)),
+                        baseline=as_json(dict(baseline)),
+                        observed=as_json(dict(observed)),
                         details=details,
                     )
                 ).inserted_primary_key[0]
             )
+
+    def action_verdicts(self) -> dict[int, str]:
+        """The verdict of every verified action, by action id (the newest when verified twice)."""
+        v = at.verifications
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(v.c.action_id, v.c.verdict).order_by(v.c.id))
+            return {r.action_id: r.verdict for r in rows if r.action_id is not None}
 
 
 def _diagnosis_changes(row: Any, values: Mapping[str, Any]) -> str:
@@ -465,7 +318,7 @@ def _diagnosis_changes(row: Any, values: Mapping[str, Any]) -> str:
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        k: (_json(v) if isinstance(v, dict | list) else getattr(v, "value", v))
+        k: (as_json(v) if isinstance(v, dict | list) else getattr(v, "value", v))
         for k, v in values.items()
     }
 
