@@ -12,11 +12,11 @@ from agent_helpers import MODEL, Receiver, add_version, send_records, train
 
 from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
 

@@ -14,10 +14,10 @@ import pytest
 from agent_helpers import FEATURES, MODEL, persistent_windows, setup_deployed, tagged_revisions
 
 from mlwarden.agent.executors.base import CRASH_ENV
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.server.background import ServerProcess
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -8,9 +8,9 @@ from api_helpers import deploy_elec, state_of
 from fastapi.testclient import TestClient
 
 from mlwarden.agent.approvals import Approvals
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.domain import ActionKind
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 
 
 def test_metrics_show_the_last_window_incidents_actions_and_approvals(

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.cli.main import app as cli
@@ -22,6 +21,7 @@ from mlwarden.server import create_app
 from mlwarden.settings import Settings, get_settings
 from mlwarden.store import Store
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import utcnow
 
 

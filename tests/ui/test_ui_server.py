@@ -599,9 +599,9 @@ def test_an_incident_page_says_where_each_alert_went_or_that_none_could(
 
     from mlwarden.agent.executors import run_action
     from mlwarden.agent.executors.base import ExecEnv
-    from mlwarden.agent.journal import ActionJournal
     from mlwarden.agent.policy import load_policy_text
     from mlwarden.domain import ActionKind
+    from mlwarden.store.journal import ActionJournal
 
     class Hook(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:

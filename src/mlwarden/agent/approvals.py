@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 from mlwarden.store.repository import as_json as _json
 from mlwarden.store.repository import plain_row as _row

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
 from mlwarden.domain import ActionKind, Deployment, FeatureRepair, Finding, FindingKind
+from mlwarden.store.journal import PastAction
 
 if TYPE_CHECKING:
     from mlwarden.agent.evidence import Weighing
@@ -42,16 +43,6 @@ class Hindsight:
     helps: bool
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PastAction:
-    """An action already taken on the model (for cooldowns and the daily limit)."""
-
-    kind: ActionKind
-    at: datetime
-    state: str
-    incident_id: int | None = None
 
 
 @dataclass

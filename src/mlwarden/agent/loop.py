@@ -57,7 +57,6 @@ from mlwarden.agent.incidents import (
     scope_of,
     scoped,
 )
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
@@ -83,6 +82,7 @@ from mlwarden.domain import (
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import ACCEPTED, AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")

@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.executors import undo_action
 from mlwarden.agent.executors.base import ExecEnv
-from mlwarden.agent.journal import ActionJournal
 from mlwarden.agent.oncall import (
     MAX_ASSIGNEE_CHARS,
     MAX_NOTE_CHARS,
@@ -31,6 +30,7 @@ from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 
 router = APIRouter(tags=["agent"])
 

@@ -262,7 +262,7 @@ def actions_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Journaled actions, newest first."""
-    from mlwarden.agent.journal import ActionJournal
+    from mlwarden.store.journal import ActionJournal
 
     store = _store()
     try:
@@ -291,9 +291,9 @@ def actions_undo(
     """Undo a done action: the deployment goes back to the revision before it."""
     from mlwarden.agent.executors import undo_action
     from mlwarden.agent.executors.base import ExecEnv
-    from mlwarden.agent.journal import ActionJournal
     from mlwarden.agent.policy import configured_policy
     from mlwarden.errors import MlwardenError
+    from mlwarden.store.journal import ActionJournal
 
     store = _store()
     try:

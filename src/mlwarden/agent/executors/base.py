@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.agent.journal import ActionJournal, marker
+from mlwarden.agent.journal import marker
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Deployment, DeploymentState
 from mlwarden.errors import InvalidInput
+from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
 CRASH_ENV = "MLWARDEN_AGENT_CRASH_AT"
