@@ -238,7 +238,6 @@ STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.
 # Modules that still query tables themselves, moved behind the store one by one. The test
 # fails when one of them stops (take it off the list) as well as when another starts.
 NOT_YET_BEHIND_THE_STORE = {
-    "mlwarden.agent.approvals",
     "mlwarden.agent.loop",
     "mlwarden.agent.memory",
     "mlwarden.agent.metrics",

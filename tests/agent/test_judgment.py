@@ -9,7 +9,7 @@ import pandas as pd
 from agent_helpers import MODEL, Receiver, Script, finding, send_records
 from test_loop import agent_for, remedies
 
-from mlwarden.agent.approvals import Approvals
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 

@@ -21,12 +21,12 @@ from agent_helpers import (
     window_accuracy,
 )
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState, Role
 from mlwarden.errors import Conflict, Forbidden
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 

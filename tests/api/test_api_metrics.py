@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from api_helpers import deploy_elec, state_of
 from fastapi.testclient import TestClient
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.domain import ActionKind
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 

@@ -316,8 +316,8 @@ def test_time_order_streams_the_rows_as_the_dataset_holds_them() -> None:
 @pytest.fixture
 def approvals_store(store: Store) -> Any:
     """The approvals queue of a model registered in a real store (SQLite and PostgreSQL)."""
-    from mlwarden.agent.approvals import Approvals
     from mlwarden.registry.registry import Registry
+    from mlwarden.store.approvals import Approvals
 
     spec = prepare(load_scenario("control_titanic"), seed=0).spec
     Registry(store).register_model(spec, actor="test")

@@ -19,11 +19,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conftest import Dashboard, screenshot
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.clock import utcnow
 from mlwarden.domain import DeploymentState
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -406,8 +406,8 @@ def test_an_incident_is_diagnosed_once_per_change_or_new_window(
 def test_the_approvals_badge_counts_what_the_approvals_page_lists(
     client: TestClient, store: Store
 ) -> None:
-    from mlwarden.agent.approvals import Approvals
     from mlwarden.domain import ActionKind
+    from mlwarden.store.approvals import Approvals
 
     sign_in(client, store.create_token("abe", "viewer"))
     approvals = Approvals(store)

@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.canary import CanaryVerdict, artifact_answerer, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
@@ -81,6 +80,7 @@ from mlwarden.domain import (
 )
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import ACCEPTED, AgentRepo
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, or_, select
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.monitor_source import reference_frame
 from mlwarden.clock import as_utc
 from mlwarden.diagnose.incident import IncidentDiagnosis, diagnose_incident
 from mlwarden.domain import Finding, ModelSpec, Severity, Task
 from mlwarden.monitor.window import records_frame
 from mlwarden.store import agent_tables as at
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.executors import undo_action
 from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.oncall import (
@@ -29,6 +28,7 @@ from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_bod
 from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 

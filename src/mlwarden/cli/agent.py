@@ -320,7 +320,7 @@ def approvals_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Approval requests, newest first."""
-    from mlwarden.agent.approvals import Approvals
+    from mlwarden.store.approvals import Approvals
 
     store = _store()
     try:
@@ -341,9 +341,9 @@ def approvals_list(
 
 
 def _answer(approval_id: int, reason: str, actor: str, approve: bool) -> None:
-    from mlwarden.agent.approvals import Approvals
     from mlwarden.domain import Role
     from mlwarden.errors import MlwardenError
+    from mlwarden.store.approvals import Approvals
 
     store = _store()
     try:

@@ -28,7 +28,6 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
-from mlwarden.agent.approvals import Approvals
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
@@ -52,6 +51,7 @@ from mlwarden.scenarios.spec import (
 from mlwarden.serving.gateway import Gateway
 from mlwarden.serving.predictors import Prediction, PredictionError
 from mlwarden.settings import Settings
+from mlwarden.store.approvals import Approvals
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.simulate")
@@ -180,7 +180,7 @@ class SimSink:
 @dataclass
 class Operator:
     """The scenario's operator stand-in (``approve:``): it answers pending approvals through
-    :class:`~mlwarden.agent.approvals.Approvals`, the way an operator's click does; the agent
+    :class:`~mlwarden.store.approvals.Approvals`, the way an operator's click does; the agent
     runs an approved action on its next pass."""
 
     approvals: Approvals

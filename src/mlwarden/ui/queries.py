@@ -596,7 +596,7 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 def waiting_approvals(engine: Engine, now: datetime | None = None) -> list[int]:
     """The ids of the approvals still waiting for a person, newest first: pending and not past
-    their expiry (the rule :meth:`mlwarden.agent.approvals.Approvals.expire` applies).
+    their expiry (the rule :meth:`mlwarden.store.approvals.Approvals.expire` applies).
 
     The navigation badge counts these and the approvals page lists these, so they agree even
     before the agent has marked an overdue request expired."""

@@ -31,7 +31,7 @@ def approvals_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.approvals import Approvals
+    from mlwarden.store.approvals import Approvals
     from mlwarden.store.incidents import AgentRepo
 
     approvals = Approvals(state.store)
@@ -64,7 +64,7 @@ def decide_approval(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.approvals import Approvals
+    from mlwarden.store.approvals import Approvals
 
     operator_change(request, session, csrf)
     approvals = Approvals(state.store)

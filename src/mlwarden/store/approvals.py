@@ -1,4 +1,4 @@
-"""The approvals queue: remedies that wait for an operator, with expiry and audit entries.
+"""The approvals aggregate: remedies that wait for an operator, with expiry and audit entries.
 
 Approving journals the action (state ``pending``), so the agent's next pass runs it through the
 same crash-safe path as every other action; rejecting or letting it expire closes the request.
@@ -18,9 +18,7 @@ from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
-from mlwarden.store.repository import Store
-from mlwarden.store.repository import as_json as _json
-from mlwarden.store.repository import plain_row as _row
+from mlwarden.store.repository import Store, as_json, plain_row
 
 
 class Approvals:
@@ -54,7 +52,7 @@ class Approvals:
                         decision_id=decision_id,
                         incident_id=incident_id,
                         action=ActionKind(action).value,
-                        params=_json(dict(params)),
+                        params=as_json(dict(params)),
                         state="pending",
                         requested_at=now,
                         expires_at=now + timedelta(minutes=expiry_minutes),
@@ -74,7 +72,7 @@ class Approvals:
             row = conn.execute(select(at.approvals).where(at.approvals.c.id == approval_id)).first()
         if row is None:
             raise NotFound(f"no approval {approval_id}", approval=approval_id)
-        out = _row(row)
+        out = plain_row(row)
         out["model"] = self.repo._model_name(out["model_id"])
         return out
 
