@@ -7,7 +7,7 @@ with the stored windows they are opened on (``WindowRepo``). The action journal 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, insert, or_, select, update
 
@@ -61,6 +61,13 @@ class DecisionRecord(Protocol):
     def alternatives(self) -> Sequence[_Alternative]: ...
     @property
     def rationale(self) -> str: ...
+
+
+class ClosedIncident(NamedTuple):
+    id: int
+    state: str
+    kinds: list[str]
+    features: list[str]
 
 
 class AgentRepo(WindowRepo):
@@ -232,6 +239,39 @@ class AgentRepo(WindowRepo):
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(i.c.id.desc()).limit(limit)).all()
         return [self._incident(r) for r in rows]
+
+    def closed_with_diagnosis(
+        self, model: str, diagnosis: str, limit: int = 50
+    ) -> list[ClosedIncident]:
+        """The newest resolved or escalated incidents of ``model`` diagnosed ``diagnosis``,
+        newest first (what failure memory compares a new incident with)."""
+        i = at.incidents
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(i.c.id, i.c.state, i.c.kinds, i.c.features)
+                .where(
+                    i.c.model_id == self.store.model_id(model),
+                    i.c.diagnosis == diagnosis,
+                    i.c.state.in_(("resolved", "escalated")),
+                )
+                .order_by(i.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            ClosedIncident(r.id, r.state, list(r.kinds or []), list(r.features or []))
+            for r in rows
+        ]
+
+    def first_action_kind(self, incident_id: int, *, besides: str) -> str | None:
+        """The kind of the first action journaled for an incident, ``besides`` left out."""
+        a = at.actions
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(a.c.kind)
+                .where(a.c.incident_id == incident_id, a.c.kind != besides)
+                .order_by(a.c.id)
+                .limit(1)
+            ).scalar()
 
     # ------------------------------------------------------------------ decisions
 
