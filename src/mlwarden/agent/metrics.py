@@ -12,8 +12,7 @@ monitor and the agent know, so one scrape feeds a Grafana board and alert rules:
   ones waiting on a human;
 * ``mlwarden_agent_actions{model, kind, state}`` and ``mlwarden_approvals_pending{model}``.
 
-The last window costs two index seeks per model; the rest is three grouped queries over the
-incident, journal and approval tables, which stay small.
+The store reads them in one go (``AgentRepo.fleet_counts``).
 """
 
 from __future__ import annotations
@@ -24,13 +23,10 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.clock import as_utc
-from mlwarden.store import agent_tables as at
-from mlwarden.store import tables as t
-from mlwarden.store.incidents import OPEN_STATES
+from mlwarden.errors import ServiceUnavailable
+from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 from mlwarden.store.repository import Store
 
 # the signals of a window worth a time series of their own (per-feature ones are separate)
@@ -59,52 +55,14 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            rows = self._read()
-        except SQLAlchemyError:
+            counts = AgentRepo(self.store).fleet_counts(UNSETTLED_STATES)
+        except ServiceUnavailable:
             # the gateway's counters must still be scraped while the database is away
             log.warning("fleet metrics skipped: the database is unreachable", exc_info=True)
             yield _up(0.0)
             return
-        yield from self._build(*rows)
+        yield from self._build(*counts)
         yield _up(1.0)
-
-    def _read(self) -> tuple[Any, Any, Any, Any, dict[int, str]]:
-        with self.store.engine.connect() as conn:
-            names = dict(conn.execute(select(t.models.c.id, t.models.c.name)).all())
-            s = at.signals
-            latest: list[Any] = []
-            for model_id in names:
-                # one seek per model on the (model_id, window, name) index, as the dashboard's
-                # fleet page does: a GROUP BY over all models would read every signal ever
-                # stored at each scrape
-                last = conn.execute(
-                    select(func.max(s.c.window)).where(s.c.model_id == model_id)
-                ).scalar()
-                if last is not None:
-                    latest += conn.execute(
-                        select(s.c.model_id, s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                            s.c.model_id == model_id, s.c.window == last
-                        )
-                    ).all()
-            i = at.incidents
-            incidents = conn.execute(
-                select(i.c.model_id, i.c.state, i.c.severity, func.count())
-                .where(i.c.state.in_(UNSETTLED_STATES))
-                .group_by(i.c.model_id, i.c.state, i.c.severity)
-            ).all()
-            a = at.actions
-            actions = conn.execute(
-                select(a.c.model_id, a.c.kind, a.c.state, func.count()).group_by(
-                    a.c.model_id, a.c.kind, a.c.state
-                )
-            ).all()
-            p = at.approvals
-            pending = conn.execute(
-                select(p.c.model_id, func.count())
-                .where(p.c.state == "pending")
-                .group_by(p.c.model_id)
-            ).all()
-        return latest, incidents, actions, pending, names
 
     @staticmethod
     def _build(

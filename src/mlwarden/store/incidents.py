@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.clock import utcnow
-from mlwarden.errors import NotFound
+from mlwarden.errors import NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.repository import as_json, plain_row
@@ -68,6 +69,19 @@ class ClosedIncident(NamedTuple):
     state: str
     kinds: list[str]
     features: list[str]
+
+
+class FleetCounts(NamedTuple):
+    """Rows of ``AgentRepo.fleet_counts``: ``(model_id, window, ts, name, value)`` of every
+    model's last window; ``(model_id, state, severity, count)`` of incidents; ``(model_id,
+    kind, state, count)`` of actions; ``(model_id, count)`` of pending approvals; and the
+    models' names by id."""
+
+    latest: list[Any]
+    incidents: list[Any]
+    actions: list[Any]
+    pending: list[Any]
+    names: dict[int, str]
 
 
 class AgentRepo(WindowRepo):
@@ -272,6 +286,55 @@ class AgentRepo(WindowRepo):
                 .order_by(a.c.id)
                 .limit(1)
             ).scalar()
+
+    def fleet_counts(self, unsettled_states: Sequence[str]) -> FleetCounts:
+        """What the fleet's gauges show: the last window's signals of every model, and the
+        incidents (in ``unsettled_states``), actions and pending approvals counted by model.
+        The last window costs two index seeks per model; the rest is three grouped queries over
+        the incident, journal and approval tables, which stay small. ``ServiceUnavailable``
+        when the database does not answer."""
+        try:
+            return self._fleet_counts(unsettled_states)
+        except SQLAlchemyError as exc:
+            raise ServiceUnavailable("the database is unreachable") from exc
+
+    def _fleet_counts(self, unsettled_states: Sequence[str]) -> FleetCounts:
+        with self.engine.connect() as conn:
+            names = dict(conn.execute(select(t.models.c.id, t.models.c.name)).all())
+            s = at.signals
+            latest: list[Any] = []
+            for model_id in names:
+                # one seek per model on the (model_id, window, name) index, as the dashboard's
+                # fleet page does: a GROUP BY over all models would read every signal ever
+                # stored at each scrape
+                last = conn.execute(
+                    select(func.max(s.c.window)).where(s.c.model_id == model_id)
+                ).scalar()
+                if last is not None:
+                    latest += conn.execute(
+                        select(s.c.model_id, s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                            s.c.model_id == model_id, s.c.window == last
+                        )
+                    ).all()
+            i = at.incidents
+            incidents = conn.execute(
+                select(i.c.model_id, i.c.state, i.c.severity, func.count())
+                .where(i.c.state.in_(tuple(unsettled_states)))
+                .group_by(i.c.model_id, i.c.state, i.c.severity)
+            ).all()
+            a = at.actions
+            actions = conn.execute(
+                select(a.c.model_id, a.c.kind, a.c.state, func.count()).group_by(
+                    a.c.model_id, a.c.kind, a.c.state
+                )
+            ).all()
+            p = at.approvals
+            pending = conn.execute(
+                select(p.c.model_id, func.count())
+                .where(p.c.state == "pending")
+                .group_by(p.c.model_id)
+            ).all()
+        return FleetCounts(latest, incidents, actions, pending, names)
 
     # ------------------------------------------------------------------ decisions
 
