@@ -15,17 +15,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, or_, select
 
 from mlwarden.agent.monitor_source import reference_frame
 from mlwarden.clock import as_utc
 from mlwarden.diagnose.incident import IncidentDiagnosis, diagnose_incident
 from mlwarden.domain import Finding, ModelSpec, Severity, Task
 from mlwarden.monitor.window import records_frame
-from mlwarden.store import agent_tables as at
 from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
+from mlwarden.store.windows import WindowRepo
 
 __all__ = [
     "diagnose_stored_incident",
@@ -41,23 +40,11 @@ def incident_findings(
     store: Store, incident: dict[str, Any], model_id: int
 ) -> list[dict[str, Any]]:
     """Findings tied to the incident, or stored for its model inside its window range."""
-    f = at.findings
-    query = (
-        select(f)
-        .where(
-            f.c.model_id == model_id,
-            or_(
-                f.c.incident_id == incident["id"],
-                f.c.window.between(incident["first_window"], incident["last_window"]),
-            ),
-        )
-        .order_by(f.c.window, f.c.id)
-        .limit(500)
+    # every scope's findings of the incident's windows: a playbook reads its cause from
+    # their combination (a unit change is a range break *and* a drift of the same feature)
+    return WindowRepo(store).incident_findings(
+        model_id, incident["id"], incident["first_window"], incident["last_window"]
     )
-    with store.engine.connect() as conn:
-        # every scope's findings of the incident's windows: a playbook reads its cause from
-        # their combination (a unit change is a range break *and* a drift of the same feature)
-        return [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
 
 
 def _as_finding(row: dict[str, Any]) -> Finding:
@@ -145,7 +132,7 @@ def diagnose_stored_incident(
     """The diagnosis of a stored incident, from the evidence in the store."""
     model = incident["model"]
     signals = incident_signals(
-        store.engine, model_id, incident["first_window"], incident["last_window"]
+        store, model_id, incident["first_window"], incident["last_window"]
     )
     # only what changed around the failure is a suspect: from the end of the second window
     # before the incident to its opening (a deploy weeks earlier, or the agent's own remedies
@@ -262,22 +249,14 @@ SIGNAL_MARGIN = 20  # windows of signals read before and after an incident's own
 
 
 def incident_signals(
-    engine: Engine, model_id: int, first: int, last: int, margin: int = SIGNAL_MARGIN
+    store: Store, model_id: int, first: int, last: int, margin: int = SIGNAL_MARGIN
 ) -> list[dict[str, Any]]:
     """One flat dict per window (``window``, ``time`` and every signal) around an incident: the
     ``signals`` argument of :func:`mlwarden.diagnose.incident.diagnose_incident`."""
-    s = at.signals
-    with engine.connect() as conn:
-        points = conn.execute(
-            select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                s.c.model_id == model_id,
-                s.c.window >= first - margin,
-                s.c.window <= last + margin,
-            )
-        ).all()
+    points = WindowRepo(store).signal_rows_between(model_id, first - margin, last + margin)
     flat: dict[int, dict[str, Any]] = {}
     for p in points:
-        row = flat.setdefault(p.window, {"window": p.window, "time": as_utc(p.ts).isoformat()})
+        row = flat.setdefault(p.window, {"window": p.window, "time": p.ts.isoformat()})
         if p.name != "window.closed" and p.value is not None and math.isfinite(p.value):
             row[p.name] = p.value
     return [flat[w] for w in sorted(flat)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 
 from mlwarden.clock import as_utc
 from mlwarden.domain import Finding
@@ -244,3 +244,32 @@ class WindowRepo:
                 query = query.where(s.c.ts >= newest[1] - span)
             rows = conn.execute(query.order_by(s.c.window, s.c.name))
             return [SignalRow(r.window, as_utc(r.ts), r.name, r.value) for r in rows]
+
+    def incident_findings(
+        self, model_id: int, incident_id: int, first: int, last: int, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The findings tied to an incident or stored for its model in windows ``first`` to
+        ``last``, of every scope, by window."""
+        f = at.findings
+        query = (
+            select(f)
+            .where(
+                f.c.model_id == model_id,
+                or_(f.c.incident_id == incident_id, f.c.window.between(first, last)),
+            )
+            .order_by(f.c.window, f.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [{**r._mapping, "ts": as_utc(r.ts)} for r in conn.execute(query)]
+
+    def signal_rows_between(self, model_id: int, first: int, last: int) -> list[SignalRow]:
+        """Every signal of windows ``first`` to ``last`` (both included) of a model."""
+        s = at.signals
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
+                    s.c.model_id == model_id, s.c.window >= first, s.c.window <= last
+                )
+            ).all()
+        return [SignalRow(r.window, as_utc(r.ts), r.name, r.value) for r in rows]
