@@ -240,7 +240,6 @@ STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.
 NOT_YET_BEHIND_THE_STORE = {
     "mlwarden.agent.loop",
     "mlwarden.ui.queries",
-    "mlwarden.ui.session",
 }
 
 

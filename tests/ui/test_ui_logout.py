@@ -71,7 +71,7 @@ def test_signing_out_ends_only_that_session(client: TestClient, store: Store) ->
 
 
 def test_a_session_past_its_age_is_refused_and_purged(store: Store) -> None:
-    sessions = SessionTable(store.engine)
+    sessions = SessionTable(store)
     old = Session.new("olga", Role.OPERATOR)
     sessions.start(old, max_age_s=-1)
     assert not sessions.is_active(old)

@@ -56,6 +56,7 @@ from mlwarden.store import tables as t
 from mlwarden.store.assistant import AssistantTables
 from mlwarden.store.batch import RecordBatch
 from mlwarden.store.database import make_engine
+from mlwarden.store.sessions import SessionTables
 
 if TYPE_CHECKING:
 
@@ -219,7 +220,7 @@ class VersionInfo(BaseModel):
         return mask_endpoint(endpoint)
 
 
-class Store(AssistantTables):
+class Store(AssistantTables, SessionTables):
     """Everything mlwarden persists: models, versions, deployments, records, labels, events,
     the audit chain and API tokens.
 

@@ -29,15 +29,12 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
-
-from mlwarden.clock import as_utc, utcnow
+from mlwarden.clock import utcnow
 from mlwarden.domain import Role
-from mlwarden.store import tables as t
+from mlwarden.store import Store
 
 __all__ = [
     "LOGIN_COOKIE",
@@ -145,39 +142,18 @@ def _sid_hash(sid: str) -> str:
 class SessionTable:
     """The server's record of signed-in sessions: started at sign-in, ended at sign-out."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def start(self, session: Session, max_age_s: float = SESSION_MAX_AGE_S) -> None:
         """Remember ``session`` for ``max_age_s``; sessions already expired are forgotten."""
-        now = utcnow()
-        table = t.ui_sessions
-        with self.engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.expires_at < now))
-            conn.execute(
-                insert(table).values(
-                    sid_hash=_sid_hash(session.sid),
-                    token_name=session.name,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=max_age_s),
-                )
-            )
+        self.store.start_ui_session(_sid_hash(session.sid), session.name, max_age_s)
 
     def is_active(self, session: Session) -> bool:
         """True while ``session`` was started here, not ended, and has not expired."""
-        table = t.ui_sessions
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(table.c.token_name, table.c.expires_at).where(
-                    table.c.sid_hash == _sid_hash(session.sid)
-                )
-            ).first()
-        return (
-            row is not None and row.token_name == session.name and as_utc(row.expires_at) > utcnow()
-        )
+        row = self.store.ui_session(_sid_hash(session.sid))
+        return row is not None and row[0] == session.name and row[1] > utcnow()
 
     def end(self, session: Session) -> None:
         """Forget ``session``: its cookie is refused from now on, wherever it was copied to."""
-        table = t.ui_sessions
-        with self.engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.sid_hash == _sid_hash(session.sid)))
+        self.store.end_ui_session(_sid_hash(session.sid))

@@ -139,7 +139,7 @@ def _session_of(request: Request, state: ServerState) -> Session | None:
     if (
         found is None
         or not queries.token_is_active(engine, found.name, found.role.value)
-        or not SessionTable(engine).is_active(found)
+        or not SessionTable(state.store).is_active(found)
     ):
         return None
     return found

@@ -82,7 +82,7 @@ def login(
     if found is None:
         return _login_form(request, state, next, "That token is unknown or revoked.", 401)
     session = Session.new(found[0], found[1])
-    SessionTable(state.store.engine).start(session)
+    SessionTable(state.store).start(session)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -105,7 +105,7 @@ def logout(
     check_csrf(request, session, csrf)
     if state.auth_required:
         # deleting the cookie only asks the browser: ending the session refuses every copy
-        SessionTable(state.store.engine).end(session)
+        SessionTable(state.store).end(session)
         state.store.audit(session.name, "ui.sign_out", "", {"role": session.role.value})
     response = RedirectResponse(PREFIX + "/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
