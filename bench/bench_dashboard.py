@@ -149,7 +149,7 @@ def fleet_bench(args: argparse.Namespace) -> None:
             print(
                 summary(
                     "fleet query (queries.fleet)",
-                    timed(lambda: queries.fleet(store.engine), args.repeat),
+                    timed(lambda: queries.fleet(store), args.repeat),
                 )
             )
             print(summary("GET /ui/ (full render)", timed(lambda: client.get("/ui/"), args.repeat)))

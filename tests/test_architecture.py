@@ -239,7 +239,6 @@ STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.
 # fails when one of them stops (take it off the list) as well as when another starts.
 NOT_YET_BEHIND_THE_STORE = {
     "mlwarden.agent.loop",
-    "mlwarden.ui.queries",
 }
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
-from mlwarden.store import Store
+from mlwarden.store import Store, dashboard
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.ui import queries
 from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
@@ -239,7 +239,7 @@ def test_fleet_reads_the_latest_windows_and_derives_health(store: Store) -> None
             [finding(w)] if w == 50 else [],
         )
     repo.save_window("c", 1, T0, {"accuracy": 0.9}, [])
-    rows = {r.name: r for r in queries.fleet(store.engine)}
+    rows = {r.name: r for r in queries.fleet(store)}
     a = rows["a"]
     assert (a.status, a.last_window, a.latest["accuracy"]) == ("healthy", 50, 0.5)
     assert a.series["accuracy"] == [w / 100 for w in range(21, 51)]  # only the last 30
@@ -249,9 +249,9 @@ def test_fleet_reads_the_latest_windows_and_derives_health(store: Store) -> None
     assert rows["d"].status == "unknown" and rows["d"].last_window is None
     incident = repo.create_incident("a", 50, {}, "slow")
     repo.update_incident(incident, severity="critical")
-    assert {r.name: r for r in queries.fleet(store.engine)}["a"].status == "failing"
+    assert {r.name: r for r in queries.fleet(store)}["a"].status == "failing"
     repo.update_incident(incident, state="resolved")
-    assert {r.name: r for r in queries.fleet(store.engine)}["a"].status == "healthy"
+    assert {r.name: r for r in queries.fleet(store)}["a"].status == "healthy"
 
 
 def test_fleet_reads_every_model_of_a_fleet_larger_than_one_statement(store: Store) -> None:
@@ -283,7 +283,7 @@ def test_fleet_reads_every_model_of_a_fleet_larger_than_one_statement(store: Sto
                 for w in range(m % 40, m % 40 + 35)
             ],
         )
-    rows = {r.name: r for r in queries.fleet(store.engine)}
+    rows = {r.name: r for r in queries.fleet(store)}
     assert len(rows) == models
     for m, model_id in enumerate(ids):
         row = rows[f"m{m:03d}"]
@@ -314,7 +314,7 @@ def test_model_signals_arrange_charts_and_the_drift_heatmap(store: Store) -> Non
             },
             [],
         )
-    data = queries.model_signals(store.engine, store.model_id("m"))
+    data = queries.model_signals(store, store.model_id("m"))
     assert data.windows == [1, 2, 3]
     assert data.groups["performance"] == ["accuracy"] and data.groups["other"] == ["something_new"]
     assert "window.closed" not in data.series
@@ -344,16 +344,16 @@ def test_audit_filters_by_model_actor_kind_and_time(store: Store) -> None:
     store.audit("olga", "approval.approve", "fraud/approval/1", {})
     store.audit("olga", "approval.reject", "fraud-eu/approval/2", {})
     store.audit("agent", "action.done", "fraud", {})
-    targets = [e["target"] for e in queries.audit_page(store.engine, model="fraud")]
+    targets = [e["target"] for e in dashboard.audit_page(store, model="fraud")]
     assert targets[:2] == ["fraud", "fraud/approval/1"]
     assert all(t == "fraud" or t.startswith("fraud/") for t in targets)  # not fraud-eu
-    assert [e["action"] for e in queries.audit_page(store.engine, kind="approval")] == [
+    assert [e["action"] for e in dashboard.audit_page(store, kind="approval")] == [
         "approval.reject",
         "approval.approve",
     ]
-    assert len(queries.audit_page(store.engine, actor="agent")) == 1
+    assert len(dashboard.audit_page(store, actor="agent")) == 1
     later = datetime.now(UTC) + timedelta(hours=1)
-    assert queries.audit_page(store.engine, since=later) == []
+    assert dashboard.audit_page(store, since=later) == []
 
 
 def test_the_server_address_itself_leads_to_the_dashboard(client: TestClient) -> None:

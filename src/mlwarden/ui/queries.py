@@ -1,10 +1,7 @@
-"""Read-only queries of the dashboard over the store's and the agent's tables.
-
-Everything here is SQLAlchemy Core ``SELECT`` over tables other modules own; nothing writes.
-The fleet overview is the hot page: per model it reads the newest window number (an index
-lookup on the ``(model_id, window, name)`` unique index), then only the last
-:data:`SPARK_WINDOWS` windows of a handful of key signals, so its cost does not grow with the
-length of the signal history.
+"""What the dashboard's pages show, from the rows ``store.dashboard`` reads (nothing here
+queries or writes): the fleet overview with each model's health, the model page's charts.
+The overview reads only the last :data:`SPARK_WINDOWS` windows of a handful of key signals,
+so its cost does not grow with the length of the signal history.
 
 Signal names are grouped into charts by :func:`signal_group`; names nobody planned for still
 show, in the "other signals" table of the model page.
@@ -20,18 +17,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, or_, select
 
-from mlwarden.clock import as_utc, utcnow
+from mlwarden.clock import as_utc
 from mlwarden.domain import Severity
-from mlwarden.store import agent_tables as at
-from mlwarden.store import tables as t
-from mlwarden.store.incidents import OPEN_STATES
+from mlwarden.store import Store, dashboard
 
 __all__ = [
     "HEALTH_LABELS",
     "ModelRow",
-    "audit_page",
     "chart_markers",
     "feature_distribution",
     "fleet",
@@ -40,8 +33,6 @@ __all__ = [
     "metric_panels",
     "model_signals",
     "signal_group",
-    "token_is_active",
-    "waiting_approvals",
 ]
 
 SPARK_WINDOWS = 30
@@ -69,10 +60,6 @@ HEALTH_LABELS = {
     "disabled": "Disabled",
     "unknown": "No data yet",
 }
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
 
 
 def _finite(value: float | None) -> float | None:
@@ -163,104 +150,31 @@ def health_counts(rows: Iterable[ModelRow]) -> dict[str, int]:
     return counts
 
 
-def fleet(engine: Engine) -> list[ModelRow]:
+def fleet(store: Store) -> list[ModelRow]:
     """Every model with its deployment, open incidents, latest window and key-metric series."""
-    m, d, s, i, f = t.models, t.deployment_revisions, at.signals, at.incidents, at.findings
-    with engine.connect() as conn:
-        models = conn.execute(select(m.c.id, m.c.name, m.c.task, m.c.monitoring).order_by(m.c.name))
-        rows = {r.id: ModelRow(r.name, r.task, bool(r.monitoring)) for r in models}
-        if not rows:
-            return []
-        newest = (
-            select(d.c.model_id, func.max(d.c.revision).label("rev"))
-            .where(d.c.environment == "production")
-            .group_by(d.c.model_id)
-            .subquery()
+    out = []
+    for found in dashboard.fleet(store, KEY_SIGNALS, SPARK_WINDOWS, MODELS_PER_READ):
+        row = ModelRow(
+            found.name,
+            found.task,
+            found.monitoring,
+            live_version=found.live_version,
+            disabled=found.disabled,
+            revision=found.revision,
+            incidents=found.incidents,
+            last_window=found.last_window,
+            last_ts=found.last_ts,
+            findings_last_window=found.findings_last_window,
         )
-        for r in conn.execute(
-            select(d.c.model_id, d.c.revision, d.c.live_version, d.c.disabled).join(
-                newest,
-                and_(
-                    d.c.model_id == newest.c.model_id,
-                    d.c.revision == newest.c.rev,
-                    d.c.environment == "production",
-                ),
-            )
-        ):
-            row = rows[r.model_id]
-            row.revision, row.live_version, row.disabled = r.revision, r.live_version, r.disabled
-        for r in conn.execute(
-            select(i.c.id, i.c.model_id, i.c.severity, i.c.state, i.c.diagnosis)
-            .where(i.c.state.in_(OPEN_STATES))
-            .order_by(i.c.id.desc())
-        ):
-            rows[r.model_id].incidents.append(
-                {"id": r.id, "severity": r.severity, "state": r.state, "diagnosis": r.diagnosis}
-            )
-        # every model's last window and its time in one statement, the spark windows in one
-        # per MODELS_PER_READ models and the last windows' findings in one, where it took four
-        # statements a model (docs/benchmarks.md, "A fleet"). The last window is a correlated
-        # max() over the (model_id, window, name) index: a single seek per model, where a
-        # GROUP BY would scan every signal row.
-        last_window = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
-        lasts = select(m.c.id.label("model_id"), last_window.label("last")).subquery()
-        last_ts = (
-            select(s.c.ts)
-            .where(s.c.model_id == lasts.c.model_id, s.c.window == lasts.c.last)
-            .limit(1)
-            .scalar_subquery()
-        )
-        for r in conn.execute(
-            select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
-                lasts.c.last.is_not(None)
-            )
-        ):
-            row = rows[r.model_id]
-            row.last_window = int(r.last)
-            row.last_ts = _utc(r.ts)
-        # each model's range is a term of one OR: SQLite and PostgreSQL seek the index once
-        # per term (joined to the subquery above instead, SQLite scanned every signal row)
-        ranges = [
-            (model_id, row.last_window)
-            for model_id, row in rows.items()
-            if row.last_window is not None
-        ]
-        points = []
-        for start in range(0, len(ranges), MODELS_PER_READ):
-            points += conn.execute(
-                select(s.c.model_id, s.c.window, s.c.name, s.c.value)
-                .where(
-                    or_(
-                        *(
-                            and_(s.c.model_id == model_id, s.c.window > last - SPARK_WINDOWS)
-                            for model_id, last in ranges[start : start + MODELS_PER_READ]
-                        )
-                    ),
-                    s.c.name.in_(KEY_SIGNALS),
-                )
-                .order_by(s.c.model_id, s.c.window, s.c.name)
-            ).all()
-        by_model: dict[int, list[tuple[int, str, float | None]]] = {}
-        for model_id, window, name, value in points:
-            by_model.setdefault(model_id, []).append((window, name, value))
-        for model_id, found in by_model.items():
-            row, last = rows[model_id], rows[model_id].last_window
-            windows = sorted({window for window, _, _ in found})
-            position = {w: k for k, w in enumerate(windows)}
-            for window, name, value in found:
-                series = row.series.setdefault(name, [None] * len(windows))
-                series[position[window]] = _finite(value)
-                if window == last:
-                    row.latest[name] = _finite(value)
-        for r in conn.execute(
-            select(f.c.model_id, func.count().label("n"))
-            .join(lasts, and_(f.c.model_id == lasts.c.model_id, f.c.window == lasts.c.last))
-            .group_by(f.c.model_id)
-        ):
-            rows[r.model_id].findings_last_window = int(r.n)
-    out = list(rows.values())
-    for row in out:
+        windows = sorted({p.window for p in found.points})
+        position = {w: k for k, w in enumerate(windows)}
+        for p in found.points:
+            series = row.series.setdefault(p.name, [None] * len(windows))
+            series[position[p.window]] = _finite(p.value)
+            if p.window == found.last_window:
+                row.latest[p.name] = _finite(p.value)
         row.status, row.reason = health_of(row)
+        out.append(row)
     return out
 
 
@@ -316,20 +230,9 @@ class ModelSignals:
         }
 
 
-def model_signals(engine: Engine, model_id: int, limit: int = 200) -> ModelSignals:
+def model_signals(store: Store, model_id: int, limit: int = 200) -> ModelSignals:
     """The last ``limit`` windows of every signal of a model (oldest first)."""
-    s = at.signals
-    with engine.connect() as conn:
-        last = conn.execute(select(func.max(s.c.window)).where(s.c.model_id == model_id)).scalar()
-        points = (
-            []
-            if last is None
-            else conn.execute(
-                select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                    s.c.model_id == model_id, s.c.window > last - limit
-                )
-            ).all()
-        )
+    points = dashboard.last_windows(store, model_id, limit)
     windows = sorted({p.window for p in points})
     position = {w: k for k, w in enumerate(windows)}
     times: list[str] = [""] * len(windows)
@@ -418,69 +321,48 @@ def _heatmap(names: Sequence[str], series: Mapping[str, list[float | None]]) -> 
 MARKERS_PER_KIND = 100
 
 
-def chart_markers(engine: Engine, model_id: int, since: datetime | None) -> list[dict[str, Any]]:
+def chart_markers(store: Store, model_id: int, since: datetime | None) -> list[dict[str, Any]]:
     """What happened to a model since ``since``, to mark on its charts (oldest first):
     deployment revisions (``deploy``), incidents opened (``incident``) and agent actions
     (``action``), each with its time, a one-line label and the incident it belongs to, if any;
     the newest :data:`MARKERS_PER_KIND` of each kind."""
-    d, i, a = t.deployment_revisions, at.incidents, at.actions
+    events = dashboard.chart_events(store, model_id, since, MARKERS_PER_KIND)
     out: list[dict[str, Any]] = []
-    with engine.connect() as conn:
-        deploys = select(
-            d.c.revision,
-            d.c.live_version,
-            d.c.fallback_version,
-            d.c.canary_version,
-            d.c.disabled,
-            d.c.actor,
-            d.c.reason,
-            d.c.created_at,
-        ).where(d.c.model_id == model_id, d.c.environment == "production")
-        incidents = select(
-            i.c.id, i.c.severity, i.c.diagnosis, i.c.scope, i.c.state, i.c.opened_at
-        ).where(i.c.model_id == model_id)
-        actions = select(
-            a.c.id, a.c.kind, a.c.state, a.c.actor, a.c.incident_id, a.c.created_at
-        ).where(a.c.model_id == model_id)
-        if since is not None:
-            deploys = deploys.where(d.c.created_at >= since)
-            incidents = incidents.where(i.c.opened_at >= since)
-            actions = actions.where(a.c.created_at >= since)
-        for r in conn.execute(deploys.order_by(d.c.revision.desc()).limit(MARKERS_PER_KIND)):
-            serving = "disabled" if r.disabled else f"live v{r.live_version}"
-            if r.canary_version:
-                serving += f", canary v{r.canary_version}"
-            if r.fallback_version:
-                serving += f", fallback v{r.fallback_version}"
-            out.append(
-                {
-                    "kind": "deploy",
-                    "ts": as_utc(r.created_at).isoformat(),
-                    "incident_id": None,
-                    "label": f"revision {r.revision} by {r.actor}: {serving}"
-                    + (f" ({r.reason})" if r.reason else ""),
-                }
-            )
-        for r in conn.execute(incidents.order_by(i.c.id.desc()).limit(MARKERS_PER_KIND)):
-            what = r.diagnosis or r.scope or "incident"
-            out.append(
-                {
-                    "kind": "incident",
-                    "ts": as_utc(r.opened_at).isoformat(),
-                    "incident_id": r.id,
-                    "label": f"incident #{r.id} opened: {what}, {r.severity} (now {r.state})",
-                }
-            )
-        for r in conn.execute(actions.order_by(a.c.id.desc()).limit(MARKERS_PER_KIND)):
-            out.append(
-                {
-                    "kind": "action",
-                    "ts": as_utc(r.created_at).isoformat(),
-                    "incident_id": r.incident_id,
-                    "label": f"action {r.id}: {r.kind} by {r.actor} ({r.state})"
-                    + ("" if r.incident_id is None else f", incident #{r.incident_id}"),
-                }
-            )
+    for r in events.deploys:
+        serving = "disabled" if r.disabled else f"live v{r.live_version}"
+        if r.canary_version:
+            serving += f", canary v{r.canary_version}"
+        if r.fallback_version:
+            serving += f", fallback v{r.fallback_version}"
+        out.append(
+            {
+                "kind": "deploy",
+                "ts": as_utc(r.created_at).isoformat(),
+                "incident_id": None,
+                "label": f"revision {r.revision} by {r.actor}: {serving}"
+                + (f" ({r.reason})" if r.reason else ""),
+            }
+        )
+    for r in events.incidents:
+        what = r.diagnosis or r.scope or "incident"
+        out.append(
+            {
+                "kind": "incident",
+                "ts": as_utc(r.opened_at).isoformat(),
+                "incident_id": r.id,
+                "label": f"incident #{r.id} opened: {what}, {r.severity} (now {r.state})",
+            }
+        )
+    for r in events.actions:
+        out.append(
+            {
+                "kind": "action",
+                "ts": as_utc(r.created_at).isoformat(),
+                "incident_id": r.incident_id,
+                "label": f"action {r.id}: {r.kind} by {r.actor} ({r.state})"
+                + ("" if r.incident_id is None else f", incident #{r.incident_id}"),
+            }
+        )
     out.sort(key=lambda m: m["ts"])
     return out
 
@@ -518,20 +400,12 @@ def _quality_heatmap(
     return {"features": features, "z": z, "text": text}
 
 
-def signals_export(engine: Engine, model_id: int, limit: int = 100_000) -> list[dict[str, Any]]:
+def signals_export(store: Store, model_id: int, limit: int = 100_000) -> list[dict[str, Any]]:
     """Signal rows (long format: window, ts, name, value), oldest first, for CSV/JSON export."""
-    s = at.signals
-    query = (
-        select(s.c.window, s.c.ts, s.c.name, s.c.value)
-        .where(s.c.model_id == model_id)
-        .order_by(s.c.window.desc(), s.c.name)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        rows = [
-            {"window": r.window, "ts": as_utc(r.ts).isoformat(), "name": r.name, "value": r.value}
-            for r in conn.execute(query)
-        ]
+    rows = [
+        {"window": r.window, "ts": r.ts.isoformat(), "name": r.name, "value": r.value}
+        for r in dashboard.newest_signals(store, model_id, limit)
+    ]
     rows.reverse()
     return rows
 
@@ -589,77 +463,3 @@ def feature_distribution(
 def _shares(counts: np.ndarray) -> list[float]:
     total = float(counts.sum())
     return [round(float(c) / total, 6) if total else 0.0 for c in counts]
-
-
-# ---------------------------------------------------------------------------- other pages
-
-
-def waiting_approvals(engine: Engine, now: datetime | None = None) -> list[int]:
-    """The ids of the approvals still waiting for a person, newest first: pending and not past
-    their expiry (the rule :meth:`mlwarden.store.approvals.Approvals.expire` applies).
-
-    The navigation badge counts these and the approvals page lists these, so they agree even
-    before the agent has marked an overdue request expired."""
-    a = at.approvals
-    now = now or utcnow()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(a.c.id, a.c.expires_at).where(a.c.state == "pending").order_by(a.c.id.desc())
-        ).all()
-    return [r.id for r in rows if as_utc(r.expires_at) > now]
-
-
-def audit_page(
-    engine: Engine,
-    *,
-    model: str | None = None,
-    actor: str | None = None,
-    kind: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 200,
-) -> list[dict[str, Any]]:
-    """Audit entries newest first; ``model`` matches targets ``<model>`` and ``<model>/...``,
-    ``kind`` is a prefix of the entry's action (``approval`` finds ``approval.approve``)."""
-    a = t.audit_log
-    query = select(a.c.id, a.c.ts, a.c.actor, a.c.action, a.c.target, a.c.details)
-    if model:
-        query = query.where(
-            (a.c.target == model) | a.c.target.startswith(f"{model}/", autoescape=True)
-        )
-    if actor:
-        query = query.where(a.c.actor == actor)
-    if kind:
-        query = query.where(a.c.action.startswith(kind, autoescape=True))
-    if since is not None:
-        query = query.where(a.c.ts >= since)
-    if until is not None:
-        query = query.where(a.c.ts <= until)
-    with engine.connect() as conn:
-        rows = conn.execute(query.order_by(a.c.id.desc()).limit(limit))
-        return [{**r._mapping, "ts": as_utc(r.ts)} for r in rows]
-
-
-def token_is_active(engine: Engine, name: str, role: str) -> bool:
-    """True while the token ``name`` exists, is not revoked and still has ``role``.
-
-    A browser session remembers who signed in; this re-check makes a revoked token (or a changed
-    role) end the session at its next request.
-    """
-    tok = t.api_tokens
-    with engine.connect() as conn:
-        row = conn.execute(select(tok.c.role, tok.c.revoked).where(tok.c.name == name)).first()
-    return row is not None and not row.revoked and row.role == role
-
-
-def recent_feature_rows(engine: Engine, model_id: int, limit: int = 2_000) -> list[dict[str, Any]]:
-    """The feature dicts of the newest ``limit`` records of a model."""
-    r = t.records
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(r.c.features)
-            .where(r.c.model_id == model_id)
-            .order_by(r.c.ts.desc())
-            .limit(limit)
-        )
-        return [dict(x.features or {}) for x in rows]

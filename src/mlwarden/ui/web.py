@@ -27,6 +27,7 @@ from mlwarden.agent.journal import progress_of
 from mlwarden.api.deps import LOCAL_ACTOR, ServerState, Unauthorized, server
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden, MlwardenError
+from mlwarden.store import dashboard
 from mlwarden.ui import queries
 from mlwarden.ui.assets import asset_url
 from mlwarden.ui.explain import explain_decision
@@ -135,10 +136,9 @@ def _session_of(request: Request, state: ServerState) -> Session | None:
             found = Session.new(LOCAL_ACTOR, Role.ADMIN)
             request.state.ui_new_session = found
         return found
-    engine = state.store.engine
     if (
         found is None
-        or not queries.token_is_active(engine, found.name, found.role.value)
+        or not dashboard.token_is_active(state.store, found.name, found.role.value)
         or not SessionTable(state.store).is_active(found)
     ):
         return None
@@ -214,7 +214,7 @@ def render(
     state: ServerState = request.app.state.mlwarden
     if "pending_approvals" not in context:
         context["pending_approvals"] = (
-            len(queries.waiting_approvals(state.store.engine)) if session else 0
+            len(dashboard.waiting_approvals(state.store)) if session else 0
         )
     response = templates.TemplateResponse(
         request,

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, NotFound
-from mlwarden.ui import queries
+from mlwarden.store import dashboard
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
@@ -38,7 +38,7 @@ def approvals_page(
     repo = AgentRepo(state.store)
     # list() first marks overdue requests expired: they show as decided, not as waiting
     decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
-    pending = [approvals.get(i) for i in queries.waiting_approvals(state.store.engine)]
+    pending = [approvals.get(i) for i in dashboard.waiting_approvals(state.store)]
     for item in pending:
         item["decision"] = (
             repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import InvalidInput
-from mlwarden.ui import queries
+from mlwarden.store import dashboard
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import error_page, page_router, page_session, render
 
@@ -42,8 +42,8 @@ def audit_page(
     state: ServerState = Depends(server),
 ) -> Response:
     try:
-        entries = queries.audit_page(
-            state.store.engine,
+        entries = dashboard.audit_page(
+            state.store,
             model=model or None,
             actor=actor or None,
             kind=kind or None,

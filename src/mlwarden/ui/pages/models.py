@@ -36,12 +36,12 @@ def _model_live(state: ServerState, name: str) -> dict[str, Any]:
     """What the model page's charts and live updates read."""
     model_id = state.store.model_id(name)
     deployment = state.store.get_deployment(name)
-    signals = queries.model_signals(state.store.engine, model_id)
+    signals = queries.model_signals(state.store, model_id)
     data = signals.public()
     data["deployment"] = None if deployment is None else deployment.model_dump(mode="json")
     data["monitoring"] = state.store.is_monitored(name)
     data["reference"] = _reference_levels(state, name, deployment)
-    markers = queries.chart_markers(state.store.engine, model_id, _charts_start(signals.times))
+    markers = queries.chart_markers(state.store, model_id, _charts_start(signals.times))
     for marker in markers:
         found = marker.pop("incident_id")
         marker["url"] = None if found is None else f"{PREFIX}/incidents/{found}"
@@ -126,7 +126,7 @@ def export_signals(
 ) -> Response:
     if fmt not in ("csv", "json"):
         raise InvalidInput(f"export format must be csv or json, not {fmt!r}")
-    rows = queries.signals_export(state.store.engine, state.store.model_id(name))
+    rows = queries.signals_export(state.store, state.store.model_id(name))
     disposition = {"Content-Disposition": f'attachment; filename="{name}-signals.{fmt}"'}
     if fmt == "json":
         return JSONResponse(rows, headers=disposition)

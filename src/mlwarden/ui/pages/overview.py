@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mlwarden.api.deps import ServerState, server
+from mlwarden.store import dashboard
 from mlwarden.ui import queries
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import api_session, compressed, page_router, page_session, render, sparkline
@@ -28,7 +29,7 @@ def overview(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    rows = queries.fleet(state.store.engine)
+    rows = queries.fleet(state.store)
     counts = queries.health_counts(rows)
     return render(
         request,
@@ -50,7 +51,7 @@ def live_overview(
     session: Session = Depends(api_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    every = queries.fleet(state.store.engine)
+    every = queries.fleet(state.store)
     models = []
     for row in _filtered(every, status, q):
         shown = row.public()
@@ -61,7 +62,7 @@ def live_overview(
     body = {
         "models": models,
         "counts": queries.health_counts(every),
-        "pending_approvals": len(queries.waiting_approvals(state.store.engine)),
+        "pending_approvals": len(dashboard.waiting_approvals(state.store)),
     }
     return compressed(request, JSONResponse(body, headers={"Cache-Control": "no-store"}))
 
@@ -72,6 +73,6 @@ def live_counts(
 ) -> JSONResponse:
     """What the navigation bar shows on every page: approvals waiting."""
     return JSONResponse(
-        {"pending_approvals": len(queries.waiting_approvals(state.store.engine))},
+        {"pending_approvals": len(dashboard.waiting_approvals(state.store))},
         headers={"Cache-Control": "no-store"},
     )
