@@ -16,9 +16,10 @@ from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
+from mlwarden.store.base import as_json, plain_row
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
-from mlwarden.store.repository import Store, as_json, plain_row
+from mlwarden.store.repository import Store
 
 
 class Approvals:

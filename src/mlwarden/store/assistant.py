@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.store.assistant_tables import datasets, experiments
+from mlwarden.store.base import StoreBase
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,9 @@ def _experiment(row: Any) -> Experiment:
     )
 
 
-class AssistantTables:
+class AssistantTables(StoreBase):
     """The ``Store``'s queries on the ``datasets`` and ``experiments`` tables."""
 
-    engine: Engine
 
     # ------------------------------------------------------------------------------ datasets
 

@@ -16,7 +16,7 @@ from mlwarden.clock import utcnow
 from mlwarden.errors import NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.repository import as_json, plain_row
+from mlwarden.store.base import as_json, plain_row
 from mlwarden.store.windows import WindowRepo
 
 OPEN_STATES = ("open", "acting", "verifying")

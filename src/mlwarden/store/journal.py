@@ -19,8 +19,9 @@ from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
+from mlwarden.store.base import as_json, plain_row
 from mlwarden.store.incidents import AgentRepo
-from mlwarden.store.repository import Store, as_json, plain_row
+from mlwarden.store.repository import Store
 
 
 @dataclass

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import delete, insert, select
 
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.store import tables as t
+from mlwarden.store.base import StoreBase
 
 
-class SessionTables:
+class SessionTables(StoreBase):
     """The ``Store``'s queries on ``ui_sessions``."""
 
-    engine: Engine
 
     def start_ui_session(self, sid_hash: str, token_name: str, max_age_s: float) -> None:
         """Remember a session for ``max_age_s``; sessions already expired are forgotten."""

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, or_, select
 from mlwarden.clock import as_utc
 from mlwarden.domain import Finding
 from mlwarden.store import agent_tables as at
-from mlwarden.store.repository import as_json, plain_row
+from mlwarden.store.base import as_json, plain_row
 
 if TYPE_CHECKING:
     from mlwarden.store.repository import Store
