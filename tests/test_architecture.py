@@ -1,12 +1,13 @@
 """The import rules of docs/architecture.md, checked on the source.
 
 Every module under ``src/mlwarden`` is parsed with ``ast``; every import counts, at the top of
-a module, inside a function or under ``TYPE_CHECKING``, absolute or relative. Three rules:
+a module, inside a function or under ``TYPE_CHECKING``, absolute or relative. Four rules:
 
 1. A package imports only packages of lower layers (``LAYERS``, top first, is the table of
    docs/architecture.md); packages that share a layer import neither each other.
 2. No two packages import each other.
 3. No module imports itself through other modules (an import cycle).
+4. Only ``mlwarden.store`` imports SQLAlchemy, Alembic and the table definitions.
 
 The table of docs/architecture.md must show the same rows.
 """
@@ -235,12 +236,6 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path: P
 STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.agent_tables",
               "mlwarden.store.assistant_tables", "mlwarden.store.database")
 
-# Modules that still query tables themselves, moved behind the store one by one. The test
-# fails when one of them stops (take it off the list) as well as when another starts.
-NOT_YET_BEHIND_THE_STORE = {
-    "mlwarden.agent.loop",
-}
-
 
 def store_only_imports(name: str, path: Path) -> list[Import]:
     """The imports of ``name`` that only the store may make, wherever they stand."""
@@ -267,11 +262,9 @@ def test_only_the_store_touches_tables_and_sqlalchemy() -> None:
         for name, path in source_modules().items()
         if not (name == "mlwarden.store" or name.startswith("mlwarden.store."))
     }
-    offenders = {name for name, found in outside.items() if found}
-    new = [describe(each, "only mlwarden.store may import it")
-           for name in sorted(offenders - NOT_YET_BEHIND_THE_STORE) for each in outside[name]]
-    assert new == [], "queries outside the store:\n" + "\n".join(new)
-    assert NOT_YET_BEHIND_THE_STORE - offenders == set(), "behind the store now: take off the list"
+    found = [describe(each, "only mlwarden.store may import it")
+             for name in sorted(outside) for each in outside[name]]
+    assert found == [], "queries outside the store:\n" + "\n".join(found)
 
 
 def test_the_store_rule_sees_sqlalchemy_and_table_imports(tmp_path: Path) -> None:

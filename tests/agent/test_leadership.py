@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from mlwarden.agent.loop import Agent, Leadership
+from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
+from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
 
 HOLDER = """
 import sys, time
-from mlwarden.agent.loop import Leadership
+from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
 leader = Leadership(Store(sys.argv[1]), None)
 assert leader.acquire()

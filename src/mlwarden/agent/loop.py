@@ -5,26 +5,20 @@ the journal holds in flight (a previous agent may have died mid-action), expires
 for each monitored model stores the newly closed windows, updates the model's incident, decides,
 acts or queues for approval, and verifies actions already taken.
 
-``Agent.run_forever()`` (``mlwarden agent``) repeats the pass while it holds the leadership: a
-PostgreSQL advisory lock held on a dedicated connection, or an exclusive ``flock`` on a lock file
-for SQLite. Both are released by the operating system or the server when the process dies, so a
-second agent waiting for the lock takes over.
+``Agent.run_forever()`` (``mlwarden agent``) repeats the pass while it holds the leadership
+(``store.leadership.Leadership``): a second agent waiting for it takes over when the first
+dies.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import Connection, text
 
 from mlwarden.agent.canary import CanaryVerdict, artifact_answerer, judge_canary
 from mlwarden.agent.decide import Decision, decide
@@ -83,11 +77,11 @@ from mlwarden.settings import Settings
 from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import ACCEPTED, AgentRepo
 from mlwarden.store.journal import ActionJournal
+from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")
 
-LOCK_KEY = 7157004  # the advisory lock key of "the agent" on a PostgreSQL store
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
 # the actions that put another version in the place of the live one
@@ -1344,94 +1338,7 @@ class Agent:
             leader.release()
 
 
-class Leadership:
-    """Only one agent acts on a store: a PostgreSQL advisory lock, or a lock file for SQLite."""
-
-    def __init__(
-        self, store: Store, lock_path: Path | None = None, *, timeout_s: float = 10.0
-    ) -> None:
-        self.store = store
-        self.lock_path = lock_path
-        self.timeout_s = timeout_s
-        self._conn: Connection | None = None
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None or self._fd is not None
-
-    def acquire(self) -> bool:
-        """Take the leadership if it is free (non-blocking); True while this agent holds it.
-
-        On PostgreSQL a leader checks before each pass that its lock's connection still
-        stands: a leader cut off from the database (whose session, and lock, the server ends)
-        steps down instead of acting beside the replica that took over.
-        """
-        if self._conn is not None:
-            try:
-                self._conn.execute(text("SELECT 1"))
-                self._conn.commit()
-                return True
-            except Exception:
-                log.warning("the leadership's connection was lost; standing down")
-                self.release()
-        if self.held:
-            return True
-        if self.store.dialect == "postgresql":
-            conn = self.store.engine.connect()
-            # the server ends the session of a host that stops answering after about
-            # timeout_s, which frees the lock for another replica (a dead process frees it
-            # at once: its socket closes)
-            idle = max(1, int(self.timeout_s / 2))
-            interval = max(1, int(self.timeout_s / 6))
-            conn.execute(text(f"SET tcp_keepalives_idle = {idle}"))
-            conn.execute(text(f"SET tcp_keepalives_interval = {interval}"))
-            conn.execute(text("SET tcp_keepalives_count = 3"))
-            got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
-            )
-            conn.commit()
-            if got:
-                self._conn = conn
-            else:
-                conn.close()
-            return got
-        path = self.lock_path or self._default_lock_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return True
-
-    def _default_lock_path(self) -> Path:
-        database = self.store.engine.url.database
-        if not database or database == ":memory:":
-            return Path(os.environ.get("TMPDIR", "/tmp")) / "mlwarden-agent-memory.lock"
-        return Path(database).with_suffix(".agent.lock")
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-                self._conn.commit()
-            with contextlib.suppress(Exception):  # a connection already lost
-                self._conn.close()
-            self._conn = None
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 __all__ = [
     "Agent",
-    "Leadership",
     "default_source",
 ]
