@@ -74,7 +74,7 @@ class Approvals:
         if row is None:
             raise NotFound(f"no approval {approval_id}", approval=approval_id)
         out = plain_row(row)
-        out["model"] = self.repo._model_name(out["model_id"])
+        out["model"] = self.store.model_name(out["model_id"])
         return out
 
     def list(self, state: str | None = None, model: str | None = None) -> list[dict[str, Any]]:

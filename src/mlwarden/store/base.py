@@ -233,6 +233,13 @@ class StoreBase:
         self._model_ids[name] = int(found)
         return int(found)
 
+    def model_name(self, model_id: int) -> str:
+        """The name of the model with database id ``model_id``."""
+        with self.engine.connect() as conn:
+            return str(
+                conn.execute(select(t.models.c.name).where(t.models.c.id == model_id)).scalar()
+            )
+
     def model_names(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(t.models.c.name).order_by(t.models.c.name)).scalars())

@@ -214,14 +214,8 @@ class AgentRepo(WindowRepo):
 
     def _incident(self, row: Any) -> dict[str, Any]:
         out = plain_row(row)
-        out["model"] = self._model_name(out.pop("model_id"))
+        out["model"] = self.store.model_name(out.pop("model_id"))
         return out
-
-    def _model_name(self, model_id: int) -> str:
-        with self.engine.connect() as conn:
-            return str(
-                conn.execute(select(t.models.c.name).where(t.models.c.id == model_id)).scalar()
-            )
 
     def get_incident(self, incident_id: int) -> dict[str, Any]:
         """An incident with its decisions, actions and verifications."""

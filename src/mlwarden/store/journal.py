@@ -20,7 +20,6 @@ from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store.base import as_json, plain_row
-from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 
@@ -85,11 +84,8 @@ class ActionJournal:
         if row is None:
             raise NotFound(f"no action {action_id}", action=action_id)
         out = plain_row(row)
-        out["model"] = self._name(out["model_id"])
+        out["model"] = self.store.model_name(out["model_id"])
         return out
-
-    def _name(self, model_id: int) -> str:
-        return AgentRepo(self.store)._model_name(model_id)
 
     def _set(self, action_id: int, expected: tuple[str, ...], **values: Any) -> None:
         with self.engine.begin() as conn:
@@ -169,7 +165,7 @@ class ActionJournal:
             rows = [plain_row(r) for r in conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
         names: dict[int, str] = {}
         for row in rows:
-            row["model"] = names.setdefault(row["model_id"], self._name(row["model_id"]))
+            row["model"] = names.setdefault(row["model_id"], self.store.model_name(row["model_id"]))
         return rows
 
     def in_flight(self, model: str | None = None) -> list[dict[str, Any]]:
