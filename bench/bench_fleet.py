@@ -48,13 +48,14 @@ from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.clock import simulated_clock
 from mlwarden.datasets import load
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.registry.registry import Registry
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from mlwarden.store.repository import canonical_json, simulated_clock
+from mlwarden.store.base import canonical_json
 from mlwarden.ui import mount_ui
 
 # Elec2 without ``vicprice``: its long runs of one value make about one window in five of a

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.cli.main import app as cli
+from mlwarden.clock import utcnow
 from mlwarden.domain import ActionKind, FeatureSpec, Finding, FindingKind, ModelSpec, Task
 from mlwarden.server import create_app
 from mlwarden.settings import Settings, get_settings
 from mlwarden.store import Store
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
-from mlwarden.store.repository import utcnow
 
 
 @pytest.fixture

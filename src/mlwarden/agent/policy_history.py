@@ -13,7 +13,8 @@ import hashlib
 from typing import Any
 
 from mlwarden.agent.policy import Policy
-from mlwarden.store.repository import Store, canonical_json
+from mlwarden.store.base import canonical_json
+from mlwarden.store.repository import Store
 
 __all__ = ["POLICY_LOADED", "effective_policy", "policy_history", "record_policy"]
 

@@ -14,12 +14,12 @@ from collections import defaultdict
 from datetime import datetime, time
 from typing import Any
 
+from mlwarden.clock import utcnow
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
 from mlwarden.store import Store
 from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 from mlwarden.store.journal import ActionJournal
-from mlwarden.store.repository import utcnow
 
 DRIFT_KINDS = {FindingKind.DATA_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.CONCEPT_DRIFT}
 SHOWN = 5  # findings or features named in a sentence; the result holds them all
