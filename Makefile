@@ -52,6 +52,7 @@ test: $(DEV)
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 bench: $(DEV)
 	$(BIN)/python bench/run_all.py

@@ -52,8 +52,9 @@ CORR = 0.7
 # ---------------------------------------------------------------------- synthetic stream
 
 
-def inputs(rng: np.random.Generator, n: int, change: str | None = None,
-           size: float = 0.0) -> pd.DataFrame:
+def inputs(
+    rng: np.random.Generator, n: int, change: str | None = None, size: float = 0.0
+) -> pd.DataFrame:
     cov = np.eye(5)
     cov[2, 3] = cov[3, 2] = CORR
     if change == "correlation":
@@ -77,8 +78,12 @@ def inputs(rng: np.random.Generator, n: int, change: str | None = None,
         # Class prior 0.5 -> about 0.8 by resampling positives: P(x | y) unchanged.
         pos, neg = frame[frame.label == 1], frame[frame.label == 0]
         k = int(0.8 * n)
-        frame = pd.concat([pos.sample(k, replace=True, random_state=int(rng.integers(1e9))),
-                           neg.sample(n - k, replace=True, random_state=int(rng.integers(1e9)))])
+        frame = pd.concat(
+            [
+                pos.sample(k, replace=True, random_state=int(rng.integers(1e9))),
+                neg.sample(n - k, replace=True, random_state=int(rng.integers(1e9))),
+            ]
+        )
         frame = frame.sample(frac=1.0, random_state=int(rng.integers(1e9))).reset_index(drop=True)
     if change == "null_burst":
         frame["x3"] = frame["x3"].where(rng.random(n) > 0.3)
@@ -115,9 +120,13 @@ class Scored:
 def synthetic_spec() -> ModelSpec:
     from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 
-    return ModelSpec(name="bench", task=Task.CLASSIFICATION, positive_class=1,
-                     features=[FeatureSpec(name=n) for n in NUMERIC]
-                     + [FeatureSpec(name="cat", type=FeatureType.CATEGORICAL)])
+    return ModelSpec(
+        name="bench",
+        task=Task.CLASSIFICATION,
+        positive_class=1,
+        features=[FeatureSpec(name=n) for n in NUMERIC]
+        + [FeatureSpec(name="cat", type=FeatureType.CATEGORICAL)],
+    )
 
 
 @dataclass
@@ -135,14 +144,14 @@ SCENARIOS = [
     Scenario("mean shift 0.5 std", "mean_shift", 0.5, {"data_drift"}, {"x0"}),
     Scenario("mean shift 1 std", "mean_shift", 1.0, {"data_drift"}, {"x0"}),
     Scenario("variance x1.5", "variance", 0.0, {"data_drift"}, {"x1"}),
-    Scenario("correlation flip (marginals same)", "correlation", 0.0, {"data_drift"},
-             {"x2", "x3"}),
+    Scenario("correlation flip (marginals same)", "correlation", 0.0, {"data_drift"}, {"x2", "x3"}),
     Scenario("null burst 30%", "null_burst", 0.0, {"data_quality"}, {"x3"}),
     Scenario("unit change x100", "unit_change", 0.0, {"data_quality"}, {"x4"}),
     Scenario("new category 10%", "new_category", 0.0, {"data_quality", "data_drift"}, {"cat"}),
     Scenario("label flip in a region", "label_flip", 0.0, {"concept_drift"}, set()),
-    Scenario("class prior shift 0.5->0.8", "prior_shift", 0.0,
-             {"prediction_drift", "data_drift"}, set()),
+    Scenario(
+        "class prior shift 0.5->0.8", "prior_shift", 0.0, {"prediction_drift", "data_drift"}, set()
+    ),
 ]
 
 
@@ -155,8 +164,9 @@ def config() -> MonitorConfig:
     return MonitorConfig(multivariate=True)
 
 
-def first_right(results: list[Any], start: int, kinds: set[str], features: set[str]
-                ) -> tuple[int | None, bool, bool]:
+def first_right(
+    results: list[Any], start: int, kinds: set[str], features: set[str]
+) -> tuple[int | None, bool, bool]:
     """Delay to the first window with a finding of a right kind; did it name the features?"""
     for r in results[start:]:
         right = [f for f in r.findings if f.kind.value in kinds]
@@ -181,8 +191,10 @@ def river_reference(errors_per_window: list[np.ndarray], change: int) -> dict[st
             if fired:
                 alarms.append(w)
         after = [w for w in alarms if w >= change]
-        out[name] = {"delay": (after[0] - change) if after else None,
-                     "false_alarms_before": sum(w < change for w in alarms)}
+        out[name] = {
+            "delay": (after[0] - change) if after else None,
+            "false_alarms_before": sum(w < change for w in alarms),
+        }
     return out
 
 
@@ -204,10 +216,12 @@ class EvidentlyStreams:
 
     streams: dict[str, Stream] = field(default_factory=dict)
 
-    def add(self, name: str, reference: pd.DataFrame, windows: list[pd.DataFrame],
-            columns: list[str]) -> None:
-        self.streams[name] = Stream(reference[columns].copy(),
-                                    [w[columns].copy() for w in windows], columns)
+    def add(
+        self, name: str, reference: pd.DataFrame, windows: list[pd.DataFrame], columns: list[str]
+    ) -> None:
+        self.streams[name] = Stream(
+            reference[columns].copy(), [w[columns].copy() for w in windows], columns
+        )
 
     def write(self, folder: Path) -> None:
         manifest: dict[str, Any] = {}
@@ -223,14 +237,18 @@ class EvidentlyStreams:
 
     def run(self, python: str) -> dict[str, list[dict[str, Any]]] | str:
         """Per stream, per window: Evidently's drifted columns, count, share, dataset drift."""
-        probe = subprocess.run([python, "-c", "import evidently, pandas, pyarrow"],
-                               capture_output=True)
+        probe = subprocess.run(
+            [python, "-c", "import evidently, pandas, pyarrow"], capture_output=True
+        )
         if probe.returncode != 0:
             return "not run (evidently not importable)"
         with tempfile.TemporaryDirectory() as tmp:
             self.write(Path(tmp))
-            proc = subprocess.run([python, __file__, "--worker", "evidently", "--data", tmp],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [python, __file__, "--worker", "evidently", "--data", tmp],
+                capture_output=True,
+                text=True,
+            )
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:]
             print(f"  (evidently worker failed: {tail})", flush=True)
@@ -267,7 +285,8 @@ def evidently_worker(folder: Path) -> None:
                     # distances (its defaults above 1,000 reference rows) at or above it.
                     p_value = "p_value" in method or "p-value" in method
                     if threshold is not None and (
-                            value < threshold if p_value else value >= threshold):
+                        value < threshold if p_value else value >= threshold
+                    ):
                         row["drifted"].append(config.get("column"))
             # The per-column rule above must agree with the preset's own count.
             row["consistent"] = len(row["drifted"]) == row.get("count")
@@ -275,10 +294,12 @@ def evidently_worker(folder: Path) -> None:
     print(json.dumps(out))
 
 
-def evidently_alarms(windows: list[dict[str, Any]], change: int, rule: str,
-                     features: set[str] | None = None) -> dict[str, Any]:
+def evidently_alarms(
+    windows: list[dict[str, Any]], change: int, rule: str, features: set[str] | None = None
+) -> dict[str, Any]:
     """Delay and false alarms for a rule: "any" drifted column, or the preset's "dataset" drift.
     With ``features``, only windows whose drifted columns include one of them count."""
+
     def fired(row: dict[str, Any]) -> bool:
         if features is not None:
             return bool(features & set(row["drifted"]))
@@ -286,13 +307,16 @@ def evidently_alarms(windows: list[dict[str, Any]], change: int, rule: str,
 
     flagged = [w for w, row in enumerate(windows) if fired(row)]
     after = [w for w in flagged if w >= change]
-    return {"delay": (after[0] - change) if after else None,
-            "false_alarms_before": sum(w < change for w in flagged),
-            "first_drifted": windows[after[0]]["drifted"] if after else []}
+    return {
+        "delay": (after[0] - change) if after else None,
+        "false_alarms_before": sum(w < change for w in flagged),
+        "first_drifted": windows[after[0]]["drifted"] if after else [],
+    }
 
 
-def run_synthetic(before: int, after: int, clean_windows: int, seed: int,
-                  evidently: EvidentlyStreams) -> dict[str, Any]:
+def run_synthetic(
+    before: int, after: int, clean_windows: int, seed: int, evidently: EvidentlyStreams
+) -> dict[str, Any]:
     from mlwarden.monitor.engine import Monitor
 
     rng = np.random.default_rng(seed)
@@ -309,8 +333,9 @@ def run_synthetic(before: int, after: int, clean_windows: int, seed: int,
     seconds = time.perf_counter() - t0
     noisy = [r for r in clean if r.findings]
     # Every alarm on the clean stream is false: "change" sits past its end.
-    river_clean = river_reference([(f["prediction"] != f["label"]).to_numpy()
-                                   for f in clean_frames], clean_windows)
+    river_clean = river_reference(
+        [(f["prediction"] != f["label"]).to_numpy() for f in clean_frames], clean_windows
+    )
     evidently.add("clean", reference, clean_frames, features)
     out["clean"] = {
         "windows": clean_windows,
@@ -323,26 +348,31 @@ def run_synthetic(before: int, after: int, clean_windows: int, seed: int,
     }
     for sc in SCENARIOS:
         monitor = Monitor(reference, spec, config())
-        frames = ([scored.records(inputs(rng, WINDOW)) for _ in range(before)]
-                  + [scored.records(inputs(rng, WINDOW, sc.change, sc.size))
-                     for _ in range(after)])
+        frames = [scored.records(inputs(rng, WINDOW)) for _ in range(before)] + [
+            scored.records(inputs(rng, WINDOW, sc.change, sc.size)) for _ in range(after)
+        ]
         results = [monitor.process(f, index=i) for i, f in enumerate(frames)]
         delay, kind_ok, named = first_right(results, before, sc.kinds, sc.features)
         any_after = next((r for r in results[before:] if r.findings), None)
         errors = [(f["prediction"] != f["label"]).to_numpy() for f in frames]
-        out["scenarios"].append({
-            "scenario": sc.name,
-            "detected": any_after is not None,
-            "delay": delay,
-            "right_kind": kind_ok,
-            "right_features": named,
-            "false_alarms_before": sum(bool(r.findings) for r in results[:before]),
-            "false_alarm_examples": [f.message for r in results[:before] for f in r.findings][:3],
-            "first_kinds": sorted({f.kind.value for f in any_after.findings}) if any_after
-            else [],
-            "river": river_reference(errors, before),
-            "evidently": "pending (scored after the run)",
-        })
+        out["scenarios"].append(
+            {
+                "scenario": sc.name,
+                "detected": any_after is not None,
+                "delay": delay,
+                "right_kind": kind_ok,
+                "right_features": named,
+                "false_alarms_before": sum(bool(r.findings) for r in results[:before]),
+                "false_alarm_examples": [f.message for r in results[:before] for f in r.findings][
+                    :3
+                ],
+                "first_kinds": sorted({f.kind.value for f in any_after.findings})
+                if any_after
+                else [],
+                "river": river_reference(errors, before),
+                "evidently": "pending (scored after the run)",
+            }
+        )
         evidently.add(sc.name, reference, frames, features)
         print(json.dumps(out["scenarios"][-1]), flush=True)
     return out
@@ -362,8 +392,9 @@ def run_electricity(evidently: EvidentlyStreams) -> dict[str, Any]:
 
     data = load("electricity")
     features = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
-    model = LogisticRegression(max_iter=1000).fit(data[features].iloc[:3000],
-                                                  data["target"].iloc[:3000])
+    model = LogisticRegression(max_iter=1000).fit(
+        data[features].iloc[:3000], data["target"].iloc[:3000]
+    )
 
     def records(rows: pd.DataFrame) -> pd.DataFrame:
         out = rows[features].copy()
@@ -372,34 +403,44 @@ def run_electricity(evidently: EvidentlyStreams) -> dict[str, Any]:
         out["label"] = rows["target"].to_numpy()
         return out
 
-    spec = ModelSpec(name="elec", task=Task.CLASSIFICATION, positive_class=1,
-                     features=[FeatureSpec(name=f) for f in features])
+    spec = ModelSpec(
+        name="elec",
+        task=Task.CLASSIFICATION,
+        positive_class=1,
+        features=[FeatureSpec(name=f) for f in features],
+    )
     reference = records(data.iloc[3000:6000])
     monitor = Monitor(reference, spec, config())
     starts = list(range(6000, len(data) - WINDOW + 1, WINDOW))
-    frames = [records(data.iloc[s:s + WINDOW]) for s in starts]
+    frames = [records(data.iloc[s : s + WINDOW]) for s in starts]
     results = [monitor.process(f, index=i) for i, f in enumerate(frames)]
     evidently.add("electricity", reference, frames, features)
     change = next(i for i, s in enumerate(starts) if s + WINDOW > 17_424)
     moved = {"vicprice", "vicdemand", "transfer"}
     delay, _, named = first_right(results, change, {"data_drift", "data_quality"}, moved)
-    perf = [r.index for r in results for f in r.findings
-            if f.kind.value == "concept_drift" or "impact" in f.evidence]
+    perf = [
+        r.index
+        for r in results
+        for f in r.findings
+        if f.kind.value == "concept_drift" or "impact" in f.evidence
+    ]
     return {
         "windows": len(results),
         "change_window": change,
         # Per-feature findings only: the domain classifier names every feature it was given.
         "false_alarm_windows_before_change_on_moved_features": sum(
             any(moved & set(f.features) for f in r.findings if f.detector != "domain_classifier")
-            for r in results[:change]),
-        "kinds_before_change": sorted({f.kind.value for r in results[:change]
-                                       for f in r.findings}),
+            for r in results[:change]
+        ),
+        "kinds_before_change": sorted({f.kind.value for r in results[:change] for f in r.findings}),
         "delay_moved_features": delay,
         "right_features": named,
         "windows_with_performance_findings": len(set(perf)),
         "first_performance_window": min(perf) if perf else None,
-        "accuracy_first_last": [results[0].signals.get("accuracy"),
-                                results[-1].signals.get("accuracy")],
+        "accuracy_first_last": [
+            results[0].signals.get("accuracy"),
+            results[-1].signals.get("accuracy"),
+        ],
     }
 
 
@@ -428,31 +469,42 @@ def run_bike(evidently: EvidentlyStreams) -> dict[str, Any]:
         out["timestamp"] = pd.to_datetime(rows["dteday"], errors="coerce")
         return out
 
-    spec = ModelSpec(name="bike", task=Task.REGRESSION,
-                     features=[FeatureSpec(name=f) for f in features])
+    spec = ModelSpec(
+        name="bike", task=Task.REGRESSION, features=[FeatureSpec(name=f) for f in features]
+    )
     reference = records(ref_rows)
     monitor = Monitor(reference, spec, config())
     starts = list(range(2800, len(data) - WINDOW + 1, WINDOW))
-    frames = [records(data.iloc[s:s + WINDOW]) for s in starts]
+    frames = [records(data.iloc[s : s + WINDOW]) for s in starts]
     results = [monitor.process(f, index=i) for i, f in enumerate(frames)]
     evidently.add("bike_sharing", reference, frames, features)
-    drift_windows = [r.index for r in results if any(f.kind.value == "data_drift"
-                                                     for f in r.findings)]
+    drift_windows = [
+        r.index for r in results if any(f.kind.value == "data_drift" for f in r.findings)
+    ]
     return {
         "windows": len(results),
         "windows_with_data_drift": len(drift_windows),
         "first_data_drift_window": drift_windows[0] if drift_windows else None,
-        "features_first": sorted({ft for r in results[:1] for f in r.findings
-                                  for ft in f.features if f.kind.value == "data_drift"}),
+        "features_first": sorted(
+            {
+                ft
+                for r in results[:1]
+                for f in r.findings
+                for ft in f.features
+                if f.kind.value == "data_drift"
+            }
+        ),
         "windows_with_performance_findings": sum(
             any(f.kind.value == "concept_drift" or "impact" in f.evidence for f in r.findings)
-            for r in results),
+            for r in results
+        ),
         "rmse_first_last": [results[0].signals.get("rmse"), results[-1].signals.get("rmse")],
     }
 
 
-def attach_evidently(report: dict[str, Any], scored: dict[str, list[dict[str, Any]]] | str,
-                     before: int) -> None:
+def attach_evidently(
+    report: dict[str, Any], scored: dict[str, list[dict[str, Any]]] | str, before: int
+) -> None:
     """Puts Evidently's figures next to mlwarden's and River's in ``report``."""
     if isinstance(scored, str):
         report["synthetic"]["clean"]["evidently"] = scored
@@ -475,7 +527,8 @@ def attach_evidently(report: dict[str, Any], scored: dict[str, list[dict[str, An
             "any_column": anyc,
             "dataset_drift": evidently_alarms(windows, before, "dataset"),
             "right_features": bool(sc.features & set(anyc["first_drifted"]))
-            if sc.features else None,
+            if sc.features
+            else None,
         }
     elec, change = scored["electricity"], report["electricity"]["change_window"]
     moved = evidently_alarms(elec, change, "any", {"vicprice", "vicdemand", "transfer"})
@@ -501,23 +554,37 @@ def _pair(delay: int | None, false_alarms: int) -> str:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print("\n| scenario | mlwarden delay / FA | River ADWIN | River DDM "
-          "| Evidently any column | Evidently dataset drift | Evidently first drifted |")
+    print(
+        "\n| scenario | mlwarden delay / FA | River ADWIN | River DDM "
+        "| Evidently any column | Evidently dataset drift | Evidently first drifted |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in report["synthetic"]["scenarios"]:
         ev = row["evidently"]
-        cells = ([_pair(ev["any_column"]["delay"], ev["any_column"]["false_alarms_before"]),
-                  _pair(ev["dataset_drift"]["delay"], ev["dataset_drift"]["false_alarms_before"]),
-                  ", ".join(ev["any_column"]["first_drifted"]) or "-"]
-                 if isinstance(ev, dict) else [ev, ev, ev])
-        river = [_pair(row["river"][k]["delay"], row["river"][k]["false_alarms_before"])
-                 for k in ("adwin", "ddm")]
-        print(f"| {row['scenario']} | {_pair(row['delay'], row['false_alarms_before'])} | "
-              + " | ".join(river + cells) + " |")
+        cells = (
+            [
+                _pair(ev["any_column"]["delay"], ev["any_column"]["false_alarms_before"]),
+                _pair(ev["dataset_drift"]["delay"], ev["dataset_drift"]["false_alarms_before"]),
+                ", ".join(ev["any_column"]["first_drifted"]) or "-",
+            ]
+            if isinstance(ev, dict)
+            else [ev, ev, ev]
+        )
+        river = [
+            _pair(row["river"][k]["delay"], row["river"][k]["false_alarms_before"])
+            for k in ("adwin", "ddm")
+        ]
+        print(
+            f"| {row['scenario']} | {_pair(row['delay'], row['false_alarms_before'])} | "
+            + " | ".join(river + cells)
+            + " |"
+        )
     clean = report["synthetic"]["clean"]
-    print(f"\nclean stream of {clean['windows']} windows, windows with an alarm: mlwarden "
-          f"{clean['false_alarm_windows']}, River {clean['river_false_alarm_windows']}, "
-          f"Evidently {json.dumps(clean['evidently'])}")
+    print(
+        f"\nclean stream of {clean['windows']} windows, windows with an alarm: mlwarden "
+        f"{clean['false_alarm_windows']}, River {clean['river_false_alarm_windows']}, "
+        f"Evidently {json.dumps(clean['evidently'])}"
+    )
     for name in ("electricity", "bike_sharing"):
         print(f"{name} Evidently: {json.dumps(report[name]['evidently'])}")
 
@@ -529,9 +596,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--after", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", default=None)
-    parser.add_argument("--evidently-python", default=None,
-                        help="an interpreter where `import evidently` works; without it the "
-                             "Evidently column says 'not run'")
+    parser.add_argument(
+        "--evidently-python",
+        default=None,
+        help="an interpreter where `import evidently` works; without it the "
+        "Evidently column says 'not run'",
+    )
     parser.add_argument("--worker", choices=["evidently"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -541,8 +611,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     evidently = EvidentlyStreams()
     runs: dict[str, Callable[[], Any]] = {
-        "synthetic": lambda: run_synthetic(args.before, args.after, args.clean_windows,
-                                           args.seed, evidently),
+        "synthetic": lambda: run_synthetic(
+            args.before, args.after, args.clean_windows, args.seed, evidently
+        ),
         "electricity": lambda: run_electricity(evidently),
         "bike_sharing": lambda: run_bike(evidently),
     }
@@ -553,8 +624,11 @@ def main(argv: list[str] | None = None) -> None:
             print(name, json.dumps(report[name]), flush=True)
     monitor_seconds = time.perf_counter() - started
     if args.evidently_python:
-        print(f"Evidently DataDriftPreset() in {args.evidently_python} on "
-              f"{sum(len(s.windows) for s in evidently.streams.values())} windows...", flush=True)
+        print(
+            f"Evidently DataDriftPreset() in {args.evidently_python} on "
+            f"{sum(len(s.windows) for s in evidently.streams.values())} windows...",
+            flush=True,
+        )
         t0 = time.perf_counter()
         scored = evidently.run(args.evidently_python)
         report["evidently_seconds"] = time.perf_counter() - t0
@@ -563,8 +637,15 @@ def main(argv: list[str] | None = None) -> None:
     attach_evidently(report, scored, args.before)
     report["seconds"] = monitor_seconds
     print_table(report)
-    print(json.dumps({"clean": report["synthetic"]["clean"], "seconds": report["seconds"],
-                      "evidently_seconds": report.get("evidently_seconds")}))
+    print(
+        json.dumps(
+            {
+                "clean": report["synthetic"]["clean"],
+                "seconds": report["seconds"],
+                "evidently_seconds": report.get("evidently_seconds"),
+            }
+        )
+    )
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(report, fh, indent=1, default=str)

@@ -55,15 +55,20 @@ def report() -> None:
         data = load_set(path)
         result = score(data["labelled"], data["unrelated"])
         answers[name] = result["answers"]
-        print(f"| {name} (`{path.name}`) | {result['n']} | {_pct(result['top1'])} | "
-              f"{_pct(result['top3'])} | {result['unrelated_no_match']}/{result['unrelated']} |")
+        print(
+            f"| {name} (`{path.name}`) | {result['n']} | {_pct(result['top1'])} | "
+            f"{_pct(result['top3'])} | {result['unrelated_no_match']}/{result['unrelated']} |"
+        )
     old = load_set(OLD)
     for group in ("labelled", "holdout"):
         result = score(old[group], old["unrelated"] if group == "labelled" else [])
-        unrelated = (f"{result['unrelated_no_match']}/{result['unrelated']}"
-                     if group == "labelled" else "")
-        print(f"| `cases.yaml` {group} | {result['n']} | {_pct(result['top1'])} | "
-              f"{_pct(result['top3'])} | {unrelated} |")
+        unrelated = (
+            f"{result['unrelated_no_match']}/{result['unrelated']}" if group == "labelled" else ""
+        )
+        print(
+            f"| `cases.yaml` {group} | {result['n']} | {_pct(result['top1'])} | "
+            f"{_pct(result['top3'])} | {unrelated} |"
+        )
     for name, rows in answers.items():
         print(f"\nReliability of the first match's confidence, {name}:\n")
         _table(reliability(rows))
@@ -83,8 +88,10 @@ def main() -> None:
     if args.fit:
         # the training texts, and the older cases.yaml (its texts were tuned on before)
         data, old = load_set(SETS["train"]), load_set(OLD)
-        weights, log = fit(data["labelled"] + old["labelled"] + old["holdout"],
-                           data["unrelated"] + old["unrelated"])
+        weights, log = fit(
+            data["labelled"] + old["labelled"] + old["holdout"],
+            data["unrelated"] + old["unrelated"],
+        )
         print("\n".join(log))
         print(f"chosen: {weights}")
         return

@@ -42,8 +42,10 @@ MODES = {"default": _BASE, "durable": {**_BASE, "MLWARDEN_DURABLE_CAPTURE": "1"}
 
 
 def stored_ids(data_dir: Path) -> set[str]:
-    with Store(f"sqlite:///{data_dir / 'mlwarden.db'}", migrate=False) as store, \
-            store.engine.connect() as conn:
+    with (
+        Store(f"sqlite:///{data_dir / 'mlwarden.db'}", migrate=False) as store,
+        store.engine.connect() as conn,
+    ):
         return set(conn.execute(select(t.records.c.id)).scalars())
 
 
@@ -81,7 +83,8 @@ class PredictLoad:
             while not self.stopping.is_set():
                 try:
                     response = await client.post(
-                        "/v1/models/elec/predict", content=self.bodies[i % len(self.bodies)],
+                        "/v1/models/elec/predict",
+                        content=self.bodies[i % len(self.bodies)],
                         headers=self.headers,
                     )
                 except httpx.HTTPError as exc:  # the server is gone (killed)
@@ -189,8 +192,7 @@ def main() -> None:
             runs[mode].append(cost(mode, artifact, bodies, args.requests, args.concurrency))
             print(f"{mode}: cost {runs[mode][-1]}", file=sys.stderr, flush=True)
     kills = {
-        mode: kill_losses(mode, artifact, bodies, args.kills, args.load_seconds)
-        for mode in MODES
+        mode: kill_losses(mode, artifact, bodies, args.kills, args.load_seconds) for mode in MODES
     }
     results: dict[str, object] = {"cpus": os.cpu_count()}
     if args.rounds:

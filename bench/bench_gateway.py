@@ -52,12 +52,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def set_up_model(url: str, artifact: bytes, headers: dict[str, str] | None = None) -> None:
-    spec = {"name": "elec", "task": "classification",
-            "features": [{"name": n, "nullable": False} for n in FEATURES]}
+    spec = {
+        "name": "elec",
+        "task": "classification",
+        "features": [{"name": n, "nullable": False} for n in FEATURES],
+    }
     with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
         client.post("/v1/models", json=spec).raise_for_status()
-        client.post("/v1/models/elec/versions",
-                    files={"file": ("m.skops", artifact)}).raise_for_status()
+        client.post(
+            "/v1/models/elec/versions", files={"file": ("m.skops", artifact)}
+        ).raise_for_status()
         client.put("/v1/models/elec/deployment", json={"live_version": 1}).raise_for_status()
 
 
@@ -97,7 +101,9 @@ async def _worker(port: int, bodies: list[bytes], count: int, out: list[float]) 
         request = (
             b"POST /v1/models/elec/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
         )
         start = time.perf_counter()
         writer.write(request)
@@ -143,8 +149,9 @@ def elec_workload() -> tuple[Any, bytes, list[dict[str, float]], list[bytes]]:
     # the model is fitted on a DataFrame and called with NumPy rows, as the gateway does
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     frame = load("electricity")
-    model = LogisticRegression(max_iter=500).fit(frame[FEATURES].iloc[:20000],
-                                                 frame["target"].iloc[:20000])
+    model = LogisticRegression(max_iter=500).fit(
+        frame[FEATURES].iloc[:20000], frame["target"].iloc[:20000]
+    )
     artifact = skops.io.dumps(model)
     rows = frame[FEATURES].iloc[20000:21000].to_dict(orient="records")
     bodies = [json.dumps({"instances": row}).encode() for row in rows]
@@ -178,7 +185,8 @@ def main() -> None:
         finally:
             server.stop()
     answered = sum(
-        float(line.rsplit(" ", 1)[1]) for line in stored.splitlines()
+        float(line.rsplit(" ", 1)[1])
+        for line in stored.splitlines()
         if line.startswith("mlwarden_predictions_total{")
     )
     results = {

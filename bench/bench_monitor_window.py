@@ -45,8 +45,16 @@ from mlwarden.monitor.engine import Monitor, MonitorConfig
 
 WINDOW = 1_000
 TRAIN = 3_000
-NUMERIC = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer",
-           "price_change", "demand_gap"]
+NUMERIC = [
+    "period",
+    "nswprice",
+    "nswdemand",
+    "vicprice",
+    "vicdemand",
+    "transfer",
+    "price_change",
+    "demand_gap",
+]
 FEATURES = [*NUMERIC, "half_hour", "weekday"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -59,8 +67,9 @@ def electricity_records() -> pd.DataFrame:
     frame["demand_gap"] = data["nswdemand"] - data["vicdemand"]
     frame["half_hour"] = np.arange(len(data)) % 48
     frame["weekday"] = [WEEKDAYS[d] for d in (np.arange(len(data)) // 48) % 7]
-    model = LogisticRegression(max_iter=1000).fit(frame[NUMERIC].iloc[:TRAIN],
-                                                  data["target"].iloc[:TRAIN])
+    model = LogisticRegression(max_iter=1000).fit(
+        frame[NUMERIC].iloc[:TRAIN], data["target"].iloc[:TRAIN]
+    )
     score = model.predict_proba(frame[NUMERIC])[:, 1]
     rng = np.random.default_rng(0)
     frame["score"] = score
@@ -69,26 +78,34 @@ def electricity_records() -> pd.DataFrame:
     frame["latency_ms"] = rng.lognormal(3.0, 0.3, len(frame))
     frame["error"] = np.where(rng.random(len(frame)) < 0.005, "timeout", "")
     frame["timestamp"] = pd.Timestamp("1996-05-07") + pd.to_timedelta(
-        np.arange(len(frame)) * 30, unit="min")
+        np.arange(len(frame)) * 30, unit="min"
+    )
     frame["id"] = [f"r{i}" for i in range(len(frame))]
     return frame
 
 
 def spec() -> ModelSpec:
-    return ModelSpec(name="elec10", task=Task.CLASSIFICATION, positive_class=1,
-                     features=[FeatureSpec(name=f) for f in NUMERIC]
-                     + [FeatureSpec(name="half_hour", type=FeatureType.INTEGER),
-                        FeatureSpec(name="weekday", type=FeatureType.CATEGORICAL)])
+    return ModelSpec(
+        name="elec10",
+        task=Task.CLASSIFICATION,
+        positive_class=1,
+        features=[FeatureSpec(name=f) for f in NUMERIC]
+        + [
+            FeatureSpec(name="half_hour", type=FeatureType.INTEGER),
+            FeatureSpec(name="weekday", type=FeatureType.CATEGORICAL),
+        ],
+    )
 
 
-def run(reference_rows: int, max_windows: int | None, profile: bool,
-        screen: bool = True) -> dict[str, Any]:
+def run(
+    reference_rows: int, max_windows: int | None, profile: bool, screen: bool = True
+) -> dict[str, Any]:
     records = electricity_records()
-    reference = records.iloc[TRAIN:TRAIN + reference_rows].reset_index(drop=True)
+    reference = records.iloc[TRAIN : TRAIN + reference_rows].reset_index(drop=True)
     starts = list(range(TRAIN + reference_rows, len(records) - WINDOW + 1, WINDOW))
     if max_windows is not None:
         starts = starts[:max_windows]
-    windows = [records.iloc[s:s + WINDOW].reset_index(drop=True) for s in starts]
+    windows = [records.iloc[s : s + WINDOW].reset_index(drop=True) for s in starts]
     config = MonitorConfig(multivariate=True, **({} if screen else {"multivariate_screen": None}))
 
     Monitor(reference, spec(), config).process(windows[0], index=0)  # warm-up, not counted
@@ -155,16 +172,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", type=int, default=10_000, help="reference rows")
     parser.add_argument("--windows", type=int, default=None, help="at most this many windows")
     parser.add_argument("--profile", action="store_true", help="print a cProfile top 20")
-    parser.add_argument("--no-screen", action="store_true",
-                        help="run the domain classifier on every window (multivariate_screen=None)")
+    parser.add_argument(
+        "--no-screen",
+        action="store_true",
+        help="run the domain classifier on every window (multivariate_screen=None)",
+    )
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args(argv)
     out = run(args.reference, args.windows, args.profile, screen=not args.no_screen)
     for key in ("profile_cumulative_top20", "profile_tottime_top20"):
         if key in out:
             print(out[key])
-    summary = {k: v for k, v in out.items() if not k.startswith("profile_")
-               and k != "per_window_ms"}
+    summary = {
+        k: v for k, v in out.items() if not k.startswith("profile_") and k != "per_window_ms"
+    }
     print(json.dumps(summary, indent=1))
     if args.json_out:
         with open(args.json_out, "w") as fh:

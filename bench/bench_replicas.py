@@ -82,8 +82,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
 
 
-def throughput(url: str, workers: int, artifact: bytes, bodies: list[bytes], requests: int,
-               concurrency: int, data_dir: Path) -> dict[str, Any]:
+def throughput(
+    url: str,
+    workers: int,
+    artifact: bytes,
+    bodies: list[bytes],
+    requests: int,
+    concurrency: int,
+    data_dir: Path,
+) -> dict[str, Any]:
     server = ServerProcess(data_dir, database_url=url, workers=workers).start()
     try:
         set_up_model(server.url, artifact)
@@ -102,9 +109,13 @@ def throughput(url: str, workers: int, artifact: bytes, bodies: list[bytes], req
     answered = concurrency * 20 + len(latencies)
     if stored != answered:
         raise RuntimeError(f"{answered} predictions answered, {stored} records stored")
-    return {"workers": workers, "predictions_per_s": per_s,
-            "cpu_ms_per_prediction": cpu * 1000 / len(latencies),
-            "median_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 99)}
+    return {
+        "workers": workers,
+        "predictions_per_s": per_s,
+        "cpu_ms_per_prediction": cpu * 1000 / len(latencies),
+        "median_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 99),
+    }
 
 
 def gateway_records(count: int, seed: int) -> list[dict[str, Any]]:
@@ -114,11 +125,18 @@ def gateway_records(count: int, seed: int) -> list[dict[str, Any]]:
     values = rng.random((count, len(FEATURES)))
     proba = rng.random(count)
     return [
-        {"id": uuid.uuid4().hex, "model": "bench", "version": 1, "timestamp": now,
-         "features": dict(zip(FEATURES, map(float, values[i]), strict=True)),
-         "prediction": int(proba[i] > 0.5),
-         "scores": {"0": float(1 - proba[i]), "1": float(proba[i])},
-         "latency_ms": 1.5, "error": None, "served_by": "live"}
+        {
+            "id": uuid.uuid4().hex,
+            "model": "bench",
+            "version": 1,
+            "timestamp": now,
+            "features": dict(zip(FEATURES, map(float, values[i]), strict=True)),
+            "prediction": int(proba[i] > 0.5),
+            "scores": {"0": float(1 - proba[i]), "1": float(proba[i])},
+            "latency_ms": 1.5,
+            "error": None,
+            "served_by": "live",
+        }
         for i in range(count)
     ]
 
@@ -139,13 +157,20 @@ def copy_rate(url: str, records: int, writers: int, batch: int) -> float:
     """Records/s stored by ``writers`` concurrent writer processes (from the first one's start
     to the last one's end)."""
     with Store(url) as store:
-        store.create_model(ModelSpec(name="bench", task=Task.CLASSIFICATION,
-                                     features=[FeatureSpec(name=f) for f in FEATURES]))
+        store.create_model(
+            ModelSpec(
+                name="bench",
+                task=Task.CLASSIFICATION,
+                features=[FeatureSpec(name=f) for f in FEATURES],
+            )
+        )
     share = records // writers
     context = multiprocessing.get_context("spawn")
     ready, results = context.Barrier(writers), context.Queue()
-    processes = [context.Process(target=_copy_writer, args=(url, seed, share, batch, ready,
-                                                            results)) for seed in range(writers)]
+    processes = [
+        context.Process(target=_copy_writer, args=(url, seed, share, batch, ready, results))
+        for seed in range(writers)
+    ]
     for process in processes:
         process.start()
     spans = [results.get(timeout=3600) for _ in processes]
@@ -165,8 +190,11 @@ def main() -> None:
     parser.add_argument("--copy-records", type=int, default=200_000)
     parser.add_argument("--copy-writers", type=int, default=4)
     parser.add_argument("--copy-only", action="store_true", help="only the COPY rate")
-    parser.add_argument("--pg", default=os.environ.get(
-        "MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432"), help="server URL")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432"),
+        help="server URL",
+    )
     args = parser.parse_args()
 
     _model, artifact, _rows, bodies = elec_workload()
@@ -180,34 +208,49 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for index, workers in enumerate(order):
-                result = throughput(databases.new(), workers, artifact, bodies, args.requests,
-                                    args.concurrency, Path(tmp) / f"run{index}")
+                result = throughput(
+                    databases.new(),
+                    workers,
+                    artifact,
+                    bodies,
+                    args.requests,
+                    args.concurrency,
+                    Path(tmp) / f"run{index}",
+                )
                 runs[workers].append(result)
-                print(f"  workers={workers}: {result['predictions_per_s']:,.0f} predictions/s, "
-                      f"median {result['median_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-                      f"server CPU {result['cpu_ms_per_prediction']:.2f} ms/prediction  "
-                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
+                print(
+                    f"  workers={workers}: {result['predictions_per_s']:,.0f} predictions/s, "
+                    f"median {result['median_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                    f"server CPU {result['cpu_ms_per_prediction']:.2f} ms/prediction  "
+                    f"(load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
         batch = Settings().write_batch_size
-        rates = {w: copy_rate(databases.new(), args.copy_records, w, batch)
-                 for w in (1, args.copy_writers)}
+        rates = {
+            w: copy_rate(databases.new(), args.copy_records, w, batch)
+            for w in (1, args.copy_writers)
+        }
     finally:
         databases.drop()
 
     if order:
-        print(f"\npredictions/s at concurrency {args.concurrency} "
-              f"(median of {args.rounds} runs):")
+        print(f"\npredictions/s at concurrency {args.concurrency} (median of {args.rounds} runs):")
         base = statistics.median(r["predictions_per_s"] for r in runs[counts[0]])
         for workers in counts:
             per_s = statistics.median(r["predictions_per_s"] for r in runs[workers])
             cpu = statistics.median(r["cpu_ms_per_prediction"] for r in runs[workers])
-            print(f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of "
-                  f"{counts[0]}), server CPU {cpu:.2f} ms/prediction")
+            print(
+                f"  {workers} worker(s): {per_s:>8,.0f}/s  ({per_s / base:.2f}x of "
+                f"{counts[0]}), server CPU {cpu:.2f} ms/prediction"
+            )
     print(f"\nPostgreSQL COPY of gateway records, batches of {batch}:")
     for writers, rate in rates.items():
         print(f"  {writers} writer process(es): {rate:>10,.0f} records/s")
     best = max(rates.values())
-    print(f"\nsizing: one PostgreSQL takes C = {best:,.0f} records/s; at half of it (headroom "
-          f"for queries, the agent, vacuum) it carries {best / 2:,.0f} predictions/s")
+    print(
+        f"\nsizing: one PostgreSQL takes C = {best:,.0f} records/s; at half of it (headroom "
+        f"for queries, the agent, vacuum) it carries {best / 2:,.0f} predictions/s"
+    )
     print(f"load average at end {os.getloadavg()}")
 
 

@@ -59,7 +59,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for gap in args.gaps:
         for t in range(3, 14):
-            labelled = stream.iloc[max(0, t * WINDOW - DELAY - RECENT): t * WINDOW - DELAY]
+            labelled = stream.iloc[max(0, t * WINDOW - DELAY - RECENT) : t * WINDOW - DELAY]
             cut = int(len(labelled) * (1 - HOLDOUT))
             train, held = labelled.iloc[: max(0, cut - gap)], labelled.iloc[cut:]
             if len(train) < 200:
@@ -67,8 +67,8 @@ def main() -> None:
             full = fit(labelled)
             print(
                 f"| {gap} | {t} | {gain(fit(train), held):+.3f} "
-                f"| {gain(full, stream.iloc[t * WINDOW:(t + 6) * WINDOW]):+.3f} "
-                f"| {gain(full, stream.iloc[(t + 2) * WINDOW:(t + 6) * WINDOW]):+.3f} |",
+                f"| {gain(full, stream.iloc[t * WINDOW : (t + 6) * WINDOW]):+.3f} "
+                f"| {gain(full, stream.iloc[(t + 2) * WINDOW : (t + 6) * WINDOW]):+.3f} |",
                 flush=True,
             )
 

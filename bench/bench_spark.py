@@ -45,15 +45,18 @@ def _file(rng: np.random.Generator, index: int, n: int) -> pa.Table:
     start = np.datetime64("2026-01-01T00:00:00", "us") + np.timedelta64(index, "D")
     stamps = start + np.sort(rng.integers(0, 86_400_000_000, n)).astype("timedelta64[us]")
     columns: dict[str, Any] = {"timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC"))}
-    families = (lambda: rng.normal(50, 10, n), lambda: rng.lognormal(3, 0.7, n),
-                lambda: rng.uniform(-1, 1, n), lambda: rng.exponential(2.0, n))
+    families = (
+        lambda: rng.normal(50, 10, n),
+        lambda: rng.lognormal(3, 0.7, n),
+        lambda: rng.uniform(-1, 1, n),
+        lambda: rng.exponential(2.0, n),
+    )
     for i in range(8):
         columns[f"num_{i}"] = families[i % 4]()
     for i, size in enumerate((10, 30)):
         weights = 1 / np.arange(1, size + 1)
         codes = rng.choice(size, n, p=weights / weights.sum()).astype(np.int32)
-        columns[f"cat_{i}"] = pa.DictionaryArray.from_arrays(codes, LEVELS[:size]).cast(
-            pa.string())
+        columns[f"cat_{i}"] = pa.DictionaryArray.from_arrays(codes, LEVELS[:size]).cast(pa.string())
     score = rng.uniform(size=n)
     columns["score"] = score
     columns["prediction"] = (score > 0.5).astype(np.int64)
@@ -101,8 +104,12 @@ def _tree_rss(root: int) -> int:
 
 def run(engine: str, folder: Path) -> dict[str, Any]:
     """Profile the lake with ``engine`` in a fresh process; its figures and peak tree RSS."""
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", engine, "--dir", str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--worker", engine, "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     peak = 0
     done = threading.Event()
 
@@ -133,16 +140,28 @@ def worker(engine: str, folder: Path) -> None:
     began = time.perf_counter()
     profile = profile_lake(str(folder / "*.parquet"), engine=eng)
     seconds = time.perf_counter() - began
-    print(json.dumps({"engine": engine, "rows": profile.rows, "start_s": round(start_s, 1),
-                      "seconds": round(seconds, 1),
-                      "rows_per_s": round(profile.rows / seconds)}))
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "rows": profile.rows,
+                "start_s": round(start_s, 1),
+                "seconds": round(seconds, 1),
+                "rows_per_s": round(profile.rows / seconds),
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="*", default=list(SIZES))
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to generate the lakes (default: a temporary folder)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to generate the lakes (default: a temporary folder)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated lakes")
     parser.add_argument("--worker", choices=("polars", "spark"), help=argparse.SUPPRESS)
     args = parser.parse_args()

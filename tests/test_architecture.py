@@ -149,8 +149,10 @@ def test_no_two_packages_import_each_other() -> None:
         if pair[0] != pair[1]:
             evidence.setdefault(pair, found)
     mutual = [
-        describe(evidence[(a, b)], f"{a} and {b} import each other; "
-                 + describe(evidence[(b, a)], "and back"))
+        describe(
+            evidence[(a, b)],
+            f"{a} and {b} import each other; " + describe(evidence[(b, a)], "and back"),
+        )
         for (a, b) in sorted(evidence)
         if a < b and (b, a) in evidence
     ]
@@ -233,8 +235,14 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path: P
 
 # What only ``mlwarden.store`` may import: SQLAlchemy (and Alembic) and the table definitions.
 # Every other layer reads and writes through the store's functions.
-STORE_ONLY = ("sqlalchemy", "alembic", "mlwarden.store.tables", "mlwarden.store.agent_tables",
-              "mlwarden.store.assistant_tables", "mlwarden.store.database")
+STORE_ONLY = (
+    "sqlalchemy",
+    "alembic",
+    "mlwarden.store.tables",
+    "mlwarden.store.agent_tables",
+    "mlwarden.store.assistant_tables",
+    "mlwarden.store.database",
+)
 
 
 def store_only_imports(name: str, path: Path) -> list[Import]:
@@ -262,8 +270,11 @@ def test_only_the_store_touches_tables_and_sqlalchemy() -> None:
         for name, path in source_modules().items()
         if not (name == "mlwarden.store" or name.startswith("mlwarden.store."))
     }
-    found = [describe(each, "only mlwarden.store may import it")
-             for name in sorted(outside) for each in outside[name]]
+    found = [
+        describe(each, "only mlwarden.store may import it")
+        for name in sorted(outside)
+        for each in outside[name]
+    ]
     assert found == [], "queries outside the store:\n" + "\n".join(found)
 
 

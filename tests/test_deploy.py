@@ -168,8 +168,15 @@ def test_dockerfile_installs_the_package_and_runs_serve_as_non_root() -> None:
     command = next(line for line in run if line.startswith("CMD "))
     assert yaml.safe_load(entrypoint.split(" ", 1)[1]) == ["mlwarden"]
     parses(yaml.safe_load(command.split(" ", 1)[1]))
-    known_settings([word.split("=")[0] for line in run if line.startswith("ENV ")
-                    for word in line.split()[1:] if word.startswith("MLWARDEN_")])
+    known_settings(
+        [
+            word.split("=")[0]
+            for line in run
+            if line.startswith("ENV ")
+            for word in line.split()[1:]
+            if word.startswith("MLWARDEN_")
+        ]
+    )
 
 
 def test_the_image_context_holds_what_the_install_needs() -> None:
@@ -178,16 +185,23 @@ def test_the_image_context_holds_what_the_install_needs() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     rules = [r for r in ignore if r and not r.startswith("#")]
     assert rules[0] == "*" and {"!pyproject.toml", "!README.md", "!src/"} <= set(rules)
-    copied = [line.split()[1:-1] for stage in dockerfile_stages() for line in stage
-              if line.startswith("COPY ") and "--from" not in line]
+    copied = [
+        line.split()[1:-1]
+        for stage in dockerfile_stages()
+        for line in stage
+        if line.startswith("COPY ") and "--from" not in line
+    ]
     assert all((ROOT / p).exists() for paths in copied for p in paths)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     globs = project["tool"]["setuptools"]["package-data"]["mlwarden"]
     package = ROOT / "src" / "mlwarden"
     missing = [
-        str(path.relative_to(package)) for path in package.rglob("*")
-        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in
-        path.parts and not any(fnmatch.fnmatch(str(path.relative_to(package)), g) for g in globs)
+        str(path.relative_to(package))
+        for path in package.rglob("*")
+        if path.is_file()
+        and path.suffix not in {".py", ".pyc"}
+        and "__pycache__" not in path.parts
+        and not any(fnmatch.fnmatch(str(path.relative_to(package)), g) for g in globs)
     ]
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
 
@@ -208,13 +222,27 @@ def test_the_image_builds_and_runs_as_non_root() -> None:
     if reason is not None:
         pytest.skip(reason)  # the one skip allowed: a build needs a daemon
     tag = "mlwarden:test-deploy"
-    subprocess.run(["docker", "build", "-f", "deploy/Dockerfile", "-t", tag, "."], cwd=ROOT,
-                   check=True, timeout=1800)
-    who = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
-                         capture_output=True, text=True, check=True, timeout=120)
+    subprocess.run(
+        ["docker", "build", "-f", "deploy/Dockerfile", "-t", tag, "."],
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
+    )
+    who = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert who.stdout.strip() != "0"
-    usage = subprocess.run(["docker", "run", "--rm", tag, "serve", "--help"],
-                           capture_output=True, text=True, check=True, timeout=300)
+    usage = subprocess.run(
+        ["docker", "run", "--rm", tag, "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     assert "--workers" in usage.stdout
 
 
@@ -248,9 +276,9 @@ def used_series() -> dict[str, set[str]]:
     variables = [v["definition"] for v in board["templating"]["list"] if v["type"] == "query"]
     return {
         "rules.yml": set().union(*map(series_in, exprs)),
-        "mlwarden.json": set().union(*map(series_in, queries)).union(
-            *(re.findall(r"label_values\((\w+)", v) for v in variables)
-        ),
+        "mlwarden.json": set()
+        .union(*map(series_in, queries))
+        .union(*(re.findall(r"label_values\((\w+)", v) for v in variables)),
     }
 
 
@@ -270,7 +298,8 @@ def test_series_in_reads_names_not_labels_functions_or_keywords() -> None:
         'histogram_quantile(0.99, sum by (model, le) (rate(a_bucket{model=~"x|y"}[5m]))) > 1'
     ) == {"a_bucket"}
     assert series_in("time() - max by (model) (b) > 6 * 3600 and on (model) c offset 1h") == {
-        "b", "c"
+        "b",
+        "c",
     }
     assert series_in('up{job="mlwarden"} == 0') == {"up"}
 
@@ -286,8 +315,13 @@ def running_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     )
     store = Store(settings.resolved_database_url)
     store.create_model(
-        ModelSpec(name="churn", task=Task.CLASSIFICATION, features=[FeatureSpec(name="age")],
-                  target="churned", positive_class=1)
+        ModelSpec(
+            name="churn",
+            task=Task.CLASSIFICATION,
+            features=[FeatureSpec(name="age")],
+            target="churned",
+            positive_class=1,
+        )
     )
     try:
         with BackgroundServer(create_app(settings, store)) as server:
@@ -321,23 +355,28 @@ def prometheus_binary(name: str) -> str:
     """Debian's ``prometheus`` package (scripts/test-services.sh installs it)."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is missing: apt-get install -y prometheus (scripts/test-services.sh "
-                    "does it as root), or leave these cases out: -m 'not prometheus'")
+        pytest.fail(
+            f"{name} is missing: apt-get install -y prometheus (scripts/test-services.sh "
+            "does it as root), or leave these cases out: -m 'not prometheus'"
+        )
     return path
 
 
 @pytest.mark.prometheus
 def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
     promtool = prometheus_binary("promtool")
-    rules = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
-                           text=True, timeout=60)
+    rules = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
     assert rules.returncode == 0, rules.stdout + rules.stderr
     count = sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
     assert f"SUCCESS: {count} rules found" in rules.stdout
     # the scrape config, and through its rule_files the rules again, as Prometheus loads them
     config = subprocess.run(
         [promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert config.returncode == 0, config.stdout + config.stderr
     assert "1 rule files found" in config.stdout
@@ -359,15 +398,25 @@ def test_prometheus_scrapes_a_running_server_and_fires_the_escalation_rule(
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": "mlwarden", "metrics_path": "/metrics",
-                            "static_configs": [{"targets": [url.removeprefix("http://")]}]}],
+        "scrape_configs": [
+            {
+                "job_name": "mlwarden",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [url.removeprefix("http://")]}],
+            }
+        ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"),
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
     )
     try:
         firing: list[dict[str, Any]] = []
@@ -378,8 +427,12 @@ def test_prometheus_scrapes_a_running_server_and_fires_the_escalation_rule(
                 alerts = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=5).json()
             except httpx.HTTPError:
                 continue  # not listening yet
-            firing = [a for a in alerts["data"]["alerts"] if a["state"] == "firing"
-                      and a["labels"]["alertname"] == "MlwardenIncidentEscalated"]
+            firing = [
+                a
+                for a in alerts["data"]["alerts"]
+                if a["state"] == "firing"
+                and a["labels"]["alertname"] == "MlwardenIncidentEscalated"
+            ]
         assert firing, (tmp_path / "prometheus.log").read_text()[-2000:]
         (alert,) = firing
         assert alert["labels"]["model"] == "churn" and alert["labels"]["severity"] == "critical"
@@ -394,8 +447,9 @@ def test_prometheus_scrapes_a_running_server_and_fires_the_escalation_rule(
         for panel in board["panels"]:
             for target in panel["targets"]:
                 query = target["expr"].replace("$model", ".*").replace("$signal", ".*")
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/query",
-                                   params={"query": query}, timeout=5).json()
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5
+                ).json()
                 assert answer["status"] == "success", (panel["title"], answer)
                 if panel["title"] == "Escalated to a human":
                     assert [r["value"][1] for r in answer["data"]["result"]] == ["1"]

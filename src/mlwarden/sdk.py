@@ -32,8 +32,16 @@ __all__ = ["Client", "ClientError", "SendFailure"]
 log = logging.getLogger(__name__)
 
 # Columns of a flat row that describe the prediction rather than being features.
-RECORD_FIELDS = ("id", "prediction", "scores", "score", "latency_ms", "timestamp", "version",
-                 "error")
+RECORD_FIELDS = (
+    "id",
+    "prediction",
+    "scores",
+    "score",
+    "latency_ms",
+    "timestamp",
+    "version",
+    "error",
+)
 
 
 class ClientError(Exception):
@@ -172,7 +180,9 @@ class Client:
         return response.json() if response.content else None
 
     def predict(
-        self, model: str, instances: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any,
+        self,
+        model: str,
+        instances: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any,
         key: str | None = None,
     ) -> Any:
         """Predict through the gateway: one dict (answer dict) or many (list of answers)."""
@@ -215,17 +225,17 @@ class Client:
         if timeout_ms is not None:
             data["timeout_ms"] = str(timeout_ms)
         result: dict[str, Any] = self._request(
-            "POST", f"/v1/models/{model}/versions",
-            files={"file": ("model.skops", artifact, "application/octet-stream")}, data=data,
+            "POST",
+            f"/v1/models/{model}/versions",
+            files={"file": ("model.skops", artifact, "application/octet-stream")},
+            data=data,
         )
         return result
 
     def deploy(self, model: str, version: int, reason: str = "", **changes: Any) -> dict[str, Any]:
         """Make ``version`` live (plus any other deployment fields, e.g. fallback_version)."""
         body = {"live_version": version, "reason": reason, **changes}
-        result: dict[str, Any] = self._request(
-            "PATCH", f"/v1/models/{model}/deployment", json=body
-        )
+        result: dict[str, Any] = self._request("PATCH", f"/v1/models/{model}/deployment", json=body)
         return result
 
     # ------------------------------------------------------------------ queued calls
@@ -296,9 +306,11 @@ class Client:
         current: _Batch | None = None
         while self._queue:
             kind, model, row = self._queue.popleft()
-            if current is None or (current.kind, current.model) != (kind, model) or len(
-                current.rows
-            ) >= self.batch_size:
+            if (
+                current is None
+                or (current.kind, current.model) != (kind, model)
+                or len(current.rows) >= self.batch_size
+            ):
                 current = _Batch(kind, model)
                 batches.append(current)
             current.rows.append(row)
@@ -330,7 +342,8 @@ class Client:
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._http.post(
-                    path, content=body.encode(),
+                    path,
+                    content=body.encode(),
                     headers={"Content-Type": "application/x-ndjson"},
                 )
             except httpx.HTTPError as exc:
@@ -347,6 +360,11 @@ class Client:
                     break  # refused: retrying the same rows cannot help
             if attempt < self.max_retries:
                 time.sleep(self.retry_backoff_s * (2**attempt))
-        log.error("mlwarden: could not send %d %s rows of %s: %s",
-                  len(batch.rows), batch.kind, batch.model, error)
+        log.error(
+            "mlwarden: could not send %d %s rows of %s: %s",
+            len(batch.rows),
+            batch.kind,
+            batch.model,
+            error,
+        )
         self.failures.append(SendFailure(batch.kind, batch.model, len(batch.rows), error))

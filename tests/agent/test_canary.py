@@ -75,9 +75,14 @@ def _serve(
         (~mask, champion, versions[0], "l"),
     ):
         part = rows[served]
-        send_records(store, part, version=version, prefix=prefix,
-                     predictions=estimator.predict(part[FEATURES]),
-                     served_by="canary" if prefix == "c" else "live")
+        send_records(
+            store,
+            part,
+            version=version,
+            prefix=prefix,
+            predictions=estimator.predict(part[FEATURES]),
+            served_by="canary" if prefix == "c" else "live",
+        )
 
 
 def test_a_candidate_better_on_the_same_requests_is_promoted(
@@ -89,8 +94,13 @@ def test_a_candidate_better_on_the_same_requests_is_promoted(
     champion = train(elec.iloc[:2000])  # the recipe of the live v2 fixture, refitted here
     candidate = train(elec.iloc[29000:32000])
     v3 = add_version(store, candidate, elec.iloc[29000:32000], "unknown")
-    _serve(store, elec.iloc[32000:32800], champion=champion, candidate=candidate,
-           versions=(deployed["v2"], v3))
+    _serve(
+        store,
+        elec.iloc[32000:32800],
+        champion=champion,
+        candidate=candidate,
+        versions=(deployed["v2"], v3),
+    )
     verdict = judge_canary(store, MODEL, v3, deployed["v2"], "canary", POLICY)
     paired = verdict.figures["paired"]
     assert verdict.decision == "promote" and "better by more than 0.02" in verdict.text
@@ -112,11 +122,23 @@ def test_a_candidate_worse_on_the_same_requests_is_rejected_and_too_few_labels_w
     champion, candidate = train(recent), train(noise)
     v3 = add_version(store, champion, recent, "healthy")
     v4 = add_version(store, candidate, noise, "unknown")
-    _serve(store, elec.iloc[32000:32090], champion=champion, candidate=candidate,
-           versions=(v3, v4), canary_every=2)
+    _serve(
+        store,
+        elec.iloc[32000:32090],
+        champion=champion,
+        candidate=candidate,
+        versions=(v3, v4),
+        canary_every=2,
+    )
     assert judge_canary(store, MODEL, v4, v3, "canary", POLICY).decision == "wait"
-    _serve(store, elec.iloc[32090:32600], champion=champion, candidate=candidate,
-           versions=(v3, v4), canary_every=2)
+    _serve(
+        store,
+        elec.iloc[32090:32600],
+        champion=champion,
+        candidate=candidate,
+        versions=(v3, v4),
+        canary_every=2,
+    )
     verdict = judge_canary(store, MODEL, v4, v3, "canary", POLICY)
     assert verdict.decision == "reject", verdict.text
     assert verdict.figures["paired"]["interval"][1] < 0
@@ -130,8 +152,13 @@ def test_a_candidate_no_better_than_the_champion_is_not_promoted(
     gain the policy asks for, so the candidate is removed rather than left serving."""
     champion = train(elec.iloc[:2000])
     v3 = add_version(store, train(elec.iloc[:2000]), elec.iloc[:2000], "unknown")
-    _serve(store, elec.iloc[32000:32800], champion=champion, candidate=champion,
-           versions=(deployed["v2"], v3))
+    _serve(
+        store,
+        elec.iloc[32000:32800],
+        champion=champion,
+        candidate=champion,
+        versions=(deployed["v2"], v3),
+    )
     verdict = judge_canary(store, MODEL, v3, deployed["v2"], "canary", POLICY)
     assert verdict.decision == "reject" and "cannot be shown better by 0.02" in verdict.text
     assert verdict.figures["paired"]["difference"] == 0.0
@@ -143,7 +170,13 @@ def test_a_shadow_is_judged_on_its_failures_without_labels(
     _records(store, elec.iloc[150:450], version=deployed["v1"], served_by="live", prefix="l")
     _records(store, elec.iloc[:120], version=deployed["v2"], served_by="shadow", prefix="s")
     assert _judge(store, "shadow", deployed).decision == "promote"
-    _records(store, elec.iloc[120:240], version=deployed["v2"], served_by="shadow", prefix="t",
-             error_share=0.5)
+    _records(
+        store,
+        elec.iloc[120:240],
+        version=deployed["v2"],
+        served_by="shadow",
+        prefix="t",
+        error_share=0.5,
+    )
     verdict = _judge(store, "shadow", deployed)
     assert verdict.decision == "reject" and "failed" in verdict.text

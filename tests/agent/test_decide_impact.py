@@ -12,15 +12,30 @@ from mlwarden.domain import Finding, FindingKind
 
 def _finding(window: int, impact: bool) -> Finding:
     evidence = {"impact": {"metric": "accuracy", "drop": 0.08}} if impact else {}
-    return Finding(kind=FindingKind.DATA_DRIFT, detector="x", features=["nswprice"],
-                   statistic="accuracy_drop" if impact else "psi", score=0.3, threshold=0.2,
-                   window=window, message="m", evidence=evidence)
+    return Finding(
+        kind=FindingKind.DATA_DRIFT,
+        detector="x",
+        features=["nswprice"],
+        statistic="accuracy_drop" if impact else "psi",
+        score=0.3,
+        threshold=0.2,
+        window=window,
+        message="m",
+        evidence=evidence,
+    )
 
 
 def _ctx() -> ModelContext:
-    return ModelContext(model="m", now=datetime.now(UTC), deployment=None, version_health={},
-                        live_history=[], labels_available=10_000, past_actions=[],
-                        action_in_flight=False)
+    return ModelContext(
+        model="m",
+        now=datetime.now(UTC),
+        deployment=None,
+        version_health={},
+        live_history=[],
+        labels_available=10_000,
+        past_actions=[],
+        action_in_flight=False,
+    )
 
 
 def test_persistent_drift_with_impact_is_covariate_drift_with_a_performance_drop() -> None:

@@ -261,10 +261,22 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
 
     def window(number: int, champion_answers: np.ndarray) -> None:
         part = later.iloc[number * 300 : (number + 1) * 300]
-        send_records(store, part, version=v2, prefix=f"shadow{number}-", served_by="shadow",
-                     predictions=champion_answers[: len(part)], labels=False)
-        send_records(store, part, version=v1, prefix=f"after{number}-",
-                     predictions=fallback.predict(part[FEATURES]))
+        send_records(
+            store,
+            part,
+            version=v2,
+            prefix=f"shadow{number}-",
+            served_by="shadow",
+            predictions=champion_answers[: len(part)],
+            labels=False,
+        )
+        send_records(
+            store,
+            part,
+            version=v1,
+            prefix=f"after{number}-",
+            predictions=fallback.predict(part[FEATURES]),
+        )
         script.add(MODEL, end=last_record_key(store), accuracy=0.8)
         agent.run_once()
 
@@ -278,8 +290,13 @@ def test_a_fallback_hands_the_traffic_back_once_the_champion_answers_its_shadow_
     assert "released" in events and incident["state"] == "verifying"
     for number in (2, 3):
         part = later.iloc[number * 200 : (number + 1) * 200]
-        send_records(store, part, version=v2, prefix=f"back{number}-",
-                     predictions=champion.predict(part[FEATURES]))
+        send_records(
+            store,
+            part,
+            version=v2,
+            prefix=f"back{number}-",
+            predictions=champion.predict(part[FEATURES]),
+        )
         script.add(MODEL, end=last_record_key(store), accuracy=0.8)
         agent.run_once()
     assert AgentRepo(store).get_incident(incident["id"])["state"] == "resolved"
@@ -293,8 +310,9 @@ def _bad_windows(store: Store, frozen: dict[str, Any], agent: Any, script: Scrip
         frame = frozen["recent"].iloc[chunk * 600 : (chunk + 1) * 600]
         answers = bad.predict(frame[FEATURES])
         accuracy = float(np.mean(answers == frame["target"].to_numpy()))
-        send_records(store, frame, version=frozen["v_bad"], prefix=f"bad{chunk}-",
-                     predictions=answers)
+        send_records(
+            store, frame, version=frozen["v_bad"], prefix=f"bad{chunk}-", predictions=answers
+        )
         drop = finding("concept_drift", 5, performance_drop=round(0.8 - accuracy, 3))
         script.add(MODEL, [drop], end=last_record_key(store), accuracy=accuracy)
         agent.run_once()
@@ -318,12 +336,18 @@ def test_a_remedy_that_misses_the_baseline_under_drift_is_judged_against_doing_n
     # but the version now serving answers every record of the incident far better than v_bad
     for chunk in range(3, 5):
         frame = recent.iloc[chunk * 600 : (chunk + 1) * 600]
-        send_records(store, frame, version=now, prefix=f"after{chunk}-",
-                     predictions=good.predict(frame[FEATURES]))
+        send_records(
+            store,
+            frame,
+            version=now,
+            prefix=f"after{chunk}-",
+            predictions=good.predict(frame[FEATURES]),
+        )
         script.add(MODEL, end=last_record_key(store), accuracy=0.6)
         agent.run_once()
     incident = next(
-        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        AgentRepo(store).get_incident(i["id"])
+        for i in AgentRepo(store).list_incidents()
         if i["diagnosis"] == "regression_after_deploy"
     )
     assert incident["state"] == "resolved"
@@ -343,8 +367,10 @@ def test_a_drop_on_a_proven_version_goes_back_to_the_version_before_rather_than_
     v_bad, v2 = frozen["v_bad"], frozen["v2"]
     agent, script = _serving_clean(store, frozen, frozen["v1"])
     store.set_deployment(
-        MODEL, DeploymentState(live_version=v_bad, fallback_version=frozen["v1"]),
-        actor="agent", reason="promote version 3",
+        MODEL,
+        DeploymentState(live_version=v_bad, fallback_version=frozen["v1"]),
+        actor="agent",
+        reason="promote version 3",
     )
     assert store.get_version(MODEL, v_bad).health == "healthy"  # not a suspect new release
     _bad_windows(store, frozen, agent, script)
@@ -356,7 +382,8 @@ def test_a_drop_on_a_proven_version_goes_back_to_the_version_before_rather_than_
     scores = {s["option"]: s["value"] for s in weighing["scores"]}
     assert weighing["chosen"] == "rollback" and scores["rollback"] > scores["keep"] + 0.1
     (incident,) = [
-        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        AgentRepo(store).get_incident(i["id"])
+        for i in AgentRepo(store).list_incidents()
         if i["diagnosis"] == "concept_drift"
     ]
     decision = incident["decisions"][-1]
@@ -381,16 +408,25 @@ def test_a_remedy_no_better_yet_stays_and_is_judged_again_until_it_shows(
     same, differ = recent[alike], recent[~alike]  # requests both answer alike, or not
 
     def window(frame: pd.DataFrame, version: int, estimator: Any, prefix: str, **kw: Any) -> None:
-        send_records(store, frame, version=version, prefix=prefix,
-                     predictions=estimator.predict(frame[FEATURES]))
+        send_records(
+            store,
+            frame,
+            version=version,
+            prefix=prefix,
+            predictions=estimator.predict(frame[FEATURES]),
+        )
         script.add(MODEL, end=last_record_key(store), accuracy=0.6, **kw)
         agent.run_once()
 
     for chunk in range(3):
         drop = finding("concept_drift", 5, performance_drop=0.2)
-        send_records(store, same.iloc[chunk * 300 : (chunk + 1) * 300], version=v_bad,
-                     prefix=f"bad{chunk}-",
-                     predictions=bad.predict(same.iloc[chunk * 300 : (chunk + 1) * 300][FEATURES]))
+        send_records(
+            store,
+            same.iloc[chunk * 300 : (chunk + 1) * 300],
+            version=v_bad,
+            prefix=f"bad{chunk}-",
+            predictions=bad.predict(same.iloc[chunk * 300 : (chunk + 1) * 300][FEATURES]),
+        )
         script.add(MODEL, [drop], end=last_record_key(store), accuracy=0.6)
         agent.run_once()
     (rollback,) = remedies(store)
@@ -398,7 +434,8 @@ def test_a_remedy_no_better_yet_stays_and_is_judged_again_until_it_shows(
     for chunk in range(3, 5):  # below the baseline, and no better than v_bad on these requests
         window(same.iloc[chunk * 300 : (chunk + 1) * 300], v2, good, f"after{chunk}-")
     incident = next(
-        AgentRepo(store).get_incident(i["id"]) for i in AgentRepo(store).list_incidents()
+        AgentRepo(store).get_incident(i["id"])
+        for i in AgentRepo(store).list_incidents()
         if i["diagnosis"] == "regression_after_deploy"
     )
     assert incident["state"] == "verifying" and incident["verifications"] == []

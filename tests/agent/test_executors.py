@@ -187,9 +187,13 @@ def test_alert_formats_follow_their_receivers_schemas(
     monkeypatch.setenv("MLWARDEN_PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY0123456789abcdefABCDEF")
     receiver = Receiver()
     incident = AgentRepo(store).create_incident(MODEL, 4, {}, "accuracy fell")
-    params = {"severity": "critical", "title": "elec accuracy fell to 0.61",
-              "diagnosis": "concept_drift", "rationale": "accuracy 0.61 < 0.78",
-              "incident_id": incident}
+    params = {
+        "severity": "critical",
+        "title": "elec accuracy fell to 0.61",
+        "diagnosis": "concept_drift",
+        "rationale": "accuracy 0.61 < 0.78",
+        "incident_id": incident,
+    }
     bodies: dict[str, dict[str, Any]] = {}
     try:
         for fmt in ("alertmanager", "pagerduty", "slack"):
@@ -203,18 +207,39 @@ def test_alert_formats_follow_their_receivers_schemas(
         receiver.close()
 
     am = bodies["alertmanager"]  # prometheus.io/docs/alerting/latest/configuration/#webhook_config
-    assert set(am) == {"version", "groupKey", "truncatedAlerts", "status", "receiver",
-                       "groupLabels", "commonLabels", "commonAnnotations", "externalURL",
-                       "alerts"}
+    assert set(am) == {
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    }
     assert am["version"] == "4" and am["status"] == "firing" and am["truncatedAlerts"] == 0
     (alert,) = am["alerts"]
-    assert set(alert) == {"status", "labels", "annotations", "startsAt", "endsAt",
-                          "generatorURL", "fingerprint"}
-    assert alert["labels"] == {"alertname": "MlwardenAlert", "model": MODEL,
-                               "severity": "critical", "diagnosis": "concept_drift",
-                               "incident": str(incident)}
-    assert all(isinstance(v, str) for v in (*alert["labels"].values(),
-                                            *alert["annotations"].values()))
+    assert set(alert) == {
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
+    }
+    assert alert["labels"] == {
+        "alertname": "MlwardenAlert",
+        "model": MODEL,
+        "severity": "critical",
+        "diagnosis": "concept_drift",
+        "incident": str(incident),
+    }
+    assert all(
+        isinstance(v, str) for v in (*alert["labels"].values(), *alert["annotations"].values())
+    )
     assert alert["annotations"]["summary"] == "elec accuracy fell to 0.61"
     assert abs(_rfc3339(alert["startsAt"]) - datetime.now(UTC)) < timedelta(minutes=1)
     assert alert["endsAt"] == "0001-01-01T00:00:00Z"  # still firing, as Alertmanager writes it
@@ -235,8 +260,10 @@ def test_alert_formats_follow_their_receivers_schemas(
     slack = bodies["slack"]  # api.slack.com, incoming webhooks and Block Kit
     assert "[CRITICAL] elec accuracy fell to 0.61" in slack["text"]
     header, section, context = slack["blocks"]
-    assert header == {"type": "header",
-                      "text": {"type": "plain_text", "text": "elec accuracy fell to 0.61"}}
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "elec accuracy fell to 0.61"},
+    }
     assert section["type"] == "section" and section["text"]["type"] == "mrkdwn"
     assert 0 < len(section["fields"]) <= 10
     assert all(f["type"] == "mrkdwn" and len(f["text"]) <= 2000 for f in section["fields"])

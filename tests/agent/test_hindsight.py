@@ -16,8 +16,11 @@ POLICY = load_policy_text("defaults: {}").for_model(MODEL)
 
 def _since(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
-        {"features": {f: float(row[f]) for f in FEATURES}, "label": int(row["target"]),
-         "error": None}
+        {
+            "features": {f: float(row[f]) for f in FEATURES},
+            "label": int(row["target"]),
+            "error": None,
+        }
         for _, row in frame.iterrows()
     ]
 
@@ -32,8 +35,13 @@ def test_a_retrain_that_learnt_the_new_regime_would_have_helped(
     champion = train(elec.iloc[:2000])
     before_the_drop = train(elec.iloc[7000:10000])  # what a retrain at the drop would learn
     verdict = judge_in_hindsight(
-        store, MODEL, before_the_drop, _answers(champion), _since(elec.iloc[10000:11500]),
-        POLICY, change_window=5,
+        store,
+        MODEL,
+        before_the_drop,
+        _answers(champion),
+        _since(elec.iloc[10000:11500]),
+        POLICY,
+        change_window=5,
     )
     assert verdict.decision == "promote", verdict.text
     assert verdict.figures["paired"]["requests"] == 1500
@@ -45,8 +53,13 @@ def test_a_retrain_that_learnt_nothing_new_would_not_have_helped(
 ) -> None:
     champion = train(elec.iloc[:2000])
     verdict = judge_in_hindsight(
-        store, MODEL, train(elec.iloc[:2000]), _answers(champion),
-        _since(elec.iloc[20000:21500]), POLICY, change_window=5,
+        store,
+        MODEL,
+        train(elec.iloc[:2000]),
+        _answers(champion),
+        _since(elec.iloc[20000:21500]),
+        POLICY,
+        change_window=5,
     )
     assert verdict.decision == "reject", verdict.text
     assert "cannot be shown better by 0.02" in verdict.text

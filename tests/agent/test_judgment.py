@@ -126,10 +126,20 @@ def test_an_alert_with_nowhere_to_go_says_so(store: Store, deployed: dict) -> No
 def test_a_changed_diagnosis_is_kept_in_the_incident_history(store: Store, deployed: dict) -> None:
     repo = AgentRepo(store)
     incident = repo.create_incident(MODEL, 3, {}, "performance: concept_drift", scope="performance")
-    repo.update_incident(incident, diagnosis="concept_drift", severity="high", event="decision",
-                         text="performance dropped while the inputs stayed stable")
-    repo.update_incident(incident, diagnosis="regression_after_deploy", severity="critical",
-                         event="decision", text="the drop began after version 3 went live")
+    repo.update_incident(
+        incident,
+        diagnosis="concept_drift",
+        severity="high",
+        event="decision",
+        text="performance dropped while the inputs stayed stable",
+    )
+    repo.update_incident(
+        incident,
+        diagnosis="regression_after_deploy",
+        severity="critical",
+        event="decision",
+        text="the drop began after version 3 went live",
+    )
     timeline = repo.get_incident(incident)["timeline"]
     changed = [e for e in timeline if e["event"] == "rediagnosed"]
     assert len(changed) == 1  # the first diagnosis is no change

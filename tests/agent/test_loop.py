@@ -183,8 +183,15 @@ def _serve(store: Store, version: int, rows: pd.DataFrame, served_by: str, prefi
 
     estimator = load_estimator(store.load_artifact(MODEL, version))
     predictions = estimator.predict(rows[FEATURES])
-    send_records(store, rows, version=version, start=utcnow(), prefix=prefix,
-                 predictions=predictions, served_by=served_by)
+    send_records(
+        store,
+        rows,
+        version=version,
+        start=utcnow(),
+        prefix=prefix,
+        predictions=predictions,
+        served_by=served_by,
+    )
     return float(np.mean(predictions == rows["target"].to_numpy()))
 
 
@@ -306,6 +313,7 @@ def test_a_canary_worse_than_the_champion_is_removed_and_escalated(
     assert incident["state"] == "escalated"
     assert incident["verifications"][0]["verdict"] == "canary_failed"
     assert "worse than the tolerance allows" in incident["verifications"][0]["details"]
+
 
 def test_failed_verification_reverts_and_escalates_with_the_story(
     store: Store, deployed: dict, receiver: Receiver
@@ -429,12 +437,20 @@ def test_a_release_during_a_canary_withdraws_the_canary_and_keeps_the_release(
     agent, script = _retrain_staged(store, deployed, elec)
     (retrain,) = remedies(store)
     old = elec.iloc[:2000]
-    release = add_version(store, train(old.assign(target=old["target"].sample(
-        frac=1.0, random_state=0).to_numpy())), old, "unknown")
+    release = add_version(
+        store,
+        train(old.assign(target=old["target"].sample(frac=1.0, random_state=0).to_numpy())),
+        old,
+        "unknown",
+    )
     store.set_deployment(
         MODEL,
-        DeploymentState(live_version=release, fallback_version=deployed["v1"],
-                        canary_version=retrain["result"]["candidate_version"], canary_weight=0.1),
+        DeploymentState(
+            live_version=release,
+            fallback_version=deployed["v1"],
+            canary_version=retrain["result"]["candidate_version"],
+            canary_weight=0.1,
+        ),
         actor="release-pipeline",
         reason="scheduled release",
     )

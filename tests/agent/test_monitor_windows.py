@@ -65,7 +65,11 @@ def arrive(store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 
 
 
 def arrival_rows(
-    store: Store, elec: pd.DataFrame, first: int, count: int, tie: int = 1,
+    store: Store,
+    elec: pd.DataFrame,
+    first: int,
+    count: int,
+    tie: int = 1,
     live: int | None = None,
 ) -> list[dict[str, Any]]:
     """The records ``arrive`` stores (answered by ``live``, by default the live version)."""
@@ -213,10 +217,15 @@ def _deploy_as_of_agent01(store: Store, elec: pd.DataFrame) -> int:
         with store.engine.begin() as conn:
             conn.execute(
                 insert(t.deployment_revisions).values(
-                    model_id=store.model_id(model), environment="production",
-                    revision=1 + len(revisions), live_version=state.live_version,
-                    fallback_version=state.fallback_version, canary_weight=0.0,
-                    disabled=False, actor=kw["actor"], reason=kw.get("reason", ""),
+                    model_id=store.model_id(model),
+                    environment="production",
+                    revision=1 + len(revisions),
+                    live_version=state.live_version,
+                    fallback_version=state.fallback_version,
+                    canary_weight=0.0,
+                    disabled=False,
+                    actor=kw["actor"],
+                    reason=kw.get("reason", ""),
                     created_at=START,
                 )
             )
@@ -247,8 +256,17 @@ def test_a_database_from_before_the_end_key_migrates_and_continues(
                     "model_id": old.model_id(MODEL),
                     "ts": r["timestamp"],
                     "served_by": "external",
-                    **{k: r[k] for k in ("id", "version", "received_at", "features",
-                                         "prediction", "latency_ms")},
+                    **{
+                        k: r[k]
+                        for k in (
+                            "id",
+                            "version",
+                            "received_at",
+                            "features",
+                            "prediction",
+                            "latency_ms",
+                        )
+                    },
                 }
                 for r in rows
             ],
@@ -299,8 +317,9 @@ def test_a_window_waits_for_records_still_on_their_way_to_the_database(
     # a writer flushing every 20 s makes the wait 40 s, whatever window_settle_s says
     slow_writer = MonitorSource(
         store,
-        Settings(window_size=SIZE, reference_size=SIZE, window_settle_s=1.0,
-                 write_flush_interval_s=20.0),
+        Settings(
+            window_size=SIZE, reference_size=SIZE, window_settle_s=1.0, write_flush_interval_s=20.0
+        ),
     )
     assert check(store, slow_writer) == []
     eager = MonitorSource(
@@ -319,11 +338,13 @@ def test_a_remote_version_learns_its_reference_from_reference_size_records(
 
     setup_deployed(store, elec)
     remote = Registry(store).add_remote_version(MODEL, "http://127.0.0.1:9/predict")
-    store.set_deployment(MODEL, DeploymentState(live_version=remote.number), actor="ci",
-                         reason="remote")
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=remote.number), actor="ci", reason="remote"
+    )
     arrive(store, elec, 0, 3 * SIZE)
-    source = MonitorSource(store, Settings(window_size=SIZE, reference_size=2 * SIZE + 5,
-                                           window_settle_s=0.0))
+    source = MonitorSource(
+        store, Settings(window_size=SIZE, reference_size=2 * SIZE + 5, window_settle_s=0.0)
+    )
     assert [w.window for w in source.closed_windows(MODEL, None)] == [0, 1, 2]
     (version, monitor) = source._monitors[MODEL]
     assert version == remote.number and monitor.reference.rows == 2 * SIZE + 5

@@ -53,8 +53,7 @@ class Traffic:
         with httpx.Client(base_url=url, timeout=30) as client:
             while not self.stop.is_set():
                 try:
-                    response = client.post(f"/v1/models/{MODEL}/predict",
-                                           json={"instances": row})
+                    response = client.post(f"/v1/models/{MODEL}/predict", json={"instances": row})
                 except httpx.HTTPError:  # this replica was killed
                     return
                 if response.status_code == 200:
@@ -84,8 +83,9 @@ def test_a_replica_takes_over_from_a_killed_leader(
     }
     # the leader SIGKILLs itself between changing the deployment and journaling it as done:
     # the worst moment, and the same moment on every run
-    leader = ServerProcess(tmp_path / "a", database_url=pg_url, agent=True,
-                           env={**env, CRASH_ENV: "changed"}).start()
+    leader = ServerProcess(
+        tmp_path / "a", database_url=pg_url, agent=True, env={**env, CRASH_ENV: "changed"}
+    ).start()
     standby = None
     try:
         until(lambda: agent_role(leader) == "leader", 30, "the first replica leads")
@@ -98,14 +98,20 @@ def test_a_replica_takes_over_from_a_killed_leader(
         with Store(pg_url) as store:
             persistent_windows(store, "latency")  # an incident the leader acts on at once
             assert leader.process is not None
-            until(lambda: leader.process.poll() is not None, 60,  # type: ignore[union-attr]
-                  "the leader kills itself mid-action")
+            until(
+                lambda: leader.process.poll() is not None,
+                60,  # type: ignore[union-attr]
+                "the leader kills itself mid-action",
+            )
             died = time.monotonic()
             until(lambda: agent_role(standby) == "leader", LOCK_TIMEOUT_S, "takeover")
             took_over = time.monotonic() - died
             journal = ActionJournal(store)
-            until(lambda: all(a["state"] == "done" for a in journal.list()) and journal.list(),
-                  30, "the new leader finishes the journal")
+            until(
+                lambda: all(a["state"] == "done" for a in journal.list()) and journal.list(),
+                30,
+                "the new leader finishes the journal",
+            )
             # the deployment the dead leader changed is served by the survivor
             until(lambda: traffic.versions[standby.url][-1] == deployed["v1"], 5, "fallback")
             traffic.end()

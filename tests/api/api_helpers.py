@@ -102,18 +102,24 @@ class RemoteModel:
                         200,
                         {
                             "outputs": [
-                                {"name": "predict", "shape": [n], "datatype": "INT64",
-                                 "data": [1] * n},
-                                {"name": "predict_proba", "shape": [n, 2], "datatype": "FP64",
-                                 "data": [0.3, 0.7] * n},
+                                {
+                                    "name": "predict",
+                                    "shape": [n],
+                                    "datatype": "INT64",
+                                    "data": [1] * n,
+                                },
+                                {
+                                    "name": "predict_proba",
+                                    "shape": [n, 2],
+                                    "datatype": "FP64",
+                                    "data": [0.3, 0.7] * n,
+                                },
                             ]
                         },
                     )
                 else:
                     n = len(body["instances"])
-                    predictions = [
-                        {"prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
-                    ] * n
+                    predictions = [{"prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}] * n
                     self._send(200, {"predictions": predictions})
                 owner.answered.append(self.path)
 

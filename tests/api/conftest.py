@@ -134,5 +134,3 @@ def remote() -> Iterator[RemoteModel]:
     server = RemoteModel()
     yield server
     server.close()
-
-

@@ -54,12 +54,16 @@ def test_roles(secured: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
         "/v1/models/elec/deployment", json={"live_version": 1, "reason": "go"}, headers=operator
     )
     assert deploy.status_code == 200 and deploy.json()["actor"] == "operator-token"
-    assert client.post(
-        "/v1/models/elec/predict", json={"instances": ROW}, headers=viewer
-    ).status_code == 403
-    assert client.post(
-        "/v1/models/elec/predict", json={"instances": ROW}, headers=operator
-    ).status_code == 200
+    assert (
+        client.post("/v1/models/elec/predict", json={"instances": ROW}, headers=viewer).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/v1/models/elec/predict", json={"instances": ROW}, headers=operator
+        ).status_code
+        == 200
+    )
 
     # operator: cannot register models or manage tokens
     other = {**ELEC_SPEC, "name": "other"}

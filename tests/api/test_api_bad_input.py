@@ -108,6 +108,7 @@ def test_missing_feature(served: tuple[TestClient, dict[str, Any]]) -> None:
     assert response.json()["error"] == "invalid input: feature 'transfer' is missing"
     _stored_nothing(client, before)
 
+
 def test_batch_with_bad_rows_names_them_and_stores_nothing(
     served: tuple[TestClient, dict[str, Any]],
 ) -> None:
@@ -165,9 +166,7 @@ def test_invalid_model_files_are_refused_and_nothing_is_stored(
     before = _records(client)
     truncated = elec_artifacts["v1"][: len(elec_artifacts["v1"]) // 2]
     for content in (b"this is not a zip", b"", truncated):
-        response = client.post(
-            "/v1/models/elec/versions", files={"file": ("model.skops", content)}
-        )
+        response = client.post("/v1/models/elec/versions", files={"file": ("model.skops", content)})
         assert response.status_code == 422, response.text
         assert response.json()["error"]
     versions = client.get("/v1/models/elec/versions").json()
@@ -199,9 +198,9 @@ def test_bad_model_specs_and_duplicates(served: tuple[TestClient, dict[str, Any]
         "/v1/models/elec/versions/remote", json={"url": "http://x", "protocol": "grpc"}
     )
     assert bad_remote.status_code == 422 and "protocol" in bad_remote.json()["error"]
-    assert client.post(
-        "/v1/models/elec/versions/remote", json={"url": "ftp://x"}
-    ).status_code == 422
+    assert (
+        client.post("/v1/models/elec/versions/remote", json={"url": "ftp://x"}).status_code == 422
+    )
     assert client.put("/v1/models/elec/deployment", json={"canary_weight": 2}).status_code == 422
     assert client.put("/v1/models/elec/deployment", json={"lve_version": 1}).status_code == 422
     assert client.post("/v1/models/elec/deployment/undo", json={"revision": 42}).status_code == 404

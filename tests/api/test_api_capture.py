@@ -129,9 +129,7 @@ def test_bad_rows_reject_the_batch_unless_partial(sqlite_client: TestClient) -> 
         "/v1/models/ext/records", content=b"x", headers={"Content-Type": "image/png"}
     )
     assert unsupported.status_code == 422 and "JSON lines" in unsupported.json()["error"]
-    assert client.post(
-        "/v1/models/nope/records", content=body, headers=headers
-    ).status_code == 404
+    assert client.post("/v1/models/nope/records", content=body, headers=headers).status_code == 404
 
 
 def test_feedback_single_bulk_and_unknown_ids(client: TestClient) -> None:
@@ -143,8 +141,13 @@ def test_feedback_single_bulk_and_unknown_ids(client: TestClient) -> None:
     assert one == {"accepted": 1, "unknown_ids": []}
     bulk = client.post(
         "/v1/models/ext/feedback",
-        json={"labels": [{"id": "r1", "label": 0}, {"id": "ghost", "label": 1},
-                         {"id": "r2", "label": 1}]},
+        json={
+            "labels": [
+                {"id": "r1", "label": 0},
+                {"id": "ghost", "label": 1},
+                {"id": "r2", "label": 1},
+            ]
+        },
     ).json()
     assert bulk == {"accepted": 2, "unknown_ids": ["ghost"]}
     lines = b'{"id": "r3", "label": 0}\n{"id": "nobody", "label": 0}\n'
@@ -185,12 +188,19 @@ def test_probing_a_remote_endpoint(sqlite_client: TestClient, remote: RemoteMode
     assert all(r["served_by"] == "live" and r["prediction"] == 1 for r in records)
     assert records[0]["features"] == {n: 0.0 for n in ELEC_FEATURES}  # the target is not sent
     assert [body["instances"][0]["period"] for _, body in remote.requests[:6]] == [
-        0.0, 1.0, 2.0, 3.0, 4.0, 0.0,
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        0.0,
     ]
 
     # a second endpoint that fails: errors are recorded, and stop works
-    client.post("/v1/models/elec/versions/remote",
-                json={"url": remote.url + "/fail", "reference": reference})
+    client.post(
+        "/v1/models/elec/versions/remote",
+        json={"url": remote.url + "/fail", "reference": reference},
+    )
     started = client.post("/v1/models/elec/probe", json={"version": 2, "rate_per_s": 50})
     assert started.status_code == 201
     assert wait_for(lambda: client.get("/v1/models/elec/probe").json()["errors"] >= 2)
@@ -282,7 +292,7 @@ def test_feedback_with_50000_mostly_unknown_ids_does_not_block_predictions(
     body = response.json()
     assert body["accepted"] == len(known_ids) == len(elec_rows)
     assert len(body["unknown_ids"]) == 50_000 - len(known_ids)
-    assert set(body["unknown_ids"]) == set(ids[len(known_ids):])
+    assert set(body["unknown_ids"]) == set(ids[len(known_ids) :])
     feedback_s = answered - sent
     assert feedback_s < 60, feedback_s  # minutes before
     during = [seconds for began, seconds in latencies if sent <= began < answered]

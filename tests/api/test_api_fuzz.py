@@ -103,9 +103,19 @@ def start_fuzz_server(data_dir: Path, artifacts: dict[str, bytes]) -> FuzzServer
         "MLWARDEN_WRITE_FLUSH_INTERVAL_S": "0.05",
     }
     command = [
-        sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--log-level", "warning", "--no-agent",
+        sys.executable,
+        "-c",
+        "from mlwarden.cli.main import app; app()",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+        "--no-agent",
     ]
     with open(data_dir / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -21,14 +21,25 @@ def test_metrics_show_the_last_window_incidents_actions_and_approvals(
     repo = AgentRepo(store)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     repo.save_window(
-        "elec", 0, start,
-        {"accuracy": 0.9, "drift.nswprice": 0.02, "null_rate.nswprice": 0.0}, [],
+        "elec",
+        0,
+        start,
+        {"accuracy": 0.9, "drift.nswprice": 0.02, "null_rate.nswprice": 0.0},
+        [],
     )
     repo.save_window(
-        "elec", 1, start + timedelta(hours=1),
-        {"accuracy": 0.71, "latency_p99_ms": 15.0, "drift.nswprice": 0.4,
-         "drift.ks.nswprice": 0.3, "drift_p.nswprice": 0.001, "null_rate.nswprice": 0.6,
-         "score_mean": 0.5},
+        "elec",
+        1,
+        start + timedelta(hours=1),
+        {
+            "accuracy": 0.71,
+            "latency_p99_ms": 15.0,
+            "drift.nswprice": 0.4,
+            "drift.ks.nswprice": 0.3,
+            "drift_p.nswprice": 0.001,
+            "null_rate.nswprice": 0.6,
+            "score_mean": 0.5,
+        },
         [],
     )
     incident = repo.create_incident("elec", 1, {}, "nulls in nswprice")
@@ -50,7 +61,8 @@ def test_metrics_show_the_last_window_incidents_actions_and_approvals(
     assert 'mlwarden_feature_null_rate{feature="nswprice",model="elec"} 0.6' in lines
     assert 'mlwarden_model_last_window{model="elec"} 1.0' in lines
     (stamp,) = [
-        float(line.rsplit(" ", 1)[1]) for line in lines
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
         if line.startswith("mlwarden_model_last_window_timestamp_seconds{")
     ]
     assert stamp == (start + timedelta(hours=1)).timestamp()

@@ -52,8 +52,11 @@ def test_pipeline_with_categorical_features_and_missing_values(
     spec, artifact, rows = titanic_model
     client = sqlite_client
     assert client.post("/v1/models", json=spec).status_code == 201
-    up = client.post("/v1/models/titanic/versions", content=artifact,
-                     headers={"Content-Type": "application/octet-stream"})
+    up = client.post(
+        "/v1/models/titanic/versions",
+        content=artifact,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert up.status_code == 201, up.text
     client.patch("/v1/models/titanic/deployment", json={"live_version": 1})
     model = skops.io.loads(artifact, trusted=skops.io.get_untrusted_types(data=artifact))

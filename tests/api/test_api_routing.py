@@ -144,9 +144,7 @@ def test_kserve_v2_remote_version(
     client = elec_client
     # a generous deadline: on a loaded machine the default 2 s was missed and the answer was
     # an error (this test is about the protocol, the deadline tests are above)
-    v2 = _add_remote(
-        client, remote.url, protocol="v2", remote_name="elec-xgb", timeout_ms=30_000
-    )
+    v2 = _add_remote(client, remote.url, protocol="v2", remote_name="elec-xgb", timeout_ms=30_000)
     client.patch("/v1/models/elec/deployment", json={"live_version": v2})
     answers = client.post("/v1/models/elec/predict", json={"instances": elec_rows[:3]}).json()
     assert [a["prediction"] for a in answers["predictions"]] == [1, 1, 1]
@@ -162,14 +160,16 @@ def test_deployment_history_undo_rollback_and_events(
 ) -> None:
     client = elec_client
     client.patch("/v1/models/elec/deployment", json={"live_version": 2, "reason": "new model"})
-    assert client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()[
-        "version"
-    ] == 2
+    assert (
+        client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()["version"]
+        == 2
+    )
     rolled = client.post("/v1/models/elec/deployment/rollback", json={"reason": "worse"}).json()
     assert rolled["live_version"] == 1 and rolled["revision"] == 3
-    assert client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()[
-        "version"
-    ] == 1
+    assert (
+        client.post("/v1/models/elec/predict", json={"instances": elec_rows[0]}).json()["version"]
+        == 1
+    )
     undone = client.post("/v1/models/elec/deployment/undo", json={"revision": 2}).json()
     assert undone["live_version"] == 2 and undone["revision"] == 4
     history = client.get("/v1/models/elec/deployment/history").json()

@@ -13,8 +13,9 @@ from mlwarden.store import Store
 
 def test_tokens_create_list_revoke(tmp_path: Path) -> None:
     runner = CliRunner()
-    created = runner.invoke(app, ["tokens", "create", "ci", "--role", "operator",
-                                  "--data-dir", str(tmp_path)])
+    created = runner.invoke(
+        app, ["tokens", "create", "ci", "--role", "operator", "--data-dir", str(tmp_path)]
+    )
     assert created.exit_code == 0, created.output
     token = created.output.strip().splitlines()[-1]
     with Store(f"sqlite:///{tmp_path / 'mlwarden.db'}") as store:

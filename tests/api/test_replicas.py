@@ -16,9 +16,14 @@ from sqlalchemy import text
 from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
 
-ROW = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4, "vicprice": 0.003,
-       "vicdemand": 0.4, "transfer": 0.4}
-
+ROW = {
+    "period": 0.5,
+    "nswprice": 0.06,
+    "nswdemand": 0.4,
+    "vicprice": 0.003,
+    "vicdemand": 0.4,
+    "transfer": 0.4,
+}
 
 
 def start_all(servers: list[ServerProcess]) -> list[ServerProcess]:
@@ -47,11 +52,13 @@ def test_replicas_follow_each_others_changes_at_once(
     # tokens required (auth on): a token check is trusted 60 s and a deployment re-read every
     # 60 s unless a notification says otherwise, so only the notification can explain < 1 s
     env = {"MLWARDEN_AUTH": "true", "MLWARDEN_NOTIFIED_CACHE_S": "60"}
-    replicas = start_all([
-        ServerProcess(tmp_path / name, database_url=pg_url, env=env) for name in "abc"
-    ])
-    a, b, c = (httpx.Client(base_url=r.url, timeout=30,
-                            headers={"Authorization": f"Bearer {admin}"}) for r in replicas)
+    replicas = start_all(
+        [ServerProcess(tmp_path / name, database_url=pg_url, env=env) for name in "abc"]
+    )
+    a, b, c = (
+        httpx.Client(base_url=r.url, timeout=30, headers={"Authorization": f"Bearer {admin}"})
+        for r in replicas
+    )
     try:
         for client in (a, b, c):
             replica = client.get("/health").json()["replica"]
@@ -60,15 +67,19 @@ def test_replicas_follow_each_others_changes_at_once(
         deploy_elec(a, elec_artifacts)
 
         def version(client: httpx.Client, token: str = admin) -> int | None:
-            response = client.post("/v1/models/elec/predict", json={"instances": [ROW]},
-                                   headers={"Authorization": f"Bearer {token}"})
+            response = client.post(
+                "/v1/models/elec/predict",
+                json={"instances": [ROW]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             return response.json()["predictions"][0]["version"] if response.is_success else None
 
         # a model deployed through a, served by b and c (its route was never cached there)
         assert wait_for(lambda: version(b) == 1 and version(c) == 1, timeout_s=5)
         assert version(b, ci) == 1 and version(c, ci) == 1  # ci's token is now cached on both
-        changed = a.put("/v1/models/elec/deployment",
-                        json={"live_version": 2, "reason": "release 2"})
+        changed = a.put(
+            "/v1/models/elec/deployment", json={"live_version": 2, "reason": "release 2"}
+        )
         assert changed.status_code == 200
         assert seen_within(lambda: version(b) == 2, 1.0) < 1.0
         assert seen_within(lambda: version(c) == 2, 1.0) < 1.0
@@ -77,25 +88,46 @@ def test_replicas_follow_each_others_changes_at_once(
         # meanwhile is not notified, yet served (polled each second while they are cut, read
         # again when they listen again), and they listen again
         with Store(pg_url) as store, store.engine.begin() as conn:
-            cut = conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query = 'LISTEN mlwarden_changes' AND datname = current_database()"
-            )).all()
+            cut = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query = 'LISTEN mlwarden_changes' AND datname = current_database()"
+                )
+            ).all()
         assert len(cut) == 3
-        assert a.put("/v1/models/elec/deployment",
-                     json={"live_version": 1, "reason": "back to 1"}).status_code == 200
+        assert (
+            a.put(
+                "/v1/models/elec/deployment", json={"live_version": 1, "reason": "back to 1"}
+            ).status_code
+            == 200
+        )
         for client in (b, c):
             seen_within(lambda client=client: version(client) == 1, 5.0)  # type: ignore[misc]
-            seen_within(lambda client=client: client.get(  # type: ignore[misc]
-                "/health").json()["replica"]["caches"] == "notified", 5.0)
+            seen_within(
+                lambda client=client: (
+                    client.get(  # type: ignore[misc]
+                        "/health"
+                    ).json()["replica"]["caches"]
+                    == "notified"
+                ),
+                5.0,
+            )
 
         # revoked through a: refused by b and c within a second, not after the 60 s of its
         # cached check
         assert a.delete("/v1/tokens/ci").status_code in (200, 204)
         for client in (b, c):
-            seen_within(lambda client=client: client.post(  # type: ignore[misc]
-                "/v1/models/elec/predict", json={"instances": [ROW]},
-                headers={"Authorization": f"Bearer {ci}"}).status_code == 401, 1.0)
+            seen_within(
+                lambda client=client: (
+                    client.post(  # type: ignore[misc]
+                        "/v1/models/elec/predict",
+                        json={"instances": [ROW]},
+                        headers={"Authorization": f"Bearer {ci}"},
+                    ).status_code
+                    == 401
+                ),
+                1.0,
+            )
     finally:
         for client in (a, b, c):
             client.close()
@@ -105,8 +137,9 @@ def test_replicas_follow_each_others_changes_at_once(
 
 @pytest.mark.postgres
 @pytest.mark.slow  # starts a server of two processes
-def test_workers_share_one_port(pg_url: str, tmp_path: Path,
-                                elec_artifacts: dict[str, bytes]) -> None:
+def test_workers_share_one_port(
+    pg_url: str, tmp_path: Path, elec_artifacts: dict[str, bytes]
+) -> None:
     """``mlwarden serve --workers 2``: two processes answer on one port, each with its own
     record journal, and every prediction either answers is stored."""
     server = ServerProcess(tmp_path / "data", database_url=pg_url, workers=2).start()
@@ -138,8 +171,11 @@ def test_workers_need_postgres(tmp_path: Path) -> None:
 
     from mlwarden.cli.main import app
 
-    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)],
-                                env={"MLWARDEN_DATABASE_URL": ""})
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--workers", "2", "--data-dir", str(tmp_path)],
+        env={"MLWARDEN_DATABASE_URL": ""},
+    )
     assert result.exit_code == 2
     assert "--workers needs PostgreSQL" in result.output
     assert not (tmp_path / "journal").exists()

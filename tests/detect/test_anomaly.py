@@ -22,8 +22,12 @@ def test_isolation_forest_waits_for_history_then_flags_unusual_windows_only() ->
 
     def healthy() -> dict[str, float | None]:
         load = rng.normal(100, 10)
-        return {"throughput": load, "latency_p99_ms": 50 + 0.2 * load + rng.normal(0, 1),
-                "error_rate": abs(rng.normal(0.01, 0.002)), "accuracy_ci_low": None}
+        return {
+            "throughput": load,
+            "latency_p99_ms": 50 + 0.2 * load + rng.normal(0, 1),
+            "error_rate": abs(rng.normal(0.01, 0.002)),
+            "accuracy_ci_low": None,
+        }
 
     assert det.check({"throughput": 1e6, "latency_p99_ms": 1.0, "error_rate": 0.5}) == []
     alarms = 0

@@ -51,8 +51,9 @@ def test_error_metrics_drop_upwards_with_relative_tolerance() -> None:
 def test_streaming_detector_sees_error_increase_but_not_noise(method: str) -> None:
     rng = np.random.default_rng(1)
     det = StreamingErrorDetector(method)  # type: ignore[arg-type]
-    alarms = sum(det.finding(det.update(rng.random(1000) < 0.15), w) is not None
-                 for w in range(100))
+    alarms = sum(
+        det.finding(det.update(rng.random(1000) < 0.15), w) is not None for w in range(100)
+    )
     assert alarms == 0
     found = [det.finding(det.update(rng.random(1000) < 0.35), w) for w in range(2)]
     assert any(f is not None for f in found)
@@ -68,13 +69,24 @@ def test_error_decrease_is_not_reported() -> None:
 
 
 def test_attribution_concept_vs_data_drift_with_impact() -> None:
-    drop = performance_drop("accuracy", MetricValue("accuracy", 0.9, 0.89, 0.91, 5000),
-                            MetricValue("accuracy", 0.7, 0.67, 0.73, 1000), window_index=2)
+    drop = performance_drop(
+        "accuracy",
+        MetricValue("accuracy", 0.9, 0.89, 0.91, 5000),
+        MetricValue("accuracy", 0.7, 0.67, 0.73, 1000),
+        window_index=2,
+    )
     assert drop is not None
     concept = attribute_drop(drop, [])
     assert concept.kind is FindingKind.CONCEPT_DRIFT and concept.evidence["inputs_stable"]
-    moved = Finding(kind=FindingKind.DATA_DRIFT, detector="feature_drift", features=["age"],
-                    statistic="wasserstein", score=0.4, threshold=0.1, message="age drifted")
+    moved = Finding(
+        kind=FindingKind.DATA_DRIFT,
+        detector="feature_drift",
+        features=["age"],
+        statistic="wasserstein",
+        score=0.4,
+        threshold=0.1,
+        message="age drifted",
+    )
     data = attribute_drop(drop, [moved])
     assert data.kind is FindingKind.DATA_DRIFT and data.features == ["age"]
     assert data.evidence["impact"]["metric"] == "accuracy"
@@ -88,14 +100,22 @@ def test_unknown_method_is_a_clear_error() -> None:
 
 
 def test_domain_classifier_blames_its_most_separating_features_not_all() -> None:
-    drop = performance_drop("accuracy", MetricValue("accuracy", 0.9, 0.89, 0.91, 5000),
-                            MetricValue("accuracy", 0.7, 0.67, 0.73, 1000))
+    drop = performance_drop(
+        "accuracy",
+        MetricValue("accuracy", 0.9, 0.89, 0.91, 5000),
+        MetricValue("accuracy", 0.7, 0.67, 0.73, 1000),
+    )
     assert drop is not None
-    joint = Finding(kind=FindingKind.DATA_DRIFT, detector="domain_classifier",
-                    features=["a", "b", "c", "d", "e"], statistic="domain_auc", score=0.8,
-                    threshold=0.55, message="joint distribution changed",
-                    evidence={"feature_auc": {"a": 0.5, "b": 0.9, "c": 0.7, "d": 0.51,
-                                              "e": 0.6}})
+    joint = Finding(
+        kind=FindingKind.DATA_DRIFT,
+        detector="domain_classifier",
+        features=["a", "b", "c", "d", "e"],
+        statistic="domain_auc",
+        score=0.8,
+        threshold=0.55,
+        message="joint distribution changed",
+        evidence={"feature_auc": {"a": 0.5, "b": 0.9, "c": 0.7, "d": 0.51, "e": 0.6}},
+    )
     assert attribute_drop(drop, [joint]).features == ["b", "c", "e"]
 
 
@@ -114,8 +134,10 @@ def test_estimated_drop_uses_the_reference_chunk_spread_at_the_window_size() -> 
         quiet += estimated_drop(spread, MetricValue("accuracy", value, n=1000)) is not None
     assert quiet <= 2
     # the same 0.03 shortfall is a drop at 5000 rows (std 0.004) but noise at 100 (std 0.03)
-    assert estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=5000),
-                          window_index=2) is not None
+    assert (
+        estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=5000), window_index=2)
+        is not None
+    )
     assert estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=100)) is None
     found = estimated_drop(spread, MetricValue("accuracy", spread.level - 0.03, n=5000))
     assert found is not None and found.kind is FindingKind.CONCEPT_DRIFT

@@ -50,7 +50,7 @@ def electricity() -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = load("electricity").drop(columns=["target"]).iloc[20_000:25_000]
     shuffled = rows.sample(frac=1.0, random_state=0)
     reference = _records(shuffled.iloc[:REFERENCE_ROWS], seed=1)
-    window = _records(shuffled.iloc[REFERENCE_ROWS:REFERENCE_ROWS + WINDOW_ROWS], seed=2)
+    window = _records(shuffled.iloc[REFERENCE_ROWS : REFERENCE_ROWS + WINDOW_ROWS], seed=2)
     return reference, window
 
 
@@ -117,13 +117,15 @@ def _built(monitor: Monitor, cls: type[Detector]) -> Detector:
     return found[0]
 
 
-def _run(monitor: Monitor, detector: Detector, window: pd.DataFrame, index: int = 3
-         ) -> list[Finding]:
+def _run(
+    monitor: Monitor, detector: Detector, window: pd.DataFrame, index: int = 3
+) -> list[Finding]:
     """The detector alone on one window, given what the monitor would give it."""
     profile = Profile.from_data(window, monitor.layout)
     signals = {"n_records": float(len(window)), **system_signals(*monitor.system_columns(window))}
-    inputs = WindowInputs(monitor.reference, profile, index, window_frame=window,
-                          signals=sanitize_signals(signals))
+    inputs = WindowInputs(
+        monitor.reference, profile, index, window_frame=window, signals=sanitize_signals(signals)
+    )
     output = detector.run(inputs)
     assert all(isinstance(f, Finding) for f in output.findings)
     return output.findings
@@ -135,7 +137,8 @@ def _dumped(findings: list[Finding]) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda cls: cls.name)
 def test_a_registered_detector_declares_described_kinds_and_known_settings(
-        cls: type[Detector]) -> None:
+    cls: type[Detector],
+) -> None:
     assert cls.kinds and all(kind in FINDING_KINDS for kind in cls.kinds)
     assert set(cls.settings) <= set(asdict(SETTINGS)), "settings must be MonitorConfig fields"
     assert [c.name for c in DETECTORS].count(cls.name) == 1
@@ -143,20 +146,24 @@ def test_a_registered_detector_declares_described_kinds_and_known_settings(
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda cls: cls.name)
 def test_a_registered_detector_finds_nothing_on_a_clean_window(
-        cls: type[Detector], monitor: Monitor,
-        electricity: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    cls: type[Detector], monitor: Monitor, electricity: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
     assert _run(monitor, _built(monitor, cls), electricity[1]) == []
 
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda cls: cls.name)
 def test_a_registered_detector_reports_each_declared_kind_on_a_window_broken_for_it(
-        cls: type[Detector], monitor: Monitor,
-        electricity: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    cls: type[Detector], monitor: Monitor, electricity: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
     detector = _built(monitor, cls)
     for kind in cls.kinds:
         assert kind in FAULTS, f"no broken window for {kind}: add one to FAULTS"
-        findings = [f for fault in FAULTS[kind]
-                    for f in _run(monitor, detector, fault(electricity[1])) if f.kind is kind]
+        findings = [
+            f
+            for fault in FAULTS[kind]
+            for f in _run(monitor, detector, fault(electricity[1]))
+            if f.kind is kind
+        ]
         assert findings, f"{cls.name} found no {kind} on any window broken for it"
         for finding in findings:
             assert finding.statistic and finding.message and finding.window == 3
@@ -168,8 +175,8 @@ def test_a_registered_detector_reports_each_declared_kind_on_a_window_broken_for
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda cls: cls.name)
 def test_a_registered_detector_gives_the_same_answer_twice(
-        cls: type[Detector], monitor: Monitor,
-        electricity: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    cls: type[Detector], monitor: Monitor, electricity: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
     detector = _built(monitor, cls)
     rebuilt = cls.from_settings(asdict(SETTINGS), monitor._context)
     assert rebuilt is not None
@@ -182,22 +189,23 @@ def test_a_registered_detector_gives_the_same_answer_twice(
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda cls: cls.name)
 def test_a_registered_detector_survives_an_empty_window_and_columns_of_nan_only(
-        cls: type[Detector], monitor: Monitor,
-        electricity: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    cls: type[Detector], monitor: Monitor, electricity: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
     detector = _built(monitor, cls)
     clean = electricity[1]
     assert _run(monitor, detector, clean.iloc[0:0]) == []
-    nan_only = clean.assign(**{c: np.nan for c in ("nswprice", "nswdemand", "score",
-                                                   "latency_ms")})
+    nan_only = clean.assign(**{c: np.nan for c in ("nswprice", "nswdemand", "score", "latency_ms")})
     findings = _run(monitor, detector, nan_only)
     assert all(f.kind in cls.kinds for f in findings)
 
 
-def test_every_finding_kind_is_described_once_and_the_architecture_doc_shows_the_same_table(
-) -> None:
+def test_every_finding_kind_is_described_once_and_the_architecture_doc_shows_the_same_table() -> (
+    None
+):
     assert list(FINDING_KINDS) == list(FindingKind)
     doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
     shown = doc.split("<!-- finding-kinds:start -->\n")[1].split("<!-- finding-kinds:end -->")[0]
     assert shown.strip() == finding_kinds_table(), (
         "docs/architecture.md's finding kinds differ from detect.registry: paste "
-        "finding_kinds_table() between its finding-kinds markers")
+        "finding_kinds_table() between its finding-kinds markers"
+    )

@@ -32,8 +32,10 @@ def _profile(frame: pd.DataFrame) -> Profile:
 
 def test_clean_windows_raise_nothing() -> None:
     drift, collapse = PredictionDriftDetector(), PredictionCollapseDetector()
-    alarms = sum(bool(drift.detect(REF, p) + collapse.detect(REF, p))
-                 for p in (_profile(_frame(1000)) for _ in range(100)))
+    alarms = sum(
+        bool(drift.detect(REF, p) + collapse.detect(REF, p))
+        for p in (_profile(_frame(1000)) for _ in range(100))
+    )
     assert alarms == 0
 
 
@@ -55,14 +57,17 @@ def test_collapse_to_one_class_and_collapsed_confidence() -> None:
 
 def test_regression_outputs_collapse() -> None:
     spec = ModelSpec(name="r", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
-    ref = Profile.reference(pd.DataFrame({"x": RNG.normal(size=3000),
-                                          "prediction": RNG.normal(50, 10, 3000)}), spec)
-    flat = Profile.from_data(pd.DataFrame({"x": RNG.normal(size=500),
-                                           "prediction": np.full(500, 50.0)}), ref.layout)
+    ref = Profile.reference(
+        pd.DataFrame({"x": RNG.normal(size=3000), "prediction": RNG.normal(50, 10, 3000)}), spec
+    )
+    flat = Profile.from_data(
+        pd.DataFrame({"x": RNG.normal(size=500), "prediction": np.full(500, 50.0)}), ref.layout
+    )
     found = PredictionCollapseDetector().detect(ref, flat)
     assert [f.statistic for f in found] == ["std_ratio"]
-    moved = Profile.from_data(pd.DataFrame({"x": RNG.normal(size=500),
-                                            "prediction": RNG.normal(60, 10, 500)}), ref.layout)
+    moved = Profile.from_data(
+        pd.DataFrame({"x": RNG.normal(size=500), "prediction": RNG.normal(60, 10, 500)}), ref.layout
+    )
     drift = PredictionDriftDetector().detect(ref, moved)
     assert drift and drift[0].statistic == "wasserstein" and "predicted values" in drift[0].message
 

@@ -35,8 +35,10 @@ def _checks(frame: pd.DataFrame, detector: QualityDetector | None = None) -> dic
     )
     for f in findings:
         # values past the reference range are a shift of the data; every other check is quality
-        expected = FindingKind.DATA_DRIFT if f.evidence["check"] == "out_of_range" else (
-            FindingKind.DATA_QUALITY
+        expected = (
+            FindingKind.DATA_DRIFT
+            if f.evidence["check"] == "out_of_range"
+            else (FindingKind.DATA_QUALITY)
         )
         assert f.kind is expected and f.window == 7
         assert math.isfinite(f.score) and math.isfinite(f.threshold)

@@ -62,12 +62,14 @@ def test_error_rate_spike_uses_binomial_test_and_minimum_increase() -> None:
 
 
 def test_throughput_drop_and_late_data() -> None:
-    base = SystemBaseline.from_arrays(timestamps=_stamps(2000, 1.0),
-                                      received_at=_stamps(2000, 1.0) + 2.0)
+    base = SystemBaseline.from_arrays(
+        timestamps=_stamps(2000, 1.0), received_at=_stamps(2000, 1.0) + 2.0
+    )
     slow = system_signals(timestamps=_stamps(1000, 5.0), received_at=_stamps(1000, 5.0) + 2.0)
     late = system_signals(timestamps=_stamps(1000, 1.0), received_at=_stamps(1000, 1.0) + 900)
     assert [f.statistic for f in detect_system(slow, base, SystemThresholds())] == [
-        "throughput_ratio"]
+        "throughput_ratio"
+    ]
     fresh = detect_system(late, base, SystemThresholds())
     assert [f.kind for f in fresh] == [FindingKind.FRESHNESS]
     assert "p95 delay 900 s" in fresh[0].message
@@ -81,10 +83,20 @@ def test_silence_and_error_column_spellings() -> None:
     mask = error_mask(["", None, "timeout", 0, 1, True, False, float("nan"), "false"])
     assert mask.tolist() == [False, False, True, False, True, True, False, False, False]
     # An all-text field (the usual case) is judged per distinct message: same verdicts.
-    text = np.array(["", " OK ", "Null", "timeout", "0", "False", "nan", "", "timeout"],
-                    dtype=object)
-    assert error_mask(text).tolist() == [False, False, False, True, False, False, False, False,
-                                         True]
+    text = np.array(
+        ["", " OK ", "Null", "timeout", "0", "False", "nan", "", "timeout"], dtype=object
+    )
+    assert error_mask(text).tolist() == [
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_bad_values_are_ignored_not_nan() -> None:

@@ -34,8 +34,9 @@ def test_cli_rich_output_and_no_match() -> None:
     assert "latency 200 ms -> 2000 ms" in result.stdout
     none = runner.invoke(app, ["diagnose", "how do I center a div"])
     assert "generic triage checklist" in none.stdout
-    assert json.loads(runner.invoke(app, ["diagnose", "how do I center a div", "--json"]).stdout) \
-        == {"matched": False, "matches": []}
+    assert json.loads(
+        runner.invoke(app, ["diagnose", "how do I center a div", "--json"]).stdout
+    ) == {"matched": False, "matches": []}
 
 
 def test_cli_list_and_scenario() -> None:
@@ -44,7 +45,8 @@ def test_cli_list_and_scenario() -> None:
     table = runner.invoke(app, ["diagnose", "--list"])
     assert "feature_null_explosion" in table.stdout
     one = json.loads(
-        runner.invoke(app, ["diagnose", "--scenario", "timezone_bug", "--json"]).stdout)
+        runner.invoke(app, ["diagnose", "--scenario", "timezone_bug", "--json"]).stdout
+    )
     assert one["matches"][0]["id"] == "timezone_bug"
     bad = runner.invoke(app, ["diagnose", "--scenario", "nope"])
     assert bad.exit_code == 2 and "no playbook 'nope'" in bad.stderr
@@ -63,15 +65,19 @@ def test_router_text_scenario_and_list(tmp_path: Path) -> None:
 
 
 def _router_text_scenario_and_list(client: TestClient) -> None:
-    r = client.post("/v1/diagnose", json={"text": "vicprice is NaN for 60% of rows since 14:02",
-                                          "features": ["vicprice"]})
+    r = client.post(
+        "/v1/diagnose",
+        json={"text": "vicprice is NaN for 60% of rows since 14:02", "features": ["vicprice"]},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["matches"][0]["id"] == "feature_null_explosion"
     assert body["matches"][0]["severity"] == "critical"
     assert body["facts"]["features"] == ["vicprice"] and body["facts"]["since"] == "14:02"
-    assert client.post("/v1/diagnose", json={"scenario": "memory_leak"}).json()["matches"][0][
-        "id"] == "memory_leak"
+    assert (
+        client.post("/v1/diagnose", json={"scenario": "memory_leak"}).json()["matches"][0]["id"]
+        == "memory_leak"
+    )
     assert client.post("/v1/diagnose", json={"scenario": "nope"}).status_code == 404
     assert client.post("/v1/diagnose", json={}).status_code == 422
     assert client.post("/v1/diagnose", json={"text": " "}).status_code == 422

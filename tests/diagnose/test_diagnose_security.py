@@ -36,14 +36,27 @@ NORMAL = (
 
 def _adversarial() -> dict[str, str]:
     rnd = random.Random(7)
-    words = " ".join("".join(rnd.choice(string.ascii_lowercase) for _ in range(7))
-                     for _ in range(SIZE // 8))
+    words = " ".join(
+        "".join(rnd.choice(string.ascii_lowercase) for _ in range(7)) for _ in range(SIZE // 8)
+    )
     patterns = {
-        "digits": "1", "fives": "5", "null word": "null", "null then digit": "null 5",
-        "percent": "1%", "dotted number": "1.", "backtick": "`a", "snake": "a_",
-        "ratio": "1x ", "error word": "error ", "blanks": " \t", "unicode": "→é",
+        "digits": "1",
+        "fives": "5",
+        "null word": "null",
+        "null then digit": "null 5",
+        "percent": "1%",
+        "dotted number": "1.",
+        "backtick": "`a",
+        "snake": "a_",
+        "ratio": "1x ",
+        "error word": "error ",
+        "blanks": " \t",
+        "unicode": "→é",
         "from spaces": "from" + " " * 50,
-        "quotes": "'a' ", "open quotes": "'", "contractions": "isn't ", "apostrophes": "a'",
+        "quotes": "'a' ",
+        "open quotes": "'",
+        "contractions": "isn't ",
+        "apostrophes": "a'",
         "negated phrases": "no p99 is fine, ",
     }
     out = {name: (unit * (SIZE // len(unit) + 1))[:SIZE] for name, unit in patterns.items()}
@@ -83,8 +96,10 @@ def test_feature_names_are_found_in_linear_time() -> None:
     names = [f"a.a{i}" for i in range(routes_diagnose.MAX_FEATURES)]
     took = _seconds(lambda: extract_facts(text, known_features=names))
     assert took < 1.0, took
-    facts = extract_facts("the `petal.length` and tenure are odd, not petal.lengths",
-                          known_features=["petal.length", "TENURE", "pet"])
+    facts = extract_facts(
+        "the `petal.length` and tenure are odd, not petal.lengths",
+        known_features=["petal.length", "TENURE", "pet"],
+    )
     assert facts.features == ["TENURE", "petal.length"]
 
 
@@ -103,13 +118,15 @@ def test_text_over_the_cap_is_a_clear_422(local_client: TestClient) -> None:
     at_cap = local_client.post("/v1/diagnose", json={"text": "1" * MAX_TEXT_CHARS})
     assert at_cap.status_code == 200 and at_cap.json()["matched"] is False
     assert time.perf_counter() - start < 2.0
-    long_name = local_client.post("/v1/diagnose", json={"text": "x is null",
-                                                        "features": ["f" * 201]})
+    long_name = local_client.post(
+        "/v1/diagnose", json={"text": "x is null", "features": ["f" * 201]}
+    )
     assert long_name.status_code == 422 and "features.0" in long_name.json()["error"]
 
 
-def test_matching_runs_off_the_event_loop(local_client: TestClient,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_matching_runs_off_the_event_loop(
+    local_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started, release = threading.Event(), threading.Event()
     real = routes_diagnose.diagnose_text
 
@@ -120,8 +137,11 @@ def test_matching_runs_off_the_event_loop(local_client: TestClient,
 
     monkeypatch.setattr(routes_diagnose, "diagnose_text", slow)
     answers: list[int] = []
-    worker = threading.Thread(target=lambda: answers.append(local_client.post(
-        "/v1/diagnose", json={"text": "p99 latency doubled"}).status_code))
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            local_client.post("/v1/diagnose", json={"text": "p99 latency doubled"}).status_code
+        )
+    )
     worker.start()
     try:
         assert started.wait(10)

@@ -13,13 +13,32 @@ from mlwarden.errors import InvalidInput, NotFound
 
 # Every scenario the issue names, by the id of the playbook that covers it.
 REQUIRED = [
-    "covariate_drift", "upstream_schema_change", "feature_null_explosion", "training_serving_skew",
-    "unit_scaling_change", "unseen_categories", "stale_feature_store", "label_delay",
-    "label_prior_shift", "concept_drift", "seasonality_false_alarm", "feedback_loop",
-    "constant_predictions", "confidence_collapse", "bad_model_deploy", "inference_latency_spike",
-    "dependency_throttling", "inference_error_spike", "traffic_surge", "memory_leak",
-    "data_arrival_delay", "duplicate_events", "timezone_bug", "miscalibrated_threshold",
-    "class_imbalance_shift", "out_of_range_sensor",
+    "covariate_drift",
+    "upstream_schema_change",
+    "feature_null_explosion",
+    "training_serving_skew",
+    "unit_scaling_change",
+    "unseen_categories",
+    "stale_feature_store",
+    "label_delay",
+    "label_prior_shift",
+    "concept_drift",
+    "seasonality_false_alarm",
+    "feedback_loop",
+    "constant_predictions",
+    "confidence_collapse",
+    "bad_model_deploy",
+    "inference_latency_spike",
+    "dependency_throttling",
+    "inference_error_spike",
+    "traffic_surge",
+    "memory_leak",
+    "data_arrival_delay",
+    "duplicate_events",
+    "timezone_bug",
+    "miscalibrated_threshold",
+    "class_imbalance_shift",
+    "out_of_range_sensor",
 ]
 
 
@@ -77,7 +96,8 @@ def test_invalid_field_error_names_file_and_field(tmp_path: Path) -> None:
 def test_escalator_threshold_must_fit_its_fact(tmp_path: Path) -> None:
     bad = _valid("bad_two")
     bad["severity"]["escalators"] = [
-        {"to": "critical", "fact": "latency_ratio", "reason": "doubled"}]
+        {"to": "critical", "fact": "latency_ratio", "reason": "doubled"}
+    ]
     with pytest.raises(InvalidInput, match="needs 'above'"):
         load_playbook_file(_write(tmp_path, "bad_two", bad))
 
@@ -86,7 +106,8 @@ def test_a_bare_yaml_null_check_is_refused(tmp_path: Path) -> None:
     # `check: null` is YAML's null, not the word: it would match every finding of the kind
     path = tmp_path / "null_words.yaml"
     text = yaml.safe_dump(_valid("null_words")).replace(
-        "signal_patterns:\n", "signal_patterns:\n  - {kind: data_quality, check: null}\n", 1)
+        "signal_patterns:\n", "signal_patterns:\n  - {kind: data_quality, check: null}\n", 1
+    )
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InvalidInput, match='quote it: check: "null"'):
         load_playbook_file(path)

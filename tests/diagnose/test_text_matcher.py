@@ -78,22 +78,25 @@ def test_heldout_set_stays_at_its_measured_level() -> None:
     assert result["unrelated_no_match"] == result["unrelated"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    # the symptom told by its effect
-    ("every answer is the same", "constant_predictions"),
-    ("values stopped changing for every user", "stale_feature_store"),
-    ('amounts arrive in "EUR" now, was "USD"', "unit_scaling_change"),
-    ("inputs look identical but the hit rate keeps sinking week after week", "concept_drift"),
-    # a quoted class or value is a value, not a symptom word
-    ("the classifier says 'not_spam' to every single message", "constant_predictions"),
-    ("recall on 'fraud' dropped to nothing since we swapped the artifact", "bad_model_deploy"),
-    # a typo in the one symptom word, or another spelling
-    ("memroy keeps growing on the model pods", "memory_leak"),
-    ("materialisation job stuck, features old", "stale_feature_store"),
-    ("the drift alert every weekend is pure seasonnalitty", "seasonality_false_alarm"),
-    # negation: the symptom said to be absent does not count
-    ("p99 is fine but the error rate is 20%", "inference_error_spike"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the symptom told by its effect
+        ("every answer is the same", "constant_predictions"),
+        ("values stopped changing for every user", "stale_feature_store"),
+        ('amounts arrive in "EUR" now, was "USD"', "unit_scaling_change"),
+        ("inputs look identical but the hit rate keeps sinking week after week", "concept_drift"),
+        # a quoted class or value is a value, not a symptom word
+        ("the classifier says 'not_spam' to every single message", "constant_predictions"),
+        ("recall on 'fraud' dropped to nothing since we swapped the artifact", "bad_model_deploy"),
+        # a typo in the one symptom word, or another spelling
+        ("memroy keeps growing on the model pods", "memory_leak"),
+        ("materialisation job stuck, features old", "stale_feature_store"),
+        ("the drift alert every weekend is pure seasonnalitty", "seasonality_false_alarm"),
+        # negation: the symptom said to be absent does not count
+        ("p99 is fine but the error rate is 20%", "inference_error_spike"),
+    ],
+)
 def test_kinds_of_miss_the_issue_names(text: str, expected: str) -> None:
     assert _first(text) == expected
 
@@ -107,23 +110,26 @@ def test_typo_repair_keeps_the_first_letter_and_falls_back_to_trigrams() -> None
 
 
 def test_quoted_values_are_marked_and_skipped() -> None:
-    tokens = analyse("answers 'not_spam' and `tenure` but \"EUR\" counts", Speller({}),
-                     kept_values=load_ontology().kept_values())
+    tokens = analyse(
+        "answers 'not_spam' and `tenure` but \"EUR\" counts",
+        Speller({}),
+        kept_values=load_ontology().kept_values(),
+    )
     quoted = {t.surface: t.quoted for t in tokens}
     assert quoted["not"] and quoted["spam"] and quoted["tenure"]
     assert not quoted["eur"] and not quoted["answers"]
     # a quoted phrase with spaces is an error message: read as text
     assert not any(t.quoted for t in analyse("'Too Many Requests' from the API", Speller({})))
     # an apostrophe inside a word is no quote
-    assert not any(t.quoted for t in analyse("friday's data isn't 'in' yet", Speller({}))
-                   if t.surface != "in")
+    assert not any(
+        t.quoted for t in analyse("friday's data isn't 'in' yet", Speller({})) if t.surface != "in"
+    )
 
 
 def test_context_words_steer_the_ranking() -> None:
     # the same symptom words, placed by context in different playbooks
     assert _first("predictions got worse after the canary went out") == "bad_model_deploy"
-    assert _first("predictions got worse, feature store values are stale") == \
-        "stale_feature_store"
+    assert _first("predictions got worse, feature store values are stale") == "stale_feature_store"
     plain = diagnose_text("lookups time out").matches
     with_store = diagnose_text("feature store lookups time out").matches
     assert plain[0].id == with_store[0].id == "dependency_throttling"
@@ -132,10 +138,13 @@ def test_context_words_steer_the_ranking() -> None:
     assert not diagnose_text("we run a canary and a shadow of the model").matched
 
 
-@pytest.mark.parametrize("text", [
-    "accuracy fell from 0.89 to 0.71 right after we rolled out v14",
-    "lookups timing out and p99 is slow",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accuracy fell from 0.89 to 0.71 right after we rolled out v14",
+        "lookups timing out and p99 is slow",
+    ],
+)
 def test_confidence_does_not_depend_on_top(text: str) -> None:
     seen = set()
     for top in ("1", "2", "5"):
@@ -161,8 +170,11 @@ def test_cli_explain_shows_the_words_behind_each_match() -> None:
     out = json.loads(runner.invoke(app, ["diagnose", text, "--json", "--explain"]).stdout)
     first = out["matches"][0]
     assert first["id"] == "constant_predictions"
-    assert first["explain"][0] == {"words": "all look same", "via": "symptom constant",
-                                   "weight": 4.0}
+    assert first["explain"][0] == {
+        "words": "all look same",
+        "via": "symptom constant",
+        "weight": 4.0,
+    }
     plain = json.loads(runner.invoke(app, ["diagnose", text, "--json"]).stdout)
     assert "explain" not in plain["matches"][0]
 
@@ -170,13 +182,17 @@ def test_cli_explain_shows_the_words_behind_each_match() -> None:
 def test_api_answers_with_explain(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/m.db")
     with TestClient(create_app(settings)) as client:
-        body = client.post("/v1/diagnose", json={"text": "OOMKilled again, RSS keeps growing",
-                                                 "top": 1}).json()
+        body = client.post(
+            "/v1/diagnose", json={"text": "OOMKilled again, RSS keeps growing", "top": 1}
+        ).json()
     match = body["matches"][0]
     assert match["id"] == "memory_leak"
     why = {(e["words"], e["via"]) for e in match["explain"]}
-    assert {("oomkilled", "symptom memory"), ("rss", "symptom memory"),
-            ("oomkilled", "word")} <= why
+    assert {
+        ("oomkilled", "symptom memory"),
+        ("rss", "symptom memory"),
+        ("oomkilled", "word"),
+    } <= why
     assert all(e["weight"] > 0 for e in match["explain"])
 
 

@@ -24,17 +24,19 @@ def _day(rng: np.random.Generator, day: int, n: int, broken: bool) -> pa.Table:
         colour[rng.random(n) < 0.05] = "purple"  # a level the reference never saw
     amount = rng.integers(0, 1_000, n)
     score = 1 / (1 + np.exp(-2 * np.nan_to_num(x)))
-    return pa.table({
-        "id": [f"d{day}-{i}" for i in range(n)],
-        # microseconds: what Spark reads (it refuses Parquet's nanosecond timestamps)
-        "timestamp": pa.array(stamps.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
-        "x": x,
-        "colour": colour.tolist(),
-        "amount": pa.array(amount, mask=rng.random(n) < 0.02),
-        "score": score,
-        "prediction": (score > 0.5).astype(np.int64),
-        "latency_ms": rng.lognormal(3, 0.3, n),
-    })
+    return pa.table(
+        {
+            "id": [f"d{day}-{i}" for i in range(n)],
+            # microseconds: what Spark reads (it refuses Parquet's nanosecond timestamps)
+            "timestamp": pa.array(stamps.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+            "x": x,
+            "colour": colour.tolist(),
+            "amount": pa.array(amount, mask=rng.random(n) < 0.02),
+            "score": score,
+            "prediction": (score > 0.5).astype(np.int64),
+            "latency_ms": rng.lognormal(3, 0.3, n),
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +45,7 @@ def write_lake() -> LakeWriter:
     ``root/date=YYYY-MM-DD/part-K.parquet``, ``rows`` per day split over ``files`` files; the
     last day drifts (``x`` shifted) and breaks (an unseen ``colour``)."""
 
-    def write(root: Path, days: int = 3, rows: int = 1000, files: int = 2,
-              seed: int = 0) -> Path:
+    def write(root: Path, days: int = 3, rows: int = 1000, files: int = 2, seed: int = 0) -> Path:
         rng = np.random.default_rng(seed)
         for day in range(days):
             table = _day(rng, day, rows, broken=day == days - 1 and days > 1)
@@ -52,8 +53,11 @@ def write_lake() -> LakeWriter:
             folder.mkdir(parents=True, exist_ok=True)
             bounds = np.linspace(0, rows, files + 1).astype(int)
             for k in range(files):
-                pq.write_table(table.slice(bounds[k], bounds[k + 1] - bounds[k]),
-                               folder / f"part-{k}.parquet", row_group_size=rows // 4 or 1)
+                pq.write_table(
+                    table.slice(bounds[k], bounds[k + 1] - bounds[k]),
+                    folder / f"part-{k}.parquet",
+                    row_group_size=rows // 4 or 1,
+                )
         return root
 
     return write

@@ -15,21 +15,29 @@ from mlwarden.cli.main import app
 RUNNER = CliRunner()
 
 
-def _records(n: int, start: int, rng: np.random.Generator, shift: float = 0.0,
-             flip: bool = False) -> pd.DataFrame:
+def _records(
+    n: int, start: int, rng: np.random.Generator, shift: float = 0.0, flip: bool = False
+) -> pd.DataFrame:
     x = rng.normal(size=n) + shift
     cat = rng.choice(["red", "green", "blue"], n)
     truth = (x + rng.normal(0, 0.7, n) > 0).astype(int)
     score = 1 / (1 + np.exp(-2 * (x - shift if not flip else x)))
     if flip:
         truth = 1 - truth
-    return pd.DataFrame({
-        "id": [f"r{start + i}" for i in range(n)],
-        "timestamp": pd.Timestamp("2026-03-01", tz="UTC")
-        + pd.to_timedelta(np.arange(start, start + n) * 10, unit="s"),
-        "x": x, "colour": cat, "score": score, "prediction": (score > 0.5).astype(int),
-        "label": truth, "latency_ms": rng.lognormal(3, 0.3, n), "error": "",
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{start + i}" for i in range(n)],
+            "timestamp": pd.Timestamp("2026-03-01", tz="UTC")
+            + pd.to_timedelta(np.arange(start, start + n) * 10, unit="s"),
+            "x": x,
+            "colour": cat,
+            "score": score,
+            "prediction": (score > 0.5).astype(int),
+            "label": truth,
+            "latency_ms": rng.lognormal(3, 0.3, n),
+            "error": "",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +45,50 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     root = tmp_path_factory.mktemp("bt")
     ref = _records(3000, 0, rng)
-    stream = pd.concat([_records(1000, 10_000 + 1000 * i, rng) for i in range(4)]
-                       + [_records(1000, 20_000 + 1000 * i, rng, shift=1.0) for i in range(2)])
+    stream = pd.concat(
+        [_records(1000, 10_000 + 1000 * i, rng) for i in range(4)]
+        + [_records(1000, 20_000 + 1000 * i, rng, shift=1.0) for i in range(2)]
+    )
     labels = stream[["id", "label"]].sample(frac=1.0, random_state=1)
-    paths = {"ref": root / "ref.csv", "stream": root / "stream.parquet",
-             "stream_nolabel": root / "stream_nolabel.csv", "labels": root / "labels.csv",
-             "policy": root / "policy.yaml", "root": root}
+    paths = {
+        "ref": root / "ref.csv",
+        "stream": root / "stream.parquet",
+        "stream_nolabel": root / "stream_nolabel.csv",
+        "labels": root / "labels.csv",
+        "policy": root / "policy.yaml",
+        "root": root,
+    }
     ref.to_csv(paths["ref"], index=False)
     stream.to_parquet(paths["stream"])
     stream.drop(columns="label").to_csv(paths["stream_nolabel"], index=False)
     labels.to_csv(paths["labels"], index=False)
-    paths["policy"].write_text("detection:\n  drift_alpha: 0.01\n  latency_slo_ms: 500\n"
-                               "defaults:\n  mode: advisory\n")
+    paths["policy"].write_text(
+        "detection:\n  drift_alpha: 0.01\n  latency_slo_ms: 500\ndefaults:\n  mode: advisory\n"
+    )
     return paths
 
 
-def test_backtest_writes_findings_and_offline_reports(files: dict[str, Path],
-                                                      tmp_path: Path) -> None:
+def test_backtest_writes_findings_and_offline_reports(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    result = RUNNER.invoke(app, ["backtest", "--reference", str(files["ref"]), "--stream",
-                                 str(files["stream"]), "--window", "1000", "--out", str(out),
-                                 "--json", "--policy", str(files["policy"])])
+    result = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(files["ref"]),
+            "--stream",
+            str(files["stream"]),
+            "--window",
+            "1000",
+            "--out",
+            str(out),
+            "--json",
+            "--policy",
+            str(files["policy"]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["windows"] == 6 and summary["records"] == 6000
@@ -76,12 +107,27 @@ def test_backtest_writes_findings_and_offline_reports(files: dict[str, Path],
     assert any("'defaults'" in w for w in summary["warnings"])
 
 
-def test_labels_from_a_separate_file_and_time_windows(files: dict[str, Path],
-                                                      tmp_path: Path) -> None:
+def test_labels_from_a_separate_file_and_time_windows(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    result = RUNNER.invoke(app, ["backtest", "--reference", str(files["ref"]), "--stream",
-                                 str(files["stream_nolabel"]), "--labels", str(files["labels"]),
-                                 "--window", "3h", "--out", str(out), "--json"])
+    result = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(files["ref"]),
+            "--stream",
+            str(files["stream_nolabel"]),
+            "--labels",
+            str(files["labels"]),
+            "--window",
+            "3h",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["labelled"] == 6000
@@ -89,22 +135,66 @@ def test_labels_from_a_separate_file_and_time_windows(files: dict[str, Path],
     assert all(w["signals"].get("accuracy") is not None for w in signals if w["n"] >= 100)
 
 
-def test_clear_errors_for_missing_files_and_columns(files: dict[str, Path],
-                                                    tmp_path: Path) -> None:
-    missing = RUNNER.invoke(app, ["backtest", "--reference", str(tmp_path / "nope.csv"),
-                                  "--stream", str(files["stream"]), "--out", str(tmp_path)])
+def test_clear_errors_for_missing_files_and_columns(files: dict[str, Path], tmp_path: Path) -> None:
+    missing = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(tmp_path / "nope.csv"),
+            "--stream",
+            str(files["stream"]),
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert missing.exit_code == 2 and "reference file not found" in missing.output
     no_ts = tmp_path / "no_ts.csv"
     pd.read_csv(files["stream_nolabel"]).drop(columns="timestamp").to_csv(no_ts, index=False)
-    bad_window = RUNNER.invoke(app, ["backtest", "--reference", str(files["ref"]), "--stream",
-                                     str(no_ts), "--window", "1h", "--out", str(tmp_path)])
+    bad_window = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(files["ref"]),
+            "--stream",
+            str(no_ts),
+            "--window",
+            "1h",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert bad_window.exit_code == 2 and "timestamp" in bad_window.output
-    bad_labels = RUNNER.invoke(app, ["backtest", "--reference", str(files["ref"]), "--stream",
-                                     str(files["stream"]), "--labels", str(files["ref"]),
-                                     "--label-col", "truth", "--out", str(tmp_path)])
+    bad_labels = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(files["ref"]),
+            "--stream",
+            str(files["stream"]),
+            "--labels",
+            str(files["ref"]),
+            "--label-col",
+            "truth",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert bad_labels.exit_code == 2 and "no label column 'truth'" in bad_labels.output
     other = tmp_path / "other.csv"
     pd.DataFrame({"z": [1, 2]}).to_csv(other, index=False)
-    disjoint = RUNNER.invoke(app, ["backtest", "--reference", str(files["ref"]), "--stream",
-                                   str(other), "--out", str(tmp_path)])
+    disjoint = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--reference",
+            str(files["ref"]),
+            "--stream",
+            str(other),
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert disjoint.exit_code == 2 and "none of the reference's features" in disjoint.output

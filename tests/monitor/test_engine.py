@@ -46,7 +46,8 @@ class Stream:
         frame["prediction"] = (score > 0.5).astype(int)
         frame["id"] = [f"r{self.next_id + i}" for i in range(n)]
         frame["timestamp"] = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(
-            np.arange(self.next_id, self.next_id + n), unit="s")
+            np.arange(self.next_id, self.next_id + n), unit="s"
+        )
         frame["latency_ms"] = self.rng.lognormal(3, 0.3, n)
         frame["error"] = None
         self.next_id += n
@@ -67,11 +68,11 @@ def _kinds(result: WindowResult) -> set[str]:
     return {f.kind.value for f in result.findings}
 
 
-def test_clean_windows_raise_no_finding_and_carry_signals_with_intervals(
-        stream: Stream) -> None:
+def test_clean_windows_raise_no_finding_and_carry_signals_with_intervals(stream: Stream) -> None:
     monitor = Monitor(stream.records(5000))
-    alarms = [r.index for r in (monitor.process(stream.records(1000)) for _ in range(15))
-              if r.findings]
+    alarms = [
+        r.index for r in (monitor.process(stream.records(1000)) for _ in range(15)) if r.findings
+    ]
     assert alarms == []
     result = monitor.process(stream.records(1000))
     s = result.signals
@@ -102,8 +103,9 @@ def test_covariate_shift_with_drop_is_data_drift_with_impact(stream: Stream) -> 
     frame[FEATURES] = x
     score = stream.model.predict_proba(frame[FEATURES])[:, 1]
     frame["score"], frame["prediction"] = score, (score > 0.5).astype(int)
-    frame["label"] = (stream.rng.random(1000) < 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1])))
-                      ).astype(int)
+    frame["label"] = (stream.rng.random(1000) < 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1])))).astype(
+        int
+    )
     result = monitor.process(frame)
     impact = [f for f in result.findings if "impact" in f.evidence]
     assert impact and impact[0].kind is FindingKind.DATA_DRIFT
@@ -159,10 +161,21 @@ def test_collapse_is_reported(stream: Stream, monitor: Monitor) -> None:
     assert collapse and collapse[0].kind is FindingKind.PREDICTION_DRIFT
 
 
-@pytest.mark.parametrize("case", ["empty", "one_row", "all_null", "strings_in_numeric",
-                                  "mixed_types", "missing_feature", "extra_feature"])
-def test_bad_input_gives_findings_never_crashes_never_nan(stream: Stream, monitor: Monitor,
-                                                          case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty",
+        "one_row",
+        "all_null",
+        "strings_in_numeric",
+        "mixed_types",
+        "missing_feature",
+        "extra_feature",
+    ],
+)
+def test_bad_input_gives_findings_never_crashes_never_nan(
+    stream: Stream, monitor: Monitor, case: str
+) -> None:
     frame = stream.records(500)
     if case == "empty":
         frame = frame.iloc[0:0]
@@ -206,8 +219,12 @@ def test_electricity_concept_drift_over_the_years() -> None:
     """A model trained on the first weeks of Elec2 loses accuracy later; the monitor says so."""
     data = load("electricity")
     features = ["period", "nswprice", "nswdemand"]
-    spec = ModelSpec(name="elec", task=Task.CLASSIFICATION,
-                     features=[FeatureSpec(name=f) for f in features], positive_class=1)
+    spec = ModelSpec(
+        name="elec",
+        task=Task.CLASSIFICATION,
+        features=[FeatureSpec(name=f) for f in features],
+        positive_class=1,
+    )
     train = data.iloc[:3000]
     model = LogisticRegression(max_iter=500).fit(train[features], train["target"])
 
@@ -219,16 +236,20 @@ def test_electricity_concept_drift_over_the_years() -> None:
         frame["label"] = rows["target"].to_numpy()
         return frame
 
-    monitor = Monitor(records(data.iloc[3000:6000]), spec,
-                      config=MonitorConfig(anomaly=False))
-    results = [monitor.process(records(data.iloc[start:start + 2000]))
-               for start in range(6000, 45_000, 6000)]
-    performance = [f for r in results for f in r.findings
-                   if f.kind in (FindingKind.CONCEPT_DRIFT, FindingKind.DATA_DRIFT)
-                   and ("impact" in f.evidence or f.kind is FindingKind.CONCEPT_DRIFT)]
+    monitor = Monitor(records(data.iloc[3000:6000]), spec, config=MonitorConfig(anomaly=False))
+    results = [
+        monitor.process(records(data.iloc[start : start + 2000]))
+        for start in range(6000, 45_000, 6000)
+    ]
+    performance = [
+        f
+        for r in results
+        for f in r.findings
+        if f.kind in (FindingKind.CONCEPT_DRIFT, FindingKind.DATA_DRIFT)
+        and ("impact" in f.evidence or f.kind is FindingKind.CONCEPT_DRIFT)
+    ]
     assert performance, "the price relation drifts over the years"
-    assert any(r.signals["accuracy"] is not None and r.signals["accuracy"] < 0.7
-               for r in results)
+    assert any(r.signals["accuracy"] is not None and r.signals["accuracy"] < 0.7 for r in results)
 
 
 def test_a_reference_of_training_rows_without_model_outputs_is_accepted() -> None:
@@ -251,8 +272,9 @@ def test_domain_classifier_runs_only_where_it_can_add_a_joint_change(stream: Str
     that appears with every marginal the same is still found, by the classifier."""
     reference = stream.records(3000)
     gated = Monitor(reference, config=MonitorConfig(multivariate=True, anomaly=False))
-    always = Monitor(reference, config=MonitorConfig(multivariate=True, anomaly=False,
-                                                     multivariate_screen=None))
+    always = Monitor(
+        reference, config=MonitorConfig(multivariate=True, anomaly=False, multivariate_screen=None)
+    )
 
     def detectors(monitor: Monitor, frame: pd.DataFrame) -> set[str]:
         return {f.detector for f in monitor.process(frame).findings}

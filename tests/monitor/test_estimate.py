@@ -59,8 +59,9 @@ def test_multiclass_estimate() -> None:
     y = np.array([rng.choice(3, p=row) for row in proba])
     cbpe = CBPE().fit(proba[:3000], y[:3000], classes=[0, 1, 2])
     estimated = cbpe.estimate(proba[3000:])
-    actual = classification_metrics(y[3000:], proba[3000:].argmax(axis=1), proba=proba[3000:],
-                                     classes=[0, 1, 2])
+    actual = classification_metrics(
+        y[3000:], proba[3000:].argmax(axis=1), proba=proba[3000:], classes=[0, 1, 2]
+    )
     assert abs(estimated["accuracy"].value - actual["accuracy"].value) < 0.03
 
 
@@ -109,8 +110,9 @@ def test_multiclass_roc_auc_estimate_is_the_one_vs_rest_macro() -> None:
     y = np.array([rng.choice(3, p=row) for row in proba])
     cbpe = CBPE().fit(proba[:4000], y[:4000], classes=[0, 1, 2])
     estimated = cbpe.estimate(proba[4000:])["roc_auc"]
-    actual = classification_metrics(y[4000:], proba[4000:].argmax(axis=1), proba=proba[4000:],
-                                     classes=[0, 1, 2])["roc_auc"]
+    actual = classification_metrics(
+        y[4000:], proba[4000:].argmax(axis=1), proba=proba[4000:], classes=[0, 1, 2]
+    )["roc_auc"]
     assert abs(estimated.value - actual.value) < 0.02
     assert estimated.ci_low < actual.value < estimated.ci_high
     assert CBPE().estimate([0.2, 0.9])["roc_auc"].reason == "not fitted"

@@ -27,8 +27,13 @@ def car_loan() -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     reference = frame[frame["period"] == "reference"].drop(columns="period")
     analysis = frame[frame["period"] == "analysis"].drop(columns="period")
     # two more reference chunks, one healthy analysis chunk, two dropped ones
-    windows = [reference.iloc[10_000:15_000], reference.iloc[15_000:20_000],
-               analysis.iloc[0:5000], analysis.iloc[25_000:30_000], analysis.iloc[30_000:35_000]]
+    windows = [
+        reference.iloc[10_000:15_000],
+        reference.iloc[15_000:20_000],
+        analysis.iloc[0:5000],
+        analysis.iloc[25_000:30_000],
+        analysis.iloc[30_000:35_000],
+    ]
     return reference.iloc[:10_000], windows
 
 
@@ -37,7 +42,8 @@ def _performance(result: WindowResult) -> list:
 
 
 def test_estimated_drop_is_a_finding_and_the_reference_period_raises_none(
-        car_loan: tuple[pd.DataFrame, list[pd.DataFrame]]) -> None:
+    car_loan: tuple[pd.DataFrame, list[pd.DataFrame]],
+) -> None:
     reference, windows = car_loan
     monitor = Monitor(reference, config=MonitorConfig(anomaly=False))
     results = [monitor.process(w.drop(columns="label"), index=i) for i, w in enumerate(windows)]
@@ -61,7 +67,8 @@ def test_estimated_drop_is_a_finding_and_the_reference_period_raises_none(
 
 
 def test_late_labels_replace_the_estimate_with_the_measured_drop(
-        car_loan: tuple[pd.DataFrame, list[pd.DataFrame]]) -> None:
+    car_loan: tuple[pd.DataFrame, list[pd.DataFrame]],
+) -> None:
     reference, windows = car_loan
     monitor = Monitor(reference, config=MonitorConfig(anomaly=False))
     for i, window in enumerate(windows):

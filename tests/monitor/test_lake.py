@@ -29,8 +29,9 @@ PROFILE_DETECTORS = {"feature_drift", "data_quality", "prediction_drift", "predi
 
 
 def _files(lake: Path, pattern: str = "date=*/*.parquet") -> pd.DataFrame:
-    return pd.concat([pq.read_table(f).to_pandas() for f in sorted(lake.glob(pattern))],
-                     ignore_index=True)
+    return pd.concat(
+        [pq.read_table(f).to_pandas() for f in sorted(lake.glob(pattern))], ignore_index=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory, write_lake: Callable[..., Pat
 
 
 def test_a_lake_profile_is_the_profile_of_its_records(
-        lake: Path, assert_same_json: Callable[[object, object], None]) -> None:
+    lake: Path, assert_same_json: Callable[[object, object], None]
+) -> None:
     records = _files(lake)
     whole = profile_lake(str(lake / "date=*/*.parquet"))
     assert whole.rows == len(records) == 9000
@@ -54,16 +56,40 @@ def test_a_lake_profile_is_the_profile_of_its_records(
 
 @pytest.mark.parametrize("window", ["1000", "1d"])
 def test_a_lake_backtest_finds_what_the_in_memory_backtest_finds(
-        lake: Path, tmp_path: Path, window: str) -> None:
+    lake: Path, tmp_path: Path, window: str
+) -> None:
     ref_json = tmp_path / "ref.json"
-    made = RUNNER.invoke(app, ["profile", "--input", str(lake / "date=2026-03-01/*.parquet"),
-                               "--out", str(ref_json), "--json"])
+    made = RUNNER.invoke(
+        app,
+        [
+            "profile",
+            "--input",
+            str(lake / "date=2026-03-01/*.parquet"),
+            "--out",
+            str(ref_json),
+            "--json",
+        ],
+    )
     assert made.exit_code == 0, made.output
     assert json.loads(made.stdout)["rows"] == 3000
     out = tmp_path / "bt"
-    run = RUNNER.invoke(app, ["backtest", "--engine", "polars", "--reference", str(ref_json),
-                              "--stream", str(lake / "date=*/*.parquet"), "--window", window,
-                              "--out", str(out), "--json"])
+    run = RUNNER.invoke(
+        app,
+        [
+            "backtest",
+            "--engine",
+            "polars",
+            "--reference",
+            str(ref_json),
+            "--stream",
+            str(lake / "date=*/*.parquet"),
+            "--window",
+            window,
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert run.exit_code == 0, run.output
     summary = json.loads(run.stdout)
     found = json.loads((out / "findings.json").read_text())
@@ -72,13 +98,14 @@ def test_a_lake_backtest_finds_what_the_in_memory_backtest_finds(
     assert {f["window"] for f in found} <= ({6, 7, 8} if window == "1000" else {2})
     assert (out / "report.html").stat().st_size > 0
 
-    memory = run_backtest(_files(lake, "date=2026-03-01/*.parquet"), _files(lake),
-                          window=WindowSpec.parse(window))
+    memory = run_backtest(
+        _files(lake, "date=2026-03-01/*.parquet"), _files(lake), window=WindowSpec.parse(window)
+    )
     expected = [f for f in memory.findings if f.detector in PROFILE_DETECTORS]
     assert summary["windows"] == len(memory.windows)
-    assert [(f["window"], f["kind"], f["detector"], f["features"], f["statistic"])
-            for f in found] == [(f.window, f.kind.value, f.detector, f.features, f.statistic)
-                                for f in expected]
+    assert [
+        (f["window"], f["kind"], f["detector"], f["features"], f["statistic"]) for f in found
+    ] == [(f.window, f.kind.value, f.detector, f.features, f.statistic) for f in expected]
     assert [f["score"] for f in found] == pytest.approx([f.score for f in expected], rel=1e-9)
 
 
@@ -88,7 +115,7 @@ def test_count_windows_follow_file_order_across_files(lake: Path) -> None:
     assert [w.n for w in result.windows] == [2000, 2000, 2000, 2000, 1000]
     records = _files(lake)
     for w in result.windows:
-        rows = records.iloc[w.index * 2000:(w.index + 1) * 2000]
+        rows = records.iloc[w.index * 2000 : (w.index + 1) * 2000]
         assert w.profile is not None
         assert w.profile.features["amount"].nulls == rows["amount"].isna().sum()
     assert any("not run: system, performance" in x for x in result.warnings)
@@ -97,8 +124,9 @@ def test_count_windows_follow_file_order_across_files(lake: Path) -> None:
     assert any("not run: domain_classifier, system" in x for x in multivariate.warnings)
 
 
-def test_a_folder_is_read_as_spark_reads_it(tmp_path: Path,
-                                            write_lake: Callable[..., Path]) -> None:
+def test_a_folder_is_read_as_spark_reads_it(
+    tmp_path: Path, write_lake: Callable[..., Path]
+) -> None:
     lake = write_lake(tmp_path / "logs", days=1, rows=500, files=1)
     # Spark's own leftovers, which Spark skips: a success marker and a temporary folder
     (lake / "_SUCCESS").write_text("")
@@ -116,32 +144,56 @@ def test_bad_input_is_a_clear_error(lake: Path, tmp_path: Path) -> None:
         return " ".join(result.stderr.split())
 
     nothing = str(tmp_path / "none/*.parquet")
-    assert "no Parquet file matches" in fails("profile", "--input", nothing, "--out",
-                                              str(tmp_path / "r.json"))
+    assert "no Parquet file matches" in fails(
+        "profile", "--input", nothing, "--out", str(tmp_path / "r.json")
+    )
     assert "--engine must be one of polars, spark" in fails(
-        "profile", "--input", str(lake), "--out", str(tmp_path / "r.json"), "--engine", "duck")
+        "profile", "--input", str(lake), "--out", str(tmp_path / "r.json"), "--engine", "duck"
+    )
     assert "needs --engine spark" in fails(
-        "profile", "--input", str(lake), "--out", str(tmp_path / "r.json"), "--master", "local")
+        "profile", "--input", str(lake), "--out", str(tmp_path / "r.json"), "--master", "local"
+    )
     stream = str(lake / "date=*/*.parquet")
     assert "--labels needs --engine pandas" in fails(
-        "backtest", "--engine", "polars", "--reference", stream, "--stream", stream,
-        "--labels", stream, "--out", str(tmp_path / "o"))
+        "backtest",
+        "--engine",
+        "polars",
+        "--reference",
+        stream,
+        "--stream",
+        stream,
+        "--labels",
+        stream,
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert "reference profile not found" in fails(
-        "backtest", "--engine", "polars", "--reference", str(tmp_path / "ref.json"),
-        "--stream", stream, "--out", str(tmp_path / "o"))
+        "backtest",
+        "--engine",
+        "polars",
+        "--reference",
+        str(tmp_path / "ref.json"),
+        "--stream",
+        stream,
+        "--out",
+        str(tmp_path / "o"),
+    )
     untimed = tmp_path / "untimed.parquet"
     pq.write_table(pa.table({"x": [1.0, 2.0, 3.0]}), untimed)
     with pytest.raises(InvalidInput, match="needs readable timestamps"):
         backtest_lake(profile_lake(str(untimed)), str(untimed), "1h")
 
 
-def test_the_spark_engine_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch,
-                                                      lake: Path, tmp_path: Path) -> None:
+def test_the_spark_engine_without_the_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, lake: Path, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(ServiceUnavailable, match=r'pip install "mlwarden\[spark\]"'):
         get_engine("spark", master="local[1]")
-    result = RUNNER.invoke(app, ["profile", "--engine", "spark", "--input", str(lake),
-                                 "--out", str(tmp_path / "r.json")])
+    result = RUNNER.invoke(
+        app,
+        ["profile", "--engine", "spark", "--input", str(lake), "--out", str(tmp_path / "r.json")],
+    )
     assert result.exit_code == 2
     assert "mlwarden[spark]" in result.stderr

@@ -23,15 +23,18 @@ ROWS_PER_DAY = 100_000
 
 
 def _finding_keys(findings: list[dict]) -> list[tuple]:
-    return [(f["window"], f["kind"], f["detector"], f["features"], f["statistic"])
-            for f in findings]
+    return [
+        (f["window"], f["kind"], f["detector"], f["features"], f["statistic"]) for f in findings
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_spark_gives_the_profiles_and_findings_of_polars(
-        tmp_path: Path, write_lake: Callable[..., Path],
-        assert_same_json: Callable[[object, object], None]) -> None:
+    tmp_path: Path,
+    write_lake: Callable[..., Path],
+    assert_same_json: Callable[[object, object], None],
+) -> None:
     lake = write_lake(tmp_path / "logs", days=3, rows=ROWS_PER_DAY, files=2)
     day_one, stream = str(lake / "date=2026-03-01/*.parquet"), str(lake / "date=*/*.parquet")
     spark = spark_session("local[2]")
@@ -43,28 +46,58 @@ def test_spark_gives_the_profiles_and_findings_of_polars(
         for name in ("polars", "spark"):
             refs[name] = tmp_path / f"ref-{name}.json"
             extra = ["--master", "local[2]"] if name == "spark" else []
-            made = RUNNER.invoke(app, ["profile", "--engine", name, *extra, "--input", day_one,
-                                       "--layout-rows", "60000", "--out", str(refs[name]),
-                                       "--json"])
+            made = RUNNER.invoke(
+                app,
+                [
+                    "profile",
+                    "--engine",
+                    name,
+                    *extra,
+                    "--input",
+                    day_one,
+                    "--layout-rows",
+                    "60000",
+                    "--out",
+                    str(refs[name]),
+                    "--json",
+                ],
+            )
             assert made.exit_code == 0, made.output
             assert json.loads(made.stdout)["rows"] == ROWS_PER_DAY
-        assert_same_json(json.loads(refs["spark"].read_text()),
-                         json.loads(refs["polars"].read_text()))
+        assert_same_json(
+            json.loads(refs["spark"].read_text()), json.loads(refs["polars"].read_text())
+        )
 
         # Backtests by time (the command line) and by count (Python), windows across files.
         outs = {}
         for name in ("polars", "spark"):
             outs[name] = tmp_path / f"bt-{name}"
             extra = ["--master", "local[2]"] if name == "spark" else []
-            run = RUNNER.invoke(app, ["backtest", "--engine", name, *extra, "--reference",
-                                      str(refs["polars"]), "--stream", stream, "--window", "1d",
-                                      "--out", str(outs[name]), "--json"])
+            run = RUNNER.invoke(
+                app,
+                [
+                    "backtest",
+                    "--engine",
+                    name,
+                    *extra,
+                    "--reference",
+                    str(refs["polars"]),
+                    "--stream",
+                    stream,
+                    "--window",
+                    "1d",
+                    "--out",
+                    str(outs[name]),
+                    "--json",
+                ],
+            )
             assert run.exit_code == 0, run.output
         by_time = {n: json.loads((outs[n] / "findings.json").read_text()) for n in outs}
         assert {"data_drift", "data_quality"} <= {f["kind"] for f in by_time["polars"]}
         assert _finding_keys(by_time["spark"]) == _finding_keys(by_time["polars"])
-        assert_same_json([f["score"] for f in by_time["spark"]],
-                         [f["score"] for f in by_time["polars"]])
+        assert_same_json(
+            [f["score"] for f in by_time["spark"]], [f["score"] for f in by_time["polars"]]
+        )
 
         reference = profile_lake(day_one)
         spark_run = backtest_lake(reference, stream, 40_000, engine=engine)
@@ -76,9 +109,9 @@ def test_spark_gives_the_profiles_and_findings_of_polars(
             assert ours.profile is not None and theirs.profile is not None
             assert_same_json(ours.profile.to_dict(), theirs.profile.to_dict())
             assert_same_json(ours.signals, theirs.signals)
-        assert [f.model_dump(exclude={"score", "p_value", "evidence"})
-                for f in spark_run.findings] == [
-            f.model_dump(exclude={"score", "p_value", "evidence"}) for f in polars_run.findings]
+        assert [
+            f.model_dump(exclude={"score", "p_value", "evidence"}) for f in spark_run.findings
+        ] == [f.model_dump(exclude={"score", "p_value", "evidence"}) for f in polars_run.findings]
 
         with pytest.raises(InvalidInput, match="Spark cannot read"):
             profile_lake(str(tmp_path / "nowhere" / "*.parquet"), engine=engine)

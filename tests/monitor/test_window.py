@@ -20,11 +20,17 @@ def test_count_windows_cover_the_stream_in_order() -> None:
 
 
 def test_time_windows_include_empty_ones_and_unparseable_stamps_follow_their_neighbour() -> None:
-    frame = pd.DataFrame({
-        "timestamp": ["2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z", "garbage",
-                      "2026-01-01T03:05:00Z"],
-        "x": [1, 2, 3, 4],
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": [
+                "2026-01-01T00:10:00Z",
+                "2026-01-01T00:20:00Z",
+                "garbage",
+                "2026-01-01T03:05:00Z",
+            ],
+            "x": [1, 2, 3, 4],
+        }
+    )
     windows = [(i, w["x"].tolist()) for i, w in iter_windows(frame, WindowSpec.parse("1h"))]
     assert windows == [(0, [1, 2, 3]), (1, []), (2, [4])]
     epoch = pd.DataFrame({"timestamp": [0.0, 30.0, 61.0], "x": [1, 2, 3]})
@@ -46,10 +52,24 @@ def test_window_spec_errors_are_clear() -> None:
 def test_records_become_a_frame_with_conventional_columns() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     records = [
-        Record(id="a", model="m", timestamp=now, features={"x": 1.0}, prediction="yes",
-               scores={"yes": 0.8, "no": 0.2}, latency_ms=12.0),
-        Record(id="b", model="m", timestamp=now + timedelta(seconds=1), features={"x": 2.0},
-               prediction="no", scores=0.3, error="timeout"),
+        Record(
+            id="a",
+            model="m",
+            timestamp=now,
+            features={"x": 1.0},
+            prediction="yes",
+            scores={"yes": 0.8, "no": 0.2},
+            latency_ms=12.0,
+        ),
+        Record(
+            id="b",
+            model="m",
+            timestamp=now + timedelta(seconds=1),
+            features={"x": 2.0},
+            prediction="no",
+            scores=0.3,
+            error="timeout",
+        ),
     ]
     frame = records_frame([r.model_dump() for r in records], labels={"a": "yes"})
     assert frame.loc[0, "proba_yes"] == 0.8 and frame.loc[1, "score"] == 0.3

@@ -241,22 +241,36 @@ def test_a_model_registered_in_mlflow_is_imported_as_a_safe_version(
     database = str(registry.store.engine.url)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # mlwarden is told where the registry is
     runner = CliRunner()
-    args = ["import-mlflow", "titanic", "models:/titanic-mlflow/1", "--reference",
-            str(reference), "--tracking-uri", tracking, "--database-url", database]
+    args = [
+        "import-mlflow",
+        "titanic",
+        "models:/titanic-mlflow/1",
+        "--reference",
+        str(reference),
+        "--tracking-uri",
+        tracking,
+        "--database-url",
+        database,
+    ]
     done = runner.invoke(app, [*args, "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout) == {
-        "model": "titanic", "version": 1, "source": "models:/titanic-mlflow/1"}
+        "model": "titanic",
+        "version": 1,
+        "source": "models:/titanic-mlflow/1",
+    }
     # what mlwarden keeps is a skops artifact that predicts exactly like MLflow's model
     stored = load_model(registry.store.load_artifact("titanic", 1))
     assert (stored.predict(X) == estimator.predict(X)).all()
     assert registry.store.get_version("titanic", 1).description == (
-        "imported from MLflow models:/titanic-mlflow/1")
+        "imported from MLflow models:/titanic-mlflow/1"
+    )
     assert len(registry.store.reference_sample("titanic", 1) or []) == 400
     # an unknown MLflow model or a reference without the features: a clear error, exit 1
     missing = runner.invoke(app, [*args[:2], "models:/nothing-here/1", *args[3:]])
     assert missing.exit_code == 1 and "MLflow cannot load models:/nothing-here/1" in (
-        missing.output)
+        missing.output
+    )
     X.drop(columns=["Fare"]).to_csv(reference, index=False)
     no_fare = runner.invoke(app, args)
     assert no_fare.exit_code == 1 and "lacks the model's features ['Fare']" in no_fare.output

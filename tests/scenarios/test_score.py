@@ -356,19 +356,27 @@ def test_the_summary_counts_every_incident_not_only_the_newest_of_a_window() -> 
     """A deploy's drop and the drift of the same windows open two incidents at once; the score
     reads the playbook of each (the newest alone hid the rollback's incident)."""
     windows = timeline([0.8] * 3, [0.8] * 3)
-    performance = {"id": 1, "state": "open", "severity": "critical",
-                   "diagnosis": "regression_after_deploy"}
+    performance = {
+        "id": 1,
+        "state": "open",
+        "severity": "critical",
+        "diagnosis": "regression_after_deploy",
+    }
     drift = {"id": 2, "state": "open", "severity": "high", "diagnosis": "covariate_drift_stable"}
     for w in windows:
         w["incident"] = drift
         w["incidents"] = [performance, drift]
     windows[-1]["incidents"][0] = {**performance, "state": "resolved"}
     summary = summarise(
-        scenario({"playbooks": ["bad_model_deploy"]}, faults=[]), windows, [],
+        scenario({"playbooks": ["bad_model_deploy"]}, faults=[]),
+        windows,
+        [],
         {1: "bad_model_deploy", 2: "covariate_drift"},
     )
     assert [i["kind"] for i in summary["incidents"]] == [
-        "regression_after_deploy", "covariate_drift_stable"]
+        "regression_after_deploy",
+        "covariate_drift_stable",
+    ]
     assert summary["incidents"][0]["resolved_window"] == 2
     assert check(summary["score"], "an incident diagnosed as bad_model_deploy")["passed"]
 

@@ -35,9 +35,19 @@ def test_the_library_has_a_scenario_for_every_fault_kind_and_three_clean_control
     scenarios = [load_scenario(name) for name in builtin_names()]
     kinds = {fault.kind for s in scenarios for fault in s.faults}
     assert kinds == {
-        "covariate_shift", "null_burst", "unit_change", "schema_break", "category_new",
-        "concept_change", "label_shift", "latency", "errors", "bad_deploy",
-        "prediction_freeze", "arrival_delay", "traffic_surge",
+        "covariate_shift",
+        "null_burst",
+        "unit_change",
+        "schema_break",
+        "category_new",
+        "concept_change",
+        "label_shift",
+        "latency",
+        "errors",
+        "bad_deploy",
+        "prediction_freeze",
+        "arrival_delay",
+        "traffic_surge",
     }
     controls = [s for s in scenarios if not s.faults and s.expect and s.expect.max_actions == 0]
     assert len(controls) >= 3
@@ -64,8 +74,14 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Pat
     assert all(a["outcome"] in OUTCOMES for a in summary["actions"])
     timeline = json.loads((tmp_path / "a" / "timeline.json").read_text())
     assert [w["index"] for w in timeline] == list(range(5))
-    assert {"start_record", "metrics", "findings", "incident", "deployment_revision",
-            "actions"} <= set(timeline[0])
+    assert {
+        "start_record",
+        "metrics",
+        "findings",
+        "incident",
+        "deployment_revision",
+        "actions",
+    } <= set(timeline[0])
     assert timeline[0]["metrics"]["accuracy"] > 0.6  # a real model answered real passengers
     assert first.summary == second.summary
     assert "<script>" in (tmp_path / "a" / "report.html").read_text()  # plotly inlined: offline
@@ -73,16 +89,18 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Pat
 
 def test_a_failed_expectation_makes_simulate_exit_non_zero(tmp_path: Path) -> None:
     scenario = yaml.safe_load(
-        (Path(__file__).parents[2] / "src/mlwarden/scenarios/library/control_titanic.yaml")
-        .read_text()
+        (
+            Path(__file__).parents[2] / "src/mlwarden/scenarios/library/control_titanic.yaml"
+        ).read_text()
     )
     # a clean stream cannot produce a latency finding: this expectation must fail
     scenario["expect"] = {"findings": [{"kind": "latency", "within": 1}]}
     scenario["name"] = "impossible"
     path = tmp_path / "impossible.yaml"
     path.write_text(yaml.safe_dump(scenario))
-    result = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "run"),
-                                      "--json"])
+    result = CliRunner().invoke(
+        app, ["simulate", str(path), "--out", str(tmp_path / "run"), "--json"]
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["score"]["passed"] is False

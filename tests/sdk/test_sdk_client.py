@@ -44,8 +44,9 @@ def test_log_feedback_predict_round_trip(server: tuple[BackgroundServer, Setting
 
     with Client(running.url, batch_size=100, flush_interval_s=0.05) as client:
         client.register_model(SPEC)
-        version = client.upload_version("titanic", model, metrics={"accuracy": 0.7},
-                                        reference=train.head(20))
+        version = client.upload_version(
+            "titanic", model, metrics={"accuracy": 0.7}, reference=train.head(20)
+        )
         assert version["number"] == 1 and version["has_reference"]
         client.deploy("titanic", 1, reason="sdk test")
 
@@ -57,8 +58,10 @@ def test_log_feedback_predict_round_trip(server: tuple[BackgroundServer, Setting
         # records of a model served elsewhere: a pandas frame (NaN ages) and a polars frame
         logged = frame[FEATURES].iloc[:250].assign(prediction=frame["Survived"].iloc[:250])
         ids = client.log("titanic", logged)
-        more = client.log("titanic", pl.from_pandas(logged.iloc[:50]).with_columns(
-            pl.lit(7.5).alias("latency_ms")))
+        more = client.log(
+            "titanic",
+            pl.from_pandas(logged.iloc[:50]).with_columns(pl.lit(7.5).alias("latency_ms")),
+        )
         assert len(ids) == 250 and len(set(ids) | set(more)) == 300
         assert client.flush(30)
         labels = pd.DataFrame({"id": [*ids[:100], "ghost-1"], "label": [1] * 100 + [0]})
@@ -100,8 +103,12 @@ def test_refused_batches_are_reported_not_retried(
 def test_unreachable_server_gives_up_after_retries(tmp_path: Path) -> None:
     from mlwarden.server.background import free_port
 
-    client = Client(f"http://127.0.0.1:{free_port()}", max_retries=2, retry_backoff_s=0.01,
-                    flush_interval_s=0.01)
+    client = Client(
+        f"http://127.0.0.1:{free_port()}",
+        max_retries=2,
+        retry_backoff_s=0.01,
+        flush_interval_s=0.01,
+    )
     client.log("m", [{"features": {"x": 1.0}}])
     assert client.flush(30)
     client.close()

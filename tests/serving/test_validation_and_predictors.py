@@ -91,8 +91,9 @@ def test_local_predictor_column_order_follows_the_fitted_names() -> None:
 
     frame = pd.DataFrame({"b": [0.0, 1.0, 0.0, 1.0], "a": [5.0, 5.0, -5.0, -5.0]})
     model = LogisticRegression().fit(frame, [1, 1, 0, 0])
-    spec = ModelSpec(name="m", task="classification",
-                     features=[FeatureSpec(name="a"), FeatureSpec(name="b")])
+    spec = ModelSpec(
+        name="m", task="classification", features=[FeatureSpec(name="a"), FeatureSpec(name="b")]
+    )
     predictor = LocalPredictor(model, spec)
     assert predictor.columns == ["b", "a"]
     [answer] = predictor.predict([{"a": 5.0, "b": 0.0}])
@@ -119,7 +120,9 @@ def test_remote_payloads_and_answers() -> None:
     assert v2.url == "http://127.0.0.1:1/v2/models/m/infer"
     payload = v2.payload([GOOD, GOOD])
     assert [(i["name"], i["datatype"], i["shape"]) for i in payload["inputs"]] == [
-        ("amount", "FP64", [2]), ("items", "INT64", [2]), ("country", "BYTES", [2]),
+        ("amount", "FP64", [2]),
+        ("items", "INT64", [2]),
+        ("country", "BYTES", [2]),
         ("member", "BOOL", [2]),
     ]
     json.dumps(payload)
@@ -132,9 +135,7 @@ def test_remote_payloads_and_answers() -> None:
 def test_remote_call_to_a_closed_port_is_a_prediction_error() -> None:
     from mlwarden.server.background import free_port
 
-    predictor = RemotePredictor(
-        {"url": f"http://127.0.0.1:{free_port()}/p"}, SPEC, timeout_s=2.0
-    )
+    predictor = RemotePredictor({"url": f"http://127.0.0.1:{free_port()}/p"}, SPEC, timeout_s=2.0)
     with pytest.raises(PredictionError, match="failed"):
         predictor.predict([GOOD])
     predictor.close()

@@ -76,6 +76,7 @@ def test_bootstrap_interval_is_reproducible_and_narrows_with_n() -> None:
     again = regression_metrics(y[:200], f[:200])
     large = regression_metrics(y, f)
     assert small["rmse"] == again["rmse"]
+
     def width(m: MetricValue) -> float:
         assert m.ci_low is not None and m.ci_high is not None
         return m.ci_high - m.ci_low
@@ -87,10 +88,12 @@ def test_bootstrap_interval_is_reproducible_and_narrows_with_n() -> None:
 
 
 def test_bootstrap_interval_is_the_percentile_interval_of_seeded_draws(
-        binary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    binary: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     """The intervals are scored on all draws at once; they must be those of the documented
     method: 200 draws of n rows with replacement from ``default_rng(seed)``, one after the
     other, and the 2.5 % and 97.5 % quantiles of the statistic on them."""
+
     def percentile_interval(statistic: Any, n: int, seed: int = 0) -> tuple[float, float]:
         rng = np.random.default_rng(seed)
         draws = [statistic(rng.integers(0, n, n)) for _ in range(200)]
@@ -113,24 +116,27 @@ def test_bootstrap_interval_is_the_percentile_interval_of_seeded_draws(
     reg = regression_metrics(truth, guess, seed=9)
     err = truth - guess
     assert (reg["mae"].ci_low, reg["mae"].ci_high) == pytest.approx(
-        percentile_interval(lambda ix: np.abs(err[ix]).mean(), 500, seed=9))
+        percentile_interval(lambda ix: np.abs(err[ix]).mean(), 500, seed=9)
+    )
     assert (reg["r2"].ci_low, reg["r2"].ci_high) == pytest.approx(
-        percentile_interval(lambda ix: skm.r2_score(truth[ix], guess[ix]), 500, seed=9))
+        percentile_interval(lambda ix: skm.r2_score(truth[ix], guess[ix]), 500, seed=9)
+    )
 
 
 def _ece(score: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     """Top-label ECE of binary scores, written out bin by bin."""
     confidence = np.maximum(score, 1 - score)
     slot = np.minimum((confidence * bins).astype(int), bins - 1)
-    return sum(abs(confidence[slot == b].sum() - right[slot == b].sum())
-               for b in range(bins)) / len(score)
+    return sum(
+        abs(confidence[slot == b].sum() - right[slot == b].sum()) for b in range(bins)
+    ) / len(score)
 
 
 def test_large_window_uses_bounded_bootstrap_and_keeps_a_sensible_interval() -> None:
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 60_000)
     score = np.clip(0.3 * y + 0.7 * rng.random(60_000), 0, 1)
-    auc = classification_metrics(y, (score > .5).astype(int), proba=score)["roc_auc"]
+    auc = classification_metrics(y, (score > 0.5).astype(int), proba=score)["roc_auc"]
     assert auc.ci_low < auc.value < auc.ci_high
     assert auc.ci_high - auc.ci_low < 0.02
 
@@ -159,9 +165,30 @@ def test_labels_of_mixed_spelling_compare_equal() -> None:
 
 
 def test_labels_spelled_in_bulk_match_one_by_one() -> None:
-    values = [1, 1.0, "1", " 1 ", True, np.int64(1), np.float64(0.0), -0.0, 2.5, float("nan"),
-              np.nan, None, "", "NaN", "cat", "cat", Decimal("1.50"), Decimal("1.5"), pd.NA,
-              np.bool_(False), 10**20, "x"]
+    values = [
+        1,
+        1.0,
+        "1",
+        " 1 ",
+        True,
+        np.int64(1),
+        np.float64(0.0),
+        -0.0,
+        2.5,
+        float("nan"),
+        np.nan,
+        None,
+        "",
+        "NaN",
+        "cat",
+        "cat",
+        Decimal("1.50"),
+        Decimal("1.5"),
+        pd.NA,
+        np.bool_(False),
+        10**20,
+        "x",
+    ]
     assert canonical_labels(values * 2) == [canonical_label(v) for v in values * 2]
     numbers = pd.Series([1.0, -0.0, 0.0, np.nan, 2.5, np.inf, 1e20, 1.0])
     assert canonical_labels(numbers) == [canonical_label(v) for v in numbers]

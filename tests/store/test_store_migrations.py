@@ -72,7 +72,9 @@ def test_records_keyed_per_model_keep_the_data_of_revision_0004(blank_url: str) 
     try:
         assert current_heads(store.engine) == script_heads()
         assert [(r["id"], r["prediction"], r["label"]) for r in store.fetch_records("a")] == [
-            ("a0", 0, None), ("a1", 1, 10), ("a2", 2, None),
+            ("a0", 0, None),
+            ("a1", 1, 10),
+            ("a2", 2, None),
         ]
         assert store.count_records("b") == 3 and store.count_feedback("a") == 1
         # what the migration is for: b may now use a's ids, and label them

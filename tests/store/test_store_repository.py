@@ -293,7 +293,10 @@ def test_two_models_may_use_the_same_record_ids(store: Store) -> None:
     churn = {r["id"]: r["label"] for r in store.fetch_records("churn")}
     other = {r["id"]: r["label"] for r in store.fetch_records("other")}
     assert (churn["r000000"], churn["r000001"], other["r000000"], other["r000001"]) == (
-        "yes", "yes", "no", None,
+        "yes",
+        "yes",
+        "no",
+        None,
     )
     assert store.count_feedback("churn") == 2 and store.count_feedback("other") == 1
     # paging continues after the record of this model

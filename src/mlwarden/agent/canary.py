@@ -133,8 +133,10 @@ def judge_canary(
     if cand_errors > champ_errors + ERROR_MARGIN:
         return CanaryVerdict(
             "reject",
-            [f"the candidate failed {cand_errors:.1%} of requests, the champion "
-             f"{champ_errors:.1%}"],
+            [
+                f"the candidate failed {cand_errors:.1%} of requests, the champion "
+                f"{champ_errors:.1%}"
+            ],
             figures,
         )
     settings = policy.retrain
@@ -209,8 +211,7 @@ def _paired(
 ) -> Paired | None:
     """Served answers, and replayed ones for the version that did not serve the request."""
     scored = [
-        r for r in rows
-        if r["label"] is not None and not r["error"] and r["prediction"] is not None
+        r for r in rows if r["label"] is not None and not r["error"] and r["prediction"] is not None
     ]
     by_candidate = [r["served_by"] in {"canary", "shadow"} for r in scored]
     replay = {
@@ -296,8 +297,11 @@ def judge_paired(
     if difference - half_width > wanted:
         return CanaryVerdict(
             "promote",
-            [f"{compared}: better by more than {wanted:.4g}" if wanted else
-             f"{compared}: significantly better"],
+            [
+                f"{compared}: better by more than {wanted:.4g}"
+                if wanted
+                else f"{compared}: significantly better"
+            ],
             figures,
         )
     return CanaryVerdict(

@@ -219,7 +219,8 @@ def refused_unlabelled(rows: Sequence[Row]) -> list[Row]:
     doing nothing keeps refusing them, while a remedy that makes them answerable would answer
     them. (A version's failed attempt names its version: the fallback may have answered it.)"""
     return [
-        r for r in rows
+        r
+        for r in rows
         if r.get("error")
         and r.get("version") is None
         and r.get("prediction") is None

@@ -92,8 +92,10 @@ def judge_in_hindsight(
     if len(rows) < policy.retrain.canary_min_labels:
         return CanaryVerdict(
             "wait",
-            [f"{len(rows)} of {policy.retrain.canary_min_labels} labelled records since window "
-             f"{change_window} to judge a retrain on"],
+            [
+                f"{len(rows)} of {policy.retrain.canary_min_labels} labelled records since window "
+                f"{change_window} to judge a retrain on"
+            ],
             figures,
         )
     inputs = [r["features"] for r in rows]

@@ -16,7 +16,6 @@ def marker(action_id: int) -> str:
     return f"[action {action_id}]"
 
 
-
 # what a long action is doing, by the step its executor last recorded (``ActionJournal.progress``)
 _STEPS = {
     "training": "training a candidate on {train_rows} labelled records",
@@ -40,8 +39,9 @@ def progress_of(action: Mapping[str, Any]) -> str:
     state, result = action["state"], action.get("result") or {}
     if state == "pending":
         if action.get("approval_id") is not None:
-            return (f"approved (approval {action['approval_id']}); the agent runs it on its next "
-                    "pass")
+            return (
+                f"approved (approval {action['approval_id']}); the agent runs it on its next pass"
+            )
         return "queued; the agent runs it on its next pass"
     if state == "running":
         step = result.get("step")
@@ -58,8 +58,10 @@ def progress_of(action: Mapping[str, Any]) -> str:
     if result.get("outcome"):
         return str(result["outcome"])
     if result.get("watching") and result.get("promoted") is None:
-        return (f"candidate version {result.get('candidate_version')} serves as "
-                f"{result['watching']}; promoted only once its own records hold up")
+        return (
+            f"candidate version {result.get('candidate_version')} serves as "
+            f"{result['watching']}; promoted only once its own records hold up"
+        )
     return "done"
 
 

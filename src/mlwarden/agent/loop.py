@@ -86,7 +86,9 @@ log = logging.getLogger("mlwarden.agent")
 EVIDENCE_RECORDS = 20_000
 # the actions that put another version in the place of the live one
 _REPLACING_ACTIONS = (
-    ActionKind.ROLLBACK.value, ActionKind.FALLBACK.value, ActionKind.PROMOTE.value
+    ActionKind.ROLLBACK.value,
+    ActionKind.FALLBACK.value,
+    ActionKind.PROMOTE.value,
 )
 
 
@@ -212,9 +214,7 @@ class Agent:
         order = {scope.value: rank for rank, scope in enumerate(SCOPE_ORDER)}
         return sorted(incidents, key=lambda i: (order.get(i.get("scope") or "", -1), i["id"]))
 
-    def _open_incidents(
-        self, model: str, history: list[WindowView], policy: ModelPolicy
-    ) -> None:
+    def _open_incidents(self, model: str, history: list[WindowView], policy: ModelPolicy) -> None:
         """Open an incident for each scope that has qualifying findings in the newest window and
         no incident of its own yet. An incident from before scopes takes every finding until it
         closes; accepted drift takes the drift findings."""
@@ -239,8 +239,7 @@ class Agent:
             clean = [
                 w
                 for w in history
-                if w.window < latest.window
-                and not qualifying(in_scope(w.findings, scope), policy)
+                if w.window < latest.window and not qualifying(in_scope(w.findings, scope), policy)
             ]
             kinds = sorted({f.kind.value for f in found})
             self.repo.create_incident(
@@ -451,7 +450,9 @@ class Agent:
             windows_before_change=served_before,
             plan_repair=lambda findings: self._repair_plan(model, history, findings),
             retrain_hindsight=None
-            if incident_id is None or change_window is None or not history
+            if incident_id is None
+            or change_window is None
+            or not history
             or history[0].live_version is None
             else lambda: self._retrain_hindsight(
                 model, incident_id, int(change_window), int(history[0].live_version or 0)
@@ -481,16 +482,22 @@ class Agent:
             if answer is None:
                 return None
             verdict = judge_in_hindsight(
-                self.store, model, candidate, answer,
-                self._incident_records(model, start), policy, start,
+                self.store,
+                model,
+                candidate,
+                answer,
+                self._incident_records(model, start),
+                policy,
+                start,
             )
             if verdict.decision != "promote":
                 return Hindsight(False, verdict.text, verdict.figures)
             # and the retrain's own validation now, which the retrain would refuse to go past
             checked = validate_now(self.store, model, champion, policy)
             if checked is not None and checked.refusal is not None:
-                return Hindsight(False, f"{verdict.text}; but now {checked.refusal}",
-                                 verdict.figures)
+                return Hindsight(
+                    False, f"{verdict.text}; but now {checked.refusal}", verdict.figures
+                )
             return Hindsight(True, verdict.text, verdict.figures)
         except Exception:  # like the evidence, the hindsight informs a decision, never blocks it
             log.exception("judging a retrain in hindsight for incident %s failed", incident_id)
@@ -558,24 +565,31 @@ class Agent:
                         options.append(widened(repaired, prepare))
                     continue
                 if action is ActionKind.DISABLE:
-                    options.append(widened(
-                        refused_score(spec.task, rows, settings.refusal_better_than_wrong)
-                    ))
+                    options.append(
+                        widened(refused_score(spec.task, rows, settings.refusal_better_than_wrong))
+                    )
                     continue
                 version = params.get("to_version")
                 answer = self._answerer(model, version, spec) if version is not None else None
                 if answer is not None:
-                    options.append(widened(
-                        answered_score(spec.task, spec, rows, answer, action.value, version)
-                    ))
-            return choose(widened(served_score(spec.task, rows)), options, preferred.value,
-                          settings.tolerance)
+                    options.append(
+                        widened(
+                            answered_score(spec.task, spec, rows, answer, action.value, version)
+                        )
+                    )
+            return choose(
+                widened(served_score(spec.task, rows)), options, preferred.value, settings.tolerance
+            )
 
         return weigh
 
     def _repaired_score(
-        self, model: str, spec: ModelSpec, rows: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any], prepare: Prepare,
+        self,
+        model: str,
+        spec: ModelSpec,
+        rows: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        prepare: Prepare,
     ) -> OptionScore | None:
         """The live version's answers to the logged inputs once mended by ``prepare``, the
         repair ``params`` describe."""
@@ -584,7 +598,12 @@ class Agent:
         if answer is None:
             return None
         return answered_score(
-            spec.task, spec, rows, answer, ActionKind.REPAIR.value, version,
+            spec.task,
+            spec,
+            rows,
+            answer,
+            ActionKind.REPAIR.value,
+            version,
             note="inputs repaired: " + ", ".join(sorted(params["input_repair"])),
             prepare=prepare,
         )
@@ -1119,8 +1138,14 @@ class Agent:
             f"fallback (action {action['id']}) was released"
         )
         self.repo.add_verification(
-            model, incident["id"], action["id"], "recovered", [w.window for w in since],
-            baseline.get("signals", {}), {}, text,
+            model,
+            incident["id"],
+            action["id"],
+            "recovered",
+            [w.window for w in since],
+            baseline.get("signals", {}),
+            {},
+            text,
         )
         self.repo.update_incident(incident["id"], state="resolved", event="resolved", text=text)
         return "recovered"
@@ -1138,7 +1163,8 @@ class Agent:
         result = action["result"]
         candidate, champion = result["candidate_version"], result["champion_version"]
         earlier = [
-            a for a in self.journal.list(incident_id=incident["id"])
+            a
+            for a in self.journal.list(incident_id=incident["id"])
             if a["kind"] == ActionKind.PROMOTE.value and a["params"].get("version") == candidate
         ]
         if earlier:  # promoted before a crash, which left the incident pointing at the retrain
@@ -1146,7 +1172,12 @@ class Agent:
             return "promoted"
         spec = self.store.get_model(model)
         verdict = judge_canary(
-            self.store, model, candidate, champion, result["watching"], policy,
+            self.store,
+            model,
+            candidate,
+            champion,
+            result["watching"],
+            policy,
             lambda version: self._answerer(model, version, spec),
         )
         upstream = self._upstream_of(model, incident)
@@ -1163,8 +1194,14 @@ class Agent:
         windows = [w.window for w in after]
         if verdict.decision == "promote":
             self.repo.add_verification(
-                model, incident["id"], action["id"], "canary_passed", windows,
-                {}, verdict.figures, verdict.text,
+                model,
+                incident["id"],
+                action["id"],
+                "canary_passed",
+                windows,
+                {},
+                verdict.figures,
+                verdict.text,
             )
             promote_id = self.journal.create(
                 model,
@@ -1176,20 +1213,31 @@ class Agent:
             )
             row = run_action(self.env(model), promote_id)
             if row["state"] != "done":
-                self._escalate(model, incident, f"promoting version {candidate} failed: "
-                                                f"{row['error']}")
+                self._escalate(
+                    model, incident, f"promoting version {candidate} failed: {row['error']}"
+                )
                 return "not_recovered"
             self._verify_promotion(
                 incident, promote_id, f"{verdict.text}; version {candidate} promoted"
             )
             return "promoted"
-        why = verdict.text if verdict.decision == "reject" else (
-            f"no verdict on the {result['watching']} after {len(after)} windows: "
-            + "; ".join(verdict.reasons)
+        why = (
+            verdict.text
+            if verdict.decision == "reject"
+            else (
+                f"no verdict on the {result['watching']} after {len(after)} windows: "
+                + "; ".join(verdict.reasons)
+            )
         )
         self.repo.add_verification(
-            model, incident["id"], action["id"], "canary_failed", windows,
-            {}, verdict.figures, why,
+            model,
+            incident["id"],
+            action["id"],
+            "canary_failed",
+            windows,
+            {},
+            verdict.figures,
+            why,
         )
         undo_action(self.env(model), action["id"], keep_later=True)
         self.store.set_version_health(model, candidate, "unhealthy")

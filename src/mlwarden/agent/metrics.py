@@ -31,9 +31,25 @@ from mlwarden.store.repository import Store
 
 # the signals of a window worth a time series of their own (per-feature ones are separate)
 MODEL_SIGNALS = (
-    "accuracy", "f1", "precision", "recall", "roc_auc", "log_loss", "rmse", "mae", "r2",
-    "estimated_accuracy", "estimated_f1", "error_rate", "latency_p50_ms", "latency_p95_ms",
-    "latency_p99_ms", "throughput_per_s", "delay_p95_s", "n_records", "n_labelled",
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+    "estimated_accuracy",
+    "estimated_f1",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "throughput_per_s",
+    "delay_p95_s",
+    "n_records",
+    "n_labelled",
 )
 # the agent's open states, and escalated ones: closed for the agent, waiting on a human
 UNSETTLED_STATES = (*OPEN_STATES, "escalated")
@@ -117,15 +133,23 @@ class FleetCollector(Collector):
         yield _counted(
             "mlwarden_incidents",
             "Incidents open, being acted on or verified, or escalated, by state and severity.",
-            ["state", "severity"], incidents, names,
+            ["state", "severity"],
+            incidents,
+            names,
         )
         yield _counted(
-            "mlwarden_agent_actions", "Actions in the agent's journal, by kind and state.",
-            ["kind", "state"], actions, names,
+            "mlwarden_agent_actions",
+            "Actions in the agent's journal, by kind and state.",
+            ["kind", "state"],
+            actions,
+            names,
         )
         yield _counted(
-            "mlwarden_approvals_pending", "Actions waiting for an operator's approval.",
-            [], pending, names,
+            "mlwarden_approvals_pending",
+            "Actions waiting for an operator's approval.",
+            [],
+            pending,
+            names,
         )
 
 

@@ -52,9 +52,7 @@ def reference_frame(store: Store, spec: ModelSpec, version: int) -> pd.DataFrame
         predictor = LocalPredictor.from_artifact(store.load_artifact(spec.name, version), spec)
         answers = predictor.predict(rows)
         frame["prediction"] = [a.prediction for a in answers]
-        scored = records_frame(
-            [{"id": i, "scores": a.scores} for i, a in enumerate(answers)]
-        )
+        scored = records_frame([{"id": i, "scores": a.scores} for i, a in enumerate(answers)])
         for column in scored.columns:
             if column == "score" or column.startswith("proba_"):
                 frame[column] = scored[column].to_numpy()

@@ -131,9 +131,7 @@ def diagnose_stored_incident(
 ) -> IncidentDiagnosis:
     """The diagnosis of a stored incident, from the evidence in the store."""
     model = incident["model"]
-    signals = incident_signals(
-        store, model_id, incident["first_window"], incident["last_window"]
-    )
+    signals = incident_signals(store, model_id, incident["first_window"], incident["last_window"])
     # only what changed around the failure is a suspect: from the end of the second window
     # before the incident to its opening (a deploy weeks earlier, or the agent's own remedies
     # afterwards, would otherwise match "bad deploy")
@@ -209,9 +207,7 @@ def _first_deployment(event: dict[str, Any]) -> bool:
     return event["kind"] == "deploy" and "previous" in details and details["previous"] is None
 
 
-DiagnoseIncident = Callable[
-    [Store, dict[str, Any], list[dict[str, Any]], int], IncidentDiagnosis
-]
+DiagnoseIncident = Callable[[Store, dict[str, Any], list[dict[str, Any]], int], IncidentDiagnosis]
 
 
 def incident_context(

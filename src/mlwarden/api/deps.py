@@ -126,8 +126,10 @@ class TokenCache:
             if not is_unreachable(exc):
                 raise
             entry = self._entries.get(key)
-            if entry is None or entry.principal is None or (
-                now - entry.checked_at > self.outage_grace_s
+            if (
+                entry is None
+                or entry.principal is None
+                or (now - entry.checked_at > self.outage_grace_s)
             ):
                 raise ServiceUnavailable(
                     "cannot check this token: the database is unreachable; retry later"
@@ -152,7 +154,8 @@ class TokenCache:
         """Drop the tokens named ``name`` (revoked through this server)."""
         with self._lock:
             doomed = [
-                key for key, entry in self._entries.items()
+                key
+                for key, entry in self._entries.items()
                 if entry.principal is not None and entry.principal.name == name
             ]
             for key in doomed:
@@ -196,8 +199,7 @@ class ServerState:
         """What tells this server process apart from the other replicas of its database."""
         notified = self.changes is not None and self.changes.listening.is_set()
         role = "off" if self.agent is None else "leader" if self.agent.leading else "standby"
-        return {"pid": os.getpid(), "caches": "notified" if notified else "polling",
-                "agent": role}
+        return {"pid": os.getpid(), "caches": "notified" if notified else "polling", "agent": role}
 
     def gateways(self) -> list[Gateway]:
         """Every gateway of this server: production's and those of other environments."""
@@ -214,8 +216,14 @@ class ServerState:
         if gateway is None:
             from mlwarden.serving.gateway import Gateway
 
-            gateway = Gateway(self.store, self.writer, self.settings, metrics=self.metrics,
-                              environment=environment, refresh_s=self.gateway.refresh_s)
+            gateway = Gateway(
+                self.store,
+                self.writer,
+                self.settings,
+                metrics=self.metrics,
+                environment=environment,
+                refresh_s=self.gateway.refresh_s,
+            )
             self.environments[environment] = gateway
         return gateway
 
@@ -257,8 +265,7 @@ async def authorize(request: Request, state: ServerState, role: Role) -> Princip
     principal = await _authenticate(request, state)
     if not principal.role.allows(role):
         raise Forbidden(
-            f"this needs the {role.value} role; token {principal.name!r} is "
-            f"{principal.role.value}",
+            f"this needs the {role.value} role; token {principal.name!r} is {principal.role.value}",
             needed=role.value,
             role=principal.role.value,
         )

@@ -113,7 +113,9 @@ async def acknowledge_incident(
                 "required": ["assignee"],
                 "properties": {
                     "assignee": {
-                        "type": "string", "minLength": 1, "maxLength": MAX_ASSIGNEE_CHARS,
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_ASSIGNEE_CHARS,
                     }
                 },
             }
@@ -182,6 +184,7 @@ async def undo(
     principal: Principal = Depends(require(Role.OPERATOR)),
 ) -> dict[str, Any]:
     """Undo a done action: its model's deployment goes back to the revision before it."""
+
     def run() -> dict[str, Any]:
         model = ActionJournal(state.store).get(action_id)["model"]
         return undo_action(_agent_env(state, model, principal.name), action_id, force=force)
@@ -231,8 +234,10 @@ _ANSWER = {
             "application/json": {
                 "type": "object",
                 "required": ["id", "decision", "reason"],
-                "properties": {"id": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
-                               **_ANSWER},
+                "properties": {
+                    "id": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                    **_ANSWER,
+                },
             }
         }
     ),
@@ -245,8 +250,10 @@ async def answer_approval(
     """Approve or reject: ``{"id": 3, "decision": "approve"|"reject", "reason": "..."}``."""
     data = as_object(body, "approval answer")
     approval_id = data.get("id")
-    if not isinstance(approval_id, int) or isinstance(approval_id, bool) or not (
-        0 <= approval_id <= MAX_ID
+    if (
+        not isinstance(approval_id, int)
+        or isinstance(approval_id, bool)
+        or not (0 <= approval_id <= MAX_ID)
     ):
         raise InvalidInput("'id' must be the integer id of an approval")
     return await _answer(state, principal, approval_id, data)
@@ -257,7 +264,9 @@ async def answer_approval(
     openapi_extra=body_doc(
         {
             "application/json": {
-                "type": "object", "required": ["decision", "reason"], "properties": _ANSWER,
+                "type": "object",
+                "required": ["decision", "reason"],
+                "properties": _ANSWER,
             }
         }
     ),

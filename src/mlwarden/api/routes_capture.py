@@ -56,9 +56,7 @@ async def ingest(
     body = await request.body()
     if not body.strip():
         raise InvalidInput("the request body is empty; send records")
-    report = await run_in_threadpool(
-        ingest_records, state.store, name, body, fmt, partial=partial
-    )
+    report = await run_in_threadpool(ingest_records, state.store, name, body, fmt, partial=partial)
     state.metrics.records_ingested.labels(name).inc(report.stored)
     return JSONResponse(report.as_dict())
 
@@ -181,7 +179,9 @@ async def start_probe(
         raise pydantic_error(exc, "probe request") from None
     status = await run_in_threadpool(
         lambda: state.probes.start(
-            name, version=body.version, rate_per_s=body.rate_per_s,
+            name,
+            version=body.version,
+            rate_per_s=body.rate_per_s,
             max_requests=body.max_requests,
         )
     )

@@ -40,7 +40,8 @@ class DiagnoseRequest(BaseModel):
     scenario: str | None = Field(default=None, max_length=64)
     top: int = Field(default=3, ge=1, le=10)
     features: list[Annotated[str, Field(max_length=MAX_FEATURE_CHARS)]] = Field(
-        default_factory=list, max_length=MAX_FEATURES)
+        default_factory=list, max_length=MAX_FEATURES
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> DiagnoseRequest:
@@ -61,8 +62,11 @@ async def post_diagnose(
 ) -> dict[str, Any]:
     """Ranked scenarios for a description (or one predefined scenario)."""
     answer = await run_in_threadpool(_answer, request)
-    return {**answer.public(explain=True), "facts": answer.facts.model_dump(),
-            "triage": answer.triage}
+    return {
+        **answer.public(explain=True),
+        "facts": answer.facts.model_dump(),
+        "triage": answer.triage,
+    }
 
 
 @router.get("/scenarios")

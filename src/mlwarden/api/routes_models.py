@@ -183,8 +183,13 @@ VERSION_UPLOAD_DOC = {
         }
     ),
     "parameters": [
-        {"name": name, "in": "query", "required": False, "schema": schema,
-         "description": "With a raw body (application/octet-stream) only."}
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": "With a raw body (application/octet-stream) only.",
+        }
         for name, schema in _EXTRAS.items()
     ],
 }
@@ -269,11 +274,10 @@ async def add_remote_version(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     try:
-        body = RemoteVersion.model_validate(
-            as_object(await json_body(request), "a remote version")
-        )
+        body = RemoteVersion.model_validate(as_object(await json_body(request), "a remote version"))
     except ValidationError as exc:
         raise pydantic_error(exc, "remote version") from None
+
     def store_it() -> Any:
         return Registry(state.store).add_remote_version(
             name,
@@ -327,7 +331,5 @@ async def delete_version(
     principal: Principal = Depends(require(Role.ADMIN)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
-    await run_in_threadpool(
-        lambda: state.store.delete_version(name, number, actor=principal.name)
-    )
+    await run_in_threadpool(lambda: state.store.delete_version(name, number, actor=principal.name))
     return JSONResponse({"deleted": name, "version": number})

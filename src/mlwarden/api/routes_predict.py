@@ -80,8 +80,12 @@ def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
     openapi_extra={
         **json_body_doc(PredictRequest),
         "parameters": [
-            {"name": "environment", "in": "query", "required": False,
-             "schema": {"type": "string", "maxLength": 32, "default": "production"}}
+            {
+                "name": "environment",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 32, "default": "production"},
+            }
         ],
     },
 )

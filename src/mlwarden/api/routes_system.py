@@ -106,8 +106,12 @@ async def create_token(
     body = TokenRequest.model_validate(as_object(await json_body(request), "a token request"))
     token = await run_in_threadpool(state.store.create_token, body.name, body.role, principal.name)
     return JSONResponse(
-        {"name": body.name, "role": body.role.value, "token": token,
-         "note": "store this token now: it is shown only once"},
+        {
+            "name": body.name,
+            "role": body.role.value,
+            "token": token,
+            "note": "store this token now: it is shown only once",
+        },
         status_code=201,
     )
 
@@ -117,9 +121,7 @@ async def list_tokens(
     _: Principal = Depends(require(Role.ADMIN)), state: ServerState = Depends(server)
 ) -> JSONResponse:
     tokens = await run_in_threadpool(state.store.list_tokens)
-    return JSONResponse(
-        [{**t, "created_at": t["created_at"].isoformat()} for t in tokens]
-    )
+    return JSONResponse([{**t, "created_at": t["created_at"].isoformat()} for t in tokens])
 
 
 @router.delete("/v1/tokens/{name}", tags=["access"], summary="Revoke an API token")
@@ -148,6 +150,4 @@ async def events(
     found = await run_in_threadpool(
         lambda: state.store.events(name, limit, kinds=kinds, since=since)
     )
-    return JSONResponse(
-        [{**e, "ts": e["ts"].isoformat()} for e in found]
-    )
+    return JSONResponse([{**e, "ts": e["ts"].isoformat()} for e in found])

@@ -233,7 +233,10 @@ class SchemaValidator:
                 if not nullable:
                     found.append(
                         FieldError(
-                            row, name, "a value (not null)", value,
+                            row,
+                            name,
+                            "a value (not null)",
+                            value,
                             f"feature {name!r} may not be null",
                         )
                     )
@@ -242,7 +245,10 @@ class SchemaValidator:
             if expected is not None:
                 found.append(
                     FieldError(
-                        row, name, expected, value,
+                        row,
+                        name,
+                        expected,
+                        value,
                         f"feature {name!r}: expected {expected}, received {printable(value)!r}",
                     )
                 )
@@ -251,7 +257,10 @@ class SchemaValidator:
                 if name not in self._names:
                     found.append(
                         FieldError(
-                            row, str(name), "no such feature", instance[name],
+                            row,
+                            str(name),
+                            "no such feature",
+                            instance[name],
                             f"unknown feature {name!r}; the model's features are "
                             f"{self.spec.feature_names}",
                         )

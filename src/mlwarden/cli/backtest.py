@@ -26,24 +26,40 @@ from mlwarden.stats.profile import Columns
 
 @app.command()
 def backtest(
-    reference: str = typer.Option(..., "--reference", help="Reference records (CSV or "
-                                  "Parquet); with --engine polars/spark also a profile JSON "
-                                  "(mlwarden profile) or a Parquet glob."),
-    stream: str = typer.Option(..., "--stream", help="Logged prediction records (CSV/Parquet); "
-                               "with --engine polars/spark a Parquet file, folder or glob "
-                               "('logs/date=*/*.parquet')."),
+    reference: str = typer.Option(
+        ...,
+        "--reference",
+        help="Reference records (CSV or "
+        "Parquet); with --engine polars/spark also a profile JSON "
+        "(mlwarden profile) or a Parquet glob.",
+    ),
+    stream: str = typer.Option(
+        ...,
+        "--stream",
+        help="Logged prediction records (CSV/Parquet); "
+        "with --engine polars/spark a Parquet file, folder or glob "
+        "('logs/date=*/*.parquet').",
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for findings.json and the reports."),
     labels: Path | None = typer.Option(None, "--labels", help="Labels joined to records by id."),
-    window: str = typer.Option("1000", "--window", help="Records per window (1000) or a "
-                               "duration of record time (1h, 30min, 1d)."),
+    window: str = typer.Option(
+        "1000",
+        "--window",
+        help="Records per window (1000) or a duration of record time (1h, 30min, 1d).",
+    ),
     policy: Path | None = typer.Option(None, "--policy", help="YAML with detection thresholds."),
     as_json: bool = typer.Option(False, "--json", help="Print a summary JSON on stdout."),
-    engine: str = typer.Option("pandas", "--engine", help="pandas: one file in memory, every "
-                               "detector; polars or spark: a lake of Parquet files profiled "
-                               "by chunks or Spark partitions, the detectors that read "
-                               "profiles."),
-    master: str | None = typer.Option(None, "--master", help="Spark master URL (with --engine "
-                                      "spark)."),
+    engine: str = typer.Option(
+        "pandas",
+        "--engine",
+        help="pandas: one file in memory, every "
+        "detector; polars or spark: a lake of Parquet files profiled "
+        "by chunks or Spark partitions, the detectors that read "
+        "profiles.",
+    ),
+    master: str | None = typer.Option(
+        None, "--master", help="Spark master URL (with --engine spark)."
+    ),
     id_col: str = typer.Option("id", "--id-col", help="Record id column."),
     timestamp_col: str = typer.Option("timestamp", "--timestamp-col", help="Time column."),
     prediction_col: str = typer.Option("prediction", "--prediction-col"),
@@ -61,19 +77,28 @@ def backtest(
     err = Console(stderr=True)
     try:
         spec = WindowSpec.parse(window)
-        config, warnings = (load_detection_policy(policy) if policy else (MonitorConfig(), []))
+        config, warnings = load_detection_policy(policy) if policy else (MonitorConfig(), [])
         for warning in warnings:
             err.print(f"[yellow]warning:[/] {warning}")
-        cols = Columns(id=id_col, timestamp=timestamp_col, prediction=prediction_col,
-                       score=score_col, proba_prefix=proba_prefix, label=label_col,
-                       latency=latency_col, error=error_col)
+        cols = Columns(
+            id=id_col,
+            timestamp=timestamp_col,
+            prediction=prediction_col,
+            score=score_col,
+            proba_prefix=proba_prefix,
+            label=label_col,
+            latency=latency_col,
+            error=error_col,
+        )
         if engine not in ("pandas", *ENGINES):
             raise InvalidInput(f"--engine must be pandas, {', '.join(ENGINES)} (got {engine!r})")
         if engine == "pandas" and master is not None:
             raise InvalidInput("--master is a Spark master URL: it needs --engine spark")
         if engine != "pandas" and labels is not None:
-            raise InvalidInput(f"--labels needs --engine pandas: a lake backtest ({engine}) "
-                               "judges profiles, not labelled rows")
+            raise InvalidInput(
+                f"--labels needs --engine pandas: a lake backtest ({engine}) "
+                "judges profiles, not labelled rows"
+            )
         with engine_progress(err, "backtest", as_json) as progress:
             task = progress.add_task("windows", total=None)
 
@@ -86,8 +111,16 @@ def backtest(
                 label_frame = read_table(labels, "labels") if labels else None
                 result = run_backtest(ref, data, label_frame, spec, cols, config, advance)
             else:
-                result = backtest_lake(reference, stream, spec, engine=engine, master=master,
-                                       config=config, columns=cols, progress=advance)
+                result = backtest_lake(
+                    reference,
+                    stream,
+                    spec,
+                    engine=engine,
+                    master=master,
+                    config=config,
+                    columns=cols,
+                    progress=advance,
+                )
         result.warnings = warnings + result.warnings
         paths = write_outputs(result, out)
     except (InvalidInput, ServiceUnavailable) as exc:
@@ -98,7 +131,9 @@ def backtest(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    for warning in result.warnings[len(warnings):]:
+    for warning in result.warnings[len(warnings) :]:
         err.print(f"[yellow]warning:[/] {warning}")
-    err.print(f"{summary['windows']} windows, {summary['findings']} findings "
-              f"{summary['by_kind']}; report: {paths['report.html']}")
+    err.print(
+        f"{summary['windows']} windows, {summary['findings']} findings "
+        f"{summary['by_kind']}; report: {paths['report.html']}"
+    )

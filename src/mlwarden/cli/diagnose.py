@@ -22,7 +22,10 @@ from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.errors import MlwardenError
 
 _SEVERITY_STYLE = {
-    "low": "green", "medium": "yellow", "high": "red", "critical": "bold white on red",
+    "low": "green",
+    "medium": "yellow",
+    "high": "red",
+    "critical": "bold white on red",
 }
 
 
@@ -34,11 +37,15 @@ def diagnose(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: {matched, matches}."),
     top: int = typer.Option(3, "--top", min=1, max=10, help="How many scenarios to show."),
     explain: bool = typer.Option(False, "--explain", help="Show which words led to each match."),
-    feature: list[str] = typer.Option([], "--feature", help="A feature name of your model "
-                                      "(repeatable): recognised in the text."),
+    feature: list[str] = typer.Option(
+        [], "--feature", help="A feature name of your model (repeatable): recognised in the text."
+    ),
     playbooks_dir: Path | None = typer.Option(
-        None, "--playbooks", envvar="MLWARDEN_PLAYBOOKS_DIR",
-        help="Folder of your own playbook YAML files (override bundled ones of the same id)."),
+        None,
+        "--playbooks",
+        envvar="MLWARDEN_PLAYBOOKS_DIR",
+        help="Folder of your own playbook YAML files (override bundled ones of the same id).",
+    ),
 ) -> None:
     """Diagnose a production-ML problem from a description, or browse the playbooks.
 
@@ -85,21 +92,27 @@ def _print_answer(console: Console, answer: TextDiagnosis, *, explain: bool = Fa
     if facts:
         console.print("[bold]Facts read from the text:[/] " + "; ".join(facts))
     if not answer.matched:
-        console.print(Panel(
-            "\n".join(f"{i}. {step}" for i, step in enumerate(answer.triage, 1)),
-            title="No playbook matches this description well - generic triage checklist",
-            border_style="yellow"))
+        console.print(
+            Panel(
+                "\n".join(f"{i}. {step}" for i, step in enumerate(answer.triage, 1)),
+                title="No playbook matches this description well - generic triage checklist",
+                border_style="yellow",
+            )
+        )
         return
     for rank, match in enumerate(answer.matches, 1):
         sev = match.severity.value
-        head = (f"[{_SEVERITY_STYLE[sev]}] {sev.upper()} [/]  confidence {match.confidence:.2f}"
-                f"  ([cyan]{match.id}[/])")
+        head = (
+            f"[{_SEVERITY_STYLE[sev]}] {sev.upper()} [/]  confidence {match.confidence:.2f}"
+            f"  ([cyan]{match.id}[/])"
+        )
         if match.severity_reasons:
             head += "\nseverity raised: " + "; ".join(match.severity_reasons)
         if explain and match.explain:
             head += "\nwhy: " + "; ".join(
                 f"[bold]{escape(e['words'])}[/] ({e['via']}, +{e['weight']:g})"
-                for e in match.explain)
+                for e in match.explain
+            )
         checks = Table(show_header=True, box=None, pad_edge=False)
         checks.add_column("check now", style="bold")
         checks.add_column("run / open", overflow="fold")

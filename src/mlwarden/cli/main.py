@@ -7,6 +7,7 @@ from __future__ import annotations
 # isort: off
 from mlwarden.cli import agent, serve, diagnose, assistant, simulate  # noqa: F401
 from mlwarden.cli import lake, backtest, demo, report, registry, observe  # noqa: F401
+
 # isort: on
 from mlwarden.cli.app import app
 

@@ -62,7 +62,9 @@ def serve(
     log_level: str = typer.Option("info", help="Uvicorn log level."),
     agent: bool = typer.Option(True, help="Run the agent loop (monitor, decide, act) too."),
     workers: int = typer.Option(
-        1, min=1, max=64,
+        1,
+        min=1,
+        max=64,
         help="Server processes on this host sharing the port (PostgreSQL only; one agent leads).",
     ),
 ) -> None:
@@ -90,28 +92,40 @@ def serve(
         typer.echo("authentication: API tokens required (create one: mlwarden tokens create)")
     elif is_loopback(settings.host):
         typer.echo("authentication: disabled (loopback only)")
-    typer.echo(f"mlwarden serving on http://{settings.host}:{settings.port}"
-               + (f" with {workers} worker processes" if workers > 1 else ""))
+    typer.echo(
+        f"mlwarden serving on http://{settings.host}:{settings.port}"
+        + (f" with {workers} worker processes" if workers > 1 else "")
+    )
     options: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "log_level": log_level, "access_log": False,
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
     }
     if workers == 1:
         uvicorn.run(create_app(settings), workers=1, **options)
         return
     # each worker is a new process that builds its own app from the environment
     os.environ.update(_environment(settings))
-    uvicorn.run("mlwarden.server.app:create_app_from_environment", factory=True,
-                workers=workers, **options)
+    uvicorn.run(
+        "mlwarden.server.app:create_app_from_environment", factory=True, workers=workers, **options
+    )
 
 
 def _environment(settings: Settings) -> dict[str, str]:
     """The ``MLWARDEN_*`` variables that make ``Settings()`` in a worker equal ``settings``
     where the command line changed them."""
-    chosen = {"host": settings.host, "port": settings.port, "data_dir": settings.data_dir,
-              "database_url": settings.database_url, "agent_in_server": settings.agent_in_server}
+    chosen = {
+        "host": settings.host,
+        "port": settings.port,
+        "data_dir": settings.data_dir,
+        "database_url": settings.database_url,
+        "agent_in_server": settings.agent_in_server,
+    }
     return {
         f"MLWARDEN_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in chosen.items() if value is not None
+        for name, value in chosen.items()
+        if value is not None
     }
 
 

@@ -56,19 +56,31 @@ class SignalRule:
             bound, side = self.maximum, "above"
         else:
             return None
-        return Finding(kind=FindingKind.ANOMALY, detector="anomaly.rule", features=[self.signal],
-                       statistic=self.signal, score=float(value), threshold=float(bound),
-                       window=window,
-                       message=f"{self.signal} = {value:.4g} is {side} its bound {bound:.4g}",
-                       evidence={"rule": {"minimum": self.minimum, "maximum": self.maximum}})
+        return Finding(
+            kind=FindingKind.ANOMALY,
+            detector="anomaly.rule",
+            features=[self.signal],
+            statistic=self.signal,
+            score=float(value),
+            threshold=float(bound),
+            window=window,
+            message=f"{self.signal} = {value:.4g} is {side} its bound {bound:.4g}",
+            evidence={"rule": {"minimum": self.minimum, "maximum": self.maximum}},
+        )
 
 
 class SignalAnomalyDetector:
     """Isolation Forest over healthy windows' signal vectors, plus rules."""
 
-    def __init__(self, rules: list[SignalRule] | None = None, min_history: int = 30,
-                 max_history: int = 500, min_deviation: float = 5.0, random_state: int = 0,
-                 ignore_prefixes: tuple[str, ...] = ("drift", "estimation_error.")) -> None:
+    def __init__(
+        self,
+        rules: list[SignalRule] | None = None,
+        min_history: int = 30,
+        max_history: int = 500,
+        min_deviation: float = 5.0,
+        random_state: int = 0,
+        ignore_prefixes: tuple[str, ...] = ("drift", "estimation_error."),
+    ) -> None:
         self.rules = list(rules or [])
         self.min_history = min_history
         self.min_deviation = min_deviation
@@ -82,10 +94,15 @@ class SignalAnomalyDetector:
         self._fitted_on = 0
 
     def _usable(self, signals: Mapping[str, float | None]) -> dict[str, float]:
-        return {k: float(v) for k, v in signals.items()
-                if v is not None and isinstance(v, int | float) and math.isfinite(v)
-                and not k.startswith(self.ignore_prefixes) and not k.endswith(("_ci_low",
-                                                                               "_ci_high"))}
+        return {
+            k: float(v)
+            for k, v in signals.items()
+            if v is not None
+            and isinstance(v, int | float)
+            and math.isfinite(v)
+            and not k.startswith(self.ignore_prefixes)
+            and not k.endswith(("_ci_low", "_ci_high"))
+        }
 
     def observe(self, signals: Mapping[str, float | None]) -> None:
         """Add a healthy window's signals to the history the forest learns from."""
@@ -132,8 +149,9 @@ class SignalAnomalyDetector:
         z = (x - self._mu) / self._sd
         return np.nan_to_num(np.clip(z, -50, 50), nan=0.0)
 
-    def check(self, signals: Mapping[str, float | None], window: int | None = None
-              ) -> list[Finding]:
+    def check(
+        self, signals: Mapping[str, float | None], window: int | None = None
+    ) -> list[Finding]:
         """Rule findings, plus an Isolation-Forest finding once the history is long enough."""
         findings = [f for rule in self.rules if (f := rule.check(signals, window)) is not None]
         if not self._fit() or self._model is None:
@@ -148,13 +166,24 @@ class SignalAnomalyDetector:
             deviations = sorted(zip(self._names, np.abs(z[0]), strict=True), key=lambda kv: -kv[1])
             top = [name for name, dev in deviations[:3] if dev > 2]
             shown = ", ".join(f"{name}={row.get(name, float('nan')):.4g}" for name in top)
-            findings.append(Finding(
-                kind=FindingKind.ANOMALY, detector="anomaly.isolation_forest", features=top,
-                statistic="isolation_forest", score=score, threshold=self._limit,
-                window=window,
-                message=(f"window signals are unlike the {len(self.history)} healthy windows "
-                         f"(isolation-forest score {score:.3f} > limit "
-                         f"{self._limit:.3f})" + (f"; most unusual: {shown}" if shown else "")),
-                evidence={"history": len(self.history),
-                          "deviations": {n: float(d) for n, d in deviations[:5]}}))
+            findings.append(
+                Finding(
+                    kind=FindingKind.ANOMALY,
+                    detector="anomaly.isolation_forest",
+                    features=top,
+                    statistic="isolation_forest",
+                    score=score,
+                    threshold=self._limit,
+                    window=window,
+                    message=(
+                        f"window signals are unlike the {len(self.history)} healthy windows "
+                        f"(isolation-forest score {score:.3f} > limit "
+                        f"{self._limit:.3f})" + (f"; most unusual: {shown}" if shown else "")
+                    ),
+                    evidence={
+                        "history": len(self.history),
+                        "deviations": {n: float(d) for n, d in deviations[:5]},
+                    },
+                )
+            )
         return findings

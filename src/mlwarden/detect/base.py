@@ -98,8 +98,6 @@ class DetectorOutput:
     signals: dict[str, Any] = field(default_factory=dict)
 
 
-
-
 class Detector:
     """Base of every detector: ``run(inputs) -> DetectorOutput``, by default ``detect`` on the
     two profiles."""
@@ -127,8 +125,9 @@ class Detector:
 
     def run(self, inputs: WindowInputs) -> DetectorOutput:
         """What the monitor calls per window."""
-        return DetectorOutput(self.detect(inputs.reference, inputs.window,
-                                          window_index=inputs.index))
+        return DetectorOutput(
+            self.detect(inputs.reference, inputs.window, window_index=inputs.index)
+        )
 
     def detect(
         self, reference: Profile, window: Profile, *, window_index: int | None = None

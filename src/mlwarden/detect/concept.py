@@ -47,22 +47,37 @@ from mlwarden.stats.performance import HIGHER_IS_BETTER, MetricSpread, MetricVal
 # How many records before the detection point the change is assumed to have started.
 _DETECTION_LAG = 50
 
-__all__ = ["StreamingErrorDetector", "StreamingResult", "attribute_drop", "beyond_estimate",
-           "estimated_drop", "performance_drop"]
+__all__ = [
+    "StreamingErrorDetector",
+    "StreamingResult",
+    "attribute_drop",
+    "beyond_estimate",
+    "estimated_drop",
+    "performance_drop",
+]
 
 # Metrics whose drop is reported, in order of preference, and the default tolerance of each:
 # the drop that matters to a user (2 accuracy points, 0.02 AUC, 10% more RMSE).
 DEFAULT_TOLERANCE: dict[str, float] = {
-    "accuracy": 0.02, "f1": 0.03, "roc_auc": 0.02, "log_loss": 0.05,
-    "rmse": 0.10, "mae": 0.10, "r2": 0.05,
+    "accuracy": 0.02,
+    "f1": 0.03,
+    "roc_auc": 0.02,
+    "log_loss": 0.05,
+    "rmse": 0.10,
+    "mae": 0.10,
+    "r2": 0.05,
 }
 # For errors measured in the target's units the tolerance is relative to the reference value.
 RELATIVE_TOLERANCE = {"rmse", "mae"}
 
 
-def performance_drop(metric: str, reference: MetricValue, window: MetricValue,
-                     tolerance: float | None = None, window_index: int | None = None
-                     ) -> Finding | None:
+def performance_drop(
+    metric: str,
+    reference: MetricValue,
+    window: MetricValue,
+    tolerance: float | None = None,
+    window_index: int | None = None,
+) -> Finding | None:
     """A finding when the window's interval lies entirely beyond ``reference -/+ tolerance``."""
     index = window_index
     tol = DEFAULT_TOLERANCE.get(metric, 0.02) if tolerance is None else tolerance
@@ -85,23 +100,34 @@ def performance_drop(metric: str, reference: MetricValue, window: MetricValue,
         return None
     side = "upper" if higher else "lower"
     return Finding(
-        kind=FindingKind.CONCEPT_DRIFT, detector="concept.performance_drop",
+        kind=FindingKind.CONCEPT_DRIFT,
+        detector="concept.performance_drop",
         statistic=f"{metric}_drop",
-        score=float(drop), threshold=float(tol), window=index,
-        message=(f"{metric} fell from {reference.value:.3f} to {window.value:.3f} "
-                 f"({side} CI bound {bound:.3f} beyond {limit:.3f}, n={window.n})"),
+        score=float(drop),
+        threshold=float(tol),
+        window=index,
+        message=(
+            f"{metric} fell from {reference.value:.3f} to {window.value:.3f} "
+            f"({side} CI bound {bound:.3f} beyond {limit:.3f}, n={window.n})"
+        ),
         # performance_drop is what the agent's severity rules read: metric points for scores,
         # a relative increase for errors (RMSE 10 -> 12 is a 0.2 drop)
-        evidence={"metric": metric, "reference": reference.value, "value": window.value,
-                  "ci_low": window.ci_low, "ci_high": window.ci_high, "n": window.n,
-                  "inputs_stable": None,
-                  "performance_drop": float(drop if higher
-                                            else drop / max(abs(reference.value), 1e-12))},
+        evidence={
+            "metric": metric,
+            "reference": reference.value,
+            "value": window.value,
+            "ci_low": window.ci_low,
+            "ci_high": window.ci_high,
+            "n": window.n,
+            "inputs_stable": None,
+            "performance_drop": float(drop if higher else drop / max(abs(reference.value), 1e-12)),
+        },
     )
 
 
-def estimated_drop(spread: MetricSpread, window: MetricValue, sigmas: float = 3.0,
-                   window_index: int | None = None) -> Finding | None:
+def estimated_drop(
+    spread: MetricSpread, window: MetricValue, sigmas: float = 3.0, window_index: int | None = None
+) -> Finding | None:
     """A finding when a window's estimated metric lies beyond ``sigmas`` reference chunk
     standard deviations (at the window's size) on the worse side of the reference level."""
     if window.value is None or window.n <= 0:
@@ -113,17 +139,30 @@ def estimated_drop(spread: MetricSpread, window: MetricValue, sigmas: float = 3.
         return None
     drop = (spread.level - window.value) if higher else (window.value - spread.level)
     return Finding(
-        kind=FindingKind.CONCEPT_DRIFT, detector="concept.estimated_drop",
-        statistic=f"estimated_{metric}_drop", score=float(drop),
-        threshold=float(abs(spread.level - limit)), window=window_index,
-        message=(f"estimated {metric} (CBPE, no labels yet) fell from {spread.level:.3f} to "
-                 f"{window.value:.3f}, beyond the reference band's "
-                 f"{'lower' if higher else 'upper'} limit {limit:.3f} (n={window.n})"),
-        evidence={"metric": metric, "reference": spread.level, "value": window.value,
-                  "ci_low": window.ci_low, "ci_high": window.ci_high, "n": window.n,
-                  "estimated": True, "limit": limit, "sigmas": sigmas, "inputs_stable": None,
-                  "performance_drop": float(drop if higher
-                                            else drop / max(abs(spread.level), 1e-12))},
+        kind=FindingKind.CONCEPT_DRIFT,
+        detector="concept.estimated_drop",
+        statistic=f"estimated_{metric}_drop",
+        score=float(drop),
+        threshold=float(abs(spread.level - limit)),
+        window=window_index,
+        message=(
+            f"estimated {metric} (CBPE, no labels yet) fell from {spread.level:.3f} to "
+            f"{window.value:.3f}, beyond the reference band's "
+            f"{'lower' if higher else 'upper'} limit {limit:.3f} (n={window.n})"
+        ),
+        evidence={
+            "metric": metric,
+            "reference": spread.level,
+            "value": window.value,
+            "ci_low": window.ci_low,
+            "ci_high": window.ci_high,
+            "n": window.n,
+            "estimated": True,
+            "limit": limit,
+            "sigmas": sigmas,
+            "inputs_stable": None,
+            "performance_drop": float(drop if higher else drop / max(abs(spread.level), 1e-12)),
+        },
     )
 
 
@@ -149,8 +188,12 @@ class StreamingErrorDetector:
     True
     """
 
-    def __init__(self, method: Literal["adwin", "page_hinkley"] = "adwin",
-                 delta: float | None = None, min_increase: float = 0.05) -> None:
+    def __init__(
+        self,
+        method: Literal["adwin", "page_hinkley"] = "adwin",
+        delta: float | None = None,
+        min_increase: float = 0.05,
+    ) -> None:
         from river import drift
 
         self.method = method
@@ -161,7 +204,8 @@ class StreamingErrorDetector:
             self._detector: Any = drift.ADWIN(delta=delta if delta is not None else 1e-4)
         elif method == "page_hinkley":
             self._detector = drift.PageHinkley(
-                mode="up", delta=delta if delta is not None else 0.005)
+                mode="up", delta=delta if delta is not None else 0.005
+            )
         else:
             raise ValueError(f"unknown streaming detector {method!r}")
         self._level = _RunningMean()
@@ -199,8 +243,9 @@ class StreamingErrorDetector:
         else:
             for value in values:
                 self._level.add(value)
-        return StreamingResult(changes=increases, error_before=before, error_after=after,
-                               n=len(values))
+        return StreamingResult(
+            changes=increases, error_before=before, error_after=after, n=len(values)
+        )
 
     def finding(self, result: StreamingResult, window: int | None = None) -> Finding | None:
         """A concept-drift finding for a batch in which the error level went up."""
@@ -210,14 +255,24 @@ class StreamingErrorDetector:
         if increase < self.min_increase:
             return None
         return Finding(
-            kind=FindingKind.CONCEPT_DRIFT, detector=f"concept.{self.method}",
-            statistic="error_increase", score=float(increase), threshold=self.min_increase,
+            kind=FindingKind.CONCEPT_DRIFT,
+            detector=f"concept.{self.method}",
+            statistic="error_increase",
+            score=float(increase),
+            threshold=self.min_increase,
             window=window,
-            message=(f"{self.method.upper()} saw the per-record error rise from "
-                     f"{result.error_before:.3f} to {result.error_after:.3f} "
-                     f"(change at record {result.changes[0]} of {result.n})"),
-            evidence={"changes": result.changes[:10], "error_before": result.error_before,
-                      "error_after": result.error_after, "inputs_stable": None})
+            message=(
+                f"{self.method.upper()} saw the per-record error rise from "
+                f"{result.error_before:.3f} to {result.error_after:.3f} "
+                f"(change at record {result.changes[0]} of {result.n})"
+            ),
+            evidence={
+                "changes": result.changes[:10],
+                "error_before": result.error_before,
+                "error_after": result.error_after,
+                "inputs_stable": None,
+            },
+        )
 
 
 class _RunningMean:
@@ -236,8 +291,9 @@ class _RunningMean:
         self.count += 1
 
 
-def beyond_estimate(measured: MetricValue | None, estimate: MetricValue | None,
-                    tolerance: float = 0.02) -> dict[str, Any] | None:
+def beyond_estimate(
+    measured: MetricValue | None, estimate: MetricValue | None, tolerance: float = 0.02
+) -> dict[str, Any] | None:
     """The labels disagree with the model beyond what its inputs explain, or None.
 
     CBPE (``monitor.estimate``) scores what the model's own calibrated confidence on *these*
@@ -263,12 +319,17 @@ def beyond_estimate(measured: MetricValue | None, estimate: MetricValue | None,
     gap = sign * (estimate.value - measured.value)
     if sign * (estimate_worst - measured_best) <= 0 or gap <= tolerance:
         return None
-    return {"metric": measured.name, "estimated": estimate.value, "measured": measured.value,
-            "gap": round(float(gap), 4)}
+    return {
+        "metric": measured.name,
+        "estimated": estimate.value,
+        "measured": measured.value,
+        "gap": round(float(gap), 4),
+    }
 
 
-def attribute_drop(drop: Finding, data_findings: list[Finding],
-                   unexplained: dict[str, Any] | None = None) -> Finding:
+def attribute_drop(
+    drop: Finding, data_findings: list[Finding], unexplained: dict[str, Any] | None = None
+) -> Finding:
     """Concept drift when inputs stayed stable, or when they moved but the labels disagree with
     the model beyond what the move explains (``unexplained``, see :func:`beyond_estimate`);
     data drift with impact otherwise. Real inputs drift all the time: without the second test
@@ -282,8 +343,9 @@ def attribute_drop(drop: Finding, data_findings: list[Finding],
     evidence = dict(drop.evidence)
     if not data_findings:
         evidence["inputs_stable"] = True
-        return drop.model_copy(update={"evidence": evidence,
-                                       "message": drop.message + "; inputs stayed stable"})
+        return drop.model_copy(
+            update={"evidence": evidence, "message": drop.message + "; inputs stayed stable"}
+        )
     evidence["inputs_stable"] = False
     evidence["moved_features"] = moved
     shown = ", ".join(moved[:5]) + (" …" if len(moved) > 5 else "")
@@ -291,17 +353,32 @@ def attribute_drop(drop: Finding, data_findings: list[Finding],
     if unexplained is not None and not broken and not evidence.get("estimated"):
         evidence["unexplained"] = unexplained
         evidence["check"] = "unexplained_by_inputs"  # what playbooks match on
-        return drop.model_copy(update={"evidence": evidence, "message": drop.message + (
-            f"; inputs moved ({shown}), but on them the model's own confidence predicts "
-            f"{unexplained['metric']} {unexplained['estimated']:.3f} (CBPE), not the measured "
-            f"{unexplained['measured']:.3f}: the labels disagree with the model beyond what the "
-            "move explains")})
-    evidence["impact"] = {"metric": evidence.get("metric", "error"), "drop": drop.score,
-                          "reference": evidence.get("reference", evidence.get("error_before")),
-                          "value": evidence.get("value", evidence.get("error_after"))}
-    return drop.model_copy(update={
-        "kind": FindingKind.DATA_DRIFT, "features": moved, "evidence": evidence,
-        "message": drop.message + f"; inputs moved ({shown}): data drift with impact"})
+        return drop.model_copy(
+            update={
+                "evidence": evidence,
+                "message": drop.message
+                + (
+                    f"; inputs moved ({shown}), but on them the model's own confidence "
+                    f"predicts {unexplained['metric']} {unexplained['estimated']:.3f} (CBPE), "
+                    f"not the measured {unexplained['measured']:.3f}: the labels disagree with "
+                    "the model beyond what the move explains"
+                ),
+            }
+        )
+    evidence["impact"] = {
+        "metric": evidence.get("metric", "error"),
+        "drop": drop.score,
+        "reference": evidence.get("reference", evidence.get("error_before")),
+        "value": evidence.get("value", evidence.get("error_after")),
+    }
+    return drop.model_copy(
+        update={
+            "kind": FindingKind.DATA_DRIFT,
+            "features": moved,
+            "evidence": evidence,
+            "message": drop.message + f"; inputs moved ({shown}): data drift with impact",
+        }
+    )
 
 
 def _named_features(finding: Finding) -> list[str]:

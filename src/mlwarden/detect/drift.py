@@ -177,11 +177,17 @@ class FeatureDriftDetector(Detector):
     settings = ("drift_alpha", "drift_wasserstein", "drift_psi", "drift_jensen_shannon")
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> FeatureDriftDetector:
-        return cls(DriftThresholds(
-            alpha=settings["drift_alpha"], wasserstein=settings["drift_wasserstein"],
-            psi=settings["drift_psi"], jensen_shannon=settings["drift_jensen_shannon"]))
+    def from_settings(
+        cls, settings: Mapping[str, Any], context: DetectorContext
+    ) -> FeatureDriftDetector:
+        return cls(
+            DriftThresholds(
+                alpha=settings["drift_alpha"],
+                wasserstein=settings["drift_wasserstein"],
+                psi=settings["drift_psi"],
+                jensen_shannon=settings["drift_jensen_shannon"],
+            )
+        )
 
     def run(self, inputs: WindowInputs) -> DetectorOutput:
         """Findings, and per tested feature its effect and adjusted p-value as signals."""

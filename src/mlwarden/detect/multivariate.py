@@ -120,24 +120,33 @@ class DomainClassifierDetector(Detector):
         self.seed = seed
         self.reference_sample = reference_sample
         self.screen_below = screen_below
-        self.screen = (MomentScreen(reference_sample, list(reference_sample.columns))
-                       if reference_sample is not None and screen_below is not None else None)
+        self.screen = (
+            MomentScreen(reference_sample, list(reference_sample.columns))
+            if reference_sample is not None and screen_below is not None
+            else None
+        )
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> DomainClassifierDetector | None:
+    def from_settings(
+        cls, settings: Mapping[str, Any], context: DetectorContext
+    ) -> DomainClassifierDetector | None:
         if not settings["multivariate"] or context.reference_sample is None:
             return None
-        return cls(auc_threshold=settings["multivariate_auc"],
-                   reference_sample=context.reference_sample,
-                   screen_below=settings["multivariate_screen"])
+        return cls(
+            auc_threshold=settings["multivariate_auc"],
+            reference_sample=context.reference_sample,
+            screen_below=settings["multivariate_screen"],
+        )
 
     def run(self, inputs: WindowInputs) -> DetectorOutput:
         sample, window = self.reference_sample, inputs.window_frame
         if sample is None or window is None or not self._joint_change_possible(inputs):
             return DetectorOutput([])
-        return DetectorOutput(self.detect_samples(sample, window, features=list(sample.columns),
-                                                  window_index=inputs.index))
+        return DetectorOutput(
+            self.detect_samples(
+                sample, window, features=list(sample.columns), window_index=inputs.index
+            )
+        )
 
     def _joint_change_possible(self, inputs: WindowInputs) -> bool:
         """Whether the classifier has anything to add on this window: it looks for a joint
@@ -296,8 +305,9 @@ class MomentScreen:
         error = np.sqrt(self._spread**2 / self.n_reference + moments.var(axis=0) / len(x))
         shift = np.abs(moments.mean(axis=0) - self._level)
         # A moment constant in both samples (e.g. a constant feature) moved only if it changed.
-        scores = np.where(error > 0, shift / np.where(error > 0, error, 1.0),
-                          np.where(shift > 1e-12, np.inf, 0.0))
+        scores = np.where(
+            error > 0, shift / np.where(error > 0, error, 1.0), np.where(shift > 1e-12, np.inf, 0.0)
+        )
         largest = float(np.max(scores))
         return float(min(1.0, len(scores) * 2 * stats.norm.sf(largest)))
 
@@ -318,13 +328,17 @@ def _encode(ref: pd.DataFrame, win: pd.DataFrame, names: list[str]) -> np.ndarra
 
 def _levels_of(ref: pd.DataFrame, names: list[str]) -> dict[str, dict[str, int] | None]:
     """Per feature: None for a number, else the codes of the reference's category levels."""
-    return {name: None if _infer_type(ref[name]).value in ("numeric", "integer") else
-            {v: i for i, v in enumerate(pd.unique(ref[name].dropna().astype(str)))}
-            for name in names}
+    return {
+        name: None
+        if _infer_type(ref[name]).value in ("numeric", "integer")
+        else {v: i for i, v in enumerate(pd.unique(ref[name].dropna().astype(str)))}
+        for name in names
+    }
 
 
-def _encode_with(frame: pd.DataFrame, names: list[str],
-                 levels: dict[str, dict[str, int] | None]) -> np.ndarray:
+def _encode_with(
+    frame: pd.DataFrame, names: list[str], levels: dict[str, dict[str, int] | None]
+) -> np.ndarray:
     """``frame`` as a float matrix with the reference's ``levels``; NaN where missing."""
     columns = []
     for name in names:

@@ -47,12 +47,12 @@ class _Side:
     total: float = 0.0
     run: tuple[tuple[int, float, float], ...] = ()
 
-    def step(self, window: int, value: float, shortfall: float, k: float, longest: int
-             ) -> _Side:
+    def step(self, window: int, value: float, shortfall: float, k: float, longest: int) -> _Side:
         # a sum at zero restarts the run here: a change would begin at this window
         run = self.run if self.total > 0.0 else ()
-        return _Side(max(0.0, self.total + shortfall - k),
-                     (*run, (window, value, shortfall))[-longest:])
+        return _Side(
+            max(0.0, self.total + shortfall - k), (*run, (window, value, shortfall))[-longest:]
+        )
 
     def change(self) -> tuple[int, float]:
         """(first window, mean value) of the change inside the run: the split that maximises
@@ -93,8 +93,14 @@ class PerformanceChangeDetector:
     from the oldest window kept (``keep``), so late labels move the change point too.
     """
 
-    def __init__(self, metric: str, spread: MetricSpread, min_shift: float = 0.0,
-                 threshold: float = 5.0, keep: int = 50) -> None:
+    def __init__(
+        self,
+        metric: str,
+        spread: MetricSpread,
+        min_shift: float = 0.0,
+        threshold: float = 5.0,
+        keep: int = 50,
+    ) -> None:
         if threshold <= 0:
             raise ValueError("the CUSUM threshold must be positive")
         self.metric = metric
@@ -106,8 +112,9 @@ class PerformanceChangeDetector:
         self._base = _State(level=spread.level)
         self._values: dict[int, tuple[float, int, bool]] = {}
 
-    def update(self, window: int, value: float | None, n: int, estimated: bool = False
-               ) -> Finding | None:
+    def update(
+        self, window: int, value: float | None, n: int, estimated: bool = False
+    ) -> Finding | None:
         """Record one window's value; the finding for that window (None when no drop holds)."""
         if value is None or not math.isfinite(value) or n <= 0:
             self._values.pop(window, None)
@@ -136,13 +143,20 @@ class PerformanceChangeDetector:
             if side.total >= self.threshold and side.run:
                 start, level = side.change()
                 count = sum(1 for w, _, _ in side.run if w >= start)
-                return _State(level=level, start=start, before=state.level, dropped=dropped,
-                              level_sum=level * count, level_count=count)
+                return _State(
+                    level=level,
+                    start=start,
+                    before=state.level,
+                    dropped=dropped,
+                    level_sum=level * count,
+                    level_count=count,
+                )
         if state.start is None:  # the reference regime keeps the reference level
             return replace(state, down=down, up=up)
         total, count = state.level_sum + value, state.level_count + 1
-        return replace(state, level=total / count, level_sum=total, level_count=count,
-                       down=down, up=up)
+        return replace(
+            state, level=total / count, level_sum=total, level_count=count, down=down, up=up
+        )
 
     def _finding(self, state: _State, window: int) -> Finding | None:
         if not state.dropped or state.start is None or state.before is None:
@@ -152,17 +166,29 @@ class PerformanceChangeDetector:
         allowance = self._allowance(n)
         kind = "estimated " if estimated else ""
         return Finding(
-            kind=FindingKind.CONCEPT_DRIFT, detector="concept.performance_change",
-            statistic=f"{self.metric}_change", score=float(drop), threshold=float(allowance),
+            kind=FindingKind.CONCEPT_DRIFT,
+            detector="concept.performance_change",
+            statistic=f"{self.metric}_change",
+            score=float(drop),
+            threshold=float(allowance),
             window=window,
-            message=(f"{self.metric} changed at window {state.start}: from {state.before:.3f} "
-                     f"to {state.level:.3f} since ({kind}{value:.3f} in this window, CUSUM)"),
+            message=(
+                f"{self.metric} changed at window {state.start}: from {state.before:.3f} "
+                f"to {state.level:.3f} since ({kind}{value:.3f} in this window, CUSUM)"
+            ),
             evidence={
-                "metric": self.metric, "change_window": state.start,
-                "level_before": state.before, "level_after": state.level,
-                "reference": state.before, "value": value, "n": n, "estimated": estimated,
-                "cusum_threshold": self.threshold, "inputs_stable": None,
-                "performance_drop": float(drop if self.higher
-                                          else drop / max(abs(state.before), 1e-12)),
+                "metric": self.metric,
+                "change_window": state.start,
+                "level_before": state.before,
+                "level_after": state.level,
+                "reference": state.before,
+                "value": value,
+                "n": n,
+                "estimated": estimated,
+                "cusum_threshold": self.threshold,
+                "inputs_stable": None,
+                "performance_drop": float(
+                    drop if self.higher else drop / max(abs(state.before), 1e-12)
+                ),
             },
         )

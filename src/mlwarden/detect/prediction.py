@@ -65,19 +65,26 @@ class PredictionDriftDetector(Detector):
     settings = ("prediction_alpha",)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> PredictionDriftDetector:
+    def from_settings(
+        cls, settings: Mapping[str, Any], context: DetectorContext
+    ) -> PredictionDriftDetector:
         return cls(alpha=settings["prediction_alpha"])
 
-    def __init__(self, alpha: float = 0.01, jensen_shannon: float = 0.1,
-                 wasserstein: float = 0.1, min_rows: int = 30) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.01,
+        jensen_shannon: float = 0.1,
+        wasserstein: float = 0.1,
+        min_rows: int = 30,
+    ) -> None:
         self.alpha = alpha
         self.jensen_shannon = jensen_shannon
         self.wasserstein = wasserstein
         self.min_rows = min_rows
 
-    def detect(self, reference: Profile, window: Profile, *, window_index: int | None = None
-               ) -> list[Finding]:
+    def detect(
+        self, reference: Profile, window: Profile, *, window_index: int | None = None
+    ) -> list[Finding]:
         tests: list[_Test] = []
         for role in _ROLES:
             ref, win = reference.outputs.get(role), window.outputs.get(role)
@@ -88,18 +95,27 @@ class PredictionDriftDetector(Detector):
                 wc = np.append(win.counts, [win.other, win.unseen_count])
                 chi2, p = chi_square(rc, wc)
                 js = js_distance(rc, wc)
-                tests.append(_Test(role, "jensen_shannon", js, self.jensen_shannon, p,
-                                   {"chi2": chi2}))
+                tests.append(
+                    _Test(role, "jensen_shannon", js, self.jensen_shannon, p, {"chi2": chi2})
+                )
             elif isinstance(ref, NumericStats) and isinstance(win, NumericStats):
                 if ref.count < self.min_rows or win.count < self.min_rows:
                     continue
                 ks, p = ks_binned(ref.hist, win.hist)
-                w = wasserstein_binned(ref.hist, win.hist, ref.bins.edges,
-                                       min(ref.min, win.min), max(ref.max, win.max))
+                w = wasserstein_binned(
+                    ref.hist, win.hist, ref.bins.edges, min(ref.min, win.min), max(ref.max, win.max)
+                )
                 scale = ref.std if ref.std > 0 else max(abs(ref.mean), 1e-12)
-                tests.append(_Test(role, "wasserstein", w / scale, self.wasserstein, p,
-                                   {"ks": ks, "mean_reference": ref.mean,
-                                    "mean_window": win.mean}))
+                tests.append(
+                    _Test(
+                        role,
+                        "wasserstein",
+                        w / scale,
+                        self.wasserstein,
+                        p,
+                        {"ks": ks, "mean_reference": ref.mean, "mean_window": win.mean},
+                    )
+                )
         findings = []
         adjusted = holm([t.p_value for t in tests])
         for test, p_adj in zip(tests, adjusted, strict=True):
@@ -107,8 +123,9 @@ class PredictionDriftDetector(Detector):
                 findings.append(self._finding(test, p_adj, reference, window, window_index))
         return findings
 
-    def _finding(self, t: _Test, p_adj: float, reference: Profile, window: Profile,
-                 window_index: int | None) -> Finding:
+    def _finding(
+        self, t: _Test, p_adj: float, reference: Profile, window: Profile, window_index: int | None
+    ) -> Finding:
         what = "predicted classes" if t.role == "prediction" else "confidence scores"
         if t.role == "prediction" and t.statistic == "wasserstein":
             what = "predicted values"
@@ -119,13 +136,21 @@ class PredictionDriftDetector(Detector):
         elif "mean_window" in t.detail:
             shares = f"; mean {t.detail['mean_reference']:.4g} -> {t.detail['mean_window']:.4g}"
         return Finding(
-            kind=FindingKind.PREDICTION_DRIFT, detector=self.name, features=[t.role],
-            statistic=t.statistic, score=float(t.effect), threshold=t.threshold, p_value=p_adj,
+            kind=FindingKind.PREDICTION_DRIFT,
+            detector=self.name,
+            features=[t.role],
+            statistic=t.statistic,
+            score=float(t.effect),
+            threshold=t.threshold,
+            p_value=p_adj,
             window=window_index,
-            message=(f"{what} drifted: {t.statistic.replace('_', '-')} {t.effect:.2f} "
-                     f"(threshold {t.threshold:g}), {fmt_p(p_adj)} on "
-                     f"{fmt_rows(window.rows)}{shares}"),
-            evidence={"output": t.role, **{k: _finite(v) for k, v in t.detail.items()}})
+            message=(
+                f"{what} drifted: {t.statistic.replace('_', '-')} {t.effect:.2f} "
+                f"(threshold {t.threshold:g}), {fmt_p(p_adj)} on "
+                f"{fmt_rows(window.rows)}{shares}"
+            ),
+            evidence={"output": t.role, **{k: _finite(v) for k, v in t.detail.items()}},
+        )
 
 
 @register
@@ -139,20 +164,28 @@ class PredictionCollapseDetector(Detector):
     settings = ("collapse_max_share", "collapse_std_ratio")
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> PredictionCollapseDetector:
-        return cls(max_share=settings["collapse_max_share"],
-                   std_ratio=settings["collapse_std_ratio"])
+    def from_settings(
+        cls, settings: Mapping[str, Any], context: DetectorContext
+    ) -> PredictionCollapseDetector:
+        return cls(
+            max_share=settings["collapse_max_share"], std_ratio=settings["collapse_std_ratio"]
+        )
 
-    def __init__(self, max_share: float = 0.99, reference_max_share: float = 0.9,
-                 std_ratio: float = 0.1, min_rows: int = 30) -> None:
+    def __init__(
+        self,
+        max_share: float = 0.99,
+        reference_max_share: float = 0.9,
+        std_ratio: float = 0.1,
+        min_rows: int = 30,
+    ) -> None:
         self.max_share = max_share
         self.reference_max_share = reference_max_share
         self.std_ratio = std_ratio
         self.min_rows = min_rows
 
-    def detect(self, reference: Profile, window: Profile, *, window_index: int | None = None
-               ) -> list[Finding]:
+    def detect(
+        self, reference: Profile, window: Profile, *, window_index: int | None = None
+    ) -> list[Finding]:
         findings: list[Finding] = []
         for role in _ROLES:
             ref, win = reference.outputs.get(role), window.outputs.get(role)
@@ -162,30 +195,59 @@ class PredictionCollapseDetector(Detector):
                 ref_top = _top(ref)
                 win_top = _top(win)
                 if win_top[1] > self.max_share and ref_top[1] <= self.reference_max_share:
-                    findings.append(self._finding(
-                        role, "top_class_share", win_top[1], self.max_share, window_index,
-                        f"predictions collapsed: {win_top[1]:.1%} of {fmt_rows(win.count)} are "
-                        f"{win_top[0]!r} (reference top class {ref_top[1]:.1%})",
-                        {"class": win_top[0], "reference_share": ref_top[1]}))
+                    findings.append(
+                        self._finding(
+                            role,
+                            "top_class_share",
+                            win_top[1],
+                            self.max_share,
+                            window_index,
+                            f"predictions collapsed: {win_top[1]:.1%} of {fmt_rows(win.count)} are "
+                            f"{win_top[0]!r} (reference top class {ref_top[1]:.1%})",
+                            {"class": win_top[0], "reference_share": ref_top[1]},
+                        )
+                    )
             elif isinstance(ref, NumericStats) and isinstance(win, NumericStats):
                 if win.count < self.min_rows or ref.std <= 0:
                     continue
                 ratio = win.std / ref.std
                 if ratio < self.std_ratio:
                     what = "predictions" if role == "prediction" else "confidence scores"
-                    findings.append(self._finding(
-                        role, "std_ratio", ratio, self.std_ratio, window_index,
-                        f"{what} collapsed: std {win.std:.3g} is {ratio:.1%} of the "
-                        f"reference {ref.std:.3g} on {fmt_rows(win.count)}",
-                        {"std": win.std, "reference_std": ref.std, "mean": win.mean}))
+                    findings.append(
+                        self._finding(
+                            role,
+                            "std_ratio",
+                            ratio,
+                            self.std_ratio,
+                            window_index,
+                            f"{what} collapsed: std {win.std:.3g} is {ratio:.1%} of the "
+                            f"reference {ref.std:.3g} on {fmt_rows(win.count)}",
+                            {"std": win.std, "reference_std": ref.std, "mean": win.mean},
+                        )
+                    )
         return findings
 
-    def _finding(self, role: str, statistic: str, score: float, threshold: float,
-                 window_index: int | None, message: str, evidence: dict[str, Any]) -> Finding:
-        return Finding(kind=FindingKind.PREDICTION_DRIFT, detector=self.name, features=[role],
-                       statistic=statistic, score=float(score), threshold=threshold,
-                       window=window_index, message=message,
-                       evidence={"collapse": True, "output": role, **evidence})
+    def _finding(
+        self,
+        role: str,
+        statistic: str,
+        score: float,
+        threshold: float,
+        window_index: int | None,
+        message: str,
+        evidence: dict[str, Any],
+    ) -> Finding:
+        return Finding(
+            kind=FindingKind.PREDICTION_DRIFT,
+            detector=self.name,
+            features=[role],
+            statistic=statistic,
+            score=float(score),
+            threshold=threshold,
+            window=window_index,
+            message=message,
+            evidence={"collapse": True, "output": role, **evidence},
+        )
 
 
 def output_signals(profile: Profile) -> dict[str, float | None]:

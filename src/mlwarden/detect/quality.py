@@ -97,8 +97,9 @@ class QualityDetector(Detector):
     order = 30
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> QualityDetector:
+    def from_settings(
+        cls, settings: Mapping[str, Any], context: DetectorContext
+    ) -> QualityDetector:
         return cls(context.spec)
 
     def __init__(

@@ -59,8 +59,9 @@ def register(cls: _DETECTOR) -> _DETECTOR:
     """Class decorator: add a detector to the registry (its name must be new)."""
     unknown = [k for k in cls.kinds if k not in FINDING_KINDS]
     if not cls.kinds or unknown:
-        raise InvalidInput(f"detector {cls.name!r} declares no kind or an undescribed one: "
-                           f"{unknown}")
+        raise InvalidInput(
+            f"detector {cls.name!r} declares no kind or an undescribed one: {unknown}"
+        )
     known = _REGISTRY.get(cls.name)
     if known is not None and known is not cls:
         raise InvalidInput(f"two detectors are named {cls.name!r}: {known} and {cls}")
@@ -84,8 +85,11 @@ def _import_detector_modules() -> None:
         importlib.import_module(f"mlwarden.detect.{module}")
 
 
-def build_all(settings: Mapping[str, Any], context: DetectorContext,
-              include: Callable[[type[Detector]], bool] = lambda _: True) -> list[Detector]:
+def build_all(
+    settings: Mapping[str, Any],
+    context: DetectorContext,
+    include: Callable[[type[Detector]], bool] = lambda _: True,
+) -> list[Detector]:
     """One instance of every registered detector that its settings turn on, in run order."""
     built = [cls.from_settings(settings, context) for cls in registered() if include(cls)]
     return [d for d in built if d is not None]

@@ -83,12 +83,22 @@ class SystemBaseline:
     n: int = 0
 
     @classmethod
-    def from_arrays(cls, latency_ms: Any = None, errors: Any = None, timestamps: Any = None,
-                    received_at: Any = None) -> SystemBaseline:
+    def from_arrays(
+        cls,
+        latency_ms: Any = None,
+        errors: Any = None,
+        timestamps: Any = None,
+        received_at: Any = None,
+    ) -> SystemBaseline:
         s = system_signals(latency_ms, errors, timestamps, received_at)
-        return cls(latency_p50_ms=s.get("latency_p50_ms"), latency_p99_ms=s.get("latency_p99_ms"),
-                   error_rate=s.get("error_rate"), throughput_per_s=s.get("throughput_per_s"),
-                   delay_p95_s=s.get("delay_p95_s"), n=int(s.get("n_records") or 0))
+        return cls(
+            latency_p50_ms=s.get("latency_p50_ms"),
+            latency_p99_ms=s.get("latency_p99_ms"),
+            error_rate=s.get("error_rate"),
+            throughput_per_s=s.get("throughput_per_s"),
+            delay_p95_s=s.get("delay_p95_s"),
+            n=int(s.get("n_records") or 0),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,8 +154,13 @@ def _seconds(values: Any) -> np.ndarray | None:
     return out
 
 
-def system_signals(latency_ms: Any = None, errors: Any = None, timestamps: Any = None,
-                   received_at: Any = None, min_rows: int = 1) -> dict[str, float | None]:
+def system_signals(
+    latency_ms: Any = None,
+    errors: Any = None,
+    timestamps: Any = None,
+    received_at: Any = None,
+    min_rows: int = 1,
+) -> dict[str, float | None]:
     """Latency percentiles, error rate, throughput and arrival delay of one set of records.
 
     ``timestamps`` / ``received_at`` are datetime64 arrays, datetimes or epoch seconds.
@@ -176,15 +191,35 @@ def system_signals(latency_ms: Any = None, errors: Any = None, timestamps: Any =
     return out
 
 
-def _finding(kind: FindingKind, statistic: str, score: float, threshold: float, window: int | None,
-             message: str, p_value: float | None = None, **evidence: Any) -> Finding:
-    return Finding(kind=kind, detector=f"system.{statistic}", statistic=statistic,
-                   score=float(score), threshold=float(threshold), p_value=p_value, window=window,
-                   message=message, evidence=evidence)
+def _finding(
+    kind: FindingKind,
+    statistic: str,
+    score: float,
+    threshold: float,
+    window: int | None,
+    message: str,
+    p_value: float | None = None,
+    **evidence: Any,
+) -> Finding:
+    return Finding(
+        kind=kind,
+        detector=f"system.{statistic}",
+        statistic=statistic,
+        score=float(score),
+        threshold=float(threshold),
+        p_value=p_value,
+        window=window,
+        message=message,
+        evidence=evidence,
+    )
 
 
-def detect_system(signals: dict[str, float | None], baseline: SystemBaseline,
-                  thresholds: SystemThresholds, window: int | None = None) -> list[Finding]:
+def detect_system(
+    signals: dict[str, float | None],
+    baseline: SystemBaseline,
+    thresholds: SystemThresholds,
+    window: int | None = None,
+) -> list[Finding]:
     """Latency, error-rate, throughput and freshness findings of one window's signals."""
     out: list[Finding] = []
     t = thresholds
@@ -192,51 +227,93 @@ def detect_system(signals: dict[str, float | None], baseline: SystemBaseline,
     p99 = signals.get("latency_p99_ms")
     if p99 is not None and n >= t.min_rows:
         if t.latency_slo_ms is not None and p99 > t.latency_slo_ms:
-            out.append(_finding(
-                FindingKind.LATENCY, "latency_p99_ms", p99, t.latency_slo_ms, window,
-                f"p99 latency {p99:.1f} ms is above the SLO of {t.latency_slo_ms:.1f} ms",
-                p99_ms=p99, slo_ms=t.latency_slo_ms))
+            out.append(
+                _finding(
+                    FindingKind.LATENCY,
+                    "latency_p99_ms",
+                    p99,
+                    t.latency_slo_ms,
+                    window,
+                    f"p99 latency {p99:.1f} ms is above the SLO of {t.latency_slo_ms:.1f} ms",
+                    p99_ms=p99,
+                    slo_ms=t.latency_slo_ms,
+                )
+            )
         base = baseline.latency_p99_ms
         if base is not None and base > 0:
             ratio = p99 / base
             if ratio > t.latency_ratio and p99 - base >= t.latency_min_increase_ms:
-                out.append(_finding(
-                    FindingKind.LATENCY, "latency_p99_ratio", ratio, t.latency_ratio, window,
-                    f"p99 latency {p99:.1f} ms is {ratio:.1f}x the baseline {base:.1f} ms",
-                    p99_ms=p99, baseline_p99_ms=base))
+                out.append(
+                    _finding(
+                        FindingKind.LATENCY,
+                        "latency_p99_ratio",
+                        ratio,
+                        t.latency_ratio,
+                        window,
+                        f"p99 latency {p99:.1f} ms is {ratio:.1f}x the baseline {base:.1f} ms",
+                        p99_ms=p99,
+                        baseline_p99_ms=base,
+                    )
+                )
     rate = signals.get("error_rate")
     count = signals.get("error_count")
     if rate is not None and count is not None and n > 0:
         base_rate = baseline.error_rate or 0.0
         if rate >= base_rate + t.error_min_increase:
             # A zero baseline would make any error infinitely unlikely: floor it at 1 in 10,000.
-            p = float(stats.binomtest(int(count), n, max(base_rate, 1e-4),
-                                      alternative="greater").pvalue)
+            p = float(
+                stats.binomtest(int(count), n, max(base_rate, 1e-4), alternative="greater").pvalue
+            )
             if p < t.error_alpha:
-                out.append(_finding(
-                    FindingKind.ERROR_RATE, "error_rate", rate, base_rate + t.error_min_increase,
-                    window, f"error rate {rate:.1%} ({int(count)} of {n}) vs baseline "
-                    f"{base_rate:.1%} (binomial p={p:.1e})", p_value=p, baseline=base_rate))
+                out.append(
+                    _finding(
+                        FindingKind.ERROR_RATE,
+                        "error_rate",
+                        rate,
+                        base_rate + t.error_min_increase,
+                        window,
+                        f"error rate {rate:.1%} ({int(count)} of {n}) vs baseline "
+                        f"{base_rate:.1%} (binomial p={p:.1e})",
+                        p_value=p,
+                        baseline=base_rate,
+                    )
+                )
     thr = signals.get("throughput_per_s")
     if thr is not None and baseline.throughput_per_s and n >= t.min_rows:
         ratio = thr / baseline.throughput_per_s
         if ratio < t.throughput_ratio:
-            out.append(_finding(
-                FindingKind.ANOMALY, "throughput_ratio", ratio, t.throughput_ratio, window,
-                f"throughput {thr:.2f}/s is {ratio:.0%} of the baseline "
-                f"{baseline.throughput_per_s:.2f}/s", throughput_per_s=thr,
-                baseline=baseline.throughput_per_s))
+            out.append(
+                _finding(
+                    FindingKind.ANOMALY,
+                    "throughput_ratio",
+                    ratio,
+                    t.throughput_ratio,
+                    window,
+                    f"throughput {thr:.2f}/s is {ratio:.0%} of the baseline "
+                    f"{baseline.throughput_per_s:.2f}/s",
+                    throughput_per_s=thr,
+                    baseline=baseline.throughput_per_s,
+                )
+            )
     delay = signals.get("delay_p95_s")
     if delay is not None:
         limit = t.max_delay_s
         if limit is None and baseline.delay_p95_s is not None:
-            limit = max(baseline.delay_p95_s * t.delay_ratio,
-                        baseline.delay_p95_s + t.delay_min_increase_s)
+            limit = max(
+                baseline.delay_p95_s * t.delay_ratio, baseline.delay_p95_s + t.delay_min_increase_s
+            )
         if limit is not None and delay > limit:
-            out.append(_finding(
-                FindingKind.FRESHNESS, "delay_p95_s", delay, limit, window,
-                f"data arrives late: p95 delay {delay:.0f} s is above {limit:.0f} s",
-                baseline=baseline.delay_p95_s))
+            out.append(
+                _finding(
+                    FindingKind.FRESHNESS,
+                    "delay_p95_s",
+                    delay,
+                    limit,
+                    window,
+                    f"data arrives late: p95 delay {delay:.0f} s is above {limit:.0f} s",
+                    baseline=baseline.delay_p95_s,
+                )
+            )
     return out
 
 
@@ -246,45 +323,66 @@ class SystemDetector(Detector):
     measured on the reference (``detect_system`` on the window's signals)."""
 
     name = "system"
-    kinds = (FindingKind.LATENCY, FindingKind.ERROR_RATE, FindingKind.ANOMALY,
-             FindingKind.FRESHNESS)
+    kinds = (
+        FindingKind.LATENCY,
+        FindingKind.ERROR_RATE,
+        FindingKind.ANOMALY,
+        FindingKind.FRESHNESS,
+    )
     stage = Stage.SERVICE
     order = 10
     needs = frozenset({Input.SIGNALS})
-    settings = ("latency_slo_ms", "latency_ratio", "error_min_increase", "throughput_ratio",
-                "max_delay_s")
+    settings = (
+        "latency_slo_ms",
+        "latency_ratio",
+        "error_min_increase",
+        "throughput_ratio",
+        "max_delay_s",
+    )
 
-    def __init__(self, thresholds: SystemThresholds | None = None,
-                 context: DetectorContext | None = None) -> None:
+    def __init__(
+        self, thresholds: SystemThresholds | None = None, context: DetectorContext | None = None
+    ) -> None:
         self.thresholds = thresholds or SystemThresholds()
         # The baseline is read from the context at each run: the agent re-learns it from
         # production records after the monitor is built.
         self.context = context or DetectorContext()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext
-                      ) -> SystemDetector:
-        return cls(SystemThresholds(
-            latency_slo_ms=settings["latency_slo_ms"], latency_ratio=settings["latency_ratio"],
-            error_min_increase=settings["error_min_increase"],
-            throughput_ratio=settings["throughput_ratio"], max_delay_s=settings["max_delay_s"]),
-            context)
+    def from_settings(cls, settings: Mapping[str, Any], context: DetectorContext) -> SystemDetector:
+        return cls(
+            SystemThresholds(
+                latency_slo_ms=settings["latency_slo_ms"],
+                latency_ratio=settings["latency_ratio"],
+                error_min_increase=settings["error_min_increase"],
+                throughput_ratio=settings["throughput_ratio"],
+                max_delay_s=settings["max_delay_s"],
+            ),
+            context,
+        )
 
     def run(self, inputs: WindowInputs) -> DetectorOutput:
         baseline = self.context.system_baseline or SystemBaseline()
-        return DetectorOutput(detect_system(dict(inputs.signals), baseline, self.thresholds,
-                                            inputs.index))
+        return DetectorOutput(
+            detect_system(dict(inputs.signals), baseline, self.thresholds, inputs.index)
+        )
 
 
-def silence_finding(last_timestamp: datetime | None, now: datetime, max_silence_s: float,
-                    window: int | None = None) -> Finding | None:
+def silence_finding(
+    last_timestamp: datetime | None, now: datetime, max_silence_s: float, window: int | None = None
+) -> Finding | None:
     """A freshness finding when no record arrived for longer than ``max_silence_s``."""
     if last_timestamp is None:
         return None
     silence = (now - last_timestamp).total_seconds()
     if silence <= max_silence_s:
         return None
-    return _finding(FindingKind.FRESHNESS, "silence_s", silence, max_silence_s, window,
-                    f"no data for {silence:.0f} s (expected at most {max_silence_s:.0f} s)",
-                    last_timestamp=last_timestamp.isoformat())
-
+    return _finding(
+        FindingKind.FRESHNESS,
+        "silence_s",
+        silence,
+        max_silence_s,
+        window,
+        f"no data for {silence:.0f} s (expected at most {max_silence_s:.0f} s)",
+        last_timestamp=last_timestamp.isoformat(),
+    )

@@ -66,9 +66,15 @@ class TextMatch(BaseModel):
 
     def public(self, *, explain: bool = False) -> dict[str, Any]:
         """Exactly the keys of the ``--json`` contract (plus ``explain`` when asked)."""
-        out = {"id": self.id, "title": self.title, "severity": self.severity.value,
-               "confidence": self.confidence, "checks": self.checks, "causes": self.causes,
-               "actions": self.actions}
+        out = {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity.value,
+            "confidence": self.confidence,
+            "checks": self.checks,
+            "causes": self.causes,
+            "actions": self.actions,
+        }
         if explain:
             out["explain"] = self.explain
         return out
@@ -82,27 +88,41 @@ class TextDiagnosis(BaseModel):
 
     def public(self, *, explain: bool = False) -> dict[str, Any]:
         """``{"matched": bool, "matches": [...]}`` — the CLI ``--json`` and API contract."""
-        return {"matched": self.matched,
-                "matches": [m.public(explain=explain) for m in self.matches]}
+        return {
+            "matched": self.matched,
+            "matches": [m.public(explain=explain) for m in self.matches],
+        }
 
     def to_json(self, *, explain: bool = False) -> str:
-        return json.dumps(self.public(explain=explain), indent=2, sort_keys=False,
-                          ensure_ascii=False)
+        return json.dumps(
+            self.public(explain=explain), indent=2, sort_keys=False, ensure_ascii=False
+        )
 
 
-def playbook_match(playbook: Playbook, *, facts: Facts | None = None, confidence: float = 1.0,
-                   score: float = 0.0, evidence: Iterable[Evidence] = ()) -> TextMatch:
+def playbook_match(
+    playbook: Playbook,
+    *,
+    facts: Facts | None = None,
+    confidence: float = 1.0,
+    score: float = 0.0,
+    evidence: Iterable[Evidence] = (),
+) -> TextMatch:
     """A :class:`TextMatch` for a playbook, its severity escalated by ``facts``."""
     facts = facts or Facts()
     severity, reasons = escalate(playbook, facts)
     return TextMatch(
-        id=playbook.id, title=playbook.title, severity=severity, confidence=round(confidence, 3),
+        id=playbook.id,
+        title=playbook.title,
+        severity=severity,
+        confidence=round(confidence, 3),
         score=round(score, 4),
         checks=[{"title": c.title, "kind": c.kind, "run": c.run} for c in playbook.checks],
         causes=list(playbook.causes),
-        actions=[{"action": a.action.value, "description": a.description}
-                 for a in playbook.actions],
-        severity_reasons=reasons, explain=[e.public() for e in list(evidence)[:EXPLAIN_WORDS]],
+        actions=[
+            {"action": a.action.value, "description": a.description} for a in playbook.actions
+        ],
+        severity_reasons=reasons,
+        explain=[e.public() for e in list(evidence)[:EXPLAIN_WORDS]],
     )
 
 
@@ -111,13 +131,20 @@ def check_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("describe the problem: the text is empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInput(f"the text has {len(text)} characters; describe the problem in at "
-                           f"most {MAX_TEXT_CHARS} (the symptom, not whole logs)")
+        raise InvalidInput(
+            f"the text has {len(text)} characters; describe the problem in at "
+            f"most {MAX_TEXT_CHARS} (the symptom, not whole logs)"
+        )
     return text
 
 
-def diagnose_text(text: str, *, playbooks: list[Playbook] | None = None, limit: int = 3,
-                  known_features: Iterable[str] = ()) -> TextDiagnosis:
+def diagnose_text(
+    text: str,
+    *,
+    playbooks: list[Playbook] | None = None,
+    limit: int = 3,
+    known_features: Iterable[str] = (),
+) -> TextDiagnosis:
     """Rank playbooks for a free-text incident description (deterministic)."""
     check_text(text)
     if limit < 1:
@@ -131,8 +158,16 @@ def diagnose_text(text: str, *, playbooks: list[Playbook] | None = None, limit: 
     if not shown:
         return TextDiagnosis(matched=False, matches=[], facts=facts, triage=list(TRIAGE_CHECKLIST))
     confidence = matcher.confidences(ranking)
-    matches = [playbook_match(by_id[r.id], facts=facts, confidence=confidence[r.id],
-                              score=r.score, evidence=r.evidence) for r in shown]
+    matches = [
+        playbook_match(
+            by_id[r.id],
+            facts=facts,
+            confidence=confidence[r.id],
+            score=r.score,
+            evidence=r.evidence,
+        )
+        for r in shown
+    ]
     return TextDiagnosis(matched=True, matches=matches, facts=facts)
 
 
@@ -147,5 +182,7 @@ def diagnose_scenario(
 def list_scenarios(playbooks: list[Playbook] | None = None) -> list[dict[str, str]]:
     """``[{"id", "title", "severity", "summary"}]`` sorted by id."""
     playbooks = load_playbooks() if playbooks is None else playbooks
-    return [{"id": pb.id, "title": pb.title, "severity": pb.severity.base.value,
-             "summary": pb.summary} for pb in playbooks]
+    return [
+        {"id": pb.id, "title": pb.title, "severity": pb.severity.base.value, "summary": pb.summary}
+        for pb in playbooks
+    ]

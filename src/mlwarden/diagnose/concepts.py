@@ -41,8 +41,9 @@ from mlwarden.diagnose.text import (
 
 ONTOLOGY_FILE = Path(__file__).with_name("concepts.yaml")
 _NEGATORS = frozenset({"no", "not", "nothing", "without", "none", "never"})
-_REASSURANCES = frozenset({"fine", "unchang", "stabl", "ok", "okay", "green", "flat", "healthy",
-                           "normal", "unaffect"})
+_REASSURANCES = frozenset(
+    {"fine", "unchang", "stabl", "ok", "okay", "green", "flat", "healthy", "normal", "unaffect"}
+)
 WILDCARD = "*"
 
 
@@ -83,8 +84,15 @@ class Ontology:
     def words(self) -> list[str]:
         """Every phrase word as written (for the speller's vocabulary: "replaced" is a word,
         not a typo of "replayed")."""
-        return sorted({w for c in self.concepts.values() for p in c.said for w in p.split()
-                       if not w.startswith("#") and w != WILDCARD})
+        return sorted(
+            {
+                w
+                for c in self.concepts.values()
+                for p in c.said
+                for w in p.split()
+                if not w.startswith("#") and w != WILDCARD
+            }
+        )
 
     def speller(self, extra_texts: Iterable[str] = ()) -> Speller:
         return Speller(vocabulary_of([" ".join(self.words()), *extra_texts]))
@@ -104,13 +112,15 @@ class Ontology:
             taken: set[str] = set()
             for label in sorted(token.labels):
                 for phrase, name in self._first.get(label, ()):
-                    if (name in taken or i < reach.get(name, 0)
-                            or not _matches(phrase, tokens, i)):
+                    if name in taken or i < reach.get(name, 0) or not _matches(phrase, tokens, i):
                         continue
                     end = i + len(phrase)
                     # a negated symptom is absent; a negated context is still the context
-                    if (self.concepts[name].kind == "symptom" and phrase[0] not in _NEGATORS
-                            and _negated(tokens, i, end)):
+                    if (
+                        self.concepts[name].kind == "symptom"
+                        and phrase[0] not in _NEGATORS
+                        and _negated(tokens, i, end)
+                    ):
                         continue
                     taken.add(name)
                     reach[name] = end
@@ -126,8 +136,12 @@ class Ontology:
             if self.concepts[hit.concept].kind != "symptom":
                 kept.append(hit)
                 continue
-            if (cover is not None and cover.concept != hit.concept and hit.end <= cover.end
-                    and hit.end - hit.start < cover.end - cover.start):
+            if (
+                cover is not None
+                and cover.concept != hit.concept
+                and hit.end <= cover.end
+                and hit.end - hit.start < cover.end - cover.start
+            ):
                 continue
             if cover is None or hit.end > cover.end:
                 cover = hit
@@ -185,24 +199,34 @@ def parse_ontology(data: Mapping[str, object], source: str = "concepts.yaml") ->
         phrases = body.get("say")
         if body["kind"] == "domain":
             weights = weights or {}
-        if not isinstance(weights, dict) or not isinstance(phrases, list) or (
-                not weights and body["kind"] != "domain"):
+        if (
+            not isinstance(weights, dict)
+            or not isinstance(phrases, list)
+            or (not weights and body["kind"] != "domain")
+        ):
             raise ValueError(f"{source}: concept {name!r} needs playbooks and say")
         parsed = []
         for said in phrases:
             if not isinstance(said, str):  # YAML reads a bare null, yes, no or 1 as no text
-                raise ValueError(f"{source}: concept {name!r}: phrase {said!r} is not text; "
-                                 f"quote it")
+                raise ValueError(
+                    f"{source}: concept {name!r}: phrase {said!r} is not text; quote it"
+                )
             phrase = _phrase(said)
             # "not in" or "have label" would shrink to one word that says something else
             if not phrase or (len(phrase) == 1 and len(said.split()) > 1):
-                raise ValueError(f"{source}: concept {name!r}: phrase {said!r} is only filler "
-                                 f"words around {phrase[0] if phrase else 'nothing'!r}")
+                raise ValueError(
+                    f"{source}: concept {name!r}: phrase {said!r} is only filler "
+                    f"words around {phrase[0] if phrase else 'nothing'!r}"
+                )
             parsed.append(phrase)
         concepts[str(name)] = Concept(
-            name=str(name), kind=body["kind"],
-            playbooks={str(k): float(v) for k, v in weights.items()}, phrases=tuple(parsed),
-            said=tuple(phrases), values=bool(body.get("values", False)))
+            name=str(name),
+            kind=body["kind"],
+            playbooks={str(k): float(v) for k, v in weights.items()},
+            phrases=tuple(parsed),
+            said=tuple(phrases),
+            values=bool(body.get("values", False)),
+        )
     return Ontology(concepts)
 
 

@@ -138,17 +138,33 @@ def rank_culprits(
     culprits = []
     for feat, (mag, source) in drift.items():
         imp = importance.get(feat)
-        weight = max(imp / top, IMPORTANCE_FLOOR) if imp is not None and top > 0 else (
-            IMPORTANCE_FLOOR if importance else 1.0)
-        culprits.append(Culprit(feature=feat, drift=round(mag, 4), drift_source=source,
-                                importance=None if imp is None else round(imp, 6),
-                                score=round(mag * weight, 6)))
+        weight = (
+            max(imp / top, IMPORTANCE_FLOOR)
+            if imp is not None and top > 0
+            else (IMPORTANCE_FLOOR if importance else 1.0)
+        )
+        culprits.append(
+            Culprit(
+                feature=feat,
+                drift=round(mag, 4),
+                drift_source=source,
+                importance=None if imp is None else round(imp, 6),
+                score=round(mag * weight, 6),
+            )
+        )
     culprits.sort(key=lambda c: (-c.score, c.feature))
     return culprits[:limit]
 
 
-def feature_importance(model: Any, X: pd.DataFrame, y: Any, *, method: str = "auto",
-                       n_repeats: int = 5, random_state: int = 0) -> dict[str, float]:
+def feature_importance(
+    model: Any,
+    X: pd.DataFrame,
+    y: Any,
+    *,
+    method: str = "auto",
+    n_repeats: int = 5,
+    random_state: int = 0,
+) -> dict[str, float]:
     """Importance per column of ``X``: ``"permutation"``, ``"shap"`` or ``"auto"`` (SHAP when
     the optional ``shap`` package is importable, permutation otherwise)."""
     if method not in ("auto", "permutation", "shap"):

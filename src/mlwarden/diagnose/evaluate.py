@@ -27,7 +27,13 @@ from mlwarden.diagnose.matcher import WEIGHTS, Ranked, TextMatcher, Weights, mat
 
 # Confidence bins of the reliability table: [low, high)
 BINS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0001))
+    (0.0, 0.5),
+    (0.5, 0.6),
+    (0.6, 0.7),
+    (0.7, 0.8),
+    (0.8, 0.9),
+    (0.9, 1.0001),
+)
 
 
 MIN_SCORES = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5)
@@ -38,16 +44,23 @@ def load_set(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def score(cases: Sequence[dict[str, str]], unrelated: Sequence[str] = (),
-          matcher: TextMatcher | None = None) -> dict[str, Any]:
+def score(
+    cases: Sequence[dict[str, str]],
+    unrelated: Sequence[str] = (),
+    matcher: TextMatcher | None = None,
+) -> dict[str, Any]:
     """Top-1/top-3 accuracy, unrelated no-match share, misses and per-case confidence."""
     matcher = matcher or matcher_for(load_playbooks())
-    return _score(matcher, [(matcher.rank(c["text"]), c) for c in cases],
-                  [matcher.rank(t) for t in unrelated])
+    return _score(
+        matcher, [(matcher.rank(c["text"]), c) for c in cases], [matcher.rank(t) for t in unrelated]
+    )
 
 
-def _score(matcher: TextMatcher, ranked: Sequence[tuple[list[Ranked], dict[str, str]]],
-           unrelated: Sequence[list[Ranked]]) -> dict[str, Any]:
+def _score(
+    matcher: TextMatcher,
+    ranked: Sequence[tuple[list[Ranked], dict[str, str]]],
+    unrelated: Sequence[list[Ranked]],
+) -> dict[str, Any]:
     top1 = top3 = 0
     misses: list[dict[str, Any]] = []
     answers: list[tuple[float, bool]] = []  # (confidence of the first match, right?)
@@ -66,10 +79,16 @@ def _score(matcher: TextMatcher, ranked: Sequence[tuple[list[Ranked], dict[str, 
     threshold = matcher.weights.min_score
     lowest_right = min((r[0].score for r, c in ranked if r and r[0].id == c["id"]), default=0.0)
     highest_unrelated = max((r[0].score for r in unrelated if r), default=0.0)
-    return {"n": len(ranked), "top1": round(top1 / n, 4), "top3": round(top3 / n, 4),
-            "unrelated": len(unrelated), "unrelated_no_match": no_match,
-            "margin": round(min(lowest_right - threshold, threshold - highest_unrelated), 3),
-            "misses": misses, "answers": answers}
+    return {
+        "n": len(ranked),
+        "top1": round(top1 / n, 4),
+        "top3": round(top3 / n, 4),
+        "unrelated": len(unrelated),
+        "unrelated_no_match": no_match,
+        "margin": round(min(lowest_right - threshold, threshold - highest_unrelated), 3),
+        "misses": misses,
+        "answers": answers,
+    }
 
 
 def reliability(answers: Sequence[tuple[float, bool]]) -> list[dict[str, Any]]:
@@ -78,10 +97,15 @@ def reliability(answers: Sequence[tuple[float, bool]]) -> list[dict[str, Any]]:
     for low, high in BINS:
         inside = [right for conf, right in answers if low <= conf < high]
         mean = [conf for conf, _ in answers if low <= conf < high]
-        rows.append({"bin": f"{low:.1f}-{min(high, 1.0):.1f}", "n": len(inside),
-                     "right": sum(inside),
-                     "accuracy": round(sum(inside) / len(inside), 3) if inside else None,
-                     "mean_confidence": round(sum(mean) / len(mean), 3) if mean else None})
+        rows.append(
+            {
+                "bin": f"{low:.1f}-{min(high, 1.0):.1f}",
+                "n": len(inside),
+                "right": sum(inside),
+                "accuracy": round(sum(inside) / len(inside), 3) if inside else None,
+                "mean_confidence": round(sum(mean) / len(mean), 3) if mean else None,
+            }
+        )
     return rows
 
 
@@ -89,8 +113,11 @@ def _objective(result: dict[str, Any]) -> tuple[float, ...]:
     # texts answered right: labelled ones with the right first match plus unrelated ones with
     # no match, each counting once; then top-3; then the widest gap between the no-match
     # threshold and the texts on either side of it
-    return (round(result["top1"] * result["n"]) + result["unrelated_no_match"], result["top3"],
-            result["margin"])
+    return (
+        round(result["top1"] * result["n"]) + result["unrelated_no_match"],
+        result["top3"],
+        result["margin"],
+    )
 
 
 def fit(cases: Sequence[dict[str, str]], unrelated: Sequence[str]) -> tuple[Weights, list[str]]:
@@ -99,8 +126,9 @@ def fit(cases: Sequence[dict[str, str]], unrelated: Sequence[str]) -> tuple[Weig
     playbooks = load_playbooks()
     log: list[str] = []
     best: tuple[tuple[float, ...], Weights] | None = None
-    for lexical, context, repeat in itertools.product((0.2, 0.35, 0.5), (0.3, 0.6, 1.0),
-                                                      (0.0, 0.5)):
+    for lexical, context, repeat in itertools.product(
+        (0.2, 0.35, 0.5), (0.3, 0.6, 1.0), (0.0, 0.5)
+    ):
         shape = dataclasses.replace(WEIGHTS, lexical=lexical, context=context, repeat=repeat)
         matcher = TextMatcher(playbooks, weights=shape)
         ranked = [(matcher.rank(c["text"]), c) for c in cases]
@@ -113,8 +141,10 @@ def fit(cases: Sequence[dict[str, str]], unrelated: Sequence[str]) -> tuple[Weig
             key = _objective(result)
             if best is None or key > best[0]:
                 best = (key, weights)
-                log.append(f"{weights}: top1 {result['top1']} top3 {result['top3']} "
-                           f"unrelated {result['unrelated_no_match']}/{result['unrelated']}")
+                log.append(
+                    f"{weights}: top1 {result['top1']} top3 {result['top3']} "
+                    f"unrelated {result['unrelated_no_match']}/{result['unrelated']}"
+                )
     assert best is not None
     chosen = best[1]
     matcher = TextMatcher(playbooks, weights=chosen)
@@ -122,8 +152,11 @@ def fit(cases: Sequence[dict[str, str]], unrelated: Sequence[str]) -> tuple[Weig
     losses = {}
     for step in range(3, 41):
         matcher.weights = dataclasses.replace(chosen, temperature=step / 10)
-        nll = [-math.log(max(matcher.confidences(r)[pid], 1e-9)) for r, pid in rankings
-               if matcher.shown(r, 1)]
+        nll = [
+            -math.log(max(matcher.confidences(r)[pid], 1e-9))
+            for r, pid in rankings
+            if matcher.shown(r, 1)
+        ]
         losses[step / 10] = sum(nll) / max(len(nll), 1)
     temperature = min(losses, key=lambda t: (losses[t], t))
     log.append(f"temperature {temperature}: mean log-loss {losses[temperature]:.4f}")

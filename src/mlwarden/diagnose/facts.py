@@ -29,34 +29,80 @@ from mlwarden.diagnose.schema import Escalator, Playbook
 from mlwarden.domain import Severity
 
 _NUM = r"(?<![\d.])(\d++(?:\.\d++)?)"
-_TIME_UNIT_MS = {"ms": 1.0, "millisecond": 1.0, "milliseconds": 1.0, "s": 1000.0, "sec": 1000.0,
-                 "secs": 1000.0, "second": 1000.0, "seconds": 1000.0, "m": 60_000.0,
-                 "min": 60_000.0, "mins": 60_000.0, "minute": 60_000.0, "minutes": 60_000.0}
-_DURATION_MIN = {"min": 1, "mins": 1, "minute": 1, "minutes": 1, "h": 60, "hr": 60, "hrs": 60,
-                 "hour": 60, "hours": 60, "d": 1440, "day": 1440, "days": 1440, "week": 10080,
-                 "weeks": 10080}
+_TIME_UNIT_MS = {
+    "ms": 1.0,
+    "millisecond": 1.0,
+    "milliseconds": 1.0,
+    "s": 1000.0,
+    "sec": 1000.0,
+    "secs": 1000.0,
+    "second": 1000.0,
+    "seconds": 1000.0,
+    "m": 60_000.0,
+    "min": 60_000.0,
+    "mins": 60_000.0,
+    "minute": 60_000.0,
+    "minutes": 60_000.0,
+}
+_DURATION_MIN = {
+    "min": 1,
+    "mins": 1,
+    "minute": 1,
+    "minutes": 1,
+    "h": 60,
+    "hr": 60,
+    "hrs": 60,
+    "hour": 60,
+    "hours": 60,
+    "d": 1440,
+    "day": 1440,
+    "days": 1440,
+    "week": 10080,
+    "weeks": 10080,
+}
 _METRICS = r"(accuracy|auc|f1|precision|recall|ctr|map|ndcg|r2|score|conversion)"
 _DROP = r"(dropped|drop|fell|falls?|down|decreased|declined|tanked|lost|degraded)"
 _SHARE_WORDS = {"half": 0.5, "most": 0.6, "majority": 0.6, "all": 1.0, "every": 1.0}
 _POPULATION = r"(traffic|requests|calls|rows|records|predictions|users|customers|events|signups|devices|sensors|readings|transactions)"
 
 _LATENCY_FROM_TO = re.compile(
-    rf"{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?)\b\s*(?:to|->|→)\s*{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b")
-_METRIC_FROM_TO = re.compile(rf"{_METRICS}\D{{0,40}}?from\s+{_NUM}\s*(%?)\s*(?:to|->|→)\s+{_NUM}\s*(%?)")
-_METRIC_DROP = re.compile(rf"{_METRICS}\D{{0,30}}?{_DROP}\s+(?:by\s+)?(?:about\s+)?{_NUM}\s*(%|points?|pp|pts)")
-_DROP_METRIC = re.compile(rf"{_DROP}\s+(?:by\s+)?{_NUM}\s*(%|points?|pp|pts)\s+(?:in\s+|of\s+)?{_METRICS}")
+    rf"{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?)\b\s*(?:to|->|→)\s*{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b"
+)
+_METRIC_FROM_TO = re.compile(
+    rf"{_METRICS}\D{{0,40}}?from\s+{_NUM}\s*(%?)\s*(?:to|->|→)\s+{_NUM}\s*(%?)"
+)
+_METRIC_DROP = re.compile(
+    rf"{_METRICS}\D{{0,30}}?{_DROP}\s+(?:by\s+)?(?:about\s+)?{_NUM}\s*(%|points?|pp|pts)"
+)
+_DROP_METRIC = re.compile(
+    rf"{_DROP}\s+(?:by\s+)?{_NUM}\s*(%|points?|pp|pts)\s+(?:in\s+|of\s+)?{_METRICS}"
+)
 _RATIO_WORDS = re.compile(rf"\b(doubled|tripled|quadrupled|{_NUM}\s?x)\b")
 _SHARE = re.compile(rf"{_NUM}\s*%\s+of\s+(?:the\s+|all\s+|our\s+)?{_POPULATION}")
 _SHARE_WORD = re.compile(rf"\b(half|most|majority)\s+(?:of\s+)?(?:the\s+|our\s+)?{_POPULATION}")
-_NULL_RATE = re.compile(rf"\b(?:null|nan|missing|empty)\w*+\D{{0,40}}?(?:from\s+{_NUM}\s*%\s*to\s+)?{_NUM}\s*%")
-_ERROR_RATE = re.compile(rf"(?:\berror rate|\berrors?|\bfail\w*+|\b5\d\d(?!\d)|\b5xx)\D{{0,40}}?{_NUM}\s*%|{_NUM}\s*%\s+of\s+(?:the\s+)?(?:calls|requests)\D{{0,40}}fail")
-_ALL = re.compile(rf"\b(all|every|literally every|100%\s+of)\s+(?:the\s+|our\s+)?(?:single\s+)?{_POPULATION[:-1]}|\w+)\b|for everyone|for every (customer|user|request)")
-_DEPLOY = re.compile(r"after (?:the |we |our |a )?(?:deploy|release|rollout|roll ?out|promot|ship)|"
-                     r"since (?:the )?(?:deploy|release)|rolled out|\bnew (?:model )?version\b|"
-                     r"\bdeploy(?:ed|ment)?\b|\bpromoted\b|\bv\d+\b")
-_SINCE = re.compile(r"\b(?:since|at|from|after|started at|around)\s+(?:the\s+)?((?:[01]?\d|2[0-3]):[0-5]\d|(?:1[0-2]|0?[1-9])\s?(?:am|pm)|noon|midnight|yesterday|this morning|last night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b")
-_DURATION = re.compile(rf"\b(?:for|over|last|at|by|of|past)\s+(?:about\s+|~)?{_NUM}\s*(mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b")
-_QUANTITY = re.compile(rf"{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?|%|x|pp|points?|gb|mb|kb|hours?|h|mins?|minutes?|days?|weeks?)\b")
+_NULL_RATE = re.compile(
+    rf"\b(?:null|nan|missing|empty)\w*+\D{{0,40}}?(?:from\s+{_NUM}\s*%\s*to\s+)?{_NUM}\s*%"
+)
+_ERROR_RATE = re.compile(
+    rf"(?:\berror rate|\berrors?|\bfail\w*+|\b5\d\d(?!\d)|\b5xx)\D{{0,40}}?{_NUM}\s*%|{_NUM}\s*%\s+of\s+(?:the\s+)?(?:calls|requests)\D{{0,40}}fail"
+)
+_ALL = re.compile(
+    rf"\b(all|every|literally every|100%\s+of)\s+(?:the\s+|our\s+)?(?:single\s+)?{_POPULATION[:-1]}|\w+)\b|for everyone|for every (customer|user|request)"
+)
+_DEPLOY = re.compile(
+    r"after (?:the |we |our |a )?(?:deploy|release|rollout|roll ?out|promot|ship)|"
+    r"since (?:the )?(?:deploy|release)|rolled out|\bnew (?:model )?version\b|"
+    r"\bdeploy(?:ed|ment)?\b|\bpromoted\b|\bv\d+\b"
+)
+_SINCE = re.compile(
+    r"\b(?:since|at|from|after|started at|around)\s+(?:the\s+)?((?:[01]?\d|2[0-3]):[0-5]\d|(?:1[0-2]|0?[1-9])\s?(?:am|pm)|noon|midnight|yesterday|this morning|last night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
+)
+_DURATION = re.compile(
+    rf"\b(?:for|over|last|at|by|of|past)\s+(?:about\s+|~)?{_NUM}\s*(mins?|minutes?|h|hrs?|hours?|d|days?|weeks?)\b"
+)
+_QUANTITY = re.compile(
+    rf"{_NUM}\s*(ms|milliseconds?|s|secs?|seconds?|%|x|pp|points?|gb|mb|kb|hours?|h|mins?|minutes?|days?|weeks?)\b"
+)
 _BACKTICK = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 _IDENT = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
 _NAME_CHARS = re.compile(r"[a-z0-9_]+")
@@ -95,13 +141,19 @@ class Facts(BaseModel):
         """Short human sentences for each fact found, in a fixed order."""
         out: list[str] = []
         if self.latency_ratio is not None:
-            out.append(f"latency {self.latency_before_ms:g} ms -> {self.latency_after_ms:g} ms "
-                       f"(x{self.latency_ratio:g})" if self.latency_before_ms is not None
-                       else f"latency x{self.latency_ratio:g}")
+            out.append(
+                f"latency {self.latency_before_ms:g} ms -> {self.latency_after_ms:g} ms "
+                f"(x{self.latency_ratio:g})"
+                if self.latency_before_ms is not None
+                else f"latency x{self.latency_ratio:g}"
+            )
         if self.metric_drop_points is not None:
             out.append(f"{self.metric or 'metric'} down {self.metric_drop_points:g} points")
-        for name, label in (("traffic_share", "share of traffic affected"), ("null_rate", "null rate"),
-                            ("error_rate", "error rate")):
+        for name, label in (
+            ("traffic_share", "share of traffic affected"),
+            ("null_rate", "null rate"),
+            ("error_rate", "error rate"),
+        ):
             v = getattr(self, name)
             if v is not None:
                 out.append(f"{label} {v * 100:g}%")
@@ -122,7 +174,9 @@ def _to_points(value: float, percent: bool) -> float:
     return value if percent or value > 1 else value * 100
 
 
-def extract_facts(text: str, known_features: Iterable[str] = (), vocabulary: Iterable[str] = ()) -> Facts:
+def extract_facts(
+    text: str, known_features: Iterable[str] = (), vocabulary: Iterable[str] = ()
+) -> Facts:
     """Extract :class:`Facts` from free text; ``known_features`` are matched as whole words.
 
     Identifiers in backticks or in snake_case are taken as feature names unless they are
@@ -130,8 +184,10 @@ def extract_facts(text: str, known_features: Iterable[str] = (), vocabulary: Ite
     """
     low = text.lower()
     facts = Facts()
-    facts.quantities = [Quantity(value=float(m.group(1)), unit=m.group(2), text=m.group(0))
-                        for m in _QUANTITY.finditer(low)]
+    facts.quantities = [
+        Quantity(value=float(m.group(1)), unit=m.group(2), text=m.group(0))
+        for m in _QUANTITY.finditer(low)
+    ]
     if m := _LATENCY_FROM_TO.search(low):
         before = float(m.group(1)) * _TIME_UNIT_MS[m.group(2)]
         after = float(m.group(3)) * _TIME_UNIT_MS[m.group(4)]

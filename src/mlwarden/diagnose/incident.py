@@ -59,11 +59,28 @@ CAUSAL_ORDER: dict[FindingKind, int] = {
     FindingKind.CONCEPT_DRIFT: 4,
 }
 
-_NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                 "ten"]
-_STAT_NAMES = {"null_rate": "null rate", "psi": "PSI", "out_of_range_rate": "out-of-range rate",
-               "unseen_rate": "unseen-category rate", "error_rate": "error rate",
-               "js": "Jensen-Shannon distance", "wasserstein": "Wasserstein distance"}
+_NUMBER_WORDS = [
+    "no",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+]
+_STAT_NAMES = {
+    "null_rate": "null rate",
+    "psi": "PSI",
+    "out_of_range_rate": "out-of-range rate",
+    "unseen_rate": "unseen-category rate",
+    "error_rate": "error rate",
+    "js": "Jensen-Shannon distance",
+    "wasserstein": "Wasserstein distance",
+}
 
 
 RankedPlaybook = tuple[Playbook, float, float, list[str]]
@@ -113,8 +130,11 @@ class IncidentDiagnosis(BaseModel):
 
 def _finding_fields(f: Finding) -> list[str]:
     ev = f.evidence or {}
-    return [str(x).lower() for x in (f.detector, f.statistic, ev.get("check"), ev.get("signal"))
-            if x is not None]
+    return [
+        str(x).lower()
+        for x in (f.detector, f.statistic, ev.get("check"), ev.get("signal"))
+        if x is not None
+    ]
 
 
 def _finding_matches(p: SignalPattern, f: Finding) -> bool:
@@ -131,8 +151,11 @@ def _relevant_events(events: Sequence[dict[str, Any]], first_window: int | None)
     out = []
     for e in events:
         w = e.get("window")
-        if first_window is None or not isinstance(w, int) or (
-                first_window - EVENT_HORIZON_WINDOWS <= w <= first_window):
+        if (
+            first_window is None
+            or not isinstance(w, int)
+            or (first_window - EVENT_HORIZON_WINDOWS <= w <= first_window)
+        ):
             out.append(e)
     return out
 
@@ -140,13 +163,18 @@ def _relevant_events(events: Sequence[dict[str, Any]], first_window: int | None)
 def _describe_finding(f: Finding) -> str:
     feats = f" on {', '.join(f.features)}" if f.features else ""
     where = f" in window {f.window}" if f.window is not None else ""
-    return (f"{f.kind.value} finding '{f.statistic}'{feats} "
-            f"(score {f.score:.3g} vs threshold {f.threshold:.3g}){where}")
+    return (
+        f"{f.kind.value} finding '{f.statistic}'{feats} "
+        f"(score {f.score:.3g} vs threshold {f.threshold:.3g}){where}"
+    )
 
 
-def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]] = (),
-                    playbooks: Sequence[Playbook] | None = None,
-                    changes: Sequence[Change] = ()) -> list[RankedPlaybook]:
+def match_playbooks(
+    findings: Sequence[Finding],
+    events: Sequence[dict[str, Any]] = (),
+    playbooks: Sequence[Playbook] | None = None,
+    changes: Sequence[Change] = (),
+) -> list[RankedPlaybook]:
     """Playbooks ranked by weighted pattern matches: ``(playbook, score, confidence, evidence)``.
 
     A pattern scores its weight times the strongest finding that matches it. A detector finding
@@ -173,8 +201,9 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
         for p in pb.symptoms.signal_patterns:
             total += p.weight
             if p.kind == "event":
-                hits = [e for e in near_events
-                        if p.check is None or p.check.lower() in _event_type(e)]
+                hits = [
+                    e for e in near_events if p.check is None or p.check.lower() in _event_type(e)
+                ]
                 if hits and not p.absent:
                     score += p.weight
                     positive = True
@@ -183,8 +212,9 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
                     evidence.append(f"{_event_type(e)} event: {what}".rstrip(": "))
                 ruled_out |= p.required and not hits
                 continue
-            hits = sorted(((f, w) for f, w in weighted if _finding_matches(p, f)),
-                          key=lambda fw: -fw[1])
+            hits = sorted(
+                ((f, w) for f, w in weighted if _finding_matches(p, f)), key=lambda fw: -fw[1]
+            )
             ruled_out |= p.required and not hits
             if p.absent:
                 # A satisfied "absent" pattern only supports the playbook's positive evidence;
@@ -201,22 +231,31 @@ def match_playbooks(findings: Sequence[Finding], events: Sequence[dict[str, Any]
             total += KIND_WEIGHT
             score += KIND_WEIGHT * kind_strength.get(kind, 0.0)
         score -= UNEXPLAINED_PENALTY * sum(
-            kind_strength[kind] for kind in _unexplained_upstream(pb, kind_strength))
+            kind_strength[kind] for kind in _unexplained_upstream(pb, kind_strength)
+        )
         if positive and not ruled_out and score > 0 and total > 0:
             ranked.append((pb, round(score, 4), round(min(score / total, 1.0), 3), evidence))
     ranked.sort(key=lambda r: (-r[1], r[0].id))
     return ranked
 
 
-def _weighted_findings(findings: Sequence[Finding],
-                       changes: Sequence[Change]) -> list[tuple[Finding, float]]:
+def _weighted_findings(
+    findings: Sequence[Finding], changes: Sequence[Change]
+) -> list[tuple[Finding, float]]:
     """Each finding with how much it counts: 1 at onset, ``LATE_WEIGHT`` later or when it only
     stands in for a signal change of a kind no detector flagged (changes that began before the
     onset's margin are left out)."""
     windows = [f.window for f in findings if f.window is not None]
     onset = min(windows) if windows else None
-    out = [(f, LATE_WEIGHT if onset is not None and f.window is not None
-            and f.window > onset + ONSET_WINDOWS else 1.0) for f in findings]
+    out = [
+        (
+            f,
+            LATE_WEIGHT
+            if onset is not None and f.window is not None and f.window > onset + ONSET_WINDOWS
+            else 1.0,
+        )
+        for f in findings
+    ]
     flagged = {f.kind for f in findings}
     for c in changes:
         if onset is not None and c.window < onset - ONSET_WINDOWS:
@@ -227,47 +266,69 @@ def _weighted_findings(findings: Sequence[Finding],
     return out
 
 
-def _unexplained_upstream(pb: Playbook,
-                          kind_strength: dict[FindingKind, float]) -> list[FindingKind]:
+def _unexplained_upstream(
+    pb: Playbook, kind_strength: dict[FindingKind, float]
+) -> list[FindingKind]:
     """Kinds seen in the incident that ``pb`` does not list and that sit upstream (earlier in
     :data:`CAUSAL_ORDER`) of every kind it lists. A kind its ``absent`` patterns name is already
     weighed by them."""
     patterns = pb.symptoms.signal_patterns
     listed = set(pb.symptoms.finding_kinds) | {
-        p.kind for p in patterns if p.kind != "event" and not p.absent}
+        p.kind for p in patterns if p.kind != "event" and not p.absent
+    }
     considered = listed | {p.kind for p in patterns if p.absent}
     ranks = [CAUSAL_ORDER[k] for k in listed if k in CAUSAL_ORDER]
     if not ranks:
         return []
     most_upstream = min(ranks)
-    return [k for k in kind_strength
-            if k not in considered and CAUSAL_ORDER.get(k, most_upstream) < most_upstream]
+    return [
+        k
+        for k in kind_strength
+        if k not in considered and CAUSAL_ORDER.get(k, most_upstream) < most_upstream
+    ]
 
 
 def _pseudo_finding(c: Change) -> Finding | None:
-    kind = {"performance": FindingKind.CONCEPT_DRIFT, "latency": FindingKind.LATENCY,
-            "error": FindingKind.ERROR_RATE, "feature_drift": FindingKind.DATA_DRIFT,
-            "feature_quality": FindingKind.DATA_QUALITY}.get(c.signal_class)
+    kind = {
+        "performance": FindingKind.CONCEPT_DRIFT,
+        "latency": FindingKind.LATENCY,
+        "error": FindingKind.ERROR_RATE,
+        "feature_drift": FindingKind.DATA_DRIFT,
+        "feature_quality": FindingKind.DATA_QUALITY,
+    }.get(c.signal_class)
     if kind is None:
         return None
     stat, _ = split_signal(c.signal)
-    return Finding(kind=kind, detector="signal_change", statistic=stat,
-                   features=[c.feature] if c.feature else [], score=round(c.after, 6),
-                   threshold=round(c.before, 6) if c.before else 1e-9, window=c.window,
-                   message=f"{c.signal} changed", evidence={"signal": c.signal})
+    return Finding(
+        kind=kind,
+        detector="signal_change",
+        statistic=stat,
+        features=[c.feature] if c.feature else [],
+        score=round(c.after, 6),
+        threshold=round(c.before, 6) if c.before else 1e-9,
+        window=c.window,
+        message=f"{c.signal} changed",
+        evidence={"signal": c.signal},
+    )
 
 
 def _points(v: float) -> float:
     return v * 100 if abs(v) <= 1 else v
 
 
-def incident_facts(findings: Sequence[Finding], changes: Sequence[Change],
-                   near_events: Sequence[dict[str, Any]]) -> Facts:
+def incident_facts(
+    findings: Sequence[Finding], changes: Sequence[Change], near_events: Sequence[dict[str, Any]]
+) -> Facts:
     """The severity facts of an incident, from measured changes and findings' evidence."""
     facts = Facts()
     for c in changes:
         if c.signal_class == "performance" and split_signal(c.signal)[0] not in (
-                "rmse", "mae", "mape", "log_loss", "brier"):
+            "rmse",
+            "mae",
+            "mape",
+            "log_loss",
+            "brier",
+        ):
             drop = round(_points(c.before) - _points(c.worst), 3)
             if facts.metric_drop_points is None or drop > facts.metric_drop_points:
                 facts.metric, facts.metric_before, facts.metric_after = c.signal, c.before, c.worst
@@ -342,9 +403,15 @@ def _sentence(text: str, change: Change) -> str:
     return (text if change.feature else text[0].upper() + text[1:]) + "."
 
 
-def explain(changes: Sequence[Change], matches: Sequence[IncidentMatch], severity: Severity,
-            reasons: Sequence[str], culprits: Sequence[Culprit], segments: Sequence[Segment],
-            events: Sequence[dict[str, Any]]) -> str:
+def explain(
+    changes: Sequence[Change],
+    matches: Sequence[IncidentMatch],
+    severity: Severity,
+    reasons: Sequence[str],
+    culprits: Sequence[Culprit],
+    segments: Sequence[Segment],
+    events: Sequence[dict[str, Any]],
+) -> str:
     """Plain-English account with the numbers: first input change, then its consequence."""
     parts: list[str] = []
     causes = [c for c in changes if c.signal_class in ("feature_quality", "feature_drift")]
@@ -353,26 +420,39 @@ def explain(changes: Sequence[Change], matches: Sequence[IncidentMatch], severit
     if deploys:
         e = deploys[0]
         where = f" in window {e['window']}" if isinstance(e.get("window"), int) else ""
-        parts.append(f"A {_event_type(e)} happened{where}"
-                     f"{': ' + str(e['description']) if e.get('description') else ''}.")
+        parts.append(
+            f"A {_event_type(e)} happened{where}"
+            f"{': ' + str(e['description']) if e.get('description') else ''}."
+        )
     lead = causes[0] if causes else None
     effect = effects[0] if effects else None
     if lead is not None:
-        s = (f"{_stat_label(lead.signal)} went from {fmt_value(lead.signal, lead.before)} to "
-             f"{fmt_value(lead.signal, lead.worst)} {_when(lead)}")
+        s = (
+            f"{_stat_label(lead.signal)} went from {fmt_value(lead.signal, lead.before)} to "
+            f"{fmt_value(lead.signal, lead.worst)} {_when(lead)}"
+        )
         if effect is not None:
             gap = effect.window - lead.window
             verb = "fell" if effect.signal_class == "performance" else "rose"
-            rel = (f"{_windows_phrase(gap)} before" if gap > 0 else
-                   "in the same window as" if gap == 0 else f"{_windows_phrase(-gap)} after")
-            s += (f", {rel} {_stat_label(effect.signal)} {verb} from "
-                  f"{fmt_value(effect.signal, effect.before)} to "
-                  f"{fmt_value(effect.signal, effect.worst)}")
+            rel = (
+                f"{_windows_phrase(gap)} before"
+                if gap > 0
+                else "in the same window as"
+                if gap == 0
+                else f"{_windows_phrase(-gap)} after"
+            )
+            s += (
+                f", {rel} {_stat_label(effect.signal)} {verb} from "
+                f"{fmt_value(effect.signal, effect.before)} to "
+                f"{fmt_value(effect.signal, effect.worst)}"
+            )
         parts.append(_sentence(s, lead))
     elif effect is not None:
         verb = "fell" if effect.signal_class == "performance" else "rose"
-        s = (f"{_stat_label(effect.signal)} {verb} from {fmt_value(effect.signal, effect.before)} "
-             f"to {fmt_value(effect.signal, effect.worst)} {_when(effect)}")
+        s = (
+            f"{_stat_label(effect.signal)} {verb} from {fmt_value(effect.signal, effect.before)} "
+            f"to {fmt_value(effect.signal, effect.worst)} {_when(effect)}"
+        )
         parts.append(_sentence(s, effect))
     if matches:
         m = matches[0]
@@ -382,17 +462,27 @@ def explain(changes: Sequence[Change], matches: Sequence[IncidentMatch], severit
         parts.append("No playbook matches these findings; follow the generic triage checklist.")
     parts.append(f"Severity {severity.value}" + (f": {'; '.join(reasons)}." if reasons else "."))
     if culprits:
-        parts.append("Top culprit features: " + ", ".join(
-            f"{c.feature} (drift {c.drift:.3g}" + (f", importance {c.importance:.3g})"
-                                                 if c.importance is not None else ")")
-            for c in culprits[:3]) + ".")
+        parts.append(
+            "Top culprit features: "
+            + ", ".join(
+                f"{c.feature} (drift {c.drift:.3g}"
+                + (f", importance {c.importance:.3g})" if c.importance is not None else ")")
+                for c in culprits[:3]
+            )
+            + "."
+        )
     if segments:
         s0 = segments[0]
-        what = (f"error {s0.reference_error:.0%} -> {s0.window_error:.0%}"
-                if s0.ranked_by == "error" and s0.window_error is not None
-                and s0.reference_error is not None else "its share moved most")
-        parts.append(f"Worst segment: {s0.feature} = {s0.value} ({s0.window_share:.0%} of traffic, "
-                     f"{what}).")
+        what = (
+            f"error {s0.reference_error:.0%} -> {s0.window_error:.0%}"
+            if s0.ranked_by == "error"
+            and s0.window_error is not None
+            and s0.reference_error is not None
+            else "its share moved most"
+        )
+        parts.append(
+            f"Worst segment: {s0.feature} = {s0.value} ({s0.window_share:.0%} of traffic, {what})."
+        )
     return " ".join(parts)
 
 
@@ -443,14 +533,24 @@ def diagnose_incident(
     if agent_diagnosis is not None:
         fitting = [r for r in ranked if agent_diagnosis in r[0].explains]
         ranked = fitting + [r for r in ranked if agent_diagnosis not in r[0].explains]
-    near_events = _relevant_events(events, first_finding if first_finding is not None else (
-        changes[0].window if changes else None))
+    near_events = _relevant_events(
+        events,
+        first_finding if first_finding is not None else (changes[0].window if changes else None),
+    )
     facts = incident_facts(findings, changes, near_events)
     matches = []
     for pb, score, conf, evidence in ranked[:limit]:
         sev, _ = escalate(pb, facts)
-        matches.append(IncidentMatch(id=pb.id, title=pb.title, score=score, confidence=conf,
-                                     severity=sev, evidence=evidence))
+        matches.append(
+            IncidentMatch(
+                id=pb.id,
+                title=pb.title,
+                score=score,
+                confidence=conf,
+                severity=sev,
+                evidence=evidence,
+            )
+        )
     if ranked:
         top = ranked[0][0]
         severity, reasons = escalate(top, facts)
@@ -458,8 +558,11 @@ def diagnose_incident(
     else:
         top, severity, reasons = None, Severity.MEDIUM, ["no playbook matched: unknown cause"]
     if agent_severity is not None and agent_severity is not severity:
-        reasons = [f"the agent assessed the incident {agent_severity.value} (the playbook alone "
-                   f"says {severity.value})", *reasons]
+        reasons = [
+            f"the agent assessed the incident {agent_severity.value} (the playbook alone "
+            f"says {severity.value})",
+            *reasons,
+        ]
         severity = agent_severity
     signal_drift = {}
     for c in changes:
@@ -467,32 +570,55 @@ def diagnose_incident(
             mag = abs(c.worst - c.before) / max(abs(c.before), 0.01)
             if c.feature not in signal_drift or mag > signal_drift[c.feature][0]:
                 signal_drift[c.feature] = (mag, f"{c.signal} {c.before:.3g} -> {c.worst:.3g}")
-    culprits = rank_culprits(findings, feature_importance=feature_importance,
-                             reference_rows=reference_rows, window_rows=window_rows,
-                             features=features, signal_drift=signal_drift)
-    segments = (find_segments(window_rows, reference_rows, features=features,
-                              error_column=error_column)
-                if window_rows is not None else [])
+    culprits = rank_culprits(
+        findings,
+        feature_importance=feature_importance,
+        reference_rows=reference_rows,
+        window_rows=window_rows,
+        features=features,
+        signal_drift=signal_drift,
+    )
+    segments = (
+        find_segments(window_rows, reference_rows, features=features, error_column=error_column)
+        if window_rows is not None
+        else []
+    )
     timeline = _timeline(events, changes, findings)
     explanation = explain(changes, matches, severity, reasons, culprits, segments, near_events)
     symptoms = [f.message if f.message else _describe_finding(f) for f in findings] or [
-        f"{_stat_label(c.signal)} changed {_when(c)}" for c in changes]
+        f"{_stat_label(c.signal)} changed {_when(c)}" for c in changes
+    ]
     impact = [f"severity {severity.value}: " + "; ".join(reasons), *facts.describe()]
     return IncidentDiagnosis(
-        model=model, generated_at=generated_at, severity=severity, severity_reasons=reasons,
-        matches=matches, culprits=culprits, segments=segments, timeline=timeline,
-        explanation=explanation, symptoms=symptoms, impact=impact,
-        checks=fill_checks([{"title": c.title, "kind": c.kind, "run": c.run}
-                            for c in (top.checks if top else [])],
-                           model=model, feature=_lead_feature(culprits, findings, features)),
-        actions=[{"action": a.action.value, "description": a.description}
-                 for a in (top.actions if top else [])],
-        confirm=list(top.confirm) if top else [], resolution=list(resolution), facts=facts,
+        model=model,
+        generated_at=generated_at,
+        severity=severity,
+        severity_reasons=reasons,
+        matches=matches,
+        culprits=culprits,
+        segments=segments,
+        timeline=timeline,
+        explanation=explanation,
+        symptoms=symptoms,
+        impact=impact,
+        checks=fill_checks(
+            [{"title": c.title, "kind": c.kind, "run": c.run} for c in (top.checks if top else [])],
+            model=model,
+            feature=_lead_feature(culprits, findings, features),
+        ),
+        actions=[
+            {"action": a.action.value, "description": a.description}
+            for a in (top.actions if top else [])
+        ],
+        confirm=list(top.confirm) if top else [],
+        resolution=list(resolution),
+        facts=facts,
     )
 
 
-def _lead_feature(culprits: Sequence[Culprit], findings: Sequence[Finding],
-                  features: Sequence[str] | None) -> str | None:
+def _lead_feature(
+    culprits: Sequence[Culprit], findings: Sequence[Finding], features: Sequence[str] | None
+) -> str | None:
     """The feature a check's ``FEATURE`` stands for: the leading culprit, else the first feature
     a finding names, else none (the placeholder stays). Only the model's own input features
     count: a finding on the prediction's score names ``score``, which no feature check fits."""
@@ -501,33 +627,65 @@ def _lead_feature(culprits: Sequence[Culprit], findings: Sequence[Finding],
     return next((f for f in named if features is None or f in features), None)
 
 
-def _timeline(events: Sequence[dict[str, Any]], changes: Sequence[Change],
-              findings: Sequence[Finding]) -> list[TimelineEntry]:
+def _timeline(
+    events: Sequence[dict[str, Any]], changes: Sequence[Change], findings: Sequence[Finding]
+) -> list[TimelineEntry]:
     entries: list[tuple[int, int, TimelineEntry]] = []
     far = 10**9
     for e in events:
         w = e.get("window") if isinstance(e.get("window"), int) else None
         t = e.get("time")
-        entries.append((far if w is None else w, 0, TimelineEntry(
-            window=w, time=None if t is None else str(t), kind=_event_type(e) or "event",
-            subject=str(e.get("subject", e.get("version", ""))),
-            description=str(e.get("description", e.get("message", _event_type(e)))))))
-    firsts = {"feature_drift": "first drifting feature",
-              "feature_quality": "first data-quality change",
-              "performance": "first performance drop", "latency": "first latency rise",
-              "error": "first error rise"}
+        entries.append(
+            (
+                far if w is None else w,
+                0,
+                TimelineEntry(
+                    window=w,
+                    time=None if t is None else str(t),
+                    kind=_event_type(e) or "event",
+                    subject=str(e.get("subject", e.get("version", ""))),
+                    description=str(e.get("description", e.get("message", _event_type(e)))),
+                ),
+            )
+        )
+    firsts = {
+        "feature_drift": "first drifting feature",
+        "feature_quality": "first data-quality change",
+        "performance": "first performance drop",
+        "latency": "first latency rise",
+        "error": "first error rise",
+    }
     seen: set[str] = set()
     for c in changes:
         if c.signal_class in firsts and c.signal_class not in seen:
             seen.add(c.signal_class)
             verb = "fell" if c.signal_class == "performance" else "rose"
-            entries.append((c.window, 1, TimelineEntry(
-                window=c.window, time=c.time, kind=firsts[c.signal_class], subject=c.signal,
-                description=f"{_stat_label(c.signal)} {verb} from {fmt_value(c.signal, c.before)} "
-                            f"to {fmt_value(c.signal, c.after)}")))
+            entries.append(
+                (
+                    c.window,
+                    1,
+                    TimelineEntry(
+                        window=c.window,
+                        time=c.time,
+                        kind=firsts[c.signal_class],
+                        subject=c.signal,
+                        description=f"{_stat_label(c.signal)} {verb} from "
+                        f"{fmt_value(c.signal, c.before)} to {fmt_value(c.signal, c.after)}",
+                    ),
+                )
+            )
     for f in sorted(findings, key=lambda f: (f.window if f.window is not None else far, f.kind)):
-        entries.append((f.window if f.window is not None else far, 2, TimelineEntry(
-            window=f.window, kind=f"finding: {f.kind.value}", subject=", ".join(f.features),
-            description=f.message or _describe_finding(f))))
+        entries.append(
+            (
+                f.window if f.window is not None else far,
+                2,
+                TimelineEntry(
+                    window=f.window,
+                    kind=f"finding: {f.kind.value}",
+                    subject=", ".join(f.features),
+                    description=f.message or _describe_finding(f),
+                ),
+            )
+        )
     entries.sort(key=lambda x: (x[0], x[1], x[2].kind, x[2].subject, x[2].description))
     return [e for _, _, e in entries]

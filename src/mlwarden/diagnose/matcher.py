@@ -82,15 +82,22 @@ def _document(pb: Playbook) -> str:
 
 
 def _terms(tokens: Sequence[Token]) -> list[str]:
-    return [t.norm for t in tokens
-            if not t.quoted and not t.norm.startswith("#") and t.norm not in STOP_WORDS]
+    return [
+        t.norm
+        for t in tokens
+        if not t.quoted and not t.norm.startswith("#") and t.norm not in STOP_WORDS
+    ]
 
 
 class TextMatcher:
     """The ranking of a fixed set of playbooks (build once, rank many texts)."""
 
-    def __init__(self, playbooks: Sequence[Playbook], ontology: Ontology | None = None,
-                 weights: Weights = WEIGHTS) -> None:
+    def __init__(
+        self,
+        playbooks: Sequence[Playbook],
+        ontology: Ontology | None = None,
+        weights: Weights = WEIGHTS,
+    ) -> None:
         self.ontology = ontology or load_ontology()
         self.weights = weights
         self.ids = sorted(pb.id for pb in playbooks)
@@ -131,7 +138,8 @@ class TextMatcher:
                             r.symptom += factor * weight
                             r.phrases += 1
                         r.evidence.append(
-                            Evidence(words, f"{concept.kind} {name}", factor * weight))
+                            Evidence(words, f"{concept.kind} {name}", factor * weight)
+                        )
         surface: dict[str, str] = {}  # a stem -> the word as first written, for --explain
         for t in tokens:
             if not t.quoted:

@@ -120,8 +120,10 @@ def _md_cell(v: object) -> str:
 
 
 def _env(autoescape: bool) -> Environment:
-    env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape),
-                      keep_trailing_newline=True)
+    env = Environment(
+        autoescape=select_autoescape(default=autoescape, default_for_string=autoescape),
+        keep_trailing_newline=True,
+    )
     env.filters["md"] = _md_cell
     env.globals["pct"] = _pct
     return env

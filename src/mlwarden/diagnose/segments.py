@@ -52,20 +52,27 @@ def find_segments(
     """The slices where error (or share) grew most, largest growth first, ties by name."""
     if window_rows.empty:
         return []
-    cols = list(features) if features is not None else [
-        c for c in window_rows.columns if c not in EXCLUDED_COLUMNS and c != error_column]
+    cols = (
+        list(features)
+        if features is not None
+        else [c for c in window_rows.columns if c not in EXCLUDED_COLUMNS and c != error_column]
+    )
     has_error = error_column in window_rows.columns
     ref_has_error = reference_rows is not None and error_column in reference_rows.columns
     if not has_error and reference_rows is None:
         return []
     n_w = len(window_rows)
     min_support = max(min_rows, int(0.01 * n_w))
-    overall_ref_error = (float(pd.to_numeric(reference_rows[error_column]).mean())
-                         if ref_has_error and reference_rows is not None else None)
+    overall_ref_error = (
+        float(pd.to_numeric(reference_rows[error_column]).mean())
+        if ref_has_error and reference_rows is not None
+        else None
+    )
     out: list[Segment] = []
     for col in sorted(cols):
-        ref_col = (reference_rows[col]
-                   if reference_rows is not None and col in reference_rows else None)
+        ref_col = (
+            reference_rows[col] if reference_rows is not None and col in reference_rows else None
+        )
         basis = ref_col if ref_col is not None else window_rows[col]
         w_labels = bin_labels(basis, window_rows[col], n_bins=4)
         r_labels = bin_labels(basis, ref_col, n_bins=4) if ref_col is not None else None
@@ -75,21 +82,31 @@ def find_segments(
             mask = w_labels == value
             if int(mask.sum()) < min_support:
                 continue
-            seg = Segment(feature=col, value=str(value),
-                          window_share=round(float(w_share[value]), 4),
-                          reference_share=None if r_share is None else
-                          round(float(r_share.get(value, 0.0)), 4),
-                          growth=0.0, ranked_by="error" if has_error else "share")
+            seg = Segment(
+                feature=col,
+                value=str(value),
+                window_share=round(float(w_share[value]), 4),
+                reference_share=None
+                if r_share is None
+                else round(float(r_share.get(value, 0.0)), 4),
+                growth=0.0,
+                ranked_by="error" if has_error else "share",
+            )
             if has_error:
                 err_w = float(pd.to_numeric(window_rows.loc[mask, error_column]).mean())
                 if ref_has_error and r_labels is not None and reference_rows is not None:
                     r_mask = r_labels == value
-                    err_r = (float(pd.to_numeric(reference_rows.loc[r_mask, error_column]).mean())
-                             if int(r_mask.sum()) >= min_rows else overall_ref_error)
+                    err_r = (
+                        float(pd.to_numeric(reference_rows.loc[r_mask, error_column]).mean())
+                        if int(r_mask.sum()) >= min_rows
+                        else overall_ref_error
+                    )
                 else:
                     err_r = float(pd.to_numeric(window_rows[error_column]).mean())
-                seg.window_error, seg.reference_error = round(err_w, 4), (
-                    None if err_r is None else round(err_r, 4))
+                seg.window_error, seg.reference_error = (
+                    round(err_w, 4),
+                    (None if err_r is None else round(err_r, 4)),
+                )
                 seg.growth = round(seg.window_share * (err_w - (err_r or 0.0)), 6)
             else:
                 seg.growth = round(abs(seg.window_share - (seg.reference_share or 0.0)), 6)

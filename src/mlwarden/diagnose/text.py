@@ -65,11 +65,14 @@ _NOT_STEM = {"can": "can", "won": "will", "ai": "is"}
 
 def normalise(text: str) -> str:
     """Lower case, "n't" spelled "not" (a negation the matcher reads), other apostrophes gone."""
+
     def spelled(m: re.Match[str]) -> str:
         word = m.group(1) or m.group(3) or _NOT_STEM[m.group(2)]
         return f"{word} not"
 
     return _APOSTROPHE_IN_WORD.sub("", _NOT.sub(spelled, text.lower()))
+
+
 _VERSION = re.compile(r"[a-z]+\d+")
 _CLAUSE_MARKS = frozenset(",.;:!?()[]\n")
 
@@ -100,22 +103,26 @@ def osa_distance_le1(a: str, b: str) -> bool:
         diff = [i for i in range(la) if a[i] != b[i]]
         if len(diff) == 1:
             return True
-        return (len(diff) == 2 and diff[1] == diff[0] + 1
-                and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if la < lb else (b, a)
     i = 0
     while i < len(short) and short[i] == long_[i]:
         i += 1
-    return short[i:] == long_[i + 1:]
+    return short[i:] == long_[i + 1 :]
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def _trigrams(word: str) -> set[str]:
     padded = f"^{word}$"
-    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
 # A trigram found in more vocabulary words than this says little about which one was meant;
@@ -150,14 +157,25 @@ class Speller:
         wrong, and an English word the vocabulary lacks ("pulls") must not become a symptom
         word ("nulls").
         """
-        if (len(word) < 5 or len(word) > self._longest + 2 or word in self.vocabulary
-                or word in STOP_WORDS or not word.isalpha()):
+        if (
+            len(word) < 5
+            or len(word) > self._longest + 2
+            or word in self.vocabulary
+            or word in STOP_WORDS
+            or not word.isalpha()
+        ):
             return word
         candidates: set[str] = set()
         for key in (word, *_deletions(word)):
             candidates |= self._by_deletion.get(key, set())
-        best = min(((-self.vocabulary[c], c) for c in candidates
-                    if c[0] == word[0] and osa_distance_le1(word, c)), default=None)
+        best = min(
+            (
+                (-self.vocabulary[c], c)
+                for c in candidates
+                if c[0] == word[0] and osa_distance_le1(word, c)
+            ),
+            default=None,
+        )
         if best is not None:
             return best[1]
         return self._nearest_by_trigrams(word) if len(word) >= 7 else word
@@ -175,8 +193,9 @@ class Speller:
                 continue
             dice = 2 * common / (len(grams) + len(_trigrams(candidate)))
             key = (dice, candidate)
-            if dice >= _MIN_DICE and (key[0] > best_key[0]
-                                      or (key[0] == best_key[0] and candidate < best_key[1])):
+            if dice >= _MIN_DICE and (
+                key[0] > best_key[0] or (key[0] == best_key[0] and candidate < best_key[1])
+            ):
                 best, best_key = candidate, key
         return best
 
@@ -211,26 +230,35 @@ def analyse(text: str, speller: Speller, *, kept_values: Iterable[str] = ()) -> 
     still count as symptom words (unit names)."""
     low = normalise(text)
     kept = frozenset(kept_values)
-    quoted_spans = [(m.start(2), m.end(2)) for m in _QUOTED.finditer(low)
-                    if not any(ch.isspace() for ch in m.group(2))]
+    quoted_spans = [
+        (m.start(2), m.end(2))
+        for m in _QUOTED.finditer(low)
+        if not any(ch.isspace() for ch in m.group(2))
+    ]
     out: list[Token] = []
     span_index = 0
     repaired: dict[str, str] = {}
     last_end, pending = 0, False
     for m in _TOKEN.finditer(low):
-        clause = pending or any(ch in _CLAUSE_MARKS for ch in low[last_end:m.start()])
+        clause = pending or any(ch in _CLAUSE_MARKS for ch in low[last_end : m.start()])
         last_end, pending = m.end(), False
         while span_index < len(quoted_spans) and quoted_spans[span_index][1] <= m.start():
             span_index += 1
-        quoted = (span_index < len(quoted_spans)
-                  and quoted_spans[span_index][0] <= m.start() < quoted_spans[span_index][1])
+        quoted = (
+            span_index < len(quoted_spans)
+            and quoted_spans[span_index][0] <= m.start() < quoted_spans[span_index][1]
+        )
         digits, suffix, word = m.group(1), m.group(2) or "", m.group(3)
         if digits is not None:
-            negative = m.start() > 0 and low[m.start() - 1] == "-" and (
-                m.start() < 2 or not low[m.start() - 2].isalnum())
+            negative = (
+                m.start() > 0
+                and low[m.start() - 1] == "-"
+                and (m.start() < 2 or not low[m.start() - 2].isalnum())
+            )
             if suffix == "xx":  # 5xx, 4xx
-                out.append(Token(digits + suffix, frozenset({digits + suffix}), m.group(0), quoted,
-                                 clause))
+                out.append(
+                    Token(digits + suffix, frozenset({digits + suffix}), m.group(0), quoted, clause)
+                )
                 continue
             norm, labels = _number_labels(digits, suffix, negative)
             out.append(Token(norm, frozenset(labels), m.group(0), quoted, clause))
@@ -262,8 +290,9 @@ def vocabulary_of(texts: Iterable[str]) -> dict[str, int]:
 class BM25:
     """Okapi BM25 over fixed documents of terms, keyed by id."""
 
-    def __init__(self, documents: Mapping[str, list[str]], *, k1: float = 1.2,
-                 b: float = 0.75) -> None:
+    def __init__(
+        self, documents: Mapping[str, list[str]], *, k1: float = 1.2, b: float = 0.75
+    ) -> None:
         self.k1, self.b = k1, b
         self.ids = sorted(documents)
         self.doc_terms = {d: Counter(documents[d]) for d in self.ids}

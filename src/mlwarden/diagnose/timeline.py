@@ -20,14 +20,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "roc_auc", "precision", "recall", "r2",
-                    "balanced_accuracy", "estimated_accuracy", "ctr")
+HIGHER_IS_BETTER = (
+    "accuracy",
+    "f1",
+    "auc",
+    "roc_auc",
+    "precision",
+    "recall",
+    "r2",
+    "balanced_accuracy",
+    "estimated_accuracy",
+    "ctr",
+)
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss", "brier")
 DRIFT_STATS = ("psi", "drift", "wasserstein", "js", "jensen_shannon", "ks", "hellinger", "chi2")
 RATE_STATS = ("null_rate", "out_of_range_rate", "unseen_rate", "duplicate_rate", "error_rate")
 
 SignalClass = Literal[
-    "performance", "latency", "error", "feature_drift", "feature_quality", "other"]
+    "performance", "latency", "error", "feature_drift", "feature_quality", "other"
+]
 
 
 class Change(BaseModel):
@@ -88,8 +99,12 @@ def _tolerance(name: str, median: float, mad: float) -> float:
     statistics start near zero and need an absolute floor; latency is judged relative (25%).
     """
     cls = classify(name)
-    rel, floor = {"feature_drift": (0.25, 0.1), "feature_quality": (0.25, 0.02),
-                  "error": (0.25, 0.02), "performance": (0.03, 0.02)}.get(cls, (0.25, 0.0))
+    rel, floor = {
+        "feature_drift": (0.25, 0.1),
+        "feature_quality": (0.25, 0.02),
+        "error": (0.25, 0.02),
+        "performance": (0.03, 0.02),
+    }.get(cls, (0.25, 0.0))
     return max(4 * 1.4826 * mad, rel * abs(median), floor)
 
 
@@ -115,8 +130,9 @@ def series(signals: Sequence[dict[str, Any]], name: str) -> list[tuple[int, str 
     return sorted(out, key=lambda x: x[0])
 
 
-def first_change(signals: Sequence[dict[str, Any]], name: str,
-                 baseline_until: int | None = None) -> Change | None:
+def first_change(
+    signals: Sequence[dict[str, Any]], name: str, baseline_until: int | None = None
+) -> Change | None:
     """The first harmful departure of ``name`` from its baseline, or None."""
     points = series(signals, name)
     if len(points) < 2:
@@ -136,13 +152,22 @@ def first_change(signals: Sequence[dict[str, Any]], name: str,
             later = [x for ww, _, x in points if ww >= w]
             worst = max(later) if sign > 0 else min(later)
             _, feature = split_signal(name)
-            return Change(signal=name, window=w, time=t, before=med, after=v, worst=worst,
-                          feature=feature, signal_class=classify(name))
+            return Change(
+                signal=name,
+                window=w,
+                time=t,
+                before=med,
+                after=v,
+                worst=worst,
+                feature=feature,
+                signal_class=classify(name),
+            )
     return None
 
 
-def detect_changes(signals: Sequence[dict[str, Any]],
-                   baseline_until: int | None = None) -> list[Change]:
+def detect_changes(
+    signals: Sequence[dict[str, Any]], baseline_until: int | None = None
+) -> list[Change]:
     """First change of every signal, ordered by window then signal name."""
     names = sorted({k for row in signals for k in row if k not in ("window", "time", "timestamp")})
     changes = [c for n in names if (c := first_change(signals, n, baseline_until)) is not None]

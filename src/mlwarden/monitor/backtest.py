@@ -35,8 +35,7 @@ from mlwarden.monitor.engine import Monitor, MonitorConfig, WindowResult
 from mlwarden.monitor.window import WindowSpec, iter_windows
 from mlwarden.stats.profile import Columns
 
-__all__ = ["BacktestResult", "load_detection_policy", "read_table", "run_backtest",
-           "write_outputs"]
+__all__ = ["BacktestResult", "load_detection_policy", "read_table", "run_backtest", "write_outputs"]
 
 # Sections whose keys are read as detection settings; any other key is a setting itself.
 _SECTIONS = ("detection", "thresholds")
@@ -126,8 +125,10 @@ def run_backtest(
     warnings: list[str] = []
     features = [c for c in reference.columns if not cols.is_reserved(str(c))]
     if not features:
-        raise InvalidInput("the reference has no feature column (every column is a reserved "
-                           f"one: {', '.join(map(str, reference.columns))})")
+        raise InvalidInput(
+            "the reference has no feature column (every column is a reserved "
+            f"one: {', '.join(map(str, reference.columns))})"
+        )
     if len(stream) == 0:
         raise InvalidInput("the stream file has no rows")
     missing = [f for f in features if f not in stream.columns]
@@ -139,11 +140,12 @@ def run_backtest(
         stream = _join_labels(stream, labels, cols, warnings)
     if spec.duration is not None:
         if cols.timestamp not in stream.columns:
-            raise InvalidInput(f"--window {spec.describe()} needs the timestamp column "
-                               f"{cols.timestamp!r} in the stream")
+            raise InvalidInput(
+                f"--window {spec.describe()} needs the timestamp column "
+                f"{cols.timestamp!r} in the stream"
+            )
     elif cols.timestamp in stream.columns:
-        stamps = pd.to_datetime(stream[cols.timestamp], utc=True, errors="coerce",
-                                format="mixed")
+        stamps = pd.to_datetime(stream[cols.timestamp], utc=True, errors="coerce", format="mixed")
         if stamps.notna().all() and not stamps.is_monotonic_increasing:
             stream = stream.iloc[stamps.argsort(kind="stable")]
             warnings.append("stream was not in time order: sorted by timestamp")
@@ -158,12 +160,12 @@ def run_backtest(
     return BacktestResult(results, findings, warnings, spec.describe())
 
 
-def _join_labels(stream: pd.DataFrame, labels: pd.DataFrame, cols: Columns,
-                 warnings: list[str]) -> pd.DataFrame:
+def _join_labels(
+    stream: pd.DataFrame, labels: pd.DataFrame, cols: Columns, warnings: list[str]
+) -> pd.DataFrame:
     for name, frame in (("stream", stream), ("labels", labels)):
         if cols.id not in frame.columns:
-            raise InvalidInput(f"joining labels needs the id column {cols.id!r} in the {name} "
-                               "file")
+            raise InvalidInput(f"joining labels needs the id column {cols.id!r} in the {name} file")
     if cols.label not in labels.columns:
         raise InvalidInput(f"the labels file has no label column {cols.label!r}")
     table = labels[[cols.id, cols.label]].copy()
@@ -190,10 +192,17 @@ def _join_labels(stream: pd.DataFrame, labels: pd.DataFrame, cols: Columns,
 
 def finding_row(finding: Finding) -> dict[str, Any]:
     """One object of findings.json."""
-    return {"window": finding.window, "kind": finding.kind.value, "features": finding.features,
-            "statistic": finding.statistic, "score": finding.score,
-            "threshold": finding.threshold, "p_value": finding.p_value,
-            "detector": finding.detector, "message": finding.message}
+    return {
+        "window": finding.window,
+        "kind": finding.kind.value,
+        "features": finding.features,
+        "statistic": finding.statistic,
+        "score": finding.score,
+        "threshold": finding.threshold,
+        "p_value": finding.p_value,
+        "detector": finding.detector,
+        "message": finding.message,
+    }
 
 
 def write_outputs(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:
@@ -202,32 +211,53 @@ def write_outputs(result: BacktestResult, out_dir: str | Path) -> dict[str, Path
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("findings.json", "signals.json", "report.md",
-                                           "report.html")}
-    paths["findings.json"].write_text(json.dumps([finding_row(f) for f in result.findings],
-                                                 indent=2))
-    paths["signals.json"].write_text(json.dumps(
-        [{"window": w.index, "n": w.n, "start": w.start, "end": w.end, "signals": w.signals}
-         for w in result.windows], indent=1))
+    paths = {
+        name: out / name for name in ("findings.json", "signals.json", "report.md", "report.html")
+    }
+    paths["findings.json"].write_text(
+        json.dumps([finding_row(f) for f in result.findings], indent=2)
+    )
+    paths["signals.json"].write_text(
+        json.dumps(
+            [
+                {"window": w.index, "n": w.n, "start": w.start, "end": w.end, "signals": w.signals}
+                for w in result.windows
+            ],
+            indent=1,
+        )
+    )
     paths["report.md"].write_text(_markdown(result))
     paths["report.html"].write_text(_html(result))
     return paths
 
 
 def _signal_frame(result: BacktestResult) -> pd.DataFrame:
-    return pd.DataFrame([{"window": w.index, **w.signals} for w in result.windows]
-                        ).set_index("window")
+    return pd.DataFrame([{"window": w.index, **w.signals} for w in result.windows]).set_index(
+        "window"
+    )
 
 
-_KEY_SIGNALS = ("accuracy", "estimated_accuracy", "roc_auc", "rmse", "mae", "error_rate",
-                "latency_p99_ms", "n_records")
+_KEY_SIGNALS = (
+    "accuracy",
+    "estimated_accuracy",
+    "roc_auc",
+    "rmse",
+    "mae",
+    "error_rate",
+    "latency_p99_ms",
+    "n_records",
+)
 
 
 def _markdown(result: BacktestResult) -> str:
     s = result.summary()
-    lines = ["# mlwarden backtest report", "",
-             f"{s['windows']} windows of {s['window']}, {s['records']:,} records "
-             f"({s['labelled']:,} labelled), {s['findings']} findings.", ""]
+    lines = [
+        "# mlwarden backtest report",
+        "",
+        f"{s['windows']} windows of {s['window']}, {s['records']:,} records "
+        f"({s['labelled']:,} labelled), {s['findings']} findings.",
+        "",
+    ]
     if s["by_kind"]:
         lines += ["| kind | findings |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in s["by_kind"].items()]
@@ -237,9 +267,13 @@ def _markdown(result: BacktestResult) -> str:
     frame = _signal_frame(result)
     shown = [c for c in _KEY_SIGNALS if c in frame.columns and frame[c].notna().any()]
     if shown:
-        lines += ["", "## Signals per window", "",
-                  "| window | " + " | ".join(shown) + " |",
-                  "|---" * (len(shown) + 1) + "|"]
+        lines += [
+            "",
+            "## Signals per window",
+            "",
+            "| window | " + " | ".join(shown) + " |",
+            "|---" * (len(shown) + 1) + "|",
+        ]
         for index, row in frame[shown].iterrows():
             cells = ["" if pd.isna(v) else f"{v:.4g}" for v in row]
             lines.append(f"| {index} | " + " | ".join(cells) + " |")
@@ -258,40 +292,68 @@ def _html(result: BacktestResult) -> str:
 
     frame = _signal_frame(result)
     figures = []
-    shown = [c for c in _KEY_SIGNALS if c in frame.columns and frame[c].notna().any()
-             and c != "n_records"]
+    shown = [
+        c
+        for c in _KEY_SIGNALS
+        if c in frame.columns and frame[c].notna().any() and c != "n_records"
+    ]
     if shown:
         fig = go.Figure()
         for name in shown:
-            fig.add_trace(go.Scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers",
-                                     yaxis="y2" if name == "latency_p99_ms" else "y"))
+            fig.add_trace(
+                go.Scatter(
+                    x=frame.index,
+                    y=frame[name],
+                    name=name,
+                    mode="lines+markers",
+                    yaxis="y2" if name == "latency_p99_ms" else "y",
+                )
+            )
             if f"{name}_ci_low" in frame.columns:
-                fig.add_trace(go.Scatter(
-                    x=list(frame.index) + list(frame.index[::-1]),
-                    y=list(frame[f"{name}_ci_high"]) + list(frame[f"{name}_ci_low"][::-1]),
-                    fill="toself", opacity=0.2, line={"width": 0}, name=f"{name} 95% CI",
-                    showlegend=False))
+                fig.add_trace(
+                    go.Scatter(
+                        x=list(frame.index) + list(frame.index[::-1]),
+                        y=list(frame[f"{name}_ci_high"]) + list(frame[f"{name}_ci_low"][::-1]),
+                        fill="toself",
+                        opacity=0.2,
+                        line={"width": 0},
+                        name=f"{name} 95% CI",
+                        showlegend=False,
+                    )
+                )
         for f in result.findings:
             fig.add_vline(x=f.window, line={"color": "red", "width": 1, "dash": "dot"})
-        fig.update_layout(title="Signals per window (red: windows with findings)",
-                          xaxis_title="window", height=420,
-                          yaxis2={"overlaying": "y", "side": "right", "title": "ms"})
+        fig.update_layout(
+            title="Signals per window (red: windows with findings)",
+            xaxis_title="window",
+            height=420,
+            yaxis2={"overlaying": "y", "side": "right", "title": "ms"},
+        )
         figures.append(fig)
     drift = [c for c in frame.columns if c.startswith("drift.") and c.count(".") == 1]
     if drift:
         z = frame[drift].T
-        fig = go.Figure(go.Heatmap(z=z.to_numpy(dtype=float), x=list(frame.index),
-                                   y=[c[len("drift."):] for c in drift], colorscale="Reds",
-                                   colorbar={"title": "effect"}))
-        fig.update_layout(title="Drift per feature (effect size: Wasserstein std, PSI or "
-                          "Jensen-Shannon)", xaxis_title="window",
-                          height=max(300, 28 * len(drift) + 120))
+        fig = go.Figure(
+            go.Heatmap(
+                z=z.to_numpy(dtype=float),
+                x=list(frame.index),
+                y=[c[len("drift.") :] for c in drift],
+                colorscale="Reds",
+                colorbar={"title": "effect"},
+            )
+        )
+        fig.update_layout(
+            title="Drift per feature (effect size: Wasserstein std, PSI or Jensen-Shannon)",
+            xaxis_title="window",
+            height=max(300, 28 * len(drift) + 120),
+        )
         figures.append(fig)
     s = result.summary()
     rows = "".join(
         f"<tr><td>{f.window}</td><td>{html.escape(f.kind.value)}</td>"
         f"<td>{html.escape(', '.join(f.features))}</td><td>{html.escape(f.message)}</td></tr>"
-        for f in result.findings)
+        for f in result.findings
+    )
     plots = "".join(fig.to_html(full_html=False, include_plotlyjs=False) for fig in figures)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mlwarden backtest</title>
@@ -300,10 +362,10 @@ def _html(result: BacktestResult) -> str:
 padding:4px 8px;text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style>
 </head><body>
 <h1>mlwarden backtest report</h1>
-<p>{s['windows']} windows of {html.escape(s['window'])}, {s['records']:,} records
-({s['labelled']:,} labelled), {s['findings']} findings:
-{html.escape(json.dumps(s['by_kind']))}</p>
-{''.join(f'<p><b>warning:</b> {html.escape(w)}</p>' for w in result.warnings)}
+<p>{s["windows"]} windows of {html.escape(s["window"])}, {s["records"]:,} records
+({s["labelled"]:,} labelled), {s["findings"]} findings:
+{html.escape(json.dumps(s["by_kind"]))}</p>
+{"".join(f"<p><b>warning:</b> {html.escape(w)}</p>" for w in result.warnings)}
 {plots}
 <h2>Findings</h2>
 <table><tr><th>window</th><th>kind</th><th>features</th><th>message</th></tr>{rows}</table>

@@ -14,8 +14,17 @@ import pyarrow as pa
 from mlwarden.monitor.window import timestamps_of
 from mlwarden.stats.profile import Profile, ProfileLayout
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "UNPLACED", "Progress", "Slots", "chunks_of", "earliest_ns",
-           "frame_of", "merge_into", "profiles_by_slot"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "UNPLACED",
+    "Progress",
+    "Slots",
+    "chunks_of",
+    "earliest_ns",
+    "frame_of",
+    "merge_into",
+    "profiles_by_slot",
+]
 
 # Rows profiled at once: large enough that profiling runs near memory speed (see
 # ``stats.profile.PARALLEL_ROWS``), small enough that a chunk of a wide table fits anywhere.
@@ -75,16 +84,19 @@ def earliest_ns(frame: pl.DataFrame, column: str) -> int | None:
     return int(nanos.min()) if nanos.size else None
 
 
-def profiles_by_slot(frame: pl.DataFrame, slots: np.ndarray, layout: ProfileLayout
-                     ) -> dict[int, Profile]:
+def profiles_by_slot(
+    frame: pl.DataFrame, slots: np.ndarray, layout: ProfileLayout
+) -> dict[int, Profile]:
     """The profile of each slot's records of one chunk (the one place both engines profile)."""
     if frame.height == 0:
         return {}
     present = np.unique(slots)
     if present.size == 1:
         return {int(present[0]): Profile.from_data(frame, layout)}
-    return {int(slot): Profile.from_data(frame.filter(pl.Series(slots == slot)), layout)
-            for slot in present}
+    return {
+        int(slot): Profile.from_data(frame.filter(pl.Series(slots == slot)), layout)
+        for slot in present
+    }
 
 
 def merge_into(total: dict[int, Profile], parts: dict[int, Profile]) -> None:

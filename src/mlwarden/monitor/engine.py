@@ -76,8 +76,15 @@ from mlwarden.stats.performance import (
 )
 from mlwarden.stats.profile import Columns, Profile
 
-__all__ = ["Monitor", "MonitorConfig", "WindowResult", "empty_window", "input_signals",
-           "run_stage", "sanitize_signals"]
+__all__ = [
+    "Monitor",
+    "MonitorConfig",
+    "WindowResult",
+    "empty_window",
+    "input_signals",
+    "run_stage",
+    "sanitize_signals",
+]
 
 # Metrics checked for a drop, first that is defined wins (one concept finding per window).
 _DROP_METRICS = {Task.CLASSIFICATION: ("accuracy", "roc_auc"), Task.REGRESSION: ("rmse", "mae")}
@@ -129,8 +136,10 @@ class MonitorConfig:
         unknown = [k for k in data if k not in known]
         values = {k: v for k, v in data.items() if k in known}
         if "performance_tolerance" in values:
-            values["performance_tolerance"] = {**DEFAULT_TOLERANCE,
-                                               **dict(values["performance_tolerance"])}
+            values["performance_tolerance"] = {
+                **DEFAULT_TOLERANCE,
+                **dict(values["performance_tolerance"]),
+            }
         try:
             return cls(**values), unknown
         except TypeError as exc:
@@ -152,8 +161,12 @@ class WindowResult:
 
     def to_dict(self, include_profile: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "window": self.index, "n": self.n, "start": self.start, "end": self.end,
-            "labelled": self.labelled, "signals": dict(self.signals),
+            "window": self.index,
+            "n": self.n,
+            "start": self.start,
+            "end": self.end,
+            "labelled": self.labelled,
+            "signals": dict(self.signals),
             "findings": [f.model_dump(mode="json") for f in self.findings],
         }
         if include_profile and self.profile is not None:
@@ -185,9 +198,14 @@ class _Held:
 class Monitor:
     """Monitor of one model: the reference is profiled once and reused for every window."""
 
-    def __init__(self, reference: pd.DataFrame, spec: ModelSpec | None = None,
-                 config: MonitorConfig | None = None, columns: Columns | None = None,
-                 classes: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        reference: pd.DataFrame,
+        spec: ModelSpec | None = None,
+        config: MonitorConfig | None = None,
+        columns: Columns | None = None,
+        classes: list[Any] | None = None,
+    ) -> None:
         if not isinstance(reference, pd.DataFrame):
             raise InvalidInput("the reference must be a pandas DataFrame of records")
         if len(reference) == 0:
@@ -201,27 +219,38 @@ class Monitor:
         self.features = list(self.layout.features)
         self.task = spec.task if spec else _infer_task(reference, self.cols)
         self.classes = self._classes(reference, classes)
-        self.positive = canonical_label(spec.positive_class) if spec and spec.positive_class \
-            is not None else None
+        self.positive = (
+            canonical_label(spec.positive_class)
+            if spec and spec.positive_class is not None
+            else None
+        )
         if self.positive and self.positive in self.classes and len(self.classes) == 2:
             self.classes = [x for x in self.classes if x != self.positive] + [self.positive]
         self._context = DetectorContext(
             spec=spec,
-            reference_sample=reference[[f for f in self.features
-                                        if f in reference.columns]].head(20_000),
-            system_baseline=SystemBaseline.from_arrays(*self.system_columns(reference)))
+            reference_sample=reference[[f for f in self.features if f in reference.columns]].head(
+                20_000
+            ),
+            system_baseline=SystemBaseline.from_arrays(*self.system_columns(reference)),
+        )
         # Every registered detector the settings turn on, in the registry's run order.
         self.detectors: list[Detector] = build_all(asdict(c), self._context)
         # the domain classifier, whose calls bench/bench_monitor_window.py counts
         self._multivariate = next(
-            (d for d in self.detectors if d.name == "domain_classifier"), None)
+            (d for d in self.detectors if d.name == "domain_classifier"), None
+        )
         self.reference_metrics: dict[str, MetricValue] = {}
         self.reference_spreads: dict[str, MetricSpread] = {}
         self._changes: list[PerformanceChangeDetector] = []
         self.cbpe: CBPE | None = None
-        self._streaming = (StreamingErrorDetector(c.streaming,  # type: ignore[arg-type]
-                                                  min_increase=c.streaming_min_increase)
-                           if c.streaming else None)
+        self._streaming = (
+            StreamingErrorDetector(
+                c.streaming,  # type: ignore[arg-type]
+                min_increase=c.streaming_min_increase,
+            )
+            if c.streaming
+            else None
+        )
         self._error_scale = 1.0
         if self.cols.label in reference.columns:
             labelled = reference[self._has_label(reference)]
@@ -229,9 +258,10 @@ class Monitor:
             if self.task is Task.CLASSIFICATION:
                 scores = self._scores(labelled)
                 if scores is not None:
-                    self.cbpe = CBPE(c.calibration,  # type: ignore[arg-type]
-                                     c.confidence).fit(scores, labelled[self.cols.label].tolist(),
-                                                       self.classes)
+                    self.cbpe = CBPE(
+                        c.calibration,  # type: ignore[arg-type]
+                        c.confidence,
+                    ).fit(scores, labelled[self.cols.label].tolist(), self.classes)
             # a reference of training rows has labels but no model outputs: no error stream yet
             has_outputs = self.cols.prediction in reference.columns
             if has_outputs:
@@ -243,9 +273,13 @@ class Monitor:
                     # detector's minimum increase means "5% of the usual error".
                     self._error_scale = float(np.mean(errors)) or 1.0
                 self._streaming.update(errors / self._error_scale)
-        self._anomaly = SignalAnomalyDetector(
-            rules=[SignalRule(**r) for r in c.rules], min_history=c.anomaly_min_history
-        ) if c.anomaly else None
+        self._anomaly = (
+            SignalAnomalyDetector(
+                rules=[SignalRule(**r) for r in c.rules], min_history=c.anomaly_min_history
+            )
+            if c.anomaly
+            else None
+        )
         self._joiner = LabelJoiner(c.keep_windows)
         self._held: OrderedDict[int, _Held] = OrderedDict()
         self._next_index = 0
@@ -262,13 +296,19 @@ class Monitor:
             if col in reference.columns:
                 # each distinct value spelled once (a reference repeats a few labels 5,000 times)
                 found |= set(canonical_labels(reference[col])) - {None}
-        found |= {c[len(self.cols.proba_prefix):] for c in reference.columns
-                  if c.startswith(self.cols.proba_prefix)}
+        found |= {
+            c[len(self.cols.proba_prefix) :]
+            for c in reference.columns
+            if c.startswith(self.cols.proba_prefix)
+        }
         return sorted(found, key=label_sort_key)
 
     def _proba_columns(self, frame: pd.DataFrame) -> list[str] | None:
-        names = {canonical_label(c[len(self.cols.proba_prefix):]): c for c in frame.columns
-                 if c.startswith(self.cols.proba_prefix)}
+        names = {
+            canonical_label(c[len(self.cols.proba_prefix) :]): c
+            for c in frame.columns
+            if c.startswith(self.cols.proba_prefix)
+        }
         if names and all(c in names for c in self.classes):
             return [names[c] for c in self.classes]
         return None
@@ -288,8 +328,12 @@ class Monitor:
         pred = labelled[self.cols.prediction].tolist()
         if self.task is Task.CLASSIFICATION:
             self.reference_spreads = classification_spreads(
-                truth, pred, proba=self._scores(labelled), classes=self.classes or None,
-                positive=self.positive)
+                truth,
+                pred,
+                proba=self._scores(labelled),
+                classes=self.classes or None,
+                positive=self.positive,
+            )
         elif self.task is Task.REGRESSION:
             self.reference_spreads = regression_spreads(truth, pred)
         if self.config.change_threshold is None or self.task is None:
@@ -301,9 +345,15 @@ class Monitor:
             tol = self.config.performance_tolerance.get(metric, DEFAULT_TOLERANCE.get(metric, 0))
             if metric in RELATIVE_TOLERANCE:
                 tol *= abs(spread.level)
-            self._changes.append(PerformanceChangeDetector(
-                metric, spread, min_shift=tol, threshold=self.config.change_threshold,
-                keep=self.config.keep_windows))
+            self._changes.append(
+                PerformanceChangeDetector(
+                    metric,
+                    spread,
+                    min_shift=tol,
+                    threshold=self.config.change_threshold,
+                    keep=self.config.keep_windows,
+                )
+            )
 
     @property
     def system_baseline(self) -> SystemBaseline:
@@ -318,6 +368,7 @@ class Monitor:
     def system_columns(self, frame: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
         """(latency, error, timestamp, received_at) arrays of a record table, for the system
         signals and for a baseline learned from production records."""
+
         def get(name: str) -> Any:
             return frame[name].to_numpy(dtype=object) if name in frame.columns else None
 
@@ -373,25 +424,31 @@ class Monitor:
         return result
 
     def _kept_columns(self, window: pd.DataFrame) -> pd.DataFrame:
-        keep = [c for c in window.columns if c in (self.cols.id, self.cols.prediction,
-                                                    self.cols.score, self.cols.label)
-                or c.startswith(self.cols.proba_prefix)]
+        keep = [
+            c
+            for c in window.columns
+            if c in (self.cols.id, self.cols.prediction, self.cols.score, self.cols.label)
+            or c.startswith(self.cols.proba_prefix)
+        ]
         return window[keep].copy()
 
-    def _run_stage(self, stage: Stage, inputs: WindowInputs, signals: dict[str, Any]
-                   ) -> list[Finding]:
+    def _run_stage(
+        self, stage: Stage, inputs: WindowInputs, signals: dict[str, Any]
+    ) -> list[Finding]:
         """Run the stage's registered detectors in order; each sees what the ones before it
         found on the window, and their signals join the window's."""
         return run_stage(self.detectors, stage, inputs, signals)
 
-    def _data_checks(self, inputs: WindowInputs, signals: dict[str, Any],
-                     findings: list[Finding]) -> list[Finding]:
+    def _data_checks(
+        self, inputs: WindowInputs, signals: dict[str, Any], findings: list[Finding]
+    ) -> list[Finding]:
         input_findings = self._run_stage(Stage.INPUTS, inputs, signals)
         findings += input_findings
         signals.update(input_signals(inputs.window))
         # Data-quality breaks also move inputs: a drop they cause is not concept drift.
-        return ([f for f in input_findings if f.kind is FindingKind.DATA_DRIFT]
-                + [f for f in input_findings if f.kind is FindingKind.DATA_QUALITY])
+        return [f for f in input_findings if f.kind is FindingKind.DATA_DRIFT] + [
+            f for f in input_findings if f.kind is FindingKind.DATA_QUALITY
+        ]
 
     # ------------------------------------------------------------------ performance
 
@@ -401,8 +458,9 @@ class Monitor:
         return frame[self._has_label(frame)]
 
     def _has_label(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.array([v is not None for v in canonical_labels(frame[self.cols.label])],
-                        dtype=bool)
+        return np.array(
+            [v is not None for v in canonical_labels(frame[self.cols.label])], dtype=bool
+        )
 
     def _metrics(self, labelled: pd.DataFrame) -> dict[str, MetricValue]:
         if self.cols.prediction not in labelled.columns or self.task is None:
@@ -410,25 +468,36 @@ class Monitor:
         c = self.config
         truth, pred = labelled[self.cols.label], labelled[self.cols.prediction]
         if self.task is Task.REGRESSION:
-            return regression_metrics(truth.tolist(), pred.tolist(), c.confidence,
-                                      c.bootstrap_resamples)
+            return regression_metrics(
+                truth.tolist(), pred.tolist(), c.confidence, c.bootstrap_resamples
+            )
         # Series, not lists: a numeric column's labels are spelled per distinct value.
-        return classification_metrics(truth, pred, proba=self._scores(labelled),
-                                      classes=self.classes or None, positive=self.positive,
-                                      confidence=c.confidence, resamples=c.bootstrap_resamples)
+        return classification_metrics(
+            truth,
+            pred,
+            proba=self._scores(labelled),
+            classes=self.classes or None,
+            positive=self.positive,
+            confidence=c.confidence,
+            resamples=c.bootstrap_resamples,
+        )
 
     def _record_errors(self, labelled: pd.DataFrame) -> np.ndarray:
         truth = labelled[self.cols.label]
         pred = labelled[self.cols.prediction]
         if self.task is Task.REGRESSION:
-            err = np.abs(_numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(
-                dtype=float))
+            err = np.abs(
+                _numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(dtype=float)
+            )
             return err[np.isfinite(err)]
-        return (np.array(canonical_labels(truth), dtype=object)
-                != np.array(canonical_labels(pred), dtype=object)).astype(float)
+        return (
+            np.array(canonical_labels(truth), dtype=object)
+            != np.array(canonical_labels(pred), dtype=object)
+        ).astype(float)
 
-    def _performance(self, frame: pd.DataFrame, index: int, data_findings: list[Finding],
-                     stream: bool) -> tuple[dict[str, Any], list[Finding]]:
+    def _performance(
+        self, frame: pd.DataFrame, index: int, data_findings: list[Finding], stream: bool
+    ) -> tuple[dict[str, Any], list[Finding]]:
         signals: dict[str, Any] = {}
         findings: list[Finding] = []
         estimated: dict[str, MetricValue] = {}
@@ -447,8 +516,11 @@ class Monitor:
         drop = None
         if len(labelled) == 0:
             # The series keep their names (as None) so stored signals line up window by window.
-            names = (("rmse", "mae", "r2") if self.task is Task.REGRESSION else
-                     ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece"))
+            names = (
+                ("rmse", "mae", "r2")
+                if self.task is Task.REGRESSION
+                else ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece")
+            )
             signals.update({name: None for name in names if self.task is not None})
         else:
             metrics = self._metrics(labelled)
@@ -467,17 +539,21 @@ class Monitor:
                 self._streaming.update(self._record_errors(labelled) / self._error_scale)
         if drop is None and not measured:
             drop = self._estimated_drop(estimated, index)
-        change = self._performance_change(metrics if measured else estimated, index,
-                                          estimated=not measured)
-        moved = [f for f in data_findings
-                 if f.kind in (FindingKind.DATA_DRIFT, FindingKind.DATA_QUALITY)]
+        change = self._performance_change(
+            metrics if measured else estimated, index, estimated=not measured
+        )
+        moved = [
+            f for f in data_findings if f.kind in (FindingKind.DATA_DRIFT, FindingKind.DATA_QUALITY)
+        ]
         unexplained = None
         if measured and self.task is not None:
             metric = _DROP_METRICS[self.task][0]
-            unexplained = beyond_estimate(metrics.get(metric), estimated.get(metric),
-                                          self.config.performance_tolerance.get(metric, 0.02))
-        findings += [attribute_drop(f, moved, unexplained)
-                     for f in (drop, change) if f is not None]
+            unexplained = beyond_estimate(
+                metrics.get(metric),
+                estimated.get(metric),
+                self.config.performance_tolerance.get(metric, 0.02),
+            )
+        findings += [attribute_drop(f, moved, unexplained) for f in (drop, change) if f is not None]
         return signals, findings
 
     def _measured_drop(self, metrics: Mapping[str, MetricValue], index: int) -> Finding | None:
@@ -487,12 +563,12 @@ class Monitor:
             ref, win = self.reference_metrics.get(metric), metrics.get(metric)
             if ref is None or win is None or ref.value is None or win.value is None:
                 continue
-            return performance_drop(metric, ref, win,
-                                    self.config.performance_tolerance.get(metric), index)
+            return performance_drop(
+                metric, ref, win, self.config.performance_tolerance.get(metric), index
+            )
         return None
 
-    def _estimated_drop(self, estimated: Mapping[str, MetricValue], index: int
-                        ) -> Finding | None:
+    def _estimated_drop(self, estimated: Mapping[str, MetricValue], index: int) -> Finding | None:
         """Before labels: the first estimated metric beyond the reference's chunk spread."""
         if self.task is None:
             return None
@@ -505,14 +581,19 @@ class Monitor:
                 return found
         return None
 
-    def _performance_change(self, values: Mapping[str, MetricValue], index: int,
-                            estimated: bool) -> Finding | None:
+    def _performance_change(
+        self, values: Mapping[str, MetricValue], index: int, estimated: bool
+    ) -> Finding | None:
         """Feed every metric's series (all keep state); report the first that dropped."""
         found = None
         for detector in self._changes:
             value = values.get(detector.metric)
-            finding = detector.update(index, value.value if value is not None else None,
-                                      value.n if value is not None else 0, estimated=estimated)
+            finding = detector.update(
+                index,
+                value.value if value is not None else None,
+                value.n if value is not None else 0,
+                estimated=estimated,
+            )
             found = found or finding
         return found
 
@@ -529,8 +610,9 @@ class Monitor:
             missing = [c for c in (self.cols.id, self.cols.label) if c not in labels.columns]
             if missing:
                 raise InvalidInput(f"labels need the columns {missing}")
-            labels = dict(zip(labels[self.cols.id].astype(str), labels[self.cols.label],
-                              strict=True))
+            labels = dict(
+                zip(labels[self.cols.id].astype(str), labels[self.cols.label], strict=True)
+            )
         routed, unknown = self._joiner.route(labels)
         self.unknown_labels = getattr(self, "unknown_labels", 0) + unknown
         updated: list[WindowResult] = []
@@ -549,11 +631,16 @@ class Monitor:
             fresh = before[before[self.cols.id].astype(str).isin(routed[index].keys())]
             if self._streaming is not None and len(fresh):
                 self._streaming.update(self._record_errors(fresh) / self._error_scale)
-            perf_signals, perf_findings = self._performance(frame, index, held.data_findings,
-                                                            stream=False)
+            perf_signals, perf_findings = self._performance(
+                frame, index, held.data_findings, stream=False
+            )
             result = held.result
-            kept = [f for f in result.findings if f.kind not in (FindingKind.CONCEPT_DRIFT,)
-                    and not f.detector.startswith("concept.")]
+            kept = [
+                f
+                for f in result.findings
+                if f.kind not in (FindingKind.CONCEPT_DRIFT,)
+                and not f.detector.startswith("concept.")
+            ]
             result.findings = kept + perf_findings
             result.signals = sanitize_signals({**result.signals, **perf_signals})
             result.labelled = int(perf_signals.get("n_labelled") or 0)
@@ -564,14 +651,20 @@ class Monitor:
 def empty_window(index: int) -> WindowResult:
     """The result of a window that holds no record: silence is a ``freshness`` finding."""
     finding = Finding(
-        kind=FindingKind.FRESHNESS, detector="monitor.empty_window", statistic="n_records",
-        score=0.0, threshold=1.0, window=index,
-        message=f"window {index} holds no records: no data arrived")
+        kind=FindingKind.FRESHNESS,
+        detector="monitor.empty_window",
+        statistic="n_records",
+        score=0.0,
+        threshold=1.0,
+        window=index,
+        message=f"window {index} holds no records: no data arrived",
+    )
     return WindowResult(index, 0, {"n_records": 0.0}, [finding], None)
 
 
-def run_stage(detectors: list[Detector], stage: Stage, inputs: WindowInputs,
-              signals: dict[str, Any]) -> list[Finding]:
+def run_stage(
+    detectors: list[Detector], stage: Stage, inputs: WindowInputs, signals: dict[str, Any]
+) -> list[Finding]:
     """Run the stage's detectors in order; each sees what the ones before it found on the
     window, and their signals join the window's."""
     found: list[Finding] = []
@@ -607,11 +700,20 @@ def _safely(detector: Detector, inputs: WindowInputs) -> DetectorOutput:
         return detector.run(inputs)
     except Exception as exc:
         index = inputs.index
-        return DetectorOutput([Finding(
-            kind=FindingKind.DATA_QUALITY, detector=f"monitor.{detector.name}",
-            statistic="failed", score=1.0, threshold=0.0, window=index,
-            message=f"{detector.name} could not run on window {index}: {exc}",
-            evidence={"error": type(exc).__name__})])
+        return DetectorOutput(
+            [
+                Finding(
+                    kind=FindingKind.DATA_QUALITY,
+                    detector=f"monitor.{detector.name}",
+                    statistic="failed",
+                    score=1.0,
+                    threshold=0.0,
+                    window=index,
+                    message=f"{detector.name} could not run on window {index}: {exc}",
+                    evidence={"error": type(exc).__name__},
+                )
+            ]
+        )
 
 
 def _numeric(values: pd.Series | pd.DataFrame) -> Any:

@@ -64,8 +64,9 @@ class CBPE:
     positive-class score (the last of ``classes``).
     """
 
-    def __init__(self, method: Literal["isotonic", "platt"] = "isotonic",
-                 confidence: float = 0.95) -> None:
+    def __init__(
+        self, method: Literal["isotonic", "platt"] = "isotonic", confidence: float = 0.95
+    ) -> None:
         if method not in ("isotonic", "platt"):
             raise ValueError(f"unknown calibration method {method!r}: use 'isotonic' or 'platt'")
         self.method = method
@@ -113,8 +114,12 @@ class CBPE:
         if len(probs) == 0:
             return np.empty((0, len(self.classes)))
         columns = [1] if len(self.classes) == 2 else range(len(self.classes))
-        calibrated = np.column_stack([self._apply(model, probs[:, c])
-                                      for model, c in zip(self._calibrators, columns, strict=True)])
+        calibrated = np.column_stack(
+            [
+                self._apply(model, probs[:, c])
+                for model, c in zip(self._calibrators, columns, strict=True)
+            ]
+        )
         if len(self.classes) == 2:
             return np.column_stack([1 - calibrated[:, 0], calibrated[:, 0]])
         total = calibrated.sum(axis=1, keepdims=True)
@@ -126,8 +131,9 @@ class CBPE:
             return np.asarray(model.predict(column), dtype=float)
         return np.asarray(model.predict_proba(_logit(column).reshape(-1, 1))[:, 1], dtype=float)
 
-    def estimate(self, scores: Any, predictions: Sequence[Any] | None = None
-                 ) -> dict[str, MetricValue]:
+    def estimate(
+        self, scores: Any, predictions: Sequence[Any] | None = None
+    ) -> dict[str, MetricValue]:
         """Expected accuracy, precision, recall, F1 and ROC AUC on rows with scores but no labels.
 
         ``predictions`` default to the arg-max of the scores. Accuracy's interval is the
@@ -137,8 +143,11 @@ class CBPE:
         calibrated = self.calibrate(scores)
         n = 0 if calibrated is None else len(calibrated)
         if calibrated is None or n == 0:
-            reason = self.reason or ("no rows" if calibrated is not None else
-                                     "window scores are missing or not probabilities")
+            reason = self.reason or (
+                "no rows"
+                if calibrated is not None
+                else "window scores are missing or not probabilities"
+            )
             return {m: MetricValue.undefined(m, n, reason) for m in ESTIMATED_METRICS}
         index = {c: i for i, c in enumerate(self.classes)}
         raw = proba_matrix(scores, self.classes)
@@ -152,8 +161,9 @@ class CBPE:
         out: dict[str, MetricValue] = {}
         acc = float(p_correct.mean())
         half = _z(self.confidence) * math.sqrt(float(np.sum(p_correct * (1 - p_correct)))) / n
-        out["accuracy"] = MetricValue("accuracy", acc, max(0.0, acc - half), min(1.0, acc + half),
-                                      n, method="cbpe")
+        out["accuracy"] = MetricValue(
+            "accuracy", acc, max(0.0, acc - half), min(1.0, acc + half), n, method="cbpe"
+        )
         if len(self.classes) == 2:
             p_pos = calibrated[:, 1]
             tp = float(p_pos[pred == 1].sum())
@@ -168,13 +178,19 @@ class CBPE:
                 tp = float(calibrated[pred == c, c].sum())
                 fp = float((1 - calibrated[pred == c, c]).sum())
                 fn = float(calibrated[pred != c, c].sum())
-                for name, num, den in (("precision", tp, tp + fp), ("recall", tp, tp + fn),
-                                       ("f1", 2 * tp, 2 * tp + fp + fn)):
+                for name, num, den in (
+                    ("precision", tp, tp + fp),
+                    ("recall", tp, tp + fn),
+                    ("f1", 2 * tp, 2 * tp + fp + fn),
+                ):
                     if den > 0:
                         values[name].append(num / den)
             for name, vals in values.items():
-                out[name] = (MetricValue(name, float(np.mean(vals)), n=n, method="cbpe") if vals
-                             else MetricValue.undefined(name, n, "no expected positives"))
+                out[name] = (
+                    MetricValue(name, float(np.mean(vals)), n=n, method="cbpe")
+                    if vals
+                    else MetricValue.undefined(name, n, "no expected positives")
+                )
         out["roc_auc"] = self._roc_auc(raw, calibrated, n)
         return out
 
@@ -196,8 +212,9 @@ class CBPE:
         value = float(np.mean(values))
         # the classes' AUCs are averaged: the variance of a mean of k of them is sum / k^2
         half = _z(self.confidence) * math.sqrt(sum(variances)) / len(values)
-        return MetricValue("roc_auc", value, max(0.0, value - half), min(1.0, value + half), n,
-                           method="cbpe")
+        return MetricValue(
+            "roc_auc", value, max(0.0, value - half), min(1.0, value + half), n, method="cbpe"
+        )
 
 
 def expected_auc(score: np.ndarray, p_positive: np.ndarray) -> float | None:
@@ -230,8 +247,9 @@ def expected_auc(score: np.ndarray, p_positive: np.ndarray) -> float | None:
     return min(1.0, max(0.0, correct / pairs))
 
 
-def estimation_error(estimated: Mapping[str, MetricValue], actual: Mapping[str, MetricValue]
-                     ) -> dict[str, dict[str, float | None]]:
+def estimation_error(
+    estimated: Mapping[str, MetricValue], actual: Mapping[str, MetricValue]
+) -> dict[str, dict[str, float | None]]:
     """How far each estimate was from the metric measured once labels arrived.
 
     >>> e = {"accuracy": MetricValue("accuracy", 0.9)}
@@ -244,13 +262,18 @@ def estimation_error(estimated: Mapping[str, MetricValue], actual: Mapping[str, 
         act = actual.get(name)
         if act is None:
             continue
-        error = (abs(est.value - act.value)
-                 if est.value is not None and act.value is not None else None)
+        error = (
+            abs(est.value - act.value) if est.value is not None and act.value is not None else None
+        )
         inside = None
         if act.value is not None and est.ci_low is not None and est.ci_high is not None:
             inside = float(est.ci_low <= act.value <= est.ci_high)
-        out[name] = {"estimated": est.value, "actual": act.value, "abs_error": error,
-                     "actual_inside_ci": inside}
+        out[name] = {
+            "estimated": est.value,
+            "actual": act.value,
+            "abs_error": error,
+            "actual_inside_ci": inside,
+        }
     return out
 
 

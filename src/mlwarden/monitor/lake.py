@@ -75,8 +75,15 @@ from mlwarden.monitor.engine import (
 from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Columns, Profile, ProfileLayout
 
-__all__ = ["DEFAULT_LAYOUT_ROWS", "ENGINES", "Engine", "PolarsEngine", "backtest_lake",
-           "get_engine", "profile_lake"]
+__all__ = [
+    "DEFAULT_LAYOUT_ROWS",
+    "ENGINES",
+    "Engine",
+    "PolarsEngine",
+    "backtest_lake",
+    "get_engine",
+    "profile_lake",
+]
 
 ENGINES = ("polars", "spark")
 # Enough values for 100 quantile bins to sit within a fraction of a bin of the whole lake's.
@@ -99,8 +106,9 @@ class Engine(Protocol):
 
     def earliest(self, source: str, column: str) -> int | None: ...
 
-    def profiles(self, source: str, layout: ProfileLayout, slots: Slots,
-                 progress: Progress | None = None) -> dict[int, Profile]: ...
+    def profiles(
+        self, source: str, layout: ProfileLayout, slots: Slots, progress: Progress | None = None
+    ) -> dict[int, Profile]: ...
 
 
 class PolarsEngine:
@@ -116,23 +124,29 @@ class PolarsEngine:
     def files(self, source: str) -> list[str]:
         path = Path(source)
         if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*.parquet")
-                           if not _hidden(p.relative_to(path)))
+            found = sorted(
+                str(p) for p in path.rglob("*.parquet") if not _hidden(p.relative_to(path))
+            )
         else:
-            found = sorted(f for f in glob.glob(source, recursive=True)
-                           if not _hidden(Path(f).name))
+            found = sorted(
+                f for f in glob.glob(source, recursive=True) if not _hidden(Path(f).name)
+            )
         found = [f for f in found if Path(f).is_file()]
         if not found:
             raise InvalidInput(f"no Parquet file matches {source!r}")
         return found
 
-    def _chunks(self, source: str, columns: list[str] | None = None
-                ) -> Iterator[tuple[str, pl.DataFrame]]:
+    def _chunks(
+        self, source: str, columns: list[str] | None = None
+    ) -> Iterator[tuple[str, pl.DataFrame]]:
         for name in self.files(source):
             try:
                 reader = pq.ParquetFile(name)
-                wanted = None if columns is None else [
-                    c for c in columns if c in reader.schema_arrow.names]
+                wanted = (
+                    None
+                    if columns is None
+                    else [c for c in columns if c in reader.schema_arrow.names]
+                )
                 batches = reader.iter_batches(batch_size=self.chunk_rows, columns=wanted)
                 for table in chunks_of(batches, self.chunk_rows):
                     yield name, frame_of(table)
@@ -153,13 +167,17 @@ class PolarsEngine:
         return {name: pq.ParquetFile(name).metadata.num_rows for name in self.files(source)}
 
     def earliest(self, source: str, column: str) -> int | None:
-        first = [earliest_ns(chunk, column) for _, chunk in self._chunks(source, [column])
-                 if column in chunk.columns]
+        first = [
+            earliest_ns(chunk, column)
+            for _, chunk in self._chunks(source, [column])
+            if column in chunk.columns
+        ]
         known = [f for f in first if f is not None]
         return min(known) if known else None
 
-    def profiles(self, source: str, layout: ProfileLayout, slots: Slots,
-                 progress: Progress | None = None) -> dict[int, Profile]:
+    def profiles(
+        self, source: str, layout: ProfileLayout, slots: Slots, progress: Progress | None = None
+    ) -> dict[int, Profile]:
         total: dict[int, Profile] = {}
         counts = self.row_counts(source)
         chunks = sum(-(-n // self.chunk_rows) for n in counts.values())
@@ -179,8 +197,9 @@ def _hidden(path: Path | str) -> bool:
     return any(part.startswith(("_", ".")) for part in Path(path).parts)
 
 
-def get_engine(engine: str | Engine = "polars", master: str | None = None,
-               chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Engine:
+def get_engine(
+    engine: str | Engine = "polars", master: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Engine:
     """An engine by name; ``master`` (a Spark master URL) is for the Spark engine only."""
     if not isinstance(engine, str):
         return engine
@@ -198,9 +217,15 @@ def get_engine(engine: str | Engine = "polars", master: str | None = None,
 # --------------------------------------------------------------------------- reference
 
 
-def profile_lake(source: str, *, engine: str | Engine = "polars", master: str | None = None,
-                 columns: Columns | None = None, layout_rows: int = DEFAULT_LAYOUT_ROWS,
-                 progress: Progress | None = None) -> Profile:
+def profile_lake(
+    source: str,
+    *,
+    engine: str | Engine = "polars",
+    master: str | None = None,
+    columns: Columns | None = None,
+    layout_rows: int = DEFAULT_LAYOUT_ROWS,
+    progress: Progress | None = None,
+) -> Profile:
     """A reference profile of every record of a Parquet lake (a path, folder or glob).
 
     The bins come from the first ``layout_rows`` records in file order; with a lake of at most
@@ -214,14 +239,17 @@ def profile_lake(source: str, *, engine: str | Engine = "polars", master: str | 
         raise InvalidInput(f"the lake {source!r} has no rows")
     layout = ProfileLayout.fit(sample, columns=columns or Columns())
     if not layout.features:
-        raise InvalidInput(f"the lake {source!r} has no feature column (every column is a "
-                           f"reserved one: {', '.join(sample.columns)})")
+        raise InvalidInput(
+            f"the lake {source!r} has no feature column (every column is a "
+            f"reserved one: {', '.join(sample.columns)})"
+        )
     profiles = eng.profiles(source, layout, Slots(), progress)
     return profiles.get(0, Profile.empty(layout))
 
 
-def load_reference(reference: str | Profile, engine: Engine, columns: Columns | None,
-                   layout_rows: int) -> Profile:
+def load_reference(
+    reference: str | Profile, engine: Engine, columns: Columns | None, layout_rows: int
+) -> Profile:
     """A profile as is, a profile JSON (``mlwarden profile --out``), or a lake to profile."""
     if isinstance(reference, Profile):
         return reference
@@ -242,11 +270,18 @@ def load_reference(reference: str | Profile, engine: Engine, columns: Columns | 
 # --------------------------------------------------------------------------- backtest
 
 
-def backtest_lake(reference: str | Profile, stream: str, window: WindowSpec | str | int = 1000,
-                  *, engine: str | Engine = "polars", master: str | None = None,
-                  config: MonitorConfig | None = None, columns: Columns | None = None,
-                  layout_rows: int = DEFAULT_LAYOUT_ROWS,
-                  progress: Progress | None = None) -> BacktestResult:
+def backtest_lake(
+    reference: str | Profile,
+    stream: str,
+    window: WindowSpec | str | int = 1000,
+    *,
+    engine: str | Engine = "polars",
+    master: str | None = None,
+    config: MonitorConfig | None = None,
+    columns: Columns | None = None,
+    layout_rows: int = DEFAULT_LAYOUT_ROWS,
+    progress: Progress | None = None,
+) -> BacktestResult:
     """Monitor a lake of logged predictions window by window against ``reference``.
 
     ``reference`` is a :class:`Profile`, a profile JSON written by ``mlwarden profile``, or a
@@ -266,8 +301,10 @@ def backtest_lake(reference: str | Profile, stream: str, window: WindowSpec | st
         assert spec.duration is not None
         origin = eng.earliest(stream, cols.timestamp)
         if origin is None:
-            raise InvalidInput(f"--window {spec.describe()} needs readable timestamps in the "
-                               f"column {cols.timestamp!r} of the stream")
+            raise InvalidInput(
+                f"--window {spec.describe()} needs readable timestamps in the "
+                f"column {cols.timestamp!r} of the stream"
+            )
         slots = Slots("time", cols.timestamp, origin, int(spec.duration.value))
         windows = 0
     profiles = eng.profiles(stream, ref.layout, slots, progress)
@@ -275,15 +312,26 @@ def backtest_lake(reference: str | Profile, stream: str, window: WindowSpec | st
         raise InvalidInput("the stream has no rows")
     unplaced = profiles.pop(UNPLACED, None)
     if unplaced is not None:
-        warnings.append(f"{unplaced.rows} records without a readable timestamp in "
-                        f"{cols.timestamp!r}: in no window")
+        warnings.append(
+            f"{unplaced.rows} records without a readable timestamp in "
+            f"{cols.timestamp!r}: in no window"
+        )
     windows = max(windows, max(profiles, default=-1) + 1)
     detectors, skipped = _profile_detectors(config or MonitorConfig())
     if skipped:
-        warnings.append("a lake backtest runs the detectors that read profiles only; not run: "
-                        + ", ".join(skipped) + ", performance from labels, signal anomalies")
-    missing = sorted({name for p in profiles.values() for name, stats in p.features.items()
-                      if p.rows and stats.absent == p.rows})
+        warnings.append(
+            "a lake backtest runs the detectors that read profiles only; not run: "
+            + ", ".join(skipped)
+            + ", performance from labels, signal anomalies"
+        )
+    missing = sorted(
+        {
+            name
+            for p in profiles.values()
+            for name, stats in p.features.items()
+            if p.rows and stats.absent == p.rows
+        }
+    )
     if missing:
         warnings.append(f"stream lacks reference features {missing}: reported as data quality")
     results = [_judge(ref, profiles.get(index), index, detectors) for index in range(windows)]
@@ -294,6 +342,7 @@ def backtest_lake(reference: str | Profile, stream: str, window: WindowSpec | st
 def _profile_detectors(config: MonitorConfig) -> tuple[list[Any], list[str]]:
     """The registered detectors the policy turns on that read profiles only, and the names of
     those that need more."""
+
     def reads_profiles(cls: type) -> bool:
         return bool(cls.needs <= PROFILE_INPUTS)  # type: ignore[attr-defined]
 
@@ -301,13 +350,17 @@ def _profile_detectors(config: MonitorConfig) -> tuple[list[Any], list[str]]:
     detectors = build_all(settings, DetectorContext(), include=reads_profiles)
     # The others as the policy configures them, to name only those it turns on (a detector
     # of samples is off without a reference sample: an empty one stands in for it here).
-    others = build_all(settings, DetectorContext(reference_sample=pd.DataFrame()),
-                       include=lambda cls: not reads_profiles(cls))
+    others = build_all(
+        settings,
+        DetectorContext(reference_sample=pd.DataFrame()),
+        include=lambda cls: not reads_profiles(cls),
+    )
     return detectors, [d.name for d in others]
 
 
-def _judge(reference: Profile, profile: Profile | None, index: int,
-           detectors: list[Any]) -> WindowResult:
+def _judge(
+    reference: Profile, profile: Profile | None, index: int, detectors: list[Any]
+) -> WindowResult:
     """One window's findings and signals from its profile, stage by stage as the monitor."""
     if profile is None or profile.rows == 0:
         return empty_window(index)
@@ -317,5 +370,12 @@ def _judge(reference: Profile, profile: Profile | None, index: int,
     signals.update(input_signals(profile))
     findings += run_stage(detectors, Stage.OUTPUTS, inputs, signals)
     signals.update(output_signals(profile))
-    return WindowResult(index, profile.rows, sanitize_signals(signals), findings, profile,
-                        profile.time_min, profile.time_max)
+    return WindowResult(
+        index,
+        profile.rows,
+        sanitize_signals(signals),
+        findings,
+        profile,
+        profile.time_min,
+        profile.time_max,
+    )

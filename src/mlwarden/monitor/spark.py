@@ -54,7 +54,8 @@ def _pyspark() -> Any:
     except ImportError:
         raise ServiceUnavailable(
             'the Spark engine is an optional extra: pip install "mlwarden[spark]" '
-            "(and Java 17 or later)") from None
+            "(and Java 17 or later)"
+        ) from None
     return pyspark.sql
 
 
@@ -76,8 +77,9 @@ def spark_session(master: str | None = None, app_name: str = "mlwarden") -> Any:
     try:
         session = builder.getOrCreate()
     except Exception as exc:
-        raise ServiceUnavailable(f"cannot start Spark on {master or 'the default master'}: "
-                                 f"{exc}") from exc
+        raise ServiceUnavailable(
+            f"cannot start Spark on {master or 'the default master'}: {exc}"
+        ) from exc
     # Spark warns, with a Java stack trace, about every glob it first looks up as a folder.
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -88,8 +90,13 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, session: Any = None, *, master: str | None = None,
-                 chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+    def __init__(
+        self,
+        session: Any = None,
+        *,
+        master: str | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> None:
         if chunk_rows < 1:
             raise InvalidInput("chunk_rows must be at least 1")
         if session is not None and master is not None:
@@ -139,13 +146,15 @@ class SparkEngine:
         def firsts(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             for table in chunks_of(batches, chunk_rows):
                 yield pa.RecordBatch.from_pydict(
-                    {"t": pa.array([earliest_ns(frame_of(table), column)], pa.int64())})
+                    {"t": pa.array([earliest_ns(frame_of(table), column)], pa.int64())}
+                )
 
         row = frame.select(column).mapInArrow(firsts, "t long").agg(F.min("t")).collect()[0]
         return None if row[0] is None else int(row[0])
 
-    def profiles(self, source: str, layout: ProfileLayout, slots: Slots,
-                 progress: Progress | None = None) -> dict[int, Profile]:
+    def profiles(
+        self, source: str, layout: ProfileLayout, slots: Slots, progress: Progress | None = None
+    ) -> dict[int, Profile]:
         from pyspark.sql import functions as F
 
         frame = self._read(source)
@@ -155,8 +164,11 @@ class SparkEngine:
             names = sorted(counts)
             starts = np.cumsum([0] + [counts[n] for n in names[:-1]])
             offsets = {n: int(s) for n, s in zip(names, starts, strict=True)}
-            frame = frame.select("*", F.col("_metadata.file_path").alias(_FILE),
-                                 F.col("_metadata.row_index").alias(_ROW))
+            frame = frame.select(
+                "*",
+                F.col("_metadata.file_path").alias(_FILE),
+                F.col("_metadata.row_index").alias(_ROW),
+            )
         layout_json = json.dumps(layout.to_dict())
         chunk_rows = self.chunk_rows
 
@@ -170,9 +182,13 @@ class SparkEngine:
         return {int(slot): Profile.from_dict(json.loads(text), layout) for slot, text in merged}
 
 
-def _partition_profiles(batches: Iterable[pa.RecordBatch], layout_json: str, slots: Slots,
-                        offsets: dict[str, int] | None, chunk_rows: int
-                        ) -> Iterator[pa.RecordBatch]:
+def _partition_profiles(
+    batches: Iterable[pa.RecordBatch],
+    layout_json: str,
+    slots: Slots,
+    offsets: dict[str, int] | None,
+    chunk_rows: int,
+) -> Iterator[pa.RecordBatch]:
     """On an executor: one profile per window of the partition's records, as JSON."""
     layout = _layout(layout_json)
     total: dict[int, Profile] = {}
@@ -180,19 +196,25 @@ def _partition_profiles(batches: Iterable[pa.RecordBatch], layout_json: str, slo
         rows = None
         if offsets is not None:
             files = table.column(_FILE).combine_chunks().dictionary_encode()
-            starts = np.array([offsets[name] for name in files.dictionary.to_pylist()],
-                              dtype=np.int64)
-            rows = (starts[files.indices.to_numpy(zero_copy_only=False)]
-                    + table.column(_ROW).to_numpy())
+            starts = np.array(
+                [offsets[name] for name in files.dictionary.to_pylist()], dtype=np.int64
+            )
+            rows = (
+                starts[files.indices.to_numpy(zero_copy_only=False)] + table.column(_ROW).to_numpy()
+            )
             table = table.drop_columns([_FILE, _ROW])
         frame = frame_of(table)
         merge_into(total, profiles_by_slot(frame, slots.of(frame, rows), layout))
     if total:
         keys = sorted(total)
-        yield pa.RecordBatch.from_pydict({
-            "slot": pa.array(keys, pa.int64()),
-            "profile": pa.array([json.dumps(total[k].to_dict(include_layout=False))
-                                 for k in keys], pa.string())})
+        yield pa.RecordBatch.from_pydict(
+            {
+                "slot": pa.array(keys, pa.int64()),
+                "profile": pa.array(
+                    [json.dumps(total[k].to_dict(include_layout=False)) for k in keys], pa.string()
+                ),
+            }
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -205,7 +227,8 @@ def _layout(layout_json: str) -> ProfileLayout:
 def _merge_json(layout_json: str, a: str, b: str) -> str:
     layout = _layout(layout_json)
     merged = Profile.from_dict(json.loads(a), layout).merge(
-        Profile.from_dict(json.loads(b), layout))
+        Profile.from_dict(json.loads(b), layout)
+    )
     return json.dumps(merged.to_dict(include_layout=False))
 
 
@@ -235,5 +258,6 @@ class _JobProgress:
             stages = [self.tracker.getStageInfo(s) for s in self.tracker.getActiveStageIds()]
             stages = [s for s in stages if s is not None]
             if stages:
-                self.progress(sum(s.numCompletedTasks for s in stages),
-                              sum(s.numTasks for s in stages))
+                self.progress(
+                    sum(s.numCompletedTasks for s in stages), sum(s.numTasks for s in stages)
+                )

@@ -47,8 +47,10 @@ class WindowSpec:
         try:
             duration = pd.Timedelta(str(text).strip())
         except ValueError as exc:
-            raise InvalidInput(f"window {text!r} is neither a record count (e.g. 1000) nor a "
-                               "duration (e.g. 1h, 30min, 1d)") from exc
+            raise InvalidInput(
+                f"window {text!r} is neither a record count (e.g. 1000) nor a "
+                "duration (e.g. 1h, 30min, 1d)"
+            ) from exc
         if duration <= pd.Timedelta(0):
             raise InvalidInput("a time window must last more than zero")
         return cls(duration=duration)
@@ -64,12 +66,13 @@ def timestamps_of(column: pd.Series) -> pd.Series:
     return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
 
 
-def iter_windows(frame: pd.DataFrame, spec: WindowSpec, timestamp: str = "timestamp"
-                 ) -> Iterator[tuple[int, pd.DataFrame]]:
+def iter_windows(
+    frame: pd.DataFrame, spec: WindowSpec, timestamp: str = "timestamp"
+) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield ``(index, rows)`` per window, in stream order; time windows need ``timestamp``."""
     if spec.size is not None:
         for index, start in enumerate(range(0, len(frame), spec.size)):
-            yield index, frame.iloc[start:start + spec.size]
+            yield index, frame.iloc[start : start + spec.size]
         return
     if timestamp not in frame.columns:
         raise InvalidInput(f"a time window needs the timestamp column {timestamp!r}")

@@ -177,9 +177,7 @@ def install_models(
         description=f"fallback: {scenario.fallback.algorithm}",
         actor=actor,
     )
-    registry.set_fallback(
-        data.spec.name, info.number, actor=actor, reason="lighter fallback model"
-    )
+    registry.set_fallback(data.spec.name, info.number, actor=actor, reason="lighter fallback model")
     return Installed(champion, info.number, fallback)
 
 

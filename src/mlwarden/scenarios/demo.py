@@ -141,8 +141,10 @@ class Demo:
         traffic.start()
         started = time.monotonic()
         try:
-            while not self._stop.is_set() and traffic.is_alive() and (
-                duration_s is None or time.monotonic() - started < duration_s
+            while (
+                not self._stop.is_set()
+                and traffic.is_alive()
+                and (duration_s is None or time.monotonic() - started < duration_s)
             ):
                 time.sleep(0.2)
         except KeyboardInterrupt:
@@ -195,4 +197,3 @@ class Demo:
                         self.status.failed_requests += 1
                         log.warning("demo request failed: %s", exc)
                     self._stop.wait(max(0.0, interval - (time.monotonic() - tick)))
-

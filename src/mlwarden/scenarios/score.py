@@ -189,9 +189,13 @@ def score(
             {
                 "expect": f"better than doing nothing over the fault periods (by more than "
                 f"{harmed['tolerance']})"
-                + ("" if can_help else ": not applicable, no remedy can help here (the "
-                   f"unfaulted stream serves {periods['oracle']}, doing nothing "
-                   f"{periods['no_action']})"),
+                + (
+                    ""
+                    if can_help
+                    else ": not applicable, no remedy can help here (the "
+                    f"unfaulted stream serves {periods['oracle']}, doing nothing "
+                    f"{periods['no_action']})"
+                ),
                 "passed": harmed["helped"] or not can_help,
                 "fault_periods": periods,
             }

@@ -112,10 +112,21 @@ class ServerProcess:
     def start(self, timeout_s: float = 180.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-c", "from mlwarden.cli.main import app; app()", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
-            "--log-level", "warning", "--agent" if self.agent else "--no-agent",
-            "--workers", str(self.workers),
+            sys.executable,
+            "-c",
+            "from mlwarden.cli.main import app; app()",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            "--agent" if self.agent else "--no-agent",
+            "--workers",
+            str(self.workers),
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
@@ -124,8 +135,9 @@ class ServerProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
         self._log = (self.data_dir / "server.log").open("ab")
         # a pipe nobody reads would fill up and stall the server
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=env)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -412,8 +412,14 @@ class Gateway:
         if error is not None:
             self.metrics.prediction_errors.labels(model, str(number), served_by).inc(len(instances))
         records = self._records(
-            model, number, served_by, instances if recorded is None else recorded, predictions,
-            latency_ms, error, datetime.now(UTC),
+            model,
+            number,
+            served_by,
+            instances if recorded is None else recorded,
+            predictions,
+            latency_ms,
+            error,
+            datetime.now(UTC),
         )
         return records, predictions, error
 
@@ -519,8 +525,14 @@ class Gateway:
             )
         default = deployment.default_response
         records = self._records(
-            model, None, "default", instances, [Prediction(default)] * len(instances), 0.0,
-            None, datetime.now(UTC),
+            model,
+            None,
+            "default",
+            instances,
+            [Prediction(default)] * len(instances),
+            0.0,
+            None,
+            datetime.now(UTC),
         )
         self._count(model, None, "default", len(instances))
         await self._record(records)
@@ -584,7 +596,13 @@ class Gateway:
         self.metrics.latency.labels(model, "shadow").observe(latency_ms / 1000.0)
         await self._record(
             self._records(
-                model, number, "shadow", instances, predictions, latency_ms, error,
+                model,
+                number,
+                "shadow",
+                instances,
+                predictions,
+                latency_ms,
+                error,
                 datetime.now(UTC),
             )
         )

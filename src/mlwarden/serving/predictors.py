@@ -276,7 +276,9 @@ class RemotePredictor:
         self.timeout_s = timeout_s
         self.headers = {str(k): str(v) for k, v in (endpoint.get("headers") or {}).items()}
         remote_name = str(
-            endpoint.get("name") or endpoint.get("model_name") or endpoint.get("remote_name")
+            endpoint.get("name")
+            or endpoint.get("model_name")
+            or endpoint.get("remote_name")
             or spec.name
         )
         base = url.rstrip("/")

@@ -205,8 +205,14 @@ class ProbeManager:
         timeout_s = (info.timeout_ms or self.settings.predict_timeout_ms) / 1000.0
         predictor = RemotePredictor(info.endpoint or {}, spec, timeout_s=timeout_s)
         prober = Prober(
-            spec, version, predictor, rows, self.sink,
-            rate_per_s=rate_per_s, max_requests=max_requests, metrics=self.metrics,
+            spec,
+            version,
+            predictor,
+            rows,
+            self.sink,
+            rate_per_s=rate_per_s,
+            max_requests=max_requests,
+            metrics=self.metrics,
         )
         with self._lock:
             running = self._probers.get(model)

@@ -119,8 +119,11 @@ def canonical_labels(values: Iterable[Any]) -> list[str | None]:
     >>> canonical_labels([1, "1", 1.0, None, "cat", 1])
     ['1', '1', '1', None, 'cat', '1']
     """
-    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, np.dtype) \
-            and values.dtype.kind in "biuf":
+    if (
+        isinstance(values, pd.Series | pd.Index)
+        and isinstance(values.dtype, np.dtype)
+        and values.dtype.kind in "biuf"
+    ):
         values = values.to_numpy()
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "biuf":
         # Equal numbers spell alike (0.0 and -0.0 as "0", every NaN as None): spell the
@@ -189,16 +192,24 @@ def _bootstrap(
         shrink = math.sqrt(_MAX_BOOTSTRAP_ROWS / n)
     draws = _resampled(statistic, _draws(n, min(n, _MAX_BOOTSTRAP_ROWS), resamples, seed))
     if len(draws) < max(10, resamples // 2):
-        return MetricValue(name, float(value), None, None, n, method="bootstrap",
-                           reason="too few valid resamples for an interval")
+        return MetricValue(
+            name,
+            float(value),
+            None,
+            None,
+            n,
+            method="bootstrap",
+            reason="too few valid resamples for an interval",
+        )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(np.asarray(draws), [alpha, 1 - alpha])
     centre = float(np.mean(draws)) if shrink != 1.0 else float(value)
     if shrink != 1.0:
         low = value - (centre - low) * shrink
         high = value + (high - centre) * shrink
-    return MetricValue(name, float(value), float(min(low, value)), float(max(high, value)), n,
-                       method="bootstrap")
+    return MetricValue(
+        name, float(value), float(min(low, value)), float(max(high, value)), n, method="bootstrap"
+    )
 
 
 def _draws(n: int, chunk: int, resamples: int, seed: int) -> np.ndarray:
@@ -227,8 +238,7 @@ _CACHED_DRAWS = 1_000_000  # 8 MB each
 _cached_draws = functools.lru_cache(maxsize=4)(_new_draws)
 
 
-def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarray
-               ) -> np.ndarray:
+def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarray) -> np.ndarray:
     """The statistic on every draw (row) of ``draws``; draws where it is undefined are left
     out."""
     if isinstance(statistic, _Rowwise):
@@ -258,9 +268,16 @@ class _Rowwise:
         return value if math.isfinite(value) else None
 
     def many(self, ix: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(self._statistic(ix[i:i + self._CHUNK]), dtype=float)
-                               for i in range(0, len(ix), self._CHUNK)]) if len(ix) else \
-            np.empty(0)
+        return (
+            np.concatenate(
+                [
+                    np.asarray(self._statistic(ix[i : i + self._CHUNK]), dtype=float)
+                    for i in range(0, len(ix), self._CHUNK)
+                ]
+            )
+            if len(ix)
+            else np.empty(0)
+        )
 
 
 @dataclass(frozen=True)
@@ -291,9 +308,14 @@ class MetricSpread:
         return self.level + sigmas * self.std(n)
 
 
-def reference_spread(name: str, statistic: Callable[[np.ndarray], float | None], n: int,
-                     resamples: int = 100, seed: int = 0, size: int = 5000
-                     ) -> MetricSpread | None:
+def reference_spread(
+    name: str,
+    statistic: Callable[[np.ndarray], float | None],
+    n: int,
+    resamples: int = 100,
+    seed: int = 0,
+    size: int = 5000,
+) -> MetricSpread | None:
     """Level of ``statistic`` (a function of row indices) on n reference rows and its spread over
     ``resamples`` chunks of ``min(n, size)`` rows drawn with replacement.
 
@@ -359,8 +381,10 @@ def classification_metrics(
     t, p, probs, k = _encoded(y_true, y_pred, proba, classes, positive)
     n = len(t)
     if n == 0:
-        return {name: MetricValue.undefined(name, 0, "no labelled rows") for name in
-                CLASSIFICATION_METRICS}
+        return {
+            name: MetricValue.undefined(name, 0, "no labelled rows")
+            for name in CLASSIFICATION_METRICS
+        }
     binary = k == 2
     out: dict[str, MetricValue] = {}
 
@@ -370,19 +394,34 @@ def classification_metrics(
         predicted_pos = int((p == pos_i).sum())
         actual_pos = int((t == pos_i).sum())
         tp = int(((p == pos_i) & (t == pos_i)).sum())
-        out["precision"] = (_proportion("precision", tp, predicted_pos, confidence)
-                            if predicted_pos else
-                            MetricValue.undefined("precision", n, "no positive predictions"))
-        out["recall"] = (_proportion("recall", tp, actual_pos, confidence) if actual_pos else
-                         MetricValue.undefined("recall", n, "no positive labels"))
+        out["precision"] = (
+            _proportion("precision", tp, predicted_pos, confidence)
+            if predicted_pos
+            else MetricValue.undefined("precision", n, "no positive predictions")
+        )
+        out["recall"] = (
+            _proportion("recall", tp, actual_pos, confidence)
+            if actual_pos
+            else MetricValue.undefined("recall", n, "no positive labels")
+        )
     else:
-        out["precision"] = _bootstrap("precision", lambda ix: _macro(t[ix], p[ix], k, "precision"),
-                                      n, confidence, resamples, seed)
-        out["recall"] = _bootstrap("recall", lambda ix: _macro(t[ix], p[ix], k, "recall"),
-                                   n, confidence, resamples, seed)
+        out["precision"] = _bootstrap(
+            "precision",
+            lambda ix: _macro(t[ix], p[ix], k, "precision"),
+            n,
+            confidence,
+            resamples,
+            seed,
+        )
+        out["recall"] = _bootstrap(
+            "recall", lambda ix: _macro(t[ix], p[ix], k, "recall"), n, confidence, resamples, seed
+        )
     hit, said, was = (p == 1) & (t == 1), p == 1, t == 1
-    f1 = (_Rowwise(lambda ix: _binary_f1(hit[ix], said[ix], was[ix])) if binary else
-          (lambda ix: _macro(t[ix], p[ix], k, "f1")))
+    f1 = (
+        _Rowwise(lambda ix: _binary_f1(hit[ix], said[ix], was[ix]))
+        if binary
+        else (lambda ix: _macro(t[ix], p[ix], k, "f1"))
+    )
     out["f1"] = _bootstrap("f1", f1, n, confidence, resamples, seed)
     if out["f1"].value is None:
         out["f1"] = MetricValue.undefined("f1", n, "no positive labels or predictions")
@@ -395,24 +434,34 @@ def classification_metrics(
         return out
     if n < 2 or distinct < 2:
         out["roc_auc"] = MetricValue.undefined(
-            "roc_auc", n, "needs at least two rows and two classes among the labels")
+            "roc_auc", n, "needs at least two rows and two classes among the labels"
+        )
     else:
-        out["roc_auc"] = (_hanley_mcneil(t == 1, probs[:, 1], n, confidence) if binary else
-                          _bootstrap("roc_auc", lambda ix: _auc(t[ix], probs[ix]), n,
-                                     confidence, resamples, seed))
+        out["roc_auc"] = (
+            _hanley_mcneil(t == 1, probs[:, 1], n, confidence)
+            if binary
+            else _bootstrap(
+                "roc_auc", lambda ix: _auc(t[ix], probs[ix]), n, confidence, resamples, seed
+            )
+        )
     if (t == -1).any():
         out["log_loss"] = MetricValue.undefined("log_loss", n, "labels outside the scored classes")
     else:
         loss = _row_log_loss(t, probs)
-        out["log_loss"] = _bootstrap("log_loss", _Rowwise(lambda ix: loss[ix].mean(axis=-1)), n,
-                                     confidence, resamples, seed)
+        out["log_loss"] = _bootstrap(
+            "log_loss", _Rowwise(lambda ix: loss[ix].mean(axis=-1)), n, confidence, resamples, seed
+        )
     out["ece"] = _bootstrap("ece", _ece_of(t, probs, ece_bins), n, confidence, resamples, seed)
     return out
 
 
-def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
-             classes: Sequence[Any] | None, positive: Any
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+def _encoded(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    proba: Any,
+    classes: Sequence[Any] | None,
+    positive: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Labels and predictions as class indices (-1 for a class outside ``classes``), rows
     missing either dropped, with the matching rows of the probability matrix and the number
     of classes. Binary problems put ``positive`` (default: the last class) at index 1."""
@@ -420,11 +469,15 @@ def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
     pred = canonical_labels(y_pred)
     if len(truth) != len(pred):
         raise ValueError(f"{len(truth)} labels but {len(pred)} predictions")
-    keep = np.array([t is not None and p is not None for t, p in zip(truth, pred, strict=True)],
-                    dtype=bool)
+    keep = np.array(
+        [t is not None and p is not None for t, p in zip(truth, pred, strict=True)], dtype=bool
+    )
     if classes is None:
-        classes = sorted({t for t, k in zip(truth, keep, strict=True) if k}
-                         | {p for p, k in zip(pred, keep, strict=True) if k}, key=label_sort_key)
+        classes = sorted(
+            {t for t, k in zip(truth, keep, strict=True) if k}
+            | {p for p, k in zip(pred, keep, strict=True) if k},
+            key=label_sort_key,
+        )
     class_list = [canonical_label(c) for c in classes]
     if positive is not None:
         pos = canonical_label(positive)
@@ -439,9 +492,15 @@ def _encoded(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any,
     return t, p, probs, len(class_list)
 
 
-def classification_spreads(y_true: Sequence[Any], y_pred: Sequence[Any], proba: Any = None,
-                           classes: Sequence[Any] | None = None, positive: Any = None,
-                           resamples: int = 100, seed: int = 0) -> dict[str, MetricSpread]:
+def classification_spreads(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    proba: Any = None,
+    classes: Sequence[Any] | None = None,
+    positive: Any = None,
+    resamples: int = 100,
+    seed: int = 0,
+) -> dict[str, MetricSpread]:
     """Reference level and chunk spread of accuracy and (with scores) ROC AUC.
 
     >>> rng = np.random.default_rng(0)
@@ -454,26 +513,31 @@ def classification_spreads(y_true: Sequence[Any], y_pred: Sequence[Any], proba: 
     t, p, probs, _ = _encoded(y_true, y_pred, proba, classes, positive)
     right = t == p
     out = {}
-    accuracy = reference_spread("accuracy", lambda ix: float(right[ix].mean()), len(t),
-                                resamples, seed)
+    accuracy = reference_spread(
+        "accuracy", lambda ix: float(right[ix].mean()), len(t), resamples, seed
+    )
     if accuracy is not None:
         out["accuracy"] = accuracy
     if probs is not None and not (t == -1).any():
-        auc = reference_spread("roc_auc", lambda ix: _auc(t[ix], probs[ix]), len(t),
-                               resamples, seed)
+        auc = reference_spread(
+            "roc_auc", lambda ix: _auc(t[ix], probs[ix]), len(t), resamples, seed
+        )
         if auc is not None:
             out["roc_auc"] = auc
     return out
 
 
-def regression_spreads(y_true: Sequence[Any], y_pred: Sequence[Any], resamples: int = 100,
-                       seed: int = 0) -> dict[str, MetricSpread]:
+def regression_spreads(
+    y_true: Sequence[Any], y_pred: Sequence[Any], resamples: int = 100, seed: int = 0
+) -> dict[str, MetricSpread]:
     """Reference level and chunk spread of RMSE and MAE."""
     err = to_float_array(y_true) - to_float_array(y_pred)
     err = err[np.isfinite(err)]
     out = {}
-    for name, statistic in (("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2)))),
-                            ("mae", lambda ix: float(np.mean(np.abs(err[ix]))))):
+    for name, statistic in (
+        ("rmse", lambda ix: float(np.sqrt(np.mean(err[ix] ** 2)))),
+        ("mae", lambda ix: float(np.mean(np.abs(err[ix])))),
+    ):
         spread = reference_spread(name, statistic, len(err), resamples, seed)
         if spread is not None:
             out[name] = spread
@@ -496,20 +560,34 @@ def regression_metrics(
     y, f = truth[keep], pred[keep]
     n = len(y)
     if n == 0:
-        return {name: MetricValue.undefined(name, 0, "no labelled rows") for name in
-                REGRESSION_METRICS}
+        return {
+            name: MetricValue.undefined(name, 0, "no labelled rows") for name in REGRESSION_METRICS
+        }
     err = y - f
     out = {
-        "rmse": _bootstrap("rmse", _Rowwise(lambda ix: np.sqrt(np.mean(err[ix] ** 2, axis=-1))),
-                           n, confidence, resamples, seed),
-        "mae": _bootstrap("mae", _Rowwise(lambda ix: np.mean(np.abs(err[ix]), axis=-1)), n,
-                          confidence, resamples, seed),
+        "rmse": _bootstrap(
+            "rmse",
+            _Rowwise(lambda ix: np.sqrt(np.mean(err[ix] ** 2, axis=-1))),
+            n,
+            confidence,
+            resamples,
+            seed,
+        ),
+        "mae": _bootstrap(
+            "mae",
+            _Rowwise(lambda ix: np.mean(np.abs(err[ix]), axis=-1)),
+            n,
+            confidence,
+            resamples,
+            seed,
+        ),
     }
     if n < 2 or np.var(y) == 0:
         out["r2"] = MetricValue.undefined("r2", n, "needs at least two distinct labels")
     else:
-        out["r2"] = _bootstrap("r2", _Rowwise(lambda ix: _r2(y[ix], f[ix])), n, confidence,
-                               resamples, seed)
+        out["r2"] = _bootstrap(
+            "r2", _Rowwise(lambda ix: _r2(y[ix], f[ix])), n, confidence, resamples, seed
+        )
     return out
 
 
@@ -569,17 +647,20 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _hanley_mcneil(positive: np.ndarray, score: np.ndarray, n: int, confidence: float
-                   ) -> MetricValue:
+def _hanley_mcneil(
+    positive: np.ndarray, score: np.ndarray, n: int, confidence: float
+) -> MetricValue:
     """Binary ROC AUC with the Hanley & McNeil (1982, Radiology 143) standard error."""
     auc = _binary_auc(positive, score)
     if auc is None:
         return MetricValue.undefined("roc_auc", n, "needs both classes among the labels")
     n1 = float(positive.sum())
     half = _normal_quantile(0.5 + confidence / 2) * math.sqrt(
-        hanley_mcneil_variance(auc, n1, len(positive) - n1))
-    return MetricValue("roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n,
-                       method="hanley_mcneil")
+        hanley_mcneil_variance(auc, n1, len(positive) - n1)
+    )
+    return MetricValue(
+        "roc_auc", auc, max(0.0, auc - half), min(1.0, auc + half), n, method="hanley_mcneil"
+    )
 
 
 def hanley_mcneil_variance(auc: float, n_pos: float, n_neg: float) -> float:
@@ -592,16 +673,18 @@ def hanley_mcneil_variance(auc: float, n_pos: float, n_neg: float) -> float:
     if n_pos <= 0 or n_neg <= 0:
         return 0.0
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc)
-           + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
+        n_pos * n_neg
+    )
     return max(var, 0.0)
 
 
 def _auc(t: np.ndarray, probs: np.ndarray) -> float | None:
     if probs.shape[1] == 2:
         return _binary_auc(t == 1, probs[:, 1])
-    values = [a for c in range(probs.shape[1])
-              if (a := _binary_auc(t == c, probs[:, c])) is not None]
+    values = [
+        a for c in range(probs.shape[1]) if (a := _binary_auc(t == c, probs[:, c])) is not None
+    ]
     return float(np.mean(values)) if values else None
 
 

@@ -105,7 +105,6 @@ def _experiment(row: Any) -> Experiment:
 class AssistantTables(StoreBase):
     """The ``Store``'s queries on the ``datasets`` and ``experiments`` tables."""
 
-
     # ------------------------------------------------------------------------------ datasets
 
     def add_dataset_version(
@@ -157,9 +156,7 @@ class AssistantTables(StoreBase):
     def dataset_names(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(
-                conn.execute(
-                    select(datasets.c.name).distinct().order_by(datasets.c.name)
-                ).scalars()
+                conn.execute(select(datasets.c.name).distinct().order_by(datasets.c.name)).scalars()
             )
 
     def last_dataset_version(self) -> DatasetVersion | None:
@@ -199,9 +196,7 @@ class AssistantTables(StoreBase):
 
     def experiment(self, experiment_id: int) -> Experiment | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(experiments).where(experiments.c.id == experiment_id)
-            ).first()
+            row = conn.execute(select(experiments).where(experiments.c.id == experiment_id)).first()
         return None if row is None else _experiment(row)
 
     def experiments(self, model: str | None = None) -> list[Experiment]:

@@ -63,8 +63,8 @@ def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
     column by column, as dicts with the keys and values SQLAlchemy's types would give."""
     if not rows:
         return []
-    rid, version, ts, received, features, prediction, scores, latency, error, served, label = (
-        zip(*rows, strict=True)
+    rid, version, ts, received, features, prediction, scores, latency, error, served, label = zip(
+        *rows, strict=True
     )
     columns = {
         "id": rid,
@@ -144,7 +144,6 @@ def plain_row(row: Any) -> dict[str, Any]:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
 
 
 class StoreBase:

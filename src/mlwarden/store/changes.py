@@ -93,8 +93,9 @@ class ChangeListener:
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                log.warning("change notifications lost (%s); reconnecting in %.1f s",
-                            exc, self.retry_s)
+                log.warning(
+                    "change notifications lost (%s); reconnecting in %.1f s", exc, self.retry_s
+                )
             finally:
                 if self.listening.is_set():
                     self.listening.clear()

@@ -155,9 +155,7 @@ def last_windows(store: Store, model_id: int, limit: int) -> list[SignalRow]:
     return [SignalRow(p.window, p.ts, p.name, p.value) for p in rows]
 
 
-def chart_events(
-    store: Store, model_id: int, since: datetime | None, per_kind: int
-) -> ChartEvents:
+def chart_events(store: Store, model_id: int, since: datetime | None, per_kind: int) -> ChartEvents:
     """The newest ``per_kind`` deployment revisions (production), incidents opened and actions
     of a model since ``since``, each newest first."""
     d, i, a = t.deployment_revisions, at.incidents, at.actions
@@ -174,9 +172,9 @@ def chart_events(
     incidents = select(
         i.c.id, i.c.severity, i.c.diagnosis, i.c.scope, i.c.state, i.c.opened_at
     ).where(i.c.model_id == model_id)
-    actions = select(
-        a.c.id, a.c.kind, a.c.state, a.c.actor, a.c.incident_id, a.c.created_at
-    ).where(a.c.model_id == model_id)
+    actions = select(a.c.id, a.c.kind, a.c.state, a.c.actor, a.c.incident_id, a.c.created_at).where(
+        a.c.model_id == model_id
+    )
     if since is not None:
         deploys = deploys.where(d.c.created_at >= since)
         incidents = incidents.where(i.c.opened_at >= since)

@@ -110,9 +110,7 @@ class AgentRepo(WindowRepo):
 
     def open_incident(self, model: str, scope: str | None = None) -> dict[str, Any] | None:
         """The newest open incident of ``model`` (of ``scope`` when given)."""
-        found = [
-            i for i in self.open_incidents(model) if scope is None or i.get("scope") == scope
-        ]
+        found = [i for i in self.open_incidents(model) if scope is None or i.get("scope") == scope]
         return found[-1] if found else None
 
     def last_closed_window(
@@ -266,8 +264,7 @@ class AgentRepo(WindowRepo):
                 .limit(limit)
             ).all()
         return [
-            ClosedIncident(r.id, r.state, list(r.kinds or []), list(r.features or []))
-            for r in rows
+            ClosedIncident(r.id, r.state, list(r.kinds or []), list(r.features or [])) for r in rows
         ]
 
     def first_action_kind(self, incident_id: int, *, besides: str) -> str | None:

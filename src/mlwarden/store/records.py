@@ -51,7 +51,6 @@ RECORD_COLUMNS = (
 )
 
 
-
 class RecordTables(StoreBase):
     """The ``Store``'s queries on records and feedback."""
 
@@ -160,9 +159,7 @@ class RecordTables(StoreBase):
                 for start in range(0, len(items), step)
             )
 
-    def _insert_chunk(
-        self, conn: Connection, rows: Sequence[Mapping[str, Any] | BaseModel]
-    ) -> int:
+    def _insert_chunk(self, conn: Connection, rows: Sequence[Mapping[str, Any] | BaseModel]) -> int:
         if isinstance(rows, RecordBatch):
             params = self._batch_params(rows)
         else:
@@ -329,8 +326,17 @@ class RecordTables(StoreBase):
         )
         query = (
             select(
-                r.c.id, r.c.version, ts, received, features, prediction,
-                scores, r.c.latency_ms, r.c.error, r.c.served_by, label,
+                r.c.id,
+                r.c.version,
+                ts,
+                received,
+                features,
+                prediction,
+                scores,
+                r.c.latency_ms,
+                r.c.error,
+                r.c.served_by,
+                label,
             )
             .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
             .where(

@@ -32,6 +32,7 @@ from mlwarden.store.base import (
 VersionKind = Literal["sklearn", "remote"]
 Health = Literal["healthy", "unhealthy", "unknown"]
 
+
 class VersionInfo(BaseModel):
     """A version of a model as the registry and the gateway see it (without the heavy blobs)."""
 
@@ -54,7 +55,6 @@ class VersionInfo(BaseModel):
         # credentials are write-only: every dump (API, dashboard, export) masks them, while
         # the gateway and the prober read ``info.endpoint`` itself
         return mask_endpoint(endpoint)
-
 
 
 class RegistryTables(AuditTables):
@@ -310,10 +310,12 @@ class RegistryTables(AuditTables):
             .subquery()
         )
         rows = conn.execute(
-            select(d).join(
+            select(d)
+            .join(
                 newest,
                 (d.c.environment == newest.c.environment) & (d.c.revision == newest.c.revision),
-            ).where(d.c.model_id == model_id)
+            )
+            .where(d.c.model_id == model_id)
         )
         return [
             (row.environment, role.removesuffix("_version"), getattr(row, role))
@@ -456,7 +458,8 @@ class RegistryTables(AuditTables):
             # check would then refuse them all
             features = set(self.get_model(model).feature_names)
             named = set(state.input_repair) | {
-                name for rule in state.input_repair.values()
+                name
+                for rule in state.input_repair.values()
                 for name in rule.fill_coefficients or {}
             }
             unknown = sorted(named - features)

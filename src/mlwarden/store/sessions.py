@@ -15,7 +15,6 @@ from mlwarden.store.base import StoreBase
 class SessionTables(StoreBase):
     """The ``Store``'s queries on ``ui_sessions``."""
 
-
     def start_ui_session(self, sid_hash: str, token_name: str, max_age_s: float) -> None:
         """Remember a session for ``max_age_s``; sessions already expired are forgotten."""
         now = utcnow()

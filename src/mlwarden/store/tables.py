@@ -127,7 +127,6 @@ feedback = Table(
 )
 
 
-
 def labels_of_record(records_table: Table, feedback_table: Table) -> ColumnElement[bool]:
     """The join condition of a record and its label: the same id within the same model."""
     return and_(

@@ -235,9 +235,7 @@ class WindowRepo:
             ).one()
             if newest[0] is None:
                 return []
-            query = select(s.c.window, s.c.ts, s.c.name, s.c.value).where(
-                s.c.model_id == model_id
-            )
+            query = select(s.c.window, s.c.ts, s.c.name, s.c.value).where(s.c.model_id == model_id)
             if isinstance(span, int):
                 query = query.where(s.c.window > newest[0] - span)
             else:

@@ -104,15 +104,17 @@ def format_alert(
             "commonLabels": labels,
             "commonAnnotations": annotations,
             "externalURL": "",
-            "alerts": [{
-                "status": "firing",
-                "labels": labels,
-                "annotations": annotations,
-                "startsAt": stamp,
-                "endsAt": _ZERO_TIME,
-                "generatorURL": "",
-                "fingerprint": fingerprint[:16],
-            }],
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": annotations,
+                    "startsAt": stamp,
+                    "endsAt": _ZERO_TIME,
+                    "generatorURL": "",
+                    "fingerprint": fingerprint[:16],
+                }
+            ],
         }
     if fmt == "pagerduty":
         if not routing_key:
@@ -140,8 +142,11 @@ def format_alert(
             body["dedup_key"] = f"mlwarden/{model}/incident/{payload['incident']}"
         return body
     if fmt == "slack":
-        fields = [{"type": "mrkdwn", "text": f"*{key}*\n{str(details[key])[:1900]}"}
-                  for key in ("diagnosis", "action", "rationale") if details.get(key)]
+        fields = [
+            {"type": "mrkdwn", "text": f"*{key}*\n{str(details[key])[:1900]}"}
+            for key in ("diagnosis", "action", "rationale")
+            if details.get(key)
+        ]
         section: dict[str, Any] = {
             "type": "section",
             "text": {"type": "mrkdwn", "text": f"*{severity.upper()}* on model `{model}`"},
@@ -153,10 +158,16 @@ def format_alert(
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
                 section,
-                {"type": "context", "elements": [
-                    {"type": "mrkdwn", "text": f"mlwarden · {stamp[:19]}Z"
-                     + (f" · incident {payload['incident']}" if payload["incident"] else "")}
-                ]},
+                {
+                    "type": "context",
+                    "elements": [
+                        {
+                            "type": "mrkdwn",
+                            "text": f"mlwarden · {stamp[:19]}Z"
+                            + (f" · incident {payload['incident']}" if payload["incident"] else ""),
+                        }
+                    ],
+                },
             ],
         }
     raise InvalidInput(f"unknown alert format {fmt!r}: one of {', '.join(ALERT_FORMATS)}")
@@ -264,9 +275,7 @@ def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
     payload = alert_payload(model, params)
     settings = env.policy.alert
     url = action["params"].get("webhook_url") or settings.webhook_url
-    delivery: dict[str, Any] = {
-        "delivered": False, "webhook": bool(url), "format": settings.format
-    }
+    delivery: dict[str, Any] = {"delivered": False, "webhook": bool(url), "format": settings.format}
     if not url:
         # journaled and on the timeline, but nobody was paged: say so wherever it is shown
         delivery["outcome"] = "not delivered: no webhook configured"

@@ -59,7 +59,9 @@ def run_fallback(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             raise Conflict(f"version {target} is no longer the fallback of {action['model']!r}")
         previous["live"] = state.live_version
         update: dict[str, Any] = {
-            "live_version": target, "canary_version": None, "canary_weight": 0.0
+            "live_version": target,
+            "canary_version": None,
+            "canary_weight": 0.0,
         }
         if state.shadow_version is None and state.live_version not in (None, target):
             update["shadow_version"] = state.live_version

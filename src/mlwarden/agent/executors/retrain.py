@@ -210,7 +210,9 @@ def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
             "holdout_rows": len(held),
         }
         metric, candidate_score, refusal = (
-            checked.metric, checked.candidate_score, checked.refusal
+            checked.metric,
+            checked.candidate_score,
+            checked.refusal,
         )
         if refusal:
             # the action ran, but nothing changed: say so wherever it is shown, not just "done"
