@@ -38,7 +38,8 @@ REMEDIES = frozenset(
 
 @dataclass(frozen=True)
 class Hindsight:
-    """Would a retrain when the incident began have served better on the records since?"""
+    """Would a retrain a few windows ago (``retrain.hindsight_windows``, not before the
+    incident began) have served better on the records since?"""
 
     helps: bool
     reason: str
@@ -69,7 +70,7 @@ class ModelContext:
     windows_before_change: int | None = None
     # the input repair that would mend these data-quality findings (empty: none fits)
     plan_repair: Callable[[Sequence[Finding]], dict[str, FeatureRepair]] | None = None
-    # a retrain when the incident began, judged on the records since (agent.hindsight); None
+    # a retrain a few windows ago, judged on the records since (agent.hindsight); None
     # when no change point is known or it cannot be judged here
     retrain_hindsight: Callable[[], Hindsight | None] | None = None
 
@@ -159,12 +160,14 @@ def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | 
 
 
 def retrain_would_have_helped(ctx: ModelContext) -> str | None:
-    """Never retrain for a drop on moving inputs unless the retrain the drop called for, fitted
-    when it began, serves the records since better than the champion (``agent.hindsight``)."""
+    """Never retrain for a drop on moving inputs unless the same retrain, fitted a few windows
+    ago, serves the records since better than the champion (``agent.hindsight``)."""
     hindsight = ctx.retrain_hindsight() if ctx.retrain_hindsight is not None else None
     if hindsight is None or hindsight.helps:
         return None
-    return f"a retrain when the drop began would not have served better since: {hindsight.reason}"
+    start = hindsight.figures.get("hindsight_from_window")
+    when = "earlier" if start is None else f"at window {start}"
+    return f"a retrain {when} would not have served better since: {hindsight.reason}"
 
 
 def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:

@@ -143,7 +143,7 @@ class Agent:
         self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
-        # the candidate a retrain would have fitted when an incident began, per incident
+        # the candidate a retrain would have fitted a few windows ago: the newest one only
         self._hindsight: dict[tuple[int, int, int], tuple[Any | None, str]] = {}
         self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
             None,
