@@ -6,9 +6,10 @@ store, labels arrive ``label_delay`` records later, each closed window is evalua
 monitor engine and handed to the :class:`~mlwarden.agent.loop.Agent`, which decides, acts on the
 deployment through the registry, and verifies. The same seed gives the same run.
 
-Serving faults are applied where they happen in production: a failing or frozen model is a
-predictor that fails or answers a constant; added latency is added to the measured latency
-(the clock is simulated); late arrival and traffic surges move the simulated timestamps.
+Faults are applied where they happen in production, through the hooks of each kind's class
+(``scenarios/faults/``, the same the demo uses): a failing or frozen model is a predictor that
+fails or answers a constant; added latency is added to the measured latency (the clock is
+simulated); late arrival and traffic surges move the simulated timestamps.
 """
 
 from __future__ import annotations

@@ -4,17 +4,15 @@ A fault is injected where it happens in production, and each place is a hook of
 :class:`InjectedFault`; a kind implements the hooks of its ``effects`` and inherits no-ops for
 the others. The simulator and the demo call the same hooks, so a fault behaves the same in both:
 
-========================  =================================================  ===================
-effect                    hook                                               kinds
-========================  =================================================  ===================
-``ROWS``, ``LABELS``      :meth:`~InjectedFault.rows`: the stream's rows     covariate_shift, …
-``REQUESTS``              :meth:`~InjectedFault.request`: one request sent   schema_break
-``ANSWERS``               :meth:`~InjectedFault.serve`: the faulty model     errors, freeze
-``LATENCY``               :meth:`~InjectedFault.added_latency_ms`            latency
-``ARRIVAL``               :meth:`~InjectedFault.arrival_delay_s`             arrival_delay
-``RATE``                  :meth:`~InjectedFault.rate_factor`                 traffic_surge
-``RELEASE``               :meth:`~InjectedFault.releases_at`: a bad version  bad_deploy
-========================  =================================================  ===================
+- ``ROWS``, ``LABELS``: :meth:`~InjectedFault.rows`, on the stream's rows (covariate_shift,
+  null_burst, unit_change, category_new, concept_change, label_shift);
+- ``REQUESTS``: :meth:`~InjectedFault.request`, on one request as sent (schema_break);
+- ``ANSWERS``: :meth:`~InjectedFault.serve`, what the faulty model server answers (errors,
+  prediction_freeze);
+- ``LATENCY``: :meth:`~InjectedFault.added_latency_ms` (latency);
+- ``ARRIVAL``: :meth:`~InjectedFault.arrival_delay_s` (arrival_delay);
+- ``RATE``: :meth:`~InjectedFault.rate_factor` (traffic_surge);
+- ``RELEASE``: :meth:`~InjectedFault.releases_at`, a bad version deployed (bad_deploy).
 
 Serving faults (answers, latency) hit the model server of the version live when the run starts;
 a fallback or a rollback escapes them, as it would a broken model server. ``unattended`` says
