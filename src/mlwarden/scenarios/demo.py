@@ -192,6 +192,12 @@ class Demo:
             f"{self.model!r}; faults: "
             + ", ".join(f"{f.kind} from record {f.start}" for f in self.scenario.faults)
         )
+        if self.model_server is not None:
+            self.say(
+                f"serving faults hit version {self.faulty_version}, the champion behind its "
+                f"model server at {self.model_server.url} (version 1 is the same model, "
+                "served in the gateway)"
+            )
         if threading.current_thread() is threading.main_thread():
             # a service manager's SIGTERM stops the demo as cleanly as Ctrl-C does
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
