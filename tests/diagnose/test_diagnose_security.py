@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.api import routes_diagnose
-from mlwarden.diagnose.assistant import MAX_TEXT_CHARS
 from mlwarden.diagnose.facts import extract_facts
+from mlwarden.diagnose.free_text import MAX_TEXT_CHARS
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.diagnose.matcher import matcher_for
 from mlwarden.server import create_app

@@ -44,8 +44,8 @@ from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.cli.main import app
 from mlwarden.datasets import load
-from mlwarden.diagnose.assistant import TRIAGE_CHECKLIST
 from mlwarden.diagnose.checks import PLACEHOLDERS, fill
+from mlwarden.diagnose.free_text import TRIAGE_CHECKLIST
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.domain import DeploymentState, FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.server import create_app

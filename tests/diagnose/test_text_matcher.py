@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from mlwarden.cli.main import app
-from mlwarden.diagnose.assistant import diagnose_text
 from mlwarden.diagnose.concepts import load_ontology, parse_ontology
 from mlwarden.diagnose.evaluate import load_set, reliability, score
+from mlwarden.diagnose.free_text import diagnose_text
 from mlwarden.diagnose.loader import load_playbooks
 from mlwarden.diagnose.text import Speller, analyse
 from mlwarden.server import create_app

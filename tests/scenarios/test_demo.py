@@ -16,7 +16,6 @@ from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 
-@pytest.mark.slow
 def _quality_decision(store: Store) -> dict | None:
     """The agent's first decision on the null burst's incident (None before it decides)."""
     repo = AgentRepo(store)
@@ -28,6 +27,7 @@ def _quality_decision(store: Store) -> dict | None:
     return None
 
 
+@pytest.mark.slow
 def test_the_demo_detects_the_null_burst_and_decides_on_evidence(tmp_path: Path) -> None:
     port = free_port()
     lines: list[str] = []

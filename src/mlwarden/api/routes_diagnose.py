@@ -1,4 +1,5 @@
-"""HTTP routes of the incident assistant: ``POST /v1/diagnose`` and ``GET /v1/diagnose/scenarios``.
+"""HTTP routes of diagnosis from free text (``diagnose.free_text``): ``POST /v1/diagnose`` and
+``GET /v1/diagnose/scenarios``.
 
 Only the router lives here; the application mounts it (``app.include_router(router)``).
 The response of ``POST /v1/diagnose`` is the CLI ``--json --explain`` contract (each match with
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, require
-from mlwarden.diagnose.assistant import (
+from mlwarden.diagnose.free_text import (
     MAX_TEXT_CHARS,
     TextDiagnosis,
     diagnose_scenario,

@@ -1,4 +1,4 @@
-"""``mlwarden diagnose``: the incident assistant on the command line."""
+"""``mlwarden diagnose``: diagnosis from free text on the command line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from mlwarden.cli.app import app
-from mlwarden.diagnose.assistant import (
+from mlwarden.diagnose.free_text import (
     TextDiagnosis,
     diagnose_scenario,
     diagnose_text,

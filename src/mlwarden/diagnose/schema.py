@@ -1,6 +1,6 @@
 """The playbook schema: one known production-ML failure scenario, validated on load.
 
-A playbook is the unit of knowledge shared by both diagnosis paths: the incident assistant
+A playbook is the unit of knowledge shared by both diagnosis paths: diagnosis from free text
 matches an engineer's words against ``symptoms.phrases``; incident diagnosis matches detector
 findings against ``symptoms.finding_kinds`` and ``symptoms.signal_patterns``. Severity starts at
 ``severity.base`` and each escalator whose fact holds raises it (never lowers it).

@@ -1,4 +1,4 @@
-"""Text analysis for the incident assistant: tokens with labels, typo repair, and Okapi BM25.
+"""Text analysis for diagnosis from free text: tokens with labels, typo repair, and Okapi BM25.
 
 ``analyse`` turns an engineer's words into :class:`Token` s, in one left-to-right pass:
 

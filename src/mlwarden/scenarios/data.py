@@ -183,3 +183,21 @@ def install_models(
 
 def _native(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def install_bad_version(
+    registry: Registry, data: ScenarioData, scenario: Scenario, *, seed: int, actor: str
+) -> tuple[int, Any]:
+    """Register (not deploy) the version a ``bad_deploy`` fault releases: the champion's
+    recipe fitted on shuffled labels (a broken label join); its number and estimator."""
+    bad = train(scenario.model, data, seed=seed, shuffle_labels=True)
+    info = registry.add_sklearn_version(
+        data.spec.name,
+        bad,
+        X_reference=data.holdout[data.features],
+        y_reference=data.holdout[data.target],
+        importance=False,
+        description="retrained on a broken label join (the scenario's bad deploy)",
+        actor=actor,
+    )
+    return info.number, bad

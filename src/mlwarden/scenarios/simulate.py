@@ -6,9 +6,10 @@ store, labels arrive ``label_delay`` records later, each closed window is evalua
 monitor engine and handed to the :class:`~mlwarden.agent.loop.Agent`, which decides, acts on the
 deployment through the registry, and verifies. The same seed gives the same run.
 
-Serving faults are applied where they happen in production: a failing or frozen model is a
-predictor that fails or answers a constant; added latency is added to the measured latency
-(the clock is simulated); late arrival and traffic surges move the simulated timestamps.
+Faults are applied where they happen in production, through the hooks of each kind's class
+(``scenarios/faults/``, the same the demo uses): a failing or frozen model is a predictor that
+fails or answers a constant; added latency is added to the measured latency (the clock is
+simulated); late arrival and traffic surges move the simulated timestamps.
 """
 
 from __future__ import annotations
@@ -36,8 +37,16 @@ from mlwarden.clock import simulated_clock
 from mlwarden.domain import Role, Severity, Task
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
-from mlwarden.scenarios.data import ScenarioData, install_models, prepare, train
-from mlwarden.scenarios.faults import active_mask, break_schema, inject
+from mlwarden.scenarios.data import ScenarioData, install_bad_version, install_models, prepare
+from mlwarden.scenarios.faults import (
+    Effect,
+    InjectedFault,
+    Serving,
+    Unattended,
+    break_request,
+    build,
+    inject,
+)
 from mlwarden.scenarios.report import write_reports
 from mlwarden.scenarios.score import score
 from mlwarden.scenarios.spec import (
@@ -49,7 +58,7 @@ from mlwarden.scenarios.spec import (
     load_scenario,
 )
 from mlwarden.serving.gateway import Gateway
-from mlwarden.serving.predictors import Prediction, PredictionError
+from mlwarden.serving.predictors import Prediction
 from mlwarden.settings import Settings
 from mlwarden.store.approvals import Approvals
 from mlwarden.store.repository import Store
@@ -60,9 +69,12 @@ MAX_BATCH = 200  # requests carry up to this many instances (a divisor of the wi
 
 
 class FaultyPredictor:
-    """Wraps a version's predictor with the serving faults active at the current position."""
+    """Wraps a version's predictor with the serving faults active at the current position: the
+    faulty version's model server answers what the faults' ``serve`` hooks say."""
 
-    def __init__(self, inner: Any, clock: SimClock, version: int, faults: Sequence[Fault]) -> None:
+    def __init__(
+        self, inner: Any, clock: SimClock, version: int, faults: Sequence[InjectedFault]
+    ) -> None:
         self.inner = inner
         self.clock = clock
         self.version = version
@@ -74,20 +86,12 @@ class FaultyPredictor:
             for fault in self.faults:
                 if not fault.active(position):
                     continue
-                if fault.kind == "errors" and self.clock.fails(position, fault.rate or 0.0):
-                    raise PredictionError("inference failed: injected error (scenario)")
-                if fault.kind == "prediction_freeze":
-                    answers = self.inner.predict(instances)
-                    constant = fault.constant if fault.constant is not None else self.clock.majority
-                    return [_frozen(answer, constant) for answer in answers]
+                served = fault.serve(
+                    position, lambda: self.inner.predict(instances), self.clock.serving
+                )
+                if served is not None:
+                    return served
         return self.inner.predict(instances)
-
-
-def _frozen(answer: Prediction, constant: Any) -> Prediction:
-    scores = answer.probabilities
-    if isinstance(scores, dict):
-        scores = {k: (1.0 if str(k) == str(constant) else 0.0) for k in scores}
-    return Prediction(prediction=constant, probabilities=scores, score=answer.score)
 
 
 @dataclass
@@ -101,16 +105,9 @@ class SimClock:
     # serving faults (errors, frozen answers, latency) hit the model server of this version:
     # the one live when the run starts; a fallback or rollback escapes them
     faulty_version: int | None = None
-    majority: Any = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))
-    seed: int = 0
-
-    def fails(self, position: int, rate: float) -> bool:
-        """Whether the call for the batch at ``position`` fails under an ``errors`` fault.
-
-        A function of the seed and the position, not a draw from ``rng``: the doing-nothing
-        baseline replays the same failures without running the stream."""
-        return random.Random(f"{self.seed}:{position}").random() < rate
+    # the seed (failures are a function of it and the position) and the majority class
+    serving: Serving = field(default_factory=Serving)
 
 
 class SimulatedGateway(Gateway):
@@ -120,7 +117,7 @@ class SimulatedGateway(Gateway):
         super().__init__(*args, **kwargs)
         self.clock = clock
         self._random = random.Random(clock.rng.random())  # canary splits repeat with the seed
-        self.serving_faults = [f for f in faults if f.kind in {"errors", "prediction_freeze"}]
+        self.serving_faults = [f for f in build(faults) if Effect.ANSWERS in f.effects]
 
     def _load_version(self, route: Any, number: int) -> Any:
         loaded = super()._load_version(route, number)
@@ -137,8 +134,8 @@ class SimSink:
     def __init__(self, store: Store, clock: SimClock, faults: Sequence[Fault]) -> None:
         self.store = store
         self.clock = clock
-        self.latency_faults = [f for f in faults if f.kind == "latency"]
-        self.delay = [f for f in faults if f.kind == "arrival_delay"]
+        self.latency_faults = [f for f in build(faults) if Effect.LATENCY in f.effects]
+        self.delay = [f for f in build(faults) if Effect.ARRIVAL in f.effects]
         self.rows: list[dict[str, Any]] = []
         self.count = 0
 
@@ -152,16 +149,11 @@ class SimSink:
         added = self.clock.rng.lognormvariate(math.log(4.0), 0.25)
         for fault in self.latency_faults:
             if fault.active(self.clock.position) and version == self.clock.faulty_version:
-                base = fault.add_ms or 0.0
-                added += (
-                    base
-                    if fault.distribution == "constant"
-                    else self.clock.rng.expovariate(1 / base)
-                )
+                added += fault.added_latency_ms(self.clock.rng)
         return added
 
     def submit(self, records: Sequence[Mapping[str, Any]]) -> None:
-        delay = sum(f.delay_s or 0.0 for f in self.delay if f.active(self.clock.position))
+        delay = sum(f.arrival_delay_s() for f in self.delay if f.active(self.clock.position))
         rows = []
         for record in records:
             row = dict(record)
@@ -280,22 +272,13 @@ class Simulation:
         champion, self.fallback_version, fallback = install_models(
             self.registry, self.data, self.scenario, seed=self.seed, actor="scenario"
         )
-        X_ref = self.data.holdout[self.data.features]
-        y_ref = self.data.holdout[self.data.target]
         self.bad_version: int | None = None
         bad = None
-        if any(f.kind == "bad_deploy" for f in self.scenario.faults):
-            bad = train(self.scenario.model, self.data, seed=self.seed, shuffle_labels=True)
-            info = self.registry.add_sklearn_version(
-                self.model,
-                bad,
-                X_reference=X_ref,
-                y_reference=y_ref,
-                importance=False,
-                description="retrained on a broken label join (the scenario's bad deploy)",
-                actor="scenario",
+        self.faults = build(self.scenario.faults)
+        if any(f.needs_bad_version for f in self.faults):
+            self.bad_version, bad = install_bad_version(
+                self.registry, self.data, self.scenario, seed=self.seed, actor="scenario"
             )
-            self.bad_version = info.number
         self.stream = inject(
             self.data.stream,
             self.data.reference,
@@ -306,7 +289,9 @@ class Simulation:
         # the largest batch that divides the window, so windows end on batch boundaries
         self.batch = max(b for b in range(1, MAX_BATCH + 1) if self.scenario.window % b == 0)
         if self.data.task is Task.CLASSIFICATION:
-            self.clock.majority = native(self.data.reference[self.data.target].mode().iloc[0])
+            self.clock.serving.majority = native(
+                self.data.reference[self.data.target].mode().iloc[0]
+            )
         self.clock.faulty_version = 1  # the champion, live from the start
         self.sink = SimSink(self.store, self.clock, self.scenario.faults)
         self.gateway = SimulatedGateway(
@@ -350,22 +335,9 @@ class Simulation:
         marked as it streams (see :meth:`_stream`). None: no answer."""
         X = self.stream[self.data.features]
         answers = champion.predict(X).astype(object)
-        for fault in self.scenario.faults:
-            active = active_mask(fault, len(answers))
-            if fault.kind == "bad_deploy" and bad is not None:
-                answers[active] = bad.predict(X[active])
-            elif fault.kind == "prediction_freeze":
-                constant = fault.constant if fault.constant is not None else self.clock.majority
-                answers[active] = constant
-            elif fault.kind == "errors":
-                failed = np.zeros(len(answers), dtype=bool)
-                for start in range(0, len(answers), self.batch):
-                    if active[start] and self.clock.fails(start, fault.rate or 0.0):
-                        failed[start : start + self.batch] = True
-                if fallback is None:
-                    answers[failed] = None
-                elif failed.any():
-                    answers[failed] = fallback.predict(X[failed])
+        run = Unattended(X, self.batch, self.clock.serving, bad=bad, fallback=fallback)
+        for fault in self.faults:
+            fault.unattended(answers, fault.mask(len(answers)), run)
         return answers
 
     # ------------------------------------------------------------------ the run
@@ -373,7 +345,7 @@ class Simulation:
     def run(self) -> SimulationResult:
         # one BLAS/OpenMP thread: the run is sequential anyway, and on a busy machine spinning
         # worker threads cost more than they give
-        self.clock = SimClock(rng=random.Random(self.seed), seed=self.seed)
+        self.clock = SimClock(rng=random.Random(self.seed), serving=Serving(seed=self.seed))
         with threadpool_limits(1), simulated_clock(lambda: self.clock.now):
             self._setup()
             timeline = asyncio.run(self._stream())
@@ -392,13 +364,15 @@ class Simulation:
         total = windows * scenario.window
         instances = self.stream[features].to_dict(orient="records")
         labels = self.stream[target].tolist()
-        schema_faults = [f for f in scenario.faults if f.kind == "schema_break"]
         step = self.batch
         for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
             clean = [clean_row(instance) for instance in instances[position : position + step]]
-            batch = [self._broken(row, position + i, schema_faults) for i, row in enumerate(clean)]
+            batch = [
+                break_request(row, position + i, self.faults, self.clock.rng.random)
+                for i, row in enumerate(clean)
+            ]
             for offset, (row, sent) in enumerate(zip(clean, batch, strict=True)):
                 if sent != row:
                     # the gateway refuses a broken request whatever the agent does
@@ -466,26 +440,16 @@ class Simulation:
             except MlwardenError as exc:
                 log.info("request failed: %s", exc.message)
 
-    def _broken(
-        self, row: dict[str, Any], position: int, faults: Sequence[Fault]
-    ) -> dict[str, Any]:
-        for fault in faults:
-            if fault.active(position) and self.clock.rng.random() < (
-                fault.rate if fault.rate is not None else 0.5
-            ):
-                row = break_schema(row, fault)
-        return row
-
     def _rate(self, position: int) -> float:
         rate = self.scenario.rate
-        for fault in self.scenario.faults:
-            if fault.kind == "traffic_surge" and fault.active(position):
-                rate *= fault.multiplier or 1.0
+        for fault in self.faults:
+            if fault.active(position):
+                rate *= fault.rate_factor()
         return rate
 
     def _apply_deploy_faults(self, position: int) -> None:
-        for fault in self.scenario.faults:
-            if fault.kind == "bad_deploy" and fault.start <= position < fault.start + self.batch:
+        for fault in self.faults:
+            if fault.releases_at(position, self.batch):
                 self.registry.deploy(
                     self.model,
                     self.bad_version,

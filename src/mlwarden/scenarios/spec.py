@@ -15,42 +15,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlwarden.datasets import DATASETS
 from mlwarden.domain import ActionKind, FindingKind, Severity, Task
 from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.scenarios.faults.registry import fault_class
 
-FaultKind = Literal[
-    "covariate_shift",
-    "null_burst",
-    "unit_change",
-    "schema_break",
-    "category_new",
-    "concept_change",
-    "label_shift",
-    "latency",
-    "errors",
-    "bad_deploy",
-    "prediction_freeze",
-    "arrival_delay",
-    "traffic_surge",
-]
+# a registered fault kind (``scenarios/faults/``: one module per kind)
+FaultKind = str
 
 # file types a scenario's ``dataset`` may name (data.load_frame reads them)
 DATA_SUFFIXES = {".csv", ".parquet"}
-
-# Faults that change the rows themselves; the others change how the model is served or when
-# records arrive.
-DATA_FAULTS = {
-    "covariate_shift",
-    "null_burst",
-    "unit_change",
-    "schema_break",
-    "category_new",
-    "concept_change",
-    "label_shift",
-}
 
 
 class _Strict(BaseModel):
@@ -98,33 +81,35 @@ class Fault(_Strict):
     delay_s: float | None = None
     multiplier: float | None = None
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        return registered_kind(kind)
+
     @model_validator(mode="after")
     def _parameters(self) -> Fault:
-        needs: dict[str, list[str]] = {
-            "covariate_shift": ["feature"],
-            "null_burst": ["feature", "rate"],
-            "unit_change": ["feature", "factor"],
-            "schema_break": ["feature", "mode"],
-            "category_new": ["feature", "value", "rate"],
-            "label_shift": ["positive_share"],
-            "latency": ["add_ms"],
-            "errors": ["rate"],
-            "arrival_delay": ["delay_s"],
-            "traffic_surge": ["multiplier"],
-        }
-        missing = [name for name in needs.get(self.kind, []) if getattr(self, name) is None]
+        behaviour = fault_class(self.kind)
+        missing = [name for name in behaviour.needs if getattr(self, name) is None]
         if missing:
             raise ValueError(f"fault {self.kind!r} needs: {', '.join(missing)}")
-        if self.kind == "covariate_shift" and self.shift is None and self.scale is None:
-            raise ValueError("fault 'covariate_shift' needs shift (std units) or scale (factor)")
-        if self.kind == "schema_break" and self.mode == "rename" and not self.new_name:
-            raise ValueError("schema_break with mode 'rename' needs new_name")
+        problem = behaviour.check(self)
+        if problem:
+            raise ValueError(problem)
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"fault end ({self.end}) must be after start ({self.start})")
         return self
 
     def active(self, position: int) -> bool:
         return position >= self.start and (self.end is None or position < self.end)
+
+
+def registered_kind(kind: str) -> str:
+    """``kind`` when a fault class is registered for it; else a ValueError naming the kinds."""
+    try:
+        fault_class(kind)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+    return kind
 
 
 class ExpectedFinding(_Strict):
@@ -147,6 +132,11 @@ class ExpectedAction(_Strict):
     fault: FaultKind | None = Field(
         default=None, description="the fault whose start counts (default: the first fault)"
     )
+
+    @field_validator("fault")
+    @classmethod
+    def _registered(cls, kind: str | None) -> str | None:
+        return None if kind is None else registered_kind(kind)
 
     @property
     def kinds(self) -> list[ActionKind]:

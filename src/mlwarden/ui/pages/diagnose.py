@@ -14,7 +14,7 @@ router = page_router()
 
 @router.get("/diagnose", response_class=HTMLResponse)
 def diagnose_page(request: Request, session: Session = Depends(page_session)) -> Response:
-    from mlwarden.diagnose.assistant import list_scenarios
+    from mlwarden.diagnose.free_text import list_scenarios
 
     return render(
         request,
@@ -35,7 +35,7 @@ def diagnose_submit(
     csrf: str = Form(""),
     session: Session = Depends(page_session),
 ) -> Response:
-    from mlwarden.diagnose.assistant import diagnose_scenario, diagnose_text, list_scenarios
+    from mlwarden.diagnose.free_text import diagnose_scenario, diagnose_text, list_scenarios
 
     check_csrf(request, session, csrf)
     error = ""

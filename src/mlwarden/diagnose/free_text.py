@@ -1,4 +1,6 @@
-"""The incident assistant: an engineer's words in, ranked playbooks with severity and steps out.
+"""Diagnosis from free text: an engineer's words in, ranked playbooks with severity and steps out
+(`mlwarden diagnose`, `POST /v1/diagnose`, the dashboard's diagnose page; once called the
+incident assistant, a name the command assistant, `mlwarden.assistant`, now has alone).
 
 Ranking is ``matcher.TextMatcher`` (symptom concepts, BM25 and context words over the
 playbooks); facts from the words (``facts.extract_facts``) set each match's severity through

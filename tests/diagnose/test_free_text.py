@@ -1,4 +1,4 @@
-"""The incident assistant: quality bar on the labelled set, facts, severity, determinism."""
+"""Diagnosis from free text: quality bar on the labelled set, facts, severity, determinism."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlwarden.diagnose.assistant import diagnose_scenario, diagnose_text, list_scenarios
 from mlwarden.diagnose.evaluate import score
 from mlwarden.diagnose.facts import extract_facts
+from mlwarden.diagnose.free_text import diagnose_scenario, diagnose_text, list_scenarios
 from mlwarden.errors import InvalidInput, NotFound
 
 CASES = yaml.safe_load((Path(__file__).with_name("cases.yaml")).read_text(encoding="utf-8"))
