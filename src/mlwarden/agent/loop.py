@@ -708,7 +708,7 @@ class Agent:
             else:
                 self.repo.update_incident(incident_id, last_window=last)
             return
-        fields = {
+        fields: dict[str, Any] = {
             "diagnosis": decision.diagnosis.value,
             "severity": decision.severity.value,
             "kinds": [k.value for k in decision.kinds],

@@ -57,7 +57,7 @@ def inject(
     return frame
 
 
-def _covariate_shift(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _covariate_shift(frame, reference, fault, mask, target, rng):
     column = frame[fault.feature]
     if not pd.api.types.is_numeric_dtype(column):
         raise InvalidInput(f"covariate_shift needs a numeric feature; {fault.feature!r} is not")
@@ -71,7 +71,7 @@ def _covariate_shift(frame, reference, fault, mask, target, rng):  # type: ignor
     return frame
 
 
-def _null_burst(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _null_burst(frame, reference, fault, mask, target, rng):
     hit = mask & (rng.random(len(frame)) < fault.rate)
     column = frame[fault.feature].astype(object if frame[fault.feature].dtype == object else float)
     column[hit] = np.nan
@@ -79,14 +79,14 @@ def _null_burst(frame, reference, fault, mask, target, rng):  # type: ignore[no-
     return frame
 
 
-def _unit_change(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _unit_change(frame, reference, fault, mask, target, rng):
     values = frame[fault.feature].to_numpy(dtype=float, copy=True)
     values[mask] = values[mask] * fault.factor
     frame[fault.feature] = values
     return frame
 
 
-def _category_new(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _category_new(frame, reference, fault, mask, target, rng):
     hit = mask & (rng.random(len(frame)) < fault.rate)
     column = frame[fault.feature].astype(object)
     column[hit] = fault.value
@@ -94,7 +94,7 @@ def _category_new(frame, reference, fault, mask, target, rng):  # type: ignore[n
     return frame
 
 
-def _concept_change(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _concept_change(frame, reference, fault, mask, target, rng):
     region = mask.copy()
     if fault.region in {"above", "below"}:
         if fault.feature is None:
@@ -115,7 +115,7 @@ def _concept_change(frame, reference, fault, mask, target, rng):  # type: ignore
     return frame
 
 
-def _label_shift(frame, reference, fault, mask, target, rng):  # type: ignore[no-untyped-def]
+def _label_shift(frame, reference, fault, mask, target, rng):
     segment = np.flatnonzero(mask)
     if len(segment) == 0:
         return frame

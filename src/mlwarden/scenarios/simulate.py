@@ -62,6 +62,8 @@ MAX_BATCH = 200  # requests carry up to this many instances (a divisor of the wi
 class FaultyPredictor:
     """Wraps a version's predictor with the serving faults active at the current position."""
 
+    is_remote = False  # a scenario's versions are local models
+
     def __init__(self, inner: Any, clock: SimClock, version: int, faults: Sequence[Fault]) -> None:
         self.inner = inner
         self.clock = clock
@@ -485,7 +487,11 @@ class Simulation:
 
     def _apply_deploy_faults(self, position: int) -> None:
         for fault in self.scenario.faults:
-            if fault.kind == "bad_deploy" and fault.start <= position < fault.start + self.batch:
+            if (
+                fault.kind == "bad_deploy"
+                and self.bad_version is not None
+                and fault.start <= position < fault.start + self.batch
+            ):
                 self.registry.deploy(
                     self.model,
                     self.bad_version,
