@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import os
 from pathlib import Path
 
 import pytest
 
-import mlwarden.paths
 from mlwarden.errors import InvalidInput
 from mlwarden.paths import MAX_NAME_LENGTH, check_name, inside, inside_relative
 
@@ -112,8 +110,3 @@ def test_a_stored_path_that_stays_inside_resolves(name: str, tmp_path: Path) -> 
     )
     with pytest.raises(InvalidInput, match="has a character outside"):
         inside(tmp_path, "datasets", "my data")
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(mlwarden.paths)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,5 @@
-"""The agent loop as a background thread of the server, with record retention on each pass."""
+"""The agent loop as a background thread of the server, with record retention on each pass
+and the policy file read again when it changes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 from mlwarden.agent.loop import Agent, default_source
-from mlwarden.agent.policy import configured_policy
+from mlwarden.agent.policy import configured_policy, load_policy
+from mlwarden.agent.policy_history import record_policy
 from mlwarden.clock import utcnow
+from mlwarden.errors import InvalidInput
 from mlwarden.settings import Settings
 from mlwarden.store.repository import Store
 
@@ -20,7 +23,10 @@ class BackgroundAgent:
     """Runs ``Agent.run_forever`` in a daemon thread until :meth:`stop`.
 
     After every pass it deletes raw records older than ``record_retention_days`` (windows,
-    signals and findings stay), so retention needs no cron job of its own.
+    signals and findings stay), so retention needs no cron job of its own, and reads the
+    policy file (``agent_policy``) again when it changed: the next pass decides and detects
+    by the new policy, audited as ``policy.loaded``. A policy file that does not validate is
+    logged and the one before stays.
     """
 
     def __init__(self, store: Store, settings: Settings, agent: Agent | None = None) -> None:
@@ -29,6 +35,7 @@ class BackgroundAgent:
         self.agent = agent or Agent(
             store, configured_policy(settings), default_source(store, settings)
         )
+        self._policy_stamp = self._stamp()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlw-agent", daemon=True)
 
@@ -56,6 +63,32 @@ class BackgroundAgent:
 
     def _after_pass(self, _summaries: list[dict[str, Any]]) -> None:
         purge_expired(self.store, self.settings)
+        self.reload_policy()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        path = self.settings.agent_policy
+        try:
+            stat = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return None if stat is None else (stat.st_mtime_ns, stat.st_size)
+
+    def reload_policy(self) -> bool:
+        """Load the policy file again if it changed since it was read; True when it did."""
+        stamp = self._stamp()
+        if stamp is None or stamp == self._policy_stamp:
+            return False
+        self._policy_stamp = stamp
+        try:
+            policy = load_policy(self.settings.agent_policy)
+        except InvalidInput as exc:
+            log.error("the policy file changed but is not valid, the one before stays: %s", exc)
+            return False
+        self.agent.policy = policy
+        if self.leading:  # an agent that takes the leadership later records it then
+            record_policy(self.store, policy, self.agent.actor)
+        log.info("policy reloaded from %s", policy.source)
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -286,8 +286,8 @@ def _weigh(
     if ctx.evidence is not None and ActionKind.RETRAIN in remedies and chosen not in WEIGHED:
         back = _rollback_first(diagnosis, windows, ctx, policy)
         if back is not None:
-            weighing, rollback = back
-            notes.append(f"evidence: {weighing.reason}")
+            rolled, rollback = back
+            notes.append(f"evidence: {rolled.reason}")
             if chosen is not ActionKind.ROLLBACK:
                 alternatives.append(
                     Alternative(
@@ -297,7 +297,7 @@ def _weigh(
                         "unproven",
                     )
                 )
-            return ActionKind.ROLLBACK, {**rollback, "evidence": weighing.as_dict()}
+            return ActionKind.ROLLBACK, {**rollback, "evidence": rolled.as_dict()}
     if ctx.evidence is None or chosen not in WEIGHED:
         return chosen, params
     feasible: dict[ActionKind, dict[str, Any]] = {}
@@ -351,7 +351,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
     notes: list[str] = []
     alternatives: list[Alternative] = []
     busy = g.no_concurrent_action(ctx)
-    base = {"model": ctx.model, "mode": policy.mode}
+    base: dict[str, Any] = {"model": ctx.model, "mode": policy.mode}
     persistence = kinds_persistence(windows, policy)
     persistent = {k for k, p in persistence.items() if p.persistent}
     recent = list(windows)[-policy.persistence.n :]
@@ -397,7 +397,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
         )
     chosen = ActionKind.ALERT if notify or not remedies else ActionKind.NONE
     params: dict[str, Any] = {}
-    queue = list(remedies)
+    queue: list[ActionKind] = list(remedies)
     tried: set[ActionKind] = set()
     while queue:
         action = queue.pop(0)

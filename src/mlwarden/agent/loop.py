@@ -134,6 +134,9 @@ class Agent:
         self.store = store
         self.policy = policy or load_policy()
         self.source = source if source is not None else default_source(store)
+        if isinstance(self.source, MonitorSource) and self.source.detection is None:
+            # the thresholds of the policy the agent holds now: a reloaded policy applies at once
+            self.source.detection = lambda model: self.policy.for_model(model).monitor_config()
         self.actor = actor
         self.clock = clock
         self.repo = AgentRepo(store)
@@ -708,7 +711,7 @@ class Agent:
             else:
                 self.repo.update_incident(incident_id, last_window=last)
             return
-        fields = {
+        fields: dict[str, Any] = {
             "diagnosis": decision.diagnosis.value,
             "severity": decision.severity.value,
             "kinds": [k.value for k in decision.kinds],

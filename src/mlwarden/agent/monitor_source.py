@@ -15,7 +15,7 @@ a baseline); the system baseline (latency, errors, arrival delay) is learned fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -88,18 +88,26 @@ class NoNewWindows:
 
 
 class MonitorSource:
-    """Closes full windows of stored records and evaluates them, one Monitor per live version."""
+    """Closes full windows of stored records and evaluates them, one Monitor per live version.
+
+    The monitor's settings are ``config`` when given, else ``detection(model)`` asked at each
+    window (the agent's policy: a reloaded policy changes the next window; a model whose
+    settings changed gets a new monitor, its streaming detectors starting afresh), else the
+    defaults of ``MonitorConfig``.
+    """
 
     def __init__(
         self,
         store: Store,
         settings: Settings | None = None,
         config: MonitorConfig | None = None,
+        detection: Callable[[str], MonitorConfig] | None = None,
     ) -> None:
         self.store = store
         self.repo = AgentRepo(store)
         self.settings = settings or Settings()
         self.config = config
+        self.detection = detection
         self._monitors: dict[str, tuple[int, Monitor]] = {}
         self._baselines: dict[str, SystemBaseline] = {}
 
@@ -129,10 +137,24 @@ class MonitorSource:
         )
         return rows[offset:]
 
+    def _config(self, model: str) -> MonitorConfig | None:
+        if self.config is None and self.detection is not None:
+            return self.detection(model)
+        return self.config
+
     def _monitor(self, spec: ModelSpec, version: int) -> Monitor:
         held = self._monitors.get(spec.name)
-        if held is not None and (
-            held[0] == version or self.store.get_version(spec.name, version).health != "healthy"
+        if (
+            held is not None
+            and held[0] != version
+            and self.store.get_version(spec.name, version).health != "healthy"
+        ):
+            version = held[0]  # an unhealthy version is judged on the reference before it
+        config = self._config(spec.name)
+        if (
+            held is not None
+            and held[0] == version
+            and held[1].config == (config or MonitorConfig())
         ):
             return held[1]
         first: list[dict[str, Any]] = []  # the model's earliest records, read only if needed
@@ -140,7 +162,7 @@ class MonitorSource:
         if reference is None:  # a remote version: learn the reference from production
             first = self._window_rows(spec.name, limit=self.settings.reference_size)
             reference = records_frame(first)
-        monitor = Monitor(reference, spec, self.config)
+        monitor = Monitor(reference, spec, config)
         baseline = self._baselines.get(spec.name)
         if baseline is None:
             first = first or self._window_rows(spec.name, limit=self.settings.reference_size)

@@ -24,10 +24,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlwarden.domain import ActionKind, FindingKind, Severity
 from mlwarden.errors import InvalidInput
+from mlwarden.monitor.engine import MonitorConfig
 from mlwarden.settings import Settings
 
 
@@ -193,6 +201,17 @@ class ModelPolicy(_Strict):
     drift: DriftSettings
     evidence: EvidenceSettings
     disable_without_fallback: bool
+    # the monitor's thresholds (``monitor.engine.MonitorConfig`` fields; the ones not named keep
+    # their values there); read at each window, so a reloaded policy changes the next one
+    detection: dict[str, Any]
+
+    @field_validator("detection")
+    @classmethod
+    def _detection_is_known(cls, detection: dict[str, Any]) -> dict[str, Any]:
+        _config, unknown = MonitorConfig.from_mapping(detection)
+        if unknown:
+            raise ValueError(f"no detection setting {', '.join(map(repr, unknown))}")
+        return detection
 
     @model_validator(mode="after")
     def _every_diagnosis_has_a_row(self) -> ModelPolicy:
@@ -209,6 +228,10 @@ class ModelPolicy(_Strict):
 
     def cooldown(self, action: ActionKind) -> float:
         return self.cooldown_minutes.get(action, self.default_cooldown_minutes)
+
+    def monitor_config(self) -> MonitorConfig:
+        """The monitor's settings: ``detection`` over ``MonitorConfig``'s values."""
+        return MonitorConfig.from_mapping(self.detection)[0]
 
 
 class PolicyFile(_Strict):

@@ -163,12 +163,12 @@ def diagnose_stored_incident(
     # the incident's own windows only: without an end an open incident read every record
     # since it began, and its diagnosis changed with each new record rather than with the
     # incident (so it could not be kept between page views)
-    until = ends.get(incident["last_window"])
+    last_end = ends.get(incident["last_window"])
     window_rows = None
     recent = store.fetch_records(
         model,
         since=since,
-        until=None if until is None else until + timedelta(microseconds=1),
+        until=None if last_end is None else last_end + timedelta(microseconds=1),
         limit=MAX_ROWS,
         newest_first=True,
         answers_only=True,

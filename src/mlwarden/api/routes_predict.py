@@ -21,7 +21,7 @@ from mlwarden.errors import InvalidInput
 
 router = APIRouter(tags=["predict"])
 
-_EXAMPLE = {"instances": {"feature": 1.0}, "key": "optional-sticky-key"}
+_EXAMPLE: dict[str, Any] = {"instances": {"feature": 1.0}, "key": "optional-sticky-key"}
 
 
 class PredictRequest(BaseModel):

@@ -163,24 +163,24 @@ def plan_cleaning(
         elif series.nunique(dropna=True) <= 1:
             add(Step("drop_column", column, "constant: a single value, nothing to learn from"))
         elif _is_text(series):
-            levels = int(series.nunique(dropna=True))
-            share = levels / max(int(series.notna().sum()), 1)
-            if share > free_text_ratio and levels > max_levels:
+            distinct = int(series.nunique(dropna=True))
+            share = distinct / max(int(series.notna().sum()), 1)
+            if share > free_text_ratio and distinct > max_levels:
                 add(
                     Step(
                         "drop_column",
                         column,
-                        f"free text: {levels} distinct values in {rows} rows, too many to encode",
+                        f"free text: {distinct} distinct values in {rows} rows, too many to encode",
                     )
                 )
-            elif levels > max_levels:
+            elif distinct > max_levels:
                 top = series.value_counts().index[: max_levels - 1].map(str).tolist()
                 add(
                     Step(
                         "cap_levels",
                         column,
-                        f"{levels} distinct values: kept the {len(top)} most frequent, "
-                        f"the other {levels - len(top)} become 'other'",
+                        f"{distinct} distinct values: kept the {len(top)} most frequent, "
+                        f"the other {distinct - len(top)} become 'other'",
                         {"levels": top},
                     )
                 )
@@ -262,7 +262,7 @@ def plan_cleaning(
 
 
 def _run(frame: pd.DataFrame, step: Step) -> pd.DataFrame:
-    column = step.column
+    column = str(step.column)  # None only for drop_duplicates, which names no column
     if step.action == "drop_column":
         return frame.drop(columns=[column])
     if step.action == "cap_levels":

@@ -595,14 +595,14 @@ class Assistant:
         for column in ("model", "task", "target", "versions", "staging", "production", "monitored"):
             table.add_column(column)
         for spec in self.store.list_models():
-            versions = [v.number for v in self.store.list_versions(spec.name)]
+            numbers = [v.number for v in self.store.list_versions(spec.name)]
             staging = self.store.get_deployment(spec.name, "staging")
             production = self.store.get_deployment(spec.name, "production")
             row = {
                 "model": spec.name,
                 "task": spec.task.value,
                 "target": spec.target,
-                "versions": versions,
+                "versions": numbers,
                 "staging": staging.live_version if staging else None,
                 "production": production.live_version if production else None,
                 "monitored": self.store.is_monitored(spec.name),

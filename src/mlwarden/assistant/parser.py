@@ -997,8 +997,8 @@ def render_command(intent: str, arguments: Mapping[str, Any]) -> str:
     if intent == "list":
         what = a.get("what")
         if what == "experiments":
-            model = f" --model {_q(a['model'], 'model')}" if a.get("model") else ""
-            return f"mlwarden experiments list{model}"
+            flag = f" --model {_q(a['model'], 'model')}" if a.get("model") else ""
+            return f"mlwarden experiments list{flag}"
         if what == "datasets":
             return "mlwarden datasets list"
         if what == "models":

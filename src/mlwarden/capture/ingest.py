@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from mlwarden.capture.validation import FieldError, SchemaValidator, errors_detail, parse_json
-from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec
+from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.store.batch import COLUMNS as BATCH_COLUMNS
 from mlwarden.store.batch import RecordBatch, json_column
@@ -415,7 +415,7 @@ def _check_feature(frame: pl.DataFrame, feature: FeatureSpec, out: _Columns) -> 
         return column.cast(pl.String) if dtype == pl.Categorical else column
     # the column's type does not settle it: the gateway's per-value rules decide, and
     # numeric text is stored as numbers
-    validator = SchemaValidator(ModelSpec(name="column", task="regression", features=[feature]))
+    validator = SchemaValidator(ModelSpec(name="column", task=Task.REGRESSION, features=[feature]))
     values = column.to_list()
     for row, value in enumerate(values):
         problems = validator.errors({feature.name: value}, row)
@@ -503,7 +503,7 @@ def _check_finite(
 
 def _parse_columnar(
     spec: ModelSpec, data: bytes, fmt: Format, now: datetime
-) -> tuple[list[dict], list[FieldError]]:
+) -> tuple[RecordBatch, list[FieldError]]:
     frame = _read_frame(data, fmt)
     if frame.height == 0:
         return RecordBatch(pl.DataFrame(schema={c: pl.String for c in BATCH_COLUMNS})), []
@@ -575,8 +575,8 @@ def _parse_columnar(
         renamed = [pl.col(p).cast(pl.Float64).alias(p[len(PROBA_PREFIX) :]) for p in probas]
         scores = frame.select(pl.struct(renamed).struct.json_encode()).to_series()
     elif "score" in frame.columns:
-        scores = frame.select(json_column(pl.col("score").cast(pl.Float64, strict=False)))
-        scores = scores.to_series()
+        score = pl.col("score").cast(pl.Float64, strict=False)
+        scores = frame.select(json_column(score)).to_series()
     else:
         scores = pl.Series([None] * n, dtype=pl.String)
 

@@ -150,7 +150,12 @@ def train(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train, cross-validate and register a model; the run is logged as an experiment."""
-    arguments = {"dataset": dataset, "target": target, "task": task, "algorithm": algorithm}
+    arguments: dict[str, Any] = {
+        "dataset": dataset,
+        "target": target,
+        "task": task,
+        "algorithm": algorithm,
+    }
     arguments |= {"model": model, "dataset_version": dataset_version}
     _run("train", {k: v for k, v in arguments.items() if v is not None}, as_json=as_json)
 

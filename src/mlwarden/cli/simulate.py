@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal, cast
 
 import typer
 from rich.console import Console
@@ -53,7 +54,7 @@ def simulate(
     if order not in (None, "time", "shuffled"):
         raise typer.BadParameter("--order is time or shuffled", param_hint="--order")
     try:
-        spec = load_scenario(scenario, order=order)
+        spec = load_scenario(scenario, order=cast(Literal["time", "shuffled"] | None, order))
     except MlwardenError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from None

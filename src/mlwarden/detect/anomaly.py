@@ -147,7 +147,7 @@ class SignalAnomalyDetector:
 
     def _standard(self, x: np.ndarray) -> np.ndarray:
         z = (x - self._mu) / self._sd
-        return np.nan_to_num(np.clip(z, -50, 50), nan=0.0)
+        return np.asarray(np.nan_to_num(np.clip(z, -50, 50), nan=0.0))
 
     def check(
         self, signals: Mapping[str, float | None], window: int | None = None

@@ -311,7 +311,7 @@ class QualityDetector(Detector):
                     "schema_range",
                     "extreme",
                     win.min if low else win.max,
-                    spec.minimum if low else spec.maximum,  # type: ignore[arg-type]
+                    spec.minimum if low else spec.maximum,
                     f"{name}: values {win.min:.4g}..{win.max:.4g} break the schema range {bound}",
                     minimum=spec.minimum,
                     maximum=spec.maximum,

@@ -123,7 +123,7 @@ def wasserstein_binned(
 def _quantile_groups(ref_hist: np.ndarray, groups: int) -> np.ndarray:
     """Group id of each bin so that each group holds about 1/groups of the reference."""
     share = _cdf(ref_hist) - ref_hist / max(ref_hist.sum(), 1)
-    return np.minimum((share * groups).astype(int), groups - 1)
+    return np.asarray(np.minimum((share * groups).astype(int), groups - 1))
 
 
 def psi(ref_hist: np.ndarray, win_hist: np.ndarray, groups: int = 10) -> float:

@@ -132,7 +132,7 @@ def _finite(values: Any) -> np.ndarray:
     if values is None:
         return np.zeros(0)
     out = to_float_array(list(values))
-    return out[np.isfinite(out)]
+    return np.asarray(out[np.isfinite(out)])
 
 
 def _seconds(values: Any) -> np.ndarray | None:

@@ -35,7 +35,8 @@ def fill(text: str, kind: str, values: Mapping[str, object | None]) -> str:
         value = values.get(name)
         if value is None or value == "":
             continue
-        text = re.sub(rf"\b{name}\b", lambda _m, v=str(value): _quoted(v, kind), text)
+        # a replacement string reads backslashes as escapes: each is doubled to stay itself
+        text = re.sub(rf"\b{name}\b", _quoted(str(value), kind).replace("\\", "\\\\"), text)
     return text
 
 

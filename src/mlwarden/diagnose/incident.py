@@ -147,7 +147,9 @@ def _event_type(e: dict[str, Any]) -> str:
     return str(e.get("type", e.get("kind", ""))).lower()
 
 
-def _relevant_events(events: Sequence[dict[str, Any]], first_window: int | None) -> list[dict]:
+def _relevant_events(
+    events: Sequence[dict[str, Any]], first_window: int | None
+) -> list[dict[str, Any]]:
     out = []
     for e in events:
         w = e.get("window")
@@ -201,16 +203,16 @@ def match_playbooks(
         for p in pb.symptoms.signal_patterns:
             total += p.weight
             if p.kind == "event":
-                hits = [
+                events = [
                     e for e in near_events if p.check is None or p.check.lower() in _event_type(e)
                 ]
-                if hits and not p.absent:
+                if events and not p.absent:
                     score += p.weight
                     positive = True
-                    e = hits[0]
+                    e = events[0]
                     what = e.get("description", e.get("message", ""))
                     evidence.append(f"{_event_type(e)} event: {what}".rstrip(": "))
-                ruled_out |= p.required and not hits
+                ruled_out |= p.required and not events
                 continue
             hits = sorted(
                 ((f, w) for f, w in weighted if _finding_matches(p, f)), key=lambda fw: -fw[1]
@@ -564,7 +566,7 @@ def diagnose_incident(
             *reasons,
         ]
         severity = agent_severity
-    signal_drift = {}
+    signal_drift: dict[str, tuple[float, str]] = {}
     for c in changes:
         if c.feature and c.signal_class in ("feature_drift", "feature_quality"):
             mag = abs(c.worst - c.before) / max(abs(c.before), 0.01)

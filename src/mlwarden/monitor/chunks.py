@@ -74,7 +74,7 @@ def _epoch_ns(frame: pl.DataFrame, column: str) -> np.ndarray:
         return np.full(frame.height, _NAT, dtype=np.int64)
     stamps = timestamps_of(frame.get_column(column).to_pandas())
     nanos = stamps.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
-    return nanos.to_numpy().view(np.int64)
+    return np.asarray(nanos.to_numpy().view(np.int64))
 
 
 def earliest_ns(frame: pl.DataFrame, column: str) -> int | None:

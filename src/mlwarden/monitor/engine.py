@@ -295,7 +295,7 @@ class Monitor:
         for col in (self.cols.label, self.cols.prediction):
             if col in reference.columns:
                 # each distinct value spelled once (a reference repeats a few labels 5,000 times)
-                found |= set(canonical_labels(reference[col])) - {None}
+                found |= {c for c in set(canonical_labels(reference[col])) if c is not None}
         found |= {
             c[len(self.cols.proba_prefix) :]
             for c in reference.columns
@@ -317,9 +317,9 @@ class Monitor:
         """(n, k) probabilities over ``self.classes``, or the positive-class score (binary)."""
         probas = self._proba_columns(frame)
         if probas is not None:
-            return _numeric(frame[probas]).to_numpy(dtype=float)
+            return np.asarray(_numeric(frame[probas]).to_numpy(dtype=float))
         if self.cols.score in frame.columns and len(self.classes) == 2:
-            return _numeric(frame[self.cols.score]).to_numpy(dtype=float)
+            return np.asarray(_numeric(frame[self.cols.score]).to_numpy(dtype=float))
         return None
 
     def _start_change_points(self, labelled: pd.DataFrame) -> None:
@@ -489,8 +489,8 @@ class Monitor:
             err = np.abs(
                 _numeric(truth).to_numpy(dtype=float) - _numeric(pred).to_numpy(dtype=float)
             )
-            return err[np.isfinite(err)]
-        return (
+            return np.asarray(err[np.isfinite(err)])
+        return np.asarray(
             np.array(canonical_labels(truth), dtype=object)
             != np.array(canonical_labels(pred), dtype=object)
         ).astype(float)

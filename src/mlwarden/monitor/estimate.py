@@ -87,7 +87,9 @@ class CBPE:
         keep = np.array([t in self.classes for t in truth], dtype=bool)
         probs = probs[keep]
         index = {c: i for i, c in enumerate(self.classes)}
-        y = np.array([index[t] for t, k in zip(truth, keep, strict=True) if k], dtype=int)
+        y = np.array(
+            [index[t] for t, k in zip(truth, keep, strict=True) if k and t is not None], dtype=int
+        )
         if len(y) < 20 or len(set(y.tolist())) < 2:
             self.reason = "calibration needs at least 20 labelled reference rows and two classes"
             return self
@@ -173,7 +175,7 @@ class CBPE:
             out["recall"] = _ratio("recall", tp, tp + fn, n)
             out["f1"] = _ratio("f1", 2 * tp, 2 * tp + fp + fn, n)
         else:
-            values = {"precision": [], "recall": [], "f1": []}
+            values: dict[str, list[float]] = {"precision": [], "recall": [], "f1": []}
             for c in range(len(self.classes)):
                 tp = float(calibrated[pred == c, c].sum())
                 fp = float((1 - calibrated[pred == c, c]).sum())
@@ -285,7 +287,7 @@ def _ratio(name: str, num: float, den: float, n: int) -> MetricValue:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     clipped = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
+    return np.asarray(np.log(clipped / (1 - clipped)))
 
 
 def _z(confidence: float) -> float:

@@ -39,7 +39,9 @@ IMPORTANCE_ROWS = 500
 Protocol = Literal["json", "v2"]
 
 
-def training_metrics(task: Task, estimator: Any, X: pd.DataFrame, y: Sequence[Any]) -> dict:
+def training_metrics(
+    task: Task, estimator: Any, X: pd.DataFrame, y: Sequence[Any] | np.ndarray
+) -> dict:
     """Metrics of ``estimator`` on (X, y): accuracy/F1/ROC AUC/log loss or MAE/RMSE/R²."""
     from sklearn import metrics as m
 
@@ -74,7 +76,12 @@ def training_metrics(task: Task, estimator: Any, X: pd.DataFrame, y: Sequence[An
 
 
 def feature_importance(
-    task: Task, estimator: Any, X: pd.DataFrame, y: Sequence[Any], *, rows: int = IMPORTANCE_ROWS
+    task: Task,
+    estimator: Any,
+    X: pd.DataFrame,
+    y: Sequence[Any] | np.ndarray,
+    *,
+    rows: int = IMPORTANCE_ROWS,
 ) -> dict[str, float]:
     """Permutation importance per feature on at most ``rows`` rows (seeded, 3 repeats)."""
     from sklearn.inspection import permutation_importance
@@ -119,7 +126,7 @@ class Registry:
         estimator: Any,
         *,
         X_reference: pd.DataFrame,
-        y_reference: Sequence[Any] | None = None,
+        y_reference: Sequence[Any] | np.ndarray | None = None,
         metrics: Mapping[str, Any] | None = None,
         description: str = "",
         timeout_ms: float | None = None,

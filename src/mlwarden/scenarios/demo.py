@@ -57,7 +57,8 @@ BATCH = 10
 class RunningServer(Protocol):
     """A started mlwarden server: where it answers, and how to stop it."""
 
-    url: str
+    @property
+    def url(self) -> str: ...
 
     def stop(self) -> None: ...
 

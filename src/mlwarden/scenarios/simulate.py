@@ -72,6 +72,8 @@ class FaultyPredictor:
     """Wraps a version's predictor with the serving faults active at the current position: the
     faulty version's model server answers what the faults' ``serve`` hooks say."""
 
+    is_remote = False  # a scenario's versions are local models
+
     def __init__(
         self, inner: Any, clock: SimClock, version: int, faults: Sequence[InjectedFault]
     ) -> None:
@@ -449,7 +451,7 @@ class Simulation:
 
     def _apply_deploy_faults(self, position: int) -> None:
         for fault in self.faults:
-            if fault.releases_at(position, self.batch):
+            if self.bad_version is not None and fault.releases_at(position, self.batch):
                 self.registry.deploy(
                     self.model,
                     self.bad_version,

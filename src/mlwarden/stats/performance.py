@@ -243,7 +243,7 @@ def _resampled(statistic: Callable[[np.ndarray], float | None], draws: np.ndarra
     out."""
     if isinstance(statistic, _Rowwise):
         values = statistic.many(draws)
-        return values[np.isfinite(values)]
+        return np.asarray(values[np.isfinite(values)])
     found = []
     for rows in draws:
         result = statistic(rows)
@@ -341,7 +341,7 @@ def reference_spread(
     return MetricSpread(name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk))
 
 
-def proba_matrix(scores: Any, classes: Sequence[str]) -> np.ndarray | None:
+def proba_matrix(scores: Any, classes: Sequence[str | None]) -> np.ndarray | None:
     """Scores as an (n, k) probability matrix over ``classes``.
 
     A 1-D array is read as the probability of the *last* class (the positive one) of a binary
@@ -358,7 +358,7 @@ def proba_matrix(scores: Any, classes: Sequence[str]) -> np.ndarray | None:
         return None
     if (matrix < -1e-9).any() or (matrix > 1 + 1e-9).any():
         return None
-    return np.clip(matrix, 0.0, 1.0)
+    return np.asarray(np.clip(matrix, 0.0, 1.0))
 
 
 def classification_metrics(
@@ -692,7 +692,7 @@ def _row_log_loss(t: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Each row's log loss; the metric is their mean."""
     eps = 1e-15
     rows = probs / np.clip(probs.sum(axis=1, keepdims=True), eps, None)
-    return -np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0))
+    return np.asarray(-np.log(np.clip(rows[np.arange(len(t)), t], eps, 1.0)))
 
 
 def _ece_of(t: np.ndarray, probs: np.ndarray, bins: int) -> _Rowwise:

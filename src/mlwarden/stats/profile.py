@@ -42,7 +42,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,7 @@ __all__ = [
     "profile_chunks",
 ]
 
-DataLike = pd.DataFrame | pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+DataLike: TypeAlias = pd.DataFrame | pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 DEFAULT_BINS = 100
 # Below this many rows, columns are profiled one after the other: threads would cost more than
@@ -678,14 +678,12 @@ class Profile:
         cols = layout.columns
         known = _known or {}
         out = cls(layout, rows=n)
+
+        def job(name: str, fl: FieldLayout) -> Callable[[], ColumnStats]:
+            return lambda: known.get(name) or _stats_of(fl, table.get(name), n)
+
         out.features = _run_columns(
-            {
-                name: (
-                    lambda name=name, fl=fl: known.get(name) or _stats_of(fl, table.get(name), n)
-                )
-                for name, fl in layout.features.items()
-            },
-            n,
+            {name: job(name, fl) for name, fl in layout.features.items()}, n
         )
         sources = {
             "prediction": table.get(cols.prediction),
@@ -938,7 +936,7 @@ def _value_counts(col: Any) -> tuple[dict[str, int], int]:
         # without its nulls.
         vc = s.value_counts()
         counts = dict(zip(vc[:, 0].to_list(), vc[:, 1].to_list(), strict=True))
-        counts.pop(None, None)  # type: ignore[call-overload]
+        counts.pop(None, None)
         return counts, nulls
     series = col if isinstance(col, pd.Series) else pd.Series(col, dtype=object)
     mask = series.isna()

@@ -6,6 +6,7 @@ same crash-safe path as every other action; rejecting or letting it expire close
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store.base import as_json, plain_row
+from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
@@ -46,7 +47,7 @@ class Approvals:
         """Queue ``action`` for approval; it expires after ``expiry_minutes``."""
         now = now or utcnow()
         with self.engine.begin() as conn:
-            approval_id = int(
+            approval_id = inserted_id(
                 conn.execute(
                     insert(at.approvals).values(
                         model_id=self.store.model_id(model),
@@ -58,7 +59,7 @@ class Approvals:
                         requested_at=now,
                         expires_at=now + timedelta(minutes=expiry_minutes),
                     )
-                ).inserted_primary_key[0]
+                )
             )
         self.store.audit(
             actor,
@@ -97,7 +98,7 @@ class Approvals:
             ).scalar()
         return None if found is None else self.get(found)
 
-    def expire(self, now: datetime | None = None) -> list[int]:
+    def expire(self, now: datetime | None = None) -> builtins.list[int]:
         """Mark pending requests past their expiry as ``expired``; returns their ids."""
         now = now or utcnow()
         a = at.approvals

@@ -25,6 +25,7 @@ from mlwarden.store.base import (
     StoreBase,
     canonical_json,
     hash_token,
+    inserted_id,
 )
 
 
@@ -39,7 +40,7 @@ class AuditTables(StoreBase):
         """Append an event (deploy, rollback, config …) to a model timeline, or the global one."""
         model_id = None if model is None else self.model_id(model)
         with self._tx() as conn:
-            return int(
+            return inserted_id(
                 conn.execute(
                     insert(t.events).values(
                         model_id=model_id,
@@ -48,7 +49,7 @@ class AuditTables(StoreBase):
                         actor=actor,
                         details=json.loads(canonical_json(dict(details or {}))),
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
     def events(
@@ -87,7 +88,7 @@ class AuditTables(StoreBase):
     # ----------------------------------------------------------------------------- audit
 
     @staticmethod
-    def _audit_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
+    def _audit_hash(prev_hash: str, entry: Mapping[Any, Any]) -> str:
         payload = canonical_json(
             {
                 "ts": as_utc(entry["ts"]).isoformat(),
@@ -119,9 +120,11 @@ class AuditTables(StoreBase):
             ).scalar()
             entry["prev_hash"] = prev or GENESIS_HASH
             entry["hash"] = self._audit_hash(entry["prev_hash"], entry)
-            entry["id"] = conn.execute(
-                insert(t.audit_log).values(**{k: v for k, v in entry.items() if k != "id"})
-            ).inserted_primary_key[0]
+            entry["id"] = inserted_id(
+                conn.execute(
+                    insert(t.audit_log).values(**{k: v for k, v in entry.items() if k != "id"})
+                )
+            )
         return entry
 
     def audit_entries(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     select,
     text,
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
 
 GENESIS_HASH = "0" * 64
 _CHUNK = 900  # ids per IN (...) query: well under SQLite's bound-parameter limit
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key a one-row INSERT gave its row."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT reported no primary key")
+    return int(key[0])
 
 
 def _opt_utc(value: datetime | None) -> datetime | None:
@@ -200,19 +209,21 @@ class StoreBase:
         with self.engine.begin() as conn:
             yield conn
 
-    def _insert_ignore(self, table: Any, keys: Sequence[str]) -> Any:
+    def _dialect_insert(self, table: Any) -> Any:
+        """INSERT with the dialect's ON CONFLICT clauses (both spell them alike)."""
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def _insert_ignore(self, table: Any, keys: Sequence[str]) -> Any:
+        return self._dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     def _upsert(self, table: Any, keys: Sequence[str], update_cols: Sequence[str]) -> Any:
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table)
+        stmt = self._dialect_insert(table)
         return stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
         )

@@ -80,13 +80,18 @@ def fleet(
         ):
             row = rows[r.model_id]
             row.revision, row.live_version, row.disabled = r.revision, r.live_version, r.disabled
-        for r in conn.execute(
+        for inc in conn.execute(
             select(i.c.id, i.c.model_id, i.c.severity, i.c.state, i.c.diagnosis)
             .where(i.c.state.in_(OPEN_STATES))
             .order_by(i.c.id.desc())
         ):
-            rows[r.model_id].incidents.append(
-                {"id": r.id, "severity": r.severity, "state": r.state, "diagnosis": r.diagnosis}
+            rows[inc.model_id].incidents.append(
+                {
+                    "id": inc.id,
+                    "severity": inc.severity,
+                    "state": inc.state,
+                    "diagnosis": inc.diagnosis,
+                }
             )
         # every model's last window and its time in one statement, the spark windows in one
         # per ``models_per_read`` models and the last windows' findings in one, where it took
@@ -101,14 +106,14 @@ def fleet(
             .limit(1)
             .scalar_subquery()
         )
-        for r in conn.execute(
+        for last in conn.execute(
             select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
                 lasts.c.last.is_not(None)
             )
         ):
-            row = rows[r.model_id]
-            row.last_window = int(r.last)
-            row.last_ts = None if r.ts is None else as_utc(r.ts)
+            row = rows[last.model_id]
+            row.last_window = int(last.last)
+            row.last_ts = None if last.ts is None else as_utc(last.ts)
         # each model's range is a term of one OR: SQLite and PostgreSQL seek the index once
         # per term (joined to the subquery above instead, SQLite scanned every signal row)
         ranges = [

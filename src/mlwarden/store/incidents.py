@@ -16,7 +16,7 @@ from mlwarden.clock import utcnow
 from mlwarden.errors import NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
-from mlwarden.store.base import as_json, plain_row
+from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.windows import WindowRepo
 
 OPEN_STATES = ("open", "acting", "verifying")
@@ -77,10 +77,10 @@ class FleetCounts(NamedTuple):
     kind, state, count)`` of actions; ``(model_id, count)`` of pending approvals; and the
     models' names by id."""
 
-    latest: list[Any]
-    incidents: list[Any]
-    actions: list[Any]
-    pending: list[Any]
+    latest: Sequence[Any]
+    incidents: Sequence[Any]
+    actions: Sequence[Any]
+    pending: Sequence[Any]
     names: dict[int, str]
 
 
@@ -138,7 +138,7 @@ class AgentRepo(WindowRepo):
     ) -> int:
         now = utcnow()
         with self.engine.begin() as conn:
-            return int(
+            return inserted_id(
                 conn.execute(
                     insert(at.incidents).values(
                         model_id=self.store.model_id(model),
@@ -155,7 +155,7 @@ class AgentRepo(WindowRepo):
                         opened_at=now,
                         updated_at=now,
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
     def update_incident(
@@ -331,7 +331,7 @@ class AgentRepo(WindowRepo):
 
     def add_decision(self, incident_id: int | None, decision: DecisionRecord) -> int:
         with self.engine.begin() as conn:
-            return int(
+            return inserted_id(
                 conn.execute(
                     insert(at.decisions).values(
                         model_id=self.store.model_id(decision.model),
@@ -350,7 +350,7 @@ class AgentRepo(WindowRepo):
                         ),
                         rationale=decision.rationale,
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
     def get_decision(self, decision_id: int) -> dict[str, Any]:
@@ -374,7 +374,7 @@ class AgentRepo(WindowRepo):
         details: str,
     ) -> int:
         with self.engine.begin() as conn:
-            return int(
+            return inserted_id(
                 conn.execute(
                     insert(at.verifications).values(
                         model_id=self.store.model_id(model),
@@ -387,7 +387,7 @@ class AgentRepo(WindowRepo):
                         observed=as_json(dict(observed)),
                         details=details,
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
     def action_verdicts(self) -> dict[int, str]:

@@ -8,6 +8,7 @@ from (``Conflict`` otherwise), so two runners never both start one action.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store.base import as_json, plain_row
+from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.repository import Store
 
 
@@ -56,7 +57,7 @@ class ActionJournal:
     ) -> int:
         """Journal an action in state ``pending`` and return its id."""
         with self.engine.begin() as conn:
-            action_id = int(
+            action_id = inserted_id(
                 conn.execute(
                     insert(at.actions).values(
                         model_id=self.store.model_id(model),
@@ -71,7 +72,7 @@ class ActionJournal:
                         result={},
                         created_at=utcnow(),
                     )
-                ).inserted_primary_key[0]
+                )
             )
         self.store.audit(
             actor, "action.journal", f"{model}/action/{action_id}", {"kind": ActionKind(kind).value}
@@ -168,7 +169,7 @@ class ActionJournal:
             row["model"] = names.setdefault(row["model_id"], self.store.model_name(row["model_id"]))
         return rows
 
-    def in_flight(self, model: str | None = None) -> list[dict[str, Any]]:
+    def in_flight(self, model: str | None = None) -> builtins.list[dict[str, Any]]:
         """Actions journaled but not finished (oldest first): what a restarted agent resumes."""
         a = at.actions
         query = select(a.c.id).where(a.c.state.in_(IN_FLIGHT))
@@ -178,7 +179,7 @@ class ActionJournal:
             ids = list(conn.execute(query.order_by(a.c.id)).scalars())
         return [self.get(i) for i in ids]
 
-    def past(self, model: str, now: datetime, days: float = 1.0) -> list[PastAction]:
+    def past(self, model: str, now: datetime, days: float = 1.0) -> builtins.list[PastAction]:
         """Actions of the last ``days`` days, for cooldowns and the daily limit."""
         a = at.actions
         since = now - timedelta(days=days)

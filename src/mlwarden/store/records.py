@@ -67,7 +67,7 @@ class RecordTables(StoreBase):
         when = _sqlite_time if sqlite else as_utc
         now_value = when(utcnow())
         ids = self._model_ids
-        params = []
+        params: list[tuple[Any, ...]] = []
         append = params.append
         for raw in rows:
             row = raw.model_dump() if isinstance(raw, BaseModel) else raw
@@ -249,7 +249,7 @@ class RecordTables(StoreBase):
         """
         model_id = self.model_id(model)
         r, f = t.records, t.feedback
-        columns = [r.c.id, r.c.ts, r.c.features, r.c.prediction, f.c.label]
+        columns: list[Any] = [r.c.id, r.c.ts, r.c.features, r.c.prediction, f.c.label]
         if not answers_only:
             columns += [
                 r.c.version,

@@ -27,6 +27,7 @@ from mlwarden.store import tables as t
 from mlwarden.store.audit import AuditTables
 from mlwarden.store.base import (
     canonical_json,
+    inserted_id,
 )
 
 VersionKind = Literal["sklearn", "remote"]
@@ -67,15 +68,17 @@ class RegistryTables(AuditTables):
         now = utcnow()
         try:
             with self._tx() as conn:
-                model_id = conn.execute(
-                    insert(t.models).values(
-                        name=spec.name,
-                        task=spec.task.value,
-                        spec=spec.model_dump(mode="json"),
-                        monitoring=True,
-                        created_at=now,
+                model_id = inserted_id(
+                    conn.execute(
+                        insert(t.models).values(
+                            name=spec.name,
+                            task=spec.task.value,
+                            spec=spec.model_dump(mode="json"),
+                            monitoring=True,
+                            created_at=now,
+                        )
                     )
-                ).inserted_primary_key[0]
+                )
                 conn.execute(
                     insert(t.events).values(
                         model_id=model_id,
@@ -283,7 +286,9 @@ class RegistryTables(AuditTables):
 
     def reference_sample(self, model: str, number: int) -> list[dict[str, Any]] | None:
         """The training sample stored with a version (features + target), if any."""
-        return self._version_row(model, number, (t.versions.c.reference_sample,)).reference_sample
+        row = self._version_row(model, number, (t.versions.c.reference_sample,))
+        sample: list[dict[str, Any]] | None = row.reference_sample
+        return sample
 
     def set_version_health(self, model: str, number: int, health: Health) -> None:
         if health not in ("healthy", "unhealthy", "unknown"):

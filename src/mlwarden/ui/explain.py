@@ -113,6 +113,7 @@ def explain_decision(decision: dict[str, Any]) -> DecisionView:
         body = body.replace(f" Not {alternative['action']}: {alternative['reason']}.", "")
     body = body.strip().rstrip(".")
 
+    found: re.Match[str] | None
     for found in _PERSISTENCE.finditer(body):
         view.numbers.append(
             (

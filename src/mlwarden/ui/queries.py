@@ -390,7 +390,7 @@ def _quality_heatmap(
         row: list[float | None] = []
         hover: list[str] = []
         for k in range(width):
-            present = {r: v[k] for r, v in rates.items() if v[k] is not None}
+            present = {r: x for r, v in rates.items() if (x := v[k]) is not None}
             row.append(max(present.values()) if present else None)
             hover.append(
                 "<br>".join(f"{r.replace('_', ' ')} {v:.1%}" for r, v in sorted(present.items()))
