@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlwarden.agent.incidents import Scope, WindowView, scope_of
+from mlwarden.agent.incidents import Scope, WindowView, scope_of, scoped
 from mlwarden.domain import Finding
 from mlwarden.errors import Conflict
 from mlwarden.store.incidents import ACCEPTED, AgentRepo, IncidentState, can_move
@@ -101,7 +101,7 @@ def accept_incident(
     terms: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Accept an open drift or performance incident (``Conflict`` otherwise); ``terms``: what
-    is accepted (``terms_of``), by default the incident's newest window and no drop."""
+    is accepted (``terms_of``), by default what the incident's stored windows showed."""
     repo = AgentRepo(store)
     incident = repo.get_incident(incident_id)
     scope = incident.get("scope")
@@ -117,11 +117,15 @@ def accept_incident(
             "in flight, nothing being verified) can be accepted",
             incident=incident_id,
         )
+    if terms is None:
+        # an operator's: what the incident's own windows showed, up to its newest
+        stored = repo.recent_windows(incident["model"], 1000, after=incident["first_window"] - 1)
+        terms = terms_of(
+            [w for w in scoped(stored, Scope(scope)) if w.window <= incident["last_window"]],
+            incident["last_window"],
+        )
     baseline = dict(incident["baseline"])
-    baseline["accepted"] = {
-        **(dict(terms) if terms else {"window": incident["last_window"], "drop": 0.0}),
-        "by": actor,
-    }
+    baseline["accepted"] = {**terms, "by": actor}
     repo.update_incident(
         incident_id,
         state=ACCEPTED,
