@@ -7,8 +7,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
-from agent_helpers import MODEL, Script, finding
+from agent_helpers import (
+    MODEL,
+    Script,
+    add_version,
+    finding,
+    send_records,
+    train,
+    window_accuracy,
+)
 from fastapi.testclient import TestClient
 from test_loop import agent_for, remedies
 from typer.testing import CliRunner
@@ -16,7 +26,7 @@ from typer.testing import CliRunner
 from mlwarden.agent.acceptance import absorbed
 from mlwarden.api import routes_agent
 from mlwarden.cli.main import app as cli
-from mlwarden.domain import Role
+from mlwarden.domain import DeploymentState, Role
 from mlwarden.server.app import create_app
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import (
@@ -176,3 +186,43 @@ def test_the_cli_accepts_and_reopens_and_refuses_a_pipeline_failure(
     undone = runner.invoke(cli, ["incident", "reopen", str(incident), "not seasonal"])
     assert undone.exit_code == 0 and "(open)" in undone.output
     assert AgentRepo(store).get_incident(incident)["state"] == "open"
+
+
+def test_a_bad_deploy_during_accepted_drift_is_rolled_back_and_verified_despite_the_drift(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    script = Script()
+    agent = agent_for(store, script, POLICY)
+    for _ in range(4):
+        script.add(MODEL, [drifted_drop()], accuracy=0.68)
+        agent.run_once()
+    assert [i["state"] for i in performance_incidents(store)] == ["accepted"]
+    old = elec.iloc[:2000]
+    shuffled = old.assign(target=np.random.default_rng(0).permutation(old["target"].to_numpy()))
+    v3 = add_version(store, train(shuffled), old, "unknown")
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=v3, fallback_version=deployed["v1"]),
+        actor="ci",
+        reason="deploy v3",
+    )
+    recent = elec.iloc[2000:2600]
+    send_records(store, recent, version=v3)
+    bad = window_accuracy(store, recent)
+    change = len(script.windows[MODEL]) + 1
+    for _ in range(3):
+        script.add(MODEL, [drifted_drop(), concept(change, round(0.68 - bad, 3))], accuracy=bad)
+        agent.run_once()
+    (rollback,) = remedies(store)
+    assert rollback["kind"] == "rollback" and rollback["params"] == {"to_version": deployed["v2"]}
+    # the accepted drift goes on after the rollback: it fails no verification of the rollback
+    good = window_accuracy(store, recent)
+    for _ in range(2):
+        script.add(MODEL, [drifted_drop()], accuracy=good)
+        agent.run_once()
+    accepted, deploy = performance_incidents(store)
+    assert accepted["state"] == "accepted"
+    deploy = AgentRepo(store).get_incident(deploy["id"])
+    assert deploy["diagnosis"] == "regression_after_deploy"
+    assert deploy["state"] == "resolved", deploy["timeline"]
+    assert deploy["verifications"][0]["verdict"] == "recovered"
