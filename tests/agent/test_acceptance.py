@@ -163,6 +163,8 @@ def test_operators_accept_drift_and_undo_it_over_http(
     events = [(e["event"], e.get("actor")) for e in full["timeline"]]
     assert ("accepted", "ops") in events and ("reopened", "ops") in events
     assert full["baseline"]["reopened_by"] == "ops" and "accepted" not in full["baseline"]
+    accepted = store.audit_entries(action="incident.accepted")[0]["details"]["terms"]
+    assert accepted["by"] == "ops" and accepted["drop"] == 0.0  # drift alone: no drop
     assert [e["action"] for e in store.audit_entries(actor="ops")][:2] == [
         "incident.reopened",
         "incident.accepted",

@@ -50,8 +50,10 @@ def finding_drop(finding: Finding) -> float:
 
 def terms_of(windows: Sequence[WindowView], window: int) -> dict[str, Any]:
     """What an acceptance in ``window`` accepts, from the incident's (scoped) windows: the
-    window, and the deepest drop its findings reported."""
-    drops = [finding_drop(f) for w in windows for f in w.findings]
+    window, and the deepest performance drop its findings reported (0 for drift alone)."""
+    drops = [
+        finding_drop(f) for w in windows for f in w.findings if scope_of(f) is Scope.PERFORMANCE
+    ]
     return {"window": int(window), "drop": max([0.0, *drops])}
 
 
