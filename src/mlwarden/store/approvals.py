@@ -164,11 +164,13 @@ class Approvals:
         if approval["incident_id"] is not None:
             incident = self.repo.get_incident(approval["incident_id"])
             # an incident closed meanwhile keeps its state (the action still runs, journaled)
-            moved = {"state": "acting"} if can_move(incident["state"], "acting") else {}
+            moved: dict[str, Any] = (
+                {"state": "acting"} if can_move(incident["state"], "acting") else {}
+            )
             self.repo.update_incident(
                 approval["incident_id"],
-                **moved,
                 event="approved",
+                **moved,
                 text=f"{actor} approved {approval['action']}: {reason}",
             )
         return {**approval, "action_id": action_id}
