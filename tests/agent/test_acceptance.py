@@ -7,16 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from agent_helpers import (
     MODEL,
     Script,
-    add_version,
+    deploy_bad_version,
     finding,
-    send_records,
-    train,
     window_accuracy,
 )
 from fastapi.testclient import TestClient
@@ -26,7 +23,7 @@ from typer.testing import CliRunner
 from mlwarden.agent.acceptance import absorbed
 from mlwarden.api import routes_agent
 from mlwarden.cli.main import app as cli
-from mlwarden.domain import DeploymentState, Role
+from mlwarden.domain import Role
 from mlwarden.server.app import create_app
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import (
@@ -199,18 +196,7 @@ def test_a_bad_deploy_during_accepted_drift_is_rolled_back_and_verified_despite_
         script.add(MODEL, [drifted_drop()], accuracy=0.68)
         agent.run_once()
     assert [i["state"] for i in performance_incidents(store)] == ["accepted"]
-    old = elec.iloc[:2000]
-    shuffled = old.assign(target=np.random.default_rng(0).permutation(old["target"].to_numpy()))
-    v3 = add_version(store, train(shuffled), old, "unknown")
-    store.set_deployment(
-        MODEL,
-        DeploymentState(live_version=v3, fallback_version=deployed["v1"]),
-        actor="ci",
-        reason="deploy v3",
-    )
-    recent = elec.iloc[2000:2600]
-    send_records(store, recent, version=v3)
-    bad = window_accuracy(store, recent)
+    _, bad = deploy_bad_version(store, elec, deployed["v1"])
     change = len(script.windows[MODEL]) + 1
     for _ in range(3):
         script.add(MODEL, [drifted_drop(), concept(change, round(0.68 - bad, 3))], accuracy=bad)
@@ -218,7 +204,7 @@ def test_a_bad_deploy_during_accepted_drift_is_rolled_back_and_verified_despite_
     (rollback,) = remedies(store)
     assert rollback["kind"] == "rollback" and rollback["params"] == {"to_version": deployed["v2"]}
     # the accepted drift goes on after the rollback: it fails no verification of the rollback
-    good = window_accuracy(store, recent)
+    good = window_accuracy(store, elec.iloc[2000:2600])
     for _ in range(2):
         script.add(MODEL, [drifted_drop()], accuracy=good)
         agent.run_once()
