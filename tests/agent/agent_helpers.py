@@ -130,6 +130,24 @@ def setup_deployed(store: Store, elec: pd.DataFrame) -> dict[str, Any]:
     return {"v1": v1, "v2": v2, "spec": spec}
 
 
+def deploy_bad_version(store: Store, elec: pd.DataFrame, fallback: int) -> tuple[int, float]:
+    """A release by ``ci`` of v3, trained on shuffled labels, with 600 of its real answers
+    stored (labelled); returns its number and its accuracy on them."""
+    old = elec.iloc[:2000]
+    rng = np.random.default_rng(0)
+    shuffled = old.assign(target=rng.permutation(old["target"].to_numpy()))
+    v3 = add_version(store, train(shuffled), old, "unknown")
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=v3, fallback_version=fallback),
+        actor="ci",
+        reason="deploy v3",
+    )
+    recent = elec.iloc[2000:2600]
+    send_records(store, recent, version=v3)
+    return v3, window_accuracy(store, recent)
+
+
 class Script:
     """A window source that closes the windows a test appends, in order."""
 

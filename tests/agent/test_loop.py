@@ -15,6 +15,7 @@ from agent_helpers import (
     Receiver,
     Script,
     add_version,
+    deploy_bad_version,
     finding,
     send_records,
     train,
@@ -136,19 +137,8 @@ def test_null_burst_falls_back_never_retrains_then_reverts(
 def test_bad_version_deploy_is_rolled_back_and_verified(
     store: Store, deployed: dict, elec: pd.DataFrame
 ) -> None:
-    old = elec.iloc[:2000]
-    rng = np.random.default_rng(0)
-    shuffled = old.assign(target=rng.permutation(old["target"].to_numpy()))
-    v3 = add_version(store, train(shuffled), old, "unknown")
-    store.set_deployment(
-        MODEL,
-        DeploymentState(live_version=v3, fallback_version=deployed["v1"]),
-        actor="ci",
-        reason="deploy v3",
-    )
+    v3, bad = deploy_bad_version(store, elec, deployed["v1"])
     recent = elec.iloc[2000:2600]
-    send_records(store, recent, version=v3)
-    bad = window_accuracy(store, recent)
     script = Script()
     agent = agent_for(store, script)
     for _ in range(3):

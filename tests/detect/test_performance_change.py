@@ -100,3 +100,27 @@ def test_errors_drop_upwards_and_bad_values_are_skipped() -> None:
     assert det.update(8, 16.0, 0) is None
     with pytest.raises(ValueError, match="threshold"):
         PerformanceChangeDetector("rmse", spread, threshold=0)
+
+
+def _streams_with_a_change(reference_n: int | None, seed: int = 0, streams: int = 200) -> int:
+    """Stationary streams at accuracy 0.85 whose reference level was measured on 1,000 rows
+    (so it is off by its own sampling error): how many raise a change within 10 windows."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(streams):
+        level = rng.binomial(1000, 0.85) / 1000
+        spread = MetricSpread("accuracy", level, SPREAD.unit_std, reference_n=reference_n)
+        det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
+        hits += any(f is not None for f in _run(det, _noise(rng, 0.85, 10)))
+    return hits
+
+
+def test_a_small_reference_level_is_not_taken_as_exact() -> None:
+    """The fleet benchmark's false incidents: 1,000-row references, stationary streams."""
+    exact, allowed = _streams_with_a_change(None), _streams_with_a_change(1000)
+    assert allowed <= 6 and exact >= 16  # at most 3 % of the streams; 8 % taken as exact
+    # a real drop of 5 points is still found at once
+    spread = MetricSpread("accuracy", 0.85, SPREAD.unit_std, reference_n=1000)
+    det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
+    found = _run(det, _noise(np.random.default_rng(3), 0.80, 3))
+    assert found[-1] is not None and found[-1].evidence["change_window"] == 0

@@ -546,6 +546,28 @@ def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
     ]
 
 
+def test_an_operator_accepts_drift_and_reopens_it_from_the_incident_page(
+    client: TestClient, store: Store
+) -> None:
+    repo = AgentRepo(store)
+    incident = repo.create_incident("m", 3, {}, "drift: data_drift", scope="drift")
+    quality = repo.create_incident("m", 3, {}, "quality: nulls", scope="quality")
+    sign_in(client, store.create_token("olga", "operator"))
+    page = f"/ui/incidents/{incident}"
+    assert 'id="accept"' in client.get(page).text
+    assert 'id="accept"' not in client.get(f"/ui/incidents/{quality}").text
+    csrf = csrf_of(client)
+    accepted = client.post(f"{page}/accept", data={"csrf": csrf, "text": "seasonal prices"})
+    assert accepted.status_code == 200 and "Drift accepted" in accepted.text
+    assert 'id="reopen"' in accepted.text and 'id="accept"' not in accepted.text
+    refused = client.post(f"/ui/incidents/{quality}/accept", data={"csrf": csrf, "text": "x"})
+    assert refused.status_code == 409 and "only drift" in refused.text
+    reopened = client.post(f"{page}/reopen", data={"csrf": csrf, "text": "prices broke"})
+    assert reopened.status_code == 200 and repo.get_incident(incident)["state"] == "open"
+    changes = [e["action"] for e in store.audit_entries(actor="olga")]
+    assert changes[:2] == ["incident.reopened", "incident.accepted"]
+
+
 def test_an_operator_deploys_a_version_through_the_apis_path_and_compares_two(
     client: TestClient, store: Store
 ) -> None:

@@ -20,6 +20,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from mlwarden.agent.acceptance import (
+    absorbed,
+    accept_incident,
+    terms_of,
+    without_absorbed,
+)
 from mlwarden.agent.canary import CanaryVerdict, artifact_answerer, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
@@ -75,7 +81,7 @@ from mlwarden.domain import (
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.approvals import Approvals
-from mlwarden.store.incidents import ACCEPTED, AgentRepo
+from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
@@ -225,8 +231,7 @@ class Agent:
         if any(i.get("scope") is None for i in current):
             return
         taken = {i["scope"] for i in current}
-        if self.repo.accepted_incidents(model):
-            taken.add(Scope.DRIFT.value)
+        accepted = self.repo.accepted_incidents(model)
         latest = history[-1]
         for scope in SCOPE_ORDER:
             if scope.value in taken:
@@ -234,7 +239,12 @@ class Agent:
             covered = self.repo.last_closed_window(model, scope.value)
             if covered is not None and latest.window <= covered:
                 continue
-            found = qualifying(in_scope(latest.findings, scope), policy)
+            # what accepted drift took is not new; a performance change after it is
+            found = [
+                f
+                for f in qualifying(in_scope(latest.findings, scope), policy)
+                if not absorbed(f, accepted)
+            ]
             if not found:
                 continue
             # the baseline is this scope's own: the last windows before the failure that were
@@ -295,11 +305,13 @@ class Agent:
             if resolved is not None:
                 since = max(since, resolved + 1)
         windows = scoped([w for w in history if w.window >= since], _scope(incident))
+        # the findings of an accepted drift are not this incident's (a concept change on
+        # inputs that drift anyway is judged on its own windows)
+        windows = without_absorbed(windows, self.repo.accepted_incidents(model))
         decision = self._decide(model, incident, windows, policy)
         summary["decision"] = decision.action.value
         self._apply(model, incident, decision, windows, policy)
-        if incident.get("scope") == Scope.DRIFT.value and decision.persistent:
-            self._maybe_accept(model, incident["id"], windows, decision, policy)
+        self._maybe_accept(model, incident["id"], windows, decision, policy)
         return summary
 
     def _deployed_since(self, model: str, incident: dict[str, Any]) -> Deployment | None:
@@ -365,33 +377,57 @@ class Agent:
         decision: Decision,
         policy: ModelPolicy,
     ) -> None:
-        """Drift that persisted ``drift.accept_after_windows`` windows without a performance
-        incident of the model is accepted: the people were told, nothing is to be done, and it
-        must not absorb or block what comes next. Journaled on the incident and audited; an
-        operator can reopen it."""
+        """Drift that persisted ``drift.accept_after_windows`` windows without harm is accepted
+        (``agent.acceptance``): input drift with no performance incident of the model beside
+        it, or a drop on moving inputs for which no remedy was taken or asked in all that time
+        (the evidence or the hindsight found none better than doing nothing). The people were
+        told, nothing is to be done, and it must not absorb or block what comes next.
+        Journaled on the incident and audited; an operator can reopen it, and then it is not
+        accepted again by the agent."""
         incident = self.repo.get_incident(incident_id)
-        if incident["state"] != "open":
-            return
         after = policy.drift.accept_after_windows
-        if after is None or decision.diagnosis is not Diagnosis.COVARIATE_DRIFT_STABLE:
+        if after is None or incident["state"] != "open" or "reopened_by" in incident["baseline"]:
             return
         since = [w for w in windows if w.window >= incident["first_window"]]
-        if len(since) < after or self.repo.open_incident(model, Scope.PERFORMANCE.value):
+        if len(since) < after or incident["diagnosis"] is None:
             return
+        # fading for now (not persistent in the newest windows) it is judged by what it was
+        diagnosis = decision.diagnosis if decision.persistent else Diagnosis(incident["diagnosis"])
+        scope = incident.get("scope")
+        if scope == Scope.DRIFT.value:
+            if diagnosis is not Diagnosis.COVARIATE_DRIFT_STABLE or (
+                self.repo.open_incident(model, Scope.PERFORMANCE.value)
+            ):
+                return
+            why = "without a performance drop"
+        elif scope == Scope.PERFORMANCE.value:
+            if diagnosis is not Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP or (
+                decision.action not in (ActionKind.ALERT, ActionKind.NONE)
+                or self.repo.first_action_kind(incident_id, besides=ActionKind.ALERT.value)
+                or self.approvals.pending_for_incident(incident_id) is not None
+            ):
+                return
+            why = "with its drop on moving inputs and no remedy better than doing nothing"
+        else:
+            return
+        last = windows[-1].window
         text_ = (
-            f"drift persisted {len(since)} windows without a performance drop: accepted "
-            f"(policy drift.accept_after_windows = {after}); it no longer absorbs new failures"
+            f"drift persisted {len(since)} windows {why}: accepted at window {last} (policy "
+            f"drift.accept_after_windows = {after}); it no longer absorbs new failures"
         )
-        self.repo.update_incident(incident["id"], state=ACCEPTED, event="accepted", text=text_)
-        self.store.audit(
-            self.actor, "incident.accepted", f"{model}/incident/{incident['id']}", {"why": text_}
+        accept_incident(
+            self.store,
+            incident_id,
+            actor=self.actor,
+            why=text_,
+            terms=terms_of(since[-policy.persistence.n :], last),
         )
 
     def _watch_accepted(
         self, incident: dict[str, Any], history: list[WindowView], policy: ModelPolicy
     ) -> None:
         """Accepted drift is resolved once its scope has been quiet for n windows."""
-        recent = scoped(history[-policy.persistence.n :], Scope.DRIFT)
+        recent = scoped(history[-policy.persistence.n :], _scope(incident) or Scope.DRIFT)
         if len(recent) == policy.persistence.n and not any(
             qualifying(w.findings, policy) for w in recent
         ):

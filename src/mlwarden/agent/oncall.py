@@ -1,7 +1,10 @@
-"""What on-call people do with an incident: acknowledge it, assign it, annotate it.
+"""What on-call people do with an incident: acknowledge it, assign it, annotate it, accept its
+drift as the new normal (and undo that).
 
 Each is an entry on the incident's timeline (with who did it) and an entry in the audit log.
-None of them changes what the agent does: it still acts on the incident per its policy. The
+None of them but acceptance changes what the agent does: it still acts on the incident per its
+policy. An accepted incident is no longer worked on and absorbs only its own drift
+(``agent.acceptance``); reopening it hands it back to the agent. The
 incident's on-call state (acknowledged by whom and when, its assignee, its notes) is read back
 from the timeline, the one record of it.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlwarden.agent.acceptance import accept_incident, reopen_incident
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.store.incidents import CLOSED_STATES, AgentRepo
 from mlwarden.store.repository import Store
@@ -96,6 +100,32 @@ def annotate(store: Store, incident_id: int, *, text: object, actor: str) -> dic
     return oncall_of(repo.get_incident(incident_id))
 
 
+def _reason(reason: object) -> str:
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise InvalidInput("'reason' is required: why the drift is (no longer) acceptable")
+    if len(text) > MAX_NOTE_CHARS:
+        raise InvalidInput(f"'reason' is at most {MAX_NOTE_CHARS} characters")
+    return text
+
+
+def accept(store: Store, incident_id: int, *, reason: object, actor: str) -> dict[str, Any]:
+    """``actor`` accepts an open drift incident's drift (or a drop on drifting inputs) as the
+    new normal: the agent stops working on it, and it absorbs only that drift. ``Conflict``
+    for another scope or an incident not open; undone by :func:`reopen`."""
+    why = _reason(reason)
+    accept_incident(store, incident_id, actor=actor, why=f"by {actor}: {why}")
+    return oncall_of(AgentRepo(store).get_incident(incident_id))
+
+
+def reopen(store: Store, incident_id: int, *, reason: object, actor: str) -> dict[str, Any]:
+    """Undo an acceptance: the incident is open again and the agent works on it (and does not
+    accept it again by itself). ``Conflict`` unless it is accepted."""
+    why = _reason(reason)
+    reopen_incident(store, incident_id, actor=actor, why=f"by {actor}: {why}")
+    return oncall_of(AgentRepo(store).get_incident(incident_id))
+
+
 def oncall_of(incident: dict[str, Any]) -> dict[str, Any]:
     """The incident's on-call state from its timeline: ``acknowledged`` (``by``, ``at``) or
     None, ``assignee`` (``name``, ``by``, ``at``; the latest assignment) or None, and ``notes``
@@ -120,4 +150,13 @@ def oncall_of(incident: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["MAX_ASSIGNEE_CHARS", "MAX_NOTE_CHARS", "acknowledge", "annotate", "assign", "oncall_of"]
+__all__ = [
+    "MAX_ASSIGNEE_CHARS",
+    "MAX_NOTE_CHARS",
+    "accept",
+    "acknowledge",
+    "annotate",
+    "assign",
+    "oncall_of",
+    "reopen",
+]

@@ -145,7 +145,8 @@ class VerifySettings(_Strict):
 
 class DriftSettings(_Strict):
     """Drift that persists without harm: after ``accept_after_windows`` windows of a drift
-    incident with no performance incident beside it, the drift is accepted (None: never)."""
+    incident with no performance incident beside it, or of a drop on moving inputs with no
+    remedy taken or asked, it is accepted (None: never; see ``agent.acceptance``)."""
 
     accept_after_windows: int | None = Field(ge=1)
 

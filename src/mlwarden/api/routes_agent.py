@@ -1,7 +1,8 @@
 """The agent's HTTP API: signals, findings, incidents (acknowledge, assign, notes), actions
 (with undo) and approvals.
 
-Reading needs the ``viewer`` role; acknowledging, assigning or annotating an incident, undoing
+Reading needs the ``viewer`` role; acknowledging, assigning, annotating, accepting or
+reopening an incident, undoing
 an action and approving or rejecting need ``operator``. Every change names its actor (the
 token's name) in the audit log.
 """
@@ -18,10 +19,12 @@ from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.oncall import (
     MAX_ASSIGNEE_CHARS,
     MAX_NOTE_CHARS,
+    accept,
     acknowledge,
     annotate,
     assign,
     oncall_of,
+    reopen,
 )
 from mlwarden.agent.policy import configured_policy
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
@@ -101,6 +104,50 @@ async def acknowledge_incident(
     acknowledged. The agent still acts on it per its policy."""
     return await run_in_threadpool(
         lambda: acknowledge(state.store, incident_id, actor=principal.name)
+    )
+
+
+_REASON_DOC = body_doc(
+    {
+        "application/json": {
+            "type": "object",
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE_CHARS}
+            },
+        }
+    }
+)
+
+
+@router.post("/v1/incidents/{incident_id}/accept", openapi_extra=_REASON_DOC)
+async def accept_incident_drift(
+    incident_id: RowId,
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Accept an open drift incident's drift as the new normal: ``{"reason": "..."}``. The
+    agent stops working on it and it absorbs only that drift; a later failure opens its own
+    incident. 409 for a quality or service incident, or one not open. Undone by ``reopen``."""
+    reason = as_object(body, "acceptance").get("reason")
+    return await run_in_threadpool(
+        lambda: accept(state.store, incident_id, reason=reason, actor=principal.name)
+    )
+
+
+@router.post("/v1/incidents/{incident_id}/reopen", openapi_extra=_REASON_DOC)
+async def reopen_incident_drift(
+    incident_id: RowId,
+    body: Any = Depends(json_body),
+    state: ServerState = Depends(server),
+    principal: Principal = Depends(require(Role.OPERATOR)),
+) -> dict[str, Any]:
+    """Undo an acceptance: ``{"reason": "..."}``; the agent works on the incident again. 409
+    unless it is accepted."""
+    reason = as_object(body, "reopening").get("reason")
+    return await run_in_threadpool(
+        lambda: reopen(state.store, incident_id, reason=reason, actor=principal.name)
     )
 
 

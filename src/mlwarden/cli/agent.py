@@ -1,5 +1,5 @@
-"""Agent commands: agent, check, incidents, incident (acknowledge, assign, note), actions,
-approvals, audit, policy."""
+"""Agent commands: agent, check, incidents, incident (acknowledge, assign, note, accept,
+reopen), actions, approvals, audit, policy."""
 
 from __future__ import annotations
 
@@ -249,6 +249,33 @@ def incident_note(
     from mlwarden.agent.oncall import annotate
 
     _oncall_change(annotate, incident_id, as_json, text=text, actor=actor)
+
+
+@incident_app.command("accept")
+def incident_accept(
+    incident_id: int = INCIDENT_ID,
+    reason: str = typer.Argument(..., help="Why the drift is the new normal."),
+    actor: str = ONCALL_ACTOR,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Accept an open drift incident's drift: the agent stops working on it, and it absorbs
+    only that drift (undo with `mlwarden incident reopen`)."""
+    from mlwarden.agent.oncall import accept
+
+    _oncall_change(accept, incident_id, as_json, reason=reason, actor=actor)
+
+
+@incident_app.command("reopen")
+def incident_reopen(
+    incident_id: int = INCIDENT_ID,
+    reason: str = typer.Argument(..., help="Why the accepted drift needs work again."),
+    actor: str = ONCALL_ACTOR,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Undo an acceptance: the agent works on the incident again."""
+    from mlwarden.agent.oncall import reopen
+
+    _oncall_change(reopen, incident_id, as_json, reason=reason, actor=actor)
 
 
 actions_app = typer.Typer(help="The agent's action journal.", no_args_is_help=True)

@@ -296,9 +296,20 @@ class MetricSpread:
     name: str
     level: float
     unit_std: float
+    # the rows the level was measured on (None: unknown, taken as exact)
+    reference_n: int | None = None
 
     def std(self, n: int) -> float:
         return self.unit_std / math.sqrt(max(n, 1))
+
+    def level_std(self) -> float:
+        """The standard error of ``level`` itself: a 1,000-row reference's accuracy is known
+        to about +/-0.013 (one standard error at 0.8), as uncertain as one 1,000-row window's.
+
+        >>> round(MetricSpread("accuracy", 0.8, 0.4, reference_n=1000).level_std(), 4)
+        0.0126
+        """
+        return 0.0 if not self.reference_n else self.std(self.reference_n)
 
     def lower(self, n: int, sigmas: float = 3.0) -> float:
         """The level less ``sigmas`` chunk standard deviations at window size ``n``."""
@@ -338,7 +349,9 @@ def reference_spread(
     draws = _resampled(statistic, _draws(n, chunk, resamples, seed))
     if len(draws) < max(10, resamples // 2):
         return None
-    return MetricSpread(name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk))
+    return MetricSpread(
+        name, float(level), float(np.std(draws, ddof=1)) * math.sqrt(chunk), reference_n=n
+    )
 
 
 def proba_matrix(scores: Any, classes: Sequence[str | None]) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from mlwarden.domain import ActionKind, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
 from mlwarden.store.base import as_json, inserted_id, plain_row
-from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.incidents import AgentRepo, can_move
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
@@ -162,10 +162,15 @@ class Approvals:
             {"reason": reason, "action_id": action_id},
         )
         if approval["incident_id"] is not None:
+            incident = self.repo.get_incident(approval["incident_id"])
+            # an incident closed meanwhile keeps its state (the action still runs, journaled)
+            moved: dict[str, Any] = (
+                {"state": "acting"} if can_move(incident["state"], "acting") else {}
+            )
             self.repo.update_incident(
                 approval["incident_id"],
-                state="acting",
                 event="approved",
+                **moved,
                 text=f"{actor} approved {approval['action']}: {reason}",
             )
         return {**approval, "action_id": action_id}

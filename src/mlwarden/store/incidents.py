@@ -7,25 +7,80 @@ with the stored windows they are opened on (``WindowRepo``). The action journal 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.clock import utcnow
-from mlwarden.errors import NotFound, ServiceUnavailable
+from mlwarden.errors import Conflict, NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.windows import WindowRepo
 
-OPEN_STATES = ("open", "acting", "verifying")
-# superseded: a new version went live while a performance incident was open; the model is
-# judged anew from there (the drop may now be the new version's, and the old decision is stale)
-CLOSED_STATES = ("resolved", "escalated", "dismissed", "superseded")
-# drift that persisted without harm: no longer worked on, but remembered, so the same drift
-# does not open a new incident every window; it is resolved once the drift is gone
-ACCEPTED = "accepted"
+
+class IncidentState(StrEnum):
+    """Where an incident is in its life (``TRANSITIONS`` says where it may go next).
+
+    * open → acting → verifying → resolved: the agent's remedy, verified;
+    * escalated: handed to people (a remedy failed or did not help), dismissed: noise;
+    * superseded: a new version went live while a performance incident was open; the model is
+      judged anew from there (the drop may now be the new version's, the old decision stale);
+    * accepted: drift that persisted without harm (or a drop on moving inputs that no remedy
+      serves better than doing nothing) is no longer worked on, but remembered, so the same
+      drift does not open a new incident every window nor absorb a new failure. It is resolved
+      once the drift is gone, reopened when an operator undoes the acceptance.
+    """
+
+    OPEN = "open"
+    ACTING = "acting"
+    VERIFYING = "verifying"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    DISMISSED = "dismissed"
+    SUPERSEDED = "superseded"
+    ACCEPTED = "accepted"
+
+
+_S = IncidentState
+# the legal moves; a state may always be "moved" to itself (an update that keeps it). Resolved,
+# dismissed and superseded are final: a failure after them is a new incident. People may still
+# act on an escalated incident (an approval answered late), and an accepted one is reopened or
+# resolved, never acted on while accepted.
+TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
+    _S.OPEN: frozenset(
+        {_S.ACTING, _S.VERIFYING, _S.RESOLVED, _S.ESCALATED, _S.DISMISSED, _S.SUPERSEDED}
+        | {_S.ACCEPTED}
+    ),
+    _S.ACTING: frozenset({_S.OPEN, _S.VERIFYING, _S.RESOLVED, _S.ESCALATED, _S.SUPERSEDED}),
+    _S.VERIFYING: frozenset({_S.OPEN, _S.ACTING, _S.RESOLVED, _S.ESCALATED, _S.SUPERSEDED}),
+    _S.ESCALATED: frozenset({_S.ACTING, _S.RESOLVED}),
+    _S.ACCEPTED: frozenset({_S.OPEN, _S.RESOLVED}),
+    _S.RESOLVED: frozenset(),
+    _S.DISMISSED: frozenset(),
+    _S.SUPERSEDED: frozenset(),
+}
+
+
+def can_move(current: str | IncidentState, new: str | IncidentState) -> bool:
+    """True when an incident in ``current`` may move to ``new`` (``TRANSITIONS``).
+
+    >>> can_move("open", "accepted"), can_move("accepted", "acting"), can_move("resolved", "open")
+    (True, False, False)
+    """
+    old, to = IncidentState(current), IncidentState(new)
+    return old is to or to in TRANSITIONS[old]
+
+
+class IllegalTransition(Conflict):
+    """An incident asked to move where ``TRANSITIONS`` does not allow (HTTP 409)."""
+
+
+OPEN_STATES = (_S.OPEN.value, _S.ACTING.value, _S.VERIFYING.value)
+CLOSED_STATES = (_S.RESOLVED.value, _S.ESCALATED.value, _S.DISMISSED.value, _S.SUPERSEDED.value)
+ACCEPTED = _S.ACCEPTED.value
 
 
 class _Valued(Protocol):
@@ -175,12 +230,19 @@ class AgentRepo(WindowRepo):
             # locked until the update: the agent and people on call append to the same
             # timeline, and neither may lose the other's entry (PostgreSQL; SQLite has one writer)
             row = conn.execute(
-                select(i.c.timeline, i.c.diagnosis, i.c.severity)
+                select(i.c.timeline, i.c.diagnosis, i.c.severity, i.c.state)
                 .where(i.c.id == incident_id)
                 .with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
+            state = values.get("state")
+            if state is not None and not can_move(row.state, getattr(state, "value", state)):
+                raise IllegalTransition(
+                    f"incident {incident_id} is {row.state}: it cannot become "
+                    f"{getattr(state, 'value', state)}",
+                    incident=incident_id,
+                )
             timeline = list(row.timeline or [])
             changes = _diagnosis_changes(row, values)
             if changes and row.diagnosis is not None:
@@ -417,4 +479,13 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["ACCEPTED", "CLOSED_STATES", "OPEN_STATES", "AgentRepo"]
+__all__ = [
+    "ACCEPTED",
+    "CLOSED_STATES",
+    "OPEN_STATES",
+    "TRANSITIONS",
+    "AgentRepo",
+    "IllegalTransition",
+    "IncidentState",
+    "can_move",
+]

@@ -76,6 +76,7 @@ def incident_page(
 def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     """The incident page's context; the diagnosis comes from the server's
     :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
+    from mlwarden.agent.acceptance import ACCEPTABLE
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.reports import incident_context
     from mlwarden.store.incidents import CLOSED_STATES
@@ -92,6 +93,9 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
         "timeline": readable_timeline(incident["timeline"] or [], incident["decisions"]),
         "oncall": oncall_of(incident),
         "closed": incident["state"] in CLOSED_STATES,
+        # drift, or a drop on drifting inputs, an operator may accept as the new normal
+        "acceptable": incident["state"] == "open"
+        and incident.get("scope") in {s.value for s in ACCEPTABLE},
         "max_note_chars": MAX_NOTE_CHARS,
         "max_assignee_chars": MAX_ASSIGNEE_CHARS,
     }
@@ -108,9 +112,10 @@ def change_incident(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    """The incident page's forms: ``acknowledge``, ``assign`` (``assignee``) and ``notes``
-    (``text``); operators only, with the session's CSRF token."""
-    from mlwarden.agent.oncall import acknowledge, annotate, assign
+    """The incident page's forms: ``acknowledge``, ``assign`` (``assignee``), ``notes``
+    (``text``), ``accept`` and ``reopen`` (the reason in ``text``); operators only, with the
+    session's CSRF token."""
+    from mlwarden.agent.oncall import accept, acknowledge, annotate, assign, reopen
 
     operator_change(request, session, csrf)
     try:
@@ -123,8 +128,16 @@ def change_incident(
         elif change == "notes":
             annotate(state.store, incident_id, text=text, actor=session.name)
             message = "Note added."
+        elif change == "accept":
+            accept(state.store, incident_id, reason=text, actor=session.name)
+            message = "Drift accepted: the agent no longer works on it; it absorbs only this drift."
+        elif change == "reopen":
+            reopen(state.store, incident_id, reason=text, actor=session.name)
+            message = "Reopened: the agent works on this incident again."
         else:
-            raise NotFound(f"no such change {change!r}: use acknowledge, assign or notes")
+            raise NotFound(
+                f"no such change {change!r}: use acknowledge, assign, notes, accept or reopen"
+            )
     except (Conflict, InvalidInput, NotFound) as exc:
         return error_page(request, session, exc)
     return back(request, f"{PREFIX}/incidents/{incident_id}", message)
