@@ -231,11 +231,11 @@ class Agent:
         for scope in SCOPE_ORDER:
             if scope.value in taken:
                 continue
-            covered = self.repo.last_closed_window(model, scope.value)
-            if covered is not None and latest.window <= covered:
-                continue
             found = qualifying(in_scope(latest.findings, scope), policy)
             if not found:
+                continue  # before the query below: most windows of most models find nothing
+            covered = self.repo.last_closed_window(model, scope.value)
+            if covered is not None and latest.window <= covered:
                 continue
             # the baseline is this scope's own: the last windows before the failure that were
             # clean of it, even where other scopes (say, seasonal drift) had findings
