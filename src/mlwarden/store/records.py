@@ -342,15 +342,14 @@ class RecordTables(StoreBase):
         (``RECORD_KEYS``) instead of one dict per record: what the agent's windows are built
         from (``monitor.window.columns_frame``), without a dict per record to build and take
         apart again (docs/benchmarks.md, "A fleet")."""
-        query = self._arrival_query(model, after, None, received_before, limit, False, False)
-        with self.engine.connect() as conn:
-            result = conn.execute(query)
-            if self.dialect == "sqlite":
-                return _decoded_columns(result.all())
-            rows = [dict(row._mapping) for row in result]
-        for row in rows:
-            row["timestamp"] = as_utc(row.pop("ts"))
-            row["received_at"] = as_utc(row["received_at"])
+        if self.dialect == "sqlite":
+            query = self._arrival_query(model, after, None, received_before, limit, False, False)
+            with self.engine.connect() as conn:
+                return _decoded_columns(conn.execute(query).all())
+        # PostgreSQL: psycopg decodes in C, and the dicts are what it hands back anyway
+        rows = self.records_by_arrival(
+            model, after=after, received_before=received_before, limit=limit
+        )
         return {key: [row[key] for row in rows] for key in RECORD_KEYS}
 
     def _arrival_query(
