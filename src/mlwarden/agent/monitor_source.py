@@ -177,7 +177,7 @@ class MonitorSource:
         return monitor
 
     def closed_windows(self, model: str, after: int | None) -> list[ClosedWindow]:
-        spec = self.store.get_model(model)
+        spec: ModelSpec | None = None  # read once a window is full: most passes close none
         deployment = self.store.get_deployment(model)
         if deployment is None or deployment.live_version is None:
             return []
@@ -192,6 +192,7 @@ class MonitorSource:
             if len(rows["id"]) < self.window_size:
                 break
             offset = 0
+            spec = spec or self.store.get_model(model)
             monitor = self._monitor(spec, deployment.live_version)
             result = monitor.process(columns_frame(rows), index=index)
             key = (rows["received_at"][-1], str(rows["id"][-1]))
