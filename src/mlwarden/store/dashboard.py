@@ -113,7 +113,7 @@ def fleet(
             .limit(1)
             .scalar_subquery()
         )
-        newest = {
+        lasts_of = {
             r.model_id: (int(r.last), None if r.ts is None else as_utc(r.ts))
             for r in conn.execute(
                 select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
@@ -133,11 +133,11 @@ def fleet(
             held = (key, {})
             _WINDOWS_READ[store] = held
         known = held[1]
-        for gone in set(known) - set(newest):
+        for gone in set(known) - set(lasts_of):
             del known[gone]
-        moved = {i: last for i, (last, _) in newest.items() if known.get(i, (None,))[0] != last}
+        moved = {i: last for i, (last, _) in lasts_of.items() if known.get(i, (None,))[0] != last}
         known.update(_windows_read(conn, moved, signals, spark_windows, models_per_read))
-        for model_id, (last, ts) in newest.items():
+        for model_id, (last, ts) in lasts_of.items():
             row = rows[model_id]
             row.last_window, row.last_ts = last, ts
             _, row.points, row.findings_last_window = known[model_id]
