@@ -19,7 +19,7 @@ its artifact, scores its reference sample); later passes are the steady state. A
 dashboard's fleet overview (``GET /ui/``, in-process through FastAPI's TestClient) is timed.
 
     .venv/bin/python bench/bench_fleet.py --models 100 1000 5000
-    .venv/bin/python bench/bench_fleet.py --models 1000 --profile prof.txt   # cProfile of pass 2
+    .venv/bin/python bench/bench_fleet.py --models 1000 --profile prof.txt   # cProfile of pass 1
     .venv/bin/python bench/bench_fleet.py --models 100 --database-url postgresql+psycopg://...
 """
 
@@ -222,7 +222,11 @@ def run(models: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 write_minute(store, pool, models, args.window, minute)
             clock["now"] = START + timedelta(minutes=minute + 1)
             # CPU time: on a shared machine the wall clock mostly measures the other processes
-            profiler = cProfile.Profile(time.process_time) if args.profile and minute == 1 else None
+            profiler = (
+                cProfile.Profile(time.process_time)
+                if args.profile and minute == args.profile_pass
+                else None
+            )
             with cpu_timer() as timed:
                 if profiler:
                     profiler.enable()
@@ -282,7 +286,8 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=10, help="overview requests timed")
     parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
-    parser.add_argument("--profile", help="write a cProfile summary of the second pass here")
+    parser.add_argument("--profile", help="write a cProfile summary of one pass here")
+    parser.add_argument("--profile-pass", type=int, default=1, help="the pass profiled (0: cold)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     results = []

@@ -17,7 +17,7 @@ from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy
 from mlwarden.domain import DeploymentState
-from mlwarden.monitor.engine import Monitor
+from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.settings import Settings
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
@@ -374,3 +374,22 @@ def test_a_window_takes_the_labels_of_its_own_model_only(
     monkeypatch.setattr(Monitor, "process", spy)
     assert check(store, source_for(store)) == [0]
     assert labels[0][0] == 0 and all(pd.isna(v) for v in labels[0][1:])
+
+
+def test_the_agents_monitors_hold_no_window_for_late_labels(
+    both_store: Store, elec: pd.DataFrame
+) -> None:
+    """A window's labels are those stored when it closes: whatever the policy says of late
+    labels, the agent's monitors hold none (50 windows were 7-10 MB a model)."""
+    store = both_store
+    setup_deployed(store, elec)
+    arrive(store, elec, 0, 2 * SIZE)
+    source = MonitorSource(
+        store,
+        Settings(window_size=SIZE, reference_size=SIZE),
+        detection=lambda model: MonitorConfig(late_label_windows=50),
+    )
+    assert check(store, source) == [0, 1]
+    monitor = source._monitors[MODEL][1]
+    assert monitor.config.late_label_windows == 0 and not monitor._held
+    assert monitor.add_labels({"anything": 1}) == [] and monitor.unknown_labels == 1

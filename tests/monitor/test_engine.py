@@ -145,6 +145,24 @@ def test_late_labels_update_the_windows_performance(stream: Stream) -> None:
     assert monitor.unknown_labels == 1
 
 
+def test_windows_held_for_late_labels_are_bounded_by_their_own_setting(stream: Stream) -> None:
+    """``late_label_windows`` bounds what is held for late labels, apart from the change
+    point's history (``keep_windows``); 0 holds nothing and every late label is unknown."""
+    frames = [stream.records(200) for _ in range(3)]
+    for frame, prefix in zip(frames, "abc", strict=True):
+        frame["id"] = [f"{prefix}{i}" for i in range(len(frame))]
+    labels = {i: v for f in frames for i, v in zip(f["id"], f["label"], strict=True)}
+    for kept in (0, 2):
+        config = MonitorConfig(anomaly=False, late_label_windows=kept, keep_windows=50)
+        monitor = Monitor(stream.records(2000), config=config)
+        for index, frame in enumerate(frames):
+            monitor.process(frame.drop(columns="label"), index=index)
+        updated = monitor.add_labels(labels)
+        assert [r.index for r in updated] == [1, 2][:kept]
+        assert monitor.unknown_labels == 200 * (3 - kept)
+        assert all(r.labelled == 200 for r in updated)
+
+
 def test_latency_and_error_spikes(stream: Stream, monitor: Monitor) -> None:
     frame = stream.records(1000)
     frame["latency_ms"] *= 4

@@ -9,7 +9,13 @@ import pytest
 
 from mlwarden.domain import Record
 from mlwarden.errors import InvalidInput
-from mlwarden.monitor.window import LabelJoiner, WindowSpec, iter_windows, records_frame
+from mlwarden.monitor.window import (
+    LabelJoiner,
+    WindowSpec,
+    columns_frame,
+    iter_windows,
+    records_frame,
+)
 
 
 def test_count_windows_cover_the_stream_in_order() -> None:
@@ -75,6 +81,22 @@ def test_records_become_a_frame_with_conventional_columns() -> None:
     assert frame.loc[0, "proba_yes"] == 0.8 and frame.loc[1, "score"] == 0.3
     assert frame.loc[0, "label"] == "yes" and pd.isna(frame.loc[1, "label"])
     assert frame.loc[1, "error"] == "timeout"
+    # the same records given column by column (the agent's windows): the same table
+    dumped = [r.model_dump() for r in records]
+    by_column = {
+        "id": [r["id"] for r in dumped],
+        "timestamp": [r["timestamp"] for r in dumped],
+        **{k: [r.get(k) for r in dumped] for k in ("features", "prediction", "scores")},
+        **{k: [r.get(k) for r in dumped] for k in ("latency_ms", "error", "label")},
+    }
+    pd.testing.assert_frame_equal(columns_frame(by_column, labels={"a": "yes"}), frame)
+    # a feature named like a record's column keeps its place and takes the record's value
+    clash = [{**r, "features": {"id": 0, **r["features"]}} for r in dumped]
+    named = records_frame(clash)
+    assert list(named.columns[:2]) == ["id", "x"] and named["id"].tolist() == ["a", "b"]
+    # records without features still have one row each
+    bare = records_frame([{**r, "features": {}} for r in dumped])
+    assert bare["id"].tolist() == ["a", "b"] and "x" not in bare.columns
 
 
 def test_label_joiner_forgets_old_windows() -> None:

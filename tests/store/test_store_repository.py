@@ -245,6 +245,15 @@ def test_records_by_arrival_reads_every_stored_value_as_fetch_records_does(store
     assert by_arrival[0]["received_at"] == T0 and by_arrival[0]["received_at"].tzinfo is UTC
     after_first = store.records_by_arrival("churn", after=(T0, "r000000"), limit=1)
     assert after_first[0]["prediction"] == 0.25
+    # the same records as columns (the agent's windows): the same values, of the same types
+    columns = store.columns_by_arrival("churn")
+    assert list(columns["id"]) == [r["id"] for r in by_arrival]
+    for key, values in columns.items():
+        assert list(values) == [r[key] for r in by_arrival], key
+        assert [type(v) for v in values] == [type(r[key]) for r in by_arrival], key
+    later = store.columns_by_arrival("churn", after=(T0, "r000000"), limit=2)
+    assert list(later["id"]) == [r["id"] for r in by_arrival[1:3]]
+    assert all(list(v) == [] for v in store.columns_by_arrival("churn", limit=0).values())
 
 
 def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:

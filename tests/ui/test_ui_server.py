@@ -12,12 +12,20 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Role, Task
+from mlwarden.domain import (
+    DeploymentState,
+    FeatureSpec,
+    Finding,
+    FindingKind,
+    ModelSpec,
+    Role,
+    Task,
+)
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store, dashboard
 from mlwarden.store.incidents import AgentRepo
-from mlwarden.ui import queries
+from mlwarden.ui import queries, web
 from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -294,6 +302,32 @@ def test_fleet_reads_every_model_of_a_fleet_larger_than_one_statement(store: Sto
         assert row.last_window == last and row.last_ts == T0 + timedelta(hours=last)
         assert row.series["rmse"] == [model_id + w / 100 for w in range(last - 29, last + 1)]
         assert row.latest == {"rmse": model_id + last / 100}
+    # what was read is kept until a model's window closes: a new window of one model (and
+    # the first of another, with a finding) shows at the next view, the others' rows as before
+    repo = AgentRepo(store)
+    finding = Finding(
+        kind=FindingKind.LATENCY,
+        detector="t",
+        statistic="p99",
+        score=2.0,
+        threshold=1.5,
+        message="slow",
+    )
+    repo.save_window("m001", 36, T0 + timedelta(hours=36), {"rmse": 9.0}, [])
+    repo.save_window("m007", 0, T0, {"rmse": 1.0}, [finding])
+    again = {r.name: r for r in queries.fleet(store)}
+    assert again["m001"].last_window == 36 and again["m001"].series["rmse"][-1] == 9.0
+    assert again["m007"].last_window == 0 and again["m007"].findings_last_window == 1
+    assert again["m002"].series is rows["m002"].series  # kept: its last window is the same
+    assert web.sparkline(again["m002"].series["rmse"]) == web.sparkline(
+        list(again["m002"].series["rmse"])
+    )
+    # the same rows as a view with nothing kept
+    dashboard._WINDOWS_READ.clear()
+    fresh = {r.name: r for r in queries.fleet(store)}
+    assert {
+        n: (r.last_window, r.series, r.latest, r.findings_last_window) for n, r in again.items()
+    } == {n: (r.last_window, r.series, r.latest, r.findings_last_window) for n, r in fresh.items()}
 
 
 def test_model_signals_arrange_charts_and_the_drift_heatmap(store: Store) -> None:

@@ -236,9 +236,6 @@ class Agent:
         for scope in SCOPE_ORDER:
             if scope.value in taken:
                 continue
-            covered = self.repo.last_closed_window(model, scope.value)
-            if covered is not None and latest.window <= covered:
-                continue
             # what accepted drift took is not new; a performance change after it is
             found = [
                 f
@@ -246,6 +243,9 @@ class Agent:
                 if not absorbed(f, accepted)
             ]
             if not found:
+                continue  # before the query below: most windows of most models find nothing
+            covered = self.repo.last_closed_window(model, scope.value)
+            if covered is not None and latest.window <= covered:
                 continue
             # the baseline is this scope's own: the last windows before the failure that were
             # clean of it, even where other scopes (say, seasonal drift) had findings

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from mlwarden.clock import utcnow
 from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import Finding, ModelSpec
 from mlwarden.monitor.engine import Monitor, MonitorConfig
-from mlwarden.monitor.window import records_frame
+from mlwarden.monitor.window import columns_frame, records_frame
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import AgentRepo
@@ -115,32 +115,39 @@ class MonitorSource:
     def window_size(self) -> int:
         return self.settings.window_size
 
+    def _received_before(self) -> datetime | None:
+        """Records that arrived after this are not read yet (the window settle time)."""
+        settle = self.settings.window_settle_s
+        if settle <= 0:
+            return None
+        # never shorter than the writer's own lag: two flush intervals
+        settle = max(settle, 2 * self.settings.write_flush_interval_s)
+        return utcnow() - timedelta(seconds=settle)
+
     def _window_rows(
         self,
         model: str,
         after: tuple[datetime, str] | None = None,
         offset: int = 0,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> dict[str, Sequence[Any]]:
         """Up to ``limit`` (default ``window_size``) records in arrival order, strictly after
         the (received_at, id) key ``after`` (from the first record when None), past ``offset``
-        records more."""
-        settle = self.settings.window_settle_s
-        received_before = None
-        if settle > 0:
-            # never shorter than the writer's own lag: two flush intervals
-            settle = max(settle, 2 * self.settings.write_flush_interval_s)
-            received_before = utcnow() - timedelta(seconds=settle)
+        records more; one sequence per key of a record (``Store.columns_by_arrival``)."""
         size = limit or self.window_size
-        rows = self.store.records_by_arrival(
-            model, after=after, received_before=received_before, limit=size + offset
+        columns = self.store.columns_by_arrival(
+            model, after=after, received_before=self._received_before(), limit=size + offset
         )
-        return rows[offset:]
+        return {key: values[offset:] for key, values in columns.items()}
 
-    def _config(self, model: str) -> MonitorConfig | None:
-        if self.config is None and self.detection is not None:
-            return self.detection(model)
-        return self.config
+    def _config(self, model: str) -> MonitorConfig:
+        """The model's settings, holding no window for late labels: a window's labels are
+        those stored when it closes and it is never re-scored (50 held windows were 7-10 MB a
+        model; docs/benchmarks.md, "A fleet")."""
+        config = self.config
+        if config is None and self.detection is not None:
+            config = self.detection(model)
+        return replace(config or MonitorConfig(), late_label_windows=0)
 
     def _monitor(self, spec: ModelSpec, version: int) -> Monitor:
         held = self._monitors.get(spec.name)
@@ -151,22 +158,18 @@ class MonitorSource:
         ):
             version = held[0]  # an unhealthy version is judged on the reference before it
         config = self._config(spec.name)
-        if (
-            held is not None
-            and held[0] == version
-            and held[1].config == (config or MonitorConfig())
-        ):
+        if held is not None and held[0] == version and held[1].config == config:
             return held[1]
-        first: list[dict[str, Any]] = []  # the model's earliest records, read only if needed
+        first: dict[str, Sequence[Any]] = {}  # the model's earliest records, read if needed
         reference = reference_frame(self.store, spec, version)
         if reference is None:  # a remote version: learn the reference from production
             first = self._window_rows(spec.name, limit=self.settings.reference_size)
-            reference = records_frame(first)
+            reference = columns_frame(first)
         monitor = Monitor(reference, spec, config)
         baseline = self._baselines.get(spec.name)
         if baseline is None:
             first = first or self._window_rows(spec.name, limit=self.settings.reference_size)
-            early = records_frame(first)
+            early = columns_frame(first)
             baseline = SystemBaseline.from_arrays(*monitor.system_columns(early))
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
@@ -174,7 +177,7 @@ class MonitorSource:
         return monitor
 
     def closed_windows(self, model: str, after: int | None) -> list[ClosedWindow]:
-        spec = self.store.get_model(model)
+        spec: ModelSpec | None = None  # read once a window is full: most passes close none
         deployment = self.store.get_deployment(model)
         if deployment is None or deployment.live_version is None:
             return []
@@ -186,17 +189,17 @@ class MonitorSource:
         offset = index * self.window_size if after is not None and key is None else 0
         while True:
             rows = self._window_rows(model, key, offset)
-            if len(rows) < self.window_size:
+            if len(rows["id"]) < self.window_size:
                 break
             offset = 0
+            spec = spec or self.store.get_model(model)
             monitor = self._monitor(spec, deployment.live_version)
-            result = monitor.process(records_frame(rows), index=index)
-            last = rows[-1]
-            key = (last["received_at"], str(last["id"]))
+            result = monitor.process(columns_frame(rows), index=index)
+            key = (rows["received_at"][-1], str(rows["id"][-1]))
             closed.append(
                 ClosedWindow(
                     index,
-                    last["received_at"],
+                    key[0],
                     dict(result.signals),
                     list(result.findings),
                     end_received_at=key[0],

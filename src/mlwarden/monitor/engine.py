@@ -125,7 +125,13 @@ class MonitorConfig:
     anomaly: bool = True
     anomaly_min_history: int = 30
     rules: list[dict[str, Any]] = field(default_factory=list)
+    # windows of history the performance change point keeps
     keep_windows: int = 50
+    # recent windows held for late labels (``Monitor.add_labels``): each holds its records'
+    # ids, outputs and labels, about 0.15 MB for 1,000 records (docs/benchmarks.md, "A
+    # fleet"); 0 holds none (the agent, which reads a window's labels from the store when it
+    # closes and never re-scores it)
+    late_label_windows: int = 50
     confidence: float = 0.95
     bootstrap_resamples: int = 200
 
@@ -280,7 +286,7 @@ class Monitor:
             if c.anomaly
             else None
         )
-        self._joiner = LabelJoiner(c.keep_windows)
+        self._joiner = LabelJoiner(c.late_label_windows)
         self._held: OrderedDict[int, _Held] = OrderedDict()
         self._next_index = 0
 
@@ -405,11 +411,12 @@ class Monitor:
         findings += self._run_stage(Stage.SERVICE, inputs, signals)
 
         result = WindowResult(index, n, {}, findings, profile, profile.time_min, profile.time_max)
-        self._held[index] = _Held(result, self._kept_columns(window), data_findings)
-        while len(self._held) > self.config.keep_windows:
-            self._held.popitem(last=False)
-        if self.cols.id in window.columns:
-            self._joiner.add_window(index, window[self.cols.id].tolist())
+        if self.config.late_label_windows > 0:
+            self._held[index] = _Held(result, self._kept_columns(window), data_findings)
+            while len(self._held) > self.config.late_label_windows:
+                self._held.popitem(last=False)
+            if self.cols.id in window.columns:
+                self._joiner.add_window(index, window[self.cols.id].tolist())
         perf_signals, perf_findings = self._performance(window, index, data_findings, stream=True)
         signals.update(perf_signals)
         result.findings = findings + perf_findings
@@ -603,8 +610,8 @@ class Monitor:
         """Join late labels to their records by id and re-score the windows they belong to.
 
         ``labels`` maps record id -> label, or is a frame with the id and label columns. Labels
-        for ids the monitor does not hold (unknown, or older than ``keep_windows``) are ignored
-        and counted in ``self.unknown_labels``.
+        for ids the monitor does not hold (unknown, or older than ``late_label_windows``) are
+        ignored and counted in ``self.unknown_labels``.
         """
         if isinstance(labels, pd.DataFrame):
             missing = [c for c in (self.cols.id, self.cols.label) if c not in labels.columns]
@@ -718,6 +725,8 @@ def _safely(detector: Detector, inputs: WindowInputs) -> DetectorOutput:
 
 def _numeric(values: pd.Series | pd.DataFrame) -> Any:
     if isinstance(values, pd.DataFrame):
+        if all(kind in "iuf" for kind in values.dtypes.map(lambda d: d.kind)):
+            return values  # numbers already (a window's probabilities): nothing to coerce
         return values.apply(lambda col: pd.to_numeric(col, errors="coerce"))
     return pd.to_numeric(values, errors="coerce")
 

@@ -67,15 +67,31 @@ def _stored_times(values: Sequence[str]) -> list[datetime]:
     return [d.replace(tzinfo=UTC) if d.tzinfo is None else as_utc(d) for d in parsed]
 
 
-def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+RECORD_KEYS = (
+    "id",
+    "version",
+    "received_at",
+    "features",
+    "prediction",
+    "scores",
+    "latency_ms",
+    "error",
+    "served_by",
+    "label",
+    "timestamp",
+)
+
+
+def _decoded_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, Sequence[Any]]:
     """Records read as SQLite's stored text (see ``Store.records_by_arrival``), decoded
-    column by column, as dicts with the keys and values SQLAlchemy's types would give."""
+    column by column: one sequence per key of ``RECORD_KEYS``, with the values SQLAlchemy's
+    types would give."""
     if not rows:
-        return []
+        return {key: [] for key in RECORD_KEYS}
     rid, version, ts, received, features, prediction, scores, latency, error, served, label = zip(
         *rows, strict=True
     )
-    columns = {
+    return {
         "id": rid,
         "version": version,
         "received_at": _stored_times(received),
@@ -88,6 +104,13 @@ def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
         "label": _stored_json(label),
         "timestamp": _stored_times(ts),
     }
+
+
+def _decoded_records(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """As ``_decoded_columns``, one dict per record."""
+    if not rows:
+        return []
+    columns = _decoded_columns(rows)
     keys = list(columns)
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 

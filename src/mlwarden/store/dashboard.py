@@ -8,12 +8,13 @@ history. Nothing here writes; ``ui.queries`` turns these rows into pages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.store import agent_tables as at
@@ -39,8 +40,16 @@ class FleetModel:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     last_window: int | None = None
     last_ts: datetime | None = None
-    points: list[SignalRow] = field(default_factory=list)
+    points: list[SparkPoint] = field(default_factory=list)
     findings_last_window: int = 0
+
+
+class SparkPoint(NamedTuple):
+    """One value of a model's recent windows, as the overview's sparklines read it."""
+
+    window: int
+    name: str
+    value: float | None
 
 
 class ChartEvents(NamedTuple):
@@ -56,7 +65,7 @@ def fleet(
 ) -> list[FleetModel]:
     """Every model, by name, with the values of ``signals`` in its last ``spark_windows``
     windows (read for ``models_per_read`` models a statement)."""
-    m, d, s, i, f = t.models, t.deployment_revisions, at.signals, at.incidents, at.findings
+    m, d, s, i = t.models, t.deployment_revisions, at.signals, at.incidents
     with store.engine.connect() as conn:
         models = conn.execute(select(m.c.id, m.c.name, m.c.task, m.c.monitoring).order_by(m.c.name))
         rows = {r.id: FleetModel(r.name, r.task, bool(r.monitoring)) for r in models}
@@ -93,56 +102,115 @@ def fleet(
                     "diagnosis": inc.diagnosis,
                 }
             )
-        # every model's last window and its time in one statement, the spark windows in one
-        # per ``models_per_read`` models and the last windows' findings in one, where it took
-        # four statements a model (docs/benchmarks.md, "A fleet"). The last window is a
-        # correlated max() over the (model_id, window, name) index: a single seek per model,
-        # where a GROUP BY would scan every signal row.
-        last_window = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
-        lasts = select(m.c.id.label("model_id"), last_window.label("last")).subquery()
+        # every model's last window and its time in one statement (a correlated max() over
+        # the (model_id, window, name) index: a single seek per model, where a GROUP BY would
+        # scan every signal row); the spark windows and the last windows' findings of the
+        # models whose last window is not the one read before (see ``_WINDOWS_READ``)
+        lasts = _lasts()
         last_ts = (
             select(s.c.ts)
             .where(s.c.model_id == lasts.c.model_id, s.c.window == lasts.c.last)
             .limit(1)
             .scalar_subquery()
         )
-        for last in conn.execute(
-            select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
-                lasts.c.last.is_not(None)
-            )
-        ):
-            row = rows[last.model_id]
-            row.last_window = int(last.last)
-            row.last_ts = None if last.ts is None else as_utc(last.ts)
-        # each model's range is a term of one OR: SQLite and PostgreSQL seek the index once
-        # per term (joined to the subquery above instead, SQLite scanned every signal row)
-        ranges = [
-            (model_id, row.last_window)
-            for model_id, row in rows.items()
-            if row.last_window is not None
-        ]
-        for start in range(0, len(ranges), models_per_read):
-            for p in conn.execute(
-                select(s.c.model_id, s.c.window, s.c.ts, s.c.name, s.c.value)
-                .where(
-                    or_(
-                        *(
-                            and_(s.c.model_id == model_id, s.c.window > last - spark_windows)
-                            for model_id, last in ranges[start : start + models_per_read]
-                        )
-                    ),
-                    s.c.name.in_(tuple(signals)),
+        lasts_of = {
+            r.model_id: (int(r.last), None if r.ts is None else as_utc(r.ts))
+            for r in conn.execute(
+                select(lasts.c.model_id, lasts.c.last, last_ts.label("ts")).where(
+                    lasts.c.last.is_not(None)
                 )
-                .order_by(s.c.model_id, s.c.window, s.c.name)
-            ):
-                rows[p.model_id].points.append(SignalRow(p.window, p.ts, p.name, p.value))
-        for r in conn.execute(
-            select(f.c.model_id, func.count().label("n"))
-            .join(lasts, and_(f.c.model_id == lasts.c.model_id, f.c.window == lasts.c.last))
-            .group_by(f.c.model_id)
-        ):
-            rows[r.model_id].findings_last_window = int(r.n)
+            )
+            if r.model_id in rows  # not one created since the models were read
+        }
+        key = (
+            *conn.execute(select(func.min(s.c.id))).one(),
+            *conn.execute(select(func.count(), func.max(m.c.id)).select_from(m)).one(),
+            tuple(signals),
+            spark_windows,
+        )
+        held = _WINDOWS_READ.get(store)
+        if held is None or held[0] != key:
+            held = (key, {})
+            _WINDOWS_READ[store] = held
+        known = held[1]
+        for gone in set(known) - set(lasts_of):
+            del known[gone]
+        moved = {i: last for i, (last, _) in lasts_of.items() if known.get(i, (None,))[0] != last}
+        known.update(_windows_read(conn, moved, signals, spark_windows, models_per_read))
+        for model_id, (last, ts) in lasts_of.items():
+            row = rows[model_id]
+            row.last_window, row.last_ts = last, ts
+            _, row.points, row.findings_last_window = known[model_id]
     return list(rows.values())
+
+
+# Per store: what it read of each model's last windows (the last window's number, its spark
+# points and the count of its findings), and the key under which that holds: the lowest
+# signal row id (retention purges the oldest), the models' count and highest id, the
+# arguments. A window's signal and finding rows are written with it in one transaction and
+# never changed, so a model whose last window is the one read before needs no read: at 1,000
+# models, reading every model's spark windows and building their series was 1.3 s of CPU a
+# view (docs/benchmarks.md, "A fleet"). Replicas' windows show too: the last windows are
+# read from the database every time.
+_WINDOWS_READ: WeakKeyDictionary[
+    Store, tuple[tuple[Any, ...], dict[int, tuple[int, list[SparkPoint], int]]]
+] = WeakKeyDictionary()
+
+
+def _lasts() -> Any:
+    """(model_id, last): every model's newest stored window (None before its first)."""
+    m, s = t.models, at.signals
+    last_window = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
+    return select(m.c.id.label("model_id"), last_window.label("last")).subquery()
+
+
+def _windows_read(
+    conn: Connection,
+    lasts: Mapping[int, int],
+    signals: Sequence[str],
+    spark_windows: int,
+    models_per_read: int,
+) -> dict[int, tuple[int, list[SparkPoint], int]]:
+    """Per model id of ``lasts`` (its last window): that window, the ``signals`` of its last
+    ``spark_windows`` windows and the count of its last window's findings, for
+    ``models_per_read`` models a statement (one ``OR`` term each: SQLite and PostgreSQL seek
+    the index once per term; joined to a subquery instead, SQLite scanned every signal row)."""
+    s, f = at.signals, at.findings
+    points: dict[int, list[SparkPoint]] = {i: [] for i in lasts}
+    findings: dict[int, int] = dict.fromkeys(lasts, 0)
+    ranges = list(lasts.items())
+    for start in range(0, len(ranges), models_per_read):
+        chunk = ranges[start : start + models_per_read]
+        # fetched at once, without the end times (the rows' processors per value and the
+        # driver's fetch per row were most of a cold read: 120,000 rows at 1,000 models)
+        for model_id, window, name, value in conn.execute(
+            select(s.c.model_id, s.c.window, s.c.name, s.c.value)
+            .where(
+                or_(
+                    *(
+                        and_(s.c.model_id == model_id, s.c.window > last - spark_windows)
+                        for model_id, last in chunk
+                    )
+                ),
+                s.c.name.in_(tuple(signals)),
+            )
+            .order_by(s.c.model_id, s.c.window, s.c.name)
+        ).all():
+            points[model_id].append(SparkPoint(window, name, value))
+        for model_id, n in conn.execute(
+            select(f.c.model_id, func.count())
+            .where(
+                or_(
+                    *(
+                        and_(f.c.model_id == model_id, f.c.window == last)
+                        for model_id, last in chunk
+                    )
+                )
+            )
+            .group_by(f.c.model_id)
+        ).all():
+            findings[model_id] = int(n)
+    return {i: (last, points[i], findings[i]) for i, last in lasts.items()}
 
 
 def last_windows(store: Store, model_id: int, limit: int) -> list[SignalRow]:

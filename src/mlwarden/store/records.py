@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import (
     Connection,
+    Select,
     Text,
     and_,
     delete,
@@ -25,7 +26,9 @@ from mlwarden.errors import NotFound
 from mlwarden.store import tables as t
 from mlwarden.store.base import (
     _CHUNK,
+    RECORD_KEYS,
     StoreBase,
+    _decoded_columns,
     _decoded_records,
     _dumps,
     _dumps_or_null,
@@ -314,9 +317,55 @@ class RecordTables(StoreBase):
         arrived later (the window settle time); ``newest_first`` reads from the end, for the
         newest ``limit`` records (returned newest first).
         """
+        query = self._arrival_query(
+            model, after, until, received_before, limit, newest_first, shadow
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            if self.dialect == "sqlite":
+                return _decoded_records(result.all())
+            rows = [dict(row._mapping) for row in result]
+        for row in rows:
+            row["timestamp"] = as_utc(row.pop("ts"))
+            row["received_at"] = as_utc(row["received_at"])
+        return rows
+
+    def columns_by_arrival(
+        self,
+        model: str,
+        *,
+        after: tuple[datetime, str] | None = None,
+        received_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Sequence[Any]]:
+        """The records ``records_by_arrival`` reads, as one sequence per key of a record
+        (``RECORD_KEYS``) instead of one dict per record: what the agent's windows are built
+        from (``monitor.window.columns_frame``), without a dict per record to build and take
+        apart again (docs/benchmarks.md, "A fleet")."""
+        if self.dialect == "sqlite":
+            query = self._arrival_query(model, after, None, received_before, limit, False, False)
+            with self.engine.connect() as conn:
+                return _decoded_columns(conn.execute(query).all())
+        # PostgreSQL: psycopg decodes in C, and the dicts are what it hands back anyway
+        rows = self.records_by_arrival(
+            model, after=after, received_before=received_before, limit=limit
+        )
+        return {key: [row[key] for row in rows] for key in RECORD_KEYS}
+
+    def _arrival_query(
+        self,
+        model: str,
+        after: tuple[datetime, str] | None,
+        until: tuple[datetime, str] | None,
+        received_before: datetime | None,
+        limit: int | None,
+        newest_first: bool,
+        shadow: bool,
+    ) -> Select[Any]:
+        """The statement of ``records_by_arrival`` (its arguments)."""
         r, f = t.records, t.feedback
-        # On SQLite the JSON and time columns are read as their stored text and decoded below
-        # in one pass (``json.loads``, ``datetime.fromisoformat``): the same values as
+        # On SQLite the JSON and time columns are read as their stored text and decoded by the
+        # callers in one pass (``json.loads``, ``datetime.fromisoformat``): the same values as
         # SQLAlchemy's per-value result processors at a third of the cost, and a window read
         # is most of the agent's pass over a fleet (docs/benchmarks.md, "A fleet")
         raw = self.dialect == "sqlite"
@@ -371,15 +420,7 @@ class RecordTables(StoreBase):
         else:
             query = query.order_by(r.c.received_at, r.c.id)
         query = query.limit(limit)
-        with self.engine.connect() as conn:
-            result = conn.execute(query)
-            if raw:
-                return _decoded_records(result.all())
-            rows = [dict(row._mapping) for row in result]
-        for row in rows:
-            row["timestamp"] = as_utc(row.pop("ts"))
-            row["received_at"] = as_utc(row["received_at"])
-        return rows
+        return query
 
     def purge_records(self, older_than: datetime) -> int:
         """Delete raw records (and their labels) received before ``older_than``.

@@ -150,9 +150,17 @@ def health_counts(rows: Iterable[ModelRow]) -> dict[str, int]:
     return counts
 
 
+# Each model's series and latest values by the identity of the points they were built from:
+# ``dashboard.fleet`` hands back the same points until a window closes, and building 1,000
+# models' series again was most of a view's remaining cost (docs/benchmarks.md, "A fleet").
+# Only the last view's entries are kept; read-only for the pages.
+_SERIES: dict[int, tuple[list[Any], dict[str, list[float | None]], dict[str, float | None]]] = {}
+
+
 def fleet(store: Store) -> list[ModelRow]:
     """Every model with its deployment, open incidents, latest window and key-metric series."""
     out = []
+    built = {}
     for found in dashboard.fleet(store, KEY_SIGNALS, SPARK_WINDOWS, MODELS_PER_READ):
         row = ModelRow(
             found.name,
@@ -166,16 +174,32 @@ def fleet(store: Store) -> list[ModelRow]:
             last_ts=found.last_ts,
             findings_last_window=found.findings_last_window,
         )
-        windows = sorted({p.window for p in found.points})
-        position = {w: k for k, w in enumerate(windows)}
-        for p in found.points:
-            series = row.series.setdefault(p.name, [None] * len(windows))
-            series[position[p.window]] = _finite(p.value)
-            if p.window == found.last_window:
-                row.latest[p.name] = _finite(p.value)
+        held = _SERIES.get(id(found.points))
+        if held is None or held[0] is not found.points:
+            held = (found.points, *_series(found.points, found.last_window))
+        built[id(found.points)] = held
+        row.series, row.latest = held[1], held[2]
         row.status, row.reason = health_of(row)
         out.append(row)
+    _SERIES.clear()
+    _SERIES.update(built)
     return out
+
+
+def _series(
+    points: Sequence[dashboard.SparkPoint], last_window: int | None
+) -> tuple[dict[str, list[float | None]], dict[str, float | None]]:
+    """A model's values by signal, one per window (None where a window lacks it), and its
+    last window's."""
+    windows = sorted({p.window for p in points})
+    position = {w: k for k, w in enumerate(windows)}
+    series: dict[str, list[float | None]] = {}
+    latest: dict[str, float | None] = {}
+    for p in points:
+        series.setdefault(p.name, [None] * len(windows))[position[p.window]] = _finite(p.value)
+        if p.window == last_window:
+            latest[p.name] = _finite(p.value)
+    return series, latest
 
 
 # ---------------------------------------------------------------------------- the model page

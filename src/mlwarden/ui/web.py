@@ -77,8 +77,29 @@ def _when(value: Any) -> str:
     return NO_VALUE
 
 
+# Drawn sparklines by the identity of their series, which ``queries.fleet`` keeps (and never
+# changes) until the model's next window: at 1,000 models, drawing 2,000 of them was most of
+# the overview's render (docs/benchmarks.md, "A fleet"). Each entry holds its series, so no
+# other list can take its id.
+_SPARKS: dict[tuple[int, int, int], tuple[list[float | None], str]] = {}
+
+
 def sparkline(values: list[float | None] | None, width: int = 120, height: int = 28) -> str:
     """An inline SVG polyline (server-side: no script needed for 20 rows of sparklines)."""
+    if values is None:
+        return ""
+    key = (id(values), width, height)
+    held = _SPARKS.get(key)
+    if held is not None and held[0] is values:
+        return held[1]
+    if len(_SPARKS) >= 10_000:
+        _SPARKS.clear()
+    drawn = _sparkline(values, width, height)
+    _SPARKS[key] = (values, drawn)
+    return drawn
+
+
+def _sparkline(values: list[float | None], width: int, height: int) -> str:
     points = [(k, v) for k, v in enumerate(values or []) if v is not None]
     if len(points) < 2:
         return ""
