@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -29,9 +30,17 @@ class BackgroundAgent:
     logged and the one before stays.
     """
 
-    def __init__(self, store: Store, settings: Settings, agent: Agent | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        agent: Agent | None = None,
+        on_pass: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        # told after each pass (the server warms the dashboard's incident diagnoses)
+        self.on_pass = on_pass
         self.agent = agent or Agent(
             store, configured_policy(settings), default_source(store, settings)
         )
@@ -64,6 +73,8 @@ class BackgroundAgent:
     def _after_pass(self, _summaries: list[dict[str, Any]]) -> None:
         purge_expired(self.store, self.settings)
         self.reload_policy()
+        if self.on_pass is not None:
+            self.on_pass()
 
     def _stamp(self) -> tuple[int, int] | None:
         path = self.settings.agent_policy

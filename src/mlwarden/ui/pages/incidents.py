@@ -79,13 +79,9 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.reports import incident_context
     from mlwarden.store.incidents import CLOSED_STATES
-    from mlwarden.ui.report_cache import IncidentDiagnoses
+    from mlwarden.ui.report_cache import server_diagnoses
 
-    diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
-    if diagnoses is None:
-        diagnoses = IncidentDiagnoses()
-        state._ui_diagnoses = diagnoses  # type: ignore[attr-defined]
-    context = incident_context(state.store, incident_id, diagnose=diagnoses)
+    context = incident_context(state.store, incident_id, diagnose=server_diagnoses(state))
     incident = context["incident"]
     return {
         **context,
