@@ -33,6 +33,7 @@ from mlwarden.api import (
     routes_capture,
     routes_deploy,
     routes_diagnose,
+    routes_explain,
     routes_models,
     routes_predict,
     routes_system,
@@ -302,6 +303,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         routes_deploy,
         routes_capture,
         routes_diagnose,
+        routes_explain,
         routes_agent,
         routes_assistant,
     ):
