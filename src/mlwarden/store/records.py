@@ -212,6 +212,38 @@ class RecordTables(StoreBase):
                 found.update(conn.execute(query).scalars())
         return found
 
+    def get_record(self, model: str, record_id: str) -> dict[str, Any]:
+        """One record of ``model`` by id, with its label (the fields of :meth:`fetch_records`)."""
+        r, f = t.records, t.feedback
+        query = (
+            select(
+                r.c.id,
+                r.c.ts,
+                r.c.features,
+                r.c.prediction,
+                f.c.label,
+                r.c.version,
+                r.c.received_at,
+                r.c.scores,
+                r.c.latency_ms,
+                r.c.error,
+                r.c.served_by,
+                f.c.ts.label("label_ts"),
+            )
+            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
+            .where(r.c.model_id == self.model_id(model), r.c.id == record_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no record {record_id!r} of {model!r}", record=record_id)
+        item = dict(row._mapping)
+        item["model"] = model
+        item["timestamp"] = as_utc(item.pop("ts"))
+        item["received_at"] = as_utc(item["received_at"])
+        item["label_ts"] = _opt_utc(item["label_ts"])
+        return item
+
     def count_records(
         self, model: str, *, since: datetime | None = None, until: datetime | None = None
     ) -> int:
