@@ -4,6 +4,7 @@ incident's culprit features marked when the page is opened from an incident."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import Depends, Request
@@ -16,6 +17,7 @@ from mlwarden.ui.session import Session
 from mlwarden.ui.web import error_page, page_router, page_session, render
 
 router = page_router()
+log = logging.getLogger(__name__)
 
 
 @router.get("/models/{name}/records/{record_id}", response_class=HTMLResponse)
@@ -50,6 +52,9 @@ async def record_page(
             )
         except MlwardenError as exc:  # the version was deleted, its endpoint is down...
             why_not = exc.message
+        except Exception as exc:  # the page still shows the record
+            log.exception("explaining record %s of %s failed", record_id, name)
+            why_not = f"{type(exc).__name__}: {exc}"
     largest = max(
         (abs(c["contribution"]) for c in (explanation or {}).get("contributions", [])), default=0.0
     )
