@@ -214,35 +214,10 @@ class RecordTables(StoreBase):
 
     def get_record(self, model: str, record_id: str) -> dict[str, Any]:
         """One record of ``model`` by id, with its label (the fields of :meth:`fetch_records`)."""
-        r, f = t.records, t.feedback
-        query = (
-            select(
-                r.c.id,
-                r.c.ts,
-                r.c.features,
-                r.c.prediction,
-                f.c.label,
-                r.c.version,
-                r.c.received_at,
-                r.c.scores,
-                r.c.latency_ms,
-                r.c.error,
-                r.c.served_by,
-                f.c.ts.label("label_ts"),
-            )
-            .select_from(r.outerjoin(f, t.labels_of_record(r, f)))
-            .where(r.c.model_id == self.model_id(model), r.c.id == record_id)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
+        found = self.fetch_records(model, record_id=record_id, limit=1)
+        if not found:
             raise NotFound(f"no record {record_id!r} of {model!r}", record=record_id)
-        item = dict(row._mapping)
-        item["model"] = model
-        item["timestamp"] = as_utc(item.pop("ts"))
-        item["received_at"] = as_utc(item["received_at"])
-        item["label_ts"] = _opt_utc(item["label_ts"])
-        return item
+        return found[0]
 
     def count_records(
         self, model: str, *, since: datetime | None = None, until: datetime | None = None
@@ -270,8 +245,10 @@ class RecordTables(StoreBase):
         version: int | None = None,
         newest_first: bool = False,
         answers_only: bool = False,
+        record_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Records of ``model`` in time order (ts, then id), each with its ``label`` or None.
+        """Records of ``model`` in time order (ts, then id), each with its ``label`` or None
+        (only the one of id ``record_id`` when given).
 
         ``since`` is inclusive, ``until`` exclusive. ``after_id`` continues after that record
         in the same order, so a reader can page through a stream without gaps or repeats.
@@ -303,6 +280,8 @@ class RecordTables(StoreBase):
             query = query.where(r.c.ts < as_utc(until))
         if version is not None:
             query = query.where(r.c.version == version)
+        if record_id is not None:
+            query = query.where(r.c.id == record_id)
         if after_id is not None:
             with self.engine.connect() as conn:
                 after_ts = conn.execute(

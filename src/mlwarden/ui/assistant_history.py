@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlwarden.clock import utcnow
+from mlwarden.ui.server_state import kept_on
 
 __all__ = ["AssistantHistories", "Exchange", "histories_of"]
 
@@ -79,14 +80,4 @@ class AssistantHistories:
 def histories_of(state: Any) -> AssistantHistories:
     """The histories kept by the server whose :class:`~mlwarden.api.deps.ServerState` is
     ``state`` (made on first use)."""
-    histories: AssistantHistories | None = getattr(state, "_ui_assistant_histories", None)
-    if histories is None:
-        with _LOCK:
-            histories = getattr(state, "_ui_assistant_histories", None)
-            if histories is None:
-                histories = AssistantHistories()
-                state._ui_assistant_histories = histories
-    return histories
-
-
-_LOCK = threading.Lock()
+    return kept_on(state, "_ui_assistant_histories", AssistantHistories)

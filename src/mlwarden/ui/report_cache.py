@@ -31,6 +31,7 @@ from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.store import Store
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.ui.server_state import kept_on
 
 __all__ = ["IncidentDiagnoses", "server_diagnoses"]
 
@@ -128,14 +129,4 @@ class IncidentDiagnoses:
 def server_diagnoses(state: Any) -> IncidentDiagnoses:
     """The diagnoses kept by the server whose :class:`~mlwarden.api.deps.ServerState` is
     ``state`` (made on first use): the pages, the report downloads and the warmer share them."""
-    diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
-    if diagnoses is None:
-        with _SERVER_LOCK:
-            diagnoses = getattr(state, "_ui_diagnoses", None)
-            if diagnoses is None:
-                diagnoses = IncidentDiagnoses()
-                state._ui_diagnoses = diagnoses
-    return diagnoses
-
-
-_SERVER_LOCK = threading.Lock()
+    return kept_on(state, "_ui_diagnoses", IncidentDiagnoses)
