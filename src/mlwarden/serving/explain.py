@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal
@@ -70,7 +70,7 @@ def reference_point(spec: ModelSpec, rows: Sequence[Mapping[str, Any]]) -> dict[
     frequent value (a feature missing from every row has no reference and is refused)."""
     point: dict[str, Any] = {}
     for feature in spec.features:
-        values = [r.get(feature.name) for r in rows if r.get(feature.name) is not None]
+        values: list[Any] = [r[feature.name] for r in rows if r.get(feature.name) is not None]
         if feature.type in (FeatureType.NUMERIC, FeatureType.INTEGER):
             numbers = [float(v) for v in values if _finite(v)]
             if numbers:
@@ -144,7 +144,7 @@ def explain(
             out += [_output(p, target) for p in predictor.predict(rows[k : k + step])]
         return out
 
-    def mix(keep: Sequence[str]) -> dict[str, Any]:
+    def mix(keep: Collection[str]) -> dict[str, Any]:
         return {n: instance.get(n) if n in keep else reference[n] for n in names}
 
     n = len(names)
