@@ -7,7 +7,12 @@ incidents and queues an approval) into a SQLite store. Each page is then asked f
 (FastAPI TestClient, ``Accept-Encoding: gzip`` like a browser, the local admin's session) and
 the median of ``--repeat`` requests is printed with the bytes that went over the wire. An
 incident page's first view is printed on its own: a closed incident's later views may be
-answered from the report cache.
+answered from the report cache. Then ``--after-window`` rounds (default 5) time an open
+incident's first view after a new window: each round closes one more window of the model (a
+copy of its newest window's signals an interval later, saved as the agent saves one, and the
+incident's last window moved to it), tells the server's diagnosis warmer as the agent in the
+server does after a pass (when the server has one), and asks for the page at once and again
+after ``--settle`` seconds (a person opening it a moment after the window closed).
 
 ``fleet``: a SQLite store gets 20 models with 10,000 closed windows each and 6 signals per
 window (accuracy, estimated accuracy, p50/p99 latency, error rate, one drift score): 1.2 million
@@ -200,7 +205,7 @@ def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
 
 
 def pages_bench(args: argparse.Namespace) -> None:
-    from mlwarden.store.incidents import AgentRepo
+    from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 
     with tempfile.TemporaryDirectory() as folder:
         if args.store is None:
@@ -223,6 +228,9 @@ def pages_bench(args: argparse.Namespace) -> None:
                 path = f"/ui/incidents/{incident['id']}"
                 first = request(client, path)
                 print(page_line(f"{path} ({incident['state']}) first view", [first[0]], *first[1:]))
+            for incident in sorted(incidents, key=lambda i: i["id"]):
+                if incident["state"] in OPEN_STATES:
+                    after_window(client, store, app, incident["id"], args)
             paths = [
                 "/ui/",
                 f"/ui/models/{model}",
@@ -244,6 +252,41 @@ def pages_bench(args: argparse.Namespace) -> None:
         store.close()
 
 
+def after_window(
+    client: TestClient, store: Store, app: object, incident_id: int, args: argparse.Namespace
+) -> None:
+    """Time an open incident's page right after each of ``args.after_window`` new windows, and
+    ``args.settle`` seconds after another."""
+    from mlwarden.store.incidents import AgentRepo
+
+    repo = AgentRepo(store)
+    warmer = getattr(app.state, "diagnosis_warmer", None)  # type: ignore[attr-defined]
+    path = f"/ui/incidents/{incident_id}"
+    for when in ("at once", f"{args.settle:g} s later"):
+        runs = []
+        for _ in range(args.after_window):
+            new_window(repo, repo.get_incident(incident_id))
+            if warmer is not None:
+                warmer.wake()
+            if when != "at once":
+                time.sleep(args.settle)
+            runs.append(request(client, path))
+        print(page_line(f"{path} after a new window, {when}", [r[0] for r in runs], *runs[-1][1:]))
+
+
+def new_window(repo: object, incident: dict) -> None:
+    """One more closed window of the incident's model, as the agent saves one: the newest
+    window's signals copied ten minutes later; the open incident covers it."""
+    store = repo.store  # type: ignore[attr-defined]
+    model = incident["model"]
+    newest = repo.last_window(model)  # type: ignore[attr-defined]
+    rows = repo.signal_rows_between(store.model_id(model), newest, newest)  # type: ignore[attr-defined]
+    values = {r.name: r.value for r in rows if r.name != "window.closed"}
+    ts = max(r.ts for r in rows) + timedelta(minutes=10)
+    repo.save_window(model, newest + 1, ts, values, [])  # type: ignore[attr-defined]
+    repo.update_incident(incident["id"], last_window=newest + 1)  # type: ignore[attr-defined]
+
+
 def _asset_links(html: str) -> list[str]:
     import re
 
@@ -261,6 +304,15 @@ def main() -> None:
         type=Path,
         help="pages: a demo simulation.db to copy instead of simulating the demo again "
         "(to compare two checkouts on the same store)",
+    )
+    parser.add_argument(
+        "--after-window",
+        type=int,
+        default=5,
+        help="pages: new windows per open incident, each followed by a view of its page",
+    )
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="pages: seconds between a window and a view"
     )
     args = parser.parse_args()
     if args.what == "fleet":

@@ -194,6 +194,21 @@ class Client:
         answer = self._request("POST", f"/v1/models/{model}/predict", json=body)
         return answer["predictions"][0] if single else answer["predictions"]
 
+    def explain(
+        self,
+        model: str,
+        instance: Mapping[str, Any],
+        version: int | None = None,
+        method: str = "auto",
+    ) -> dict[str, Any]:
+        """Each feature's contribution to a version's answer (the live one by default) for
+        ``instance``, largest first: ``POST /v1/models/{model}/explain`` (viewer token)."""
+        body: dict[str, Any] = {"instance": _clean(dict(instance)), "method": method}
+        if version is not None:
+            body["version"] = version
+        result: dict[str, Any] = self._request("POST", f"/v1/models/{model}/explain", json=body)
+        return result
+
     def register_model(self, spec: Mapping[str, Any] | Any) -> dict[str, Any]:
         """Register a model from a ``ModelSpec`` or its dict (admin token)."""
         payload = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     agent_policy: Path | None = None
     agent_interval_s: float = 5.0
     agent_in_server: bool = False
+    # the dashboard diagnoses open incidents as their windows close (after each pass of the
+    # agent in the server, and every agent_interval_s), so their pages do not wait for it
+    warm_diagnoses: bool = True
     # On PostgreSQL, the server ends the session of a leader whose host stopped answering after
     # about this long (TCP keepalives on the lock's connection), which frees the leadership for
     # another replica; a leader process that dies frees it at once.

@@ -47,7 +47,8 @@ def test_the_server_agent_uses_the_server_settings_and_purges_by_arrival(
         record_retention_days=7,
         agent_interval_s=0.2,
     )
-    background = BackgroundAgent(store, settings).start()
+    passes: list[int] = []
+    background = BackgroundAgent(store, settings, on_pass=lambda: passes.append(1)).start()
     try:
         deadline = time.monotonic() + 60
         while store.count_records(MODEL) > 150 and time.monotonic() < deadline:
@@ -60,3 +61,4 @@ def test_the_server_agent_uses_the_server_settings_and_purges_by_arrival(
     assert store.record_ids_present(["b00119", "b00120"]) == {"b00120"}
     # windows of the server's size: the first pass saw 270 records, five full windows of 50
     assert AgentRepo(store).last_window(MODEL) == 4
+    assert passes  # the server's warmer of diagnoses is told after each pass

@@ -121,14 +121,14 @@ def test_from_a_csv_to_a_monitored_model(client: TestClient) -> None:
 
     download = client.get("/v1/assistant/datasets/titanic/download?version=2&format=parquet")
     assert download.status_code == 200
-    assert pd.read_parquet(io.BytesIO(download.content)).shape == (780, 10)
+    assert pd.read_parquet(io.BytesIO(download.content)).shape == (891, 10)
     # a download command answers where to fetch the file; the server writes none
     ready = ask(client, "download the cleaned titanic")
     assert ready["status"] == "done" and ready["result"]["dataset"]["version"] == 2
     assert ready["result"]["url"] == "/v1/assistant/datasets/titanic/download?version=2&format=csv"
     fetched = client.get(ready["result"]["url"])
     assert fetched.status_code == 200
-    assert pd.read_csv(io.BytesIO(fetched.content)).shape == (780, 10)
+    assert pd.read_csv(io.BytesIO(fetched.content)).shape == (891, 10)
 
     runs = ask(client, "show experiments")["result"]["experiments"]
     assert [(r["id"], r["model"], r["dataset"]) for r in runs] == [

@@ -101,12 +101,34 @@ def test_cleaning_titanic_reports_every_change_and_replays_identically() -> None
     assert by_column["Embarked"].action == "encode_onehot"
     cleaned = plan.apply(frame)
     assert cleaned.isna().sum().sum() == 0
-    # exact duplicates are dropped before imputing (rows that only match once filled differ)
-    dropped = next(step for step in plan.steps if step.action == "drop_duplicates")
-    assert len(cleaned) == len(frame) - dropped.detail["rows"]
+    # no passenger is a duplicate: the raw file repeats no row, and rows alike once names,
+    # tickets and cabins are gone are still different people
+    assert not any(step.action == "drop_duplicates" for step in plan.steps)
+    assert len(cleaned) == len(frame) == 891
+    assert cleaned["Survived"].mean() == frame["Survived"].mean()
     assert list(cleaned.columns) == plan.columns_after and len(cleaned) == plan.rows_after
     assert set(cleaned["Survived"]) == {0, 1}  # the kept target is not encoded or imputed
     pd.testing.assert_frame_equal(plan.apply(frame), cleaned)
+
+
+def test_only_rows_repeated_in_every_column_are_duplicates() -> None:
+    frame = pd.DataFrame(
+        {
+            "name": ["Ann", "Bob", "Ann", "Cid", "Dee", "Eve"],
+            "age": [30.0, 30.0, 30.0, None, None, 50.0],
+            "y": [1, 1, 1, 0, 0, 0],
+        }
+    )
+    plan = plan_cleaning(frame, keep=["y"], drop_non_numeric=True)
+    dropped = [step for step in plan.steps if step.action == "drop_duplicates"]
+    # row 2 repeats row 0 whole; Bob and Dee only match others once the names go
+    assert [step.detail["rows"] for step in dropped] == [1]
+    assert plan.steps[0] is dropped[0]  # judged on the file's columns, before any goes
+    cleaned = plan.apply(frame)
+    assert cleaned.to_dict("list") == {
+        "age": [30.0, 30.0, 30.0, 30.0, 50.0],
+        "y": [1, 1, 0, 0, 0],
+    }
 
 
 def test_a_thousand_level_text_column_is_capped_or_dropped_not_exploded() -> None:
@@ -182,7 +204,8 @@ def test_executor_flow_on_a_real_store(
     estimator = load_model(artifact)  # the registry's loader: only trusted types
     row = assistant.datasets.frame("titanic").drop(columns="Survived").iloc[:3]
     assert len(estimator.predict(row)) == 3
-    assert len(store.reference_sample("titanic-survived", 1)) == 156  # the held-out rows
+    # the held-out rows: a fifth of the 891 passengers, none dropped as a duplicate
+    assert len(store.reference_sample("titanic-survived", 1)) == 179
     assert store.get_version("titanic-survived", 1).feature_importance
 
     assert assistant.handle("deploy titanic-survived to staging", talk).status == "done"
@@ -205,7 +228,7 @@ def test_executor_flow_on_a_real_store(
     out = tmp_path / "clean.csv"
     downloaded = assistant.handle(f"download the cleaned titanic to {out}", talk)
     assert downloaded.status == "done"
-    assert pd.read_csv(out).shape == (780, 10)
+    assert pd.read_csv(out).shape == (891, 10)
 
     runs = assistant.handle("show experiments", talk)
     assert [r["model"] for r in runs.result["experiments"]] == ["titanic-survived", "titanic-fare"]

@@ -232,6 +232,11 @@ def test_clean_the_dataset_and_drop_non_numeric_columns(assistant: Assistant) ->
     assert not any(c.startswith("Embarked_") for c in cleaned.columns)
     assert {"Survived", "Pclass", "Age", "Fare"} <= set(cleaned.columns)
     assert "drop column 'Sex': not numeric: dropped as asked" in reply.message
+    # every passenger stays: rows equal on the numbers left are different people, and the raw
+    # file repeats none (survival stays 38.4 %, not 41.3 % after 134 "duplicates" went)
+    raw = assistant.datasets.frame("titanic", 1)
+    assert len(cleaned) == len(raw) == 891 and "duplicate" not in reply.message
+    assert cleaned["Survived"].mean() == pytest.approx(raw["Survived"].mean())
 
 
 def test_download_the_processed_dataset(assistant: Assistant) -> None:

@@ -76,6 +76,13 @@ def test_log_feedback_predict_round_trip(server: tuple[BackgroundServer, Setting
             client.predict("titanic", {"Pclass": "first"})
         assert refused.value.status == 422
 
+        # why the live version answered the second passenger so: shares that add up
+        why = client.explain("titanic", frame[FEATURES].iloc[1].to_dict())
+        assert why["method"] == "shapley" and why["version"] == 1
+        assert {c["feature"] for c in why["contributions"]} == set(FEATURES)
+        total = sum(c["contribution"] for c in why["contributions"])
+        assert total == pytest.approx(why["value"] - why["reference_value"])
+
     with Store(settings.resolved_database_url) as store:
         assert store.count_records("titanic") == 1 + 5 + 300
         assert store.count_feedback("titanic") == 101

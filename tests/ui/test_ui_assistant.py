@@ -126,3 +126,47 @@ def test_two_dashboard_sessions_keep_their_own_actor_and_it(app: object, store: 
         e["target"]: e["actor"] for e in store.audit_entries(action="deployment.deploy", limit=None)
     }
     assert deploys == {"olga-model": "olga", "oscar-model": "oscar"}
+
+
+def test_the_console_shows_each_sessions_conversation_and_links_the_processed_dataset(
+    app: object, store: Store
+) -> None:
+    token = store.create_token("olga", "operator")
+    olga, oscar = TestClient(app), browser(app, store, "oscar")
+    sign_in(olga, token)
+    stored = olga.post(
+        "/ui/assistant/datasets",
+        data={"csrf": csrf_of(olga), "name": "people"},
+        files={"file": ("people.csv", CSV, "text/csv")},
+    )
+    assert status_of(stored.text) == "done"
+    assert status_of(command(olga, "load the titanic example")) == "done"
+    assert status_of(command(olga, "Clean the dataset and drop non-numeric columns")) == "done"
+    page = command(olga, "Download the processed dataset")
+    link = re.search(r'<a href="([^"]+)" download>Download titanic v2 \(csv\)', page)
+    assert link is not None, page
+    processed = olga.get(link.group(1).replace("&amp;", "&"))
+    assert processed.status_code == 200
+    frame = pd.read_csv(io.BytesIO(processed.content))
+    # every passenger, numbers only: the cleaned version, not the raw one
+    assert len(frame) == 891 and "Name" not in frame.columns and "Survived" in frame.columns
+
+    # a later visit of the console lists the session's exchanges, newest first, with the link
+    history = olga.get("/ui/assistant").text
+    section = history[history.index('id="history"') :]
+    asked = re.findall(r"<code>([^<]*)</code>", section)
+    assert asked == [
+        "Download the processed dataset",
+        "Clean the dataset and drop non-numeric columns",
+        "load the titanic example",
+        "upload people.csv",
+    ]
+    assert section.count('class="state state-done"') == 4
+    assert link.group(1) in section
+    # another browser session has its own conversation, and sees none of it
+    assert 'id="history"' not in oscar.get("/ui/assistant").text
+    command(oscar, "list models")
+    assert "Download the processed dataset" not in oscar.get("/ui/assistant").text
+    # signing in again starts a new conversation
+    sign_in(olga, token)
+    assert 'id="history"' not in olga.get("/ui/assistant").text

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from mlwarden.agent.loop import Agent, default_source
+from mlwarden.agent.mlflow_incidents import log_closed_incidents
 from mlwarden.agent.policy import configured_policy, load_policy
 from mlwarden.agent.policy_history import record_policy
 from mlwarden.clock import utcnow
@@ -26,12 +28,22 @@ class BackgroundAgent:
     signals and findings stay), so retention needs no cron job of its own, and reads the
     policy file (``agent_policy``) again when it changed: the next pass decides and detects
     by the new policy, audited as ``policy.loaded``. A policy file that does not validate is
-    logged and the one before stays.
+    logged and the one before stays. It also logs the incidents that closed to MLflow when a
+    tracking server is named (:mod:`mlwarden.agent.mlflow_incidents`).
     """
 
-    def __init__(self, store: Store, settings: Settings, agent: Agent | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        agent: Agent | None = None,
+        on_pass: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        # told after each pass (the server warms the dashboard's incident diagnoses)
+        self.on_pass = on_pass
+        self._mlflow: list[Any] = []  # the MLflow logger of closed incidents, once made
         self.agent = agent or Agent(
             store, configured_policy(settings), default_source(store, settings)
         )
@@ -64,6 +76,9 @@ class BackgroundAgent:
     def _after_pass(self, _summaries: list[dict[str, Any]]) -> None:
         purge_expired(self.store, self.settings)
         self.reload_policy()
+        log_closed_incidents(self.store, self._mlflow)
+        if self.on_pass is not None:
+            self.on_pass()
 
     def _stamp(self) -> tuple[int, int] | None:
         path = self.settings.agent_policy

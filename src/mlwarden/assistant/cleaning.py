@@ -8,7 +8,9 @@ The rules are the usual first pass of a data scientist, each with its reason in 
 - drop free-text columns (distinct on more than half the rows) and cap other text columns
   with many levels to their ``max_levels - 1`` most frequent ones plus ``"other"``, so a column
   with a thousand levels cannot explode one-hot encoding;
-- drop rows whose kept (target) column is missing, then exact duplicate rows;
+- drop rows repeated whole (equal in every column of the file, before any column is dropped:
+  rows equal only on the columns left are different records), and rows whose kept (target)
+  column is missing;
 - on request (``drop_non_numeric``), drop every column that is not a number;
 - impute numbers with the median and categories with the most frequent value;
 - encode categoricals: two levels become 0/1, more become one-hot indicator columns.
@@ -147,6 +149,20 @@ def plan_cleaning(
         steps.append(step)
         work = _run(work, step)
 
+    # a duplicate is a record repeated whole, every column of the file alike: judged before any
+    # column goes, since rows equal on what is left are different records (Titanic has no
+    # repeated row, but 111 passengers equal on the columns left once the names, tickets and
+    # cabins go, which moved its survival rate from 38.4 % to 41.3 %)
+    duplicates = int(work.duplicated().sum())
+    if duplicates:
+        add(
+            Step(
+                "drop_duplicates",
+                None,
+                f"{duplicates} rows repeat an earlier row in every column",
+                {"rows": duplicates},
+            )
+        )
     for column in list(work.columns):
         if column in keep:
             continue
@@ -195,13 +211,6 @@ def plan_cleaning(
                     {"rows": missing_rows},
                 )
             )
-    duplicates = int(work.duplicated().sum())
-    if duplicates:
-        add(
-            Step(
-                "drop_duplicates", None, f"{duplicates} exact duplicate rows", {"rows": duplicates}
-            )
-        )
     for column in list(work.columns):
         if column in keep:
             continue

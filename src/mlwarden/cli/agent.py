@@ -117,6 +117,7 @@ def agent(
     import threading
 
     from mlwarden.agent.loop import Agent
+    from mlwarden.agent.mlflow_incidents import log_closed_incidents
     from mlwarden.settings import Settings
 
     if interval <= 0:
@@ -126,11 +127,18 @@ def agent(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"mlwarden agent: a pass every {interval:g} s; waiting for leadership if needed")
+    mlflow_runs: list[Any] = []
+
+    def after_pass(summaries: Any) -> None:
+        typer.echo(json.dumps(summaries, default=str))
+        # closed incidents to MLflow, when MLFLOW_TRACKING_URI names a tracking server
+        log_closed_incidents(store, mlflow_runs)
+
     try:
         Agent(store, _policy(policy)).run_forever(
             interval,
             stop=stop,
-            on_pass=lambda s: typer.echo(json.dumps(s, default=str)),
+            on_pass=after_pass,
             lock_timeout_s=Settings().leader_lock_timeout_s,
         )
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app(settings, store)``, and ``create_app_from_environment``
 (the factory each ``mlwarden serve --workers N`` process builds its app with).
 
-The lifespan starts the record writer, the gateway and the probe manager, and on shutdown
+The lifespan starts the record writer, the gateway, the probe manager and the dashboard's
+warmer of open incidents' diagnoses (:mod:`mlwarden.ui.report_warmer`), and on shutdown
 stops probes, lets shadow copies finish and flushes the writer, so no record is lost. On
 PostgreSQL it also listens for the change notifications of other replicas
 (:func:`follow_changes`). Every
@@ -32,6 +33,7 @@ from mlwarden.api import (
     routes_capture,
     routes_deploy,
     routes_diagnose,
+    routes_explain,
     routes_models,
     routes_predict,
     routes_system,
@@ -48,6 +50,8 @@ from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.store.changes import ChangeListener
 from mlwarden.store.writer import RecordWriter, is_unreachable
+from mlwarden.ui.report_cache import server_diagnoses
+from mlwarden.ui.report_warmer import DiagnosisWarmer
 from mlwarden.ui.routes import mount_ui
 
 __all__ = ["create_app", "create_app_from_environment", "follow_changes"]
@@ -245,13 +249,29 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         if settings.bootstrap_admin_token:
             opened.ensure_admin_token("bootstrap-admin", settings.bootstrap_admin_token)
         listener = app.state.mlwarden.changes = follow_changes(app.state.mlwarden)
-        agent = BackgroundAgent(opened, settings).start() if settings.agent_in_server else None
+        warmer = (
+            DiagnosisWarmer(
+                opened, server_diagnoses(app.state.mlwarden), interval_s=settings.agent_interval_s
+            ).start()
+            if settings.warm_diagnoses
+            else None
+        )
+        agent = (
+            BackgroundAgent(
+                opened, settings, on_pass=None if warmer is None else warmer.wake
+            ).start()
+            if settings.agent_in_server
+            else None
+        )
         app.state.mlwarden.agent = agent
+        app.state.diagnosis_warmer = warmer
         try:
             yield
         finally:
             if agent is not None:
                 agent.stop()
+            if warmer is not None:
+                warmer.stop()
             if listener is not None:
                 listener.stop()
             probes.stop_all()
@@ -283,6 +303,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         routes_deploy,
         routes_capture,
         routes_diagnose,
+        routes_explain,
         routes_agent,
         routes_assistant,
     ):

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from mlwarden.capture.validation import SchemaValidator, check_batch
 from mlwarden.domain import Deployment, ModelSpec
 from mlwarden.errors import InvalidInput, MlwardenError, ServiceUnavailable
+from mlwarden.serving.explain import Method, explain
 from mlwarden.serving.metrics import ServerMetrics
 from mlwarden.serving.predictors import (
     LocalPredictor,
@@ -280,6 +281,37 @@ class Gateway:
                 await self._version(route, number)
             except Exception as exc:  # the request that needs it reports the failure
                 log.warning("could not load version %s of %s: %s", number, route.spec.name, exc)
+
+    async def explain(
+        self,
+        model: str,
+        instance: Mapping[str, Any],
+        reference_rows: Sequence[Mapping[str, Any]],
+        version: int | None = None,
+        method: Method = "auto",
+    ) -> dict[str, Any]:
+        """Each feature's contribution to ``version``'s answer (the live version's by default)
+        for ``instance``, against the reference point of ``reference_rows``
+        (:mod:`mlwarden.serving.explain`). The instance is mended and validated as a
+        prediction is; nothing is recorded: the model answers mixes of it and the reference."""
+        route = await self._route(model)
+        deployment = route.deployment
+        inputs: Sequence[Mapping[str, Any]] = [instance]
+        if deployment is not None and deployment.input_repair:
+            inputs = repair_instances(inputs, deployment.input_repair)
+        check_batch(route.validator, inputs)
+        number = version
+        if number is None and deployment is not None:
+            number = deployment.live_version
+        if number is None:
+            raise ServiceUnavailable(
+                f"model {model!r} has no live version; name a version to explain", model=model
+            )
+        loaded = await self._version(route, number)
+        explanation = await asyncio.to_thread(
+            explain, loaded.predictor, route.spec, inputs[0], reference_rows, method
+        )
+        return {"model": model, "version": number, **explanation.as_dict()}
 
     def start_warming(self) -> None:
         """Read every model's deployment and load its versions, in the background (at start)."""

@@ -215,6 +215,13 @@ class RecordTables(StoreBase):
                 found.update(conn.execute(query).scalars())
         return found
 
+    def get_record(self, model: str, record_id: str) -> dict[str, Any]:
+        """One record of ``model`` by id, with its label (the fields of :meth:`fetch_records`)."""
+        found = self.fetch_records(model, record_id=record_id, limit=1)
+        if not found:
+            raise NotFound(f"no record {record_id!r} of {model!r}", record=record_id)
+        return found[0]
+
     def count_records(
         self, model: str, *, since: datetime | None = None, until: datetime | None = None
     ) -> int:
@@ -241,8 +248,10 @@ class RecordTables(StoreBase):
         version: int | None = None,
         newest_first: bool = False,
         answers_only: bool = False,
+        record_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Records of ``model`` in time order (ts, then id), each with its ``label`` or None.
+        """Records of ``model`` in time order (ts, then id), each with its ``label`` or None
+        (only the one of id ``record_id`` when given).
 
         ``since`` is inclusive, ``until`` exclusive. ``after_id`` continues after that record
         in the same order, so a reader can page through a stream without gaps or repeats.
@@ -274,6 +283,8 @@ class RecordTables(StoreBase):
             query = query.where(r.c.ts < as_utc(until))
         if version is not None:
             query = query.where(r.c.version == version)
+        if record_id is not None:
+            query = query.where(r.c.id == record_id)
         if after_id is not None:
             with self.engine.connect() as conn:
                 after_ts = conn.execute(

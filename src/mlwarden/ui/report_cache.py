@@ -10,12 +10,19 @@ an action later), the deployment's revision (the reference) and, while the signa
 after the incident is still filling, the model's newest window. An open incident is diagnosed
 again once per window, not at each view. At most ``size`` diagnoses are kept, least recently
 viewed dropped.
+
+One incident is diagnosed by one thread at a time: a page asking while another request or the
+warmer (:mod:`mlwarden.ui.report_warmer`, which diagnoses open incidents as their windows
+close, off the request path) is diagnosing the same incident in the same state waits for that
+diagnosis instead of making a second one beside it (two at once on 2 cores took each about
+twice as long).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Any
 
 from mlwarden.agent import reports
@@ -24,8 +31,9 @@ from mlwarden.diagnose.checks import fill_checks
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.store import Store
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.ui.server_state import kept_on
 
-__all__ = ["IncidentDiagnoses"]
+__all__ = ["IncidentDiagnoses", "server_diagnoses"]
 
 
 def _version(store: Store, incident: dict[str, Any]) -> tuple[Any, ...]:
@@ -51,7 +59,28 @@ class IncidentDiagnoses:
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self._kept: OrderedDict[int, tuple[tuple[Any, ...], IncidentDiagnosis]] = OrderedDict()
+        # the diagnosis being made of an incident, by the state it is made for
+        self._making: dict[int, tuple[tuple[Any, ...], Future[IncidentDiagnosis]]] = {}
         self._lock = threading.Lock()
+        self.made = 0  # diagnoses made (not answered from memory), for tests and benchmarks
+
+    def kept_ids(self) -> list[int]:
+        """The incidents a diagnosis is kept of, least recently viewed first."""
+        with self._lock:
+            return list(self._kept)
+
+    def forget(self, incident_id: int) -> None:
+        """Drop what is kept of an incident (deleted with its model)."""
+        with self._lock:
+            self._kept.pop(incident_id, None)
+
+    def is_current(self, store: Store, incident: dict[str, Any]) -> bool:
+        """Whether the diagnosis kept for ``incident`` (as :meth:`AgentRepo.get_incident`
+        returns it) is that of its present state."""
+        version = _version(store, incident)
+        with self._lock:
+            kept = self._kept.get(int(incident["id"]))
+        return kept is not None and kept[0] == version
 
     def __call__(
         self, store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
@@ -63,12 +92,41 @@ class IncidentDiagnoses:
             if kept is not None and kept[0] == version:
                 self._kept.move_to_end(incident_id)
                 return kept[1]
-        diagnosis = reports.diagnose_stored_incident(store, incident, findings, model_id)
-        # the checks' INCIDENT is this incident (``mlwarden report INCIDENT``)
-        diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
+            making = self._making.get(incident_id)
+            if making is not None and making[0] == version:
+                waiting: Future[IncidentDiagnosis] | None = making[1]
+            else:
+                waiting = None
+                mine: Future[IncidentDiagnosis] = Future()
+                self._making[incident_id] = (version, mine)
+        if waiting is not None:
+            return waiting.result()
+        try:
+            diagnosis = reports.diagnose_stored_incident(store, incident, findings, model_id)
+            # the checks' INCIDENT is this incident (``mlwarden report INCIDENT``)
+            diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
+        except BaseException as exc:
+            mine.set_exception(exc)
+            self._done(incident_id, mine)
+            raise
+        mine.set_result(diagnosis)
         with self._lock:
+            self.made += 1
             self._kept[incident_id] = (version, diagnosis)
             self._kept.move_to_end(incident_id)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
+        self._done(incident_id, mine)
         return diagnosis
+
+    def _done(self, incident_id: int, future: Future[IncidentDiagnosis]) -> None:
+        with self._lock:
+            making = self._making.get(incident_id)
+            if making is not None and making[1] is future:
+                del self._making[incident_id]
+
+
+def server_diagnoses(state: Any) -> IncidentDiagnoses:
+    """The diagnoses kept by the server whose :class:`~mlwarden.api.deps.ServerState` is
+    ``state`` (made on first use): the pages, the report downloads and the warmer share them."""
+    return kept_on(state, "_ui_diagnoses", IncidentDiagnoses)

@@ -25,6 +25,7 @@ from mlwarden.ui.pages import (
     models,
     overview,
     policy,
+    records,
 )
 from mlwarden.ui.web import PREFIX, SignInRequired
 
@@ -36,6 +37,7 @@ PAGE_MODULES = (
     overview,
     models,
     incidents,
+    records,
     approvals,
     audit,
     policy,

@@ -1,4 +1,5 @@
-"""The command assistant's console: commands, uploads and dataset downloads."""
+"""The command assistant's console: commands, uploads, dataset downloads, and the session's
+conversation so far (:mod:`mlwarden.ui.assistant_history`)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,34 @@ router = page_router()
 
 
 @router.get("/assistant", response_class=HTMLResponse)
-def assistant_page(request: Request, session: Session = Depends(page_session)) -> Response:
+def assistant_page(
+    request: Request,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
     return render(
-        request, session, "assistant.html", reply=None, text="", available=_assistant_available()
+        request,
+        session,
+        "assistant.html",
+        reply=None,
+        text="",
+        available=_assistant_available(),
+        history=_history(state, session),
     )
+
+
+def _history(
+    state: ServerState, session: Session, add: tuple[str, dict[str, Any]] | None = None
+) -> list[Any]:
+    """The session's exchanges with the assistant, oldest first, after recording ``add`` (the
+    command and its reply) when given."""
+    from mlwarden.ui.assistant_history import histories_of
+
+    histories = histories_of(state)
+    key = f"ui:{session.name}:{session.csrf}"  # each sign-in is its own conversation
+    if add is not None:
+        histories.add(key, *add)
+    return histories.of(key)
 
 
 def _assistant_available() -> bool:
@@ -51,8 +76,15 @@ def _assistant_of(state: ServerState, session: Session) -> tuple[Any, Any]:
 
 
 def _assistant_reply(
-    request: Request, session: Session, text: str, reply: dict[str, Any]
+    request: Request,
+    session: Session,
+    text: str,
+    reply: dict[str, Any],
+    state: ServerState,
+    asked: str | None = None,
 ) -> Response:
+    """The reply to ``text`` (the command field keeps it), recorded in the session's history
+    as ``asked`` (an upload: ``upload <file>``) or ``text``."""
     return render(
         request,
         session,
@@ -61,12 +93,23 @@ def _assistant_reply(
         text=text,
         available=True,
         result_json=json.dumps(jsonable(reply.get("result", {})), indent=2)[:20_000],
+        # the earlier exchanges: this one is the reply shown in full above them
+        history=_history(state, session, (text if asked is None else asked, reply))[:-1],
     )
 
 
-def _assistant_form_error(request: Request, session: Session, error: str) -> Response:
+def _assistant_form_error(
+    request: Request, session: Session, error: str, state: ServerState
+) -> Response:
     return render(
-        request, session, "assistant.html", reply=None, text="", available=True, error=error
+        request,
+        session,
+        "assistant.html",
+        reply=None,
+        text="",
+        available=True,
+        error=error,
+        history=_history(state, session),
     )
 
 
@@ -83,7 +126,9 @@ def assistant_submit(
 
     check_csrf(request, session, csrf)
     if not text.strip():
-        return _assistant_form_error(request, session, "Type a command, for example: list models")
+        return _assistant_form_error(
+            request, session, "Type a command, for example: list models", state
+        )
     assistant, talk = _assistant_of(state, session)
     reply: dict[str, Any]
     if not session.can_operate:
@@ -98,7 +143,7 @@ def assistant_submit(
         reply = with_download_url(
             assistant.handle(text, talk, confirm=confirm == "1"), f"{PREFIX}/assistant"
         )
-    return _assistant_reply(request, session, text, reply)
+    return _assistant_reply(request, session, text, reply, state)
 
 
 @router.post("/assistant/datasets", response_class=HTMLResponse)
@@ -116,13 +161,15 @@ async def assistant_upload(
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return _assistant_form_error(
-            request, session, "Choose a file to upload (CSV, TSV, Parquet or JSON lines)."
+            request, session, "Choose a file to upload (CSV, TSV, Parquet or JSON lines).", state
         )
     content = await upload.read()
     name = str(form.get("name") or "").strip() or None
     assistant, talk = _assistant_of(state, session)
     reply = await run_in_threadpool(assistant.upload, upload.filename, content, name, talk)
-    return _assistant_reply(request, session, "", reply.as_dict())
+    return _assistant_reply(
+        request, session, "", reply.as_dict(), state, asked=f"upload {upload.filename}"
+    )
 
 
 @router.get("/assistant/datasets/{name}/download")

@@ -3,6 +3,7 @@ assign, notes), and its report for download."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, Form, Request
@@ -25,6 +26,8 @@ from mlwarden.ui.web import (
 )
 
 router = page_router()
+
+RECORDS_SHOWN = 5  # the incident's newest records listed on its page, each explained on its own
 
 
 @router.get("/incidents", response_class=HTMLResponse)
@@ -80,18 +83,24 @@ def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.reports import incident_context
     from mlwarden.store.incidents import CLOSED_STATES
-    from mlwarden.ui.report_cache import IncidentDiagnoses
+    from mlwarden.ui.report_cache import server_diagnoses
 
-    diagnoses: IncidentDiagnoses | None = getattr(state, "_ui_diagnoses", None)
-    if diagnoses is None:
-        diagnoses = IncidentDiagnoses()
-        state._ui_diagnoses = diagnoses  # type: ignore[attr-defined]
-    context = incident_context(state.store, incident_id, diagnose=diagnoses)
+    context = incident_context(state.store, incident_id, diagnose=server_diagnoses(state))
     incident = context["incident"]
+    # a few of its records, each linked to its explanation (the record page)
+    closed_at = incident.get("closed_at")
+    records = state.store.fetch_records(
+        incident["model"],
+        until=None if closed_at is None else closed_at + timedelta(microseconds=1),
+        limit=RECORDS_SHOWN,
+        newest_first=True,
+        answers_only=True,
+    )
     return {
         **context,
         "timeline": readable_timeline(incident["timeline"] or [], incident["decisions"]),
         "oncall": oncall_of(incident),
+        "records": records,
         "closed": incident["state"] in CLOSED_STATES,
         # drift, or a drop on drifting inputs, an operator may accept as the new normal
         "acceptable": incident["state"] == "open"

@@ -1,0 +1,149 @@
+"""Open incidents' diagnoses made off the request path: the warmer of a running server diagnoses
+an open incident as its windows close, so its page answers from memory; a page asked for
+while a diagnosis is being made waits for that one instead of making a second."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlwarden.agent import reports
+from mlwarden.domain import DeploymentState, FeatureSpec, Finding, ModelSpec, Task
+from mlwarden.server import create_app
+from mlwarden.settings import Settings
+from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
+from mlwarden.ui.report_cache import IncidentDiagnoses, server_diagnoses
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _model(store: Store) -> None:
+    store.create_model(
+        ModelSpec(name="m", task=Task.CLASSIFICATION, features=[FeatureSpec(name="x")], target="y")
+    )
+    store.add_version("m", kind="remote", endpoint={"url": "http://127.0.0.1:9/predict"})
+    store.set_deployment("m", DeploymentState(live_version=1), actor="t", reason="first")
+
+
+def _window(repo: AgentRepo, w: int, slow: bool) -> None:
+    found = [
+        Finding(
+            kind="latency",
+            detector="t",
+            features=[],
+            statistic="p99",
+            score=3.0,
+            threshold=1.5,
+            window=w,
+            message="slow",
+        )
+    ]
+    repo.save_window(
+        "m", w, T0 + timedelta(hours=w), {"latency_p99_ms": 90.0}, found if slow else []
+    )
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, pause_s: float = 0.0) -> list[str]:
+    """Count the diagnoses made, by the thread that made each."""
+    made: list[str] = []
+    real = reports.diagnose_stored_incident
+
+    def counted(*args: Any) -> Any:
+        made.append(threading.current_thread().name)
+        time.sleep(pause_s)
+        return real(*args)
+
+    monkeypatch.setattr(reports, "diagnose_stored_incident", counted)
+    return made
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the warmer did not diagnose in time"
+        time.sleep(0.02)
+
+
+def test_the_server_diagnoses_an_open_incident_as_its_windows_close(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _counting(monkeypatch)
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        _window(repo, w, slow=w >= 3)
+    incident = repo.create_incident("m", 3, {}, "slow answers")
+    settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
+    with TestClient(create_app(settings, store)) as client:
+        diagnoses = server_diagnoses(client.app.state.mlwarden)  # type: ignore[attr-defined]
+        # nobody asked for the page: the warmer diagnosed it, in its own thread
+        _until(lambda: made == ["mlw-diagnoses"])
+        assert client.get(f"/ui/incidents/{incident}").status_code == 200
+        assert made == ["mlw-diagnoses"] and diagnoses.made == 1
+        # a new window: the incident's signals after it grew, and it is diagnosed again, once
+        _window(repo, 6, slow=True)
+        repo.update_incident(incident, last_window=6)
+        _until(lambda: len(made) == 2)
+        page = client.get(f"/ui/incidents/{incident}")
+        assert page.status_code == 200 and "slow answers" in page.text
+        time.sleep(0.3)  # three more of the warmer's passes: nothing new, nothing made
+        assert made == ["mlw-diagnoses"] * 2 and diagnoses.made == 2
+        # closed, it is still kept (its signals' margin after it is filling): the warmer
+        # diagnoses the change too, and the page makes nothing
+        repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
+        _until(lambda: len(made) == 3)
+        assert "resolved" in client.get(f"/ui/incidents/{incident}").text
+        assert made == ["mlw-diagnoses"] * 3
+
+
+def test_a_closed_incident_the_server_never_kept_is_diagnosed_at_its_first_view_only(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _counting(monkeypatch)
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        _window(repo, w, slow=w >= 3)
+    incident = repo.create_incident("m", 3, {}, "slow answers")
+    repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
+    settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
+    with TestClient(create_app(settings, store)) as client:
+        time.sleep(0.3)
+        assert made == []  # not warmed: closed before this server started
+        assert client.get(f"/ui/incidents/{incident}").status_code == 200
+        assert len(made) == 1 and made[0] != "mlw-diagnoses"
+
+
+def test_a_page_waits_for_the_diagnosis_being_made_rather_than_making_another(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _counting(monkeypatch, pause_s=0.3)
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 5):
+        _window(repo, w, slow=True)
+    incident_id = repo.create_incident("m", 2, {}, "slow answers")
+    diagnoses = IncidentDiagnoses()
+    answers: list[Any] = []
+
+    def view() -> None:
+        answers.append(
+            reports.incident_context(store, incident_id, diagnose=diagnoses)["diagnosis"]
+        )
+
+    views = [threading.Thread(target=view) for _ in range(3)]
+    for thread in views:
+        thread.start()
+    for thread in views:
+        thread.join(30)
+    assert len(made) == 1 and diagnoses.made == 1
+    assert len(answers) == 3 and answers[0] is answers[1] is answers[2]
+    assert diagnoses.is_current(store, repo.get_incident(incident_id))
