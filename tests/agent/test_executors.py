@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, Receiver, add_version, send_records, train
 
-from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv
+from mlwarden.agent.operations.actions import run_action, undo_action
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput

@@ -42,7 +42,6 @@ from mlwarden.agent.evidence import (
     served_score,
     with_refusals,
 )
-from mlwarden.agent.executors import run_action, undo_action
 from mlwarden.agent.executors.base import ExecEnv, crashpoint
 from mlwarden.agent.guards import Evidence, Hindsight, ModelContext
 from mlwarden.agent.hindsight import candidate_at, judge_in_hindsight, validate_now
@@ -58,6 +57,7 @@ from mlwarden.agent.incidents import (
 )
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
+from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
 from mlwarden.agent.repair import plan_repair
@@ -159,8 +159,13 @@ class Agent:
             [],
         )
 
+    @property
+    def operations(self) -> Operations:
+        """The one service that runs and undoes actions, with this agent's policy and actor."""
+        return Operations(self.store, actor=self.actor, policy=self.policy)
+
     def env(self, model: str) -> ExecEnv:
-        return ExecEnv(self.store, self.journal, self.policy.for_model(model), self.actor)
+        return self.operations.env(model)
 
     # ------------------------------------------------------------------ the pass
 
@@ -181,7 +186,7 @@ class Agent:
         """Finish (or, on failure, roll back) every action left pending or running."""
         done = []
         for action in self.journal.in_flight():
-            row = run_action(self.env(action["model"]), action["id"])
+            row = self.operations.run_action(action["id"])
             done.append(row["id"])
             if row["incident_id"] is not None:
                 self._after_action(row)
@@ -352,7 +357,7 @@ class Agent:
         ):
             # the candidate was validated against the replaced champion: its canary or shadow
             # is withdrawn (the release stays), not judged against a version that left
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             why += (
                 f"; the {action['result']['watching']} of candidate version "
                 f"{action['result']['candidate_version']} (action {action['id']}) was withdrawn"
@@ -843,10 +848,10 @@ class Agent:
             text=f"action {action_id}: {decision.action}",
         )
         crashpoint("journaled")
-        row = run_action(self.env(model), action_id)
+        row = self.operations.run_action(action_id)
         self._after_action(row)
         if alert_id is not None:
-            run_action(self.env(model), alert_id)
+            self.operations.run_action(alert_id)
 
     def _alert(
         self, model: str, incident_id: int, decision_id: int | None, params: dict[str, Any]
@@ -859,7 +864,7 @@ class Agent:
             incident_id=incident_id,
             decision_id=decision_id,
         )
-        return run_action(self.env(model), action_id)
+        return self.operations.run_action(action_id)
 
     def _maybe_clear(
         self, incident: dict[str, Any], windows: list[WindowView], policy: ModelPolicy
@@ -909,7 +914,7 @@ class Agent:
         if actions:
             newest = actions[0]
             if newest["state"] in ("pending", "running"):
-                newest = run_action(self.env(newest["model"]), newest["id"])
+                newest = self.operations.run_action(newest["id"])
             self._after_action(newest)
 
     def _verify(self, model: str, incident: dict[str, Any], policy: ModelPolicy) -> str:
@@ -1013,7 +1018,7 @@ class Agent:
         reverted = ""
         if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
             live = self.store.get_deployment(model)
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             reverted = f" Action {action['id']} ({action['kind']}) was reverted."
             retrained = action["kind"] in (ActionKind.RETRAIN.value, ActionKind.PROMOTE.value)
             if retrained and live and live.live_version:
@@ -1023,7 +1028,7 @@ class Agent:
                 # staged it is undone too, so an unhealthy version serves no traffic at all
                 for staged in self.journal.list(incident_id=incident["id"]):
                     if staged["kind"] == ActionKind.RETRAIN.value and staged["state"] == "done":
-                        undo_action(self.env(model), staged["id"], keep_later=True)
+                        self.operations.undo_action(staged["id"], keep_later=True)
                         reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
@@ -1137,7 +1142,7 @@ class Agent:
                 trouble = champion_trouble(rows, baseline.get("signals", {}))
                 healthy = 0 if trouble else healthy + 1
             if healthy >= policy.verify.release_after_windows:
-                undo_action(self.env(model), action["id"], keep_later=True)
+                self.operations.undo_action(action["id"], keep_later=True)
                 self.repo.update_incident(
                     incident["id"],
                     baseline={**baseline, "released_at": after[-1].window},
@@ -1250,7 +1255,7 @@ class Agent:
                 incident_id=incident["id"],
                 decision_id=action.get("decision_id"),
             )
-            row = run_action(self.env(model), promote_id)
+            row = self.operations.run_action(promote_id)
             if row["state"] != "done":
                 self._escalate(
                     model, incident, f"promoting version {candidate} failed: {row['error']}"
@@ -1278,7 +1283,7 @@ class Agent:
             verdict.figures,
             why,
         )
-        undo_action(self.env(model), action["id"], keep_later=True)
+        self.operations.undo_action(action["id"], keep_later=True)
         self.store.set_version_health(model, candidate, "unhealthy")
         self._escalate(
             model, incident, f"{why}. Version {candidate} was removed as {result['watching']}."
@@ -1318,7 +1323,7 @@ class Agent:
             clean = 0 if broken else clean + 1
         released = action["state"] == "undone"
         if clean >= policy.verify.release_after_windows and action["state"] == "done":
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             released = True
             self.repo.update_incident(
                 incident["id"],

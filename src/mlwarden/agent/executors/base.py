@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlwarden.agent.journal import marker
+from mlwarden.agent.operations import deployments
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Deployment, DeploymentState
 from mlwarden.errors import InvalidInput
@@ -71,15 +72,17 @@ def change_deployment(
     current = env.store.get_deployment(model)
     if current is None:
         raise InvalidInput(f"model {model!r} is not deployed; nothing to {step}")
-    state = DeploymentState.model_validate(
-        current.model_dump(include=set(DeploymentState.model_fields))
+    # on the model's timeline as ``step``, audited as ``deployment.<step>``
+    return deployments.write(
+        env.store,
+        model,
+        mutate(deployments.state_of(current)),
+        actor=env.actor,
+        reason=reason,
+        event=step,
+        details={"action": action["id"]},
+        note=f"{tag}: {reason}",
     )
-    new = mutate(state)
-    deployment = env.store.set_deployment(model, new, actor=env.actor, reason=f"{tag}: {reason}")
-    details = {"action": action["id"], "revision": deployment.revision, "reason": reason}
-    env.store.add_event(model, step, env.actor, details)  # on the model's timeline
-    env.store.audit(env.actor, f"deployment.{step}", model, details)
-    return deployment
 
 
 Executor = Callable[[ExecEnv, dict[str, Any]], dict[str, Any]]
