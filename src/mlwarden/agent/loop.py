@@ -42,7 +42,6 @@ from mlwarden.agent.evidence import (
     served_score,
     with_refusals,
 )
-from mlwarden.agent.executors.base import ExecEnv, crashpoint
 from mlwarden.agent.guards import Evidence, Hindsight, ModelContext
 from mlwarden.agent.hindsight import candidate_at, judge_in_hindsight, validate_now
 from mlwarden.agent.incidents import (
@@ -60,6 +59,8 @@ from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
+from mlwarden.agent.remedies.base import ExecEnv, VerifyTarget, crashpoint
+from mlwarden.agent.remedies.registry import remedy_for
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.verify import (
     Verdict,
@@ -90,12 +91,6 @@ log = logging.getLogger("mlwarden.agent")
 
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
-# the actions that put another version in the place of the live one
-_REPLACING_ACTIONS = (
-    ActionKind.ROLLBACK.value,
-    ActionKind.FALLBACK.value,
-    ActionKind.PROMOTE.value,
-)
 
 
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -885,7 +880,7 @@ class Agent:
 
     def _after_action(self, row: dict[str, Any]) -> None:
         """Move the incident on after a remedy finished (also after a crash and restart)."""
-        if ActionKind(row["kind"]) is ActionKind.ALERT or row["incident_id"] is None:
+        if remedy_for(row["kind"]).verifies is VerifyTarget.NOTHING or row["incident_id"] is None:
             return
         incident = self.repo.get_incident(row["incident_id"])
         if incident["state"] not in ("open", "acting"):
@@ -1006,7 +1001,7 @@ class Agent:
         kept = now_kept or better_than_doing_nothing(
             verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
         )
-        if kept is not None and action["kind"] in _REPLACING_ACTIONS:
+        if kept is not None and remedy_for(action["kind"]).replaces_live:
             # short of the baseline, but undoing it would serve worse: it stays, people decide
             self._escalate(
                 model,
@@ -1055,7 +1050,7 @@ class Agent:
         replaced, target = result.get("from_version"), result.get("to_version")
         if (
             _scope(incident) is not Scope.PERFORMANCE
-            or action["kind"] not in _REPLACING_ACTIONS
+            or not remedy_for(action["kind"]).replaces_live
             or replaced is None
             or replaced == target
             or target is None

@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.operations import actions, deployments
 from mlwarden.agent.policy import Policy, configured_policy
+from mlwarden.agent.remedies.base import ExecEnv
 from mlwarden.domain import Deployment, DeploymentState, Role
 from mlwarden.errors import InvalidInput
 from mlwarden.settings import Settings
