@@ -48,6 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.operations.service import Operations
 from mlwarden.clock import simulated_clock
 from mlwarden.datasets import load
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
@@ -138,7 +139,7 @@ def seed_models(
                 reference_sample=sample,
                 actor="bench",
             )
-        registry.deploy(name, 1, actor="bench", reason="bench")
+        Operations(store, actor="bench").deploy(name, 1, reason="bench")
         store.set_monitoring(name, True, actor="bench")
     return model, rest
 

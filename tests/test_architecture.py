@@ -1,13 +1,15 @@
 """The import rules of docs/architecture.md, checked on the source.
 
 Every module under ``src/mlwarden`` is parsed with ``ast``; every import counts, at the top of
-a module, inside a function or under ``TYPE_CHECKING``, absolute or relative. Four rules:
+a module, inside a function or under ``TYPE_CHECKING``, absolute or relative (rules 1-4), and
+every call that writes a deployment revision (rule 5):
 
 1. A package imports only packages of lower layers (``LAYERS``, top first, is the table of
    docs/architecture.md); packages that share a layer import neither each other.
 2. No two packages import each other.
 3. No module imports itself through other modules (an import cycle).
 4. Only ``mlwarden.store`` imports SQLAlchemy, Alembic and the table definitions.
+5. Only ``mlwarden.store`` and ``mlwarden.agent.operations`` write deployment revisions.
 
 The table of docs/architecture.md must show the same rows.
 """
@@ -292,3 +294,43 @@ def test_the_store_rule_sees_sqlalchemy_and_table_imports(tmp_path: Path) -> Non
         (3, "sqlalchemy"),
         (4, "mlwarden.store.tables"),
     ]
+
+
+# The store's writes of a deployment revision, and the one package outside the store that may
+# call them: every change to a model goes through the operations service (docs/architecture.md,
+# "One path for changes to a model").
+DEPLOYMENT_WRITES = frozenset({"set_deployment", "undo_deployment"})
+DEPLOYMENT_WRITERS = ("mlwarden.store", "mlwarden.agent.operations")
+
+
+def deployment_writes(path: Path) -> list[tuple[int, str]]:
+    """Every call ``<anything>.set_deployment(...)`` or ``.undo_deployment(...)`` in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return sorted(
+        (node.lineno, node.func.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in DEPLOYMENT_WRITES
+    )
+
+
+def test_only_the_store_and_the_operations_service_write_deployments() -> None:
+    found = [
+        f"{name}:{line} calls {call}: change deployments through agent.operations.Operations"
+        for name, path in source_modules().items()
+        if not any(name == each or name.startswith(each + ".") for each in DEPLOYMENT_WRITERS)
+        for line, call in deployment_writes(path)
+    ]
+    assert found == [], "deployments written outside the operations service:\n" + "\n".join(found)
+
+
+def test_the_deployment_rule_sees_every_call(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f(store, registry):\n"
+        "    store.set_deployment('m', state, actor='a')\n"
+        "    Registry(store).store.undo_deployment('m', 3, actor='a')\n"
+        "    store.get_deployment('m')\n"
+    )
+    assert deployment_writes(module) == [(2, "set_deployment"), (3, "undo_deployment")]

@@ -90,4 +90,4 @@ def test_stored_records_become_a_table_in_one_place() -> None:
                 and any(_reads_features(arg) for arg in node.args)
             ):
                 builders.add(module)
-    assert builders == {"mlwarden.monitor.window", "mlwarden.agent.executors.retrain"}
+    assert builders == {"mlwarden.monitor.window", "mlwarden.agent.remedies.retrain"}

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # another replica; a leader process that dies frees it at once.
     leader_lock_timeout_s: float = 10.0
     # signs every alert webhook (header X-Mlwarden-Signature, HMAC-SHA256): set it, and check
-    # it in the receiver with mlwarden.agent.executors.alert.verify_signature
+    # it in the receiver with mlwarden.agent.remedies.alert.verify_signature
     webhook_secret: SecretStr | None = None
     # the integration key of a PagerDuty service, for policies with alert.format pagerduty
     pagerduty_routing_key: SecretStr | None = None

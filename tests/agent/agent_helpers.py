@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from mlwarden.agent.executors.retrain import dump_estimator
+from mlwarden.agent.remedies.retrain import dump_estimator
 from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec, Task
 from mlwarden.store.repository import Store
 
@@ -209,7 +209,7 @@ def last_record_key(store: Store) -> tuple[datetime, str]:
 
 def window_accuracy(store: Store, frame: pd.DataFrame) -> float:
     """Accuracy of the live version on ``frame`` (the real model, the real records' features)."""
-    from mlwarden.agent.executors.retrain import load_estimator
+    from mlwarden.agent.remedies.retrain import load_estimator
 
     live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
     estimator = load_estimator(store.load_artifact(MODEL, live))

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, persistent_windows, send_records, tagged_revisions
 
-from mlwarden.agent.executors.base import CRASH_ENV
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
+from mlwarden.agent.remedies.base import CRASH_ENV
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store

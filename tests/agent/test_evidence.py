@@ -21,7 +21,7 @@ from agent_helpers import (
 from test_loop import agent_for, remedies
 
 from mlwarden.agent.evidence import OptionScore, choose
-from mlwarden.agent.executors.retrain import load_estimator
+from mlwarden.agent.remedies.retrain import load_estimator
 from mlwarden.domain import DeploymentState
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from agent_helpers import MODEL, Receiver, add_version, send_records, train
 
-from mlwarden.agent.executors import run_action, undo_action
-from mlwarden.agent.executors.base import ExecEnv
+from mlwarden.agent.operations.actions import run_action, undo_action
 from mlwarden.agent.policy import load_policy_text
+from mlwarden.agent.remedies.base import ExecEnv
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.store.incidents import AgentRepo
@@ -150,7 +150,7 @@ def test_alert_webhook_retries_with_backoff(store: Store, deployed: dict[str, An
 def test_alert_webhook_is_signed_with_the_configured_secret(
     store: Store, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlwarden.agent.executors.alert import SIGNATURE_HEADER, verify_signature
+    from mlwarden.agent.remedies.alert import SIGNATURE_HEADER, verify_signature
 
     receiver = Receiver()
     policy = f"defaults: {{alert: {{webhook_url: '{receiver.url}'}}}}"

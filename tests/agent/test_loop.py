@@ -169,7 +169,7 @@ def test_bad_version_deploy_is_rolled_back_and_verified(
 def _serve(store: Store, version: int, rows: pd.DataFrame, served_by: str, prefix: str) -> float:
     """Record ``version``'s real answers to ``rows`` as served by ``served_by``, with labels;
     returns their accuracy."""
-    from mlwarden.agent.executors.retrain import load_estimator
+    from mlwarden.agent.remedies.retrain import load_estimator
 
     estimator = load_estimator(store.load_artifact(MODEL, version))
     predictions = estimator.predict(rows[FEATURES])
@@ -282,7 +282,7 @@ def test_a_canary_worse_than_the_champion_is_removed_and_escalated(
     candidate = store.get_deployment(MODEL).canary_version  # type: ignore[union-attr]
     # whatever the offline validation said, production proves the champion right on every
     # request (the labels are its answers): on the same requests the candidate does worse
-    from mlwarden.agent.executors.retrain import load_estimator
+    from mlwarden.agent.remedies.retrain import load_estimator
 
     champion = load_estimator(store.load_artifact(MODEL, deployed["v2"]))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
-from mlwarden.agent.executors.retrain import dump_estimator
+from mlwarden.agent.remedies.retrain import dump_estimator
 from mlwarden.agent.reports import _answers_frame, _reference_rows
 from mlwarden.datasets import load
 from mlwarden.diagnose.segments import find_segments

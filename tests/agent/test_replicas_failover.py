@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from agent_helpers import FEATURES, MODEL, persistent_windows, setup_deployed, tagged_revisions
 
-from mlwarden.agent.executors.base import CRASH_ENV
+from mlwarden.agent.remedies.base import CRASH_ENV
 from mlwarden.server.background import ServerProcess
 from mlwarden.settings import Settings
 from mlwarden.store.incidents import AgentRepo

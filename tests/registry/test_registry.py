@@ -1,4 +1,4 @@
-"""Registry with real scikit-learn models, skops refusal, deployment revisions/undo/rollback."""
+"""Registry: real scikit-learn models, skops refusal; deployments in agent/test_operations.py."""
 
 from __future__ import annotations
 
@@ -19,10 +19,8 @@ from sklearn.preprocessing import OneHotEncoder
 from mlwarden.datasets import load
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import (
-    Conflict,
     InvalidArtifact,
     InvalidInput,
-    NotFound,
     ServiceUnavailable,
 )
 from mlwarden.registry import Registry, dump_model, load_model
@@ -136,63 +134,6 @@ def test_remote_versions(registry: Registry) -> None:
     }
     with pytest.raises(InvalidInput, match="http"):
         registry.add_remote_version("titanic", "ftp://x")
-
-
-def _versions(registry: Registry, n: int) -> None:
-    for i in range(n):
-        registry.add_remote_version("titanic", f"http://127.0.0.1:9/m{i}")
-
-
-def test_deploy_canary_shadow_disable_undo_are_revisions_events_and_audit(
-    registry: Registry,
-) -> None:
-    _versions(registry, 3)
-    registry.deploy("titanic", 1, actor="alice", reason="first")
-    registry.set_fallback("titanic", 1, actor="alice")
-    registry.deploy("titanic", 2, actor="alice")
-    registry.set_canary("titanic", 3, 0.2, actor="bob")
-    registry.set_shadow("titanic", 1, actor="bob")
-    d = registry.disable("titanic", actor="ops", default_response={"prediction": 0})
-    assert (
-        d.live_version,
-        d.fallback_version,
-        d.canary_version,
-        d.canary_weight,
-        d.shadow_version,
-        d.disabled,
-    ) == (2, 1, 3, 0.2, 1, True)
-    d = registry.undo("titanic", 2, actor="ops", reason="oops")
-    assert d.revision == 7 and d.live_version == 1 and not d.disabled
-    d = registry.enable("titanic", actor="ops")
-    kinds = [e["kind"] for e in registry.store.events("titanic", limit=20)]
-    assert kinds[:8] == [
-        "enable",
-        "undo",
-        "disable",
-        "shadow",
-        "canary",
-        "deploy",
-        "fallback",
-        "deploy",
-    ]
-    assert registry.store.audit_entries(action="deployment.undo")[0]["actor"] == "ops"
-    assert registry.store.verify_audit() == (True, None)
-
-
-def test_rollback_goes_to_last_known_good_version(registry: Registry) -> None:
-    _versions(registry, 4)
-    with pytest.raises(NotFound, match="no live version"):
-        registry.rollback("titanic", actor="agent")
-    for version in (1, 2, 3):
-        registry.deploy("titanic", version, actor="alice")
-    registry.store.set_version_health("titanic", 2, "unhealthy")
-    d = registry.rollback("titanic", actor="agent", reason="errors after deploy")
-    assert d.live_version == 1  # 2 is unhealthy, so skipped
-    assert registry.store.events("titanic", limit=1)[0]["details"]["to"] == 1
-    registry.store.set_version_health("titanic", 3, "unhealthy")
-    registry.store.set_version_health("titanic", 1, "unhealthy")
-    with pytest.raises(Conflict, match="no known-good version"):
-        registry.rollback("titanic", actor="agent")
 
 
 def test_mlflow_import_names_the_extra_when_missing(

@@ -653,9 +653,9 @@ def test_an_incident_page_says_where_each_alert_went_or_that_none_could(
     import http.server
     import threading
 
-    from mlwarden.agent.executors import run_action
-    from mlwarden.agent.executors.base import ExecEnv
+    from mlwarden.agent.operations.actions import run_action
     from mlwarden.agent.policy import load_policy_text
+    from mlwarden.agent.remedies.base import ExecEnv
     from mlwarden.domain import ActionKind
     from mlwarden.store.journal import ActionJournal
 

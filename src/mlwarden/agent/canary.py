@@ -39,8 +39,8 @@ from typing import Any, Literal
 import numpy as np
 
 from mlwarden.agent.evidence import Answer
-from mlwarden.agent.executors.retrain import score_predictions
 from mlwarden.agent.policy import ModelPolicy
+from mlwarden.agent.remedies.retrain import score_predictions
 from mlwarden.domain import ModelSpec, Task
 from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor

@@ -35,14 +35,14 @@ import pandas as pd
 
 from mlwarden.agent.canary import CanaryVerdict, Paired, judge_paired
 from mlwarden.agent.evidence import Answer
-from mlwarden.agent.executors.retrain import (
+from mlwarden.agent.policy import ModelPolicy
+from mlwarden.agent.remedies.retrain import (
     Validation,
     fit_like,
     load_estimator,
     training_set,
     validate,
 )
-from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import Task
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.store.incidents import AgentRepo

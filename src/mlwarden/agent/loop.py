@@ -42,8 +42,6 @@ from mlwarden.agent.evidence import (
     served_score,
     with_refusals,
 )
-from mlwarden.agent.executors import run_action, undo_action
-from mlwarden.agent.executors.base import ExecEnv, crashpoint
 from mlwarden.agent.guards import Evidence, Hindsight, ModelContext
 from mlwarden.agent.hindsight import candidate_at, judge_in_hindsight, validate_now
 from mlwarden.agent.incidents import (
@@ -58,8 +56,11 @@ from mlwarden.agent.incidents import (
 )
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
+from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
+from mlwarden.agent.remedies.base import ExecEnv, VerifyTarget, crashpoint
+from mlwarden.agent.remedies.registry import remedy_for
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.verify import (
     Verdict,
@@ -90,12 +91,6 @@ log = logging.getLogger("mlwarden.agent")
 
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
-# the actions that put another version in the place of the live one
-_REPLACING_ACTIONS = (
-    ActionKind.ROLLBACK.value,
-    ActionKind.FALLBACK.value,
-    ActionKind.PROMOTE.value,
-)
 
 
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -159,8 +154,13 @@ class Agent:
             [],
         )
 
+    @property
+    def operations(self) -> Operations:
+        """The one service that runs and undoes actions, with this agent's policy and actor."""
+        return Operations(self.store, actor=self.actor, policy=self.policy)
+
     def env(self, model: str) -> ExecEnv:
-        return ExecEnv(self.store, self.journal, self.policy.for_model(model), self.actor)
+        return self.operations.env(model)
 
     # ------------------------------------------------------------------ the pass
 
@@ -181,7 +181,7 @@ class Agent:
         """Finish (or, on failure, roll back) every action left pending or running."""
         done = []
         for action in self.journal.in_flight():
-            row = run_action(self.env(action["model"]), action["id"])
+            row = self.operations.run_action(action["id"])
             done.append(row["id"])
             if row["incident_id"] is not None:
                 self._after_action(row)
@@ -352,7 +352,7 @@ class Agent:
         ):
             # the candidate was validated against the replaced champion: its canary or shadow
             # is withdrawn (the release stays), not judged against a version that left
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             why += (
                 f"; the {action['result']['watching']} of candidate version "
                 f"{action['result']['candidate_version']} (action {action['id']}) was withdrawn"
@@ -843,10 +843,10 @@ class Agent:
             text=f"action {action_id}: {decision.action}",
         )
         crashpoint("journaled")
-        row = run_action(self.env(model), action_id)
+        row = self.operations.run_action(action_id)
         self._after_action(row)
         if alert_id is not None:
-            run_action(self.env(model), alert_id)
+            self.operations.run_action(alert_id)
 
     def _alert(
         self, model: str, incident_id: int, decision_id: int | None, params: dict[str, Any]
@@ -859,7 +859,7 @@ class Agent:
             incident_id=incident_id,
             decision_id=decision_id,
         )
-        return run_action(self.env(model), action_id)
+        return self.operations.run_action(action_id)
 
     def _maybe_clear(
         self, incident: dict[str, Any], windows: list[WindowView], policy: ModelPolicy
@@ -880,7 +880,7 @@ class Agent:
 
     def _after_action(self, row: dict[str, Any]) -> None:
         """Move the incident on after a remedy finished (also after a crash and restart)."""
-        if ActionKind(row["kind"]) is ActionKind.ALERT or row["incident_id"] is None:
+        if remedy_for(row["kind"]).verifies is VerifyTarget.NOTHING or row["incident_id"] is None:
             return
         incident = self.repo.get_incident(row["incident_id"])
         if incident["state"] not in ("open", "acting"):
@@ -909,7 +909,7 @@ class Agent:
         if actions:
             newest = actions[0]
             if newest["state"] in ("pending", "running"):
-                newest = run_action(self.env(newest["model"]), newest["id"])
+                newest = self.operations.run_action(newest["id"])
             self._after_action(newest)
 
     def _verify(self, model: str, incident: dict[str, Any], policy: ModelPolicy) -> str:
@@ -1001,7 +1001,7 @@ class Agent:
         kept = now_kept or better_than_doing_nothing(
             verdict_windows(after, verdict), action["params"], policy.evidence.tolerance
         )
-        if kept is not None and action["kind"] in _REPLACING_ACTIONS:
+        if kept is not None and remedy_for(action["kind"]).replaces_live:
             # short of the baseline, but undoing it would serve worse: it stays, people decide
             self._escalate(
                 model,
@@ -1013,7 +1013,7 @@ class Agent:
         reverted = ""
         if action["state"] == "done" and action["before_revision"] != action["after_revision"]:
             live = self.store.get_deployment(model)
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             reverted = f" Action {action['id']} ({action['kind']}) was reverted."
             retrained = action["kind"] in (ActionKind.RETRAIN.value, ActionKind.PROMOTE.value)
             if retrained and live and live.live_version:
@@ -1023,7 +1023,7 @@ class Agent:
                 # staged it is undone too, so an unhealthy version serves no traffic at all
                 for staged in self.journal.list(incident_id=incident["id"]):
                     if staged["kind"] == ActionKind.RETRAIN.value and staged["state"] == "done":
-                        undo_action(self.env(model), staged["id"], keep_later=True)
+                        self.operations.undo_action(staged["id"], keep_later=True)
                         reverted += f" Action {staged['id']} (retrain) was reverted."
         self._escalate(model, incident, f"verification failed: {verdict.text}.{reverted}")
         return "not_recovered"
@@ -1050,7 +1050,7 @@ class Agent:
         replaced, target = result.get("from_version"), result.get("to_version")
         if (
             _scope(incident) is not Scope.PERFORMANCE
-            or action["kind"] not in _REPLACING_ACTIONS
+            or not remedy_for(action["kind"]).replaces_live
             or replaced is None
             or replaced == target
             or target is None
@@ -1137,7 +1137,7 @@ class Agent:
                 trouble = champion_trouble(rows, baseline.get("signals", {}))
                 healthy = 0 if trouble else healthy + 1
             if healthy >= policy.verify.release_after_windows:
-                undo_action(self.env(model), action["id"], keep_later=True)
+                self.operations.undo_action(action["id"], keep_later=True)
                 self.repo.update_incident(
                     incident["id"],
                     baseline={**baseline, "released_at": after[-1].window},
@@ -1250,7 +1250,7 @@ class Agent:
                 incident_id=incident["id"],
                 decision_id=action.get("decision_id"),
             )
-            row = run_action(self.env(model), promote_id)
+            row = self.operations.run_action(promote_id)
             if row["state"] != "done":
                 self._escalate(
                     model, incident, f"promoting version {candidate} failed: {row['error']}"
@@ -1278,7 +1278,7 @@ class Agent:
             verdict.figures,
             why,
         )
-        undo_action(self.env(model), action["id"], keep_later=True)
+        self.operations.undo_action(action["id"], keep_later=True)
         self.store.set_version_health(model, candidate, "unhealthy")
         self._escalate(
             model, incident, f"{why}. Version {candidate} was removed as {result['watching']}."
@@ -1318,7 +1318,7 @@ class Agent:
             clean = 0 if broken else clean + 1
         released = action["state"] == "undone"
         if clean >= policy.verify.release_after_windows and action["state"] == "done":
-            undo_action(self.env(model), action["id"], keep_later=True)
+            self.operations.undo_action(action["id"], keep_later=True)
             released = True
             self.repo.update_incident(
                 incident["id"],

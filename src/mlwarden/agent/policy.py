@@ -122,7 +122,7 @@ class RetrainSettings(_Strict):
     hindsight_windows: int = Field(ge=1)
 
 
-# the formats of an alert's body (agent.executors.alert.format_alert)
+# the formats of an alert's body (agent.remedies.alert.format_alert)
 AlertFormat = Literal["mlwarden", "alertmanager", "pagerduty", "slack"]
 
 

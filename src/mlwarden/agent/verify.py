@@ -15,12 +15,11 @@ from typing import Any
 
 from mlwarden.agent.incidents import Scope, WindowView, in_scope, is_collapse, qualifying
 from mlwarden.agent.policy import Diagnosis, ModelPolicy
+from mlwarden.agent.remedies.base import VerifyTarget
+from mlwarden.agent.remedies.registry import remedy_for
 from mlwarden.domain import Finding
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
-# a fallback or a disabled model trades accuracy for safety on purpose: after one, recovery
-# means the failure the incident was about is gone, not that the lighter model is as good
-DEGRADED_MODES = ("fallback", "disable")
 LOWER_IS_BETTER = ("error", "latency", "null", "mae", "rmse", "psi", "drift")
 
 
@@ -157,7 +156,13 @@ def verify(
         reasons.append(f"the retrained candidate was discarded: {result.get('discarded')}")
     # after a fallback the answers come from another model: its outputs differ from the
     # champion's reference by design, so prediction drift says nothing about recovery
-    judged = set(kinds) - ({"prediction_drift"} if action_kind in DEGRADED_MODES else set())
+    # a fallback or a disabled model trades accuracy for safety on purpose: after one, recovery
+    # means the failure the incident was about is gone, not that the lighter model is as good
+    # (the remedy's ``verifies``: the symptom only, or the whole baseline)
+    symptom_only = (
+        action_kind is not None and remedy_for(action_kind).verifies is VerifyTarget.SYMPTOM
+    )
+    judged = set(kinds) - ({"prediction_drift"} if symptom_only else set())
     expected = _expected(result, action_kind)
 
     def targeted(finding: Finding) -> bool:
@@ -183,7 +188,7 @@ def verify(
             continue
         if scope is not None and signal_scope(name) is not scope:
             continue
-        if direction > 0 and action_kind in DEGRADED_MODES:
+        if direction > 0 and symptom_only:
             continue
         value = observed[name]
         if name in expected and expected[name] < base:

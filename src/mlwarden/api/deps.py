@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
+from mlwarden.agent.operations.service import Operations
 from mlwarden.capture.validation import parse_json
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnavailable
@@ -194,6 +195,14 @@ class ServerState:
     # the listener of other replicas' changes (PostgreSQL) and the agent of this server, if any
     changes: ChangeListener | None = None
     agent: BackgroundAgent | None = None
+
+    def operations(self, actor: str) -> Operations:
+        """The operations service for one caller: this server's store and settings (its
+        configured policy, as its agent reads), the caller as actor, and the gateway's cached
+        route dropped at each change. The API and the dashboard change models only through it."""
+        return Operations(
+            self.store, actor=actor, settings=self.settings, invalidate=self.gateway.invalidate
+        )
 
     def replica(self) -> dict[str, Any]:
         """What tells this server process apart from the other replicas of its database."""

@@ -14,8 +14,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from mlwarden.agent.executors import undo_action
-from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.oncall import (
     MAX_ASSIGNEE_CHARS,
     MAX_NOTE_CHARS,
@@ -26,7 +24,6 @@ from mlwarden.agent.oncall import (
     oncall_of,
     reopen,
 )
-from mlwarden.agent.policy import configured_policy
 from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_body, require, server
 from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
@@ -36,11 +33,6 @@ from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 
 router = APIRouter(tags=["agent"])
-
-
-def _agent_env(state: ServerState, model: str, actor: str) -> Any:
-    policy = configured_policy(state.settings)  # the server's settings, as its agent reads
-    return ExecEnv(state.store, ActionJournal(state.store), policy.for_model(model), actor)
 
 
 @router.get("/v1/models/{name}/signals")
@@ -232,13 +224,9 @@ async def undo(
 ) -> dict[str, Any]:
     """Undo a done action: its model's deployment goes back to the revision before it."""
 
-    def run() -> dict[str, Any]:
-        model = ActionJournal(state.store).get(action_id)["model"]
-        return undo_action(_agent_env(state, model, principal.name), action_id, force=force)
-
-    row = await run_in_threadpool(run)
-    state.gateway.invalidate(row["model"])  # the gateway must route by the restored revision
-    return row
+    # with the server's configured policy; the gateway routes by the restored revision at once
+    ops = state.operations(principal.name)
+    return await run_in_threadpool(lambda: ops.undo_action(action_id, force=force))
 
 
 @router.get("/v1/approvals")
@@ -261,11 +249,10 @@ async def _answer(
         raise InvalidInput("'decision' must be 'approve' or 'reject'")
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("'reason' is required: say why")
-    approvals = Approvals(state.store)
-    answer = approvals.approve if decision == "approve" else approvals.reject
-    return await run_in_threadpool(
-        lambda: answer(approval_id, actor=principal.name, role=principal.role, reason=reason)
-    )
+    # recorded only: the agent runs an approved action once, on its next pass
+    ops = state.operations(principal.name)
+    answer = ops.approve if decision == "approve" else ops.reject
+    return await run_in_threadpool(lambda: answer(approval_id, role=principal.role, reason=reason))
 
 
 _ANSWER = {

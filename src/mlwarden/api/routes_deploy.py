@@ -18,7 +18,6 @@ from mlwarden.api.openapi import body_doc, json_body_doc
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.domain import Deployment, DeploymentState, Id, Role
 from mlwarden.errors import InvalidInput
-from mlwarden.registry.registry import Registry
 
 router = APIRouter(tags=["deployment"])
 
@@ -56,24 +55,20 @@ def _state(values: dict[str, Any]) -> DeploymentState:
 def _apply(
     state: ServerState, name: str, new: DeploymentState, actor: str, reason: str
 ) -> Deployment:
-    after = Registry(state.store).set_deployment(name, new, actor=actor, reason=reason)
-    state.gateway.invalidate(name)
-    return after
+    return state.operations(actor).replace(name, new, reason=reason)
 
 
 def change_deployment(
     state: ServerState, name: str, changes: dict[str, Any], actor: str, reason: str
 ) -> Deployment:
-    """``changes`` over the current deployment as a new revision (event, audit entry, the
-    gateway's cached route dropped): ``PATCH /v1/models/{name}/deployment`` and the dashboard's
-    deploy button. Removing the canary removes its share."""
+    """``changes`` over the current deployment as a new revision (``Operations.change``: event,
+    audit entry, the gateway's cached route dropped): ``PATCH /v1/models/{name}/deployment``
+    and the dashboard's deploy button. Removing the canary removes its share."""
     _state(changes)  # refuse unknown fields and bad values before reading anything
-    current = state.store.get_deployment(name)
-    base = current.model_dump(include=_STATE_FIELDS) if current is not None else {}
-    merged = {**base, **changes}
-    if changes.get("canary_version", 0) is None:
-        merged["canary_weight"] = 0.0
-    return _apply(state, name, _state(merged), actor, reason)
+    try:
+        return state.operations(actor).change(name, changes, reason=reason)
+    except ValidationError as exc:
+        raise pydantic_error(exc, "deployment") from None
 
 
 @router.get("/v1/models/{name}/deployment", summary="The current deployment")
@@ -153,11 +148,8 @@ async def undo(
         raise pydantic_error(exc, "undo request") from None
 
     def restore() -> Deployment:
-        after = Registry(state.store).undo(
-            name, body.revision, actor=principal.name, reason=body.reason
-        )
-        state.gateway.invalidate(name)
-        return after
+        ops = state.operations(principal.name)
+        return ops.undo_revision(name, body.revision, reason=body.reason)
 
     after = await run_in_threadpool(restore)
     return JSONResponse(after.model_dump(mode="json"))
@@ -165,7 +157,7 @@ async def undo(
 
 @router.post(
     "/v1/models/{name}/deployment/rollback",
-    summary="Make the last known-good live version live again",
+    summary="Make the version that served before live again (409 when marked unhealthy)",
     openapi_extra=body_doc(
         {"application/json": {"type": "object", "properties": {"reason": {"type": "string"}}}},
         required=False,
@@ -182,9 +174,7 @@ async def rollback(
     reason = _reason(dict(body)) or "rollback"
 
     def roll() -> Deployment:
-        after = Registry(state.store).rollback(name, actor=principal.name, reason=reason)
-        state.gateway.invalidate(name)
-        return after
+        return state.operations(principal.name).rollback(name, reason=reason)
 
     after = await run_in_threadpool(roll)
     return JSONResponse(after.model_dump(mode="json"))

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from rich.table import Table
 
+from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import load_policy
 from mlwarden.assistant import registry_adapter as moves
 from mlwarden.assistant.cleaning import plan_cleaning
@@ -255,6 +256,10 @@ class Assistant:
             f"{what} changes what production serves: confirm it (--yes on the command line, "
             '"confirm": true in the API).',
         )
+
+    def _operations(self, talk: Conversation) -> Operations:
+        """The one service that changes deployments, acting as this conversation's user."""
+        return Operations(self.store, actor=talk.actor)
 
     def _changed(self, model: str) -> None:
         if self.on_deployment_change is not None:
@@ -480,8 +485,8 @@ class Assistant:
         verb: str,
     ) -> Reply:
         before = self.store.get_deployment(model, environment)
-        after = self.registry.deploy(
-            model, version, actor=talk.actor, reason=reason, environment=environment
+        after = self._operations(talk).deploy(
+            model, version, reason=reason, environment=environment
         )
         talk.last_model = model
         self._changed(model)
@@ -527,14 +532,11 @@ class Assistant:
             target = f"version {a['version']}" if a.get("version") else "its previous version"
             return self._confirm(parsed, f"rolling {model} back to {target}")
         reason = f"assistant: {parsed.command}"
+        ops = self._operations(talk)
         if a.get("version"):
-            after = self.registry.deploy(
-                model, a["version"], actor=talk.actor, reason=reason, environment=environment
-            )
+            after = ops.deploy(model, a["version"], reason=reason, environment=environment)
         else:
-            after = self.registry.rollback(
-                model, actor=talk.actor, reason=reason, environment=environment
-            )
+            after = ops.rollback(model, reason=reason, environment=environment)
         version = after.live_version
         talk.last_model = model
         self._changed(model)

@@ -324,18 +324,14 @@ def actions_undo(
     actor: str = typer.Option("cli", "--actor", help="Who undoes it (for the audit log)."),
 ) -> None:
     """Undo a done action: the deployment goes back to the revision before it."""
-    from mlwarden.agent.executors import undo_action
-    from mlwarden.agent.executors.base import ExecEnv
-    from mlwarden.agent.policy import configured_policy
+    from mlwarden.agent.operations.service import Operations
     from mlwarden.errors import MlwardenError
-    from mlwarden.store.journal import ActionJournal
 
     store = _store()
     try:
-        journal = ActionJournal(store)
-        model = journal.get(action_id)["model"]
-        env = ExecEnv(store, journal, configured_policy().for_model(model), actor)
-        row = undo_action(env, action_id, force=force)
+        # with the configured policy (MLWARDEN_AGENT_POLICY), as the agent and the API
+        row = Operations(store, actor=actor).undo_action(action_id, force=force)
+        model = row["model"]
     except MlwardenError as exc:
         raise _fail(exc) from exc
     finally:
@@ -376,16 +372,16 @@ def approvals_list(
 
 
 def _answer(approval_id: int, reason: str, actor: str, approve: bool) -> None:
+    from mlwarden.agent.operations.service import Operations
     from mlwarden.domain import Role
     from mlwarden.errors import MlwardenError
-    from mlwarden.store.approvals import Approvals
 
     store = _store()
     try:
-        approvals = Approvals(store)
+        ops = Operations(store, actor=actor)  # recorded only: the agent runs the action
         # the command line runs with local access to the store: it acts as an operator
-        answer = approvals.approve if approve else approvals.reject
-        row = answer(approval_id, actor=actor, role=Role.OPERATOR, reason=reason)
+        answer = ops.approve if approve else ops.reject
+        row = answer(approval_id, role=Role.OPERATOR, reason=reason)
     except MlwardenError as exc:
         raise _fail(exc) from exc
     finally:

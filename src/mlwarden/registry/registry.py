@@ -4,8 +4,8 @@ A version is a scikit-learn estimator saved with skops, or a remote HTTP endpoin
 version keeps its training metrics, a sample of its training data (the future reference for
 drift) and permutation feature importance (Breiman 2001, "Random Forests"; as implemented by
 ``sklearn.inspection.permutation_importance``) computed on a small subsample so registering
-stays quick. Every deployment change (deploy, fallback, canary, shadow, disable, rollback,
-undo) writes a new revision, an event on the model's timeline and an audit entry.
+stays quick. How versions are deployed is changed through ``agent.operations`` only (the one
+writer of deployment revisions).
 
 >>> from sklearn.linear_model import LogisticRegression
 >>> import pandas as pd
@@ -17,8 +17,8 @@ undo) writes a new revision, an event on the model's timeline and an audit entry
 >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 10}); y = [0, 0, 1, 1] * 10
 >>> v = registry.add_sklearn_version("m", LogisticRegression().fit(X, y), X_reference=X,
 ...                                  y_reference=y)
->>> registry.deploy("m", v.number, actor="me", reason="first").live_version
-1
+>>> v.number, sorted(v.training_metrics)
+(1, ['accuracy', 'f1_macro', 'log_loss', 'roc_auc', 'rows'])
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from mlwarden.domain import Deployment, DeploymentState, ModelSpec, Task
-from mlwarden.errors import Conflict, InvalidInput, NotFound
+from mlwarden.domain import ModelSpec, Task
+from mlwarden.errors import InvalidInput
 from mlwarden.registry.artifacts import dump_model
 from mlwarden.store import Store, VersionInfo
 
@@ -110,7 +110,7 @@ def _json_safe(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 class Registry:
-    """Register models and versions, and change how they are deployed — safely and audited."""
+    """Register models and versions (``agent.operations`` deploys them)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -215,292 +215,6 @@ class Registry:
             description=description,
             actor=actor,
         )
-
-    # ---------------------------------------------------------------- deployment changes
-
-    def _state(self, model: str, environment: str) -> DeploymentState:
-        current = self.store.get_deployment(model, environment)
-        if current is None:
-            return DeploymentState()
-        return DeploymentState.model_validate(
-            current.model_dump(include=set(DeploymentState.model_fields))
-        )
-
-    def _change(
-        self,
-        model: str,
-        kind: str,
-        state: DeploymentState,
-        *,
-        actor: str,
-        reason: str,
-        environment: str,
-        details: Mapping[str, Any] | None = None,
-    ) -> Deployment:
-        deployment = self.store.set_deployment(
-            model, state, actor=actor, reason=reason, environment=environment
-        )
-        info = {
-            "environment": environment,
-            "revision": deployment.revision,
-            "reason": reason,
-            **(details or {}),
-        }
-        self.store.add_event(model, kind, actor, info)
-        self.store.audit(actor, f"deployment.{kind}", model, info)
-        return deployment
-
-    def _update(
-        self,
-        model: str,
-        kind: str,
-        *,
-        actor: str,
-        reason: str,
-        environment: str,
-        details: Mapping[str, Any] | None = None,
-        **fields: Any,
-    ) -> Deployment:
-        """The current routing with ``fields`` changed, written as a new revision."""
-        state = self._state(model, environment)
-        for name, value in fields.items():
-            setattr(state, name, value)
-        return self._change(
-            model,
-            kind,
-            state,
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details=details,
-        )
-
-    def set_deployment(
-        self,
-        model: str,
-        state: DeploymentState,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        """Replace the whole routing with ``state`` (a new revision). The event is ``deploy``
-        when the live version changes, ``disable``/``enable`` when only that flag does, else
-        ``deployment``; its details list every field that changed, from and to."""
-        before = self.store.get_deployment(model, environment)
-        fields = sorted(DeploymentState.model_fields)
-        changes = {
-            field: {
-                "from": None if before is None else getattr(before, field),
-                "to": getattr(state, field),
-            }
-            for field in fields
-            if before is None or getattr(before, field) != getattr(state, field)
-        }
-        details: dict[str, Any] = {"changes": changes}
-        if before is None or before.live_version != state.live_version:
-            kind = "deploy"
-            details |= {
-                "version": state.live_version,
-                "previous": None if before is None else before.live_version,
-            }
-        elif before.disabled != state.disabled:
-            kind = "disable" if state.disabled else "enable"
-        else:
-            kind = "deployment"
-        return self._change(
-            model,
-            kind,
-            state,
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details=details,
-        )
-
-    def deploy(
-        self,
-        model: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        """Make ``version`` the live version (a canary of that same version is retired)."""
-        state = self._state(model, environment)
-        previous = state.live_version
-        state.live_version = version
-        if state.canary_version == version:
-            state.canary_version, state.canary_weight = None, 0.0
-        return self._change(
-            model,
-            "deploy",
-            state,
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details={"version": version, "previous": previous},
-        )
-
-    def set_fallback(
-        self,
-        model: str,
-        version: int | None,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        return self._update(
-            model,
-            "fallback",
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details={"version": version},
-            fallback_version=version,
-        )
-
-    def set_canary(
-        self,
-        model: str,
-        version: int | None,
-        weight: float = 0.1,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        """Send ``weight`` of the traffic to ``version`` (None removes the canary)."""
-        if version is not None and not 0.0 < weight <= 1.0:
-            raise InvalidInput(f"a canary weight must be in (0, 1], got {weight}")
-        weight = weight if version is not None else 0.0
-        return self._update(
-            model,
-            "canary",
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details={"version": version, "weight": weight},
-            canary_version=version,
-            canary_weight=weight,
-        )
-
-    def set_shadow(
-        self,
-        model: str,
-        version: int | None,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        return self._update(
-            model,
-            "shadow",
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details={"version": version},
-            shadow_version=version,
-        )
-
-    def disable(
-        self,
-        model: str,
-        *,
-        actor: str,
-        reason: str = "",
-        default_response: Any = None,
-        environment: str = "production",
-    ) -> Deployment:
-        """Stop serving (503, or ``default_response`` when given)."""
-        return self._update(
-            model,
-            "disable",
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            details={"default_response": default_response},
-            disabled=True,
-            default_response=default_response,
-        )
-
-    def enable(
-        self, model: str, *, actor: str, reason: str = "", environment: str = "production"
-    ) -> Deployment:
-        return self._update(
-            model,
-            "enable",
-            actor=actor,
-            reason=reason,
-            environment=environment,
-            disabled=False,
-            default_response=None,
-        )
-
-    def rollback(
-        self, model: str, *, actor: str, reason: str = "", environment: str = "production"
-    ) -> Deployment:
-        """Go back to the last known-good live version: the most recent earlier live version,
-        different from the current one, whose health is not "unhealthy"."""
-        history = self.store.deployment_history(model, environment)
-        if not history or history[0].live_version is None:
-            raise NotFound(f"model {model!r} has no live version in {environment!r} to roll back")
-        current = history[0].live_version
-        health = {v.number: v.health for v in self.store.list_versions(model)}
-        for revision in history[1:]:
-            candidate = revision.live_version
-            if candidate is None or candidate == current:
-                continue
-            if health.get(candidate) == "unhealthy":
-                continue
-            state = self._state(model, environment)
-            state.live_version = candidate
-            if state.canary_version == candidate:
-                state.canary_version, state.canary_weight = None, 0.0
-            return self._change(
-                model,
-                "rollback",
-                state,
-                actor=actor,
-                reason=reason,
-                environment=environment,
-                details={"from": current, "to": candidate, "from_revision": revision.revision},
-            )
-        raise Conflict(
-            f"no known-good version to roll back to for model {model!r}: every earlier live "
-            f"version is the current one ({current}) or marked unhealthy",
-            model=model,
-        )
-
-    def undo(
-        self,
-        model: str,
-        revision: int,
-        *,
-        actor: str,
-        reason: str = "",
-        environment: str = "production",
-    ) -> Deployment:
-        """Restore deployment revision ``revision`` (written as a new revision)."""
-        deployment = self.store.undo_deployment(
-            model,
-            revision,
-            actor=actor,
-            reason=reason or f"undo to revision {revision}",
-            environment=environment,
-        )
-        info = {
-            "environment": environment,
-            "revision": deployment.revision,
-            "restored": revision,
-            "reason": reason,
-        }
-        self.store.add_event(model, "undo", actor, info)
-        self.store.audit(actor, "deployment.undo", model, info)
-        return deployment
 
 
 __all__ = ["Registry", "feature_importance", "training_metrics"]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlwarden import datasets
+from mlwarden.agent.operations.service import Operations
 from mlwarden.assistant.training import build_pipeline, feature_specs, make_estimator
 from mlwarden.domain import ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
@@ -164,7 +165,8 @@ def install_models(
         description=f"{scenario.model.algorithm} trained on the reference rows",
         actor=actor,
     )
-    registry.deploy(data.spec.name, 1, actor=actor, reason="initial deployment")
+    ops = Operations(registry.store, actor=actor)
+    ops.deploy(data.spec.name, 1, reason="initial deployment")
     if scenario.fallback is None:
         return Installed(champion, None)
     fallback = train(scenario.fallback, data, seed=seed)
@@ -177,7 +179,7 @@ def install_models(
         description=f"fallback: {scenario.fallback.algorithm}",
         actor=actor,
     )
-    registry.set_fallback(data.spec.name, info.number, actor=actor, reason="lighter fallback model")
+    ops.set_fallback(data.spec.name, info.number, reason="lighter fallback model")
     return Installed(champion, info.number, fallback)
 
 

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 import yaml
 
+from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.clock import utcnow
 from mlwarden.domain import Task
@@ -178,7 +179,9 @@ class Demo:
             description="the champion behind its model server (where serving faults happen)",
             actor="demo",
         )
-        registry.deploy(self.model, info.number, actor="demo", reason="served by its model server")
+        Operations(store, actor="demo").deploy(
+            self.model, info.number, reason="served by its model server"
+        )
         return info.number
 
     def run(self, duration_s: float | None = None) -> DemoStatus:

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
 from mlwarden.agent.reports import incident_context
 from mlwarden.clock import simulated_clock
@@ -452,11 +453,8 @@ class Simulation:
     def _apply_deploy_faults(self, position: int) -> None:
         for fault in self.faults:
             if self.bad_version is not None and fault.releases_at(position, self.batch):
-                self.registry.deploy(
-                    self.model,
-                    self.bad_version,
-                    actor="release-pipeline",
-                    reason="scheduled release (scenario: bad deploy)",
+                Operations(self.store, actor="release-pipeline").deploy(
+                    self.model, self.bad_version, reason="scheduled release (scenario: bad deploy)"
                 )
                 self.gateway.invalidate(self.model)
 

@@ -15,21 +15,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlwarden.agent.remedies.registry import registered
+
 __all__ = ["DecisionView", "explain_decision", "readable_timeline"]
 
-# what each action does, as the object of "chose to …" / "recommends to …"
-ACTION_PHRASES = {
-    "none": "take no action",
-    "alert": "alert the people on call",
-    "rollback": "roll back to the version that served before",
-    "fallback": "switch to the fallback version",
-    "retrain": "retrain the model on recent labelled data",
-    "disable": "disable the model",
-    "canary": "send part of the traffic to a new version",
-    "shadow": "run a new version in shadow",
-    "promote": "promote the canary to serve all traffic",
-    "repair": "repair the broken inputs before the model sees them",
-}
+# what each action does, as the object of "chose to …" / "recommends to …": each remedy's own
+ACTION_PHRASES = {kind.value: remedy.phrase for kind, remedy in registered().items()}
 DIAGNOSIS_LABELS = {
     "noise": "noise",
     "data_quality": "a data-quality problem",

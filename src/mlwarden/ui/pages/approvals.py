@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -64,12 +62,9 @@ def decide_approval(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.store.approvals import Approvals
-
     operator_change(request, session, csrf)
-    approvals = Approvals(state.store)
     try:
-        message = _decide(state, approvals, approval_id, verdict, session, reason)
+        message = _decide(state, approval_id, verdict, session, reason)
     except (Conflict, InvalidInput, NotFound) as exc:
         return error_page(request, session, exc)
     return back(request, f"{PREFIX}/approvals", message)
@@ -77,26 +72,22 @@ def decide_approval(
 
 def _decide(
     state: ServerState,
-    approvals: Any,
     approval_id: int,
     verdict: str,
     session: Session,
     reason: str,
 ) -> str:
+    ops = state.operations(session.name)  # the same service as POST /v1/approvals
     if verdict == "approve":
         # the approval is recorded and its action journaled; the agent runs it once, on its
         # next pass, with the configured policy (never inside this request, never twice)
-        approved = approvals.approve(
-            approval_id, actor=session.name, role=session.role, reason=reason
-        )
+        approved = ops.approve(approval_id, role=session.role, reason=reason)
         message = (
             f"Approved: {approved['action']} on {approved['model']} is journaled as action "
             f"{approved['action_id']}; the agent runs it on its next pass."
         )
     elif verdict == "reject":
-        rejected = approvals.reject(
-            approval_id, actor=session.name, role=session.role, reason=reason
-        )
+        rejected = ops.reject(approval_id, role=session.role, reason=reason)
         message = f"Rejected: {rejected['action']} on {rejected['model']}."
     else:
         raise NotFound(f"no such verdict {verdict!r}: use approve or reject")

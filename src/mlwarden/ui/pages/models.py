@@ -192,16 +192,10 @@ def undo_deployment(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.registry.registry import Registry
-
     operator_change(request, session, csrf)
-    after = Registry(state.store).undo(
-        name,
-        revision,
-        actor=session.name,
-        reason=reason.strip() or f"undo to revision {revision} from the dashboard",
+    after = state.operations(session.name).undo_revision(
+        name, revision, reason=reason.strip() or f"undo to revision {revision} from the dashboard"
     )
-    state.gateway.invalidate(name)
     return back(
         request,
         f"{PREFIX}/models/{quote(name)}",

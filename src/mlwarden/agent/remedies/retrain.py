@@ -26,12 +26,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlwarden.agent.executors.base import ExecEnv, change_deployment, crashpoint
-from mlwarden.agent.executors.deploy import promoted
 from mlwarden.agent.guards import candidate_better
 from mlwarden.agent.journal import marker
 from mlwarden.agent.policy import RetrainSettings
-from mlwarden.domain import DeploymentState, Task
+from mlwarden.agent.remedies.base import (
+    ExecEnv,
+    Remedy,
+    VerifyTarget,
+    change_deployment,
+    crashpoint,
+)
+from mlwarden.agent.remedies.promote import promoted
+from mlwarden.agent.remedies.registry import register
+from mlwarden.domain import ActionKind, DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.registry.registry import Registry
 from mlwarden.store.incidents import AgentRepo
@@ -175,98 +182,112 @@ def _candidate_version(env: ExecEnv, model: str, action_id: int) -> int | None:
     return None
 
 
-def run_retrain(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
-    model = action["model"]
-    settings = env.policy.retrain
-    spec = env.store.get_model(model)
-    deployment = env.store.get_deployment(model)
-    if deployment is None or deployment.live_version is None:
-        raise InvalidInput(f"model {model!r} has no live version to retrain from")
-    champion_version = action["result"].get("champion_version") or deployment.live_version
-    candidate_number = _candidate_version(env, model, action["id"])
-    result: dict[str, Any] = dict(action["result"])
-    if candidate_number is None:
-        since = action["params"].get("since_window")
-        data = training_set(env.store, model, champion_version, settings, since_window=since)
-        if data.labelled < settings.min_labels:
-            raise Conflict(
-                f"only {data.labelled} usable labelled records, {settings.min_labels} needed "
-                "to retrain"
-            )
-        env.journal.progress(action["id"], step="training", train_rows=len(data.x_train))
-        champion = load_estimator(env.store.load_artifact(model, champion_version))
-        checked = validate(champion, data, spec.task, settings)
-        candidate, held = checked.candidate, data.held
-        x_train, y_train = data.x_train, checked.y_train
-        env.journal.progress(action["id"], step="validating", holdout_rows=len(held))
-        result |= {
-            "champion_version": champion_version,
-            "metric": checked.metric,
-            "champion_score": checked.champion_score,
-            "candidate_score": checked.candidate_score,
-            "train_rows": len(x_train),
-            "reference_rows": data.reference_rows,
-            "trained_after_window": since,
-            "holdout_rows": len(held),
-        }
-        metric, candidate_score, refusal = (
-            checked.metric,
-            checked.candidate_score,
-            checked.refusal,
-        )
-        if refusal:
-            # the action ran, but nothing changed: say so wherever it is shown, not just "done"
-            result |= {"promoted": False, "discarded": refusal, "outcome": f"no_better: {refusal}"}
-            return result
-        if len(held):
-            # validated: the newest records are the ones most like what comes next, so the
-            # candidate that goes out learns from them too (same recipe, every labelled row)
-            x_train = pd.concat([x_train, held[spec.feature_names]], ignore_index=True)
-            y_train = np.concatenate(
-                [y_train, np.asarray(held["__label__"].to_numpy()).astype(y_train.dtype)]
-            )
-            env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
-            candidate = fit_like(champion, x_train, y_train, spec.task)
-            result["train_rows"] = len(x_train)
-        info = Registry(env.store).add_sklearn_version(
-            model,
-            candidate,
-            X_reference=x_train,
-            y_reference=y_train,
-            metrics={metric: candidate_score, "holdout_rows": len(held)},
-            description=f"{marker(action['id'])} retrained from version {champion_version}",
-            actor=env.actor,
-        )
-        candidate_number = info.number
-        env.journal.progress(
-            action["id"], **result, candidate_version=candidate_number, step="registered"
-        )
-    result["candidate_version"] = candidate_number
-    crashpoint("registered")
-    if settings.rollout != "direct":
-        step = settings.rollout
+@register
+class Retrain(Remedy):
+    """Train a candidate from the champion's recipe, validate it, stage it (the steps above)."""
 
-        def stage(state: DeploymentState) -> DeploymentState:
-            if step == "canary":
-                return state.model_copy(
-                    update={
-                        "canary_version": candidate_number,
-                        "canary_weight": settings.canary_weight,
-                    }
+    kind = ActionKind.RETRAIN
+    phrase = "retrain the model on recent labelled data"
+    verifies = VerifyTarget.BASELINE
+
+    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+        model = action["model"]
+        settings = env.policy.retrain
+        spec = env.store.get_model(model)
+        deployment = env.store.get_deployment(model)
+        if deployment is None or deployment.live_version is None:
+            raise InvalidInput(f"model {model!r} has no live version to retrain from")
+        champion_version = action["result"].get("champion_version") or deployment.live_version
+        candidate_number = _candidate_version(env, model, action["id"])
+        result: dict[str, Any] = dict(action["result"])
+        if candidate_number is None:
+            since = action["params"].get("since_window")
+            data = training_set(env.store, model, champion_version, settings, since_window=since)
+            if data.labelled < settings.min_labels:
+                raise Conflict(
+                    f"only {data.labelled} usable labelled records, {settings.min_labels} needed "
+                    "to retrain"
                 )
-            return state.model_copy(update={"shadow_version": candidate_number})
+            env.journal.progress(action["id"], step="training", train_rows=len(data.x_train))
+            champion = load_estimator(env.store.load_artifact(model, champion_version))
+            checked = validate(champion, data, spec.task, settings)
+            candidate, held = checked.candidate, data.held
+            x_train, y_train = data.x_train, checked.y_train
+            env.journal.progress(action["id"], step="validating", holdout_rows=len(held))
+            result |= {
+                "champion_version": champion_version,
+                "metric": checked.metric,
+                "champion_score": checked.champion_score,
+                "candidate_score": checked.candidate_score,
+                "train_rows": len(x_train),
+                "reference_rows": data.reference_rows,
+                "trained_after_window": since,
+                "holdout_rows": len(held),
+            }
+            metric, candidate_score, refusal = (
+                checked.metric,
+                checked.candidate_score,
+                checked.refusal,
+            )
+            if refusal:
+                # the action ran, but nothing changed: say so wherever it is shown, not just "done"
+                result |= {
+                    "promoted": False,
+                    "discarded": refusal,
+                    "outcome": f"no_better: {refusal}",
+                }
+                return result
+            if len(held):
+                # validated: the newest records are the ones most like what comes next, so the
+                # candidate that goes out learns from them too (same recipe, every labelled row)
+                x_train = pd.concat([x_train, held[spec.feature_names]], ignore_index=True)
+                y_train = np.concatenate(
+                    [y_train, np.asarray(held["__label__"].to_numpy()).astype(y_train.dtype)]
+                )
+                env.journal.progress(action["id"], step="refitting", train_rows=len(x_train))
+                candidate = fit_like(champion, x_train, y_train, spec.task)
+                result["train_rows"] = len(x_train)
+            info = Registry(env.store).add_sklearn_version(
+                model,
+                candidate,
+                X_reference=x_train,
+                y_reference=y_train,
+                metrics={metric: candidate_score, "holdout_rows": len(held)},
+                description=f"{marker(action['id'])} retrained from version {champion_version}",
+                actor=env.actor,
+            )
+            candidate_number = info.number
+            env.journal.progress(
+                action["id"], **result, candidate_version=candidate_number, step="registered"
+            )
+        result["candidate_version"] = candidate_number
+        crashpoint("registered")
+        if settings.rollout != "direct":
+            step = settings.rollout
 
-        change_deployment(env, action, step, stage, f"{step} candidate version {candidate_number}")
-        crashpoint("staged")
-        # promotion waits for the candidate's own production records (agent.canary)
-        result |= {"promoted": None, "watching": step}
+            def stage(state: DeploymentState) -> DeploymentState:
+                if step == "canary":
+                    return state.model_copy(
+                        update={
+                            "canary_version": candidate_number,
+                            "canary_weight": settings.canary_weight,
+                        }
+                    )
+                return state.model_copy(update={"shadow_version": candidate_number})
+
+            change_deployment(
+                env, action, step, stage, f"{step} candidate version {candidate_number}"
+            )
+            crashpoint("staged")
+            # promotion waits for the candidate's own production records (agent.canary)
+            result |= {"promoted": None, "watching": step}
+            return result
+
+        def promote(state: DeploymentState) -> DeploymentState:
+            return promoted(state, candidate_number)
+
+        deployment = change_deployment(
+            env, action, "promote", promote, f"promote retrained version {candidate_number}"
+        )
+        result |= {"promoted": True, "revision": deployment.revision}
         return result
-
-    def promote(state: DeploymentState) -> DeploymentState:
-        return promoted(state, candidate_number)
-
-    deployment = change_deployment(
-        env, action, "promote", promote, f"promote retrained version {candidate_number}"
-    )
-    result |= {"promoted": True, "revision": deployment.revision}
-    return result

@@ -34,8 +34,10 @@ from typing import Any, get_args
 
 import httpx
 
-from mlwarden.agent.executors.base import ExecEnv
 from mlwarden.agent.policy import AlertFormat
+from mlwarden.agent.remedies.base import ExecEnv, Remedy, VerifyTarget
+from mlwarden.agent.remedies.registry import register
+from mlwarden.domain import ActionKind
 from mlwarden.errors import InvalidInput, ServiceUnavailable
 from mlwarden.settings import Settings
 
@@ -264,49 +266,62 @@ def _routing_key() -> str | None:
     return None if key is None else key.get_secret_value()
 
 
-def run_alert(env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
-    model = action["model"]
-    params = dict(action["params"])
-    remedy_id = params.get("remedy_action_id")
-    if remedy_id is not None:
-        # an alert journaled with a remedy reports how that remedy ended, as of now
-        remedy = env.journal.get(int(remedy_id))
-        params["action"] = f"{remedy['kind']} ({remedy['state']})"
-    payload = alert_payload(model, params)
-    settings = env.policy.alert
-    url = action["params"].get("webhook_url") or settings.webhook_url
-    delivery: dict[str, Any] = {"delivered": False, "webhook": bool(url), "format": settings.format}
-    if not url:
-        # journaled and on the timeline, but nobody was paged: say so wherever it is shown
-        delivery["outcome"] = "not delivered: no webhook configured"
-    try:
-        if url:
-            delivery["destination"] = destination_of(url)
-            body = format_alert(
-                settings.format,
-                payload,
-                routing_key=_routing_key() if settings.format == "pagerduty" else None,
-            )
-            delivery |= send_webhook(
-                url,
-                body,
-                retries=settings.retries,
-                backoff_s=settings.backoff_s,
-                timeout_s=settings.timeout_s,
-                secret=env.webhook_secret or _configured_secret(),
-            )
-            delivery["delivered"] = True
-            delivery["outcome"] = (
-                f"delivered to {delivery['destination']} (HTTP {delivery['status']}, "
-                f"{delivery['attempts']} attempt(s))"
-            )
-    except ServiceUnavailable:
-        delivery["outcome"] = f"not delivered: {delivery['destination']} did not accept it"
-        raise
-    except InvalidInput as exc:
-        delivery["outcome"] = f"not delivered: {exc}"
-        raise
-    finally:
-        # mlwarden's own fields are recorded, whatever went out: a PagerDuty body holds its key
-        env.store.add_event(model, "alert", env.actor, {"payload": payload, **delivery})
-    return delivery
+@register
+class Alert(Remedy):
+    """Tell the people on call: a webhook POST in the policy's format, delivered or not
+    (journaled and on the timeline either way)."""
+
+    kind = ActionKind.ALERT
+    phrase = "alert the people on call"
+    verifies = VerifyTarget.NOTHING  # no routing changes: nothing to verify, nothing to undo
+
+    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+        model = action["model"]
+        params = dict(action["params"])
+        remedy_id = params.get("remedy_action_id")
+        if remedy_id is not None:
+            # an alert journaled with a remedy reports how that remedy ended, as of now
+            remedy = env.journal.get(int(remedy_id))
+            params["action"] = f"{remedy['kind']} ({remedy['state']})"
+        payload = alert_payload(model, params)
+        settings = env.policy.alert
+        url = action["params"].get("webhook_url") or settings.webhook_url
+        delivery: dict[str, Any] = {
+            "delivered": False,
+            "webhook": bool(url),
+            "format": settings.format,
+        }
+        if not url:
+            # journaled and on the timeline, but nobody was paged: say so wherever it is shown
+            delivery["outcome"] = "not delivered: no webhook configured"
+        try:
+            if url:
+                delivery["destination"] = destination_of(url)
+                body = format_alert(
+                    settings.format,
+                    payload,
+                    routing_key=_routing_key() if settings.format == "pagerduty" else None,
+                )
+                delivery |= send_webhook(
+                    url,
+                    body,
+                    retries=settings.retries,
+                    backoff_s=settings.backoff_s,
+                    timeout_s=settings.timeout_s,
+                    secret=env.webhook_secret or _configured_secret(),
+                )
+                delivery["delivered"] = True
+                delivery["outcome"] = (
+                    f"delivered to {delivery['destination']} (HTTP {delivery['status']}, "
+                    f"{delivery['attempts']} attempt(s))"
+                )
+        except ServiceUnavailable:
+            delivery["outcome"] = f"not delivered: {delivery['destination']} did not accept it"
+            raise
+        except InvalidInput as exc:
+            delivery["outcome"] = f"not delivered: {exc}"
+            raise
+        finally:
+            # mlwarden's own fields are recorded, whatever went out: a PagerDuty body holds its key
+            env.store.add_event(model, "alert", env.actor, {"payload": payload, **delivery})
+        return delivery

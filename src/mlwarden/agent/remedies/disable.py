@@ -1,0 +1,25 @@
+"""The ``disable`` action: stop predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlwarden.agent.remedies.base import ExecEnv, Remedy, VerifyTarget, change_deployment
+from mlwarden.agent.remedies.registry import register
+from mlwarden.domain import ActionKind, DeploymentState
+
+
+@register
+class Disable(Remedy):
+    """The gateway answers with the default response, or 503."""
+
+    kind = ActionKind.DISABLE
+    phrase = "disable the model"
+    verifies = VerifyTarget.SYMPTOM  # refusals are the price paid on purpose
+
+    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+        def mutate(state: DeploymentState) -> DeploymentState:
+            return state.model_copy(update={"disabled": True})
+
+        deployment = change_deployment(env, action, "disable", mutate, "disable predictions")
+        return {"revision": deployment.revision}
