@@ -50,6 +50,7 @@ def test_assistant_names_the_command_assistant_only() -> None:
         "mlwarden.cli.assistant",
         "mlwarden.store.assistant",
         "mlwarden.store.assistant_tables",
+        "mlwarden.ui.assistant_history",  # the assistant page's conversation, per session
         "mlwarden.ui.pages.assistant",
     ]
 
@@ -90,4 +91,7 @@ def test_stored_records_become_a_table_in_one_place() -> None:
                 and any(_reads_features(arg) for arg in node.args)
             ):
                 builders.add(module)
-    assert builders == {"mlwarden.monitor.window", "mlwarden.agent.remedies.retrain"}
+    # monitor.window builds its table from columns (``columns_frame``), which this walk does not
+    # see as reading a record's features: no module but these two may be found here
+    assert builders <= {"mlwarden.monitor.window", "mlwarden.agent.remedies.retrain"}
+    assert "mlwarden.agent.remedies.retrain" in builders  # the walk still finds a builder
