@@ -80,3 +80,19 @@ def test_a_remedy_runs_once_is_journaled_and_its_undo_leaves_the_deployment_as_b
     audited = [e["action"] for e in store.audit_entries(limit=200) if e["target"] == target]
     assert audited.count("action.done") == 1 and audited.count("action.undo") == 1
     assert store.verify_audit() == (True, None)
+
+
+def test_what_a_remedy_class_declares_is_what_the_guards_and_the_evidence_ask() -> None:
+    """The budget and confidence guards and the evidence read the remedy classes, not lists:
+    alert and none change nothing; the four remedies scored on stored records are weighed."""
+    from mlwarden.agent.remedies.registry import remedial_kinds, weighed_kinds
+
+    assert ActionKind.ALERT not in remedial_kinds()
+    assert ActionKind.NONE not in remedial_kinds()
+    assert {ActionKind.ROLLBACK, ActionKind.RETRAIN, ActionKind.REPAIR} <= remedial_kinds()
+    assert weighed_kinds() == {
+        ActionKind.FALLBACK,
+        ActionKind.ROLLBACK,
+        ActionKind.DISABLE,
+        ActionKind.REPAIR,
+    }

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mlwarden.agent import guards as g
-from mlwarden.agent.evidence import WEIGHED, Weighing
+from mlwarden.agent.evidence import Weighing
 from mlwarden.agent.incidents import (
     Persistence,
     WindowView,
@@ -34,6 +34,7 @@ from mlwarden.agent.incidents import (
     qualifying,
 )
 from mlwarden.agent.policy import Diagnosis, ModelPolicy
+from mlwarden.agent.remedies.registry import remedial_kinds, weighed_kinds
 from mlwarden.domain import ActionKind, Finding, FindingKind, Severity
 
 
@@ -241,7 +242,7 @@ def _weighable(
     extra = [ActionKind.ROLLBACK] if diagnosis is Diagnosis.COLLAPSED_PREDICTIONS else []
     for action in [*remedies, *extra]:
         for candidate in (action, *_substitutes(action, policy)):
-            if candidate in WEIGHED and candidate not in out:
+            if candidate in weighed_kinds() and candidate not in out:
                 out.append(candidate)
     return out
 
@@ -283,7 +284,11 @@ def _weigh(
 ) -> tuple[ActionKind, dict[str, Any]]:
     """Let the evidence overrule the table: the best-scoring remedy, or none when every one
     serves worse than doing nothing (see ``agent.evidence``)."""
-    if ctx.evidence is not None and ActionKind.RETRAIN in remedies and chosen not in WEIGHED:
+    if (
+        ctx.evidence is not None
+        and ActionKind.RETRAIN in remedies
+        and chosen not in weighed_kinds()
+    ):
         back = _rollback_first(diagnosis, windows, ctx, policy)
         if back is not None:
             rolled, rollback = back
@@ -298,7 +303,7 @@ def _weigh(
                     )
                 )
             return ActionKind.ROLLBACK, {**rollback, "evidence": rolled.as_dict()}
-    if ctx.evidence is None or chosen not in WEIGHED:
+    if ctx.evidence is None or chosen not in weighed_kinds():
         return chosen, params
     feasible: dict[ActionKind, dict[str, Any]] = {}
     for action in _weighable(remedies, diagnosis, policy):
@@ -416,7 +421,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
     chosen, params = _weigh(
         chosen, params, remedies, diagnosis, windows, ctx, policy, alternatives, notes
     )
-    if chosen in g.REMEDIES and confidence < policy.min_confidence:
+    if chosen in remedial_kinds() and confidence < policy.min_confidence:
         alternatives.append(
             Alternative(
                 action=chosen,
@@ -424,7 +429,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
             )
         )
         chosen, params = ActionKind.ALERT, _kept_evidence(params)
-    if chosen in g.REMEDIES:
+    if chosen in remedial_kinds():
         limit = g.in_cooldown(ctx, chosen, policy.cooldown(chosen)) or g.daily_limit_reached(
             ctx, policy.max_actions_per_day
         )
@@ -443,7 +448,7 @@ def decide(windows: Sequence[WindowView], ctx: g.ModelContext, policy: ModelPoli
                 chosen = ActionKind.NONE
         notify = False
     needs_approval = False
-    if chosen in g.REMEDIES:
+    if chosen in remedial_kinds():
         if policy.mode == "advisory":
             needs_approval = True
             notes.append("advisory mode: recommending and waiting for an operator's approval")

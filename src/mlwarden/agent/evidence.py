@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mlwarden.domain import ActionKind, ModelSpec, Task
+from mlwarden.domain import ModelSpec, Task
 from mlwarden.stats.performance import canonical_label
 
 Row = Mapping[str, Any]
@@ -302,13 +302,7 @@ def choose(
     )
 
 
-# the remedies the evidence can weigh: each changes which version answers, or refuses
-WEIGHED = frozenset(
-    {ActionKind.FALLBACK, ActionKind.ROLLBACK, ActionKind.DISABLE, ActionKind.REPAIR}
-)
-
 __all__ = [
-    "WEIGHED",
     "OptionScore",
     "Weighing",
     "answerable_refusals",

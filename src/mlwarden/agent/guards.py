@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
+from mlwarden.agent.remedies.registry import remedial_kinds
 from mlwarden.domain import ActionKind, Deployment, FeatureRepair, Finding, FindingKind
 from mlwarden.store.journal import PastAction
 
@@ -21,19 +22,6 @@ if TYPE_CHECKING:
 # scores the remedies that passed their guards (action → its parameters) on the incident's own
 # records, beside doing nothing; None when the evidence is too thin to weigh anything
 Evidence = Callable[[Mapping[ActionKind, Mapping[str, Any]], ActionKind], "Weighing | None"]
-
-REMEDIES = frozenset(
-    {
-        ActionKind.ROLLBACK,
-        ActionKind.FALLBACK,
-        ActionKind.RETRAIN,
-        ActionKind.DISABLE,
-        ActionKind.CANARY,
-        ActionKind.SHADOW,
-        ActionKind.PROMOTE,
-        ActionKind.REPAIR,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -173,10 +161,11 @@ def retrain_would_have_helped(ctx: ModelContext) -> str | None:
 def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
     """At most ``limit`` remedies (deployment changes, retrains) per model per 24 hours."""
     day_ago = ctx.now - timedelta(days=1)
+    remedial = remedial_kinds()
     count = sum(
         1
         for p in ctx.past_actions
-        if p.kind in REMEDIES and p.at >= day_ago and p.state not in ("failed",)
+        if p.kind in remedial and p.at >= day_ago and p.state not in ("failed",)
     )
     if count >= limit:
         return f"{count} actions on {ctx.model} in the last 24 h; the daily limit is {limit}"
@@ -184,7 +173,6 @@ def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
 
 
 __all__ = [
-    "REMEDIES",
     "Hindsight",
     "ModelContext",
     "PastAction",

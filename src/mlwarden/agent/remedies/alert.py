@@ -274,6 +274,7 @@ class Alert(Remedy):
     kind = ActionKind.ALERT
     phrase = "alert the people on call"
     verifies = VerifyTarget.NOTHING  # no routing changes: nothing to verify, nothing to undo
+    remedial = False
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         model = action["model"]

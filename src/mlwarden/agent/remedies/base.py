@@ -74,6 +74,12 @@ class Remedy:
     # it puts another version in the live one's place: when it falls short of the baseline,
     # the version it put in is weighed against the one it replaced before undoing it
     replaces_live: ClassVar[bool] = False
+    # it changes how the model serves: held to the policy's minimum confidence, its daily
+    # budget and cooldowns (``alert`` and ``none`` change nothing)
+    remedial: ClassVar[bool] = True
+    # it is scored on the incident's stored records beside doing nothing before it is chosen
+    # (``agent.evidence``); the others are judged in their own way (canary, hindsight) or not
+    weighed: ClassVar[bool] = False
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         """Make the change (each deployment change through ``change_deployment``, exactly

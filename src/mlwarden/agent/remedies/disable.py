@@ -16,6 +16,7 @@ class Disable(Remedy):
     kind = ActionKind.DISABLE
     phrase = "disable the model"
     verifies = VerifyTarget.SYMPTOM  # refusals are the price paid on purpose
+    weighed = True
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         def mutate(state: DeploymentState) -> DeploymentState:

@@ -25,6 +25,7 @@ class Fallback(Remedy):
     kind = ActionKind.FALLBACK
     phrase = "switch to the fallback version"
     verifies = VerifyTarget.SYMPTOM  # a lighter model serves: its accuracy is not the question
+    weighed = True
     replaces_live = True
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:

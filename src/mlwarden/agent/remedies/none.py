@@ -14,6 +14,7 @@ class NoAction(Remedy):
     kind = ActionKind.NONE
     phrase = "take no action"
     verifies = VerifyTarget.NOTHING
+    remedial = False
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         return {}

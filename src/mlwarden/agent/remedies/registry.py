@@ -58,4 +58,21 @@ def replacing_kinds() -> frozenset[str]:
     return frozenset(kind.value for kind, remedy in registered().items() if remedy.replaces_live)
 
 
-__all__ = ["register", "registered", "remedy_for", "replacing_kinds"]
+def remedial_kinds() -> frozenset[ActionKind]:
+    """The action kinds that change how the model serves (held to confidence and budgets)."""
+    return frozenset(kind for kind, remedy in registered().items() if remedy.remedial)
+
+
+def weighed_kinds() -> frozenset[ActionKind]:
+    """The action kinds scored on the incident's stored records before they are chosen."""
+    return frozenset(kind for kind, remedy in registered().items() if remedy.weighed)
+
+
+__all__ = [
+    "register",
+    "registered",
+    "remedial_kinds",
+    "remedy_for",
+    "replacing_kinds",
+    "weighed_kinds",
+]

@@ -18,6 +18,7 @@ class Repair(Remedy):
     kind = ActionKind.REPAIR
     phrase = "repair the broken inputs before the model sees them"
     verifies = VerifyTarget.BASELINE
+    weighed = True
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
         raw = action["params"].get("input_repair")

@@ -24,6 +24,7 @@ class Rollback(Remedy):
     kind = ActionKind.ROLLBACK
     phrase = "roll back to the version that served before"
     verifies = VerifyTarget.BASELINE
+    weighed = True
     replaces_live = True
 
     def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
