@@ -227,12 +227,14 @@ class Agent:
         """Open an incident for each scope that has qualifying findings in the newest window and
         no incident of its own yet. An incident from before scopes takes every finding until it
         closes; accepted drift takes the drift findings."""
+        latest = history[-1]
+        if not latest.findings:
+            return  # before the queries below: most windows of most models find nothing
         current = self.repo.open_incidents(model)
         if any(i.get("scope") is None for i in current):
             return
         taken = {i["scope"] for i in current}
         accepted = self.repo.accepted_incidents(model)
-        latest = history[-1]
         for scope in SCOPE_ORDER:
             if scope.value in taken:
                 continue
@@ -243,7 +245,7 @@ class Agent:
                 if not absorbed(f, accepted)
             ]
             if not found:
-                continue  # before the query below: most windows of most models find nothing
+                continue  # before the query below
             covered = self.repo.last_closed_window(model, scope.value)
             if covered is not None and latest.window <= covered:
                 continue
