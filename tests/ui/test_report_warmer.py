@@ -147,3 +147,76 @@ def test_a_page_waits_for_the_diagnosis_being_made_rather_than_making_another(
     assert len(made) == 1 and diagnoses.made == 1
     assert len(answers) == 3 and answers[0] is answers[1] is answers[2]
     assert diagnoses.is_current(store, repo.get_incident(incident_id))
+
+
+def _gated(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Diagnoses wait for the returned event once it is cleared (set: they run at once)."""
+    gate = threading.Event()
+    gate.set()
+    real = reports.diagnose_stored_incident
+
+    def waiting(*args: Any) -> Any:
+        assert gate.wait(30), "the test never opened the gate"
+        return real(*args)
+
+    monkeypatch.setattr(reports, "diagnose_stored_incident", waiting)
+    return gate
+
+
+def test_at_the_moment_a_window_closes_the_page_shows_the_window_befores_diagnosis_at_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _gated(monkeypatch)
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        _window(repo, w, slow=w >= 3)
+    incident = repo.create_incident("m", 3, {}, "slow answers")
+    settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
+    with TestClient(create_app(settings, store)) as client:
+        page = client.get(f"/ui/incidents/{incident}")
+        assert page.status_code == 200 and 'id="diagnosis-stale"' not in page.text
+        # a window closes and its diagnosis takes long (held by the gate)
+        gate.clear()
+        _window(repo, 6, slow=True)
+        repo.update_incident(incident, last_window=6)
+        started = time.monotonic()
+        page = client.get(f"/ui/incidents/{incident}")
+        assert time.monotonic() - started < 5  # the diagnosis never finished: not waited for
+        assert page.status_code == 200 and "Diagnosis as of window 5" in page.text
+        assert "slow answers" in page.text  # the page's facts are the present ones
+        live = client.get(f"/ui/live/incidents/{incident}").json()
+        assert live["diagnosis_current"] is False and live["last_window"] == 6
+        # a report to download is the present state's: it waits for the diagnosis
+        report: list[Any] = []
+        download = threading.Thread(
+            target=lambda: report.append(client.get(f"/ui/incidents/{incident}/report.json"))
+        )
+        download.start()
+        time.sleep(0.3)
+        assert not report
+        gate.set()
+        download.join(30)
+        assert report and report[0].status_code == 200
+        _until(lambda: client.get(f"/ui/live/incidents/{incident}").json()["diagnosis_current"])
+        page = client.get(f"/ui/incidents/{incident}")
+        assert 'id="diagnosis-stale"' not in page.text
+
+
+def test_a_page_waits_when_the_headline_changed_so_header_and_diagnosis_agree(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _counting(monkeypatch, pause_s=0.6)
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        _window(repo, w, slow=w >= 3)
+    incident = repo.create_incident("m", 3, {}, "slow answers")
+    settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
+    with TestClient(create_app(settings, store)) as client:
+        assert client.get(f"/ui/incidents/{incident}").status_code == 200
+        _window(repo, 6, slow=True)
+        repo.update_incident(incident, last_window=6, severity="critical")
+        page = client.get(f"/ui/incidents/{incident}")
+        assert page.status_code == 200 and 'id="diagnosis-stale"' not in page.text
+        assert len(made) == 2  # made for the new severity, on the request path

@@ -52,13 +52,27 @@ def _version(store: Store, incident: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _as_of(version: tuple[Any, ...]) -> int:
+    """The newest window a diagnosis made for ``version`` (see :func:`_version`) saw."""
+    return int(version[-1] if version[-1] is not None else version[3])
+
+
+def _headline(incident: dict[str, Any]) -> tuple[Any, ...]:
+    """What an incident page's header says of the cause: a diagnosis shown under it must agree."""
+    return (incident.get("diagnosis"), incident.get("severity"))
+
+
 class IncidentDiagnoses:
     """A ``diagnose`` for :func:`mlwarden.agent.reports.incident_context` that keeps
     incidents' diagnoses; the checks' ``INCIDENT`` placeholder is filled with the incident."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._kept: OrderedDict[int, tuple[tuple[Any, ...], IncidentDiagnosis]] = OrderedDict()
+        # by incident: the state a diagnosis was made for, the diagnosis, and the incident's
+        # headline (diagnosis kind, severity) then
+        self._kept: OrderedDict[int, tuple[tuple[Any, ...], IncidentDiagnosis, tuple[Any, ...]]] = (
+            OrderedDict()
+        )
         # the diagnosis being made of an incident, by the state it is made for
         self._making: dict[int, tuple[tuple[Any, ...], Future[IncidentDiagnosis]]] = {}
         self._lock = threading.Lock()
@@ -85,39 +99,107 @@ class IncidentDiagnoses:
     def __call__(
         self, store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
     ) -> IncidentDiagnosis:
+        claimed, version, mine = self._claim(store, incident)
+        if isinstance(claimed, IncidentDiagnosis):
+            return claimed
+        if mine:
+            self._make(store, incident, findings, model_id, version, claimed)
+        return claimed.result()
+
+    def for_page(
+        self,
+        store: Store,
+        incident: dict[str, Any],
+        findings: list[dict[str, Any]],
+        model_id: int,
+        wait_s: float = 0.1,
+    ) -> tuple[IncidentDiagnosis, int | None]:
+        """The diagnosis for an incident's page, and the newest window it saw if it is not that
+        of the present state (``None`` when current).
+
+        At the moment a window closes, an open incident's diagnosis is out of date and making it
+        takes seconds on a busy machine (docs/benchmarks.md). A page waits for it at most
+        ``wait_s``, then shows the one kept from the window before, said to be so, while the new
+        one is made in the background (the live update tells when it is ready). Only where the
+        kept one agrees with the incident's present headline, its diagnosis kind and severity:
+        otherwise the page waits, so header and body never disagree."""
+        with self._lock:
+            kept = self._kept.get(int(incident["id"]))
+        claimed, version, mine = self._claim(store, incident)
+        if isinstance(claimed, IncidentDiagnosis):
+            return claimed, None
+        stale = kept is not None and kept[2] == _headline(incident)
+        if not stale:
+            if mine:
+                self._make(store, incident, findings, model_id, version, claimed)
+            return claimed.result(), None
+        if mine:
+            threading.Thread(
+                target=self._make,
+                args=(store, incident, findings, model_id, version, claimed),
+                name="mlw-diagnosis",
+                daemon=True,
+            ).start()
+        try:
+            return claimed.result(timeout=wait_s), None
+        except TimeoutError:
+            assert kept is not None
+            return kept[1], _as_of(kept[0])
+        except Exception:
+            # the new diagnosis failed: the kept one is still the best this page can show
+            assert kept is not None
+            return kept[1], _as_of(kept[0])
+
+    def _claim(
+        self, store: Store, incident: dict[str, Any]
+    ) -> tuple[IncidentDiagnosis | Future[IncidentDiagnosis], tuple[Any, ...], bool]:
+        """The kept diagnosis when current; otherwise the future of the one being made for the
+        present state. With the state, and whether the caller claimed the future (and so must
+        make the diagnosis)."""
         incident_id = int(incident["id"])
         version = _version(store, incident)
         with self._lock:
             kept = self._kept.get(incident_id)
             if kept is not None and kept[0] == version:
                 self._kept.move_to_end(incident_id)
-                return kept[1]
+                return kept[1], version, False
             making = self._making.get(incident_id)
             if making is not None and making[0] == version:
-                waiting: Future[IncidentDiagnosis] | None = making[1]
-            else:
-                waiting = None
-                mine: Future[IncidentDiagnosis] = Future()
-                self._making[incident_id] = (version, mine)
-        if waiting is not None:
-            return waiting.result()
+                return making[1], version, False
+            mine: Future[IncidentDiagnosis] = Future()
+            self._making[incident_id] = (version, mine)
+            return mine, version, True
+
+    def _make(
+        self,
+        store: Store,
+        incident: dict[str, Any],
+        findings: list[dict[str, Any]],
+        model_id: int,
+        version: tuple[Any, ...],
+        future: Future[IncidentDiagnosis],
+    ) -> None:
+        """Make the diagnosis claimed as ``future`` for the incident's state ``version``; its
+        result or its error goes to the future."""
+        incident_id = int(incident["id"])
         try:
             diagnosis = reports.diagnose_stored_incident(store, incident, findings, model_id)
             # the checks' INCIDENT is this incident (``mlwarden report INCIDENT``)
             diagnosis.checks = fill_checks(diagnosis.checks, incident=incident_id)
         except BaseException as exc:
-            mine.set_exception(exc)
-            self._done(incident_id, mine)
-            raise
-        mine.set_result(diagnosis)
+            future.set_exception(exc)
+            self._done(incident_id, future)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        future.set_result(diagnosis)
         with self._lock:
             self.made += 1
-            self._kept[incident_id] = (version, diagnosis)
+            self._kept[incident_id] = (version, diagnosis, _headline(incident))
             self._kept.move_to_end(incident_id)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
-        self._done(incident_id, mine)
-        return diagnosis
+        self._done(incident_id, future)
 
     def _done(self, incident_id: int, future: Future[IncidentDiagnosis]) -> None:
         with self._lock:

@@ -4,7 +4,7 @@ assign, notes), and its report for download."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -24,6 +24,10 @@ from mlwarden.ui.web import (
     page_session,
     render,
 )
+
+if TYPE_CHECKING:
+    from mlwarden.diagnose.incident import IncidentDiagnosis
+    from mlwarden.store import Store
 
 router = page_router()
 
@@ -76,16 +80,30 @@ def incident_page(
     return render(request, session, "incident.html", msg=msg, **context)
 
 
-def incident_view(state: ServerState, incident_id: int) -> dict[str, Any]:
+def incident_view(state: ServerState, incident_id: int, fresh: bool = False) -> dict[str, Any]:
     """The incident page's context; the diagnosis comes from the server's
-    :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made."""
+    :class:`~mlwarden.ui.report_cache.IncidentDiagnoses` once made. Unless ``fresh`` (a report
+    to download), a diagnosis still being made for the newest window is not waited for beyond
+    a moment: the one of the window before is shown, and ``diagnosis_as_of`` names its window."""
     from mlwarden.agent.acceptance import ACCEPTABLE
     from mlwarden.agent.oncall import MAX_ASSIGNEE_CHARS, MAX_NOTE_CHARS, oncall_of
     from mlwarden.agent.reports import incident_context
     from mlwarden.store.incidents import CLOSED_STATES
     from mlwarden.ui.report_cache import server_diagnoses
 
-    context = incident_context(state.store, incident_id, diagnose=server_diagnoses(state))
+    diagnoses = server_diagnoses(state)
+    as_of: list[int | None] = [None]
+
+    def diagnose_for_page(
+        store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
+    ) -> IncidentDiagnosis:
+        diagnosis, as_of[0] = diagnoses.for_page(store, incident, findings, model_id)
+        return diagnosis
+
+    context = incident_context(
+        state.store, incident_id, diagnose=diagnoses if fresh else diagnose_for_page
+    )
+    context["diagnosis_as_of"] = as_of[0]
     incident = context["incident"]
     # a few of its records, each linked to its explanation (the record page)
     closed_at = incident.get("closed_at")
@@ -158,10 +176,14 @@ def live_incident(
 ) -> JSONResponse:
     from mlwarden.agent.oncall import oncall_of
     from mlwarden.store.incidents import AgentRepo
+    from mlwarden.ui.report_cache import server_diagnoses
 
     incident = AgentRepo(state.store).get_incident(incident_id)
     return JSONResponse(
         {
+            # whether the diagnosis of the incident's present state is made (a page showing the
+            # one of the window before says when it can be reloaded)
+            "diagnosis_current": server_diagnoses(state).is_current(state.store, incident),
             "state": incident["state"],
             "severity": incident["severity"],
             "actions": [{"id": a["id"], "state": a["state"]} for a in incident["actions"]],
@@ -187,7 +209,7 @@ def incident_report(
 ) -> Response:
     if fmt not in ("md", "html", "json"):
         raise InvalidInput(f"report format must be md, html or json, not {fmt!r}")
-    context = incident_view(state, incident_id)
+    context = incident_view(state, incident_id, fresh=True)
     diagnosis = context["diagnosis"]
     if diagnosis is None:
         raise Conflict(f"incident {incident_id} cannot be diagnosed: {context['diagnosis_error']}")

@@ -363,6 +363,11 @@
         setText(document.querySelector('#oncall [data-field="assignee"]'),
           `${oncall.assignee.name} (assigned by ${oncall.assignee.by} at ${utcText(oncall.assignee.at)})`);
       }
+      // a diagnosis shown from the window before: say when the newest one is ready
+      const stale = document.getElementById("diagnosis-stale");
+      if (stale && data.diagnosis_current) {
+        setText(stale.querySelector('[data-field="diagnosis-ready"]'), "It is ready: reload to see it.");
+      }
       const key = JSON.stringify([data.state, data.actions, data.verifications, data.timeline]);
       if (before !== null && key !== before) {
         const st = head.querySelector('[data-field="state"]');
