@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlwarden.agent.incidents import effect_ratio
 from mlwarden.detect.prediction import (
     PredictionCollapseDetector,
     PredictionDriftDetector,
@@ -49,10 +50,35 @@ def test_class_prior_shift_is_prediction_drift() -> None:
 def test_collapse_to_one_class_and_collapsed_confidence() -> None:
     frame = _frame(1000, p_yes=1.0, score_sd=0.001)
     found = PredictionCollapseDetector().detect(REF, _profile(frame))
-    assert {f.statistic for f in found} == {"top_class_share", "std_ratio"}
+    assert {f.statistic for f in found} == {"top_class_share", "spread_lost"}
     assert all(f.evidence["collapse"] for f in found)
     share = next(f for f in found if f.statistic == "top_class_share")
     assert share.score == 1.0 and "'yes'" in share.message
+
+
+def test_an_imbalanced_model_stuck_on_its_rare_class_is_a_collapse() -> None:
+    """A model that answers "no" for 92 % of flights: stuck on "yes" is a collapse (the
+    reference's top class held more than 90 %, which used to disable the check); all "no" on a
+    quiet window is not."""
+    ref = Profile.reference(_frame(5000, p_yes=0.08), SPEC)
+    stuck = Profile.from_data(_frame(1000, p_yes=1.0), ref.layout)
+    found = PredictionCollapseDetector().detect(ref, stuck)
+    share = next(f for f in found if f.statistic == "top_class_share")
+    assert share.evidence["class"] == "yes" and share.evidence["reference_share"] < 0.1
+    quiet = Profile.from_data(_frame(1000, p_yes=0.0), ref.layout)
+    assert not [
+        f for f in PredictionCollapseDetector().detect(ref, quiet) if f.features == ["prediction"]
+    ]
+
+
+def test_a_collapsed_spread_counts_past_its_threshold() -> None:
+    """The agent counts a finding when score / threshold reaches 1: a confidence that stopped
+    moving must reach it (its std ratio, 0, used to score 0 against 0.1 and never counted)."""
+    frozen = PredictionCollapseDetector().detect(REF, _profile(_frame(1000, score_sd=0.0)))
+    spread = next(f for f in frozen if f.statistic == "spread_lost")
+    assert spread.evidence["std_ratio"] == 0.0 and effect_ratio(spread) > 1.0
+    narrower = PredictionCollapseDetector().detect(REF, _profile(_frame(1000, score_sd=0.05)))
+    assert not [f for f in narrower if f.statistic == "spread_lost"]  # a quarter of it: no
 
 
 def test_regression_outputs_collapse() -> None:
@@ -64,7 +90,7 @@ def test_regression_outputs_collapse() -> None:
         pd.DataFrame({"x": RNG.normal(size=500), "prediction": np.full(500, 50.0)}), ref.layout
     )
     found = PredictionCollapseDetector().detect(ref, flat)
-    assert [f.statistic for f in found] == ["std_ratio"]
+    assert [f.statistic for f in found] == ["spread_lost"]
     moved = Profile.from_data(
         pd.DataFrame({"x": RNG.normal(size=500), "prediction": RNG.normal(60, 10, 500)}), ref.layout
     )

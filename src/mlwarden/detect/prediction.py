@@ -7,11 +7,14 @@
   the same "significant *and* large" rule as per-feature data drift (``mlwarden.detect.drift``,
   Holm-corrected over the outputs tested), so a million-row window does not alarm on a tiny move.
 - :class:`PredictionCollapseDetector`: the model went (near-)constant. One class takes more than
-  ``max_share`` of the predictions although the reference's top class was at most
-  ``reference_max_share``; or the spread (std) of a numeric output or of the confidence fell
-  below ``std_ratio`` of the reference's. A collapse is reported as prediction drift with
-  ``evidence["collapse"] = True``: it is the most severe form of it (the default policy
-  answers it with a fallback, at critical severity).
+  ``max_share`` of the predictions although the reference gave that class at most
+  ``reference_max_share`` (so a model that already answers its majority class 95 % of the time
+  may reach 100 % on a quiet day, but one stuck on its minority class is caught); or the spread
+  (std) of a numeric output or of the confidence fell below ``std_ratio`` of the reference's,
+  scored as the share of the spread lost (``1 - ratio`` against ``1 - std_ratio``) so that,
+  like every finding, a larger score is a stronger one. A collapse is reported as prediction
+  drift with ``evidence["collapse"] = True``: it is the most severe form of it (the default
+  policy answers it with a fallback, at critical severity).
 
 >>> import numpy as np, pandas as pd
 >>> from mlwarden.stats.profile import Profile, ProfileLayout
@@ -192,9 +195,12 @@ class PredictionCollapseDetector(Detector):
             if isinstance(ref, CategoricalStats) and isinstance(win, CategoricalStats):
                 if win.count < self.min_rows or ref.count == 0:
                     continue
-                ref_top = _top(ref)
                 win_top = _top(win)
-                if win_top[1] > self.max_share and ref_top[1] <= self.reference_max_share:
+                # the reference's share of the class the window collapsed onto (not of the
+                # reference's own top class: on imbalanced data that is always above
+                # reference_max_share, and a model stuck on the rare class went unseen)
+                before = _share(ref, win_top[0])
+                if win_top[1] > self.max_share and before <= self.reference_max_share:
                     findings.append(
                         self._finding(
                             role,
@@ -203,8 +209,8 @@ class PredictionCollapseDetector(Detector):
                             self.max_share,
                             window_index,
                             f"predictions collapsed: {win_top[1]:.1%} of {fmt_rows(win.count)} are "
-                            f"{win_top[0]!r} (reference top class {ref_top[1]:.1%})",
-                            {"class": win_top[0], "reference_share": ref_top[1]},
+                            f"{win_top[0]!r} (reference share of that class {before:.1%})",
+                            {"class": win_top[0], "reference_share": before},
                         )
                     )
             elif isinstance(ref, NumericStats) and isinstance(win, NumericStats):
@@ -213,16 +219,24 @@ class PredictionCollapseDetector(Detector):
                 ratio = win.std / ref.std
                 if ratio < self.std_ratio:
                     what = "predictions" if role == "prediction" else "confidence scores"
+                    # scored as the share of the spread lost: the ratio itself falls as the
+                    # collapse deepens, and a score below its threshold never counted (the
+                    # agent weighs findings by score / threshold)
                     findings.append(
                         self._finding(
                             role,
-                            "std_ratio",
-                            ratio,
-                            self.std_ratio,
+                            "spread_lost",
+                            1.0 - ratio,
+                            1.0 - self.std_ratio,
                             window_index,
                             f"{what} collapsed: std {win.std:.3g} is {ratio:.1%} of the "
                             f"reference {ref.std:.3g} on {fmt_rows(win.count)}",
-                            {"std": win.std, "reference_std": ref.std, "mean": win.mean},
+                            {
+                                "std": win.std,
+                                "reference_std": ref.std,
+                                "std_ratio": ratio,
+                                "mean": win.mean,
+                            },
                         )
                     )
         return findings
@@ -263,6 +277,13 @@ def output_signals(profile: Profile) -> dict[str, float | None]:
             out[f"{role}_mean"] = stats.mean if stats.count else None
             out[f"{role}_std"] = stats.std if stats.count > 1 else None
     return out
+
+
+def _share(stats: CategoricalStats, name: str) -> float:
+    """The share of ``name`` among the classes counted in ``stats`` (0 when never seen)."""
+    freq = stats.frequencies()
+    total = sum(freq.values())
+    return freq.get(name, 0) / total if total else 0.0
 
 
 def _top(stats: CategoricalStats) -> tuple[str, float]:
