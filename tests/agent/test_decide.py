@@ -189,6 +189,20 @@ def test_advisory_mode_waits_for_approval() -> None:
     assert d.action is ActionKind.FALLBACK and d.needs_approval
 
 
+def test_a_remedy_cools_down_per_cause_not_across_causes() -> None:
+    """A fallback tried (and undone) for a data-quality incident five minutes ago does not hold
+    back the fallback of a service incident (a stuck server); one for an earlier service
+    incident does, and so does one with no known scope."""
+    stuck = persistent(finding(FindingKind.LATENCY, 5))
+    for scope, held in (("quality", False), ("service", True), (None, True)):
+        earlier = [PastAction(ActionKind.FALLBACK, NOW - timedelta(minutes=5), "undone", 7, scope)]
+        d = decide(
+            stuck, ctx(past_actions=earlier, incident_id=9, incident_scope="service"), POLICY
+        )
+        assert (d.action is ActionKind.ALERT) is held, scope
+        assert ("cooldown is 30 min" in d.rationale) is held
+
+
 def test_cooldown_and_daily_limit() -> None:
     recent = [PastAction(ActionKind.FALLBACK, NOW - timedelta(minutes=5), "done")]
     d = decide(persistent(finding(FindingKind.LATENCY, 5)), ctx(past_actions=recent), POLICY)

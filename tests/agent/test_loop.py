@@ -464,3 +464,31 @@ def test_a_release_during_a_canary_withdraws_the_canary_and_keeps_the_release(
     newest = repo.get_incident(repo.list_incidents()[0]["id"])
     assert newest["diagnosis"] == "regression_after_deploy"
     assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
+
+
+def test_a_remedy_tried_for_one_cause_does_not_hold_back_another(
+    store: Store, deployed: dict, elec: pd.DataFrame
+) -> None:
+    """A fallback for a null burst, undone once the pipeline recovered, then a latency spike a
+    minute later: the service incident falls back at once. The cooldown is per cause; on real
+    flights a fallback tried for a quality finding held back the fallback of a stuck server."""
+    broken = elec.iloc[30000:31500].copy()
+    broken.loc[broken.index[:700], ["nswprice", "vicprice"]] = np.nan
+    send_records(store, broken, version=deployed["v2"])
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3)
+    agent.run_once()
+    for _ in range(3):
+        script.add(MODEL, [finding("data_quality", 8, ["nswprice"], traffic_share=0.47)])
+        agent.run_once()
+    clean_windows(script, 2)
+    agent.run_once()
+    (quality,) = AgentRepo(store).list_incidents()
+    assert quality["state"] == "resolved"
+    for _ in range(3):
+        script.add(MODEL, [finding("latency", 5)], latency_p99=900.0)
+        agent.run_once()
+    taken = [(a["kind"], a["incident_id"]) for a in sorted(remedies(store), key=lambda a: a["id"])]
+    service = next(i for i in AgentRepo(store).list_incidents() if i["scope"] == "service")
+    assert taken == [("fallback", quality["id"]), ("fallback", service["id"])], taken

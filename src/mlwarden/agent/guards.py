@@ -41,6 +41,8 @@ class ModelContext:
     model: str
     now: datetime
     incident_id: int | None = None
+    # the incident's scope (cause class: quality, service, performance, drift); None: unscoped
+    incident_scope: str | None = None
     deployment: Deployment | None = None
     version_health: dict[int, str] = field(default_factory=dict)
     live_history: list[tuple[int, datetime]] = field(default_factory=list)  # newest first
@@ -136,9 +138,22 @@ def candidate_better(
 
 def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | None:
     """The same action ran on this model less than ``minutes`` ago. An alert cools down per
-    incident: a new failure is told at once even if another incident alerted a minute ago."""
+    incident: a new failure is told at once even if another incident alerted a minute ago.
+
+    A remedy cools down per cause (the incident's scope): the cooldown stops the agent from
+    flapping on one problem, including one that resolved and came back as a new incident of
+    the same scope. It does not make a different cause wait: on real data a fallback tried
+    (and undone) for a data-quality finding left a stuck model server, diagnosed minutes later
+    as its own service incident, serving constant answers through the cooldown. The daily
+    limit still bounds the remedies of all causes together."""
     for past in ctx.past_actions:
         if action is ActionKind.ALERT and past.incident_id != ctx.incident_id:
+            continue
+        if (
+            ctx.incident_scope is not None
+            and past.scope is not None
+            and past.scope != ctx.incident_scope
+        ):
             continue
         recent = ctx.now - past.at < timedelta(minutes=minutes)
         if past.kind is action and past.state != "failed" and recent:

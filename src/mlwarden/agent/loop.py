@@ -465,8 +465,10 @@ class Agent:
         in_flight = bool(self.journal.in_flight(model))
         evidence = None if incident_id is None else self._evidence(model, incident_id)
         change_window = labels_since = served_before = None
+        scope: str | None = None
         if incident_id is not None:
             incident = self.repo.get_incident(incident_id)
+            scope = incident.get("scope")
             if lives:
                 served_before = self.repo.windows_between(
                     model, lives[0][1], incident["first_window"]
@@ -479,6 +481,7 @@ class Agent:
             model=model,
             now=now,
             incident_id=incident_id,
+            incident_scope=scope,
             deployment=history[0] if history else None,
             version_health={v.number: v.health for v in self.store.list_versions(model)},
             live_history=lives,

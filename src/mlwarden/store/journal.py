@@ -32,6 +32,8 @@ class PastAction:
     at: datetime
     state: str
     incident_id: int | None = None
+    # the scope (cause class) of its incident: a remedy's cooldown is per cause
+    scope: str | None = None
 
 
 IN_FLIGHT = ("pending", "running")
@@ -181,15 +183,15 @@ class ActionJournal:
 
     def past(self, model: str, now: datetime, days: float = 1.0) -> builtins.list[PastAction]:
         """Actions of the last ``days`` days, for cooldowns and the daily limit."""
-        a = at.actions
+        a, i = at.actions, at.incidents
         since = now - timedelta(days=days)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(a.c.kind, a.c.created_at, a.c.state, a.c.incident_id).where(
-                    a.c.model_id == self.store.model_id(model), a.c.created_at >= since
-                )
+                select(a.c.kind, a.c.created_at, a.c.state, a.c.incident_id, i.c.scope)
+                .select_from(a.outerjoin(i, a.c.incident_id == i.c.id))
+                .where(a.c.model_id == self.store.model_id(model), a.c.created_at >= since)
             ).all()
         return [
-            PastAction(ActionKind(r.kind), as_utc(r.created_at), r.state, r.incident_id)
+            PastAction(ActionKind(r.kind), as_utc(r.created_at), r.state, r.incident_id, r.scope)
             for r in rows
         ]
