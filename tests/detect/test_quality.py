@@ -176,3 +176,32 @@ def test_a_unit_change_is_past_its_threshold_so_the_agent_counts_it() -> None:
         assert unit, factor
         assert unit[0].score / unit[0].threshold >= 1.0
         assert unit[0].evidence["factor"] == factor
+
+
+def test_a_dry_week_of_rain_is_not_a_unit_change_but_rain_x100_is() -> None:
+    """Rain is zero most hours (its mean a fifth of its std), so a week with a tenth of the
+    rainy hours shrinks its spread about tenfold: on the bundled New York flights, window
+    12,000-13,000 (late May) was called "rescaled by 0.1" and the agent's repair multiplied
+    real rain by ten. A rescale moves the mean of a never-negative feature by the same factor,
+    which a dry week does not."""
+    rng = np.random.default_rng(11)
+
+    def rain(n: int, share: float, scale: float = 0.05) -> pd.DataFrame:
+        wet = rng.random(n) < share
+        return pd.DataFrame({"rain": np.where(wet, rng.exponential(scale, n), 0.0)})
+
+    reference = build_reference(rain(5000, 0.15))
+
+    def checks(frame: pd.DataFrame) -> list[tuple[str, object]]:
+        found = QualityDetector().detect(reference, Profile.from_data(frame, reference.layout))
+        return [(f.evidence["check"], f.evidence.get("factor")) for f in found]
+
+    # a third of the rainy hours, and drizzle: the spread falls about tenfold, the mean 15-fold
+    assert checks(rain(1000, 0.05, scale=0.01)) == []
+    assert checks(rain(1000, 0.15) * 100) == [("unit_change", 100.0)]
+    flights = load("flights")[["precip"]]
+    real = build_reference(flights.iloc[5600:8000])  # the scenarios' held-out reference rows
+    dry = Profile.from_data(flights.iloc[12_000:13_000], real.layout)
+    assert not [
+        f for f in QualityDetector().detect(real, dry) if f.evidence["check"] == "unit_change"
+    ]

@@ -18,8 +18,9 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
   value lands outside the range of n reference values with probability 2/(n+1). Reported as
   ``data_drift`` (real data reaching new values is a shift to retrain on, not a pipeline break);
   values outside the schema's declared range are ``data_quality`` (``schema_range``).
-* unit change: the ratio of standard deviations (and of means, when the mean is informative)
-  within a factor 10^±0.15 of 10, 100 or 1000 (or their inverses): a unit conversion such as
+* unit change: the ratio of standard deviations (and of means, when the mean is informative:
+  away from zero, or of a feature that is never negative) within a factor 10^±0.15 of 10, 100
+  or 1000 (or their inverses): a unit conversion such as
   m -> cm, kg -> g or a fraction turned into a percentage (Ratio rule; no distribution test
   can tell "scaled" from "shifted", this one can).
 * unseen categories: at least 1 % of the window and at least 5 rows.
@@ -327,8 +328,12 @@ class QualityDetector(Detector):
         if k == 0 or abs(k) > 3 or abs(log_std - k) > tol:
             return False
         ratio_mean = None
-        if abs(ref.mean) >= 0.5 * ref.std:
-            # When the mean is well away from zero, a rescale moves it by the same factor.
+        if abs(ref.mean) >= 0.5 * ref.std or ref.min >= 0:
+            # When the mean is well away from zero, a rescale moves it by the same factor. So it
+            # does for a feature that is never negative, however skewed: rain is zero most hours,
+            # its mean is a tenth of its std, and a dry week cuts its spread tenfold; only the
+            # mean, cut by another factor (the share of rainy hours fell too), tells that week
+            # from rain measured in other units. Only a centred feature's mean is no scale.
             if ref.mean * win.mean <= 0:
                 return False
             ratio_mean = win.mean / ref.mean
