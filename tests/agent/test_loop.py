@@ -492,3 +492,32 @@ def test_a_remedy_tried_for_one_cause_does_not_hold_back_another(
     taken = [(a["kind"], a["incident_id"]) for a in sorted(remedies(store), key=lambda a: a["id"])]
     service = next(i for i in AgentRepo(store).list_incidents() if i["scope"] == "service")
     assert taken == [("fallback", quality["id"]), ("fallback", service["id"])], taken
+
+
+def test_a_drop_long_after_a_quality_incident_opened_is_judged_not_kept_waiting(
+    store: Store, deployed: dict
+) -> None:
+    """A quality incident open since the first window (a calendar feature is constant in every
+    window of a time-ordered stream) with performance holding, then a drop six windows later:
+    the drop is judged on its own. One that began with the quality failure waits for it (see
+    the null-burst test above)."""
+    script = Script()
+    # the quality incident only alerts, so it stays open (as one does when its remedies were
+    # tried and undone)
+    agent = agent_for(store, script, "defaults: {actions: {data_quality: [alert]}}")
+    quality = finding("data_quality", 1.5, ["month"], check="constant")
+    for _ in range(6):
+        script.add(MODEL, [quality], accuracy=0.8)
+        agent.run_once()
+    for _ in range(3):
+        script.add(
+            MODEL,
+            [quality, finding("concept_drift", 3, performance_drop=0.2)],
+            accuracy=0.6,
+        )
+        agent.run_once()
+    by_scope = {i["scope"]: i for i in AgentRepo(store).list_incidents()}
+    assert by_scope["quality"]["state"] == "open"  # still open beside it
+    performance = AgentRepo(store).get_incident(by_scope["performance"]["id"])
+    assert performance["decisions"], performance["timeline"]
+    assert performance["decisions"][-1]["diagnosis"] == "concept_drift"

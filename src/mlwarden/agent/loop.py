@@ -291,9 +291,17 @@ class Agent:
             self.repo.update_incident(incident["id"], last_window=latest.window)
             return summary
         upstream = self._upstream_of(model, incident)
+        if upstream is not None and upstream["first_window"] < (
+            incident["first_window"] - policy.persistence.n
+        ):
+            # it was open for windows before the drop began, and performance held meanwhile:
+            # it does not explain this drop (a real calendar feature, constant in every window
+            # of a time-ordered stream, kept a quality incident open from window 0 while a bad
+            # deploy at window 6 went unjudged)
+            upstream = None
         if upstream is not None:
-            # a broken pipeline or a failing service explains a performance drop: it is remedied
-            # (and verified) first, and the drop judged on what remains
+            # a broken pipeline or a failing service explains a performance drop that began
+            # with it: it is remedied (and verified) first, and the drop judged on what remains
             summary["decision"] = f"waiting for incident {upstream['id']} ({upstream['scope']})"
             self.repo.update_incident(incident["id"], last_window=latest.window)
             return summary
