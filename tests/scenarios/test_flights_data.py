@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlwarden.datasets import DATASETS, load, path_of
+from mlwarden.scenarios.data import prepare
+from mlwarden.scenarios.spec import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "make_flights_dataset.py"
@@ -28,6 +30,13 @@ def test_the_bundled_flights_are_small_time_ordered_and_free_of_leaks() -> None:
     # the seasons are in it: the share of late flights moves with the months
     by_month = frame.groupby("month")["late"].mean()
     assert by_month.max() - by_month.min() > 0.15
+
+
+def test_a_flights_scenario_streams_later_months_than_its_reference() -> None:
+    data = prepare(load_scenario("control_flights"), seed=0)
+    assert "time_hour" not in data.features  # the time column orders the rows, no more
+    assert data.reference["month"].max() <= 3
+    assert data.stream["month"].min() >= 3 and data.stream["month"].max() >= 7
 
 
 def _source(folder: Path) -> None:
@@ -101,3 +110,39 @@ def test_the_derivation_drops_cancelled_flights_and_leaks_and_joins_the_weather(
         capture_output=True,
     )
     assert list(pd.read_csv(every_other)["carrier"]) == ["UA", "UA"]  # rows 0 and 2 of 3
+
+
+def test_the_flights_scenarios_hold_the_agent_to_issue_12s_targets() -> None:
+    """Held-out real data in time order: no remedy on the control, a rollback for the bad
+    deploy, a fallback or rollback for the frozen model, repair or keep for broken inputs;
+    never worse than doing nothing, and better where a remedy can help."""
+    scenarios = {
+        name: load_scenario(name)
+        for name in (
+            "control_flights",
+            "flights_bad_deploy",
+            "flights_prediction_freeze",
+            "flights_null_burst",
+            "flights_unit_change",
+            "flights_latency",
+        )
+    }
+    for name, scenario in scenarios.items():
+        expect = scenario.expect
+        assert scenario.dataset == "flights" and not scenario.shuffle, name
+        assert scenario.time_column == "time_hour" and scenario.window == 1000, name
+        assert expect is not None and expect.harm and expect.tolerance is None, name
+        assert (expect.helps or not scenario.faults) and (
+            not scenario.faults or scenario.faults[0].start == 6000
+        ), name
+    assert scenarios["control_flights"].expect.max_actions == 0  # type: ignore[union-attr]
+    wanted = {
+        "flights_bad_deploy": [["rollback"]],
+        "flights_prediction_freeze": [["fallback", "rollback"]],
+    }
+    for name, kinds in wanted.items():
+        actions = scenarios[name].expect.actions  # type: ignore[union-attr]
+        assert [[str(k) for k in a.kinds] for a in actions] == kinds  # type: ignore[union-attr]
+    for name in ("flights_null_burst", "flights_unit_change"):
+        never = {str(k) for k in scenarios[name].expect.never}  # type: ignore[union-attr]
+        assert {"disable", "fallback", "rollback"} <= never, name
