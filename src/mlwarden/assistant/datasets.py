@@ -107,7 +107,7 @@ class DatasetStore:
         return self.add_frame(name, frame, description=f"uploaded from {shown}")
 
     def add_example(self, example: str, name: str | None = None) -> DatasetVersion:
-        """Store one of the datasets bundled with mlwarden (titanic, electricity, bike_sharing, flights)."""
+        """Store one of the datasets bundled with mlwarden (``mlwarden.datasets.DATASETS``)."""
         if example not in DATASETS:
             known = ", ".join(sorted(DATASETS))
             raise NotFound(f"no bundled example {example!r}; examples are: {known}")
