@@ -414,7 +414,11 @@ class Assistant:
             metrics=result.metrics,
         )
         mlflow_run = log_to_mlflow(
-            f"{model_name}-v{version}", result.params, result.metrics, result.estimator
+            f"{model_name}-v{version}",
+            result.params,
+            result.metrics,
+            result.estimator,
+            self.data_dir,
         )
         talk.last_dataset, talk.last_model = name, model_name
         lines = [

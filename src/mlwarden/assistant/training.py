@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -479,15 +480,30 @@ def _main_metric(metrics: Mapping[str, float]) -> tuple[str, float] | None:
     return None
 
 
+MLFLOW_EXPERIMENT = "mlwarden-assistant"
+
+
 def log_to_mlflow(
-    run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float], estimator: Any
+    run_name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    estimator: Any,
+    data_dir: str | Path | None = None,
 ) -> str | None:
     """Log a run to MLflow tracking when the ``mlflow`` extra is installed and a tracking
     server is named (``MLFLOW_TRACKING_URI``): without one MLflow would quietly create a
-    store in the current folder."""
-    if importlib.util.find_spec("mlflow") is None or not os.environ.get("MLFLOW_TRACKING_URI"):
+    store in the current folder.
+
+    Runs go to the experiment ``mlwarden-assistant``, made with an artifact location
+    (:func:`~mlwarden.registry.mlflow.artifact_location`: beside a SQLite tracking database,
+    under ``data_dir`` for another database) so that the model files never land in
+    ``./mlruns`` of whatever folder the assistant runs in, MLflow's default for a database."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if importlib.util.find_spec("mlflow") is None or not uri:
         return None
     import mlflow
+
+    from mlwarden.registry.mlflow import artifact_location
 
     flat = {k: str(v)[:500] for k, v in params.items()}
     options: dict[str, Any] = {}
@@ -497,7 +513,16 @@ def log_to_mlflow(
         from mlwarden.registry.artifacts import dump_model, skops_trusted_types
 
         options["skops_trusted_types"] = skops_trusted_types(dump_model(estimator))
-    with mlflow.start_run(run_name=run_name) as run:
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
+    experiment = (
+        found.experiment_id
+        if found is not None
+        else client.create_experiment(
+            MLFLOW_EXPERIMENT, artifact_location=artifact_location(uri, data_dir)
+        )
+    )
+    with mlflow.start_run(run_name=run_name, experiment_id=experiment) as run:
         mlflow.log_params(flat)
         mlflow.log_metrics({re.sub(r"[^\w./ -]", "_", k): float(v) for k, v in metrics.items()})
         mlflow.sklearn.log_model(estimator, "model", **options)
