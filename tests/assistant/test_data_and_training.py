@@ -202,8 +202,10 @@ def test_executor_flow_on_a_real_store(
     store = assistant.store
     artifact = store.load_artifact("titanic-survived", 1)
     estimator = load_model(artifact)  # the registry's loader: only trusted types
-    row = assistant.datasets.frame("titanic").drop(columns="Survived").iloc[:3]
+    # trained on the cleaned version, it takes the raw rows and cleans them itself
+    row = assistant.datasets.frame("titanic", 1).drop(columns="Survived").iloc[:3]
     assert len(estimator.predict(row)) == 3
+    assert store.get_model("titanic-survived").feature_names == list(row.columns)
     # the held-out rows: a fifth of the 891 passengers, none dropped as a duplicate
     assert len(store.reference_sample("titanic-survived", 1)) == 179
     assert store.get_version("titanic-survived", 1).feature_importance

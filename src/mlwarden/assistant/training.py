@@ -55,6 +55,12 @@ from threadpoolctl import threadpool_limits
 from mlwarden.assistant.cleaning import is_identifier
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.registry.preparation import (
+    CleaningSteps,
+    category_text,
+    coerce_inputs,
+    input_kinds,
+)
 from mlwarden.store import Store
 from mlwarden.store.assistant import Experiment
 
@@ -152,7 +158,8 @@ def _prepare_features(
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             columns[name] = series.astype(float)
         else:
-            text = series.map(lambda v: v if pd.isna(v) else _category_text(v))
+            # the gateway sends 3.0 for a category "3": stored the way it will be looked up
+            text = series.map(category_text)
             levels = int(text.nunique())
             if levels > MAX_CATEGORIES:
                 notes.append(
@@ -165,13 +172,6 @@ def _prepare_features(
             f"no usable feature columns besides {target!r}; left out: {dropped or 'none'}"
         )
     return pd.DataFrame(columns, index=frame.index), dropped, notes
-
-
-def _category_text(value: Any) -> str:
-    # the gateway sends 3.0 for a category "3"; store it the way it will be looked up
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpec]:
@@ -190,6 +190,25 @@ def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpe
         else:
             kind = FeatureType.INTEGER if name in integer_columns else FeatureType.NUMERIC
             specs.append(FeatureSpec(name=str(name), type=kind))
+    return specs
+
+
+def input_specs(raw: pd.DataFrame, kinds: Mapping[str, str]) -> list[FeatureSpec]:
+    """The schema of a model taking ``raw``'s columns as they are (before any cleaning)."""
+    specs = []
+    shown = coerce_inputs(raw, kinds)
+    for name, kind in kinds.items():
+        if kind == "text":
+            levels = sorted(shown[name].dropna().unique().tolist())
+            listed = levels if len(levels) <= MAX_LISTED_CATEGORIES else None
+            specs.append(FeatureSpec(name=name, type=FeatureType.CATEGORICAL, categories=listed))
+        elif kind == "boolean":
+            specs.append(FeatureSpec(name=name, type=FeatureType.BOOLEAN))
+        else:
+            integer = pd.api.types.is_integer_dtype(raw[name])
+            specs.append(
+                FeatureSpec(name=name, type=FeatureType.INTEGER if integer else FeatureType.NUMERIC)
+            )
     return specs
 
 
@@ -225,8 +244,16 @@ def train_model(
     cv: int = 5,
     random_state: int = 0,
     n_jobs: int = 1,
+    raw: pd.DataFrame | None = None,
+    cleaning: Sequence[Mapping[str, Any]] = (),
 ) -> TrainingResult:
-    """Train and evaluate a pipeline predicting ``target`` from the other columns of ``frame``."""
+    """Train and evaluate a pipeline predicting ``target`` from the other columns of ``frame``.
+
+    ``raw`` (with ``cleaning``): ``frame`` is a cleaned dataset and ``raw`` the rows it was
+    made from (the same index), before the ``cleaning`` steps. The model then takes ``raw``'s
+    columns: its first step (:class:`~mlwarden.registry.preparation.CleaningSteps`) replays
+    the steps on every row it is sent, so production sends rows as they are in the raw file.
+    The held-out rows, and so the registered reference, are raw rows too."""
     if target not in frame.columns:
         close = [c for c in frame.columns if c.lower() == target.lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -273,6 +300,22 @@ def train_model(
     pipeline = build_pipeline(
         X, estimator, scale=algorithm in {"logistic_regression", "linear_regression"}
     )
+    features = feature_specs(X, integer_columns)
+    model_features = [str(c) for c in X.columns]  # the columns its estimator is trained on
+    if raw is not None:
+        # the model takes the raw columns and cleans them itself (the target's own steps,
+        # applied to the labels, are no input's)
+        raw_inputs = raw.loc[labelled.index].drop(columns=[target], errors="ignore")
+        kinds = input_kinds(raw_inputs)
+        clean = CleaningSteps(
+            [dict(step) for step in cleaning if step.get("column") != target],
+            kinds,
+            model_features,
+            [str(c) for c in X.columns if X[c].dtype == object],
+        )
+        pipeline = Pipeline([("clean", clean), *pipeline.steps])
+        features = input_specs(raw_inputs, kinds)
+        X = raw_inputs
 
     stratify = None
     if chosen is Task.CLASSIFICATION:
@@ -310,7 +353,7 @@ def train_model(
     spec = ModelSpec(
         name=model_name,
         task=chosen,
-        features=feature_specs(X, integer_columns),
+        features=features,
         target=target,
         positive_class=positive,
         description=f"{algorithm} predicting {target}, trained by the assistant",
@@ -319,7 +362,7 @@ def train_model(
         "algorithm": algorithm,
         "task": chosen.value,
         "target": target,
-        "features": list(X.columns),
+        "features": model_features,
         "dropped_columns": dropped,
         "test_size": test_size,
         "cv_folds": folds,
@@ -328,11 +371,14 @@ def train_model(
             k: _jsonable(v) for k, v in estimator.get_params(deep=False).items() if _simple(v)
         },
     }
+    if raw is not None:
+        params["inputs"] = list(X.columns)
+        params["cleaning_steps"] = len(cleaning)
     return TrainingResult(
         target=target,
         task=chosen.value,
         algorithm=algorithm,
-        features=list(X.columns),
+        features=model_features,
         dropped=dropped,
         notes=notes,
         params=params,
