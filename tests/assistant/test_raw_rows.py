@@ -17,6 +17,7 @@ import pytest
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.datasets import path_of
+from mlwarden.monitor.engine import Monitor
 from mlwarden.registry.artifacts import load_model
 from mlwarden.registry.preparation import CleaningSteps
 from mlwarden.server import create_app
@@ -160,3 +161,55 @@ def test_rows_dropped_by_cleaning_shape_training_only(tmp_path: Path) -> None:
     rows = frame.drop(columns=["bought"]).iloc[[0, 120, 4, 125]]  # a repeat, a gap, no target
     answers = pipeline.predict(rows)
     assert len(answers) == 4 and answers[0] == answers[1]  # a repeated row is answered alike
+
+
+def test_inputs_the_cleaning_drops_are_validated_but_not_watched(tmp_path: Path) -> None:
+    """Name, Ticket, PassengerId and Cabin are accepted (raw rows carry them) but unused: a
+    name is new on every row, so watching it would report drift on every window."""
+    store = Store("sqlite://")
+    assistant = Assistant(store, tmp_path / "data", cv=3)
+    talk = Conversation("alice")
+    assistant.handle("load the titanic example", talk)
+    assistant.handle("clean titanic", talk)
+    trained = assistant.handle(
+        "train a classifier on titanic predicting Survived with logistic regression", talk
+    )
+    assert trained.status == "done", trained.message
+    spec = store.get_model("titanic-survived")
+    unused = [f.name for f in spec.features if not f.monitored]
+    assert unused == ["PassengerId", "Name", "Ticket", "Cabin"]
+    assert trained.result["cleaning"]["not_monitored"] == unused
+    assert "not watched for drift: PassengerId, Name, Ticket, Cabin" in trained.message
+
+    reference = pd.DataFrame(store.reference_sample("titanic-survived", 1)).drop(
+        columns=["Survived"]
+    )
+    monitor = Monitor(reference, spec)
+    assert set(monitor.features) == {f.name for f in spec.features} - set(unused)
+    raw = pd.read_csv(path_of("titanic")).drop(columns=["Survived"])
+    for start in (0, 300, 600):
+        quiet = monitor.process(raw.iloc[start : start + 200])
+        assert quiet.findings == [], [f.message for f in quiet.findings]
+    older = raw.iloc[:200].assign(Age=raw["Age"].iloc[:200] + 30)
+    drifted = monitor.process(older)
+    watched = {name for f in drifted.findings for name in f.features}
+    assert "Age" in watched and not watched & set(unused), [f.message for f in drifted.findings]
+
+
+def test_a_version_cleaned_before_its_steps_were_kept_trains_on_its_own_columns(
+    tmp_path: Path,
+) -> None:
+    store = Store("sqlite://")
+    assistant = Assistant(store, tmp_path / "data", cv=3)
+    talk = Conversation("alice")
+    assistant.handle("load the titanic example", talk)
+    numbers = assistant.datasets.frame("titanic").select_dtypes("number")
+    assistant.datasets.add_frame("titanic", numbers, parent_version=1)  # no steps kept
+    assert assistant.datasets.lineage("titanic") is None
+    trained = assistant.handle(
+        "train a classifier on titanic predicting Survived with logistic regression", talk
+    )
+    assert trained.status == "done", trained.message
+    assert "was cleaned before its steps were kept" in trained.message
+    assert trained.result["cleaning"] is None
+    assert "Name" not in store.get_model("titanic-survived").feature_names

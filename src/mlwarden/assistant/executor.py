@@ -477,6 +477,13 @@ class Assistant:
                 f"({len(result.spec.feature_names)} inputs) and cleans each row itself with the "
                 f"{len(steps) - len(row_steps)} column steps that made {info.label}"
             )
+            unused = [f.name for f in result.spec.features if not f.monitored]
+            if unused:
+                cleaning["not_monitored"] = unused
+                lines.append(
+                    "inputs it accepts but does not use, so not watched for drift: "
+                    + ", ".join(unused)
+                )
             dropped_rows = ", ".join(_row_step_text(s) for s in row_steps) or "none here"
             lines.append(
                 "steps that drop rows (repeated rows, rows without a target) applied to the "

@@ -22,7 +22,7 @@ import inspect
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,22 +193,32 @@ def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpe
     return specs
 
 
-def input_specs(raw: pd.DataFrame, kinds: Mapping[str, str]) -> list[FeatureSpec]:
-    """The schema of a model taking ``raw``'s columns as they are (before any cleaning)."""
+def input_specs(
+    raw: pd.DataFrame, kinds: Mapping[str, str], used: Collection[str]
+) -> list[FeatureSpec]:
+    """The schema of a model taking ``raw``'s columns as they are (before any cleaning); only
+    the ``used`` ones are monitored (a name the cleaning drops would drift on every window)."""
     specs = []
     shown = coerce_inputs(raw, kinds)
     for name, kind in kinds.items():
+        watched = name in used
         if kind == "text":
             levels = sorted(shown[name].dropna().unique().tolist())
             listed = levels if len(levels) <= MAX_LISTED_CATEGORIES else None
-            specs.append(FeatureSpec(name=name, type=FeatureType.CATEGORICAL, categories=listed))
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    type=FeatureType.CATEGORICAL,
+                    categories=listed,
+                    monitored=watched,
+                )
+            )
         elif kind == "boolean":
-            specs.append(FeatureSpec(name=name, type=FeatureType.BOOLEAN))
+            specs.append(FeatureSpec(name=name, type=FeatureType.BOOLEAN, monitored=watched))
         else:
             integer = pd.api.types.is_integer_dtype(raw[name])
-            specs.append(
-                FeatureSpec(name=name, type=FeatureType.INTEGER if integer else FeatureType.NUMERIC)
-            )
+            kind_of = FeatureType.INTEGER if integer else FeatureType.NUMERIC
+            specs.append(FeatureSpec(name=name, type=kind_of, monitored=watched))
     return specs
 
 
@@ -314,7 +324,7 @@ def train_model(
             [str(c) for c in X.columns if X[c].dtype == object],
         )
         pipeline = Pipeline([("clean", clean), *pipeline.steps])
-        features = input_specs(raw_inputs, kinds)
+        features = input_specs(raw_inputs, kinds, clean.used_inputs())
         X = raw_inputs
 
     stratify = None

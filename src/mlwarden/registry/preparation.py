@@ -173,5 +173,22 @@ class CleaningSteps(TransformerMixin, BaseEstimator):
                 out[name] = pd.to_numeric(series, errors="coerce").astype(float)
         return pd.DataFrame(out, index=frame.index)
 
+    def used_inputs(self) -> list[str]:
+        """The raw inputs some output column comes from (the others the steps drop, or their
+        every column is left out of ``features``), in input order."""
+        made: dict[str, set[str]] = {name: {name} for name in self.kinds or {}}
+        for step in self.steps:
+            column = step.get("column")
+            for columns in made.values():
+                if column not in columns:
+                    continue
+                if step["action"] == "drop_column":
+                    columns.discard(column)
+                elif step["action"] == "encode_onehot":
+                    columns.discard(column)
+                    columns.update(f"{column}_{level}" for level in step["levels"])
+        wanted = set(self.features)
+        return [name for name, columns in made.items() if columns & wanted]
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "feature_names_in_")
