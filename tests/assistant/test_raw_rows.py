@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mlwarden.api import routes_assistant
+from mlwarden.assistant.cleaning import CleaningPlan, Step
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.datasets import path_of
 from mlwarden.monitor.engine import Monitor
@@ -213,3 +214,36 @@ def test_a_version_cleaned_before_its_steps_were_kept_trains_on_its_own_columns(
     assert "was cleaned before its steps were kept" in trained.message
     assert trained.result["cleaning"] is None
     assert "Name" not in store.get_model("titanic-survived").feature_names
+
+
+def test_a_version_cleaned_twice_replays_both_cleanings(tmp_path: Path) -> None:
+    store = Store("sqlite://")
+    assistant = Assistant(store, tmp_path / "data", cv=3)
+    talk = Conversation("alice")
+    assistant.handle("load the titanic example", talk)
+    assert assistant.handle("clean titanic", talk).result["dataset"]["version"] == 2
+    second = CleaningPlan([Step("drop_column", "Fare", "a second pass")], 891, 891, [], [])
+    twice = second.apply(assistant.datasets.frame("titanic", 2))
+    steps = second.as_dict()["steps"]
+    assistant.datasets.add_frame("titanic", twice, parent_version=2, cleaning=steps)
+    trained = assistant.handle(
+        "train a classifier on titanic predicting Survived with logistic regression", talk
+    )
+    assert trained.status == "done", trained.message
+    assert trained.result["dataset"] == {"name": "titanic", "version": 3}
+    assert trained.result["cleaning"]["from"] == "titanic v1"
+    spec = store.get_model("titanic-survived")
+    assert [f.name for f in spec.features if not f.monitored] == [
+        "PassengerId",
+        "Name",
+        "Ticket",
+        "Fare",
+        "Cabin",
+    ]
+    pipeline = load_model(store.load_artifact("titanic-survived", 1))
+    raw = pd.read_csv(path_of("titanic")).drop(columns=["Survived"])
+    pd.testing.assert_frame_equal(
+        pipeline[0].transform(raw),
+        twice.drop(columns=["Survived"]).astype(float),
+        check_dtype=False,
+    )
