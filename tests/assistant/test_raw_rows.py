@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlwarden.agent.remedies.retrain import fit_like
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.cleaning import CleaningPlan, Step
 from mlwarden.assistant.executor import Assistant, Conversation
@@ -195,6 +196,13 @@ def test_inputs_the_cleaning_drops_are_validated_but_not_watched(tmp_path: Path)
     drifted = monitor.process(older)
     watched = {name for f in drifted.findings for name in f.features}
     assert "Age" in watched and not watched & set(unused), [f.message for f in drifted.findings]
+
+    # the agent's retrain refits the same recipe, cleaning step included, on raw rows
+    champion = load_model(store.load_artifact("titanic-survived", 1))
+    labels = pd.read_csv(path_of("titanic"))["Survived"].to_numpy()
+    retrained = fit_like(champion, raw, labels, spec.task)
+    assert isinstance(retrained[0], CleaningSteps) and retrained[0].features == champion[0].features
+    assert retrained.score(raw, labels) > 0.75
 
 
 def test_a_version_cleaned_before_its_steps_were_kept_trains_on_its_own_columns(
