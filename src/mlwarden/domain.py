@@ -116,6 +116,10 @@ class FeatureSpec(BaseModel):
     minimum: float | None = Field(default=None, allow_inf_nan=False)
     maximum: float | None = Field(default=None, allow_inf_nan=False)
     nullable: bool = True
+    # False: the model takes the input but does not use it (a raw column its own cleaning
+    # drops, such as a name): validated like any other, never watched for drift or quality,
+    # which would flag every window of a column that is unique per row
+    monitored: bool = True
 
     @model_validator(mode="after")
     def _check_range(self) -> FeatureSpec:

@@ -87,10 +87,12 @@ def test_from_a_csv_to_a_monitored_model(client: TestClient) -> None:
     assert staged["status"] == "done"
     assert staged["result"]["deployment"]["environment"] == "staging"
 
-    cleaned_rows = client.get("/v1/assistant/datasets/titanic/download?cleaned=true")
-    assert cleaned_rows.status_code == 200
-    features = pd.read_csv(io.BytesIO(cleaned_rows.content)).drop(columns=["Survived"])
-    instances = features.iloc[:5].to_dict(orient="records")
+    # trained on the cleaned version, the model takes rows as they are in the uploaded file
+    raw = pd.read_csv(path_of("titanic")).drop(columns=["Survived"]).iloc[:5]
+    instances = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in raw.to_dict(orient="records")
+    ]
 
     # staging is a real second target: the gateway serves it over HTTP, production does not yet
     staging = client.post(

@@ -202,8 +202,10 @@ def test_executor_flow_on_a_real_store(
     store = assistant.store
     artifact = store.load_artifact("titanic-survived", 1)
     estimator = load_model(artifact)  # the registry's loader: only trusted types
-    row = assistant.datasets.frame("titanic").drop(columns="Survived").iloc[:3]
+    # trained on the cleaned version, it takes the raw rows and cleans them itself
+    row = assistant.datasets.frame("titanic", 1).drop(columns="Survived").iloc[:3]
     assert len(estimator.predict(row)) == 3
+    assert store.get_model("titanic-survived").feature_names == list(row.columns)
     # the held-out rows: a fifth of the 891 passengers, none dropped as a duplicate
     assert len(store.reference_sample("titanic-survived", 1)) == 179
     assert store.get_version("titanic-survived", 1).feature_importance
@@ -256,6 +258,15 @@ def test_training_is_logged_to_mlflow_only_when_a_tracking_server_is_named(
     run = mlflow.MlflowClient(tracking).get_run(logged.result["mlflow_run"])
     assert run.data.metrics["accuracy"] == pytest.approx(logged.result["metrics"]["accuracy"])
     assert run.info.run_name == f"titanic-survived-v{logged.result['version']}"
+    # the model's files sit beside the tracking database, never in ./mlruns of the CWD
+    assert list(workdir.iterdir()) == []
+    artifacts = tmp_path / "mlflow-artifacts"
+    assert run.info.artifact_uri.startswith(artifacts.as_uri())
+    assert list(artifacts.rglob("MLmodel")), "the logged model's files are beside the database"
+    again = assistant.handle("train a classifier on titanic to predict Survived", talk)
+    second = mlflow.MlflowClient(tracking).get_run(again.result["mlflow_run"])
+    assert second.info.experiment_id == run.info.experiment_id  # one experiment, found again
+    assert list(workdir.iterdir()) == []
 
 
 def test_rollback_returns_to_the_previous_live_version(

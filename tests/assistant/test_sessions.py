@@ -12,9 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.assistant.executor import Conversations
+from mlwarden.clock import utcnow
 from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
+from mlwarden.store.assistant import AssistantExchange
 
 ROUNDS = 6
 
@@ -93,14 +95,48 @@ def test_a_new_user_it_is_nobody_elses_model(client: TestClient, store: Store) -
     assert alice.ask("deploy it to staging")["status"] == "done"
 
 
-def test_conversations_are_per_key_and_bounded() -> None:
-    conversations = Conversations(limit=3)
+def test_conversations_are_kept_in_the_store_per_key_and_bounded(store: Store) -> None:
+    """Two ``Conversations`` on one database are two server processes (or one, restarted):
+    what one keeps, the other reads."""
+    conversations, elsewhere = Conversations(store, limit=3), Conversations(store, limit=3)
     first = conversations.get("api:alice", "alice")
     first.last_model = "m"
-    assert conversations.get("api:alice", "alice") is first
-    assert conversations.get("api:bob", "bob") is not first
+    conversations.save(first)
+    assert (elsewhere.get("api:alice", "alice").last_model, first.key) == ("m", "api:alice")
+    assert conversations.get("api:bob", "bob").last_model is None
     for n in range(5):
-        conversations.get(f"api:u{n}", f"u{n}")
+        talk = conversations.get(f"api:u{n}", f"u{n}")
+        talk.last_dataset = f"d{n}"
+        conversations.save(talk)
+    assert elsewhere.get("api:u4", "u4").last_dataset == "d4"
     assert conversations.get("api:alice", "alice").last_model is None  # dropped, started anew
     # a key reused by another actor (a token name given to someone else) starts afresh
-    assert conversations.get("api:u4", "mallory").actor == "mallory"
+    reused = conversations.get("api:u4", "mallory")
+    assert (reused.actor, reused.last_dataset) == ("mallory", None)
+
+
+def test_an_api_callers_it_survives_a_restart(store: Store, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", auth=True, write_flush_interval_s=0.05)
+    token = store.create_token("alice", "operator")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings, store)) as before:
+        for text in ("load the titanic example", "train a classifier on it predicting Survived"):
+            reply = before.post("/v1/assistant", json={"text": text}, headers=headers)
+            assert reply.json()["status"] == "done", reply.text
+    with TestClient(create_app(settings, store)) as after:
+        reply = after.post("/v1/assistant", json={"text": "deploy it to staging"}, headers=headers)
+        assert reply.json()["status"] == "done", reply.text
+    assert store.get_deployment("titanic-survived", "staging") is not None
+
+
+def test_the_exchanges_kept_are_the_newest_of_each_conversation(store: Store) -> None:
+    for n in range(7):
+        exchange = AssistantExchange(utcnow(), f"command {n}", "done", f"answer {n}")
+        store.add_assistant_exchange("ui:a", exchange, keep=5)
+    store.add_assistant_exchange("ui:b", AssistantExchange(utcnow(), "b", "error", "no"), keep=5)
+    kept = store.assistant_exchanges("ui:a", 50)
+    assert [e.text for e in kept] == [f"command {n}" for n in range(2, 7)]  # oldest first
+    assert [e.text for e in store.assistant_exchanges("ui:a", 2)] == ["command 5", "command 6"]
+    store.forget_assistant_conversation("ui:a")
+    assert store.assistant_exchanges("ui:a", 50) == []
+    assert [e.status for e in store.assistant_exchanges("ui:b", 50)] == ["error"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from test_ui_server import csrf_of, sign_in
 
 from mlwarden.assistant.datasets import DatasetStore
@@ -170,3 +171,50 @@ def test_the_console_shows_each_sessions_conversation_and_links_the_processed_da
     # signing in again starts a new conversation
     sign_in(olga, token)
     assert 'id="history"' not in olga.get("/ui/assistant").text
+
+
+def test_the_conversation_outlives_the_server_and_is_the_same_in_another_process(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two app instances on one database and data directory, as two server processes (or one
+    server before and after a restart): the second shows the session's exchanges and knows
+    what "it" is, though the first held them in no memory the second can see."""
+    settings = Settings(data_dir=tmp_path / "data", auth=True, write_flush_interval_s=0.05)
+    first_store, second_store = Store(database_url), Store(database_url)
+    try:
+        with TestClient(create_app(settings, first_store)) as first:
+            token = first_store.create_token("olga", "operator")
+            sign_in(first, token)
+            assert status_of(command(first, "load the titanic example")) == "done"
+            trained = command(
+                first, "train a classifier on titanic predicting Survived with logistic as olga-m"
+            )
+            assert status_of(trained) == "done", trained
+            cookies = dict(first.cookies)
+        # the first server is gone; the same browser reaches the second one
+        with TestClient(create_app(settings, second_store), cookies=cookies) as second:
+            history = second.get("/ui/assistant").text
+            section = history[history.index('id="history"') :]
+            assert re.findall(r"<code>([^<]*)</code>", section) == [
+                "train a classifier on titanic predicting Survived with logistic as olga-m",
+                "load the titanic example",
+            ]
+            assert status_of(command(second, "deploy it to staging")) == "done"
+            assert second_store.get_deployment("olga-m", "staging") is not None
+            deploys = second_store.audit_entries(action="deployment.deploy", limit=None)
+            assert [(e["target"], e["actor"]) for e in deploys] == [("olga-m", "olga")]
+            # signing out forgets the conversation in the store, for every process
+            assert _kept(second_store) == (1, 3)
+            second.post("/ui/logout", data={"csrf": csrf_of(second)})
+            assert _kept(second_store) == (0, 0)
+    finally:
+        first_store.close()
+        second_store.close()
+
+
+def _kept(store: Store) -> tuple[int, int]:
+    """How many conversations and exchanges the store keeps."""
+    with store.engine.connect() as conn:
+        talks = conn.execute(text("SELECT count(*) FROM assistant_conversations")).scalar()
+        said = conn.execute(text("SELECT count(*) FROM assistant_exchanges")).scalar()
+    return int(talks or 0), int(said or 0)

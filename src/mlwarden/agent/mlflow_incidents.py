@@ -22,6 +22,7 @@ import os
 import re
 
 from mlwarden.agent.reports import incident_signals
+from mlwarden.registry.mlflow import artifact_location
 from mlwarden.store import Store
 from mlwarden.store.incidents import CLOSED_STATES, AgentRepo
 
@@ -41,17 +42,6 @@ def tracking_uri() -> str | None:
     return uri
 
 
-def _artifacts(uri: str) -> str | None:
-    """Where a local tracking database's runs keep their files: beside the database, not in
-    ``./mlruns`` of whatever folder the agent runs in (MLflow's default for a database store).
-    None (the server's own root) for a tracking server."""
-    if uri.startswith("sqlite:///"):
-        from pathlib import Path
-
-        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlflow-artifacts").as_uri()
-    return None
-
-
 def _key(name: str) -> str:
     return re.sub(r"[^\w./ -]", "_", name)[:250]
 
@@ -68,7 +58,7 @@ class IncidentRuns:
         self.experiment_id = (
             found.experiment_id
             if found
-            else self.client.create_experiment(EXPERIMENT, artifact_location=_artifacts(uri))
+            else self.client.create_experiment(EXPERIMENT, artifact_location=artifact_location(uri))
         )
         self._logged: set[int] = set()
         token = None

@@ -27,7 +27,7 @@ The rules are the usual first pass of a data scientist, each with its reason in 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mlwarden.errors import InvalidInput
+from mlwarden.registry.preparation import apply_step
 
 Action = Literal[
     "drop_column",
@@ -270,32 +271,15 @@ def plan_cleaning(
     )
 
 
+def replay(frame: pd.DataFrame, steps: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """``frame`` after the stored ``steps`` of one or more cleanings (``Step.as_dict()``), row
+    drops included, keeping ``frame``'s index: the rows left are traceable to the raw rows."""
+    out = frame
+    for step in steps:
+        out = apply_step(out, step)
+    return out
+
+
 def _run(frame: pd.DataFrame, step: Step) -> pd.DataFrame:
-    column = str(step.column)  # None only for drop_duplicates, which names no column
-    if step.action == "drop_column":
-        return frame.drop(columns=[column])
-    if step.action == "cap_levels":
-        keep_levels = set(step.detail["levels"])
-        text = frame[column].map(lambda v: v if pd.isna(v) else str(v))
-        capped = text.where(text.isna() | text.isin(keep_levels), "other")
-        return frame.assign(**{column: capped})
-    if step.action == "drop_rows_missing_target":
-        return frame[frame[column].notna()]
-    if step.action == "drop_duplicates":
-        return frame.drop_duplicates()
-    if step.action == "impute":
-        return frame.assign(**{column: frame[column].fillna(step.detail["value"])})
-    if step.action == "encode_binary":
-        mapping = step.detail["mapping"]
-        codes = frame[column].map(lambda v: mapping.get(str(v)))
-        return frame.assign(**{column: codes.astype("Int64" if codes.isna().any() else "int64")})
-    if step.action == "encode_onehot":
-        position = list(frame.columns).index(column)
-        text = frame[column].map(lambda v: v if pd.isna(v) else str(v))
-        indicators = {
-            f"{column}_{level}": (text == level).astype("int64") for level in step.detail["levels"]
-        }
-        before = frame.iloc[:, :position]
-        after = frame.iloc[:, position + 1 :]
-        return pd.concat([before, pd.DataFrame(indicators, index=frame.index), after], axis=1)
-    raise ValueError(f"unknown cleaning action {step.action!r}")
+    # the one implementation of each step, shared with the model that replays them on raw rows
+    return apply_step(frame, step.as_dict())

@@ -14,7 +14,9 @@ overwritten, so an experiment always points at the exact data it was trained on.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 
@@ -125,8 +127,10 @@ class DatasetStore:
         *,
         parent_version: int | None = None,
         description: str = "",
+        cleaning: Sequence[Mapping[str, Any]] | None = None,
     ) -> DatasetVersion:
-        """Write ``frame`` as the next version of ``name``."""
+        """Write ``frame`` as the next version of ``name`` (``cleaning``: the steps that made
+        it from ``parent_version``, kept so a model trained on it can replay them)."""
         check_name(name, "dataset name")
         frame = check_frame(frame, name)
         for _attempt in range(5):
@@ -145,6 +149,7 @@ class DatasetStore:
                 columns=[str(c) for c in frame.columns],
                 parent_version=parent_version,
                 description=description,
+                cleaning=cleaning,
             )
             if stored:
                 return self.get(name, number)
@@ -186,6 +191,27 @@ class DatasetStore:
                 f"dataset {name!r} has no cleaned version yet; ask to clean {name} first"
             )
         return derived[-1]
+
+    def lineage(
+        self, name: str, version: int | None = None
+    ) -> tuple[DatasetVersion, list[dict[str, Any]]] | None:
+        """The raw version a cleaned version of ``name`` was made from, and every cleaning step
+        from it to this one, in order; None when the version is not cleaned, or when a link
+        of its chain kept no steps (cleaned before they were kept)."""
+        by_number = {v.version: v for v in self.versions(name)}
+        current = self.get(name, version)
+        if current.parent_version is None:
+            return None
+        chain: list[list[dict[str, Any]]] = []
+        seen: set[int] = set()
+        while current.parent_version is not None:
+            parent = by_number.get(current.parent_version)
+            if current.cleaning is None or parent is None or current.version in seen:
+                return None
+            seen.add(current.version)
+            chain.append(current.cleaning)
+            current = parent
+        return current, [step for steps in reversed(chain) for step in steps]
 
     def last(self) -> DatasetVersion | None:
         """The most recently stored version of any dataset (what "it" refers to)."""

@@ -23,20 +23,19 @@ what "it" means) is their :class:`Conversation`, passed with every call.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import pandas as pd
 from rich.table import Table
 
 from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import load_policy
 from mlwarden.assistant import registry_adapter as moves
-from mlwarden.assistant.cleaning import plan_cleaning
+from mlwarden.assistant.cleaning import plan_cleaning, replay
 from mlwarden.assistant.datasets import DatasetStore, DatasetVersion
 from mlwarden.assistant.oncall import answer as oncall_answer
 from mlwarden.assistant.parser import (
@@ -58,8 +57,10 @@ from mlwarden.assistant.training import (
 from mlwarden.datasets import DATASETS
 from mlwarden.datasets import load as load_bundled
 from mlwarden.errors import InvalidInput, MlwardenError, NotFound
+from mlwarden.registry.preparation import ROW_ACTIONS
 from mlwarden.registry.registry import Registry
 from mlwarden.store import Store
+from mlwarden.store.assistant import ConversationState
 
 Status = Literal["done", "dry_run", "needs_input", "needs_confirmation", "not_understood", "error"]
 
@@ -111,28 +112,42 @@ class Conversation:
     last_dataset: str | None = None
     last_model: str | None = None
     from_store: bool = False
+    # where it is kept (:class:`Conversations`), and what was last kept there
+    key: str | None = None
+    kept: ConversationState | None = field(default=None, repr=False, compare=False)
+
+    def state(self) -> ConversationState | None:
+        if self.key is None:
+            return None
+        return ConversationState(self.key, self.actor, self.last_dataset, self.last_model)
 
 
 class Conversations:
-    """The conversations of a server, one per key (token or dashboard session), the least
-    recently used dropped beyond ``limit`` so random keys cannot grow memory without bound."""
+    """The conversations of a server, one per key (token or dashboard session), kept in the
+    store: a restart, or another server process, carries each one on. Beyond ``limit``
+    conversations the least recently changed are forgotten, so random keys cannot fill the
+    database."""
 
-    def __init__(self, limit: int = 1_000) -> None:
+    def __init__(self, store: Store, limit: int = 1_000) -> None:
+        self.store = store
         self.limit = limit
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
-        self._lock = threading.Lock()
 
     def get(self, key: str, actor: str) -> Conversation:
-        """The conversation of ``key``, started for ``actor`` when new."""
-        with self._lock:
-            talk = self._items.get(key)
-            if talk is None or talk.actor != actor:
-                talk = Conversation(actor)
-                self._items[key] = talk
-            self._items.move_to_end(key)
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
-            return talk
+        """The conversation of ``key`` as last kept, started for ``actor`` when new (or when
+        the key now belongs to someone else: a token name given to another person)."""
+        kept = self.store.assistant_conversation(key)
+        if kept is None or kept.actor != actor:
+            return Conversation(actor, key=key)
+        return Conversation(actor, kept.last_dataset, kept.last_model, key=key, kept=kept)
+
+    def save(self, talk: Conversation) -> None:
+        """Keep ``talk`` when it changed since it was read (a conversation without a key, the
+        command line's, lives as long as its process)."""
+        state = talk.state()
+        if state is None or state == talk.kept:
+            return
+        self.store.save_assistant_conversation(state, limit=self.limit)
+        talk.kept = state
 
 
 class Assistant:
@@ -166,7 +181,7 @@ class Assistant:
         self.registry = Registry(store)
         self.datasets = DatasetStore(store, self.data_dir)
         self.experiments = ExperimentLog(store)
-        self.conversations = Conversations()
+        self.conversations = Conversations(store)
 
     # ----------------------------------------------------------------------------- parsing
 
@@ -227,7 +242,9 @@ class Assistant:
                 {"missing": list(parsed.missing), "questions": questions},
             )
         handler = getattr(self, f"_do_{parsed.intent}")
-        return _guarded(parsed, lambda: handler(parsed, talk, confirm))
+        reply = _guarded(parsed, lambda: handler(parsed, talk, confirm))
+        self.conversations.save(talk)  # what "it" is now, for the next command
+        return reply
 
     def upload(self, filename: str, content: bytes, name: str | None, talk: Conversation) -> Reply:
         """Store uploaded ``content`` as a new version of ``name`` (default: from ``filename``)."""
@@ -238,7 +255,9 @@ class Assistant:
             info = self.datasets.add_upload(filename, content, dataset)
             return self._stored(parsed, talk, info)
 
-        return _guarded(parsed, store)
+        reply = _guarded(parsed, store)
+        self.conversations.save(talk)
+        return reply
 
     def _local(self, what: str) -> None:
         """Refuse a command that would touch the server's own files."""
@@ -307,12 +326,15 @@ class Assistant:
             cleaned,
             parent_version=source.version,
             description=f"cleaned from v{source.version}: {len(plan.steps)} changes",
+            cleaning=plan.as_dict()["steps"],
         )
         result["dataset"] = new.as_dict()
         message = (
             f"plan for {source.label}:\n{_bullets(lines)}\n"
             f"stored {new.label}: {new.rows} rows, {len(new.columns)} columns "
-            f"(was {source.rows} rows, {len(source.columns)} columns)"
+            f"(was {source.rows} rows, {len(source.columns)} columns)\n"
+            "a model trained on it takes the raw columns and cleans each row with these steps; "
+            "steps that drop rows apply to the training data only"
         )
         return Reply("done", parsed, message, result)
 
@@ -371,7 +393,18 @@ class Assistant:
             uploaded = self.datasets.add_example(dataset)
         name = self._dataset_name(dataset)
         info = self.datasets.get(name, a.get("dataset_version"))
-        frame = self.datasets.frame(name, info.version)
+        lineage = self.datasets.lineage(name, info.version)
+        raw: pd.DataFrame | None = None
+        steps: list[dict[str, Any]] = []
+        if lineage is None:
+            frame = self.datasets.frame(name, info.version)
+        else:
+            # a cleaned version: its rows traced back to the raw ones, so the model can take
+            # the raw columns and clean them itself
+            root, steps = lineage
+            raw = self.datasets.frame(name, root.version)
+            frame = replay(raw, steps)
+            raw = raw.loc[frame.index]
         target = str(a["target"])
         if target not in frame.columns:
             guess = closest(target, list(frame.columns))
@@ -392,6 +425,8 @@ class Assistant:
             model_name=model_name,
             cv=self.cv,
             n_jobs=self.n_jobs,
+            raw=raw,
+            cleaning=steps,
         )
         registered = moves.ensure_model(self.registry, result.spec, talk.actor)
         # the held-out rows are the reference: the model has not seen them, like production
@@ -414,7 +449,11 @@ class Assistant:
             metrics=result.metrics,
         )
         mlflow_run = log_to_mlflow(
-            f"{model_name}-v{version}", result.params, result.metrics, result.estimator
+            f"{model_name}-v{version}",
+            result.params,
+            result.metrics,
+            result.estimator,
+            self.data_dir,
         )
         talk.last_dataset, talk.last_model = name, model_name
         lines = [
@@ -423,6 +462,39 @@ class Assistant:
         ]
         lines += [f"left out {col!r}: {why}" for col, why in result.dropped.items()]
         lines += result.notes
+        cleaning: dict[str, Any] | None = None
+        if lineage is not None:
+            root = lineage[0]
+            row_steps = [s for s in steps if s["action"] in ROW_ACTIONS]
+            cleaning = {
+                "from": root.label,
+                "steps": len(steps),
+                "inputs": list(result.spec.feature_names),
+                "training_only": row_steps,
+            }
+            lines.append(
+                f"the model takes the raw columns of {root.label} "
+                f"({len(result.spec.feature_names)} inputs) and cleans each row itself with the "
+                f"{len(steps) - len(row_steps)} column steps that made {info.label}"
+            )
+            unused = [f.name for f in result.spec.features if not f.monitored]
+            if unused:
+                cleaning["not_monitored"] = unused
+                lines.append(
+                    "inputs it accepts but does not use, so not watched for drift: "
+                    + ", ".join(unused)
+                )
+            dropped_rows = ", ".join(_row_step_text(s) for s in row_steps) or "none here"
+            lines.append(
+                "steps that drop rows (repeated rows, rows without a target) applied to the "
+                f"training data only ({dropped_rows}): the served model answers every row "
+                "it is sent"
+            )
+        elif info.parent_version is not None:
+            lines.append(
+                f"{info.label} was cleaned before its steps were kept: the model takes its "
+                "cleaned columns (clean the raw version again for a model taking raw rows)"
+            )
         main = "accuracy" if result.task == "classification" else "r2"
         lines.append(f"{main} on the held-out test: {result.metrics[main]:.4f}")
         payload = {
@@ -438,6 +510,8 @@ class Assistant:
             "notes": result.notes,
             "metrics": result.metrics,
             "mlflow_run": mlflow_run,
+            "inputs": list(result.spec.feature_names),
+            "cleaning": cleaning,
         }
         if uploaded is not None:
             payload["uploaded"] = uploaded.as_dict()
@@ -696,6 +770,13 @@ def _policy_summary(model: str) -> dict[str, Any]:
         return {"source": "default", "mode": str(getattr(chosen, "mode", "advisory"))}
     except (MlwardenError, ValueError):
         return {"source": "default", "mode": "advisory"}
+
+
+def _row_step_text(step: dict[str, Any]) -> str:
+    rows = step.get("rows", "some")
+    if step["action"] == "drop_duplicates":
+        return f"{rows} repeated rows"
+    return f"{rows} rows without {step.get('column')!r}"
 
 
 def _bullets(lines: list[str]) -> str:

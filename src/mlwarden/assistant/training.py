@@ -22,8 +22,9 @@ import inspect
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,12 @@ from threadpoolctl import threadpool_limits
 from mlwarden.assistant.cleaning import is_identifier
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.registry.preparation import (
+    CleaningSteps,
+    category_text,
+    coerce_inputs,
+    input_kinds,
+)
 from mlwarden.store import Store
 from mlwarden.store.assistant import Experiment
 
@@ -151,7 +158,8 @@ def _prepare_features(
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             columns[name] = series.astype(float)
         else:
-            text = series.map(lambda v: v if pd.isna(v) else _category_text(v))
+            # the gateway sends 3.0 for a category "3": stored the way it will be looked up
+            text = series.map(category_text)
             levels = int(text.nunique())
             if levels > MAX_CATEGORIES:
                 notes.append(
@@ -164,13 +172,6 @@ def _prepare_features(
             f"no usable feature columns besides {target!r}; left out: {dropped or 'none'}"
         )
     return pd.DataFrame(columns, index=frame.index), dropped, notes
-
-
-def _category_text(value: Any) -> str:
-    # the gateway sends 3.0 for a category "3"; store it the way it will be looked up
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpec]:
@@ -189,6 +190,35 @@ def feature_specs(X: pd.DataFrame, integer_columns: set[str]) -> list[FeatureSpe
         else:
             kind = FeatureType.INTEGER if name in integer_columns else FeatureType.NUMERIC
             specs.append(FeatureSpec(name=str(name), type=kind))
+    return specs
+
+
+def input_specs(
+    raw: pd.DataFrame, kinds: Mapping[str, str], used: Collection[str]
+) -> list[FeatureSpec]:
+    """The schema of a model taking ``raw``'s columns as they are (before any cleaning); only
+    the ``used`` ones are monitored (a name the cleaning drops would drift on every window)."""
+    specs = []
+    shown = coerce_inputs(raw, kinds)
+    for name, kind in kinds.items():
+        watched = name in used
+        if kind == "text":
+            levels = sorted(shown[name].dropna().unique().tolist())
+            listed = levels if len(levels) <= MAX_LISTED_CATEGORIES else None
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    type=FeatureType.CATEGORICAL,
+                    categories=listed,
+                    monitored=watched,
+                )
+            )
+        elif kind == "boolean":
+            specs.append(FeatureSpec(name=name, type=FeatureType.BOOLEAN, monitored=watched))
+        else:
+            integer = pd.api.types.is_integer_dtype(raw[name])
+            kind_of = FeatureType.INTEGER if integer else FeatureType.NUMERIC
+            specs.append(FeatureSpec(name=name, type=kind_of, monitored=watched))
     return specs
 
 
@@ -224,8 +254,16 @@ def train_model(
     cv: int = 5,
     random_state: int = 0,
     n_jobs: int = 1,
+    raw: pd.DataFrame | None = None,
+    cleaning: Sequence[Mapping[str, Any]] = (),
 ) -> TrainingResult:
-    """Train and evaluate a pipeline predicting ``target`` from the other columns of ``frame``."""
+    """Train and evaluate a pipeline predicting ``target`` from the other columns of ``frame``.
+
+    ``raw`` (with ``cleaning``): ``frame`` is a cleaned dataset and ``raw`` the rows it was
+    made from (the same index), before the ``cleaning`` steps. The model then takes ``raw``'s
+    columns: its first step (:class:`~mlwarden.registry.preparation.CleaningSteps`) replays
+    the steps on every row it is sent, so production sends rows as they are in the raw file.
+    The held-out rows, and so the registered reference, are raw rows too."""
     if target not in frame.columns:
         close = [c for c in frame.columns if c.lower() == target.lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -272,6 +310,22 @@ def train_model(
     pipeline = build_pipeline(
         X, estimator, scale=algorithm in {"logistic_regression", "linear_regression"}
     )
+    features = feature_specs(X, integer_columns)
+    model_features = [str(c) for c in X.columns]  # the columns its estimator is trained on
+    if raw is not None:
+        # the model takes the raw columns and cleans them itself (the target's own steps,
+        # applied to the labels, are no input's)
+        raw_inputs = raw.loc[labelled.index].drop(columns=[target], errors="ignore")
+        kinds = input_kinds(raw_inputs)
+        clean = CleaningSteps(
+            [dict(step) for step in cleaning if step.get("column") != target],
+            kinds,
+            model_features,
+            [str(c) for c in X.columns if X[c].dtype == object],
+        )
+        pipeline = Pipeline([("clean", clean), *pipeline.steps])
+        features = input_specs(raw_inputs, kinds, clean.used_inputs())
+        X = raw_inputs
 
     stratify = None
     if chosen is Task.CLASSIFICATION:
@@ -309,7 +363,7 @@ def train_model(
     spec = ModelSpec(
         name=model_name,
         task=chosen,
-        features=feature_specs(X, integer_columns),
+        features=features,
         target=target,
         positive_class=positive,
         description=f"{algorithm} predicting {target}, trained by the assistant",
@@ -318,7 +372,7 @@ def train_model(
         "algorithm": algorithm,
         "task": chosen.value,
         "target": target,
-        "features": list(X.columns),
+        "features": model_features,
         "dropped_columns": dropped,
         "test_size": test_size,
         "cv_folds": folds,
@@ -327,11 +381,14 @@ def train_model(
             k: _jsonable(v) for k, v in estimator.get_params(deep=False).items() if _simple(v)
         },
     }
+    if raw is not None:
+        params["inputs"] = list(X.columns)
+        params["cleaning_steps"] = len(cleaning)
     return TrainingResult(
         target=target,
         task=chosen.value,
         algorithm=algorithm,
-        features=list(X.columns),
+        features=model_features,
         dropped=dropped,
         notes=notes,
         params=params,
@@ -479,15 +536,30 @@ def _main_metric(metrics: Mapping[str, float]) -> tuple[str, float] | None:
     return None
 
 
+MLFLOW_EXPERIMENT = "mlwarden-assistant"
+
+
 def log_to_mlflow(
-    run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float], estimator: Any
+    run_name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    estimator: Any,
+    data_dir: str | Path | None = None,
 ) -> str | None:
     """Log a run to MLflow tracking when the ``mlflow`` extra is installed and a tracking
     server is named (``MLFLOW_TRACKING_URI``): without one MLflow would quietly create a
-    store in the current folder."""
-    if importlib.util.find_spec("mlflow") is None or not os.environ.get("MLFLOW_TRACKING_URI"):
+    store in the current folder.
+
+    Runs go to the experiment ``mlwarden-assistant``, made with an artifact location
+    (:func:`~mlwarden.registry.mlflow.artifact_location`: beside a SQLite tracking database,
+    under ``data_dir`` for another database) so that the model files never land in
+    ``./mlruns`` of whatever folder the assistant runs in, MLflow's default for a database."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if importlib.util.find_spec("mlflow") is None or not uri:
         return None
     import mlflow
+
+    from mlwarden.registry.mlflow import artifact_location
 
     flat = {k: str(v)[:500] for k, v in params.items()}
     options: dict[str, Any] = {}
@@ -497,7 +569,16 @@ def log_to_mlflow(
         from mlwarden.registry.artifacts import dump_model, skops_trusted_types
 
         options["skops_trusted_types"] = skops_trusted_types(dump_model(estimator))
-    with mlflow.start_run(run_name=run_name) as run:
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
+    experiment = (
+        found.experiment_id
+        if found is not None
+        else client.create_experiment(
+            MLFLOW_EXPERIMENT, artifact_location=artifact_location(uri, data_dir)
+        )
+    )
+    with mlflow.start_run(run_name=run_name, experiment_id=experiment) as run:
         mlflow.log_params(flat)
         mlflow.log_metrics({re.sub(r"[^\w./ -]", "_", k): float(v) for k, v in metrics.items()})
         mlflow.sklearn.log_model(estimator, "model", **options)

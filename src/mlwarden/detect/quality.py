@@ -166,7 +166,7 @@ class QualityDetector(Detector):
             )
         if self.spec is not None:
             for feature in self.spec.features:
-                if feature.name not in reference.features:
+                if feature.monitored and feature.name not in reference.features:
                     add(
                         [feature.name],
                         "not_in_reference",

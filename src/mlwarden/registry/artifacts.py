@@ -4,7 +4,8 @@
 object the schema describes against an allow-list of exact type names before a single object
 is built, so an uploaded file cannot run code the way a pickle can:
 
-- instances: scikit-learn's estimators, transformers and pipelines (``all_estimators()``), the
+- instances: scikit-learn's estimators, transformers and pipelines (``all_estimators()``),
+  mlwarden's own cleaning step (``registry.preparation.CleaningSteps``, plain data), the
   few internal types their fitted state holds (trees, losses, links, the histogram binner),
   LightGBM's scikit-learn models, NumPy arrays and scalars, and plain containers;
 - types as values (``dtype=np.float64``): numbers, strings and containers, nothing callable;
@@ -77,6 +78,10 @@ LIGHTGBM_TYPES = frozenset(
     | _names("lightgbm.basic", "Booster")
 )
 
+# mlwarden's own step in front of a model the assistant trained: the dataset's cleaning, held
+# as plain data (``registry.preparation``), so a served model takes the raw columns
+MLWARDEN_TYPES = frozenset({"mlwarden.registry.preparation.CleaningSteps"})
+
 SKLEARN_ESTIMATORS = frozenset(
     name
     for _, cls in all_estimators()
@@ -117,7 +122,7 @@ SAFE_FUNCTIONS = frozenset(
 # stored type name (``gettype(module, class)`` then a call), so the name is checked against
 # what that loader may build
 _ALLOWED: dict[str, frozenset[str]] = {
-    "ObjectNode": SKLEARN_ESTIMATORS | _SKLEARN_INTERNALS | LIGHTGBM_TYPES,
+    "ObjectNode": SKLEARN_ESTIMATORS | _SKLEARN_INTERNALS | LIGHTGBM_TYPES | MLWARDEN_TYPES,
     "LossNode": frozenset(
         _names(
             "sklearn._loss._loss",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -71,4 +72,31 @@ def import_from_mlflow(
     )
 
 
-__all__ = ["import_from_mlflow"]
+_DATABASE = re.compile(r"^(sqlite|postgresql|mysql|mssql)(\+\w+)?://")
+
+
+def artifact_location(uri: str, data_dir: str | Path | None = None) -> str | None:
+    """Where runs logged to the tracking store ``uri`` keep their files, for an experiment
+    made by mlwarden; None leaves it to the tracking server.
+
+    A database store has no artifact root of its own and MLflow's default is ``./mlruns``
+    of whatever folder the process runs in. For a SQLite file the files go beside it, in
+    ``mlflow-artifacts``; for another database under ``data_dir`` when given. A tracking
+    server (``http(s)://``) and a file store (a folder) keep their own.
+
+    >>> artifact_location("sqlite:////srv/mlflow/runs.db")
+    'file:///srv/mlflow/mlflow-artifacts'
+    >>> artifact_location("postgresql://db/mlflow", "/var/lib/mlwarden")
+    'file:///var/lib/mlwarden/mlflow-artifacts'
+    >>> artifact_location("http://mlflow:5000") is None
+    True
+    """
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+        database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        return (database.resolve().parent / "mlflow-artifacts").as_uri()
+    if _DATABASE.match(uri) and data_dir is not None:
+        return (Path(data_dir).resolve() / "mlflow-artifacts").as_uri()
+    return None
+
+
+__all__ = ["artifact_location", "import_from_mlflow"]

@@ -212,6 +212,9 @@ class ProfileLayout:
     features: dict[str, FieldLayout]
     outputs: dict[str, FieldLayout] = field(default_factory=dict)
     columns: Columns = field(default_factory=Columns)
+    # inputs the model takes but does not use (``FeatureSpec.monitored`` false): neither
+    # summarised nor counted as columns the layout does not know
+    ignored: frozenset[str] = frozenset()
 
     @property
     def numeric_features(self) -> list[str]:
@@ -240,11 +243,14 @@ class ProfileLayout:
         return _fit_layout(data, spec, bins, max_levels, columns)[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "features": {k: v.to_dict() for k, v in self.features.items()},
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
             "columns": self.columns.to_dict(),
         }
+        if self.ignored:
+            out["ignored"] = sorted(self.ignored)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProfileLayout:
@@ -252,6 +258,7 @@ class ProfileLayout:
             {k: _layout_from_dict(v) for k, v in data["features"].items()},
             {k: _layout_from_dict(v) for k, v in data.get("outputs", {}).items()},
             Columns(**data.get("columns", {})),
+            frozenset(data.get("ignored", ())),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -272,7 +279,8 @@ def _fit_layout(
     n, table = _table(data)
     if n == 0:
         raise InvalidInput("cannot fix profile bins from an empty reference")
-    declared = {f.name: f.type for f in spec.features} if spec else {}
+    declared = {f.name: f.type for f in spec.features if f.monitored} if spec else {}
+    ignored = frozenset(f.name for f in spec.features if not f.monitored) if spec else frozenset()
     names = list(declared) if spec else [c for c in table if not cols.is_reserved(c)]
     features: dict[str, FieldLayout] = {}
     feature_stats: dict[str, ColumnStats] = {}
@@ -307,7 +315,7 @@ def _fit_layout(
             outputs["score"] = NumericBins(edges)
         else:
             outputs["score"] = NumericBins.fit(values, bins)
-    return ProfileLayout(features, outputs, cols), feature_stats, output_stats
+    return ProfileLayout(features, outputs, cols, ignored), feature_stats, output_stats
 
 
 def _fit_field(
@@ -704,7 +712,8 @@ class Profile:
         if stamp is not None:
             out.time_min, out.time_max = _time_range(stamp)
         for name in table:
-            if name not in layout.features and not cols.is_reserved(name):
+            in_layout = name in layout.features or name in layout.ignored
+            if not in_layout and not cols.is_reserved(name):
                 out.extra_columns[name] = n
         return out
 

@@ -1,8 +1,11 @@
-"""The command assistant's aggregate: versioned datasets and logged training experiments.
+"""The command assistant's aggregate: versioned datasets, logged training experiments, and
+each user's conversation with it.
 
 A dataset's content is a Parquet file in the data directory (written by
 ``assistant.datasets``); its row here only points at it. The rows come out as the typed
-``DatasetVersion`` and ``Experiment``.
+``DatasetVersion``, ``Experiment``, ``ConversationState`` and ``AssistantExchange``.
+Conversations are kept here rather than in a server's memory so that a restart, or another
+server process, carries each one on.
 """
 
 from __future__ import annotations
@@ -13,11 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mlwarden.clock import as_utc, utcnow
-from mlwarden.store.assistant_tables import datasets, experiments
+from mlwarden.store.assistant_tables import (
+    assistant_conversations,
+    assistant_exchanges,
+    datasets,
+    experiments,
+)
 from mlwarden.store.base import StoreBase
 
 
@@ -33,6 +41,9 @@ class DatasetVersion:
     parent_version: int | None
     description: str
     created_at: datetime
+    # the cleaning steps that made this version from its parent (None: not a cleaned version,
+    # or one cleaned before the steps were kept)
+    cleaning: list[dict[str, Any]] | None = None
 
     @property
     def label(self) -> str:
@@ -48,6 +59,28 @@ class DatasetVersion:
             "description": self.description,
             "created_at": self.created_at.isoformat(),
         }
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What the assistant remembers of one conversation: who acts, and what "it" is."""
+
+    key: str
+    actor: str
+    last_dataset: str | None
+    last_model: str | None
+
+
+@dataclass(frozen=True)
+class AssistantExchange:
+    """One command (or upload) of a conversation and the assistant's answer."""
+
+    at: datetime
+    text: str
+    status: str
+    message: str
+    url: str | None = None  # a download the answer offered
+    label: str | None = None  # what it names
 
 
 @dataclass(frozen=True)
@@ -86,6 +119,7 @@ def _dataset(row: Any) -> DatasetVersion:
         parent_version=row.parent_version,
         description=row.description,
         created_at=as_utc(row.created_at),
+        cleaning=None if row.cleaning is None else [dict(step) for step in row.cleaning],
     )
 
 
@@ -117,6 +151,7 @@ class AssistantTables(StoreBase):
         columns: Sequence[str],
         parent_version: int | None,
         description: str,
+        cleaning: Sequence[Mapping[str, Any]] | None = None,
     ) -> bool:
         """Record version ``version`` of dataset ``name``; False when another writer took that
         number first (nothing written)."""
@@ -132,6 +167,7 @@ class AssistantTables(StoreBase):
                         parent_version=parent_version,
                         description=description,
                         created_at=utcnow(),
+                        cleaning=None if cleaning is None else [dict(step) for step in cleaning],
                     )
                 )
         except IntegrityError:
@@ -206,3 +242,90 @@ class AssistantTables(StoreBase):
             query = query.where(experiments.c.model == model)
         with self.engine.connect() as conn:
             return [_experiment(row) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------------- conversations
+
+    def assistant_conversation(self, key: str) -> ConversationState | None:
+        table = assistant_conversations
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.key == key)).first()
+        if row is None:
+            return None
+        return ConversationState(row.key, row.actor, row.last_dataset, row.last_model)
+
+    def save_assistant_conversation(self, state: ConversationState, *, limit: int) -> None:
+        """Write ``state`` (made or replaced); beyond ``limit`` conversations the least recently
+        saved are forgotten with their exchanges, so random keys cannot fill the database."""
+        table = assistant_conversations
+        values = {
+            "actor": state.actor,
+            "last_dataset": state.last_dataset,
+            "last_model": state.last_model,
+            "updated_at": utcnow(),
+        }
+        with self.engine.begin() as conn:
+            existed = conn.execute(select(table.c.key).where(table.c.key == state.key)).first()
+            conn.execute(self._upsert(table, ["key"], list(values)).values(key=state.key, **values))
+            if existed is not None:  # not a new conversation: none to forget
+                return
+            stale = select(table.c.key).order_by(table.c.updated_at.desc()).offset(limit)
+            old = list(conn.execute(stale).scalars())
+            if old:
+                conn.execute(delete(table).where(table.c.key.in_(old)))
+                conn.execute(
+                    delete(assistant_exchanges).where(assistant_exchanges.c.conversation.in_(old))
+                )
+
+    def forget_assistant_conversation(self, key: str) -> None:
+        """Forget a conversation and its exchanges (its session ended)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(assistant_conversations).where(assistant_conversations.c.key == key)
+            )
+            conn.execute(
+                delete(assistant_exchanges).where(assistant_exchanges.c.conversation == key)
+            )
+
+    def add_assistant_exchange(self, key: str, exchange: AssistantExchange, *, keep: int) -> None:
+        """Append ``exchange`` to conversation ``key``, keeping its newest ``keep``."""
+        table = assistant_exchanges
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(table).values(
+                    conversation=key,
+                    at=exchange.at,
+                    text=exchange.text,
+                    status=exchange.status,
+                    message=exchange.message,
+                    url=exchange.url,
+                    label=exchange.label,
+                )
+            )
+            oldest_kept = conn.execute(
+                select(table.c.id)
+                .where(table.c.conversation == key)
+                .order_by(table.c.id.desc())
+                .offset(keep - 1)
+                .limit(1)
+            ).scalar()
+            if oldest_kept is not None:
+                conn.execute(
+                    delete(table).where(table.c.conversation == key, table.c.id < oldest_kept)
+                )
+
+    def assistant_exchanges(self, key: str, limit: int) -> list[AssistantExchange]:
+        """The newest ``limit`` exchanges of conversation ``key``, oldest first."""
+        table = assistant_exchanges
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(table)
+                    .where(table.c.conversation == key)
+                    .order_by(table.c.id.desc())
+                    .limit(limit)
+                )
+            )
+        return [
+            AssistantExchange(as_utc(r.at), r.text, r.status, r.message, r.url, r.label)
+            for r in reversed(rows)
+        ]

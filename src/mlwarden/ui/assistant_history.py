@@ -1,21 +1,20 @@
 """What each dashboard session asked the assistant and what it answered, so the console shows
 the conversation so far, not only the last reply.
 
-Kept in the server's memory per browser session (the key the session's conversation has: its
-name and CSRF token, so each sign-in starts afresh), the newest ``per_session`` exchanges of at
-most ``sessions`` sessions, the least recently used dropped: 50 short entries for each of 1,000
-sessions is a few megabytes at most. A restart forgets them, as it forgets the conversations'
-"it"; what the commands changed stays in the store and the audit log.
+Kept in the store (``assistant_exchanges``), per session (the conversation's key: the hash of
+the session's id, so each sign-in starts afresh and signing out forgets it), the newest
+``per_session`` exchanges each. In the database rather than the server's memory, a restart
+keeps the conversation, and every server process behind a load balancer shows the same one.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
 from mlwarden.clock import utcnow
+from mlwarden.store import Store
+from mlwarden.store.assistant import AssistantExchange
 from mlwarden.ui.server_state import kept_on
 
 __all__ = ["AssistantHistories", "Exchange", "histories_of"]
@@ -36,14 +35,23 @@ class Exchange:
     label: str | None = None
 
 
+def _shown(stored: AssistantExchange) -> Exchange:
+    return Exchange(
+        at=stored.at.strftime("%Y-%m-%d %H:%M"),
+        text=stored.text,
+        status=stored.status,
+        message=stored.message,
+        url=stored.url,
+        label=stored.label,
+    )
+
+
 class AssistantHistories:
     """The exchanges of every dashboard session with the assistant, oldest first per session."""
 
-    def __init__(self, per_session: int = 50, sessions: int = 1_000) -> None:
+    def __init__(self, store: Store, per_session: int = 50) -> None:
+        self.store = store
         self.per_session = per_session
-        self.sessions = sessions
-        self._items: OrderedDict[str, deque[Exchange]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def add(self, key: str, text: str, reply: dict[str, Any]) -> Exchange:
         """Record ``reply`` (an assistant reply as a dict) to ``text`` in ``key``'s history."""
@@ -53,31 +61,23 @@ class AssistantHistories:
         if url:
             dataset = result.get("dataset") or {}
             label = f"{dataset.get('name')} v{dataset.get('version')} ({result.get('format')})"
-        exchange = Exchange(
-            at=utcnow().strftime("%Y-%m-%d %H:%M"),
+        exchange = AssistantExchange(
+            at=utcnow(),
             text=text[:MAX_TEXT],
             status=str(reply.get("status", "")),
             message=str(reply.get("message", ""))[:MAX_TEXT],
             url=url,
             label=label,
         )
-        with self._lock:
-            kept = self._items.get(key)
-            if kept is None:
-                kept = self._items[key] = deque(maxlen=self.per_session)
-            kept.append(exchange)
-            self._items.move_to_end(key)
-            while len(self._items) > self.sessions:
-                self._items.popitem(last=False)
-        return exchange
+        self.store.add_assistant_exchange(key, exchange, keep=self.per_session)
+        return _shown(exchange)
 
     def of(self, key: str) -> list[Exchange]:
         """``key``'s exchanges, oldest first."""
-        with self._lock:
-            return list(self._items.get(key, ()))
+        return [_shown(e) for e in self.store.assistant_exchanges(key, self.per_session)]
 
 
 def histories_of(state: Any) -> AssistantHistories:
-    """The histories kept by the server whose :class:`~mlwarden.api.deps.ServerState` is
-    ``state`` (made on first use)."""
-    return kept_on(state, "_ui_assistant_histories", AssistantHistories)
+    """The histories of the server whose :class:`~mlwarden.api.deps.ServerState` is ``state``
+    (made on first use), kept in its store."""
+    return kept_on(state, "_ui_assistant_histories", lambda: AssistantHistories(state.store))

@@ -134,6 +134,12 @@ class Session:
     def csrf_ok(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(str(sent), self.csrf)
 
+    @property
+    def conversation_key(self) -> str:
+        """The key of this sign-in's conversation with the assistant (kept in the store): the
+        hash of the session id, never the id itself, which would sign a cookie."""
+        return f"ui:{_sid_hash(self.sid)}"
+
 
 def _sid_hash(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
@@ -155,5 +161,7 @@ class SessionTable:
         return row is not None and row[0] == session.name and row[1] > utcnow()
 
     def end(self, session: Session) -> None:
-        """Forget ``session``: its cookie is refused from now on, wherever it was copied to."""
+        """Forget ``session``: its cookie is refused from now on, wherever it was copied to, and
+        its conversation with the assistant is forgotten too."""
         self.store.end_ui_session(_sid_hash(session.sid))
+        self.store.forget_assistant_conversation(session.conversation_key)

@@ -127,7 +127,9 @@ def training_set(
         target = spec.target or "target"
         ref = pd.DataFrame([r for r in sample if r.get(target) is not None])
         if len(ref) and set(spec.feature_names) <= set(ref.columns):
-            ref = ref.dropna(subset=[*spec.feature_names, target])
+            # an input the model takes but does not use (monitored: false) may be missing
+            used = [f.name for f in spec.features if f.monitored]
+            ref = ref.dropna(subset=[*used, target])
             x_train = pd.concat([ref[spec.feature_names], x_train], ignore_index=True)
             y_train = np.concatenate([ref[target].to_numpy(), y_train])
             reference_rows = len(ref)

@@ -51,7 +51,7 @@ def _history(
     from mlwarden.ui.assistant_history import histories_of
 
     histories = histories_of(state)
-    key = f"ui:{session.name}:{session.csrf}"  # each sign-in is its own conversation
+    key = session.conversation_key  # each sign-in is its own conversation
     if add is not None:
         histories.add(key, *add)
     return histories.of(key)
@@ -70,8 +70,8 @@ def _assistant_of(state: ServerState, session: Session) -> tuple[Any, Any]:
     from mlwarden.api.routes_assistant import assistant_for
 
     assistant = assistant_for(state)
-    # keyed by the session's CSRF token too: each sign-in is its own conversation
-    talk = assistant.conversations.get(f"ui:{session.name}:{session.csrf}", session.name)
+    # kept in the store under the session's key: each sign-in is its own conversation
+    talk = assistant.conversations.get(session.conversation_key, session.name)
     return assistant, talk
 
 
