@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -205,3 +206,48 @@ def test_a_dry_week_of_rain_is_not_a_unit_change_but_rain_x100_is() -> None:
     assert not [
         f for f in QualityDetector().detect(real, dry) if f.evidence["check"] == "unit_change"
     ]
+
+
+def test_a_calendar_column_in_time_order_is_not_a_stuck_feed_but_a_longer_stretch_is() -> None:
+    """On the bundled New York flights read in time order, ``month`` holds one value for
+    3,300 flights in a row in the reference (January to mid-March): a window of 1,000 flights
+    in April holding only ``4`` is the calendar, not a stuck feed. The same window against a
+    shuffled reference (runs of a few rows), or a feed stuck for longer than the reference ever
+    held one value, is still a constant feature."""
+    flights = load("flights").drop(columns=["time_hour", "late"])
+    in_order = build_reference(flights.iloc[:8_000])
+    shuffled = build_reference(flights.iloc[:8_000].sample(frac=1.0, random_state=0))
+    april = flights[flights["month"] == 4].iloc[:1_000]
+    assert set(april["month"]) == {4}
+
+    def constant(reference: Any, frame: pd.DataFrame) -> set[str]:
+        window = Profile.from_data(frame, reference.layout)
+        return {
+            f.features[0]
+            for f in QualityDetector().detect(reference, window)
+            if f.evidence["check"] == "constant"
+        }
+
+    assert in_order.features["month"].longest_run == 3_300
+    assert "month" not in constant(in_order, april)
+    assert "month" in constant(shuffled, april)
+    stuck = flights.iloc[8_000:12_000].assign(month=4)  # 4,000 rows: longer than any run seen
+    assert "month" in constant(in_order, stuck)
+    # categorical too: one airport for longer than the reference ever held one
+    assert "origin" in constant(in_order, flights.iloc[8_000:9_000].assign(origin="JFK"))
+
+
+def test_longest_run_survives_storage_and_merges_as_the_longer() -> None:
+    from mlwarden.stats.profile import longest_run
+
+    flights = load("flights").drop(columns=["time_hour", "late"])
+    reference = build_reference(flights.iloc[:8_000])
+    again = Profile.from_dict(reference.to_dict())
+    assert again.features["month"].longest_run == reference.features["month"].longest_run == 3_300
+    first = Profile.from_data(flights.iloc[:2_000], reference.layout)
+    second = Profile.from_data(flights.iloc[2_000:8_000], reference.layout)
+    merged = first.merge(second)
+    assert merged.features["month"].longest_run == max(
+        longest_run(flights["month"].iloc[:2_000].to_numpy()),
+        longest_run(flights["month"].iloc[2_000:8_000].to_numpy()),
+    )

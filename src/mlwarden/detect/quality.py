@@ -26,7 +26,9 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
 * unseen categories: at least 1 % of the window and at least 5 rows.
 * retyped: at least half of the non-null values of a numeric feature are not numbers; below
   that, any significant share is a ``type_violation``.
-* constant: the reference varied and the window (with at least ``min_rows`` values) does not.
+* constant: the reference varied and the window (with at least ``min_rows`` values) does not,
+  over more rows than the reference ever held one value in a row (``longest_run``: a calendar
+  column read in time order holds one value for weeks; a stuck feed is longer than that).
 
 >>> import numpy as np, pandas as pd
 >>> from mlwarden.stats.profile import Profile, ProfileLayout
@@ -268,7 +270,9 @@ class QualityDetector(Detector):
             return
         if self._unit_change(name, ref, win, add):
             return
-        if ref.std > 0 and win.std <= 1e-9 * ref.std:
+        # no longer than the reference held one value when read in order (a calendar column
+        # in time order): normal, not a stuck feed
+        if ref.std > 0 and win.std <= 1e-9 * ref.std and win.count > ref.longest_run:
             add(
                 [name],
                 "constant",
@@ -398,7 +402,12 @@ class QualityDetector(Detector):
         if win.count >= t.min_rows and ref.count:
             ref_top = int(max(ref.counts.max(initial=0), ref.other)) / ref.count
             levels_seen = int((win.counts > 0).sum()) + (1 if win.other else 0) + len(win.unseen)
-            if levels_seen == 1 and ref_top < 0.99 and not win.unseen_other:
+            if (
+                levels_seen == 1
+                and ref_top < 0.99
+                and not win.unseen_other
+                and win.count > ref.longest_run
+            ):
                 add(
                     [name],
                     "constant",

@@ -349,6 +349,8 @@ class NumericStats:
     mean: float = 0.0
     m2: float = 0.0
     hist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the most consecutive rows holding one value, in the order given (see ``longest_run``)
+    longest_run: int = 0
 
     def __post_init__(self) -> None:
         if self.hist.size == 0:
@@ -381,6 +383,7 @@ class NumericStats:
         x = values if n_finite == values.size else values[finite_mask]
         out = cls(bins, count=n_finite, nulls=nulls, invalid=invalid)
         out.non_finite = int(values.size - n_finite - nulls - invalid)
+        out.longest_run = longest_run(values)
         if not n_finite:
             return out, np.empty(0)
         out.mean = float(x.mean())
@@ -421,6 +424,8 @@ class NumericStats:
             min=min(self.min, other.min),
             max=max(self.max, other.max),
             hist=self.hist + other.hist,
+            # a run across the two parts is not seen: the longest is at least this
+            longest_run=max(self.longest_run, other.longest_run),
         )
         if n:
             delta = other.mean - self.mean
@@ -466,6 +471,7 @@ class NumericStats:
             "mean": self.mean,
             "m2": self.m2,
             "hist": self.hist.tolist(),
+            "longest_run": self.longest_run,
         }
 
     @classmethod
@@ -485,6 +491,7 @@ class NumericStats:
             mean=float(data["mean"]),
             m2=float(data["m2"]),
             hist=hist,
+            longest_run=int(data.get("longest_run", 0)),  # profiles stored before it: unknown
         )
 
 
@@ -499,6 +506,8 @@ class CategoricalStats:
     other: int = 0  # levels the reference knew beyond its counted cap
     unseen: dict[str, int] = field(default_factory=dict)
     unseen_other: int = 0  # unseen levels beyond the kept names
+    # the most consecutive rows holding one value, in the order given (see ``longest_run``)
+    longest_run: int = 0
 
     def __post_init__(self) -> None:
         if self.counts.size == 0 and self.levels.levels:
@@ -515,7 +524,7 @@ class CategoricalStats:
         if col is None:
             return cls(levels, absent=n_rows)
         value_counts, nulls = counted if counted is not None else _value_counts(col)
-        out = cls(levels, nulls=nulls)
+        out = cls(levels, nulls=nulls, longest_run=longest_run(col))
         index = levels.index
         unseen: dict[str, int] = {}
         for name, c in value_counts.items():
@@ -563,6 +572,7 @@ class CategoricalStats:
             other=self.other + other.other,
             unseen=kept,
             unseen_other=dropped,
+            longest_run=max(self.longest_run, other.longest_run),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -574,6 +584,7 @@ class CategoricalStats:
             "other": self.other,
             "unseen": dict(self.unseen),
             "unseen_other": self.unseen_other,
+            "longest_run": self.longest_run,
         }
 
     @classmethod
@@ -589,10 +600,49 @@ class CategoricalStats:
             other=int(data["other"]),
             unseen={str(k): int(v) for k, v in data["unseen"].items()},
             unseen_other=int(data["unseen_other"]),
+            longest_run=int(data.get("longest_run", 0)),  # profiles stored before it: unknown
         )
 
 
 ColumnStats = NumericStats | CategoricalStats
+
+
+def longest_run(col: Any) -> int:
+    """The most consecutive rows holding one value, in the order given; a null ends a run.
+
+    Read in time order, a calendar column (the month of a flight, the season of a bike
+    rental) holds one value for thousands of rows, so a window holding only one value is
+    normal there, not a stuck feed; a reference in shuffled order has short runs only. The
+    quality detector compares a constant window with this.
+
+    >>> longest_run(np.array([1.0, 1.0, 2.0, 2.0, 2.0, np.nan, np.nan]))
+    3
+    >>> longest_run(pd.Series(["a", "a", None, "a"])), longest_run(pl.Series(["x"] * 4))
+    (2, 4)
+    """
+    if isinstance(col, pl.Series):
+        runs = col.rle()
+        value = runs.struct.field("value")
+        kept = value.is_not_null()
+        if col.dtype.is_float():
+            kept &= value.is_not_nan()
+        lengths = runs.struct.field("len").filter(kept)
+        return int(lengths.max()) if lengths.len() else 0  # type: ignore[arg-type]
+    values: np.ndarray
+    if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
+        values = col
+        present = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.size, bool)
+    else:
+        series = col if isinstance(col, pd.Series) else pd.Series(col, dtype=object)
+        values = series.to_numpy()
+        present = ~pd.isna(values)
+    if values.size == 0 or not present.any():
+        return 0
+    # a run starts where the value changes or a null ends; nulls are runs of length 0
+    starts = np.ones(values.size, dtype=bool)
+    starts[1:] = (values[1:] != values[:-1]) | ~present[:-1]
+    run_id = np.cumsum(starts)
+    return int(np.bincount(run_id[present]).max())
 
 
 def _centred_sum_of_squares(x: np.ndarray, mean: float, block: int = 1 << 16) -> float:
