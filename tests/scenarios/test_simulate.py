@@ -23,15 +23,13 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 FAILING_TODAY: dict[str, str] = {
     # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
     # real data") has the table and the causes
-    "control_flights": "month, a calendar feature, is constant in every time-ordered window: "
-    "the quality check calls it a stuck feed (incident at window 0) and the policy's fallback, "
-    "0.7748 against keeping 0.7711 on 3,801 labels, is taken at window 3",
+    "control_flights": "the spring's natural drift lowers accuracy (performance incident at "
+    "window 2) and a retrain is asked at window 4 (left waiting for approval): a remedial action "
+    "on a control",
     "flights_bad_deploy": "the rollback at window 7 mends +0.0039 of the +0.0061 the bad version "
     "costs over the fault periods; helps asks for more than 0.005",
-    "flights_null_burst": "the window-3 fallback of control_flights; the null burst joins that "
-    "quality incident and its repair (0.7539 against keeping 0.7543) is released after a window",
     "flights_unit_change": "miles to kilometres (x1.609) is no power of ten: no data_quality "
-    "finding; and the window-3 fallback of control_flights",
+    "finding",
 }
 
 
