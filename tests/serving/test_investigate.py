@@ -373,7 +373,9 @@ def test_the_command_line_end_to_end(
 
     # without --json: progress bars and a readable summary (healthy again, then collapsing)
     model.degrade_after(model.calls + DEGRADE_AT, "collapse")
-    shown = _cli(model.url, "--sample", str(sample), *sizes, data_dir=tmp_path / "data", policy=policy)
+    shown = _cli(
+        model.url, "--sample", str(sample), *sizes, data_dir=tmp_path / "data", policy=policy
+    )
     assert shown.returncode == 0, shown.stderr
     assert "investigation 2" in shown.stdout and "root cause: Confidence collapse" in shown.stdout
     assert "probes" in shown.stderr and "windows" in shown.stderr  # Rich's bars

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 
 from mlwarden.clock import utcnow
 from mlwarden.errors import NotFound
@@ -112,7 +112,7 @@ class InvestigationRepo:
         stopped writing progress while other replicas' jobs keep writing theirs)."""
         table = t.investigations
         now = utcnow()
-        where = table.c.state.in_(("queued", "running"))
+        where: ColumnElement[bool] = table.c.state.in_(("queued", "running"))
         if idle_since is not None:
             where = where & (table.c.updated_at < idle_since)
         with self.engine.begin() as conn:
