@@ -64,6 +64,7 @@ from mlwarden.serving.probe import Prober
 from mlwarden.settings import Settings
 from mlwarden.store.investigations import InvestigationRepo
 from mlwarden.store.repository import Store
+from mlwarden.store.writer import is_unreachable
 
 __all__ = [
     "MAX_PROBES",
@@ -736,9 +737,14 @@ class InvestigationRunner:
         self._jobs: dict[int, Future[Any]] = {}
         # on PostgreSQL another replica's jobs are still writing: only the idle ones are gone
         idle = None if store.dialect == "sqlite" else utcnow() - timedelta(minutes=5)
-        self.repo.interrupt_unfinished(
-            "interrupted: the server running it stopped before it finished", idle_since=idle
-        )
+        try:
+            self.repo.interrupt_unfinished(
+                "interrupted: the server running it stopped before it finished", idle_since=idle
+            )
+        except Exception as exc:  # a server starts with its database down, and serves
+            if not is_unreachable(exc):
+                raise
+            log.warning("database unreachable: investigations left running are not closed")
 
     def submit(self, request: InvestigationRequest, actor: str) -> dict[str, Any]:
         """Check the request, record it (``queued``) and start it; returns its record."""
