@@ -4,9 +4,10 @@ first answers, keep probing while the monitor watches, diagnose what it found, r
 ``mlwarden investigate URL`` runs an :class:`Investigator` in the command's own process;
 ``POST /v1/investigations`` hands one to the server's :class:`InvestigationRunner` (worker
 threads of the server). Both record the investigation in the store
-(:class:`~mlwarden.store.investigations.InvestigationRepo`) as it goes: progress, every probe
-record and every window's signals and findings, so a failure (the endpoint went away, a
-timeout, the server stopped) keeps what was already collected and says why it stopped.
+(:class:`~mlwarden.store.investigations.InvestigationRepo`) as it goes: progress and every
+window's signals and findings, the probe records every ten seconds, and everything when the job
+ends, so a failure (the endpoint went away, a timeout, the server stopped) keeps what was
+already collected and says why it stopped; only a killed process loses its last seconds.
 
 The pieces are the ones the rest of mlwarden runs on, not copies: probes are
 :meth:`~mlwarden.serving.probe.Prober.probe_once` calls through a
@@ -88,8 +89,9 @@ MAX_SAMPLE_BYTES = 50 * 1024 * 1024
 MAX_PROBES = 50_000
 # the baseline must be mostly answers: beyond this share of failed probes there is none
 MAX_BASELINE_ERROR_SHARE = 0.5
-# how often a running job writes its progress (and its records) to the store, at most
+# how often a running job writes its progress to the store, and its records, at most
 SAVE_EVERY_S = 1.0
+RECORDS_EVERY_S = 10.0
 
 _SHAPES_HINT = (
     "mlwarden sends {'instances': [row, ...]} and reads {'predictions': [...]} whose items are "
@@ -418,9 +420,10 @@ class Investigator:
     """One investigation, run by :meth:`run` in the calling thread.
 
     ``on_progress`` is told the progress after every probe (the command line draws its bars
-    from it); the store gets it, the records and the partial result at most every
-    ``SAVE_EVERY_S`` and at every stage. ``stop`` (an event) ends the job between two probes,
-    as a failure that keeps what was collected.
+    from it); the store gets it and the partial result at most every ``SAVE_EVERY_S`` and at
+    every stage, the records at most every ``RECORDS_EVERY_S`` and when the job ends.
+    ``stop`` (an event) ends the job between two probes, as a failure that keeps what was
+    collected.
     """
 
     def __init__(
@@ -444,19 +447,28 @@ class Investigator:
         self.sink = _Collected()
         self.result: dict[str, Any] = {"windows": [], "findings": []}
         self._saved_at = 0.0
+        self._records_at = time.monotonic()
 
     # -- bookkeeping
 
-    def _save(self, *, force: bool = False, **fields: Any) -> None:
+    def _save(self, *, force: bool = False, final: bool = False, **fields: Any) -> None:
+        """Write the progress (at most every ``SAVE_EVERY_S`` unless ``force``), with the
+        partial result; the records too at most every ``RECORDS_EVERY_S`` (each write holds
+        them all: a run of thousands of probes must not rewrite them at every probe), and
+        always when ``final`` (the job ends, done or failed)."""
         now = time.monotonic()
-        if not force and now - self._saved_at < SAVE_EVERY_S:
+        if not force and not final and now - self._saved_at < SAVE_EVERY_S:
             return
         self._saved_at = now
+        records = None
+        if final or now - self._records_at >= RECORDS_EVERY_S:
+            self._records_at = now
+            records = self.sink.records
         self.repo.save(
             self.id,
             progress=self.progress.as_dict(),
             result=self.result,
-            records=self.sink.records,
+            records=records,
             **fields,
         )
 
@@ -606,7 +618,7 @@ class Investigator:
         self.progress.stage = "done"
         self.progress.message = self.result["summary"]
         self._tell()
-        self._save(force=True, state="done")
+        self._save(final=True, state="done")
         return self.result
 
     def _config(self, model: str) -> MonitorConfig:
@@ -713,7 +725,7 @@ def run_investigation(
         investigator.progress.stage = "failed"
         investigator.progress.message = reason
         try:
-            investigator._save(force=True, state="failed", error=reason)
+            investigator._save(final=True, state="failed", error=reason)
         except Exception:  # the store itself failed: the original error says more
             log.exception("investigation %s: could not store its failure", investigation_id)
         if not isinstance(exc, MlwardenError):
