@@ -227,7 +227,7 @@ class InvestigationRequest:
     """What to investigate and how hard to probe it.
 
     ``rows``: the sample to send (None: the reference sample of the registered version whose
-    endpoint is ``url``, or of ``model``). ``target``: a column of the sample held back from
+    endpoint is ``url``). ``target``: a column of the sample held back from
     the requests and recorded as each probe's label (the monitor then measures performance).
     ``baseline`` probes learn the baseline, then ``windows`` windows of ``window_size`` probes
     each are monitored, at ``rate_per_s`` at most, each call timing out after ``timeout_ms``.
@@ -235,7 +235,6 @@ class InvestigationRequest:
 
     url: str
     rows: list[dict[str, Any]] | None = None
-    model: str | None = None
     target: str | None = None
     protocol: str = "json"
     remote_name: str | None = None
@@ -292,24 +291,23 @@ def _same_endpoint(a: str, b: str) -> bool:
 
 
 def registered_source(
-    store: Store, url: str, model: str | None = None
+    store: Store, url: str
 ) -> tuple[ModelSpec, int, dict[str, Any], list[dict[str, Any]] | None] | None:
-    """The registered remote version behind ``url`` (or the live, else newest remote version
-    of ``model``): its model's spec, number, endpoint and reference sample. None when the URL
-    is no registered version's endpoint."""
-    names = [model] if model else [spec.name for spec in store.list_models()]
-    for name in names:
-        spec = store.get_model(name)
-        versions = [v for v in store.list_versions(name) if v.kind == "remote" and v.endpoint]
-        if model is not None and not versions:
-            raise InvalidInput(f"model {model!r} has no remote version to investigate")
-        deployment = store.get_deployment(name)
+    """The registered remote version whose endpoint is ``url`` (the live one first, then the
+    newest): its model's spec, number, endpoint and reference sample. None when there is none."""
+    for spec in store.list_models():
+        versions = [
+            v
+            for v in store.list_versions(spec.name)
+            if v.kind == "remote" and _same_endpoint(str((v.endpoint or {}).get("url", "")), url)
+        ]
+        if not versions:
+            continue
+        deployment = store.get_deployment(spec.name)
         live = deployment.live_version if deployment is not None else None
-        versions.sort(key=lambda v: (v.number == live, v.number), reverse=True)
-        for info in versions:
-            endpoint = info.endpoint or {}
-            if model is not None or _same_endpoint(str(endpoint.get("url", "")), url):
-                return spec, info.number, endpoint, store.reference_sample(name, info.number)
+        info = max(versions, key=lambda v: (v.number == live, v.number))
+        endpoint = dict(info.endpoint or {})
+        return spec, info.number, endpoint, store.reference_sample(spec.name, info.number)
     return None
 
 
@@ -487,7 +485,7 @@ class Investigator:
     def prepare(self) -> tuple[ModelSpec, dict[str, Any], list[dict[str, Any]]]:
         """The schema, endpoint and rows: the registered version's, or the sample's."""
         request = self.request
-        source = registered_source(self.store, request.url, request.model)
+        source = registered_source(self.store, request.url)
         endpoint: dict[str, Any] = {
             "url": request.url,
             "protocol": request.protocol,
@@ -498,9 +496,12 @@ class Investigator:
         if source is not None:
             spec, number, registered, reference = source
             self.result["registered"] = {"model": spec.name, "version": number}
-            if request.model is not None:  # investigate the model's own endpoint as stored
-                endpoint = {**registered, "headers": {**registered.get("headers", {})}}
-                endpoint["headers"].update(request.headers)
+            # the version's own endpoint (protocol, remote name, credentials), with the
+            # request's headers over its own
+            endpoint = {
+                **registered,
+                "headers": {**(registered.get("headers") or {}), **request.headers},
+            }
             rows = request.rows if request.rows is not None else reference
             if not rows:
                 raise InvalidInput(
@@ -761,10 +762,7 @@ class InvestigationRunner:
     def submit(self, request: InvestigationRequest, actor: str) -> dict[str, Any]:
         """Check the request, record it (``queued``) and start it; returns its record."""
         request.check()
-        if (
-            request.rows is None
-            and registered_source(self.store, request.url, request.model) is None
-        ):
+        if request.rows is None and registered_source(self.store, request.url) is None:
             raise InvalidInput(
                 f"{mask_url(request.url)} is not the endpoint of a registered model: send "
                 "'rows' (a sample of feature values) to probe it with"

@@ -48,7 +48,6 @@ class InvestigationBody(BaseModel):
         description="A sample of feature values to send; optional when the URL is the endpoint "
         "of a registered remote version (its reference sample is sent).",
     )
-    model: str | None = Field(default=None, description="A registered model to investigate.")
     target: str | None = Field(default=None, description="A column of rows held back as label.")
     protocol: Literal["json", "v2", "kserve"] = "json"
     remote_name: str | None = Field(default=None, description="The model's name on a v2 server.")

@@ -50,7 +50,6 @@ def investigate(
         help="Rows to send: CSV, TSV, Parquet, JSON or JSON lines. Default: the reference "
         "sample of the registered version whose endpoint is URL.",
     ),
-    model: str = typer.Option(None, "--model", help="Investigate this registered model."),
     target: str = typer.Option(
         None, "--target", help="A column of the sample held back as each probe's label."
     ),
@@ -74,8 +73,9 @@ def investigate(
     the monitor watches (drift, confidence and prediction collapse, errors, latency), diagnose
     the root cause and recommend what to do, in one call.
 
-    Exits 0 when the investigation ran to its end (an incident or not: see "incident" in the
-    JSON), 1 when it could not (bad input, an unreachable endpoint, garbage answers).
+    Exit status 0: the investigation ran to its end, with an incident or without.
+
+    Exit status 1: it could not (bad input, an unreachable endpoint, unreadable answers).
     """
     from mlwarden.agent.investigate import (
         InvestigationRequest,
@@ -91,7 +91,6 @@ def investigate(
         request = InvestigationRequest(
             url=url,
             rows=rows,
-            model=model,
             target=target,
             protocol=protocol,
             headers=_headers(header),
