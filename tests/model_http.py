@@ -11,7 +11,9 @@ generic JSON protocol (``{"instances": [...]}`` -> ``{"predictions": [{"predicti
 - ``slow``: each answer waits ``slow_ms`` first;
 - ``errors``: every other call answers HTTP 500; ``fail``: every call does;
 - ``garbage``: ``text/html`` instead of JSON;
-- ``shape``: one object ``{"prediction", "confidence"}`` instead of a ``predictions`` list.
+- ``shape``: one object ``{"prediction", "confidence"}`` per call (the shape of the issue's
+  own example endpoint), ``nested``: ``{"result": {"cls", "conf"}}``, which only a response
+  field mapping reads.
 """
 
 from __future__ import annotations
@@ -120,14 +122,22 @@ class ModelServer:
             return 500, {"error": "CUDA out of memory"}, "application/json"
         if mode == "garbage":
             return 200, b"<html>maintenance</html>", "text/html"
-        if mode == "shape":
-            return 200, {"prediction": 1, "confidence": 0.9}, "application/json"
         items = []
         for answer in self.predictor.predict(instances):
             probabilities = dict(answer.probabilities or {})
             if mode == "collapse":
                 probabilities = {k: 0.2 * p + 0.2 for k, p in probabilities.items()}
             items.append({"prediction": answer.prediction, "probabilities": probabilities})
+        if mode in ("shape", "nested"):
+            first = items[0]
+            top = max(first["probabilities"].values())
+            if mode == "shape":
+                return (
+                    200,
+                    {"prediction": first["prediction"], "confidence": top},
+                    "application/json",
+                )
+            return 200, {"result": {"cls": first["prediction"], "conf": top}}, "application/json"
         return 200, {"predictions": items}, "application/json"
 
     def close(self) -> None:

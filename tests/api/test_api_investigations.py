@@ -160,7 +160,7 @@ def test_a_sample_too_large_and_a_body_that_is_not_json_are_refused(
     assert garbage.status_code == 422
 
 
-@pytest.mark.parametrize("mode", ["unreachable", "garbage", "shape", "timeout"])
+@pytest.mark.parametrize("mode", ["unreachable", "garbage", "nested", "timeout"])
 def test_an_endpoint_that_cannot_be_probed_fails_the_job_with_its_reason(
     server: BackgroundServer, model: ModelServer, mode: str
 ) -> None:
@@ -176,12 +176,12 @@ def test_an_endpoint_that_cannot_be_probed_fails_the_job_with_its_reason(
     expected = {
         "unreachable": "is the URL right",
         "garbage": "invalid JSON",
-        "shape": "without a 'predictions' list",
+        "nested": "without a 'predictions' list",
         "timeout": "timed out after 50 ms",
     }[mode]
     assert expected in finished["error"], finished["error"]
-    if mode in ("garbage", "shape"):
-        assert "--protocol v2" in finished["error"]  # the hint: the shapes mlwarden reads
+    if mode in ("garbage", "nested"):
+        assert "response field mapping" in finished["error"]  # the hint: the shapes it reads
     report = httpx.get(f"{server.url}/v1/investigations/{started.json()['id']}/report")
     assert report.status_code == 409 and "failed" in report.json()["error"]
 
@@ -207,3 +207,41 @@ def test_a_server_that_stops_keeps_what_its_investigation_collected(
     assert row["state"] == "failed" and "stopped" in row["error"]
     assert len(row["records"]) == row["progress"]["done"] >= 20
     assert row["finished_at"] is not None
+
+
+def test_a_remote_version_with_a_response_mapping_is_served_and_investigated(
+    server: BackgroundServer, model: ModelServer
+) -> None:
+    """A remote version registered with its response field mapping answers through the
+    gateway, and an investigation of its URL reads its answers with the same mapping."""
+    spec = {
+        "name": "nested",
+        "task": "classification",
+        "features": [{"name": f"x{i}"} for i in range(5)],
+        "target": "label",
+    }
+    assert httpx.post(server.url + "/v1/models", json=spec).status_code == 201
+    mapping = {"predictions": "result", "prediction": "cls", "confidence": "conf"}
+    wrong = httpx.post(
+        server.url + "/v1/models/nested/versions/remote",
+        json={"url": model.url, "response": {"class": "cls"}},
+    )
+    assert wrong.status_code == 422 and "unknown response field 'class'" in wrong.text
+    added = httpx.post(
+        server.url + "/v1/models/nested/versions/remote",
+        json={"url": model.url, "response": mapping, "reference": sample_rows()},
+    )
+    assert added.status_code == 201, added.text
+    httpx.put(server.url + "/v1/models/nested/deployment", json={"live_version": 1})
+    model.degrade_after(0, "nested")
+    row = {k: v for k, v in sample_rows(1)[0].items() if k != "label"}
+    answer = httpx.post(server.url + "/v1/models/nested/predict", json={"instances": [row]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["prediction"] == sample_rows(1)[0]["label"]
+
+    started = httpx.post(server.url + "/v1/investigations", json={"url": model.url, **SIZES})
+    assert started.status_code == 202, started.text
+    finished = _finished(server.url, started.json()["id"])
+    assert finished["state"] == "done", finished["error"]
+    assert finished["result"]["registered"] == {"model": "nested", "version": 1}
+    assert finished["result"]["baseline"]["confidence_mean"] > 0.9

@@ -163,7 +163,7 @@ def test_an_unreachable_endpoint_fails_at_the_first_probe(sqlite_store: Store) -
     ("mode", "expected"),
     [
         ("garbage", "answered with invalid JSON"),
-        ("shape", "answered without a 'predictions' list"),
+        ("nested", "answered without a 'predictions' list (its keys: 'result')"),
     ],
 )
 def test_an_answer_mlwarden_cannot_read_fails_with_the_shapes_it_reads(
@@ -173,8 +173,27 @@ def test_an_answer_mlwarden_cannot_read_fails_with_the_shapes_it_reads(
     with pytest.raises(InvestigationFailed) as err:
         _investigate(sqlite_store, model.url)
     assert expected in err.value.message
-    # the hint: what mlwarden sends and reads, and the other protocol
-    assert "{'predictions': [...]}" in err.value.message and "--protocol v2" in err.value.message
+    # the hint: the shapes mlwarden reads, the field mapping, and the other protocol
+    assert "response field mapping" in err.value.message and "--field" in err.value.message
+    assert "--protocol v2" in err.value.message
+
+
+def test_answers_of_other_shapes_are_read_by_themselves_or_through_the_field_mapping(
+    sqlite_store: Store, model: ModelServer, quiet_latency: Settings
+) -> None:
+    """The issue's own example endpoint (one ``{"prediction", "confidence"}`` object a call)
+    is read as it is, and a shape mlwarden does not know through the response mapping; either
+    way the confidence has its baseline."""
+    model.degrade_after(0, "shape")
+    single = _investigate(sqlite_store, model.url, quiet_latency)["result"]
+    assert single["incident"] is False and single["baseline"]["confidence_mean"] > 0.9
+    model.degrade_after(0, "nested")
+    mapping = {"predictions": "result", "prediction": "cls", "confidence": "conf"}
+    nested = _investigate(sqlite_store, model.url, quiet_latency, response=mapping)["result"]
+    assert nested["baseline"]["confidence_mean"] == single["baseline"]["confidence_mean"]
+    assert nested["baseline"]["outputs"] == single["baseline"]["outputs"]
+    with pytest.raises(InvalidInput, match="unknown response field 'score'"):
+        _investigate(sqlite_store, model.url, response={"score": "conf"})
 
 
 def test_a_timeout_fails_with_the_option_that_raises_it(

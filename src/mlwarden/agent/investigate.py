@@ -60,7 +60,7 @@ from mlwarden.errors import InvalidInput, MlwardenError, NotFound
 from mlwarden.monitor.backtest import read_table
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.monitor.window import records_frame
-from mlwarden.serving.predictors import RemotePredictor
+from mlwarden.serving.predictors import RESPONSE_HINT, RemotePredictor, ResponseMapping
 from mlwarden.serving.probe import Prober
 from mlwarden.settings import Settings
 from mlwarden.store.investigations import InvestigationRepo
@@ -92,13 +92,6 @@ MAX_BASELINE_ERROR_SHARE = 0.5
 # how often a running job writes its progress to the store, and its records, at most
 SAVE_EVERY_S = 1.0
 RECORDS_EVERY_S = 10.0
-
-_SHAPES_HINT = (
-    "mlwarden sends {'instances': [row, ...]} and reads {'predictions': [...]} whose items are "
-    "a value, a list of class probabilities, or an object with 'prediction'/'label'/'class'/"
-    "'value' and 'probabilities'/'scores'/'score'; for KServe / Open Inference Protocol v2 "
-    "endpoints use protocol 'v2' (--protocol v2)"
-)
 
 
 class InvestigationFailed(MlwardenError):
@@ -229,7 +222,9 @@ class InvestigationRequest:
     ``rows``: the sample to send (None: the reference sample of the registered version whose
     endpoint is ``url``). ``target``: a column of the sample held back from
     the requests and recorded as each probe's label (the monitor then measures performance).
-    ``baseline`` probes learn the baseline, then ``windows`` windows of ``window_size`` probes
+    ``response``: where the endpoint's answers keep what mlwarden reads, for a shape it does
+    not know (:class:`~mlwarden.serving.predictors.ResponseMapping`). ``baseline`` probes
+    learn the baseline, then ``windows`` windows of ``window_size`` probes
     each are monitored, at ``rate_per_s`` at most, each call timing out after ``timeout_ms``.
     """
 
@@ -239,6 +234,7 @@ class InvestigationRequest:
     protocol: str = "json"
     remote_name: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    response: dict[str, str] = field(default_factory=dict)
     baseline: int = 200
     windows: int = 3
     window_size: int = 100
@@ -248,6 +244,7 @@ class InvestigationRequest:
     def check(self) -> None:
         """``InvalidInput`` for anything out of bounds, before a probe is sent."""
         self.url = check_url(self.url)
+        ResponseMapping.of(self.response)  # an unknown field is refused before any probe
         if self.rows is not None:
             self.rows = clean_rows(self.rows)
         if not 30 <= self.baseline <= MAX_PROBES:
@@ -493,6 +490,8 @@ class Investigator:
         }
         if request.remote_name:
             endpoint["name"] = request.remote_name
+        if request.response:
+            endpoint["response"] = dict(request.response)
         if source is not None:
             spec, number, registered, reference = source
             self.result["registered"] = {"model": spec.name, "version": number}
@@ -502,6 +501,8 @@ class Investigator:
                 **registered,
                 "headers": {**(registered.get("headers") or {}), **request.headers},
             }
+            if request.response:
+                endpoint["response"] = dict(request.response)
             rows = request.rows if request.rows is not None else reference
             if not rows:
                 raise InvalidInput(
@@ -551,7 +552,7 @@ class Investigator:
             return
         hint = ""
         if "without" in error or "non-object" in error or "invalid JSON" in error:
-            hint = f" ({_SHAPES_HINT})"
+            hint = f" ({RESPONSE_HINT})"
         elif "timed out" in error:
             hint = " (raise the timeout: --timeout-ms, or 'timeout_ms' in the request)"
         elif "failed:" in error:

@@ -52,6 +52,12 @@ class InvestigationBody(BaseModel):
     protocol: Literal["json", "v2", "kserve"] = "json"
     remote_name: str | None = Field(default=None, description="The model's name on a v2 server.")
     headers: dict[str, str] = Field(default_factory=dict, description="Sent with every probe.")
+    response: dict[str, str] = Field(
+        default_factory=dict,
+        description="The response field mapping, for an answer shape mlwarden does not read by "
+        "itself: 'predictions' (dotted path to the answers), 'prediction', 'confidence', "
+        "'probabilities' (paths inside an answer).",
+    )
     baseline: int = Field(default=200, ge=30, le=MAX_PROBES)
     windows: int = Field(default=3, ge=1, le=1000)
     window_size: int = Field(default=100, ge=30, le=MAX_PROBES)

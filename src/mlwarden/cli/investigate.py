@@ -31,14 +31,19 @@ if TYPE_CHECKING:
 JSON_OPTION = typer.Option(False, "--json", help="Print the investigation as JSON on stdout.")
 
 
-def _headers(values: list[str]) -> dict[str, str]:
-    headers = {}
+def _pairs(values: list[str], separator: str, option: str) -> dict[str, str]:
+    """``NAME<separator>VALUE`` options as a dict."""
+    pairs = {}
     for value in values:
-        name, sep, text = value.partition(":")
+        name, sep, text = value.partition(separator)
         if not sep or not name.strip():
-            raise typer.BadParameter(f"{value!r} is not NAME:VALUE", param_hint="--header")
-        headers[name.strip()] = text.strip()
-    return headers
+            raise typer.BadParameter(f"{value!r} is not NAME{separator}VALUE", param_hint=option)
+        pairs[name.strip()] = text.strip()
+    return pairs
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    return _pairs(values, ":", "--header")
 
 
 @app.command("investigate")
@@ -56,6 +61,13 @@ def investigate(
     protocol: str = typer.Option("json", "--protocol", help="json (generic) or v2 (KServe)."),
     header: list[str] = typer.Option(
         [], "--header", "-H", help="NAME:VALUE sent with every probe; repeatable."
+    ),
+    fields: list[str] = typer.Option(
+        [],
+        "--field",
+        help="The response field mapping, FIELD=PATH, for an answer shape mlwarden does not "
+        "read by itself: predictions (dotted path to the answers), prediction, confidence, "
+        "probabilities (paths inside an answer); repeatable.",
     ),
     baseline: int = typer.Option(200, "--baseline", help="Probes that learn the baseline."),
     windows: int = typer.Option(3, "--windows", help="Windows judged after the baseline."),
@@ -94,6 +106,7 @@ def investigate(
             target=target,
             protocol=protocol,
             headers=_headers(header),
+            response=_pairs(fields, "=", "--field"),
             baseline=baseline,
             windows=windows,
             window_size=window_size,
