@@ -196,6 +196,14 @@ def test_answers_of_other_shapes_are_read_by_themselves_or_through_the_field_map
         _investigate(sqlite_store, model.url, response={"score": "conf"})
 
 
+def test_an_endpoint_refusing_the_first_probe_says_what_it_expects(
+    sqlite_store: Store, model: ModelServer
+) -> None:
+    model.degrade_after(0, "fail")
+    with pytest.raises(InvestigationFailed, match=r"answered HTTP 500.*\{'instances'"):
+        _investigate(sqlite_store, model.url)
+
+
 def test_a_timeout_fails_with_the_option_that_raises_it(
     sqlite_store: Store, model: ModelServer
 ) -> None:

@@ -555,6 +555,11 @@ class Investigator:
             hint = f" ({RESPONSE_HINT})"
         elif "timed out" in error:
             hint = " (raise the timeout: --timeout-ms, or 'timeout_ms' in the request)"
+        elif "answered HTTP" in error:
+            hint = (
+                " (is it the prediction URL, and does it take {'instances': [row, ...]}, or "
+                "KServe v2 inputs with --protocol v2?)"
+            )
         elif "failed:" in error:
             hint = " (is the URL right, and the model server up and reachable from here?)"
         raise InvestigationFailed(
