@@ -149,13 +149,13 @@ def test_a_changed_diagnosis_is_kept_in_the_incident_history(store: Store, deplo
 
 
 def test_a_regression_answer_is_wrong_when_it_misses_by_more_than_the_typical_error() -> None:
-    from mlwarden.agent.reports import _answers_frame
+    from mlwarden.agent.reports import answers_frame
     from mlwarden.domain import Task
 
     rows = [{"id": "r1", "features": {"x": 1.0}, "label": 10.0, "prediction": 12.5}]
-    assert _answers_frame(rows, Task.REGRESSION, typical_error=2.0)["error"].tolist() == [1.0]
-    assert _answers_frame(rows, Task.REGRESSION, typical_error=3.0)["error"].tolist() == [0.0]
-    assert _answers_frame(rows, Task.CLASSIFICATION)["error"].tolist() == [1.0]
+    assert answers_frame(rows, Task.REGRESSION, typical_error=2.0)["error"].tolist() == [1.0]
+    assert answers_frame(rows, Task.REGRESSION, typical_error=3.0)["error"].tolist() == [0.0]
+    assert answers_frame(rows, Task.CLASSIFICATION)["error"].tolist() == [1.0]
 
 
 def test_a_new_incident_persists_on_its_own_windows_after_a_resolved_one(

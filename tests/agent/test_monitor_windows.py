@@ -393,3 +393,44 @@ def test_the_agents_monitors_hold_no_window_for_late_labels(
     monitor = source._monitors[MODEL][1]
     assert monitor.config.late_label_windows == 0 and not monitor._held
     assert monitor.add_labels({"anything": 1}) == [] and monitor.unknown_labels == 1
+
+
+def test_a_probed_remote_version_learns_its_confidence_baseline_from_its_first_records(
+    store: Store, elec: pd.DataFrame
+) -> None:
+    """A remote version holds a reference sample (the rows its prober sends) but no answers to
+    it: the baseline of its outputs and confidence is its first production records, so a
+    confidence collapse from 0.6-0.95 to 0.1-0.3 is found in probe mode too."""
+    import numpy as np
+
+    from mlwarden.registry.registry import Registry
+
+    setup_deployed(store, elec)
+    sample = [
+        {f: float(v) for f, v in row.items()}
+        for row in elec.iloc[:200][FEATURES].to_dict("records")
+    ]
+    remote = Registry(store).add_remote_version(
+        MODEL, "http://127.0.0.1:9/predict", reference=sample
+    )
+    store.set_deployment(
+        MODEL, DeploymentState(live_version=remote.number), actor="ci", reason="remote"
+    )
+    assert store.reference_sample(MODEL, remote.number)  # the prober has rows to send
+    rows = arrival_rows(store, elec, 0, 4 * SIZE, live=remote.number)
+    rng = np.random.default_rng(0)
+    for n, row in enumerate(rows):
+        low, high = (0.6, 0.95) if n < 3 * SIZE else (0.1, 0.3)
+        row["scores"] = float(rng.uniform(low, high))
+        row["served_by"] = "live"
+    store.insert_records(rows)
+    source = MonitorSource(
+        store, Settings(window_size=SIZE, reference_size=2 * SIZE, window_settle_s=0.0)
+    )
+    windows = source.closed_windows(MODEL, None)
+    assert [w.window for w in windows] == [0, 1, 2, 3]
+    (_, monitor) = source._monitors[MODEL]
+    assert monitor.reference.rows == 2 * SIZE  # the first records, answers and all
+    confidence = [[f for f in w.findings if f.evidence.get("output") == "score"] for w in windows]
+    assert confidence[:3] == [[], [], []]
+    assert confidence[3] and confidence[3][0].evidence["check"] == "confidence"

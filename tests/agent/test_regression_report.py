@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
 from mlwarden.agent.remedies.retrain import dump_estimator
-from mlwarden.agent.reports import _answers_frame, _reference_rows
+from mlwarden.agent.reports import _reference_rows, answers_frame
 from mlwarden.datasets import load
 from mlwarden.diagnose.segments import find_segments
 from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec, Task
@@ -71,7 +71,7 @@ def test_a_healthy_regression_window_is_not_all_errors(sqlite_store: Store) -> N
     reference, typical = _reference_rows(sqlite_store, spec, 1)
     assert reference is not None and typical is not None
     assert 10 < typical < 200  # rentals per hour the tree typically misses by
-    window = _answers_frame(_records(later, model.predict(later[FEATURES])), spec.task, typical)
+    window = answers_frame(_records(later, model.predict(later[FEATURES])), spec.task, typical)
     # "label != prediction" counted all 2,000 answers as errors; missing by more than the
     # typical error, a minority of the reference's answers do (a sample of the training data,
     # which the tree misses less) and about half of the new ones
@@ -88,7 +88,7 @@ def test_the_slice_answered_badly_leads_the_segments(sqlite_store: Store) -> Non
     answers = model.predict(later[FEATURES])
     humid = (later["hum"] >= train["hum"].quantile(0.75)).to_numpy()
     answers[humid] += 150  # humid hours are answered 150 rentals too high
-    window = _answers_frame(_records(later, answers), spec.task, typical)
+    window = answers_frame(_records(later, answers), spec.task, typical)
     top = find_segments(window, reference, features=FEATURES)[0]
     assert top.feature == "hum" and top.ranked_by == "error"
     assert top.window_error is not None and top.reference_error is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,6 +131,45 @@ def test_remote_payloads_and_answers() -> None:
         {"outputs": [{"name": "probabilities", "shape": [1, 2], "data": [0.1, 0.9]}]}, 1
     )
     assert only_proba[0].prediction == 1 and only_proba[0].probabilities == {"0": 0.1, "1": 0.9}
+
+
+def test_remote_answers_of_the_common_shapes_and_a_field_mapping() -> None:
+    generic = RemotePredictor({"url": "http://127.0.0.1:1/predict"}, SPEC)
+
+    def read(body: Any, count: int = 1) -> list[tuple[Any, Any, Any]]:
+        return [(a.prediction, a.probabilities, a.score) for a in generic.parse(body, count)]
+
+    # one object for one instance, its confidence under any of the usual names
+    assert read({"prediction": "yes", "confidence": 0.93}) == [("yes", None, 0.93)]
+    assert read({"label": 1, "probability": 0.6}) == [(1, None, 0.6)]
+    # a bare list, one answer per instance (TorchServe, BentoML), and MLflow / KServe v1
+    assert read(["cat", "dog"], 2) == [("cat", None, None), ("dog", None, None)]
+    assert read([[0.2, 0.8]]) == [(1, {"0": 0.2, "1": 0.8}, None)]
+    assert read({"predictions": [3.5]}) == [(3.5, None, 3.5)]
+    # Hugging Face: the top class per input, or every class's score
+    assert read([{"label": "POS", "score": 0.9}]) == [("POS", None, 0.9)]
+    every = [{"label": "NEG", "score": 0.1}, {"label": "POS", "score": 0.9}]
+    assert read(every) == [("POS", {"NEG": 0.1, "POS": 0.9}, None)]
+    assert read([every, every], 2) == [("POS", {"NEG": 0.1, "POS": 0.9}, None)] * 2
+    # a shape it does not know: the error names its keys and how to map them
+    with pytest.raises(
+        PredictionError, match=r"without a 'predictions' list \(its keys: 'data'\)"
+    ) as err:
+        read({"data": {"out": [{"cls": 1, "p": {"v": 0.7}}]}})
+    assert "response field mapping" in err.value.detail["hint"]
+    mapped = RemotePredictor(
+        {
+            "url": "http://127.0.0.1:1/predict",
+            "response": {"predictions": "data.out", "prediction": "cls", "confidence": "p.v"},
+        },
+        SPEC,
+    )
+    answers = mapped.parse({"data": {"out": [{"cls": 1, "p": {"v": 0.7}}] * 2}}, 2)
+    assert [(a.prediction, a.score) for a in answers] == [(1, 0.7), (1, 0.7)]
+    with pytest.raises(PredictionError, match=r"at 'data\.out'"):
+        mapped.parse({"data": {}}, 1)
+    with pytest.raises(InvalidInput, match="unknown response field 'label'"):
+        RemotePredictor({"url": "http://127.0.0.1:1/p", "response": {"label": "x"}}, SPEC)
 
 
 def test_remote_call_to_a_closed_port_is_a_prediction_error() -> None:

@@ -8,7 +8,9 @@ is stored with that window: reading by key rather than by offset costs the same 
 thousandth window as for the first, and records purged by retention shift nothing. The
 monitor of a model is built once per live version, from the reference sample stored with the
 version (scored by the version itself so that prediction drift and estimated performance have
-a baseline); the system baseline (latency, errors, arrival delay) is learned from the first
+a baseline), or, for a remote version (which only a probe's rows or none stand for), from its
+first ``reference_size`` production records, answers and confidence included; the system
+baseline (latency, errors, arrival delay) is learned from the first
 ``reference_size`` production records of the model, since a training sample has no latency.
 """
 
@@ -162,7 +164,9 @@ class MonitorSource:
             return held[1]
         first: dict[str, Sequence[Any]] = {}  # the model's earliest records, read if needed
         reference = reference_frame(self.store, spec, version)
-        if reference is None:  # a remote version: learn the reference from production
+        if reference is None or "prediction" not in reference.columns:
+            # a remote version: its sample, if it has one (the rows its prober sends), holds
+            # no answers, so the baseline of its outputs and confidence is production's
             first = self._window_rows(spec.name, limit=self.settings.reference_size)
             reference = columns_frame(first)
         monitor = Monitor(reference, spec, config)

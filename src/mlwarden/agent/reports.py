@@ -72,7 +72,7 @@ def _absolute_errors(labels: Sequence[Any], predictions: Sequence[Any]) -> np.nd
     return errors
 
 
-def _answers_frame(
+def answers_frame(
     records: list[dict[str, Any]], task: Task, typical_error: float | None = None
 ) -> pd.DataFrame:
     """Records as the monitor's table (``monitor.window.records_frame``) whose ``error`` is 1
@@ -174,7 +174,7 @@ def diagnose_stored_incident(
         answers_only=True,
     )
     if recent:
-        window_rows = _answers_frame(recent, spec.task, typical_error)
+        window_rows = answers_frame(recent, spec.task, typical_error)
     resolution = [
         f"{a['kind']} ({a['state']}) by {a['actor']}" for a in incident.get("actions", [])
     ]

@@ -29,6 +29,7 @@ from mlwarden.store.writer import is_unreachable
 
 if TYPE_CHECKING:
     from mlwarden.agent.background import BackgroundAgent
+    from mlwarden.agent.investigate import InvestigationRunner
     from mlwarden.serving.gateway import Gateway
     from mlwarden.serving.metrics import ServerMetrics
     from mlwarden.serving.probe import ProbeManager
@@ -195,6 +196,8 @@ class ServerState:
     # the listener of other replicas' changes (PostgreSQL) and the agent of this server, if any
     changes: ChangeListener | None = None
     agent: BackgroundAgent | None = None
+    # the investigations of models by URL that this server runs (``POST /v1/investigations``)
+    investigations: InvestigationRunner | None = None
 
     def operations(self, actor: str) -> Operations:
         """The operations service for one caller: this server's store and settings (its

@@ -16,6 +16,7 @@ from mlwarden.capture.validation import parse_json, printable
 from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
 from mlwarden.registry.registry import Registry
+from mlwarden.serving.predictors import ResponseMapping
 
 router = APIRouter(tags=["models"])
 
@@ -259,6 +260,12 @@ class RemoteVersion(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     reference: list[dict[str, Any]] | None = None
     description: str = ""
+    response: dict[str, str] = Field(
+        default_factory=dict,
+        description="The response field mapping of a generic JSON endpoint whose answers "
+        "mlwarden does not read by itself: 'predictions' (dotted path to the answers), "
+        "'prediction', 'confidence', 'probabilities' (paths inside an answer).",
+    )
 
 
 @router.post(
@@ -277,6 +284,7 @@ async def add_remote_version(
         body = RemoteVersion.model_validate(as_object(await json_body(request), "a remote version"))
     except ValidationError as exc:
         raise pydantic_error(exc, "remote version") from None
+    ResponseMapping.of(body.response)  # an unknown field or an empty path: a 422 now
 
     def store_it() -> Any:
         return Registry(state.store).add_remote_version(
@@ -290,6 +298,7 @@ async def add_remote_version(
             metrics=body.metrics,
             description=body.description,
             actor=principal.name,
+            response=body.response,
         )
 
     info = await run_in_threadpool(store_it)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # Importing a command module registers its commands; this order is their order in ``--help``.
 # isort: off
-from mlwarden.cli import agent, serve, diagnose, assistant, simulate  # noqa: F401
+from mlwarden.cli import agent, serve, diagnose, investigate, assistant, simulate  # noqa: F401
 from mlwarden.cli import lake, backtest, demo, report, registry, observe  # noqa: F401
 
 # isort: on

@@ -152,7 +152,13 @@ class PredictionDriftDetector(Detector):
                 f"(threshold {t.threshold:g}), {fmt_p(p_adj)} on "
                 f"{fmt_rows(window.rows)}{shares}"
             ),
-            evidence={"output": t.role, **{k: _finite(v) for k, v in t.detail.items()}},
+            evidence={
+                "output": t.role,
+                # what the playbooks' patterns read: a move of the confidence is its own symptom
+                # (confidence_collapse), not any output drift
+                **({"check": "confidence"} if t.role == "score" else {}),
+                **{k: _finite(v) for k, v in t.detail.items()},
+            },
         )
 
 

@@ -190,9 +190,12 @@ class Registry:
         metrics: Mapping[str, Any] | None = None,
         description: str = "",
         actor: str = "system",
+        response: Mapping[str, str] | None = None,
     ) -> VersionInfo:
         """Register a model served elsewhere: generic JSON ``{"instances": [...]}`` or the
-        KServe / Open Inference Protocol v2 (``/v2/models/{remote_name}/infer``)."""
+        KServe / Open Inference Protocol v2 (``/v2/models/{remote_name}/infer``); ``response``
+        maps an answer shape the generic protocol does not read by itself (the serving
+        layer's ``ResponseMapping``, which the API checks it against)."""
         if protocol not in ("json", "v2"):
             raise InvalidInput(f"protocol must be 'json' or 'v2', got {protocol!r}")
         if not url.startswith(("http://", "https://")):
@@ -205,6 +208,8 @@ class Registry:
             "remote_name": remote_name,
             "headers": dict(headers or {}),
         }
+        if response:
+            endpoint["response"] = {str(k): str(v) for k, v in response.items()}
         return self.store.add_version(
             model,
             kind="remote",

@@ -1,9 +1,11 @@
 """The FastAPI application: ``create_app(settings, store)``, and ``create_app_from_environment``
 (the factory each ``mlwarden serve --workers N`` process builds its app with).
 
-The lifespan starts the record writer, the gateway, the probe manager and the dashboard's
-warmer of open incidents' diagnoses (:mod:`mlwarden.ui.report_warmer`), and on shutdown
-stops probes, lets shadow copies finish and flushes the writer, so no record is lost. On
+The lifespan starts the record writer, the gateway, the probe manager, the runner of
+investigations by URL (``agent.investigate``) and the dashboard's warmer of open incidents'
+diagnoses (:mod:`mlwarden.ui.report_warmer`), and on shutdown stops probes and investigations
+(each keeps what it collected), lets shadow copies finish and flushes the writer, so no record
+is lost. On
 PostgreSQL it also listens for the change notifications of other replicas
 (:func:`follow_changes`). Every
 :class:`~mlwarden.errors.MlwardenError` becomes ``{"error": message, "detail": {...}}`` with the
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlwarden import __version__
 from mlwarden.agent.background import BackgroundAgent
+from mlwarden.agent.investigate import InvestigationRunner
 from mlwarden.agent.metrics import FleetCollector
 from mlwarden.api import (
     routes_agent,
@@ -34,6 +37,7 @@ from mlwarden.api import (
     routes_deploy,
     routes_diagnose,
     routes_explain,
+    routes_investigations,
     routes_models,
     routes_predict,
     routes_system,
@@ -245,6 +249,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             tokens=TokenCache(settings.token_cache_ttl_s, settings.token_outage_grace_s),
             probes=probes,
             auth_required=settings.requires_auth(),
+            investigations=InvestigationRunner(opened, settings),
         )
         if settings.bootstrap_admin_token:
             opened.ensure_admin_token("bootstrap-admin", settings.bootstrap_admin_token)
@@ -275,6 +280,9 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             if listener is not None:
                 listener.stop()
             probes.stop_all()
+            investigations = app.state.mlwarden.investigations
+            if investigations is not None:
+                investigations.stop()
             await gateway.aclose()
             for other in app.state.mlwarden.environments.values():
                 await other.aclose()
@@ -304,6 +312,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         routes_capture,
         routes_diagnose,
         routes_explain,
+        routes_investigations,
         routes_agent,
         routes_assistant,
     ):

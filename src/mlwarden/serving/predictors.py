@@ -4,8 +4,11 @@
   builds a NumPy array in the model's column order when every feature is numeric (pandas per
   request costs milliseconds), and a DataFrame only when the model needs strings.
 - :class:`RemotePredictor` calls a model served elsewhere over HTTP: generic JSON
-  (``{"instances": [...]}`` → ``{"predictions": [...]}``) or the KServe / Open Inference
-  Protocol v2 (``POST {url}/v2/models/{name}/infer``).
+  (``{"instances": [...]}`` answered by the common shapes: ``{"predictions": [...]}`` as
+  MLflow, KServe v1 and TF Serving answer, a bare list as TorchServe and BentoML do, a single
+  object for a single instance, Hugging Face ``[{"label", "score"}]``, or any other shape
+  through a :class:`ResponseMapping`) or the KServe / Open Inference Protocol v2
+  (``POST {url}/v2/models/{name}/infer``).
 
 >>> import numpy as np
 >>> from sklearn.linear_model import LogisticRegression
@@ -35,11 +38,13 @@ from mlwarden.domain import FeatureType, ModelSpec, Task, mask_url
 from mlwarden.errors import InvalidInput, MlwardenError
 
 __all__ = [
+    "RESPONSE_HINT",
     "LocalPredictor",
     "Prediction",
     "PredictionError",
     "Predictor",
     "RemotePredictor",
+    "ResponseMapping",
     "to_native",
 ]
 
@@ -218,21 +223,119 @@ _V2_TYPES = {
 }
 
 
-def _parse_one(item: Any) -> Prediction:
-    """One element of a generic JSON ``predictions`` list."""
+# the keys an answer's item names its parts with, first found wins
+_PREDICTION_KEYS = ("prediction", "label", "class", "value")
+_PROBABILITY_KEYS = ("probabilities", "scores")
+_CONFIDENCE_KEYS = ("confidence", "probability", "score")
+_ITEM_KEYS = _PREDICTION_KEYS + _PROBABILITY_KEYS + _CONFIDENCE_KEYS
+
+RESPONSE_HINT = (
+    "mlwarden reads a list of answers (one per instance) at the top level or under "
+    "'predictions' (MLflow, KServe v1, TorchServe, BentoML), a single object for a single "
+    "instance, and Hugging Face [{'label', 'score'}] lists; each answer a value, a list of "
+    "class probabilities, or an object with 'prediction'/'label'/'class'/'value', "
+    "'probabilities'/'scores' and 'confidence'/'probability'/'score'. Otherwise set the "
+    "response field mapping: 'predictions' (the dotted path to the answers), 'prediction', "
+    "'confidence', 'probabilities' (keys of an answer), e.g. mlwarden investigate --field "
+    "predictions=data.results --field prediction=cls --field confidence=p; for KServe / Open "
+    "Inference Protocol v2 endpoints use protocol 'v2' (--protocol v2)"
+)
+
+
+@dataclass(frozen=True)
+class ResponseMapping:
+    """Where a remote endpoint's answer keeps what mlwarden reads, for shapes it does not know
+    by itself: ``predictions`` is the dotted path from the body to the list of answers (or to
+    the one answer of a single instance; digits index lists), ``prediction``, ``confidence``
+    and ``probabilities`` are dotted paths inside each answer.
+
+    >>> ResponseMapping.of({"predictions": "data.out", "prediction": "cls"}).prediction
+    'cls'
+    """
+
+    predictions: str | None = None
+    prediction: str | None = None
+    confidence: str | None = None
+    probabilities: str | None = None
+
+    @classmethod
+    def of(cls, value: Any) -> ResponseMapping | None:
+        """The mapping of an endpoint's ``response`` (None when it has none); ``InvalidInput``
+        for an unknown field or a path that is not text."""
+        if not value:
+            return None
+        if not isinstance(value, Mapping):
+            raise InvalidInput("the response mapping must map fields to paths")
+        known = [f for f in cls.__dataclass_fields__]
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            raise InvalidInput(
+                f"unknown response field {unknown[0]!r}: the fields are {', '.join(known)}",
+                field=str(unknown[0]),
+            )
+        for key, path in value.items():
+            if not isinstance(path, str) or not path.strip():
+                raise InvalidInput(f"the response field {key!r} needs a path, got {path!r}")
+        return cls(**{k: v.strip() for k, v in value.items()})
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+_MISSING = object()
+
+
+def _at(value: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (digits index lists); ``_MISSING`` when absent."""
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _label_score(item: Any) -> bool:
+    """A Hugging Face pipeline's class score: ``{"label": ..., "score": ...}``."""
+    return isinstance(item, Mapping) and "label" in item and _number(item.get("score")) is not None
+
+
+def _probabilities(value: Any) -> dict[str, float] | None:
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    if isinstance(value, list) and value and all(_number(v) is not None for v in value):
+        return {str(i): float(p) for i, p in enumerate(value)}
+    return None
+
+
+def _parse_one(item: Any, mapping: ResponseMapping | None = None) -> Prediction:
+    """One answer: a value, a probability vector, a Hugging Face list of class scores, or an
+    object whose keys ``mapping`` names (else the usual keys)."""
+    if isinstance(item, list) and item and all(_label_score(x) for x in item):
+        classes = {str(x["label"]): float(x["score"]) for x in item}
+        return Prediction(max(classes, key=classes.__getitem__), classes)
     if isinstance(item, Mapping):
-        prediction = next(
-            (item[k] for k in ("prediction", "label", "class", "value") if k in item), None
-        )
-        proba = item.get("probabilities", item.get("scores"))
-        probabilities = None
-        score = None
-        if isinstance(proba, Mapping):
-            probabilities = {str(k): float(v) for k, v in proba.items()}
-        elif isinstance(proba, int | float) and not isinstance(proba, bool):
-            score = float(proba)
-        if "score" in item and isinstance(item["score"], int | float):
-            score = float(item["score"])
+
+        def first(path: str | None, keys: tuple[str, ...]) -> Any:
+            if path is not None:
+                found = _at(item, path)
+                return None if found is _MISSING else found
+            return next((item[k] for k in keys if k in item), None)
+
+        m = mapping or ResponseMapping()
+        prediction = first(m.prediction, _PREDICTION_KEYS)
+        probabilities = _probabilities(first(m.probabilities, _PROBABILITY_KEYS))
+        score = _number(first(m.confidence, _CONFIDENCE_KEYS))
+        if score is None and m.probabilities is None:
+            score = _number(next((item[k] for k in _PROBABILITY_KEYS if k in item), None))
         if prediction is None and probabilities:
             prediction = max(probabilities, key=probabilities.__getitem__)
         return Prediction(prediction, probabilities, score)
@@ -241,8 +344,7 @@ def _parse_one(item: Any) -> Prediction:
         probabilities = {str(i): float(p) for i, p in enumerate(item)}
         best = max(range(len(item)), key=item.__getitem__) if item else None
         return Prediction(best, probabilities or None)
-    score = float(item) if isinstance(item, int | float) and not isinstance(item, bool) else None
-    return Prediction(item, None, score)
+    return Prediction(item, None, _number(item))
 
 
 class RemotePredictor:
@@ -272,6 +374,7 @@ class RemotePredictor:
         else:
             protocol = "json"
         self.protocol = protocol
+        self.mapping = ResponseMapping.of(endpoint.get("response"))
         self.spec = spec
         self.timeout_s = timeout_s
         self.headers = {str(k): str(v) for k, v in (endpoint.get("headers") or {}).items()}
@@ -311,17 +414,12 @@ class RemotePredictor:
 
     def parse(self, body: Any, count: int) -> list[Prediction]:
         """Predictions from a response body; ``PredictionError`` when it is not well formed."""
-        if not isinstance(body, Mapping):
+        if self.protocol == "json":
+            predictions = [_parse_one(item, self.mapping) for item in self._answers(body, count)]
+        elif not isinstance(body, Mapping):
             raise PredictionError(
                 f"remote endpoint {self.shown_url} answered with a non-object body"
             )
-        if self.protocol == "json":
-            items = body.get("predictions")
-            if not isinstance(items, list):
-                raise PredictionError(
-                    f"remote endpoint {self.shown_url} answered without a 'predictions' list"
-                )
-            predictions = [_parse_one(item) for item in items]
         else:
             predictions = self._parse_v2(body, count)
         if len(predictions) != count:
@@ -330,6 +428,43 @@ class RemotePredictor:
                 f"for {count} instances"
             )
         return predictions
+
+    def _answers(self, body: Any, count: int) -> list[Any]:
+        """The answers of a generic JSON body, one per instance (see ``RESPONSE_HINT``)."""
+        if self.mapping is not None and self.mapping.predictions is not None:
+            found = _at(body, self.mapping.predictions)
+            if isinstance(found, list):
+                return found
+            if isinstance(found, Mapping) and count == 1:
+                return [found]
+            raise PredictionError(
+                f"remote endpoint {self.shown_url} answered without answers at "
+                f"{self.mapping.predictions!r} (the response mapping's 'predictions')",
+                hint=RESPONSE_HINT,
+            )
+        if isinstance(body, list):
+            if count == 1 and len(body) > 1 and all(_label_score(x) for x in body):
+                return [body]  # a Hugging Face pipeline's scores of every class, for one input
+            return body
+        if not isinstance(body, Mapping):
+            raise PredictionError(
+                f"remote endpoint {self.shown_url} answered with a non-object body",
+                hint=RESPONSE_HINT,
+            )
+        items = body.get("predictions")
+        if isinstance(items, list):
+            return items
+        mapped = self.mapping is not None and (
+            self.mapping.prediction or self.mapping.confidence or self.mapping.probabilities
+        )
+        if count == 1 and (mapped or any(k in body for k in _ITEM_KEYS)):
+            return [body]  # a single object answers a single instance
+        keys = ", ".join(repr(k) for k in list(body)[:8]) or "none"
+        raise PredictionError(
+            f"remote endpoint {self.shown_url} answered without a 'predictions' list "
+            f"(its keys: {keys})",
+            hint=RESPONSE_HINT,
+        )
 
     def _parse_v2(self, body: Mapping[str, Any], count: int) -> list[Prediction]:
         outputs = body.get("outputs")

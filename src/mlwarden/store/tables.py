@@ -181,3 +181,25 @@ ui_sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per investigation of a model by its URL (``mlwarden investigate``,
+# ``POST /v1/investigations``): what was asked, where the job is, and everything it collected
+# so far (probe records, windows, findings, diagnosis), written as it goes so that a failure
+# or a restart loses nothing already collected.
+investigations = Table(
+    "investigations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2048), nullable=False),  # credentials masked
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("actor", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("progress", JSON, nullable=False, default=dict),
+    Column("result", NULLABLE_JSON, nullable=True),
+    Column("records", NULLABLE_JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_investigations_created_at", "created_at"),
+)

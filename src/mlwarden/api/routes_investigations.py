@@ -1,0 +1,153 @@
+"""Investigations of a model by its URL: ``POST /v1/investigations`` starts one (a job of the
+server, :class:`~mlwarden.agent.investigate.InvestigationRunner`) and answers 202 with its
+record; ``GET /v1/investigations/{id}`` follows it (``state``, ``progress``) and, once it is
+done, holds its baseline, windows, findings, diagnosis, recommendations and report;
+``GET /v1/investigations/{id}/report`` is that report as Markdown or HTML, the incident report
+of ``diagnose.report``. A request that cannot be investigated (not an http(s) URL, no rows and
+no registered model at that URL, a sample too large) is refused at once (422); what goes wrong
+with the endpoint (unreachable, timing out, answering garbage) fails the job, whose record
+keeps the reason and every probe it made.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from mlwarden.agent.investigate import (
+    MAX_PROBES,
+    MAX_SAMPLE_ROWS,
+    InvestigationRequest,
+    InvestigationRunner,
+)
+from mlwarden.api.deps import Principal, RowId, ServerState, as_object, require, server
+from mlwarden.api.openapi import json_body_doc
+from mlwarden.api.routes_models import pydantic_error
+from mlwarden.capture.validation import parse_json
+from mlwarden.diagnose.incident import IncidentDiagnosis
+from mlwarden.domain import Role
+from mlwarden.errors import Conflict, ServiceUnavailable
+from mlwarden.store.investigations import InvestigationRepo
+
+router = APIRouter(prefix="/v1/investigations", tags=["investigations"])
+
+
+class InvestigationBody(BaseModel):
+    """``POST /v1/investigations``: the endpoint, the rows to send, how hard to probe."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(max_length=2048, description="The model's prediction endpoint (http/https).")
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=MAX_SAMPLE_ROWS,
+        description="A sample of feature values to send; optional when the URL is the endpoint "
+        "of a registered remote version (its reference sample is sent).",
+    )
+    target: str | None = Field(default=None, description="A column of rows held back as label.")
+    protocol: Literal["json", "v2", "kserve"] = "json"
+    remote_name: str | None = Field(default=None, description="The model's name on a v2 server.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every probe.")
+    response: dict[str, str] = Field(
+        default_factory=dict,
+        description="The response field mapping, for an answer shape mlwarden does not read by "
+        "itself: 'predictions' (dotted path to the answers), 'prediction', 'confidence', "
+        "'probabilities' (paths inside an answer).",
+    )
+    baseline: int = Field(default=200, ge=30, le=MAX_PROBES)
+    windows: int = Field(default=3, ge=1, le=1000)
+    window_size: int = Field(default=100, ge=30, le=MAX_PROBES)
+    rate_per_s: float = Field(default=50.0, gt=0, le=1000)
+    timeout_ms: float = Field(default=2_000.0, ge=1, le=120_000)
+
+
+def _runner(state: ServerState) -> InvestigationRunner:
+    if state.investigations is None:
+        raise ServiceUnavailable("this server runs no investigations")
+    return state.investigations
+
+
+@router.post(
+    "",
+    summary="Investigate a model by its URL (a job: probe, baseline, monitor, diagnose)",
+    status_code=202,
+    openapi_extra=json_body_doc(InvestigationBody),
+)
+async def start_investigation(
+    request: Request,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    values = as_object(parse_json(await request.body()), "an investigation request")
+    try:
+        body = InvestigationBody.model_validate(values)
+    except ValidationError as exc:
+        raise pydantic_error(exc, "investigation request") from None
+    wanted = InvestigationRequest(**body.model_dump())
+    runner = _runner(state)
+    record = await run_in_threadpool(runner.submit, wanted, principal.name)
+    await run_in_threadpool(
+        state.store.audit,
+        principal.name,
+        "investigation.start",
+        record["url"],
+        {"investigation": record["id"], **record["params"]},
+    )
+    return JSONResponse(
+        record, status_code=202, headers={"Location": f"/v1/investigations/{record['id']}"}
+    )
+
+
+@router.get("", summary="Investigations, newest first")
+async def list_investigations(
+    limit: int = 50,
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    rows = await run_in_threadpool(InvestigationRepo(state.store).list, limit)
+    return JSONResponse({"investigations": rows})
+
+
+@router.get("/{investigation_id}", summary="An investigation: state, progress, result")
+async def get_investigation(
+    investigation_id: RowId,
+    records: bool = False,
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    row = await run_in_threadpool(
+        lambda: InvestigationRepo(state.store).get(investigation_id, with_records=records)
+    )
+    return JSONResponse(row)
+
+
+@router.get("/{investigation_id}/report", summary="An investigation's incident report")
+async def investigation_report(
+    investigation_id: RowId,
+    format: Literal["markdown", "html", "json"] = "markdown",
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> Response:
+    row = await run_in_threadpool(InvestigationRepo(state.store).get, investigation_id)
+    result = row.get("result") or {}
+    if row["state"] != "done":
+        raise Conflict(
+            f"investigation {investigation_id} is {row['state']}: its report comes when it is "
+            "done" + (f" ({row['error']})" if row.get("error") else ""),
+            state=row["state"],
+        )
+    if not result.get("diagnosis"):
+        raise Conflict(
+            f"investigation {investigation_id} found no incident: {result.get('summary', '')}",
+            state=row["state"],
+        )
+    diagnosis = IncidentDiagnosis.model_validate(result["diagnosis"])
+    if format == "html":
+        return HTMLResponse(diagnosis.to_html())
+    if format == "json":
+        return JSONResponse(diagnosis.to_dict())
+    return PlainTextResponse(diagnosis.to_markdown(), media_type="text/markdown")
