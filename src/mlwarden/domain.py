@@ -106,6 +106,59 @@ class Role(StrEnum):
         return order.index(self) >= order.index(needed)
 
 
+class IncidentState(StrEnum):
+    """Where an incident is in its life (``store.incidents.TRANSITIONS`` says where it may go
+    next).
+
+    * open → acting → verifying → resolved: the agent's remedy, verified;
+    * escalated: handed to people (a remedy failed or did not help), dismissed: noise;
+    * superseded: a new version went live while a performance incident was open; the model is
+      judged anew from there (the drop may now be the new version's, the old decision stale);
+    * accepted: drift that persisted without harm (or a drop on moving inputs that no remedy
+      serves better than doing nothing) is no longer worked on, but remembered, so the same
+      drift does not open a new incident every window nor absorb a new failure. It is resolved
+      once the drift is gone, reopened when an operator undoes the acceptance.
+
+    A member equals its value, so rows compared with ``"open"`` keep working:
+
+    >>> IncidentState.OPEN == "open", IncidentState("accepted") is IncidentState.ACCEPTED
+    (True, True)
+    """
+
+    OPEN = "open"
+    ACTING = "acting"
+    VERIFYING = "verifying"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    DISMISSED = "dismissed"
+    SUPERSEDED = "superseded"
+    ACCEPTED = "accepted"
+
+
+class ActionState(StrEnum):
+    """Where a journaled action is (``store.journal.TRANSITIONS``): ``pending`` (journaled, not
+    started) → ``running`` (started; the revision before is recorded) → ``done`` (the revision
+    after is recorded) or ``failed`` (the deployment is as it was); ``done`` → ``undone``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+class ApprovalState(StrEnum):
+    """Where a request for approval is (``store.approvals.TRANSITIONS``): ``pending`` until an
+    operator approves or rejects it, it expires, or the agent withdraws it (its grounds
+    changed); every other state is final."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
 class FeatureSpec(BaseModel):
     """One input feature of a model: its type and, when known, what values are allowed."""
 

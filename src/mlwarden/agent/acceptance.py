@@ -30,7 +30,7 @@ from typing import Any
 from mlwarden.agent.incidents import Scope, WindowView, scope_of, scoped
 from mlwarden.domain import Finding
 from mlwarden.errors import Conflict
-from mlwarden.store.incidents import ACCEPTED, AgentRepo, IncidentState, can_move
+from mlwarden.store.incidents import ACCEPTED, AgentRepo, IncidentDetail, IncidentState, can_move
 from mlwarden.store.repository import Store
 
 # the scopes whose incidents can be accepted: a broken pipeline or a failing service is never
@@ -101,7 +101,7 @@ def accept_incident(
     actor: str,
     why: str,
     terms: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """Accept an open drift or performance incident (``Conflict`` otherwise); ``terms``: what
     is accepted (``terms_of``), by default what the incident's stored windows showed."""
     repo = AgentRepo(store)
@@ -145,7 +145,7 @@ def accept_incident(
     return repo.get_incident(incident_id)
 
 
-def reopen_incident(store: Store, incident_id: int, *, actor: str, why: str) -> dict[str, Any]:
+def reopen_incident(store: Store, incident_id: int, *, actor: str, why: str) -> IncidentDetail:
     """Undo an acceptance: the incident is open again and the agent works on it; it does not
     accept it again by itself (an operator still can). ``Conflict`` unless accepted."""
     repo = AgentRepo(store)

@@ -82,8 +82,8 @@ from mlwarden.domain import (
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.approvals import Approvals
-from mlwarden.store.incidents import AgentRepo
-from mlwarden.store.journal import ActionJournal
+from mlwarden.store.incidents import AgentRepo, IncidentRow
+from mlwarden.store.journal import ActionJournal, ActionRow
 from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
 
@@ -114,7 +114,7 @@ def verdict_windows(after: Sequence[WindowView], verdict: Verdict) -> list[Windo
     return [w for w in after if w.window in judged]
 
 
-def _scope(incident: dict[str, Any]) -> Scope | None:
+def _scope(incident: IncidentRow) -> Scope | None:
     """An incident's scope; None for one opened before scopes (it takes every finding)."""
     value = incident.get("scope")
     return None if value is None else Scope(value)
@@ -219,7 +219,7 @@ class Agent:
         return summary
 
     @staticmethod
-    def _by_scope(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _by_scope(incidents: list[IncidentRow]) -> list[IncidentRow]:
         order = {scope.value: rank for rank, scope in enumerate(SCOPE_ORDER)}
         return sorted(incidents, key=lambda i: (order.get(i.get("scope") or "", -1), i["id"]))
 
@@ -268,7 +268,7 @@ class Agent:
     def _handle(
         self,
         model: str,
-        incident: dict[str, Any],
+        incident: IncidentRow,
         history: list[WindowView],
         policy: ModelPolicy,
     ) -> dict[str, Any]:
@@ -324,7 +324,7 @@ class Agent:
         self._maybe_accept(model, incident["id"], windows, decision, policy)
         return summary
 
-    def _deployed_since(self, model: str, incident: dict[str, Any]) -> Deployment | None:
+    def _deployed_since(self, model: str, incident: IncidentRow) -> Deployment | None:
         """The revision that put a new live version in place, by someone other than the agent,
         after a performance incident opened that is still undecided or verifying its remedy
         (None when there is none). Its windows from then on measure the new version: a drop
@@ -343,7 +343,7 @@ class Agent:
                 return newer
         return None
 
-    def _supersede(self, model: str, incident: dict[str, Any], revision: Deployment) -> None:
+    def _supersede(self, model: str, incident: IncidentRow, revision: Deployment) -> None:
         """Close a performance incident that a new version's going live made stale."""
         why = (
             f"version {revision.live_version} went live (revision {revision.revision}, by "
@@ -369,7 +369,7 @@ class Agent:
             )
         self.repo.update_incident(incident["id"], state="superseded", event="superseded", text=why)
 
-    def _upstream_of(self, model: str, incident: dict[str, Any]) -> dict[str, Any] | None:
+    def _upstream_of(self, model: str, incident: IncidentRow) -> IncidentRow | None:
         """The open quality or service incident a performance incident waits for, if any."""
         if incident.get("scope") != Scope.PERFORMANCE.value:
             return None
@@ -434,7 +434,7 @@ class Agent:
         )
 
     def _watch_accepted(
-        self, incident: dict[str, Any], history: list[WindowView], policy: ModelPolicy
+        self, incident: IncidentRow, history: list[WindowView], policy: ModelPolicy
     ) -> None:
         """Accepted drift is resolved once its scope has been quiet for n windows."""
         recent = scoped(history[-policy.persistence.n :], _scope(incident) or Scope.DRIFT)
@@ -698,7 +698,7 @@ class Agent:
     def _decide(
         self,
         model: str,
-        incident: dict[str, Any],
+        incident: IncidentRow,
         windows: list[WindowView],
         policy: ModelPolicy,
     ) -> Decision:
@@ -722,7 +722,7 @@ class Agent:
     def _apply(
         self,
         model: str,
-        incident: dict[str, Any],
+        incident: IncidentRow,
         decision: Decision,
         windows: list[WindowView],
         policy: ModelPolicy,
@@ -863,7 +863,7 @@ class Agent:
 
     def _alert(
         self, model: str, incident_id: int, decision_id: int | None, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> ActionRow:
         action_id = self.journal.create(
             model,
             ActionKind.ALERT,
@@ -875,7 +875,7 @@ class Agent:
         return self.operations.run_action(action_id)
 
     def _maybe_clear(
-        self, incident: dict[str, Any], windows: list[WindowView], policy: ModelPolicy
+        self, incident: IncidentRow, windows: list[WindowView], policy: ModelPolicy
     ) -> None:
         """Close an alert-only incident once its condition has been gone for n windows."""
         recent = windows[-policy.persistence.n :]
@@ -891,7 +891,7 @@ class Agent:
 
     # ------------------------------------------------------------------ after acting
 
-    def _after_action(self, row: dict[str, Any]) -> None:
+    def _after_action(self, row: ActionRow) -> None:
         """Move the incident on after a remedy finished (also after a crash and restart)."""
         if remedy_for(row["kind"]).verifies is VerifyTarget.NOTHING or row["incident_id"] is None:
             return
@@ -916,7 +916,7 @@ class Agent:
                 row["model"], incident, f"action {row['id']} ({row['kind']}) failed: {row['error']}"
             )
 
-    def _acting(self, incident: dict[str, Any]) -> None:
+    def _acting(self, incident: IncidentRow) -> None:
         """An incident whose action was journaled: pick up where a crash or approval left it."""
         actions = [a for a in self.journal.list(incident_id=incident["id"]) if a["kind"] != "alert"]
         if actions:
@@ -925,7 +925,7 @@ class Agent:
                 newest = self.operations.run_action(newest["id"])
             self._after_action(newest)
 
-    def _verify(self, model: str, incident: dict[str, Any], policy: ModelPolicy) -> str:
+    def _verify(self, model: str, incident: IncidentRow, policy: ModelPolicy) -> str:
         baseline = incident["baseline"]
         action = self.journal.get(baseline["action_id"])
         after = self.repo.recent_windows(
@@ -1044,8 +1044,8 @@ class Agent:
     def _against_doing_nothing(
         self,
         model: str,
-        incident: dict[str, Any],
-        action: dict[str, Any],
+        incident: IncidentRow,
+        action: ActionRow,
         verdict: Verdict,
         policy: ModelPolicy,
     ) -> tuple[Verdict, str | None]:
@@ -1106,7 +1106,7 @@ class Agent:
         ), None
 
     @staticmethod
-    def _watching_champion(incident: dict[str, Any], action: dict[str, Any]) -> bool:
+    def _watching_champion(incident: IncidentRow, action: ActionRow) -> bool:
         """A fallback for a service failure whose replaced version answers in shadow."""
         return (
             _scope(incident) is Scope.SERVICE
@@ -1127,8 +1127,8 @@ class Agent:
     def _hand_back(
         self,
         model: str,
-        incident: dict[str, Any],
-        action: dict[str, Any],
+        incident: IncidentRow,
+        action: ActionRow,
         after: list[WindowView],
         policy: ModelPolicy,
         shadows: list[list[dict[str, Any]]],
@@ -1205,8 +1205,8 @@ class Agent:
     def _watch_candidate(
         self,
         model: str,
-        incident: dict[str, Any],
-        action: dict[str, Any],
+        incident: IncidentRow,
+        action: ActionRow,
         after: list[WindowView],
         policy: ModelPolicy,
     ) -> str:
@@ -1298,7 +1298,7 @@ class Agent:
         )
         return "not_recovered"
 
-    def _verify_promotion(self, incident: dict[str, Any], promote_id: int, text: str) -> None:
+    def _verify_promotion(self, incident: IncidentRow, promote_id: int, text: str) -> None:
         """From now on the incident is verified on the promotion, against the same baseline."""
         baseline = dict(incident["baseline"]) | {
             "action_id": promote_id,
@@ -1314,8 +1314,8 @@ class Agent:
     def _verify_quality(
         self,
         model: str,
-        incident: dict[str, Any],
-        action: dict[str, Any],
+        incident: IncidentRow,
+        action: ActionRow,
         after: list[WindowView],
         policy: ModelPolicy,
     ) -> str:
@@ -1368,7 +1368,7 @@ class Agent:
             return "not_recovered"
         return "waiting"
 
-    def _escalate(self, model: str, incident: dict[str, Any], why: str) -> None:
+    def _escalate(self, model: str, incident: IncidentRow, why: str) -> None:
         """Hand the incident to a human: an alert carrying the whole story."""
         full = self.repo.get_incident(incident["id"])
         story = " | ".join(f"{e['event']}: {e['text']}" for e in full["timeline"])

@@ -11,6 +11,7 @@ from the timeline, the one record of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mlwarden.agent.acceptance import accept_incident, reopen_incident
@@ -126,7 +127,7 @@ def reopen(store: Store, incident_id: int, *, reason: object, actor: str) -> dic
     return oncall_of(AgentRepo(store).get_incident(incident_id))
 
 
-def oncall_of(incident: dict[str, Any]) -> dict[str, Any]:
+def oncall_of(incident: Mapping[str, Any]) -> dict[str, Any]:
     """The incident's on-call state from its timeline: ``acknowledged`` (``by``, ``at``) or
     None, ``assignee`` (``name``, ``by``, ``at``; the latest assignment) or None, and ``notes``
     (``by``, ``at``, ``text``), oldest first."""

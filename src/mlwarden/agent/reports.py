@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ MAX_ROWS = 5_000
 
 
 def incident_findings(
-    store: Store, incident: dict[str, Any], model_id: int
+    store: Store, incident: Mapping[str, Any], model_id: int
 ) -> list[dict[str, Any]]:
     """Findings tied to the incident, or stored for its model inside its window range."""
     # every scope's findings of the incident's windows: a playbook reads its cause from
@@ -127,7 +127,7 @@ def _reference_rows(
 
 
 def diagnose_stored_incident(
-    store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
+    store: Store, incident: Mapping[str, Any], findings: list[dict[str, Any]], model_id: int
 ) -> IncidentDiagnosis:
     """The diagnosis of a stored incident, from the evidence in the store."""
     model = incident["model"]
@@ -207,7 +207,9 @@ def _first_deployment(event: dict[str, Any]) -> bool:
     return event["kind"] == "deploy" and "previous" in details and details["previous"] is None
 
 
-DiagnoseIncident = Callable[[Store, dict[str, Any], list[dict[str, Any]], int], IncidentDiagnosis]
+DiagnoseIncident = Callable[
+    [Store, Mapping[str, Any], list[dict[str, Any]], int], IncidentDiagnosis
+]
 
 
 def incident_context(

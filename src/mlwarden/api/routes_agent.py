@@ -28,7 +28,7 @@ from mlwarden.api.deps import Principal, RowId, ServerState, as_object, json_bod
 from mlwarden.api.openapi import body_doc
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import InvalidInput
-from mlwarden.store.approvals import Approvals
+from mlwarden.store.approvals import ANSWER_ROLE, Approvals
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 
@@ -226,7 +226,7 @@ async def undo(
 
     # with the server's configured policy; the gateway routes by the restored revision at once
     ops = state.operations(principal.name)
-    return await run_in_threadpool(lambda: ops.undo_action(action_id, force=force))
+    return dict(await run_in_threadpool(lambda: ops.undo_action(action_id, force=force)))
 
 
 @router.get("/v1/approvals")
@@ -243,16 +243,14 @@ async def list_approvals(
 async def _answer(
     state: ServerState, principal: Principal, approval_id: int, body: dict[str, Any]
 ) -> dict[str, Any]:
-    decision = body.get("decision")
-    reason = body.get("reason")
-    if decision not in ("approve", "reject"):
-        raise InvalidInput("'decision' must be 'approve' or 'reject'")
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("'reason' is required: say why")
-    # recorded only: the agent runs an approved action once, on its next pass
+    # the queue's rules (the decision, a reason, the role, expiry) are the store's
+    # (``store.approvals``); recorded only: the agent runs an approved action on its next pass
     ops = state.operations(principal.name)
-    answer = ops.approve if decision == "approve" else ops.reject
-    return await run_in_threadpool(lambda: answer(approval_id, role=principal.role, reason=reason))
+    decision, reason = body.get("decision"), body.get("reason")
+    row = await run_in_threadpool(
+        lambda: ops.answer(approval_id, decision, role=principal.role, reason=reason)
+    )
+    return dict(row)
 
 
 _ANSWER = {
@@ -279,7 +277,7 @@ _ANSWER = {
 async def answer_approval(
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
-    principal: Principal = Depends(require(Role.OPERATOR)),
+    principal: Principal = Depends(require(ANSWER_ROLE)),
 ) -> dict[str, Any]:
     """Approve or reject: ``{"id": 3, "decision": "approve"|"reject", "reason": "..."}``."""
     data = as_object(body, "approval answer")
@@ -309,7 +307,7 @@ async def answer_approval_by_id(
     approval_id: RowId,
     body: Any = Depends(json_body),
     state: ServerState = Depends(server),
-    principal: Principal = Depends(require(Role.OPERATOR)),
+    principal: Principal = Depends(require(ANSWER_ROLE)),
 ) -> dict[str, Any]:
     """Approve or reject one approval: ``{"decision": "approve"|"reject", "reason": "..."}``."""
     return await _answer(state, principal, approval_id, as_object(body, "approval answer"))

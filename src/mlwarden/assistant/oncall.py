@@ -11,6 +11,7 @@ the same sentences, and each answer's ``result`` holds the numbers the sentences
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any
 
@@ -51,7 +52,7 @@ def _required(model: str | None, question: str) -> str:
     return model
 
 
-def _incident_row(incident: dict[str, Any]) -> dict[str, Any]:
+def _incident_row(incident: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": incident["id"],
         "model": incident["model"],

@@ -4,6 +4,7 @@ reopen), actions, approvals, audit, policy."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _print(rows: list[dict[str, Any]], columns: list[str], as_json: bool, title: str) -> None:
+def _print(
+    rows: Sequence[Mapping[str, Any]], columns: list[str], as_json: bool, title: str
+) -> None:
     if as_json:
         typer.echo(json.dumps(rows, default=str, indent=2))
         return
@@ -380,14 +383,17 @@ def _answer(approval_id: int, reason: str, actor: str, approve: bool) -> None:
     try:
         ops = Operations(store, actor=actor)  # recorded only: the agent runs the action
         # the command line runs with local access to the store: it acts as an operator
-        answer = ops.approve if approve else ops.reject
-        row = answer(approval_id, role=Role.OPERATOR, reason=reason)
+        if approve:
+            approved = ops.approve(approval_id, role=Role.OPERATOR, reason=reason)
+            extra = f"; action {approved['action_id']} journaled"
+        else:
+            ops.reject(approval_id, role=Role.OPERATOR, reason=reason)
+            extra = ""
     except MlwardenError as exc:
         raise _fail(exc) from exc
     finally:
         store.close()
     verb = "approved" if approve else "rejected"
-    extra = f"; action {row['action_id']} journaled" if approve else ""
     typer.echo(f"approval {approval_id} {verb}{extra}")
 
 

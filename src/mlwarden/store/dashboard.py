@@ -17,8 +17,10 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, and_, func, or_, select
 
 from mlwarden.clock import as_utc, utcnow
+from mlwarden.domain import ApprovalState
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
+from mlwarden.store.approvals import overdue
 from mlwarden.store.incidents import OPEN_STATES
 from mlwarden.store.windows import SignalRow
 
@@ -275,7 +277,7 @@ def newest_signals(store: Store, model_id: int, limit: int) -> list[SignalRow]:
 
 def waiting_approvals(store: Store, now: datetime | None = None) -> list[int]:
     """The ids of the approvals still waiting for a person, newest first: pending and not past
-    their expiry (the rule :meth:`mlwarden.store.approvals.Approvals.expire` applies).
+    their expiry (``store.approvals.overdue``, the rule ``Approvals.expire`` applies).
 
     The navigation badge counts these and the approvals page lists these, so they agree even
     before the agent has marked an overdue request expired."""
@@ -283,9 +285,11 @@ def waiting_approvals(store: Store, now: datetime | None = None) -> list[int]:
     now = now or utcnow()
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(a.c.id, a.c.expires_at).where(a.c.state == "pending").order_by(a.c.id.desc())
+            select(a.c.id, a.c.expires_at)
+            .where(a.c.state == ApprovalState.PENDING)
+            .order_by(a.c.id.desc())
         ).all()
-    return [r.id for r in rows if as_utc(r.expires_at) > now]
+    return [r.id for r in rows if not overdue(r.expires_at, now)]
 
 
 def audit_page(

@@ -7,42 +7,19 @@ with the stored windows they are opened on (``WindowRepo``). The action journal 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypedDict, cast
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.clock import utcnow
+from mlwarden.domain import ApprovalState, IncidentState
 from mlwarden.errors import Conflict, NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.windows import WindowRepo
-
-
-class IncidentState(StrEnum):
-    """Where an incident is in its life (``TRANSITIONS`` says where it may go next).
-
-    * open → acting → verifying → resolved: the agent's remedy, verified;
-    * escalated: handed to people (a remedy failed or did not help), dismissed: noise;
-    * superseded: a new version went live while a performance incident was open; the model is
-      judged anew from there (the drop may now be the new version's, the old decision stale);
-    * accepted: drift that persisted without harm (or a drop on moving inputs that no remedy
-      serves better than doing nothing) is no longer worked on, but remembered, so the same
-      drift does not open a new incident every window nor absorb a new failure. It is resolved
-      once the drift is gone, reopened when an operator undoes the acceptance.
-    """
-
-    OPEN = "open"
-    ACTING = "acting"
-    VERIFYING = "verifying"
-    RESOLVED = "resolved"
-    ESCALATED = "escalated"
-    DISMISSED = "dismissed"
-    SUPERSEDED = "superseded"
-    ACCEPTED = "accepted"
-
 
 _S = IncidentState
 # the legal moves; a state may always be "moved" to itself (an update that keeps it). Resolved,
@@ -78,9 +55,39 @@ class IllegalTransition(Conflict):
     """An incident asked to move where ``TRANSITIONS`` does not allow (HTTP 409)."""
 
 
-OPEN_STATES = (_S.OPEN.value, _S.ACTING.value, _S.VERIFYING.value)
-CLOSED_STATES = (_S.RESOLVED.value, _S.ESCALATED.value, _S.DISMISSED.value, _S.SUPERSEDED.value)
-ACCEPTED = _S.ACCEPTED.value
+OPEN_STATES = (_S.OPEN, _S.ACTING, _S.VERIFYING)
+CLOSED_STATES = (_S.RESOLVED, _S.ESCALATED, _S.DISMISSED, _S.SUPERSEDED)
+ACCEPTED = _S.ACCEPTED
+
+
+class IncidentRow(TypedDict):
+    """An incident as the store returns it: its columns, ``state`` as an ``IncidentState`` (a
+    ``str``: ``row["state"] == "open"`` holds) and ``model`` by name instead of its id."""
+
+    id: int
+    model: str
+    state: IncidentState
+    scope: str | None
+    diagnosis: str | None
+    severity: str
+    kinds: list[str]
+    features: list[str]
+    first_window: int
+    last_window: int
+    baseline: dict[str, Any]
+    timeline: list[dict[str, Any]]
+    summary: str
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class IncidentDetail(IncidentRow):
+    """An incident with the rows of its decisions, actions and verifications, oldest first."""
+
+    decisions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    verifications: list[dict[str, Any]]
 
 
 class _Valued(Protocol):
@@ -121,7 +128,7 @@ class DecisionRecord(Protocol):
 
 class ClosedIncident(NamedTuple):
     id: int
-    state: str
+    state: IncidentState
     kinds: list[str]
     features: list[str]
 
@@ -145,15 +152,15 @@ class AgentRepo(WindowRepo):
 
     # ------------------------------------------------------------------ incidents
 
-    def open_incidents(self, model: str) -> list[dict[str, Any]]:
+    def open_incidents(self, model: str) -> list[IncidentRow]:
         """The incidents of ``model`` being worked on (open, acting or verifying), oldest first."""
         return self._incidents_in(model, OPEN_STATES)
 
-    def accepted_incidents(self, model: str) -> list[dict[str, Any]]:
+    def accepted_incidents(self, model: str) -> list[IncidentRow]:
         """The accepted drift incidents of ``model``, oldest first."""
         return self._incidents_in(model, (ACCEPTED,))
 
-    def _incidents_in(self, model: str, states: Sequence[str]) -> list[dict[str, Any]]:
+    def _incidents_in(self, model: str, states: Sequence[str]) -> list[IncidentRow]:
         i = at.incidents
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -161,9 +168,10 @@ class AgentRepo(WindowRepo):
                 .where(i.c.model_id == self.store.model_id(model), i.c.state.in_(states))
                 .order_by(i.c.id)
             ).all()
-        return [self._incident(row) for row in rows]
+        names: dict[int, str] = {}
+        return [self._incident(row, names) for row in rows]
 
-    def open_incident(self, model: str, scope: str | None = None) -> dict[str, Any] | None:
+    def open_incident(self, model: str, scope: str | None = None) -> IncidentRow | None:
         """The newest open incident of ``model`` (of ``scope`` when given)."""
         found = [i for i in self.open_incidents(model) if scope is None or i.get("scope") == scope]
         return found[-1] if found else None
@@ -197,7 +205,7 @@ class AgentRepo(WindowRepo):
                 conn.execute(
                     insert(at.incidents).values(
                         model_id=self.store.model_id(model),
-                        state="open",
+                        state=IncidentState.OPEN,
                         scope=scope,
                         severity="low",
                         kinds=[],
@@ -272,18 +280,24 @@ class AgentRepo(WindowRepo):
                 update(i).where(i.c.id == incident_id).values(updated_at=now, **_jsonable(values))
             )
 
-    def _incident(self, row: Any) -> dict[str, Any]:
+    def _incident(self, row: Any, names: dict[int, str] | None = None) -> IncidentRow:
+        """``row`` as an ``IncidentRow``; ``names`` caches model names across rows."""
         out = plain_row(row)
-        out["model"] = self.store.model_name(out.pop("model_id"))
-        return out
+        model_id = out.pop("model_id")
+        if names is None:
+            out["model"] = self.store.model_name(model_id)
+        else:
+            out["model"] = names.setdefault(model_id, self.store.model_name(model_id))
+        out["state"] = IncidentState(out["state"])
+        return cast(IncidentRow, out)
 
-    def get_incident(self, incident_id: int) -> dict[str, Any]:
+    def get_incident(self, incident_id: int) -> IncidentDetail:
         """An incident with its decisions, actions and verifications."""
         with self.engine.connect() as conn:
             row = conn.execute(select(at.incidents).where(at.incidents.c.id == incident_id)).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", incident=incident_id)
-            out = self._incident(row)
+            out = cast(dict[str, Any], self._incident(row))
             for key, table in (
                 ("decisions", at.decisions),
                 ("actions", at.actions),
@@ -293,11 +307,11 @@ class AgentRepo(WindowRepo):
                     select(table).where(table.c.incident_id == incident_id).order_by(table.c.id)
                 )
                 out[key] = [plain_row(r) for r in rows]
-        return out
+        return cast(IncidentDetail, out)
 
     def list_incidents(
         self, model: str | None = None, state: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRow]:
         i = at.incidents
         query = select(i)
         if model is not None:
@@ -306,7 +320,8 @@ class AgentRepo(WindowRepo):
             query = query.where(i.c.state == state)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(i.c.id.desc()).limit(limit)).all()
-        return [self._incident(r) for r in rows]
+        names: dict[int, str] = {}
+        return [self._incident(r, names) for r in rows]
 
     def closed_with_diagnosis(
         self, model: str, diagnosis: str, limit: int = 50
@@ -320,13 +335,16 @@ class AgentRepo(WindowRepo):
                 .where(
                     i.c.model_id == self.store.model_id(model),
                     i.c.diagnosis == diagnosis,
-                    i.c.state.in_(("resolved", "escalated")),
+                    i.c.state.in_((_S.RESOLVED, _S.ESCALATED)),
                 )
                 .order_by(i.c.id.desc())
                 .limit(limit)
             ).all()
         return [
-            ClosedIncident(r.id, r.state, list(r.kinds or []), list(r.features or [])) for r in rows
+            ClosedIncident(
+                r.id, IncidentState(r.state), list(r.kinds or []), list(r.features or [])
+            )
+            for r in rows
         ]
 
     def first_action_kind(self, incident_id: int, *, besides: str) -> str | None:
@@ -384,7 +402,7 @@ class AgentRepo(WindowRepo):
             p = at.approvals
             pending = conn.execute(
                 select(p.c.model_id, func.count())
-                .where(p.c.state == "pending")
+                .where(p.c.state == ApprovalState.PENDING)
                 .group_by(p.c.model_id)
             ).all()
         return FleetCounts(latest, incidents, actions, pending, names)
@@ -486,6 +504,8 @@ __all__ = [
     "TRANSITIONS",
     "AgentRepo",
     "IllegalTransition",
+    "IncidentDetail",
+    "IncidentRow",
     "IncidentState",
     "can_move",
 ]

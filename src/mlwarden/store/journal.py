@@ -1,25 +1,27 @@
 """The action journal: written before an action touches anything, so a crash never loses one.
 
-States: ``pending`` (journaled, not started) → ``running`` (started; the deployment revision
-before is recorded) → ``done`` (the revision after is recorded) or ``failed`` (the deployment is
-as it was); a done action can become ``undone``. A state moves only from the states it may come
-from (``Conflict`` otherwise), so two runners never both start one action.
+States (``domain.ActionState``): ``pending`` (journaled, not started) → ``running`` (started;
+the deployment revision before is recorded) → ``done`` (the revision after is recorded) or
+``failed`` (the deployment is as it was); a done action can become ``undone``. A state moves
+only along ``TRANSITIONS`` (``Conflict`` otherwise), checked in the same ``UPDATE`` that moves
+it, so two runners never both start one action.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 
 from mlwarden.clock import as_utc, utcnow
-from mlwarden.domain import ActionKind
+from mlwarden.domain import ActionKind, ActionState
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
 from mlwarden.store.base import as_json, inserted_id, plain_row
 from mlwarden.store.repository import Store
 
@@ -30,13 +32,73 @@ class PastAction:
 
     kind: ActionKind
     at: datetime
-    state: str
+    state: ActionState
     incident_id: int | None = None
     # the scope (cause class) of its incident: a remedy's cooldown is per cause
     scope: str | None = None
 
 
-IN_FLIGHT = ("pending", "running")
+_S = ActionState
+# the legal moves. ``running`` → ``running`` is a resumed action (a restarted agent picks it up)
+# and a long action's progress; ``done`` and ``failed`` are final but for an undo.
+TRANSITIONS: Mapping[ActionState, frozenset[ActionState]] = {
+    _S.PENDING: frozenset({_S.RUNNING, _S.FAILED}),
+    _S.RUNNING: frozenset({_S.RUNNING, _S.DONE, _S.FAILED}),
+    _S.DONE: frozenset({_S.UNDONE}),
+    _S.FAILED: frozenset(),
+    _S.UNDONE: frozenset(),
+}
+
+IN_FLIGHT = (_S.PENDING, _S.RUNNING)
+
+
+def coming_from(state: ActionState) -> tuple[ActionState, ...]:
+    """The states an action may move to ``state`` from (``TRANSITIONS``).
+
+    >>> [s.value for s in coming_from(ActionState.RUNNING)]
+    ['pending', 'running']
+    """
+    return tuple(s for s in ActionState if state in TRANSITIONS[s])
+
+
+class ActionRow(TypedDict):
+    """A journaled action as the store returns it: its columns, ``kind`` and ``state`` as
+    their enums (``str`` both: ``row["state"] == "done"`` holds), and ``model`` by name."""
+
+    id: int
+    model_id: int
+    model: str
+    incident_id: int | None
+    decision_id: int | None
+    approval_id: int | None
+    kind: ActionKind
+    state: ActionState
+    params: dict[str, Any]
+    actor: str
+    before_revision: int | None
+    after_revision: int | None
+    attempts: int
+    result: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    undone_at: datetime | None
+
+
+def _with_model(query: Select[Any]) -> Select[Any]:
+    """``query`` over ``actions`` with the model's name beside each row (one query, no
+    lookup per row)."""
+    return query.add_columns(t.models.c.name.label("model")).join(
+        t.models, t.models.c.id == at.actions.c.model_id
+    )
+
+
+def _action(row: Any) -> ActionRow:
+    out = plain_row(row)
+    out["kind"] = ActionKind(out["kind"])
+    out["state"] = ActionState(out["state"])
+    return cast(ActionRow, out)
 
 
 class ActionJournal:
@@ -67,7 +129,7 @@ class ActionJournal:
                         decision_id=decision_id,
                         approval_id=approval_id,
                         kind=ActionKind(kind).value,
-                        state="pending",
+                        state=_S.PENDING,
                         params=as_json(dict(params or {})),
                         actor=actor,
                         attempts=0,
@@ -81,16 +143,16 @@ class ActionJournal:
         )
         return action_id
 
-    def get(self, action_id: int) -> dict[str, Any]:
+    def get(self, action_id: int) -> ActionRow:
         with self.engine.connect() as conn:
-            row = conn.execute(select(at.actions).where(at.actions.c.id == action_id)).first()
+            row = conn.execute(
+                _with_model(select(at.actions)).where(at.actions.c.id == action_id)
+            ).first()
         if row is None:
             raise NotFound(f"no action {action_id}", action=action_id)
-        out = plain_row(row)
-        out["model"] = self.store.model_name(out["model_id"])
-        return out
+        return _action(row)
 
-    def _set(self, action_id: int, expected: tuple[str, ...], **values: Any) -> None:
+    def _set(self, action_id: int, expected: Sequence[ActionState], **values: Any) -> None:
         with self.engine.begin() as conn:
             changed = conn.execute(
                 update(at.actions)
@@ -100,7 +162,7 @@ class ActionJournal:
         if not changed:
             state = self.get(action_id)["state"]
             raise Conflict(
-                f"action {action_id} is {state}; expected one of {', '.join(expected)}",
+                f"action {action_id} is {state.value}; expected one of {', '.join(expected)}",
                 action=action_id,
                 state=state,
             )
@@ -108,11 +170,11 @@ class ActionJournal:
     def start(self, action_id: int, before_revision: int | None) -> None:
         """pending/running → running; keeps the first recorded ``before_revision``."""
         row = self.get(action_id)
-        before = row["before_revision"] if row["state"] == "running" else before_revision
+        before = row["before_revision"] if row["state"] is _S.RUNNING else before_revision
         self._set(
             action_id,
-            ("pending", "running"),
-            state="running",
+            coming_from(_S.RUNNING),
+            state=_S.RUNNING,
             before_revision=before,
             attempts=row["attempts"] + 1,
             started_at=row["started_at"] or utcnow(),
@@ -121,14 +183,14 @@ class ActionJournal:
     def progress(self, action_id: int, **result: Any) -> None:
         """Merge ``result`` into the action's recorded result (steps of a long action)."""
         merged = {**self.get(action_id)["result"], **as_json(result)}
-        self._set(action_id, ("running",), result=merged)
+        self._set(action_id, (_S.RUNNING,), result=merged)
 
     def finish(self, action_id: int, after_revision: int | None, **result: Any) -> None:
         merged = {**self.get(action_id)["result"], **as_json(result)}
         self._set(
             action_id,
-            ("running",),
-            state="done",
+            coming_from(_S.DONE),
+            state=_S.DONE,
             after_revision=after_revision,
             result=merged,
             finished_at=utcnow(),
@@ -137,8 +199,8 @@ class ActionJournal:
     def fail(self, action_id: int, error: str, after_revision: int | None = None) -> None:
         self._set(
             action_id,
-            ("pending", "running"),
-            state="failed",
+            coming_from(_S.FAILED),
+            state=_S.FAILED,
             error=error,
             after_revision=after_revision,
             finished_at=utcnow(),
@@ -147,7 +209,9 @@ class ActionJournal:
     def mark_undone(self, action_id: int, revision: int | None) -> None:
         row = self.get(action_id)
         result = {**row["result"], "undo_revision": revision}
-        self._set(action_id, ("done",), state="undone", undone_at=utcnow(), result=result)
+        self._set(
+            action_id, coming_from(_S.UNDONE), state=_S.UNDONE, undone_at=utcnow(), result=result
+        )
 
     def list(
         self,
@@ -155,9 +219,11 @@ class ActionJournal:
         state: str | None = None,
         incident_id: int | None = None,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ActionRow]:
+        """The newest ``limit`` actions (of ``model``, in ``state``, of ``incident_id``), newest
+        first: one query, the model's name joined in."""
         a = at.actions
-        query = select(a)
+        query = _with_model(select(a))
         if model is not None:
             query = query.where(a.c.model_id == self.store.model_id(model))
         if state is not None:
@@ -165,21 +231,16 @@ class ActionJournal:
         if incident_id is not None:
             query = query.where(a.c.incident_id == incident_id)
         with self.engine.connect() as conn:
-            rows = [plain_row(r) for r in conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
-        names: dict[int, str] = {}
-        for row in rows:
-            row["model"] = names.setdefault(row["model_id"], self.store.model_name(row["model_id"]))
-        return rows
+            return [_action(r) for r in conn.execute(query.order_by(a.c.id.desc()).limit(limit))]
 
-    def in_flight(self, model: str | None = None) -> builtins.list[dict[str, Any]]:
+    def in_flight(self, model: str | None = None) -> builtins.list[ActionRow]:
         """Actions journaled but not finished (oldest first): what a restarted agent resumes."""
         a = at.actions
-        query = select(a.c.id).where(a.c.state.in_(IN_FLIGHT))
+        query = _with_model(select(a)).where(a.c.state.in_(IN_FLIGHT))
         if model is not None:
             query = query.where(a.c.model_id == self.store.model_id(model))
         with self.engine.connect() as conn:
-            ids = list(conn.execute(query.order_by(a.c.id)).scalars())
-        return [self.get(i) for i in ids]
+            return [_action(r) for r in conn.execute(query.order_by(a.c.id))]
 
     def past(self, model: str, now: datetime, days: float = 1.0) -> builtins.list[PastAction]:
         """Actions of the last ``days`` days, for cooldowns and the daily limit."""
@@ -192,6 +253,12 @@ class ActionJournal:
                 .where(a.c.model_id == self.store.model_id(model), a.c.created_at >= since)
             ).all()
         return [
-            PastAction(ActionKind(r.kind), as_utc(r.created_at), r.state, r.incident_id, r.scope)
+            PastAction(
+                ActionKind(r.kind),
+                as_utc(r.created_at),
+                ActionState(r.state),
+                r.incident_id,
+                r.scope,
+            )
             for r in rows
         ]

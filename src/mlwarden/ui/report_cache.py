@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,7 +37,7 @@ from mlwarden.ui.server_state import kept_on
 __all__ = ["IncidentDiagnoses", "server_diagnoses"]
 
 
-def _version(store: Store, incident: dict[str, Any]) -> tuple[Any, ...]:
+def _version(store: Store, incident: Mapping[str, Any]) -> tuple[Any, ...]:
     deployment = store.get_deployment(incident["model"])
     newest = AgentRepo(store).last_window(incident["model"])
     return (
@@ -88,7 +89,7 @@ class IncidentDiagnoses:
         with self._lock:
             self._kept.pop(incident_id, None)
 
-    def is_current(self, store: Store, incident: dict[str, Any]) -> bool:
+    def is_current(self, store: Store, incident: Mapping[str, Any]) -> bool:
         """Whether the diagnosis kept for ``incident`` (as :meth:`AgentRepo.get_incident`
         returns it) is that of its present state."""
         version = _version(store, incident)
@@ -97,7 +98,11 @@ class IncidentDiagnoses:
         return kept is not None and kept[0] == version
 
     def __call__(
-        self, store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
+        self,
+        store: Store,
+        incident: Mapping[str, Any],
+        findings: list[dict[str, Any]],
+        model_id: int,
     ) -> IncidentDiagnosis:
         claimed, version, mine = self._claim(store, incident)
         if isinstance(claimed, IncidentDiagnosis):

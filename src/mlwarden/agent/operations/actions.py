@@ -11,22 +11,22 @@ through ``operations.service.Operations``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlwarden.agent.journal import marker
 from mlwarden.agent.operations import deployments
 from mlwarden.agent.remedies.base import ExecEnv, crashpoint, current_revision
 from mlwarden.agent.remedies.registry import remedy_for
+from mlwarden.domain import ActionState
 from mlwarden.errors import Conflict, MlwardenError
+from mlwarden.store.journal import IN_FLIGHT, ActionRow
 
 
-def run_action(env: ExecEnv, action_id: int) -> dict[str, Any]:
+def run_action(env: ExecEnv, action_id: int) -> ActionRow:
     """Run (or resume) a journaled action; returns its final journal row.
 
     A done, failed or undone action is returned as it is: running an action twice is a no-op.
     """
     action = env.journal.get(action_id)
-    if action["state"] not in ("pending", "running"):
+    if action["state"] not in IN_FLIGHT:
         return action
     model = action["model"]
     remedy = remedy_for(action["kind"])
@@ -55,7 +55,7 @@ def run_action(env: ExecEnv, action_id: int) -> dict[str, Any]:
     return env.journal.get(action_id)
 
 
-def _restore(env: ExecEnv, action: dict[str, Any]) -> int | None:
+def _restore(env: ExecEnv, action: ActionRow) -> int | None:
     """Put the deployment back at the action's ``before_revision`` if the action changed it."""
     before = action.get("before_revision")
     now = current_revision(env.store, action["model"])
@@ -74,14 +74,14 @@ def _restore(env: ExecEnv, action: dict[str, Any]) -> int | None:
 
 def undo_action(
     env: ExecEnv, action_id: int, *, force: bool = False, keep_later: bool = False
-) -> dict[str, Any]:
+) -> ActionRow:
     """Undo a done action by its kind's remedy (``Remedy.undo``: for a deployment change, a
     three-way merge that takes back what the action changed and nothing else; ``force`` and
     ``keep_later`` decide a setting someone changed again since)."""
     action = env.journal.get(action_id)
-    if action["state"] == "undone":
+    if action["state"] is ActionState.UNDONE:
         return action
-    if action["state"] != "done":
+    if action["state"] is not ActionState.DONE:
         raise Conflict(f"action {action_id} is {action['state']}; only a done action can be undone")
     model = action["model"]
     revision = remedy_for(action["kind"]).undo(env, action, force=force, keep_later=keep_later)

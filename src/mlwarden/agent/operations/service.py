@@ -34,8 +34,8 @@ from mlwarden.agent.remedies.base import ExecEnv
 from mlwarden.domain import Deployment, DeploymentState, Role
 from mlwarden.errors import InvalidInput
 from mlwarden.settings import Settings
-from mlwarden.store.approvals import Approvals
-from mlwarden.store.journal import ActionJournal
+from mlwarden.store.approvals import Answer, ApprovalRow, Approvals, ApprovedRow
+from mlwarden.store.journal import ActionJournal, ActionRow
 from mlwarden.store.repository import Store
 
 
@@ -327,7 +327,7 @@ class Operations:
     def _model_of(self, action_id: int) -> str:
         return str(ActionJournal(self.store).get(action_id)["model"])
 
-    def run_action(self, action_id: int) -> dict[str, Any]:
+    def run_action(self, action_id: int) -> ActionRow:
         """Run (or resume) a journaled action once (``actions.run_action``)."""
         row = actions.run_action(self.env(self._model_of(action_id)), action_id)
         self._changed(row["model"])
@@ -335,7 +335,7 @@ class Operations:
 
     def undo_action(
         self, action_id: int, *, force: bool = False, keep_later: bool = False
-    ) -> dict[str, Any]:
+    ) -> ActionRow:
         """Undo what a done action changed, and nothing else (``actions.undo_action``)."""
         row = actions.undo_action(
             self.env(self._model_of(action_id)), action_id, force=force, keep_later=keep_later
@@ -345,15 +345,24 @@ class Operations:
 
     # ------------------------------------------------------------------ approvals
 
-    def approve(self, approval_id: int, *, role: Role, reason: str) -> dict[str, Any]:
+    def approve(self, approval_id: int, *, role: Role, reason: str) -> ApprovedRow:
         """Record the approval and journal its action (pending): the agent runs it once, on its
         next pass, with its configured policy. Nothing runs here."""
         return Approvals(self.store).approve(
             approval_id, actor=self.actor, role=role, reason=reason
         )
 
-    def reject(self, approval_id: int, *, role: Role, reason: str) -> dict[str, Any]:
+    def reject(self, approval_id: int, *, role: Role, reason: str) -> ApprovalRow:
         return Approvals(self.store).reject(approval_id, actor=self.actor, role=role, reason=reason)
+
+    def answer(
+        self, approval_id: int, answer: Answer | object, *, role: Role, reason: object
+    ) -> ApprovalRow:
+        """Approve or reject by the answer's name (``store.approvals.Answer``), as the API and
+        the dashboard receive it; the queue's rules are the store's."""
+        return Approvals(self.store).answer(
+            approval_id, answer, actor=self.actor, role=role, reason=reason
+        )
 
 
 __all__ = ["Operations"]

@@ -40,6 +40,7 @@ from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind
 from mlwarden.errors import InvalidInput, ServiceUnavailable
 from mlwarden.settings import Settings
+from mlwarden.store.journal import ActionRow
 
 
 def alert_payload(model: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +277,7 @@ class Alert(Remedy):
     verifies = VerifyTarget.NOTHING  # no routing changes: nothing to verify, nothing to undo
     remedial = False
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         model = action["model"]
         params = dict(action["params"])
         remedy_id = params.get("remedy_action_id")

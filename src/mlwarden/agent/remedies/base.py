@@ -15,7 +15,7 @@ from mlwarden.agent.operations import deployments
 from mlwarden.agent.policy import ModelPolicy
 from mlwarden.domain import ActionKind, Deployment, DeploymentState
 from mlwarden.errors import Conflict, InvalidInput
-from mlwarden.store.journal import ActionJournal
+from mlwarden.store.journal import ActionJournal, ActionRow
 from mlwarden.store.repository import Store
 
 CRASH_ENV = "MLWARDEN_AGENT_CRASH_AT"
@@ -81,15 +81,13 @@ class Remedy:
     # (``agent.evidence``); the others are judged in their own way (canary, hindsight) or not
     weighed: ClassVar[bool] = False
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         """Make the change (each deployment change through ``change_deployment``, exactly
         once); returns the result journaled with the action. Raising leaves the deployment as
         it was (``agent.operations.actions`` restores it)."""
         raise NotImplementedError
 
-    def undo(
-        self, env: ExecEnv, action: dict[str, Any], *, force: bool, keep_later: bool
-    ) -> int | None:
+    def undo(self, env: ExecEnv, action: ActionRow, *, force: bool, keep_later: bool) -> int | None:
         """Take back what the done ``action`` changed; returns the revision it leaves.
 
         The default suits every remedy that changes the deployment: a three-way merge of the
@@ -159,7 +157,7 @@ def current_revision(store: Store, model: str) -> int | None:
 
 def change_deployment(
     env: ExecEnv,
-    action: dict[str, Any],
+    action: ActionRow,
     step: str,
     mutate: Callable[[DeploymentState], DeploymentState],
     reason: str,
@@ -194,7 +192,7 @@ def change_deployment(
     )
 
 
-def version_param(action: dict[str, Any], key: str = "to_version") -> int:
+def version_param(action: ActionRow, key: str = "to_version") -> int:
     """The integer version an action's parameters name under ``key``."""
     value = action["params"].get(key)
     if not isinstance(value, int):

@@ -14,6 +14,7 @@ from mlwarden.agent.remedies.base import (
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import InvalidInput
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -25,7 +26,7 @@ class Canary(Remedy):
     phrase = "send part of the traffic to a new version"
     verifies = VerifyTarget.BASELINE
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         version = version_param(action, "version")
         weight = float(action["params"].get("weight", env.policy.retrain.canary_weight))
         if not 0.0 < weight < 1.0:

@@ -7,6 +7,7 @@ from typing import Any
 from mlwarden.agent.remedies.base import ExecEnv, Remedy, VerifyTarget, change_deployment
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -18,7 +19,7 @@ class Disable(Remedy):
     verifies = VerifyTarget.SYMPTOM  # refusals are the price paid on purpose
     weighed = True
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         def mutate(state: DeploymentState) -> DeploymentState:
             return state.model_copy(update={"disabled": True})
 

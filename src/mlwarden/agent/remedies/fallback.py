@@ -14,6 +14,7 @@ from mlwarden.agent.remedies.base import (
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -28,7 +29,7 @@ class Fallback(Remedy):
     weighed = True
     replaces_live = True
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         target = version_param(action)
         previous: dict[str, Any] = {}
 

@@ -7,6 +7,7 @@ from typing import Any
 from mlwarden.agent.remedies.base import ExecEnv, Remedy, VerifyTarget
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -16,5 +17,5 @@ class NoAction(Remedy):
     verifies = VerifyTarget.NOTHING
     remedial = False
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         return {}

@@ -14,6 +14,7 @@ from mlwarden.agent.remedies.base import (
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState
 from mlwarden.errors import Conflict
+from mlwarden.store.journal import ActionRow
 
 
 def promoted(state: DeploymentState, version: int) -> DeploymentState:
@@ -35,7 +36,7 @@ class Promote(Remedy):
     verifies = VerifyTarget.BASELINE
     replaces_live = True
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         version = version_param(action, "version")
         if not action["params"].get("validated"):
             raise Conflict(

@@ -8,6 +8,7 @@ from mlwarden.agent.remedies.base import ExecEnv, Remedy, VerifyTarget, change_d
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState, FeatureRepair
 from mlwarden.errors import InvalidInput
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -20,7 +21,7 @@ class Repair(Remedy):
     verifies = VerifyTarget.BASELINE
     weighed = True
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         raw = action["params"].get("input_repair")
         if not isinstance(raw, dict) or not raw:
             raise InvalidInput("repair needs a non-empty 'input_repair' parameter")

@@ -42,6 +42,7 @@ from mlwarden.domain import ActionKind, DeploymentState, Task
 from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.registry.registry import Registry
 from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionRow
 from mlwarden.store.repository import Store
 
 
@@ -192,7 +193,7 @@ class Retrain(Remedy):
     phrase = "retrain the model on recent labelled data"
     verifies = VerifyTarget.BASELINE
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         model = action["model"]
         settings = env.policy.retrain
         spec = env.store.get_model(model)

@@ -13,6 +13,7 @@ from mlwarden.agent.remedies.base import (
 )
 from mlwarden.agent.remedies.registry import register
 from mlwarden.domain import ActionKind, DeploymentState
+from mlwarden.store.journal import ActionRow
 
 
 @register
@@ -21,7 +22,7 @@ class Shadow(Remedy):
     phrase = "run a new version in shadow"
     verifies = VerifyTarget.BASELINE
 
-    def execute(self, env: ExecEnv, action: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         version = version_param(action, "version")
 
         def mutate(state: DeploymentState) -> DeploymentState:

@@ -6,8 +6,10 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
+from mlwarden.domain import ApprovalState
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.store import dashboard
+from mlwarden.store.approvals import Answer
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
@@ -35,12 +37,17 @@ def approvals_page(
     approvals = Approvals(state.store)
     repo = AgentRepo(state.store)
     # list() first marks overdue requests expired: they show as decided, not as waiting
-    decided = [a for a in approvals.list() if a["state"] != "pending"][:50]
-    pending = [approvals.get(i) for i in dashboard.waiting_approvals(state.store)]
-    for item in pending:
-        item["decision"] = (
-            repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None
-        )
+    decided = [a for a in approvals.list() if a["state"] is not ApprovalState.PENDING][:50]
+    waiting = [approvals.get(i) for i in dashboard.waiting_approvals(state.store)]
+    pending = [
+        {
+            **item,
+            "decision": (
+                repo.get_decision(item["decision_id"]) if item["decision_id"] is not None else None
+            ),
+        }
+        for item in waiting
+    ]
     return render(
         request,
         session,
@@ -78,17 +85,15 @@ def _decide(
     reason: str,
 ) -> str:
     ops = state.operations(session.name)  # the same service as POST /v1/approvals
-    if verdict == "approve":
+    if verdict not in Answer._value2member_map_:
+        raise NotFound(f"no such verdict {verdict!r}: use approve or reject")
+    if Answer(verdict) is Answer.APPROVE:
         # the approval is recorded and its action journaled; the agent runs it once, on its
         # next pass, with the configured policy (never inside this request, never twice)
         approved = ops.approve(approval_id, role=session.role, reason=reason)
-        message = (
+        return (
             f"Approved: {approved['action']} on {approved['model']} is journaled as action "
             f"{approved['action_id']}; the agent runs it on its next pass."
         )
-    elif verdict == "reject":
-        rejected = ops.reject(approval_id, role=session.role, reason=reason)
-        message = f"Rejected: {rejected['action']} on {rejected['model']}."
-    else:
-        raise NotFound(f"no such verdict {verdict!r}: use approve or reject")
-    return message
+    rejected = ops.reject(approval_id, role=session.role, reason=reason)
+    return f"Rejected: {rejected['action']} on {rejected['model']}."

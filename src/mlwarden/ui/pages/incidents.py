@@ -51,13 +51,12 @@ def incidents_page(
         )
     except NotFound as exc:
         return error_page(request, session, exc)
-    for row in rows:
-        row["oncall"] = oncall_of(row)
+    shown = [{**row, "oncall": oncall_of(row)} for row in rows]
     return render(
         request,
         session,
         "incidents.html",
-        incidents=rows,
+        incidents=shown,
         model=model,
         state_filter=state_filter,
         models=state.store.model_names(),
