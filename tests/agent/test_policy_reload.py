@@ -103,5 +103,10 @@ def test_a_model_override_sets_its_own_detection_and_an_unknown_key_is_a_policy_
     assert (fraud.drift_psi, fraud.latency_slo_ms) == (0.3, 250)
     assert (other.drift_psi, other.latency_slo_ms) == (0.3, None)
     assert load_policy_text("").defaults.monitor_config() == MonitorConfig()
-    with pytest.raises(PolicyError, match=r"line 2: defaults.detection: .*'drift_pis'"):
+    # the error points at the misspelt key's own line, and names the key it is near
+    with pytest.raises(
+        PolicyError,
+        match=r"line 3: defaults.detection.drift_pis: unknown key 'drift_pis'; did you mean "
+        r"'drift_psi'\?",
+    ):
         load_policy_text("defaults:\n  detection:\n    drift_pis: 0.3\n")

@@ -27,8 +27,10 @@ class BackgroundAgent:
     After every pass it deletes raw records older than ``record_retention_days`` (windows,
     signals and findings stay), so retention needs no cron job of its own, and reads the
     policy file (``agent_policy``) again when it changed: the next pass decides and detects
-    by the new policy, audited as ``policy.loaded``. A policy file that does not validate is
-    logged and the one before stays. It also logs the incidents that closed to MLflow when a
+    by the new policy, audited as ``policy.loaded``. A policy file that does not validate (or
+    is gone) is logged and the one before stays; ``policy_problem`` holds the error until a
+    valid file is read, and ``/health``, ``GET /v1/policy`` and the dashboard's policy page show
+    it. It also logs the incidents that closed to MLflow when a
     tracking server is named (:mod:`mlwarden.agent.mlflow_incidents`).
     """
 
@@ -48,6 +50,10 @@ class BackgroundAgent:
             store, configured_policy(settings), default_source(store, settings)
         )
         self._policy_stamp = self._stamp()
+        # why the policy file in place is not the policy in use (None: it is)
+        self.policy_problem: InvalidInput | None = None
+        # the agent's thread after a pass, and a request that just wrote the file
+        self._reloading = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlw-agent", daemon=True)
 
@@ -90,15 +96,23 @@ class BackgroundAgent:
 
     def reload_policy(self) -> bool:
         """Load the policy file again if it changed since it was read; True when it did."""
+        with self._reloading:
+            return self._reload_policy()
+
+    def _reload_policy(self) -> bool:
         stamp = self._stamp()
-        if stamp is None or stamp == self._policy_stamp:
+        if stamp == self._policy_stamp:
             return False
         self._policy_stamp = stamp
         try:
+            if stamp is None:
+                raise InvalidInput(f"policy file {self.settings.agent_policy} cannot be read")
             policy = load_policy(self.settings.agent_policy)
         except InvalidInput as exc:
+            self.policy_problem = exc
             log.error("the policy file changed but is not valid, the one before stays: %s", exc)
             return False
+        self.policy_problem = None
         self.agent.policy = policy
         if self.leading:  # an agent that takes the leadership later records it then
             record_policy(self.store, policy, self.agent.actor)

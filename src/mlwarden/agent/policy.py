@@ -5,8 +5,17 @@ entries override the defaults key by key (nested mappings merge, everything else
 Every policy is merged over the bundled ``policies/default.yaml``, the one place the default
 values are written, the decision table included: a file names only what it changes.
 
-Errors name the line of the offending key: the YAML is composed into nodes (which keep their
-``start_mark``) before it is validated; each pydantic error location is walked back to its node.
+Every key is typed and bounded, the ``detection`` section's too (``DetectionSettings``), and
+the whole file, each model's overrides merged, is validated when it is loaded: an error names
+the line of the offending key, the key's path, the value found and what was expected. The YAML
+is composed into nodes (which keep their ``start_mark``) before it is validated; each pydantic
+error location is walked back to its node.
+
+A key the policy does not know is an error, not a warning: a misspelt key (``min_confidnce``)
+would otherwise leave the default in force while its author believes it changed, and the one
+who reads a warning in a server's log is rarely the one who wrote the file. Refusing costs
+nothing on a running server, which keeps the policy it had (``agent.background``), and the
+error names the nearest known key.
 
 >>> text = "defaults:\\n  mode: advisory\\nmodels:\\n  fraud:\\n    mode: autonomous\\n"
 >>> policy = load_policy_text(text)
@@ -17,11 +26,15 @@ Errors name the line of the offending key: the YAML is composed into nodes (whic
 from __future__ import annotations
 
 import copy
+import difflib
+import os
+import tempfile
+import threading
 from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -29,12 +42,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from mlwarden.domain import ActionKind, FindingKind, Severity
-from mlwarden.errors import InvalidInput
+from mlwarden.errors import Conflict, InvalidInput
 from mlwarden.monitor.engine import MonitorConfig
 from mlwarden.settings import Settings
 
@@ -166,6 +178,72 @@ class EvidenceSettings(_Strict):
     refusal_better_than_wrong: bool
 
 
+# the monitor's own values: a ``detection`` section names only what it changes, the rest keep
+# ``MonitorConfig``'s (written once, there)
+_MONITOR = MonitorConfig()
+
+
+class SignalRuleSettings(_Strict):
+    """A bound on one signal (``detect.anomaly.SignalRule``): a window outside it is an anomaly."""
+
+    signal: str = Field(min_length=1)
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SignalRuleSettings:
+        if self.minimum is None and self.maximum is None:
+            raise ValueError(f"the rule on {self.signal!r} needs a minimum, a maximum or both")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum ({self.minimum}) is larger than maximum ({self.maximum})")
+        return self
+
+
+class DetectionSettings(_Strict):
+    """The monitor's thresholds (``monitor.engine.MonitorConfig``), typed and bounded: a
+    probability lies in (0, 1), a distance, ratio or count above zero, a tolerance at least
+    zero, a method one of those the monitor has. A key not named keeps ``MonitorConfig``'s value
+    (``_MONITOR``); ``tests/agent/test_policy_validation.py`` holds both classes to the same
+    fields, so a new monitor setting cannot be left untyped here."""
+
+    drift_alpha: float = Field(default=_MONITOR.drift_alpha, gt=0.0, lt=1.0)
+    drift_wasserstein: float = Field(default=_MONITOR.drift_wasserstein, gt=0.0)
+    drift_psi: float = Field(default=_MONITOR.drift_psi, gt=0.0)
+    drift_jensen_shannon: float = Field(default=_MONITOR.drift_jensen_shannon, gt=0.0, le=1.0)
+    multivariate: bool = _MONITOR.multivariate
+    multivariate_auc: float = Field(default=_MONITOR.multivariate_auc, ge=0.5, le=1.0)
+    multivariate_screen: float | None = Field(default=_MONITOR.multivariate_screen, gt=0.0, le=1.0)
+    prediction_alpha: float = Field(default=_MONITOR.prediction_alpha, gt=0.0, lt=1.0)
+    collapse_max_share: float = Field(default=_MONITOR.collapse_max_share, gt=0.0, le=1.0)
+    collapse_std_ratio: float = Field(default=_MONITOR.collapse_std_ratio, ge=0.0)
+    # per metric; a metric not named keeps its default tolerance
+    performance_tolerance: dict[str, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: dict(_MONITOR.performance_tolerance)
+    )
+    min_labels: int = Field(default=_MONITOR.min_labels, ge=1)
+    streaming: Literal["adwin", "page_hinkley"] | None = _MONITOR.streaming  # type: ignore[assignment]
+    streaming_min_increase: float = Field(default=_MONITOR.streaming_min_increase, ge=0.0)
+    calibration: Literal["isotonic", "platt"] = _MONITOR.calibration  # type: ignore[assignment]
+    estimated_sigmas: float = Field(default=_MONITOR.estimated_sigmas, gt=0.0)
+    change_threshold: float | None = Field(default=_MONITOR.change_threshold, gt=0.0)
+    latency_slo_ms: float | None = Field(default=_MONITOR.latency_slo_ms, gt=0.0)
+    latency_ratio: float = Field(default=_MONITOR.latency_ratio, gt=0.0)
+    error_min_increase: float = Field(default=_MONITOR.error_min_increase, ge=0.0)
+    throughput_ratio: float = Field(default=_MONITOR.throughput_ratio, gt=0.0)
+    max_delay_s: float | None = Field(default=_MONITOR.max_delay_s, gt=0.0)
+    anomaly: bool = _MONITOR.anomaly
+    anomaly_min_history: int = Field(default=_MONITOR.anomaly_min_history, ge=1)
+    rules: list[SignalRuleSettings] = Field(default_factory=list)
+    keep_windows: int = Field(default=_MONITOR.keep_windows, ge=1)
+    late_label_windows: int = Field(default=_MONITOR.late_label_windows, ge=0)
+    confidence: float = Field(default=_MONITOR.confidence, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = Field(default=_MONITOR.bootstrap_resamples, ge=1)
+
+    def monitor_config(self) -> MonitorConfig:
+        """The monitor's settings: the keys this section set over ``MonitorConfig``'s values."""
+        return MonitorConfig.from_mapping(self.model_dump(exclude_unset=True))[0]
+
+
 class ApprovalSettings(_Strict):
     """Which actions wait for an operator in autonomous mode (advisory mode: every remedy)."""
 
@@ -190,7 +268,7 @@ class ModelPolicy(_Strict):
     actions: dict[Diagnosis, list[ActionKind]]
     min_confidence: float = Field(ge=0.0, le=1.0)
     approval: ApprovalSettings
-    cooldown_minutes: dict[ActionKind, float]
+    cooldown_minutes: dict[ActionKind, Annotated[float, Field(ge=0.0)]]
     default_cooldown_minutes: float = Field(ge=0.0)
     max_actions_per_day: int = Field(ge=0)
     deploy_window_minutes: float = Field(ge=0.0)
@@ -204,15 +282,7 @@ class ModelPolicy(_Strict):
     disable_without_fallback: bool
     # the monitor's thresholds (``monitor.engine.MonitorConfig`` fields; the ones not named keep
     # their values there); read at each window, so a reloaded policy changes the next one
-    detection: dict[str, Any]
-
-    @field_validator("detection")
-    @classmethod
-    def _detection_is_known(cls, detection: dict[str, Any]) -> dict[str, Any]:
-        _config, unknown = MonitorConfig.from_mapping(detection)
-        if unknown:
-            raise ValueError(f"no detection setting {', '.join(map(repr, unknown))}")
-        return detection
+    detection: DetectionSettings
 
     @model_validator(mode="after")
     def _every_diagnosis_has_a_row(self) -> ModelPolicy:
@@ -232,7 +302,7 @@ class ModelPolicy(_Strict):
 
     def monitor_config(self) -> MonitorConfig:
         """The monitor's settings: ``detection`` over ``MonitorConfig``'s values."""
-        return MonitorConfig.from_mapping(self.detection)[0]
+        return self.detection.monitor_config()
 
 
 class PolicyFile(_Strict):
@@ -293,8 +363,8 @@ class PolicyProblem(BaseModel):
     message: str
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line else "file"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        where = [f"line {self.line}"] if self.line else []
+        return ": ".join([*where, *([self.path] if self.path else []), self.message])
 
 
 class PolicyError(InvalidInput):
@@ -330,8 +400,45 @@ def _node_at(node: yaml.Node | None, path: tuple[Any, ...]) -> yaml.Node | None:
     return located
 
 
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the mapping at ``loc`` (below ``model``) may hold; [] when it is no model's."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # a list's item, a mapping's value or an optional's type
+            members = [a for a in get_args(current) if a is not type(None)]
+            if not members:
+                return []
+            current = members[-1]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _message(item: Any, model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """What is wrong, with the value found (a scalar) and, for an unknown key, the nearest
+    known one."""
+    if item["type"] == "extra_forbidden":
+        known = _keys_at(model, loc[:-1])
+        near = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; the keys here: {', '.join(known)}"
+        return f"unknown key {str(loc[-1])!r}{hint if known else ''}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    found = item.get("input")
+    if item["type"] != "missing" and not isinstance(found, dict | list):
+        message = f"{message}, not {found!r}"
+    return message
+
+
 def _problems_from(
-    error: ValidationError, root: yaml.Node | None, prefix: tuple[Any, ...]
+    error: ValidationError,
+    root: yaml.Node | None,
+    prefix: tuple[Any, ...],
+    model: type[BaseModel] = BaseModel,
 ) -> list[PolicyProblem]:
     problems = []
     for item in error.errors():
@@ -344,10 +451,11 @@ def _problems_from(
         path = prefix + loc
         node = _node_at(root, path)
         line = node.start_mark.line + 1 if node is not None else None
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(
-            PolicyProblem(line=line, path=".".join(str(p) for p in path), message=message)
+        problem = PolicyProblem(
+            line=line, path=".".join(str(p) for p in path), message=_message(item, model, loc)
         )
+        if problem not in problems:  # a union reports its failure once per member
+            problems.append(problem)
     return problems
 
 
@@ -391,18 +499,18 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     try:
         parsed = PolicyFile.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(source, _problems_from(exc, root, ())) from exc
+        raise PolicyError(source, _problems_from(exc, root, (), PolicyFile)) from exc
     problems: list[PolicyProblem] = []
     defaults = _deep_merge(_bundled_defaults(), parsed.defaults)
     try:
         ModelPolicy.model_validate(defaults)
     except ValidationError as exc:
-        problems += _problems_from(exc, root, ("defaults",))
+        problems += _problems_from(exc, root, ("defaults",), ModelPolicy)
     for name, override in parsed.models.items():
         try:
             ModelPolicy.model_validate(_deep_merge(defaults, override))
         except ValidationError as exc:
-            for problem in _problems_from(exc, root, ("models", name)):
+            for problem in _problems_from(exc, root, ("models", name), ModelPolicy):
                 # an error inherited from the defaults is already reported at the defaults' line
                 inherited = not _has_path(override, problem.path.split(".")[2:])
                 if not (inherited and any(p.path.startswith("defaults") for p in problems)):
@@ -436,3 +544,56 @@ def validate_policy_file(path: str | Path) -> list[PolicyProblem]:
     except PolicyError as exc:
         return exc.problems
     return []
+
+
+def model_override(policy: Policy, name: str) -> dict[str, Any]:
+    """What ``policy``'s file sets for model ``name`` over its defaults ({} when nothing)."""
+    return copy.deepcopy(dict((policy.raw.get("models") or {}).get(name) or {}))
+
+
+# one writer of a policy file at a time in this process (the API's requests run in threads)
+_WRITING = threading.Lock()
+
+
+def write_model_override(path: Path, name: str, override: dict[str, Any]) -> tuple[Policy, Policy]:
+    """Set model ``name``'s overrides in the policy file ``path`` ({} removes them): the file as
+    it is, with ``models.<name>`` replaced, must validate as a whole (``PolicyError`` naming
+    ``models.<name>.<key>`` otherwise, and the file is left alone); it is then replaced in one
+    step (a temporary file renamed over it), so an agent reading it sees the old or the new
+    file, never half of one. Returns the policies before and after.
+
+    The file is written back as YAML from its parsed content: its comments and key order
+    beyond the first level do not survive; a file kept in version control is better changed
+    there. A file that does not validate now is not written over (fix it first)."""
+    with _WRITING:
+        try:
+            before = load_policy(path) if path.is_file() else Policy({}, str(path))
+        except PolicyError as exc:
+            raise Conflict(
+                f"the policy file does not validate; fix it before changing an override\n"
+                f"{exc.message}",
+                problems=[p.model_dump() for p in exc.problems],
+            ) from exc
+        raw = copy.deepcopy(before.raw)
+        models = dict(raw.get("models") or {})
+        if override:
+            models[name] = copy.deepcopy(override)
+        else:
+            models.pop(name, None)
+        raw["models"] = models
+        text = yaml.safe_dump(raw, sort_keys=False, default_flow_style=False)
+        try:
+            after = load_policy_text(text, str(path))
+        except PolicyError as exc:
+            # the lines are those of the text made here, which nobody sees: name the keys only
+            problems = [p.model_copy(update={"line": None}) for p in exc.problems]
+            raise PolicyError(f"the override of {name}", problems) from exc
+        handle, temporary = tempfile.mkstemp(prefix=".policy-", suffix=".yaml", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return before, after

@@ -21,6 +21,7 @@ from mlwarden.api.deps import (
     viewer_unless_public,
 )
 from mlwarden.api.openapi import json_body_doc
+from mlwarden.api.routes_policy import policy_view
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 from mlwarden.serving.metrics import CONTENT_TYPE_LATEST
@@ -45,7 +46,10 @@ router = APIRouter()
         "`replica` tells this process apart from the others serving the same database: its "
         "`pid`, `caches` (`notified`: PostgreSQL tells it of every change of a deployment or "
         "token; `polling`: it reads deployments again every second, SQLite or the listening "
-        "connection lost) and `agent` (`leader`, `standby` waiting to take over, or `off`)."
+        "connection lost) and `agent` (`leader`, `standby` waiting to take over, or `off`). "
+        "`policy` says whether the agent's policy file validates: when it changed into one that "
+        "does not, the agent keeps the policy it read before, `status` is `degraded: policy file "
+        "invalid` and `policy.problems` names each key, its value and what is expected."
     ),
 )
 async def health(request: Request) -> JSONResponse:
@@ -55,6 +59,9 @@ async def health(request: Request) -> JSONResponse:
     problems = [] if database_ok else ["database down"]
     if stats.held:
         problems.append("records cannot be written")
+    policy = (await run_in_threadpool(policy_view, state)).summary()
+    if policy["error"] is not None:
+        problems.append("policy file invalid")
     status = f"degraded: {'; '.join(problems)}" if problems else "ok"
     body: dict[str, Any] = {
         "status": status,
@@ -70,6 +77,7 @@ async def health(request: Request) -> JSONResponse:
         "storage_error": stats.storage_error,
     }
     body["replica"] = state.replica()
+    body["policy"] = policy
     return JSONResponse(body)
 
 

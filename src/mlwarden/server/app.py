@@ -39,6 +39,7 @@ from mlwarden.api import (
     routes_explain,
     routes_investigations,
     routes_models,
+    routes_policy,
     routes_predict,
     routes_system,
 )
@@ -314,6 +315,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         routes_explain,
         routes_investigations,
         routes_agent,
+        routes_policy,
         routes_assistant,
     ):
         app.include_router(module.router)

@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mlwarden.api.deps import ServerState, server
+from mlwarden.api.routes_policy import policy_view
+from mlwarden.errors import InvalidInput
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import error_page, page_router, page_session, render
 
@@ -25,20 +27,21 @@ def policy_page(
     session: Session = Depends(page_session),
     state: ServerState = Depends(server),
 ) -> Response:
-    from mlwarden.agent.policy import PolicyError, configured_policy
     from mlwarden.agent.policy_history import effective_policy, policy_history
 
-    configured = state.settings.agent_policy
-    try:
-        policy = configured_policy(state.settings)
-    except PolicyError as exc:  # the page says what is wrong with the file; the agent would too
-        return error_page(request, session, exc)
+    view = policy_view(state)
+    policy = view.policy
+    if policy is None or (view.problem is not None and state.agent is None):
+        # no agent inside keeps an older one: the page says what is wrong with the file
+        return error_page(request, session, view.problem or InvalidInput("no policy"))
     effective = effective_policy(policy)
     return render(
         request,
         session,
         "policy.html",
-        source=str(configured) if configured else None,
+        source=view.source,
+        # the file changed into one that does not validate: the agent keeps the one shown
+        problem=view.summary() if view.problem is not None else None,
         file_changes=_yaml(policy.raw) if policy.raw else "",
         defaults=_yaml(effective["defaults"]),
         models={name: _yaml(p) for name, p in effective["models"].items()},
