@@ -150,6 +150,8 @@ def test_listing_actions_and_approvals_is_one_query_with_the_same_rows_as_get(
         a["id"] for a in actions if a["model"] == "fraud"
     ]
     assert approvals.list(state="approved") == []
+    with pytest.raises(InvalidInput, match=r"no approval state 'approve': one of pending, "):
+        approvals.list(state="approve")
 
 
 def test_who_may_answer_with_what_reason_and_until_when_is_the_stores_rule(store: Store) -> None:

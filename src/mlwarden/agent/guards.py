@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
 from mlwarden.agent.remedies.registry import remedial_kinds
-from mlwarden.domain import ActionKind, Deployment, FeatureRepair, Finding, FindingKind
+from mlwarden.domain import (
+    ActionKind,
+    ActionState,
+    Deployment,
+    FeatureRepair,
+    Finding,
+    FindingKind,
+)
 from mlwarden.store.journal import PastAction
 
 if TYPE_CHECKING:
@@ -156,7 +163,7 @@ def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | 
         ):
             continue
         recent = ctx.now - past.at < timedelta(minutes=minutes)
-        if past.kind is action and past.state != "failed" and recent:
+        if past.kind is action and past.state is not ActionState.FAILED and recent:
             ago = (ctx.now - past.at).total_seconds() / 60
             return f"{action.value} ran {ago:.0f} min ago; cooldown is {minutes:g} min"
     return None
@@ -180,7 +187,7 @@ def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
     count = sum(
         1
         for p in ctx.past_actions
-        if p.kind in remedial and p.at >= day_ago and p.state not in ("failed",)
+        if p.kind in remedial and p.at >= day_ago and p.state is not ActionState.FAILED
     )
     if count >= limit:
         return f"{count} actions on {ctx.model} in the last 24 h; the daily limit is {limit}"

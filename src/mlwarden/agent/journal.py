@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlwarden.domain import ActionState
+
 
 def marker(action_id: int) -> str:
     """The tag every deployment change of action ``action_id`` carries in its reason."""
@@ -36,14 +38,14 @@ def progress_of(action: Mapping[str, Any]) -> str:
     ...              "candidate_version": 7, "promoted": None}})
     'candidate version 7 serves as canary; promoted only once its own records hold up'
     """
-    state, result = action["state"], action.get("result") or {}
-    if state == "pending":
+    state, result = ActionState(action["state"]), action.get("result") or {}
+    if state is ActionState.PENDING:
         if action.get("approval_id") is not None:
             return (
                 f"approved (approval {action['approval_id']}); the agent runs it on its next pass"
             )
         return "queued; the agent runs it on its next pass"
-    if state == "running":
+    if state is ActionState.RUNNING:
         step = result.get("step")
         template = _STEPS.get(step or "")
         try:
@@ -51,9 +53,9 @@ def progress_of(action: Mapping[str, Any]) -> str:
         except KeyError:
             text = step or "started"
         return f"running: {text}"
-    if state == "failed":
+    if state is ActionState.FAILED:
         return f"failed: {action.get('error') or 'see the error'}"
-    if state == "undone":
+    if state is ActionState.UNDONE:
         return "undone"
     if result.get("outcome"):
         return str(result["outcome"])

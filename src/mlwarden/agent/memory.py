@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlwarden.domain import ActionKind
+from mlwarden.domain import ActionKind, IncidentState
 from mlwarden.store.incidents import AgentRepo
 
 
@@ -50,7 +50,7 @@ def recall(
             continue
         kind = repo.first_action_kind(row.id, besides=ActionKind.ALERT.value)
         action = None if kind is None else ActionKind(kind)
-        worked = row.state == "resolved"
+        worked = row.state is IncidentState.RESOLVED
         verb = "worked" if worked else "did not work"
         what = action.value if action else "alerting only"
         best = Recollection(

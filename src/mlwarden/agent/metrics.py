@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mlwarden.clock import as_utc
+from mlwarden.domain import IncidentState
 from mlwarden.errors import ServiceUnavailable
 from mlwarden.store.incidents import OPEN_STATES, AgentRepo
 from mlwarden.store.repository import Store
@@ -52,7 +53,7 @@ MODEL_SIGNALS = (
     "n_labelled",
 )
 # the agent's open states, and escalated ones: closed for the agent, waiting on a human
-UNSETTLED_STATES = (*OPEN_STATES, "escalated")
+UNSETTLED_STATES = (*OPEN_STATES, IncidentState.ESCALATED)
 log = logging.getLogger("mlwarden.metrics")
 # ``drift.<statistic>.<feature>`` series; ``drift.<feature>`` is the effect the detector judged
 _PER_STATISTIC = ("wasserstein_std", "psi", "ks", "jensen_shannon")

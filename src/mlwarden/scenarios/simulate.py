@@ -35,7 +35,15 @@ from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.policy import Policy, load_policy, load_policy_text
 from mlwarden.agent.reports import incident_context
 from mlwarden.clock import simulated_clock
-from mlwarden.domain import Role, Severity, Task
+from mlwarden.domain import (
+    ActionKind,
+    ActionState,
+    ApprovalState,
+    IncidentState,
+    Role,
+    Severity,
+    Task,
+)
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError
 from mlwarden.registry.registry import Registry
 from mlwarden.scenarios.data import ScenarioData, install_bad_version, install_models, prepare
@@ -188,7 +196,7 @@ class Operator:
         decided: dict[int, str] = {}
         if self.rule == "never":
             return decided
-        for approval in self.approvals.list(state="pending", model=self.model):
+        for approval in self.approvals.list(state=ApprovalState.PENDING, model=self.model):
             asked = self.asked.setdefault(approval["id"], window)
             try:
                 if self.rule == "reject":
@@ -556,16 +564,16 @@ class Simulation:
             # a fallback released once the data is clean again was undone because it worked
             # a retrain whose canary held up did its part; the promotion is judged on its own
             if verdict in ("recovered", "canary_passed") or (
-                state == "done" and action["kind"] == "alert"
+                state is ActionState.DONE and action["kind"] is ActionKind.ALERT
             ):
                 outcome = "succeeded"
-            elif state == "done" and verdict == "not_recovered":
+            elif state is ActionState.DONE and verdict == "not_recovered":
                 # short of the baseline, but serving no worse than doing nothing: left in place
                 # and escalated to people
                 outcome = "kept"
-            elif state == "undone" or verdict in ("not_recovered", "canary_failed"):
+            elif state is ActionState.UNDONE or verdict in ("not_recovered", "canary_failed"):
                 outcome = "reverted"
-            elif state == "failed":
+            elif state is ActionState.FAILED:
                 outcome = "failed"
             else:
                 outcome = "pending"
@@ -577,12 +585,13 @@ class Simulation:
                 }
             )
         for approval in self.agent.approvals.list(model=self.model):
-            if approval["state"] in {"pending", "rejected", "expired"}:
+            waiting = approval["state"] is ApprovalState.PENDING
+            if waiting or approval["state"] in {ApprovalState.REJECTED, ApprovalState.EXPIRED}:
                 out.append(
                     {
                         "window": self._seen_approvals.get(approval["id"], -1),
                         "action": approval["action"],
-                        "outcome": "rejected" if approval["state"] != "pending" else "pending",
+                        "outcome": "pending" if waiting else "rejected",
                     }
                 )
         return sorted(out, key=lambda a: a["window"])
@@ -696,7 +705,8 @@ def summarise(
                 else incident["severity"]
             )
         entry["kind"] = incident["diagnosis"]
-        if incident["state"] in {"resolved", "dismissed"} and entry["resolved_window"] is None:
+        closed = {IncidentState.RESOLVED, IncidentState.DISMISSED}
+        if incident["state"] in closed and entry["resolved_window"] is None:
             entry["resolved_window"] = w["index"]
     return {
         "scenario": scenario.name,

@@ -199,8 +199,9 @@ class Approvals:
     def list(self, state: str | None = None, model: str | None = None) -> list[ApprovalRow]:
         """Every request (in ``state``, of ``model``), newest first, overdue ones marked expired
         first: one query, the model's name joined in."""
-        if state is not None:
-            state = ApprovalState(state)
+        if state is not None and state not in ApprovalState._value2member_map_:
+            known = ", ".join(s.value for s in ApprovalState)
+            raise InvalidInput(f"no approval state {state!r}: one of {known}", field="state")
         self.expire()
         a = at.approvals
         query = _with_model(select(a))

@@ -10,6 +10,7 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from mlwarden.api.deps import ServerState, server
+from mlwarden.domain import IncidentState
 from mlwarden.errors import Conflict, InvalidInput, NotFound
 from mlwarden.ui.explain import readable_timeline
 from mlwarden.ui.session import Session
@@ -120,7 +121,7 @@ def incident_view(state: ServerState, incident_id: int, fresh: bool = False) -> 
         "records": records,
         "closed": incident["state"] in CLOSED_STATES,
         # drift, or a drop on drifting inputs, an operator may accept as the new normal
-        "acceptable": incident["state"] == "open"
+        "acceptable": incident["state"] is IncidentState.OPEN
         and incident.get("scope") in {s.value for s in ACCEPTABLE},
         "max_note_chars": MAX_NOTE_CHARS,
         "max_assignee_chars": MAX_ASSIGNEE_CHARS,
