@@ -112,7 +112,7 @@ class IncidentRuns:
         run = self.client.create_run(
             self.experiment_id, run_name=f"{model} incident {incident_id}", tags=tags
         )
-        run_id = run.info.run_id
+        run_id: str = run.info.run_id
         metrics = [
             Metric(_key(name), float(value), 0, int(row["window"]))
             for row in signals

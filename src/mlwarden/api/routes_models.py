@@ -17,6 +17,7 @@ from mlwarden.domain import ModelSpec, Role
 from mlwarden.errors import InvalidArtifact, InvalidInput
 from mlwarden.registry.registry import Registry
 from mlwarden.serving.predictors import ResponseMapping
+from mlwarden.store.registry import VersionInfo
 
 router = APIRouter(tags=["models"])
 
@@ -37,7 +38,7 @@ def pydantic_error(exc: ValidationError, what: str) -> InvalidInput:
     )
 
 
-def _version_json(info: Any) -> dict[str, Any]:
+def _version_json(info: VersionInfo) -> dict[str, Any]:
     return info.model_dump(mode="json")
 
 
