@@ -40,7 +40,8 @@ def test_a_running_server_keeps_its_policy_when_the_file_turns_invalid_and_says_
     settings = make_settings(
         tmp_path, auth=False, agent_in_server=True, agent_interval_s=0.1, agent_policy=policy
     )
-    server = BackgroundServer(create_app(settings)).start()
+    app = create_app(settings)
+    server = BackgroundServer(app).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             health = http.get("/health").json()
@@ -77,7 +78,10 @@ def test_a_running_server_keeps_its_policy_when_the_file_turns_invalid_and_says_
                 },
             ]
 
-            # the API shows the policy in use: the one read before, drift_psi 0.3
+            # the API shows the policy in use: the one read before, drift_psi 0.3; a person's
+            # undo or approval through the server runs with it too
+            operations = app.state.mlwarden.operations("ann")
+            assert operations.policy.defaults.monitor_config().drift_psi == 0.3
             current = http.get("/v1/policy").json()
             assert current["problems"] == body["policy"]["problems"]
             assert current["effective"]["defaults"]["detection"]["drift_psi"] == 0.3

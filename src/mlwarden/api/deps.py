@@ -201,10 +201,16 @@ class ServerState:
 
     def operations(self, actor: str) -> Operations:
         """The operations service for one caller: this server's store and settings (its
-        configured policy, as its agent reads), the caller as actor, and the gateway's cached
-        route dropped at each change. The API and the dashboard change models only through it."""
+        configured policy: the one its agent holds when one runs inside, which stays the last
+        valid one while the file does not validate), the caller as actor, and the gateway's
+        cached route dropped at each change. The API and the dashboard change models only
+        through it."""
         return Operations(
-            self.store, actor=actor, settings=self.settings, invalidate=self.gateway.invalidate
+            self.store,
+            actor=actor,
+            policy=None if self.agent is None else self.agent.agent.policy,
+            settings=self.settings,
+            invalidate=self.gateway.invalidate,
         )
 
     def replica(self) -> dict[str, Any]:
