@@ -350,15 +350,20 @@ app.add_typer(approvals_app, name="approvals")
 
 @approvals_app.command("list")
 def approvals_list(
-    state: str | None = typer.Option(None, "--state", help="pending, approved, rejected, expired"),
+    state: str | None = typer.Option(
+        None, "--state", help="pending, approved, rejected, expired or withdrawn"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Approval requests, newest first."""
+    from mlwarden.errors import MlwardenError
     from mlwarden.store.approvals import Approvals
 
     store = _store()
     try:
         rows = Approvals(store).list(state)
+    except MlwardenError as exc:
+        raise _fail(exc) from exc
     finally:
         store.close()
     columns = [

@@ -64,8 +64,9 @@ class Answer(StrEnum):
         >>> Answer.parse("reject").state.value
         'rejected'
         """
-        if isinstance(value, str) and value in cls._value2member_map_:
-            return cls(value)
+        for answer in cls:
+            if value == answer.value:
+                return answer
         raise InvalidInput(
             f"'decision' must be 'approve' or 'reject', not {value!r}", field="decision"
         )
@@ -199,8 +200,8 @@ class Approvals:
     def list(self, state: str | None = None, model: str | None = None) -> list[ApprovalRow]:
         """Every request (in ``state``, of ``model``), newest first, overdue ones marked expired
         first: one query, the model's name joined in."""
-        if state is not None and state not in ApprovalState._value2member_map_:
-            known = ", ".join(s.value for s in ApprovalState)
+        known = ", ".join(s.value for s in ApprovalState)
+        if state is not None and state not in known.split(", "):
             raise InvalidInput(f"no approval state {state!r}: one of {known}", field="state")
         self.expire()
         a = at.approvals

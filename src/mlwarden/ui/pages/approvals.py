@@ -85,9 +85,11 @@ def _decide(
     reason: str,
 ) -> str:
     ops = state.operations(session.name)  # the same service as POST /v1/approvals
-    if verdict not in Answer._value2member_map_:
-        raise NotFound(f"no such verdict {verdict!r}: use approve or reject")
-    if Answer(verdict) is Answer.APPROVE:
+    try:
+        answer = Answer.parse(verdict)
+    except InvalidInput:  # a path that names no verdict: no such page
+        raise NotFound(f"no such verdict {verdict!r}: use approve or reject") from None
+    if answer is Answer.APPROVE:
         # the approval is recorded and its action journaled; the agent runs it once, on its
         # next pass, with the configured policy (never inside this request, never twice)
         approved = ops.approve(approval_id, role=session.role, reason=reason)
