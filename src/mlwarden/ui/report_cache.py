@@ -58,7 +58,7 @@ def _as_of(version: tuple[Any, ...]) -> int:
     return int(version[-1] if version[-1] is not None else version[3])
 
 
-def _headline(incident: dict[str, Any]) -> tuple[Any, ...]:
+def _headline(incident: Mapping[str, Any]) -> tuple[Any, ...]:
     """What an incident page's header says of the cause: a diagnosis shown under it must agree."""
     return (incident.get("diagnosis"), incident.get("severity"))
 
@@ -114,7 +114,7 @@ class IncidentDiagnoses:
     def for_page(
         self,
         store: Store,
-        incident: dict[str, Any],
+        incident: Mapping[str, Any],
         findings: list[dict[str, Any]],
         model_id: int,
         wait_s: float = 0.1,
@@ -156,7 +156,7 @@ class IncidentDiagnoses:
             return kept[1], _as_of(kept[0])
 
     def _claim(
-        self, store: Store, incident: dict[str, Any]
+        self, store: Store, incident: Mapping[str, Any]
     ) -> tuple[IncidentDiagnosis | Future[IncidentDiagnosis], tuple[Any, ...], bool]:
         """The kept diagnosis when current; otherwise the future of the one being made for the
         present state. With the state, and whether the caller claimed the future (and so must
@@ -178,7 +178,7 @@ class IncidentDiagnoses:
     def _make(
         self,
         store: Store,
-        incident: dict[str, Any],
+        incident: Mapping[str, Any],
         findings: list[dict[str, Any]],
         model_id: int,
         version: tuple[Any, ...],

@@ -3,6 +3,7 @@ assign, notes), and its report for download."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ def incident_view(state: ServerState, incident_id: int, fresh: bool = False) -> 
     as_of: list[int | None] = [None]
 
     def diagnose_for_page(
-        store: Store, incident: dict[str, Any], findings: list[dict[str, Any]], model_id: int
+        store: Store, incident: Mapping[str, Any], findings: list[dict[str, Any]], model_id: int
     ) -> IncidentDiagnosis:
         diagnosis, as_of[0] = diagnoses.for_page(store, incident, findings, model_id)
         return diagnosis
