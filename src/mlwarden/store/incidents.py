@@ -83,7 +83,9 @@ class IncidentRow(TypedDict):
 
 
 class IncidentDetail(IncidentRow):
-    """An incident with the rows of its decisions, actions and verifications, oldest first."""
+    """An incident with the rows of its decisions, actions and verifications, oldest first.
+    These are the tables' columns as stored (an action's ``state`` a plain string, its model an
+    id); ``ActionJournal.get`` gives an action as an ``ActionRow``."""
 
     decisions: list[dict[str, Any]]
     actions: list[dict[str, Any]]
