@@ -23,11 +23,13 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 FAILING_TODAY: dict[str, str] = {
     # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
     # real data") has the table and the causes
-    "control_flights": "the spring's natural drift lowers accuracy (performance incident at "
-    "window 2) and a retrain is asked at window 4 (left waiting for approval): a remedial action "
-    "on a control",
+    "control_flights": "the spring's natural drift lowers accuracy (a concept-drift incident at "
+    "window 2) and a retrain is asked at window 4: a remedial action on a control (approved, "
+    "its canary is reverted: it serves no better)",
     "flights_bad_deploy": "the rollback at window 7 mends +0.0039 of the +0.0061 the bad version "
-    "costs over the fault periods; helps asks for more than 0.005",
+    "costs over the fault periods (helps asks for more than 0.005); and the spring's retrain "
+    "asked at window 12",
+    "flights_latency": "the spring's natural drift asks a retrain at window 4 (never: retrain)",
     "flights_unit_change": "miles to kilometres (x1.609) is no power of ten: no data_quality "
     "finding",
 }
