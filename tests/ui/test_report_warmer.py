@@ -51,6 +51,15 @@ def _window(repo: AgentRepo, w: int, slow: bool) -> None:
     )
 
 
+def _slow_incident(store: Store) -> tuple[AgentRepo, int]:
+    """Model ``m`` with five windows, slow from the third, and an incident opened at it."""
+    _model(store)
+    repo = AgentRepo(store)
+    for w in range(1, 6):
+        _window(repo, w, slow=w >= 3)
+    return repo, repo.create_incident("m", 3, {}, "slow answers")
+
+
 def _counting(monkeypatch: pytest.MonkeyPatch, pause_s: float = 0.0) -> list[str]:
     """Count the diagnoses made, by the thread that made each."""
     made: list[str] = []
@@ -76,11 +85,7 @@ def test_the_server_diagnoses_an_open_incident_as_its_windows_close(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = _counting(monkeypatch)
-    _model(store)
-    repo = AgentRepo(store)
-    for w in range(1, 6):
-        _window(repo, w, slow=w >= 3)
-    incident = repo.create_incident("m", 3, {}, "slow answers")
+    repo, incident = _slow_incident(store)
     settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
     with TestClient(create_app(settings, store)) as client:
         diagnoses = server_diagnoses(client.app.state.mlwarden)  # type: ignore[attr-defined]
@@ -108,11 +113,7 @@ def test_a_closed_incident_the_server_never_kept_is_diagnosed_at_its_first_view_
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = _counting(monkeypatch)
-    _model(store)
-    repo = AgentRepo(store)
-    for w in range(1, 6):
-        _window(repo, w, slow=w >= 3)
-    incident = repo.create_incident("m", 3, {}, "slow answers")
+    repo, incident = _slow_incident(store)
     repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
     settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
     with TestClient(create_app(settings, store)) as client:
@@ -167,11 +168,7 @@ def test_at_the_moment_a_window_closes_the_page_shows_the_window_befores_diagnos
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = _gated(monkeypatch)
-    _model(store)
-    repo = AgentRepo(store)
-    for w in range(1, 6):
-        _window(repo, w, slow=w >= 3)
-    incident = repo.create_incident("m", 3, {}, "slow answers")
+    repo, incident = _slow_incident(store)
     settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
     with TestClient(create_app(settings, store)) as client:
         page = client.get(f"/ui/incidents/{incident}")
@@ -207,11 +204,7 @@ def test_a_page_waits_when_the_headline_changed_so_header_and_diagnosis_agree(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = _counting(monkeypatch, pause_s=0.6)
-    _model(store)
-    repo = AgentRepo(store)
-    for w in range(1, 6):
-        _window(repo, w, slow=w >= 3)
-    incident = repo.create_incident("m", 3, {}, "slow answers")
+    repo, incident = _slow_incident(store)
     settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
     with TestClient(create_app(settings, store)) as client:
         assert client.get(f"/ui/incidents/{incident}").status_code == 200
