@@ -214,3 +214,32 @@ def test_a_bad_deploy_during_accepted_drift_is_rolled_back_and_verified_despite_
     assert deploy["diagnosis"] == "regression_after_deploy"
     assert deploy["state"] == "resolved", deploy["timeline"]
     assert deploy["verifications"][0]["verdict"] == "recovered"
+
+
+def test_findings_absorbed_by_an_accepted_incident_never_block_a_verification() -> None:
+    from mlwarden.agent.incidents import Scope, WindowView
+    from mlwarden.agent.policy import load_policy
+    from mlwarden.agent.verify import verify
+
+    policy = load_policy().for_model(MODEL)
+    # the drop on moving inputs accepted at window 6, still reported after a rollback that
+    # mended a bad deploy's change at window 9 (the accuracy is back at its baseline)
+    accepted = [{"scope": "performance", "baseline": {"accepted": {"window": 6, "drop": 0.04}}}]
+    after = [
+        WindowView(window=w, findings=[drifted_drop(change_window=2)], signals={"accuracy": 0.70})
+        for w in (11, 12)
+    ]
+    kinds = ["concept_drift", "data_drift"]
+    args = (after, {"accuracy": 0.70}, kinds, policy)
+    blocked = verify(*args, action_kind="rollback", scope=Scope.PERFORMANCE)
+    assert not blocked.recovered and "still shows data_drift" in blocked.text
+    judged = verify(*args, action_kind="rollback", scope=Scope.PERFORMANCE, accepted=accepted)
+    assert judged.recovered, judged.text
+    # a change dated after the acceptance is a new failure: it still counts
+    new = [
+        WindowView(window=w, findings=[concept(9)], signals={"accuracy": 0.70}) for w in (11, 12)
+    ]
+    later = verify(
+        new, *args[1:], action_kind="rollback", scope=Scope.PERFORMANCE, accepted=accepted
+    )
+    assert not later.recovered

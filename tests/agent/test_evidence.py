@@ -187,6 +187,13 @@ def test_a_fallback_that_would_serve_worse_than_doing_nothing_is_not_taken(
 def _unit_change_on(store: Store, frozen: dict[str, Any], feature: str) -> Any:
     """Clean windows, then three windows whose ``feature`` arrives x100 (a unit change), the
     live decision tree answering what it is sent; returns the live estimator."""
+    return _unit_change_seen(store, frozen, feature)[2]
+
+
+def _unit_change_seen(
+    store: Store, frozen: dict[str, Any], feature: str
+) -> tuple[Any, Script, Any]:
+    """``_unit_change_on``, returning the agent, its window script and the live estimator."""
     agent, script = _serving_clean(store, frozen, frozen["v1"])
     live = _estimator(store, frozen["v2"])
     scaled = frozen["recent"].assign(**{feature: frozen["recent"][feature] * 100})
@@ -202,7 +209,7 @@ def _unit_change_on(store: Store, frozen: dict[str, Any], feature: str) -> Any:
             predictions=live.predict(frame[FEATURES]),
         )
         agent.run_once()
-    return live
+    return agent, script, live
 
 
 def _quality_scores(store: Store) -> dict[str, float]:
@@ -449,3 +456,48 @@ def test_a_remedy_no_better_yet_stays_and_is_judged_again_until_it_shows(
     assert verification["verdict"] == "recovered"
     assert "the remedy helps" in verification["details"]
     assert rollback["id"] == remedies(store)[0]["id"] and remedies(store)[0]["state"] == "done"
+
+
+def test_a_repair_that_served_better_than_doing_nothing_stays_when_quality_is_back(
+    store: Store, frozen: dict[str, Any]
+) -> None:
+    # bike rentals in time order: a repair of unseen seasons served RMSE 109.0 against 113.1,
+    # was released at the first window without an unseen season and the incident declared
+    # "broken again" by a column constant over six weeks (no defect a repair mends)
+    agent, script, live = _unit_change_seen(store, frozen, "nswprice")
+    assert [a["kind"] for a in remedies(store)] == ["repair"]
+    recent = frozen["recent"]
+    constant = finding("data_quality", 8, ["day"], check="constant")  # not the repair's
+    unit = finding("data_quality", 8, ["nswprice"], check="unit_change", factor=100.0)
+    # one more window of scaled prices: the gateway served the mended inputs' answers
+    still = recent.iloc[:1000].assign(nswprice=recent["nswprice"].iloc[:1000] * 100)
+    _windows_of_records(
+        store,
+        script,
+        [still],
+        [unit, constant],
+        version=frozen["v2"],
+        predictions=live.predict(recent.iloc[:1000][FEATURES]),
+    )
+    agent.run_once()
+    for chunk in (1, 2):  # the prices are right again; the constant column stays
+        part = recent.iloc[chunk * 1000 : (chunk + 1) * 1000]
+        _windows_of_records(
+            store,
+            script,
+            [part],
+            [constant],
+            version=frozen["v2"],
+            predictions=live.predict(part[FEATURES]),
+        )
+        agent.run_once()
+    repo = AgentRepo(store)
+    incident = next(i for i in repo.list_incidents() if i["diagnosis"] == "data_quality")
+    incident = repo.get_incident(incident["id"])
+    assert incident["state"] == "resolved"
+    [repair] = remedies(store)
+    assert repair["state"] == "done"  # not undone: it keeps mending a unit change to come
+    assert "nswprice" in store.get_deployment(MODEL).input_repair
+    kept = next(e["text"] for e in incident["timeline"] if e["event"] == "kept")
+    assert "had nothing been done" in kept
+    assert [v["verdict"] for v in incident["verifications"]] == ["recovered"]

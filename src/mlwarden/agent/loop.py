@@ -67,6 +67,7 @@ from mlwarden.agent.verify import (
     baseline_of,
     better_than_doing_nothing,
     champion_trouble,
+    quality_symptom,
     verify,
 )
 from mlwarden.clock import utcnow
@@ -957,6 +958,7 @@ class Agent:
             action_kind=action["kind"],
             scope=_scope(incident),
             diagnosis=incident["diagnosis"],
+            accepted=self.repo.accepted_incidents(model),
         )
         now_kept = None
         if not verdict.recovered:
@@ -1322,25 +1324,44 @@ class Agent:
         """Pipeline failures: hold the remedy while quality is broken, release it as soon as
         quality is back (``verify.release_after_windows``: every window a fallback serves clean
         data it serves worse than the champion would), resolve once it stayed back for
-        ``verify.windows``; broken again after the release, the incident is decided anew."""
+        ``verify.windows``; broken again after the release, the incident is decided anew.
+
+        Quality is judged by the symptom the remedy targeted (``verify.quality_symptom``: after
+        a repair, the defects of the features it mends). A remedy that mends inputs is the
+        identity on clean requests: it stays in place when it served no worse than doing
+        nothing since it was taken (``_mended_against_doing_nothing``), so the same defect
+        coming back is mended at once instead of after ``persistence.n`` windows anew."""
+        symptom = quality_symptom(action["kind"], action["result"])
         clean = 0
         for window in after:
-            broken = any(
-                f.kind.value == "data_quality" for f in qualifying(window.findings, policy)
-            )
+            broken = any(symptom(f) for f in qualifying(window.findings, policy))
             clean = 0 if broken else clean + 1
         released = action["state"] == "undone"
-        if clean >= policy.verify.release_after_windows and action["state"] == "done":
-            self.operations.undo_action(action["id"], keep_later=True)
-            released = True
-            self.repo.update_incident(
-                incident["id"],
-                event="released",
-                text=f"data quality back for {clean} window(s); action {action['id']} "
-                f"({action['kind']}) reverted, watching that it stays back",
-            )
+        baseline = incident["baseline"]
+        kept = baseline.get("kept_mending") == action["id"]
+        if clean >= policy.verify.release_after_windows and action["state"] == "done" and not kept:
+            stays = self._mended_against_doing_nothing(model, incident, action, policy)
+            if stays is not None:
+                kept = True
+                self.repo.update_incident(
+                    incident["id"],
+                    baseline={**baseline, "kept_mending": action["id"]},
+                    event="kept",
+                    text=f"data quality back for {clean} window(s); action {action['id']} "
+                    f"({action['kind']}) stays in place: {stays}",
+                )
+            else:
+                self.operations.undo_action(action["id"], keep_later=True)
+                released = True
+                self.repo.update_incident(
+                    incident["id"],
+                    event="released",
+                    text=f"data quality back for {clean} window(s); action {action['id']} "
+                    f"({action['kind']}) reverted, watching that it stays back",
+                )
         if clean >= policy.verify.windows:
-            text_ = f"data quality back for {clean} windows; action {action['id']} reverted"
+            outcome = "stays in place" if kept else "reverted"
+            text_ = f"data quality back for {clean} windows; action {action['id']} {outcome}"
             self.repo.add_verification(
                 model,
                 incident["id"],
@@ -1367,6 +1388,35 @@ class Agent:
             self._escalate(model, incident, f"data quality still broken after {len(after)} windows")
             return "not_recovered"
         return "waiting"
+
+    def _mended_against_doing_nothing(
+        self, model: str, incident: IncidentRow, action: ActionRow, policy: ModelPolicy
+    ) -> str | None:
+        """Why a remedy that mends inputs stays once quality is back, or None when it is to be
+        released: it served (the recorded answers, given the mended inputs) no worse than doing
+        nothing would have (the same version answering the logged inputs as they came, which
+        the records keep unmended) on the labelled records since it was taken. Without such
+        evidence, or after another kind of remedy, it is released as before."""
+        if not remedy_for(action["kind"]).mends_inputs or action["state"] != "done":
+            return None
+        version = action["params"].get("version")
+        spec = self.store.get_model(model)
+        if version is None or spec.task is None:
+            return None
+        rows = labelled(
+            self._incident_records(model, int(incident["baseline"]["verify_after"]) + 1)
+        )
+        answer = self._answerer(model, int(version), spec)
+        if len(rows) < policy.evidence.min_labels or answer is None:
+            return None
+        served = served_score(spec.task, rows, action["kind"])
+        nothing = answered_score(spec.task, spec, rows, answer, "keep", int(version))
+        if served.value < nothing.value - margin(nothing, policy.evidence.tolerance):
+            return None
+        return (
+            f"since it was taken, {served.describe()}, against {nothing.describe()} had "
+            "nothing been done; it changes only the values broken the way it names"
+        )
 
     def _escalate(self, model: str, incident: IncidentRow, why: str) -> None:
         """Hand the incident to a human: an alert carrying the whole story."""

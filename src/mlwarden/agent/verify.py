@@ -4,20 +4,24 @@ Recovered when, over ``verify.windows`` windows after the action, no finding of 
 kinds reaches its threshold and every quality signal the baseline knows (accuracy-like signals
 must not fall, error/latency/null-like signals must not rise) stays within ``tolerance`` of it.
 For a retrain, the held-out comparison recorded by the action must also favour the candidate.
+Findings that an accepted incident absorbed (``agent.acceptance``) never count against a
+verification: the drift people accepted is not the symptom another incident's remedy targeted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlwarden.agent.acceptance import without_absorbed
 from mlwarden.agent.incidents import Scope, WindowView, in_scope, is_collapse, qualifying
 from mlwarden.agent.policy import Diagnosis, ModelPolicy
 from mlwarden.agent.remedies.base import VerifyTarget
 from mlwarden.agent.remedies.registry import remedy_for
-from mlwarden.domain import Finding
+from mlwarden.agent.repair import REPAIRABLE_CHECKS
+from mlwarden.domain import Finding, FindingKind
 
 HIGHER_IS_BETTER = ("accuracy", "f1", "auc", "precision", "recall", "r2")
 LOWER_IS_BETTER = ("error", "latency", "null", "mae", "rmse", "psi", "drift")
@@ -129,6 +133,39 @@ def better_than_doing_nothing(
     return None
 
 
+def quality_symptom(
+    action_kind: str, action_result: Mapping[str, Any]
+) -> Callable[[Finding], bool]:
+    """Which data-quality findings say a pipeline remedy has not mended its incident yet.
+
+    After a remedy that mends inputs (``Remedy.mends_inputs``: a repair), the repairable
+    checks on the features it mends: a column that takes one value over a window of
+    time-ordered data (one season in six weeks of bike rentals) is no defect a repair could
+    mend, and it held a working repair for windows and then declared the data "broken again".
+    After a fallback or a disabled model, every data-quality finding (the model it replaced
+    answers none of the broken inputs).
+
+    >>> from mlwarden.domain import FindingKind
+    >>> def f(check, feature):
+    ...     return Finding(kind=FindingKind.DATA_QUALITY, detector="q", features=[feature],
+    ...                    statistic="s", score=1.0, threshold=0.01, message=check,
+    ...                    evidence={"check": check})
+    >>> targeted = quality_symptom("repair", {"features": ["season"]})
+    >>> targeted(f("unseen_category", "season")), targeted(f("constant", "season"))
+    (True, False)
+    >>> targeted(f("unit_change", "hum")), quality_symptom("fallback", {})(f("constant", "hum"))
+    (False, True)
+    """
+    mended = set(action_result.get("features") or [])
+    if not remedy_for(action_kind).mends_inputs or not mended:
+        return lambda finding: finding.kind is FindingKind.DATA_QUALITY
+    return lambda finding: (
+        finding.kind is FindingKind.DATA_QUALITY
+        and finding.evidence.get("check") in REPAIRABLE_CHECKS
+        and bool(mended & set(finding.features))
+    )
+
+
 def verify(
     after: Sequence[WindowView],
     baseline: Mapping[str, float],
@@ -138,6 +175,7 @@ def verify(
     action_kind: str | None = None,
     scope: Scope | None = None,
     diagnosis: str | None = None,
+    accepted: Sequence[Mapping[str, Any]] = (),
 ) -> Verdict:
     """Judge the windows after an action against the baseline (``after`` oldest first).
 
@@ -147,9 +185,9 @@ def verify(
     a frozen model (the fallback's own accuracy under drift is another matter); a performance
     drop is judged by the headline metric against the baseline, or against what the evidence
     said the remedy would serve when that is lower (the pre-failure level may be out of reach
-    once the world moved on).
+    once the world moved on). The findings the ``accepted`` incidents absorbed do not count.
     """
-    windows = list(after)[: policy.verify.windows]
+    windows = without_absorbed(list(after)[: policy.verify.windows], accepted)
     reasons: list[str] = []
     result = action_result or {}
     if result.get("promoted") is False:
@@ -248,6 +286,7 @@ __all__ = [
     "baseline_of",
     "better_than_doing_nothing",
     "champion_trouble",
+    "quality_symptom",
     "signal_scope",
     "verify",
 ]

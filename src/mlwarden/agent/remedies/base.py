@@ -80,6 +80,11 @@ class Remedy:
     # it is scored on the incident's stored records beside doing nothing before it is chosen
     # (``agent.evidence``); the others are judged in their own way (canary, hindsight) or not
     weighed: ClassVar[bool] = False
+    # it mends inputs at the gateway and only the values broken the way it names: on clean
+    # requests it is the identity. Its verification looks at the findings of the features it
+    # mends (not at a new defect elsewhere), and it is not released when the data is clean
+    # again if it served no worse than doing nothing since it was taken (``agent.verify``)
+    mends_inputs: ClassVar[bool] = False
 
     def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         """Make the change (each deployment change through ``change_deployment``, exactly

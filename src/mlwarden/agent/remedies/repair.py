@@ -20,6 +20,7 @@ class Repair(Remedy):
     phrase = "repair the broken inputs before the model sees them"
     verifies = VerifyTarget.BASELINE
     weighed = True
+    mends_inputs = True
 
     def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
         raw = action["params"].get("input_repair")
