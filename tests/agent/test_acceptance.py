@@ -243,3 +243,45 @@ def test_findings_absorbed_by_an_accepted_incident_never_block_a_verification() 
         new, *args[1:], action_kind="rollback", scope=Scope.PERFORMANCE, accepted=accepted
     )
     assert not later.recovered
+
+
+def test_the_agents_acceptance_rebases_the_reference_on_clean_windows_when_the_policy_says(
+    store: Store, deployed: dict
+) -> None:
+    policy = (
+        "defaults: {drift: {accept_after_windows: 3, rebaseline_on_accept: true}, "
+        "persistence: {n: 3, k: 3}}"
+    )
+    script = Script()
+    agent = agent_for(store, script, policy)
+    for _ in range(5):
+        script.add(MODEL, [finding("data_drift", 6, ["nswprice"])], accuracy=0.8)
+        agent.run_once()
+    (incident,) = AgentRepo(store).list_incidents()
+    assert incident["state"] == "accepted", incident
+    terms = AgentRepo(store).get_incident(incident["id"])["baseline"]["accepted"]
+    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    assert terms["rebaseline"] == {"first": 1, "last": 3, "version": live}
+    # quiet because of the new reference: it stays accepted, the record of the reference
+    for _ in range(4):
+        script.add(MODEL, accuracy=0.8)
+        agent.run_once()
+    assert AgentRepo(store).get_incident(incident["id"])["state"] == "accepted"
+
+
+def test_no_rebase_on_windows_with_a_quality_finding(store: Store, deployed: dict) -> None:
+    policy = (
+        "defaults: {drift: {accept_after_windows: 3, rebaseline_on_accept: true}, "
+        "persistence: {n: 3, k: 3}}"
+    )
+    script = Script()
+    agent = agent_for(store, script, policy)
+    for n in range(3):
+        extra = [finding("data_quality", 6, ["day"], check="constant")] if n == 1 else []
+        script.add(MODEL, [finding("data_drift", 6, ["nswprice"]), *extra], accuracy=0.8)
+        agent.run_once()
+    drift = next(i for i in AgentRepo(store).list_incidents() if i["scope"] == "drift")
+    full = AgentRepo(store).get_incident(drift["id"])
+    assert full["state"] == "accepted", full["timeline"]
+    assert "rebaseline" not in full["baseline"]["accepted"]
+    assert "not re-based" in full["timeline"][-1]["text"], full["timeline"]

@@ -434,3 +434,33 @@ def test_a_probed_remote_version_learns_its_confidence_baseline_from_its_first_r
     confidence = [[f for f in w.findings if f.evidence.get("output") == "score"] for w in windows]
     assert confidence[:3] == [[], [], []]
     assert confidence[3] and confidence[3][0].evidence["check"] == "confidence"
+
+
+def test_accepted_drift_rebases_the_monitors_reference_until_it_is_reopened(
+    store: Store, elec: pd.DataFrame
+) -> None:
+    """``drift.rebaseline_on_accept``: the monitor compares with the records of the windows an
+    accepted drift named, and with the registered reference again once it is reopened."""
+    from mlwarden.agent.acceptance import accept_incident, reopen_incident
+
+    setup_deployed(store, elec)
+    live = store.get_deployment(MODEL).live_version  # type: ignore[union-attr]
+    registered = len(store.reference_sample(MODEL, live) or [])
+    ids = arrive(store, elec, 0, 4 * SIZE)
+    source = source_for(store)
+    assert check(store, source) == [0, 1, 2, 3]
+    assert source._monitors[MODEL][1].reference.rows == registered != 2 * SIZE
+    repo = AgentRepo(store)
+    incident = repo.create_incident(MODEL, 0, {"signals": {}}, "drift", scope="drift")
+    terms = {"window": 3, "drop": 0.0, "rebaseline": {"first": 2, "last": 3, "version": live}}
+    accept_incident(store, incident, actor="agent", why="drift without harm", terms=terms)
+    arrive(store, elec, 4 * SIZE, SIZE)
+    assert check(store, source) == [4]
+    rebased = source._monitors[MODEL][1].reference
+    assert rebased.rows == 2 * SIZE  # windows 2 and 3: ids[2 * SIZE :]
+    assert source._rebased[MODEL] == (incident, 2, 3) and len(ids[2 * SIZE :]) == 2 * SIZE
+    reopen_incident(store, incident, actor="ops", why="the drift is a fault after all")
+    arrive(store, elec, 5 * SIZE, SIZE)
+    assert check(store, source) == [5]
+    assert source._monitors[MODEL][1].reference.rows == registered
+    assert source._rebased[MODEL] is None

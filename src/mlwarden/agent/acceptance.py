@@ -16,6 +16,16 @@ drift opens nothing new, and it **absorbs only what it accepted**:
   incident of its own (``concept.performance_change`` restarts its regimes, so a bad deploy or a
   concept change on a drifting stream starts a regime of its own).
 
+With ``drift.rebaseline_on_accept``, the agent's acceptance also re-bases the monitor: the
+reference it compares every window with becomes the stored records of the newest
+``persistence.n`` windows of the incident, when none of them had a quality or service finding
+(``rebaseline_windows``). The drift people accepted is then the new normal and stops being
+re-raised window after window; the terms record which windows (``terms["rebaseline"]``), for
+the live version of the time only. Reopening the incident drops the terms, and the monitor
+goes back to the reference registered with the version. An incident that re-based the
+reference stays accepted while it is in force (it is not resolved for being quiet: it is quiet
+because of it).
+
 An incident is accepted by the policy (``drift.accept_after_windows`` windows without a remedy
 to take) or by an operator (``accept_incident``); either is journaled on the incident's
 timeline and in the audit log, and undone by ``reopen_incident`` (the agent then does not
@@ -55,6 +65,35 @@ def terms_of(windows: Sequence[WindowView], window: int) -> dict[str, Any]:
         finding_drop(f) for w in windows for f in w.findings if scope_of(f) is Scope.PERFORMANCE
     ]
     return {"window": int(window), "drop": max([0.0, *drops])}
+
+
+def rebaseline_windows(windows: Sequence[WindowView], count: int) -> tuple[int, int] | None:
+    """The (first, last) of the newest ``count`` windows when they follow each other and none
+    had a quality or service finding (their records then make a reference of the new normal),
+    else None. ``windows``: unscoped, oldest first."""
+    recent = list(windows)[-count:]
+    if len(recent) < count or count < 1:
+        return None
+    numbers = [w.window for w in recent]
+    if numbers != list(range(numbers[0], numbers[0] + count)):
+        return None
+    broken = (Scope.QUALITY, Scope.SERVICE)
+    if any(scope_of(f) in broken for w in recent for f in w.findings):
+        return None
+    return numbers[0], numbers[-1]
+
+
+def rebaseline_in_force(
+    accepted: Sequence[Mapping[str, Any]], version: int
+) -> tuple[int, int, int] | None:
+    """(incident, first window, last window) of the newest re-based reference among the
+    ``accepted`` incidents that applies to live ``version``, or None: the registered one."""
+    for incident in reversed(accepted):
+        terms = (incident.get("baseline") or {}).get("accepted") or {}
+        rebase = terms.get("rebaseline")
+        if isinstance(rebase, Mapping) and rebase.get("version") == version:
+            return int(incident["id"]), int(rebase["first"]), int(rebase["last"])
+    return None
 
 
 def absorbed(finding: Finding, accepted: Sequence[Mapping[str, Any]]) -> bool:
@@ -177,6 +216,8 @@ __all__ = [
     "absorbed",
     "accept_incident",
     "finding_drop",
+    "rebaseline_in_force",
+    "rebaseline_windows",
     "reopen_incident",
     "terms_of",
     "without_absorbed",

@@ -23,6 +23,7 @@ from typing import Any
 from mlwarden.agent.acceptance import (
     absorbed,
     accept_incident,
+    rebaseline_windows,
     terms_of,
     without_absorbed,
 )
@@ -426,18 +427,40 @@ class Agent:
             f"drift persisted {len(since)} windows {why}: accepted at window {last} (policy "
             f"drift.accept_after_windows = {after}); it no longer absorbs new failures"
         )
-        accept_incident(
-            self.store,
-            incident_id,
-            actor=self.actor,
-            why=text_,
-            terms=terms_of(since[-policy.persistence.n :], last),
+        terms = terms_of(since[-policy.persistence.n :], last)
+        if policy.drift.rebaseline_on_accept:
+            text_ += self._rebaseline_terms(model, incident, terms, policy)
+        accept_incident(self.store, incident_id, actor=self.actor, why=text_, terms=terms)
+
+    def _rebaseline_terms(
+        self, model: str, incident: dict[str, Any], terms: dict[str, Any], policy: ModelPolicy
+    ) -> str:
+        """Add to ``terms`` the windows whose records become the monitor's reference
+        (``agent.acceptance``); returns what the acceptance's journal entry says about it."""
+        stored = self.repo.recent_windows(model, policy.persistence.n)
+        mine = [w for w in stored if w.window >= incident["first_window"]]
+        span = rebaseline_windows(mine, policy.persistence.n)
+        live = self.store.get_deployment(model)
+        if span is None or live is None or live.live_version is None:
+            return (
+                "; the reference is not re-based: the newest windows had a quality or service "
+                "finding"
+            )
+        terms["rebaseline"] = {"first": span[0], "last": span[1], "version": live.live_version}
+        return (
+            f"; the monitor now compares with the records of windows {span[0]}-{span[1]} "
+            f"instead of version {live.live_version}'s registered reference (policy "
+            "drift.rebaseline_on_accept; reopening the incident restores it)"
         )
 
     def _watch_accepted(
         self, incident: IncidentRow, history: list[WindowView], policy: ModelPolicy
     ) -> None:
-        """Accepted drift is resolved once its scope has been quiet for n windows."""
+        """Accepted drift is resolved once its scope has been quiet for n windows, unless it
+        re-based the monitor's reference: it is quiet because of that, and stays the record of
+        the reference in force (``agent.acceptance``)."""
+        if ((incident.get("baseline") or {}).get("accepted") or {}).get("rebaseline"):
+            return
         recent = scoped(history[-policy.persistence.n :], _scope(incident) or Scope.DRIFT)
         if len(recent) == policy.persistence.n and not any(
             qualifying(w.findings, policy) for w in recent

@@ -1,16 +1,17 @@
-"""The agent's window source in production: stored records, cut into windows by count and
-evaluated by the monitor engine (:class:`~mlwarden.monitor.engine.Monitor`).
+"""The agent's window source in production: stored records, cut into windows by count and evaluated
+by the monitor engine (:class:`~mlwarden.monitor.engine.Monitor`).
 
-A window is the next ``window_size`` records of a model in arrival order (``received_at``,
-then id), shadow copies left out; it closes when it is full. Its labels are those stored when
-it closes. Each window starts strictly after the last record of the window before, whose key
-is stored with that window: reading by key rather than by offset costs the same for the
-thousandth window as for the first, and records purged by retention shift nothing. The
-monitor of a model is built once per live version, from the reference sample stored with the
-version (scored by the version itself so that prediction drift and estimated performance have
-a baseline), or, for a remote version (which only a probe's rows or none stand for), from its
-first ``reference_size`` production records, answers and confidence included; the system
-baseline (latency, errors, arrival delay) is learned from the first
+A window is the next ``window_size`` records of a model in arrival order (``received_at``, then
+id), shadow copies left out; it closes when it is full. Its labels are those stored when it
+closes. Each window starts strictly after the last record of the window before, whose key is
+stored with that window: reading by key rather than by offset costs the same for the thousandth
+window as for the first, and records purged by retention shift nothing. The monitor of a model
+is built once per live version, from the reference sample stored with the version (scored by the
+version itself so that prediction drift and estimated performance have a baseline), or from the
+stored records of the windows an accepted drift re-based it on (``agent.acceptance``, policy
+``drift.rebaseline_on_accept``), or, for a remote version (which only a probe's rows or none
+stand for), from its first ``reference_size`` production records, answers and confidence
+included; the system baseline (latency, errors, arrival delay) is learned from the first
 ``reference_size`` production records of the model, since a training sample has no latency.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from mlwarden.agent.acceptance import rebaseline_in_force
 from mlwarden.clock import utcnow
 from mlwarden.detect.system import SystemBaseline
 from mlwarden.domain import Finding, ModelSpec
@@ -111,6 +113,8 @@ class MonitorSource:
         self.config = config
         self.detection = detection
         self._monitors: dict[str, tuple[int, Monitor]] = {}
+        # the re-based reference each model's monitor was built on (None: the registered one)
+        self._rebased: dict[str, tuple[int, int, int] | None] = {}
         self._baselines: dict[str, SystemBaseline] = {}
 
     @property
@@ -160,10 +164,19 @@ class MonitorSource:
         ):
             version = held[0]  # an unhealthy version is judged on the reference before it
         config = self._config(spec.name)
-        if held is not None and held[0] == version and held[1].config == config:
+        # an accepted drift may have re-based the reference (``agent.acceptance``)
+        rebase = rebaseline_in_force(self.repo.accepted_incidents(spec.name), version)
+        if (
+            held is not None
+            and held[0] == version
+            and held[1].config == config
+            and self._rebased.get(spec.name) == rebase
+        ):
             return held[1]
         first: dict[str, Sequence[Any]] = {}  # the model's earliest records, read if needed
-        reference = reference_frame(self.store, spec, version)
+        reference = None if rebase is None else self._rebased_reference(spec.name, rebase)
+        if reference is None:
+            reference = reference_frame(self.store, spec, version)
         if reference is None or "prediction" not in reference.columns:
             # a remote version: its sample, if it has one (the rows its prober sends), holds
             # no answers, so the baseline of its outputs and confidence is production's
@@ -178,7 +191,19 @@ class MonitorSource:
             self._baselines[spec.name] = baseline
         monitor.system_baseline = baseline
         self._monitors[spec.name] = (version, monitor)
+        self._rebased[spec.name] = rebase
         return monitor
+
+    def _rebased_reference(self, model: str, rebase: tuple[int, int, int]) -> pd.DataFrame | None:
+        """The stored records of the windows an accepted drift re-based the reference on
+        (their served answers and the labels stored since), or None when they are gone."""
+        _, first, last = rebase
+        until = self.repo.window_end(model, last)
+        after = self.repo.window_end(model, first - 1) if first > 0 else None
+        if until is None or (first > 0 and after is None):
+            return None
+        rows = self.store.records_by_arrival(model, after=after, until=until)
+        return records_frame(rows) if rows else None
 
     def closed_windows(self, model: str, after: int | None) -> list[ClosedWindow]:
         spec: ModelSpec | None = None  # read once a window is full: most passes close none

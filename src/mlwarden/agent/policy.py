@@ -161,6 +161,10 @@ class DriftSettings(_Strict):
     remedy taken or asked, it is accepted (None: never; see ``agent.acceptance``)."""
 
     accept_after_windows: int | None = Field(ge=1)
+    # on an acceptance by the agent, the monitor compares with the records of the newest
+    # ``persistence.n`` windows of the incident instead of the registered reference, when they
+    # had no quality or service finding (undone by reopening the incident)
+    rebaseline_on_accept: bool = False
 
 
 class EvidenceSettings(_Strict):
