@@ -395,3 +395,62 @@ def test_helps_is_asked_only_where_mending_the_fault_would_help() -> None:
         window["baselines"]["oracle"] = window["baselines"]["no_action"] + 0.05
     helps = check(score(scenario({"helps": True}), mendable, []), "better than doing nothing")
     assert helps["passed"] is False and "not applicable" not in helps["expect"]
+
+
+# ---------------------------------------------------------------------------- false alarms
+
+
+def _control_timeline(findings: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = timeline(CLEAN, CLEAN)
+    for window in out:
+        window["findings"] = findings.get(window["index"], [])
+        window["actions"] = []
+    return out
+
+
+DRIFT = {"kind": "data_drift", "scope": "drift", "features": ["nswprice"], "statistic": "psi"}
+MEASURED = {"kind": "concept_drift", "scope": "performance", "statistic": "accuracy_drop"}
+ESTIMATED = {
+    "kind": "concept_drift",
+    "scope": "performance",
+    "statistic": "estimated_accuracy_drop",
+}
+CONSTANT = {"kind": "data_quality", "scope": "quality", "features": ["season"], "statistic": "c"}
+
+
+def test_a_shuffled_control_counts_every_window_with_a_finding_as_a_false_alarm() -> None:
+    control = scenario({"max_false_alarm_windows": 1}, faults=[], shuffle=True)
+    result = score(control, _control_timeline({0: [DRIFT], 3: [MEASURED]}), [])
+    assert result["false_alarm_window_indexes"] == [0, 3]
+    assert not check(result, "at most 1 false-alarm")["passed"]
+
+
+def test_a_time_ordered_control_counts_only_what_its_real_drift_cannot_justify() -> None:
+    control = scenario({"max_false_alarm_windows": 1}, faults=[])
+    # the real drift of the inputs and a drop measured on the labels are true detections
+    real = _control_timeline({0: [DRIFT], 1: [DRIFT, MEASURED], 2: [DRIFT]})
+    result = score(control, real, [])
+    assert result["false_alarm_windows"] == 0
+    assert check(result, "at most 1 false-alarm")["passed"]
+    # a quality finding or a drop only estimated is not what drift explains
+    odd = _control_timeline({0: [DRIFT, CONSTANT], 2: [ESTIMATED], 4: [DRIFT]})
+    result = score(control, odd, [])
+    assert result["false_alarm_window_indexes"] == [0, 2]
+    assert not check(result, "at most 1 false-alarm")["passed"]
+
+
+def test_on_a_time_ordered_control_a_remedy_or_a_repeated_alert_is_a_false_alarm() -> None:
+    control = scenario({"max_false_alarm_windows": 0}, faults=[])
+    windows = _control_timeline({w: [DRIFT] for w in range(6)})
+    windows[1]["actions"] = [{"id": 1, "action": "alert", "state": "done"}]
+    windows[2]["actions"] = [{"id": 2, "action": "repair", "state": "done"}]
+    windows[4]["actions"] = [{"id": 3, "action": "alert", "state": "done"}]
+    windows[5]["actions"] = [{"id": 4, "action": "alert", "state": "done"}]
+    actions = [
+        {"window": 1, "action": "alert", "outcome": "succeeded", "incident": 1},
+        {"window": 2, "action": "repair", "outcome": "succeeded", "incident": 2},
+        {"window": 4, "action": "alert", "outcome": "succeeded", "incident": 3},
+        {"window": 5, "action": "alert", "outcome": "succeeded", "incident": 1},  # again
+    ]
+    result = score(control, windows, actions)
+    assert result["false_alarm_window_indexes"] == [2, 5]

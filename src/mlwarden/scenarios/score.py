@@ -1,9 +1,15 @@
 """Scoring a simulation against the scenario's expectations.
 
 Detection: each expected finding must appear (right kind, and the right features when given)
-within ``within`` windows of its fault's first window. False alarms: windows with findings, and
-actions, outside every fault period (a fault period runs from its first window to two windows
-after its last, since detectors and verification lag). Recovery: the served performance over
+within ``within`` windows of its fault's first window. False alarms: windows outside every fault
+period (a fault period runs from its first window to two windows after its last, since
+detectors and verification lag) with a finding the unfaulted stream cannot justify, and actions
+outside them (see :func:`false_alarm`). A shuffled stream is stationary by construction, so on
+it every finding outside the faults is a false alarm. A stream in time order drifts for real
+(electricity's prices, a season of bike rentals): its input and output drift, and a performance
+change measured on its labels, are what the data shows, true detections; a quality, service or
+anomaly finding, a performance drop only estimated, a remedial action, or a second alert for an
+incident already alerted is not. Recovery: the served performance over
 the fault period against doing nothing (the champion answering the faulty stream) and against
 an oracle that knows the fault (the champion answering the clean stream). Harm: the served
 metric with mlwarden minus doing nothing, over the fault periods and over the whole stream,
@@ -43,6 +49,64 @@ def in_fault(window: int, spans: list[tuple[int, int]]) -> bool:
     return any(first <= window <= last for first, last in spans)
 
 
+# what a stream in time order really shows without a fault: its inputs and outputs move
+JUSTIFIED_SCOPES = frozenset({"drift", "performance"})
+_SCOPE_OF_KIND = {
+    "data_drift": "drift",
+    "prediction_drift": "drift",
+    "concept_drift": "performance",
+}
+
+
+def justified(finding: Mapping[str, Any]) -> bool:
+    """A finding outside the faults of a time-ordered stream that the data itself justifies:
+    drift of the inputs or outputs, or a performance change measured on the labels (an
+    estimated drop, from the model's own confidence, is not a measurement).
+
+    >>> justified({"kind": "data_drift", "scope": "drift", "statistic": "psi"})
+    True
+    >>> justified({"kind": "concept_drift", "scope": "performance", "statistic": "accuracy_drop"})
+    True
+    >>> justified({"kind": "concept_drift", "statistic": "estimated_accuracy_drop"})
+    False
+    >>> justified({"kind": "data_quality", "scope": "quality", "statistic": "constant"})
+    False
+    >>> justified({"kind": "prediction_drift", "scope": "service", "statistic": "top_share"})
+    False
+    """
+    scope = finding.get("scope") or _SCOPE_OF_KIND.get(str(finding.get("kind")))
+    if scope not in JUSTIFIED_SCOPES:
+        return False
+    return not str(finding.get("statistic") or "").startswith("estimated_")
+
+
+def false_alarm(
+    scenario: Scenario, window: Mapping[str, Any], repeated_alert: bool = False
+) -> bool:
+    """Whether a window outside every fault period is a false alarm (see the module): any
+    finding on a shuffled stream; on a stream in time order, a finding the data does not
+    justify (:func:`justified`), a remedial action, or an alert repeated for an incident
+    already alerted (``repeated_alert``)."""
+    findings = window.get("findings") or []
+    if scenario.shuffle:
+        return bool(findings)
+    remedial = any(a.get("action") not in ("alert", "none") for a in window.get("actions") or [])
+    return remedial or repeated_alert or not all(justified(f) for f in findings)
+
+
+def _repeated_alerts(actions: Sequence[Mapping[str, Any]]) -> set[int]:
+    """The windows of the alerts sent for an incident that had been alerted before."""
+    alerted: set[Any] = set()
+    repeats: set[int] = set()
+    for action in sorted(actions, key=lambda a: a["window"]):
+        if action["action"] != "alert" or action.get("incident") is None:
+            continue
+        if action["incident"] in alerted:
+            repeats.add(int(action["window"]))
+        alerted.add(action["incident"])
+    return repeats
+
+
 def score(
     scenario: Scenario,
     timeline: list[dict[str, Any]],
@@ -55,8 +119,11 @@ def score(
     incident's diagnosis; ``max_severity``: the highest severity it reached)."""
     expect = scenario.expect
     spans = fault_windows(scenario)
+    repeats = _repeated_alerts(actions)
     alarm_windows = [
-        w["index"] for w in timeline if w["findings"] and not in_fault(w["index"], spans)
+        w["index"]
+        for w in timeline
+        if not in_fault(w["index"], spans) and false_alarm(scenario, w, w["index"] in repeats)
     ]
     stray_actions = [
         a for a in actions if a["action"] != "none" and not in_fault(a["window"], spans)

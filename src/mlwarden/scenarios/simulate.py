@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
+from mlwarden.agent.incidents import scope_of
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.operations.service import Operations
@@ -482,6 +483,7 @@ class Simulation:
         findings = [
             {
                 "kind": f.kind.value,
+                "scope": scope_of(f).value,  # what the scorer asks a control's findings
                 "features": list(f.features),
                 "statistic": f.statistic,
                 "score": round(f.score, 6),
@@ -582,6 +584,7 @@ class Simulation:
                     "window": self._seen_actions.get(action["id"], -1),
                     "action": action["kind"],
                     "outcome": outcome,
+                    "incident": action["incident_id"],
                 }
             )
         for approval in self.agent.approvals.list(model=self.model):
