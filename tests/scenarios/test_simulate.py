@@ -70,7 +70,7 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Pat
         assert (tmp_path / "a" / name).stat().st_size > 0
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert set(summary) >= {"findings", "incidents", "actions", "score"}
-    assert all(set(a) == {"window", "action", "outcome"} for a in summary["actions"])
+    assert all(set(a) == {"window", "action", "outcome", "incident"} for a in summary["actions"])
     assert all(a["outcome"] in OUTCOMES for a in summary["actions"])
     timeline = json.loads((tmp_path / "a" / "timeline.json").read_text())
     assert [w["index"] for w in timeline] == list(range(5))

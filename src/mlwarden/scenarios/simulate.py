@@ -595,6 +595,7 @@ class Simulation:
                         "window": self._seen_approvals.get(approval["id"], -1),
                         "action": approval["action"],
                         "outcome": "pending" if waiting else "rejected",
+                        "incident": approval["incident_id"],
                     }
                 )
         return sorted(out, key=lambda a: a["window"])
