@@ -1351,7 +1351,7 @@ class Agent:
 
         Quality is judged by the symptom the remedy targeted (``verify.quality_symptom``: after
         a repair, the defects of the features it mends). A remedy that mends inputs is the
-        identity on clean requests: it stays in place when it served no worse than doing
+        identity on clean requests: it stays in place when it served better than doing
         nothing since it was taken (``_mended_against_doing_nothing``), so the same defect
         coming back is mended at once instead of after ``persistence.n`` windows anew."""
         symptom = quality_symptom(action["kind"], action["result"])
@@ -1416,10 +1416,12 @@ class Agent:
         self, model: str, incident: IncidentRow, action: ActionRow, policy: ModelPolicy
     ) -> str | None:
         """Why a remedy that mends inputs stays once quality is back, or None when it is to be
-        released: it served (the recorded answers, given the mended inputs) no worse than doing
+        released: it served (the recorded answers, given the mended inputs) better than doing
         nothing would have (the same version answering the logged inputs as they came, which
-        the records keep unmended) on the labelled records since it was taken. Without such
-        evidence, or after another kind of remedy, it is released as before."""
+        the records keep unmended) on the labelled records since it was taken. One that served
+        no better (on the flights' weather nulls, 0.7526 against 0.7562) did not help and is
+        released; without such evidence, or after another kind of remedy, it is released as
+        before."""
         if not remedy_for(action["kind"]).mends_inputs or action["state"] != "done":
             return None
         version = action["params"].get("version")
@@ -1434,7 +1436,7 @@ class Agent:
             return None
         served = served_score(spec.task, rows, action["kind"])
         nothing = answered_score(spec.task, spec, rows, answer, "keep", int(version))
-        if served.value < nothing.value - margin(nothing, policy.evidence.tolerance):
+        if served.value <= nothing.value:
             return None
         return (
             f"since it was taken, {served.describe()}, against {nothing.describe()} had "

@@ -83,7 +83,7 @@ class Remedy:
     # it mends inputs at the gateway and only the values broken the way it names: on clean
     # requests it is the identity. Its verification looks at the findings of the features it
     # mends (not at a new defect elsewhere), and it is not released when the data is clean
-    # again if it served no worse than doing nothing since it was taken (``agent.verify``)
+    # again if it served better than doing nothing since it was taken (``agent.verify``)
     mends_inputs: ClassVar[bool] = False
 
     def execute(self, env: ExecEnv, action: ActionRow) -> dict[str, Any]:
