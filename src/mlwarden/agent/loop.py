@@ -433,7 +433,7 @@ class Agent:
         accept_incident(self.store, incident_id, actor=self.actor, why=text_, terms=terms)
 
     def _rebaseline_terms(
-        self, model: str, incident: dict[str, Any], terms: dict[str, Any], policy: ModelPolicy
+        self, model: str, incident: IncidentRow, terms: dict[str, Any], policy: ModelPolicy
     ) -> str:
         """Add to ``terms`` the windows whose records become the monitor's reference
         (``agent.acceptance``); returns what the acceptance's journal entry says about it."""
