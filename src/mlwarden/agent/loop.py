@@ -199,12 +199,12 @@ class Agent:
             self._last_windows, self._quiet = {}, set()
         return summaries
 
-    def _open_of(self, model: str) -> list[dict[str, Any]]:
+    def _open_of(self, model: str) -> list[IncidentRow]:
         """``repo.open_incidents``, without asking for a model with none at the pass's start
         that has opened none since (most models of a fleet)."""
         return [] if model in self._quiet else self.repo.open_incidents(model)
 
-    def _accepted_of(self, model: str) -> list[dict[str, Any]]:
+    def _accepted_of(self, model: str) -> list[IncidentRow]:
         """``repo.accepted_incidents``, as ``_open_of``."""
         return [] if model in self._quiet else self.repo.accepted_incidents(model)
 
