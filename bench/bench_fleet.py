@@ -14,12 +14,19 @@ incidents too.
 
 Then, per minute: the minute's records of every model are written, and one ``Agent.run_once``
 (the real agent with the real ``MonitorSource``, default policy) is timed: wall and CPU seconds,
-and the process's resident memory after it. The first pass builds each model's monitor (loads
+and the process's resident memory after it. With several ``--workers`` settings (default 1
+and 2: ``Settings.agent_workers``, the monitors in the agent's process or in that many worker
+processes) the seeded store is copied once per setting, every minute's records go to each copy
+and the settings' passes run one after the other, in alternating order, so they are compared
+in the same minutes; the workers' CPU seconds (``/proc``) and memory are given apart, and at
+the end the stored windows, incidents and actions of the copies are compared
+(``same_decisions``). The first pass builds each model's monitor (loads
 its artifact, scores its reference sample); later passes are the steady state. At the end the
 dashboard's fleet overview (``GET /ui/``, in-process through FastAPI's TestClient) is timed.
 
     .venv/bin/python bench/bench_fleet.py --models 100 1000 5000
     .venv/bin/python bench/bench_fleet.py --models 1000 --profile prof.txt   # cProfile of pass 1
+    .venv/bin/python bench/bench_fleet.py --models 1000 --workers 2          # only 2 workers
     .venv/bin/python bench/bench_fleet.py --models 100 --database-url postgresql+psycopg://...
 """
 
@@ -31,6 +38,7 @@ import io
 import json
 import os
 import pstats
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -46,9 +54,9 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from mlwarden.agent.loop import Agent
-from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.loop import Agent, default_source
 from mlwarden.agent.operations.service import Operations
+from mlwarden.agent.workers import PooledSource
 from mlwarden.clock import simulated_clock
 from mlwarden.datasets import load
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
@@ -57,6 +65,8 @@ from mlwarden.server import create_app
 from mlwarden.settings import Settings
 from mlwarden.store import Store
 from mlwarden.store.base import canonical_json
+from mlwarden.store.incidents import AgentRepo
+from mlwarden.store.journal import ActionJournal
 from mlwarden.ui import mount_ui
 
 # Elec2 without ``vicprice``: its long runs of one value make about one window in five of a
@@ -191,7 +201,62 @@ def cpu_timer() -> Iterator[dict[str, float]]:
     out["cpu_s"] = time.process_time() - cpu
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User and system CPU seconds a process has used (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pool_of(agent: Agent) -> PooledSource | None:
+    return agent.source if isinstance(agent.source, PooledSource) else None
+
+
+def workers_cpu_s(agent: Agent) -> float:
+    pool = pool_of(agent)
+    return sum(proc_cpu_s(p) for p in pool.worker_pids()) if pool else 0.0
+
+
+def incidents_of(store: Store) -> list[tuple[Any, ...]]:
+    """Every incident (model, scope, state, first window, diagnosis) and action (model, kind,
+    state): what the agent decided, compared between the worker settings."""
+    repo = AgentRepo(store)
+    found: list[tuple[Any, ...]] = [
+        (
+            "incident",
+            i["model"],
+            i.get("scope"),
+            i["state"],
+            i["first_window"],
+            i["last_window"],
+            i["diagnosis"],
+            i["severity"],
+        )
+        for i in repo.list_incidents(limit=100_000)
+    ]
+    journal = ActionJournal(store)
+    found += [("action", a["model"], a["kind"], a["state"]) for a in journal.list(limit=100_000)]
+    database = store.engine.url.database
+    if store.dialect == "sqlite" and database:  # and every stored signal of every window
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute(
+                "SELECT model_id, window, name, value FROM signals ORDER BY 1, 2, 3"
+            ).fetchall()
+        found.append(("signals", len(rows), hash(tuple(rows))))
+    return sorted(found, key=repr)
+
+
 def run(models: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Seed one store, copy it once per ``--workers`` setting (SQLite), then per minute write
+    the same records to each and time one pass of each setting's agent, one after the
+    other (the order alternating), so the settings are compared in the same minutes."""
     url = args.database_url or f"sqlite:///{folder / 'fleet.db'}"
     settings = Settings(
         data_dir=folder,
@@ -208,6 +273,7 @@ def run(models: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "models": models,
         "window": args.window,
         "reference": args.reference,
+        "workers": args.workers,
         "passes": [],
     }
     with threadpool_limits(1), simulated_clock(lambda: clock["now"]):
@@ -215,47 +281,101 @@ def run(models: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             model, rest = seed_models(store, models, data, args.reference)
         pool = Pool(model, rest)
         result["seed_models_s"] = round(seeded["wall_s"], 1)
-        agent = Agent(store, source=MonitorSource(store, settings))
+        stores: dict[int, Store] = {}
+        for workers in args.workers:
+            if len(args.workers) == 1:
+                stores[workers] = store
+                continue
+            if args.database_url:
+                raise SystemExit("several --workers settings need SQLite (the store is copied)")
+            copy = folder / f"fleet-{workers}.db"
+            with sqlite3.connect(folder / "fleet.db") as source, sqlite3.connect(copy) as target:
+                source.backup(target)
+            stores[workers] = Store(f"sqlite:///{copy}")
+        agents = {
+            w: Agent(
+                s,
+                source=default_source(s, settings.model_copy(update={"agent_workers": w})),
+            )
+            for w, s in stores.items()
+        }
         result["rss_before_mb"] = round(rss_mb(), 1)
         for minute in range(args.minutes):
             clock["now"] = START + timedelta(minutes=minute, seconds=59)
             with cpu_timer() as written:
-                write_minute(store, pool, models, args.window, minute)
+                for s in stores.values():
+                    write_minute(s, pool, models, args.window, minute)
             clock["now"] = START + timedelta(minutes=minute + 1)
-            # CPU time: on a shared machine the wall clock mostly measures the other processes
-            profiler = (
-                cProfile.Profile(time.process_time)
-                if args.profile and minute == args.profile_pass
-                else None
-            )
-            with cpu_timer() as timed:
+            order = list(agents) if minute % 2 == 0 else list(reversed(agents))
+            for workers in order:
+                agent = agents[workers]
+                # CPU time: on a shared machine the wall clock mostly measures the others
+                profiler = (
+                    cProfile.Profile(time.process_time)
+                    if args.profile and minute == args.profile_pass
+                    else None
+                )
+                before_workers = workers_cpu_s(agent)
+                with cpu_timer() as timed:
+                    if profiler:
+                        profiler.enable()
+                    summaries = agent.run_once()
+                    if profiler:
+                        profiler.disable()
                 if profiler:
-                    profiler.enable()
-                summaries = agent.run_once()
-                if profiler:
-                    profiler.disable()
-            if profiler:
-                text = io.StringIO()
-                pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(45)
-                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
-                Path(args.profile).write_text(text.getvalue())
-            errors = [s for s in summaries if "error" in s]
-            incidents = sum(len(s.get("incidents", [])) for s in summaries)
-            entry = {
-                "minute": minute,
-                "write_s": round(written["wall_s"], 1),
-                "pass_wall_s": round(timed["wall_s"], 2),
-                "pass_cpu_s": round(timed["cpu_s"], 2),
-                "rss_mb": round(rss_mb(), 1),
-                "errors": len(errors),
-                "open_incidents": incidents,
-                "profiled": profiler is not None,
-            }
-            result["passes"].append(entry)
-            print(f"  {models} models, minute {minute}: {entry}", flush=True)
+                    text = io.StringIO()
+                    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(45)
+                    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+                    path = Path(args.profile)  # one summary per setting: prof.txt -> prof-w2.txt
+                    path.with_stem(f"{path.stem}-w{workers}").write_text(text.getvalue())
+                pooled = pool_of(agent)
+                errors = [s for s in summaries if "error" in s]
+                incidents = sum(len(s.get("incidents", [])) for s in summaries)
+                entry = {
+                    "minute": minute,
+                    "workers": workers,
+                    "write_s": round(written["wall_s"], 1),
+                    "pass_wall_s": round(timed["wall_s"], 2),
+                    "pass_cpu_s": round(timed["cpu_s"], 2),
+                    "workers_cpu_s": round(workers_cpu_s(agent) - before_workers, 2),
+                    "rss_mb": round(rss_mb(), 1),
+                    "workers_rss_mb": [
+                        round(proc_rss_mb(p), 1) for p in (pooled.worker_pids() if pooled else [])
+                    ],
+                    "errors": len(errors),
+                    "open_incidents": incidents,
+                    "profiled": profiler is not None,
+                    "load": round(os.getloadavg()[0], 1),
+                }
+                result["passes"].append(entry)
+                print(f"  {models} models, minute {minute}: {entry}", flush=True)
+        decided = {w: incidents_of(s) for w, s in stores.items()}
+        first = next(iter(decided.values()))
+        result["same_decisions"] = all(d == first for d in decided.values())
+        result["incidents"] = sum(1 for d in first if d[0] == "incident")
+        result["false_incident_scopes"] = false_incidents(next(iter(stores.values())), models)
+        for agent in agents.values():
+            if pool_of(agent):
+                pool_of(agent).close()  # type: ignore[union-attr]
         result["dashboard_ms"] = dashboard_ms(settings, store, models, args.repeat)
+    for s in stores.values():
+        s.close()
     store.close()
     return result
+
+
+def false_incidents(store: Store, models: int) -> dict[str, int]:
+    """The incidents of the healthy models (all but the one in 100 with a null burst), by
+    scope and finding kinds of the window that opened them: false alarms on a stationary
+    stream."""
+    repo = AgentRepo(store)
+    counts: dict[str, int] = {}
+    for incident in repo.list_incidents(limit=100_000):
+        if int(incident["model"][1:]) % 100 == 1:
+            continue
+        key = str(incident["summary"]).split(" in window")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def dashboard_ms(settings: Settings, store: Store, models: int, repeat: int) -> dict[str, float]:
@@ -289,6 +409,13 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
     parser.add_argument("--profile", help="write a cProfile summary of one pass here")
     parser.add_argument("--profile-pass", type=int, default=1, help="the pass profiled (0: cold)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="agent_workers settings compared side by side (1: the monitors in the agent)",
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     results = []

@@ -24,6 +24,11 @@ from sqlalchemy import create_engine, inspect, text
 
 from mlwarden.store import Store
 
+# The agent closes windows in the agent's own process unless a test asks for worker processes
+# (tests/agent/test_workers.py): each agent of the suite would otherwise start a worker per
+# core, seconds of start-up and a few hundred MB each, for fleets of one model.
+os.environ.setdefault("MLWARDEN_AGENT_WORKERS", "1")
+
 PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 

@@ -6,11 +6,20 @@ Every value can be set by an environment variable ``MLWARDEN_<NAME>`` (for examp
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -81,6 +90,12 @@ class Settings(BaseSettings):
     pagerduty_routing_key: SecretStr | None = None
     # a folder of the user's own playbooks (YAML), besides the bundled ones
     playbooks_dir: Path | None = None
+
+    # The agent's pass over the fleet: how many worker processes close the models' windows
+    # (read the records, run the detectors: most of a pass's CPU) while the agent itself stores
+    # them, decides and acts, as with one process (agent.workers). 1 closes them in the agent's
+    # own process. Default: the cores this process may run on.
+    agent_workers: int = Field(default_factory=cores, ge=1, le=256)
 
     # monitoring: records per window, and records learned as reference when a version has none
     window_size: int = 1_000

@@ -102,16 +102,18 @@ def test_errors_drop_upwards_and_bad_values_are_skipped() -> None:
         PerformanceChangeDetector("rmse", spread, threshold=0)
 
 
-def _streams_with_a_change(reference_n: int | None, seed: int = 0, streams: int = 200) -> int:
+def _streams_with_a_change(
+    reference_n: int | None, seed: int = 0, streams: int = 200, windows: int = 10
+) -> int:
     """Stationary streams at accuracy 0.85 whose reference level was measured on 1,000 rows
-    (so it is off by its own sampling error): how many raise a change within 10 windows."""
+    (so it is off by its own sampling error): how many raise a change within ``windows``."""
     rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(streams):
         level = rng.binomial(1000, 0.85) / 1000
         spread = MetricSpread("accuracy", level, SPREAD.unit_std, reference_n=reference_n)
         det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
-        hits += any(f is not None for f in _run(det, _noise(rng, 0.85, 10)))
+        hits += any(f is not None for f in _run(det, _noise(rng, 0.85, windows)))
     return hits
 
 
@@ -124,3 +126,21 @@ def test_a_small_reference_level_is_not_taken_as_exact() -> None:
     det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
     found = _run(det, _noise(np.random.default_rng(3), 0.80, 3))
     assert found[-1] is not None and found[-1].evidence["change_window"] == 0
+
+
+def test_a_reference_level_off_by_its_error_raises_no_change_however_long_the_stream() -> None:
+    """A reference level off by more than the allowance makes every window of a stationary
+    stream look a little worse, which adds up: before the drop had to exceed the reference's
+    own error, 23 of 200 such streams raised a change within 40 windows (9 within 10)."""
+    assert _streams_with_a_change(1000, seed=1, windows=40) <= 2
+    # a drop the reference's error cannot explain is found, from the window where it began
+    rng = np.random.default_rng(4)
+    found_at = []
+    for _ in range(50):
+        level = rng.binomial(1000, 0.85) / 1000
+        spread = MetricSpread("accuracy", level, SPREAD.unit_std, reference_n=1000)
+        det = PerformanceChangeDetector("accuracy", spread, min_shift=0.02)
+        series = _noise(rng, 0.85, 5) + _noise(rng, 0.77, 10)
+        hit = next((f for f in _run(det, series) if f is not None), None)
+        found_at.append(None if hit is None else (hit.window, hit.evidence["change_window"]))
+    assert all(f is not None and f[0] <= 8 and f[1] in (4, 5, 6) for f in found_at), found_at

@@ -71,6 +71,7 @@ from mlwarden.agent.verify import (
     quality_symptom,
     verify,
 )
+from mlwarden.agent.workers import PooledSource, poolable
 from mlwarden.clock import utcnow
 from mlwarden.domain import (
     ActionKind,
@@ -99,7 +100,12 @@ Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
-    """The Monitor engine over ``store``'s records, windowed as ``settings`` say."""
+    """The Monitor engine over ``store``'s records, windowed as ``settings`` say: in
+    ``settings.agent_workers`` worker processes when that is more than one (``agent.workers``;
+    an in-memory SQLite store, which other processes cannot open, stays in this one)."""
+    settings = settings or Settings()
+    if settings.agent_workers > 1 and poolable(store):
+        return PooledSource(store, settings, workers=settings.agent_workers)
     return MonitorSource(store, settings)
 
 
@@ -151,6 +157,10 @@ class Agent:
         self._predictors: dict[tuple[str, int], Answer | None] = {}
         # the candidate a retrain would have fitted a few windows ago: the newest one only
         self._hindsight: dict[tuple[int, int, int], tuple[Any | None, str]] = {}
+        # during a pass (run_once): each model's last stored window at its start, and the
+        # models that had no incident then and have opened none since
+        self._last_windows: dict[str, int | None] = {}
+        self._quiet: set[str] = set()
         self._records_read: tuple[tuple[str, int, int | None] | None, list[dict[str, Any]]] = (
             None,
             [],
@@ -170,14 +180,35 @@ class Agent:
         """One pass; returns one summary per model (its incident state and what was done)."""
         self.recover()
         self.approvals.expire(self.clock())
+        models = list(models or self.store.monitored_models())
+        # read once for the pass, not once a model: the last stored windows, and which models
+        # have incidents (only this pass's own check of a model changes either)
+        self._last_windows = self.repo.last_windows(models)
+        self._quiet = set(models) - self.repo.models_with_incidents()
+        if isinstance(self.source, PooledSource):
+            # every model's windows are closed by the workers while this process stores and
+            # decides on the models before it, in the same order as without them
+            self.source.start_pass(list(self._last_windows.items()))
         summaries = []
-        for model in models or self.store.monitored_models():
-            try:
-                summaries.append(self.check_model(model))
-            except Exception:
-                log.exception("agent pass failed for model %s", model)
-                summaries.append({"model": model, "error": "see the agent log"})
+        try:
+            for model in models:
+                try:
+                    summaries.append(self.check_model(model))
+                except Exception:
+                    log.exception("agent pass failed for model %s", model)
+                    summaries.append({"model": model, "error": "see the agent log"})
+        finally:
+            self._last_windows, self._quiet = {}, set()
         return summaries
+
+    def _open_of(self, model: str) -> list[IncidentRow]:
+        """``repo.open_incidents``, without asking for a model with none at the pass's start
+        that has opened none since (most models of a fleet)."""
+        return [] if model in self._quiet else self.repo.open_incidents(model)
+
+    def _accepted_of(self, model: str) -> list[IncidentRow]:
+        """``repo.accepted_incidents``, as ``_open_of``."""
+        return [] if model in self._quiet else self.repo.accepted_incidents(model)
 
     def recover(self) -> list[int]:
         """Finish (or, on failure, roll back) every action left pending or running."""
@@ -193,7 +224,12 @@ class Agent:
         """Store the model's new windows, open an incident for each scope whose findings
         appeared, and move every open incident on (decide, act, verify)."""
         policy = self.policy.for_model(model)
-        for window in self.source.closed_windows(model, self.repo.last_window(model)):
+        last = (
+            self._last_windows.pop(model)
+            if model in self._last_windows
+            else self.repo.last_window(model)
+        )
+        for window in self.source.closed_windows(model, last):
             self.repo.save_window(
                 model,
                 window.window,
@@ -210,9 +246,9 @@ class Agent:
         self._open_incidents(model, history, policy)
         self._learn_health(model, history, policy)
         handled = []
-        for incident in self._by_scope(self.repo.open_incidents(model)):
+        for incident in self._by_scope(self._open_of(model)):
             handled.append(self._handle(model, incident, history, policy))
-        for accepted in self.repo.accepted_incidents(model):
+        for accepted in self._accepted_of(model):
             self._watch_accepted(accepted, history, policy)
         if handled:
             # the most upstream incident speaks for the model; every one is listed
@@ -232,11 +268,11 @@ class Agent:
         latest = history[-1]
         if not latest.findings:
             return  # before the queries below: most windows of most models find nothing
-        current = self.repo.open_incidents(model)
+        current = self._open_of(model)
         if any(i.get("scope") is None for i in current):
             return
         taken = {i["scope"] for i in current}
-        accepted = self.repo.accepted_incidents(model)
+        accepted = self._accepted_of(model)
         for scope in SCOPE_ORDER:
             if scope.value in taken:
                 continue
@@ -259,6 +295,7 @@ class Agent:
                 if w.window < latest.window and not qualifying(in_scope(w.findings, scope), policy)
             ]
             kinds = sorted({f.kind.value for f in found})
+            self._quiet.discard(model)
             self.repo.create_incident(
                 model,
                 latest.window,
@@ -1510,6 +1547,8 @@ class Agent:
                         on_pass(summaries)
                 stop.wait(interval_s)
         finally:
+            if isinstance(self.source, PooledSource):
+                self.source.close()  # a standby agent holds no workers
             leader.release()
 
 

@@ -40,6 +40,10 @@ from mlwarden.stats.performance import HIGHER_IS_BETTER, MetricSpread
 
 __all__ = ["PerformanceChangeDetector"]
 
+# a drop against the reference is one only beyond this many standard errors of the difference,
+# the reference level's own error included (``PerformanceChangeDetector._beyond_reference``)
+REFERENCE_SIGMAS = 3.0
+
 
 @dataclass(frozen=True)
 class _Side:
@@ -145,6 +149,22 @@ class PerformanceChangeDetector:
         own = max(self.min_shift, self.spread.std(n)) / 2
         return math.hypot(own, self.spread.level_std()) if reference else own
 
+    def _beyond_reference(self, reference: float, level: float, n: int, count: int) -> bool:
+        """True when a drop from the reference level to ``level`` (the mean of ``count``
+        windows of ``n`` rows) is larger than ``REFERENCE_SIGMAS`` standard errors of the
+        difference, the reference level's own error included.
+
+        That error is the same in every window: the allowance (``_allowance``) keeps noise
+        from adding up, but a reference level off by more than the allowance makes every
+        window's shortfall positive, so such a stream raises a change sooner or later, however
+        stationary: with 1,000-row references and windows, 43 of 400 stationary streams within
+        40 windows, and still more with every window after (docs/benchmarks.md, "A fleet").
+        Only a drop the reference's error cannot explain is one; a smaller one is weighed again
+        as windows come (its level's error shrinks to the reference's own)."""
+        drop = (reference - level) if self.higher else (level - reference)
+        error = math.hypot(self.spread.level_std(), self.spread.std(n) / math.sqrt(max(count, 1)))
+        return drop > REFERENCE_SIGMAS * error
+
     def _step(self, state: _State, window: int, value: float, n: int) -> _State:
         reference = state.start is None
         sigma = max(self.spread.std(n), 1e-12)
@@ -156,6 +176,14 @@ class PerformanceChangeDetector:
             if side.total >= self.threshold and side.run:
                 start, level = side.change()
                 count = sum(1 for w, _, _ in side.run if w >= start)
+                if (
+                    reference
+                    and dropped
+                    and not self._beyond_reference(state.level, level, n, count)
+                ):
+                    # the reference level may be what is off: the reference regime goes on,
+                    # its sums too, and the drop is weighed again with the next window
+                    return replace(state, down=down, up=up)
                 return _State(
                     level=level,
                     start=start,

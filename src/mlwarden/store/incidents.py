@@ -162,6 +162,21 @@ class AgentRepo(WindowRepo):
         """The accepted drift incidents of ``model``, oldest first."""
         return self._incidents_in(model, (ACCEPTED,))
 
+    def models_with_incidents(self) -> set[str]:
+        """The models with an incident being worked on or accepted (``open_incidents`` or
+        ``accepted_incidents`` not empty), in one statement: the agent asks each of the others
+        nothing about its incidents in a pass where it opens none."""
+        i, m = at.incidents, t.models
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(m.c.name)
+                    .join(i, i.c.model_id == m.c.id)
+                    .where(i.c.state.in_((*OPEN_STATES, ACCEPTED)))
+                    .distinct()
+                ).scalars()
+            )
+
     def _incidents_in(self, model: str, states: Sequence[str]) -> list[IncidentRow]:
         i = at.incidents
         with self.engine.connect() as conn:

@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, or_, select
 from mlwarden.clock import as_utc
 from mlwarden.domain import Finding
 from mlwarden.store import agent_tables as at
+from mlwarden.store import tables as t
 from mlwarden.store.base import as_json, plain_row
 
 if TYPE_CHECKING:
@@ -161,6 +162,19 @@ class WindowRepo:
             return conn.execute(
                 select(func.max(at.signals.c.window)).where(at.signals.c.model_id == model_id)
             ).scalar()
+
+    def last_windows(self, models: Sequence[str]) -> dict[str, int | None]:
+        """``last_window`` of each of ``models`` in one statement (a correlated ``max()``: one
+        index seek per model, where a GROUP BY would scan every signal row)."""
+        m, s = t.models, at.signals
+        last = select(func.max(s.c.window)).where(s.c.model_id == m.c.id).scalar_subquery()
+        found: dict[str, int | None] = {}
+        with self.engine.connect() as conn:
+            for first in range(0, len(models), 500):  # bound the statement's parameters
+                names = list(models[first : first + 500])
+                rows = conn.execute(select(m.c.name, last).where(m.c.name.in_(names)))
+                found |= {name: window for name, window in rows}
+        return {name: found.get(name) for name in models}
 
     def recent_windows(self, model: str, count: int, after: int | None = None) -> list[WindowView]:
         """The last ``count`` stored windows (or those after ``after``), oldest first."""
