@@ -105,3 +105,31 @@ def test_small_or_missing_outputs_are_not_judged() -> None:
     assert PredictionDriftDetector().detect(REF, no_outputs) == []
     signals = output_signals(_profile(_frame(100)))
     assert 0 < (signals["prediction_share.yes"] or 0) < 1 and signals["score_std"]
+
+
+def test_a_frozen_model_is_diagnosed_constant_predictions_not_a_confidence_collapse() -> None:
+    """One answer and one score for every row is a frozen model: its collapse findings say
+    ``check: constant`` (the constant_predictions playbook's strongest pattern), so the score's
+    own drift (``check: confidence``) does not make it a confidence collapse. A model that
+    still varies a little is a collapse without that mark. On time-ordered electricity the
+    frozen model was diagnosed confidence_collapse (docs/benchmarks.md, this session)."""
+    from mlwarden.diagnose.incident import diagnose_incident
+
+    frozen = _frame(1000, p_yes=1.0)
+    frozen["score"] = 1.0
+    window = _profile(frozen)
+    found = PredictionCollapseDetector().detect(REF, window, window_index=6)
+    assert {f.statistic: f.evidence.get("check") for f in found} == {
+        "top_class_share": "constant",
+        "spread_lost": "constant",
+    }
+    found += PredictionDriftDetector().detect(REF, window, window_index=6)
+    assert any(f.evidence.get("check") == "confidence" for f in found)
+    diagnosis = diagnose_incident(found, model="m")
+    assert diagnosis.matches[0].id == "constant_predictions"
+    almost = _frame(1000, p_yes=0.97, score_sd=0.001)
+    assert not [
+        f
+        for f in PredictionCollapseDetector().detect(REF, _profile(almost))
+        if f.evidence.get("check") == "constant"
+    ]

@@ -216,7 +216,12 @@ class PredictionCollapseDetector(Detector):
                             window_index,
                             f"predictions collapsed: {win_top[1]:.1%} of {fmt_rows(win.count)} are "
                             f"{win_top[0]!r} (reference share of that class {before:.1%})",
-                            {"class": win_top[0], "reference_share": before},
+                            {
+                                "class": win_top[0],
+                                "reference_share": before,
+                                # one answer for every row: a frozen model, not a drift
+                                **({"check": "constant"} if win_top[1] >= 1.0 else {}),
+                            },
                         )
                     )
             elif isinstance(ref, NumericStats) and isinstance(win, NumericStats):
@@ -242,6 +247,8 @@ class PredictionCollapseDetector(Detector):
                                 "reference_std": ref.std,
                                 "std_ratio": ratio,
                                 "mean": win.mean,
+                                # one value for every row (every score identical): frozen
+                                **({"check": "constant"} if win.std == 0.0 else {}),
                             },
                         )
                     )
