@@ -127,6 +127,13 @@ def test_a_frozen_model_is_diagnosed_constant_predictions_not_a_confidence_colla
     assert any(f.evidence.get("check") == "confidence" for f in found)
     diagnosis = diagnose_incident(found, model="m")
     assert diagnosis.matches[0].id == "constant_predictions"
+    # answers the reference never gave, many of them, fall in one bucket: not one answer
+    unseen = _frame(1000).assign(prediction=[f"class-{i % 7}" for i in range(1000)])
+    assert not [
+        f
+        for f in PredictionCollapseDetector().detect(REF, _profile(unseen))
+        if f.evidence.get("check") == "constant"
+    ]
     almost = _frame(1000, p_yes=0.97, score_sd=0.001)
     assert not [
         f

@@ -220,7 +220,13 @@ class PredictionCollapseDetector(Detector):
                                 "class": win_top[0],
                                 "reference_share": before,
                                 # one answer for every row: a frozen model, not a drift
-                                **({"check": "constant"} if win_top[1] >= 1.0 else {}),
+                                # (not the buckets of levels the reference did not count,
+                                # which hold many answers)
+                                **(
+                                    {"check": "constant"}
+                                    if win_top[1] >= 1.0 and not win_top[0].startswith("__")
+                                    else {}
+                                ),
                             },
                         )
                     )
