@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import insert, select, update
 
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, ApprovalState, IncidentState, Role
 from mlwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store import tables as t
-from mlwarden.store.base import as_json, inserted_id, plain_row
+from mlwarden.store.base import as_json, inserted_id, plain_row, with_model_name
 from mlwarden.store.incidents import AgentRepo, can_move
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
@@ -126,13 +125,6 @@ class ApprovedRow(ApprovalRow):
     action_id: int
 
 
-def _with_model(query: Select[Any]) -> Select[Any]:
-    """``query`` over ``approvals`` with the model's name beside each row (one query)."""
-    return query.add_columns(t.models.c.name.label("model")).join(
-        t.models, t.models.c.id == at.approvals.c.model_id
-    )
-
-
 def _approval(row: Any) -> ApprovalRow:
     out = plain_row(row)
     out["action"] = ActionKind(out["action"])
@@ -191,7 +183,9 @@ class Approvals:
     def get(self, approval_id: int) -> ApprovalRow:
         with self.engine.connect() as conn:
             row = conn.execute(
-                _with_model(select(at.approvals)).where(at.approvals.c.id == approval_id)
+                with_model_name(select(at.approvals), at.approvals).where(
+                    at.approvals.c.id == approval_id
+                )
             ).first()
         if row is None:
             raise NotFound(f"no approval {approval_id}", approval=approval_id)
@@ -205,7 +199,7 @@ class Approvals:
             raise InvalidInput(f"no approval state {state!r}: one of {known}", field="state")
         self.expire()
         a = at.approvals
-        query = _with_model(select(a))
+        query = with_model_name(select(a), at.approvals)
         if state is not None:
             query = query.where(a.c.state == state)
         if model is not None:
@@ -217,7 +211,7 @@ class Approvals:
         a = at.approvals
         with self.engine.connect() as conn:
             found = conn.execute(
-                _with_model(select(a))
+                with_model_name(select(a), at.approvals)
                 .where(a.c.incident_id == incident_id, a.c.state == _S.PENDING)
                 .order_by(a.c.id)
                 .limit(1)

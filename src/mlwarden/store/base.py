@@ -17,6 +17,8 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Engine,
+    Select,
+    Table,
     select,
     text,
 )
@@ -163,6 +165,14 @@ def canonical_json(value: Any) -> str:
 def as_json(value: Any) -> Any:
     """``value`` as what a JSON column gives back (the audit chain's canonical form)."""
     return json.loads(canonical_json(value))
+
+
+def with_model_name(query: Select[Any], table: Table) -> Select[Any]:
+    """``query`` over ``table`` (which has a ``model_id``) with the model's name beside each
+    row as ``model``: one query, no lookup per row."""
+    return query.add_columns(t.models.c.name.label("model")).join(
+        t.models, t.models.c.id == table.c.model_id
+    )
 
 
 def plain_row(row: Any) -> dict[str, Any]:

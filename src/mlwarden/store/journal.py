@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import insert, select, update
 
 from mlwarden.clock import as_utc, utcnow
 from mlwarden.domain import ActionKind, ActionState
 from mlwarden.errors import Conflict, NotFound
 from mlwarden.store import agent_tables as at
-from mlwarden.store import tables as t
-from mlwarden.store.base import as_json, inserted_id, plain_row
+from mlwarden.store.base import as_json, inserted_id, plain_row, with_model_name
 from mlwarden.store.repository import Store
 
 
@@ -86,14 +85,6 @@ class ActionRow(TypedDict):
     undone_at: datetime | None
 
 
-def _with_model(query: Select[Any]) -> Select[Any]:
-    """``query`` over ``actions`` with the model's name beside each row (one query, no
-    lookup per row)."""
-    return query.add_columns(t.models.c.name.label("model")).join(
-        t.models, t.models.c.id == at.actions.c.model_id
-    )
-
-
 def _action(row: Any) -> ActionRow:
     out = plain_row(row)
     out["kind"] = ActionKind(out["kind"])
@@ -146,7 +137,7 @@ class ActionJournal:
     def get(self, action_id: int) -> ActionRow:
         with self.engine.connect() as conn:
             row = conn.execute(
-                _with_model(select(at.actions)).where(at.actions.c.id == action_id)
+                with_model_name(select(at.actions), at.actions).where(at.actions.c.id == action_id)
             ).first()
         if row is None:
             raise NotFound(f"no action {action_id}", action=action_id)
@@ -223,7 +214,7 @@ class ActionJournal:
         """The newest ``limit`` actions (of ``model``, in ``state``, of ``incident_id``), newest
         first: one query, the model's name joined in."""
         a = at.actions
-        query = _with_model(select(a))
+        query = with_model_name(select(a), at.actions)
         if model is not None:
             query = query.where(a.c.model_id == self.store.model_id(model))
         if state is not None:
@@ -236,7 +227,7 @@ class ActionJournal:
     def in_flight(self, model: str | None = None) -> builtins.list[ActionRow]:
         """Actions journaled but not finished (oldest first): what a restarted agent resumes."""
         a = at.actions
-        query = _with_model(select(a)).where(a.c.state.in_(IN_FLIGHT))
+        query = with_model_name(select(a), at.actions).where(a.c.state.in_(IN_FLIGHT))
         if model is not None:
             query = query.where(a.c.model_id == self.store.model_id(model))
         with self.engine.connect() as conn:
