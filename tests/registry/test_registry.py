@@ -192,6 +192,9 @@ def test_a_model_registered_in_mlflow_is_imported_as_a_safe_version(
         tracking,
         "--database-url",
         database,
+        # the store's folder (spool, journals) goes under tmp_path, not ./mlwarden-data
+        "--data-dir",
+        str(tmp_path / "data"),
     ]
     done = runner.invoke(app, [*args, "--json"])
     assert done.exit_code == 0, done.output
