@@ -150,6 +150,32 @@ def test_categorical_levels_other_and_unseen() -> None:
     assert stats.other + int(stats.counts.sum()) == 8
 
 
+@pytest.mark.parametrize("frame_of", [pd.DataFrame, pl.DataFrame])
+def test_integer_classes_that_became_floats_beside_a_null_keep_their_levels(frame_of) -> None:
+    # A failed call has no answer: its null turns the window's 0/1 answers into 0.0/1.0.
+    # Those are the reference's classes "0" and "1", not 100 % classes it never saw
+    # (elec_errors' windows read as a total prediction drift).
+    spec = ModelSpec(
+        name="m",
+        task=Task.CLASSIFICATION,
+        features=[FeatureSpec(name="code", type=FeatureType.CATEGORICAL)],
+    )
+    ref = build_reference({"code": [1, 2] * 50, "prediction": [0, 1, 1, 0] * 25}, spec)
+    window = frame_of(
+        {"code": [1.0, 2.0, None, 2.0, 1.0], "prediction": [0.0, 1.0, None, 1.0, 1.0]}
+    )
+    profile = Profile.from_data(window, ref.layout)
+    answers, codes = profile.prediction, profile.features["code"]
+    assert isinstance(answers, CategoricalStats) and isinstance(codes, CategoricalStats)
+    assert answers.frequencies() == {"0": 1, "1": 3} and answers.nulls == 1
+    assert codes.frequencies() == {"1": 2, "2": 2} and codes.nulls == 1
+    # a true fraction stays itself: a class the reference never gave
+    other = Profile.from_data(
+        frame_of({"code": [1, 2, 1], "prediction": [0.5, 1.0, None]}), ref.layout
+    )
+    assert other.prediction.unseen == {"0.5": 1}  # type: ignore[union-attr]
+
+
 def test_outputs_latency_errors_and_time_range() -> None:
     frame = _reference_frame(1000, seed=6)
     frame["error"] = [None] * 990 + ["timeout"] * 10

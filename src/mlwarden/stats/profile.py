@@ -989,6 +989,18 @@ def _value_counts(col: Any) -> tuple[dict[str, int], int]:
             s = s.drop_nulls()
             s = s.filter(s.is_not_nan())
             nulls = col.len() - s.len()
+            # integers that became floats because a null joined them (a failed call's
+            # missing answer) keep the spelling they have without it: 1.0 is level "1"
+            whole = (s == s.round(0)) & (s.abs() < 2**53)
+            s = (
+                pl.select(
+                    pl.when(whole)
+                    .then(s.cast(pl.Int64, strict=False).cast(pl.Utf8))
+                    .otherwise(s.cast(pl.Utf8))
+                )
+                .to_series()
+                .alias(s.name)
+            )
         if s.dtype != pl.Utf8:
             s = s.cast(pl.Utf8)
         # Counting nulls as a level and dropping that row is cheaper than copying the column
@@ -1005,6 +1017,8 @@ def _value_counts(col: Any) -> tuple[dict[str, int], int]:
     vc = series.value_counts(sort=False)
     out: dict[str, int] = {}
     for name, c in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True):
+        if isinstance(name, float) and name.is_integer() and abs(name) < 2**53:
+            name = int(name)  # as above: 1.0 is level "1"
         key = name if isinstance(name, str) else str(name)
         out[key] = out.get(key, 0) + int(c)
     return out, nulls
