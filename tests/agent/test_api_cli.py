@@ -50,6 +50,13 @@ def test_http_routes(advised: dict[str, Any]) -> None:
         assert client.get("/v1/incidents").status_code == 401
         incidents = client.get("/v1/incidents", headers=as_viewer).json()["incidents"]
         assert incidents[0]["model"] == MODEL and incidents[0]["diagnosis"] == "latency_or_errors"
+        # "active" is what the dashboard and the assistant count as open; a typo is an error
+        active = client.get("/v1/incidents?state=active", headers=as_viewer).json()["incidents"]
+        assert [i["id"] for i in active] == [i["id"] for i in incidents]
+        closed = client.get("/v1/incidents?state=resolved,dismissed", headers=as_viewer)
+        assert closed.status_code == 200 and closed.json()["incidents"] == []
+        typo = client.get("/v1/incidents?state=opne", headers=as_viewer)
+        assert typo.status_code == 422 and "unknown incident state 'opne'" in typo.text
         full = client.get(f"/v1/incidents/{incidents[0]['id']}", headers=as_viewer).json()
         assert [e["event"] for e in full["timeline"]][:2] == ["opened", "decision"]
         assert client.get("/v1/incidents/999", headers=as_viewer).status_code == 404
@@ -87,6 +94,10 @@ def test_cli_commands(advised: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     out = runner.invoke(cli, ["incidents", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[0]["diagnosis"] == "latency_or_errors"
+    active = runner.invoke(cli, ["incidents", "--state", "active", "--json"])
+    assert [i["id"] for i in json.loads(active.output)] == [1]
+    typo = runner.invoke(cli, ["incidents", "--state", "opne"])
+    assert typo.exit_code == 1 and "unknown incident state 'opne'" in typo.output
     shown = runner.invoke(cli, ["incidents", "--show", "1"])
     assert "latency_or_errors" in shown.output and "approval_requested" in shown.output
     pending = json.loads(runner.invoke(cli, ["approvals", "list", "--json"]).output)

@@ -567,6 +567,13 @@ def test_an_operator_acknowledges_assigns_and_annotates_from_the_incident_page(
 
     listed = client.get("/ui/incidents").text
     assert "acknowledged by olga · assigned to ann" in listed
+    # the filter: "active" lists what is still worked on, a state name that does not exist
+    # is a clear error page, not an empty list
+    active = client.get("/ui/incidents?state_filter=active").text
+    assert "acknowledged by olga · assigned to ann" in active
+    assert "acknowledged by olga" not in client.get("/ui/incidents?state_filter=resolved").text
+    typo = client.get("/ui/incidents?state_filter=opne")
+    assert typo.status_code == 422 and "unknown incident state" in typo.text
 
     live = client.get(f"/ui/live/incidents/{incident}").json()
     assert live["oncall"]["acknowledged"]["by"] == "olga"

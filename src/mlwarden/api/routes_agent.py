@@ -63,7 +63,11 @@ async def get_findings(
 @router.get("/v1/incidents")
 async def list_incidents(
     model: str | None = None,
-    incident_state: str | None = Query(default=None, alias="state"),
+    incident_state: str | None = Query(
+        default=None,
+        alias="state",
+        description="A state, several separated by commas, or `active` (open, acting, verifying).",
+    ),
     limit: int = Query(default=100, ge=1, le=1000),
     state: ServerState = Depends(server),
     _: Principal = Depends(require(Role.VIEWER)),

@@ -153,7 +153,12 @@ def agent(
 @app.command("incidents")
 def incidents(
     model: str | None = typer.Option(None, "--model", "-m"),
-    state: str | None = typer.Option(None, "--state", help="open, acting, verifying, resolved…"),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="A state (open, acting, verifying, resolved…), several with commas, or 'active': "
+        "every incident still worked on, as the dashboard and the assistant count open ones.",
+    ),
     show: int | None = typer.Option(None, "--show", help="Show one incident in full."),
     as_json: bool = JSON_OPTION,
 ) -> None:

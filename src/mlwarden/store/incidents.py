@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.clock import utcnow
 from mlwarden.domain import ApprovalState, IncidentState
-from mlwarden.errors import Conflict, NotFound, ServiceUnavailable
+from mlwarden.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from mlwarden.store import agent_tables as at
 from mlwarden.store import tables as t
 from mlwarden.store.base import as_json, inserted_id, plain_row
@@ -58,6 +58,41 @@ class IllegalTransition(Conflict):
 OPEN_STATES = (_S.OPEN, _S.ACTING, _S.VERIFYING)
 CLOSED_STATES = (_S.RESOLVED, _S.ESCALATED, _S.DISMISSED, _S.SUPERSEDED)
 ACCEPTED = _S.ACCEPTED
+
+
+ACTIVE = "active"
+
+
+def incident_states(text: str) -> tuple[IncidentState, ...]:
+    """The states a filter names: one state, several separated by commas, or ``active`` for
+    every state still worked on (open, acting, verifying: what the dashboard and the assistant
+    count as open incidents). An unknown name is an error, not an empty list.
+
+    >>> incident_states("active")
+    (<IncidentState.OPEN: 'open'>, <IncidentState.ACTING: 'acting'>, \
+<IncidentState.VERIFYING: 'verifying'>)
+    >>> incident_states("resolved, escalated")
+    (<IncidentState.RESOLVED: 'resolved'>, <IncidentState.ESCALATED: 'escalated'>)
+    >>> incident_states("opne")
+    Traceback (most recent call last):
+    ...
+    mlwarden.errors.InvalidInput: unknown incident state 'opne': use active, or one or more of \
+open, acting, verifying, resolved, escalated, dismissed, superseded, accepted
+    """
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    known = {s.value: s for s in IncidentState}
+    out: list[IncidentState] = []
+    for name in names or [text]:
+        if name == ACTIVE:
+            out.extend(OPEN_STATES)
+        elif name in known:
+            out.append(known[name])
+        else:
+            raise InvalidInput(
+                f"unknown incident state {name!r}: use {ACTIVE}, or one or more of "
+                + ", ".join(known)
+            )
+    return tuple(dict.fromkeys(out))
 
 
 class IncidentRow(TypedDict):
@@ -334,7 +369,7 @@ class AgentRepo(WindowRepo):
         if model is not None:
             query = query.where(i.c.model_id == self.store.model_id(model))
         if state is not None:
-            query = query.where(i.c.state == state)
+            query = query.where(i.c.state.in_(incident_states(state)))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(i.c.id.desc()).limit(limit)).all()
         names: dict[int, str] = {}

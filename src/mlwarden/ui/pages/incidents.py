@@ -51,7 +51,7 @@ def incidents_page(
         rows = AgentRepo(state.store).list_incidents(
             model=model or None, state=state_filter or None, limit=200
         )
-    except NotFound as exc:
+    except (NotFound, InvalidInput) as exc:
         return error_page(request, session, exc)
     shown = [{**row, "oncall": oncall_of(row)} for row in rows]
     return render(
