@@ -43,7 +43,10 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        # Without a port the socket binds port 0 and the kernel picks a free one as it binds:
+        # a port found free beforehand can be taken by another process before Uvicorn binds it
+        # (parallel test workers did).
+        self.port = port or 0
         config = uvicorn.Config(
             app, host=host, port=self.port, log_level="warning", access_log=False, workers=1
         )
@@ -63,6 +66,9 @@ class BackgroundServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the server did not start within {timeout_s} s")
             time.sleep(0.01)
+        if not self.port:
+            sockets = [sock for server in self.server.servers for sock in server.sockets]
+            self.port = int(sockets[0].getsockname()[1])
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -75,6 +81,10 @@ class BackgroundServer:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process listens there."""
 
 
 class ServerProcess:
@@ -99,6 +109,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.agent = agent
         self.workers = workers
+        self._own_port = port is None
         self.port = port or free_port()
         self.database_url = database_url
         self.env = dict(env or {})
@@ -110,7 +121,21 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 180.0) -> ServerProcess:
+        # A port found free can be taken by another process before the child binds it: when
+        # this process chose the port, a lost race is retried on another one.
+        for _attempt in range(3):
+            try:
+                return self._start(timeout_s)
+            except PortTaken:
+                if not self._own_port:
+                    raise
+                self.port = free_port()
+        return self._start(timeout_s)
+
+    def _start(self, timeout_s: float) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "server.log"
+        logged_before = log.stat().st_size if log.exists() else 0
         command = [
             sys.executable,
             "-c",
@@ -141,7 +166,11 @@ class ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError((self.data_dir / "server.log").read_text())
+                self._end(signal.SIGKILL, 30.0)  # closes the log
+                text = log.read_text(errors="replace")
+                if "address already in use" in text[logged_before:].lower():
+                    raise PortTaken(text[logged_before:])
+                raise RuntimeError(text)
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
