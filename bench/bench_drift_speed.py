@@ -14,6 +14,14 @@ against profiling 100,000.
     .venv/bin/python bench/bench_drift_speed.py                      # everything
     .venv/bin/python bench/bench_drift_speed.py --skip-memory        # speed table only
     .venv/bin/python bench/bench_drift_speed.py --evidently-python /path/to/python
+    .venv/bin/python bench/bench_drift_speed.py --skip-memory --baseline-src /tmp/main/src
+    .venv/bin/python bench/bench_drift_speed.py --skip-memory --columns 400 \
+        --ref-rows 100000 --win-rows 20000
+
+``--baseline-src`` also runs mlwarden from another source folder (e.g. ``git archive main src``
+unpacked) as ``mlwarden_baseline`` in the same interleaved rounds: a change compared side by
+side with the code before it. ``--columns`` widens the frame (the extra columns numeric, of
+the same ten families; 5 categorical always), ``--ref-rows`` / ``--win-rows`` size it.
 
 Evidently is not a dependency of mlwarden: it runs when ``import evidently`` works in the
 interpreter given by ``--evidently-python`` (default: this one), and is skipped otherwise.
@@ -69,11 +77,12 @@ def _numeric(i: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 1000, n).astype(float)
 
 
-def make_frame(n: int, seed: int) -> Any:
+def make_frame(n: int, seed: int, columns: int = 25) -> Any:
     import polars as pl
 
     rng = np.random.default_rng(seed)
-    cols: dict[str, Any] = {f"num_{i:02d}": _numeric(i, n, rng) for i in range(20)}
+    numeric = columns - len(CATEGORICAL_LEVELS)
+    cols: dict[str, Any] = {f"num_{i:02d}": _numeric(i, n, rng) for i in range(numeric)}
     for j, levels in enumerate(CATEGORICAL_LEVELS):
         names = np.array([f"c{j}_level_{k:02d}" for k in range(levels)])
         weights = 1.0 / np.arange(1, levels + 1)  # Zipf-like: realistic, skewed level shares
@@ -81,12 +90,14 @@ def make_frame(n: int, seed: int) -> Any:
     return pl.DataFrame(cols)
 
 
-def write_data(folder: Path) -> None:
+def write_data(
+    folder: Path, ref_rows: int = REF_ROWS, win_rows: int = WIN_ROWS, columns: int = 25
+) -> None:
     import polars as pl
 
-    make_frame(REF_ROWS, 1).write_parquet(folder / "reference.parquet")
-    window = make_frame(WIN_ROWS, 2)
-    mask = np.random.default_rng(3).random(WIN_ROWS) < NULL_RATE
+    make_frame(ref_rows, 1, columns).write_parquet(folder / "reference.parquet")
+    window = make_frame(win_rows, 2, columns)
+    mask = np.random.default_rng(3).random(win_rows) < NULL_RATE
     window = window.with_columns(
         pl.when(pl.Series(mask)).then(None).otherwise(pl.col(NULL_COLUMN)).alias(NULL_COLUMN)
     )
@@ -189,6 +200,7 @@ def run_evidently(ref: Any, win: Any) -> dict[str, Any]:
 
 METHODS = {
     "mlwarden": run_mlwarden,
+    "mlwarden_baseline": run_mlwarden,  # the same, imported from --baseline-src
     "single_pass_numpy": run_single_pass_numpy,
     "single_pass_polars": run_single_pass_polars,
     "scipy": run_scipy,
@@ -236,7 +248,7 @@ def worker(method: str, folder: Path) -> None:
     win = pl.read_parquet(folder / "window.parquet")
     fn = METHODS[method]
     # Warm imports outside the timing: every method gets the same chance.
-    if method == "mlwarden":
+    if method.startswith("mlwarden"):
         import mlwarden.detect.drift
         import mlwarden.detect.quality  # noqa: F401
     elif method == "scipy":
@@ -246,10 +258,12 @@ def worker(method: str, folder: Path) -> None:
     gc.collect()
     base = _rss_bytes()
     with PeakRss() as rss:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn(ref, win)
-        seconds = time.perf_counter() - t0
-    result.update({"method": method, "seconds": seconds, "peak_mb": (rss.peak - base) / 2**20})
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result.update(
+        {"method": method, "seconds": seconds, "cpu": cpu, "peak_mb": (rss.peak - base) / 2**20}
+    )
     print(json.dumps(result))
 
 
@@ -279,8 +293,13 @@ def memory_worker(rows: int, chunk: int) -> None:
     )
 
 
-def _spawn(args: list[str], python: str = sys.executable) -> dict[str, Any] | None:
-    proc = subprocess.run([python, __file__, *args], capture_output=True, text=True)
+def _spawn(
+    args: list[str], python: str = sys.executable, src: str | None = None
+) -> dict[str, Any] | None:
+    env = None
+    if src is not None:  # this method's mlwarden from another source folder
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([python, __file__, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         print(f"  ({' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1:]})")
         return None
@@ -300,6 +319,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; best is kept")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--evidently-python", default=sys.executable)
+    parser.add_argument("--baseline-src", help="also run mlwarden from this source folder")
+    parser.add_argument("--columns", type=int, default=25, help="features (5 categorical)")
+    parser.add_argument("--ref-rows", type=int, default=REF_ROWS)
+    parser.add_argument("--win-rows", type=int, default=WIN_ROWS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, Path(args.data))
@@ -309,24 +332,34 @@ def main() -> None:
         return
 
     print(
-        f"drift check speed: {REF_ROWS:,} reference rows vs {WIN_ROWS:,} window rows, "
-        f"25 features (20 numeric, 5 categorical), {os.cpu_count()} cores"
+        f"drift check speed: {args.ref_rows:,} reference rows vs {args.win_rows:,} window rows, "
+        f"{args.columns} features ({args.columns - len(CATEGORICAL_LEVELS)} numeric, "
+        f"{len(CATEGORICAL_LEVELS)} categorical), {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_data(folder)
+        write_data(folder, args.ref_rows, args.win_rows, args.columns)
         # Rounds interleave the methods, so a burst of load from other processes hits every
         # method alike; each method's best round is reported, and the ratios per round too.
         rounds: list[dict[str, dict[str, Any]]] = []
         for _ in range(args.repeat):
             done = {}
             for method in METHODS:
-                if method == "evidently":
+                skip_baseline = method == "mlwarden_baseline" and not args.baseline_src
+                if method == "evidently" or skip_baseline:
                     continue
-                result = _spawn(["--worker", method, "--data", tmp])
+                src = args.baseline_src if method == "mlwarden_baseline" else None
+                result = _spawn(["--worker", method, "--data", tmp], src=src)
                 if result:
                     done[method] = result
             rounds.append(done)
+            print(
+                f"  round {len(rounds)} (load {os.getloadavg()[0]:.1f}): "
+                + ", ".join(
+                    f"{m} {r['seconds']:.2f} s ({r['cpu']:.2f} s CPU)" for m, r in done.items()
+                )
+            )
         results: dict[str, dict[str, Any]] = {}
         for method in METHODS:
             runs = [r[method] for r in rounds if method in r]
@@ -342,6 +375,11 @@ def main() -> None:
         r["mlwarden"]["seconds"] / r["single_pass_numpy"]["seconds"]
         for r in rounds
         if "mlwarden" in r and "single_pass_numpy" in r
+    )
+    baseline_ratios = sorted(
+        r["mlwarden_baseline"]["seconds"] / r["single_pass_numpy"]["seconds"]
+        for r in rounds
+        if "mlwarden_baseline" in r and "single_pass_numpy" in r
     )
     scipy_ratios = sorted(
         r["scipy"]["seconds"] / r["mlwarden"]["seconds"]
@@ -378,6 +416,26 @@ def main() -> None:
         f"per round median {ratios[len(ratios) // 2]:.1f}x (all: "
         f"{', '.join(f'{x:.1f}' for x in ratios)})"
     )
+    for name in ("mlwarden", "mlwarden_baseline"):
+        cpu_ratios = sorted(
+            r[name]["cpu"] / r["single_pass_numpy"]["cpu"]
+            for r in rounds
+            if name in r and "single_pass_numpy" in r
+        )
+        if cpu_ratios:
+            print(
+                f"{name}: CPU seconds / the single pass's, per round: median "
+                f"{cpu_ratios[len(cpu_ratios) // 2]:.1f}x (all: "
+                f"{', '.join(f'{x:.1f}' for x in cpu_ratios)})"
+            )
+    if baseline_ratios:
+        base = results["mlwarden_baseline"]
+        print(
+            f"baseline ({args.baseline_src}): best {base['seconds'] / single:.1f}x, per round "
+            f"median {baseline_ratios[len(baseline_ratios) // 2]:.1f}x (all: "
+            f"{', '.join(f'{x:.1f}' for x in baseline_ratios)}); drifted {base['drifted']}, "
+            f"quality {base['quality']}"
+        )
     if scipy_ratios:
         print(
             f"target: >= 2x faster than plain SciPy -> per round median "

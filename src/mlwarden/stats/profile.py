@@ -620,22 +620,32 @@ def longest_run(col: Any) -> int:
     >>> longest_run(pd.Series(["a", "a", None, "a"])), longest_run(pl.Series(["x"] * 4))
     (2, 4)
     """
+    # A run of k equal values is k - 1 neighbours in a row that are equal, so the answer is
+    # the longest stretch of "equal to the one before" plus one: one comparison of the column
+    # with itself shifted, then work only on the (usually few) equal pairs. Counting the runs
+    # themselves (run ids by ``cumsum``, then ``bincount``) cost about half of profiling a
+    # numeric column (docs/benchmarks.md, "Drift check speed").
     if isinstance(col, pl.Series):
-        runs = col.rle()
-        value = runs.struct.field("value")
-        kept = value.is_not_null()
-        if col.dtype.is_float():
-            kept &= value.is_not_nan()
-        lengths = runs.struct.field("len").filter(kept)
-        return int(lengths.max()) if lengths.len() else 0  # type: ignore[arg-type]
-    values: np.ndarray
+        if col.null_count() == col.len():
+            return 0
+        same = (col.slice(1) == col.slice(0, col.len() - 1)).fill_null(False)
+        if col.dtype.is_float():  # polars holds NaN equal to NaN; a NaN is a null here
+            present = col.is_not_nan().fill_null(False)
+            if not present.any():
+                return 0
+            same &= present.slice(1)
+        return 1 + _longest_true_stretch(same.to_numpy())
     if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
-        values = col
-        present = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(values.size, bool)
-    else:
-        series = col if isinstance(col, pd.Series) else pd.Series(col, dtype=object)
-        values = series.to_numpy()
-        present = ~pd.isna(values)
+        if col.size == 0:
+            return 0
+        # NaN equals nothing, so a null never extends a run
+        longest = _longest_true_stretch(col[1:] == col[:-1])
+        if longest:
+            return 1 + longest
+        return 1 if col.dtype.kind != "f" or not np.isnan(col).all() else 0
+    series = col if isinstance(col, pd.Series) else pd.Series(col, dtype=object)
+    values = series.to_numpy()
+    present = ~pd.isna(values)
     if values.size == 0 or not present.any():
         return 0
     # a run starts where the value changes or a null ends; nulls are runs of length 0
@@ -643,6 +653,21 @@ def longest_run(col: Any) -> int:
     starts[1:] = (values[1:] != values[:-1]) | ~present[:-1]
     run_id = np.cumsum(starts)
     return int(np.bincount(run_id[present]).max())
+
+
+def _longest_true_stretch(flags: np.ndarray) -> int:
+    """The most consecutive True values in ``flags`` (0 when none is True).
+
+    >>> _longest_true_stretch(np.array([True, False, True, True, True, False, True]))
+    3
+    """
+    where = np.flatnonzero(flags)
+    if where.size == 0:
+        return 0
+    # positions of the True values; a stretch ends where the next True is not the next position
+    ends = np.flatnonzero(np.diff(where) != 1)
+    bounds = np.concatenate([[-1], ends, [where.size - 1]])
+    return int(np.diff(bounds).max())
 
 
 def _centred_sum_of_squares(x: np.ndarray, mean: float, block: int = 1 << 16) -> float:
