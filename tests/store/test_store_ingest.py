@@ -76,6 +76,50 @@ def test_each_format_is_stored_with_scores_times_and_labels(fmt: str, sqlite_sto
     assert (again.stored, again.duplicates) == (0, 3)
 
 
+AWKWARD_TEXT = [
+    'a "quoted", comma',
+    "",
+    None,
+    "line\n\\.\nend",  # COPY's end-of-data marker alone on a line
+    "back\\slash \\N \\t",
+    "ünïcode ✓\r\n",
+    "  spaces  ",
+    "NULL",
+]
+
+
+def test_text_that_csv_and_copy_treat_specially_is_stored_as_sent(store: Store) -> None:
+    """On PostgreSQL an upload reaches the table as CSV through COPY: quotes, commas, line
+    breaks, backslashes, an empty string (not NULL) and the end-of-data marker come back as
+    they went in; sent again with one more row, only that row is new (the COPY meets the
+    stored ids and the rows go through the staging table)."""
+    store.create_model(SPEC)
+    frame = pl.DataFrame(
+        {
+            "id": [f"t{i}" for i in range(len(AWKWARD_TEXT))],
+            "age": [float(i) for i in range(len(AWKWARD_TEXT))],
+            "plan": [v if v is not None else "none" for v in AWKWARD_TEXT],
+            "seats": list(range(len(AWKWARD_TEXT))),
+            "prediction": AWKWARD_TEXT,
+            "latency_ms": [0.5 * i for i in range(len(AWKWARD_TEXT))],
+            "error": AWKWARD_TEXT,
+        }
+    )
+    report = ingest_records(store, "churn", body(frame, "parquet"), "parquet")
+    assert (report.stored, report.duplicates) == (len(AWKWARD_TEXT), 0)
+    stored = {r["id"]: r for r in store.fetch_records("churn")}
+    for i, text in enumerate(AWKWARD_TEXT):
+        row = stored[f"t{i}"]
+        assert row["error"] == text, i
+        assert row["prediction"] == text, i
+        assert row["features"]["plan"] == (text if text is not None else "none"), i
+        assert row["latency_ms"] == 0.5 * i
+    more = pl.concat([frame, frame.head(1).with_columns(pl.lit("t_new").alias("id"))])
+    again = ingest_records(store, "churn", body(more, "parquet"), "parquet")
+    assert (again.stored, again.duplicates) == (1, len(AWKWARD_TEXT))
+    assert store.count_records("churn") == len(AWKWARD_TEXT) + 1
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_bad_rows_are_named_and_nothing_is_stored_without_partial(
     fmt: str, sqlite_store: Store

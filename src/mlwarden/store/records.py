@@ -3,9 +3,10 @@ sent twice, reads in time or arrival order, retention) and the labels joined to 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -36,6 +37,10 @@ from mlwarden.store.base import (
     _sqlite_time,
 )
 from mlwarden.store.batch import RecordBatch
+from mlwarden.store.copy import CopyRows, copy_insert_ignore
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SERVED_BY = {"live", "fallback", "canary", "shadow", "default", "external"}
 
@@ -110,30 +115,29 @@ class RecordTables(StoreBase):
             )
         return params
 
-    def _batch_params(self, batch: RecordBatch) -> list[tuple[Any, ...]]:
-        """A columnar batch as database tuples, built by Polars rather than row by row."""
+    def _batch_frame(self, batch: RecordBatch) -> pl.DataFrame:
+        """A columnar batch as a frame of the database's columns (``RECORD_COLUMNS``)."""
         import polars as pl
 
         frame = batch.frame
         models = frame.get_column("model").unique().to_list()
         model_ids = {name: self.model_id(name) for name in models}
         received = utcnow()
-        ts = pl.col("ts_utc") if self.dialect == "sqlite" else pl.col("ts_utc") + "+00:00"
+        sqlite = self.dialect == "sqlite"
+        ts = pl.col("ts_utc") if sqlite else pl.col("ts_utc") + "+00:00"
         return frame.select(
             pl.col("id").cast(pl.String),
             pl.col("model").replace_strict(model_ids, return_dtype=pl.Int64).alias("model_id"),
             pl.col("version"),
             ts.alias("ts"),
-            pl.lit(_sqlite_time(received) if self.dialect == "sqlite" else received).alias(
-                "received_at"
-            ),
+            pl.lit(_sqlite_time(received) if sqlite else received.isoformat()).alias("received_at"),
             pl.col("features_json"),
             pl.col("prediction_json"),
             pl.col("scores_json"),
             pl.col("latency_ms").cast(pl.Float64),
             pl.col("error"),
             pl.col("served_by"),
-        ).rows()
+        )
 
     def insert_records(
         self,
@@ -163,14 +167,25 @@ class RecordTables(StoreBase):
             )
 
     def _insert_chunk(self, conn: Connection, rows: Sequence[Mapping[str, Any] | BaseModel]) -> int:
+        if self.dialect == "postgresql":
+            if isinstance(rows, RecordBatch):
+                # the rows as CSV, written by Polars in Rust: no Python object per value
+                frame = self._batch_frame(rows)
+                text = io.BytesIO()
+                frame.write_csv(text, include_header=False, quote_style="necessary")
+                copied = CopyRows(frame.height, csv=text.getvalue())
+            else:
+                params = self._record_params(rows)
+                copied = CopyRows(len(params), tuples=params)
+            if not copied.count:
+                return 0
+            return copy_insert_ignore(conn, "records", RECORD_COLUMNS, ("model_id", "id"), copied)
         if isinstance(rows, RecordBatch):
-            params = self._batch_params(rows)
+            params = self._batch_frame(rows).rows()
         else:
             params = self._record_params(rows)
         if not params:
             return 0
-        if self.dialect == "postgresql":
-            return self._copy_records(conn, params)
         # straight to sqlite3's executemany: the values are already what the column holds
         marks = ", ".join("?" for _ in RECORD_COLUMNS)
         sql = (
@@ -178,27 +193,6 @@ class RecordTables(StoreBase):
             "ON CONFLICT (model_id, id) DO NOTHING"
         )
         return int(conn.exec_driver_sql(sql, params).rowcount)
-
-    def _copy_records(self, conn: Connection, params: list[tuple[Any, ...]]) -> int:
-        """PostgreSQL: COPY into a session-local staging table, then one INSERT … SELECT …
-        ON CONFLICT DO NOTHING, whose row count is exactly the number of new records."""
-        names = ", ".join(RECORD_COLUMNS)
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS records_stage "
-                "(LIKE records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            with cur.copy(f"COPY records_stage ({names}) FROM STDIN") as copy:
-                for row in params:
-                    copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO records ({names}) SELECT {names} FROM records_stage "
-                "ON CONFLICT (model_id, id) DO NOTHING"
-            )
-            inserted = cur.rowcount
-            cur.execute("TRUNCATE records_stage")
-        return int(inserted)
 
     def record_ids_present(self, ids: Iterable[str], model: str | None = None) -> set[str]:
         """The subset of ``ids`` already stored for ``model`` (for any model when None)."""
