@@ -320,6 +320,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--evidently-python", default=sys.executable)
     parser.add_argument("--baseline-src", help="also run mlwarden from this source folder")
+    parser.add_argument("--skip-scipy", action="store_true", help="leave plain SciPy out")
     parser.add_argument("--columns", type=int, default=25, help="features (5 categorical)")
     parser.add_argument("--ref-rows", type=int, default=REF_ROWS)
     parser.add_argument("--win-rows", type=int, default=WIN_ROWS)
@@ -347,7 +348,8 @@ def main() -> None:
             done = {}
             for method in METHODS:
                 skip_baseline = method == "mlwarden_baseline" and not args.baseline_src
-                if method == "evidently" or skip_baseline:
+                skip_scipy = method == "scipy" and args.skip_scipy
+                if method == "evidently" or skip_baseline or skip_scipy:
                     continue
                 src = args.baseline_src if method == "mlwarden_baseline" else None
                 result = _spawn(["--worker", method, "--data", tmp], src=src)

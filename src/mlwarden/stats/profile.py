@@ -378,15 +378,23 @@ class NumericStats:
     def _sorted(cls, bins: NumericBins, col: Any) -> tuple[NumericStats, np.ndarray]:
         """Counts and moments of a column, and its finite values sorted."""
         values, nulls, invalid = _as_float(col)
-        finite_mask = np.isfinite(values)
-        n_finite = int(finite_mask.sum())
-        x = values if n_finite == values.size else values[finite_mask]
+        # a finite sum means every value is finite (a NaN or an infinity would carry into it):
+        # the common column needs no mask, and its mean is this sum over the count, which is
+        # what ``mean()`` computes (the same pairwise sum)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, or an overflow
+            total = values.sum() if values.size else np.float64(np.nan)
+        if np.isfinite(total):
+            n_finite, x = values.size, values
+        else:
+            finite_mask = np.isfinite(values)
+            n_finite = int(finite_mask.sum())
+            x = values if n_finite == values.size else values[finite_mask]
         out = cls(bins, count=n_finite, nulls=nulls, invalid=invalid)
         out.non_finite = int(values.size - n_finite - nulls - invalid)
         out.longest_run = longest_run(values)
         if not n_finite:
             return out, np.empty(0)
-        out.mean = float(x.mean())
+        out.mean = float(total / n_finite) if x is values else float(x.mean())
         out.m2 = _centred_sum_of_squares(x, out.mean)
         if x is values:
             xs = np.sort(x)  # the caller's data, or a view of it: never sorted in place
@@ -628,7 +636,11 @@ def longest_run(col: Any) -> int:
     if isinstance(col, pl.Series):
         if col.null_count() == col.len():
             return 0
-        same = (col.slice(1) == col.slice(0, col.len() - 1)).fill_null(False)
+        later, earlier = col.slice(1), col.slice(0, col.len() - 1)
+        if col.null_count():  # null == null is not a run: nulls end runs
+            same = later.eq_missing(earlier) & later.is_not_null()
+        else:
+            same = later == earlier
         if col.dtype.is_float():  # polars holds NaN equal to NaN; a NaN is a null here
             present = col.is_not_nan().fill_null(False)
             if not present.any():
