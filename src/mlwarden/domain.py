@@ -31,6 +31,13 @@ class FeatureType(StrEnum):
     INTEGER = "integer"
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
+    # free text (a name, a comment, a query): validated as a string of bounded length,
+    # profiled by its length and its tokens (``stats.text``), never as one category per value
+    TEXT = "text"
+
+
+# The longest text value accepted when a feature declares no ``max_length`` (in characters)
+DEFAULT_TEXT_MAX_LENGTH = 10_000
 
 
 class FindingKind(StrEnum):
@@ -169,6 +176,8 @@ class FeatureSpec(BaseModel):
     minimum: float | None = Field(default=None, allow_inf_nan=False)
     maximum: float | None = Field(default=None, allow_inf_nan=False)
     nullable: bool = True
+    # the longest value of a text feature, in characters (``DEFAULT_TEXT_MAX_LENGTH`` if None)
+    max_length: int | None = Field(default=None, ge=1, le=1_000_000)
     # False: the model takes the input but does not use it (a raw column its own cleaning
     # drops, such as a name): validated like any other, never watched for drift or quality,
     # which would flag every window of a column that is unique per row

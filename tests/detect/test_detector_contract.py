@@ -2,7 +2,9 @@
 electricity data (the way River's and scikit-learn's common checks run every estimator): silent on
 a clean window, a complete finding of its declared kind on a window broken for that kind, the same
 answer twice, and no exception on an empty window or on columns of NaN only. A detector added
-later is covered by registering itself: this file names none."""
+later is covered by registering itself: this file names none. The records carry one free-text
+feature too, a passenger's name from the bundled Titanic data, so that text detectors have
+text to read and every other detector must leave it alone."""
 
 from __future__ import annotations
 
@@ -28,11 +30,16 @@ REFERENCE_ROWS, WINDOW_ROWS = 4000, 1000
 START = pd.Timestamp("2026-01-01")
 
 
+TITANIC = load("titanic")
+
+
 def _records(features: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Records as the monitor stores them: the features, a model's answer and the service's
-    measurements, all drawn the same way for the reference and a clean window."""
+    """Records as the monitor stores them: the features (and a passenger's name drawn at
+    random), a model's answer and the service's measurements, all drawn the same way for the
+    reference and a clean window."""
     rng = np.random.default_rng(seed)
     frame = features.reset_index(drop=True).copy()
+    frame["passenger"] = rng.choice(TITANIC["Name"].to_numpy(), size=len(frame))
     score = 1 / (1 + np.exp(-8 * (frame["nswprice"] - frame["nswprice"].median())))
     frame["score"] = score
     frame["prediction"] = (score > 0.5).astype(int)
@@ -69,6 +76,18 @@ def _null_burst(w: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _blank_text(w: pd.DataFrame) -> pd.DataFrame:
+    out = w.copy()
+    out.loc[out.index[: len(out) * 3 // 10], "passenger"] = ""
+    return out
+
+
+def _text_from_another_field(w: pd.DataFrame) -> pd.DataFrame:
+    """The name field filled with ticket numbers ("A/5 21171"): real text of another kind."""
+    tickets = TITANIC["Ticket"].to_numpy()
+    return w.assign(passenger=tickets[np.arange(len(w)) % len(tickets)])
+
+
 def _stuck_sensor(w: pd.DataFrame) -> pd.DataFrame:
     return w.assign(nswdemand=0.5)
 
@@ -99,8 +118,8 @@ def _slow_traffic(w: pd.DataFrame) -> pd.DataFrame:
 # kind must report it on at least one of them. Concept drift needs labels over time
 # (``detect.concept``, ``detect.performance_change``), which no registered detector reads yet.
 FAULTS: dict[FindingKind, list[Callable[[pd.DataFrame], pd.DataFrame]]] = {
-    FindingKind.DATA_DRIFT: [_shift_inputs],
-    FindingKind.DATA_QUALITY: [_null_burst, _stuck_sensor],
+    FindingKind.DATA_DRIFT: [_shift_inputs, _text_from_another_field],
+    FindingKind.DATA_QUALITY: [_null_burst, _stuck_sensor, _blank_text],
     FindingKind.PREDICTION_DRIFT: [_collapsed_outputs],
     FindingKind.LATENCY: [_slow],
     FindingKind.ERROR_RATE: [_failing],

@@ -16,6 +16,12 @@ was received, so a caller can fix its payload (or the bulk ingester can report b
 >>> [(e.row, e.field, e.expected, e.received)
 ...  for e in validate_instance(spec, {"age": "old", "sex": "male"})]
 [(0, 'age', 'a number', 'old')]
+>>> text = ModelSpec(name="t", task="classification", features=[
+...     FeatureSpec(name="review", type="text", max_length=20)])
+>>> [e.message for e in validate_instance(text, {"review": 42})]
+["feature 'review': expected text (a string), received 42"]
+>>> validate_instance(text, {"review": "x" * 21})[0].expected
+'text of at most 20 characters (received 21)'
 >>> parse_json(b'{"age": NaN}')
 Traceback (most recent call last):
 ...
@@ -30,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec
+from mlwarden.domain import DEFAULT_TEXT_MAX_LENGTH, FeatureSpec, FeatureType, ModelSpec
 from mlwarden.errors import InvalidInput
 
 __all__ = [
@@ -183,11 +189,27 @@ def _boolean_check(_feature: FeatureSpec, _strict: bool) -> _Check:
     return check
 
 
+def _text_check(feature: FeatureSpec, _strict: bool) -> _Check:
+    # a number or an object in a text field is a caller's bug, not text: refused, never
+    # turned into "42" (which would train the monitor's vocabulary on it)
+    limit = feature.max_length or DEFAULT_TEXT_MAX_LENGTH
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return "text (a string)"
+        if len(value) > limit:
+            return f"text of at most {limit:,} characters (received {len(value):,})"
+        return None
+
+    return check
+
+
 _CHECK_BUILDERS: dict[FeatureType, Callable[[FeatureSpec, bool], _Check]] = {
     FeatureType.NUMERIC: _numeric_check,
     FeatureType.INTEGER: _numeric_check,
     FeatureType.CATEGORICAL: _categorical_check,
     FeatureType.BOOLEAN: _boolean_check,
+    FeatureType.TEXT: _text_check,
 }
 
 

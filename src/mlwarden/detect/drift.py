@@ -82,6 +82,7 @@ from mlwarden.detect.statistics import (
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
+from mlwarden.stats.text import TextStats
 
 __all__ = ["DriftReport", "DriftThresholds", "FeatureDrift", "FeatureDriftDetector"]
 
@@ -238,6 +239,8 @@ class FeatureDriftDetector(Detector):
                 results[name] = _numeric(name, ref, win, t, raw)
             elif isinstance(ref, CategoricalStats) and isinstance(win, CategoricalStats):
                 results[name] = _categorical(name, ref, win, t)
+            elif isinstance(ref, TextStats) and isinstance(win, TextStats):
+                continue  # text has its own tests (``detect.text_drift``)
             else:
                 raise InvalidInput(f"feature {name!r} has different types in the two profiles")
         tested = [f for f in results.values() if f.status == "stable"]

@@ -55,7 +55,7 @@ from mlwarden.detect.base import (
     fmt_rows,
 )
 from mlwarden.detect.registry import register
-from mlwarden.domain import Finding, FindingKind
+from mlwarden.domain import FeatureType, Finding, FindingKind, ModelSpec
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import DataLike, _as_float, _infer_type
 from mlwarden.stats.reference import to_pandas
@@ -134,7 +134,7 @@ class DomainClassifierDetector(Detector):
             return None
         return cls(
             auc_threshold=settings["multivariate_auc"],
-            reference_sample=context.reference_sample,
+            reference_sample=_without_text(context.reference_sample, context.spec),
             screen_below=settings["multivariate_screen"],
         )
 
@@ -310,6 +310,19 @@ class MomentScreen:
         )
         largest = float(np.max(scores))
         return float(min(1.0, len(scores) * 2 * stats.norm.sf(largest)))
+
+
+def _without_text(sample: pd.DataFrame, spec: ModelSpec | None) -> pd.DataFrame:
+    """The sample without its free-text columns: coded as categories, every new name would be
+    an unseen level, which separates any window from the reference (``detect.text_drift``
+    watches text)."""
+    declared = {f.name: f.type for f in spec.features} if spec is not None else {}
+    text = [
+        c
+        for c in sample.columns
+        if declared.get(str(c), _infer_type(sample[c])) is FeatureType.TEXT
+    ]
+    return sample.drop(columns=text) if text else sample
 
 
 def _cap(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -5,7 +5,9 @@ Each check compares a window's profile with the reference profile (and, when giv
 schema) and reports a ``data_quality`` finding naming the feature and, in ``evidence["check"]``,
 the sub-kind: ``null_burst``, ``non_finite``, ``out_of_range``, ``schema_range``,
 ``unit_change``, ``unseen_category``, ``missing_feature``, ``unknown_column``,
-``not_in_reference``, ``retyped``, ``type_violation``, ``constant``.
+``not_in_reference``, ``retyped``, ``type_violation``, ``constant``; on a text feature
+(``stats.text``) also ``empty_burst`` (blank strings) and ``type_violation`` (values that are
+not strings, as a log may carry).
 
 Rates are judged with a one-sided exact binomial test against the reference rate (Clopper &
 Pearson, Biometrika 1934; ``scipy.stats.binomtest``) *and* a minimum size of change, for the
@@ -56,6 +58,7 @@ from mlwarden.detect.registry import register
 from mlwarden.domain import Finding, FindingKind, ModelSpec
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
+from mlwarden.stats.text import TextStats
 
 __all__ = ["QualityDetector", "QualityThresholds"]
 
@@ -187,6 +190,8 @@ class QualityDetector(Detector):
                 self._numeric(name, ref, win, add)
             elif isinstance(win, CategoricalStats) and isinstance(ref, CategoricalStats):
                 self._categorical(name, ref, win, add)
+            elif isinstance(win, TextStats) and isinstance(ref, TextStats):
+                self._text(name, ref, win, add)
         return out
 
     # -- shared
@@ -364,6 +369,29 @@ class QualityDetector(Detector):
         if self.spec is None:
             return None
         return next((f for f in self.spec.features if f.name == name), None)
+
+    # -- text
+
+    def _text(self, name: str, ref: TextStats, win: TextStats, add: Any) -> None:
+        """Nulls and blank strings that rose as a burst does, and values that are not text."""
+        n_present, ref_present = win.rows - win.absent, ref.rows - ref.absent
+        self._rate_rise(
+            name, "null_burst", "null", win.nulls, n_present, ref.nulls, ref_present, add
+        )
+        # an empty name or comment is a value the upstream lost, as a null is
+        self._rate_rise(
+            name, "empty_burst", "empty", win.empty, win.count, ref.empty, ref.count, add
+        )
+        self._rate_rise(
+            name,
+            "type_violation",
+            "non_text",
+            win.invalid,
+            win.count + win.invalid,
+            ref.invalid,
+            ref.count + ref.invalid,
+            add,
+        )
 
     # -- categorical
 

@@ -12,8 +12,8 @@ detector on the same clean and faulty windows.
 The finding kinds are described once, in :data:`FINDING_KINDS`; ``docs/architecture.md`` holds the
 same table and a test keeps the two equal.
 
->>> [spec.name for spec in registered()][:3]
-['feature_drift', 'domain_classifier', 'data_quality']
+>>> [spec.name for spec in registered()][:4]
+['feature_drift', 'text_drift', 'domain_classifier', 'data_quality']
 >>> FINDING_KINDS[FindingKind.FRESHNESS].split(":")[0]
 'data arrives late or not at all'
 """

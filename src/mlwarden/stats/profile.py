@@ -20,6 +20,8 @@ The bins are fixed by the reference (:class:`ProfileLayout`), not by each window
 * categorical features: counts of the reference's most frequent levels (at most 50), an
   "other" bucket for levels the reference saw beyond that cap, and counts of unseen levels
   (at most 50 names kept, the rest in one bucket).
+* text features: lengths on bins of the reference's length quantiles, empty values, and tokens
+  against the reference's vocabulary (``mlwarden.stats.text``).
 * latency: a DDSketch-style log histogram (``mlwarden.stats.sketch``) for p50/p95/p99 with 1 %
   relative accuracy, whatever the range.
 
@@ -51,6 +53,7 @@ import polars as pl
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.sketch import LogSketch
+from mlwarden.stats.text import TextLayout, TextStats, is_free_text
 
 __all__ = [
     "CategoricalStats",
@@ -192,12 +195,14 @@ class Levels:
         }
 
 
-FieldLayout = NumericBins | Levels
+FieldLayout = NumericBins | Levels | TextLayout
 
 
 def _layout_from_dict(data: Mapping[str, Any]) -> FieldLayout:
     if data["type"] == "numeric":
         return NumericBins(np.asarray(data["edges"], dtype=float))
+    if data["type"] == "text":
+        return TextLayout.from_dict(data)
     return Levels(
         tuple(data["levels"]),
         frozenset(data.get("known_other", [])),
@@ -223,6 +228,10 @@ class ProfileLayout:
     @property
     def categorical_features(self) -> list[str]:
         return [n for n, f in self.features.items() if isinstance(f, Levels)]
+
+    @property
+    def text_features(self) -> list[str]:
+        return [n for n, f in self.features.items() if isinstance(f, TextLayout)]
 
     @classmethod
     def fit(
@@ -321,6 +330,9 @@ def _fit_layout(
 def _fit_field(
     col: Any, ftype: FeatureType | None, bins: int, max_levels: int, n_rows: int
 ) -> tuple[FieldLayout, ColumnStats]:
+    if ftype is FeatureType.TEXT:
+        text = TextLayout.fit(col if col is not None else [])
+        return text, TextStats.reference(text, col, n_rows)
     if ftype in (FeatureType.CATEGORICAL, FeatureType.BOOLEAN):
         counted = _value_counts(col) if col is not None else ({}, 0)
         levels = Levels.fit(counted[0], max_levels)
@@ -612,7 +624,7 @@ class CategoricalStats:
         )
 
 
-ColumnStats = NumericStats | CategoricalStats
+ColumnStats = NumericStats | CategoricalStats | TextStats
 
 
 def longest_run(col: Any) -> int:
@@ -705,12 +717,16 @@ def _cap_unseen(unseen: dict[str, int], dropped: int) -> tuple[dict[str, int], i
 def _stats_of(layout: FieldLayout, col: Any, n_rows: int) -> ColumnStats:
     if isinstance(layout, NumericBins):
         return NumericStats.of(layout, col, n_rows)
+    if isinstance(layout, TextLayout):
+        return TextStats.of(layout, col, n_rows)
     return CategoricalStats.of(layout, col, n_rows)
 
 
 def _stats_from_dict(layout: FieldLayout, data: Mapping[str, Any]) -> ColumnStats:
     if isinstance(layout, NumericBins):
         return NumericStats.from_dict(layout, data)
+    if isinstance(layout, TextLayout):
+        return TextStats.from_dict(layout, data)
     return CategoricalStats.from_dict(layout, data)
 
 
@@ -961,7 +977,13 @@ def _infer_type(col: Any) -> FeatureType:
         dt = col.dtype
         if dt == pl.Boolean:
             return FeatureType.BOOLEAN
-        return FeatureType.NUMERIC if dt.is_numeric() else FeatureType.CATEGORICAL
+        if dt.is_numeric():
+            return FeatureType.NUMERIC
+        return (
+            FeatureType.TEXT
+            if is_free_text(col.drop_nulls().to_list())
+            else (FeatureType.CATEGORICAL)
+        )
     arr = col.to_numpy() if isinstance(col, pd.Series) and col.dtype.kind in "biuf" else col
     if isinstance(arr, np.ndarray) and arr.dtype.kind in "iuf":
         return FeatureType.NUMERIC
@@ -977,7 +999,9 @@ def _infer_type(col: Any) -> FeatureType:
         return FeatureType.BOOLEAN
     parsed = pd.to_numeric(present, errors="coerce")
     # A handful of stray strings in a numeric column are type violations, not a categorical.
-    return FeatureType.NUMERIC if parsed.notna().mean() >= 0.99 else FeatureType.CATEGORICAL
+    if parsed.notna().mean() >= 0.99:
+        return FeatureType.NUMERIC
+    return FeatureType.TEXT if is_free_text(present.tolist()) else FeatureType.CATEGORICAL
 
 
 def _as_float(col: Any) -> tuple[np.ndarray, int, int]:
