@@ -165,6 +165,10 @@ def _relevant_events(
 def _describe_finding(f: Finding) -> str:
     feats = f" on {', '.join(f.features)}" if f.features else ""
     where = f" in window {f.window}" if f.window is not None else ""
+    if f.evidence.get("type") == "text" and f.message:
+        # a text finding's statistic (oov_rate_increase) means little to a reader: its message
+        # says what changed in words
+        return f"{f.message}{where}"
     return (
         f"{f.kind.value} finding '{f.statistic}'{feats} "
         f"(score {f.score:.3g} vs threshold {f.threshold:.3g}){where}"

@@ -26,7 +26,7 @@ import asyncio
 import math
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -106,6 +106,17 @@ def _to_category(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
+def _to_text(value: Any) -> str:
+    # a null text reaches the model as no words: a text vectorizer fails on NaN or None, and
+    # the record keeps the null for the monitor to count
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+_CONVERTERS: dict[FeatureType, Callable[[Any], Any]] = {
+    FeatureType.CATEGORICAL: _to_category,
+    FeatureType.TEXT: _to_text,
+}
+
 # The gateway orders the columns itself, so this warning about a name-less array says nothing.
 _NAMES_WARNING = "X does not have valid feature names"
 
@@ -144,8 +155,8 @@ class LocalPredictor:
         else:
             columns = spec.feature_names
         self.columns = columns
-        self._categorical = [types[name] is FeatureType.CATEGORICAL for name in columns]
-        self._numeric_only = not any(self._categorical)
+        self._converters = [_CONVERTERS.get(types[name], _to_float) for name in columns]
+        self._numeric_only = all(c is _to_float for c in self._converters)
         if self._numeric_only and fitted_names is not None:
             _silence_feature_names_warning()
         self._proba = spec.task is Task.CLASSIFICATION and hasattr(estimator, "predict_proba")
@@ -169,8 +180,7 @@ class LocalPredictor:
         import pandas as pd
 
         data: dict[str, list[Any]] = {}
-        for name, categorical in zip(self.columns, self._categorical, strict=True):
-            convert = _to_category if categorical else _to_float
+        for name, convert in zip(self.columns, self._converters, strict=True):
             data[name] = [convert(row.get(name)) for row in instances]
         return pd.DataFrame(data, columns=self.columns)
 
@@ -220,6 +230,7 @@ _V2_TYPES = {
     FeatureType.INTEGER: "INT64",
     FeatureType.BOOLEAN: "BOOL",
     FeatureType.CATEGORICAL: "BYTES",
+    FeatureType.TEXT: "BYTES",
 }
 
 

@@ -1,0 +1,210 @@
+"""A model that reads free text, end to end over real HTTP (issue 15: "there is no text feature
+type").
+
+A scikit-learn pipeline reads the bundled Titanic passengers' names with a TF-IDF vectorizer
+(beside their sex, class, age and fare): it is registered with ``Name`` declared as text, served
+by the gateway, its records monitored by the agent. A window of held-out passengers raises no
+text finding; names sent as empty strings raise the empty-text burst, an incident and its
+diagnosis; names filled with ticket numbers (text of another kind) raise the text drift
+findings. A number or an oversized text in the field is refused with an error naming the feature
+and the reason, and refuses nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlwarden.agent.loop import Agent
+from mlwarden.agent.monitor_source import MonitorSource
+from mlwarden.agent.policy import Policy
+from mlwarden.agent.remedies.retrain import dump_estimator
+from mlwarden.agent.reports import diagnose_stored_incident
+from mlwarden.datasets import load
+from mlwarden.server import create_app
+from mlwarden.server.background import BackgroundServer
+from mlwarden.settings import Settings
+from mlwarden.store import Store
+from mlwarden.store.incidents import AgentRepo
+
+MODEL = "titanic-names"
+INPUTS = ["Name", "Sex", "Pclass", "Age", "Fare"]
+WINDOW = 100
+SPEC = {
+    "name": MODEL,
+    "task": "classification",
+    "target": "Survived",
+    "positive_class": 1,
+    "features": [
+        {"name": "Name", "type": "text", "max_length": 200},
+        {"name": "Sex", "type": "categorical"},
+        {"name": "Pclass", "type": "integer"},
+        {"name": "Age", "type": "numeric"},
+        {"name": "Fare", "type": "numeric"},
+    ],
+}
+
+
+def _pipeline() -> Pipeline:
+    columns = ColumnTransformer(
+        [
+            ("name", TfidfVectorizer(), "Name"),
+            ("sex", OneHotEncoder(handle_unknown="ignore"), ["Sex"]),
+            ("numbers", SimpleImputer(strategy="median"), ["Pclass", "Age", "Fare"]),
+        ]
+    )
+    return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))])
+
+
+def _instances(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in rows[INPUTS].to_dict(orient="records")
+    ]
+
+
+def _predict(http: httpx.Client, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = []
+    for start in range(0, len(rows), 50):
+        response = http.post(
+            f"/v1/models/{MODEL}/predict",
+            json={"instances": _instances(rows.iloc[start : start + 50])},
+        )
+        assert response.status_code == 200, response.text
+        answers += response.json()["predictions"]
+    return answers
+
+
+def _text_findings(store: Store) -> dict[int, set[str]]:
+    """The checks of the text findings on ``Name``, by window."""
+    found: dict[int, set[str]] = {}
+    for f in AgentRepo(store).findings(MODEL, limit=10_000):
+        evidence = f["evidence"] if isinstance(f["evidence"], dict) else json.loads(f["evidence"])
+        features = f["features"] if isinstance(f["features"], list) else json.loads(f["features"])
+        if "Name" in features:
+            found.setdefault(int(f["window"]), set()).add(str(evidence.get("check")))
+    return found
+
+
+@pytest.fixture(scope="module")
+def titanic() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = load("titanic").sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return rows.iloc[:591], rows.iloc[591:]
+
+
+def test_a_tfidf_model_on_titanic_names_is_served_monitored_and_diagnosed_over_http(
+    tmp_path: Path, titanic: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    train, held_out = titanic
+    pipeline = _pipeline().fit(train[INPUTS], train["Survived"])
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        write_flush_interval_s=0.05,
+        auth=False,
+        window_size=WINDOW,
+        reference_size=len(train),
+        window_settle_s=0.0,
+    )
+    app = create_app(settings)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        state = app.state.mlwarden
+        store: Store = state.store
+        assert http.post("/v1/models", json=SPEC).status_code == 201
+        reference = train[[*INPUTS, "Survived"]].astype(object).where(train.notna(), None)
+        uploaded = http.post(
+            f"/v1/models/{MODEL}/versions",
+            files={"file": ("v1.skops", dump_estimator(pipeline), "application/octet-stream")},
+            data={"reference": json.dumps(reference.to_dict(orient="records"))},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        deployed = http.put(f"/v1/models/{MODEL}/deployment", json={"live_version": 1})
+        assert deployed.status_code == 200, deployed.text
+        assert store.get_model(MODEL).features[0].type == "text"
+
+        # raw rows in, the pipeline's own answers out, the text recorded as sent
+        clean = held_out.iloc[: 2 * WINDOW]
+        answers = _predict(http, clean)
+        expected = pipeline.predict(clean[INPUTS])
+        assert [a["prediction"] for a in answers] == expected.tolist()
+
+        # a number and an oversized text are refused, naming the feature and the reason
+        bad = _instances(held_out.iloc[:2])
+        bad[0]["Name"] = 42
+        refused = http.post(f"/v1/models/{MODEL}/predict", json={"instances": bad})
+        assert refused.status_code == 422
+        error = refused.json()["detail"]["errors"][0]
+        assert (error["row"], error["field"], error["expected"]) == (0, "Name", "text (a string)")
+        long = _instances(held_out.iloc[:1])
+        long[0]["Name"] = "Smith, Mr. " + "John " * 60
+        too_long = http.post(f"/v1/models/{MODEL}/predict", json={"instances": long})
+        assert too_long.status_code == 422
+        assert "at most 200 characters" in too_long.json()["detail"]["errors"][0]["expected"]
+        # log ingestion keeps the good rows of an upload and reports the bad one
+        lines = [dict(row, id=f"log-{i}") for i, row in enumerate(_instances(held_out.iloc[:3]))]
+        lines[1]["Name"] = {"first": "Owen"}
+        ingested = http.post(
+            f"/v1/models/{MODEL}/records?partial=true",
+            content="\n".join(json.dumps(line) for line in lines).encode(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert ingested.status_code == 200, ingested.text
+        report = ingested.json()
+        assert report["stored"] == 2 and "Name" in json.dumps(report)
+        assert state.writer.flush(timeout=30)
+        stored = store.count_records(MODEL)
+
+        # three windows of names lost upstream (sent as "")
+        agent = Agent(
+            store, Policy({"defaults": {"mode": "advisory"}}), source=MonitorSource(store, settings)
+        )
+        blank = held_out.iloc[: 3 * WINDOW].assign(Name="")
+        _predict(http, pd.concat([held_out.iloc[2 * WINDOW :], blank]))
+        assert state.writer.flush(timeout=30) and store.count_records(MODEL) > stored
+        agent.check_model(MODEL)
+        found = _text_findings(store)
+        # windows 0 and 1: held-out passengers (and the two logged rows), no text finding
+        assert 1 in _windows(store) and not found.get(0) and not found.get(1), found
+        # the blank names: an empty-text burst, window after window, and its incident
+        assert sum("empty_burst" in checks for checks in found.values()) >= 3, found
+        quality = _diagnosis(store, "quality")
+        assert "Name: empty rate" in " ".join(quality.symptoms)
+        assert "feature_null_explosion" in [m.id for m in quality.matches[:3]]
+
+        # then three windows of names filled with ticket numbers ("A/5 21171")
+        tickets = held_out.iloc[:WINDOW].assign(Name=train["Ticket"].to_numpy()[:WINDOW])
+        _predict(http, pd.concat([tickets] * 3))
+        assert state.writer.flush(timeout=30)
+        agent.check_model(MODEL)
+        found = _text_findings(store)
+        last = max(_windows(store))
+        assert {"text_oov", "text_length"} <= found[last] and "empty_burst" not in found[last]
+        drift = _diagnosis(store, "drift")
+        said = " ".join(drift.symptoms)
+        assert "of its words are unknown to the reference vocabulary" in said
+        assert "covariate_drift" in [m.id for m in drift.matches[:3]]
+
+
+def _windows(store: Store) -> set[int]:
+    return {int(s["window"]) for s in AgentRepo(store).signals(MODEL, None, 10_000)}
+
+
+def _diagnosis(store: Store, scope: str) -> Any:
+    """The diagnosis of the model's open incident of ``scope``."""
+    repo = AgentRepo(store)
+    opened = [i for i in repo.list_incidents(MODEL, None, 100) if i["scope"] == scope]
+    assert opened, f"no {scope} incident: {repo.list_incidents(MODEL, None, 100)}"
+    incident = repo.get_incident(opened[0]["id"])
+    findings = repo.findings(MODEL, limit=10_000)
+    return diagnose_stored_incident(store, incident, findings, store.model_id(MODEL))
