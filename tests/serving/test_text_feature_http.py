@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from mlwarden.agent.investigate import InvestigationRequest, rows_from_file, run_investigation
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.policy import Policy
@@ -121,16 +122,7 @@ def test_a_tfidf_model_on_titanic_names_is_served_monitored_and_diagnosed_over_h
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         state = app.state.mlwarden
         store: Store = state.store
-        assert http.post("/v1/models", json=SPEC).status_code == 201
-        reference = train[[*INPUTS, "Survived"]].astype(object).where(train.notna(), None)
-        uploaded = http.post(
-            f"/v1/models/{MODEL}/versions",
-            files={"file": ("v1.skops", dump_estimator(pipeline), "application/octet-stream")},
-            data={"reference": json.dumps(reference.to_dict(orient="records"))},
-        )
-        assert uploaded.status_code == 201, uploaded.text
-        deployed = http.put(f"/v1/models/{MODEL}/deployment", json={"live_version": 1})
-        assert deployed.status_code == 200, deployed.text
+        _deploy(http, pipeline, train)
         assert store.get_model(MODEL).features[0].type == "text"
 
         # raw rows in, the pipeline's own answers out, the text recorded as sent
@@ -196,6 +188,21 @@ def test_a_tfidf_model_on_titanic_names_is_served_monitored_and_diagnosed_over_h
         assert "covariate_drift" in [m.id for m in drift.matches[:3]]
 
 
+def _deploy(http: httpx.Client, pipeline: Pipeline, train: pd.DataFrame) -> None:
+    """Register the model with ``Name`` declared as text, upload the pipeline with its training
+    rows as the reference, and deploy it."""
+    assert http.post("/v1/models", json=SPEC).status_code == 201
+    reference = train[[*INPUTS, "Survived"]].astype(object).where(train.notna(), None)
+    uploaded = http.post(
+        f"/v1/models/{MODEL}/versions",
+        files={"file": ("v1.skops", dump_estimator(pipeline), "application/octet-stream")},
+        data={"reference": json.dumps(reference.to_dict(orient="records"))},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    deployed = http.put(f"/v1/models/{MODEL}/deployment", json={"live_version": 1})
+    assert deployed.status_code == 200, deployed.text
+
+
 def _windows(store: Store) -> set[int]:
     return {int(s["window"]) for s in AgentRepo(store).signals(MODEL, None, 10_000)}
 
@@ -208,3 +215,42 @@ def _diagnosis(store: Store, scope: str) -> Any:
     incident = repo.get_incident(opened[0]["id"])
     findings = repo.findings(MODEL, limit=10_000)
     return diagnose_stored_incident(store, incident, findings, store.model_id(MODEL))
+
+
+def test_investigating_the_url_with_a_sample_holding_names_probes_and_watches_the_text(
+    tmp_path: Path, titanic: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """``mlwarden investigate URL --sample FILE``: the sample's ``Name`` column is typed text by
+    the rule (nothing declares it), its lengths and words are the baseline, every window is
+    compared with it, and a healthy endpoint gets no text finding."""
+    train, held_out = titanic
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        write_flush_interval_s=0.05,
+        auth=False,
+    )
+    sample = tmp_path / "passengers.csv"
+    held_out[[*INPUTS, "Survived"]].to_csv(sample, index=False)
+    app = create_app(settings)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        _deploy(http, _pipeline().fit(train[INPUTS], train["Survived"]), train)
+        request = InvestigationRequest(
+            url=f"{server.url}/v1/models/{MODEL}/predict",
+            rows=rows_from_file(sample),
+            target="Survived",
+            baseline=200,
+            windows=2,
+            window_size=100,
+            rate_per_s=1000,
+        )
+        with Store(f"sqlite:///{tmp_path / 'investigations.sqlite'}") as store:
+            record = run_investigation(store, request, actor="test", settings=settings)
+    assert record["state"] == "done", record["error"]
+    result = record["result"]
+    names = result["baseline"]["text"]["Name"]
+    assert 20 < names["mean_length"] < 35 and names["empty_rate"] == 0.0
+    assert "mr" in names["top_tokens"] and 0.2 < names["oov_rate"] < 0.7
+    for window in result["windows"]:
+        assert 0.0 <= window["signals"]["text_oov.Name"] < 1.0
+        assert not [f for f in window["findings"] if "Name" in f["features"]], window["findings"]

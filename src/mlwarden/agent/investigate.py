@@ -63,6 +63,7 @@ from mlwarden.monitor.window import records_frame
 from mlwarden.serving.predictors import RESPONSE_HINT, RemotePredictor, ResponseMapping
 from mlwarden.serving.probe import Prober
 from mlwarden.settings import Settings
+from mlwarden.stats.text import TextStats, is_free_text
 from mlwarden.store.investigations import InvestigationRepo
 from mlwarden.store.repository import Store
 from mlwarden.store.writer import is_unreachable
@@ -323,12 +324,13 @@ def _feature_type(values: Iterable[Any]) -> FeatureType:
         return FeatureType.BOOLEAN
     if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         return FeatureType.NUMERIC
-    return FeatureType.CATEGORICAL
+    return FeatureType.TEXT if is_free_text(present) else FeatureType.CATEGORICAL
 
 
 def infer_spec(name: str, rows: Sequence[Mapping[str, Any]], target: str | None) -> ModelSpec:
     """A schema for an unregistered model from its sample: every column but ``target``, typed
-    by its values (booleans, numbers, else categories). The task is settled later, from the
+    by its values (booleans, numbers, free text by ``stats.text.is_free_text``, else
+    categories). The task is settled later, from the
     answers (:func:`infer_task`)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     if target is not None and target not in columns:
@@ -390,6 +392,12 @@ def _baseline_summary(monitor: Monitor, records: Sequence[Mapping[str, Any]]) ->
         "outputs": outputs,
         "confidence_mean": outputs.get("score_mean"),
         "confidence_std": outputs.get("score_std"),
+        # each text feature's lengths and words, which the windows are compared with
+        "text": {
+            name: stats.summary()
+            for name, stats in monitor.reference.features.items()
+            if isinstance(stats, TextStats)
+        },
     }
 
 

@@ -302,6 +302,16 @@ class TextStats:
         order = np.argsort(-self.top, kind="stable")[:n]
         return [(self.layout.top[i], float(self.top[i]) / self.checked) for i in order]
 
+    def summary(self) -> dict[str, Any]:
+        """What a person reads of it: mean length, empty and unknown-word rates, top tokens."""
+        return {
+            "values": self.count,
+            "mean_length": self.mean_length,
+            "empty_rate": self.empty / self.count if self.count else None,
+            "oov_rate": self.oov_rate,
+            "top_tokens": dict(self.top_shares()),
+        }
+
     # -- merging and storage
 
     def merge(self, other: TextStats) -> TextStats:
