@@ -21,6 +21,12 @@ classifier was fitted (the monitor runs it only where it can add a joint change)
     .venv/bin/python bench/bench_monitor_window.py --profile       # + cProfile top 20
     .venv/bin/python bench/bench_monitor_window.py --json out.json
     .venv/bin/python bench/bench_monitor_window.py --no-screen     # the classifier on every window
+    .venv/bin/python bench/bench_monitor_window.py --text          # + a text feature: both runs
+
+``--text`` adds an eleventh feature, declared ``text``: a passenger's name from the bundled
+Titanic data drawn at random for each record (seeded), and runs the monitor without it and with
+it, one after the other in the same process, printing both and the cost of the text column
+(the difference of the medians, and their ratio).
 """
 
 from __future__ import annotations
@@ -84,7 +90,8 @@ def electricity_records() -> pd.DataFrame:
     return frame
 
 
-def spec() -> ModelSpec:
+def spec(text: bool = False) -> ModelSpec:
+    extra = [FeatureSpec(name="passenger", type=FeatureType.TEXT)] if text else []
     return ModelSpec(
         name="elec10",
         task=Task.CLASSIFICATION,
@@ -93,14 +100,22 @@ def spec() -> ModelSpec:
         + [
             FeatureSpec(name="half_hour", type=FeatureType.INTEGER),
             FeatureSpec(name="weekday", type=FeatureType.CATEGORICAL),
+            *extra,
         ],
     )
 
 
 def run(
-    reference_rows: int, max_windows: int | None, profile: bool, screen: bool = True
+    reference_rows: int,
+    max_windows: int | None,
+    profile: bool,
+    screen: bool = True,
+    text: bool = False,
 ) -> dict[str, Any]:
     records = electricity_records()
+    if text:
+        names = load("titanic")["Name"].to_numpy()
+        records["passenger"] = np.random.default_rng(1).choice(names, size=len(records))
     reference = records.iloc[TRAIN : TRAIN + reference_rows].reset_index(drop=True)
     starts = list(range(TRAIN + reference_rows, len(records) - WINDOW + 1, WINDOW))
     if max_windows is not None:
@@ -108,9 +123,9 @@ def run(
     windows = [records.iloc[s : s + WINDOW].reset_index(drop=True) for s in starts]
     config = MonitorConfig(multivariate=True, **({} if screen else {"multivariate_screen": None}))
 
-    Monitor(reference, spec(), config).process(windows[0], index=0)  # warm-up, not counted
+    Monitor(reference, spec(text), config).process(windows[0], index=0)  # warm-up, not counted
     t0 = time.perf_counter()
-    monitor = Monitor(reference, spec(), config)
+    monitor = Monitor(reference, spec(text), config)
     setup_ms = 1000 * (time.perf_counter() - t0)
     classifier_runs = _count_calls(monitor._multivariate, "detect_samples")
     profiler = cProfile.Profile() if profile else None
@@ -131,7 +146,7 @@ def run(
     out: dict[str, Any] = {
         "windows": len(windows),
         "window_records": WINDOW,
-        "features": len(FEATURES),
+        "features": len(FEATURES) + text,
         "reference_records": len(reference),
         "monitor_setup_ms": round(setup_ms, 1),
         "median_ms": round(statistics.median(times), 2),
@@ -177,8 +192,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run the domain classifier on every window (multivariate_screen=None)",
     )
+    parser.add_argument(
+        "--text", action="store_true", help="run without and with a text feature, and compare"
+    )
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args(argv)
+    if args.text:
+        _compare_text(args.reference, args.windows, screen=not args.no_screen)
+        return
     out = run(args.reference, args.windows, args.profile, screen=not args.no_screen)
     for key in ("profile_cumulative_top20", "profile_tottime_top20"):
         if key in out:
@@ -190,6 +211,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(out, fh, indent=1)
+
+
+def _compare_text(reference_rows: int, max_windows: int | None, screen: bool) -> None:
+    """The monitor without and with the text feature, and what the text column costs."""
+    runs = {
+        name: run(reference_rows, max_windows, False, screen=screen, text=text)
+        for name, text in (("without_text", False), ("with_text", True))
+    }
+    keys = ("windows", "features", "monitor_setup_ms", "median_ms", "p90_ms", "cpu_median_ms")
+    out: dict[str, Any] = {name: {k: r[k] for k in keys} for name, r in runs.items()}
+    for stat in ("median_ms", "cpu_median_ms", "monitor_setup_ms"):
+        before, after = runs["without_text"][stat], runs["with_text"][stat]
+        out[f"text_column_{stat}"] = round(after - before, 2)
+        out[f"ratio_{stat}"] = round(after / before, 3) if before else None
+    found = runs["with_text"]["windows_with_finding_by_detector"]
+    out["text_drift_findings"] = found.get("text_drift", 0)
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from mlwarden.capture.validation import FieldError, SchemaValidator, errors_detail, parse_json
-from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
+from mlwarden.domain import DEFAULT_TEXT_MAX_LENGTH, FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.store.batch import COLUMNS as BATCH_COLUMNS
 from mlwarden.store.batch import RecordBatch, json_column
@@ -406,6 +406,21 @@ def _check_feature(frame: pl.DataFrame, feature: FeatureSpec, out: _Columns) -> 
                         column.gather(idx).to_list(),
                         f"feature {feature.name!r} must be an integer",
                     )
+        _check_nulls(column, feature, out)
+        return column
+    if feature.type is FeatureType.TEXT and dtype == pl.String:
+        # a column of strings: only the length is left to check, at once for the column
+        limit = feature.max_length or DEFAULT_TEXT_MAX_LENGTH
+        too_long = (column.str.len_chars() > limit).fill_null(False)
+        if too_long.any():
+            idx = too_long.arg_true().to_list()
+            out.add(
+                idx,
+                feature.name,
+                f"text of at most {limit:,} characters",
+                column.gather(idx).to_list(),
+                f"feature {feature.name!r} is longer than {limit:,} characters",
+            )
         _check_nulls(column, feature, out)
         return column
     if (feature.type is FeatureType.CATEGORICAL and dtype in (pl.String, pl.Categorical)) or (
