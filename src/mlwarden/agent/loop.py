@@ -626,6 +626,10 @@ class Agent:
         spec = self.store.get_model(model)
         kinds = (FeatureType.CATEGORICAL, FeatureType.BOOLEAN)
         categorical = frozenset(f.name for f in spec.features if f.type in kinds)
+        # no value mends a lost text (the most frequent name is no one's name): text findings
+        # get no repair, and a null text already reaches the model as no words
+        text = {f.name for f in spec.features if f.type is FeatureType.TEXT}
+        findings = [f for f in findings if not text & set(f.features)]
         names = set(spec.feature_names)
         sample = [
             {k: v for k, v in row.items() if k in names}
