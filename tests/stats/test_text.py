@@ -18,6 +18,7 @@ from mlwarden.detect.quality import QualityDetector
 from mlwarden.detect.text_drift import TextDriftDetector
 from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
+from mlwarden.monitor.lake import profile_lake
 from mlwarden.stats.profile import Profile, _infer_type
 from mlwarden.stats.text import TextStats
 from mlwarden.store import Store
@@ -133,3 +134,18 @@ def test_held_out_names_are_quiet_and_each_fault_is_found_by_its_check() -> None
     # an all-"Mrs." window: the same words, another mix
     wives = reference[reference["Name"].str.contains("Mrs.", regex=False)]
     assert "text_tokens" in checks(pd.concat([wives] * 2).iloc[: len(window)])
+
+
+def test_a_lake_reference_counts_its_unknown_words_out_of_sample(tmp_path: Path) -> None:
+    """A lake's reference is summarised on every record but its layout on the first ones: the
+    unknown-word rate is still measured on rows the vocabulary was not learnt from."""
+    reference, window = _split()
+    lake = tmp_path / "reference.parquet"
+    reference[["Name"]].to_parquet(lake)
+    ref = profile_lake(str(lake), layout_rows=300)
+    names = ref.features["Name"]
+    assert isinstance(names, TextStats) and names.count == len(reference)
+    held_out = Profile.reference(reference.iloc[:300][["Name"]]).features["Name"]
+    assert isinstance(held_out, TextStats)
+    assert names.oov_rate == held_out.oov_rate > 0.3
+    assert TextDriftDetector().detect(ref, Profile.from_data(window[["Name"]], ref.layout)) == []

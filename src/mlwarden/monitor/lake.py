@@ -74,6 +74,7 @@ from mlwarden.monitor.engine import (
 )
 from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Columns, Profile, ProfileLayout
+from mlwarden.stats.text import TextLayout, TextStats
 
 __all__ = [
     "DEFAULT_LAYOUT_ROWS",
@@ -244,7 +245,17 @@ def profile_lake(
             f"reserved one: {', '.join(sample.columns)})"
         )
     profiles = eng.profiles(source, layout, Slots(), progress)
-    return profiles.get(0, Profile.empty(layout))
+    profile = profiles.get(0, Profile.empty(layout))
+    for name in layout.text_features:
+        # the vocabulary came from the sample's even rows: its unknown words are counted on
+        # the odd ones, as ``Profile.reference`` does (counted on every record, the even rows
+        # would make the reference's rate too low and every window's look high)
+        text_layout, stats = layout.features[name], profile.features[name]
+        if name in sample.columns and isinstance(text_layout, TextLayout):
+            held = TextStats.reference(text_layout, sample.get_column(name), sample.height)
+            if isinstance(stats, TextStats):
+                profile.features[name] = stats.with_tokens_of(held)
+    return profile
 
 
 def load_reference(

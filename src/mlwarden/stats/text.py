@@ -29,7 +29,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -242,6 +242,17 @@ class TextStats:
         out.tokens = sum(_token_counts(split.texts).values())
         out._check(_token_counts(split.texts[1::2]))
         return out
+
+    def with_tokens_of(self, held_out: TextStats) -> TextStats:
+        """This summary with the token checks of ``held_out`` (a reference summarised on more
+        rows than its layout was fitted on, as a lake's: its OOV rate must stay out of sample)."""
+        return replace(
+            self,
+            checked=held_out.checked,
+            top=held_out.top.copy(),
+            known_other=held_out.known_other,
+            oov=held_out.oov,
+        )
 
     def _add_lengths(self, texts: list[str]) -> None:
         lengths = np.fromiter(map(len, texts), dtype=float, count=len(texts))
