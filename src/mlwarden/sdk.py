@@ -9,6 +9,16 @@ sent; ``close`` (or leaving the ``with`` block) flushes and stops the thread.
 ...     ids = client.log("fraud", frame)            # a pandas or polars DataFrame, or dicts
 ...     client.feedback("fraud", {ids[0]: 1})       # labels by record id, any time later
 ...     client.predict("fraud", {"amount": 12.5})   # through the gateway
+
+Investigate a model known only by its URL (a job of the server: probe, baseline, monitor,
+diagnose), wait for it, read its report:
+
+>>> with Client("http://127.0.0.1:8000", token="mlw_...") as client:  # doctest: +SKIP
+...     started = client.investigate("http://models:8080/predict", rows=sample, target="label")
+...     done = client.wait_for_investigation(started["id"], timeout_s=600)
+...     done["result"]["summary"]           # 'incident (high): confidence from window 1; ...'
+...     client.investigation_report(done["id"])             # Markdown
+...     probes = list(client.investigation_records(done["id"]))  # a page at a time
 """
 
 from __future__ import annotations
@@ -20,14 +30,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
-__all__ = ["Client", "ClientError", "SendFailure"]
+__all__ = ["INVESTIGATION_FINISHED", "Client", "ClientError", "SendFailure"]
+
+# the states in which an investigation has ended (``wait_for_investigation`` stops at them)
+INVESTIGATION_FINISHED = ("done", "failed")
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +185,17 @@ class Client:
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                raise ClientError(response.status_code, body.get("error", ""), body.get("detail"))
-            except ValueError:
-                raise ClientError(response.status_code, response.text[:200]) from None
+            self._raise(response)
         return response.json() if response.content else None
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> None:
+        """The server's refusal as a :class:`ClientError` (its message and detail kept)."""
+        try:
+            body = response.json()
+        except ValueError:
+            raise ClientError(response.status_code, response.text[:200]) from None
+        raise ClientError(response.status_code, body.get("error", ""), body.get("detail"))
 
     def predict(
         self,
@@ -252,6 +270,141 @@ class Client:
         body = {"live_version": version, "reason": reason, **changes}
         result: dict[str, Any] = self._request("PATCH", f"/v1/models/{model}/deployment", json=body)
         return result
+
+    # ------------------------------------------------------------------ investigations
+
+    def investigate(
+        self,
+        url: str,
+        rows: Any = None,
+        *,
+        target: str | None = None,
+        protocol: Literal["json", "v2", "kserve"] = "json",
+        remote_name: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        response: Mapping[str, str] | None = None,
+        baseline: int = 200,
+        windows: int = 3,
+        window_size: int = 100,
+        rate_per_s: float = 50.0,
+        timeout_ms: float = 2_000.0,
+    ) -> dict[str, Any]:
+        """Start an investigation of the model at ``url`` (operator token) and return its
+        record at once (``state`` queued or running); follow it with
+        :meth:`wait_for_investigation`.
+
+        ``rows``: the sample to send (dicts or a DataFrame; optional when ``url`` is the
+        endpoint of a registered remote version), ``target`` a column of it held back as the
+        label. ``response`` maps an answer shape mlwarden does not read by itself
+        (``predictions``, ``prediction``, ``confidence``, ``probabilities``: dotted paths).
+        ``baseline`` probes learn the baseline, then ``windows`` windows of ``window_size``
+        probes are judged, at ``rate_per_s`` at most. A request that cannot be investigated is
+        refused at once (:class:`ClientError`, 422)."""
+        body: dict[str, Any] = {
+            "url": url,
+            "protocol": protocol,
+            "baseline": baseline,
+            "windows": windows,
+            "window_size": window_size,
+            "rate_per_s": rate_per_s,
+            "timeout_ms": timeout_ms,
+        }
+        if rows is not None:
+            body["rows"] = [_clean(r) for r in _rows_of(rows)]
+        if target is not None:
+            body["target"] = target
+        if remote_name is not None:
+            body["remote_name"] = remote_name
+        if headers:
+            body["headers"] = dict(headers)
+        if response:
+            body["response"] = dict(response)
+        result: dict[str, Any] = self._request("POST", "/v1/investigations", json=body)
+        return result
+
+    def investigation(self, investigation_id: int) -> dict[str, Any]:
+        """An investigation's record: ``state``, ``progress`` (stage, probes ``done`` of
+        ``total``, ``percent``) and, once done, its ``result`` (baseline, windows, findings,
+        diagnosis, recommendations, summary)."""
+        result: dict[str, Any] = self._request("GET", f"/v1/investigations/{investigation_id}")
+        return result
+
+    def investigations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest investigations first, each with a ``brief`` of its result."""
+        answer = self._request("GET", "/v1/investigations", params={"limit": limit})
+        found: list[dict[str, Any]] = answer["investigations"]
+        return found
+
+    def wait_for_investigation(
+        self,
+        investigation_id: int,
+        *,
+        timeout_s: float = 600.0,
+        poll_s: float = 1.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll an investigation until it ends (``done`` or ``failed``: look at ``state``, and
+        ``error`` for why it failed) and return its record. ``on_progress`` is called with
+        each record read while it runs. ``TimeoutError`` after ``timeout_s``: the job goes on
+        on the server; wait again or read it later."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.investigation(investigation_id)
+            if record["state"] in INVESTIGATION_FINISHED:
+                return record
+            if on_progress is not None:
+                on_progress(record)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                progress = record.get("progress") or {}
+                raise TimeoutError(
+                    f"investigation {investigation_id} is still {record['state']} after "
+                    f"{timeout_s:g} s ({progress.get('done', 0)} of {progress.get('total', 0)} "
+                    "probes): it goes on on the server"
+                )
+            time.sleep(min(poll_s, left))
+
+    @overload
+    def investigation_report(
+        self, investigation_id: int, format: Literal["markdown", "html"] = ...
+    ) -> str: ...
+
+    @overload
+    def investigation_report(
+        self, investigation_id: int, format: Literal["json"]
+    ) -> dict[str, Any]: ...
+
+    def investigation_report(
+        self, investigation_id: int, format: Literal["markdown", "html", "json"] = "markdown"
+    ) -> str | dict[str, Any]:
+        """The incident report of a finished investigation that found one: Markdown or HTML
+        text, or the diagnosis as a dict (``json``). :class:`ClientError` 409 while it runs,
+        when it failed, or when it found no incident."""
+        response = self._http.get(
+            f"/v1/investigations/{investigation_id}/report", params={"format": format}
+        )
+        if response.status_code >= 400:
+            self._raise(response)
+        if format == "json":
+            found: dict[str, Any] = response.json()
+            return found
+        return response.text
+
+    def investigation_records(
+        self, investigation_id: int, *, page_size: int = 1_000, start: int = 0
+    ) -> Iterator[dict[str, Any]]:
+        """Every probe record of an investigation from ``start``, in the order they were
+        made, fetched a page of ``page_size`` (at most 5,000) at a time as the iteration goes:
+        a 50,000-probe investigation is never held whole."""
+        offset: int | None = start
+        while offset is not None:
+            page = self._request(
+                "GET",
+                f"/v1/investigations/{investigation_id}/records",
+                params={"offset": offset, "limit": page_size},
+            )
+            yield from page["records"]
+            offset = page["next_offset"]
 
     # ------------------------------------------------------------------ queued calls
 

@@ -2,6 +2,10 @@
 server, :class:`~mlwarden.agent.investigate.InvestigationRunner`) and answers 202 with its
 record; ``GET /v1/investigations/{id}`` follows it (``state``, ``progress``) and, once it is
 done, holds its baseline, windows, findings, diagnosis, recommendations and report;
+``GET /v1/investigations/{id}/records`` pages through its probe records (``?records=true`` on
+the investigation adds the first page, or the page that ``records_offset`` and
+``records_limit`` name): a page holds ``RECORDS_PAGE`` records unless asked for up to
+``MAX_RECORDS_PAGE``, because 50,000 probes are ~15 MB of JSON;
 ``GET /v1/investigations/{id}/report`` is that report as Markdown or HTML, the incident report
 of ``diagnose.report``. A request that cannot be investigated (not an http(s) URL, no rows and
 no registered model at that URL, a sample too large) is refused at once (422); what goes wrong
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +35,12 @@ from mlwarden.capture.validation import parse_json
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.domain import Role
 from mlwarden.errors import Conflict, ServiceUnavailable
-from mlwarden.store.investigations import InvestigationRepo
+from mlwarden.store.investigations import (
+    MAX_RECORDS_PAGE,
+    RECORDS_PAGE,
+    InvestigationRepo,
+    RecordsPage,
+)
 
 router = APIRouter(prefix="/v1/investigations", tags=["investigations"])
 
@@ -83,23 +92,28 @@ async def start_investigation(
     state: ServerState = Depends(server),
 ) -> JSONResponse:
     values = as_object(parse_json(await request.body()), "an investigation request")
+    record = await run_in_threadpool(start, state, values, principal.name)
+    return JSONResponse(
+        record, status_code=202, headers={"Location": f"/v1/investigations/{record['id']}"}
+    )
+
+
+def start(state: ServerState, values: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Check ``values`` (an :class:`InvestigationBody`), start the investigation on the
+    server's runner and audit it as ``actor``'s; its record (``queued``). The API and the
+    dashboard's form both start one here, so both check and record it the same way."""
     try:
         body = InvestigationBody.model_validate(values)
     except ValidationError as exc:
         raise pydantic_error(exc, "investigation request") from None
-    wanted = InvestigationRequest(**body.model_dump())
-    runner = _runner(state)
-    record = await run_in_threadpool(runner.submit, wanted, principal.name)
-    await run_in_threadpool(
-        state.store.audit,
-        principal.name,
+    record = _runner(state).submit(InvestigationRequest(**body.model_dump()), actor)
+    state.store.audit(
+        actor,
         "investigation.start",
         record["url"],
         {"investigation": record["id"], **record["params"]},
     )
-    return JSONResponse(
-        record, status_code=202, headers={"Location": f"/v1/investigations/{record['id']}"}
-    )
+    return record
 
 
 @router.get("", summary="Investigations, newest first")
@@ -112,17 +126,81 @@ async def list_investigations(
     return JSONResponse({"investigations": rows})
 
 
-@router.get("/{investigation_id}", summary="An investigation: state, progress, result")
+Offset = Query(
+    default=0, ge=0, le=MAX_PROBES, description="The first probe record of the page (0-based)."
+)
+Limit = Query(
+    default=RECORDS_PAGE,
+    ge=1,
+    le=MAX_RECORDS_PAGE,
+    description=f"Probe records in the page: {RECORDS_PAGE} unless asked, at most "
+    f"{MAX_RECORDS_PAGE} (a 50,000-probe investigation holds ~15 MB of them).",
+)
+
+
+def _page_links(investigation_id: int, page: RecordsPage) -> dict[str, str]:
+    """A ``Link`` header to the next page of records, as paged APIs give it."""
+    if page.next_offset is None:
+        return {}
+    url = (
+        f"/v1/investigations/{investigation_id}/records?offset={page.next_offset}"
+        f"&limit={page.limit}"
+    )
+    return {"Link": f'<{url}>; rel="next"'}
+
+
+@router.get(
+    "/{investigation_id}",
+    summary="An investigation: state, progress, result (and a page of its probe records)",
+    description="With `records=true` the answer adds `records`, one page of the probe records "
+    "in the order they were made (`records_offset`, `records_limit`), and `records_page`: "
+    "`offset`, `limit`, `returned`, `total` and `next_offset` (null on the last page). Follow "
+    "`next_offset` here or on `/v1/investigations/{id}/records`. Before paging, `records=true` "
+    f"answered every record at once: an investigation of up to {RECORDS_PAGE} probes still "
+    "comes whole.",
+)
 async def get_investigation(
     investigation_id: RowId,
-    records: bool = False,
+    records: bool = Query(default=False, description="Add a page of the probe records."),
+    records_offset: int = Offset,
+    records_limit: int = Limit,
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
-    row = await run_in_threadpool(
-        lambda: InvestigationRepo(state.store).get(investigation_id, with_records=records)
+    repo = InvestigationRepo(state.store)
+    row = await run_in_threadpool(repo.get, investigation_id)
+    if not records:
+        return JSONResponse(row)
+    page = await run_in_threadpool(
+        repo.records_page, investigation_id, records_offset, records_limit
     )
-    return JSONResponse(row)
+    row["records"] = page.records
+    row["records_page"] = page.as_dict()
+    return JSONResponse(row, headers=_page_links(investigation_id, page))
+
+
+@router.get(
+    "/{investigation_id}/records",
+    summary="A page of an investigation's probe records",
+    description="The probe records in the order they were made, from `offset`, at most "
+    f"`limit` ({RECORDS_PAGE} unless asked, up to {MAX_RECORDS_PAGE}): `records`, and "
+    "`offset`, `limit`, `returned`, `total`, `next_offset` (null on the last page; the "
+    "`Link` header names the next page too). A bad `offset` or `limit` is refused (422). "
+    "A running investigation's records are stored every ten seconds: `total` grows.",
+)
+async def investigation_records(
+    investigation_id: RowId,
+    offset: int = Offset,
+    limit: int = Limit,
+    _: Principal = Depends(require(Role.VIEWER)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    page = await run_in_threadpool(
+        InvestigationRepo(state.store).records_page, investigation_id, offset, limit
+    )
+    return JSONResponse(
+        {"records": page.records, **page.as_dict()}, headers=_page_links(investigation_id, page)
+    )
 
 
 @router.get("/{investigation_id}/report", summary="An investigation's incident report")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, literal, select, text, update
 
 from mlwarden.clock import utcnow
 from mlwarden.errors import NotFound
@@ -19,15 +20,45 @@ from mlwarden.store.base import _dumps, inserted_id, plain_row
 if TYPE_CHECKING:
     from mlwarden.store.repository import Store
 
-__all__ = ["FINISHED", "InvestigationRepo"]
+__all__ = ["FINISHED", "MAX_RECORDS_PAGE", "RECORDS_PAGE", "InvestigationRepo", "RecordsPage"]
 
 FINISHED = ("done", "failed")
+# An investigation's probe records come a page at a time: 50,000 probes are ~15 MB of JSON.
+RECORDS_PAGE = 1_000
+MAX_RECORDS_PAGE = 5_000
 
 
 def _json(value: Any) -> Any:
     """``value`` as a JSON column holds it: NaN and infinity as null, NumPy values and
     datetimes as plain JSON (a probe answer may hold any of them)."""
     return None if value is None else json.loads(_dumps(value))
+
+
+@dataclass(frozen=True)
+class RecordsPage:
+    """One page of an investigation's probe records, in the order they were made: records
+    ``offset`` to ``offset + len(records)`` of ``total`` stored; ``next_offset`` is where the
+    next page starts (None on the last)."""
+
+    records: list[dict[str, Any]]
+    offset: int
+    limit: int
+    total: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.records)
+        return end if end < self.total else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The page's position, as the API answers it beside the records."""
+        return {
+            "offset": self.offset,
+            "limit": self.limit,
+            "returned": len(self.records),
+            "total": self.total,
+            "next_offset": self.next_offset,
+        }
 
 
 class InvestigationRepo:
@@ -95,15 +126,71 @@ class InvestigationRepo:
             raise NotFound(f"no investigation {investigation_id}", investigation=investigation_id)
         return _public(plain_row(row))
 
+    def records_page(
+        self, investigation_id: int, offset: int = 0, limit: int = RECORDS_PAGE
+    ) -> RecordsPage:
+        """Probe records ``offset`` to ``offset + limit`` of one investigation (at most
+        ``MAX_RECORDS_PAGE``), and how many are stored; ``NotFound`` when there is none of
+        that id. The database cuts the page out of the stored array (SQLite's ``json_each``,
+        PostgreSQL's ``json_array_elements``): only the page crosses to the server, not the
+        15 MB of a 50,000-probe investigation."""
+        if offset < 0 or not 1 <= limit <= MAX_RECORDS_PAGE:
+            raise ValueError(f"offset must be >= 0 and limit 1 to {MAX_RECORDS_PAGE}")
+        table = t.investigations
+        if self.store.dialect == "sqlite":
+            page_sql = (
+                "SELECT e.value AS record FROM investigations AS i, json_each(i.records) AS e "
+                "WHERE i.id = :id ORDER BY e.key LIMIT :limit OFFSET :offset"
+            )
+        else:
+            page_sql = (
+                "SELECT e.record::text AS record FROM investigations AS i, "
+                "json_array_elements(i.records) WITH ORDINALITY AS e(record, n) "
+                "WHERE i.id = :id ORDER BY e.n LIMIT :limit OFFSET :offset"
+            )
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(func.json_array_length(table.c.records).label("total")).where(
+                    table.c.id == investigation_id
+                )
+            ).first()
+            if found is None:
+                raise NotFound(
+                    f"no investigation {investigation_id}", investigation=investigation_id
+                )
+            rows = conn.execute(
+                text(page_sql).bindparams(id=investigation_id, limit=limit, offset=offset)
+            ).all()
+        records = [json.loads(r.record) for r in rows]
+        return RecordsPage(records, offset, limit, int(found.total or 0))
+
     def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The newest investigations first, without their records or results."""
+        """The newest investigations first, without their records or results; each with a
+        ``brief`` of its result (summary, incident, severity, likely cause, findings counted)
+        read out of the stored result by the database, not the result itself (a thousand
+        windows' signals and a report each)."""
         table = t.investigations
         columns = [c for c in table.c if c.name not in ("records", "result")]
+        brief = _brief_columns(self.store.dialect)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(*columns).order_by(table.c.id.desc()).limit(max(1, min(limit, 500)))
+                select(*columns, *brief).order_by(table.c.id.desc()).limit(max(1, min(limit, 500)))
             ).all()
-        return [_public(plain_row(r)) for r in rows]
+        out = []
+        for row in rows:
+            plain = plain_row(row)
+            values = {c.name: plain.pop(c.name) for c in brief}
+            plain["brief"] = {
+                "summary": values["brief_summary"],
+                "incident": None
+                if values["brief_incident"] is None
+                else bool(values["brief_incident"]),
+                "severity": values["brief_severity"],
+                "root_cause": values["brief_root_cause"],
+                "findings": values["brief_findings"],
+            }
+            out.append(_public(plain))
+        return out
 
     def interrupt_unfinished(self, reason: str, *, idle_since: datetime | None = None) -> int:
         """Mark queued or running investigations failed with ``reason``, those not written
@@ -122,6 +209,22 @@ class InvestigationRepo:
                 .values(state="failed", error=reason, updated_at=now, finished_at=now)
             )
         return int(result.rowcount or 0)
+
+
+def _brief_columns(dialect: str) -> list[Any]:
+    """The few fields of ``result`` that a list of investigations shows, as columns."""
+    result = t.investigations.c.result
+    if dialect == "sqlite":
+        findings = func.json_array_length(result, "$.findings")
+    else:
+        findings = func.json_array_length(result.op("->")(literal("findings")))
+    return [
+        result["summary"].as_string().label("brief_summary"),
+        result["incident"].as_boolean().label("brief_incident"),
+        result["severity"].as_string().label("brief_severity"),
+        result[("root_cause", "title")].as_string().label("brief_root_cause"),
+        findings.label("brief_findings"),
+    ]
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
