@@ -24,6 +24,10 @@ __all__ = ["ASSET_FILES", "Asset", "asset", "asset_url"]
 ASSET_FILES: dict[str, tuple[Path, str]] = {
     "app.css": (Path(__file__).parent / "static" / "app.css", "text/css; charset=utf-8"),
     "app.js": (Path(__file__).parent / "static" / "app.js", "application/javascript"),
+    "investigations.js": (
+        Path(__file__).parent / "static" / "investigations.js",
+        "application/javascript",
+    ),
     "plotly.min.js": (
         Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
         "application/javascript",

@@ -22,6 +22,7 @@ from mlwarden.ui.pages import (
     auth,
     diagnose,
     incidents,
+    investigations,
     models,
     overview,
     policy,
@@ -42,6 +43,7 @@ PAGE_MODULES = (
     audit,
     policy,
     diagnose,
+    investigations,
     assistant,
 )
 
