@@ -96,7 +96,37 @@ def test_an_investigation_over_http_from_start_to_report(
     with_records = httpx.get(
         f"{server.url}/v1/investigations/{record['id']}", params={"records": "true"}
     ).json()
-    assert len(with_records["records"]) == 330
+    assert len(with_records["records"]) == 330  # up to a page, the records come whole
+    assert with_records["records_page"] == {
+        "offset": 0,
+        "limit": 1000,
+        "returned": 330,
+        "total": 330,
+        "next_offset": None,
+    }
+    # a page at a time: the records endpoint, its next page named in the answer and the Link
+    paged: list[dict[str, Any]] = []
+    url: str | None = f"/v1/investigations/{record['id']}/records?limit=100"
+    while url is not None:
+        page = httpx.get(server.url + url)
+        assert page.status_code == 200
+        paged += page.json()["records"]
+        link = page.headers.get("link")
+        if page.json()["next_offset"] is None:
+            assert link is None and page.json()["returned"] == 30
+            url = None
+        else:
+            assert link is not None
+            url = link.split(">")[0].lstrip("<")
+            assert f"offset={page.json()['next_offset']}&limit=100" in url
+    assert paged == with_records["records"]
+    window = httpx.get(
+        f"{server.url}/v1/investigations/{record['id']}",
+        params={"records": "true", "records_offset": 150, "records_limit": 60},
+    )
+    assert window.json()["records"] == with_records["records"][150:210]
+    assert window.json()["records_page"]["next_offset"] == 210
+    assert 'rel="next"' in window.headers["link"]
 
     markdown = httpx.get(f"{server.url}/v1/investigations/{record['id']}/report")
     assert markdown.status_code == 200 and markdown.text.startswith("# Incident report")
@@ -245,3 +275,38 @@ def test_a_remote_version_with_a_response_mapping_is_served_and_investigated(
     assert finished["state"] == "done", finished["error"]
     assert finished["result"]["registered"] == {"model": "nested", "version": 1}
     assert finished["result"]["baseline"]["confidence_mean"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/records", {"limit": 0}, "query.limit"),
+        ("/records", {"limit": 5001}, "query.limit: Input should be less than or equal to 5000"),
+        ("/records", {"offset": -1}, "query.offset"),
+        ("/records", {"limit": "all"}, "query.limit: Input should be a valid integer"),
+        ("", {"records": "true", "records_limit": 100_000}, "query.records_limit"),
+        ("", {"records": "true", "records_offset": -5}, "query.records_offset"),
+        ("", {"records": "maybe"}, "query.records"),
+    ],
+)
+def test_a_bad_page_of_records_is_refused_with_its_reason(
+    server: BackgroundServer, path: str, params: dict[str, Any], field: str
+) -> None:
+    answer = httpx.get(f"{server.url}/v1/investigations/1{path}", params=params)
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["error"]
+
+
+def test_the_records_of_no_investigation(server: BackgroundServer) -> None:
+    answer = httpx.get(f"{server.url}/v1/investigations/7/records")
+    assert answer.status_code == 404 and "no investigation 7" in answer.json()["error"]
+
+
+def test_the_paging_is_documented_in_the_openapi(server: BackgroundServer) -> None:
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    records = paths["/v1/investigations/{investigation_id}/records"]["get"]
+    limit = next(p for p in records["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == 5000 and limit["schema"]["default"] == 1000
+    assert "next_offset" in records["description"]
+    one = paths["/v1/investigations/{investigation_id}"]["get"]
+    assert {p["name"] for p in one["parameters"]} >= {"records", "records_offset", "records_limit"}

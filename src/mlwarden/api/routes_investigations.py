@@ -126,16 +126,23 @@ async def list_investigations(
     return JSONResponse({"investigations": rows})
 
 
-Offset = Query(
-    default=0, ge=0, le=MAX_PROBES, description="The first probe record of the page (0-based)."
-)
-Limit = Query(
-    default=RECORDS_PAGE,
-    ge=1,
-    le=MAX_RECORDS_PAGE,
-    description=f"Probe records in the page: {RECORDS_PAGE} unless asked, at most "
-    f"{MAX_RECORDS_PAGE} (a 50,000-probe investigation holds ~15 MB of them).",
-)
+def _offset() -> Any:
+    """The ``offset`` query parameter of a page of records (each route its own: FastAPI keeps
+    the name it is first given)."""
+    return Query(
+        default=0, ge=0, le=MAX_PROBES, description="The first probe record of the page (0-based)."
+    )
+
+
+def _limit() -> Any:
+    """The ``limit`` query parameter of a page of records."""
+    return Query(
+        default=RECORDS_PAGE,
+        ge=1,
+        le=MAX_RECORDS_PAGE,
+        description=f"Probe records in the page: {RECORDS_PAGE} unless asked, at most "
+        f"{MAX_RECORDS_PAGE} (a 50,000-probe investigation holds ~15 MB of them).",
+    )
 
 
 def _page_links(investigation_id: int, page: RecordsPage) -> dict[str, str]:
@@ -162,8 +169,8 @@ def _page_links(investigation_id: int, page: RecordsPage) -> dict[str, str]:
 async def get_investigation(
     investigation_id: RowId,
     records: bool = Query(default=False, description="Add a page of the probe records."),
-    records_offset: int = Offset,
-    records_limit: int = Limit,
+    records_offset: int = _offset(),
+    records_limit: int = _limit(),
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
@@ -190,8 +197,8 @@ async def get_investigation(
 )
 async def investigation_records(
     investigation_id: RowId,
-    offset: int = Offset,
-    limit: int = Limit,
+    offset: int = _offset(),
+    limit: int = _limit(),
     _: Principal = Depends(require(Role.VIEWER)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
