@@ -96,7 +96,7 @@
       }
       if (data.finished) {
         setText(document.getElementById("live-status"), "The investigation has ended: loading its diagnosis.");
-        window.location.reload();
+        window.location.replace(window.location.pathname);  // without the start's message
       }
     });
   }
