@@ -20,8 +20,16 @@ signal rows, written with bulk Core inserts like the agent's. A few models get a
 and findings in their last window. Then ``GET /ui/`` is timed along with the query alone and the
 live JSON endpoint.
 
-Run: ``.venv/bin/python bench/bench_dashboard.py [pages] [--repeat 15] [--store simulation.db]`` or
+``investigations``: one real investigation (``run_investigation``) of a real scikit-learn
+model behind a local HTTP server that degrades midway; its stored result and records are then
+scaled to the limit (50,000 probe records, one window per 100 probes after the baseline) and
+copied into ``--investigations`` investigations (default 100, the list's length). The list, the
+big investigation's page and their live JSON are timed, and a page of its records against all of
+them at once (what ``?records=true`` answered before it was paged).
+
+Run: ``.venv/bin/python bench/bench_dashboard.py [pages] [--repeat 15] [--store simulation.db]``,
 ``.venv/bin/python bench/bench_dashboard.py fleet [--models 20] [--windows 10000] [--repeat 20]``
+or ``.venv/bin/python bench/bench_dashboard.py investigations [--investigations 100]``
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
@@ -287,6 +296,131 @@ def new_window(repo: object, incident: dict) -> None:
     repo.update_incident(incident["id"], last_window=newest + 1)  # type: ignore[attr-defined]
 
 
+class _Model:
+    """A logistic regression served on a loopback port (the generic JSON protocol) whose
+    confidence collapses after ``degrade_after`` calls."""
+
+    def __init__(self, degrade_after: int) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import numpy as np
+        from sklearn.datasets import make_classification
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = make_classification(
+            n_samples=2_300, n_features=5, n_informative=4, n_redundant=0, n_classes=4,
+            n_clusters_per_class=1, class_sep=2.5, random_state=0,
+        )  # fmt: skip
+        model = LogisticRegression(max_iter=1000).fit(X[:2_000], y[:2_000])
+        self.rows = [{f"x{k}": float(v) for k, v in enumerate(row)} for row in X[2_000:]]
+        calls = [0]
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                calls[0] += 1
+                frame = np.array([[r[f"x{k}"] for k in range(5)] for r in body["instances"]])
+                answers = []
+                for p in model.predict_proba(frame):
+                    if calls[0] > degrade_after:
+                        p = 0.2 * p + 0.2
+                    answers.append(
+                        {
+                            "prediction": int(np.argmax(p)),
+                            "probabilities": {str(k): float(v) for k, v in enumerate(p)},
+                        }
+                    )
+                data = json.dumps({"predictions": answers}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/predict"
+
+
+def investigations_bench(args: argparse.Namespace) -> None:
+    """See the module's docstring: ``investigations``."""
+    from mlwarden.agent.investigate import MAX_PROBES, InvestigationRequest, run_investigation
+    from mlwarden.store.investigations import InvestigationRepo
+
+    baseline, window_size = 200, 100
+    served = _Model(degrade_after=baseline + window_size)
+    with tempfile.TemporaryDirectory() as folder:
+        policy = Path(folder) / "policy.yaml"
+        policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+        settings = Settings(data_dir=Path(folder) / "data", auth=False, agent_policy=policy)
+        store = Store(settings.resolved_database_url)
+        t0 = time.perf_counter()
+        wanted = InvestigationRequest(
+            url=served.url,
+            rows=served.rows,
+            baseline=baseline,
+            windows=3,
+            window_size=window_size,
+            rate_per_s=1000,
+        )
+        real = run_investigation(store, wanted, actor="bench", settings=settings)
+        assert real["state"] == "done" and real["result"]["incident"], real["error"]
+        print(f"one real investigation in {time.perf_counter() - t0:.1f} s")
+        repo = InvestigationRepo(store)
+        records = repo.get(real["id"], with_records=True)["records"]
+        result = dict(real["result"])
+        windows = (MAX_PROBES - baseline) // window_size
+        result["windows"] = [{**result["windows"][min(k, 2)], "window": k} for k in range(windows)]
+        result["findings"] = [f for w in result["windows"] for f in w["findings"]]
+        scaled = [{**records[k % len(records)], "id": f"p{k}"} for k in range(MAX_PROBES)]
+        params = {**real["params"], "windows": windows, "total_probes": MAX_PROBES}
+        progress = {**real["progress"], "done": MAX_PROBES, "total": MAX_PROBES}
+        for _ in range(args.investigations - 1):
+            copy = repo.create(real["url"], real["params"], "bench")
+            repo.save(copy, state="done", progress=real["progress"], result=real["result"],
+                      records=records)  # fmt: skip
+        big = repo.create(real["url"], params, "bench")
+        repo.save(big, state="done", progress=progress, result=result, records=scaled)
+        print(
+            f"{args.investigations} investigations stored; #{big}: {MAX_PROBES:,} records, "
+            f"{windows} windows, {len(result['findings'])} findings"
+        )
+        app = create_app(settings, store)
+        mount_ui(app)
+        with TestClient(app) as client:
+            client.get("/ui/")  # the local admin's session cookie
+            paths = [
+                "/ui/investigations",
+                "/ui/live/investigations",
+                f"/ui/investigations/{big}",
+                f"/ui/live/investigations/{big}",
+                f"/ui/investigations/{real['id']}",
+                f"/v1/investigations/{big}",
+                f"/v1/investigations/{big}?records=true",
+                f"/v1/investigations/{big}/records?offset=45000",
+                f"/v1/investigations/{big}/records?offset=45000&limit=5000",
+            ]
+            for path in paths:
+                runs = [request(client, path) for _ in range(args.repeat)]
+                print(page_line(path, [r[0] for r in runs], runs[-1][1], runs[-1][2]))
+            # what ?records=true did before: every record read, parsed and answered
+            whole = timed(
+                lambda: JSONResponse(repo.get(big, with_records=True)), max(3, args.repeat // 3)
+            )
+            print(summary("all 50,000 records answered (before)", whole))
+            page = timed(
+                lambda: JSONResponse(repo.records_page(big, 45_000, 1_000).records), args.repeat
+            )
+            print(summary("a page of 1,000 answered (now)", page))
+        store.close()
+    served.http.shutdown()
+
+
 def _asset_links(html: str) -> list[str]:
     import re
 
@@ -295,7 +429,12 @@ def _asset_links(html: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="?", choices=("pages", "fleet"), default="pages")
+    parser.add_argument(
+        "what", nargs="?", choices=("pages", "fleet", "investigations"), default="pages"
+    )
+    parser.add_argument(
+        "--investigations", type=int, default=100, help="investigations: how many to store"
+    )
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--windows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
@@ -317,6 +456,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "fleet":
         fleet_bench(args)
+    elif args.what == "investigations":
+        investigations_bench(args)
     else:
         pages_bench(args)
 

@@ -157,8 +157,10 @@ async def start_investigation(
 
 @router.get("/live/investigations")
 def live_investigations(
-    session: Session = Depends(api_session), state: ServerState = Depends(server)
-) -> JSONResponse:
+    request: Request,
+    session: Session = Depends(api_session),
+    state: ServerState = Depends(server),
+) -> Response:
     """What the list refreshes: each investigation's state, progress and brief."""
     rows = [
         {
@@ -170,7 +172,9 @@ def live_investigations(
         }
         for row in _list_rows(state)
     ]
-    return JSONResponse({"investigations": rows}, headers={"Cache-Control": "no-store"})
+    return compressed(
+        request, JSONResponse({"investigations": rows}, headers={"Cache-Control": "no-store"})
+    )
 
 
 # ---------------------------------------------------------------------------- one investigation
