@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,25 @@ def sample_rows(n: int = 300) -> list[dict[str, Any]]:
         {**{name: float(v) for name, v in zip(FEATURES, row, strict=True)}, "label": int(t)}
         for row, t in zip(X, y, strict=True)
     ]
+
+
+def probe_policy(folder: Path) -> Path:
+    """A policy file for investigations in tests: the probes share a loaded host, so latency
+    is not judged (these tests are about the model's answers)."""
+    policy = folder / "policy.yaml"
+    policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+    return policy
+
+
+def until(check: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """The first true value ``check`` returns, polled every 50 ms; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
 
 
 class ModelServer:

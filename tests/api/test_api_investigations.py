@@ -5,8 +5,7 @@ with their reason, and a server that stops keeps what its jobs collected."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,14 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer, free_port
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from model_http import ModelServer, sample_rows
+from model_http import ModelServer, probe_policy, sample_rows, until
 
 SIZES: dict[str, Any] = {"baseline": 150, "windows": 3, "window_size": 60, "rate_per_s": 1000}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # the probes share a loaded host: these tests are about confidence, not latency
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+    policy = probe_policy(tmp_path)
     return make_settings(tmp_path, agent_policy=policy, agent_in_server=False)
 
 
@@ -45,22 +42,12 @@ def model() -> Iterator[ModelServer]:
     served.close()
 
 
-def _until(check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def _finished(base: str, investigation: int) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         row = httpx.get(f"{base}/v1/investigations/{investigation}").json()
         return row if row["state"] in ("done", "failed") else None
 
-    result: dict[str, Any] = _until(done)
+    result: dict[str, Any] = until(done)
     return result
 
 
@@ -81,7 +68,7 @@ def test_an_investigation_over_http_from_start_to_report(
         row = httpx.get(f"{server.url}/v1/investigations/{record['id']}").json()
         return row if 0 < row["progress"]["done"] < 330 else None
 
-    running = _until(midway)
+    running = until(midway)
     assert running["progress"]["total"] == 330
     assert running["progress"]["stage"] in ("baseline", "monitoring")
     assert 0 < running["progress"]["percent"] < 100
@@ -222,7 +209,7 @@ def test_a_server_that_stops_keeps_what_its_investigation_collected(
     body = {"url": model.url, "rows": sample_rows(), **{**SIZES, "rate_per_s": 40}}
     with BackgroundServer(create_app(settings)) as first:
         investigation = httpx.post(first.url + "/v1/investigations", json=body).json()["id"]
-        _until(
+        until(
             lambda: (
                 httpx.get(f"{first.url}/v1/investigations/{investigation}").json()["progress"][
                     "done"

@@ -18,16 +18,14 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from model_http import ModelServer, sample_rows
+from model_http import ModelServer, probe_policy, sample_rows
 
 SIZES: dict[str, Any] = {"baseline": 150, "windows": 3, "window_size": 60, "rate_per_s": 1000}
 
 
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    # the probes share a loaded host: these tests are about confidence, not latency
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+    policy = probe_policy(tmp_path)
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,

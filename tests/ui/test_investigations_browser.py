@@ -19,15 +19,14 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from model_http import ModelServer, sample_rows
+from model_http import ModelServer, probe_policy, sample_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    policy = tmp_path / "policy.yaml"  # the probes share a loaded host: confidence, not latency
-    policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+    policy = probe_policy(tmp_path)
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'mlwarden.db'}",

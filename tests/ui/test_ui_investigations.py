@@ -10,8 +10,7 @@ import csv
 import html
 import io
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from mlwarden.server import create_app
 from mlwarden.server.background import BackgroundServer
 from mlwarden.settings import Settings
 from mlwarden.store import Store
-from model_http import ModelServer, sample_rows
+from model_http import ModelServer, probe_policy, sample_rows, until
 
 SIZES = {"baseline": "150", "windows": "3", "window_size": "60", "rate_per_s": "100"}
 TOTAL = 150 + 3 * 60
@@ -37,9 +36,7 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
-    # the probes share a loaded host: these tests are about confidence, not latency
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("version: 1\ndefaults:\n  detection:\n    latency_ratio: 1000\n")
+    policy = probe_policy(tmp_path)
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -91,16 +88,6 @@ def sample_csv(rows: list[dict[str, Any]]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
-
-
-def until(check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def start(
