@@ -105,6 +105,7 @@ def test_an_operator_investigates_a_url_and_sees_it_progress_to_its_finding(
         expect(row.locator('[data-field="state"]')).to_have_text("done")
         expect(row.locator('[data-field="verdict"]')).to_contain_text("Confidence collapse")
         expect(row.locator('[data-field="probes"]')).to_have_text("330 / 330")
+        screenshot(page, "investigations")
         assert problems == []
     finally:
         context.close()

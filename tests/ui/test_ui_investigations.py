@@ -159,6 +159,15 @@ def test_an_operator_starts_an_investigation_and_follows_it_to_its_report(
     as_html = client.get(f"/ui/investigations/{number}/report.html")
     assert as_html.headers["content-type"].startswith("text/html") and "<html" in as_html.text
 
+    records = client.get(f"/ui/investigations/{number}/records.json", params={"limit": 100})
+    assert records.status_code == 200 and "attachment" in records.headers["content-disposition"]
+    assert records.json()["total"] == TOTAL and records.json()["next_offset"] == 100
+    assert len(records.json()["records"]) == 100 and 'id="records-link"' in text
+    last = client.get(f"/ui/investigations/{number}/records.json", params={"offset": 300})
+    assert len(last.json()["records"]) == 30 and last.json()["next_offset"] is None
+    bad = client.get(f"/ui/investigations/{number}/records.json", params={"limit": 5001})
+    assert bad.status_code == 422 and "query.limit" in bad.json()["error"]
+
     listed = client.get("/ui/investigations").text
     row = re.search(rf'<tr data-id="{number}" data-state="done">(.*?)</tr>', listed, re.S)
     assert row is not None

@@ -16,14 +16,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from mlwarden.api.deps import ServerState, server
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError, NotFound
-from mlwarden.store.investigations import FINISHED, InvestigationRepo
+from mlwarden.store.investigations import (
+    FINISHED,
+    MAX_RECORDS_PAGE,
+    RECORDS_PAGE,
+    InvestigationRepo,
+)
 from mlwarden.ui.session import Session
 from mlwarden.ui.web import (
     PREFIX,
@@ -292,3 +297,25 @@ def investigation_report(
     if fmt == "html":
         return HTMLResponse(diagnosis.to_html(), headers=headers)
     return JSONResponse(diagnosis.to_dict(), headers=headers)
+
+
+@router.get("/investigations/{investigation_id}/records.json")
+def investigation_records(
+    request: Request,
+    investigation_id: int,
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=RECORDS_PAGE, ge=1, le=MAX_RECORDS_PAGE),
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """A page of the investigation's probe records as a file, as
+    ``GET /v1/investigations/{id}/records`` answers it (for a browser's session)."""
+    page = InvestigationRepo(state.store).records_page(investigation_id, offset, limit)
+    headers = {
+        "Content-Disposition": f'attachment; filename="investigation-{investigation_id}-'
+        f'records-{offset}.json"',
+        "Cache-Control": "no-store",
+    }
+    return compressed(
+        request, JSONResponse({"records": page.records, **page.as_dict()}, headers=headers)
+    )
