@@ -75,6 +75,15 @@ def test_an_operator_investigates_a_url_and_sees_it_progress_to_its_finding(
         expect(page).to_have_url(re.compile(r"/ui/investigations/1\?msg="))
         expect(page.locator(".flash")).to_have_text("Investigation #1 started: 330 probes.")
 
+        # the list, open in another tab, follows it too
+        listing = context.new_page()
+        listing.on("pageerror", lambda e: problems.append(str(e)))
+        listing.goto(url + "/ui/investigations")
+        listing.evaluate("window.__sameDocument = true")
+        expect(listing.locator('#investigations tr[data-id="1"]')).not_to_have_attribute(
+            "data-state", "done"
+        )
+
         # the progress moves while the job runs, without a reload (the marker survives)
         page.evaluate("window.__sameDocument = true")
         first = int(page.locator("#inv-progress").get_attribute("value") or 0)
@@ -99,6 +108,14 @@ def test_an_operator_investigates_a_url_and_sees_it_progress_to_its_finding(
         report = Path(download.value.path()).read_text()
         assert report.startswith("# Incident report") and "Confidence collapse" in report
         screenshot(page, "investigation")
+
+        listed = listing.locator('#investigations tr[data-id="1"]')
+        expect(listed.locator('[data-field="verdict"]')).to_contain_text(
+            "Confidence collapse", timeout=15_000
+        )
+        expect(listed.locator('[data-field="verdict"] .sev')).to_have_text("high")
+        expect(listed.locator('[data-field="state"]')).to_have_text("done")
+        assert listing.evaluate("window.__sameDocument === true")  # not reloaded
 
         page.get_by_role("link", name="All investigations").click()
         row = page.locator('#investigations tr[data-id="1"]')

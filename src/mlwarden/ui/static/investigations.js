@@ -41,7 +41,17 @@
         setText(tr.querySelector('[data-field="probes"]'), `${p.done || 0} / ${p.total || 0}`);
         const b = row.brief || {};
         setText(tr.querySelector('[data-field="findings"]'), b.findings === null || b.findings === undefined ? "–" : String(b.findings));
-        setText(tr.querySelector('[data-field="verdict"]'), verdictText(row));
+        const verdict = tr.querySelector('[data-field="verdict"]');
+        const b2 = row.brief || {};
+        if (verdict && row.state === "done" && b2.incident) {  // the severity chip, as rendered
+          const sev = document.createElement("span");
+          sev.className = "sev sev-" + (b2.severity || "");
+          sev.textContent = b2.severity || "";
+          verdict.replaceChildren(sev, " " + (b2.root_cause || "no playbook matched"));
+          verdict.classList.add("changed");
+        } else {
+          setText(verdict, verdictText(row));
+        }
       }
       if (unseen) {
         const note = document.getElementById("live-status");
