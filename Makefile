@@ -40,7 +40,8 @@ services: $(RUNTIME)
 	$(SERVICES)
 
 ## Make PostgreSQL and Chromium ready, then run the whole test suite on every core
-## (pytest-xdist: one worker per core, each test sent to whichever worker is free;
+## (pytest-xdist: one worker per core, each test sent to whichever worker is free, but the
+## tests of one xdist_group, which walk a shared dashboard in order, on one worker;
 ## `$(BIN)/python -m pytest -q` alone runs it in one process). test-services.sh writes the
 ## PostgreSQL server and the Chromium the tests should use to $(VENV)/test-services.env.
 ## PYTEST_ARGS narrows the run, e.g. make test PYTEST_ARGS='tests/api -m "not slow"'.
@@ -48,7 +49,7 @@ PYTEST_ARGS ?=
 test: $(DEV)
 	$(SERVICES)
 	set -a && . $(VENV)/test-services.env && set +a && \
-		$(BIN)/python -m pytest -q -n auto --dist load $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -q -n auto --dist loadgroup $(PYTEST_ARGS)
 
 ## ruff's checks and format, and mypy on the package (its settings: [tool.mypy] in
 ## pyproject.toml; strict on the core packages; about 45 s of CPU from a cold cache, a few

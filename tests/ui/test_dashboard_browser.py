@@ -26,7 +26,9 @@ from mlwarden.domain import DeploymentState
 from mlwarden.store.approvals import Approvals
 from mlwarden.store.incidents import AgentRepo
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# The tests walk one dashboard in file order (an approval approved, then one rejected...):
+# `make test` (--dist loadgroup) keeps them on one worker, in this order.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("dashboard_walk")]
 
 
 class Watched:
