@@ -227,7 +227,10 @@ class FeatureRepair(BaseModel):
     place changes nothing once the inputs are clean again: a null (or a missing feature) takes
     ``fill`` (or a value predicted from the request's other features, see ``fill_coefficients``);
     a number outside ``[low, high]`` whose division by ``divide_by`` lands inside it
-    is divided (a unit change by that factor, undone); a category outside ``known`` becomes
+    is divided (a unit change by that factor, undone), or every number when ``divide_all``
+    (a factor that is no power of ten, miles to kilometres: the converted values overlap the
+    plausible range, so one value cannot tell; such a rule is not the identity on clean data
+    and is released as soon as the inputs are clean again); a category outside ``known`` becomes
     ``unseen_to``; a request that lacks the feature but carries ``renamed_from`` has that key
     renamed back. The request is recorded as it was sent: the monitor keeps seeing the fault.
     """
@@ -243,6 +246,7 @@ class FeatureRepair(BaseModel):
     fill_intercept: float | None = None
     fill_coefficients: dict[str, float] | None = Field(default=None, max_length=1_000)
     divide_by: float | None = None
+    divide_all: bool = False
     low: float | None = None
     high: float | None = None
     known: list[Scalar] | None = Field(default=None, max_length=10_000)
@@ -260,6 +264,8 @@ class FeatureRepair(BaseModel):
                 raise ValueError("divide_by must be positive")
             if self.low is None or self.high is None or self.low > self.high:
                 raise ValueError("divide_by needs the plausible range low <= high")
+        elif self.divide_all:
+            raise ValueError("divide_all needs divide_by")
         return self
 
     @cached_property

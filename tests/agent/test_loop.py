@@ -521,3 +521,42 @@ def test_a_drop_long_after_a_quality_incident_opened_is_judged_not_kept_waiting(
     performance = AgentRepo(store).get_incident(by_scope["performance"]["id"])
     assert performance["decisions"], performance["timeline"]
     assert performance["decisions"][-1]["diagnosis"] == "concept_drift"
+
+
+def test_one_window_of_prediction_drift_opens_no_incident_two_in_a_row_or_a_strong_one_do(
+    store: Store, deployed: dict
+) -> None:
+    """A prediction-drift test fires at its nominal rate on healthy windows (on a stationary
+    fleet most false incidents were one such window): alone, it opens an incident only when
+    the window before had one too, or when its p-value is far below that rate."""
+
+    def drift(p: float) -> Any:
+        return finding("prediction_drift", 3, ["score"]).model_copy(update={"p_value": p})
+
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3)
+    agent.run_once()
+    for findings in ([drift(0.004)], [], [drift(0.008)]):
+        script.add(MODEL, findings, accuracy=0.8)
+        agent.run_once()
+        assert AgentRepo(store).list_incidents() == []
+    script.add(MODEL, [drift(0.002)], accuracy=0.8)  # the second window in a row
+    agent.run_once()
+    (incident,) = AgentRepo(store).list_incidents()
+    assert incident["scope"] == "drift" and incident["first_window"] == 7
+
+
+def test_a_strong_prediction_drift_opens_an_incident_at_once(store: Store, deployed: dict) -> None:
+    script = Script()
+    agent = agent_for(store, script)
+    clean_windows(script, 3)
+    agent.run_once()
+    script.add(
+        MODEL,
+        [finding("prediction_drift", 3, ["score"]).model_copy(update={"p_value": 1e-6})],
+        accuracy=0.8,
+    )
+    agent.run_once()
+    (incident,) = AgentRepo(store).list_incidents()
+    assert incident["scope"] == "drift"

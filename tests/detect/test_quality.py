@@ -251,3 +251,51 @@ def test_longest_run_survives_storage_and_merges_as_the_longer() -> None:
         longest_run(flights["month"].iloc[:2_000].to_numpy()),
         longest_run(flights["month"].iloc[2_000:8_000].to_numpy()),
     )
+
+
+def _unit_changes(reference: Profile, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    window = Profile.from_data(frame, reference.layout)
+    return [
+        {"features": f.features, **f.evidence}
+        for f in QualityDetector().detect(reference, window)
+        if f.evidence["check"] == "unit_change"
+    ]
+
+
+def test_miles_turned_into_kilometres_are_found_in_either_order() -> None:
+    """x1.609 is no power of ten: the spread and mean move by a factor that real drift moves
+    them by too, and the converted values mostly stay inside the miles' range. The whole shape
+    of the window is the reference's stretched by the factor, which drift's is not."""
+    flights = load("flights").drop(columns=["late"])
+    reference = build_reference(flights.iloc[:8000])  # the flights scenarios' reference rows
+    shuffled = flights.iloc[8000:].sample(frac=1.0, random_state=3)
+    for window in (flights.iloc[14_000:15_000], shuffled.iloc[:1000]):
+        assert _unit_changes(reference, window) == []
+        km = _unit_changes(reference, window.assign(distance=window["distance"] * 1.609344))
+        assert [(u["features"], u["factor"], u["unit"]) for u in km] == [
+            (["distance"], 1.609344, "mi -> km")
+        ]
+        back = _unit_changes(reference, window.assign(distance=window["distance"] / 1.609344))
+        assert [u["unit"] for u in back] == ["km -> mi"]
+
+
+def test_no_unit_change_on_the_bundled_data_in_time_order_against_the_scenarios_references() -> (
+    None
+):
+    """Every window of the bundled datasets after each built-in scenario's reference, in time
+    order (the seasons, the price levels of two years of Elec2): no column changes unit, so any
+    unit_change finding is false. (bench/bench_unit_factors.py looks wider.)"""
+    from mlwarden.datasets import DATASETS
+    from mlwarden.scenarios.spec import builtin_names, load_scenario
+
+    setups = {
+        (s.dataset, tuple(s.reference), s.window)
+        for s in (load_scenario(name) for name in builtin_names())
+    }
+    false = []
+    for dataset, (start, end), size in sorted(setups):
+        frame = load(dataset).drop(columns=[DATASETS[dataset].target])
+        reference = build_reference(frame.iloc[start:end])
+        for at in range(end, len(frame) - size + 1, size):
+            false += _unit_changes(reference, frame.iloc[at : at + size])
+    assert false == []

@@ -103,3 +103,23 @@ def test_the_plan_follows_each_finding_and_takes_values_from_the_training_sample
     assert alone.fill_coefficients["nsw"] == pytest.approx(2.0, abs=0.05)
     assert plan_repair([broken("vic", "constant")], sample) == {}
     assert plan_repair([broken("vic", "null_burst")], None) == {}
+
+
+def test_a_known_unit_factor_that_is_no_power_of_ten_divides_every_value() -> None:
+    """Miles turned into kilometres mostly stay inside the miles' range: the range cannot tell
+    which values to divide, so every one is (and only while the fault lasts: such a rule is not
+    the identity on clean requests and is released when the inputs are clean again)."""
+    sample = [{"distance": float(d)} for d in range(100, 2600, 25)]
+    km = plan_repair([broken("distance", "unit_change", factor=1.609344)], sample)["distance"]
+    assert km.divide_by == 1.609344 and km.divide_all
+    rows = [{"distance": 1609.344}, {"distance": 160.9344}, {"distance": None}]
+    assert repair_instances(rows, {"distance": km}) == [
+        {"distance": pytest.approx(1000.0)},
+        {"distance": pytest.approx(100.0)},
+        {"distance": None},
+    ]
+    hundred = plan_repair([broken("distance", "unit_change", factor=100.0)], sample)["distance"]
+    assert not hundred.divide_all  # a power of ten: only values past the range
+    assert repair_instances([{"distance": 1000.0}], {"distance": hundred}) == [{"distance": 1000.0}]
+    with pytest.raises(ValidationError):
+        FeatureRepair(divide_all=True)

@@ -213,6 +213,33 @@ def scoped(windows: Sequence[WindowView], scope: Scope | None) -> list[WindowVie
     ]
 
 
+# A prediction-drift test fires at its nominal rate (alpha 0.01 a window) on healthy windows: on
+# a stationary fleet of 1,000 models most false incidents were one window's prediction drift
+# (docs/benchmarks.md, "False incidents on the stationary fleet"). Alone, it opens an incident
+# only when the window before had one too, or when its p-value is this far below that rate (a
+# healthy window gets there once in ten thousand). A collapse is a stuck server and opens at once.
+PREDICTION_DRIFT_OPEN_P = 1e-4
+
+
+def opens_incident(finding: Finding, previous: Sequence[Finding]) -> bool:
+    """Whether ``finding`` may open an incident, given the previous window's qualifying findings.
+
+    >>> from mlwarden.domain import Finding
+    >>> def drift(p, **evidence):
+    ...     return Finding(kind="prediction_drift", detector="d", statistic="ks", score=0.2,
+    ...                    threshold=0.1, p_value=p, message="m", evidence=evidence)
+    >>> opens_incident(drift(0.004), []), opens_incident(drift(0.004), [drift(0.008)])
+    (False, True)
+    >>> opens_incident(drift(1e-6), []), opens_incident(drift(0.004, collapse=True), [])
+    (True, True)
+    """
+    if finding.kind is not FindingKind.PREDICTION_DRIFT or is_collapse(finding):
+        return True
+    if finding.p_value is not None and finding.p_value < PREDICTION_DRIFT_OPEN_P:
+        return True
+    return any(f.kind is FindingKind.PREDICTION_DRIFT for f in previous)
+
+
 def assess_severity(findings: Sequence[Finding], policy: ModelPolicy) -> tuple[Severity, str]:
     """Severity from the effect size, the share of traffic and the performance impact.
 
@@ -250,6 +277,7 @@ __all__ = [
     "in_scope",
     "is_collapse",
     "kinds_persistence",
+    "opens_incident",
     "performance_drop",
     "qualifying",
     "scope_of",

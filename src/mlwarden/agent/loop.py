@@ -51,6 +51,7 @@ from mlwarden.agent.incidents import (
     WindowView,
     in_scope,
     is_collapse,
+    opens_incident,
     qualifying,
     scope_of,
     scoped,
@@ -273,14 +274,17 @@ class Agent:
             return
         taken = {i["scope"] for i in current}
         accepted = self._accepted_of(model)
+        before = [w for w in history if w.window == latest.window - 1]
+        previous = qualifying(before[-1].findings, policy) if before else []
         for scope in SCOPE_ORDER:
             if scope.value in taken:
                 continue
-            # what accepted drift took is not new; a performance change after it is
+            # what accepted drift took is not new; a performance change after it is; one
+            # window's prediction drift at the test's nominal rate is not yet an incident
             found = [
                 f
                 for f in qualifying(in_scope(latest.findings, scope), policy)
-                if not absorbed(f, accepted)
+                if not absorbed(f, accepted) and opens_incident(f, previous)
             ]
             if not found:
                 continue  # before the query below
@@ -1465,6 +1469,9 @@ class Agent:
         before."""
         if not remedy_for(action["kind"]).mends_inputs or action["state"] != "done":
             return None
+        rules = (action["params"].get("input_repair") or {}).values()
+        if any(rule.get("divide_all") for rule in rules):
+            return None  # it rescales clean values too: released once the inputs are clean
         version = action["params"].get("version")
         spec = self.store.get_model(model)
         if version is None or spec.task is None:

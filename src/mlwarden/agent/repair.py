@@ -11,7 +11,9 @@ come from the live version's training sample, the data the model learned from:
   frequent value;
 * ``unit_change`` with its detected power-of-ten ``factor``: a value outside the sample's range
   (widened by a tenth of the range on each side, so values just past it are left alone) whose
-  division by the factor lands inside is divided;
+  division by the factor lands inside is divided; with a known unit factor that is no power of
+  ten (miles to kilometres), every value is divided (``divide_all``): most converted values
+  still lie inside the range, so a value on its own cannot tell;
 * ``unseen_category``: a category the sample never held becomes its most frequent one;
 * a ``missing_feature`` or ``null_burst`` beside exactly one ``unknown_column`` is taken as
   renamed: the request's
@@ -32,6 +34,7 @@ here: the evidence scores it on the incident's labelled records first (``agent.e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -156,7 +159,13 @@ def plan_repair(
                     values = pd.to_numeric(frame[name], errors="coerce").dropna()
                     low, high = float(values.min()), float(values.max())
                     slack = RANGE_SLACK * (high - low)
-                    rule.update(divide_by=factor, low=low - slack, high=high + slack)
+                    orders = math.log10(factor)
+                    rule.update(
+                        divide_by=factor,
+                        divide_all=not math.isclose(orders, round(orders), abs_tol=1e-9),
+                        low=low - slack,
+                        high=high + slack,
+                    )
             elif check == "unseen_category":
                 values = frame[name].dropna()
                 known = [_python(v) for v in values.unique()]

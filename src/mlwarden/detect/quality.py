@@ -25,6 +25,20 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
   or 1000 (or their inverses): a unit conversion such as
   m -> cm, kg -> g or a fraction turned into a percentage (Ratio rule; no distribution test
   can tell "scaled" from "shifted", this one can).
+* a known unit factor that is no power of ten (miles -> km x1.609, lb -> kg, ft -> m, in -> cm,
+  m/s -> km/h, nautical miles -> km, and back): a rescale by 1.6 overlaps the reference's range,
+  and the mean and spread of real data drift by such factors too (prices, counts of riders).
+  What a rescale does and drift does not: the *whole shape* is the reference's, stretched by the
+  factor. So the window must be far from the reference as it is (KS distance at least
+  ``rescale_min_ks``, significant) and close to the reference multiplied by a known factor (KS
+  distance at most ``rescale_max_ks`` and at most ``rescale_max_share`` of the first), on a
+  feature that is never negative, reaches past 1 (a share, a probability or a column scaled to
+  [0, 1] has no unit: Elec2's prices, whose level halved between 1996 and 1997, look like
+  pounds turned into kilograms) and takes many values (at least ``rescale_min_edges`` distinct
+  reference quantiles: not an hour or a month). On the bundled datasets in time order (every
+  window against the scenarios' references, ``bench/bench_unit_factors.py``) this raises no
+  finding, while miles turned into kilometres on the flights' distance is found in every window
+  in either order.
 * unseen categories: at least 1 % of the window and at least 5 rows.
 * retyped: at least half of the non-null values of a numeric feature are not numbers; below
   that, any significant share is a ``type_violation``.
@@ -55,6 +69,7 @@ from scipy import stats
 
 from mlwarden.detect.base import Detector, DetectorContext, fmt_p, fmt_rows
 from mlwarden.detect.registry import register
+from mlwarden.detect.statistics import ks_binned, ks_rescaled
 from mlwarden.domain import Finding, FindingKind, ModelSpec
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile
@@ -76,6 +91,10 @@ class QualityThresholds:
     unseen_min_rows: int = 5
     retyped_share: float = 0.5
     min_rows: int = 30
+    rescale_min_ks: float = 0.3
+    rescale_max_ks: float = 0.06
+    rescale_max_share: float = 0.15
+    rescale_min_edges: int = 20
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -92,6 +111,22 @@ def _binom_p(k: int, n: int, p0: float) -> float:
 
 
 UNIT_CHANGE_MIN_ORDERS = 0.5
+# unit conversions by a factor that is no power of ten (those are found by the ratio rule), each
+# with its inverse: miles and kilometres, pounds and kilograms, feet and metres, inches and
+# centimetres, metres a second and kilometres an hour, nautical miles and kilometres
+KNOWN_UNIT_FACTORS: dict[str, float] = {
+    "mi -> km": 1.609344,
+    "lb -> kg": 0.45359237,
+    "ft -> m": 0.3048,
+    "in -> cm": 2.54,
+    "m/s -> km/h": 3.6,
+    "nmi -> km": 1.852,
+}
+_UNIT_FACTORS: tuple[tuple[str, float], ...] = tuple(
+    item
+    for name, factor in KNOWN_UNIT_FACTORS.items()
+    for item in ((name, factor), (" -> ".join(reversed(name.split(" -> "))), 1.0 / factor))
+)
 
 
 @register
@@ -273,7 +308,7 @@ class QualityDetector(Detector):
                     )
         if win.count < t.min_rows or ref.count < 2:
             return
-        if self._unit_change(name, ref, win, add):
+        if self._unit_change(name, ref, win, add) or self._known_unit_factor(name, ref, win, add):
             return
         # no longer than the reference held one value when read in order (a calendar column
         # in time order): normal, not a stuck feed
@@ -362,6 +397,45 @@ class QualityDetector(Detector):
             factor=factor,
             ratio_std=ratio_std,
             ratio_mean=ratio_mean,
+        )
+        return True
+
+    def _known_unit_factor(self, name: str, ref: NumericStats, win: NumericStats, add: Any) -> bool:
+        """The window is the reference stretched by a known unit factor (module docstring)."""
+        t = self.t
+        edges = ref.bins.edges
+        if ref.min < 0 or ref.max <= 1.0 or edges.size < t.rescale_min_edges:
+            return False
+        as_is, p = ks_binned(ref.hist, win.hist)
+        if as_is < t.rescale_min_ks or p >= t.alpha:
+            return False
+        fits = [
+            (distance, unit, factor)
+            for unit, factor in _UNIT_FACTORS
+            if (distance := ks_rescaled(ref.hist, win.hist, edges, factor)) is not None
+        ]
+        if not fits:
+            return False
+        distance, unit, factor = min(fits)
+        if distance > t.rescale_max_ks or distance > t.rescale_max_share * as_is:
+            return False
+        # score: how much closer the window is to the rescaled reference than to the reference
+        # (KS distances); threshold: the least ratio that counts
+        add(
+            [name],
+            "unit_change",
+            "rescaled_fit_ratio",
+            as_is / max(distance, 1e-9),
+            1.0 / t.rescale_max_share,
+            f"{name} looks converted ({unit}, x{factor:.4g}): KS distance {as_is:.2f} to the "
+            f"reference, {distance:.3f} to the reference x{factor:.4g}; mean {ref.mean:.4g} -> "
+            f"{win.mean:.4g} on {fmt_rows(win.count)} (unit change?)",
+            p,
+            factor=factor,
+            unit=unit,
+            ks_reference=as_is,
+            ks_rescaled=distance,
+            ratio_mean=win.mean / ref.mean if ref.mean else None,
         )
         return True
 

@@ -49,6 +49,7 @@ __all__ = [
     "ks_binned",
     "ks_exact",
     "ks_pvalue",
+    "ks_rescaled",
     "psi",
     "wasserstein_binned",
 ]
@@ -77,6 +78,36 @@ def ks_binned(ref_hist: np.ndarray, win_hist: np.ndarray) -> tuple[float, float]
         return 0.0, 1.0
     stat = float(np.max(np.abs(_cdf(ref_hist) - _cdf(win_hist))))
     return stat, ks_pvalue(stat, n, m)
+
+
+def ks_rescaled(
+    ref_hist: np.ndarray,
+    win_hist: np.ndarray,
+    edges: np.ndarray,
+    factor: float,
+    min_mass: float = 0.8,
+) -> float | None:
+    """KS distance between a window and the reference multiplied by ``factor``, from their
+    histograms on the reference's ``edges``; None when the comparison would say nothing.
+
+    ``P(factor * X < e) = P(X < e / factor)``, read off the reference's CDF (linear between its
+    edges), is compared with the window's CDF at the edges ``e`` for which ``e / factor`` lies
+    inside the reference's range: only there are both resolved. Unless at least ``min_mass`` of
+    the window and of the rescaled reference lie between those edges, None: a window far beyond
+    the reference's range (a summer against a winter) matches any rescale on the few edges left.
+    """
+    if edges.size < 2 or factor <= 0 or ref_hist.sum() <= 0 or win_hist.sum() <= 0:
+        return None
+    below_ref = _cdf(ref_hist)[:-1]
+    below_win = _cdf(win_hist)[:-1]
+    scaled = np.interp(edges / factor, edges, below_ref, left=0.0, right=1.0)
+    inside = np.flatnonzero((edges / factor >= edges[0]) & (edges / factor <= edges[-1]))
+    if inside.size < 2:
+        return None
+    lo, hi = inside[0], inside[-1]
+    if min(below_win[hi] - below_win[lo], scaled[hi] - scaled[lo]) < min_mass:
+        return None
+    return float(np.max(np.abs(below_win[inside] - scaled[inside])))
 
 
 def ks_exact(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -66,6 +66,8 @@ def repair_value(value: Any, rule: FeatureRepair, instance: Mapping[str, Any] | 
     if rule.divide_by is not None and number:
         low, high = rule.low, rule.high
         assert low is not None and high is not None  # FeatureRepair checks it
+        if rule.divide_all and math.isfinite(value):
+            return value / rule.divide_by
         if math.isfinite(value) and not low <= value <= high:
             scaled = value / rule.divide_by
             if low <= scaled <= high:
