@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,7 @@ def serve(
     import uvicorn
 
     from mlwarden.server import create_app
+    from mlwarden.serving.metrics import MULTIPROC_ENV, fresh_multiprocess_dir
 
     settings = _settings(host, port, data_dir, database_url).model_copy(
         update={"agent_in_server": agent}
@@ -105,11 +107,20 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(settings), workers=1, **options)
         return
-    # each worker is a new process that builds its own app from the environment
+    # each worker is a new process that builds its own app from the environment; their
+    # metrics go to files in a fresh folder that whichever answers /metrics sums
     os.environ.update(_environment(settings))
-    uvicorn.run(
-        "mlwarden.server.app:create_app_from_environment", factory=True, workers=workers, **options
-    )
+    metrics_dir = fresh_multiprocess_dir(settings.data_dir)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        uvicorn.run(
+            "mlwarden.server.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            **options,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _environment(settings: Settings) -> dict[str, str]:

@@ -288,6 +288,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             for other in app.state.mlwarden.environments.values():
                 await other.aclose()
             writer.close()
+            metrics.close()
             if owns_store:
                 opened.close()
 
