@@ -17,6 +17,15 @@ from fastapi.testclient import TestClient
 from mlwarden.settings import Settings
 
 ELEC_FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+# one plausible instance of ``elec``
+ELEC_ROW = {
+    "period": 0.5,
+    "nswprice": 0.06,
+    "nswdemand": 0.4,
+    "vicprice": 0.003,
+    "vicdemand": 0.4,
+    "transfer": 0.4,
+}
 ELEC_SPEC = {
     "name": "elec",
     "task": "classification",

@@ -11,20 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import deploy_elec
+from api_helpers import ELEC_ROW, deploy_elec
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlwarden.server.background import ServerProcess
 from mlwarden.serving.metrics import MULTIPROC_ENV, ServerMetrics, fresh_multiprocess_dir
-
-ROW = {
-    "period": 0.5,
-    "nswprice": 0.06,
-    "nswdemand": 0.4,
-    "vicprice": 0.003,
-    "vicdemand": 0.4,
-    "transfer": 0.4,
-}
 
 
 def scrape(url: str) -> tuple[int, dict[str, list[float]]]:
@@ -45,14 +36,14 @@ def scrape(url: str) -> tuple[int, dict[str, list[float]]]:
     return pid, samples
 
 
-def predict_until_both_answered(url: str, count: int) -> set[int]:
+def predict(url: str, count: int) -> set[int]:
     """``count`` predictions, each on a new connection (the kernel spreads them over the
     workers); the pids that answered."""
     pids: set[int] = set()
     for _ in range(count):
         with httpx.Client(base_url=url, timeout=30) as fresh:
             pids.add(fresh.get("/health").json()["replica"]["pid"])
-            response = fresh.post("/v1/models/elec/predict", json={"instances": [ROW]})
+            response = fresh.post("/v1/models/elec/predict", json={"instances": [ELEC_ROW]})
             assert response.status_code == 200, response.text
     return pids
 
@@ -76,18 +67,18 @@ def test_every_scrape_counts_the_predictions_of_every_worker(
         sent = 0
         pids: set[int] = set()
         while len(pids) < 2 and sent < 200:
-            pids |= predict_until_both_answered(server.url, 10)
+            pids |= predict(server.url, 10)
             sent += 10
         assert len(pids) == 2, "one process answered everything"
         (folder,) = (data / "prometheus").iterdir()
         assert folder.name == f"serve-{server.process.pid}"  # type: ignore[union-attr]
 
         scrapers: set[int] = set()
-        for _ in range(40):
+        for attempt in range(40):
             pid, samples = scrape(server.url)
             scrapers.add(pid)
             assert_counts(samples, sent)
-            if len(scrapers) == 2 and _ >= 5:
+            if len(scrapers) == 2 and attempt >= 5:
                 break
         assert scrapers == pids, "one process answered every scrape"
 
@@ -106,7 +97,7 @@ def test_every_scrape_counts_the_predictions_of_every_worker(
             assert_counts(samples, sent)
             scraped += 1
         assert scraped == 5, "no worker answered after one was killed"
-        predict_until_both_answered(server.url, 5)
+        predict(server.url, 5)
         sent += 5
         for _ in range(5):
             assert_counts(scrape(server.url)[1], sent)

@@ -10,20 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import deploy_elec, wait_for
+from api_helpers import ELEC_ROW, deploy_elec, wait_for
 from sqlalchemy import text
 
 from mlwarden.server.background import ServerProcess
 from mlwarden.store import Store
-
-ROW = {
-    "period": 0.5,
-    "nswprice": 0.06,
-    "nswdemand": 0.4,
-    "vicprice": 0.003,
-    "vicdemand": 0.4,
-    "transfer": 0.4,
-}
 
 
 def start_all(servers: list[ServerProcess]) -> list[ServerProcess]:
@@ -69,7 +60,7 @@ def test_replicas_follow_each_others_changes_at_once(
         def version(client: httpx.Client, token: str = admin) -> int | None:
             response = client.post(
                 "/v1/models/elec/predict",
-                json={"instances": [ROW]},
+                json={"instances": [ELEC_ROW]},
                 headers={"Authorization": f"Bearer {token}"},
             )
             return response.json()["predictions"][0]["version"] if response.is_success else None
@@ -121,7 +112,7 @@ def test_replicas_follow_each_others_changes_at_once(
                 lambda client=client: (
                     client.post(  # type: ignore[misc]
                         "/v1/models/elec/predict",
-                        json={"instances": [ROW]},
+                        json={"instances": [ELEC_ROW]},
                         headers={"Authorization": f"Bearer {ci}"},
                     ).status_code
                     == 401
@@ -153,7 +144,7 @@ def test_workers_share_one_port(
                 # new connections: the kernel spreads them over the workers' shared socket
                 with httpx.Client(base_url=server.url, timeout=30) as fresh:
                     pids.add(fresh.get("/health").json()["replica"]["pid"])
-                    response = fresh.post("/v1/models/elec/predict", json={"instances": [ROW]})
+                    response = fresh.post("/v1/models/elec/predict", json={"instances": [ELEC_ROW]})
                     assert response.status_code == 200, response.text
                     answered += 1
             assert len(pids) == 2, "one process answered everything"
