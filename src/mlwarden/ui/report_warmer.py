@@ -115,6 +115,12 @@ class DiagnosisWarmer:
         return made
 
     def _run(self) -> None:
+        try:
+            if AgentRepo(self.store).list_incidents(limit=1):
+                # a first view of any incident should not wait for the process's imports
+                self.diagnoses.process.start(self.store)
+        except Exception:  # started at the first diagnosis instead
+            log.exception("starting the diagnosis process failed")
         while not self._stop.is_set():
             try:
                 self.warm()
