@@ -247,6 +247,8 @@ def test_a_page_after_a_window_closes_makes_no_diagnosis_in_the_server_process(
     settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
     with TestClient(create_app(settings, store)) as client:
         diagnoses = server_diagnoses(client.app.state.mlwarden)  # type: ignore[attr-defined]
+        # until its process is up (its imports), a diagnosis is made here rather than waited for
+        assert diagnoses.process.wait_started(store, 120)
         page = client.get(f"/ui/incidents/{incident}")
         assert page.status_code == 200 and 'class="explanation"' in page.text
         assert "could not be computed" not in page.text

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from mlwarden.clock import utcnow
 from mlwarden.store import agent_tables as at
@@ -58,8 +59,9 @@ class StoredDiagnoses:
             key = conn.execute(select(t.c.key).where(t.c.incident_id == incident_id)).scalar()
         return None if key is None else str(key)
 
-    def put(self, incident_id: int, stored: StoredDiagnosis) -> None:
-        """Keep ``stored`` as the incident's diagnosis (replacing the one before)."""
+    def put(self, incident_id: int, stored: StoredDiagnosis) -> bool:
+        """Keep ``stored`` as the incident's diagnosis (replacing the one before); False when
+        the incident is gone, or another process stored its diagnosis at the same moment."""
         t = at.incident_diagnoses
         values = {
             "key": stored.key,
@@ -68,6 +70,10 @@ class StoredDiagnoses:
             "diagnosis": stored.diagnosis,
             "made_at": utcnow(),
         }
-        with self.store.engine.begin() as conn:
-            conn.execute(delete(t).where(t.c.incident_id == incident_id))
-            conn.execute(insert(t).values(incident_id=incident_id, **values))
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(delete(t).where(t.c.incident_id == incident_id))
+                conn.execute(insert(t).values(incident_id=incident_id, **values))
+        except IntegrityError:
+            return False
+        return True

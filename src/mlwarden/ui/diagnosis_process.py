@@ -8,10 +8,12 @@ made, took 0.2-1.3 s against a 300 ms target (docs/benchmarks.md). Made here, in
 process that reads the store on its own connection, a page only waits on the answer (it holds
 no lock meanwhile) or shows the diagnosis kept from the window before.
 
-One process: diagnoses queue rather than take both cores from the pages; it is started with
-the server (:meth:`DiagnosisProcess.start`, so its imports are not paid by a first view) and
-replaced if it dies (the diagnosis it was making is made in the calling thread instead). An
-in-memory SQLite store cannot be opened by another process: there diagnoses stay in threads.
+One process: diagnoses queue rather than take both cores from the pages. It is started with
+the server's diagnosis warmer (or at the first diagnosis); until its imports are done (seconds
+on a busy machine) diagnoses are made in the calling thread as before, rather than making a
+first view wait for them. A process that dies is replaced (the diagnosis it was making is made
+in the calling thread). An in-memory SQLite store cannot be opened by another process: there
+diagnoses stay in threads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
@@ -55,12 +57,8 @@ class DiagnosisProcess:
         self._executor: ProcessPoolExecutor | None = None
         self._url: str | None = None
         self._lock = threading.Lock()
+        self._started: Future[int] = Future()  # done once the process takes diagnoses
         self.closed = False
-
-    def start(self, store: Store) -> DiagnosisProcess:
-        """Start the process for ``store`` now rather than at the first diagnosis."""
-        self._pool(store)
-        return self
 
     def diagnose(
         self,
@@ -71,7 +69,8 @@ class DiagnosisProcess:
     ) -> IncidentDiagnosis:
         """:func:`diagnose_here`, made in the worker process when it can open ``store``."""
         pool = self._pool(store)
-        if pool is None:
+        if pool is None or not self._started.done():
+            # still starting (its imports take seconds on a busy machine): not waited for
             return diagnose_here(store, incident, findings, model_id)
         try:
             return pool.submit(_diagnose, dict(incident), findings, model_id).result()
@@ -99,8 +98,21 @@ class DiagnosisProcess:
                     initializer=_start,
                     initargs=(url,),
                 )
-                self._executor.submit(int)  # start it (and its imports) now
+                self._started = self._executor.submit(int)  # start it (and its imports) now
             return self._executor
+
+    def wait_started(self, store: Store, timeout_s: float | None = None) -> bool:
+        """Start the process for ``store`` and wait until it takes diagnoses; False when it
+        cannot (an in-memory store, turned off, closed) or did not in ``timeout_s``."""
+        if self._pool(store) is None:
+            return False
+        try:
+            self._started.result(timeout_s)
+        except TimeoutError:
+            return False
+        except BrokenProcessPool:
+            return False
+        return True
 
     def close(self) -> None:
         with self._lock:

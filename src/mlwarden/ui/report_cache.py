@@ -33,8 +33,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from mlwarden.agent.reports import SIGNAL_MARGIN
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.store import Store
@@ -231,12 +229,12 @@ class IncidentDiagnoses:
     @staticmethod
     def _stored(store: Store, incident_id: int) -> _Kept | None:
         """The incident's diagnosis kept in the store, if any can be read."""
+        stored = StoredDiagnoses(store).get(incident_id)
+        if stored is None:
+            return None
         try:
-            stored = StoredDiagnoses(store).get(incident_id)
-            if stored is None:
-                return None
             diagnosis = IncidentDiagnosis.model_validate_json(stored.diagnosis)
-        except (SQLAlchemyError, ValueError):  # unreadable (an older shape): made again
+        except ValueError:  # not an IncidentDiagnosis any more (an older shape): made again
             log.warning("the stored diagnosis of incident %s is not read", incident_id)
             return None
         return _Kept(stored.key, stored.as_of, stored.headline, diagnosis)
@@ -269,13 +267,13 @@ class IncidentDiagnoses:
                 raise
             return
         kept = _Kept(key, _as_of(json.loads(key)), _headline(incident), diagnosis)
-        try:
-            StoredDiagnoses(store).put(
+        stored = StoredDiagnosis(kept.key, kept.as_of, kept.headline, diagnosis.model_dump_json())
+        if not StoredDiagnoses(store).put(incident_id, stored):
+            log.info(
+                "the diagnosis of incident %s is not stored (deleted, or stored by another "
+                "process at once)",
                 incident_id,
-                StoredDiagnosis(kept.key, kept.as_of, kept.headline, diagnosis.model_dump_json()),
             )
-        except SQLAlchemyError:  # deleted meanwhile, or stored by another process at once
-            log.warning("the diagnosis of incident %s is not stored", incident_id, exc_info=True)
         future.set_result(diagnosis)
         with self._lock:
             self.made += 1

@@ -116,10 +116,12 @@ class DiagnosisWarmer:
 
     def _run(self) -> None:
         try:
-            if AgentRepo(self.store).list_incidents(limit=1):
-                # a first view of any incident should not wait for the process's imports
-                self.diagnoses.process.start(self.store)
-        except Exception:  # started at the first diagnosis instead
+            # diagnoses are made off the server's interpreter once the process is up (its
+            # imports are seconds on a busy machine; pages meanwhile diagnose in their thread)
+            for _ in range(240):  # at most two minutes, looking for a stop twice a second
+                if self._stop.is_set() or self.diagnoses.process.wait_started(self.store, 0.5):
+                    break
+        except Exception:  # diagnosed in this thread instead
             log.exception("starting the diagnosis process failed")
         while not self._stop.is_set():
             try:
