@@ -119,7 +119,8 @@ class DiagnosisProcess:
             self.closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            # not waited for: a process still starting ends once its imports are done
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 _STORE: Store | None = None  # the worker process's own connection to the store

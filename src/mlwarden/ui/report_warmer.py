@@ -116,12 +116,11 @@ class DiagnosisWarmer:
 
     def _run(self) -> None:
         try:
-            # diagnoses are made off the server's interpreter once the process is up (its
-            # imports are seconds on a busy machine; pages meanwhile diagnose in their thread)
-            for _ in range(240):  # at most two minutes, looking for a stop twice a second
-                if self._stop.is_set() or self.diagnoses.process.wait_started(self.store, 0.5):
-                    break
-        except Exception:  # diagnosed in this thread instead
+            if AgentRepo(self.store).list_incidents(limit=1):
+                # started now, not waited for: until its imports are done (seconds on a busy
+                # machine) diagnoses are made in this thread, as a page's are
+                self.diagnoses.process.wait_started(self.store, 0)
+        except Exception:  # started at the first diagnosis instead
             log.exception("starting the diagnosis process failed")
         while not self._stop.is_set():
             try:
