@@ -208,9 +208,10 @@ def request(client: TestClient, path: str) -> tuple[float, int, str]:
 
 
 def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
+    p90 = statistics.quantiles(ms, n=10)[-1] if len(ms) > 1 else ms[0]
     return (
-        f"{name:<44} median {statistics.median(ms):8.1f} ms   max {max(ms):8.1f} ms   "
-        f"{size:>10,} bytes ({encoding})"
+        f"{name:<44} median {statistics.median(ms):8.1f} ms   p90 {p90:8.1f} ms   "
+        f"max {max(ms):8.1f} ms   {size:>10,} bytes ({encoding})"
     )
 
 
@@ -285,6 +286,7 @@ def after_window(
                 time.sleep(args.settle)
             runs.append(request(client, path))
         print(page_line(f"{path} after a new window, {when}", [r[0] for r in runs], *runs[-1][1:]))
+        print("    each view, ms:", " ".join(f"{r[0]:.0f}" for r in runs))
 
 
 def new_window(repo: object, incident: dict) -> None:
