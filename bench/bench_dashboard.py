@@ -208,7 +208,7 @@ def request(client: TestClient, path: str) -> tuple[float, int, str]:
 
 
 def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
-    p90 = statistics.quantiles(ms, n=10)[-1] if len(ms) > 1 else ms[0]
+    p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
     return (
         f"{name:<44} median {statistics.median(ms):8.1f} ms   p90 {p90:8.1f} ms   "
         f"max {max(ms):8.1f} ms   {size:>10,} bytes ({encoding})"

@@ -154,15 +154,16 @@ class IncidentDiagnoses:
         incident: Mapping[str, Any],
         findings: list[dict[str, Any]],
         model_id: int,
-        wait_s: float = 0.05,
+        wait_s: float = 0.0,
     ) -> tuple[IncidentDiagnosis, int | None]:
         """The diagnosis for an incident's page, and the newest window it saw if it is not that
         of the present state (``None`` when current).
 
         At the moment a window closes, an open incident's diagnosis is out of date and making it
         takes a third of a second to seconds (docs/benchmarks.md). A page waits for it at most
-        ``wait_s``, then shows the one kept from the window before, said to be so, while the new
-        one is made in the background (the live update tells when it is ready). Only where the
+        ``wait_s`` (by default not at all: a wait of 50-100 ms was rarely long enough and added
+        to every such view), then shows the one kept from the window before, said to be so,
+        while the new one is made in the background (the live update tells when it is ready). Only where the
         kept one agrees with the incident's present headline, its diagnosis kind and severity:
         otherwise the page waits, so header and body never disagree."""
         claimed, key, mine, kept = self._claim(store, incident)
