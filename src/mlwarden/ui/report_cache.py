@@ -163,9 +163,9 @@ class IncidentDiagnoses:
         takes a third of a second to seconds (docs/benchmarks.md). A page waits for it at most
         ``wait_s`` (by default not at all: a wait of 50-100 ms was rarely long enough and added
         to every such view), then shows the one kept from the window before, said to be so,
-        while the new one is made in the background (the live update tells when it is ready). Only where the
-        kept one agrees with the incident's present headline, its diagnosis kind and severity:
-        otherwise the page waits, so header and body never disagree."""
+        while the new one is made in the background (the live update tells when it is ready).
+        Only where the kept one agrees with the incident's present headline, its diagnosis kind
+        and severity: otherwise the page waits, so header and body never disagree."""
         claimed, key, mine, kept = self._claim(store, incident)
         if isinstance(claimed, IncidentDiagnosis):
             return claimed, None
