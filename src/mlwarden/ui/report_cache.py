@@ -76,9 +76,15 @@ def _as_of(version: tuple[Any, ...]) -> int:
 
 
 def _headline(incident: Mapping[str, Any]) -> list[Any]:
-    """What an incident page's header says of the cause (diagnosis kind, severity), for the
-    incident that opened then: a diagnosis shown under it must agree."""
-    headline = [incident.get("diagnosis"), incident.get("severity"), incident.get("opened_at")]
+    """What an incident page's header says (diagnosis kind, severity, state), for the incident
+    that opened then: a diagnosis shown under it must agree. Only a new window may leave the
+    diagnosis one window behind; a closed or escalated incident's page waits for its own."""
+    headline = [
+        incident.get("diagnosis"),
+        incident.get("severity"),
+        incident.get("state"),
+        incident.get("opened_at"),
+    ]
     return list(json.loads(json.dumps(headline, default=str)))
 
 
@@ -164,8 +170,8 @@ class IncidentDiagnoses:
         ``wait_s`` (by default not at all: a wait of 50-100 ms was rarely long enough and added
         to every such view), then shows the one kept from the window before, said to be so,
         while the new one is made in the background (the live update tells when it is ready).
-        Only where the kept one agrees with the incident's present headline, its diagnosis kind
-        and severity: otherwise the page waits, so header and body never disagree."""
+        Only where the kept one agrees with the incident's present headline, its diagnosis kind,
+        severity and state: otherwise the page waits, so header and body never disagree."""
         claimed, key, mine, kept = self._claim(store, incident)
         if isinstance(claimed, IncidentDiagnosis):
             return claimed, None
