@@ -13,6 +13,7 @@ copy of its newest window's signals an interval later, saved as the agent saves 
 incident's last window moved to it), tells the server's diagnosis warmer as the agent in the
 server does after a pass (when the server has one), and asks for the page at once and again
 after ``--settle`` seconds (a person opening it a moment after the window closed).
+``--warm-up`` seconds pass before the first new window (a server past its first seconds).
 
 ``fleet``: a SQLite store gets 20 models with 10,000 closed windows each and 6 signals per
 window (accuracy, estimated accuracy, p50/p99 latency, error rate, one drift score): 1.2 million
@@ -207,9 +208,10 @@ def request(client: TestClient, path: str) -> tuple[float, int, str]:
 
 
 def page_line(name: str, ms: list[float], size: int, encoding: str) -> str:
+    p90 = statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
     return (
-        f"{name:<44} median {statistics.median(ms):8.1f} ms   max {max(ms):8.1f} ms   "
-        f"{size:>10,} bytes ({encoding})"
+        f"{name:<44} median {statistics.median(ms):8.1f} ms   p90 {p90:8.1f} ms   "
+        f"max {max(ms):8.1f} ms   {size:>10,} bytes ({encoding})"
     )
 
 
@@ -237,6 +239,9 @@ def pages_bench(args: argparse.Namespace) -> None:
                 path = f"/ui/incidents/{incident['id']}"
                 first = request(client, path)
                 print(page_line(f"{path} ({incident['state']}) first view", [first[0]], *first[1:]))
+            # a server that has run for a while (its warmer's first pass done, a diagnosis
+            # process started), not one at its first seconds
+            time.sleep(args.warm_up)
             for incident in sorted(incidents, key=lambda i: i["id"]):
                 if incident["state"] in OPEN_STATES:
                     after_window(client, store, app, incident["id"], args)
@@ -281,6 +286,7 @@ def after_window(
                 time.sleep(args.settle)
             runs.append(request(client, path))
         print(page_line(f"{path} after a new window, {when}", [r[0] for r in runs], *runs[-1][1:]))
+        print("    each view, ms:", " ".join(f"{r[0]:.0f}" for r in runs))
 
 
 def new_window(repo: object, incident: dict) -> None:
@@ -449,6 +455,12 @@ def main() -> None:
         type=int,
         default=5,
         help="pages: new windows per open incident, each followed by a view of its page",
+    )
+    parser.add_argument(
+        "--warm-up",
+        type=float,
+        default=0.0,
+        help="pages: seconds between the first views and the new windows",
     )
     parser.add_argument(
         "--settle", type=float, default=3.0, help="pages: seconds between a window and a view"

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # the dashboard diagnoses open incidents as their windows close (after each pass of the
     # agent in the server, and every agent_interval_s), so their pages do not wait for it
     warm_diagnoses: bool = True
+    # ... and makes them in a process of its own, so a page answered meanwhile does not share
+    # the interpreter with one (False: in the server's threads; an in-memory SQLite store
+    # always does)
+    diagnosis_process: bool = True
     # On PostgreSQL, the server ends the session of a leader whose host stopped answering after
     # about this long (TCP keepalives on the lock's connection), which frees the leadership for
     # another replica; a leader process that dies frees it at once.

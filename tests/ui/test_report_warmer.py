@@ -1,6 +1,10 @@
 """Open incidents' diagnoses made off the request path: the warmer of a running server diagnoses
 an open incident as its windows close, so its page answers from memory; a page asked for
-while a diagnosis is being made waits for that one instead of making a second."""
+while a diagnosis is being made waits for that one instead of making a second. Diagnoses are
+made in a process of their own and stored, so another server process reads them.
+
+Most tests count the diagnoses made with ``diagnosis_process=False`` (a diagnosis made in the
+worker process is out of the test's reach)."""
 
 from __future__ import annotations
 
@@ -86,7 +90,9 @@ def test_the_server_diagnoses_an_open_incident_as_its_windows_close(
 ) -> None:
     made = _counting(monkeypatch)
     repo, incident = _slow_incident(store)
-    settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
+    settings = Settings(
+        data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1, diagnosis_process=False
+    )
     with TestClient(create_app(settings, store)) as client:
         diagnoses = server_diagnoses(client.app.state.mlwarden)  # type: ignore[attr-defined]
         # nobody asked for the page: the warmer diagnosed it, in its own thread
@@ -115,7 +121,9 @@ def test_a_closed_incident_the_server_never_kept_is_diagnosed_at_its_first_view_
     made = _counting(monkeypatch)
     repo, incident = _slow_incident(store)
     repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
-    settings = Settings(data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1)
+    settings = Settings(
+        data_dir=tmp_path / "data", auth=False, agent_interval_s=0.1, diagnosis_process=False
+    )
     with TestClient(create_app(settings, store)) as client:
         time.sleep(0.3)
         assert made == []  # not warmed: closed before this server started
@@ -132,7 +140,7 @@ def test_a_page_waits_for_the_diagnosis_being_made_rather_than_making_another(
     for w in range(1, 5):
         _window(repo, w, slow=True)
     incident_id = repo.create_incident("m", 2, {}, "slow answers")
-    diagnoses = IncidentDiagnoses()
+    diagnoses = IncidentDiagnoses(separate_process=False)
     answers: list[Any] = []
 
     def view() -> None:
@@ -169,7 +177,9 @@ def test_at_the_moment_a_window_closes_the_page_shows_the_window_befores_diagnos
 ) -> None:
     gate = _gated(monkeypatch)
     repo, incident = _slow_incident(store)
-    settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
+    settings = Settings(
+        data_dir=tmp_path / "data", auth=False, warm_diagnoses=False, diagnosis_process=False
+    )
     with TestClient(create_app(settings, store)) as client:
         page = client.get(f"/ui/incidents/{incident}")
         assert page.status_code == 200 and 'id="diagnosis-stale"' not in page.text
@@ -205,7 +215,9 @@ def test_a_page_waits_when_the_headline_changed_so_header_and_diagnosis_agree(
 ) -> None:
     made = _counting(monkeypatch, pause_s=0.6)
     repo, incident = _slow_incident(store)
-    settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
+    settings = Settings(
+        data_dir=tmp_path / "data", auth=False, warm_diagnoses=False, diagnosis_process=False
+    )
     with TestClient(create_app(settings, store)) as client:
         assert client.get(f"/ui/incidents/{incident}").status_code == 200
         _window(repo, 6, slow=True)
@@ -213,3 +225,78 @@ def test_a_page_waits_when_the_headline_changed_so_header_and_diagnosis_agree(
         page = client.get(f"/ui/incidents/{incident}")
         assert page.status_code == 200 and 'id="diagnosis-stale"' not in page.text
         assert len(made) == 2  # made for the new severity, on the request path
+
+
+def _never_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Diagnoses asked of this process (the server's) fail, and are listed by thread."""
+    asked: list[str] = []
+
+    def here(*_: Any) -> Any:
+        asked.append(threading.current_thread().name)
+        raise AssertionError("diagnosed in the server's process")
+
+    monkeypatch.setattr(reports, "diagnose_stored_incident", here)
+    return asked
+
+
+def test_a_page_after_a_window_closes_makes_no_diagnosis_in_the_server_process(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _never_here(monkeypatch)
+    repo, incident = _slow_incident(store)
+    settings = Settings(data_dir=tmp_path / "data", auth=False, warm_diagnoses=False)
+    with TestClient(create_app(settings, store)) as client:
+        diagnoses = server_diagnoses(client.app.state.mlwarden)  # type: ignore[attr-defined]
+        # until its process is up (its imports), a diagnosis is made here rather than waited for
+        assert diagnoses.process.wait_started(store, 120)
+        page = client.get(f"/ui/incidents/{incident}")
+        assert page.status_code == 200 and 'class="explanation"' in page.text
+        assert "could not be computed" not in page.text
+        # a window closes: the page shows a diagnosis at once (the window before's, or the
+        # new one if the process was quick), never made here
+        _window(repo, 6, slow=True)
+        repo.update_incident(incident, last_window=6)
+        page = client.get(f"/ui/incidents/{incident}")
+        assert page.status_code == 200 and 'class="explanation"' in page.text
+        _until(lambda: client.get(f"/ui/live/incidents/{incident}").json()["diagnosis_current"])
+        page = client.get(f"/ui/incidents/{incident}")
+        assert 'id="diagnosis-stale"' not in page.text and "could not be computed" not in page.text
+        # the report to download is the present state's, made there too
+        report = client.get(f"/ui/incidents/{incident}/report.json")
+        assert report.status_code == 200 and report.json()["diagnosis"]["model"] == "m"
+        assert diagnoses.made == 2
+    assert asked == []
+
+
+def test_a_second_server_process_on_the_same_store_shows_the_stored_diagnosis(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _counting(monkeypatch)
+    repo, incident = _slow_incident(store)
+    settings = Settings(
+        data_dir=tmp_path / "data", auth=False, warm_diagnoses=False, diagnosis_process=False
+    )
+    url = store.engine.url.render_as_string(hide_password=False)
+    # two servers on one store, each with its own memory and connections (``--workers 2``)
+    with (
+        TestClient(create_app(settings, store)) as first,
+        Store(url, migrate=False) as other,
+        TestClient(create_app(settings, other)) as second,
+    ):
+        one = first.get(f"/ui/incidents/{incident}")
+        assert one.status_code == 200 and len(made) == 1
+        two = second.get(f"/ui/incidents/{incident}")
+        assert two.status_code == 200 and len(made) == 1
+        assert server_diagnoses(second.app.state.mlwarden).made == 0  # type: ignore[attr-defined]
+        assert second.get(f"/ui/live/incidents/{incident}").json()["diagnosis_current"] is True
+        explanation = one.text.split('class="explanation">')[1].split("</p>")[0]
+        assert explanation and explanation in two.text
+        # a window closes: the first server makes its diagnosis, the second reads it
+        _window(repo, 6, slow=True)
+        repo.update_incident(incident, last_window=6)
+        assert second.get(f"/ui/live/incidents/{incident}").json()["diagnosis_current"] is False
+        assert first.get(f"/ui/incidents/{incident}/report.json").status_code == 200
+        assert len(made) == 2
+        page = second.get(f"/ui/incidents/{incident}")
+        assert 'id="diagnosis-stale"' not in page.text and len(made) == 2
+        assert server_diagnoses(second.app.state.mlwarden).made == 0  # type: ignore[attr-defined]

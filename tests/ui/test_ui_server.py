@@ -4,6 +4,7 @@ pages, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from mlwarden.settings import Settings
 from mlwarden.store import Store, dashboard
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.ui import queries, web
+from mlwarden.ui.report_cache import server_diagnoses
 from mlwarden.ui.session import SESSION_COOKIE, Session, Signer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -411,6 +413,8 @@ def test_an_incident_is_diagnosed_once_per_change_or_new_window(
         return real(*args)
 
     monkeypatch.setattr(reports, "diagnose_stored_incident", counted)
+    # counted here: made in the server's threads, not in its diagnosis process
+    server_diagnoses(client.app.state.mlwarden).process.enabled = False  # type: ignore[attr-defined]
     sign_in(client, store.create_token("ivy", "viewer"))
     repo = AgentRepo(store)
     for w in range(1, 6):
@@ -424,6 +428,11 @@ def test_an_incident_is_diagnosed_once_per_change_or_new_window(
     repo.save_window("m", 6, T0 + timedelta(hours=6), {"accuracy": 0.9}, [])
     for _ in range(2):
         assert client.get(page).status_code == 200
+    # (made beside the page, which showed the window before's meanwhile)
+    for _ in range(500):
+        if client.get(f"/ui/live/incidents/{incident}").json()["diagnosis_current"]:
+            break
+        time.sleep(0.02)
     assert calls == [incident] * 2
     repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
     first = client.get(page)

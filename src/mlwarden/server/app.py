@@ -278,6 +278,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
                 agent.stop()
             if warmer is not None:
                 warmer.stop()
+            server_diagnoses(app.state.mlwarden).close()
             if listener is not None:
                 listener.stop()
             probes.stop_all()

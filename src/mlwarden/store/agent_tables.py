@@ -165,11 +165,33 @@ approvals = Table(
     Index("ix_approvals_state", "state"),
 )
 
+# an incident's diagnosis for the dashboard (``ui.report_cache``), made off the request path
+# and kept here so every server process (``--workers N``, replicas) reads the one made once:
+# ``key`` is the incident's state it was made for, ``as_of`` the newest window it saw,
+# ``headline`` the incident's diagnosis kind and severity then
+incident_diagnoses = Table(
+    "incident_diagnoses",
+    metadata,
+    Column(
+        "incident_id",
+        Integer,
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("key", Text, nullable=False),
+    Column("as_of", Integer, nullable=False),
+    Column("headline", JSON, nullable=False),
+    Column("diagnosis", Text, nullable=False),  # IncidentDiagnosis as JSON
+    Column("made_at", DateTime(timezone=True), nullable=False),
+)
+
 __all__ = [
     "actions",
     "approvals",
     "decisions",
     "findings",
+    "incident_diagnoses",
     "incidents",
     "signals",
     "verifications",

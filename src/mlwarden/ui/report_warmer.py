@@ -15,8 +15,11 @@ for while it is at work waits for the same diagnosis rather than making a second
 (``IncidentDiagnoses`` makes one at a time).
 
 It costs what the first view cost, once per such incident per window whether or not anybody
-looks (the demo's open incident: 0.5-1 s of one core per window); ``warm_diagnoses=False`` in
-the settings turns it off. At most ``max_incidents`` incidents are warmed per pass, the most
+looks (the demo's open incident: 0.3-1 s of one core per window), spent in the diagnosis
+process (:mod:`mlwarden.ui.diagnosis_process`, started by the warmer's first pass when the
+store has incidents) rather than in the server's interpreter; a diagnosis another server
+process stored already is not made again. ``warm_diagnoses=False`` in the settings turns it
+off. At most ``max_incidents`` incidents are warmed per pass, the most
 recently updated first. A closed incident never kept (closed before this server started) is
 still diagnosed at its first view, once.
 """
@@ -115,6 +118,13 @@ class DiagnosisWarmer:
         return made
 
     def _run(self) -> None:
+        try:
+            if AgentRepo(self.store).list_incidents(limit=1):
+                # started now, not waited for: until its imports are done (seconds on a busy
+                # machine) diagnoses are made in this thread, as a page's are
+                self.diagnoses.process.wait_started(self.store, 0)
+        except Exception:  # started at the first diagnosis instead
+            log.exception("starting the diagnosis process failed")
         while not self._stop.is_set():
             try:
                 self.warm()
