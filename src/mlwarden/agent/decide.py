@@ -195,14 +195,17 @@ def _guard(
         since = settings.get("since_window")
         judged = diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP or (
             diagnosis is Diagnosis.CONCEPT_DRIFT
-            and (since is None or policy.retrain.concept_hindsight == "lasting")
+            and (
+                ctx.change_window == 0
+                or (since is not None and policy.retrain.concept_hindsight == "lasting")
+            )
         )
         if reason is None and judged:
             # the same retrain, fitted a few windows ago, must have served the records since
-            # better than the champion (agent.hindsight). A concept drift with no change point
-            # after the first window learns the reference and the recent records, as a drop on
-            # moving inputs does, and is judged so; one that learns the records after its
-            # change alone only when the policy says "lasting"
+            # better than the champion (agent.hindsight). A concept drift dated to the first
+            # window has no change point to learn after: its retrain learns the reference and
+            # the recent records, as a drop on moving inputs does, and is judged so; one that
+            # learns the records after its change alone only when the policy says "lasting"
             reason = g.retrain_would_have_helped(ctx, since)
         return reason, settings
     if action is ActionKind.FALLBACK:
