@@ -245,24 +245,64 @@ def test_a_drop_on_moving_inputs_is_retrained_only_when_a_retrain_then_would_hav
     candidate no better than the champion there is no reason to retrain (an alert instead)."""
     both = persistent(finding(FindingKind.DATA_DRIFT, 4), finding(FindingKind.CONCEPT_DRIFT, 4))
     judged = "accuracy 0.66 vs the champion's 0.67 on the same 1800 labelled requests"
-    no_help = ctx(retrain_hindsight=lambda: Hindsight(False, judged))
+    no_help = ctx(retrain_hindsight=lambda since: Hindsight(False, judged))
     d = decide(both, no_help, POLICY)
     assert d.diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP
     assert d.action is ActionKind.ALERT
     refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
     assert refused and "would not have served better since" in refused[0].reason
     assert judged in refused[0].reason
-    helps = ctx(retrain_hindsight=lambda: Hindsight(True, "better by 0.05"))
+    helps = ctx(retrain_hindsight=lambda since: Hindsight(True, "better by 0.05"))
     assert decide(both, helps, POLICY).action is ActionKind.RETRAIN
 
 
-def test_a_concept_drift_retrain_is_not_judged_by_a_retrain_before_the_change() -> None:
-    def never() -> Hindsight:
-        raise AssertionError("a concept drift learns after its change: no hindsight")
+def _judged(asked: list[int | None], helps: bool, waiting: bool = False) -> object:
+    def hindsight(since: int | None) -> Hindsight:
+        asked.append(since)
+        return Hindsight(helps, "accuracy 0.70 vs 0.71", {"hindsight_from_window": 8}, waiting)
 
-    d = decide(
-        persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08)),
-        ctx(change_window=7, labels_since_change=900, retrain_hindsight=never),
-        POLICY,
-    )
-    assert d.diagnosis is Diagnosis.CONCEPT_DRIFT and d.action is ActionKind.RETRAIN
+    return hindsight
+
+
+def test_a_concept_drift_without_a_change_point_is_retrained_only_when_that_would_have_helped() -> (
+    None
+):
+    """A drop dated to the first window has no change point to learn after: its retrain learns
+    the reference and the recent records, as a drop on moving inputs does, and is judged in
+    hindsight the same way (on the flights in time order the spring's drop, dated to window
+    0, asked a retrain at window 4 that would not have served better)."""
+    drop = persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08))
+    asked: list[int | None] = []
+    no_help = ctx(change_window=0, labels_since_change=900, retrain_hindsight=_judged(asked, False))
+    d = decide(drop, no_help, POLICY)
+    assert d.diagnosis is Diagnosis.CONCEPT_DRIFT and d.action is ActionKind.ALERT
+    assert asked == [None]  # the retrain it replays learns the reference and recent records
+    refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
+    assert refused and "a retrain at window 8 would not have served better" in refused[0].reason
+    helps = ctx(change_window=0, labels_since_change=900, retrain_hindsight=_judged([], True))
+    d = decide(drop, helps, POLICY)
+    assert d.action is ActionKind.RETRAIN and "since_window" not in d.params
+
+
+def test_a_concept_drift_retrain_after_its_change_is_asked_at_once_unless_lasting() -> None:
+    """A retrain on the records after the change alone is asked at once by default (a real
+    flip is learnt only from them); with ``concept_hindsight: lasting`` only once the candidate
+    fitted on the first window after the change has served every window since better."""
+    drop = persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08))
+    known = {"change_window": 7, "labels_since_change": 900}
+    asked: list[int | None] = []
+    d = decide(drop, ctx(**known, retrain_hindsight=_judged(asked, False)), POLICY)
+    assert d.action is ActionKind.RETRAIN and d.params["since_window"] == 6 and asked == []
+    lasting = load_policy_text("defaults: {retrain: {concept_hindsight: lasting}}").for_model("m")
+    d = decide(drop, ctx(**known, retrain_hindsight=_judged(asked, False)), lasting)
+    assert d.diagnosis is Diagnosis.CONCEPT_DRIFT and d.action is ActionKind.ALERT
+    assert asked == [6]  # replayed as the retrain would learn: after window 6 alone
+    refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
+    assert refused and "a retrain at window 8 would not have served better" in refused[0].reason
+    waiting = ctx(**known, retrain_hindsight=_judged(asked, False, waiting=True))
+    d = decide(drop, waiting, lasting)
+    assert d.action is ActionKind.ALERT
+    refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
+    assert refused and "cannot be judged on the records since the change yet" in refused[0].reason
+    d = decide(drop, ctx(**known, retrain_hindsight=_judged(asked, True)), lasting)
+    assert d.action is ActionKind.RETRAIN and d.params["since_window"] == 6

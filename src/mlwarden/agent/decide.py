@@ -179,10 +179,6 @@ def _guard(
         reason = g.no_retrain_on_broken_data(recent) or g.enough_labels(
             ctx, policy.retrain.min_labels
         )
-        if reason is None and diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP:
-            # a concept drift learns the records after its change alone, which a retrain when
-            # it began could not have: only a drop on moving inputs is judged in hindsight
-            reason = g.retrain_would_have_helped(ctx)
         settings = policy.retrain.model_dump()
         if (
             diagnosis is Diagnosis.CONCEPT_DRIFT
@@ -196,6 +192,21 @@ def _guard(
             # the champion two to four weeks later, one fitted to the reference and the recent
             # records stayed level with it or better (see docs/benchmarks.md)
             settings["since_window"] = ctx.change_window - 1
+        since = settings.get("since_window")
+        judged = diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP or (
+            diagnosis is Diagnosis.CONCEPT_DRIFT
+            and (
+                ctx.change_window == 0
+                or (since is not None and policy.retrain.concept_hindsight == "lasting")
+            )
+        )
+        if reason is None and judged:
+            # the same retrain, fitted a few windows ago, must have served the records since
+            # better than the champion (agent.hindsight). A concept drift dated to the first
+            # window has no change point to learn after: its retrain learns the reference and
+            # the recent records, as a drop on moving inputs does, and is judged so; one that
+            # learns the records after its change alone only when the policy says "lasting"
+            reason = g.retrain_would_have_helped(ctx, since)
         return reason, settings
     if action is ActionKind.FALLBACK:
         dep = ctx.deployment

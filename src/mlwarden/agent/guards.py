@@ -39,6 +39,8 @@ class Hindsight:
     helps: bool
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
+    # not judged yet: too few windows or labelled records since the change to replay it on
+    waiting: bool = False
 
 
 @dataclass
@@ -67,9 +69,10 @@ class ModelContext:
     windows_before_change: int | None = None
     # the input repair that would mend these data-quality findings (empty: none fits)
     plan_repair: Callable[[Sequence[Finding]], dict[str, FeatureRepair]] | None = None
-    # a retrain a few windows ago, judged on the records since (agent.hindsight); None
-    # when no change point is known or it cannot be judged here
-    retrain_hindsight: Callable[[], Hindsight | None] | None = None
+    # a retrain a few windows ago, judged on the records since (agent.hindsight); called with
+    # the window after which the retrain learns (None: the reference and the recent records);
+    # None when no change point is known or it cannot be judged here
+    retrain_hindsight: Callable[[int | None], Hindsight | None] | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:
@@ -169,12 +172,15 @@ def in_cooldown(ctx: ModelContext, action: ActionKind, minutes: float) -> str | 
     return None
 
 
-def retrain_would_have_helped(ctx: ModelContext) -> str | None:
-    """Never retrain for a drop on moving inputs unless the same retrain, fitted a few windows
-    ago, serves the records since better than the champion (``agent.hindsight``)."""
-    hindsight = ctx.retrain_hindsight() if ctx.retrain_hindsight is not None else None
+def retrain_would_have_helped(ctx: ModelContext, since_window: int | None = None) -> str | None:
+    """Never retrain for a drop unless the same retrain (learning the records after
+    ``since_window`` alone, for a concept drift), fitted a few windows ago, serves the records
+    since better than the champion (``agent.hindsight``); not before that can be judged."""
+    hindsight = ctx.retrain_hindsight(since_window) if ctx.retrain_hindsight is not None else None
     if hindsight is None or hindsight.helps:
         return None
+    if hindsight.waiting:
+        return f"a retrain cannot be judged on the records since the change yet: {hindsight.reason}"
     start = hindsight.figures.get("hindsight_from_window")
     when = "earlier" if start is None else f"at window {start}"
     return f"a retrain {when} would not have served better since: {hindsight.reason}"

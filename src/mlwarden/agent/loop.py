@@ -44,7 +44,12 @@ from mlwarden.agent.evidence import (
     with_refusals,
 )
 from mlwarden.agent.guards import Evidence, Hindsight, ModelContext
-from mlwarden.agent.hindsight import candidate_at, judge_in_hindsight, validate_now
+from mlwarden.agent.hindsight import (
+    candidate_at,
+    hindsight_window,
+    judge_in_hindsight,
+    validate_now,
+)
 from mlwarden.agent.incidents import (
     SCOPE_ORDER,
     Scope,
@@ -157,7 +162,7 @@ class Agent:
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
         # the candidate a retrain would have fitted a few windows ago: the newest one only
-        self._hindsight: dict[tuple[int, int, int], tuple[Any | None, str]] = {}
+        self._hindsight: dict[tuple[int, int, int, int | None], tuple[Any | None, str]] = {}
         # during a pass (run_once): each model's last stored window at its start, and the
         # models that had no incident then and have opened none since
         self._last_windows: dict[str, int | None] = {}
@@ -571,29 +576,44 @@ class Agent:
             or change_window is None
             or not history
             or history[0].live_version is None
-            else lambda: self._retrain_hindsight(
-                model, incident_id, int(change_window), int(history[0].live_version or 0)
+            else lambda since: self._retrain_hindsight(
+                model, incident_id, int(change_window), int(history[0].live_version or 0), since
             ),
         )
 
     def _retrain_hindsight(
-        self, model: str, incident_id: int, change_window: int, champion: int
+        self,
+        model: str,
+        incident_id: int,
+        change_window: int,
+        champion: int,
+        since_window: int | None = None,
     ) -> Hindsight | None:
-        """A retrain ``retrain.hindsight_windows`` windows ago (not before the incident began),
-        judged on the labelled records since (``agent.hindsight``); None when it cannot be
-        judged here (no artifact to replay)."""
+        """A retrain ``retrain.hindsight_windows`` windows ago (not before the incident began;
+        learning the records after ``since_window`` alone when given, and then not before a
+        whole window of them), judged on the labelled records since (``agent.hindsight``);
+        None when it cannot be judged here (no artifact to replay)."""
         policy = self.policy.for_model(model)
         newest = self.repo.last_window(model)
-        start = change_window
-        if newest is not None:
-            start = max(change_window, newest + 1 - policy.retrain.hindsight_windows)
-        key = (incident_id, start, champion)
+        start = hindsight_window(change_window, newest, policy, since_window)
+        figures: dict[str, Any] = {"hindsight_from_window": start}
+        if since_window is not None and newest is not None and start > newest:
+            return Hindsight(
+                False,
+                f"the retrain learns the records after window {since_window} alone; it is "
+                f"replayed once window {start - 1} has been learnt and window {start} judged",
+                figures,
+                waiting=True,
+            )
+        key = (incident_id, start, champion, since_window)
         try:
             if key not in self._hindsight:
-                self._hindsight = {key: candidate_at(self.store, model, champion, start, policy)}
+                self._hindsight = {
+                    key: candidate_at(self.store, model, champion, start, policy, since_window)
+                }
             candidate, why_not = self._hindsight[key]
             if candidate is None:
-                return Hindsight(False, why_not)
+                return Hindsight(False, why_not, figures, waiting=since_window is not None)
             spec = self.store.get_model(model)
             answer = self._answerer(model, champion, spec)
             if answer is None:
@@ -608,9 +628,11 @@ class Agent:
                 start,
             )
             if verdict.decision != "promote":
-                return Hindsight(False, verdict.text, verdict.figures)
+                return Hindsight(
+                    False, verdict.text, verdict.figures, waiting=verdict.decision == "wait"
+                )
             # and the retrain's own validation now, which the retrain would refuse to go past
-            checked = validate_now(self.store, model, champion, policy)
+            checked = validate_now(self.store, model, champion, policy, since_window)
             if checked is not None and checked.refusal is not None:
                 return Hindsight(
                     False, f"{verdict.text}; but now {checked.refusal}", verdict.figures

@@ -132,6 +132,12 @@ class RetrainSettings(_Strict):
     # before a drop on moving inputs is retrained, the retrain this many windows ago (not
     # before the drop began) is judged on the records since (agent.hindsight)
     hindsight_windows: int = Field(ge=1)
+    # a concept drift's retrain on the records after its change alone: "ask" at once, or only
+    # once the candidate fitted on the first window after the change has served every window
+    # since better than the champion ("lasting"; agent.hindsight, docs/benchmarks.md "A
+    # concept-drift retrain judged on evidence": it spares the seasonal drift's retrains and
+    # delays the real flip's by three windows)
+    concept_hindsight: Literal["ask", "lasting"] = "ask"
 
 
 # the formats of an alert's body (agent.remedies.alert.format_alert)
