@@ -979,11 +979,7 @@ def _infer_type(col: Any) -> FeatureType:
             return FeatureType.BOOLEAN
         if dt.is_numeric():
             return FeatureType.NUMERIC
-        return (
-            FeatureType.TEXT
-            if is_free_text(col.drop_nulls().to_list())
-            else (FeatureType.CATEGORICAL)
-        )
+        return FeatureType.TEXT if is_free_text(col) else FeatureType.CATEGORICAL
     arr = col.to_numpy() if isinstance(col, pd.Series) and col.dtype.kind in "biuf" else col
     if isinstance(arr, np.ndarray) and arr.dtype.kind in "iuf":
         return FeatureType.NUMERIC
@@ -1001,7 +997,7 @@ def _infer_type(col: Any) -> FeatureType:
     # A handful of stray strings in a numeric column are type violations, not a categorical.
     if parsed.notna().mean() >= 0.99:
         return FeatureType.NUMERIC
-    return FeatureType.TEXT if is_free_text(present.tolist()) else FeatureType.CATEGORICAL
+    return FeatureType.TEXT if is_free_text(present) else FeatureType.CATEGORICAL
 
 
 def _as_float(col: Any) -> tuple[np.ndarray, int, int]:
