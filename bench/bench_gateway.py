@@ -226,7 +226,15 @@ def main() -> None:
     parser.add_argument("--mlserver-venv", type=Path, default=None)
     parser.add_argument("--bentoml-venv", type=Path, default=None)
     parser.add_argument(
-        "--servers", default="floor,mlwarden,mlserver,bentoml", help="comma-separated"
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="another mlwarden's src folder (e.g. main's) served as 'mlwarden-base', same rounds",
+    )
+    parser.add_argument(
+        "--servers",
+        default="floor,mlwarden,mlwarden-base,mlserver,bentoml",
+        help="comma-separated",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
@@ -237,6 +245,11 @@ def main() -> None:
         "floor": lambda folder: start_floor(folder, artifact, bodies),
         "mlwarden": lambda folder: start_mlwarden(folder, artifact, bodies, set_up_model),
     }
+    if args.baseline_src is not None:
+        base = args.baseline_src.resolve()
+        starters["mlwarden-base"] = lambda folder: start_mlwarden(
+            folder, artifact, bodies, set_up_model, source=base
+        )
     skipped: dict[str, str] = {}
     for name, venv, start in (
         ("mlserver", args.mlserver_venv, start_mlserver),
@@ -270,7 +283,7 @@ def main() -> None:
                     row = measure(server, args.requests, args.concurrency, args.warmup)
                 finally:
                     server.stop()
-                if name == "mlwarden":
+                if name.startswith("mlwarden"):
                     row["recorded"] = recorded(Path(folder) / "data")
                 row["round"] = round_number
                 results.append(row)

@@ -35,6 +35,7 @@ import joblib
 from mlwarden.server.background import ServerProcess, free_port
 
 FLOOR = Path(__file__).with_name("gateway_floor.py")
+PREDICT_PATH = "/v1/models/elec/predict"
 
 
 @dataclass
@@ -142,7 +143,7 @@ def start_floor(folder: Path, artifact: bytes, bodies: list[bytes], **_: Any) ->
     port = free_port()
     command = [sys.executable, str(FLOOR), str(port), str(path)]
     process, stop = _child("floor", command, f"http://127.0.0.1:{port}/health", folder)
-    return Running("floor", port, process.pid, "/v1/models/elec/predict", bodies, stop)
+    return Running("floor", port, process.pid, PREDICT_PATH, bodies, stop)
 
 
 def start_mlwarden(
@@ -150,12 +151,38 @@ def start_mlwarden(
     artifact: bytes,
     bodies: list[bytes],
     set_up: Callable[[str, bytes], None],
+    source: Path | None = None,
     **_: Any,
 ) -> Running:
-    server = ServerProcess(folder / "data").start()
-    set_up(server.url, artifact)
-    pid = server.process.pid  # type: ignore[union-attr]
-    return Running("mlwarden", server.port, pid, "/v1/models/elec/predict", bodies, server.stop)
+    """``mlwarden serve --no-agent``; from the sources in ``source`` (e.g. an export of main,
+    for a before/after in the same run) instead of this interpreter's mlwarden when given."""
+    if source is None:
+        server = ServerProcess(folder / "data").start()
+        set_up(server.url, artifact)
+        pid = server.process.pid  # type: ignore[union-attr]
+        return Running("mlwarden", server.port, pid, PREDICT_PATH, bodies, server.stop)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-c",
+        "from mlwarden.cli.main import app; app()",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(folder / "data"),
+        "--log-level",
+        "warning",
+        "--no-agent",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    process, stop = _child(
+        "mlwarden-base", command, url + "/health", folder, env={"PYTHONPATH": str(source)}
+    )
+    set_up(url, artifact)
+    return Running("mlwarden-base", port, process.pid, PREDICT_PATH, bodies, stop)
 
 
 def start_mlserver(

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.types import Scope
 
 from mlwarden.agent.operations.service import Operations
 from mlwarden.capture.validation import parse_json
@@ -44,6 +46,9 @@ __all__ = [
     "ServerState",
     "Unauthorized",
     "authorize",
+    "body_too_large",
+    "declared_length",
+    "error_response",
     "json_body",
     "require",
     "server",
@@ -319,3 +324,29 @@ def as_object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput(f"{what} must be a JSON object, received {type(body).__name__}")
     return body
+
+
+def error_response(status: int, message: str, detail: dict[str, Any] | None = None) -> JSONResponse:
+    """Every error's body: ``{"error": message, "detail": {...}}`` with ``status``."""
+    return JSONResponse({"error": message, "detail": detail or {}}, status_code=status)
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    """The 413 of a body above ``limit`` bytes (the ``max_request_bytes`` setting)."""
+    mib = limit / (1024 * 1024)
+    return error_response(
+        413,
+        f"request body too large: the limit is {limit} bytes ({mib:.1f} MiB); send smaller batches",
+        {"limit_bytes": limit},
+    )
+
+
+def declared_length(scope: Scope) -> int:
+    """The request's ``Content-Length`` (0 when absent or not a number)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0

@@ -12,10 +12,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.routing import Route
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
-from mlwarden.api.deps import ServerState, authorize, json_body
+from mlwarden.api.deps import (
+    ServerState,
+    authorize,
+    body_too_large,
+    declared_length,
+    json_body,
+)
 from mlwarden.api.openapi import json_body_doc
+from mlwarden.capture.validation import parse_json
 from mlwarden.domain import Role
 from mlwarden.errors import InvalidInput
 
@@ -90,8 +98,7 @@ def parse_predict_body(body: Any) -> tuple[list[Any], str | None, bool]:
     },
 )
 async def predict(name: str, request: Request) -> JSONResponse:
-    # auth is checked here rather than through Depends: dependency solving is a measurable
-    # share of this hot path's overhead
+    # for the OpenAPI document: requests are answered by serve_predict, ahead of FastAPI
     state: ServerState = request.app.state.mlwarden
     await authorize(request, state, Role.OPERATOR)
     instances, key, single = parse_predict_body(await json_body(request))
@@ -102,14 +109,82 @@ async def predict(name: str, request: Request) -> JSONResponse:
     return JSONResponse({"model": name, "predictions": answers})
 
 
-async def predict_endpoint(request: Request) -> JSONResponse:
-    """The same endpoint as a plain Starlette route.
+class _BodyTooLarge(Exception):
+    pass
 
-    ``create_app`` mounts it ahead of the FastAPI route, which stays for the OpenAPI
-    document: FastAPI's per-request parameter solving costs a few hundred microseconds
-    here, a large share of the gateway's overhead budget.
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, refused (``_BodyTooLarge``) as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def predict_model(path: str) -> str | None:
+    """The model named by a predict path (``/v1/models/{name}/predict``), else None.
+
+    >>> predict_model("/v1/models/titanic/predict"), predict_model("/v1/models/a/b/predict")
+    ('titanic', None)
     """
-    return await predict(request.path_params["name"], request)
+    if not (path.startswith("/v1/models/") and path.endswith("/predict")):
+        return None
+    name = path[11:-8]
+    return name if name and "/" not in name else None
 
 
-fast_route = Route("/v1/models/{name}/predict", predict_endpoint, methods=["POST"])
+async def serve_predict(app: Any, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+    """``POST /v1/models/{name}/predict`` answered as a bare ASGI call, ahead of FastAPI.
+
+    The app hands the hot path here before its middleware stack, router and request wrapper
+    (about a fifth of the gateway's CPU per prediction over the bare Starlette floor, see
+    docs/benchmarks.md "Gateway overhead"). What those layers did for this endpoint is done
+    here: a body over ``max_request_bytes`` is refused while it is read (413, a declared
+    ``Content-Length`` before anything else), and every exception becomes the response of the
+    app's own exception handler (the same bodies, statuses, headers and metrics as every other
+    route).
+    """
+    state: ServerState = app.state.mlwarden
+    limit = state.settings.max_request_bytes
+    request = Request(scope, receive)
+    try:
+        if declared_length(scope) > limit:
+            raise _BodyTooLarge
+        await authorize(request, state, Role.OPERATOR)
+        body = await _read_body(receive, limit)
+        if not body.strip():
+            raise InvalidInput("the request body is empty; send a JSON document")
+        instances, key, single = parse_predict_body(parse_json(body))
+        environment = request.query_params.get("environment") if scope["query_string"] else None
+        answers = await state.gateway_for(environment).predict(name, instances, key)
+        if single:
+            response = JSONResponse({"model": name, **answers[0], "predictions": answers})
+        else:
+            response = JSONResponse({"model": name, "predictions": answers})
+    except _BodyTooLarge:
+        response = body_too_large(limit)
+    except ClientDisconnect:
+        return
+    except Exception as exc:
+        handler = _exception_handler(app, exc)
+        if handler is None:
+            raise
+        response = await handler(request, exc)
+    await response(scope, receive, send)
+
+
+def _exception_handler(app: Any, exc: Exception) -> Any:
+    handlers = app.exception_handlers
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None

@@ -43,7 +43,13 @@ from mlwarden.api import (
     routes_predict,
     routes_system,
 )
-from mlwarden.api.deps import ServerState, TokenCache
+from mlwarden.api.deps import (
+    ServerState,
+    TokenCache,
+    body_too_large,
+    declared_length,
+    error_response,
+)
 from mlwarden.api.openapi import describe, install_docs
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.validation import printable
@@ -64,10 +70,6 @@ __all__ = ["create_app", "create_app_from_environment", "follow_changes"]
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, message: str, detail: dict[str, Any] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "detail": detail or {}}, status_code=status)
-
-
 class _BodyTooLarge(Exception):
     pass
 
@@ -83,28 +85,13 @@ class BodyLimitMiddleware:
         self.app = app
         self.limit = limit
 
-    def _too_large(self) -> JSONResponse:
-        mib = self.limit / (1024 * 1024)
-        return error_response(
-            413,
-            f"request body too large: the limit is {self.limit} bytes ({mib:.1f} MiB); "
-            "send smaller batches",
-            {"limit_bytes": self.limit},
-        )
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.limit:
-                    await self._too_large()(scope, receive, send)
-                    return
+        if declared_length(scope) > self.limit:
+            await body_too_large(self.limit)(scope, receive, send)
+            return
         received = 0
         started = False
 
@@ -127,7 +114,29 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._too_large()(scope, receive, send)
+                await body_too_large(self.limit)(scope, receive, send)
+
+
+class MlwardenApp(FastAPI):
+    """FastAPI, with ``POST /v1/models/{name}/predict`` answered ahead of its middleware stack.
+
+    The predict endpoint is the hot path: :func:`routes_predict.serve_predict` takes it
+    straight from the server, with the same body limit and the same exception handlers as
+    every other route. Everything else goes through FastAPI as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            name = routes_predict.predict_model(path)
+            if name is not None:
+                scope["app"] = self
+                await routes_predict.serve_predict(self, scope, receive, send, name)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -293,7 +302,7 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             if owns_store:
                 opened.close()
 
-    app = FastAPI(
+    app = MlwardenApp(
         title="mlwarden",
         version=__version__,
         description="Serve, watch and heal machine-learning models in production.",
@@ -322,6 +331,5 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
     ):
         app.include_router(module.router)
     mount_ui(app)
-    app.router.routes.insert(0, routes_predict.fast_route)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app

@@ -28,10 +28,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import random
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,9 +78,23 @@ class VersionStore(Protocol):
     def load_artifact(self, model: str, number: int) -> bytes: ...
 
 
+# the bits uuid4 fixes: version 4 (bits 76-79) and the RFC 4122 variant (bits 62-63)
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def new_record_id() -> str:
-    """A fresh record id (uuid4, hex)."""
-    return uuid.uuid4().hex
+    """A fresh record id: a random uuid4, in hex.
+
+    The same value as ``uuid.uuid4().hex`` without building the ``UUID`` object, which cost
+    several times the 16 random bytes on the gateway's hot path.
+
+    >>> import uuid
+    >>> uuid.UUID(new_record_id()).version
+    4
+    """
+    number = (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET
+    return f"{number:032x}"
 
 
 def canary_share(key: str) -> float:
@@ -109,10 +123,17 @@ class _Loaded:
         return self.typical_s is not None and self.typical_s * rows < INLINE_BUDGET_S
 
     def timed_predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        """Call the model, timing the call itself (not the wait for a worker thread)."""
-        start = time.perf_counter()
+        """Call the model, timing the CPU the call itself used (its thread's CPU time).
+
+        Not the wall time: on a busy machine, or in a worker thread waiting for the GIL while
+        the event loop runs, the wall time of a 0.1 ms call reads as milliseconds. Timed so,
+        a cheap model was sent to the worker threads, where each call then waited for the GIL
+        again and read as slow again: it never came back to the loop, and the thread hops
+        multiplied the tail latency under load.
+        """
+        start = time.thread_time()
         predictions = self.predictor.predict(instances)
-        per_row = (time.perf_counter() - start) / max(len(instances), 1)
+        per_row = (time.thread_time() - start) / max(len(instances), 1)
         # clipped, so one call stalled by a busy machine does not push the model off the loop
         per_row = min(per_row, 4 * INLINE_BUDGET_S)
         typical = self.typical_s
