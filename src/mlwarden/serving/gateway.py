@@ -2,9 +2,10 @@
 
 Per request the gateway does no database work: the model's spec, its deployment and the loaded
 versions are cached in memory, and the deployment is re-read at most every ``refresh_s``
-seconds (or at once after :meth:`Gateway.invalidate`, which the API calls on every change it
-makes, and the server on every change notification of another replica: then ``refresh_s`` is
-only a safety net). While the database is unreachable the last deployment read stays in force,
+seconds, in the background (requests meanwhile are served with the deployment in force), or at
+once after :meth:`Gateway.invalidate`, which the API calls on every change it makes, and the
+server on every change notification of another replica: then ``refresh_s`` is only a safety
+net. While the database is unreachable the last deployment read stays in force,
 so serving goes on. A deployment seen for the first time has its versions loaded in the
 background at once (and :meth:`Gateway.start_warming` does it for every deployed model when the
 server starts), so the first request does not wait seconds for an artifact to load. Routing:
@@ -185,6 +186,7 @@ class Gateway:
         # bumped by every invalidation: a read that began before one is not trusted after it
         self._generation = 0
         self._route_locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: set[str] = set()  # models whose route is being read again
         self._load_lock = threading.Lock()
         self._predict_pool = ThreadPoolExecutor(predict_workers, thread_name_prefix="mlw-predict")
         self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mlw-shadow")
@@ -227,6 +229,30 @@ class Gateway:
         route = self._routes.get(model)
         if route is not None and time.monotonic() - route.checked_at < self.refresh_s:
             return route
+        if route is not None and self.refresh_s > 0:
+            # a periodic re-read: this request is served with the route in force while one
+            # background read refreshes it. Awaited here, every request arriving during the
+            # read (a database round trip through a worker thread, slow on a busy machine)
+            # waited for it, once a second: most of the gateway's p99 at concurrency 32.
+            if model not in self._refreshing:
+                self._refreshing.add(model)
+                self._background(self._refresh(model, route))
+            return route
+        return await self._reload(model)
+
+    async def _refresh(self, model: str, stale: _Route) -> None:
+        try:
+            await self._reload(model)
+        except Exception as exc:
+            # e.g. the model was deleted: the next request reads it again and says why
+            log.warning("could not read the deployment of %s again: %s", model, exc)
+            if self._routes.get(model) is stale:
+                self._routes.pop(model, None)
+        finally:
+            self._refreshing.discard(model)
+
+    async def _reload(self, model: str) -> _Route:
+        """Read ``model``'s spec and deployment again (once, however many ask at a time)."""
         self._loop = asyncio.get_running_loop()
         lock = self._route_locks.setdefault(model, asyncio.Lock())
         async with lock:
