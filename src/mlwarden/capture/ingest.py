@@ -43,17 +43,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import polars as pl
-
 from mlwarden.capture.validation import FieldError, SchemaValidator, errors_detail, parse_json
 from mlwarden.domain import DEFAULT_TEXT_MAX_LENGTH, FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
+from mlwarden.lazy import lazy_module
 from mlwarden.store.batch import COLUMNS as BATCH_COLUMNS
 from mlwarden.store.batch import RecordBatch, json_column
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from mlwarden.store.repository import Store
     from mlwarden.store.writer import RecordWriter
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
+from mlwarden.lazy import lazy_module
 from mlwarden.monitor.window import timestamps_of
 from mlwarden.stats.profile import Profile, ProfileLayout
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",

@@ -40,11 +40,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -52,6 +51,7 @@ from mlwarden.detect.base import DetectorContext, Input, Stage, WindowInputs
 from mlwarden.detect.prediction import output_signals
 from mlwarden.detect.registry import build_all
 from mlwarden.errors import InvalidInput
+from mlwarden.lazy import lazy_module
 from mlwarden.monitor.backtest import BacktestResult
 from mlwarden.monitor.chunks import (
     DEFAULT_CHUNK_ROWS,
@@ -75,6 +75,11 @@ from mlwarden.monitor.engine import (
 from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Columns, Profile, ProfileLayout
 from mlwarden.stats.text import TextLayout, TextStats
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 __all__ = [
     "DEFAULT_LAYOUT_ROWS",

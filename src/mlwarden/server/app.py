@@ -27,7 +27,6 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlwarden import __version__
-from mlwarden.agent.background import BackgroundAgent
 from mlwarden.agent.investigate import InvestigationRunner
 from mlwarden.agent.metrics import FleetCollector
 from mlwarden.api import (
@@ -271,6 +270,10 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
             if settings.warm_diagnoses
             else None
         )
+        # imported only when it runs here: the agent brings the monitor, the detectors and
+        # Polars, tens of MB a gateway-only server (``--no-agent``) does not need
+        if settings.agent_in_server:
+            from mlwarden.agent.background import BackgroundAgent
         agent = (
             BackgroundAgent(
                 opened, settings, on_pass=None if warmer is None else warmer.wake

@@ -44,16 +44,21 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
+from mlwarden.lazy import lazy_module
 from mlwarden.stats.sketch import LogSketch
 from mlwarden.stats.text import TextLayout, TextStats, is_free_text
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 __all__ = [
     "CategoricalStats",
@@ -67,7 +72,10 @@ __all__ = [
     "profile_chunks",
 ]
 
-DataLike: TypeAlias = pd.DataFrame | pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+# a string: evaluated, it would import Polars with this module (see mlwarden.lazy)
+DataLike: TypeAlias = (
+    "pd.DataFrame | pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]]"
+)
 
 DEFAULT_BINS = 100
 # Below this many rows, columns are profiled one after the other: threads would cost more than

@@ -20,13 +20,13 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import polars as pl
 
 from mlwarden.domain import ModelSpec
 from mlwarden.errors import InvalidInput
+from mlwarden.lazy import lazy_module
 from mlwarden.stats.profile import (
     DEFAULT_BINS,
     DEFAULT_MAX_LEVELS,
@@ -35,6 +35,11 @@ from mlwarden.stats.profile import (
     Profile,
     _table,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 __all__ = ["ReferenceBuilder", "build_reference", "to_pandas"]
 

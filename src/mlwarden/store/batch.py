@@ -16,9 +16,14 @@ null), ``latency_ms`` (float|null), ``error`` (str|null), ``served_by`` (str) an
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-import polars as pl
+from mlwarden.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = lazy_module("polars")  # imported when used: see mlwarden.lazy
 
 COLUMNS = (
     "id",
