@@ -1,0 +1,117 @@
+"""The predict hot path: answered ahead of FastAPI with the same errors, a deployment changed
+elsewhere seen after a background re-read, and a gateway-only server that never imports Polars."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from api_helpers import flush, state_of, wait_for
+from fastapi.testclient import TestClient
+
+import mlwarden
+from mlwarden.domain import DeploymentState
+
+
+def test_a_change_made_in_the_database_is_served_after_a_background_re_read(
+    elec_client: TestClient, elec_rows: list[dict[str, float]]
+) -> None:
+    client = elec_client
+    state = state_of(client)
+    row = elec_rows[0]
+    assert client.post("/v1/models/elec/predict", json={"instances": row}).json()["version"] == 1
+    # written straight to the database, as another replica or SQL would: no invalidation here
+    state.store.set_deployment("elec", DeploymentState(live_version=2), actor="elsewhere")
+    state.gateway.refresh_s = 0.2
+    time.sleep(0.3)
+    # the first request after refresh_s is answered at once with the route in force, and starts
+    # the one re-read; the change is served as soon as that read is done
+    versions = []
+
+    def switched() -> bool:
+        response = client.post("/v1/models/elec/predict", json={"instances": row})
+        assert response.status_code == 200, response.text
+        versions.append(response.json()["version"])
+        return versions[-1] == 2
+
+    assert wait_for(switched, timeout_s=10)
+    assert set(versions) <= {1, 2}
+    flush(client)
+    assert state.store.count_records("elec") == 1 + len(versions)  # every answer recorded
+
+
+def test_a_model_deleted_elsewhere_is_refused_after_the_re_read(
+    elec_client: TestClient, elec_rows: list[dict[str, float]]
+) -> None:
+    client = elec_client
+    state = state_of(client)
+    row = elec_rows[0]
+    assert client.post("/v1/models/elec/predict", json={"instances": row}).status_code == 200
+    flush(client)
+    state.store.set_deployment("elec", DeploymentState(), actor="elsewhere")
+    state.store.delete_model("elec", actor="elsewhere")
+    state.gateway.refresh_s = 0.2
+    time.sleep(0.3)
+
+    def refused() -> bool:
+        response = client.post("/v1/models/elec/predict", json={"instances": row})
+        return response.status_code == 404
+
+    assert wait_for(refused, timeout_s=10)
+    response = client.post("/v1/models/elec/predict", json={"instances": row})
+    assert response.json()["error"].startswith("unknown model 'elec'")
+
+
+def test_the_hot_path_answers_errors_as_every_other_route(
+    elec_client: TestClient, elec_rows: list[dict[str, float]]
+) -> None:
+    client = elec_client
+    empty = client.post("/v1/models/elec/predict", content=b"  ")
+    assert empty.status_code == 422, empty.text
+    assert empty.json() == {
+        "error": "the request body is empty; send a JSON document",
+        "detail": {},
+    }
+    broken = client.post("/v1/models/elec/predict", content=b'{"instances": ')
+    assert broken.status_code == 422
+    assert broken.json()["error"].startswith("malformed JSON")
+    unknown = client.post("/v1/models/nope/predict", json={"instances": elec_rows[0]})
+    assert unknown.status_code == 404
+    limit = state_of(client).settings.max_request_bytes
+    huge = client.post(
+        "/v1/models/elec/predict",
+        content=b"{" + b" " * limit + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert huge.json()["detail"] == {"limit_bytes": limit}
+    # the other methods on the path are FastAPI's, as before
+    assert client.get("/v1/models/elec/predict").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'mlwarden_http_errors_total{status="404"} 1.0' in metrics
+
+
+def test_a_gateway_only_server_imports_neither_polars_nor_the_agent(tmp_path: Path) -> None:
+    """What ``mlwarden serve --no-agent`` loads at start: Polars alone was about 25 MB of its
+    memory, the agent's modules more (docs/benchmarks.md, "Gateway overhead")."""
+    code = (
+        "import sys\n"
+        "from mlwarden.cli.main import app\n"
+        "from mlwarden.server.app import create_app\n"
+        "from mlwarden.settings import Settings\n"
+        f"create_app(Settings(data_dir={str(tmp_path)!r}))\n"
+        "print(sorted(m for m in ('polars', 'mlwarden.agent.loop') if m in sys.modules))\n"
+    )
+    source = str(Path(mlwarden.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": source},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
