@@ -112,7 +112,7 @@ def _rule_sample(values: Iterable[Any]) -> list[Any]:
     if isinstance(values, pd.Series):
         present_pd = values.dropna()
         step = max(1, -(-len(present_pd) // _RULE_SAMPLE))
-        return present_pd.iloc[::step].tolist()
+        return list(present_pd.iloc[::step].tolist())
     seq = values if isinstance(values, list | tuple | np.ndarray) else list(values)
     step = max(1, -(-len(seq) // _RULE_SAMPLE))
     return [v for v in list(seq[::step]) if v is not None]
