@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -259,6 +260,7 @@ class Simulation:
         self.out = Path(out)
         self.seed = seed
         self.progress = progress
+        self.seconds: dict[str, tuple[float, float]] = {}  # phase → (wall, CPU), once run
 
     # ------------------------------------------------------------------ set-up
 
@@ -358,12 +360,23 @@ class Simulation:
         # one BLAS/OpenMP thread: the run is sequential anyway, and on a busy machine spinning
         # worker threads cost more than they give
         self.clock = SimClock(rng=random.Random(self.seed), serving=Serving(seed=self.seed))
+        marks = [(time.perf_counter(), time.process_time())]
         with threadpool_limits(1), simulated_clock(lambda: self.clock.now):
             self._setup()
+            marks.append((time.perf_counter(), time.process_time()))
             timeline = asyncio.run(self._stream())
+            marks.append((time.perf_counter(), time.process_time()))
             summary = summarise(self.scenario, timeline, self._actions(), self._playbooks())
         self._write(timeline, summary)
         self.store.close()
+        marks.append((time.perf_counter(), time.process_time()))
+        # (wall, CPU) seconds of each phase, for bench/bench_simulate.py (not in the results)
+        self.seconds = {
+            phase: (end[0] - start[0], end[1] - start[1])
+            for phase, start, end in zip(
+                ("setup", "stream", "summary"), marks, marks[1:], strict=False
+            )
+        }
         return SimulationResult(timeline, summary, self.out)
 
     async def _stream(self) -> list[dict[str, Any]]:
