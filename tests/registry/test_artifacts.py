@@ -212,3 +212,22 @@ def test_upload_route_refuses_every_payload_and_stores_nothing(
                 assert any(one in named for named in refused), (name, one, refused)
     assert http.get("/v1/models/attacked/versions").json() == []
     assert not os.path.exists(canary)
+
+
+def test_a_shared_model_is_loaded_once_per_bytes_and_still_checked(canary: Path) -> None:
+    from mlwarden.registry.artifacts import _SHARED_LIMIT, load_shared_model
+
+    first = dump_model(LinearRegression().fit(X, Y))
+    second = dump_model(LinearRegression(fit_intercept=False).fit(X, Y))
+    loaded = load_shared_model(first)
+    assert load_shared_model(bytes(first)) is loaded  # equal bytes, not the same object
+    assert load_shared_model(second) is not loaded
+    np.testing.assert_array_equal(loaded.predict(X), load_model(first).predict(X))
+    # the oldest is let go once more than the limit were used since
+    for k in range(_SHARED_LIMIT):
+        load_shared_model(dump_model(LinearRegression().fit(X, np.asarray(Y) + k + 1)))
+    assert load_shared_model(first) is not loaded
+    # a refused file is refused every time, never kept
+    for _ in range(2):
+        with pytest.raises(InvalidArtifact):
+            load_shared_model(payloads(canary)["eval"][0])

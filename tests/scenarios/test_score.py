@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from mlwarden.domain import ActionKind, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.scenarios.data import prepare
 from mlwarden.scenarios.score import harm, score
-from mlwarden.scenarios.simulate import Operator, metric_of, summarise
+from mlwarden.scenarios.simulate import Operator, clean_row, clean_rows, metric_of, summarise
 from mlwarden.scenarios.spec import Scenario, in_order, load_scenario
 from mlwarden.store.repository import Store
 
@@ -454,3 +455,29 @@ def test_on_a_time_ordered_control_a_remedy_or_a_repeated_alert_is_a_false_alarm
     ]
     result = score(control, windows, actions)
     assert result["false_alarm_window_indexes"] == [2, 5]
+
+
+def test_the_requests_are_cleaned_column_by_column_as_row_by_row() -> None:
+    """NaN and None become None, NumPy scalars Python ones, whatever the column's type: the
+    requests a simulation sends are the same however they are built."""
+    frame = pd.DataFrame(
+        {
+            "x": [1.5, np.nan, -0.0],
+            "n": np.array([1, 2, 3], dtype=np.int64),
+            "b": [True, False, True],
+            "s": ["a", None, "c"],
+            "mixed": ["7", np.nan, 8.25],  # a schema break's text in a number column
+        }
+    )
+    by_column = clean_rows(frame)
+    by_row = [clean_row(r) for r in frame.to_dict(orient="records")]
+    assert by_column == by_row
+    assert [[type(v) for v in r.values()] for r in by_column] == [
+        [type(v) for v in r.values()] for r in by_row
+    ]
+    assert by_column[1] == {"x": None, "n": 2, "b": False, "s": None, "mixed": None}
+    # a scenario's own stream, faults injected: the electricity stream with a null burst
+    data = prepare(load_scenario("elec_null_burst"), 0)
+    stream = data.stream[data.features].copy()
+    stream.iloc[::7, 0] = np.nan
+    assert clean_rows(stream) == [clean_row(r) for r in stream.to_dict(orient="records")]

@@ -279,6 +279,23 @@ def test_feedback_reports_unknown_ids_and_updates_labels(store: Store) -> None:
     assert set(lean[0]) == {*keys, "model"}
 
 
+def test_a_label_keeps_its_value_and_time_and_the_newest_replaces_it(store: Store) -> None:
+    """Labels of any JSON kind and their arrival time read back as sent (SQLite writes them
+    without SQLAlchemy's type processors); a label sent again replaces value and time."""
+    store.create_model(SPEC)
+    store.insert_records(_records(3))
+    first, later = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2, microseconds=7)
+    assert store.add_feedback("churn", [("r000000", "yes"), ("r000001", 2.5)], ts=first) == (2, [])
+    store.add_feedback("churn", [("r000000", {"class": "no"}), ("r000002", None)], ts=later)
+    got = {r["id"]: (r["label"], r["label_ts"]) for r in store.fetch_records("churn")}
+    assert got == {
+        "r000000": ({"class": "no"}, later),
+        "r000001": (2.5, first),
+        "r000002": (None, later),
+    }
+    assert store.count_feedback("churn") == 3
+
+
 def test_two_models_may_use_the_same_record_ids(store: Store) -> None:
     """Issue 13 item 7: a record was silently dropped when another model had used its id."""
     store.create_model(SPEC)

@@ -31,9 +31,12 @@ mlwarden.errors.InvalidArtifact: the model file is not a skops file (not a zip a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -202,6 +205,30 @@ def load_model(data: bytes, *, trusted: Iterable[str] = ()) -> Any:
     except Exception as exc:
         raise InvalidArtifact(f"the model file is damaged and cannot be loaded: {exc}") from exc
     _check_trees(estimator)
+    return estimator
+
+
+_SHARED_LIMIT = 8  # estimators kept by ``load_shared_model``, the most recently used
+_shared: OrderedDict[bytes, Any] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def load_shared_model(data: bytes) -> Any:
+    """``load_model``, for callers that only predict: the same bytes give the same estimator
+    object, loaded once. In one process the gateway, the monitor's reference and the agent's
+    evidence each loaded every version they ran (about 0.3 s of CPU each for a small gradient
+    boosting, most of a simulation's agent passes: docs/benchmarks.md, "Simulation speed").
+    Never ``fit`` what this returns: it may be serving requests at the same time."""
+    key = hashlib.sha256(data).digest()
+    with _shared_lock:
+        if key in _shared:
+            _shared.move_to_end(key)
+            return _shared[key]
+    estimator = load_model(data)  # outside the lock: a slow load holds up no other model
+    with _shared_lock:
+        _shared[key] = estimator
+        while len(_shared) > _SHARED_LIMIT:
+            _shared.popitem(last=False)
     return estimator
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 from threadpoolctl import threadpool_limits
 
@@ -139,6 +140,27 @@ class SimulatedGateway(Gateway):
                 loaded.predictor, self.clock, number, self.serving_faults
             )
         return loaded
+
+    async def _call(self, loaded: Any, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        # one client on a simulated clock: the model answers on the loop itself, not handed to
+        # a worker thread and waited for (the hop cost more than the call on a busy machine)
+        if isinstance(loaded.predictor, FaultyPredictor):
+            return list(loaded.timed_predict(instances))
+        return await super()._call(loaded, instances)
+
+    def reread(self, model: str) -> None:
+        """Read ``model``'s deployment again at the next request, keeping the versions loaded
+        (``invalidate`` would load them again from their artifacts)."""
+        route = self._routes.get(model)
+        if route is not None:
+            route.checked_at = -math.inf
+
+    async def settle(self) -> None:
+        """Wait for the shadow copies started so far, so that their records are stored before
+        the next request: the order of records, and so the run, then does not depend on how
+        the threads were scheduled."""
+        while self._shadow_tasks:
+            await asyncio.gather(*list(self._shadow_tasks), return_exceptions=True)
 
 
 class SimSink:
@@ -312,7 +334,9 @@ class Simulation:
             self.store,
             self.sink,
             self.settings,
-            refresh_s=0.0,
+            # the deployment changes only where the run changes it (a scheduled release, the
+            # agent's pass, the operator's answers), and each of those invalidates the route
+            refresh_s=math.inf,
             clock=self.clock,
             faults=self.scenario.faults,
         )
@@ -387,13 +411,13 @@ class Simulation:
         pending_labels: list[tuple[int, str, Any]] = []
         windows = scenario.windows
         total = windows * scenario.window
-        instances = self.stream[features].to_dict(orient="records")
+        instances = clean_rows(self.stream[features])
         labels = self.stream[target].tolist()
         step = self.batch
         for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
-            clean = [clean_row(instance) for instance in instances[position : position + step]]
+            clean = instances[position : position + step]
             batch = [
                 break_request(row, position + i, self.faults, self.clock.rng.random)
                 for i, row in enumerate(clean)
@@ -404,6 +428,7 @@ class Simulation:
                     self._no_action[position + offset] = None
             before = len(self.sink.rows)
             await self._send(batch)
+            await self.gateway.settle()
             answered = [
                 r
                 for r in self.sink.rows[before:]
@@ -487,6 +512,7 @@ class Simulation:
         stand-in answer what waits for approval, then read the window's story."""
         self.agent.run_once([self.model])
         self.operator.answer(index)
+        self.gateway.reread(self.model)  # the requests after this read the deployment anew
         # the monitor counts stored records, so after a burst of failed attempts (each answered
         # again by the fallback) its windows run ahead of the stream's: take what closed now
         views = self.agent.repo.recent_windows(self.model, 1000, after=self._last_window)
@@ -637,6 +663,12 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: (None if isinstance(v, float) and np.isnan(v) else native(v)) for k, v in row.items()
     }
+
+
+def clean_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``clean_row`` of every row of ``frame``, column by column rather than value by value."""
+    plain = frame.astype(object).where(frame.notna(), None)
+    return plain.to_dict(orient="records")
 
 
 def native(value: Any) -> Any:

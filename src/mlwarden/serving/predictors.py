@@ -166,10 +166,11 @@ class LocalPredictor:
 
     @classmethod
     def from_artifact(cls, artifact: bytes, spec: ModelSpec) -> LocalPredictor:
-        """Load a skops artifact (refusing untrusted types) and wrap it."""
-        from mlwarden.registry.artifacts import load_model
+        """Load a skops artifact (refusing untrusted types) and wrap it; a predictor only
+        predicts, so the estimator is shared with every other of the same bytes."""
+        from mlwarden.registry.artifacts import load_shared_model
 
-        return cls(load_model(artifact), spec)
+        return cls(load_shared_model(artifact), spec)
 
     def _inputs(self, instances: Sequence[Mapping[str, Any]]) -> Any:
         if self._numeric_only:
