@@ -294,6 +294,12 @@ def test_a_label_keeps_its_value_and_time_and_the_newest_replaces_it(store: Stor
         "r000002": (None, later),
     }
     assert store.count_feedback("churn") == 3
+    # the ids asked for in more than one statement, of this model only
+    store.create_model(SPEC.model_copy(update={"name": "other"}))
+    store.insert_records(_records(1, start=1500, model="other"))
+    asked = [f"r{i:06d}" for i in range(2000)]
+    assert store.record_ids_present(asked, "churn") == {"r000000", "r000001", "r000002"}
+    assert store.record_ids_present(asked, "other") == {"r001500"}
 
 
 def test_two_models_may_use_the_same_record_ids(store: Store) -> None:
