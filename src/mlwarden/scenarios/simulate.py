@@ -141,10 +141,29 @@ class SimulatedGateway(Gateway):
             )
         return loaded
 
+    def _shadowing(self) -> bool:
+        """Whether shadow copies are being made or are still on their way. A copy's records
+        reach the sink when its worker thread is done, among the live answers, and each record
+        draws its simulated latency in the order it arrives: while copies are made the gateway
+        runs as it always did (the deployment read at each request, the live call on a worker
+        thread), so that this order, and so the run's results, stay what they were."""
+        if self._shadow_tasks:
+            return True
+        return any(
+            route.deployment is not None and route.deployment.shadow_version is not None
+            for route in self._routes.values()
+        )
+
+    async def _route(self, model: str) -> Any:
+        # otherwise the deployment changes only where the run changes it (a scheduled release,
+        # the agent's pass, the operator's answers), and each of those asks for it again
+        self.refresh_s = 0.0 if self._shadowing() else math.inf
+        return await super()._route(model)
+
     async def _call(self, loaded: Any, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         # one client on a simulated clock: the model answers on the loop itself, not handed to
         # a worker thread and waited for (the hop cost more than the call on a busy machine)
-        if isinstance(loaded.predictor, FaultyPredictor):
+        if isinstance(loaded.predictor, FaultyPredictor) and not self._shadowing():
             return list(loaded.timed_predict(instances))
         return await super()._call(loaded, instances)
 
@@ -154,13 +173,6 @@ class SimulatedGateway(Gateway):
         route = self._routes.get(model)
         if route is not None:
             route.checked_at = -math.inf
-
-    async def settle(self) -> None:
-        """Wait for the shadow copies started so far, so that their records are stored before
-        the next request: the order of records, and so the run, then does not depend on how
-        the threads were scheduled."""
-        while self._shadow_tasks:
-            await asyncio.gather(*list(self._shadow_tasks), return_exceptions=True)
 
 
 class SimSink:
@@ -334,9 +346,7 @@ class Simulation:
             self.store,
             self.sink,
             self.settings,
-            # the deployment changes only where the run changes it (a scheduled release, the
-            # agent's pass, the operator's answers), and each of those invalidates the route
-            refresh_s=math.inf,
+            refresh_s=0.0,  # while shadow copies are made; see SimulatedGateway._route
             clock=self.clock,
             faults=self.scenario.faults,
         )
@@ -428,7 +438,6 @@ class Simulation:
                     self._no_action[position + offset] = None
             before = len(self.sink.rows)
             await self._send(batch)
-            await self.gateway.settle()
             answered = [
                 r
                 for r in self.sink.rows[before:]
