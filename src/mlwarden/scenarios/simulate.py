@@ -132,6 +132,7 @@ class SimulatedGateway(Gateway):
         self.clock = clock
         self._random = random.Random(clock.rng.random())  # canary splits repeat with the seed
         self.serving_faults = [f for f in build(faults) if Effect.ANSWERS in f.effects]
+        self._stale: set[str] = set()  # models whose deployment the run changed since it was read
 
     def _load_version(self, route: Any, number: int) -> Any:
         loaded = super()._load_version(route, number)
@@ -157,8 +158,11 @@ class SimulatedGateway(Gateway):
     async def _route(self, model: str) -> Any:
         # otherwise the deployment changes only where the run changes it (a scheduled release,
         # the agent's pass, the operator's answers), and each of those asks for it again
-        self.refresh_s = 0.0 if self._shadowing() else math.inf
-        return await super()._route(model)
+        route = self._routes.get(model)
+        if route is not None and model not in self._stale and not self._shadowing():
+            return route
+        self._stale.discard(model)
+        return await self._reload(model)  # read now, as the gateway does with refresh_s = 0
 
     async def _call(self, loaded: Any, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         # one client on a simulated clock: the model answers on the loop itself, not handed to
@@ -170,9 +174,7 @@ class SimulatedGateway(Gateway):
     def reread(self, model: str) -> None:
         """Read ``model``'s deployment again at the next request, keeping the versions loaded
         (``invalidate`` would load them again from their artifacts)."""
-        route = self._routes.get(model)
-        if route is not None:
-            route.checked_at = -math.inf
+        self._stale.add(model)
 
 
 class SimSink:
@@ -346,7 +348,7 @@ class Simulation:
             self.store,
             self.sink,
             self.settings,
-            refresh_s=0.0,  # while shadow copies are made; see SimulatedGateway._route
+            refresh_s=0.0,  # every read in the foreground; when to read: SimulatedGateway._route
             clock=self.clock,
             faults=self.scenario.faults,
         )
