@@ -115,3 +115,32 @@ def test_a_gateway_only_server_imports_neither_polars_nor_the_agent(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_server_on_a_store_at_the_newest_revision_never_imports_alembic(tmp_path: Path) -> None:
+    """Alembic, Mako and Pygments were about 12 MB of the gateway's memory; a store already at
+    the newest revision is recognised with one plain query (the migrations' ``HEADS``)."""
+    from mlwarden.settings import Settings
+    from mlwarden.store import Store
+
+    Store.from_settings(Settings(data_dir=tmp_path)).close()  # migrated here, once
+    code = (
+        "import sys\n"
+        "from mlwarden.cli.main import app\n"
+        "from mlwarden.server.app import create_app\n"
+        "from mlwarden.settings import Settings\n"
+        "from fastapi.testclient import TestClient\n"
+        f"with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}))) as client:\n"
+        "    assert client.get('/v1/models').status_code == 200\n"  # the store is open
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    source = str(Path(mlwarden.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": source},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

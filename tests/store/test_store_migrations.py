@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, insert, text
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.store import Store
 from mlwarden.store import tables as t
-from mlwarden.store.migrations import current_heads, script_heads, upgrade
+from mlwarden.store.migrations import HEADS, current_heads, script_heads, stored_revisions, upgrade
 
 SPEC = ModelSpec(name="a", task=Task.REGRESSION, features=[FeatureSpec(name="x")])
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -83,5 +83,24 @@ def test_records_keyed_per_model_keep_the_data_of_revision_0004(blank_url: str) 
         assert store.add_feedback("b", [("a1", 20)]) == (1, [])
         assert next(r for r in store.fetch_records("a") if r["id"] == "a1")["label"] == 10
         assert next(r for r in store.fetch_records("b") if r["id"] == "a1")["label"] == 20
+    finally:
+        store.close()
+
+
+def test_the_heads_known_to_the_code_are_alembics_heads() -> None:
+    """``HEADS`` lets a store at the newest revision open without importing Alembic; a new
+    migration must move it too, or a database would stay behind the code."""
+    assert script_heads() == HEADS
+
+
+def test_a_store_behind_the_heads_is_still_migrated(blank_url: str) -> None:
+    old = Store(blank_url, migrate=False)
+    assert stored_revisions(old.engine) is None  # no alembic_version table yet
+    upgrade(old.engine, "investigate01")
+    assert stored_revisions(old.engine) == {"investigate01"} != HEADS
+    old.close()
+    store = Store(blank_url)
+    try:
+        assert current_heads(store.engine) == HEADS == stored_revisions(store.engine)
     finally:
         store.close()
