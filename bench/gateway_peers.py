@@ -146,6 +146,18 @@ def start_floor(folder: Path, artifact: bytes, bodies: list[bytes], **_: Any) ->
     return Running("floor", port, process.pid, PREDICT_PATH, bodies, stop)
 
 
+def migrate_store(data_dir: Path, source: Path | None) -> None:
+    """Open (and so create and migrate) the store in ``data_dir`` with the mlwarden in
+    ``source`` (this interpreter's when None), then close it."""
+    code = (
+        "from mlwarden.settings import Settings\n"
+        "from mlwarden.store import Store\n"
+        f"Store.from_settings(Settings(data_dir={str(data_dir)!r})).close()\n"
+    )
+    env = {**os.environ, **({"PYTHONPATH": str(source)} if source is not None else {})}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
 def start_mlwarden(
     folder: Path,
     artifact: bytes,
@@ -155,7 +167,11 @@ def start_mlwarden(
     **_: Any,
 ) -> Running:
     """``mlwarden serve --no-agent``; from the sources in ``source`` (e.g. an export of main,
-    for a before/after in the same run) instead of this interpreter's mlwarden when given."""
+    for a before/after in the same run) instead of this interpreter's mlwarden when given.
+
+    The database is created and migrated first, in a process of its own, so the server opens
+    it as it does on every restart (at the newest revision), not as on its very first start."""
+    migrate_store(folder / "data", source)
     if source is None:
         server = ServerProcess(folder / "data").start()
         set_up(server.url, artifact)
