@@ -94,6 +94,20 @@ def test_the_hot_path_answers_errors_as_every_other_route(
     assert 'mlwarden_http_errors_total{status="404"} 1.0' in metrics
 
 
+def _last_line_printed_by(code: str) -> str:
+    """Run ``code`` in a fresh interpreter on this mlwarden: what a new server process loads."""
+    source = str(Path(mlwarden.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": source},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def test_a_gateway_only_server_imports_neither_polars_nor_the_agent(tmp_path: Path) -> None:
     """What ``mlwarden serve --no-agent`` loads at start: Polars alone was about 25 MB of its
     memory, the agent's modules more (docs/benchmarks.md, "Gateway overhead")."""
@@ -105,16 +119,7 @@ def test_a_gateway_only_server_imports_neither_polars_nor_the_agent(tmp_path: Pa
         f"create_app(Settings(data_dir={str(tmp_path)!r}))\n"
         "print(sorted(m for m in ('polars', 'mlwarden.agent.loop') if m in sys.modules))\n"
     )
-    source = str(Path(mlwarden.__file__).resolve().parents[1])
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": source},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert _last_line_printed_by(code) == "[]"
 
 
 def test_a_server_on_a_store_at_the_newest_revision_never_imports_alembic(tmp_path: Path) -> None:
@@ -134,13 +139,4 @@ def test_a_server_on_a_store_at_the_newest_revision_never_imports_alembic(tmp_pa
         "    assert client.get('/v1/models').status_code == 200\n"  # the store is open
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
     )
-    source = str(Path(mlwarden.__file__).resolve().parents[1])
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": source},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert _last_line_printed_by(code) == "[]"
