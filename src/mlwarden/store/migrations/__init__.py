@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ def stored_revisions(engine: Engine) -> set[str] | None:
     (no such table yet). Alembic's own reading would import Alembic."""
     try:
         with engine.connect() as connection:
+            # asked first, so that a new database logs no error for a missing table
+            if not inspect(connection).has_table("alembic_version"):
+                return None
             rows = connection.execute(text("SELECT version_num FROM alembic_version"))
             return {str(row[0]) for row in rows}
     except SQLAlchemyError:
