@@ -329,6 +329,15 @@ class Client:
         result: dict[str, Any] = self._request("GET", f"/v1/investigations/{investigation_id}")
         return result
 
+    def stop_investigation(self, investigation_id: int) -> dict[str, Any]:
+        """Stop an investigation this server runs: queued, it never starts; running, it ends
+        between two probes, stored as failed ("stopped by ...") with what it collected.
+        Raises the server's 409 as an error when it has already ended."""
+        result: dict[str, Any] = self._request(
+            "POST", f"/v1/investigations/{investigation_id}/stop"
+        )
+        return result
+
     def investigations(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest investigations first, each with a ``brief`` of its result."""
         answer = self._request("GET", "/v1/investigations", params={"limit": limit})

@@ -297,3 +297,31 @@ def test_the_paging_is_documented_in_the_openapi(server: BackgroundServer) -> No
     assert "next_offset" in records["description"]
     one = paths["/v1/investigations/{investigation_id}"]["get"]
     assert {p["name"] for p in one["parameters"]} >= {"records", "records_offset", "records_limit"}
+
+
+def test_an_operator_stops_a_running_investigation_and_keeps_what_it_collected(
+    server: BackgroundServer, model: ModelServer, settings: Settings
+) -> None:
+    slow = {**SIZES, "rate_per_s": 20}  # 330 probes: about 16 s, stopped long before
+    body = {"url": model.url, "rows": sample_rows(), "target": "label", **slow}
+    record = httpx.post(server.url + "/v1/investigations", json=body).json()
+
+    def probing() -> dict[str, Any] | None:
+        row = httpx.get(f"{server.url}/v1/investigations/{record['id']}").json()
+        return row if row["progress"]["done"] >= 5 else None
+
+    until(probing)
+    stopped = httpx.post(f"{server.url}/v1/investigations/{record['id']}/stop")
+    assert stopped.status_code == 200, stopped.text
+    finished = _finished(server.url, record["id"])
+    assert finished["state"] == "failed"
+    assert "the investigation was stopped (stopped by " in finished["error"]
+    assert 5 <= finished["progress"]["done"] < 330
+    kept = httpx.get(f"{server.url}/v1/investigations/{record['id']}/records").json()
+    assert kept["total"] >= 5  # what it collected is kept
+    again = httpx.post(f"{server.url}/v1/investigations/{record['id']}/stop")
+    assert again.status_code == 409 and "already ended (failed)" in again.text
+    assert httpx.post(f"{server.url}/v1/investigations/999/stop").status_code == 404
+    with Store.from_settings(settings) as store:
+        (entry,) = store.audit_entries(action="investigation.stop")
+    assert entry["target"] == model.url

@@ -115,6 +115,15 @@ def test_refusals_and_a_wait_that_times_out(
         slow = client.investigate(model.url, sample_rows(), **{**SIZES, "rate_per_s": 20})
         with pytest.raises(TimeoutError, match=r"still (queued|running) after 0.3 s"):
             client.wait_for_investigation(slow["id"], timeout_s=0.3, poll_s=0.1)
+        with Client(url, token=tokens["viewer"]) as viewer, pytest.raises(ClientError) as denied:
+            viewer.stop_investigation(slow["id"])
+        assert denied.value.status == 403
+        client.stop_investigation(slow["id"])  # the slow job need not run to its end
+        stopped = client.wait_for_investigation(slow["id"], timeout_s=60, poll_s=0.05)
+        assert stopped["state"] == "failed" and "stopped by " in stopped["error"]
+        with pytest.raises(ClientError) as ended:
+            client.stop_investigation(slow["id"])
+        assert ended.value.status == 409
         failed_model = client.investigate(
             f"{model.url}-nothing-here", sample_rows(), **SIZES, timeout_ms=50
         )

@@ -241,3 +241,27 @@ def test_a_failed_investigation_shows_why_and_has_no_report(
     assert missing.status_code == 404 and "no investigation 999" in missing.text
     assert client.get("/ui/live/investigations/999").status_code == 404
     assert client.get(f"/ui/investigations/{number}/report.pdf").status_code == 422
+
+
+def test_an_operator_stops_a_running_investigation_from_its_page(
+    served: Served, model: ModelServer
+) -> None:
+    operator = signed_in(served, "operator")
+    viewer = signed_in(served, "viewer")
+    csrf = csrf_of(operator.get("/ui/investigations"))
+    started = start(operator, csrf, model.url, sample=sample_csv(sample_rows(50)), rate_per_s="20")
+    number = int(started.headers["location"].split("/")[-1].split("?")[0])
+    page = f"/ui/investigations/{number}"
+    assert 'id="stop-investigation"' in operator.get(page).text
+    assert 'id="stop-investigation"' not in viewer.get(page).text
+    refused = viewer.post(f"{page}/stop", data={"csrf": csrf_of(viewer.get(page))})
+    assert refused.status_code == 403
+    stopped = operator.post(f"{page}/stop", data={"csrf": csrf}, follow_redirects=True)
+    assert stopped.status_code == 200 and "is stopping" in stopped.text
+    until(lambda: viewer.get(f"/ui/live/investigations/{number}").json()["finished"])
+    ended = viewer.get(page).text
+    assert "stopped by olivia" in ended and 'id="stop-investigation"' not in ended
+    again = operator.post(f"{page}/stop", data={"csrf": csrf})
+    assert again.status_code == 409 and "already ended" in again.text
+    (entry,) = served.store.audit_entries(action="investigation.stop")
+    assert entry["actor"] == "olivia"

@@ -56,7 +56,7 @@ from mlwarden.clock import utcnow
 from mlwarden.detect.prediction import output_signals
 from mlwarden.diagnose.incident import diagnose_incident
 from mlwarden.domain import FeatureSpec, FeatureType, Finding, ModelSpec, Task, mask_url
-from mlwarden.errors import InvalidInput, MlwardenError, NotFound
+from mlwarden.errors import Conflict, InvalidInput, MlwardenError, NotFound
 from mlwarden.monitor.backtest import read_table
 from mlwarden.monitor.engine import Monitor, MonitorConfig
 from mlwarden.monitor.window import records_frame
@@ -64,7 +64,7 @@ from mlwarden.serving.predictors import RESPONSE_HINT, RemotePredictor, Response
 from mlwarden.serving.probe import Prober
 from mlwarden.settings import Settings
 from mlwarden.stats.text import TextStats, is_free_text
-from mlwarden.store.investigations import InvestigationRepo
+from mlwarden.store.investigations import FINISHED, InvestigationRepo
 from mlwarden.store.repository import Store
 from mlwarden.store.writer import is_unreachable
 
@@ -538,7 +538,8 @@ class Investigator:
         target = self.request.target
         for _ in range(count):
             if self.stop.is_set():
-                raise InvestigationFailed("the investigation was stopped (the server shut down)")
+                why = getattr(self.stop, "reason", "the server shut down")
+                raise InvestigationFailed(f"the investigation was stopped ({why})")
             index = self.progress.done % len(rows)
             record = prober.probe_once(prober.rows[index])  # the features only
             if target is not None:
@@ -749,6 +750,18 @@ def run_investigation(
     return repo.get(investigation_id)
 
 
+class StopSignal(threading.Event):
+    """An event that says why it was set: a job stopped by a person or by the server."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = "the server shut down"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 class InvestigationRunner:
     """The server's investigations: each submitted one runs on a worker thread (at most
     ``workers`` at once, the others queued), and is stopped, keeping what it collected, when
@@ -762,6 +775,7 @@ class InvestigationRunner:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlw-investigate")
         self._jobs: dict[int, Future[Any]] = {}
+        self._signals: dict[int, StopSignal] = {}
         # on PostgreSQL another replica's jobs are still writing: only the idle ones are gone
         idle = None if store.dialect == "sqlite" else utcnow() - timedelta(minutes=5)
         try:
@@ -784,25 +798,52 @@ class InvestigationRunner:
         if self._stop.is_set():
             raise InvestigationFailed("the server is shutting down")
         investigation_id = self.repo.create(mask_url(request.url), request.params(), actor)
+        self._signals[investigation_id] = StopSignal()
         self._jobs[investigation_id] = self._pool.submit(
             self._run, request, actor, investigation_id
         )
         return self.repo.get(investigation_id)
 
     def _run(self, request: InvestigationRequest, actor: str, investigation_id: int) -> None:
+        signal = self._signals.setdefault(investigation_id, StopSignal())
         try:
             run_investigation(
                 self.store,
                 request,
                 actor=actor,
                 settings=self.settings,
-                stop=self._stop,
+                stop=signal,
                 investigation_id=investigation_id,
             )
         except Exception:  # stored as failed by run_investigation; the worker goes on
             pass
         finally:
             self._jobs.pop(investigation_id, None)
+            self._signals.pop(investigation_id, None)
+
+    def cancel(self, investigation_id: int, actor: str) -> dict[str, Any]:
+        """Stop an investigation of this server: a queued one never starts, a running one
+        ends between two probes, stored as failed ("stopped by ``actor``") with what it
+        collected. A finished one, or one another server process runs, is a conflict."""
+        record = self.repo.get(investigation_id)  # NotFound for an unknown id
+        if record["state"] in FINISHED:
+            raise Conflict(
+                f"investigation {investigation_id} has already ended ({record['state']})"
+            )
+        job = self._jobs.get(investigation_id)
+        signal = self._signals.get(investigation_id)
+        if job is None or signal is None:
+            raise Conflict(
+                f"investigation {investigation_id} is not running on this server process: "
+                "stop it on the server that started it"
+            )
+        reason = f"stopped by {actor}"
+        signal.stop(reason)
+        if job.cancel():  # still queued: it will never run, so its record is ended here
+            self._jobs.pop(investigation_id, None)
+            self._signals.pop(investigation_id, None)
+            self.repo.save(investigation_id, state="failed", error=f"{reason} before it started")
+        return self.repo.get(investigation_id)
 
     def wait(self, investigation_id: int, timeout: float | None = None) -> bool:
         """Wait for a job of this server to end; True when it has (or is not running here)."""
@@ -821,6 +862,8 @@ class InvestigationRunner:
         """Stop the running jobs between two probes (each is stored as failed, keeping what
         it collected) and the queued ones before they start."""
         self._stop.set()
+        for signal in list(self._signals.values()):
+            signal.stop("the server shut down")
         self._pool.shutdown(wait=True, cancel_futures=True)
         # a job cancelled before it started never ran: say so in its record
         for investigation_id in list(self._jobs):

@@ -116,6 +116,31 @@ def start(state: ServerState, values: dict[str, Any], actor: str) -> dict[str, A
     return record
 
 
+@router.post(
+    "/{investigation_id}/stop",
+    summary="Stop an investigation",
+    description="A queued investigation never starts; a running one ends between two probes. "
+    "Either is stored as failed (`stopped by <you>`), keeping the records and windows it "
+    "collected. 409 when it has already ended or runs on another server process.",
+)
+async def stop_investigation(
+    investigation_id: RowId,
+    principal: Principal = Depends(require(Role.OPERATOR)),
+    state: ServerState = Depends(server),
+) -> JSONResponse:
+    record = await run_in_threadpool(stop, state, investigation_id, principal.name)
+    return JSONResponse(record)
+
+
+def stop(state: ServerState, investigation_id: int, actor: str) -> dict[str, Any]:
+    """Stop ``investigation_id`` as ``actor`` and audit it (the API and the dashboard)."""
+    record = _runner(state).cancel(investigation_id, actor)
+    state.store.audit(
+        actor, "investigation.stop", record["url"], {"investigation": investigation_id}
+    )
+    return record
+
+
 @router.get("", summary="Investigations, newest first")
 async def list_investigations(
     limit: int = 50,

@@ -223,6 +223,29 @@ def investigation_view(state: ServerState, investigation_id: int) -> dict[str, A
     }
 
 
+@router.post("/investigations/{investigation_id}/stop", response_class=HTMLResponse)
+async def stop_investigation(
+    request: Request,
+    investigation_id: int,
+    session: Session = Depends(page_session),
+    state: ServerState = Depends(server),
+) -> Response:
+    """The Stop button (operators): the investigation ends between two probes."""
+    from mlwarden.api.routes_investigations import stop
+
+    form = await request.form()
+    operator_change(request, session, _text(form, "csrf"))
+    try:
+        await run_in_threadpool(stop, state, investigation_id, session.name)
+    except MlwardenError as exc:
+        return error_page(request, session, exc)
+    return back(
+        request,
+        f"{PREFIX}/investigations/{investigation_id}",
+        f"Investigation #{investigation_id} is stopping: what it collected is kept.",
+    )
+
+
 @router.get("/investigations/{investigation_id}", response_class=HTMLResponse)
 def investigation_page(
     request: Request,
