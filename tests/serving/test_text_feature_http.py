@@ -12,7 +12,9 @@ and the reason, and refuses nothing else.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +256,75 @@ def test_investigating_the_url_with_a_sample_holding_names_probes_and_watches_th
     for window in result["windows"]:
         assert 0.0 <= window["signals"]["text_oov.Name"] < 1.0
         assert not [f for f in window["findings"] if "Name" in f["features"]], window["findings"]
+
+
+def _feature_data(http: httpx.Client, feature: str) -> tuple[str, dict[str, Any]]:
+    """The feature page of ``feature`` and the distribution its chart is drawn from."""
+    page = http.get(f"/ui/models/{MODEL}/features/{feature}")
+    assert page.status_code == 200, page.text
+    found = re.search(
+        r'<script type="application/json" id="feature-data">(.*?)</script>', page.text, re.S
+    )
+    assert found is not None
+    return page.text, json.loads(html.unescape(found.group(1)))
+
+
+def test_the_feature_page_shows_a_text_feature_by_its_lengths_empty_rate_and_unknown_words(
+    tmp_path: Path, titanic: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """A text feature's page is not a list of its most frequent values (every name is
+    distinct): it shows its length histogram on the reference's bins, its empty rate and its
+    share of unknown words, reference against recent records, and the reference's most frequent
+    words. Recent names half replaced by ticket numbers and blanks move all three; a categorical
+    feature's page is unchanged."""
+    train, held_out = titanic
+    pipeline = _pipeline().fit(train[INPUTS], train["Survived"])
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        write_flush_interval_s=0.05,
+        auth=False,
+        window_size=WINDOW,
+        reference_size=len(train),
+        window_settle_s=0.0,
+    )
+    app = create_app(settings)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        _deploy(http, pipeline, train)
+        recent = held_out.iloc[:WINDOW].copy()
+        tickets = recent.index[: WINDOW // 2]
+        recent.loc[tickets, "Name"] = train["Ticket"].to_numpy()[: len(tickets)]
+        recent.loc[recent.index[-10:], "Name"] = ""
+        _predict(http, recent)
+        assert app.state.mlwarden.writer.flush(timeout=30)
+
+        page, text = _feature_data(http, "Name")
+        assert text["kind"] == "text" and text["reference_n"] == len(train)
+        assert text["recent_n"] == WINDOW
+        # the length histogram: both samples on the reference's bins, shares of each
+        assert len(text["x"]) == len(text["reference"]) == len(text["recent"]) >= 10
+        assert sum(text["reference"]) == pytest.approx(1, abs=1e-4)
+        assert sum(text["recent"]) == pytest.approx(1, abs=1e-4)
+        names = train["Name"].str.len()
+        short = [i for i, label in enumerate(text["x"]) if label.startswith("<")]
+        assert short == [0] and text["x"][0] == f"< {names.min()}"
+        assert text["reference"][0] == 0 and text["recent"][0] >= 0.5  # tickets and blanks
+        # empty rate and unknown words, reference against recent
+        ref, new = text["rates"]["reference"], text["rates"]["recent"]
+        assert ref["empty_rate"] == 0 and new["empty_rate"] == pytest.approx(10 / WINDOW)
+        assert 0 < ref["oov_rate"] < 0.5 < new["oov_rate"]
+        assert ref["mean_length"] == pytest.approx(names.mean(), abs=1e-3)
+        # the reference's most frequent words (titles), with their share in each sample
+        words = dict(zip(text["words"]["x"], text["words"]["reference"], strict=True))
+        assert {"mr", "miss", "mrs"} <= set(words) and words["mr"] > 0.05
+        recent_mr = text["words"]["recent"][text["words"]["x"].index("mr")]
+        assert recent_mr < words["mr"]
+        # no top-values list: no name is a bar of the chart
+        assert not set(text["x"]) & set(train["Name"]) and "values" not in text
+        assert 'id="text-rates"' in page and "unknown words" in page
+        assert 'id="text-words"' in page and "<td>mr</td>" in page
+
+        # a categorical feature is still counted per value
+        page, sex = _feature_data(http, "Sex")
+        assert sex["kind"] == "categorical" and set(sex["x"]) == {"male", "female"}
+        assert "rates" not in sex and 'id="text-rates"' not in page

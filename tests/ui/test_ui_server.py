@@ -374,6 +374,22 @@ def test_feature_distribution_compares_shares_on_shared_bins() -> None:
     assert shares == {"a": 0.5, "b": 0.5}
 
 
+def test_feature_distribution_of_a_text_feature_is_its_lengths_rates_and_words() -> None:
+    """A declared text feature is summarised as the monitor summarises it, not per value."""
+    names = ["Smith", "Jones", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Thomas"]
+    # rows in pairs: what the even rows teach the vocabulary, the odd rows repeat
+    reference = [{"t": f"{names[i // 2 % 8]}, Mr. John {i // 2}"} for i in range(80)]
+    recent = [{"t": f"ticket A/{1000 + i}"} for i in range(30)] + [{"t": ""}] * 10
+    text = queries.feature_distribution(reference, recent, "t", text=True)
+    assert text["kind"] == "text" and len(text["x"]) == len(text["recent"])
+    assert text["x"][0].startswith("<") and text["recent"][0] > text["reference"][0] == 0
+    assert text["rates"]["recent"]["empty_rate"] == 0.25
+    assert text["rates"]["reference"]["oov_rate"] == 0
+    assert text["rates"]["recent"]["oov_rate"] == 1
+    assert text["words"]["x"][:2] == ["john", "mr"] and text["words"]["recent"][:2] == [0, 0]
+    assert queries.feature_distribution(reference, recent, "t")["kind"] == "categorical"
+
+
 def test_audit_filters_by_model_actor_kind_and_time(store: Store) -> None:
     make_model(store, "fraud")
     make_model(store, "fraud-eu")

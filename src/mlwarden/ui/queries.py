@@ -9,6 +9,7 @@ show, in the "other signals" table of the model page.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -439,12 +440,14 @@ def feature_distribution(
     recent: Iterable[Mapping[str, Any]],
     feature: str,
     bins: int = 20,
+    text: bool = False,
 ) -> dict[str, Any]:
     """Histograms of one feature in the reference sample and in recent records, on shared bins.
 
-    Numeric features share equal-width bins over both samples' range; anything else is counted
-    per value (the 30 most frequent). Frequencies are shares of each sample, so samples of very
-    different sizes compare.
+    Numeric features share equal-width bins over both samples' range; a text feature (``text``:
+    declared ``FeatureType.TEXT``) is summarised as the monitor summarises it
+    (``text_distribution``); anything else is counted per value (the 30 most frequent).
+    Frequencies are shares of each sample, so samples of very different sizes compare.
     """
     ref_values = [r.get(feature) for r in reference or []]
     new_values = [r.get(feature) for r in recent]
@@ -459,6 +462,8 @@ def feature_distribution(
         "reference_nulls": sum(v is None for v in ref_values),
         "recent_nulls": sum(v is None for v in new_values),
     }
+    if text:
+        return out | text_distribution(ref_values, new_values)
     if numeric:
         ref = np.array([v for v in ref_values if v is not None], dtype=float)
         new = np.array([v for v in new_values if v is not None], dtype=float)
@@ -482,6 +487,53 @@ def feature_distribution(
     out["reference"] = _shares(np.array([counts[v][0] for v in top]))
     out["recent"] = _shares(np.array([counts[v][1] for v in top]))
     return out
+
+
+def text_distribution(ref_values: list[Any], new_values: list[Any]) -> dict[str, Any]:
+    """A free-text feature as the monitor compares it (``stats.text``), not as its values: every
+    name or comment is distinct, so a list of its most frequent values says nothing.
+
+    The length histogram of both samples on the reference's bins (``TextLayout``), the empty
+    rate and the share of unknown (out-of-vocabulary) words of each, the reference's own share
+    measured out of sample as the detector does, and the shares of the reference's most
+    frequent words. Without a reference sample the layout is fitted on the recent records.
+    """
+    from mlwarden.stats.text import TextLayout, TextStats
+
+    layout = TextLayout.fit(ref_values if ref_values else new_values)
+    ref = TextStats.reference(layout, ref_values, len(ref_values))
+    new = TextStats.of(layout, new_values, len(new_values))
+    # lengths are whole characters: bin [lo, hi) holds ceil(lo) .. ceil(hi) - 1
+    edges = [math.ceil(float(e)) for e in layout.length_edges]
+    labels = (
+        [f"< {edges[0]}"]
+        + [f"{lo}" if hi - 1 <= lo else f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
+        + [f"≥ {edges[-1]}"]
+        if edges
+        else ["all"]
+    )
+    words = [t for t, _ in ref.top_shares(10)]
+    index = layout.index
+
+    def word_shares(stats: TextStats) -> list[float]:
+        total = stats.checked
+        return [round(float(stats.top[index[w]]) / total, 6) if total else 0.0 for w in words]
+
+    def rates(stats: TextStats) -> dict[str, float | None]:
+        return {
+            "empty_rate": round(stats.empty / stats.count, 6) if stats.count else None,
+            "oov_rate": round(stats.oov_rate, 6) if stats.checked else None,
+            "mean_length": round(stats.mean_length, 3) if stats.count else None,
+        }
+
+    return {
+        "kind": "text",
+        "x": labels,
+        "reference": _shares(ref.length_hist),
+        "recent": _shares(new.length_hist),
+        "rates": {"reference": rates(ref), "recent": rates(new)},
+        "words": {"x": words, "reference": word_shares(ref), "recent": word_shares(new)},
+    }
 
 
 def _shares(counts: np.ndarray) -> list[float]:

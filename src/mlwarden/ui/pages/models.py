@@ -14,6 +14,7 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from mlwarden.api.deps import ServerState, server
+from mlwarden.domain import FeatureType
 from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.ui import queries
 from mlwarden.ui.session import Session
@@ -149,7 +150,8 @@ def feature_page(
         spec = state.store.get_model(name)
     except NotFound as exc:
         return error_page(request, session, exc)
-    if feature not in {f.name for f in spec.features}:
+    declared = {f.name: f.type for f in spec.features}
+    if feature not in declared:
         return error_page(request, session, NotFound(f"model {name!r} has no feature {feature!r}"))
     deployment = state.store.get_deployment(name)
     reference = None
@@ -158,7 +160,9 @@ def feature_page(
     recent = [
         r["features"] for r in state.store.fetch_records(name, limit=2_000, newest_first=True)
     ]
-    dist = queries.feature_distribution(reference, recent, feature)
+    dist = queries.feature_distribution(
+        reference, recent, feature, text=declared[feature] == FeatureType.TEXT
+    )
     return render(request, session, "feature.html", name=name, feature=feature, dist=dist)
 
 

@@ -308,10 +308,13 @@
     if (!holder) return;
     const d = JSON.parse(holder.textContent);
     if (!d.x || !d.x.length) return;
+    // a text feature: its length histogram on the reference's bins (the rates and words are a table)
+    const text = d.kind === "text";
+    const title = text ? d.feature + ": length of the values (characters), share of values" : d.feature + ": share of rows";
     plot(document.getElementById("chart-feature"), [
       { type: "bar", name: "reference", x: d.x, y: d.reference, marker: { color: "#94a3b8", pattern: { shape: "" } } },
       { type: "bar", name: "recent", x: d.x, y: d.recent, marker: { color: "#1f6feb", pattern: { shape: "/" } } },
-    ], baseLayout(d.feature + ": share of rows", { barmode: "group", height: 360, xaxis: { title: { text: d.feature } }, yaxis: { tickformat: ".0%" } }));
+    ], baseLayout(title, { barmode: "group", height: 360, xaxis: text ? { title: { text: "characters" }, type: "category" } : { title: { text: d.feature } }, yaxis: { tickformat: ".0%" } }));
   }
 
   function incidentPage() {
