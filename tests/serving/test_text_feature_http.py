@@ -106,20 +106,25 @@ def titanic() -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows.iloc[:591], rows.iloc[591:]
 
 
-def test_a_tfidf_model_on_titanic_names_is_served_monitored_and_diagnosed_over_http(
-    tmp_path: Path, titanic: tuple[pd.DataFrame, pd.DataFrame]
-) -> None:
-    train, held_out = titanic
-    pipeline = _pipeline().fit(train[INPUTS], train["Survived"])
-    settings = Settings(
+def _settings(tmp_path: Path, reference_size: int) -> Settings:
+    """A server without auth on a SQLite file, windows of ``WINDOW`` records."""
+    return Settings(
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         write_flush_interval_s=0.05,
         auth=False,
         window_size=WINDOW,
-        reference_size=len(train),
+        reference_size=reference_size,
         window_settle_s=0.0,
     )
+
+
+def test_a_tfidf_model_on_titanic_names_is_served_monitored_and_diagnosed_over_http(
+    tmp_path: Path, titanic: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    train, held_out = titanic
+    pipeline = _pipeline().fit(train[INPUTS], train["Survived"])
+    settings = _settings(tmp_path, len(train))
     app = create_app(settings)
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         state = app.state.mlwarden
@@ -279,16 +284,7 @@ def test_the_feature_page_shows_a_text_feature_by_its_lengths_empty_rate_and_unk
     feature's page is unchanged."""
     train, held_out = titanic
     pipeline = _pipeline().fit(train[INPUTS], train["Survived"])
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-        write_flush_interval_s=0.05,
-        auth=False,
-        window_size=WINDOW,
-        reference_size=len(train),
-        window_settle_s=0.0,
-    )
-    app = create_app(settings)
+    app = create_app(_settings(tmp_path, len(train)))
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         _deploy(http, pipeline, train)
         recent = held_out.iloc[:WINDOW].copy()
