@@ -282,6 +282,25 @@ def test_the_most_upstream_evidence_decides_the_playbook() -> None:
     assert diagnose_incident(moved + collapse[1:]).matches[0].id == "covariate_drift"
 
 
+def test_inputs_that_moved_the_scores_are_covariate_drift_not_a_confidence_collapse() -> None:
+    """A feature shifted by one standard deviation moves the model's scores with it (the
+    findings of ``elec_covariate_shift`` shuffled, window 4: confidence 0.81 -> 0.84, no
+    collapse of the answers' spread). The input drift is the upstream cause, so the incident is
+    covariate drift, also when the agent's diagnosis (``covariate_drift_stable``) fits both
+    playbooks; the scores' move alone stays a confidence collapse."""
+    moved = [
+        _found("data_drift", "feature_drift", "wasserstein", 4, ["nswdemand"]),
+        _found("data_drift", "data_quality", "out_of_range_rate", 4, ["nswdemand"], "out_of_range"),
+    ]
+    scores = [
+        _found("prediction_drift", "prediction_drift", "wasserstein", 4, ["score"], "confidence")
+    ]
+    for agent in (None, "covariate_drift_stable"):
+        matches = diagnose_incident(moved + scores, agent_diagnosis=agent).matches
+        assert [m.id for m in matches[:2]] == ["covariate_drift", "confidence_collapse"], agent
+    assert diagnose_incident(scores).matches[0].id == "confidence_collapse"
+
+
 def test_a_change_long_before_the_incident_and_a_late_finding_weigh_less() -> None:
     # an old null burst (windows 2-5) in the signals does not make a later accuracy drop a
     # data-quality incident, nor does a drift finding eight windows into it

@@ -21,11 +21,6 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 # is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
 # its mark must go. docs/benchmarks.md ("Scenario results") has the whole table.
 FAILING_TODAY: dict[str, str] = {
-    # docs/benchmarks.md, "At the end of the ninth session"
-    "elec_covariate_shift": "its ROC AUC falls 0.848 -> 0.817 (accuracy about 1.5 points), within "
-    "3 standard errors of the reference level since the performance change point allows for that "
-    "level's error (fleet's false incidents 123 -> 48): no drop found, so no covariate_drift "
-    "incident (harm 0 either way: the retrain asked at window 11 before never ran)",
     # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
     # real data") has the table and the causes
     "control_flights": "the summer's natural drift opens a concept-drift incident at window 9 "
