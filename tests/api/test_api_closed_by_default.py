@@ -94,6 +94,7 @@ def test_the_document_describes_bodies_and_the_bearer_scheme(
     bodiless = {  # only a path id (and a query flag)
         ("post", "/v1/actions/{action_id}/undo"),
         ("post", "/v1/incidents/{incident_id}/acknowledge"),
+        ("post", "/v1/investigations/{investigation_id}/stop"),
     }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
