@@ -172,33 +172,11 @@ def start_mlwarden(
     The database is created and migrated first, in a process of its own, so the server opens
     it as it does on every restart (at the newest revision), not as on its very first start."""
     migrate_store(folder / "data", source)
-    if source is None:
-        server = ServerProcess(folder / "data").start()
-        set_up(server.url, artifact)
-        pid = server.process.pid  # type: ignore[union-attr]
-        return Running("mlwarden", server.port, pid, PREDICT_PATH, bodies, server.stop)
-    port = free_port()
-    command = [
-        sys.executable,
-        "-c",
-        "from mlwarden.cli.main import app; app()",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(folder / "data"),
-        "--log-level",
-        "warning",
-        "--no-agent",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    process, stop = _child(
-        "mlwarden-base", command, url + "/health", folder, env={"PYTHONPATH": str(source)}
-    )
-    set_up(url, artifact)
-    return Running("mlwarden-base", port, process.pid, PREDICT_PATH, bodies, stop)
+    server = ServerProcess(folder / "data", source=source).start()
+    set_up(server.url, artifact)
+    pid = server.process.pid  # type: ignore[union-attr]
+    name = "mlwarden" if source is None else "mlwarden-base"
+    return Running(name, server.port, pid, PREDICT_PATH, bodies, server.stop)
 
 
 def start_mlserver(

@@ -105,10 +105,14 @@ class ServerProcess:
         port: int | None = None,
         agent: bool = False,
         workers: int = 1,
+        source: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.agent = agent
         self.workers = workers
+        # the folder holding the ``mlwarden`` package to serve: this process's unless given
+        # (a benchmark serves an export of another commit side by side)
+        self.source = source or Path(mlwarden.__file__).resolve().parents[1]
         self._own_port = port is None
         self.port = port or free_port()
         self.database_url = database_url
@@ -155,9 +159,8 @@ class ServerProcess:
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
-        source = str(Path(mlwarden.__file__).resolve().parents[1])
         env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source), env.get("PYTHONPATH")]))
         self._log = (self.data_dir / "server.log").open("ab")
         # a pipe nobody reads would fill up and stall the server
         self.process = subprocess.Popen(
