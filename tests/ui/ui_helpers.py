@@ -5,9 +5,12 @@ through the HTTP API, real predictions go through the gateway and labels through
 endpoint. Windows of those records are then measured with the project's own detectors
 (system signals and findings, per-feature drift against the reference profile, accuracy from
 the labels) and handed to the real agent in advisory mode, which opens incidents, decides and
-queues approvals. A slow serving path is injected into the later windows (the latencies the
-gateway measured plus 60 ms, like the scenario ``latency`` fault), so the agent asks to fall
-back. A titanic model is registered without any traffic: the "no data yet" state.
+queues approvals. A slow serving path is injected into the later windows (60 ms more, like
+the scenario ``latency`` fault), so the agent asks to fall back. The windows' latencies are drawn
+from a seeded steady serving path rather than taken from the gateway's own timings: on a loaded
+machine one stalled request in the baseline window hid the slowdown and the fleet lost an
+approval the tests rely on. A titanic model is registered without any traffic: the "no data
+yet" state.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def _measure(store: Store, model: str, reference: pd.DataFrame, windows: Windows
     for k in range(len(records) // WINDOW):
         chunk = records[k * WINDOW : (k + 1) * WINDOW]
         number = k + 1
-        latency = np.array([r["latency_ms"] for r in chunk], dtype=float)
+        latency = 2.0 + np.random.default_rng(number).gamma(4.0, 0.5, size=len(chunk))
         if number >= SLOW_FROM:
             latency = latency + SLOW_MS
         times = [r["timestamp"] for r in chunk]
