@@ -1,4 +1,8 @@
-"""Every bad input of the issue gets a clear 4xx, nothing half stored, and serving goes on."""
+"""Every bad input of the issue gets a clear 4xx, nothing half stored, and serving goes on.
+
+A malformed body stores nothing; a well-formed request whose rows break the model's schema is
+refused and each bad row kept as an error record (nothing served), so that the monitor sees a
+schema break upstream (``test_api_refused.py``)."""
 
 from __future__ import annotations
 
@@ -37,6 +41,15 @@ def _records(client: TestClient) -> int:
 
 def _stored_nothing(client: TestClient, before: int) -> None:
     assert _records(client) == before
+
+
+def _kept_refused(client: TestClient, before: int, rows: int, words: str) -> None:
+    """``rows`` refused rows were kept as error records with no prediction, naming ``words``."""
+    assert _records(client) == before + rows
+    kept = state_of(client).store.fetch_records("elec")[-rows:]
+    assert all(r["prediction"] is None and r["version"] is None for r in kept)
+    assert all(r["error"].startswith("rejected: invalid input: ") for r in kept)
+    assert any(words in r["error"] for r in kept)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +108,7 @@ def test_wrong_types_and_extra_features_name_the_field(
     assert error["expected"].startswith(expected)
     assert error["received"] == received
     assert field in response.json()["error"]
-    _stored_nothing(client, before)
+    _kept_refused(client, before, 1, field)
     _still_serving(client, row)
 
 
@@ -106,10 +119,10 @@ def test_missing_feature(served: tuple[TestClient, dict[str, Any]]) -> None:
     response = client.post("/v1/models/elec/predict", json={"instances": partial})
     assert response.status_code == 422
     assert response.json()["error"] == "invalid input: feature 'transfer' is missing"
-    _stored_nothing(client, before)
+    _kept_refused(client, before, 1, "feature 'transfer' is missing")
 
 
-def test_batch_with_bad_rows_names_them_and_stores_nothing(
+def test_batch_with_bad_rows_names_them_and_keeps_only_them(
     served: tuple[TestClient, dict[str, Any]],
 ) -> None:
     client, row = served
@@ -120,7 +133,9 @@ def test_batch_with_bad_rows_names_them_and_stores_nothing(
     detail = response.json()["detail"]
     assert detail["bad_rows"] == [1, 3]
     assert [(e["row"], e["field"]) for e in detail["errors"]] == [(1, "period"), (3, "vicprice")]
-    _stored_nothing(client, before)
+    _kept_refused(client, before, 2, "vicprice")
+    kept = state_of(client).store.fetch_records("elec")[-2:]
+    assert sorted(map(str, (r["features"] for r in kept))) == sorted(map(str, (batch[1], batch[3])))
 
 
 def test_unknown_model_and_version(served: tuple[TestClient, dict[str, Any]]) -> None:

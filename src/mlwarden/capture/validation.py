@@ -314,12 +314,16 @@ def validate_batch(
 
 
 def errors_detail(errors: Sequence[FieldError]) -> dict[str, Any]:
-    """The ``detail`` of an :class:`InvalidInput` for ``errors``: bad rows and their fields."""
+    """The ``detail`` of an :class:`InvalidInput` for ``errors``: bad rows and their fields.
+
+    The first ``MAX_REPORTED_ERRORS`` errors are described; ``bad_rows`` names every bad row
+    (a batch is bounded by ``max_batch_instances``), so that a client can drop them and send
+    the rest again."""
     shown = [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]]
     bad_rows = sorted({e.row for e in errors})
     return {
         "errors": shown,
-        "bad_rows": bad_rows[:MAX_REPORTED_ERRORS],
+        "bad_rows": bad_rows,
         "bad_row_count": len(bad_rows),
         "error_count": len(errors),
         "truncated": len(errors) > MAX_REPORTED_ERRORS,
@@ -329,18 +333,21 @@ def errors_detail(errors: Sequence[FieldError]) -> dict[str, Any]:
 def check_batch(validator: SchemaValidator, instances: Sequence[Any]) -> None:
     """Raise :class:`InvalidInput` naming every bad row when any row of ``instances`` is bad."""
     errors = validator.batch_errors(instances)
-    if not errors:
-        return
+    if errors:
+        raise invalid_input(errors, len(instances))
+
+
+def invalid_input(errors: Sequence[FieldError], count: int) -> InvalidInput:
+    """The error refusing a batch of ``count`` rows with ``errors`` (at least one)."""
     first = errors[0]
-    if len(instances) == 1:
+    if count == 1:
         message = f"invalid input: {first.message}"
     else:
         rows = len({e.row for e in errors})
         message = (
-            f"invalid input in {rows} of {len(instances)} rows; "
-            f"first: row {first.row}: {first.message}"
+            f"invalid input in {rows} of {count} rows; first: row {first.row}: {first.message}"
         )
-    raise InvalidInput(message, **errors_detail(errors))
+    return InvalidInput(message, **errors_detail(errors))
 
 
 # Integers are stored in 64-bit columns and compared with floats: larger ones are refused

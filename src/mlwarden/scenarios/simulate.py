@@ -438,15 +438,7 @@ class Simulation:
                 if sent != row:
                     # the gateway refuses a broken request whatever the agent does
                     self._no_action[position + offset] = None
-            before = len(self.sink.rows)
-            await self._send(batch)
-            answered = [
-                r
-                for r in self.sink.rows[before:]
-                if r.get("prediction") is not None or r.get("error")
-            ]
-            served = [r for r in answered if r["served_by"] != "shadow"]
-            for offset, record in enumerate(_one_per_instance(served, len(batch))):
+            for offset, record in enumerate(await self._send(batch)):
                 if record is not None:
                     self._answers[position + offset] = record.get("prediction")
                     label = native(labels[position + offset])
@@ -469,37 +461,37 @@ class Simulation:
         await self.gateway.aclose()
         return timeline
 
-    async def _send(self, batch: list[dict[str, Any]]) -> None:
-        try:
-            await self.gateway.predict(self.model, batch)
-        except InvalidInput:
-            # requests the gateway refused (e.g. after a schema change) are retried one by one
-            # so that the valid ones still get answers, the way clients resend
-            await self._send_each(batch)
-        except MlwardenError as exc:
-            log.info("window request failed: %s", exc.message)
+    async def _send(self, batch: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """Send ``batch`` as a client does; the record that answered each row (None: refused
+        or failed).
 
-    async def _send_each(self, batch: list[dict[str, Any]]) -> None:
-        for row in batch:
+        A refused batch (e.g. after a schema change upstream) is sent again without the rows
+        the gateway named as bad, the way a client resends the valid part; the gateway keeps
+        the refused rows as error records, so the monitor sees them."""
+        answers: list[dict[str, Any] | None] = [None] * len(batch)
+        pending = list(range(len(batch)))
+        while pending:
+            before = len(self.sink.rows)
             try:
-                await self.gateway.predict(self.model, [row])
+                await self.gateway.predict(self.model, [batch[i] for i in pending])
             except InvalidInput as exc:
-                # the client's log of the refused call (the sink gives it its id)
-                self.sink.submit(
-                    [
-                        {
-                            "model": self.model,
-                            "version": None,
-                            "features": dict(row),
-                            "prediction": None,
-                            "scores": None,
-                            "error": f"rejected: {exc.message}",
-                            "served_by": "live",
-                        }
-                    ]
-                )
+                bad = {pending[k] for k in exc.detail.get("bad_rows", ())}
+                if not bad:
+                    break
+                pending = [i for i in pending if i not in bad]
+                continue
             except MlwardenError as exc:
-                log.info("request failed: %s", exc.message)
+                log.info("window request failed: %s", exc.message)
+            served = [
+                r
+                for r in self.sink.rows[before:]
+                if r["served_by"] != "shadow"
+                and (r.get("prediction") is not None or r.get("error"))
+            ]
+            for i, record in zip(pending, _one_per_instance(served, len(pending)), strict=True):
+                answers[i] = record
+            break
+        return answers
 
     def _rate(self, position: int) -> float:
         rate = self.scenario.rate

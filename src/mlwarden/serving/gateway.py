@@ -38,9 +38,16 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Protocol
 
-from mlwarden.capture.validation import SchemaValidator, check_batch
+from mlwarden.capture.validation import (
+    FieldError,
+    SchemaValidator,
+    check_batch,
+    invalid_input,
+    printable,
+)
 from mlwarden.domain import Deployment, ModelSpec
 from mlwarden.errors import InvalidInput, MlwardenError, ServiceUnavailable
 from mlwarden.serving.explain import Method, explain
@@ -59,6 +66,9 @@ from mlwarden.store.writer import is_unreachable
 __all__ = ["Gateway", "RecordSink", "canary_share", "new_record_id"]
 
 log = logging.getLogger(__name__)
+
+# the keys of a refused row kept in its error record (a schema has far fewer features)
+REFUSED_KEYS_KEPT = 256
 
 
 class RecordSink(Protocol):
@@ -530,7 +540,10 @@ class Gateway:
         inputs: Sequence[Mapping[str, Any]] = instances
         if deployment is not None and deployment.input_repair:
             inputs = repair_instances(instances, deployment.input_repair)
-        check_batch(route.validator, inputs)
+        errors = route.validator.batch_errors(inputs)
+        if errors:
+            await self._record_refused(model, instances, errors)
+            raise invalid_input(errors, len(inputs))
         if deployment is None or (deployment.live_version is None and not deployment.disabled):
             raise ServiceUnavailable(
                 f"model {model!r} has no live version; deploy one first", model=model
@@ -594,6 +607,32 @@ class Gateway:
                 item["reason"] = reason
             out.append(item)
         return out
+
+    async def _record_refused(
+        self, model: str, instances: Sequence[Any], errors: Sequence[FieldError]
+    ) -> None:
+        """Keep each bad row of a refused request as an error record: its features as sent, no
+        prediction, the reason. The caller still gets its 422 and nothing is served, but the
+        monitor sees the refusals in the window's error rate and the broken fields in its
+        quality checks: a schema break upstream would otherwise leave no trace but a status
+        code. A row that is no JSON object (a client's bug, no features to keep) is not kept;
+        a kept row's values are bounded as an error's ``received`` is (``printable``: a long
+        text or a nested value cut short), and its keys to ``REFUSED_KEYS_KEPT``, so a refused
+        request cannot store more than an accepted one."""
+        reasons: dict[int, str] = {}
+        for error in errors:
+            reasons.setdefault(error.row, error.message)
+        rows = [i for i in sorted(reasons) if isinstance(instances[i], Mapping)]
+        if not rows:
+            return
+        kept = [
+            {str(k): printable(v) for k, v in islice(instances[i].items(), REFUSED_KEYS_KEPT)}
+            for i in rows
+        ]
+        records = self._records(model, None, "live", kept, None, 0.0, None, datetime.now(UTC))
+        for record, row in zip(records, rows, strict=True):
+            record["error"] = f"rejected: invalid input: {reasons[row]}"
+        await self._record(records)
 
     async def _disabled(
         self, route: _Route, deployment: Deployment, instances: Sequence[Mapping[str, Any]]
