@@ -22,6 +22,11 @@ decide what "not enough data" means, these never produce NaN.
 * Holm's step-down and Benjamini-Hochberg corrections for testing many features at once
   (Holm, Scand. J. Stat. 1979; Benjamini & Hochberg, JRSS-B 1995).
 
+:func:`binned_tests` runs KS, Wasserstein and PSI on many features at once, one row of a 2-D
+array per feature (histograms of one length), with the same arithmetic in the same order as the
+functions of one feature: a check of 400 features is a few array operations, not 400 rounds of
+small ones.
+
 >>> import numpy as np
 >>> ref = np.array([10, 20, 40, 20, 10]); win = np.array([0, 10, 20, 40, 30])
 >>> stat, p = ks_binned(ref, win)
@@ -37,12 +42,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
 
 __all__ = [
+    "BinnedTests",
     "benjamini_hochberg",
+    "binned_tests",
     "chi_square",
     "holm",
     "js_distance",
@@ -171,6 +179,94 @@ def psi(ref_hist: np.ndarray, win_hist: np.ndarray, groups: int = 10) -> float:
     r = (ref_hist + 0.5) / (n + 0.5 * k)
     w = (win_hist + 0.5) / (m + 0.5 * k)
     return float(np.sum((w - r) * np.log(w / r)))
+
+
+@dataclass(frozen=True)
+class BinnedTests:
+    """KS, Wasserstein-1 and PSI of many features, one entry per row of :func:`binned_tests`."""
+
+    ks: np.ndarray
+    ks_p_value: np.ndarray
+    wasserstein: np.ndarray
+    psi: np.ndarray
+
+
+def _cdf_rows(hist: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """:func:`_cdf` of every row: the same cumulative sum over the same total."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cdf = np.cumsum(hist, axis=1, dtype=float) / total.astype(float)[:, None]
+    return np.where(total[:, None] > 0, cdf, 0.0)
+
+
+def binned_tests(
+    ref_hist: np.ndarray,
+    win_hist: np.ndarray,
+    edges: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    groups: int = 10,
+) -> BinnedTests:
+    """:func:`ks_binned`, :func:`wasserstein_binned` and :func:`psi` of every row at once.
+
+    ``ref_hist`` and ``win_hist`` are (features x bins) counts, ``edges`` (features x bins-1)
+    each feature's reference edges, ``lo`` and ``hi`` the smallest and largest value either side
+    saw. Row ``i`` gives what the three functions give for feature ``i`` (the same operations,
+    element by element, and sums over the same values in the same order).
+    """
+    ref_hist = np.asarray(ref_hist)
+    win_hist = np.asarray(win_hist)
+    rows = ref_hist.shape[0]
+    n, m = ref_hist.sum(axis=1), win_hist.sum(axis=1)
+    fa, fb = _cdf_rows(ref_hist, n), _cdf_rows(win_hist, m)
+    both = (n > 0) & (m > 0)
+
+    # Kolmogorov-Smirnov: the largest CDF gap at the edges, and ks_pvalue of it
+    ks = np.where(both, np.max(np.abs(fa - fb), axis=1, initial=0.0), 0.0)
+    # n * m / (n + m) as Python computes it for one feature (exact integers, then one rounding)
+    ne = np.array(
+        [
+            a * b / (a + b) if a > 0 and b > 0 else 1.0
+            for a, b in zip(n.tolist(), m.tolist(), strict=True)
+        ]
+    )
+    root = np.sqrt(ne)
+    lam = (root + 0.12 + 0.11 / root) * ks
+    p = np.clip(special.kolmogorov(lam), 0.0, 1.0)
+    p = np.where(both & (ks > 0), p, 1.0)
+
+    # Wasserstein-1 with the CDFs linear inside each bin (wasserstein_binned, row by row)
+    if edges.shape[1]:
+        lo = np.minimum(lo, edges[:, 0])
+        hi = np.maximum(hi, edges[:, -1])
+    grid = np.concatenate([lo[:, None], edges, hi[:, None]], axis=1)
+    zero = np.zeros((rows, 1))
+    diff = np.concatenate([zero, fa], axis=1) - np.concatenate([zero, fb], axis=1)
+    d0, d1 = diff[:, :-1], diff[:, 1:]
+    width = np.diff(grid, axis=1)
+    same = d0 * d1 >= 0
+    area_same = 0.5 * (np.abs(d0) + np.abs(d1)) * width
+    denom = np.abs(d0) + np.abs(d1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area_cross = np.where(denom > 0, 0.5 * (d0 * d0 + d1 * d1) / denom, 0.0) * width
+    total = np.sum(np.where(same, area_same, area_cross), axis=1)
+    total = np.where(np.isfinite(total), total, 0.0)
+    wasserstein = np.where(both & (edges.shape[1] > 0), total, 0.0)
+
+    # PSI on about ``groups`` reference-quantile groups (psi, row by row)
+    r_hist, w_hist = ref_hist, win_hist
+    if ref_hist.shape[1] > groups:
+        share = fa - ref_hist / np.maximum(n, 1)[:, None]
+        ids = np.minimum((share * groups).astype(int), groups - 1)
+        # one bincount for every row: row i's groups are i * groups .. i * groups + groups - 1
+        flat = (ids + np.arange(rows)[:, None] * groups).ravel()
+        size = rows * groups
+        r_hist = np.bincount(flat, weights=ref_hist.ravel(), minlength=size).reshape(rows, groups)
+        w_hist = np.bincount(flat, weights=win_hist.ravel(), minlength=size).reshape(rows, groups)
+    k = r_hist.shape[1]
+    r = (r_hist + 0.5) / (n + 0.5 * k)[:, None]
+    w = (w_hist + 0.5) / (m + 0.5 * k)[:, None]
+    psi_values = np.where(both, np.sum((w - r) * np.log(w / r), axis=1), 0.0)
+    return BinnedTests(ks, p, wasserstein, psi_values)
 
 
 def chi_square(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[float, float]:

@@ -82,6 +82,12 @@ DEFAULT_BINS = 100
 # they save. Above it, columns are profiled on all cores (NumPy's sort and Polars' counting
 # release the GIL), which is how one window of a million rows stays near memory speed.
 PARALLEL_ROWS = 50_000
+# A wide frame is worth the threads with fewer rows: 20,000 rows of 400 columns is 8 million
+# values, as much work as 50,000 rows of 160 columns, and each column still sorts long enough
+# (about 0.1 ms) to release the GIL for most of its time. Below PARALLEL_MIN_ROWS a column's
+# Python overhead outweighs its NumPy work and threads only add contention.
+PARALLEL_CELLS = 2_000_000
+PARALLEL_MIN_ROWS = 10_000
 DEFAULT_MAX_LEVELS = 50
 MAX_UNSEEN_NAMES = 50
 # Levels the reference saw beyond the counted cap are remembered by name up to this many, so
@@ -323,7 +329,7 @@ def _fit_layout(
             outputs[role], output_stats[role] = _fit_field(col, ftype, bins, max_levels, n)
     score = _score_column(table, cols)
     if score is not None:
-        values, _, _ = _as_float(score)
+        values, _ = _float_values(score)
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
             # Probabilities get fixed equal-width bins: comparable across models and versions.
@@ -397,21 +403,25 @@ class NumericStats:
     @classmethod
     def _sorted(cls, bins: NumericBins, col: Any) -> tuple[NumericStats, np.ndarray]:
         """Counts and moments of a column, and its finite values sorted."""
-        values, nulls, invalid = _as_float(col)
+        values, invalid = _float_values(col)
         # a finite sum means every value is finite (a NaN or an infinity would carry into it):
-        # the common column needs no mask, and its mean is this sum over the count, which is
-        # what ``mean()`` computes (the same pairwise sum)
+        # the common column needs no mask and no count of its NaN, and its mean is this sum over
+        # the count, which is what ``mean()`` computes (the same pairwise sum)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, or an overflow
             total = values.sum() if values.size else np.float64(np.nan)
         if np.isfinite(total):
-            n_finite, x = values.size, values
+            n_finite, x, nan = values.size, values, 0
         else:
             finite_mask = np.isfinite(values)
             n_finite = int(finite_mask.sum())
+            nan = int(np.isnan(values).sum())
             x = values if n_finite == values.size else values[finite_mask]
-        out = cls(bins, count=n_finite, nulls=nulls, invalid=invalid)
-        out.non_finite = int(values.size - n_finite - nulls - invalid)
-        out.longest_run = longest_run(values)
+        out = cls(bins, count=n_finite, nulls=nan - invalid, invalid=invalid)
+        out.non_finite = int(values.size - n_finite - nan)
+        # ``longest_run`` of a float array, without its pass to tell an all-NaN column: the
+        # counts above already tell it
+        stretch = _longest_true_stretch(values[1:] == values[:-1])
+        out.longest_run = 1 + stretch if stretch else int(values.size > nan)
         if not n_finite:
             return out, np.empty(0)
         out.mean = float(total / n_finite) if x is values else float(x.mean())
@@ -815,7 +825,7 @@ class Profile:
         }
         latency = table.get(cols.latency)
         if latency is not None:
-            out.latency.add(_as_float(latency)[0])
+            out.latency.add(_float_values(latency)[0])
         error = table.get(cols.error)
         if error is not None:
             out.errors = _count_errors(error)
@@ -925,7 +935,8 @@ def profile_chunks(chunks: Iterable[DataLike], layout: ProfileLayout) -> Profile
 def _run_columns(jobs: Mapping[str, Callable[[], Any]], n_rows: int) -> dict[str, Any]:
     """Run one job per column, on all cores when the data is big enough to pay for threads."""
     workers = min(os.cpu_count() or 1, 8, len(jobs))
-    if n_rows < PARALLEL_ROWS or workers < 2:
+    wide = n_rows >= PARALLEL_MIN_ROWS and n_rows * len(jobs) >= PARALLEL_CELLS
+    if (n_rows < PARALLEL_ROWS and not wide) or workers < 2:
         return {name: job() for name, job in jobs.items()}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
@@ -1010,9 +1021,20 @@ def _infer_type(col: Any) -> FeatureType:
 
 def _as_float(col: Any) -> tuple[np.ndarray, int, int]:
     """Values as float64 (NaN where null or not a number), the null count and invalid count."""
+    values, invalid = _float_values(col)
+    return values, int(np.isnan(values).sum()) - invalid, invalid
+
+
+def _float_values(col: Any) -> tuple[np.ndarray, int]:
+    """Values as float64 (NaN where null or not a number) and the count of values that are not
+    numbers; the nulls are the NaN values less that count. Counting them is the caller's pass
+    to make: a column whose sum is finite has none, and needs no pass to say so."""
     if isinstance(col, pl.Series):
         before = col.null_count()
-        if col.dtype.is_numeric() or col.dtype == pl.Boolean:
+        if col.dtype == pl.Float64:
+            values = col.to_numpy()  # no cast: a column without nulls is read in place
+            invalid = 0
+        elif col.dtype.is_numeric() or col.dtype == pl.Boolean:
             values = col.cast(pl.Float64).to_numpy()
             invalid = 0
         elif col.dtype in (pl.Utf8, pl.Categorical):
@@ -1022,20 +1044,16 @@ def _as_float(col: Any) -> tuple[np.ndarray, int, int]:
         else:
             values = np.full(col.len(), np.nan)
             invalid = col.len() - before
-        values = np.asarray(values, dtype=float)
-        return values, int(np.isnan(values).sum()) - invalid, invalid
+        return np.asarray(values, dtype=float), invalid
     if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
-        values = col.astype(float, copy=False)
-        return values, int(np.isnan(values).sum()), 0
+        return col.astype(float, copy=False), 0
     series = col if isinstance(col, pd.Series) else pd.Series(col, dtype=object)
     if series.dtype.kind in "biuf":
-        values = series.to_numpy(dtype=float, na_value=np.nan)
-        return values, int(np.isnan(values).sum()), 0
+        return series.to_numpy(dtype=float, na_value=np.nan), 0
     nulls_before = int(series.isna().sum())
     parsed = pd.to_numeric(series.map(_numberish), errors="coerce")
     values = parsed.to_numpy(dtype=float, na_value=np.nan)
-    nan_total = int(np.isnan(values).sum())
-    return values, nulls_before, nan_total - nulls_before
+    return values, int(np.isnan(values).sum()) - nulls_before
 
 
 def _numberish(value: Any) -> Any:
@@ -1095,7 +1113,7 @@ def _score_column(table: Mapping[str, Any], cols: Columns) -> Any:
     probas = [c for c in table if c.startswith(cols.proba_prefix)]
     if not probas:
         return None
-    stacked = np.column_stack([_as_float(table[c])[0] for c in probas])
+    stacked = np.column_stack([_float_values(table[c])[0] for c in probas])
     with np.errstate(invalid="ignore"):
         all_nan = np.isnan(stacked).all(axis=1)
         best = np.where(
