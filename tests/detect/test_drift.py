@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from mlwarden.datasets import load
-from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector
+from mlwarden.detect.drift import DriftThresholds, FeatureDriftDetector, _categorical, _numeric
+from mlwarden.detect.statistics import holm
 from mlwarden.domain import FindingKind
 from mlwarden.errors import InvalidInput
-from mlwarden.stats.profile import Profile, ProfileLayout
+from mlwarden.stats.profile import CategoricalStats, NumericStats, Profile, ProfileLayout
 from mlwarden.stats.reference import build_reference
 
 LEVELS = [f"lvl{i}" for i in range(12)]
@@ -196,3 +197,62 @@ def test_profiles_of_different_types_are_a_clear_error() -> None:
             Profile.from_data({"x": np.arange(50.0)}, numeric),
             Profile.from_data({"x": np.array(["a"] * 50)}, categorical),
         )
+
+
+def _wide_mixed(n: int, rng: np.random.Generator, shift: float) -> dict[str, np.ndarray]:
+    """Numeric columns of every awkward kind beside categoricals: nulls, infinities, a
+    constant, a discrete column (fewer bins than the others), one null in the window only."""
+    normal = rng.normal(shift, 1.0, n)
+    normal[rng.random(n) < 0.1] = np.nan
+    heavy = rng.standard_t(2, n) * (1 + shift)
+    heavy[::53] = np.inf
+    heavy[::59] = -np.inf
+    return {
+        "normal": normal,
+        "heavy": heavy,
+        "constant": np.full(n, 7.0),
+        "count": rng.poisson(2.0 + shift, n).astype(float),
+        "uniform": rng.uniform(0, 1 + shift, n),
+        "lognormal": rng.lognormal(shift, 1.0, n),
+        "segment": rng.choice(LEVELS, n, p=LEVEL_P),
+        "flag": rng.random(n) < 0.3 + 0.2 * shift,
+    }
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_features_tested_together_get_the_statistics_each_gets_alone(shift: float) -> None:
+    """The check tests the numeric features as rows of one array (``_numeric_batch``); each
+    must get what its tests give it alone (``_numeric``), to floating-point tolerance."""
+    rng = np.random.default_rng(7)
+    reference = build_reference(pd.DataFrame(_wide_mixed(4000, rng, 0.0)))
+    window_frame = pd.DataFrame(_wide_mixed(1500, rng, shift))
+    window_frame.loc[::3, "count"] = np.nan
+    window = Profile.from_data(window_frame, reference.layout)
+    thresholds = DriftThresholds()
+    report = FeatureDriftDetector(thresholds).compare(reference, window)
+    assert report.tested == len(report.features) == 8  # the constant one too
+    alone: list[tuple[str, float]] = []
+    for name, result in report.features.items():
+        ref, win = reference.features[name], window.features[name]
+        if isinstance(ref, NumericStats) and isinstance(win, NumericStats):
+            single = _numeric(name, ref, win, thresholds, None)
+        else:
+            assert isinstance(ref, CategoricalStats) and isinstance(win, CategoricalStats)
+            single = _categorical(name, ref, win, thresholds)
+        assert result.stats.keys() == single.stats.keys()
+        for stat, value in single.stats.items():
+            assert math.isfinite(result.stats[stat])
+            assert result.stats[stat] == pytest.approx(value, rel=1e-12, abs=1e-15), stat
+        assert result.statistic == single.statistic
+        assert (result.effect, result.p_value) == pytest.approx(
+            (single.effect, single.p_value), rel=1e-12, abs=1e-15
+        )
+        alone.append((name, single.p_value))
+    # the family-wise correction and the verdicts are those of the features one by one
+    adjusted = dict(zip([n for n, _ in alone], holm([p for _, p in alone]), strict=True))
+    for name, result in report.features.items():
+        assert result.p_adjusted == pytest.approx(adjusted[name], rel=1e-12, abs=1e-15)
+    if shift:
+        assert {"normal", "uniform", "lognormal", "count"} <= set(report.drifted)
+    else:
+        assert report.drifted == []

@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from mlwarden.detect.statistics import (
     benjamini_hochberg,
+    binned_tests,
     chi_square,
     holm,
     js_distance,
@@ -94,3 +95,28 @@ def test_empty_inputs_give_neutral_finite_results() -> None:
     assert wasserstein_binned(empty, full, np.arange(4.0), 0.0, 3.0) == 0.0
     assert psi(empty, full) == 0.0
     assert ks_exact(np.array([np.nan]), np.array([1.0])) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("bins", [3, 8, 11, 101])
+def test_binned_tests_of_many_rows_equal_each_row_alone(bins: int) -> None:
+    """Row by row, ``binned_tests`` gives what ks_binned, wasserstein_binned and psi give one
+    feature: PSI grouped (more than ten bins) or not, empty and one-sided rows, shifts."""
+    rng = np.random.default_rng(bins)
+    rows = 40
+    ref = rng.integers(0, 50, (rows, bins))
+    win = rng.integers(0, 50, (rows, bins)) * (rng.random((rows, 1)) < 0.9)  # some all-zero
+    win[:5] = 0
+    win[:5, -1] = 500  # rows whose window lies above the reference: far from it
+    ref[5] = 0  # an empty reference row
+    edges = np.cumsum(rng.uniform(0.1, 2.0, (rows, bins - 1)), axis=1) - 5.0
+    lo = edges[:, 0] - rng.uniform(0, 3, rows)
+    hi = edges[:, -1] + rng.uniform(0, 3, rows)
+    hi[6] = edges[6, -1] - 1.0  # a window maximum below the last edge: the edge closes the bin
+    tests = binned_tests(ref, win, edges, lo, hi)
+    for i in range(rows):
+        ks, p = ks_binned(ref[i], win[i])
+        w = wasserstein_binned(ref[i], win[i], edges[i], lo[i], hi[i])
+        expected = (ks, p, w, psi(ref[i], win[i]))
+        got = (tests.ks[i], tests.ks_p_value[i], tests.wasserstein[i], tests.psi[i])
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-15), i
+    assert np.all(tests.ks_p_value[:5] < 1e-3)

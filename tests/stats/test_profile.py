@@ -17,9 +17,12 @@ from mlwarden.domain import FeatureSpec, FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.stats.profile import (
     CategoricalStats,
+    NumericBins,
     NumericStats,
     Profile,
     ProfileLayout,
+    _as_float,
+    longest_run,
     profile_chunks,
 )
 from mlwarden.stats.reference import ReferenceBuilder, build_reference
@@ -296,3 +299,35 @@ def test_one_pass_reference_equals_fit_then_profile_and_threads_change_nothing()
     _same(fused, Profile.from_data(frame, layout))
     chunks = [frame.slice(i, 10_000) for i in range(0, 60_000, 10_000)]  # sequential path
     _same(profile_chunks(chunks, layout), fused)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pl.Series("x", [1.0, None, float("nan"), math.inf, 2.0, 2.0, -math.inf, 3.0]),
+        pl.Series("x", [1.5, 2.5, 2.5, 2.5, 0.5]),  # finite: the path without any mask
+        pl.Series("x", [3, None, 3, 3, 4], dtype=pl.Int64),
+        pl.Series("x", ["1", " 2 ", "abc", None, "2", "nan"]),
+        pl.Series("x", [None, None], dtype=pl.Float64),
+        pl.Series("x", [math.inf, math.inf, -math.inf]),
+        pl.Series("x", [], dtype=pl.Float64),
+        pd.Series([1.0, "abc", None, True, 4.0, 4.0], dtype=object),
+        np.array([np.nan, np.nan, 5.0]),
+    ],
+)
+def test_numeric_counts_match_the_general_helpers(column: object) -> None:
+    """A column whose sum is finite skips the NaN count; every column still gets the counts
+    and run length that converting it (``_as_float``) and ``longest_run`` give."""
+    values, nulls, invalid = _as_float(column)
+    finite = values[np.isfinite(values)]
+    for stats in (
+        NumericStats.of(NumericBins(np.array([0.0, 2.0, 5.0])), column, len(values)),
+        NumericStats.fit(column)[1],
+    ):
+        assert (stats.count, stats.nulls, stats.invalid) == (finite.size, nulls, invalid)
+        assert stats.non_finite == values.size - finite.size - nulls - invalid
+        assert stats.longest_run == longest_run(values)
+        if finite.size:
+            assert (stats.min, stats.max) == (finite.min(), finite.max())
+            assert stats.mean == pytest.approx(finite.mean(), rel=1e-15)
+        assert stats.hist.sum() == finite.size
