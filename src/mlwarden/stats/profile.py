@@ -39,6 +39,7 @@ The bins are fixed by the reference (:class:`ProfileLayout`), not by each window
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -152,10 +153,8 @@ class NumericBins:
             return cls(np.empty(0))
         # Linear-interpolated quantiles read straight from the sorted values (what np.quantile
         # does, without its selection pass over data that is already sorted).
-        pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (xs.size - 1)
-        low = np.floor(pos).astype(np.intp)
-        high = np.minimum(low + 1, xs.size - 1)
-        inner = xs[low] + (pos - low) * (xs[high] - xs[low])
+        frac, low, high = _quantile_positions(xs.size, bins)
+        inner = xs[low] + frac * (xs[high] - xs[low])
         lo, top = float(xs[0]), np.nextafter(float(xs[-1]), math.inf)
         edges = np.unique(np.concatenate([[lo], inner[(inner > lo) & (inner < top)], [top]]))
         return cls(edges.astype(float))
@@ -207,6 +206,19 @@ class Levels:
             "known_other": sorted(self.known_other),
             "open_vocabulary": self.open_vocabulary,
         }
+
+
+@functools.lru_cache(maxsize=32)
+def _quantile_positions(size: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the inner quantiles of ``size`` sorted values lie: the fraction of the way from
+    ``low`` to ``high``. The same for every column of a frame, so computed once per frame."""
+    pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (size - 1)
+    low = np.floor(pos).astype(np.intp)
+    high = np.minimum(low + 1, size - 1)
+    frac = pos - low
+    for array in (frac, low, high):
+        array.flags.writeable = False  # shared by every caller
+    return frac, low, high
 
 
 FieldLayout = NumericBins | Levels | TextLayout
