@@ -17,6 +17,13 @@ against profiling 100,000.
     .venv/bin/python bench/bench_drift_speed.py --skip-memory --baseline-src /tmp/main/src
     .venv/bin/python bench/bench_drift_speed.py --skip-memory --columns 400 \
         --ref-rows 100000 --win-rows 20000
+    .venv/bin/python bench/bench_drift_speed.py --skip-memory --breakdown --columns 400 \
+        --ref-rows 100000 --win-rows 20000 --baseline-src /tmp/main/src
+
+``--breakdown`` also prints where mlwarden's CPU time goes, columns in series (no threads):
+the reference profile, the window profile, the drift tests and the quality checks, beside
+NumPy's sort of the same numeric columns alone and the single pass (best of 5 interleaved
+rounds in one process).
 
 ``--baseline-src`` also runs mlwarden from another source folder (e.g. ``git archive main src``
 unpacked) as ``mlwarden_baseline`` in the same interleaved rounds: a change compared side by
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import subprocess
 import sys
@@ -293,6 +301,69 @@ def memory_worker(rows: int, chunk: int) -> None:
     )
 
 
+def _sort_each(columns: list[np.ndarray]) -> None:
+    # one sorted copy at a time, as profiling keeps it: keeping them all would time the page
+    # faults of hundreds of megabytes of fresh memory, not the sort
+    for column in columns:
+        np.sort(column)
+
+
+def _other_passes(columns: list[np.ndarray]) -> None:
+    """What profiling a numeric column does besides sorting it: its sum (the mean), its
+    equal neighbours (the longest run) and its centred sum of squares (the variance)."""
+    from mlwarden.stats.profile import _centred_sum_of_squares, _longest_true_stretch
+
+    for column in columns:
+        mean = float(column.sum()) / column.size
+        _longest_true_stretch(column[1:] == column[:-1])
+        _centred_sum_of_squares(column, mean)
+
+
+def breakdown_worker(folder: Path) -> None:
+    """CPU seconds of each part of mlwarden's check with columns in series, and of sorting the
+    numeric columns alone (what exact quantile edges and histograms cannot do without)."""
+    import polars as pl
+
+    import mlwarden.stats.profile as profile
+    from mlwarden.detect.drift import FeatureDriftDetector
+    from mlwarden.detect.quality import QualityDetector
+    from mlwarden.stats.reference import build_reference
+
+    # one thread: CPU seconds of each part, not of the threads' contention
+    profile.PARALLEL_ROWS = 1 << 62
+    profile.PARALLEL_CELLS = 1 << 62  # (a module attribute since 2026-12-01: set either way)
+    ref = pl.read_parquet(folder / "reference.parquet")
+    win = pl.read_parquet(folder / "window.parquet")
+    numeric = [c for c in ref.columns if c.startswith("num_")]
+    ref_cols = [ref.get_column(c).to_numpy() for c in numeric]
+    win_cols = [win.get_column(c).to_numpy() for c in numeric]
+    state: dict[str, Any] = {}
+
+    def reference() -> None:
+        state["reference"] = build_reference(ref)
+
+    def window() -> None:
+        state["window"] = profile.Profile.from_data(win, state["reference"].layout)
+
+    parts = {
+        "reference_profile": reference,
+        "window_profile": window,
+        "drift_tests": lambda: FeatureDriftDetector().compare(state["reference"], state["window"]),
+        "quality_checks": lambda: QualityDetector().detect(state["reference"], state["window"]),
+        "sort_reference_numeric": lambda: _sort_each(ref_cols),
+        "sort_window_numeric": lambda: _sort_each(win_cols),
+        "other_passes_reference_numeric": lambda: _other_passes(ref_cols),
+        "single_pass": lambda: run_single_pass_numpy(ref, win),
+    }
+    best: dict[str, float] = {}
+    for _ in range(5):
+        for name, fn in parts.items():
+            c0 = time.process_time()
+            fn()
+            best[name] = min(best.get(name, math.inf), time.process_time() - c0)
+    print(json.dumps(best))
+
+
 def _spawn(
     args: list[str], python: str = sys.executable, src: str | None = None
 ) -> dict[str, Any] | None:
@@ -306,6 +377,33 @@ def _spawn(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _print_breakdown(data: str, baseline_src: str | None) -> None:
+    trees: dict[str, str | None] = {"mlwarden": None}
+    if baseline_src:
+        trees["mlwarden_baseline"] = baseline_src
+    found = {
+        name: _spawn(["--breakdown-worker", "--data", data], src=src) for name, src in trees.items()
+    }
+    print(f"\nwhere the CPU goes, columns in series (best of 5; load {os.getloadavg()[0]:.1f}):")
+    print("| part | " + " | ".join(f"{name} CPU ms" for name in found) + " |")
+    print("|---|" + "---|" * len(found))
+    parts = next((r for r in found.values() if r), {})
+    for part in parts:
+        cells = [f"{r[part] * 1e3:.0f}" if r else "-" for r in found.values()]
+        print(f"| {part} | " + " | ".join(cells) + " |")
+    for name, r in found.items():
+        if r:
+            check = sum(
+                r[p]
+                for p in ("reference_profile", "window_profile", "drift_tests", "quality_checks")
+            )
+            sorts = r["sort_reference_numeric"] + r["sort_window_numeric"]
+            print(
+                f"{name}: the check {check * 1e3:.0f} ms CPU = {check / r['single_pass']:.1f}x the "
+                f"single pass; sorting alone {sorts * 1e3:.0f} ms = {sorts / r['single_pass']:.1f}x"
+            )
+
+
 def _has_evidently(python: str) -> bool:
     probe = subprocess.run([python, "-c", "import evidently, polars"], capture_output=True)
     return probe.returncode == 0
@@ -315,6 +413,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", choices=sorted(METHODS))
     parser.add_argument("--memory-worker", type=int)
+    parser.add_argument("--breakdown-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown", action="store_true", help="CPU per part, in series")
     parser.add_argument("--data")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; best is kept")
     parser.add_argument("--skip-memory", action="store_true")
@@ -330,6 +430,9 @@ def main() -> None:
         return
     if args.memory_worker:
         memory_worker(args.memory_worker, 100_000)
+        return
+    if args.breakdown_worker:
+        breakdown_worker(Path(args.data))
         return
 
     print(
@@ -367,6 +470,8 @@ def main() -> None:
             runs = [r[method] for r in rounds if method in r]
             if runs:
                 results[method] = min(runs, key=lambda r: r["seconds"])
+        if args.breakdown:
+            _print_breakdown(tmp, args.baseline_src)
         if _has_evidently(args.evidently_python):
             result = _spawn(["--worker", "evidently", "--data", tmp], args.evidently_python)
             if result:
