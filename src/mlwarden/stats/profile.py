@@ -7,8 +7,9 @@ window in one go, a stream chunk by chunk, or partitions on many cores.
 
 The bins are fixed by the reference (:class:`ProfileLayout`), not by each window:
 
-* numeric features: the reference's quantiles (100 bins by default, from a sample of at most
-  200,000 reference values), plus two open ends — below the reference minimum and above the
+* numeric features: the reference's quantiles (100 bins by default, exact: every finite value
+  of the reference is sorted; a lake's reference fixes them from its first 200,000 rows,
+  ``monitor.lake``), plus two open ends — below the reference minimum and above the
   reference maximum — so any window histogram is comparable with the reference's and merges by
   adding counts. Count, nulls, non-finite values, type violations (strings that are not numbers),
   min, max, and mean/M2 merged with Chan et al.'s parallel update ("Updating formulae and a
