@@ -84,12 +84,6 @@ DEFAULT_BINS = 100
 # they save. Above it, columns are profiled on all cores (NumPy's sort and Polars' counting
 # release the GIL), which is how one window of a million rows stays near memory speed.
 PARALLEL_ROWS = 50_000
-# A wide frame is worth the threads with fewer rows: 20,000 rows of 400 columns is 8 million
-# values, as much work as 50,000 rows of 160 columns, and each column still sorts long enough
-# (about 0.1 ms) to release the GIL for most of its time. Below PARALLEL_MIN_ROWS a column's
-# Python overhead outweighs its NumPy work and threads only add contention.
-PARALLEL_CELLS = 2_000_000
-PARALLEL_MIN_ROWS = 10_000
 DEFAULT_MAX_LEVELS = 50
 MAX_UNSEEN_NAMES = 50
 # Levels the reference saw beyond the counted cap are remembered by name up to this many, so
@@ -948,8 +942,7 @@ def profile_chunks(chunks: Iterable[DataLike], layout: ProfileLayout) -> Profile
 def _run_columns(jobs: Mapping[str, Callable[[], Any]], n_rows: int) -> dict[str, Any]:
     """Run one job per column, on all cores when the data is big enough to pay for threads."""
     workers = min(os.cpu_count() or 1, 8, len(jobs))
-    wide = n_rows >= PARALLEL_MIN_ROWS and n_rows * len(jobs) >= PARALLEL_CELLS
-    if (n_rows < PARALLEL_ROWS and not wide) or workers < 2:
+    if n_rows < PARALLEL_ROWS or workers < 2:
         return {name: job() for name, job in jobs.items()}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
