@@ -15,7 +15,9 @@ With ``--out``, each run's files stay in ``runs/NAME-ORDER/``; a run whose summa
 already there is not repeated but scored again against the scenario file as it is now, and
 ``--no-run`` prints the table from what is stored (runs not made yet show as "not run"). Each
 scenario's own order runs first (the suite's cases; the scenarios built for time order first
-of all), then the other order, longest streams first.
+of all), then the other order, longest streams first. A scenario that fixes its order
+(``order: time`` in its file: its premise is its data's own order, as ``elec_real_drift``'s real
+drift) is not run in the other one; that row reads "n/a: the scenario fixes time order".
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ def stored(folder: Path, name: str, order: str) -> dict[str, Any] | None:
     return summary
 
 
-def row(name: str, order: str, summary: dict[str, Any] | None) -> str:
+def row(name: str, order: str, summary: dict[str, Any] | None, fixed: str | None = None) -> str:
+    """One Markdown row; ``fixed``: the order the scenario fixes, when it is not ``order`` (the
+    run is not made: its premise is its data's own order)."""
+    if fixed is not None and fixed != order:
+        return f"| {name} | {order} | n/a: the scenario fixes {fixed} order | | | | |"
     if summary is None:
         return f"| {name} | {order} | not run | | | | |"
     score = summary["score"]
@@ -98,16 +104,14 @@ def main() -> int:
     names = args.names or builtin_names()
     orders = ORDERS if args.order == "both" else (args.order,)
     own = {name: "shuffled" if load_scenario(name).shuffle else "time" for name in names}
+    # a scenario that fixes its order (its premise is its data's own order) runs only in it
+    fixed = {name: load_scenario(name).order for name in names}
+    wanted = [(n, o) for n in names for o in orders if fixed[n] in (None, o)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.out or tmp)
-        results = {
-            (n, o): found
-            for n in names
-            for o in orders
-            if (found := stored(folder, n, o)) is not None
-        }
+        results = {(n, o): found for n, o in wanted if (found := stored(folder, n, o)) is not None}
         todo = sorted(
-            ((n, o, str(folder)) for n in names for o in orders if (n, o) not in results),
+            ((n, o, str(folder)) for n, o in wanted if (n, o) not in results),
             key=lambda job: (
                 job[1] != own[job[0]],
                 own[job[0]] != "time",
@@ -122,7 +126,7 @@ def main() -> int:
                     print(f"{n} ({o}): {seconds:.0f} s", file=sys.stderr, flush=True)
         wall = time.perf_counter() - started
     print(HEADER)
-    print("\n".join(row(n, o, results.get((n, o))) for n in names for o in orders))
+    print("\n".join(row(n, o, results.get((n, o)), fixed[n]) for n in names for o in orders))
     print(
         f"\n{len(todo) if not args.no_run else 0} runs in {wall:.0f} s wall with {args.jobs} "
         f"jobs (load average {os.getloadavg()[0]:.1f} at the end)"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,80 @@ def test_simulate_order_must_be_time_or_shuffled(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "time or shuffled" in result.output
     assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_a_scenario_whose_premise_is_its_data_s_order_fixes_it(tmp_path: Path) -> None:
+    """``elec_real_drift`` is the market's own drift and no injected fault: shuffled, the
+    stream is stationary and its expectations (a drift finding, a retrain, a covariate-drift
+    diagnosis) mean nothing. It fixes time order, which ``--order shuffled`` cannot override."""
+    fixed = {name: s.order for name in builtin_names() if (s := load_scenario(name)).order}
+    assert fixed == {"elec_real_drift": "time"}
+    # every other scenario injects a fault, or is a control, whose expectations hold either way
+    assert load_scenario("elec_real_drift").shuffle is False
+    assert load_scenario("elec_real_drift", order="time").shuffle is False
+    with pytest.raises(InvalidInput, match="elec_real_drift fixes time order"):
+        load_scenario("elec_real_drift", order="shuffled")
+    with pytest.raises(InvalidInput, match="fixes time order"):
+        Simulation(load_scenario("elec_real_drift"), tmp_path / "sim", shuffle=True)
+
+    result = CliRunner().invoke(
+        app, ["simulate", "elec_real_drift", "--order", "shuffled", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "fixes time order" in result.output and "cannot run shuffled" in result.output
+    assert not (tmp_path / "o").exists()  # refused before anything ran
+
+
+def test_a_fixed_order_is_validated_with_the_scenario(tmp_path: Path) -> None:
+    base = "name: x\ndataset: electricity\nreference: [0, 1000]\nstream: [1000, 3000]\n"
+    cases = {
+        "order: time\n": None,
+        "order: shuffled\n": None,
+        "order: time\nshuffle: false\n": None,
+        "order: time\nshuffle: true\n": "shuffle: true contradicts order: time",
+        "order: shuffled\nshuffle: false\n": "shuffle: false contradicts order: shuffled",
+        "order: sideways\n": "order",
+    }
+    for extra, problem in cases.items():
+        path = tmp_path / "x.yaml"
+        path.write_text(base + extra)
+        if problem is None:
+            scenario = load_scenario(path)
+            assert scenario.shuffle is (scenario.order == "shuffled")
+            assert load_scenario(path, order=scenario.order).shuffle is scenario.shuffle
+        else:
+            with pytest.raises(InvalidInput, match=problem):
+                load_scenario(path)
+    path.write_text(base + "order: shuffled\n")
+    with pytest.raises(InvalidInput, match="x fixes shuffled order"):
+        load_scenario(path, order="time")
+
+
+def test_the_scenario_table_marks_a_fixed_order_not_applicable(tmp_path: Path) -> None:
+    """``bench/bench_scenarios.py`` does not run a scenario in the order it refuses; its row
+    says why, and the table does not count it as failed."""
+    script = Path(__file__).parents[2] / "bench" / "bench_scenarios.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "elec_real_drift",
+            "--order",
+            "shuffled",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| elec_real_drift | shuffled | n/a: the scenario fixes time order | | | | |" in (
+        result.stdout.splitlines()
+    )
+    assert "0 runs" in result.stdout and "expectations failed" not in result.stdout
+    assert not any(tmp_path.iterdir())
 
 
 def test_bad_scenarios_get_clear_errors(tmp_path: Path) -> None:

@@ -210,6 +210,10 @@ class Expectation(_Strict):
     )
 
 
+# the order a scenario's rows are streamed in: the dataset's own (time), or shuffled
+Order = Literal["time", "shuffled"]
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -219,6 +223,12 @@ class Scenario(_Strict):
     time_column: str | None = None
     drop_columns: list[str] = Field(default_factory=list)
     shuffle: bool = False
+    order: Order | None = Field(
+        default=None,
+        description="the one order the scenario holds for, when its data's own order is its "
+        "premise (real drift and no injected fault: shuffled, there is nothing to find); "
+        "`shuffle` follows it, and `--order` cannot change it",
+    )
     model: ModelRecipe = Field(default_factory=ModelRecipe)
     fallback: ModelRecipe | None = Field(
         default_factory=lambda: ModelRecipe(algorithm="logistic_regression")
@@ -233,6 +243,18 @@ class Scenario(_Strict):
     policy: str | dict[str, Any] | None = None
     mode: Literal["advisory", "autonomous"] = "autonomous"
     approve: Approve = "never"
+
+    @model_validator(mode="after")
+    def _fixed_order(self) -> Scenario:
+        if self.order is None:
+            return self
+        shuffled = self.order == "shuffled"
+        if "shuffle" in self.model_fields_set and self.shuffle != shuffled:
+            raise ValueError(
+                f"shuffle: {str(self.shuffle).lower()} contradicts order: {self.order}"
+            )
+        self.shuffle = shuffled
+        return self
 
     @model_validator(mode="after")
     def _ranges(self) -> Scenario:
@@ -267,7 +289,8 @@ def load_scenario(name_or_path: str | Path, *, order: Order | None = None) -> Sc
 
     A file's relative data paths (a CSV/Parquet ``dataset``, a ``policy`` file) are read from
     the file's folder. ``order`` replaces the scenario's own: ``time`` streams the rows as the
-    dataset holds them, ``shuffled`` shuffles them (a stationary stream)."""
+    dataset holds them, ``shuffled`` shuffles them (a stationary stream); asking a scenario
+    that fixes its order (``order:`` in the file) for the other one is an InvalidInput."""
     path = Path(name_or_path)
     folder: Path | None = None
     if path.suffix in {".yaml", ".yml"} or path.exists():
@@ -305,11 +328,14 @@ def load_scenario(name_or_path: str | Path, *, order: Order | None = None) -> Sc
     return scenario if order is None else in_order(scenario, order)
 
 
-Order = Literal["time", "shuffled"]
-
-
 def in_order(scenario: Scenario, order: Order) -> Scenario:
-    """The scenario streamed in time order (the dataset's own) or shuffled."""
+    """The scenario streamed in time order (the dataset's own) or shuffled; an InvalidInput
+    when the scenario fixes the other order (``Scenario.order``)."""
+    if scenario.order is not None and order != scenario.order:
+        raise InvalidInput(
+            f"scenario {scenario.name} fixes {scenario.order} order (its data's own order is "
+            f"its premise): it cannot run {order}"
+        )
     return scenario.model_copy(update={"shuffle": order == "shuffled"})
 
 
