@@ -299,3 +299,46 @@ def test_no_unit_change_on_the_bundled_data_in_time_order_against_the_scenarios_
         for at in range(end, len(frame) - size + 1, size):
             false += _unit_changes(reference, frame.iloc[at : at + size])
     assert false == []
+
+
+def test_a_new_season_in_time_order_is_drift_and_a_new_weather_label_is_a_quality_break() -> None:
+    """On the bundled bike rentals read in time order, the reference profile of the scenarios
+    (the last 1,500 of the first 5,000 hours, May to July 2011) holds the seasons 'summer' and
+    'fall' only; window 1 of ``control_bike_sharing``'s stream holds 'winter' (the dataset's
+    name for October to December) in 750 of 1,000 hours. That is the calendar moving on,
+    reported as drift (``calendar_level``: no repair may rewrite it), and a window of winter
+    alone is no stuck feed. The weather label 'Smoke' that ``bike_category_new`` injects into
+    30 % of the rows is a break (``unseen_category``, data quality), so is 'Smoke' written into
+    the season column, and so is a weather feed stuck on one label."""
+    bikes = load("bike_sharing").drop(columns=["dteday", "casual", "registered", "cnt"])
+    reference = build_reference(bikes.iloc[3_500:5_000])
+    autumn = bikes.iloc[6_000:7_000].reset_index(drop=True)
+    winter = bikes.iloc[7_000:8_000].reset_index(drop=True)
+    assert set(winter["season"]) == {"winter"}
+
+    def found(frame: pd.DataFrame) -> dict[tuple[str, str], Any]:
+        window = Profile.from_data(frame, reference.layout)
+        return {
+            (f.features[0], f.evidence["check"]): f
+            for f in QualityDetector().detect(reference, window)
+            if f.evidence["check"] in ("calendar_level", "unseen_category", "constant")
+        }
+
+    natural = found(autumn)
+    assert set(natural) == {("season", "calendar_level")}
+    season = natural["season", "calendar_level"]
+    assert season.kind is FindingKind.DATA_DRIFT
+    assert season.evidence["unseen"] == {"winter": 750}
+    assert season.evidence["calendar"] == "seasons"
+    assert "new values of a calendar column (seasons)" in season.message
+    assert reference.features["season"].longest_run < len(winter)  # shorter than the window
+    assert set(found(winter)) == {("season", "calendar_level")}  # not a constant feature
+
+    smoke = autumn.copy()
+    smoke.loc[smoke.index[::3], "weathersit"] = "Smoke"
+    broken = found(smoke)
+    assert broken["weathersit", "unseen_category"].kind is FindingKind.DATA_QUALITY
+    assert broken["season", "calendar_level"].kind is FindingKind.DATA_DRIFT
+    stray = autumn.assign(season=autumn["season"].where(autumn.index % 3 > 0, "Smoke"))
+    assert found(stray)["season", "unseen_category"].kind is FindingKind.DATA_QUALITY
+    assert ("weathersit", "constant") in found(autumn.assign(weathersit="Clear"))

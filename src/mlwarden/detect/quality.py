@@ -39,12 +39,18 @@ same reason as drift: on a big window a 0.1 % rise is significant and harmless. 
   window against the scenarios' references, ``bench/bench_unit_factors.py``) this raises no
   finding, while miles turned into kilometres on the flights' distance is found in every window
   in either order.
-* unseen categories: at least 1 % of the window and at least 5 rows.
+* unseen categories: at least 1 % of the window and at least 5 rows. New values of a calendar
+  column (the reference's levels and the new ones all name seasons, months, weekdays, hours or
+  quarters, or are integers that continue the observed range without a gap:
+  ``detect.calendar``) are the calendar moving past what training saw, not a broken feed:
+  reported as ``data_drift`` (``calendar_level``), so never repaired, as out-of-range values are.
 * retyped: at least half of the non-null values of a numeric feature are not numbers; below
   that, any significant share is a ``type_violation``.
 * constant: the reference varied and the window (with at least ``min_rows`` values) does not,
   over more rows than the reference ever held one value in a row (``longest_run``: a calendar
-  column read in time order holds one value for weeks; a stuck feed is longer than that).
+  column read in time order holds one value for weeks; a stuck feed is longer than that); never
+  a categorical whose levels name a calendar cycle (``detect.calendar.cycle``: a season lasts
+  three months whatever the reference's stretch of it).
 
 >>> import numpy as np, pandas as pd
 >>> from mlwarden.stats.profile import Profile, ProfileLayout
@@ -68,6 +74,7 @@ from typing import Any
 from scipy import stats
 
 from mlwarden.detect.base import Detector, DetectorContext, fmt_p, fmt_rows
+from mlwarden.detect.calendar import cycle, progression
 from mlwarden.detect.registry import register
 from mlwarden.detect.statistics import ks_binned, ks_rescaled
 from mlwarden.domain import Finding, FindingKind, ModelSpec
@@ -444,6 +451,20 @@ class QualityDetector(Detector):
             return None
         return next((f for f in self.spec.features if f.name == name), None)
 
+    @staticmethod
+    def _calendar(ref: CategoricalStats, win: CategoricalStats) -> str | None:
+        """The calendar cycle the window's unseen levels continue (``detect.calendar``), or
+        None; never when a level's name was not kept (beyond the reference's cap, or the
+        window's)."""
+        if ref.levels.open_vocabulary or win.unseen_other:
+            return None
+        return progression(QualityDetector._levels(ref), win.unseen)
+
+    @staticmethod
+    def _levels(ref: CategoricalStats) -> tuple[str, ...]:
+        """Every level the reference named (counted, and known but rare)."""
+        return (*ref.levels.levels, *ref.levels.known_other)
+
     # -- text
 
     def _text(self, name: str, ref: TextStats, win: TextStats, add: Any) -> None:
@@ -490,17 +511,36 @@ class QualityDetector(Detector):
         if unseen >= t.unseen_min_rows and rate >= t.unseen_rate:
             top = sorted(win.unseen.items(), key=lambda kv: -kv[1])[:5]
             names = ", ".join(f"{k!r} ({v:,})" for k, v in top)
-            add(
-                [name],
-                "unseen_category",
-                "unseen_rate",
-                rate,
-                t.unseen_rate,
-                f"{name}: {unseen:,} of {fmt_rows(win.count)} ({rate:.1%}) in categories the "
-                f"reference never saw: {names}",
-                unseen=dict(top),
-                unseen_rate=rate,
-            )
+            continued = self._calendar(ref, win)
+            if continued is not None:
+                add(
+                    [name],
+                    "calendar_level",
+                    "unseen_rate",
+                    rate,
+                    t.unseen_rate,
+                    f"{name}: {unseen:,} of {fmt_rows(win.count)} ({rate:.1%}) in new values of "
+                    f"a calendar column ({continued}) the reference never saw: {names}; the "
+                    "calendar moving on, not a broken feed",
+                    # a season or a month the training data did not reach is real data to
+                    # retrain on, not a value to rewrite: drift, never a repair
+                    kind=FindingKind.DATA_DRIFT,
+                    unseen=dict(top),
+                    unseen_rate=rate,
+                    calendar=continued,
+                )
+            else:
+                add(
+                    [name],
+                    "unseen_category",
+                    "unseen_rate",
+                    rate,
+                    t.unseen_rate,
+                    f"{name}: {unseen:,} of {fmt_rows(win.count)} ({rate:.1%}) in categories "
+                    f"the reference never saw: {names}",
+                    unseen=dict(top),
+                    unseen_rate=rate,
+                )
         if win.count >= t.min_rows and ref.count:
             ref_top = int(max(ref.counts.max(initial=0), ref.other)) / ref.count
             levels_seen = int((win.counts > 0).sum()) + (1 if win.other else 0) + len(win.unseen)
@@ -509,6 +549,8 @@ class QualityDetector(Detector):
                 and ref_top < 0.99
                 and not win.unseen_other
                 and win.count > ref.longest_run
+                # a season or a weekday holds for longer than a window: time, not a stuck feed
+                and cycle(self._levels(ref)) is None
             ):
                 add(
                     [name],
