@@ -14,7 +14,7 @@ assistant touches no file by path: files come as uploaded content and go back as
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
@@ -24,9 +24,13 @@ from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, ServerState, require, server
 from mlwarden.api.openapi import errors_doc
-from mlwarden.assistant.executor import Assistant, Conversation, Reply
 from mlwarden.domain import Role
 from mlwarden.errors import Forbidden
+
+if TYPE_CHECKING:
+    # imported when the first conversation starts: the assistant's parser, executor and
+    # training helpers are a few MB a server that only serves predictions never uses
+    from mlwarden.assistant.executor import Assistant, Conversation, Reply
 
 router = APIRouter(tags=["assistant"])
 _lock = threading.Lock()
@@ -44,6 +48,8 @@ def assistant_for(state: ServerState) -> Assistant:
     with _lock:
         existing: Assistant | None = getattr(state, "_assistant", None)
         if existing is None:
+            from mlwarden.assistant.executor import Assistant
+
             existing = Assistant(
                 state.store,
                 state.settings.data_dir,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,9 @@ def printable(value: Any) -> Any:
         return text[:_RECEIVED_MAX_CHARS] + "…"
     return text
 
+
+# the integers float() turns into a finite float (larger ones are left to the full checks)
+_FLOAT_INT_MAX = 2**1023
 
 # A check returns None when the value is acceptable, else the "expected" text.
 _Check = Callable[[Any], str | None]
@@ -220,7 +223,7 @@ class SchemaValidator:
     per-row cost is one dict lookup and one small function call per feature.
     """
 
-    __slots__ = ("_checks", "_names", "_nullable", "spec", "strict")
+    __slots__ = ("_checks", "_names", "_nullable", "_numbers", "spec", "strict")
 
     def __init__(self, spec: ModelSpec, *, strict: bool = False) -> None:
         self.spec = spec
@@ -229,6 +232,35 @@ class SchemaValidator:
         self._checks: list[tuple[str, bool, _Check]] = [
             (f.name, f.nullable, _CHECK_BUILDERS[f.type](f, strict)) for f in spec.features
         ]
+        # a schema of plain numbers (no range enforced) gets a quick pass first: _all_numbers
+        numeric = (FeatureType.NUMERIC, FeatureType.INTEGER)
+        plain = bool(spec.features) and not strict and all(f.type in numeric for f in spec.features)
+        self._numbers: tuple[tuple[str, bool], ...] | None = (
+            tuple((f.name, f.type is FeatureType.INTEGER) for f in spec.features) if plain else None
+        )
+
+    def _all_numbers(self, instances: Sequence[Any]) -> bool:
+        """True when every instance is a dict of exactly the schema's features, each a finite
+        ``float`` (an ``int`` for an integer feature): rows the full checks accept, recognised
+        at a fraction of their cost (a fifth, for the gateway's single rows). False sends the
+        batch to the full checks, which say what is wrong, or accept what this pass leaves to
+        them: nulls, numeric strings, NumPy scalars, integral floats of integer features."""
+        numbers = self._numbers
+        assert numbers is not None
+        count = len(numbers)
+        for instance in instances:
+            if type(instance) is not dict or len(instance) != count:
+                return False
+            for name, integer in numbers:
+                value = instance.get(name)
+                kind = type(value)
+                if kind is float:
+                    # NaN and infinity give NaN here; an integer feature takes ints only
+                    if integer or value - value != 0.0:
+                        return False
+                elif kind is not int or not -_FLOAT_INT_MAX < value < _FLOAT_INT_MAX:
+                    return False
+        return True
 
     def errors(self, instance: Any, row: int = 0) -> list[FieldError]:
         """Every problem in one instance (empty when it is valid)."""
@@ -289,8 +321,10 @@ class SchemaValidator:
                     )
         return found
 
-    def batch_errors(self, instances: Iterable[Any], limit: int | None = None) -> list[FieldError]:
+    def batch_errors(self, instances: Sequence[Any], limit: int | None = None) -> list[FieldError]:
         """Problems of every row of a batch, stopping once ``limit`` errors are found."""
+        if self._numbers is not None and self._all_numbers(instances):
+            return []
         found: list[FieldError] = []
         for row, instance in enumerate(instances):
             found.extend(self.errors(instance, row))
