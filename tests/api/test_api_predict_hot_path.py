@@ -140,3 +140,18 @@ def test_a_server_on_a_store_at_the_newest_revision_never_imports_alembic(tmp_pa
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
     )
     assert _last_line_printed_by(code) == "[]"
+
+
+def test_the_serve_command_line_imports_none_of_the_other_commands() -> None:
+    """``mlwarden serve`` is the server process: the lake and Parquet, backtests, demos and
+    reports of the other commands were about 5 MB of its memory (docs/benchmarks.md)."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['mlwarden', 'serve', '--help']\n"
+        "import mlwarden.cli.main\n"
+        "from mlwarden.cli.app import app\n"
+        "names = sorted(c.name or c.callback.__name__ for c in app.registered_commands)\n"
+        "loaded = ('mlwarden.cli.lake', 'mlwarden.monitor.lake', 'pyarrow.parquet')\n"
+        "print(names, sorted(m for m in loaded if m in sys.modules))\n"
+    )
+    assert _last_line_printed_by(code) == "['serve', 'version'] []"

@@ -78,6 +78,39 @@ def test_any_finite_number_passes(amount: float, items: int) -> None:
     assert _fields({**GOOD, "amount": amount, "items": items}) == []
 
 
+NUMBERS = ModelSpec(
+    name="n",
+    task="regression",
+    features=[
+        FeatureSpec(name="x", type="numeric"),
+        FeatureSpec(name="n", type="integer"),
+        FeatureSpec(name="y", type="numeric", nullable=False),
+    ],
+)
+_VALUES = st.one_of(
+    st.floats(),  # NaN and infinities included
+    st.integers(-(2**1030), 2**1030),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1.5", " 2 ", "nan", "inf", "x", "", np.float64(3.5), np.int64(4), [1]]),
+)
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["x", "n", "y", "z"]), _VALUES, max_size=4),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_a_batch_of_numbers_gets_the_errors_of_the_full_checks(rows: list[dict[str, Any]]) -> None:
+    """The quick pass for schemas of plain numbers accepts only what the full checks accept:
+    any batch gets exactly the errors its rows get one by one."""
+    validator = SchemaValidator(NUMBERS)
+    one_by_one = [e for row, instance in enumerate(rows) for e in validator.errors(instance, row)]
+    assert validator.batch_errors(rows) == one_by_one
+
+
 def test_parse_json_refuses_nan_and_reports_position() -> None:
     assert parse_json(b'{"a": 1}') == {"a": 1}
     for literal in ("NaN", "Infinity", "-Infinity"):

@@ -252,7 +252,7 @@ class SchemaValidator:
             if type(instance) is not dict or len(instance) != count:
                 return False
             for name, integer in numbers:
-                value = instance.get(name)
+                value: Any = instance.get(name)
                 kind = type(value)
                 if kind is float:
                     # NaN and infinity give NaN here; an integer feature takes ints only

@@ -55,6 +55,54 @@ class PredictionError(MlwardenError):
     status_code = 502
 
 
+def _threadlocal_config() -> Callable[[], dict[str, Any]] | None:
+    """scikit-learn's getter of this thread's mutable configuration, when it has the one that
+    ``get_config`` reads (checked once); None otherwise."""
+    try:
+        from sklearn._config import _get_threadlocal_config as getter
+    except ImportError:
+        return None
+    try:
+        config = getter()
+        before = config["assume_finite"]
+        config["assume_finite"] = not before
+        seen = sklearn.get_config()["assume_finite"]
+        config["assume_finite"] = before
+    except (KeyError, TypeError):
+        return None
+    return getter if seen is not before else None
+
+
+_CONFIG = _threadlocal_config()
+
+
+class _AssumeFinite:
+    """``sklearn.config_context(assume_finite=value)`` for one call: the same switch of this
+    thread's configuration, without ``config_context``'s copies of the whole configuration
+    and its generator (about 5 µs of a prediction's few hundred on the gateway's event loop).
+    Falls back to ``config_context`` where scikit-learn's internals differ."""
+
+    __slots__ = ("_config", "_context", "_previous", "_value")
+
+    def __init__(self, value: bool) -> None:
+        self._value = value
+
+    def __enter__(self) -> None:
+        if _CONFIG is None:
+            self._context = sklearn.config_context(assume_finite=self._value)
+            self._context.__enter__()
+            return
+        self._config = config = _CONFIG()
+        self._previous = config["assume_finite"]
+        config["assume_finite"] = self._value
+
+    def __exit__(self, *exc: object) -> None:
+        if _CONFIG is None:
+            self._context.__exit__(*exc)
+        else:
+            self._config["assume_finite"] = self._previous
+
+
 @dataclass(slots=True)
 class Prediction:
     """What a version said about one instance."""
@@ -195,7 +243,7 @@ class LocalPredictor:
         # rows without NaN need no finiteness scan inside scikit-learn (validation refused inf)
         finite = self._numeric_only and bool(np.isfinite(inputs).all())
         try:
-            with sklearn.config_context(assume_finite=finite):
+            with _AssumeFinite(finite):
                 if self._proba:
                     return self._classify(inputs)
                 values = self.estimator.predict(inputs)
