@@ -200,6 +200,15 @@ def _guard(
                 or (since is not None and policy.retrain.concept_hindsight == "lasting")
             )
         )
+        if (
+            reason is None
+            and ctx.change_window
+            and diagnosis in (Diagnosis.CONCEPT_DRIFT, Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP)
+        ):
+            # a drop with a change point must lie below the champion's own worst window before
+            # it: within that range it is natural drift (a season), and a retrain fitted on it
+            # learns one stretch of the season (agent.own_range)
+            reason = g.drop_beyond_own_range(ctx)
         if reason is None and judged:
             # the same retrain, fitted a few windows ago, must have served the records since
             # better than the champion (agent.hindsight). A concept drift dated to the first

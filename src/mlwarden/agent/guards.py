@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.agent.incidents import WindowView
+from mlwarden.agent.own_range import OwnRange, beyond_own_range
 from mlwarden.agent.remedies.registry import remedial_kinds
 from mlwarden.domain import (
     ActionKind,
@@ -73,6 +74,9 @@ class ModelContext:
     # the window after which the retrain learns (None: the reference and the recent records);
     # None when no change point is known or it cannot be judged here
     retrain_hindsight: Callable[[int | None], Hindsight | None] | None = None
+    # the champion's metric by window before the change point and since (agent.own_range);
+    # None when no change point is known
+    own_range: Callable[[], OwnRange | None] | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:
@@ -186,6 +190,13 @@ def retrain_would_have_helped(ctx: ModelContext, since_window: int | None = None
     return f"a retrain {when} would not have served better since: {hindsight.reason}"
 
 
+def drop_beyond_own_range(ctx: ModelContext) -> str | None:
+    """Never retrain for a drop the champion's metric shows no more than it did from window
+    to window before the change (``agent.own_range``): natural drift, not a change."""
+    own = ctx.own_range() if ctx.own_range is not None else None
+    return None if own is None else beyond_own_range(own)
+
+
 def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
     """At most ``limit`` remedies (deployment changes, retrains) per model per 24 hours."""
     day_ago = ctx.now - timedelta(days=1)
@@ -206,6 +217,7 @@ __all__ = [
     "PastAction",
     "candidate_better",
     "daily_limit_reached",
+    "drop_beyond_own_range",
     "enough_labels",
     "in_cooldown",
     "no_concurrent_action",

@@ -20,6 +20,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mlwarden.agent.acceptance import (
     absorbed,
     accept_incident,
@@ -64,10 +66,12 @@ from mlwarden.agent.incidents import (
 from mlwarden.agent.memory import recall
 from mlwarden.agent.monitor_source import MonitorSource, WindowSource
 from mlwarden.agent.operations.service import Operations
+from mlwarden.agent.own_range import OwnRange
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
 from mlwarden.agent.remedies.base import ExecEnv, VerifyTarget, crashpoint
 from mlwarden.agent.remedies.registry import remedy_for
+from mlwarden.agent.remedies.retrain import score_predictions
 from mlwarden.agent.repair import plan_repair
 from mlwarden.agent.verify import (
     Verdict,
@@ -85,6 +89,7 @@ from mlwarden.domain import (
     FeatureRepair,
     FeatureType,
     Finding,
+    FindingKind,
     ModelSpec,
     Severity,
 )
@@ -100,6 +105,8 @@ log = logging.getLogger("mlwarden.agent")
 
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
+# how many whole windows before a drop's change point bound the champion's own range
+OWN_RANGE_WINDOWS = 24
 
 
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -579,7 +586,54 @@ class Agent:
             else lambda since: self._retrain_hindsight(
                 model, incident_id, int(change_window), int(history[0].live_version or 0), since
             ),
+            own_range=None
+            if change_window is None or not history or history[0].live_version is None
+            else lambda: self._own_range(
+                model, int(change_window), int(history[0].live_version or 0)
+            ),
         )
+
+    def _own_range(self, model: str, change_window: int, champion: int) -> OwnRange | None:
+        """The champion's metric, replayed on the labelled records of each whole window before
+        ``change_window`` (at most ``OWN_RANGE_WINDOWS``, none with a data-quality finding) and
+        on those since (``agent.own_range``); None when it cannot be replayed here."""
+        try:
+            spec = self.store.get_model(model)
+            answer = self._answerer(model, champion, spec)
+            if answer is None or spec.task is None:
+                return None
+            task = spec.task
+
+            def scored(rows: Sequence[Mapping[str, Any]]) -> tuple[str, float | None, int]:
+                rows = [r for r in labelled(rows) if not r.get("error")]
+                if not rows:
+                    return "", None, 0
+                truth = np.array([r["label"] for r in rows], dtype=object)
+                answers = np.array(answer([r["features"] for r in rows]), dtype=object)
+                metric, value = score_predictions(task, truth, answers)
+                return metric, value, len(rows)
+
+            first = max(0, change_window - OWN_RANGE_WINDOWS)
+            views = self.repo.recent_windows(model, change_window - first, after=first - 1)
+            before: list[tuple[int, float, int]] = []
+            for view in views:
+                if view.window >= change_window or any(
+                    f.kind is FindingKind.DATA_QUALITY for f in view.every_finding
+                ):
+                    continue
+                after = self.repo.window_end(model, view.window - 1) if view.window else None
+                until = self.repo.window_end(model, view.window)
+                if until is None or (view.window > 0 and after is None):
+                    continue
+                rows = self.store.records_by_arrival(model, after=after, until=until)
+                _, value, count = scored(rows)
+                if value is not None:
+                    before.append((view.window, value, count))
+            metric, since, count = scored(self._incident_records(model, change_window))
+            return OwnRange(metric or "metric", change_window, before, since, count)
+        except Exception:  # it informs a decision, never blocks one
+            log.exception("replaying the champion before window %s failed", change_window)
+            return None
 
     def _retrain_hindsight(
         self,
