@@ -614,7 +614,11 @@ class Agent:
                 return metric, value, len(rows)
 
             first = max(0, change_window - OWN_RANGE_WINDOWS)
-            views = self.repo.recent_windows(model, change_window - first, after=first - 1)
+            newest = self.repo.last_window(model)
+            if newest is None:
+                return None
+            # the windows after ``first - 1`` are read newest first: all of them, up to the newest
+            views = self.repo.recent_windows(model, newest - first + 1, after=first - 1)
             before: list[tuple[int, float, int]] = []
             for view in views:
                 if view.window >= change_window or any(
