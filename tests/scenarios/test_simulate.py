@@ -25,14 +25,8 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 FAILING_TODAY: dict[str, str] = {
     # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
     # real data") has the table and the causes
-    "control_flights": "the summer's natural drift opens a concept-drift incident at window 9 "
-    "and its retrain on the records after the change is asked at window 12: a remedial action "
-    "on a control (retrain.concept_hindsight: lasting spares it, but would cost "
-    "elec_time_concept_change its retrain; the spring's drop dated to window 0 no longer asks "
-    "one at window 4: judged in hindsight, +0.007)",
     "flights_bad_deploy": "the rollback at window 7 mends +0.0039 of the +0.0061 the bad version "
-    "costs over the fault periods (helps asks for more than 0.005); and the spring's retrain "
-    "asked at window 12",
+    "costs over the fault periods (helps asks for more than 0.005)",
 }
 
 
