@@ -474,6 +474,12 @@ class Simulation:
             before = len(self.sink.rows)
             try:
                 await self.gateway.predict(self.model, [batch[i] for i in pending])
+                # the shadow copies of this request are stored before the next one is sent:
+                # left to finish on their worker thread whenever the machine lets them, their
+                # records drew their simulated latencies (and met the faults active) at a
+                # moment the load decided, and a verification watching the shadowed champion
+                # reverted a fallback on a busy machine and kept it on a quiet one
+                await self.gateway.drain_shadows()
             except InvalidInput as exc:
                 bad = {pending[k] for k in exc.detail.get("bad_rows", ())}
                 if not bad:
