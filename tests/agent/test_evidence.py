@@ -54,6 +54,52 @@ def test_a_remedy_only_as_good_as_doing_nothing_is_taken_only_when_it_is_the_pol
     assert weighing.chosen == "keep"
 
 
+def paired(option: str, right: list[float]) -> OptionScore:
+    """An option scored record by record (1: answered right)."""
+    return OptionScore(
+        option, float(np.mean(right)), "accuracy", len(right), 0, per_row=tuple(right)
+    )
+
+
+def test_a_small_edge_within_the_noise_of_the_records_is_not_enough_to_act() -> None:
+    # doing nothing and the fallback disagree on 400 of 1,000 records, the fallback right on
+    # 202 of them: +0.004 on paper, within the noise of 1,000 records
+    keep = np.array([1.0] * 500 + [0.0] * 500)
+    fallback = keep.copy()
+    fallback[500:702] = 1.0  # right where doing nothing was wrong
+    fallback[:198] = 0.0  # wrong where doing nothing was right
+    fallback_score = paired("fallback", fallback.tolist())
+    keep_score = paired("keep", keep.tolist())
+    assert fallback_score.value > keep_score.value
+    # judged on the scores alone, the policy's remedy is taken
+    assert choose(keep_score, [fallback_score], "fallback", 0.005).chosen == "fallback"
+    noisy = choose(keep_score, [fallback_score], "fallback", 0.005, standard_errors=2.0)
+    assert noisy.chosen == "keep"
+    assert "no remedy is surely no worse than doing nothing" in noisy.reason
+    # the same answers where the versions disagree on 2 records of 1,000: the edge is sure
+    keep_quiet = np.ones(1000)
+    keep_quiet[:10] = 0.0
+    fallback_quiet = keep_quiet.copy()
+    fallback_quiet[:2] = 1.0
+    sure = choose(
+        paired("keep", keep_quiet.tolist()),
+        [paired("fallback", fallback_quiet.tolist())],
+        "fallback",
+        0.005,
+        standard_errors=2.0,
+    )
+    assert sure.chosen == "fallback"
+
+
+def test_a_large_edge_is_taken_whatever_the_noise() -> None:
+    keep = [1.0] * 600 + [0.0] * 400
+    frozen_fallback = [1.0] * 900 + [0.0] * 100  # a frozen champion against a working fallback
+    weighing = choose(
+        paired("keep", keep), [paired("fallback", frozen_fallback)], "fallback", 0.005, 2.0
+    )
+    assert weighing.chosen == "fallback"
+
+
 def test_regression_tolerance_is_relative_to_the_rmse_of_doing_nothing() -> None:
     keep = score("keep", -80.7, "rmse")
     assert choose(keep, [score("fallback", -96.8, "rmse")], "fallback", 0.01).chosen == "keep"

@@ -56,6 +56,9 @@ class OptionScore:
     failures: int
     version: int | None = None
     note: str = ""
+    # each labelled record's share of the score (1/0 right, or minus the squared error), in the
+    # records' order: two options scored on the same records are compared pair by pair
+    per_row: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def shown(self) -> float:
@@ -112,9 +115,10 @@ def _score(
     answers: Sequence[Any],
     failed: Sequence[bool],
     refusal_credit: float = 0.0,
-) -> tuple[float, int]:
-    """(score, failures): accuracy or minus the RMSE of ``answers``; failed rows cost as the
-    module docstring says."""
+) -> tuple[float, int, tuple[float, ...]]:
+    """(score, failures, per row): accuracy or minus the RMSE of ``answers``, with each row's
+    share (right or not, minus its squared error); failed rows cost as the module docstring
+    says."""
     failures = int(sum(failed))
     if task is Task.REGRESSION:
         truth = np.array([float(v) for v in labels], dtype=float)
@@ -122,12 +126,14 @@ def _score(
         guess = np.array(
             [mean if bad else _as_float(a, mean) for a, bad in zip(answers, failed, strict=True)]
         )
-        return -float(np.sqrt(np.mean((truth - guess) ** 2))) if len(truth) else 0.0, failures
+        squared = (truth - guess) ** 2
+        value = -float(np.sqrt(np.mean(squared))) if len(truth) else 0.0
+        return value, failures, tuple((-squared).tolist())
     right = [
         refusal_credit if bad else float(canonical_label(a) == canonical_label(y))
         for a, y, bad in zip(answers, labels, failed, strict=True)
     ]
-    return (float(np.mean(right)) if right else 0.0), failures
+    return (float(np.mean(right)) if right else 0.0), failures, tuple(right)
 
 
 def _as_float(value: Any, default: float) -> float:
@@ -147,10 +153,10 @@ def served_score(task: Task, rows: Sequence[Row], option: str = "keep") -> Optio
     """Doing nothing: the answers as they were served (a failed request is a failure)."""
     rows = labelled(rows)
     failed = [bool(r.get("error")) or r.get("prediction") is None for r in rows]
-    value, failures = _score(
+    value, failures, per_row = _score(
         task, [r["label"] for r in rows], [r.get("prediction") for r in rows], failed
     )
-    return OptionScore(option, value, _metric(task), len(rows), failures)
+    return OptionScore(option, value, _metric(task), len(rows), failures, per_row=per_row)
 
 
 def refused_score(
@@ -160,8 +166,10 @@ def refused_score(
     rows = labelled(rows)
     failed = [True] * len(rows)
     credit = 0.5 if refusal_better_than_wrong else 0.0
-    value, failures = _score(task, [r["label"] for r in rows], [None] * len(rows), failed, credit)
-    return OptionScore("disable", value, _metric(task), len(rows), failures)
+    value, failures, per_row = _score(
+        task, [r["label"] for r in rows], [None] * len(rows), failed, credit
+    )
+    return OptionScore("disable", value, _metric(task), len(rows), failures, per_row=per_row)
 
 
 def answered_score(
@@ -187,8 +195,10 @@ def answered_score(
     answers_iter = iter(answer(inputs) if inputs else [])
     answers = [next(answers_iter) if ok else None for ok in complete]
     failed = [not ok for ok in complete]
-    value, failures = _score(task, [r["label"] for r in rows], answers, failed)
-    return OptionScore(option, value, _metric(task), len(rows), failures, version, note)
+    value, failures, per_row = _score(task, [r["label"] for r in rows], answers, failed)
+    return OptionScore(
+        option, value, _metric(task), len(rows), failures, version, note, per_row=per_row
+    )
 
 
 def margin(keep: OptionScore, tolerance: float) -> float:
@@ -260,7 +270,30 @@ def with_refusals(
         score.failures + refused - answerable,
         score.version,
         f"{score.note}; {note}" if score.note else note,
+        per_row=score.per_row,
     )
+
+
+def noise(option: OptionScore, keep: OptionScore) -> float:
+    """The standard error of ``option``'s score minus doing nothing's, from their differences
+    record by record on the same labelled records (0 when they were not scored row by row on
+    the same records). For RMSE, the error of the difference of mean squared errors carried to
+    the RMSE's scale (delta method: a change of MSE by e moves the RMSE by e / (2 RMSE)).
+
+    >>> keep = OptionScore("keep", 0.5, "accuracy", 4, 0, per_row=(1.0, 0.0, 1.0, 0.0))
+    >>> other = OptionScore("fallback", 0.75, "accuracy", 4, 0, per_row=(1.0, 1.0, 1.0, 0.0))
+    >>> round(noise(other, keep), 4)  # one record of four answered better
+    0.25
+    """
+    a, b = option.per_row, keep.per_row
+    if a is None or b is None or len(a) != len(b) or len(a) < 2:
+        return 0.0
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    error = float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
+    if keep.metric == "rmse":
+        rmse = abs(keep.value)
+        return error / (2.0 * rmse) if rmse > 0 else 0.0
+    return error
 
 
 def choose(
@@ -268,12 +301,18 @@ def choose(
     options: Sequence[OptionScore],
     preferred: str,
     tolerance: float,
+    standard_errors: float = 0.0,
 ) -> Weighing:
     """The best option, never one worse than doing nothing beyond ``tolerance``.
 
     ``preferred`` is the policy's remedy: it is kept when no other option beats it by more than
     the tolerance, so the evidence overrules the table only where it clearly disagrees. The
     tolerance is absolute for accuracy and relative to doing nothing's RMSE for regression.
+    With ``standard_errors`` > 0 the option must stay within the tolerance once that many
+    standard errors of its difference with doing nothing (:func:`noise`) are taken off its
+    score: a few thousand labelled records of drifting data tell two models apart only so
+    well, and a remedy that scored a little better on the incident's windows served worse on
+    the next ones (``elec_latency`` in time order, docs/benchmarks.md).
     """
     scores = [keep, *options]
     same = margin(keep, tolerance)
@@ -289,6 +328,15 @@ def choose(
             "keep",
             f"every remedy serves worse than doing nothing ({keep.describe()}; best: "
             f"{best.describe()})",
+        )
+    error = noise(best, keep)
+    if best.value - standard_errors * error < keep.value - same:
+        return Weighing(
+            scores,
+            "keep",
+            f"no remedy is surely no worse than doing nothing ({keep.describe()}; best: "
+            f"{best.describe()}; {standard_errors:g} standard errors of the difference, "
+            f"{standard_errors * error:.4f}, reach below the tolerance)",
         )
     if best.value <= keep.value + same and best.option != preferred:
         return Weighing(
@@ -310,6 +358,7 @@ __all__ = [
     "choose",
     "labelled",
     "margin",
+    "noise",
     "refused_score",
     "refused_unlabelled",
     "served_score",

@@ -779,7 +779,11 @@ class Agent:
                         )
                     )
             return choose(
-                widened(served_score(spec.task, rows)), options, preferred.value, settings.tolerance
+                widened(served_score(spec.task, rows)),
+                options,
+                preferred.value,
+                settings.tolerance,
+                settings.standard_errors,
             )
 
         return weigh

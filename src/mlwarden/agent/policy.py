@@ -181,11 +181,15 @@ class EvidenceSettings(_Strict):
     relative RMSE for regression) is not taken. ``min_labels``: fewer labelled records than this
     and the evidence is too thin to overrule the policy's table. ``refusal_better_than_wrong``:
     a refused request (a disabled model) costs less than a wrong answer; off, a refusal counts
-    as a wrong answer, so disabling a model never looks better than serving."""
+    as a wrong answer, so disabling a model never looks better than serving.
+    ``standard_errors``: the remedy must stay within the tolerance once this many standard
+    errors of its difference with doing nothing (record by record) are taken off its score; 0
+    judges on the scores alone."""
 
     tolerance: float = Field(ge=0.0)
     min_labels: int = Field(ge=10)
     refusal_better_than_wrong: bool
+    standard_errors: float = Field(ge=0.0, le=10.0)
 
 
 # the monitor's own values: a ``detection`` section names only what it changes, the rest keep
