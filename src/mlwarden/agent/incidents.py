@@ -100,10 +100,25 @@ def kinds_persistence(
 ) -> dict[FindingKind, Persistence]:
     """The persistence verdict of each finding kind seen in ``windows`` (oldest first)."""
     kinds = {f.kind for w in windows for f in qualifying(w.findings, policy)}
+    newest = qualifying(windows[-1].findings, policy) if windows else []
     out = {}
     for kind in sorted(kinds):
         flags = [any(f.kind == kind for f in qualifying(w.findings, policy)) for w in windows]
         out[kind] = evaluate_persistence(flags, policy.persistence)
+        paired = [f for f in newest if f.kind == kind and "versus_previous" in f.evidence]
+        if paired and not out[kind].persistent:
+            # a release compared with the version before it on every labelled record since
+            # (agent.release_check): one test over all its windows, its noise in its standard
+            # error, not a window's flag that needs others to persist
+            seen = paired[0].evidence["versus_previous"]
+            out[kind] = Persistence(
+                True,
+                out[kind].flagged,
+                out[kind].considered,
+                1.0,
+                f"version {seen['version']} against version {seen['previous']} on the same "
+                f"{seen['labelled']} labelled records since its release",
+            )
     return out
 
 

@@ -64,11 +64,12 @@ from mlwarden.agent.incidents import (
     scoped,
 )
 from mlwarden.agent.memory import recall
-from mlwarden.agent.monitor_source import MonitorSource, WindowSource
+from mlwarden.agent.monitor_source import ClosedWindow, MonitorSource, WindowSource
 from mlwarden.agent.operations.service import Operations
 from mlwarden.agent.own_range import OwnRange
 from mlwarden.agent.policy import Diagnosis, ModelPolicy, Policy, load_policy
 from mlwarden.agent.policy_history import record_policy
+from mlwarden.agent.release_check import check_release
 from mlwarden.agent.remedies.base import ExecEnv, VerifyTarget, crashpoint
 from mlwarden.agent.remedies.registry import remedy_for
 from mlwarden.agent.remedies.retrain import score_predictions
@@ -90,18 +91,24 @@ from mlwarden.domain import (
     FeatureType,
     Finding,
     FindingKind,
+    IncidentState,
     ModelSpec,
     Severity,
 )
+from mlwarden.errors import MlwardenError
+from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
 from mlwarden.store.approvals import Approvals
-from mlwarden.store.incidents import AgentRepo, IncidentRow
+from mlwarden.store.incidents import CLOSED_STATES, AgentRepo, IncidentRow
 from mlwarden.store.journal import ActionJournal, ActionRow
 from mlwarden.store.leadership import Leadership
 from mlwarden.store.repository import Store
 
 log = logging.getLogger("mlwarden.agent")
+
+# the closed states whose windows a new incident of the same scope does not open in again
+UNSUPERSEDED = tuple(s for s in CLOSED_STATES if s is not IncidentState.SUPERSEDED)
 
 # the most records of an incident that its remedies are scored on (the newest are kept)
 EVIDENCE_RECORDS = 20_000
@@ -168,6 +175,7 @@ class Agent:
         self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], Answer | None] = {}
+        self._local: dict[tuple[str, int], LocalPredictor | None] = {}
         # the candidate a retrain would have fitted a few windows ago: the newest one only
         self._hindsight: dict[tuple[int, int, int, int | None], tuple[Any | None, str]] = {}
         # during a pass (run_once): each model's last stored window at its start, and the
@@ -242,13 +250,17 @@ class Agent:
             if model in self._last_windows
             else self.repo.last_window(model)
         )
-        for window in self.source.closed_windows(model, last):
+        closed = self.source.closed_windows(model, last)
+        for window in closed:
+            findings = list(window.findings)
+            if window is closed[-1]:
+                findings += self._release_findings(model, window, policy)
             self.repo.save_window(
                 model,
                 window.window,
                 window.ts,
                 window.signals,
-                window.findings,
+                findings,
                 end_received_at=window.end_received_at,
                 end_record_id=window.end_record_id,
             )
@@ -256,6 +268,12 @@ class Agent:
         summary: dict[str, Any] = {"model": model, "windows": len(history)}
         if not history:
             return summary
+        # a performance incident a release made stale is closed before new incidents open, so
+        # the release's own drop opens its incident in this window, not the next
+        for incident in self._open_of(model):
+            superseded_by = self._deployed_since(model, incident)
+            if superseded_by is not None:
+                self._supersede(model, incident, superseded_by)
         self._open_incidents(model, history, policy)
         self._learn_health(model, history, policy)
         handled = []
@@ -268,6 +286,43 @@ class Agent:
             summary |= {k: v for k, v in handled[0].items() if k != "scope"}
             summary["incidents"] = handled
         return summary
+
+    def _release_findings(
+        self, model: str, window: ClosedWindow, policy: ModelPolicy
+    ) -> list[Finding]:
+        """The newest window's finding of a release worse than the version it replaced, on
+        the same records (``agent.release_check``); none when it is not, or cannot be told."""
+        if window.end_received_at is None or window.end_record_id is None:
+            return []
+        try:
+            found = check_release(
+                self.store,
+                self.repo,
+                model,
+                window.window,
+                (window.end_received_at, window.end_record_id),
+                policy,
+                agent=self.actor,
+                now=self.clock(),
+                predictor=lambda version: self._predictor(model, version),
+            )
+        except Exception:  # a finding of its own, never a reason for the pass to fail
+            log.exception("comparing %s's release with the version before failed", model)
+            return []
+        return [] if found is None else [found]
+
+    def _predictor(self, model: str, version: int) -> LocalPredictor | None:
+        """A version's model, loaded once per agent (None: it has no artifact to run here)."""
+        key = (model, version)
+        if key not in self._local:
+            try:
+                self._local[key] = LocalPredictor.from_artifact(
+                    self.store.load_artifact(model, version), self.store.get_model(model)
+                )
+            except MlwardenError as exc:
+                log.info("version %s of %s cannot be replayed: %s", version, model, exc)
+                self._local[key] = None
+        return self._local[key]
 
     @staticmethod
     def _by_scope(incidents: list[IncidentRow]) -> list[IncidentRow]:
@@ -300,7 +355,9 @@ class Agent:
             ]
             if not found:
                 continue  # before the query below
-            covered = self.repo.last_closed_window(model, scope.value)
+            # a superseded incident covered the version before the release: what the released
+            # version does in the same window is new
+            covered = self.repo.last_closed_window(model, scope.value, UNSUPERSEDED)
             if covered is not None and latest.window <= covered:
                 continue
             # the baseline is this scope's own: the last windows before the failure that were
