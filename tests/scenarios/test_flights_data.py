@@ -132,9 +132,11 @@ def test_the_flights_scenarios_hold_the_agent_to_issue_12s_targets() -> None:
         assert scenario.dataset == "flights" and not scenario.shuffle, name
         assert scenario.time_column == "time_hour" and scenario.window == 1000, name
         assert expect is not None and expect.harm and expect.tolerance is None, name
-        assert (expect.helps or not scenario.faults) and (
-            not scenario.faults or scenario.faults[0].start == 6000
-        ), name
+        # a lost hour's weather cannot be restored: no remedy helps by more than the
+        # tolerance (bench/bench_remedy_hindsight.py; the figures are in the scenario file)
+        helps = name not in ("control_flights", "flights_null_burst")
+        assert expect.helps is helps, name
+        assert not scenario.faults or scenario.faults[0].start == 6000, name
     assert scenarios["control_flights"].expect.max_actions == 0  # type: ignore[union-attr]
     wanted = {
         "flights_bad_deploy": [["rollback"]],

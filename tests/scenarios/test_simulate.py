@@ -25,8 +25,6 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 FAILING_TODAY: dict[str, str] = {
     # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
     # real data") has the table and the causes
-    "flights_bad_deploy": "the rollback at window 7 mends +0.0039 of the +0.0061 the bad version "
-    "costs over the fault periods (helps asks for more than 0.005)",
 }
 
 
