@@ -254,10 +254,20 @@ def _kept_evidence(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _weighable(
-    remedies: Sequence[ActionKind], diagnosis: Diagnosis, policy: ModelPolicy
+    remedies: Sequence[ActionKind],
+    diagnosis: Diagnosis,
+    policy: ModelPolicy,
+    chosen: ActionKind | None = None,
 ) -> list[ActionKind]:
     """The deployment remedies the evidence may choose between for ``diagnosis``: the policy's
-    own and what each falls back to; a frozen model may also be rolled back."""
+    own and what each falls back to; a frozen model may also be rolled back. A regression
+    after a deploy that can be rolled back is weighed against doing nothing only: undoing the
+    release mends its cause, while a fallback that answers the same records better than the
+    version before the release is a remedy for that version's own trouble (a drift of its
+    own, judged in an incident of its own), not for the release (on time-ordered electricity
+    the logistic fallback beat the rolled-back champion in the release's first window)."""
+    if diagnosis is Diagnosis.REGRESSION_AFTER_DEPLOY and chosen is ActionKind.ROLLBACK:
+        return [ActionKind.ROLLBACK]
     out: list[ActionKind] = []
     extra = [ActionKind.ROLLBACK] if diagnosis is Diagnosis.COLLAPSED_PREDICTIONS else []
     for action in [*remedies, *extra]:
@@ -326,7 +336,7 @@ def _weigh(
     if ctx.evidence is None or chosen not in weighed_kinds():
         return chosen, params
     feasible: dict[ActionKind, dict[str, Any]] = {}
-    for action in _weighable(remedies, diagnosis, policy):
+    for action in _weighable(remedies, diagnosis, policy, chosen):
         reason, action_params = _guard(action, diagnosis, windows, ctx, policy)
         if reason is None:
             feasible[action] = action_params
