@@ -22,10 +22,7 @@ OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
 # Built-in scenarios that do not meet their expectations today (issue 12: the agent's judgment
 # is being fixed). Each fails for the reason given, seed 0; strict, so a fix shows as XPASS and
 # its mark must go. docs/benchmarks.md ("Scenario results") has the whole table.
-FAILING_TODAY: dict[str, str] = {
-    # held-out real data (New York flights 2013, time order); docs/benchmarks.md ("Held-out
-    # real data") has the table and the causes
-}
+FAILING_TODAY: dict[str, str] = {}
 
 
 def _cases() -> list[object]:
