@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from pandas.core.dtypes.cast import maybe_box_native
 from threadpoolctl import threadpool_limits
 
 from mlwarden.agent.incidents import scope_of
@@ -203,16 +204,20 @@ class SimSink:
 
     def submit(self, records: Sequence[Mapping[str, Any]]) -> None:
         delay = sum(f.arrival_delay_s() for f in self.delay if f.active(self.clock.position))
+        now = self.clock.now
+        stamp = now - timedelta(seconds=delay)  # one request's records share their times
         rows = []
         for record in records:
-            row = dict(record)
             # sequential ids (not the gateway's random ones) keep the order of a window's
             # records, and so the whole run, the same for the same seed
             self.count += 1
-            row["id"] = f"sim-{self.count:09d}"
-            row["received_at"] = self.clock.now
-            row["timestamp"] = self.clock.now - timedelta(seconds=delay)
-            row["latency_ms"] = self.latency(row.get("version"))
+            row = {
+                **record,
+                "id": f"sim-{self.count:09d}",
+                "received_at": now,
+                "timestamp": stamp,
+                "latency_ms": self.latency(record.get("version")),
+            }
             rows.append(row)
         self.store.insert_records(rows)
         self.rows.extend(rows)
@@ -376,15 +381,20 @@ class Simulation:
         )
         # what was served per stream position (None: refused or failed), filled as it streams
         self._answers: np.ndarray = np.full(len(self.stream), None, dtype=object)
-        self._no_action = self._unattended(champion, bad, fallback)
         self._oracle = champion.predict(self.data.stream[features])
+        self._no_action = self._unattended(champion, bad, fallback)
 
     def _unattended(self, champion: Any, bad: Any, fallback: Any) -> np.ndarray:
         """What the stream would have been answered with had nobody acted on the faults: the
         gateway still falls back on a failed call; a request it refuses (a schema break) is
         marked as it streams (see :meth:`_stream`). None: no answer."""
         X = self.stream[self.data.features]
-        answers = champion.predict(X).astype(object)
+        answers = self._oracle.astype(object)
+        # the champion answers each row on its own: only the rows a fault changed are asked
+        # again (the oracle asked it about the clean ones)
+        changed = changed_rows(X, self.data.stream[self.data.features])
+        if changed.any():
+            answers[changed] = champion.predict(X[changed]).astype(object)
         run = Unattended(X, self.batch, self.clock.serving, bad=bad, fallback=fallback)
         for fault in self.faults:
             fault.unattended(answers, fault.mask(len(answers)), run)
@@ -677,7 +687,34 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
 def clean_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """``clean_row`` of every row of ``frame``, column by column rather than value by value."""
     plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict(orient="records")
+    columns = []
+    for name in plain.columns:
+        values = plain[name].tolist()
+        if frame[name].dtype.kind not in "fiub":
+            # what ``to_dict`` does to every value; a numeric column's objects are already
+            # Python numbers and None, which it leaves as they are
+            values = [maybe_box_native(v) for v in values]
+        columns.append(values)
+    keys = plain.columns.tolist()
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def changed_rows(frame: pd.DataFrame, clean: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``frame`` differ from the same rows of ``clean`` (same columns): in a
+    value, a missing value, or a column's type; every row when they cannot be compared."""
+    if len(frame) != len(clean) or list(frame.columns) != list(clean.columns):
+        return np.ones(len(frame), dtype=bool)
+    changed = np.zeros(len(frame), dtype=bool)
+    try:
+        for name in frame.columns:
+            a, b = frame[name], clean[name]
+            if a.dtype != b.dtype:
+                return np.ones(len(frame), dtype=bool)
+            equal = np.asarray(a.to_numpy() == b.to_numpy(), dtype=bool)
+            changed |= ~(equal | (np.asarray(a.isna()) & np.asarray(b.isna())))
+    except (TypeError, ValueError):  # e.g. pandas.NA, which is neither equal nor unequal
+        return np.ones(len(frame), dtype=bool)
+    return changed
 
 
 def native(value: Any) -> Any:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
@@ -63,10 +64,21 @@ def _stored_json(values: Sequence[Any]) -> list[Any]:
 
 
 def _stored_times(values: Sequence[str]) -> list[datetime]:
-    """A time column as SQLite returns it (the text SQLAlchemy's DateTime stores), in UTC."""
-    parsed = [datetime.fromisoformat(v) for v in values]
-    # stored naive, in UTC (``as_utc`` inlined for the common case: a call per value costs)
-    return [d.replace(tzinfo=UTC) if d.tzinfo is None else as_utc(d) for d in parsed]
+    """A time column as SQLite returns it (the text SQLAlchemy's DateTime stores), in UTC.
+
+    Each distinct text is parsed once: the records of one request share their arrival time
+    (a window of 1,000 records holds a handful), and parsing was most of a time column's
+    cost. A ``datetime`` is immutable, so the records sharing a text may share the value."""
+    parsed: dict[str, datetime] = {}
+    out = []
+    for v in values:
+        d = parsed.get(v)
+        if d is None:
+            d = datetime.fromisoformat(v)
+            # stored naive, in UTC
+            d = parsed[v] = d.replace(tzinfo=UTC) if d.tzinfo is None else as_utc(d)
+        out.append(d)
+    return out
 
 
 RECORD_KEYS = (
@@ -126,9 +138,33 @@ def _sqlite_time(value: datetime) -> str:
 # was a third of the cost of encoding a record's small JSON values (docs/benchmarks.md,
 # "Simulation speed"); the encoder keeps no state between calls
 _encode_finite = json.JSONEncoder(allow_nan=False).encode
+# ... and below ``encode`` (two Python calls, and a C encoder built per value), the C encoder
+# itself, built once, with the same settings: the same text for every value it accepts. It
+# keeps no record of the containers it is in (``markers`` None: a circular value is a
+# RecursionError, and anything it refuses goes the way above, which says why).
+_c_encode = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        False,
+    )
+)
 
 
 def _dumps(value: Any) -> str:
+    if _c_encode is not None:
+        try:
+            return "".join(_c_encode(value, 0))
+        except (ValueError, TypeError, RecursionError):
+            pass  # NaN, numpy values, cycles: as below
     try:
         return _encode_finite(value)
     except ValueError:  # NaN / infinity are not JSON: they are stored as null
