@@ -501,12 +501,23 @@ class RecordTables(StoreBase):
             # text SQLAlchemy's JSON and DateTime types write): their per-value processors were
             # most of the cost of a simulation's labels (docs/benchmarks.md, "Simulation speed")
             stamp = _sqlite_time(when)
+            texts: dict[tuple[type, Any], str] = {}  # a few distinct labels, each encoded once
+
+            def text(label: Any) -> str:
+                if not isinstance(label, str | int):  # a float: 0.0 and -0.0 are one key
+                    return _dumps(label)
+                key = (type(label), label)
+                found = texts.get(key)
+                if found is None:
+                    found = texts[key] = _dumps(label)
+                return found
+
             with self._tx() as conn:
                 conn.exec_driver_sql(
                     "INSERT INTO feedback (record_id, model_id, label, ts) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (model_id, record_id) "
                     "DO UPDATE SET label = excluded.label, ts = excluded.ts",
-                    [(p["record_id"], model_id, _dumps(p["label"]), stamp) for p in params],
+                    [(p["record_id"], model_id, text(p["label"]), stamp) for p in params],
                 )
         elif params:
             with self._tx() as conn:
