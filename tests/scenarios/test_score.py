@@ -14,7 +14,14 @@ from mlwarden.domain import ActionKind, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.scenarios.data import prepare
 from mlwarden.scenarios.score import harm, score
-from mlwarden.scenarios.simulate import Operator, clean_row, clean_rows, metric_of, summarise
+from mlwarden.scenarios.simulate import (
+    Operator,
+    changed_rows,
+    clean_row,
+    clean_rows,
+    metric_of,
+    summarise,
+)
 from mlwarden.scenarios.spec import Scenario, in_order, load_scenario
 from mlwarden.store.repository import Store
 
@@ -481,3 +488,18 @@ def test_the_requests_are_cleaned_column_by_column_as_row_by_row() -> None:
     stream = data.stream[data.features].copy()
     stream.iloc[::7, 0] = np.nan
     assert clean_rows(stream) == [clean_row(r) for r in stream.to_dict(orient="records")]
+
+
+def test_the_rows_a_fault_changed_are_told_apart_from_the_clean_ones() -> None:
+    """The doing-nothing baseline asks the champion again only about these rows: a changed
+    value or a new null is a change, a null that was there before is not; a column whose type
+    changed changes every row."""
+    clean = pd.DataFrame({"x": [1.0, np.nan, 3.0, 4.0], "s": ["a", "b", None, "d"]})
+    broken = clean.copy()
+    broken.loc[0, "x"] = np.nan
+    broken.loc[3, "s"] = "e"
+    assert changed_rows(broken, clean).tolist() == [True, False, False, True]
+    assert not changed_rows(clean.copy(), clean).any()
+    typed = clean.assign(x=clean["x"].astype(str))
+    assert changed_rows(typed, clean).all()
+    assert changed_rows(clean[["s", "x"]], clean).all()

@@ -411,3 +411,30 @@ def test_events_are_global_or_per_model(store: Store) -> None:
     everything = store.events(None)
     assert everything[0]["model"] == "churn" and everything[1]["model"] is None
     assert [e["kind"] for e in store.events(kinds=["maintenance"])] == ["maintenance"]
+
+
+def test_records_of_one_request_share_times_and_answers_yet_keep_each_value(store: Store) -> None:
+    """A request's records share their times and often their answer, which the store converts
+    once: each record reads back as the same record stored alone does, answers equal as keys
+    but not as JSON (1 and True, 0.0 and -0.0) included, and so do a batch's labels."""
+    store.create_model(SPEC)
+    store.create_model(SPEC.model_copy(update={"name": "alone"}))
+    answers = [1, True, 0.0, -0.0, "1", 1, None, float("nan"), {"a": 1}, True, 2.5, 2.5]
+    labels = [1, True, 0.0, -0.0, "1", 1, 2.5, None, "1", False, -0.0, 0.0]
+    batch = []
+    for i, answer in enumerate(answers):
+        row = _records(1, start=i)[0]
+        row |= {"prediction": answer, "timestamp": T0, "received_at": T0 + timedelta(hours=1)}
+        batch.append(row)
+        store.insert_records([row | {"model": "alone"}])
+        store.add_feedback("alone", [(row["id"], labels[i])])
+    store.insert_records(batch)
+    store.add_feedback("churn", [(r["id"], v) for r, v in zip(batch, labels, strict=True)])
+    together, alone = store.records_by_arrival("churn"), store.records_by_arrival("alone")
+    for key in ("prediction", "label", "timestamp", "received_at"):
+        assert [r[key] for r in together] == [r[key] for r in alone], key
+        assert [repr(r[key]) for r in together] == [repr(r[key]) for r in alone], key
+    assert {r["received_at"] for r in together} == {T0 + timedelta(hours=1)}
+    assert [r["prediction"] for r in together][:2] == [1, True]
+    columns = store.columns_by_arrival("churn")
+    assert list(columns["received_at"]) == [T0 + timedelta(hours=1)] * len(answers)

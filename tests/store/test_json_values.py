@@ -1,0 +1,51 @@
+"""The JSON text the store writes for a value (``store.base._dumps``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from mlwarden.store.base import _dumps, _finite_or_none, _plain
+
+
+def _reference(value: Any) -> str:
+    """The text as ``json``'s own encoder writes it, NaN and infinity as null."""
+    try:
+        return json.JSONEncoder(allow_nan=False).encode(value)
+    except ValueError:
+        return json.dumps(_finite_or_none(value))
+    except TypeError:
+        return json.dumps(_finite_or_none(_plain(value)))
+
+
+def test_every_kind_of_value_is_written_as_the_json_module_writes_it() -> None:
+    values: list[Any] = [
+        None,
+        True,
+        False,
+        0,
+        -7,
+        2**70,
+        0.1,
+        -0.0,
+        1e300,
+        float("nan"),
+        float("inf"),
+        "plain",
+        'quote " and \\ and \n',
+        "ünïcødé ☃",
+        [],
+        {},
+        [1, "a", None, [2.5, {"x": float("-inf")}]],
+        {"age": 22.0, "plan": "b", "missing": None, "nested": {"k": [1, 2]}},
+        {1: "int key", True: "bool key"},
+        np.float64(0.3),
+        np.int64(4),
+        {"proba": np.array([0.25, 0.75]), "n": np.int32(3)},
+        (1, 2),
+    ]
+    for value in values:
+        assert _dumps(value) == _reference(value), value
+    assert _dumps({"a": float("nan")}) == '{"a": null}'
