@@ -250,14 +250,20 @@ def _start_worker(url: str, settings: Settings, parent: int) -> None:
     # one thread of BLAS a worker: the workers are the parallelism
     threadpool_limits(1)
     _SOURCE = _WorkerSource(Store(url, migrate=False), settings)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    exit_with(parent)
 
 
-def _exit_with(parent: int) -> None:
-    """End this worker when the agent's process is gone (a killed agent cannot stop it)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
+def exit_with(parent: int) -> None:
+    """End this process once ``parent`` is gone: a worker of a process pool blocks on its
+    queue forever when its parent is killed (nothing closes the queue), and would keep its
+    memory, and its connections to the store, until the machine restarts."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _close_chunk(requests: list[Request], cutoff: datetime | None) -> list[Outcome]:

@@ -19,6 +19,7 @@ diagnoses stay in threads.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
-from mlwarden.agent.workers import poolable
+from mlwarden.agent.workers import exit_with, poolable
 from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.store import Store
 
@@ -96,7 +97,7 @@ class DiagnosisProcess:
                     max_workers=1,
                     mp_context=get_context("spawn"),
                     initializer=_start,
-                    initargs=(url,),
+                    initargs=(url, os.getpid()),
                 )
                 self._started = self._executor.submit(int)  # start it (and its imports) now
             return self._executor
@@ -126,8 +127,9 @@ class DiagnosisProcess:
 _STORE: Store | None = None  # the worker process's own connection to the store
 
 
-def _start(url: str) -> None:
+def _start(url: str, parent: int) -> None:
     global _STORE
+    exit_with(parent)  # a killed server cannot stop it
     _STORE = Store(url, migrate=False)
     import mlwarden.agent.reports  # noqa: F401  (its imports, before the first diagnosis)
 
