@@ -188,19 +188,31 @@ class Paired:
     champion: np.ndarray
 
 
-def artifact_answerer(
+def artifact_predictor(
     store: Store, model: str, version: int, spec: ModelSpec | None = None
-) -> Answer | None:
-    """A version's answers to logged inputs, in process, as the gateway runs it; None when it
-    has no artifact to run here (a remote version is not called off the serving path)."""
+) -> LocalPredictor | None:
+    """A version's model, in process, as the gateway runs it; None when it has no artifact to
+    run here (a remote version is not called off the serving path)."""
     try:
-        predictor = LocalPredictor.from_artifact(
+        return LocalPredictor.from_artifact(
             store.load_artifact(model, version), spec or store.get_model(model)
         )
     except MlwardenError as exc:
         log.info("version %s of %s cannot be scored offline: %s", version, model, exc)
         return None
+
+
+def answers_of(predictor: LocalPredictor) -> Answer:
+    """``predictor``'s answers to logged inputs."""
     return lambda inputs: [p.prediction for p in predictor.predict(inputs)]
+
+
+def artifact_answerer(
+    store: Store, model: str, version: int, spec: ModelSpec | None = None
+) -> Answer | None:
+    """A version's answers to logged inputs (:func:`artifact_predictor`)."""
+    predictor = artifact_predictor(store, model, version, spec)
+    return None if predictor is None else answers_of(predictor)
 
 
 def _paired(
@@ -309,4 +321,12 @@ def judge_paired(
     )
 
 
-__all__ = ["CanaryVerdict", "Paired", "artifact_answerer", "judge_canary", "judge_paired"]
+__all__ = [
+    "CanaryVerdict",
+    "Paired",
+    "answers_of",
+    "artifact_answerer",
+    "artifact_predictor",
+    "judge_canary",
+    "judge_paired",
+]

@@ -29,7 +29,7 @@ from mlwarden.agent.acceptance import (
     terms_of,
     without_absorbed,
 )
-from mlwarden.agent.canary import CanaryVerdict, artifact_answerer, judge_canary
+from mlwarden.agent.canary import CanaryVerdict, answers_of, artifact_predictor, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
     Answer,
@@ -95,7 +95,6 @@ from mlwarden.domain import (
     ModelSpec,
     Severity,
 )
-from mlwarden.errors import MlwardenError
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.serving.repair import repair_instances
 from mlwarden.settings import Settings
@@ -174,8 +173,7 @@ class Agent:
         # the leadership run_forever competes for (None before it runs)
         self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
-        self._predictors: dict[tuple[str, int], Answer | None] = {}
-        self._local: dict[tuple[str, int], LocalPredictor | None] = {}
+        self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}
         # the candidate a retrain would have fitted a few windows ago: the newest one only
         self._hindsight: dict[tuple[int, int, int, int | None], tuple[Any | None, str]] = {}
         # during a pass (run_once): each model's last stored window at its start, and the
@@ -311,18 +309,15 @@ class Agent:
             return []
         return [] if found is None else [found]
 
-    def _predictor(self, model: str, version: int) -> LocalPredictor | None:
-        """A version's model, loaded once per agent (None: it has no artifact to run here)."""
+    def _predictor(
+        self, model: str, version: int, spec: ModelSpec | None = None
+    ) -> LocalPredictor | None:
+        """A version's model (``agent.canary.artifact_predictor``), loaded once per agent: the
+        release check, the evidence, the canary and the champion's own range share it."""
         key = (model, version)
-        if key not in self._local:
-            try:
-                self._local[key] = LocalPredictor.from_artifact(
-                    self.store.load_artifact(model, version), self.store.get_model(model)
-                )
-            except MlwardenError as exc:
-                log.info("version %s of %s cannot be replayed: %s", version, model, exc)
-                self._local[key] = None
-        return self._local[key]
+        if key not in self._predictors:
+            self._predictors[key] = artifact_predictor(self.store, model, version, spec)
+        return self._predictors[key]
 
     @staticmethod
     def _by_scope(incidents: list[IncidentRow]) -> list[IncidentRow]:
@@ -898,12 +893,9 @@ class Agent:
         return rows
 
     def _answerer(self, model: str, version: int, spec: ModelSpec) -> Answer | None:
-        """A version's answers to logged inputs (``agent.canary.artifact_answerer``), loaded
-        once per agent."""
-        key = (model, version)
-        if key not in self._predictors:
-            self._predictors[key] = artifact_answerer(self.store, model, version, spec)
-        return self._predictors[key]
+        """A version's answers to logged inputs, from its model loaded once per agent."""
+        predictor = self._predictor(model, version, spec)
+        return None if predictor is None else answers_of(predictor)
 
     def _decide(
         self,
