@@ -207,6 +207,21 @@ def last_record_key(store: Store) -> tuple[datetime, str]:
     return newest["received_at"], newest["id"]
 
 
+def store_windows(store: Store, frames: list[pd.DataFrame], version: int) -> None:
+    """Windows 0.. of ``elec``, one per frame, stored labelled with their ends."""
+    from mlwarden.store.incidents import AgentRepo
+
+    repo = AgentRepo(store)
+    for number, frame in enumerate(frames):
+        begin = START + timedelta(days=30 * number)  # 1,000 rows of 30 minutes: 21 days
+        send_records(store, frame, version=version, prefix=f"w{number}-", start=begin)
+        end = last_record_key(store)
+        repo.save_window(
+            MODEL, number, begin, {"records": float(len(frame))}, [],
+            end_received_at=end[0], end_record_id=end[1],
+        )  # fmt: skip
+
+
 def window_accuracy(store: Store, frame: pd.DataFrame) -> float:
     """Accuracy of the live version on ``frame`` (the real model, the real records' features)."""
     from mlwarden.agent.remedies.retrain import load_estimator

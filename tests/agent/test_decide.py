@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mlwarden.agent.aging import AgedGains
 from mlwarden.agent.decide import decide
 from mlwarden.agent.guards import Hindsight, ModelContext, PastAction
 from mlwarden.agent.incidents import WindowView, evaluate_persistence
@@ -254,6 +256,39 @@ def test_a_drop_on_moving_inputs_is_retrained_only_when_a_retrain_then_would_hav
     assert judged in refused[0].reason
     helps = ctx(retrain_hindsight=lambda since: Hindsight(True, "better by 0.05"))
     assert decide(both, helps, POLICY).action is ActionKind.RETRAIN
+
+
+def test_a_retrain_that_would_have_helped_is_still_not_asked_where_retrains_age_badly() -> None:
+    """The hindsight says a retrain a few windows ago served better since, but past retrains,
+    replayed from their second window on, served worse than the champion: an alert instead.
+    A concept drift's retrain on the records after its change is not judged so."""
+    both = persistent(finding(FindingKind.DATA_DRIFT, 4), finding(FindingKind.CONCEPT_DRIFT, 4))
+    badly = AgedGains("accuracy", 2, [(1, 3, -0.1, 1000), (1, 4, -0.1, 1000), (2, 4, 0.05, 1000)])
+    asked: list[bool] = []
+
+    def aging(gains: AgedGains) -> Callable[[], AgedGains]:
+        def replayed() -> AgedGains:
+            asked.append(True)
+            return gains
+
+        return replayed
+
+    helps = {"retrain_hindsight": lambda since: Hindsight(True, "better by 0.05")}
+    d = decide(both, ctx(**helps, retrain_aging=aging(badly)), POLICY)
+    assert d.diagnosis is Diagnosis.COVARIATE_DRIFT_PERFORMANCE_DROP
+    assert d.action is ActionKind.ALERT and asked == [True]
+    refused = [a for a in d.alternatives if a.action is ActionKind.RETRAIN]
+    assert refused and "served -0.0250 accuracy against the champion" in refused[0].reason
+    assert "a retrain ages badly" in refused[0].reason
+    well = AgedGains("accuracy", 2, [(c[0], c[1], -c[2], c[3]) for c in badly.cells])
+    assert (
+        decide(both, ctx(**helps, retrain_aging=aging(well)), POLICY).action is ActionKind.RETRAIN
+    )
+    flip = persistent(finding(FindingKind.CONCEPT_DRIFT, 4, performance_drop=0.08))
+    asked.clear()
+    known = {"change_window": 7, "labels_since_change": 900}
+    d = decide(flip, ctx(**known, **helps, retrain_aging=aging(badly)), POLICY)
+    assert d.action is ActionKind.RETRAIN and d.params["since_window"] == 6 and asked == []
 
 
 def _judged(asked: list[int | None], helps: bool, waiting: bool = False) -> object:

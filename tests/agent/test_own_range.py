@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
-from agent_helpers import MODEL, START, last_record_key, send_records
+from agent_helpers import MODEL, START, store_windows
 
 from mlwarden.agent.decide import decide
 from mlwarden.agent.guards import ModelContext
@@ -14,7 +12,6 @@ from mlwarden.agent.loop import Agent
 from mlwarden.agent.own_range import OwnRange, beyond_own_range
 from mlwarden.agent.policy import Diagnosis, load_policy_text
 from mlwarden.domain import ActionKind, Finding, FindingKind
-from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.repository import Store
 
 POLICY = load_policy_text("defaults: {}")
@@ -82,19 +79,6 @@ def test_a_concept_drift_retrain_is_asked_only_for_a_drop_beyond_the_champions_r
     assert real.action is ActionKind.RETRAIN and real.params["since_window"] == 3
 
 
-def _store_windows(store: Store, frames: list[pd.DataFrame], version: int) -> None:
-    """Windows 0.. of ``elec``, one per frame, stored labelled with their ends."""
-    repo = AgentRepo(store)
-    for number, frame in enumerate(frames):
-        begin = START + timedelta(days=30 * number)  # 1,000 rows of 30 minutes: 21 days
-        send_records(store, frame, version=version, prefix=f"w{number}-", start=begin)
-        end = last_record_key(store)
-        repo.save_window(
-            MODEL, number, begin, {"records": float(len(frame))}, [],
-            end_received_at=end[0], end_record_id=end[1],
-        )  # fmt: skip
-
-
 def _flipped(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(target=1 - frame["target"])
 
@@ -105,7 +89,7 @@ def test_the_agent_replays_the_champion_on_the_windows_before_and_after_the_chan
     """Four windows of electricity, then two more: the same kind of records (natural: the
     metric since stays within the champion's range), or with the relation flipped (a change)."""
     before = [elec.iloc[a : a + 1000] for a in range(2000, 6000, 1000)]
-    _store_windows(store, [*before, elec.iloc[3000:4000], elec.iloc[4000:5000]], deployed["v2"])
+    store_windows(store, [*before, elec.iloc[3000:4000], elec.iloc[4000:5000]], deployed["v2"])
     own = Agent(store, policy=POLICY)._own_range(MODEL, 4, deployed["v2"])
     assert own is not None and [w for w, _, _ in own.before] == [0, 1, 2, 3]
     assert own.since_labels == 2000
@@ -118,7 +102,7 @@ def test_a_flipped_relation_after_the_change_is_beyond_the_champions_range(
 ) -> None:
     before = [elec.iloc[a : a + 1000] for a in range(2000, 6000, 1000)]
     after = [_flipped(elec.iloc[6000:7000]), _flipped(elec.iloc[7000:8000])]
-    _store_windows(store, [*before, *after], deployed["v2"])
+    store_windows(store, [*before, *after], deployed["v2"])
     own = Agent(store, policy=POLICY)._own_range(MODEL, 4, deployed["v2"])
     assert own is not None and own.since is not None and len(own.before) == 4
     assert own.since < min(a for _, a, _ in own.before) - 0.2

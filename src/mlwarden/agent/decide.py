@@ -216,6 +216,10 @@ def _guard(
             # the recent records, as a drop on moving inputs does, and is judged so; one that
             # learns the records after its change alone only when the policy says "lasting"
             reason = g.retrain_would_have_helped(ctx, since)
+            if reason is None and since is None:
+                # and a retrain must last: past ones, replayed, must not have served worse
+                # than the champion once they were as old as a promoted one is (agent.aging)
+                reason = g.retrains_age_well(ctx)
         return reason, settings
     if action is ActionKind.FALLBACK:
         dep = ctx.deployment

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlwarden.agent.aging import AgedGains, retrains_age_badly
 from mlwarden.agent.incidents import WindowView
 from mlwarden.agent.own_range import OwnRange, beyond_own_range
 from mlwarden.agent.remedies.registry import remedial_kinds
@@ -77,6 +78,9 @@ class ModelContext:
     # the champion's metric by window before the change point and since (agent.own_range);
     # None when no change point is known
     own_range: Callable[[], OwnRange | None] | None = None
+    # past retrains replayed against the champion from the age a retrain serves at
+    # (agent.aging); None when no champion can be replayed
+    retrain_aging: Callable[[], AgedGains | None] | None = None
 
     @property
     def live_changed_at(self) -> datetime | None:
@@ -197,6 +201,13 @@ def drop_beyond_own_range(ctx: ModelContext) -> str | None:
     return None if own is None else beyond_own_range(own)
 
 
+def retrains_age_well(ctx: ModelContext) -> str | None:
+    """Never retrain on a stream where past retrains, replayed, served worse than the champion
+    from the age at which a retrain serves for good (``agent.aging``)."""
+    aged = ctx.retrain_aging() if ctx.retrain_aging is not None else None
+    return None if aged is None else retrains_age_badly(aged)
+
+
 def daily_limit_reached(ctx: ModelContext, limit: int) -> str | None:
     """At most ``limit`` remedies (deployment changes, retrains) per model per 24 hours."""
     day_ago = ctx.now - timedelta(days=1)
@@ -223,5 +234,6 @@ __all__ = [
     "no_concurrent_action",
     "no_retrain_on_broken_data",
     "retrain_would_have_helped",
+    "retrains_age_well",
     "rollback_target_healthy",
 ]

@@ -29,6 +29,7 @@ from mlwarden.agent.acceptance import (
     terms_of,
     without_absorbed,
 )
+from mlwarden.agent.aging import AGE, AGED_CANDIDATES, AgedGains
 from mlwarden.agent.canary import CanaryVerdict, answers_of, artifact_predictor, judge_canary
 from mlwarden.agent.decide import Decision, decide
 from mlwarden.agent.evidence import (
@@ -174,8 +175,9 @@ class Agent:
         self.leadership: Leadership | None = None
         # versions are immutable: a loaded predictor serves every later weighing
         self._predictors: dict[tuple[str, int], LocalPredictor | None] = {}
-        # the candidate a retrain would have fitted a few windows ago: the newest one only
-        self._hindsight: dict[tuple[int, int, int, int | None], tuple[Any | None, str]] = {}
+        # the candidates a retrain would have fitted at past windows (agent.hindsight,
+        # agent.aging), by (model, champion, window, since): the newest few only
+        self._candidates: dict[tuple[str, int, int, int | None], tuple[Any | None, str]] = {}
         # during a pass (run_once): each model's last stored window at its start, and the
         # models that had no incident then and have opened none since
         self._last_windows: dict[str, int | None] = {}
@@ -643,6 +645,9 @@ class Agent:
             else lambda: self._own_range(
                 model, int(change_window), int(history[0].live_version or 0)
             ),
+            retrain_aging=None
+            if not history or history[0].live_version is None
+            else lambda: self._aged_gains(model, int(history[0].live_version or 0)),
         )
 
     def _own_range(self, model: str, change_window: int, champion: int) -> OwnRange | None:
@@ -677,12 +682,7 @@ class Agent:
                     f.kind is FindingKind.DATA_QUALITY for f in view.every_finding
                 ):
                     continue
-                after = self.repo.window_end(model, view.window - 1) if view.window else None
-                until = self.repo.window_end(model, view.window)
-                if until is None or (view.window > 0 and after is None):
-                    continue
-                rows = self.store.records_by_arrival(model, after=after, until=until)
-                _, value, count = scored(rows)
+                _, value, count = scored(self._window_records(model, view.window))
                 if value is not None:
                     before.append((view.window, value, count))
             metric, since, count = scored(self._incident_records(model, change_window))
@@ -715,13 +715,8 @@ class Agent:
                 figures,
                 waiting=True,
             )
-        key = (incident_id, start, champion, since_window)
         try:
-            if key not in self._hindsight:
-                self._hindsight = {
-                    key: candidate_at(self.store, model, champion, start, policy, since_window)
-                }
-            candidate, why_not = self._hindsight[key]
+            candidate, why_not = self._candidate_at(model, champion, start, policy, since_window)
             if candidate is None:
                 return Hindsight(False, why_not, figures, waiting=since_window is not None)
             spec = self.store.get_model(model)
@@ -750,6 +745,81 @@ class Agent:
             return Hindsight(True, verdict.text, verdict.figures)
         except Exception:  # like the evidence, the hindsight informs a decision, never blocks it
             log.exception("judging a retrain in hindsight for incident %s failed", incident_id)
+            return None
+
+    def _candidate_at(
+        self,
+        model: str,
+        champion: int,
+        window: int,
+        policy: ModelPolicy,
+        since_window: int | None = None,
+    ) -> tuple[Any | None, str]:
+        """``hindsight.candidate_at``, fitted once per agent: the same past window gives the
+        same candidate to the hindsight check and to the aging check (the newest few kept)."""
+        key = (model, champion, window, since_window)
+        if key not in self._candidates:
+            while len(self._candidates) > AGED_CANDIDATES + 1:
+                self._candidates.pop(next(iter(self._candidates)))
+            self._candidates[key] = candidate_at(
+                self.store, model, champion, window, policy, since_window
+            )
+        return self._candidates[key]
+
+    def _window_records(self, model: str, window: int) -> list[dict[str, Any]]:
+        """The stored records of one whole window (none when its bounds are unknown)."""
+        after = self.repo.window_end(model, window - 1) if window else None
+        until = self.repo.window_end(model, window)
+        if until is None or (window > 0 and after is None):
+            return []
+        return self.store.records_by_arrival(model, after=after, until=until)
+
+    def _aged_gains(self, model: str, champion: int) -> AgedGains | None:
+        """The retrain recipe replayed at each of the last ``AGED_CANDIDATES`` windows at least
+        ``AGE`` old, each candidate scored against the champion on every whole window from its
+        ``AGE``-th on (``agent.aging``); None when it cannot be replayed here."""
+        try:
+            policy = self.policy.for_model(model)
+            spec = self.store.get_model(model)
+            answer = self._answerer(model, champion, spec)
+            newest = self.repo.last_window(model)
+            if answer is None or spec.task is None or newest is None:
+                return None
+            task = spec.task
+            first = max(1, newest - AGE - AGED_CANDIDATES + 1)
+            scored: dict[int, tuple[np.ndarray, list[Mapping[str, Any]], float]] = {}
+            cells: list[tuple[int, int, float, int]] = []
+            metric = ""
+            for fitted in range(first, newest - AGE + 1):
+                candidate, _ = self._candidate_at(model, champion, fitted, policy)
+                if candidate is None:
+                    continue
+                predictor = LocalPredictor(candidate, spec)
+                for window in range(fitted + AGE, newest + 1):
+                    if window not in scored:
+                        every = labelled(self._window_records(model, window))
+                        rows = [r for r in every if not r.get("error")]
+                        truth = np.array([r["label"] for r in rows], dtype=object)
+                        champion_value = (
+                            score_predictions(
+                                task,
+                                truth,
+                                np.array(answer([r["features"] for r in rows]), dtype=object),
+                            )[1]
+                            if rows
+                            else 0.0
+                        )
+                        scored[window] = (truth, rows, champion_value)
+                    truth, rows, champion_value = scored[window]
+                    if not rows:
+                        continue
+                    inputs = [r["features"] for r in rows]
+                    answers = [p.prediction for p in predictor.predict(inputs)]
+                    metric, value = score_predictions(task, truth, np.array(answers, dtype=object))
+                    cells.append((fitted, window, value - champion_value, len(rows)))
+            return AgedGains(metric or "metric", AGE, cells)
+        except Exception:  # it informs a decision, never blocks one
+            log.exception("replaying past retrains of %s failed", model)
             return None
 
     def _repair_plan(
