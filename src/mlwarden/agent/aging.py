@@ -9,9 +9,8 @@ records is soon out of date, and its gain over the champion turns into a loss. O
 electricity (``control_electricity`` in time order) candidates fitted at windows 1-8 beat the
 champion by up to 14 points in their first two windows and served 3 to 20 points worse in
 most windows from their third on; the hindsight check at window 8 said "better" (about +0.03
-over windows 6-8) and the
-retrain then asked was removed by its canary two windows later, 6.5 points worse
-(docs/benchmarks.md, "Retrains that age badly"). Where the change lasts (a new share of
+over windows 6-8) and the retrain then asked was removed by its canary two windows later, 6.5
+points worse (docs/benchmarks.md, "Retrains that age badly"). Where the change lasts (a new share of
 positives, a flipped relation) every candidate fitted after it keeps its gain: on
 ``elec_label_shift`` the candidates fitted after the shift served 8 to 22 points better at
 every age.
