@@ -47,7 +47,7 @@ from pydantic import (
 
 from mlwarden.domain import ActionKind, FindingKind, Severity
 from mlwarden.errors import Conflict, InvalidInput
-from mlwarden.monitor.engine import MonitorConfig
+from mlwarden.monitor.config import MonitorConfig
 from mlwarden.settings import Settings
 
 
@@ -214,7 +214,7 @@ class SignalRuleSettings(_Strict):
 
 
 class DetectionSettings(_Strict):
-    """The monitor's thresholds (``monitor.engine.MonitorConfig``), typed and bounded: a
+    """The monitor's thresholds (``monitor.config.MonitorConfig``), typed and bounded: a
     probability lies in (0, 1), a distance, ratio or count above zero, a tolerance at least
     zero, a method one of those the monitor has. A key not named keeps ``MonitorConfig``'s value
     (``_MONITOR``); ``tests/agent/test_policy_validation.py`` holds both classes to the same
@@ -294,7 +294,7 @@ class ModelPolicy(_Strict):
     drift: DriftSettings
     evidence: EvidenceSettings
     disable_without_fallback: bool
-    # the monitor's thresholds (``monitor.engine.MonitorConfig`` fields; the ones not named keep
+    # the monitor's thresholds (``monitor.config.MonitorConfig`` fields; the ones not named keep
     # their values there); read at each window, so a reloaded policy changes the next one
     detection: DetectionSettings
 

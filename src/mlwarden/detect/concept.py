@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlwarden.detect.tolerance import DEFAULT_TOLERANCE, RELATIVE_TOLERANCE
 from mlwarden.domain import Finding, FindingKind
 from mlwarden.stats.performance import HIGHER_IS_BETTER, MetricSpread, MetricValue
 
@@ -55,20 +56,6 @@ __all__ = [
     "estimated_drop",
     "performance_drop",
 ]
-
-# Metrics whose drop is reported, in order of preference, and the default tolerance of each:
-# the drop that matters to a user (2 accuracy points, 0.02 AUC, 10% more RMSE).
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "accuracy": 0.02,
-    "f1": 0.03,
-    "roc_auc": 0.02,
-    "log_loss": 0.05,
-    "rmse": 0.10,
-    "mae": 0.10,
-    "r2": 0.05,
-}
-# For errors measured in the target's units the tolerance is relative to the reference value.
-RELATIVE_TOLERANCE = {"rmse", "mae"}
 
 
 def performance_drop(
