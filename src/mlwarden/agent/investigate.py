@@ -45,28 +45,37 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 
 from mlwarden.agent.policy import configured_policy
-from mlwarden.agent.reports import answers_frame
 from mlwarden.clock import utcnow
-from mlwarden.detect.prediction import output_signals
-from mlwarden.diagnose.incident import diagnose_incident
 from mlwarden.domain import FeatureSpec, FeatureType, Finding, ModelSpec, Task, mask_url
 from mlwarden.errors import Conflict, InvalidInput, MlwardenError, NotFound
-from mlwarden.monitor.backtest import read_table
-from mlwarden.monitor.engine import Monitor, MonitorConfig
-from mlwarden.monitor.window import records_frame
+from mlwarden.lazy import lazy_module
 from mlwarden.serving.predictors import RESPONSE_HINT, RemotePredictor, ResponseMapping
 from mlwarden.serving.probe import Prober
 from mlwarden.settings import Settings
-from mlwarden.stats.text import TextStats, is_free_text
 from mlwarden.store.investigations import FINISHED, InvestigationRepo
 from mlwarden.store.repository import Store
 from mlwarden.store.writer import is_unreachable
+
+if TYPE_CHECKING:
+    from mlwarden.monitor.config import MonitorConfig
+    from mlwarden.monitor.engine import Monitor
+
+# imported when an investigation runs: every server makes its runner at start, and the
+# monitor, its detectors and the diagnosis were about 5 MB of a server that never runs one
+# (docs/benchmarks.md, "Gateway overhead")
+_reports = lazy_module("mlwarden.agent.reports")
+_prediction = lazy_module("mlwarden.detect.prediction")
+_incident = lazy_module("mlwarden.diagnose.incident")
+_backtest = lazy_module("mlwarden.monitor.backtest")
+_engine = lazy_module("mlwarden.monitor.engine")
+_window = lazy_module("mlwarden.monitor.window")
+_text = lazy_module("mlwarden.stats.text")
 
 __all__ = [
     "MAX_PROBES",
@@ -208,7 +217,7 @@ def rows_from_file(path: str | Path) -> list[dict[str, Any]]:
             f"{what}: unknown format {suffix or '(no suffix)'}; use .csv, .tsv, .parquet, "
             ".json or .jsonl"
         )
-    frame = read_table(p, "sample")
+    frame = _backtest.read_table(p, "sample")
     if len(frame.columns) == 0 or len(frame) == 0:
         raise InvalidInput(f"{what} has no rows: give a header and rows of feature values")
     if any(str(c).startswith("Unnamed:") for c in frame.columns):
@@ -324,7 +333,7 @@ def _feature_type(values: Iterable[Any]) -> FeatureType:
         return FeatureType.BOOLEAN
     if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         return FeatureType.NUMERIC
-    return FeatureType.TEXT if is_free_text(present) else FeatureType.CATEGORICAL
+    return FeatureType.TEXT if _text.is_free_text(present) else FeatureType.CATEGORICAL
 
 
 def infer_spec(name: str, rows: Sequence[Mapping[str, Any]], target: str | None) -> ModelSpec:
@@ -382,7 +391,9 @@ def _baseline_summary(monitor: Monitor, records: Sequence[Mapping[str, Any]]) ->
     """What the baseline says: probes, errors, latency, output shares and confidence."""
     system = monitor.system_baseline
     errors = sum(1 for r in records if r.get("error") is not None)
-    outputs = {k: v for k, v in output_signals(monitor.reference).items() if v is not None}
+    outputs = {
+        k: v for k, v in _prediction.output_signals(monitor.reference).items() if v is not None
+    }
     return {
         "probes": len(records),
         "errors": errors,
@@ -396,7 +407,7 @@ def _baseline_summary(monitor: Monitor, records: Sequence[Mapping[str, Any]]) ->
         "text": {
             name: stats.summary()
             for name, stats in monitor.reference.features.items()
-            if isinstance(stats, TextStats)
+            if isinstance(stats, _text.TextStats)
         },
     }
 
@@ -599,8 +610,8 @@ class Investigator:
                 )
             task = spec.task if self.result.get("registered") else infer_task(baseline)
             spec = spec.model_copy(update={"task": task})
-            reference = records_frame(baseline)
-            monitor = Monitor(reference, spec, self._config(spec.name))
+            reference = _window.records_frame(baseline)
+            monitor = _engine.Monitor(reference, spec, self._config(spec.name))
             self.result.update(
                 model=spec.name,
                 task=task.value,
@@ -616,7 +627,7 @@ class Investigator:
                 self._probe(prober, rows, request.window_size)
                 window = self.sink.records[start : start + request.window_size]
                 start += request.window_size
-                judged = monitor.process(records_frame(window), index=index)
+                judged = monitor.process(_window.records_frame(window), index=index)
                 self.result["windows"].append(
                     {
                         "window": index,
@@ -676,12 +687,14 @@ class Investigator:
         begin = self.request.baseline + first * self.request.window_size
         # each record's ``error`` is whether its answer was wrong (by its label), as in the
         # agent's incident reports, not the request's failure
-        window_rows = answers_frame(
+        window_rows = _reports.answers_frame(
             self.sink.records[begin : begin + self.request.window_size], spec.task
         )
-        reference_rows = answers_frame(self.sink.records[: self.request.baseline], spec.task)
+        reference_rows = _reports.answers_frame(
+            self.sink.records[: self.request.baseline], spec.task
+        )
         signals = [{"window": w["window"], **w["signals"]} for w in self.result["windows"]]
-        diagnosis = diagnose_incident(
+        diagnosis = _incident.diagnose_incident(
             findings,
             signals=signals,
             window_rows=window_rows,

@@ -32,9 +32,9 @@ from mlwarden.api.deps import Principal, RowId, ServerState, as_object, require,
 from mlwarden.api.openapi import json_body_doc
 from mlwarden.api.routes_models import pydantic_error
 from mlwarden.capture.validation import parse_json
-from mlwarden.diagnose.incident import IncidentDiagnosis
 from mlwarden.domain import Role
 from mlwarden.errors import Conflict, ServiceUnavailable
+from mlwarden.lazy import lazy_module
 from mlwarden.store.investigations import (
     MAX_RECORDS_PAGE,
     RECORDS_PAGE,
@@ -43,6 +43,10 @@ from mlwarden.store.investigations import (
 )
 
 router = APIRouter(prefix="/v1/investigations", tags=["investigations"])
+
+# imported by the first report asked for (the diagnosis brings the playbooks': docs/benchmarks.md,
+# "Gateway overhead")
+_incident = lazy_module("mlwarden.diagnose.incident")
 
 
 class InvestigationBody(BaseModel):
@@ -255,7 +259,7 @@ async def investigation_report(
             f"investigation {investigation_id} found no incident: {result.get('summary', '')}",
             state=row["state"],
         )
-    diagnosis = IncidentDiagnosis.model_validate(result["diagnosis"])
+    diagnosis = _incident.IncidentDiagnosis.model_validate(result["diagnosis"])
     if format == "html":
         return HTMLResponse(diagnosis.to_html())
     if format == "json":

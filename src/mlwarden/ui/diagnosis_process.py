@@ -25,11 +25,18 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlwarden.agent.workers import exit_with, poolable
-from mlwarden.diagnose.incident import IncidentDiagnosis
+from mlwarden.lazy import lazy_module
 from mlwarden.store import Store
+
+if TYPE_CHECKING:
+    from mlwarden.diagnose.incident import IncidentDiagnosis
+
+# imported at the first diagnosis: the agent's worker pool brings the monitor's modules, which
+# a server imports only once it has an incident to diagnose (docs/benchmarks.md, "Gateway
+# overhead")
+_workers = lazy_module("mlwarden.agent.workers")
 
 __all__ = ["DiagnosisProcess", "diagnose_here"]
 
@@ -84,7 +91,7 @@ class DiagnosisProcess:
             return diagnose_here(store, incident, findings, model_id)
 
     def _pool(self, store: Store) -> ProcessPoolExecutor | None:
-        if self.closed or not self.enabled or not poolable(store):
+        if self.closed or not self.enabled or not _workers.poolable(store):
             return None
         url = store.engine.url.render_as_string(hide_password=False)
         with self._lock:
@@ -129,7 +136,7 @@ _STORE: Store | None = None  # the worker process's own connection to the store
 
 def _start(url: str, parent: int) -> None:
     global _STORE
-    exit_with(parent)  # a killed server cannot stop it
+    _workers.exit_with(parent)  # a killed server cannot stop it
     _STORE = Store(url, migrate=False)
     import mlwarden.agent.reports  # noqa: F401  (its imports, before the first diagnosis)
 

@@ -31,15 +31,23 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlwarden.agent.reports import SIGNAL_MARGIN
-from mlwarden.diagnose.incident import IncidentDiagnosis
+from mlwarden.lazy import lazy_module
 from mlwarden.store import Store
 from mlwarden.store.diagnoses import StoredDiagnoses, StoredDiagnosis
 from mlwarden.store.incidents import AgentRepo
 from mlwarden.ui.diagnosis_process import DiagnosisProcess
 from mlwarden.ui.server_state import kept_on
+
+if TYPE_CHECKING:
+    from mlwarden.diagnose.incident import IncidentDiagnosis
+
+# imported at the first diagnosis: the server makes this cache at start (the warmer holds it),
+# and the diagnosis and reports modules bring the monitor's and the playbooks' (about 2 MB of
+# a server that never opens an incident, docs/benchmarks.md, "Gateway overhead")
+_incident = lazy_module("mlwarden.diagnose.incident")
+_reports = lazy_module("mlwarden.agent.reports")
 
 __all__ = ["IncidentDiagnoses", "server_diagnoses"]
 
@@ -58,7 +66,7 @@ def _version(store: Store, incident: Mapping[str, Any]) -> tuple[Any, ...]:
         tuple((a["id"], a["state"]) for a in incident.get("actions") or []),
         None if deployment is None else deployment.revision,
         # the diagnosis reads signals up to SIGNAL_MARGIN windows after the incident's last
-        None if newest is None else min(newest, incident["last_window"] + SIGNAL_MARGIN),
+        None if newest is None else min(newest, incident["last_window"] + _reports.SIGNAL_MARGIN),
         # the incident itself: a stored diagnosis outlives a server's memory
         str(incident.get("opened_at")),
     )
@@ -148,7 +156,7 @@ class IncidentDiagnoses:
         model_id: int,
     ) -> IncidentDiagnosis:
         claimed, key, mine, _ = self._claim(store, incident)
-        if isinstance(claimed, IncidentDiagnosis):
+        if not isinstance(claimed, Future):
             return claimed
         if mine:
             self._make(store, incident, findings, model_id, key, claimed)
@@ -173,7 +181,7 @@ class IncidentDiagnoses:
         Only where the kept one agrees with the incident's present headline, its diagnosis kind,
         severity and state: otherwise the page waits, so header and body never disagree."""
         claimed, key, mine, kept = self._claim(store, incident)
-        if isinstance(claimed, IncidentDiagnosis):
+        if not isinstance(claimed, Future):
             return claimed, None
         stale = kept is not None and kept.headline == _headline(incident)
         if not stale:
@@ -240,7 +248,7 @@ class IncidentDiagnoses:
         if stored is None:
             return None
         try:
-            diagnosis = IncidentDiagnosis.model_validate_json(stored.diagnosis)
+            diagnosis = _incident.IncidentDiagnosis.model_validate_json(stored.diagnosis)
         except ValueError:  # not an IncidentDiagnosis any more (an older shape): made again
             log.warning("the stored diagnosis of incident %s is not read", incident_id)
             return None

@@ -79,8 +79,6 @@ class DiagnosisWarmer:
     def warm(self) -> int:
         """Diagnose every open incident, and every incident kept in memory, whose diagnosis is
         not current; how many were (at most ``max_incidents``, the most recently updated)."""
-        from mlwarden.agent.reports import incident_context
-
         repo = AgentRepo(self.store)
         wanted = set(self.diagnoses.kept_ids())
         for state in OPEN_STATES:
@@ -103,6 +101,10 @@ class DiagnosisWarmer:
                 self.store, incident
             ):
                 continue
+            # imported at the first incident to diagnose: the reports bring the monitor's and
+            # the diagnosis' modules, which a server without incidents never needs
+            from mlwarden.agent.reports import incident_context
+
             try:
                 context = incident_context(self.store, incident["id"], diagnose=self.diagnoses)
             except NotFound:
