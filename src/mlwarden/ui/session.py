@@ -39,17 +39,30 @@ from mlwarden.store import Store
 
 __all__ = [
     "LOGIN_COOKIE",
+    "PREFIX",
     "SESSION_COOKIE",
     "Session",
     "SessionTable",
+    "SignInRequired",
     "Signer",
     "load_secret",
 ]
+
+# where the dashboard's pages are; with the sign-in redirect, known here rather than in
+# ``ui.web``, which the server imports only with the pages, at the first request under it
+PREFIX = "/ui"
 
 SESSION_COOKIE = "mlw_session"
 LOGIN_COOKIE = "mlw_login"
 SESSION_MAX_AGE_S = 12 * 3600
 LOGIN_MAX_AGE_S = 3600
+
+
+class SignInRequired(Exception):
+    """A page was asked for without a valid session: the handler redirects to the sign-in."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
 
 
 def load_secret(data_dir: Path) -> bytes:

@@ -32,16 +32,17 @@ from mlwarden.ui import queries
 from mlwarden.ui.assets import asset_url
 from mlwarden.ui.explain import explain_decision
 from mlwarden.ui.session import (
+    PREFIX,
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
     Session,
     SessionTable,
     Signer,
+    SignInRequired,
     load_secret,
 )
 
 HERE = Path(__file__).parent
-PREFIX = "/ui"
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
@@ -130,13 +131,6 @@ templates.env.globals["STATUS_ICONS"] = STATUS_ICONS
 
 
 # ---------------------------------------------------------------------------- sessions
-
-
-class SignInRequired(Exception):
-    """A page was asked for without a valid session: the handler redirects to the sign-in."""
-
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
 
 
 def signer_of(state: ServerState) -> Signer:
