@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
-from mlwarden.agent.operations.service import Operations
 from mlwarden.capture.validation import parse_json
 from mlwarden.domain import MAX_ID, Role
 from mlwarden.errors import Forbidden, InvalidInput, MlwardenError, ServiceUnavailable
@@ -32,6 +31,7 @@ from mlwarden.store.writer import is_unreachable
 if TYPE_CHECKING:
     from mlwarden.agent.background import BackgroundAgent
     from mlwarden.agent.investigate import InvestigationRunner
+    from mlwarden.agent.operations.service import Operations
     from mlwarden.serving.gateway import Gateway
     from mlwarden.serving.metrics import ServerMetrics
     from mlwarden.serving.probe import ProbeManager
@@ -210,6 +210,11 @@ class ServerState:
         valid one while the file does not validate), the caller as actor, and the gateway's
         cached route dropped at each change. The API and the dashboard change models only
         through it."""
+        # imported at the first change, not with every route: a server that only serves
+        # predictions never needs it, nor the remedies it brings (docs/benchmarks.md, "Gateway
+        # overhead")
+        from mlwarden.agent.operations.service import Operations
+
         return Operations(
             self.store,
             actor=actor,

@@ -333,6 +333,6 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         routes_assistant,
     ):
         app.include_router(module.router)
-    mount_ui(app)
+    mount_ui(app, on_first_use=True)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     return app
