@@ -19,12 +19,16 @@ from starlette.concurrency import run_in_threadpool
 from mlwarden.api.deps import Principal, ServerState, as_object, require, server
 from mlwarden.api.openapi import body_doc, json_body_doc, model_ref
 from mlwarden.api.routes_models import pydantic_error
-from mlwarden.capture.ingest import detect_format, ingest_records
 from mlwarden.capture.validation import parse_json
 from mlwarden.domain import Id, Role
 from mlwarden.errors import InvalidInput
+from mlwarden.lazy import lazy_module
 
 router = APIRouter(tags=["capture"])
+
+# imported by the first bulk upload: a server that only serves predictions never needs the
+# readers of JSON lines, CSV and Parquet (docs/benchmarks.md, "Gateway overhead")
+_ingest = lazy_module("mlwarden.capture.ingest")
 
 
 @router.post(
@@ -52,11 +56,13 @@ async def ingest(
     principal: Principal = Depends(require(Role.OPERATOR)),
     state: ServerState = Depends(server),
 ) -> JSONResponse:
-    fmt = detect_format(request.headers.get("content-type"))
+    fmt = _ingest.detect_format(request.headers.get("content-type"))
     body = await request.body()
     if not body.strip():
         raise InvalidInput("the request body is empty; send records")
-    report = await run_in_threadpool(ingest_records, state.store, name, body, fmt, partial=partial)
+    report = await run_in_threadpool(
+        _ingest.ingest_records, state.store, name, body, fmt, partial=partial
+    )
     state.metrics.records_ingested.labels(name).inc(report.stored)
     return JSONResponse(report.as_dict())
 
