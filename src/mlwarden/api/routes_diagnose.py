@@ -13,21 +13,24 @@ loop keeps serving predictions while a text is read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.api.deps import Principal, require
-from mlwarden.diagnose.free_text import (
-    MAX_TEXT_CHARS,
-    TextDiagnosis,
-    diagnose_scenario,
-    diagnose_text,
-    list_scenarios,
-)
+from mlwarden.diagnose.text import MAX_TEXT_CHARS
 from mlwarden.domain import Role
+from mlwarden.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from mlwarden.diagnose.free_text import TextDiagnosis
+
+# imported at the first diagnosis asked for: the playbooks' schema, the matcher and the fact
+# extraction are not needed by a server that only serves predictions (docs/benchmarks.md,
+# "Gateway overhead")
+_free_text = lazy_module("mlwarden.diagnose.free_text")
 
 router = APIRouter(prefix="/v1/diagnose", tags=["diagnose"])
 
@@ -52,9 +55,14 @@ class DiagnoseRequest(BaseModel):
 
 
 def _answer(request: DiagnoseRequest) -> TextDiagnosis:
+    diagnosis: TextDiagnosis
     if request.scenario is not None:
-        return diagnose_scenario(request.scenario)
-    return diagnose_text(request.text or "", limit=request.top, known_features=request.features)
+        diagnosis = _free_text.diagnose_scenario(request.scenario)
+    else:
+        diagnosis = _free_text.diagnose_text(
+            request.text or "", limit=request.top, known_features=request.features
+        )
+    return diagnosis
 
 
 @router.post("")
@@ -73,4 +81,5 @@ async def post_diagnose(
 @router.get("/scenarios")
 async def get_scenarios(_: Principal = Depends(require(Role.VIEWER))) -> list[dict[str, str]]:
     """The predefined scenarios: id, title, base severity and summary, sorted by id."""
-    return await run_in_threadpool(list_scenarios)
+    scenarios: list[dict[str, str]] = await run_in_threadpool(_free_text.list_scenarios)
+    return scenarios

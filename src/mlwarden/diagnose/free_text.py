@@ -24,16 +24,12 @@ from mlwarden.diagnose.facts import Facts, escalate, extract_facts
 from mlwarden.diagnose.loader import get_playbook, load_playbooks
 from mlwarden.diagnose.matcher import Evidence, matcher_for
 from mlwarden.diagnose.schema import Playbook
+from mlwarden.diagnose.text import MAX_TEXT_CHARS
 from mlwarden.domain import Severity
 from mlwarden.errors import InvalidInput
 
 # Words shown per match by --explain (the strongest first).
 EXPLAIN_WORDS = 8
-# The longest description an engineer writes (a pasted Slack thread or postmortem paragraph)
-# fits in a few thousand characters; the labelled sets' longest is under 600. Matching is
-# linear in the text, and this bounds what one request costs the server that also serves
-# predictions (50-105 ms of CPU at the cap, docs/benchmarks.md).
-MAX_TEXT_CHARS = 5_000
 
 TRIAGE_CHECKLIST: list[str] = [
     "System first: is the model endpoint up? Error rate and HTTP status codes in the last hour.",

@@ -35,6 +35,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+# The longest description analysed: ``free_text`` refuses more, and so does the API's request
+# model (here, so the server defines it at start without importing the matcher). The longest
+# description an engineer writes (a pasted Slack thread or postmortem paragraph) fits in a few
+# thousand characters; the labelled sets' longest is under 600. Matching is linear in the
+# text, and this bounds what one request costs the server that also serves predictions
+# (50-105 ms of CPU at the cap, docs/benchmarks.md).
+MAX_TEXT_CHARS = 5_000
+
 _STOP_TEXT = """a about above after again all also am an and any are as at be been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers him his how i if in into is it its itself just
