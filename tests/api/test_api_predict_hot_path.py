@@ -3,6 +3,7 @@ elsewhere seen after a background re-read, and a gateway-only server that never 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -155,3 +156,58 @@ def test_the_serve_command_line_imports_none_of_the_other_commands() -> None:
         "print(names, sorted(m for m in loaded if m in sys.modules))\n"
     )
     assert _last_line_printed_by(code) == "['serve', 'version'] []"
+
+
+def test_a_server_imports_the_dashboard_and_the_diagnosis_at_their_first_use(
+    tmp_path: Path,
+) -> None:
+    """The dashboard's pages, the monitor, the diagnosis, the operations service, bulk capture
+    and diagnosis from free text were about 10 MB of every server's memory, needed by none of
+    health checks, listings or predictions (docs/benchmarks.md, "Gateway overhead"): imported
+    at their first use, after which they work as before."""
+    lazy = [
+        "mlwarden.ui.web",
+        "mlwarden.ui.pages.models",
+        "jinja2",
+        "mlwarden.monitor.engine",
+        "mlwarden.diagnose.incident",
+        "mlwarden.agent.reports",
+        "mlwarden.agent.operations.service",
+        "mlwarden.capture.ingest",
+        "mlwarden.diagnose.free_text",
+    ]
+    code = (
+        "import json, sys\n"
+        "sys.argv = ['mlwarden', 'serve', '--no-agent']\n"
+        "import mlwarden.cli.main\n"
+        "from mlwarden.server.app import create_app\n"
+        "from mlwarden.settings import Settings\n"
+        "from fastapi.testclient import TestClient\n"
+        f"lazy = {lazy!r}\n"
+        "seen = []\n"
+        f"app = create_app(Settings(data_dir={str(tmp_path)!r}, agent_in_server=False))\n"
+        "with TestClient(app) as client:\n"
+        "    assert client.get('/health').status_code == 200\n"
+        "    assert client.get('/v1/models').json() == []\n"
+        "    root = client.get('/', follow_redirects=False)\n"
+        "    assert (root.status_code, root.headers['location']) == (307, '/ui/'), root\n"
+        "    seen.append(sorted(m for m in lazy if m in sys.modules))\n"
+        "    page = client.get('/ui/login')\n"
+        "    assert page.status_code == 200 and '<form' in page.text, page.text[:300]\n"
+        "    overview = client.get('/ui/')\n"
+        "    assert overview.status_code == 200, overview.text[:300]\n"
+        "    assert 'text/html' in overview.headers['content-type']\n"
+        "    text = {'text': 'accuracy dropped'}\n"
+        "    assert client.post('/v1/diagnose', json=text).status_code == 200\n"
+        "    spec = {'name': 'm', 'task': 'classification', 'features': [{'name': 'x'}]}\n"
+        "    assert client.post('/v1/models', json=spec).status_code == 201\n"
+        "    change = {'disabled': True, 'reason': 'first change'}\n"
+        "    changed = client.patch('/v1/models/m/deployment', json=change)\n"
+        "    assert (changed.status_code, changed.json()['revision']) == (200, 1), changed.text\n"
+        "    seen.append(sorted(m for m in lazy if m in sys.modules))\n"
+        "print(json.dumps(seen))\n"
+    )
+    first, later = json.loads(_last_line_printed_by(code))
+    assert first == []
+    assert {"mlwarden.ui.web", "mlwarden.ui.pages.models", "jinja2"} <= set(later)
+    assert {"mlwarden.diagnose.free_text", "mlwarden.agent.operations.service"} <= set(later)
