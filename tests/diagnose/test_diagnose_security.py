@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.api import routes_diagnose
+from mlwarden.diagnose import free_text
 from mlwarden.diagnose.facts import extract_facts
 from mlwarden.diagnose.free_text import MAX_TEXT_CHARS
 from mlwarden.diagnose.loader import load_playbooks
@@ -128,14 +129,15 @@ def test_matching_runs_off_the_event_loop(
     local_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started, release = threading.Event(), threading.Event()
-    real = routes_diagnose.diagnose_text
+    real = free_text.diagnose_text
 
     def slow(*args: object, **kwargs: object) -> object:
         started.set()
         release.wait(10)  # a matcher that holds its thread, as a long text would
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(routes_diagnose, "diagnose_text", slow)
+    # the route calls it through its lazy import of the module: patched there
+    monkeypatch.setattr(free_text, "diagnose_text", slow)
     answers: list[int] = []
     worker = threading.Thread(
         target=lambda: answers.append(
