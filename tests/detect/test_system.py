@@ -50,6 +50,25 @@ def test_latency_spike_against_baseline_and_slo() -> None:
     assert "x the baseline" in ratio.message and "ms" in ratio.message
 
 
+def test_a_few_stalled_calls_are_no_latency_spike_where_the_median_must_move_too() -> None:
+    """A 60-call window with three calls stalled by a busy host: its p99 is several times the
+    baseline's, its median is not. With ``latency_median_ratio`` (probing) that is no spike; a
+    real one moves both."""
+    stalled = _latency(60)
+    stalled[:3] = 400.0
+    sig = system_signals(stalled, np.zeros(60))
+    assert sig["latency_p99_ms"] > 5 * BASE.latency_p99_ms  # type: ignore[operator]
+    probing = SystemThresholds(latency_ratio=3.0, latency_median_ratio=1.5, min_rows=50)
+    assert detect_system(sig, BASE, probing, window=1) == []
+    anywhere = SystemThresholds(latency_ratio=3.0, min_rows=50)
+    assert [f.statistic for f in detect_system(sig, BASE, anywhere, window=1)] == [
+        "latency_p99_ratio"
+    ]
+    slow = system_signals(_latency(60, 10.0), np.zeros(60))
+    found = detect_system(slow, BASE, probing, window=2)
+    assert [f.statistic for f in found] == ["latency_p99_ratio"]
+
+
 def test_error_rate_spike_uses_binomial_test_and_minimum_increase() -> None:
     base = SystemBaseline(error_rate=0.01, n=10_000)
     spike = system_signals(errors=RNG.random(1000) < 0.05)

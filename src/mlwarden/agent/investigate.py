@@ -651,15 +651,18 @@ class Investigator:
     def _config(self, model: str) -> MonitorConfig:
         """The configured policy's detection settings (a model's own when it is registered),
         adapted to probing: no throughput check (the probes' pace is the investigation's, not
-        the model's traffic), a latency ratio of at least 3 (a window of a hundred probes has
-        for p99 about its second-slowest call, and the probes share the prober's host: twice
-        the baseline's p99 was measured on a healthy endpoint from a busy host), and no window
-        held for late labels (an investigation's labels come with its probes)."""
+        the model's traffic), a latency ratio of at least 3 with the median at least 1.5
+        times the baseline's too (a window of a hundred probes has for p99 about its
+        second-slowest call, and the probes share the prober's host: twice the baseline's p99
+        was measured on a healthy endpoint from a busy host, over 3 times in a window of 60
+        while the test suite ran beside it; such stalls leave the median where it was), and
+        no window held for late labels (an investigation's labels come with its probes)."""
         config = configured_policy(self.settings).for_model(model).monitor_config()
         return replace(
             config,
             throughput_ratio=0.0,
             latency_ratio=max(config.latency_ratio, 3.0),
+            latency_median_ratio=max(config.latency_median_ratio, 1.5),
             late_label_windows=0,
         )
 

@@ -242,6 +242,7 @@ class DetectionSettings(_Strict):
     change_threshold: float | None = Field(default=_MONITOR.change_threshold, gt=0.0)
     latency_slo_ms: float | None = Field(default=_MONITOR.latency_slo_ms, gt=0.0)
     latency_ratio: float = Field(default=_MONITOR.latency_ratio, gt=0.0)
+    latency_median_ratio: float = Field(default=_MONITOR.latency_median_ratio, ge=0.0)
     error_min_increase: float = Field(default=_MONITOR.error_min_increase, ge=0.0)
     throughput_ratio: float = Field(default=_MONITOR.throughput_ratio, gt=0.0)
     max_delay_s: float | None = Field(default=_MONITOR.max_delay_s, gt=0.0)

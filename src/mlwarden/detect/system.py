@@ -62,6 +62,10 @@ class SystemThresholds:
     latency_ratio: float = 1.5
     # A p99 going 2 ms -> 4 ms is a 2x ratio nobody should be paged for.
     latency_min_increase_ms: float = 5.0
+    # with a ratio above 0, a p99 ratio counts only when the window's median latency is this
+    # many times the baseline's too: a window of a few dozen calls has for p99 about its
+    # slowest one, and one stall of a busy host (a prober's) is no latency spike
+    latency_median_ratio: float = 0.0
     min_rows: int = 50
     error_alpha: float = 1e-4
     error_min_increase: float = 0.01
@@ -214,6 +218,15 @@ def _finding(
     )
 
 
+def _median_moved(signals: Mapping[str, Any], baseline: SystemBaseline, ratio: float) -> bool:
+    """Whether the window's median latency is ``ratio`` times the baseline's (always, when
+    ``ratio`` is 0: the p99 alone decides)."""
+    if ratio <= 0:
+        return True
+    p50, base = signals.get("latency_p50_ms"), baseline.latency_p50_ms
+    return p50 is not None and base is not None and base > 0 and p50 / base >= ratio
+
+
 def detect_system(
     signals: dict[str, float | None],
     baseline: SystemBaseline,
@@ -242,7 +255,11 @@ def detect_system(
         base = baseline.latency_p99_ms
         if base is not None and base > 0:
             ratio = p99 / base
-            if ratio > t.latency_ratio and p99 - base >= t.latency_min_increase_ms:
+            if (
+                ratio > t.latency_ratio
+                and p99 - base >= t.latency_min_increase_ms
+                and _median_moved(signals, baseline, t.latency_median_ratio)
+            ):
                 out.append(
                     _finding(
                         FindingKind.LATENCY,
@@ -335,6 +352,7 @@ class SystemDetector(Detector):
     settings = (
         "latency_slo_ms",
         "latency_ratio",
+        "latency_median_ratio",
         "error_min_increase",
         "throughput_ratio",
         "max_delay_s",
@@ -354,6 +372,7 @@ class SystemDetector(Detector):
             SystemThresholds(
                 latency_slo_ms=settings["latency_slo_ms"],
                 latency_ratio=settings["latency_ratio"],
+                latency_median_ratio=settings["latency_median_ratio"],
                 error_min_increase=settings["error_min_increase"],
                 throughput_ratio=settings["throughput_ratio"],
                 max_delay_s=settings["max_delay_s"],

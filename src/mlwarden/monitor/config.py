@@ -49,6 +49,8 @@ class MonitorConfig:
     change_threshold: float | None = 5.0
     latency_slo_ms: float | None = None
     latency_ratio: float = 1.5
+    # a p99 ratio counts only with the median this many times the baseline's (0: off)
+    latency_median_ratio: float = 0.0
     error_min_increase: float = 0.01
     throughput_ratio: float = 0.5
     max_delay_s: float | None = None
