@@ -99,20 +99,25 @@ def test_the_server_diagnoses_an_open_incident_as_its_windows_close(
         _until(lambda: made == ["mlw-diagnoses"])
         assert client.get(f"/ui/incidents/{incident}").status_code == 200
         assert made == ["mlw-diagnoses"] and diagnoses.made == 1
-        # a new window: the incident's signals after it grew, and it is diagnosed again, once
+        # a new window: the incident's signals after it grew, and it is diagnosed again. The
+        # window and the incident are two writes, as the agent's are: a pass of the warmer
+        # between them diagnoses what the window alone changed first (on a loaded machine,
+        # now and then), so it is diagnosed once or twice, then never again until a change
         _window(repo, 6, slow=True)
         repo.update_incident(incident, last_window=6)
-        _until(lambda: len(made) == 2)
+        _until(lambda: len(made) >= 2 and diagnoses.is_current(store, repo.get_incident(incident)))
+        settled = len(made)
+        assert settled in (2, 3)
         page = client.get(f"/ui/incidents/{incident}")
         assert page.status_code == 200 and "slow answers" in page.text
         time.sleep(0.3)  # three more of the warmer's passes: nothing new, nothing made
-        assert made == ["mlw-diagnoses"] * 2 and diagnoses.made == 2
+        assert made == ["mlw-diagnoses"] * settled and diagnoses.made == settled
         # closed, it is still kept (its signals' margin after it is filling): the warmer
         # diagnoses the change too, and the page makes nothing
         repo.update_incident(incident, state="resolved", event="resolved", text="recovered")
-        _until(lambda: len(made) == 3)
+        _until(lambda: len(made) == settled + 1)
         assert "resolved" in client.get(f"/ui/incidents/{incident}").text
-        assert made == ["mlw-diagnoses"] * 3
+        assert made == ["mlw-diagnoses"] * (settled + 1)
 
 
 def test_a_closed_incident_the_server_never_kept_is_diagnosed_at_its_first_view_only(
