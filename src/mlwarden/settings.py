@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     agent_policy: Path | None = None
     agent_interval_s: float = 5.0
     agent_in_server: bool = False
+    # a process that lives as long as its server (`mlwarden serve` turns it on) keeps what its
+    # start left out of every later garbage collection (server.app.freeze_startup); off for
+    # apps built in a process that outlives them (tests), where each start's collection costs
+    gc_freeze: bool = False
     # the dashboard diagnoses open incidents as their windows close (after each pass of the
     # agent in the server, and every agent_interval_s), so their pages do not wait for it
     warm_diagnoses: bool = True

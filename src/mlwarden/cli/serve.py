@@ -81,7 +81,7 @@ def serve(
     from mlwarden.serving.metrics import MULTIPROC_ENV, fresh_multiprocess_dir
 
     settings = _settings(host, port, data_dir, database_url).model_copy(
-        update={"agent_in_server": agent}
+        update={"agent_in_server": agent, "gc_freeze": True}
     )
     if workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
         typer.echo(
@@ -132,6 +132,7 @@ def _environment(settings: Settings) -> dict[str, str]:
         "data_dir": settings.data_dir,
         "database_url": settings.database_url,
         "agent_in_server": settings.agent_in_server,
+        "gc_freeze": settings.gc_freeze,
     }
     return {
         f"MLWARDEN_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
