@@ -110,7 +110,7 @@ class Detector:
     # position within its stage (lower runs first)
     order: ClassVar[int] = 50
     needs: ClassVar[frozenset[Input]] = frozenset({Input.PROFILES})
-    # the keys of a policy's ``detection`` section it reads (``monitor.engine.MonitorConfig``)
+    # the keys of a policy's ``detection`` section it reads (``monitor.config.MonitorConfig``)
     settings: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ and ``report.html`` (Plotly figures with plotly.js inlined, so the file works of
 
 The policy file (``--policy``) is YAML. Its detection thresholds are read from a ``detection:``
 section or from the top level; the keys are the fields of
-:class:`~mlwarden.monitor.engine.MonitorConfig` (``drift_alpha``, ``drift_wasserstein``,
+:class:`~mlwarden.monitor.config.MonitorConfig` (``drift_alpha``, ``drift_wasserstein``,
 ``drift_psi``, ``drift_jensen_shannon``, ``multivariate``, ``performance_tolerance``,
 ``min_labels``, ``streaming``, ``latency_slo_ms``, ``latency_ratio``, ``error_min_increase``,
 ``throughput_ratio``, ``max_delay_s``, ``anomaly``, ``rules`` ...). Other keys (for the agent:
