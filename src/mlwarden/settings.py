@@ -48,8 +48,12 @@ class Settings(BaseSettings):
     max_batch_instances: int = 10_000
     predict_timeout_ms: float = 2_000.0
 
-    write_batch_size: int = 2_000
-    write_flush_interval_s: float = 0.5
+    # the record writer stores at most write_batch_size records a transaction, at least every
+    # write_flush_interval_s: its Python work per batch holds the GIL the event loop needs, so
+    # small and frequent batches keep the gateway's p99 and its queue's memory low
+    # (docs/benchmarks.md, "The record writer beside a busy event loop")
+    write_batch_size: int = 512
+    write_flush_interval_s: float = 0.1
     write_queue_limit: int = 1_000_000
     # durable capture: a prediction is answered only once its record is fsync'd to the capture
     # log (group commit), so a killed server loses no answered prediction; off by default, a

@@ -13,6 +13,7 @@ from mlwarden.monitor.window import records_frame
 from mlwarden.store import Store
 from mlwarden.store import tables as t
 from mlwarden.store.migrations import current_heads, script_heads
+from mlwarden.store.records import SQLITE_ROWS_PER_INSERT
 
 SPEC = ModelSpec(
     name="churn",
@@ -176,6 +177,26 @@ def test_insert_records_is_idempotent_by_id(store: Store) -> None:
     assert store.count_records("churn") == 200
     assert store.record_ids_present(["r000000", "r000199", "zzz"]) == {"r000000", "r000199"}
     assert store.insert_records([]) == 0
+
+
+def test_records_of_many_statements_are_each_stored_once_as_sent(store: Store) -> None:
+    """SQLite stores records many rows per statement (``SQLITE_ROWS_PER_INSERT``): across full
+    statements and the last partial one, a record sent twice (in one call or in two) is kept
+    once, the count is of new records, and each keeps what was sent."""
+    store.create_model(SPEC)
+    per = SQLITE_ROWS_PER_INSERT
+    first = _records(3 * per + 17)
+    assert store.insert_records(first) == 3 * per + 17
+    # ids 2 * per to 4 * per - 1, of which the last per - 17 are new, three of them twice
+    again = [*_records(2 * per, start=2 * per), *_records(5, start=10)]
+    again += _records(3, start=4 * per - 3)
+    assert store.insert_records(again) == per - 17
+    assert store.count_records("churn") == 4 * per
+    stored = {r["id"]: r for r in store.fetch_records("churn", limit=10_000)}
+    assert len(stored) == 4 * per
+    last = stored[f"r{4 * per - 1:06d}"]
+    assert last["features"] == {"age": 20 + (4 * per - 1) % 50, "plan": "ab"[(4 * per - 1) % 2]}
+    assert last["prediction"] == (4 * per - 1) % 2 and last["scores"] == {"0": 0.4, "1": 0.6}
 
 
 def test_insert_accepts_domain_records_and_unknown_model_fails(store: Store) -> None:

@@ -3,9 +3,11 @@ sent twice, reads in time or arrival order, retention) and the labels joined to 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -57,6 +59,21 @@ RECORD_COLUMNS = (
     "error",
     "served_by",
 )
+
+# rows of one INSERT statement on SQLite: 11 values a row, 990 bound values, within the 999
+# of SQLite builds before 3.32 (32,766 since)
+SQLITE_ROWS_PER_INSERT = 90
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    """``INSERT ... VALUES (...), (...) ... ON CONFLICT DO NOTHING`` for ``rows`` records."""
+    group = "(" + ", ".join("?" for _ in RECORD_COLUMNS) + ")"
+    return (
+        f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES "
+        + ", ".join(group for _ in range(rows))
+        + " ON CONFLICT (model_id, id) DO NOTHING"
+    )
 
 
 class RecordTables(StoreBase):
@@ -206,13 +223,32 @@ class RecordTables(StoreBase):
             params = self._record_params(rows)
         if not params:
             return 0
-        # straight to sqlite3's executemany: the values are already what the column holds
-        marks = ", ".join("?" for _ in RECORD_COLUMNS)
-        sql = (
-            f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
-            "ON CONFLICT (model_id, id) DO NOTHING"
-        )
-        return int(conn.exec_driver_sql(sql, params).rowcount)
+        # straight to sqlite3, the values already what the columns hold, SQLITE_ROWS_PER_INSERT
+        # rows per statement: sqlite3 releases the GIL around every step of a statement, and a
+        # thread that gives it up waits up to the switch interval (5 ms) to get it back while
+        # another thread is busy. One row per step, the record writer took about 1 s for 2,000
+        # rows beside a busy event loop, fell behind a loaded gateway and its queue grew
+        # (docs/benchmarks.md, "The record writer beside a busy event loop")
+        full = len(params) - len(params) % SQLITE_ROWS_PER_INSERT
+        inserted = 0
+        if full:
+            inserted += int(
+                conn.exec_driver_sql(
+                    _sqlite_insert(SQLITE_ROWS_PER_INSERT),
+                    [
+                        tuple(chain.from_iterable(params[start : start + SQLITE_ROWS_PER_INSERT]))
+                        for start in range(0, full, SQLITE_ROWS_PER_INSERT)
+                    ],
+                ).rowcount
+            )
+        if full < len(params):
+            rest = params[full:]
+            inserted += int(
+                conn.exec_driver_sql(
+                    _sqlite_insert(len(rest)), tuple(chain.from_iterable(rest))
+                ).rowcount
+            )
+        return inserted
 
     def record_ids_present(self, ids: Iterable[str], model: str | None = None) -> set[str]:
         """The subset of ``ids`` already stored for ``model`` (for any model when None)."""
