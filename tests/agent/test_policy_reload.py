@@ -110,3 +110,23 @@ def test_a_model_override_sets_its_own_detection_and_an_unknown_key_is_a_policy_
         r"'drift_psi'\?",
     ):
         load_policy_text("defaults:\n  detection:\n    drift_pis: 0.3\n")
+
+
+def test_a_policy_file_caught_empty_while_it_is_written_is_not_read_until_it_is_whole(
+    store: Store, tmp_path: Path
+) -> None:
+    """An editor or a deploy tool truncates the file, then writes it: a pass between the two
+    keeps the policy in use (an empty file read as a policy would be the bundled defaults,
+    autonomous mode included), and the next pass reads the whole file."""
+    from mlwarden.agent.background import BackgroundAgent
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("defaults:\n  mode: advisory\n  detection:\n    drift_psi: 0.3\n")
+    agent = BackgroundAgent(store, Settings(data_dir=tmp_path, agent_policy=policy))
+    assert agent.agent.policy.defaults.mode == "advisory"
+    policy.write_text("")  # truncated: the writer has not written yet
+    assert agent.reload_policy() is False
+    assert agent.agent.policy.defaults.mode == "advisory" and agent.policy_problem is None
+    policy.write_text("defaults:\n  mode: advisory\n  detection:\n    drift_psi: 0.25\n")
+    assert agent.reload_policy() is True
+    assert agent.agent.policy.defaults.monitor_config().drift_psi == 0.25

@@ -103,12 +103,21 @@ class BackgroundAgent:
         stamp = self._stamp()
         if stamp == self._policy_stamp:
             return False
-        self._policy_stamp = stamp
+        if stamp is not None and stamp[1] == 0:
+            # an editor or a deploy tool that truncates, then writes: the empty file of that
+            # moment is no policy (read as one, it would be the bundled defaults, autonomous
+            # mode included, for a pass); the file is read once something is in it
+            return False
         try:
             if stamp is None:
+                self._policy_stamp = stamp
                 raise InvalidInput(f"policy file {self.settings.agent_policy} cannot be read")
             policy = load_policy(self.settings.agent_policy)
+            if self._stamp() != stamp:
+                return False  # written while it was read: read again at the next pass
+            self._policy_stamp = stamp
         except InvalidInput as exc:
+            self._policy_stamp = stamp
             self.policy_problem = exc
             log.error("the policy file changed but is not valid, the one before stays: %s", exc)
             return False
