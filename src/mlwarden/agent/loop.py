@@ -95,6 +95,7 @@ from mlwarden.domain import (
     IncidentState,
     ModelSpec,
     Severity,
+    Task,
 )
 from mlwarden.serving.predictors import LocalPredictor
 from mlwarden.serving.repair import repair_instances
@@ -117,6 +118,18 @@ OWN_RANGE_WINDOWS = 24
 
 
 Prepare = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def _scorable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records a version can be replayed and scored on: labelled, not failed."""
+    return [r for r in labelled(rows) if not r.get("error")]
+
+
+def _replayed(task: Task, answer: Answer, rows: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
+    """``(metric, value)`` of ``answer`` replayed on ``rows`` (scorable, at least one)."""
+    truth = np.array([r["label"] for r in rows], dtype=object)
+    answers = np.array(answer([r["features"] for r in rows]), dtype=object)
+    return score_predictions(task, truth, answers)
 
 
 def default_source(store: Store, settings: Settings | None = None) -> WindowSource:
@@ -662,13 +675,10 @@ class Agent:
             task = spec.task
 
             def scored(rows: Sequence[Mapping[str, Any]]) -> tuple[str, float | None, int]:
-                rows = [r for r in labelled(rows) if not r.get("error")]
-                if not rows:
+                usable = _scorable(rows)
+                if not usable:
                     return "", None, 0
-                truth = np.array([r["label"] for r in rows], dtype=object)
-                answers = np.array(answer([r["features"] for r in rows]), dtype=object)
-                metric, value = score_predictions(task, truth, answers)
-                return metric, value, len(rows)
+                return *_replayed(task, answer, usable), len(usable)
 
             first = max(0, change_window - OWN_RANGE_WINDOWS)
             newest = self.repo.last_window(model)
@@ -787,35 +797,23 @@ class Agent:
                 return None
             task = spec.task
             first = max(1, newest - AGE - AGED_CANDIDATES + 1)
-            scored: dict[int, tuple[np.ndarray, list[Mapping[str, Any]], float]] = {}
+            # each window's usable records and the champion's metric on them, read once
+            scored: dict[int, tuple[list[Mapping[str, Any]], float]] = {}
             cells: list[tuple[int, int, float, int]] = []
             metric = ""
             for fitted in range(first, newest - AGE + 1):
                 candidate, _ = self._candidate_at(model, champion, fitted, policy)
                 if candidate is None:
                     continue
-                predictor = LocalPredictor(candidate, spec)
+                candidate_answer = answers_of(LocalPredictor(candidate, spec))
                 for window in range(fitted + AGE, newest + 1):
                     if window not in scored:
-                        every = labelled(self._window_records(model, window))
-                        rows = [r for r in every if not r.get("error")]
-                        truth = np.array([r["label"] for r in rows], dtype=object)
-                        champion_value = (
-                            score_predictions(
-                                task,
-                                truth,
-                                np.array(answer([r["features"] for r in rows]), dtype=object),
-                            )[1]
-                            if rows
-                            else 0.0
-                        )
-                        scored[window] = (truth, rows, champion_value)
-                    truth, rows, champion_value = scored[window]
+                        rows = _scorable(self._window_records(model, window))
+                        scored[window] = (rows, _replayed(task, answer, rows)[1] if rows else 0.0)
+                    rows, champion_value = scored[window]
                     if not rows:
                         continue
-                    inputs = [r["features"] for r in rows]
-                    answers = [p.prediction for p in predictor.predict(inputs)]
-                    metric, value = score_predictions(task, truth, np.array(answers, dtype=object))
+                    metric, value = _replayed(task, candidate_answer, rows)
                     cells.append((fitted, window, value - champion_value, len(rows)))
             return AgedGains(metric or "metric", AGE, cells)
         except Exception:  # it informs a decision, never blocks one
