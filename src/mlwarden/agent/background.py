@@ -110,7 +110,6 @@ class BackgroundAgent:
             return False
         try:
             if stamp is None:
-                self._policy_stamp = stamp
                 raise InvalidInput(f"policy file {self.settings.agent_policy} cannot be read")
             policy = load_policy(self.settings.agent_policy)
             if self._stamp() != stamp:
