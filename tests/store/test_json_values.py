@@ -20,7 +20,7 @@ def _reference(value: Any) -> str:
         return json.dumps(_finite_or_none(_plain(value)))
 
 
-def test_every_kind_of_value_is_written_as_the_json_module_writes_it() -> None:
+def test_every_kind_of_value_reads_back_as_the_json_module_would_write_it() -> None:
     values: list[Any] = [
         None,
         True,
@@ -46,5 +46,21 @@ def test_every_kind_of_value_is_written_as_the_json_module_writes_it() -> None:
         (1, 2),
     ]
     for value in values:
-        assert _dumps(value) == _reference(value), value
-    assert _dumps({"a": float("nan")}) == '{"a": null}'
+        text = _dumps(value)
+        # the same value read back, of the same types (orjson spells it more compactly)
+        assert json.loads(text) == json.loads(_reference(value)), value
+        assert repr(json.loads(text)) == repr(json.loads(_reference(value))), value
+    assert json.loads(_dumps({"a": float("nan")})) == {"a": None}
+    assert _dumps(-0.0) == "-0.0"  # the sign of a zero is kept
+    assert json.loads(_dumps("ünïcødé ☃")) == "ünïcødé ☃"
+
+
+def test_stored_json_reads_what_orjson_refuses_the_standard_librarys_way() -> None:
+    from mlwarden.store.base import _stored_json
+
+    # ``NaN`` as SQLAlchemy once wrote it, an integer beyond 64 bits, a number SQLite returned
+    # as a number, and NULL, in one column
+    assert _stored_json(['{"a": 1}', None, 3, "[1, 2]"]) == [{"a": 1}, None, 3, [1, 2]]
+    decoded = _stored_json(['{"a": NaN}', str(2**70), '"x"'])
+    assert decoded[1:] == [2**70, "x"]
+    assert np.isnan(decoded[0]["a"])

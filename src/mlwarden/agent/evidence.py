@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from mlwarden.domain import ModelSpec, Task
-from mlwarden.stats.performance import canonical_label
+from mlwarden.stats.performance import canonical_labels
 
 Row = Mapping[str, Any]
 Answer = Callable[[Sequence[Mapping[str, Any]]], list[Any]]
@@ -129,10 +129,9 @@ def _score(
         squared = (truth - guess) ** 2
         value = -float(np.sqrt(np.mean(squared))) if len(truth) else 0.0
         return value, failures, tuple((-squared).tolist())
-    right = [
-        refusal_credit if bad else float(canonical_label(a) == canonical_label(y))
-        for a, y, bad in zip(answers, labels, failed, strict=True)
-    ]
+    # each distinct label and answer spelled once (a stream holds a handful, many times over)
+    spelled = zip(canonical_labels(answers), canonical_labels(labels), failed, strict=True)
+    right = [refusal_credit if bad else float(a == y) for a, y, bad in spelled]
     return (float(np.mean(right)) if right else 0.0), failures, tuple(right)
 
 

@@ -146,6 +146,18 @@ def _to_float(value: Any) -> float:
     return float(value)
 
 
+# the types NumPy turns into a float exactly as ``_to_float`` does (None as NaN)
+_PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
+
+
+def _float_column(values: list[Any]) -> np.ndarray:
+    """``_to_float`` of every value, as one array: in one NumPy conversion when every value is
+    a plain number or None (the usual validated request), one by one otherwise (text)."""
+    if {type(v) for v in values} <= _PLAIN_NUMBERS:
+        return np.array(values, dtype=float)
+    return np.array([_to_float(v) for v in values], dtype=float)
+
+
 def _to_category(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return np.nan
@@ -222,15 +234,17 @@ class LocalPredictor:
 
     def _inputs(self, instances: Sequence[Mapping[str, Any]]) -> Any:
         if self._numeric_only:
-            return np.array(
-                [[_to_float(row.get(name)) for name in self.columns] for row in instances],
-                dtype=float,
-            )
+            matrix = np.empty((len(instances), len(self.columns)), dtype=float)
+            for j, name in enumerate(self.columns):
+                matrix[:, j] = _float_column([row.get(name) for row in instances])
+            return matrix
         import pandas as pd
 
-        data: dict[str, list[Any]] = {}
+        data: dict[str, Any] = {}
         for name, convert in zip(self.columns, self._converters, strict=True):
-            data[name] = [convert(row.get(name)) for row in instances]
+            values = [row.get(name) for row in instances]
+            numeric = convert is _to_float
+            data[name] = _float_column(values) if numeric else list(map(convert, values))
         return pd.DataFrame(data, columns=self.columns)
 
     def predict(self, instances: Sequence[Mapping[str, Any]]) -> list[Prediction]:
