@@ -12,16 +12,7 @@ from rich.markup import escape
 from mlwarden.cli.app import app
 from mlwarden.cli.lake import engine_progress
 from mlwarden.errors import InvalidInput, ServiceUnavailable
-from mlwarden.monitor.backtest import (
-    load_detection_policy,
-    read_table,
-    run_backtest,
-    write_outputs,
-)
-from mlwarden.monitor.engine import MonitorConfig
-from mlwarden.monitor.lake import ENGINES, backtest_lake
-from mlwarden.monitor.window import WindowSpec
-from mlwarden.stats.profile import Columns
+from mlwarden.monitor.lake_options import ENGINES
 
 
 @app.command()
@@ -74,6 +65,18 @@ def backtest(
     Writes OUT/findings.json (window, kind, features, statistic, score, message per finding),
     OUT/signals.json and a report in OUT/report.md and OUT/report.html (works offline).
     """
+    # imported here, not with the command line: every other command starts without them
+    from mlwarden.monitor.backtest import (
+        load_detection_policy,
+        read_table,
+        run_backtest,
+        write_outputs,
+    )
+    from mlwarden.monitor.config import MonitorConfig
+    from mlwarden.monitor.lake import backtest_lake
+    from mlwarden.monitor.window import WindowSpec
+    from mlwarden.stats.profile import Columns
+
     err = Console(stderr=True)
     try:
         spec = WindowSpec.parse(window)

@@ -14,8 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mlwarden.cli.app import app
 from mlwarden.errors import InvalidInput, ServiceUnavailable
-from mlwarden.monitor.lake import DEFAULT_LAYOUT_ROWS, ENGINES, profile_lake
-from mlwarden.stats.profile import Columns
+from mlwarden.monitor.lake_options import DEFAULT_LAYOUT_ROWS, ENGINES
 
 ENGINE_HELP = (
     "polars: this machine, file after file; spark: every partition on a Spark "
@@ -71,6 +70,10 @@ def profile(
 
     The profile is what `mlwarden backtest --reference` reads; both engines give the same one.
     """
+    # imported here, not with the command line: every other command starts without them
+    from mlwarden.monitor.lake import profile_lake
+    from mlwarden.stats.profile import Columns
+
     err = Console(stderr=True)
     cols = Columns(
         id=id_col,

@@ -72,6 +72,7 @@ from mlwarden.monitor.engine import (
     run_stage,
     sanitize_signals,
 )
+from mlwarden.monitor.lake_options import DEFAULT_LAYOUT_ROWS, ENGINES
 from mlwarden.monitor.window import WindowSpec
 from mlwarden.stats.profile import Columns, Profile, ProfileLayout
 from mlwarden.stats.text import TextLayout, TextStats
@@ -91,9 +92,6 @@ __all__ = [
     "profile_lake",
 ]
 
-ENGINES = ("polars", "spark")
-# Enough values for 100 quantile bins to sit within a fraction of a bin of the whole lake's.
-DEFAULT_LAYOUT_ROWS = 200_000
 # What a detector may read in a lake backtest: profiles and what the detectors before it found.
 PROFILE_INPUTS = frozenset({Input.PROFILES, Input.EARLIER_FINDINGS})
 
