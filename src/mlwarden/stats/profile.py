@@ -54,6 +54,7 @@ import pandas as pd
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.lazy import lazy_module
+from mlwarden.stats.select import OrderView, order_view, sorted_view
 from mlwarden.stats.sketch import LogSketch
 from mlwarden.stats.text import TextLayout, TextStats, is_free_text
 
@@ -139,18 +140,23 @@ class NumericBins:
     @classmethod
     def fit(cls, values: np.ndarray, bins: int = DEFAULT_BINS) -> NumericBins:
         """Edges at the exact quantiles of the finite values (plus min and just above max)."""
-        finite = values[np.isfinite(values)]
-        return cls.from_sorted(np.sort(finite), bins)
+        return cls.from_view(order_view(values[np.isfinite(values)]), bins)
 
     @classmethod
     def from_sorted(cls, xs: np.ndarray, bins: int = DEFAULT_BINS) -> NumericBins:
-        if xs.size == 0:
+        return cls.from_view(sorted_view(xs), bins)
+
+    @classmethod
+    def from_view(cls, view: OrderView, bins: int = DEFAULT_BINS) -> NumericBins:
+        """Edges from the order statistics of the values (see ``mlwarden.stats.select``)."""
+        if view.size == 0:
             return cls(np.empty(0))
-        # Linear-interpolated quantiles read straight from the sorted values (what np.quantile
-        # does, without its selection pass over data that is already sorted).
-        frac, low, high = _quantile_positions(xs.size, bins)
-        inner = xs[low] + frac * (xs[high] - xs[low])
-        lo, top = float(xs[0]), np.nextafter(float(xs[-1]), math.inf)
+        # Linear-interpolated quantiles read from the order statistics (what np.quantile does).
+        frac, low, high, ranks = _quantile_positions(view.size, bins)
+        at = view.at(ranks)
+        xs_low, xs_high = at[np.searchsorted(ranks, low)], at[np.searchsorted(ranks, high)]
+        inner = xs_low + frac * (xs_high - xs_low)
+        lo, top = view.min, np.nextafter(view.max, math.inf)
         edges = np.unique(np.concatenate([[lo], inner[(inner > lo) & (inner < top)], [top]]))
         return cls(edges.astype(float))
 
@@ -160,13 +166,16 @@ class NumericBins:
 
     def count(self, finite: np.ndarray) -> np.ndarray:
         """Histogram of finite values on these bins."""
-        return self.count_sorted(np.sort(finite))
+        return self.count_view(order_view(finite))
 
     def count_sorted(self, xs: np.ndarray) -> np.ndarray:
-        # Sorting the values and locating the ~100 edges in them is faster than locating each
-        # value among the edges (a sort is a vectorised pass; per-value binary search is not).
-        pos = np.searchsorted(xs, self.edges, side="left")
-        return np.diff(np.concatenate([[0], pos, [xs.size]])).astype(np.int64)
+        return self.count_view(sorted_view(xs))
+
+    def count_view(self, view: OrderView) -> np.ndarray:
+        """Histogram of the values of ``view`` on these bins: how many lie below each edge, so
+        no value is located among the edges one by one."""
+        pos = view.below(self.edges)
+        return np.diff(np.concatenate([[0], pos, [view.size]])).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "numeric", "edges": self.edges.tolist()}
@@ -204,16 +213,20 @@ class Levels:
 
 
 @functools.lru_cache(maxsize=32)
-def _quantile_positions(size: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _quantile_positions(
+    size: int, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where the inner quantiles of ``size`` sorted values lie: the fraction of the way from
-    ``low`` to ``high``. The same for every column of a frame, so computed once per frame."""
+    ``low`` to ``high``, and the ranks to read (``low`` and ``high`` together, sorted). The same
+    for every column of a frame, so computed once per frame."""
     pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (size - 1)
     low = np.floor(pos).astype(np.intp)
     high = np.minimum(low + 1, size - 1)
     frac = pos - low
-    for array in (frac, low, high):
+    ranks = np.union1d(low, high)
+    for array in (frac, low, high, ranks):
         array.flags.writeable = False  # shared by every caller
-    return frac, low, high
+    return frac, low, high, ranks
 
 
 FieldLayout = NumericBins | Levels | TextLayout
@@ -393,23 +406,24 @@ class NumericStats:
     def of(cls, bins: NumericBins, col: Any, n_rows: int) -> NumericStats:
         if col is None:
             return cls(bins, absent=n_rows)
-        out, xs = cls._sorted(bins, col)
-        if xs.size:
-            out.hist = bins.count_sorted(xs)
+        out, view = cls._summary(bins, col)
+        if view.size:
+            out.hist = bins.count_view(view)
         return out
 
     @classmethod
     def fit(cls, col: Any, bins: int = DEFAULT_BINS) -> tuple[NumericBins, NumericStats]:
-        """Fix bins from this column and summarise it on them, sorting it only once."""
-        out, xs = cls._sorted(NumericBins(np.empty(0)), col)
-        fixed = NumericBins.from_sorted(xs, bins)
+        """Fix bins from this column and summarise it on them, ordering its values only once."""
+        out, view = cls._summary(NumericBins(np.empty(0)), col)
+        fixed = NumericBins.from_view(view, bins)
         out.bins = fixed
-        out.hist = fixed.count_sorted(xs) if xs.size else np.zeros(fixed.n_bins, dtype=np.int64)
+        out.hist = fixed.count_view(view) if view.size else np.zeros(fixed.n_bins, dtype=np.int64)
         return fixed, out
 
     @classmethod
-    def _sorted(cls, bins: NumericBins, col: Any) -> tuple[NumericStats, np.ndarray]:
-        """Counts and moments of a column, and its finite values sorted."""
+    def _summary(cls, bins: NumericBins, col: Any) -> tuple[NumericStats, OrderView]:
+        """Counts and moments of a column, and the order of its finite values (what sorting
+        them would tell, without sorting them all: ``mlwarden.stats.select``)."""
         values, invalid = _float_values(col)
         # a finite sum means every value is finite (a NaN or an infinity would carry into it):
         # the common column needs no mask and no count of its NaN, and its mean is this sum over
@@ -429,17 +443,13 @@ class NumericStats:
         # counts above already tell it
         stretch = _longest_true_stretch(values[1:] == values[:-1])
         out.longest_run = 1 + stretch if stretch else int(values.size > nan)
+        view = order_view(x)  # reads x: the caller's data, or a view of it
         if not n_finite:
-            return out, np.empty(0)
+            return out, view
         out.mean = float(total / n_finite) if x is values else float(x.mean())
         out.m2 = _centred_sum_of_squares(x, out.mean)
-        if x is values:
-            xs = np.sort(x)  # the caller's data, or a view of it: never sorted in place
-        else:
-            xs = x  # a private copy made by the boolean mask above
-            xs.sort()
-        out.min, out.max = float(xs[0]), float(xs[-1])
-        return out, xs
+        out.min, out.max = view.min, view.max
+        return out, view
 
     @property
     def rows(self) -> int:
