@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 __all__ = ["OrderView", "order_view", "sorted_view"]
 
 # Below this many values, np.sort is as fast as the passes that avoid it.
-SORT_BELOW = 2_048
+SORT_BELOW = 4_096
 # Values per cell on average: fewer cells cost less to count, more cells gather fewer values.
 VALUES_PER_CELL = 4
 # A gathered part is ordered by the same method at most this many times over.
@@ -119,7 +119,17 @@ class _Cells(OrderView):
                 guess = np.full(n_cells, np.nan)
                 guess[level_cells] = levels
         counts = np.zeros(n_cells, dtype=np.int64)
-        for block, cells in zip(_blocks(x), _cells_by_block(x, self._cell_of), strict=True):
+        # every value's cell, kept in two bytes (at most 65,536 cells) for the gathering pass
+        self._codes = np.empty(self.size, dtype=np.uint16)
+        floats, cells_buffer = _buffers()
+        for start in range(0, self.size, BLOCK):
+            block = x[start : start + BLOCK]
+            m = block.size
+            t = self._scaled(block, floats[:m])
+            np.copyto(self._codes[start : start + m], t, casting="unsafe")
+            # two-byte codes widen faster than floats convert (bincount wants intp)
+            cells = cells_buffer[:m]
+            np.copyto(cells, self._codes[start : start + m])
             counts += np.bincount(cells, minlength=n_cells)
             if guess is not None and not np.array_equal(guess[cells], block):
                 guess = None  # a value the sample missed: cells are looked at when gathered
@@ -137,18 +147,28 @@ class _Cells(OrderView):
         self._light: OrderView = _EMPTY
         self._light_starts = np.zeros(n_cells, dtype=np.int64)
 
-    def _cell_of(self, values: np.ndarray, out: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        # monotone in the value: a subtraction and a product by a positive number round
-        # monotonically, clipping and truncating towards zero keep the order
+    def _scaled(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Where values fall on the cells, truncated later to a cell. Monotone in the value: a
+        subtraction and a product by a positive number round monotonically, clipping and
+        truncating towards zero keep the order."""
         np.subtract(values, self.lo, out=out)
         np.multiply(out, self.scale, out=out)
         np.clip(out, 0, self.n_cells - 1, out=out)
-        np.copyto(cells, out, casting="unsafe")
-        return cells
+        return out
 
     def _cells(self, values: np.ndarray) -> np.ndarray:
-        """The cells of a few values (queries), in arrays of their own."""
-        return self._cell_of(values, np.empty(values.shape), np.empty(values.shape, np.intp))
+        """The cells of a few values (queries)."""
+        return self._scaled(values, np.empty(values.shape)).astype(np.intp)
+
+    def _cells_by_block(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The values block by block with their cells (in this thread's buffer, valid until
+        the next block)."""
+        _, cells_buffer = _buffers()
+        for start in range(0, self.size, BLOCK):
+            block = self.x[start : start + BLOCK]
+            cells = cells_buffer[: block.size]
+            np.copyto(cells, self._codes[start : start + block.size])
+            yield block, cells
 
     def at(self, ranks: np.ndarray) -> np.ndarray:
         cells = np.searchsorted(self.ends, ranks, side="right")
@@ -197,7 +217,7 @@ class _Cells(OrderView):
         dense = np.zeros(self.n_cells, dtype=bool)
         dense[new] = self._dense[new]
         lights, denses, dense_cells = [], [], []
-        for block, c in zip(_blocks(self.x), _cells_by_block(self.x, self._cell_of), strict=True):
+        for block, c in self._cells_by_block():
             lights.append(block[light[c]])
             if dense.any():
                 mask = dense[c]
@@ -221,22 +241,12 @@ BLOCK = 1 << 17
 _scratch = threading.local()
 
 
-def _blocks(x: np.ndarray) -> Iterator[np.ndarray]:
-    for start in range(0, x.size, BLOCK):
-        yield x[start : start + BLOCK]
-
-
-def _cells_by_block(
-    x: np.ndarray, cell_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-) -> Iterator[np.ndarray]:
-    """The cells of ``x`` block by block, each in this thread's buffer (valid until the next)."""
-    buffers = getattr(_scratch, "buffers", None)
+def _buffers() -> tuple[np.ndarray, np.ndarray]:
+    """This thread's buffers for a block: floats, and cells as intp."""
+    buffers: tuple[np.ndarray, np.ndarray] | None = getattr(_scratch, "buffers", None)
     if buffers is None:
         buffers = _scratch.buffers = (np.empty(BLOCK), np.empty(BLOCK, dtype=np.intp))
-    floats, cells = buffers
-    for block in _blocks(x):
-        m = block.size
-        yield cell_of(block, floats[:m], cells[:m])
+    return buffers
 
 
 def sorted_view(xs: np.ndarray) -> OrderView:
@@ -301,8 +311,9 @@ def order_view(x: np.ndarray, depth: int = 0) -> OrderView:
 
 def _all_integers(x: np.ndarray) -> bool:
     """Whether every value is a whole number (``x - lo`` then is exact, and so its cell)."""
-    floats, _ = getattr(_scratch, "buffers", (np.empty(BLOCK), None))
-    for block in _blocks(x):
+    floats, _ = _buffers()
+    for start in range(0, x.size, BLOCK):
+        block = x[start : start + BLOCK]
         t = np.trunc(block, out=floats[: block.size])
         if not np.array_equal(t, block):
             return False
