@@ -49,7 +49,7 @@ MAX_DEPTH = 3
 # A cell holding more than this share of the values (1/DENSE_SHARE) is split on its own.
 DENSE_SHARE = 64
 # At most this many cells: their counts stay small (one allocation that is not fresh memory).
-MAX_CELLS = 8_192
+MAX_CELLS = 32_768
 # Values sampled (by stride) to place the cells over the bulk of the data.
 SAMPLE = 1_024
 
