@@ -7,8 +7,9 @@ window in one go, a stream chunk by chunk, or partitions on many cores.
 
 The bins are fixed by the reference (:class:`ProfileLayout`), not by each window:
 
-* numeric features: the reference's quantiles (100 bins by default, exact: every finite value
-  of the reference is sorted; a lake's reference fixes them from its first 200,000 rows,
+* numeric features: the reference's quantiles (100 bins by default, exact: the order
+  statistics of every finite value of the reference, found by bucket selection rather than a
+  sort, ``mlwarden.stats.select``; a lake's reference fixes them from its first 200,000 rows,
   ``monitor.lake``), plus two open ends — below the reference minimum and above the
   reference maximum — so any window histogram is comparable with the reference's and merges by
   adding counts. Count, nulls, non-finite values, type violations (strings that are not numbers),
@@ -82,8 +83,9 @@ DataLike: TypeAlias = (
 
 DEFAULT_BINS = 100
 # Below this many rows, columns are profiled one after the other: threads would cost more than
-# they save. Above it, columns are profiled on all cores (NumPy's sort and Polars' counting
-# release the GIL), which is how one window of a million rows stays near memory speed.
+# they save. Above it, columns are profiled on all cores (NumPy's passes over whole arrays and
+# Polars' counting release the GIL), which is how one window of a million rows stays near memory
+# speed.
 PARALLEL_ROWS = 50_000
 DEFAULT_MAX_LEVELS = 50
 MAX_UNSEEN_NAMES = 50

@@ -2,23 +2,29 @@
 
 A profile needs two things of a numeric column: the values at ~200 ranks (the exact
 linear-interpolated quantile edges) and, for ~100 edges, how many values lie below each (the
-histogram). Sorting every value answers both but costs O(n log n), ~40 ns a value where NumPy's
-sort has no SIMD code for the CPU, while one arithmetic pass costs well under 1 ns a value.
+histogram). Sorting every value answers both but costs O(n log n): ~40 ns a value where NumPy's
+sort has no SIMD code for the CPU (an AMD EPYC with NumPy 2.4), while one arithmetic pass costs
+well under 1 ns a value.
 
-:func:`order_view` answers both exactly by bucket selection (the idea behind Hoare's FIND and
+:func:`order_view` answers both exactly by bucket selection (the idea of Hoare's FIND and of
 Floyd & Rivest, "Expected time bounds for selection", CACM 1975, with equal-width buckets in
-place of sampled pivots): each value gets a cell ``trunc((x - lo) * scale)`` clipped to
-``[0, cells - 1]``. Rounding is monotone, so ``x <= y`` implies ``cell(x) <= cell(y)``: every value
-of a lower cell is smaller than every value of a higher one. One ``bincount`` of the cells and
-its cumulative sum say which cell holds a rank, and which cells lie wholly below a value; only
-the values of the few cells a query lands in are gathered and ordered (by the same method when
-they are many, by ``np.sort`` when few). The answers are those of ``np.sort`` exactly: the same
-values at the same ranks, the same counts below.
+place of sampled pivots): each value gets a cell ``trunc(clip((x - lo) * scale))``. Rounding is
+monotone, so ``x <= y`` implies ``cell(x) <= cell(y)``: every value of a lower cell is smaller
+than every value of a higher one. One ``bincount`` of the cells and its cumulative sum say which
+cell holds a rank and how many values lie in the cells below a value's own; only the values of
+the cells a query lands in are gathered (a second pass) and ordered: together by ``np.sort``
+when they are few, by the same method when many, and a cell holding a large share of the values
+(a spike, the bulk of a heavy tail) on its own, over its own range. The answers are those of
+``np.sort``: the same values at the same ranks, the same counts below. (A zero's sign aside:
+``-0.0 == 0.0``, and which of the two a sort put at a rank was arbitrary anyway.)
 
-``lo`` and ``scale`` come from a strided sample's range, so a few outliers do not squeeze the
-bulk of the values into one cell (values beyond it go to the end cells, whose order is still
-right). A column of integers spanning fewer than ``4 n`` values gets one cell per integer: every
-cell then holds a single value and nothing is gathered at all (counts, codes, calendar fields).
+Cells need no gathering when each holds a single value: a column of integers over a short range
+gets one cell per integer (counts, codes, calendar fields), and a sample of few distinct values
+(halves, ratings) gets one cell per value, checked on every value while counting. ``lo`` and
+``scale`` come from a strided sample bar its most extreme 1 %, so a few far outliers do not
+squeeze the bulk into a few cells (values beyond go to the end cells). Cells are computed a
+block at a time in buffers kept per thread (fresh full-length temporaries cost more in page
+faults than the arithmetic on them) and kept as two-byte codes for the gathering pass.
 
 >>> import numpy as np
 >>> x = np.random.default_rng(0).lognormal(size=10_000)
@@ -48,7 +54,8 @@ VALUES_PER_CELL = 4
 MAX_DEPTH = 3
 # A cell holding more than this share of the values (1/DENSE_SHARE) is split on its own.
 DENSE_SHARE = 64
-# At most this many cells: their counts stay small (one allocation that is not fresh memory).
+# At most this many cells (a cell's code fits two bytes): more cells gather fewer values, but
+# cost more to count.
 MAX_CELLS = 32_768
 # Values sampled (by stride) to place the cells over the bulk of the data.
 SAMPLE = 1_024
