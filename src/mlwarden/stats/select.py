@@ -280,6 +280,7 @@ _EMPTY = _Empty()
 def order_view(x: np.ndarray, depth: int = 0) -> OrderView:
     """An :class:`OrderView` of finite float64 values ``x``: by cells when there are many,
     sorted when few (or when the cells cannot split them)."""
+    x = np.asarray(x, dtype=float)  # no copy of float64 values
     n = int(x.size)
     if n == 0:
         return _EMPTY
