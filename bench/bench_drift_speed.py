@@ -321,7 +321,8 @@ def _other_passes(columns: list[np.ndarray]) -> None:
 
 def breakdown_worker(folder: Path) -> None:
     """CPU seconds of each part of mlwarden's check with columns in series, and of sorting the
-    numeric columns alone (what exact quantile edges and histograms cannot do without)."""
+    numeric columns alone (what exact quantile edges and histograms took before bucket
+    selection, ``mlwarden.stats.select``)."""
     import polars as pl
 
     import mlwarden.stats.profile as profile
