@@ -42,6 +42,10 @@ SHAPES: dict[str, Maker] = {
     "cauchy": lambda r, n: r.standard_t(1, n),
     "few_integers": lambda r, n: r.poisson(4.0, n).astype(float),
     "wide_integers": lambda r, n: r.integers(-(10**7), 10**7, n).astype(float),
+    # integers over more than 65,536 values but fewer than 4 a value: one cell per integer
+    # would not fit a cell's two-byte code
+    "integers_150k": lambda r, n: r.integers(0, 150_000, n).astype(float),
+    "ids": lambda r, n: r.permutation(n).astype(float),
     "halves": lambda r, n: r.integers(-4, 5, n) * 0.5,
     "constant": lambda r, n: np.full(n, 7.25),
     "two_values": lambda r, n: np.where(r.random(n) < 0.2, -1.5, 3.0),

@@ -112,6 +112,8 @@ class _Cells(OrderView):
     ) -> None:
         """``exact``: every cell holds one value, ``lo + cell`` (integers one apart).
         ``levels``: the values a sample showed, likely all there are (checked while counting)."""
+        if n_cells > 1 << 16:  # a cell's code is two bytes
+            raise ValueError(f"{n_cells} cells: at most 65,536")
         self.x, self.lo, self.scale, self.n_cells, self.depth = x, lo, scale, n_cells, depth
         self.size = int(x.size)
         self.min, self.max = bounds
@@ -294,7 +296,8 @@ def order_view(x: np.ndarray, depth: int = 0) -> OrderView:
         return _Sorted(np.sort(x))
     sample = x[:: max(1, n // SAMPLE)]
     if (
-        span < min(4 * n, MAX_CELLS * 8)
+        # one cell per integer: as many cells as the two-byte codes and the counts allow
+        span < min(4 * n, MAX_CELLS)
         and lo.is_integer()
         and np.array_equal(sample, np.trunc(sample))
         and _all_integers(x)
