@@ -342,3 +342,28 @@ def test_a_new_season_in_time_order_is_drift_and_a_new_weather_label_is_a_qualit
     stray = autumn.assign(season=autumn["season"].where(autumn.index % 3 > 0, "Smoke"))
     assert found(stray)["season", "unseen_category"].kind is FindingKind.DATA_QUALITY
     assert ("weathersit", "constant") in found(autumn.assign(weathersit="Clear"))
+
+
+def test_values_near_the_float_limit_are_checked_without_a_crash_or_a_false_constant() -> None:
+    """A feature around 1e300 overflows its sum of squares (its spread reads as infinite):
+    the checks go on, find nothing in a window like the reference, and find the values
+    beyond its range in a window ten times as wide (before: ``ValueError: cannot convert
+    float NaN to integer`` in the unit check, and "a is constant")."""
+    import warnings
+
+    from mlwarden.detect.drift import FeatureDriftDetector
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"a": rng.normal(size=5000) * 1e300, "b": rng.normal(size=5000)})
+    reference = build_reference(ref)
+    for factor, expected in ((1, set()), (10, {("a", "out_of_range")})):
+        window = pd.DataFrame(
+            {"a": rng.normal(size=1000) * 1e300 * factor, "b": rng.normal(size=1000)}
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow warning reaches the user either
+            profile = Profile.from_data(window, reference.layout)
+            found = QualityDetector().detect(reference, profile)
+            drifted = FeatureDriftDetector().compare(reference, profile).drifted
+        assert {(f.features[0], f.evidence["check"]) for f in found} == expected
+        assert drifted == (["a"] if factor == 10 else [])

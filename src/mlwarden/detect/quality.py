@@ -319,7 +319,9 @@ class QualityDetector(Detector):
             return
         # no longer than the reference held one value when read in order (a calendar column
         # in time order): normal, not a stuck feed
-        if ref.std > 0 and win.std <= 1e-9 * ref.std and win.count > ref.longest_run:
+        # (a spread that overflowed, values near 1e300, is no constant: inf <= inf)
+        constant = math.isfinite(win.std) and win.std <= 1e-9 * ref.std
+        if ref.std > 0 and constant and win.count > ref.longest_run:
             add(
                 [name],
                 "constant",
@@ -373,6 +375,9 @@ class QualityDetector(Detector):
         if ref.std <= 0 or win.std <= 0:
             return False
         ratio_std = win.std / ref.std
+        if not math.isfinite(ratio_std) or ratio_std <= 0:
+            # values near the float limit (1e300) overflow the sum of squares: no scale to read
+            return False
         log_std = math.log10(ratio_std)
         k = round(log_std)
         tol = self.t.unit_tolerance_log10

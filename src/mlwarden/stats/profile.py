@@ -736,10 +736,11 @@ def _centred_sum_of_squares(x: np.ndarray, mean: float, block: int = 1 << 16) ->
     block instead of a full-size array (fresh memory costs page faults on every window).
     Not ``np.dot``: BLAS threads make it 40x slower on a busy machine."""
     total = 0.0
-    for start in range(0, x.size, block):
-        centred = x[start : start + block] - mean
-        centred *= centred
-        total += float(centred.sum())
+    with np.errstate(over="ignore"):  # values near 1e300: M2 is infinite, and says so
+        for start in range(0, x.size, block):
+            centred = x[start : start + block] - mean
+            centred *= centred
+            total += float(centred.sum())
     return total
 
 
