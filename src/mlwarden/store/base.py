@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Self
 
 import orjson
@@ -140,34 +139,11 @@ def _sqlite_time(value: datetime) -> str:
     return as_utc(value).isoformat(" ", "microseconds")[:26]
 
 
-# one encoder for every value: ``json.dumps`` with an option builds a new one per call, which
-# was a third of the cost of encoding a record's small JSON values (docs/benchmarks.md,
-# "Simulation speed"); the encoder keeps no state between calls
+# What orjson refuses goes the standard library's way, through one encoder built once
+# (``json.dumps`` with an option builds a new one per call). orjson refuses NumPy values,
+# non-string keys and integers beyond 64 bits by default; datetimes and dataclasses are refused
+# too (passed through), so they are written as before.
 _encode_finite = json.JSONEncoder(allow_nan=False).encode
-# ... and below ``encode`` (two Python calls, and a C encoder built per value), the C encoder
-# itself, built once, with the same settings: the same text for every value it accepts. It
-# keeps no record of the containers it is in (``markers`` None: a circular value is a
-# RecursionError, and anything it refuses goes the way above, which says why).
-_c_encode = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None,
-        json.JSONEncoder().default,
-        encode_basestring_ascii,
-        None,
-        ": ",
-        ", ",
-        False,
-        False,
-        False,
-    )
-)
-
-
-# What orjson must not write its own way, so that the text stays what the standard library
-# would write: datetimes and dataclasses (refused, then written as below); numpy values,
-# non-string keys and integers beyond 64 bits it refuses by default.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -180,11 +156,6 @@ def _dumps(value: Any) -> str:
         return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
     except TypeError:
         pass  # numpy values, non-string keys, big integers, datetimes: as below
-    if _c_encode is not None:
-        try:
-            return "".join(_c_encode(value, 0))
-        except (ValueError, TypeError, RecursionError):
-            pass  # NaN, numpy values, cycles: as below
     try:
         return _encode_finite(value)
     except ValueError:  # NaN / infinity are not JSON: they are stored as null
