@@ -55,7 +55,7 @@ import pandas as pd
 from mlwarden.domain import FeatureType, ModelSpec, Task
 from mlwarden.errors import InvalidInput
 from mlwarden.lazy import lazy_module
-from mlwarden.stats.select import OrderView, order_view, sorted_view
+from mlwarden.stats.select import OrderView, order_view
 from mlwarden.stats.sketch import LogSketch
 from mlwarden.stats.text import TextLayout, TextStats, is_free_text
 
@@ -145,19 +145,14 @@ class NumericBins:
         return cls.from_view(order_view(values[np.isfinite(values)]), bins)
 
     @classmethod
-    def from_sorted(cls, xs: np.ndarray, bins: int = DEFAULT_BINS) -> NumericBins:
-        return cls.from_view(sorted_view(xs), bins)
-
-    @classmethod
     def from_view(cls, view: OrderView, bins: int = DEFAULT_BINS) -> NumericBins:
         """Edges from the order statistics of the values (see ``mlwarden.stats.select``)."""
         if view.size == 0:
             return cls(np.empty(0))
         # Linear-interpolated quantiles read from the order statistics (what np.quantile does).
-        frac, low, high, ranks = _quantile_positions(view.size, bins)
+        frac, ranks, low, high = _quantile_positions(view.size, bins)
         at = view.at(ranks)
-        xs_low, xs_high = at[np.searchsorted(ranks, low)], at[np.searchsorted(ranks, high)]
-        inner = xs_low + frac * (xs_high - xs_low)
+        inner = at[low] + frac * (at[high] - at[low])
         lo, top = view.min, np.nextafter(view.max, math.inf)
         edges = np.unique(np.concatenate([[lo], inner[(inner > lo) & (inner < top)], [top]]))
         return cls(edges.astype(float))
@@ -169,9 +164,6 @@ class NumericBins:
     def count(self, finite: np.ndarray) -> np.ndarray:
         """Histogram of finite values on these bins."""
         return self.count_view(order_view(finite))
-
-    def count_sorted(self, xs: np.ndarray) -> np.ndarray:
-        return self.count_view(sorted_view(xs))
 
     def count_view(self, view: OrderView) -> np.ndarray:
         """Histogram of the values of ``view`` on these bins: how many lie below each edge, so
@@ -218,17 +210,19 @@ class Levels:
 def _quantile_positions(
     size: int, bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Where the inner quantiles of ``size`` sorted values lie: the fraction of the way from
-    ``low`` to ``high``, and the ranks to read (``low`` and ``high`` together, sorted). The same
-    for every column of a frame, so computed once per frame."""
+    """Where the inner quantiles of ``size`` sorted values lie: the ranks to read (sorted,
+    each once), and for each quantile the fraction of the way from the value at ``ranks[low]``
+    to the one at ``ranks[high]``. The same for every column of a frame, so computed once per
+    frame."""
     pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (size - 1)
-    low = np.floor(pos).astype(np.intp)
-    high = np.minimum(low + 1, size - 1)
-    frac = pos - low
-    ranks = np.union1d(low, high)
-    for array in (frac, low, high, ranks):
+    below = np.floor(pos).astype(np.intp)
+    above = np.minimum(below + 1, size - 1)
+    frac = pos - below
+    ranks = np.union1d(below, above)
+    low, high = np.searchsorted(ranks, below), np.searchsorted(ranks, above)
+    for array in (frac, ranks, low, high):
         array.flags.writeable = False  # shared by every caller
-    return frac, low, high, ranks
+    return frac, ranks, low, high
 
 
 FieldLayout = NumericBins | Levels | TextLayout

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["OrderView", "order_view", "sorted_view"]
+__all__ = ["OrderView", "order_view"]
 
 # Below this many values, np.sort is as fast as the passes that avoid it.
 SORT_BELOW = 4_096
@@ -256,11 +256,6 @@ def _buffers() -> tuple[np.ndarray, np.ndarray]:
     if buffers is None:
         buffers = _scratch.buffers = (np.empty(BLOCK), np.empty(BLOCK, dtype=np.intp))
     return buffers
-
-
-def sorted_view(xs: np.ndarray) -> OrderView:
-    """The :class:`OrderView` of values already sorted."""
-    return _Sorted(xs) if xs.size else _EMPTY
 
 
 class _Empty(OrderView):
