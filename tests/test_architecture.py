@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("registry",),
     ("store",),
     ("mlwarden", "paths"),
-    ("sdk", "domain", "errors", "settings", "datasets", "clock", "lazy"),
+    ("sdk", "domain", "errors", "settings", "datasets", "clock", "lazy", "heap"),
 )
 
 LAYER_OF: dict[str, int] = {

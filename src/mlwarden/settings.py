@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     agent_interval_s: float = 5.0
     agent_in_server: bool = False
     # a process that lives as long as its server (`mlwarden serve` turns it on) keeps what its
-    # start left out of every later garbage collection (server.app.freeze_startup); off for
+    # start left out of every later garbage collection (mlwarden.heap); off for
     # apps built in a process that outlives them (tests), where each start's collection costs
     gc_freeze: bool = False
     # the dashboard diagnoses open incidents as their windows close (after each pass of the

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -53,7 +55,17 @@ def test_builtin_scenario_meets_its_expectations(name: str, tmp_path: Path) -> N
     assert result.passed, json.dumps(failed, indent=1)
 
 
-def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Path) -> None:
+def test_simulate_writes_the_documented_files_and_is_deterministic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_while_closing: list[int] = []
+    close_window = Simulation._close_window
+
+    def counted(self: Simulation, index: int) -> dict[str, Any]:
+        frozen_while_closing.append(gc.get_freeze_count())
+        return close_window(self, index)
+
+    monkeypatch.setattr(Simulation, "_close_window", counted)
     first = Simulation(load_scenario("control_titanic"), tmp_path / "a", seed=3).run()
     second = Simulation(load_scenario("control_titanic"), tmp_path / "b", seed=3).run()
     for name in ("timeline.json", "summary.json", "report.html", "report.md"):
@@ -75,6 +87,10 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(tmp_path: Pat
     assert timeline[0]["metrics"]["accuracy"] > 0.6  # a real model answered real passengers
     assert first.summary == second.summary
     assert "<script>" in (tmp_path / "a" / "report.html").read_text()  # plotly inlined: offline
+    # the stream ran with the setup's objects (modules, models, store) out of the collector's
+    # walks, and the run gave them back
+    assert len(frozen_while_closing) == 10 and min(frozen_while_closing) > 100_000
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_failed_expectation_makes_simulate_exit_non_zero(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ error family's HTTP status; so do FastAPI's own validation errors and oversized 
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlwarden import __version__
+from mlwarden import __version__, heap
 from mlwarden.agent.investigate import InvestigationRunner
 from mlwarden.agent.metrics import FleetCollector
 from mlwarden.api import (
@@ -229,21 +228,6 @@ def follow_changes(state: ServerState) -> ChangeListener | None:
     ).start()
 
 
-def freeze_startup() -> None:
-    """Collect, then keep what the server holds from its start out of every later collection.
-
-    A full collection walks every tracked object: on a server with its modules, app and store
-    loaded, about 240,000 of them, 90-105 ms in which no request is answered
-    (docs/benchmarks.md, "A full garbage collection while serving"). Those objects live as
-    long as the server, so ``gc.freeze`` leaves them out: a later full collection walks only
-    what serving made since (about 12,000 objects after 6,000 predictions). The lifespan's end
-    unfreezes them. (``gc.freeze``, new in Python 3.7, was added for long-lived servers: the
-    Python documentation's ``gc`` module; Instagram's "Dismissing Python Garbage Collection at
-    Instagram", 2017.)"""
-    gc.collect()
-    gc.freeze()
-
-
 def create_app_from_environment() -> Any:
     """The app of one worker process, configured by the ``MLWARDEN_*`` environment (what
     ``mlwarden serve --workers N`` sets for its workers, which import this by name)."""
@@ -299,13 +283,15 @@ def create_app(settings: Settings | None = None, store: Any | None = None) -> An
         )
         app.state.mlwarden.agent = agent
         app.state.diagnosis_warmer = warmer
+        # what the server holds from its start (about 240,000 objects) is walked by no later
+        # full collection: one would walk only what serving made since
         if settings.gc_freeze:
-            freeze_startup()
+            heap.freeze()
         try:
             yield
         finally:
             if settings.gc_freeze:
-                gc.unfreeze()
+                heap.unfreeze()
             if agent is not None:
                 agent.stop()
             if warmer is not None:
