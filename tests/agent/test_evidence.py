@@ -547,3 +547,39 @@ def test_a_repair_that_served_better_than_doing_nothing_stays_when_quality_is_ba
     kept = next(e["text"] for e in incident["timeline"] if e["event"] == "kept")
     assert "had nothing been done" in kept
     assert [v["verdict"] for v in incident["verifications"]] == ["recovered"]
+
+
+def test_a_quality_incident_plans_its_input_repair_once_while_its_findings_stay_the_same(
+    store: Store, frozen: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the plan is asked for at every window the incident lasts: it is read from the live
+    # version's training sample once, and again only when what it is planned from changes
+    agent, _ = _serving_clean(store, frozen, frozen["v1"])
+    read = []
+    sample_of = store.reference_sample
+    monkeypatch.setattr(
+        store,
+        "reference_sample",
+        lambda model, number: read.append(number) or sample_of(model, number),
+    )
+    history = store.deployment_history(MODEL, limit=50)
+    price = finding("data_quality", 8, ["nswprice"], check="unit_change", factor=100.0)
+    first = agent._repair_plan(MODEL, history, [price])
+    again = agent._repair_plan(MODEL, history, [price.model_copy(update={"score": 9.0})])
+    assert again == first and first["nswprice"].divide_by == 100.0 and read == [frozen["v2"]]
+    again["nswprice"] = first["nswprice"].model_copy(update={"divide_by": 10.0})
+    assert agent._repair_plan(MODEL, history, [price])["nswprice"].divide_by == 100.0
+
+    tenfold = finding("data_quality", 8, ["nswprice"], check="unit_change", factor=10.0)
+    assert agent._repair_plan(MODEL, history, [tenfold])["nswprice"].divide_by == 10.0
+    demand = finding("data_quality", 8, ["nswdemand"], check="null_burst")
+    assert set(agent._repair_plan(MODEL, history, [demand])) == {"nswdemand"}
+    store.set_deployment(
+        MODEL,
+        DeploymentState(live_version=frozen["v1"], fallback_version=frozen["v2"]),
+        actor="test",
+        reason="deploy",
+    )
+    moved = store.deployment_history(MODEL, limit=50)
+    assert set(agent._repair_plan(MODEL, moved, [demand])) == {"nswdemand"}
+    assert read == [frozen["v2"], frozen["v2"], frozen["v2"], frozen["v1"]]

@@ -199,6 +199,9 @@ class Agent:
             None,
             [],
         )
+        # each model's last input repair and what it was planned from: a quality incident asks
+        # for the same plan at every window it lasts (the live version's sample is immutable)
+        self._repair_plans: dict[str, tuple[tuple[Any, ...], dict[str, FeatureRepair]]] = {}
 
     @property
     def operations(self) -> Operations:
@@ -835,11 +838,26 @@ class Agent:
         text = {f.name for f in spec.features if f.type is FeatureType.TEXT}
         findings = [f for f in findings if not text & set(f.features)]
         names = set(spec.feature_names)
+        # what plan_repair reads of the findings, of the schema and of the version
+        key = (
+            live,
+            tuple(sorted(names)),
+            tuple(sorted(categorical)),
+            tuple(
+                (f.kind, f.evidence.get("check"), f.evidence.get("factor"), tuple(f.features))
+                for f in findings
+            ),
+        )
+        cached = self._repair_plans.get(model)
+        if cached is not None and cached[0] == key:
+            return dict(cached[1])
         sample = [
             {k: v for k, v in row.items() if k in names}
             for row in self.store.reference_sample(model, live) or []
         ]
-        return plan_repair(findings, sample, categorical)
+        plan = plan_repair(findings, sample, categorical)
+        self._repair_plans[model] = (key, plan)
+        return dict(plan)
 
     # ------------------------------------------------------------------ evidence
 
