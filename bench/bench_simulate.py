@@ -14,8 +14,9 @@ script's first line, imports, training and the summary included).
 
 ``--parts`` also prints the CPU seconds spent inside the stream's main parts (each method
 wrapped with a ``time.process_time`` counter: a few microseconds a call, unlike a profiler's
-cost per function call, which inflates the parts made of many small calls). A nested part's
-time is inside its parent's.
+cost per function call, which inflates the parts made of many small calls), and in the
+garbage collector's passes during the stream. A nested part's time is inside its parent's; a
+collection's is inside whichever part it interrupted.
 """
 
 from __future__ import annotations
@@ -88,12 +89,47 @@ def count_parts() -> tuple[collections.Counter[str], collections.Counter[str]]:
     return seconds, calls
 
 
+def count_collections() -> dict[str, float]:
+    """CPU seconds and number of the garbage collector's passes while the stream runs, by
+    generation (``gc.callbacks``; a pass's own cost, wherever it interrupted)."""
+    import gc
+
+    from mlwarden.scenarios.simulate import Simulation
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    state = {"streaming": False, "started": 0.0}
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if not state["streaming"]:
+            return
+        if phase == "start":
+            state["started"] = time.process_time()
+        else:
+            spent[f"generation {info['generation']}"] += time.process_time() - state["started"]
+            spent[f"generation {info['generation']} passes"] += 1
+
+    gc.callbacks.append(collected)
+    stream = Simulation._stream
+
+    @functools.wraps(stream)
+    async def streaming(self):  # type: ignore[no-untyped-def]
+        state["streaming"] = True
+        try:
+            return await stream(self)
+        finally:
+            state["streaming"] = False
+
+    Simulation._stream = streaming  # type: ignore[method-assign]
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=40_000)
     parser.add_argument("--parts", action="store_true", help="CPU seconds of the stream's parts")
     args = parser.parse_args()
     parts = count_parts() if args.parts else None
+    collections_spent = count_collections() if args.parts else None
     scenario = Scenario.model_validate(
         {
             "name": "bench_simulate",
@@ -136,6 +172,12 @@ def main() -> None:
         seconds, calls = parts
         for _, _, _, label in PARTS:
             print(f"{label:<32} {seconds[label]:6.2f} s CPU ({calls[label]} calls)")
+    if collections_spent is not None:
+        for generation in ("generation 0", "generation 1", "generation 2"):
+            print(
+                f"garbage collection, {generation:<14} {collections_spent[generation]:6.2f} s CPU "
+                f"({collections_spent[generation + ' passes']:.0f} passes, within the parts)"
+            )
     print(f"load average at the end: {load:.1f}")
 
 
