@@ -187,6 +187,7 @@ class SimSink:
         self.clock = clock
         self.latency_faults = [f for f in build(faults) if Effect.LATENCY in f.effects]
         self.delay = [f for f in build(faults) if Effect.ARRIVAL in f.effects]
+        # the records stored since the client's request began (``Simulation._send``)
         self.rows: list[dict[str, Any]] = []
         self.count = 0
 
@@ -437,13 +438,13 @@ class Simulation:
         pending_labels: list[tuple[int, str, Any]] = []
         windows = scenario.windows
         total = windows * scenario.window
-        instances = clean_rows(self.stream[features])
+        instances = CleanColumns.of(self.stream[features])
         labels = self.stream[target].tolist()
         step = self.batch
         for position in range(0, total, step):
             self.clock.position = position
             self._apply_deploy_faults(position)
-            clean = instances[position : position + step]
+            clean = instances.rows(position, position + step)
             batch = [
                 break_request(row, position + i, self.faults, self.clock.rng.random)
                 for i, row in enumerate(clean)
@@ -485,7 +486,9 @@ class Simulation:
         answers: list[dict[str, Any] | None] = [None] * len(batch)
         pending = list(range(len(batch)))
         while pending:
-            before = len(self.sink.rows)
+            # the records of earlier requests are needed no more (and, kept, would be walked
+            # by every full garbage collection of the stream)
+            self.sink.rows.clear()
             try:
                 await self.gateway.predict(self.model, [batch[i] for i in pending])
                 # the shadow copies of this request are stored before the next one is sent:
@@ -504,7 +507,7 @@ class Simulation:
                 log.info("window request failed: %s", exc.message)
             served = [
                 r
-                for r in self.sink.rows[before:]
+                for r in self.sink.rows
                 if r["served_by"] != "shadow"
                 and (r.get("prediction") is not None or r.get("error"))
             ]
@@ -688,19 +691,39 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class CleanColumns:
+    """A frame's values as ``clean_row`` gives them, a list per column: each row's dict is
+    made when it is sent (``rows``), so a stream of 40,000 rows holds no 40,000 dicts for the
+    garbage collector to walk on every full pass."""
+
+    keys: list[str]
+    columns: list[list[Any]]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> CleanColumns:
+        """``frame`` converted column by column rather than value by value."""
+        plain = frame.astype(object).where(frame.notna(), None)
+        columns = []
+        for name in plain.columns:
+            values = plain[name].tolist()
+            if frame[name].dtype.kind not in "fiub":
+                # what ``to_dict`` does to every value; a numeric column's objects are already
+                # Python numbers and None, which it leaves as they are
+                values = [maybe_box_native(v) for v in values]
+            columns.append(values)
+        return cls(plain.columns.tolist(), columns)
+
+    def rows(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+        """The rows ``start`` to ``stop`` (the end when None), one dict each."""
+        keys = self.keys
+        part = (column[start:stop] for column in self.columns)
+        return [dict(zip(keys, row, strict=True)) for row in zip(*part, strict=True)]
+
+
 def clean_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """``clean_row`` of every row of ``frame``, column by column rather than value by value."""
-    plain = frame.astype(object).where(frame.notna(), None)
-    columns = []
-    for name in plain.columns:
-        values = plain[name].tolist()
-        if frame[name].dtype.kind not in "fiub":
-            # what ``to_dict`` does to every value; a numeric column's objects are already
-            # Python numbers and None, which it leaves as they are
-            values = [maybe_box_native(v) for v in values]
-        columns.append(values)
-    keys = plain.columns.tolist()
-    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+    return CleanColumns.of(frame).rows()
 
 
 def changed_rows(frame: pd.DataFrame, clean: pd.DataFrame) -> np.ndarray:
