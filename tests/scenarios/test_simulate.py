@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from mlwarden.cli.main import app
 from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.scenarios.faults import kinds as registered_kinds
-from mlwarden.scenarios.simulate import Simulation
+from mlwarden.scenarios.simulate import STREAM_YOUNG_GENERATION, Simulation
 from mlwarden.scenarios.spec import builtin_names, load_scenario
 
 OUTCOMES = {"succeeded", "kept", "reverted", "pending", "rejected", "failed"}
@@ -59,10 +59,13 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frozen_while_closing: list[int] = []
+    young_while_closing: list[int] = []
+    thresholds = gc.get_threshold()
     close_window = Simulation._close_window
 
     def counted(self: Simulation, index: int) -> dict[str, Any]:
         frozen_while_closing.append(gc.get_freeze_count())
+        young_while_closing.append(gc.get_threshold()[0])
         return close_window(self, index)
 
     monkeypatch.setattr(Simulation, "_close_window", counted)
@@ -90,7 +93,8 @@ def test_simulate_writes_the_documented_files_and_is_deterministic(
     # the stream ran with the setup's objects (modules, models, store) out of the collector's
     # walks, and the run gave them back
     assert len(frozen_while_closing) == 10 and min(frozen_while_closing) > 100_000
-    assert gc.get_freeze_count() == 0
+    assert set(young_while_closing) == {STREAM_YOUNG_GENERATION} != {thresholds[0]}
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
 
 
 def test_a_failed_expectation_makes_simulate_exit_non_zero(tmp_path: Path) -> None:

@@ -80,6 +80,8 @@ from mlwarden.store.repository import Store
 log = logging.getLogger("mlwarden.simulate")
 
 MAX_BATCH = 200  # requests carry up to this many instances (a divisor of the window)
+# the stream's youngest generation is collected every this many allocations (heap.frozen_heap)
+STREAM_YOUNG_GENERATION = 10_000
 
 
 class FaultyPredictor:
@@ -412,9 +414,10 @@ class Simulation:
         with threadpool_limits(1), simulated_clock(lambda: self.clock.now):
             self._setup()
             marks.append((time.perf_counter(), time.process_time()))
-            # the modules, models and store the setup left are walked by no full collection
-            # of the stream (1.0 of its 6.6 s CPU went to them: docs/benchmarks.md)
-            with frozen_heap():
+            # the modules, models and store the setup left are walked by no collection of the
+            # stream, and its short-lived rows are mostly gone before a pass could walk them
+            # (collections took 1.5 of its 11 s CPU on a busy machine: docs/benchmarks.md)
+            with frozen_heap(young=STREAM_YOUNG_GENERATION):
                 timeline = asyncio.run(self._stream())
                 marks.append((time.perf_counter(), time.process_time()))
                 summary = summarise(self.scenario, timeline, self._actions(), self._playbooks())
