@@ -261,6 +261,12 @@ class Monitor:
         """(n, k) probabilities over ``self.classes``, or the positive-class score (binary)."""
         probas = self._proba_columns(frame)
         if probas is not None:
+            columns = [frame[c] for c in probas]
+            if all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf" for c in columns):
+                # numbers already (a window's probabilities): stacked column by column, the
+                # (n, k) matrix ``frame[probas].to_numpy`` gives (same layout, column-major)
+                # without selecting a sub-frame, most of the cost of a window's scores
+                return np.vstack([c.to_numpy(dtype=float) for c in columns]).T
             return np.asarray(_numeric(frame[probas]).to_numpy(dtype=float))
         if self.cols.score in frame.columns and len(self.classes) == 2:
             return np.asarray(_numeric(frame[self.cols.score]).to_numpy(dtype=float))
@@ -400,7 +406,10 @@ class Monitor:
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.cols.label not in frame.columns or self.cols.prediction not in frame.columns:
             return frame.iloc[0:0]
-        return frame[self._has_label(frame)]
+        has_label = self._has_label(frame)
+        # every record labelled (most windows once labels caught up): the frame itself, which
+        # is only read, rather than a copy of every column
+        return frame if has_label.all() else frame[has_label]
 
     def _has_label(self, frame: pd.DataFrame) -> np.ndarray:
         return np.array(

@@ -70,6 +70,8 @@ def timestamps_of(column: pd.Series) -> pd.Series:
     """A column as UTC timestamps: datetimes, ISO strings or epoch seconds; NaT when unreadable."""
     if column.dtype.kind in "iuf":
         return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    if isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC":
+        return column  # UTC timestamps already (the stored records' columns): nothing to parse
     return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
 
 

@@ -1146,7 +1146,11 @@ def _time_range(col: Any) -> tuple[float | None, float | None]:
     if series.dtype.kind in "iuf":
         values = series.to_numpy(dtype=float, na_value=np.nan)
     else:
-        stamps = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        utc = isinstance(series.dtype, pd.DatetimeTZDtype) and str(series.dtype.tz) == "UTC"
+        # UTC timestamps already (the stored records' column) need no parsing
+        stamps = (
+            series if utc else pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        )
         # Unit-agnostic (pandas 3 may hold microseconds): seconds since the epoch.
         seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         values = seconds.to_numpy(dtype=float, na_value=np.nan)
