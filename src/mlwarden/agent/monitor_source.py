@@ -216,24 +216,29 @@ class MonitorSource:
         # a window stored before end keys were kept: find the next one by offset, once (exact
         # unless retention has purged records since), then go on by key
         offset = index * self.window_size if after is not None and key is None else 0
+        size = self.window_size
         while True:
-            rows = self._window_rows(model, key, offset)
-            if len(rows["id"]) < self.window_size:
-                break
+            # two windows' worth a read: the pass that closes a window learns from the same
+            # read whether the next one is full, where a read of its own cost as much SQL
+            rows = self._window_rows(model, key, offset, limit=2 * size)
             offset = 0
-            spec = spec or self.store.get_model(model)
-            monitor = self._monitor(spec, deployment.live_version)
-            result = monitor.process(columns_frame(rows), index=index)
-            key = (rows["received_at"][-1], str(rows["id"][-1]))
-            closed.append(
-                ClosedWindow(
-                    index,
-                    key[0],
-                    dict(result.signals),
-                    list(result.findings),
-                    end_received_at=key[0],
-                    end_record_id=key[1],
+            read = len(rows["id"])
+            for start in range(0, read - size + 1, size):
+                window = {name: values[start : start + size] for name, values in rows.items()}
+                spec = spec or self.store.get_model(model)
+                monitor = self._monitor(spec, deployment.live_version)
+                result = monitor.process(columns_frame(window), index=index)
+                key = (window["received_at"][-1], str(window["id"][-1]))
+                closed.append(
+                    ClosedWindow(
+                        index,
+                        key[0],
+                        dict(result.signals),
+                        list(result.findings),
+                        end_received_at=key[0],
+                        end_record_id=key[1],
+                    )
                 )
-            )
-            index += 1
-        return closed
+                index += 1
+            if read < 2 * size:
+                return closed
