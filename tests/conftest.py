@@ -5,7 +5,8 @@
   ``$MLWARDEN_TEST_PG``, by default 127.0.0.1:5432, reached as ``postgres`` without a password
   through its database ``test``; ``scripts/test-services.sh`` makes one ready and names it),
   created with a random name, emptied between tests and dropped at the end). PostgreSQL cases carry
-  the ``postgres`` marker, so ``-m "not postgres"`` runs SQLite only.
+  the ``postgres`` marker, so ``-m "not postgres"`` runs SQLite only. A SQLite case is a copy of
+  a file migrated once per process (``empty_sqlite``), as is ``sqlite_store``'s.
 - ``store``: a ``Store`` opened on ``database_url`` and closed after the test.
 - ``sqlite_store``: a ``Store`` on a SQLite file only, for tests that need just one backend.
 - ``pg_url``: this session's PostgreSQL database, emptied, for PostgreSQL-only tests.
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.store import Store
 
 # The agent closes windows in the agent's own process unless a test asks for worker processes
@@ -79,7 +81,7 @@ def pg_url(pg_database: str) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh empty database for one test, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mlwarden.db'}"
+        return migrated_sqlite(tmp_path / "mlwarden.db")
     url: str = request.getfixturevalue("pg_database")
     _empty_postgres(url)
     return url
@@ -96,6 +98,6 @@ def store(database_url: str) -> Iterator[Store]:
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     """A migrated, empty ``Store`` on a SQLite file."""
-    opened = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    opened = Store(migrated_sqlite(tmp_path / "mlwarden.db"))
     yield opened
     opened.close()

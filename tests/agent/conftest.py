@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from agent_helpers import Receiver, setup_deployed
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.datasets import load
 from mlwarden.store.repository import Store
 
@@ -21,7 +22,7 @@ def elec() -> pd.DataFrame:
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    s = Store(migrated_sqlite(tmp_path / "mlwarden.db"))
     yield s
     s.close()
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from typer.testing import CliRunner
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.policy import load_policy_text
 from mlwarden.api import routes_agent
@@ -27,7 +28,7 @@ from mlwarden.store.repository import Store
 @pytest.fixture()
 def advised(tmp_path: Path, elec: pd.DataFrame) -> dict[str, Any]:
     """A store in ``tmp_path`` where an advisory agent queued a fallback for approval."""
-    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    store = Store(migrated_sqlite(tmp_path / "mlwarden.db"))
     setup_deployed(store, elec)
     script = Script()
     agent = Agent(store, load_policy_text("defaults: {mode: advisory}"), script)

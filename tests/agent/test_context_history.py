@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.domain import DeploymentState, FeatureSpec, ModelSpec
@@ -11,7 +12,7 @@ from mlwarden.store.repository import Store
 
 
 def test_a_version_the_agent_puts_back_keeps_the_time_it_first_went_live(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store = Store(migrated_sqlite(tmp_path / "m.db"))
     store.create_model(
         ModelSpec(name="m", task="classification", features=[FeatureSpec(name="x")]), "test"
     )

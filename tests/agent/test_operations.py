@@ -12,6 +12,7 @@ import pytest
 from agent_helpers import MODEL, add_version, setup_deployed, train
 from fastapi.testclient import TestClient
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.agent.background import BackgroundAgent
 from mlwarden.agent.guards import rollback_target_healthy
 from mlwarden.agent.loop import Agent
@@ -137,7 +138,7 @@ def _sign_in(client: TestClient, token: str) -> str:
 def _approved_through(via: str, tmp_path: Path, elec: pd.DataFrame) -> dict[str, Any]:
     """A fallback waiting for approval, approved by ``olga`` through the API or the
     dashboard; what the store holds right after, and after two passes of the agent."""
-    store = Store(f"sqlite:///{tmp_path / via / 'mlwarden.db'}")
+    store = Store(migrated_sqlite(tmp_path / via / "mlwarden.db"))
     setup_deployed(store, elec)
     approval = Approvals(store).request(
         MODEL, ActionKind.FALLBACK, {"to_version": 1}, expiry_minutes=60

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.settings import Settings
 
 ELEC_FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
@@ -36,8 +37,13 @@ ELEC_SPEC = {
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any) -> Settings:
+    """Settings of an app in ``tmp_path/data``; without ``database_url``, its SQLite file there
+    starts as a copy of a migrated empty one (``empty_sqlite``) unless it exists already."""
     extra.setdefault("write_flush_interval_s", 0.05)
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, **extra)
+    data_dir = tmp_path / "data"
+    if database_url is None and not (data_dir / "mlwarden.db").exists():
+        migrated_sqlite(data_dir / "mlwarden.db")
+    return Settings(data_dir=data_dir, database_url=database_url, **extra)
 
 
 def role_headers(settings: Settings) -> dict[str, dict[str, str]]:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import inspect
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.assistant.cleaning import plan_cleaning
 from mlwarden.assistant.datasets import DatasetStore
 from mlwarden.assistant.executor import Assistant, Conversation, command_for
@@ -23,7 +24,7 @@ from mlwarden.store import Store
 
 @pytest.fixture
 def assistant(tmp_path: Path) -> Iterator[Assistant]:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = Store(migrated_sqlite(tmp_path / "db.sqlite"))
     # the tests act as a person at their own machine: files are read and written by path
     yield Assistant(store, tmp_path / "data", cv=3, local_files=True)
     store.close()

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.api import routes_assistant
 from mlwarden.assistant.executor import Assistant, Conversation
 from mlwarden.cli.main import app as cli
@@ -27,7 +28,7 @@ from mlwarden.store.journal import ActionJournal
 
 @pytest.fixture
 def assistant(tmp_path: Path) -> Iterator[Assistant]:
-    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store = Store(migrated_sqlite(tmp_path / "db.sqlite"))
     yield Assistant(store, tmp_path / "data")
     store.close()
 

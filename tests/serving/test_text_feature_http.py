@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.agent.investigate import InvestigationRequest, rows_from_file, run_investigation
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import MonitorSource
@@ -251,7 +252,7 @@ def test_investigating_the_url_with_a_sample_holding_names_probes_and_watches_th
             window_size=100,
             rate_per_s=1000,
         )
-        with Store(f"sqlite:///{tmp_path / 'investigations.sqlite'}") as store:
+        with Store(migrated_sqlite(tmp_path / "investigations.sqlite")) as store:
             record = run_investigation(store, request, actor="test", settings=settings)
     assert record["state"] == "done", record["error"]
     result = record["result"]

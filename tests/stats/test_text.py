@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.capture.ingest import ingest_records
 from mlwarden.capture.validation import validate_instance
 from mlwarden.datasets import load
@@ -73,7 +74,7 @@ def test_null_and_empty_text_are_valid() -> None:
 
 
 def test_bulk_ingest_refuses_numbers_and_long_text_and_keeps_the_rest(tmp_path: Path) -> None:
-    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+    with Store(migrated_sqlite(tmp_path / "db.sqlite")) as store:
         store.create_model(SPEC)
         csv = 'id,Name,Sex\na,"Braund, Mr. Owen Harris",male\nb,' + "y" * 61 + ",female\n"
         with pytest.raises(InvalidInput) as refused:

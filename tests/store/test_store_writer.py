@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.domain import FeatureSpec, ModelSpec, Task
 from mlwarden.errors import Conflict, ServiceUnavailable
 from mlwarden.store import Store
@@ -109,7 +110,7 @@ def test_unreachable_database_spills_then_next_writer_replays(tmp_path: Path) ->
     with sorted(journal.glob("*.jsonl"))[-1].open("a") as handle:
         handle.write('{"id": "torn", "mod')
 
-    up = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    up = Store(migrated_sqlite(tmp_path / "db.sqlite"))
     up.create_model(SPEC)
     replay_started = datetime.now(UTC)
     with RecordWriter(up, journal_dir=journal) as replayer:
@@ -389,7 +390,7 @@ def test_database_down_and_disk_full_holds_records_until_either_takes_them(
     writer.close(timeout=30)
     assert writer.stats.journaled == 160
 
-    up = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    up = Store(migrated_sqlite(tmp_path / "db.sqlite"))
     up.create_model(SPEC)
     with RecordWriter(up, journal_dir=journal) as replayer:
         assert replayer.flush(timeout=30)
