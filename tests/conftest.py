@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 from sqlalchemy import create_engine, inspect, text
 
 from empty_sqlite import migrated_sqlite
@@ -32,6 +33,26 @@ from mlwarden.store import Store
 os.environ.setdefault("MLWARDEN_AGENT_WORKERS", "1")
 
 PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each ``xdist_group`` on one worker under ``--dist loadgroup`` (``make test``).
+
+    pytest-xdist tells the scheduler a test's group by appending ``@group`` to its nodeid, but
+    3.8 writes ``item._nodeid``, which pytest 9 no longer reads (the nodeid is ``item._id``):
+    every group was split over the workers, each worker building the group's module fixtures
+    again. The same suffix, set where pytest 9 keeps the nodeid; only in xdist's workers of a
+    loadgroup run (where xdist sets ``loadgroup``), and not twice once xdist sets it itself."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        if names and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(names))}")
 
 
 @pytest.fixture(scope="session")
