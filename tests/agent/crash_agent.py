@@ -1,15 +1,20 @@
-"""One agent pass over a store, run as a subprocess by the crash tests (which SIGKILL it)."""
+"""One agent pass over a store, in a process of its own, for the crash tests (which SIGKILL it)."""
 
 from __future__ import annotations
 
-import sys
+import os
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
 from mlwarden.agent.policy import load_policy_text
+from mlwarden.agent.remedies.base import CRASH_ENV
 from mlwarden.store.repository import Store
 
-if __name__ == "__main__":
-    store = Store(sys.argv[1])
-    Agent(store, load_policy_text(sys.argv[2]), NoNewWindows()).run_once()
+
+def one_pass(url: str, policy: str, crash_at: str | None) -> None:
+    """One pass of a new agent on a new store of ``url``, SIGKILLed at step ``crash_at``."""
+    if crash_at:
+        os.environ[CRASH_ENV] = crash_at
+    store = Store(url)
+    Agent(store, load_policy_text(policy), NoNewWindows()).run_once()
     store.close()

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from agent_helpers import MODEL, persistent_windows, send_records, tagged_revisions
+from crash_agent import one_pass
 
 from mlwarden.agent.loop import Agent
 from mlwarden.agent.monitor_source import NoNewWindows
@@ -21,23 +21,34 @@ from mlwarden.store.incidents import AgentRepo
 from mlwarden.store.journal import ActionJournal
 from mlwarden.store.repository import Store
 
-HERE = Path(__file__).parent
 POLICY = "defaults: {approval: {from_severity_actions: []}}"
 
 
-def run_agent(url: str, crash_at: str | None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash_at:
-        env[CRASH_ENV] = crash_at
-    done = subprocess.run(
-        [sys.executable, str(HERE / "crash_agent.py"), url, POLICY],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode in (0, -signal.SIGKILL), done.stderr
-    return done.returncode
+# The killed agents are forked from a server process that imported the agent once (per test
+# process): a new interpreter per kill would spend its seconds importing. Each still runs in a
+# process of its own, with nothing of the test's process (no open database connection), and dies
+# by SIGKILL at its step with no clean-up.
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["crash_agent"])
+
+
+def run_agent(url: str, crash_at: str) -> int:
+    """One agent pass in a process of its own, which SIGKILLs itself at step ``crash_at``."""
+    process = FORKS.Process(target=one_pass, args=(url, POLICY, crash_at))
+    process.start()
+    process.join(120)
+    assert process.exitcode in (0, -signal.SIGKILL), process.exitcode
+    return process.exitcode
+
+
+def restart_agent(url: str) -> None:
+    """One pass of a new agent on a new store over the killed agent's database: all it knows is
+    in the database, as after a restart. In this process (a second interpreter would only add
+    its seconds of imports): the test process never ran the killed agent, and an error fails
+    the test as a non-zero exit would."""
+    assert os.environ.get(CRASH_ENV) is None
+    with Store(url) as store:
+        Agent(store, load_policy_text(POLICY), NoNewWindows()).run_once()
 
 
 @pytest.mark.slow
@@ -52,7 +63,7 @@ def test_fallback_survives_a_kill_at_every_step(
     (action,) = [a for a in journal.list() if a["kind"] == "fallback"]
     expected = {"journaled": "pending", "started": "running", "changed": "running", "done": "done"}
     assert action["state"] == expected[step]
-    assert run_agent(url, None) == 0
+    restart_agent(url)
     Agent(store, load_policy_text(POLICY), NoNewWindows()).run_once()  # and once more
     actions = [a for a in journal.list() if a["kind"] == "fallback"]
     assert len(actions) == 1, "the action ran twice"
@@ -80,7 +91,7 @@ def test_retrain_killed_midway_is_finished_once(
     persistent_windows(store, "concept_drift", performance_drop=0.1)
     url = str(store.engine.url)
     assert run_agent(url, step) == -signal.SIGKILL
-    assert run_agent(url, None) == 0
+    restart_agent(url)
     (action,) = [a for a in ActionJournal(store).list() if a["kind"] == "retrain"]
     assert action["state"] == "done", action["error"]
     assert action["attempts"] == 2
@@ -104,7 +115,7 @@ def test_failed_action_after_a_crash_rolls_back(store: Store, deployed: dict) ->
     from mlwarden.domain import DeploymentState
 
     store.set_deployment(MODEL, DeploymentState(**state), actor="ops", reason="no fallback")
-    assert run_agent(url, None) == 0
+    restart_agent(url)
     (action,) = [a for a in ActionJournal(store).list() if a["kind"] == "fallback"]
     assert action["state"] == "failed"
     assert store.get_deployment(MODEL).live_version == deployed["v2"]  # type: ignore[union-attr]
