@@ -17,6 +17,7 @@ import pytest
 from agent_helpers import FEATURES, START, train
 from pydantic import ValidationError
 
+from empty_sqlite import migrated_sqlite
 from mlwarden.agent.loop import Agent, default_source
 from mlwarden.agent.monitor_source import MonitorSource
 from mlwarden.agent.remedies.retrain import dump_estimator
@@ -152,12 +153,14 @@ def run_passes(store: Store, source: MonitorSource, elec: pd.DataFrame, passes: 
     return summaries
 
 
-@pytest.fixture()
-def one_process(tmp_path: Path, elec: pd.DataFrame) -> dict[str, Any]:
-    """The fleet's passes with the monitors in the agent's process (SQLite)."""
-    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory, elec: pd.DataFrame) -> dict[str, Any]:
+    """The fleet's passes with the monitors in the agent's process (SQLite): what both cases of
+    the comparison below compare with, made once (the cases keep to one test process)."""
+    folder = tmp_path_factory.mktemp("one_process")
+    store = Store(migrated_sqlite(folder / "one.db"))
     try:
-        run_passes(store, MonitorSource(store, fleet_settings(tmp_path)), elec, 5)
+        run_passes(store, MonitorSource(store, fleet_settings(folder)), elec, 5)
         return decided(store)
     finally:
         store.close()
@@ -170,6 +173,7 @@ def any_store(database_url: str) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.mark.xdist_group("agent_workers_one_process")
 def test_two_workers_store_and_decide_what_one_process_does(
     any_store: Store, one_process: dict[str, Any], elec: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -192,7 +196,7 @@ def test_a_worker_killed_mid_pass_loses_no_window(
     time, that model fails the pass (the one a worker was closing when it stopped is taken for
     its cause) and is closed on the next; asked three at a time, each of the three is asked
     again alone from a new worker, and none fails."""
-    store = Store(f"sqlite:///{tmp_path / 'pool.db'}")
+    store = Store(migrated_sqlite(tmp_path / "pool.db"))
     source = PooledSource(store, fleet_settings(tmp_path), workers=2)
     monkeypatch.setattr(source, "chunk_size", lambda _requests: chunk)
     live = seed(store, elec)
@@ -238,7 +242,7 @@ def test_the_workers_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         with pytest.raises(ValidationError, match="agent_workers"):
             Settings()
     monkeypatch.delenv("MLWARDEN_AGENT_WORKERS")
-    file_store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    file_store = Store(migrated_sqlite(tmp_path / "x.db"))
     memory_store = Store("sqlite://")
     try:
         pooled = default_source(file_store, Settings(agent_workers=2))
