@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlwarden.errors import InvalidInput
-from mlwarden.stats.profile import Columns
+from mlwarden.stats.profile import Columns, parsed_timestamps
 
 __all__ = [
     "LabelJoiner",
@@ -70,9 +70,7 @@ def timestamps_of(column: pd.Series) -> pd.Series:
     """A column as UTC timestamps: datetimes, ISO strings or epoch seconds; NaT when unreadable."""
     if column.dtype.kind in "iuf":
         return pd.to_datetime(column, unit="s", utc=True, errors="coerce")
-    if isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC":
-        return column  # UTC timestamps already (the stored records' columns): nothing to parse
-    return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+    return parsed_timestamps(column)
 
 
 def iter_windows(

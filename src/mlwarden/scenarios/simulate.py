@@ -416,7 +416,7 @@ class Simulation:
             marks.append((time.perf_counter(), time.process_time()))
             # the modules, models and store the setup left are walked by no collection of the
             # stream, and its short-lived rows are mostly gone before a pass could walk them
-            # (collections took 1.5 of its 11 s CPU on a busy machine: docs/benchmarks.md)
+            # (collections took 1.4-1.5 of its 11.7-12.1 s CPU: docs/benchmarks.md)
             with frozen_heap(young=STREAM_YOUNG_GENERATION):
                 timeline = asyncio.run(self._stream())
                 marks.append((time.perf_counter(), time.process_time()))

@@ -1141,16 +1141,20 @@ def _count_errors(col: Any) -> int:
     return int(sum(1 for v in present.tolist() if v not in ("", False, 0)))
 
 
+def parsed_timestamps(series: pd.Series) -> pd.Series:
+    """Datetimes or date texts as UTC timestamps (NaT when unreadable); a column of UTC
+    timestamps already (the stored records') as it is, with no parsing."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype) and str(series.dtype.tz) == "UTC":
+        return series
+    return pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+
+
 def _time_range(col: Any) -> tuple[float | None, float | None]:
     series = col.to_pandas() if isinstance(col, pl.Series) else pd.Series(col)
     if series.dtype.kind in "iuf":
         values = series.to_numpy(dtype=float, na_value=np.nan)
     else:
-        utc = isinstance(series.dtype, pd.DatetimeTZDtype) and str(series.dtype.tz) == "UTC"
-        # UTC timestamps already (the stored records' column) need no parsing
-        stamps = (
-            series if utc else pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
-        )
+        stamps = parsed_timestamps(series)
         # Unit-agnostic (pandas 3 may hold microseconds): seconds since the epoch.
         seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         values = seconds.to_numpy(dtype=float, na_value=np.nan)
