@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,6 +265,12 @@ def test_training_is_logged_to_mlflow_only_when_a_tracking_server_is_named(
     artifacts = tmp_path / "mlflow-artifacts"
     assert run.info.artifact_uri.startswith(artifacts.as_uri())
     assert list(artifacts.rglob("MLmodel")), "the logged model's files are beside the database"
+    # what the model needs to load, pinned to what trained it, named without MLflow's inference
+    (requirements,) = artifacts.rglob("requirements.txt")
+    pins = dict(line.split("==") for line in requirements.read_text().splitlines())
+    assert pins["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert pins["numpy"] == importlib.metadata.version("numpy")
+    assert pins["skops"] == importlib.metadata.version("skops")  # MLflow 3: skops files
     again = assistant.handle("train a classifier on titanic to predict Survived", talk)
     second = mlflow.MlflowClient(tracking).get_run(again.result["mlflow_run"])
     assert second.info.experiment_id == run.info.experiment_id  # one experiment, found again

@@ -176,6 +176,8 @@ def test_a_model_registered_in_mlflow_is_imported_as_a_safe_version(
             registered_model_name="titanic-mlflow",
             # MLflow 3 stores scikit-learn models with skops too, and asks which types to trust
             skops_trusted_types=["numpy.dtype"],
+            # named: MLflow would infer them by loading the model in a subprocess (about 5 s)
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
     reference = tmp_path / "reference.csv"
     pd.concat([X, y], axis=1).iloc[:400].to_csv(reference, index=False)

@@ -17,12 +17,13 @@ which lets the gateway feed an array in the model's column order for all-numeric
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 import math
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,6 +540,31 @@ def _main_metric(metrics: Mapping[str, float]) -> tuple[str, float] | None:
 MLFLOW_EXPERIMENT = "mlwarden-assistant"
 
 
+def model_requirements(types: Iterable[str], base: Iterable[str] = ()) -> list[str]:
+    """The pip requirements of a model whose objects have the qualified ``types``
+    (``sklearn.pipeline.Pipeline``, ``lightgbm.sklearn.LGBMClassifier``): each installed
+    distribution that provides one of their top-level modules, pinned to its version, with
+    ``base``. Python's own modules (``builtins``) have no distribution and add nothing.
+
+    >>> named = model_requirements(["sklearn.pipeline.Pipeline", "numpy.dtype", "builtins.int"])
+    >>> [requirement.split("==")[0] for requirement in named]
+    ['numpy', 'scikit-learn']
+    """
+    providers = importlib.metadata.packages_distributions()
+    named = {
+        dist: _pinned(dist) for name in types for dist in providers.get(name.split(".")[0], [])
+    }
+    # a requirement of ``base`` replaces the pin of its distribution
+    named |= {
+        re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]: requirement for requirement in base
+    }
+    return sorted(named.values())
+
+
+def _pinned(distribution: str) -> str:
+    return f"{distribution}=={importlib.metadata.version(distribution)}"
+
+
 def log_to_mlflow(
     run_name: str,
     params: Mapping[str, Any],
@@ -559,16 +585,24 @@ def log_to_mlflow(
         return None
     import mlflow
 
+    from mlwarden.registry.artifacts import dump_model, skops_trusted_types
     from mlwarden.registry.mlflow import artifact_location
 
     flat = {k: str(v)[:500] for k, v in params.items()}
-    options: dict[str, Any] = {}
-    if "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters:
-        # MLflow 3 stores the model with skops and asks which of its types to trust: those
-        # mlwarden's own loader trusts, for a model trained right here
-        from mlwarden.registry.artifacts import dump_model, skops_trusted_types
-
-        options["skops_trusted_types"] = skops_trusted_types(dump_model(estimator))
+    types = skops_trusted_types(dump_model(estimator))
+    # MLflow 3 stores the model with skops and asks which of its types to trust (those
+    # mlwarden's own loader trusts, for a model trained right here); MLflow 2 cloudpickles it
+    skops = "skops_trusted_types" in inspect.signature(mlflow.sklearn.log_model).parameters
+    defaults = (
+        mlflow.sklearn.get_default_pip_requirements(include_skops=True)
+        if skops
+        else mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)
+    )
+    # Named, not inferred: MLflow's inference loads the model again in a subprocess to see
+    # what it imports, about 5 s of every training logged (docs/benchmarks.md)
+    options: dict[str, Any] = {"pip_requirements": model_requirements(types, defaults)}
+    if skops:
+        options |= {"serialization_format": "skops", "skops_trusted_types": types}
     client = mlflow.MlflowClient(uri)
     found = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
     experiment = (
