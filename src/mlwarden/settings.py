@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # the integration key of a PagerDuty service, for policies with alert.format pagerduty
     pagerduty_routing_key: SecretStr | None = None
+    # how often an open dashboard page asks the server what changed (its numbers, charts,
+    # an investigation's progress); every open page of every viewer asks this often
+    ui_refresh_s: float = Field(default=5.0, ge=0.2, le=3_600.0)
     # a folder of the user's own playbooks (YAML), besides the bundled ones
     playbooks_dir: Path | None = None
 

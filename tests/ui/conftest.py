@@ -50,6 +50,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         database_url=f"sqlite:///{folder / 'mlwarden.db'}",
         auth=True,
         write_flush_interval_s=0.05,
+        ui_refresh_s=1.0,  # the live updates the walk waits for: every second, not every 5 s
     )
     store = Store(settings.resolved_database_url)
     tokens = {

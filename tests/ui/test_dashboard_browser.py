@@ -216,6 +216,12 @@ def test_live_update_changes_a_number_without_reload(
     assert last is not None and last >= 8  # the fleet's 8 windows, and any a test added
     cell = page.locator('tr[data-model="elec-eu"] [data-field="last_window"]')
     expect(cell).to_have_text(str(last))
+    # the page asks as often as the server's setting says (ui_refresh_s=1 here, 5 s by default)
+    live = (page.locator("#fleet").get_attribute("data-live-url") or "?").split("?")[0]
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if live in r.url else None)
+    page.wait_for_timeout(3_500)
+    assert len(asked) >= 3, asked
     page.evaluate("window.__not_reloaded = true")
     repo.save_window(
         "elec-eu",

@@ -33,6 +33,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         auth=True,
         agent_policy=policy,
         agent_in_server=False,
+        ui_refresh_s=1.0,  # the investigation's page asks for its progress every second
     )
     with Store(settings.resolved_database_url) as store:
         tokens = {"operator": store.create_token("olivia", "operator")}
@@ -70,7 +71,7 @@ def test_an_operator_investigates_a_url_and_sees_it_progress_to_its_finding(
         page.fill("input[name=baseline]", "150")
         page.fill("input[name=windows]", "3")
         page.fill("input[name=window_size]", "60")
-        page.fill("input[name=rate_per_s]", "25")  # ~13 s: the page polls every 5 s
+        page.fill("input[name=rate_per_s]", "60")  # ~6 s: the page asks every second
         page.click("#investigate")
         expect(page).to_have_url(re.compile(r"/ui/investigations/1\?msg="))
         expect(page.locator(".flash")).to_have_text("Investigation #1 started: 330 probes.")

@@ -57,6 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
         data_dir=folder / "data",
         database_url=f"sqlite:///{result.out / 'simulation.db'}",
         auth=False,
+        ui_refresh_s=1.0,  # the pages' live updates, waited for below: every second
     )
     store = Store(settings.resolved_database_url)
     server = BackgroundServer(create_app(settings, store)).start()

@@ -234,7 +234,12 @@ def render(
     response = templates.TemplateResponse(
         request,
         template,
-        {"session": session, "prefix": PREFIX, **context},
+        {
+            "session": session,
+            "prefix": PREFIX,
+            "refresh_ms": round(state.settings.ui_refresh_s * 1000),
+            **context,
+        },
         status_code=http_status,
     )
     response.headers["Cache-Control"] = "no-store"

@@ -2,7 +2,8 @@
    (uirevision keeps the user's zoom across updates). No framework, nothing loaded from outside. */
 "use strict";
 (function () {
-  const POLL_MS = 5000;
+  // how often the live parts ask the server (Settings.ui_refresh_s)
+  const POLL_MS = Number(document.body.dataset.refreshMs) || 5000;
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
   const COLORS = ["#1f6feb", "#d97706", "#059669", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777"];
   const DASHES = ["solid", "dash", "dot", "dashdot", "longdash"];
