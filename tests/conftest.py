@@ -35,6 +35,16 @@ os.environ.setdefault("MLWARDEN_AGENT_WORKERS", "1")
 PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (``make test``) starts one worker more than this process may use cores: most
+    of the suite's time is spent waiting on servers, browsers, subprocesses and probes, and with
+    one worker a core the suite used 1.5 of 2 cores (docs/benchmarks.md). The environment's
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set (read by xdist's own hook)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep each ``xdist_group`` on one worker under ``--dist loadgroup`` (``make test``).
@@ -53,6 +63,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         }
         if names and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(names))}")
+    _long_modules_first(items)
+
+
+def _long_modules_first(items: list[pytest.Item]) -> None:
+    """Hand the workers the modules that hold a ``slow`` test or an ``xdist_group`` first (in
+    their order, each module's tests together, so module fixtures are built once), the rest
+    after: xdist gives out tests in collection order, and tests/ui's browser walks, collected
+    last, ran at the end on one worker while the other had nothing left."""
+    long_modules = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)
 
 
 @pytest.fixture(scope="session")

@@ -173,6 +173,7 @@ def any_store(database_url: str) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("agent_workers_one_process")
 def test_two_workers_store_and_decide_what_one_process_does(
     any_store: Store, one_process: dict[str, Any], elec: pd.DataFrame, tmp_path: Path
@@ -188,6 +189,7 @@ def test_two_workers_store_and_decide_what_one_process_does(
     assert pooled == one_process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_a_worker_killed_mid_pass_loses_no_window(
     tmp_path: Path, elec: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, chunk: int

@@ -33,6 +33,7 @@ def test_background_servers_bind_a_port_the_kernel_picks(tmp_path: Path) -> None
             assert httpx.get(server.url + "/health", timeout=30).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_server_process_whose_port_was_taken_meanwhile_moves_to_another(
     tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

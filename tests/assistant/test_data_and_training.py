@@ -240,6 +240,7 @@ def test_executor_flow_on_a_real_store(
     assert {row["metric"] for row in compared.result["metrics"]} >= {"accuracy", "r2"}
 
 
+@pytest.mark.slow
 def test_training_is_logged_to_mlflow_only_when_a_tracking_server_is_named(
     assistant: Assistant, talk: Conversation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
