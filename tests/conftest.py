@@ -25,6 +25,7 @@ from _pytest.nodeid import NodeId
 from sqlalchemy import create_engine, inspect, text
 
 from empty_sqlite import migrated_sqlite
+from mlwarden.settings import cores
 from mlwarden.store import Store
 
 # The agent closes windows in the agent's own process unless a test asks for worker processes
@@ -38,11 +39,11 @@ PG_SERVER = os.environ.get("MLWARDEN_TEST_PG", "postgresql+psycopg://postgres@12
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` (``make test``) starts one worker more than this process may use cores: most
     of the suite's time is spent waiting on servers, browsers, subprocesses and probes, and with
-    one worker a core the suite used 1.5 of 2 cores (docs/benchmarks.md). The environment's
+    one worker a core the suite kept 1.3-1.4 of 2 cores busy (docs/benchmarks.md). The environment's
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set (read by xdist's own hook)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return len(os.sched_getaffinity(0)) + 1
+    return cores() + 1
 
 
 @pytest.hookimpl(trylast=True)
