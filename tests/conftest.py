@@ -73,11 +73,11 @@ def _long_modules_first(items: list[pytest.Item]) -> None:
     after: xdist gives out tests in collection order, and tests/ui's browser walks, collected
     last, ran at the end on one worker while the other had nothing left."""
     long_modules = {
-        item.nodeid.split("::")[0]
+        item.path
         for item in items
         if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")
     }
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)
+    items.sort(key=lambda item: item.path not in long_modules)
 
 
 @pytest.fixture(scope="session")

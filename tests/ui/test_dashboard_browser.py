@@ -219,8 +219,14 @@ def test_live_update_changes_a_number_without_reload(
     # the page asks as often as the server's setting says (ui_refresh_s=1 here, 5 s by default)
     live = (page.locator("#fleet").get_attribute("data-live-url") or "?").split("?")[0]
     asked: list[str] = []
-    page.on("request", lambda r: asked.append(r.url) if live in r.url else None)
+
+    def count(request: Any) -> None:
+        if live in request.url:
+            asked.append(request.url)
+
+    page.on("request", count)
     page.wait_for_timeout(3_500)
+    page.remove_listener("request", count)  # the walk's page lives on through later tests
     assert len(asked) >= 3, asked
     page.evaluate("window.__not_reloaded = true")
     repo.save_window(
