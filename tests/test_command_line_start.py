@@ -4,8 +4,10 @@ uses when it runs, so ``mlwarden --help``, ``mlwarden agent ...`` or a typo answ
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("numpy", "pandas", "polars", "scipy", "sklearn", "sqlalchemy", "mlwarden.monitor.lake")
 
@@ -34,3 +36,30 @@ def test_every_command_is_listed_and_the_lake_defaults_are_shown() -> None:
     for command in ("serve", "agent", "profile", "backtest", "simulate", "demo", "investigate"):
         assert command in listed
     assert "200000" in run("profile", "--help")  # monitor.lake_options.DEFAULT_LAYOUT_ROWS
+
+
+def test_a_setting_that_does_not_validate_is_named_before_any_command_starts(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {
+        **os.environ,
+        "MLWARDEN_UI_REFRESH_S": "0",
+        "MLWARDEN_PORT": "eighty",
+        "MLWARDEN_DATA_DIR": str(data_dir),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mlwarden.cli.main", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "error: MLWARDEN_PORT='eighty': Input should be a valid integer, "
+        "unable to parse string as an integer",
+        "error: MLWARDEN_UI_REFRESH_S='0': Input should be greater than or equal to 0.2",
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not data_dir.exists()  # nothing started, nothing created
